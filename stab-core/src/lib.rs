@@ -1,0 +1,43 @@
+//! # stab-core
+//!
+//! The vocabulary every other stab crate speaks, and the contracts users rely on
+//! (`shared/docs/design.md` §3–5). This crate depends on no other stab crate.
+//!
+//! * [`recipe`] — the TOML recipe schema, with key-precise errors ([`Recipe`]).
+//! * [`plan`] — expansion of a recipe into independent grid cells ([`RunSpec`], [`Plan`]).
+//! * [`record`] — the result record appended per finished run ([`RunRecord`]).
+//! * [`store`] — the append-only JSONL results store with resume ([`ResultsStore`]).
+//! * [`registry`] — `inventory` registries of methods, tasks and synthetic studies.
+//! * [`study`] — the trait a synthetic study plugin implements ([`SyntheticStudy`]).
+//! * [`seed`] — stable hashing and seed derivation ([`stable_hash`], [`derive_seed`]).
+//! * [`error`] — [`InputError`], the "bad input" error class (exit code 2).
+//! * [`suggest`] — did-you-mean lookups ([`nearest`]).
+
+pub mod error;
+pub mod params;
+pub mod plan;
+pub mod recipe;
+pub mod record;
+pub mod registry;
+pub mod seed;
+pub mod shard;
+pub mod store;
+pub mod study;
+pub mod suggest;
+pub mod synthetic;
+
+pub use error::InputError;
+pub use params::{MethodParams, ParamKind, ParamSpec};
+pub use plan::{Plan, RunSpec};
+pub use recipe::{Recipe, RecipeKind};
+pub use record::RunRecord;
+pub use registry::{MethodEntry, StudyEntry, TaskEntry};
+pub use seed::{derive_seed, stable_hash};
+pub use shard::Shard;
+pub use store::ResultsStore;
+pub use study::{StudyOutcome, SyntheticStudy};
+pub use suggest::nearest;
+pub use synthetic::SyntheticSettings;
+
+/// Version string written into every record (`stab_version`).
+pub const STAB_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,402 @@
+//! Expansion of a recipe into its grid of independent runs (design.md §6–7).
+//!
+//! Fine-tuning: tasks × methods × seeds × `[sweep]` values. Synthetic: one run per
+//! (study, factor value). Each [`RunSpec`] carries every setting that affects its result,
+//! and its `run_id` is a stable hash of exactly those settings, so resuming, sharding and
+//! merging stores are all keyed on it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InputError;
+use crate::params::{resolve_params, MethodParams};
+use crate::recipe::{DataSection, ModelSection, Recipe, RecipeKind, TrainMode, TrainSection};
+use crate::registry;
+use crate::seed::stable_hash;
+use crate::synthetic::{SyntheticSettings, SyntheticTable};
+
+/// One grid cell: everything needed to execute one run, and its stable id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub run_id: String,
+    pub recipe: String,
+    pub kind: RecipeKind,
+    /// Task name; `synthetic` for the synthetic studies.
+    pub task: String,
+    /// Method name; for synthetic runs, the factor studied.
+    pub method: String,
+    pub method_params: MethodParams,
+    pub seed: u64,
+    pub mode: Option<TrainMode>,
+    /// The swept keys and this cell's values (for synthetic runs: the factor and its value).
+    pub sweep: BTreeMap<String, serde_json::Value>,
+    pub model: Option<ModelSection>,
+    pub data: Option<DataSection>,
+    pub train: Option<TrainSection>,
+    pub synthetic: Option<SyntheticSettings>,
+}
+
+/// The ordered runs of one recipe.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub recipe: String,
+    pub kind: RecipeKind,
+    pub runs: Vec<RunSpec>,
+}
+
+impl RunSpec {
+    /// Compute the stable id: `<label>-<16 hex digits of the settings hash>`.
+    fn with_id(mut self, label: &str) -> Self {
+        let mut canon = serde_json::to_value(&self).expect("RunSpec serialises");
+        if let Some(obj) = canon.as_object_mut() {
+            obj.remove("run_id");
+            obj.remove("recipe");
+        }
+        let hash = stable_hash(canon.to_string().as_bytes());
+        let label: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .collect();
+        self.run_id = format!("{label}-{hash:016x}");
+        self
+    }
+
+    /// The shard (0-based) this run belongs to among `n` shards: by hash of the run id.
+    pub fn shard(&self, n: usize) -> usize {
+        (stable_hash(self.run_id.as_bytes()) % n as u64) as usize
+    }
+}
+
+impl Plan {
+    /// Validate a recipe against the registries and expand its grid.
+    pub fn from_recipe(recipe: &Recipe) -> Result<Self, InputError> {
+        let runs = match recipe.kind() {
+            RecipeKind::Synthetic => plan_synthetic(recipe)?,
+            RecipeKind::Finetune => plan_finetune(recipe)?,
+        };
+        let mut seen = std::collections::HashSet::new();
+        let runs: Vec<RunSpec> = runs.into_iter().filter(|r| seen.insert(r.run_id.clone())).collect();
+        Ok(Plan { recipe: recipe.name().to_string(), kind: recipe.kind(), runs })
+    }
+
+    /// The runs of shard `index` (0-based) of `count`.
+    pub fn shard(&self, index: usize, count: usize) -> Vec<&RunSpec> {
+        self.runs.iter().filter(|r| r.shard(count) == index).collect()
+    }
+}
+
+fn overlay(s: &mut SyntheticSettings, t: &SyntheticTable) {
+    macro_rules! set {
+        ($($f:ident),*) => { $( if let Some(v) = &t.$f { s.$f = v.get_ref().clone(); } )* };
+    }
+    set!(datasets, points, dim, steps, checkpoints, loo_samples, heads, init_std, mu, svm_c, svm_tol, gd_loo, seed);
+    let margin = t.margin.as_ref().map_or(s.margin, |v| *v.get_ref());
+    let bound = t.bound.as_ref().map_or(s.bound, |v| *v.get_ref());
+    s.set_margin_and_bound(margin, bound);
+}
+
+fn plan_synthetic(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
+    let top = recipe.body.synthetic.as_ref().expect("shape checked");
+    let entries: Vec<(&SyntheticTable, String)> = match &top.studies {
+        Some(list) if !list.is_empty() => {
+            if top.factor.is_some() || top.values.is_some() {
+                return Err(recipe
+                    .error("synthetic.factor", "use either `factor` in [synthetic] or [[synthetic.studies]], not both")
+                    .hint("move `factor`/`values` into a [[synthetic.studies]] entry"));
+            }
+            list.iter().enumerate().map(|(i, t)| (t, format!("synthetic.studies[{i}]"))).collect()
+        }
+        Some(_) => return Err(recipe.error("synthetic.studies", "`studies` is empty").hint("add at least one [[synthetic.studies]] entry with a factor")),
+        None => vec![(top, "synthetic".to_string())],
+    };
+    let mut runs = Vec::new();
+    for (table, path) in entries {
+        if table.studies.is_some() {
+            return Err(recipe.error(&format!("{path}.studies"), "studies cannot be nested"));
+        }
+        let Some(factor) = &table.factor else {
+            let names: Vec<&str> = registry::studies().iter().map(|e| e.factor).collect();
+            return Err(recipe
+                .error(&path, "missing `factor`")
+                .hint(format!("set factor to one of: {}", names.join(", "))));
+        };
+        let study = registry::study(factor.get_ref()).map_err(|e| {
+            let mut located = recipe.error_at(factor.span(), &format!("{path}.factor"), e.message);
+            located.hint = e.hint;
+            located
+        })?;
+        let steps = table.steps.as_ref().or(top.steps.as_ref()).map_or(study.default_steps(), |s| *s.get_ref());
+        let mut base = SyntheticSettings::defaults(study.factor(), steps);
+        if !std::ptr::eq(table, top) {
+            overlay(&mut base, top);
+        }
+        overlay(&mut base, table);
+        let explicit_checkpoints = table.checkpoints.is_some() || top.checkpoints.is_some();
+        if !explicit_checkpoints {
+            base.checkpoints = SyntheticSettings::default_checkpoints(base.steps);
+        }
+        check_base(recipe, &path, table, top, &base)?;
+        let values = match &table.values {
+            Some(v) if v.get_ref().is_empty() => {
+                return Err(recipe
+                    .error_at(v.span(), &format!("{path}.values"), "`values` is empty")
+                    .hint(format!(
+                        "list at least one value, e.g. values = {:?} (the paper's), or omit `values`",
+                        study.default_values()
+                    )));
+            }
+            Some(v) => v.get_ref().clone(),
+            None => study.default_values(),
+        };
+        for value in values {
+            let settings = study.apply(&base, value).map_err(|m| {
+                let span = table.values.as_ref().map(|v| v.span());
+                let key = format!("{path}.values");
+                match span {
+                    Some(span) => recipe.error_at(span, &key, m),
+                    None => recipe.error(&key, m),
+                }
+                .hint("change the value, or the fixed settings it combines with")
+            })?;
+            let mut sweep = BTreeMap::new();
+            sweep.insert(study.factor().to_string(), serde_json::json!(value));
+            let spec = RunSpec {
+                run_id: String::new(),
+                recipe: recipe.name().to_string(),
+                kind: RecipeKind::Synthetic,
+                task: "synthetic".to_string(),
+                method: study.factor().to_string(),
+                method_params: MethodParams::new(),
+                seed: settings.seed,
+                mode: None,
+                sweep,
+                model: None,
+                data: None,
+                train: None,
+                synthetic: Some(settings),
+            };
+            runs.push(spec.with_id(&format!("{}-{}", study.factor(), value)));
+        }
+    }
+    Ok(runs)
+}
+
+/// Checks of the fixed settings that hold whatever the factor value.
+fn check_base(
+    recipe: &Recipe,
+    path: &str,
+    table: &SyntheticTable,
+    top: &SyntheticTable,
+    s: &SyntheticSettings,
+) -> Result<(), InputError> {
+    let at = |key: &str, span: Option<std::ops::Range<usize>>, msg: String| {
+        let full = format!("{path}.{key}");
+        match span {
+            Some(sp) => recipe.error_at(sp, &full, msg),
+            None => recipe.error(&full, msg),
+        }
+    };
+    macro_rules! span {
+        ($f:ident) => {
+            table.$f.as_ref().or(top.$f.as_ref()).map(|v| v.span())
+        };
+    }
+    if s.factor != "margin" && s.margin >= s.bound {
+        let span = span!(margin).or(span!(bound));
+        return Err(at("margin", span, format!("margin γ = {} must be smaller than bound B = {}", s.margin, s.bound))
+            .hint("the balls have radius (B − γ)/2 > 0; e.g. margin = 0.5, bound = 3"));
+    }
+    if s.factor != "margin" && s.margin <= 0.0 {
+        return Err(at("margin", span!(margin), format!("margin γ = {} must be positive", s.margin)).hint("e.g. margin = 0.5"));
+    }
+    if s.datasets == 0 {
+        return Err(at("datasets", span!(datasets), "datasets must be at least 1".into()).hint("the paper uses 500"));
+    }
+    if s.points < 4 {
+        return Err(at("points", span!(points), format!("points = {} is too few; need at least 4", s.points)).hint("the paper uses 2000"));
+    }
+    if s.dim == 0 || s.dim > 64 {
+        return Err(at("dim", span!(dim), format!("dim = {} is out of range; expected 1..=64", s.dim)).hint("the default is 2"));
+    }
+    if s.heads == 0 {
+        return Err(at("heads", span!(heads), "heads must be at least 1".into()));
+    }
+    if s.svm_c <= 0.0 || s.svm_tol <= 0.0 || s.mu < 0.0 || s.init_std < 0.0 {
+        return Err(at("svm_c", None, "svm_c and svm_tol must be positive, mu and init_std non-negative".into()));
+    }
+    let cps = &s.checkpoints;
+    if cps.iter().any(|&t| t == 0 || t > s.steps) || cps.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(at("checkpoints", span!(checkpoints), format!("checkpoints {cps:?} must increase strictly within 1..={}", s.steps))
+            .hint("e.g. checkpoints = [10, 100, 1000] with steps = 1000"));
+    }
+    Ok(())
+}
+
+/// The sections a sweep key may address, with their TOML form for generic assignment.
+fn set_path(value: &mut toml::Value, field: &str, v: &toml::Value) -> bool {
+    match value.as_table_mut() {
+        Some(t) => {
+            t.insert(field.to_string(), v.clone());
+            true
+        }
+        None => false,
+    }
+}
+
+fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
+    let b = &recipe.body;
+    let model = b.model.clone().expect("shape checked");
+    let data = b.data.clone().expect("shape checked");
+    let train = b.train.clone().unwrap_or_default();
+    if data.tasks.is_empty() {
+        return Err(recipe.error("data.tasks", "`tasks` is empty").hint("e.g. tasks = [\"rte\", \"cb\"]"));
+    }
+    for task in &data.tasks {
+        registry::task(task).map_err(|e| {
+            let mut located = recipe.error("data.tasks", e.message);
+            located.hint = e.hint;
+            located
+        })?;
+    }
+    // Methods: name + parameters validated by the plugin's declared schema.
+    let mut methods = Vec::new();
+    for (i, table) in b.methods.iter().enumerate() {
+        let line = recipe.line_of(table.span().start);
+        let mut params = table.get_ref().clone();
+        let name = match params.remove("name") {
+            Some(toml::Value::String(s)) => s,
+            _ => {
+                return Err(InputError::new(format!("methods[{i}] has no `name`"))
+                    .file(recipe.file.clone())
+                    .line(Some(line))
+                    .key(format!("methods[{i}].name"))
+                    .hint("e.g. name = \"mhloss\""))
+            }
+        };
+        let entry = registry::method(&name).map_err(|e| {
+            InputError { file: Some(recipe.file.clone()), line: Some(line), key: Some(format!("methods[{i}].name")), ..e }
+        })?;
+        let owner = format!("methods[{i}] ({name})");
+        let resolved = resolve_params(&owner, entry.params, &params).map_err(|e| {
+            let key = e.key.clone().unwrap_or_default();
+            let param_line = recipe.source.lines().enumerate().skip(line).find(|(_, l)| {
+                l.trim_start().starts_with(&key) && l.contains('=')
+            });
+            InputError {
+                file: Some(recipe.file.clone()),
+                line: Some(param_line.map_or(line, |(n, _)| n + 1)),
+                key: Some(format!("methods[{i}].{key}")),
+                ..e
+            }
+        })?;
+        (entry.validate)(&resolved).map_err(|m| {
+            InputError::new(format!("{owner}: {m}")).file(recipe.file.clone()).line(Some(line)).key(format!("methods[{i}]"))
+        })?;
+        methods.push((name, resolved));
+    }
+    // Sweep: cartesian product over keys, each key addressing a section field or a
+    // method parameter (`mmr.alpha`).
+    let mut cells: Vec<Vec<(String, toml::Value)>> = vec![Vec::new()];
+    for (key, values) in &b.sweep {
+        if values.get_ref().is_empty() {
+            return Err(recipe.error_at(values.span(), &format!("sweep.{key}"), "sweep values are empty").hint("list at least one value"));
+        }
+        let (head, field) = key.split_once('.').ok_or_else(|| {
+            recipe.error_at(values.span(), &format!("sweep.{key}"), format!("sweep key `{key}` must be `section.key`"))
+                .hint("e.g. \"train.lr\" = [1e-5, 2e-5], or \"mmr.alpha\" = [0.1, 1, 10]")
+        })?;
+        let known_section = ["train", "data", "model"].contains(&head);
+        if !known_section && !methods.iter().any(|(n, _)| n == head) {
+            let mut options = vec!["train", "data", "model"];
+            options.extend(methods.iter().map(|(n, _)| n.as_str()));
+            return Err(recipe
+                .error_at(values.span(), &format!("sweep.{key}"), format!("sweep key `{key}` addresses `{head}`, which is neither a section nor a method of this recipe{}", crate::suggest::did_you_mean(head, options.iter().copied())))
+                .hint("sweep keys look like \"train.lr\" or \"<method>.<param>\""));
+        }
+        let _ = field;
+        cells = cells
+            .into_iter()
+            .flat_map(|cell| {
+                values.get_ref().iter().map(move |v| {
+                    let mut c = cell.clone();
+                    c.push((key.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect();
+    }
+    let mut runs = Vec::new();
+    for cell in &cells {
+        let mut train_v = toml::Value::try_from(&train).expect("train serialises");
+        let mut data_v = toml::Value::try_from(&data).expect("data serialises");
+        let mut model_v = toml::Value::try_from(&model).expect("model serialises");
+        let mut method_overrides: Vec<(&str, &str, &toml::Value)> = Vec::new();
+        for (key, v) in cell {
+            let (head, field) = key.split_once('.').expect("checked");
+            match head {
+                "train" => set_path(&mut train_v, field, v),
+                "data" => set_path(&mut data_v, field, v),
+                "model" => set_path(&mut model_v, field, v),
+                _ => {
+                    method_overrides.push((head, field, v));
+                    true
+                }
+            };
+        }
+        let sweep_err = |section: &str, e: toml::de::Error| {
+            recipe.error(&format!("sweep.{section}"), format!("a swept value does not fit [{section}]: {}", e.message()))
+                .hint("sweep keys must name existing keys with values of their type")
+        };
+        let train_c: TrainSection = train_v.try_into().map_err(|e| sweep_err("train", e))?;
+        let data_c: DataSection = data_v.try_into().map_err(|e| sweep_err("data", e))?;
+        let model_c: ModelSection = model_v.try_into().map_err(|e| sweep_err("model", e))?;
+        for (mname, base_params) in &methods {
+            let mut params = base_params.clone();
+            let mut sweep = BTreeMap::new();
+            for (key, v) in cell {
+                let head = key.split_once('.').map(|(h, _)| h).unwrap_or("");
+                if ["train", "data", "model"].contains(&head) {
+                    sweep.insert(key.clone(), serde_json::to_value(v).unwrap_or_default());
+                }
+            }
+            for (head, field, v) in &method_overrides {
+                if head != mname {
+                    continue;
+                }
+                let entry = registry::method(mname).expect("validated");
+                let mut t = toml::Table::new();
+                t.insert(field.to_string(), (*v).clone());
+                let one = resolve_params(&format!("sweep `{head}.{field}`"), entry.params, &t)
+                    .map_err(|e| InputError { file: Some(recipe.file.clone()), key: Some(format!("sweep.{head}.{field}")), ..e })?;
+                params.insert(field.to_string(), one[*field].clone());
+                sweep.insert(format!("{head}.{field}"), serde_json::to_value(v).unwrap_or_default());
+            }
+            for task in &data_c.tasks {
+                for seed in train_c.seeds.values() {
+                    let mut d = data_c.clone();
+                    d.tasks = vec![task.clone()];
+                    let mut t = train_c.clone();
+                    t.seeds = crate::recipe::Seeds::List(vec![seed]);
+                    let spec = RunSpec {
+                        run_id: String::new(),
+                        recipe: recipe.name().to_string(),
+                        kind: RecipeKind::Finetune,
+                        task: task.clone(),
+                        method: mname.clone(),
+                        method_params: params.clone(),
+                        seed,
+                        mode: Some(t.mode),
+                        sweep: sweep.clone(),
+                        model: Some(model_c.clone()),
+                        data: Some(d),
+                        train: Some(t),
+                        synthetic: None,
+                    };
+                    runs.push(spec.with_id(&format!("{task}-{mname}-s{seed}")));
+                }
+            }
+        }
+    }
+    Ok(runs)
+}

@@ -1,0 +1,196 @@
+//! The append-only results store (design.md §5).
+//!
+//! `DIR/runs.jsonl` (or `runs.shard-I-of-N.jsonl`) holds one JSON object per finished run.
+//! A record is appended with a single `write` of the whole line and then fsynced, so a
+//! killed process leaves either the whole record or none of it. Nothing is ever rewritten:
+//! should a torn line exist (power loss mid-write), the next open terminates it with a
+//! newline and readers skip it with a warning; that run is simply run again.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::record::RunRecord;
+use crate::shard::Shard;
+
+/// An open store file, appended to as runs finish.
+#[derive(Debug)]
+pub struct ResultsStore {
+    dir: PathBuf,
+    path: PathBuf,
+    file: File,
+}
+
+/// Records read back from a store directory.
+#[derive(Debug, Default)]
+pub struct StoreContents {
+    /// Every well-formed record, in file then line order.
+    pub records: Vec<RunRecord>,
+    /// Lines that could not be parsed, as `file:line: reason`.
+    pub skipped: Vec<String>,
+}
+
+impl StoreContents {
+    /// The ids of finished runs.
+    pub fn finished(&self) -> HashSet<String> {
+        self.records.iter().map(|r| r.run_id.clone()).collect()
+    }
+
+    /// One record per run id (the latest written wins), ordered by run id.
+    pub fn latest(&self) -> Vec<RunRecord> {
+        let mut by_id: BTreeMap<&str, &RunRecord> = BTreeMap::new();
+        for r in &self.records {
+            by_id.insert(&r.run_id, r);
+        }
+        by_id.into_values().cloned().collect()
+    }
+}
+
+impl ResultsStore {
+    /// Open (creating if needed) the store file in `dir`: `runs.jsonl`, or the shard's own.
+    pub fn open(dir: &Path, shard: Option<Shard>) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create the results directory {}", dir.display()))?;
+        let name = shard.map_or_else(|| "runs.jsonl".to_string(), |s| s.store_file());
+        let path = dir.join(name);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)
+            .with_context(|| format!("cannot open the results store {}", path.display()))?;
+        let len = file.metadata()?.len();
+        if len > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::Start(len - 1))?;
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+                file.sync_data()?;
+            }
+        }
+        Ok(Self { dir: dir.to_path_buf(), path, file })
+    }
+
+    /// The file records are appended to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append one record as one line, then fsync. Returns once it is durable.
+    pub fn append(&mut self, record: &RunRecord) -> anyhow::Result<()> {
+        let mut line = serde_json::to_string(record).context("cannot serialise a run record")?;
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.sync_data())
+            .with_context(|| format!("cannot append to {}", self.path.display()))
+    }
+
+    /// `DIR/runs/<run_id>/`, created on demand, for a run's larger artifacts.
+    pub fn artifact_dir(&self, run_id: &str) -> anyhow::Result<PathBuf> {
+        let d = self.dir.join("runs").join(run_id);
+        std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+        Ok(d)
+    }
+
+    /// Read every `runs*.jsonl` in `dir` (a missing directory reads as empty).
+    pub fn read_dir(dir: &Path) -> anyhow::Result<StoreContents> {
+        let mut out = StoreContents::default();
+        let Ok(entries) = std::fs::read_dir(dir) else { return Ok(out) };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("runs") && n.ends_with(".jsonl"))
+            })
+            .collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
+            for (i, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<RunRecord>(line) {
+                    Ok(r) => out.records.push(r),
+                    Err(e) => out.skipped.push(format!("{}:{}: {e}", f.display(), i + 1)),
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::RecipeKind;
+
+    fn record(id: &str) -> RunRecord {
+        RunRecord {
+            run_id: id.into(),
+            recipe: "r".into(),
+            kind: RecipeKind::Synthetic,
+            task: "synthetic".into(),
+            method: "margin".into(),
+            method_params: Default::default(),
+            seed: 0,
+            mode: None,
+            sweep: Default::default(),
+            metrics: [("delta_mean".to_string(), 0.5)].into(),
+            dev_best: None,
+            best_step: None,
+            steps: 10,
+            wall_s: 1.0,
+            stab_version: "t".into(),
+            threads: 1,
+            synthetic: None,
+            details: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn append_then_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ResultsStore::open(dir.path(), None).unwrap();
+        s.append(&record("a")).unwrap();
+        s.append(&record("b")).unwrap();
+        drop(s);
+        let c = ResultsStore::read_dir(dir.path()).unwrap();
+        assert_eq!(c.records.len(), 2);
+        assert_eq!(c.records[0], record("a"));
+        assert!(c.finished().contains("b"));
+    }
+
+    #[test]
+    fn torn_line_is_terminated_and_skipped_not_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.jsonl");
+        let good = serde_json::to_string(&record("a")).unwrap();
+        std::fs::write(&path, format!("{good}\n{{\"run_id\": \"b\", \"rec")).unwrap();
+        let mut s = ResultsStore::open(dir.path(), None).unwrap();
+        s.append(&record("c")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(&good), "existing bytes are kept");
+        let c = ResultsStore::read_dir(dir.path()).unwrap();
+        let ids: Vec<_> = c.records.iter().map(|r| r.run_id.as_str()).collect();
+        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(c.skipped.len(), 1);
+    }
+
+    #[test]
+    fn shards_write_their_own_files_and_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s0 = ResultsStore::open(dir.path(), Some(Shard { index: 0, count: 2 })).unwrap();
+        let mut s1 = ResultsStore::open(dir.path(), Some(Shard { index: 1, count: 2 })).unwrap();
+        s0.append(&record("a")).unwrap();
+        s1.append(&record("b")).unwrap();
+        s1.append(&record("a")).unwrap();
+        assert!(s0.path().ends_with("runs.shard-0-of-2.jsonl"));
+        let c = ResultsStore::read_dir(dir.path()).unwrap();
+        assert_eq!(c.records.len(), 3);
+        assert_eq!(c.latest().len(), 2);
+    }
+}
