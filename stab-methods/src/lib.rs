@@ -1,1 +1,15 @@
+//! # stab-methods
+//!
+//! Training engines and the built-in plugins.
+//!
+//! * [`linear`] — solvers for linear heads on fixed features: vectorised full-batch GD
+//!   (single and multi-head) and the SMO hard-margin SVM.
+//! * [`synthetic`] — the five synthetic factor studies of methods-spec §7, one plugin file
+//!   each (heads, samples, margin, distance, bound).
+//! * [`methods`] — the fine-tuning method plugins and their parameter schemas.
 
+pub mod linear;
+pub mod methods;
+pub mod synthetic;
+
+pub use linear::{AugmentedPoints, LogisticGd, Smo, SvmSolution};

@@ -1,0 +1,13 @@
+//! Linear heads on fixed features: the solvers of the synthetic studies (methods-spec §7.3).
+//!
+//! * [`AugmentedPoints`] and its vectorised σ-weighted sum kernel.
+//! * [`LogisticGd`] — full-batch GD for many weight vectors in lockstep (multi-head, LOO).
+//! * [`Smo`] — the hard-margin SVM with unregularised bias.
+
+pub mod gd;
+pub mod kernel;
+pub mod svm;
+
+pub use gd::LogisticGd;
+pub use kernel::{kernel_isa, AugmentedPoints};
+pub use svm::{Smo, SvmSolution};
