@@ -1,1 +1,16 @@
+//! # stab-eval
+//!
+//! Everything that turns numbers into conclusions.
+//!
+//! * [`stats`] — summaries over seeds or datasets ([`Summary`]: mean, SD with ddof = 1).
+//! * [`stability`] — the normalised leave-one-out stability Δ̂ of methods-spec §7.5
+//!   ([`normalized_distance`], [`LeaveOneOutStability`]).
+//! * [`report`] — tables (Markdown, CSV) and SVG plots from a results store.
 
+pub mod report;
+pub mod stability;
+pub mod stats;
+
+pub use report::{Report, ReportFormat};
+pub use stability::{normalized_distance, LeaveOneOutStability};
+pub use stats::Summary;

@@ -1,0 +1,108 @@
+//! Reports from a results store: tables (Markdown, CSV, LaTeX) and SVG plots.
+//!
+//! [`Report::load`] merges every `runs*.jsonl` of a directory (the latest record per
+//! `run_id` wins) and renders what it finds: the synthetic studies per factor
+//! ([`synthetic`]) and fine-tuning results per task and method ([`finetune`]).
+
+pub mod finetune;
+pub mod plot;
+pub mod synthetic;
+pub mod table;
+
+use std::path::{Path, PathBuf};
+
+use stab_core::store::ResultsStore;
+use stab_core::{RecipeKind, RunRecord};
+
+/// Output format of `stab report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Markdown,
+    Csv,
+    Latex,
+}
+
+impl std::str::FromStr for ReportFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "md" | "markdown" => Ok(Self::Markdown),
+            "csv" => Ok(Self::Csv),
+            "latex" | "tex" => Ok(Self::Latex),
+            other => Err(format!("unknown format `{other}`; expected md, csv or latex")),
+        }
+    }
+}
+
+/// The records of one store directory, ready to render.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub records: Vec<RunRecord>,
+    /// Store lines that could not be read (`file:line: reason`).
+    pub skipped: Vec<String>,
+}
+
+impl Report {
+    /// Read every `runs*.jsonl` in `dir`.
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let contents = ResultsStore::read_dir(dir)?;
+        Ok(Self { records: contents.latest(), skipped: contents.skipped })
+    }
+
+    pub fn from_records(records: Vec<RunRecord>) -> Self {
+        Self { records, skipped: Vec::new() }
+    }
+
+    fn of_kind(&self, kind: RecipeKind) -> Vec<&RunRecord> {
+        self.records.iter().filter(|r| r.kind == kind).collect()
+    }
+
+    /// Render every table in `format`.
+    pub fn render(&self, format: ReportFormat) -> String {
+        let synth = synthetic::SyntheticTables::from_records(&self.of_kind(RecipeKind::Synthetic));
+        let fine = finetune::FinetuneTable::from_records(&self.of_kind(RecipeKind::Finetune));
+        match format {
+            ReportFormat::Csv => {
+                // One CSV per kind; a store holds one kind in practice.
+                if !synth.is_empty() {
+                    synth.csv()
+                } else {
+                    fine.csv()
+                }
+            }
+            ReportFormat::Markdown => {
+                let mut out = String::new();
+                if !synth.is_empty() {
+                    out.push_str(&synth.markdown());
+                }
+                if !fine.is_empty() {
+                    out.push_str(&fine.markdown());
+                }
+                if out.is_empty() {
+                    out.push_str("(no finished runs in this store)\n");
+                }
+                out
+            }
+            ReportFormat::Latex => {
+                let mut out = String::new();
+                if !synth.is_empty() {
+                    out.push_str(&synth.latex());
+                }
+                if !fine.is_empty() {
+                    out.push_str(&fine.latex());
+                }
+                out
+            }
+        }
+    }
+
+    /// Write the SVG plots into `dir`; returns the files written.
+    pub fn write_plots(&self, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+        let synth = synthetic::SyntheticTables::from_records(&self.of_kind(RecipeKind::Synthetic));
+        if synth.is_empty() {
+            return Ok(Vec::new());
+        }
+        std::fs::create_dir_all(dir)?;
+        synth.plots(dir)
+    }
+}

@@ -1,0 +1,94 @@
+//! Plain table rendering shared by the report sections.
+
+/// A table: header and rows of cells.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// GitHub-flavoured Markdown with aligned columns.
+    pub fn markdown(&self) -> String {
+        let cols = self.header.len();
+        let width = |c: usize| {
+            std::iter::once(&self.header[c])
+                .chain(self.rows.iter().map(|r| &r[c]))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(3)
+        };
+        let widths: Vec<usize> = (0..cols).map(width).collect();
+        let line = |cells: &[String]| {
+            let parts: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+                .collect();
+            format!("| {} |\n", parts.join(" | "))
+        };
+        let mut out = line(&self.header);
+        out.push_str(&format!("|{}|\n", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|")));
+        for r in &self.rows {
+            out.push_str(&line(r));
+        }
+        out
+    }
+
+    /// A LaTeX `tabular`.
+    pub fn latex(&self, caption: &str) -> String {
+        let esc = |s: &str| s.replace('_', "\\_").replace('±', "$\\pm$").replace('%', "\\%");
+        let mut out = format!("% {caption}\n\\begin{{tabular}}{{{}}}\n\\hline\n", "l".repeat(self.header.len()));
+        out.push_str(&format!("{} \\\\\n\\hline\n", self.header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" & ")));
+        for r in &self.rows {
+            out.push_str(&format!("{} \\\\\n", r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" & ")));
+        }
+        out.push_str("\\hline\n\\end{tabular}\n\n");
+        out
+    }
+}
+
+/// A number with 4 significant digits, scientific when small or large.
+pub fn num(v: f64) -> String {
+    if v.is_nan() {
+        return "–".to_string();
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-2..1e5).contains(&a) {
+        format!("{v:.3e}")
+    } else {
+        let digits = if a >= 100.0 { 1 } else if a >= 1.0 { 3 } else { 4 };
+        format!("{v:.digits$}")
+    }
+}
+
+/// "mean ± sd".
+pub fn mean_sd(mean: f64, sd: f64) -> String {
+    format!("{} ± {}", num(mean), num(sd))
+}
+
+/// A CSV field (quoted when needed).
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_tables() {
+        assert_eq!(num(0.5), "0.5000");
+        assert_eq!(num(12.345), "12.345");
+        assert_eq!(num(0.00012345), "1.234e-4");
+        assert_eq!(mean_sd(1.0, 0.25), "1.000 ± 0.2500");
+        let t = Table { header: vec!["a".into(), "bb".into()], rows: vec![vec!["1".into(), "2".into()]] };
+        assert_eq!(t.markdown(), "| a   | bb  |\n|-----|-----|\n| 1   | 2   |\n");
+        assert_eq!(csv_field("x,y"), "\"x,y\"");
+    }
+}
