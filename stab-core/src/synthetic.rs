@@ -33,7 +33,7 @@ pub struct SyntheticTable {
     pub heads: Option<Spanned<usize>>,
     /// σ0 of the random head inits N(0, σ0² I) (default 1).
     pub init_std: Option<Spanned<f64>>,
-    /// L2 weight μ of the distance study (default 1e-2).
+    /// L2 weight μ of the distance study (default 1e-3; see the distance study's docs).
     pub mu: Option<Spanned<f64>>,
     /// SVM box constraint C (default 1e6, i.e. hard margin).
     pub svm_c: Option<Spanned<f64>>,
@@ -97,7 +97,7 @@ impl SyntheticSettings {
             heads: 1,
             init_std: 1.0,
             distance: 0.0,
-            mu: 1e-2,
+            mu: 1e-3,
             svm_c: 1e6,
             svm_tol: 1e-6,
             gd_loo: true,

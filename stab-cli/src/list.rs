@@ -1,0 +1,44 @@
+//! `stab list [methods|tasks|factors]`
+
+use clap::{Args, ValueEnum};
+use stab_core::registry;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum What {
+    Methods,
+    Tasks,
+    Factors,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// What to list (default: everything).
+    what: Option<What>,
+}
+
+pub fn list(args: ListArgs) -> anyhow::Result<()> {
+    let all = args.what.is_none();
+    if all || matches!(args.what, Some(What::Methods)) {
+        println!("methods ([[methods]] name = ...):");
+        for m in registry::methods() {
+            println!("  {:<10} {}", m.name, m.summary);
+            for p in m.params {
+                println!("      {:<15} = {:<10} {} — {}", p.name, p.default_text(), p.kind_text(), p.doc);
+            }
+        }
+    }
+    if all || matches!(args.what, Some(What::Tasks)) {
+        println!("tasks ([data] tasks = [...]):");
+        for t in registry::tasks() {
+            println!("  {:<10} {:<18} {}", t.name, t.metric, t.summary);
+        }
+    }
+    if all || matches!(args.what, Some(What::Factors)) {
+        println!("synthetic factors ([synthetic] factor = ...):");
+        for s in registry::studies() {
+            let study = (s.build)();
+            println!("  {:<10} {} (default values {:?}, steps {})", s.factor, s.summary, study.default_values(), study.default_steps());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! `stab report DIR [--format md|csv|latex] [--plots DIR]`
+
+use std::path::PathBuf;
+
+use clap::Args;
+use stab_core::InputError;
+use stab_eval::{Report, ReportFormat};
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Results directory holding runs*.jsonl.
+    dir: PathBuf,
+    /// md (default), csv or latex.
+    #[arg(long, default_value = "md")]
+    format: String,
+    /// Where to write SVG plots (default DIR/plots).
+    #[arg(long)]
+    plots: Option<PathBuf>,
+}
+
+pub fn report(args: ReportArgs) -> anyhow::Result<()> {
+    let format: ReportFormat =
+        args.format.parse().map_err(|m: String| InputError::new(m).key("--format").hint("use md, csv or latex"))?;
+    if !args.dir.is_dir() {
+        return Err(InputError::new(format!("{} is not a directory", args.dir.display()))
+            .hint("pass the results directory of a recipe (its `out`, default runs/<name>)")
+            .into());
+    }
+    let report = Report::load(&args.dir)?;
+    for s in &report.skipped {
+        tracing::warn!("skipped an unreadable store line: {s}");
+    }
+    if report.records.is_empty() {
+        return Err(InputError::new(format!("no finished runs in {}", args.dir.display()))
+            .hint("run a recipe first: stab run recipes/quickstart.toml")
+            .into());
+    }
+    print!("{}", report.render(format));
+    let plots = args.plots.unwrap_or_else(|| args.dir.join("plots"));
+    let files = report.write_plots(&plots)?;
+    if !files.is_empty() {
+        eprintln!("wrote {} plots to {}", files.len(), plots.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! `stab run RECIPE [--out DIR] [--shard I/N] [--device cpu|cuda:N] [--threads N] [--fresh]`
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use stab_core::store::ResultsStore;
+use stab_core::{InputError, RecipeKind, RunRecord, RunSpec, Shard};
+
+use crate::Done;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The recipe (TOML).
+    recipe: PathBuf,
+    /// Results directory (default: the recipe's `out`, else runs/<name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run only shard I of N (0-based), into runs.shard-I-of-N.jsonl.
+    #[arg(long)]
+    shard: Option<String>,
+    /// cpu, or cuda:N in builds with the `cuda` feature.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Worker threads (default: all cores, or RAYON_NUM_THREADS).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Run every planned run again, even those already in the store (records are appended;
+    /// reports use the latest record of a run).
+    #[arg(long)]
+    fresh: bool,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<Done> {
+    let (recipe, plan) = crate::load_plan(&args.recipe)?;
+    let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose()?;
+    if args.device != "cpu" {
+        return Err(InputError::new(format!("device `{}` is not available in this build", args.device))
+            .key("--device")
+            .hint("use --device cpu; the synthetic studies always run on the CPU")
+            .into());
+    }
+    if recipe.kind() == RecipeKind::Finetune {
+        return Err(InputError::new(format!(
+            "{}: the recipe is valid ({} runs planned), but this build has no fine-tuning engine yet",
+            recipe.file,
+            plan.runs.len()
+        ))
+        .hint("`stab plan` lists the grid; kind = \"synthetic\" recipes run today")
+        .into());
+    }
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global().context("cannot size the thread pool")?;
+    }
+    let threads = rayon::current_num_threads();
+    let out = args.out.unwrap_or_else(|| recipe.out_dir());
+    let mine: Vec<&RunSpec> = match shard {
+        Some(s) => plan.shard(s.index, s.count),
+        None => plan.runs.iter().collect(),
+    };
+    let finished = ResultsStore::read_dir(&out)?.finished();
+    let pending: Vec<&RunSpec> = mine.iter().copied().filter(|r| args.fresh || !finished.contains(&r.run_id)).collect();
+    let skipped = mine.len() - pending.len();
+    tracing::info!(
+        "{}: {} runs planned{}, {} already in the store, {} to run, {threads} threads, results in {}",
+        recipe.name(),
+        plan.runs.len(),
+        shard.map_or(String::new(), |s| format!(", {} in shard {s}", mine.len())),
+        skipped,
+        pending.len(),
+        out.display()
+    );
+    if pending.is_empty() {
+        return Ok(Done::Ok);
+    }
+    let mut store = ResultsStore::open(&out, shard)?;
+    let total: u64 = pending.iter().map(|r| r.synthetic.as_ref().map_or(1, |s| s.datasets as u64)).sum();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:32} {pos}/{len} datasets ({eta} left) {msg}")
+            .expect("valid template"),
+    );
+    let mut failed = 0;
+    for (k, spec) in pending.iter().enumerate() {
+        bar.set_message(format!("run {}/{}: {}", k + 1, pending.len(), spec.run_id));
+        match execute(spec, &mut store, &bar, threads) {
+            Ok(record) => bar.suspend(|| eprintln!(
+                "done {} in {:.1}s: Δ̂ = {:.4e}",
+                record.run_id,
+                record.wall_s,
+                record.metrics.get("delta_mean").copied().unwrap_or(f64::NAN)
+            )),
+            Err(e) => {
+                failed += 1;
+                bar.suspend(|| eprintln!("FAILED {}: {e:#}", spec.run_id));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    tracing::info!("{} runs recorded, {failed} failed; store: {}", pending.len() - failed, store.path().display());
+    Ok(if failed > 0 { Done::RunsFailed } else { Done::Ok })
+}
+
+/// Run one synthetic spec; write its artifact, then append its record (the commit point).
+fn execute(spec: &RunSpec, store: &mut ResultsStore, bar: &ProgressBar, threads: usize) -> anyhow::Result<RunRecord> {
+    let settings = spec.synthetic.as_ref().context("a synthetic run without settings")?;
+    let study = stab_core::registry::study(&settings.factor)?;
+    let start = Instant::now();
+    let done = AtomicU64::new(0);
+    let progress = || {
+        done.fetch_add(1, Ordering::Relaxed);
+        bar.inc(1);
+    };
+    let outcome = study.run(settings, &progress)?;
+    let wall_s = start.elapsed().as_secs_f64();
+    if !outcome.per_dataset.is_empty() {
+        let dir = store.artifact_dir(&spec.run_id)?;
+        let tmp = dir.join("datasets.csv.tmp");
+        std::fs::write(&tmp, outcome.per_dataset.join("\n") + "\n")?;
+        std::fs::rename(&tmp, dir.join("datasets.csv"))?;
+    }
+    let mut record = RunRecord::for_spec(spec);
+    record.metrics = outcome.metrics;
+    record.details = outcome.details;
+    record.steps = settings.steps;
+    record.wall_s = wall_s;
+    record.threads = threads;
+    store.append(&record)?;
+    Ok(record)
+}
