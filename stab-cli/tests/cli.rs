@@ -1,0 +1,285 @@
+//! End-to-end tests of the `stab` binary: exit codes, recipe errors, resume after a kill,
+//! sharding, reports.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn stab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_stab"));
+    c.env("STAB_LOG", "warn");
+    c
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn run_ok(args: &[&str]) -> Output {
+    let out = stab().args(args).output().unwrap();
+    assert!(out.status.success(), "stab {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn records(dir: &Path) -> Vec<serde_json::Value> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("runs") && name.ends_with(".jsonl") {
+            for l in std::fs::read_to_string(&p).unwrap().lines().filter(|l| !l.trim().is_empty()) {
+                v.push(serde_json::from_str(l).unwrap());
+            }
+        }
+    }
+    v
+}
+
+const SMALL: &str = r#"
+name = "small"
+kind = "synthetic"
+[synthetic]
+datasets = 6
+points = 60
+loo_samples = 2
+[[synthetic.studies]]
+factor = "margin"
+values = [0.2, 0.5, 1.0]
+steps = 50
+[[synthetic.studies]]
+factor = "heads"
+values = [1, 3]
+steps = 30
+checkpoints = [10, 30]
+"#;
+
+/// Each bad recipe: (text, expected key, words the message must contain).
+const BAD: &[(&str, &str, &[&str])] = &[
+    (
+        "name = \"b\"\nkind = \"synthetic\"\n[synthetic]\nfactor = \"margin\"\ndatasetz = 5\n",
+        "synthetic.datasetz",
+        &["unknown key", "did you mean `datasets`", ":5:"],
+    ),
+    (
+        "name = \"b\"\nkind = \"synthetic\"\n[synthetic]\nfactor = \"margin\"\npoints = \"many\"\n",
+        "synthetic.points",
+        &["invalid type", ":5:"],
+    ),
+    (
+        "name = \"b\"\nkind = \"synthetic\"\n[synthetic]\nfactor = \"margn\"\n",
+        "synthetic.factor",
+        &["unknown factor `margn`", "did you mean `margin`", ":4:", "hint"],
+    ),
+    (
+        "name = \"b\"\nkind = \"synthetic\"\n[synthetic]\nfactor = \"margin\"\nvalues = []\n",
+        "synthetic.values",
+        &["`values` is empty", ":5:", "hint"],
+    ),
+    (
+        "name = \"b\"\nkind = \"synthetic\"\n[synthetic]\nfactor = \"samples\"\nmargin = 3.0\nbound = 2.0\n",
+        "synthetic.margin",
+        &["must be smaller than bound", ":5:", "hint"],
+    ),
+    (
+        "name = \"b\"\nkind = \"synthetic\"\n[synthetic]\nfactor = \"bound\"\nmargin = 0.5\nvalues = [0.4, 2.0]\n",
+        "synthetic.values",
+        &["must exceed the margin", ":6:"],
+    ),
+];
+
+#[test]
+fn recipe_errors_exit_2_name_the_key_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (text, key, words)) in BAD.iter().enumerate() {
+        let recipe = write(tmp.path(), &format!("bad{i}.toml"), text);
+        let out_dir = tmp.path().join(format!("out{i}"));
+        for cmd in ["run", "plan"] {
+            let mut c = stab();
+            c.arg(cmd).arg(&recipe);
+            if cmd == "run" {
+                c.arg("--out").arg(&out_dir);
+            }
+            let out = c.output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{cmd} bad{i}: {err}");
+            assert!(err.contains(&format!("key `{key}`")), "bad{i} should name `{key}`: {err}");
+            for w in *words {
+                assert!(err.contains(w), "bad{i} message lacks `{w}`: {err}");
+            }
+            assert_eq!(err.matches("error:").count(), 1, "one error, not a cascade: {err}");
+        }
+        assert!(!out_dir.exists(), "bad{i}: nothing may be written for a bad recipe");
+    }
+}
+
+#[test]
+fn runs_record_reports_and_resume_without_repeating() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = write(tmp.path(), "small.toml", SMALL);
+    let out = tmp.path().join("out");
+    let o = out.to_str().unwrap();
+    run_ok(&["run", recipe.to_str().unwrap(), "--out", o]);
+    let first = records(&out);
+    assert_eq!(first.len(), 5);
+    for r in &first {
+        for field in ["run_id", "recipe", "task", "method", "method_params", "seed", "mode", "sweep", "metrics", "dev_best", "best_step", "steps", "wall_s", "stab_version"] {
+            assert!(r.get(field).is_some(), "record lacks `{field}`: {r}");
+        }
+        assert!(r["metrics"]["delta_mean"].as_f64().unwrap() > 0.0);
+        let id = r["run_id"].as_str().unwrap();
+        assert!(out.join("runs").join(id).join("datasets.csv").exists());
+    }
+    // A second run finds everything done and appends nothing.
+    run_ok(&["run", recipe.to_str().unwrap(), "--out", o]);
+    assert_eq!(records(&out).len(), 5);
+
+    let csv = String::from_utf8(run_ok(&["report", o, "--format", "csv"]).stdout).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    for col in ["factor", "value", "datasets", "delta_mean", "delta_sd", "margin_mean", "t", "direction_gap_mean"] {
+        assert!(header.contains(&col), "CSV lacks `{col}`: {header:?}");
+    }
+    // margin: 3 rows; heads: 2 values × 2 checkpoints.
+    assert_eq!(csv.lines().count(), 1 + 3 + 4, "{csv}");
+    let md = String::from_utf8(run_ok(&["report", o]).stdout).unwrap();
+    assert!(md.contains("## Synthetic study `margin`") && md.contains("| margin γ"), "{md}");
+    for svg in ["synthetic-margin.svg", "synthetic-heads.svg", "synthetic-heads-gap-vs-t.svg"] {
+        let text = std::fs::read_to_string(out.join("plots").join(svg)).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("polyline"), "{svg} is not a line plot");
+    }
+}
+
+#[test]
+fn killed_run_resumes_with_each_run_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Eight runs of a few hundred milliseconds each.
+    let recipe = write(
+        tmp.path(),
+        "kill.toml",
+        "name = \"kill\"\nkind = \"synthetic\"\n[synthetic]\nfactor = \"samples\"\nvalues = [200, 210, 220, 230, 240, 250, 260, 270]\ndatasets = 40\nloo_samples = 4\nsteps = 1500\n",
+    );
+    let out = tmp.path().join("out");
+    let store = out.join("runs.jsonl");
+    let mut child = stab()
+        .args(["run", recipe.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let n = std::fs::read_to_string(&store).map(|s| s.lines().count()).unwrap_or(0);
+        if n >= 2 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no progress");
+        assert!(child.try_wait().unwrap().is_none(), "finished before it could be killed; make the runs longer");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = records(&out).len();
+    assert!((2..8).contains(&partial), "killed mid-way, {partial} runs recorded");
+    run_ok(&["run", recipe.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let all = records(&out);
+    let mut ids: Vec<&str> = all.iter().map(|r| r["run_id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(before, ids.len(), "a run was recorded twice");
+    assert_eq!(ids.len(), 8, "every planned run is recorded");
+}
+
+#[test]
+fn shards_partition_the_plan_and_reports_merge_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = write(tmp.path(), "small.toml", SMALL);
+    let r = recipe.to_str().unwrap();
+    let plan = String::from_utf8(run_ok(&["plan", r, "--shards", "3"]).stdout).unwrap();
+    let rows: Vec<(String, String)> = plan
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("shard"))
+        .map(|l| {
+            let mut f = l.split('\t');
+            (f.next().unwrap().to_string(), f.next().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(rows.len(), 5);
+    // Deterministic: the same assignment twice.
+    assert_eq!(plan, String::from_utf8(run_ok(&["plan", r, "--shards", "3"]).stdout).unwrap());
+    let out = tmp.path().join("out");
+    for i in 0..3 {
+        run_ok(&["run", r, "--out", out.to_str().unwrap(), "--shard", &format!("{i}/3")]);
+    }
+    let recs = records(&out);
+    assert_eq!(recs.len(), 5, "the shards together run each run once");
+    for (shard, id) in &rows {
+        let file = out.join(format!("runs.shard-{shard}-of-3.jsonl"));
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(text.contains(id.as_str()), "{id} should be in {}", file.display());
+    }
+    let slurm = tmp.path().join("job.sbatch");
+    run_ok(&["plan", r, "--shards", "3", "--slurm", slurm.to_str().unwrap()]);
+    let script = std::fs::read_to_string(&slurm).unwrap();
+    assert!(script.contains("#SBATCH --array=0-2") && script.contains("--shard \"${SLURM_ARRAY_TASK_ID}/3\""), "{script}");
+}
+
+#[test]
+fn same_recipe_same_results_whatever_the_thread_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = write(tmp.path(), "small.toml", SMALL);
+    let mut metrics = Vec::new();
+    for threads in ["1", "2"] {
+        let out = tmp.path().join(format!("out{threads}"));
+        run_ok(&["run", recipe.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", threads]);
+        let mut recs = records(&out);
+        recs.sort_by(|a, b| a["run_id"].as_str().cmp(&b["run_id"].as_str()));
+        metrics.push(recs.iter().map(|r| (r["run_id"].clone(), r["metrics"].clone(), r["details"].clone())).collect::<Vec<_>>());
+    }
+    assert_eq!(metrics[0], metrics[1]);
+}
+
+#[test]
+fn list_shows_every_registered_plugin() {
+    let out = String::from_utf8(run_ok(&["list"]).stdout).unwrap();
+    for name in ["finetune", "mixout", "lnsr", "mmr", "mhloss", "surt"] {
+        assert!(out.contains(name), "method {name} missing: the plugin crate may not be linked");
+    }
+    for name in ["cola", "sst2", "mrpc", "qqp", "rte", "wnli", "cb", "wsc", "boolq", "multirc", "wic"] {
+        assert!(out.contains(&format!("  {name} ")), "task {name} missing");
+    }
+    for name in ["heads", "samples", "margin", "distance", "bound"] {
+        assert!(out.contains(&format!("  {name} ")), "factor {name} missing");
+    }
+}
+
+#[test]
+fn finetune_recipe_is_validated_and_planned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ok = write(
+        tmp.path(),
+        "ft.toml",
+        "name = \"ft\"\n[model]\npath = \"m\"\n[data]\ndir = \"d\"\ntasks = [\"rte\", \"cb\"]\n[train]\nseeds = 3\n[[methods]]\nname = \"finetune\"\n[[methods]]\nname = \"mmr\"\nalpha = 0.5\n[sweep]\n\"train.lr\" = [1e-5, 2e-5]\n\"mmr.alpha\" = [0.1, 1.0]\n",
+    );
+    let plan = String::from_utf8(run_ok(&["plan", ok.to_str().unwrap()]).stdout).unwrap();
+    // finetune: 2 tasks × 3 seeds × 2 lr; mmr: × 2 alphas.
+    assert!(plan.starts_with("# ft (Finetune): 36 runs"), "{plan}");
+    let bad = write(tmp.path(), "bad.toml", "name = \"ft\"\n[model]\npath = \"m\"\n[data]\ndir = \"d\"\ntasks = [\"rte\"]\n[[methods]]\nname = \"mhlos\"\n");
+    let out = stab().args(["plan", bad.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("did you mean `mhloss`") && err.contains(":7:"), "{err}");
+    let bad = write(tmp.path(), "bad2.toml", "name = \"ft\"\n[model]\npath = \"m\"\n[data]\ndir = \"d\"\ntasks = [\"rte\"]\n[[methods]]\nname = \"mmr\"\nalpah = 1\n");
+    let out = stab().args(["plan", bad.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("did you mean `alpha`") && err.contains(":9:") && err.contains("methods[0].alpah"), "{err}");
+    let bad = write(tmp.path(), "bad3.toml", "name = \"ft\"\n[model]\npath = \"m\"\n[data]\ndir = \"d\"\ntasks = [\"rtee\"]\n[[methods]]\nname = \"mmr\"\n");
+    let out = stab().args(["plan", bad.to_str().unwrap()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `rte`"));
+    // No engine yet: `run` refuses clearly, writes nothing.
+    let out = stab().args(["run", ok.to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!tmp.path().join("o").exists());
+}
