@@ -1,5 +1,21 @@
 //! # stab-models
 //!
-//! Pre-trained encoders for stab: Hugging Face configuration, BERT/RoBERTa layers in burn,
-//! weight loading, tokenization and the task heads. Being built (see README "Status");
-//! the synthetic studies do not use it.
+//! Pre-trained encoders for stab.
+//!
+//! * [`config`] — Hugging Face `config.json` for BERT and RoBERTa ([`EncoderConfig`]).
+//! * [`encoder`] — the encoder layers in burn, pooler and MLM head ([`Encoder`]).
+//! * [`loader`] — weights from safetensors / PyTorch files with a [`LoadReport`].
+//! * [`tokenizer`] — padding, truncation and offsets ([`TextEncoder`], [`TokenBatch`]).
+//! * [`source`] — local directories and hub ids through the HF cache ([`resolve_model`]).
+
+pub mod config;
+pub mod encoder;
+pub mod loader;
+pub mod source;
+pub mod tokenizer;
+
+pub use config::{EncoderConfig, ModelFamily};
+pub use encoder::{Encoder, EncoderOutput};
+pub use loader::{load_encoder, materialize, LoadReport};
+pub use source::resolve_model;
+pub use tokenizer::{TextEncoder, TextInput, TokenBatch};

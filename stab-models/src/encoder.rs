@@ -1,0 +1,296 @@
+//! BERT/RoBERTa encoders in burn, layer for layer as in Hugging Face transformers
+//! (`modeling_bert.py`, `modeling_roberta.py`): post-LayerNorm layers, exact-erf GELU,
+//! separate hidden and attention-probability dropout (active only on an autodiff device
+//! in training mode), all hidden states returned. Module and field names mirror the HF
+//! state dict so weights load with three key renames (see [`crate::loader`]).
+
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax, tanh};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::config::{Activation, EncoderConfig, ModelFamily};
+use crate::tokenizer::TokenBatch;
+
+fn act(a: Activation, x: Tensor<3>) -> Tensor<3> {
+    match a {
+        Activation::Gelu => gelu(x),
+        Activation::GeluTanh => gelu_approximate(x),
+        Activation::Relu => relu(x),
+    }
+}
+
+/// HF initialisation of pre-trained-model weights: N(0, 0.02²), zero bias.
+fn hf_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out).with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 }).init(device)
+}
+
+fn zero_bias(mut l: Linear) -> Linear {
+    l.bias = l.bias.map(|b| Param::from_tensor(b.val().zeros_like()));
+    l
+}
+
+fn layer_norm(c: &EncoderConfig, device: &Device) -> LayerNorm {
+    LayerNormConfig::new(c.hidden_size).with_epsilon(c.layer_norm_eps).init(device)
+}
+
+/// Word + position + token-type embeddings, LayerNorm, dropout.
+#[derive(Module, Debug)]
+pub struct Embeddings {
+    pub word_embeddings: Embedding,
+    pub position_embeddings: Embedding,
+    pub token_type_embeddings: Embedding,
+    pub layer_norm: LayerNorm,
+    pub dropout: Dropout,
+}
+
+/// Multi-head self-attention with an additive padding mask.
+#[derive(Module, Debug)]
+pub struct SelfAttention {
+    pub query: Linear,
+    pub key: Linear,
+    pub value: Linear,
+    pub dropout: Dropout,
+    pub heads: usize,
+}
+
+/// Attention output projection with residual and LayerNorm.
+#[derive(Module, Debug)]
+pub struct SelfOutput {
+    pub dense: Linear,
+    pub layer_norm: LayerNorm,
+    pub dropout: Dropout,
+}
+
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub self_attn: SelfAttention,
+    pub output: SelfOutput,
+}
+
+#[derive(Module, Debug)]
+pub struct Intermediate {
+    pub dense: Linear,
+}
+
+/// Feed-forward output projection with residual and LayerNorm.
+#[derive(Module, Debug)]
+pub struct Output {
+    pub dense: Linear,
+    pub layer_norm: LayerNorm,
+    pub dropout: Dropout,
+}
+
+/// One post-LN transformer layer.
+#[derive(Module, Debug)]
+pub struct Layer {
+    pub attention: Attention,
+    pub intermediate: Intermediate,
+    pub output: Output,
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+/// The layer stack (HF `encoder.layer.N`).
+#[derive(Module, Debug)]
+pub struct Layers {
+    pub layer: Vec<Layer>,
+}
+
+/// Pooler: tanh(W·h₀ + b) on the first token. Loaded when the checkpoint has it,
+/// otherwise N(0, 0.02²) with zero bias (methods-spec §1.1).
+#[derive(Module, Debug)]
+pub struct Pooler {
+    pub dense: Linear,
+}
+
+/// Masked-LM head: dense → activation → LayerNorm → decoder tied to the word embeddings,
+/// plus an output bias (BERT `cls.predictions.*`, RoBERTa `lm_head.*`).
+#[derive(Module, Debug)]
+pub struct MlmHead {
+    pub dense: Linear,
+    pub layer_norm: LayerNorm,
+    pub bias: Param<Tensor<1>>,
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+/// A pre-trained encoder with its pooler and MLM head.
+#[derive(Module, Debug)]
+pub struct Encoder {
+    pub embeddings: Embeddings,
+    pub encoder: Layers,
+    pub pooler: Pooler,
+    pub mlm: MlmHead,
+    #[module(skip)]
+    pub config: EncoderConfig,
+}
+
+/// Every hidden state of a forward pass.
+#[derive(Debug, Clone)]
+pub struct EncoderOutput {
+    /// L + 1 tensors [B, T, H]: the embedding output, then each layer's output.
+    pub hidden_states: Vec<Tensor<3>>,
+}
+
+impl EncoderOutput {
+    /// The last layer's output [B, T, H].
+    pub fn last(&self) -> Tensor<3> {
+        self.hidden_states.last().expect("at least the embeddings").clone()
+    }
+    /// The first token's vector of the last layer [B, H].
+    pub fn first_token(&self) -> Tensor<2> {
+        let h = self.last();
+        let [b, _, d] = h.dims();
+        h.slice([0..b, 0..1, 0..d]).reshape([b, d])
+    }
+}
+
+impl Encoder {
+    /// A randomly initialised encoder for `config` (HF init: N(0, 0.02²) weights, zero
+    /// biases, unit LayerNorm). Call [`crate::materialize`] before loading weights.
+    pub fn new(config: &EncoderConfig, device: &Device) -> Self {
+        let c = config;
+        let activation = c.activation().expect("validated config");
+        let normal = Initializer::Normal { mean: 0.0, std: 0.02 };
+        let hidden_drop = || DropoutConfig::new(c.hidden_dropout_prob).init();
+        let embeddings = Embeddings {
+            word_embeddings: EmbeddingConfig::new(c.vocab_size, c.hidden_size).with_initializer(normal.clone()).init(device),
+            position_embeddings: EmbeddingConfig::new(c.max_position_embeddings, c.hidden_size).with_initializer(normal.clone()).init(device),
+            token_type_embeddings: EmbeddingConfig::new(c.type_vocab_size, c.hidden_size).with_initializer(normal.clone()).init(device),
+            layer_norm: layer_norm(c, device),
+            dropout: hidden_drop(),
+        };
+        let h = c.hidden_size;
+        let layer = (0..c.num_hidden_layers)
+            .map(|_| Layer {
+                attention: Attention {
+                    self_attn: SelfAttention {
+                        query: zero_bias(hf_linear(h, h, device)),
+                        key: zero_bias(hf_linear(h, h, device)),
+                        value: zero_bias(hf_linear(h, h, device)),
+                        dropout: DropoutConfig::new(c.attention_probs_dropout_prob).init(),
+                        heads: c.num_attention_heads,
+                    },
+                    output: SelfOutput { dense: zero_bias(hf_linear(h, h, device)), layer_norm: layer_norm(c, device), dropout: hidden_drop() },
+                },
+                intermediate: Intermediate { dense: zero_bias(hf_linear(h, c.intermediate_size, device)) },
+                output: Output {
+                    dense: zero_bias(hf_linear(c.intermediate_size, h, device)),
+                    layer_norm: layer_norm(c, device),
+                    dropout: hidden_drop(),
+                },
+                activation,
+            })
+            .collect();
+        Self {
+            embeddings,
+            encoder: Layers { layer },
+            pooler: Pooler { dense: zero_bias(hf_linear(h, h, device)) },
+            mlm: MlmHead {
+                dense: zero_bias(hf_linear(h, h, device)),
+                layer_norm: layer_norm(c, device),
+                bias: Param::from_tensor(Tensor::zeros([c.vocab_size], device)),
+                activation,
+            },
+            config: config.clone(),
+        }
+    }
+
+    /// Position ids: BERT 0..T−1; RoBERTa pad + cumsum(id ≠ pad) on real tokens, pad on padding.
+    pub fn position_ids(&self, batch: &TokenBatch) -> Vec<i64> {
+        let (b, t) = (batch.batch, batch.seq_len);
+        let pad = self.config.pad_id() as i64;
+        let mut out = vec![0i64; b * t];
+        for r in 0..b {
+            let mut count = 0;
+            for k in 0..t {
+                out[r * t + k] = match self.config.family() {
+                    Ok(ModelFamily::Roberta) => {
+                        let id = batch.input_ids[r * t + k];
+                        if id != pad {
+                            count += 1;
+                            pad + count
+                        } else {
+                            pad
+                        }
+                    }
+                    _ => k as i64,
+                };
+            }
+        }
+        out
+    }
+
+    /// Run the encoder on a tokenized batch; returns every hidden state.
+    pub fn forward(&self, batch: &TokenBatch) -> EncoderOutput {
+        let device = self.embeddings.word_embeddings.weight.val().device();
+        let (b, t) = (batch.batch, batch.seq_len);
+        let ints = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [b, t]), &device);
+        let ids = ints(batch.input_ids.clone());
+        let types = if self.config.type_vocab_size == 1 { ints(vec![0; b * t]) } else { ints(batch.token_type_ids.clone()) };
+        let positions = ints(self.position_ids(batch));
+        // Additive key mask [B, 1, 1, T]: 0 at real tokens, the most negative float at padding.
+        let bias: Vec<f32> = batch.attention_mask.iter().map(|&m| if m == 0 { f32::MIN } else { 0.0 }).collect();
+        let mask = Tensor::<2>::from_data(TensorData::new(bias, [b, t]), &device).reshape([b, 1, 1, t]);
+        self.forward_tensors(ids, types, positions, mask)
+    }
+
+    /// The forward pass on prepared tensors (ids, type ids, position ids [B, T]; additive
+    /// key mask [B, 1, 1, T]).
+    pub fn forward_tensors(&self, ids: Tensor<2, Int>, types: Tensor<2, Int>, positions: Tensor<2, Int>, mask: Tensor<4>) -> EncoderOutput {
+        let e = &self.embeddings;
+        let x = e.word_embeddings.forward(ids) + e.position_embeddings.forward(positions) + e.token_type_embeddings.forward(types);
+        let mut x = e.dropout.forward(e.layer_norm.forward(x));
+        let mut hidden_states = Vec::with_capacity(self.encoder.layer.len() + 1);
+        hidden_states.push(x.clone());
+        for layer in &self.encoder.layer {
+            x = layer.forward(x, mask.clone());
+            hidden_states.push(x.clone());
+        }
+        EncoderOutput { hidden_states }
+    }
+
+    /// Pooled output tanh(W·h₀ + b) [B, H].
+    pub fn pool(&self, out: &EncoderOutput) -> Tensor<2> {
+        tanh(self.pooler.dense.forward(out.first_token()))
+    }
+
+    /// MLM logits [B, T, V] from hidden states [B, T, H] (decoder tied to word embeddings).
+    pub fn mlm_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        let m = &self.mlm;
+        let x = m.layer_norm.forward(act(m.activation, m.dense.forward(hidden)));
+        let [b, t, h] = x.dims();
+        let w = self.embeddings.word_embeddings.weight.val(); // [V, H]
+        let v = w.dims()[0];
+        let logits = x.reshape([b * t, h]).matmul(w.transpose()) + m.bias.val().unsqueeze_dim::<2>(0);
+        logits.reshape([b, t, v])
+    }
+}
+
+impl Layer {
+    pub fn forward(&self, x: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
+        let a = self.attention.self_attn.forward(x.clone(), mask);
+        let o = &self.attention.output;
+        let x = o.layer_norm.forward(o.dropout.forward(o.dense.forward(a)) + x);
+        let inter = act(self.activation, self.intermediate.dense.forward(x.clone()));
+        let out = &self.output;
+        out.layer_norm.forward(out.dropout.forward(out.dense.forward(inter)) + x)
+    }
+}
+
+impl SelfAttention {
+    /// softmax(QKᵀ/√d + mask) → dropout → ·V, heads merged back to [B, T, H].
+    pub fn forward(&self, x: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
+        let [b, t, h] = x.dims();
+        let n = self.heads;
+        let d = h / n;
+        let split = |y: Tensor<3>| y.reshape([b, t, n, d]).swap_dims(1, 2);
+        let q = split(self.query.forward(x.clone()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x));
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()) + mask;
+        let probs = self.dropout.forward(softmax(scores, 3));
+        probs.matmul(v).swap_dims(1, 2).reshape([b, t, h])
+    }
+}

@@ -1,0 +1,114 @@
+//! Where a model's files come from: a local Hugging Face directory, or a hub id resolved
+//! through the standard Hugging Face cache (`HF_HOME`, `HF_HUB_CACHE`), downloading with
+//! `hf-hub` only when allowed (not under `HF_HUB_OFFLINE=1`) and reachable.
+
+use std::path::{Path, PathBuf};
+
+use stab_core::InputError;
+
+/// Files a model directory must have (one of each group).
+const REQUIRED: &[&[&str]] = &[&["config.json"], &["model.safetensors", "pytorch_model.bin"]];
+const TOKENIZER: &[&str] = &["tokenizer.json", "vocab.txt", "vocab.json", "merges.txt"];
+
+fn hub_cache() -> hf_hub::Cache {
+    hf_hub::Cache::from_env()
+}
+
+fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Resolve `spec` (a directory or a hub id such as `roberta-base` or
+/// `FacebookAI/roberta-base`) to a local directory holding the model's files.
+pub fn resolve_model(spec: &str) -> Result<PathBuf, InputError> {
+    let p = Path::new(spec);
+    if p.is_dir() {
+        return Ok(p.to_path_buf());
+    }
+    let looks_like_path = spec.starts_with('.') || spec.starts_with('/') || spec.matches('/').count() > 1 || p.exists();
+    if looks_like_path {
+        return Err(InputError::new(format!("model directory {spec} does not exist"))
+            .key("model.path")
+            .hint("point model.path at a Hugging Face model directory (config.json, model.safetensors, tokenizer.json)"));
+    }
+    let cache = hub_cache();
+    let mut ids = vec![spec.to_string()];
+    if !spec.contains('/') {
+        // Legacy ids (`roberta-base`) now live under an organisation (`FacebookAI/roberta-base`).
+        if let Ok(entries) = std::fs::read_dir(cache.path()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if let Some(rest) = name.strip_prefix("models--") {
+                    if let Some((org, model)) = rest.split_once("--") {
+                        if model == spec {
+                            ids.push(format!("{org}/{model}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for id in &ids {
+        if let Some(dir) = cached_dir(&cache, id) {
+            return Ok(dir);
+        }
+    }
+    if !offline() {
+        if let Ok(dir) = download(spec) {
+            return Ok(dir);
+        }
+    }
+    Err(InputError::new(format!(
+        "model `{spec}` is not a directory and is not in the Hugging Face cache at {}{}",
+        cache.path().display(),
+        if offline() { " (HF_HUB_OFFLINE is set, so nothing was downloaded)" } else { " (and downloading it failed)" }
+    ))
+    .key("model.path")
+    .hint(format!(
+        "download it where there is a network (`huggingface-cli download {spec}`, which fills that cache; or set HF_HOME to a copied cache), or point model.path at a directory with config.json, model.safetensors and tokenizer.json"
+    )))
+}
+
+fn cached_dir(cache: &hf_hub::Cache, id: &str) -> Option<PathBuf> {
+    let repo = cache.model(id.to_string());
+    let config = repo.get("config.json")?;
+    let dir = config.parent()?.to_path_buf();
+    let has = |names: &[&str]| names.iter().any(|n| dir.join(n).exists());
+    (REQUIRED.iter().all(|g| has(g)) && has(TOKENIZER)).then_some(dir)
+}
+
+fn download(id: &str) -> anyhow::Result<PathBuf> {
+    let api = hf_hub::api::sync::ApiBuilder::from_env().with_progress(false).build()?;
+    let repo = api.model(id.to_string());
+    let config = repo.get("config.json")?;
+    repo.get("model.safetensors").or_else(|_| repo.get("pytorch_model.bin"))?;
+    repo.get("tokenizer.json").or_else(|_| repo.get("vocab.json").and_then(|_| repo.get("merges.txt"))).or_else(|_| repo.get("vocab.txt"))?;
+    let _ = repo.get("tokenizer_config.json");
+    Ok(config.parent().expect("a file in a snapshot directory").to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_directory_is_a_clear_error() {
+        let e = resolve_model("./no/such/model").unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn hub_id_resolves_through_the_cache_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let snap = tmp.path().join("models--FacebookAI--tiny-test/snapshots/abc123");
+        std::fs::create_dir_all(&snap).unwrap();
+        for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+            std::fs::write(snap.join(f), "{}").unwrap();
+        }
+        std::fs::create_dir_all(tmp.path().join("models--FacebookAI--tiny-test/refs")).unwrap();
+        std::fs::write(tmp.path().join("models--FacebookAI--tiny-test/refs/main"), "abc123").unwrap();
+        let cache = hf_hub::Cache::new(tmp.path().to_path_buf());
+        assert_eq!(cached_dir(&cache, "FacebookAI/tiny-test").unwrap(), snap);
+        assert!(cached_dir(&cache, "FacebookAI/other").is_none());
+    }
+}
