@@ -294,3 +294,15 @@ impl SelfAttention {
         probs.matmul(v).swap_dims(1, 2).reshape([b, t, h])
     }
 }
+
+/// The same module with every dropout switched off (eval-mode numerics) while staying on
+/// the autodiff device, so gradients still flow (burn-notes §2.4).
+pub fn without_dropout<M: Module>(module: M) -> M {
+    struct FlagsOff;
+    impl burn::module::ModuleMapper for FlagsOff {
+        fn map_flag(&mut self, flag: Param<burn::module::Flag>) -> Param<burn::module::Flag> {
+            flag.with_value(false)
+        }
+    }
+    module.map(&mut FlagsOff)
+}

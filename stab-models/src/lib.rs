@@ -15,7 +15,7 @@ pub mod source;
 pub mod tokenizer;
 
 pub use config::{EncoderConfig, ModelFamily};
-pub use encoder::{Encoder, EncoderOutput};
+pub use encoder::{without_dropout, Encoder, EncoderOutput};
 pub use loader::{load_encoder, materialize, LoadReport};
 pub use source::resolve_model;
 pub use tokenizer::{TextEncoder, TextInput, TokenBatch};
