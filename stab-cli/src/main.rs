@@ -8,6 +8,7 @@
 use stab_data as _;
 use stab_methods as _;
 
+mod embed;
 mod list;
 mod plan;
 mod report;
@@ -36,6 +37,8 @@ enum Command {
     Report(report::ReportArgs),
     /// What the registries hold: methods (with parameters), tasks, synthetic factors.
     List(list::ListArgs),
+    /// Encoder outputs for texts, in eval mode (parity checks, debugging).
+    Embed(embed::EmbedArgs),
 }
 
 /// Outcome of a command that ran runs.
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Plan(a) => plan::plan(a).map(|_| Done::Ok),
         Command::Report(a) => report::report(a).map(|_| Done::Ok),
         Command::List(a) => list::list(a).map(|_| Done::Ok),
+        Command::Embed(a) => embed::embed(a).map(|_| Done::Ok),
     };
     match result {
         Ok(Done::Ok) => ExitCode::SUCCESS,

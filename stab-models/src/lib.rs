@@ -17,5 +17,5 @@ pub mod tokenizer;
 pub use config::{EncoderConfig, ModelFamily};
 pub use encoder::{without_dropout, Encoder, EncoderOutput};
 pub use loader::{load_encoder, materialize, LoadReport};
-pub use source::resolve_model;
+pub use source::{resolve_model, resolve_model_in};
 pub use tokenizer::{TextEncoder, TextInput, TokenBatch};

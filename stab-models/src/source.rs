@@ -21,6 +21,11 @@ fn offline() -> bool {
 /// Resolve `spec` (a directory or a hub id such as `roberta-base` or
 /// `FacebookAI/roberta-base`) to a local directory holding the model's files.
 pub fn resolve_model(spec: &str) -> Result<PathBuf, InputError> {
+    resolve_model_in(spec, &hub_cache(), !offline())
+}
+
+/// [`resolve_model`] with an explicit cache and download permission.
+pub fn resolve_model_in(spec: &str, cache: &hf_hub::Cache, allow_download: bool) -> Result<PathBuf, InputError> {
     let p = Path::new(spec);
     if p.is_dir() {
         return Ok(p.to_path_buf());
@@ -31,7 +36,6 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf, InputError> {
             .key("model.path")
             .hint("point model.path at a Hugging Face model directory (config.json, model.safetensors, tokenizer.json)"));
     }
-    let cache = hub_cache();
     let mut ids = vec![spec.to_string()];
     if !spec.contains('/') {
         // Legacy ids (`roberta-base`) now live under an organisation (`FacebookAI/roberta-base`).
@@ -49,11 +53,11 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf, InputError> {
         }
     }
     for id in &ids {
-        if let Some(dir) = cached_dir(&cache, id) {
+        if let Some(dir) = cached_dir(cache, id) {
             return Ok(dir);
         }
     }
-    if !offline() {
+    if allow_download {
         if let Ok(dir) = download(spec) {
             return Ok(dir);
         }
@@ -61,7 +65,7 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf, InputError> {
     Err(InputError::new(format!(
         "model `{spec}` is not a directory and is not in the Hugging Face cache at {}{}",
         cache.path().display(),
-        if offline() { " (HF_HUB_OFFLINE is set, so nothing was downloaded)" } else { " (and downloading it failed)" }
+        if allow_download { " (and downloading it failed)" } else { " (HF_HUB_OFFLINE is set, so nothing was downloaded)" }
     ))
     .key("model.path")
     .hint(format!(
@@ -110,5 +114,16 @@ mod tests {
         let cache = hf_hub::Cache::new(tmp.path().to_path_buf());
         assert_eq!(cached_dir(&cache, "FacebookAI/tiny-test").unwrap(), snap);
         assert!(cached_dir(&cache, "FacebookAI/other").is_none());
+        // A legacy id finds the organisation's copy.
+        assert_eq!(resolve_model_in("tiny-test", &cache, false).unwrap(), snap);
+    }
+
+    #[test]
+    fn offline_and_not_cached_says_where_it_looked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = hf_hub::Cache::new(tmp.path().to_path_buf());
+        let e = resolve_model_in("roberta-base", &cache, false).unwrap_err().to_string();
+        assert!(e.contains("not in the Hugging Face cache") && e.contains(&tmp.path().display().to_string()), "{e}");
+        assert!(e.contains("HF_HUB_OFFLINE") && e.contains("hint"), "{e}");
     }
 }

@@ -189,6 +189,13 @@ fn wordpiece_from_vocab(dir: &Path) -> Result<Tokenizer, InputError> {
     let cls = special(&tok, dir, &["[CLS]"])?;
     tok.with_post_processor(Some(BertProcessing::new(sep, cls)));
     tok.with_decoder(Some(WordPieceDecoder::default()));
+    // Special tokens must never be normalised or split.
+    let specials: Vec<tokenizers::AddedToken> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .filter(|t| tok.token_to_id(t).is_some())
+        .map(|t| tokenizers::AddedToken::from(t.to_string(), true))
+        .collect();
+    tok.add_special_tokens(&specials);
     Ok(tok)
 }
 

@@ -1,0 +1,78 @@
+//! Each bad model directory gives one clear error that names the file and the problem.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use stab_core::error::is_input_error;
+use stab_models::load_encoder;
+
+fn tiny_bert() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::env::var_os("STAB_SHARED")
+        .map(PathBuf::from)
+        .or_else(|| here.ancestors().map(|a| a.join("shared")).find(|p| p.join("fixtures").is_dir()))
+        .expect("shared/fixtures not found; set STAB_SHARED")
+        .join("fixtures/tiny-bert")
+}
+
+/// A copy of tiny-bert with `skip` left out and `edit` applied.
+fn variant(skip: &[&str], edit: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(tiny_bert()).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        if !skip.contains(&name.as_str()) {
+            std::fs::copy(&p, tmp.path().join(&name)).unwrap();
+        }
+    }
+    edit(tmp.path());
+    tmp
+}
+
+fn error_of(dir: &Path) -> String {
+    let err = load_encoder(dir, &Device::flex()).err().expect("loading must fail");
+    assert!(is_input_error(&err), "a bad model is bad input (exit code 2): {err:#}");
+    format!("{err:#}")
+}
+
+fn edit_config(dir: &Path, from: &str, to: &str) {
+    let p = dir.join("config.json");
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(text.contains(from), "config lacks {from}");
+    std::fs::write(&p, text.replace(from, to)).unwrap();
+}
+
+#[test]
+fn missing_config() {
+    let d = variant(&["config.json"], |_| {});
+    let m = error_of(d.path());
+    assert!(m.contains("config.json") && m.contains("hint"), "{m}");
+}
+
+#[test]
+fn missing_weights() {
+    let d = variant(&["model.safetensors"], |_| {});
+    let m = error_of(d.path());
+    assert!(m.contains("model.safetensors") && m.contains("pytorch_model.bin"), "{m}");
+}
+
+#[test]
+fn unsupported_model_type() {
+    let d = variant(&[], |p| edit_config(p, "\"model_type\": \"bert\"", "\"model_type\": \"gpt2\""));
+    let m = error_of(d.path());
+    assert!(m.contains("unsupported model_type `gpt2`") && m.contains("bert, roberta"), "{m}");
+}
+
+#[test]
+fn tensor_shape_mismatch_names_tensor_and_shapes() {
+    let d = variant(&[], |p| edit_config(p, "\"intermediate_size\": 64", "\"intermediate_size\": 48"));
+    let m = error_of(d.path());
+    assert!(m.contains("intermediate.dense") && m.contains("64") && m.contains("48"), "{m}");
+}
+
+#[test]
+fn corrupt_safetensors() {
+    let d = variant(&[], |p| std::fs::write(p.join("model.safetensors"), b"\x08\x00\x00\x00\x00\x00\x00\x00not json at all").unwrap());
+    let m = error_of(d.path());
+    assert!(m.contains("model.safetensors") && m.contains("cannot read the weights"), "{m}");
+}
