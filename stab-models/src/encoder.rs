@@ -5,11 +5,14 @@
 //! state dict so weights load with three key renames (see [`crate::loader`]).
 
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax, tanh};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::{gelu_approximate, relu, softmax, tanh};
+
+use crate::activation::gelu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::{Activation, EncoderConfig, ModelFamily};
+use crate::dropout::FastDropout as Dropout;
 use crate::tokenizer::TokenBatch;
 
 fn act(a: Activation, x: Tensor<3>) -> Tensor<3> {
@@ -153,7 +156,7 @@ impl Encoder {
         let c = config;
         let activation = c.activation().expect("validated config");
         let normal = Initializer::Normal { mean: 0.0, std: 0.02 };
-        let hidden_drop = || DropoutConfig::new(c.hidden_dropout_prob).init();
+        let hidden_drop = || Dropout::new(c.hidden_dropout_prob);
         let embeddings = Embeddings {
             word_embeddings: EmbeddingConfig::new(c.vocab_size, c.hidden_size).with_initializer(normal.clone()).init(device),
             position_embeddings: EmbeddingConfig::new(c.max_position_embeddings, c.hidden_size).with_initializer(normal.clone()).init(device),
@@ -169,7 +172,7 @@ impl Encoder {
                         query: zero_bias(hf_linear(h, h, device)),
                         key: zero_bias(hf_linear(h, h, device)),
                         value: zero_bias(hf_linear(h, h, device)),
-                        dropout: DropoutConfig::new(c.attention_probs_dropout_prob).init(),
+                        dropout: Dropout::new(c.attention_probs_dropout_prob),
                         heads: c.num_attention_heads,
                     },
                     output: SelfOutput { dense: zero_bias(hf_linear(h, h, device)), layer_norm: layer_norm(c, device), dropout: hidden_drop() },

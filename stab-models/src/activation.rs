@@ -1,0 +1,178 @@
+//! The exact (erf) GELU, x·Φ(x), evaluated on the host with a vectorisable kernel.
+//!
+//! burn's `gelu` calls libm's scalar `erff` per element (forward and again in backward),
+//! which was ~11% of a MiniLM training step. Here Φ(x) = ½·erfc(−x/√2) uses the
+//! Numerical Recipes erfc approximation (fractional error < 1.2e-7, i.e. f32 precision)
+//! with a branch-free f32 exp, in parallel chunks. On an autodiff device the gradient
+//! GELU'(x) = Φ(x) + x·φ(x) is attached with the value-preserving identity
+//! y = g + d ⊙ (x − stopgrad(x)), whose value is g and whose derivative is d.
+
+use burn::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
+
+const LANES: usize = 16;
+
+/// e^x for x in [−87, 87] (clamped), relative error ~1e-7.
+#[inline(always)]
+fn exp16(x: [f32; LANES]) -> [f32; LANES] {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const SHIFTER: f32 = 12582912.0; // 1.5·2^23
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let mut out = [0f32; LANES];
+    for l in 0..LANES {
+        let xc = x[l].clamp(-87.0, 87.0);
+        let t = xc * LOG2E + SHIFTER;
+        let k = t - SHIFTER;
+        let r = (xc - k * LN2_HI) - k * LN2_LO;
+        let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+        let scale = f32::from_bits(t.to_bits().wrapping_add(127) << 23);
+        out[l] = p * scale;
+    }
+    out
+}
+
+/// (GELU(x), GELU'(x)) for 16 values.
+#[inline(always)]
+fn gelu16(x: [f32; LANES], with_grad: bool) -> ([f32; LANES], [f32; LANES]) {
+    const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    let mut arg = [0f32; LANES];
+    let mut t = [0f32; LANES];
+    let mut z2 = [0f32; LANES];
+    for l in 0..LANES {
+        let z = (x[l] * FRAC_1_SQRT_2).abs();
+        t[l] = 1.0 / (1.0 + 0.5 * z);
+        let tt = t[l];
+        let poly = -1.265_512_2
+            + tt * (1.000_023_7 + tt * (0.374_091_96 + tt * (0.096_784_18 + tt * (-0.186_288_06 + tt * (0.278_868_07 + tt * (-1.135_203_98 + tt * (1.488_515_87 + tt * (-0.822_152_23 + tt * 0.170_872_77))))))));
+        z2[l] = z * z;
+        arg[l] = -z * z + poly;
+    }
+    let e = exp16(arg);
+    let mut phi_tail = [0f32; LANES];
+    let mut g = [0f32; LANES];
+    for l in 0..LANES {
+        // erfc(|x|/√2) = t·e; Φ(x) = ½·erfc(−x/√2).
+        let erfc_abs = t[l] * e[l];
+        let big_phi = if x[l] >= 0.0 { 1.0 - 0.5 * erfc_abs } else { 0.5 * erfc_abs };
+        phi_tail[l] = big_phi;
+        g[l] = x[l] * big_phi;
+    }
+    let mut d = [0f32; LANES];
+    if with_grad {
+        let mut neg_half_x2 = [0f32; LANES];
+        for l in 0..LANES {
+            neg_half_x2[l] = -z2[l]; // z² = x²/2
+        }
+        let density = exp16(neg_half_x2);
+        for l in 0..LANES {
+            d[l] = phi_tail[l] + x[l] * INV_SQRT_2PI * density[l];
+        }
+    }
+    (g, d)
+}
+
+fn gelu_host(x: &[f32], with_grad: bool) -> (Vec<f32>, Vec<f32>) {
+    let mut g = vec![0f32; x.len()];
+    let mut d = if with_grad { vec![0f32; x.len()] } else { Vec::new() };
+    const CHUNK: usize = 1 << 14;
+    let work = |(xs, gs, ds): (&[f32], &mut [f32], Option<&mut [f32]>)| {
+        let mut ds = ds;
+        for (i, xc) in xs.chunks(LANES).enumerate() {
+            let mut lane = [0f32; LANES];
+            lane[..xc.len()].copy_from_slice(xc);
+            let (gv, dv) = gelu16(lane, with_grad);
+            gs[i * LANES..i * LANES + xc.len()].copy_from_slice(&gv[..xc.len()]);
+            if let Some(d) = ds.as_deref_mut() {
+                d[i * LANES..i * LANES + xc.len()].copy_from_slice(&dv[..xc.len()]);
+            }
+        }
+    };
+    if with_grad {
+        x.par_chunks(CHUNK)
+            .zip(g.par_chunks_mut(CHUNK))
+            .zip(d.par_chunks_mut(CHUNK))
+            .for_each(|((xs, gs), ds)| work((xs, gs, Some(ds))));
+    } else {
+        x.par_chunks(CHUNK).zip(g.par_chunks_mut(CHUNK)).for_each(|(xs, gs)| work((xs, gs, None)));
+    }
+    (g, d)
+}
+
+/// Exact GELU x·Φ(x) with its exact derivative on autodiff devices.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let device = x.device();
+    let shape = x.shape();
+    let autodiff = device.is_autodiff();
+    let host: Vec<f32> = x.to_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data");
+    let (g, d) = gelu_host(&host, autodiff);
+    let value = Tensor::<D>::from_data(TensorData::new(g, shape.clone()), &device);
+    if !autodiff {
+        return value;
+    }
+    let slope = Tensor::<D>::from_data(TensorData::new(d, shape), &device);
+    value + slope * (x.clone() - x.detach())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+
+    fn reference(x: f64) -> (f64, f64) {
+        // Φ via a high-precision erf series/continued fraction is overkill; use the
+        // relation Φ(x) = ½(1 + erf(x/√2)) with libm's f64 erf through burn's f64 path.
+        let phi = 0.5 * (1.0 + erf64(x / std::f64::consts::SQRT_2));
+        let density = (-x * x / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        (x * phi, phi + x * density)
+    }
+
+    /// erf in f64 by its Taylor series (|x| ≤ 3) and the asymptotic continued fraction beyond.
+    fn erf64(x: f64) -> f64 {
+        let a = x.abs();
+        let v = if a <= 3.0 {
+            let mut term = a;
+            let mut sum = a;
+            for n in 1..200 {
+                term *= -a * a / n as f64;
+                sum += term / (2 * n + 1) as f64;
+            }
+            sum * 2.0 / std::f64::consts::PI.sqrt()
+        } else {
+            // erfc continued fraction (Lentz), 60 terms.
+            let mut f = 0.0;
+            for k in (1..60).rev() {
+                f = (k as f64 / 2.0) / (a + f);
+            }
+            1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / (a + f)
+        };
+        v.copysign(x)
+    }
+
+    #[test]
+    fn matches_the_exact_gelu_and_its_derivative() {
+        let xs: Vec<f32> = (-1200..=1200).map(|i| i as f32 * 0.01).collect();
+        let (g, d) = gelu_host(&xs, true);
+        for (i, &x) in xs.iter().enumerate() {
+            let (gr, dr) = reference(x as f64);
+            assert!((g[i] as f64 - gr).abs() <= 2e-7 * (1.0 + gr.abs()), "gelu({x}) = {} vs {gr}", g[i]);
+            assert!((d[i] as f64 - dr).abs() <= 5e-7, "gelu'({x}) = {} vs {dr}", d[i]);
+        }
+    }
+
+    #[test]
+    fn autodiff_gradient_is_the_derivative() {
+        let dev = Device::flex().autodiff();
+        let x = Tensor::<1>::from_data(TensorData::new(vec![-2.0f32, -0.3, 0.0, 0.7, 3.0], [5]), &dev).require_grad();
+        let y = gelu(x.clone());
+        let grads = y.clone().sum().backward();
+        let gx: Vec<f32> = x.grad(&grads).unwrap().into_data().convert::<f32>().try_to_vec().unwrap();
+        let yv: Vec<f32> = y.into_data().convert::<f32>().try_to_vec().unwrap();
+        for (i, &xv) in [-2.0f64, -0.3, 0.0, 0.7, 3.0].iter().enumerate() {
+            let (gr, dr) = reference(xv);
+            assert!((yv[i] as f64 - gr).abs() < 1e-6);
+            assert!((gx[i] as f64 - dr).abs() < 1e-6, "d/dx at {xv}: {} vs {dr}", gx[i]);
+        }
+    }
+}
