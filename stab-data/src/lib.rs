@@ -2,11 +2,16 @@
 //!
 //! Data for stab runs.
 //!
+//! * [`tasks`] — the 11 GLUE/SuperGLUE tasks: readers of the official files, templates,
+//!   labels, heads and metrics ([`TaskDef`], [`Example`]).
+//! * [`split`] — the fixed 90/10 train/dev split and per-seed perturbations ([`Splits`]).
 //! * [`synthetic`] — the two-ball generator of the synthetic head-tuning studies
 //!   (methods-spec §7.2): [`TwoBalls`] → [`LabeledPoints`].
-//! * [`tasks`] — the GLUE/SuperGLUE task registry entries (names and primary metrics).
 
+pub mod split;
 pub mod synthetic;
 pub mod tasks;
 
+pub use split::{dev_split, perturb, Splits};
 pub use synthetic::{LabeledPoints, TwoBalls};
+pub use tasks::{task_def, Example, HeadKind, TaskData, TaskDef};

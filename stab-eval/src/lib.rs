@@ -5,12 +5,16 @@
 //! * [`stats`] — summaries over seeds or datasets ([`Summary`]: mean, SD with ddof = 1).
 //! * [`stability`] — the normalised leave-one-out stability Δ̂ of methods-spec §7.5
 //!   ([`normalized_distance`], [`LeaveOneOutStability`]).
+//! * [`metrics`] — accuracy, F1, macro-F1, MCC, MultiRC EM and the jiant primary metric
+//!   per task ([`PrimaryMetric`]).
 //! * [`report`] — tables (Markdown, CSV) and SVG plots from a results store.
 
+pub mod metrics;
 pub mod report;
 pub mod stability;
 pub mod stats;
 
+pub use metrics::PrimaryMetric;
 pub use report::{Report, ReportFormat};
 pub use stability::{normalized_distance, LeaveOneOutStability};
 pub use stats::Summary;

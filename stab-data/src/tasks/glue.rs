@@ -1,0 +1,73 @@
+//! GLUE TSV readers. The official files are tab-separated without quoting (quotes are
+//! literal text), may start with a UTF-8 BOM (MRPC), and may lack a final newline (CoLA dev).
+
+use std::path::Path;
+
+use stab_core::InputError;
+
+use super::{Example, TaskDef};
+
+/// Rows of a TSV file as (1-based line, fields), header skipped when `header`.
+fn rows(path: &Path, header: bool, columns: usize) -> Result<Vec<(usize, Vec<String>)>, InputError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| InputError::new(format!("cannot read: {e}")).file(file.clone()))?;
+    let text = String::from_utf8(bytes).map_err(|e| InputError::new(format!("not UTF-8 text: {e}")).file(file.clone()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut out = Vec::new();
+    for (i, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if (header && i == 0) || line.is_empty() {
+            continue;
+        }
+        let fields: Vec<String> = line.split('\t').map(str::to_string).collect();
+        if fields.len() != columns {
+            return Err(InputError::new(format!("expected {columns} tab-separated columns, found {}", fields.len()))
+                .file(file.clone())
+                .line(Some(i + 1))
+                .hint("the file must be the official GLUE TSV (no quoting; one example per line)"));
+        }
+        out.push((i + 1, fields));
+    }
+    Ok(out)
+}
+
+fn build(path: &Path, def: &TaskDef, header: bool, columns: usize, label: usize, texts: &[usize]) -> Result<Vec<Example>, InputError> {
+    rows(path, header, columns)?
+        .into_iter()
+        .enumerate()
+        .map(|(k, (line, f))| {
+            Ok(Example {
+                segments: texts.iter().map(|&c| f[c].clone()).collect(),
+                label: def.label_id(f[label].trim(), path, line)?,
+                spans: Vec::new(),
+                question: None,
+                group: k as u64,
+            })
+        })
+        .collect()
+}
+
+/// CoLA: no header; source, label, original label, sentence.
+pub fn cola(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
+    build(path, def, false, 4, 1, &[3])
+}
+
+/// SST-2: sentence, label.
+pub fn sst2(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
+    build(path, def, true, 2, 1, &[0])
+}
+
+/// MRPC: Quality, #1 ID, #2 ID, #1 String, #2 String.
+pub fn mrpc(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
+    build(path, def, true, 5, 0, &[3, 4])
+}
+
+/// QQP: id, qid1, qid2, question1, question2, is_duplicate.
+pub fn qqp(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
+    build(path, def, true, 6, 5, &[3, 4])
+}
+
+/// RTE and WNLI: index, sentence1, sentence2, label.
+pub fn rte_wnli(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
+    build(path, def, true, 4, 3, &[1, 2])
+}

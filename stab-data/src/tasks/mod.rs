@@ -1,0 +1,168 @@
+//! The 11 GLUE/SuperGLUE tasks (methods-spec §3): readers for the official file layouts,
+//! input templates, label sets, head kinds and primary metrics, registered by name.
+
+mod glue;
+mod superglue;
+
+use std::path::{Path, PathBuf};
+
+use stab_core::{InputError, TaskEntry};
+
+/// One model input row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// Input texts in template order: one (single), two (pair), three for WiC
+    /// (`word </s></s> sentence1 </s></s> sentence2`).
+    pub segments: Vec<String>,
+    /// Label id (index into the task's label list).
+    pub label: usize,
+    /// Character spans for span-comparison heads: (segment, start, end), end exclusive.
+    pub spans: Vec<(usize, usize, usize)>,
+    /// MultiRC: the global question idx (exact match groups by it).
+    pub question: Option<u64>,
+    /// The unit the dev split draws: the example itself, or the MultiRC passage.
+    pub group: u64,
+}
+
+/// Which head a task trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadKind {
+    Classification,
+    SpanComparison,
+}
+
+/// A task's definition.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskDef {
+    pub name: &'static str,
+    /// Label strings in id order.
+    pub labels: &'static [&'static str],
+    pub head: HeadKind,
+    /// The jiant primary metric (`stab_eval::PrimaryMetric::parse`).
+    pub metric: &'static str,
+    /// Directory under the data dir, e.g. `glue/CoLA`.
+    pub dir: &'static str,
+    /// Train and test (= official dev) file names.
+    pub files: (&'static str, &'static str),
+    reader: fn(&Path, &TaskDef) -> Result<Vec<Example>, InputError>,
+}
+
+/// The task's train rows and test rows (the official dev set).
+#[derive(Debug, Clone)]
+pub struct TaskData {
+    pub def: TaskDef,
+    pub train: Vec<Example>,
+    pub test: Vec<Example>,
+}
+
+pub const TASKS: &[TaskDef] = &[
+    TaskDef { name: "cola", labels: &["0", "1"], head: HeadKind::Classification, metric: "mcc", dir: "glue/CoLA", files: ("train.tsv", "dev.tsv"), reader: glue::cola },
+    TaskDef { name: "sst2", labels: &["0", "1"], head: HeadKind::Classification, metric: "accuracy", dir: "glue/SST-2", files: ("train.tsv", "dev.tsv"), reader: glue::sst2 },
+    TaskDef { name: "mrpc", labels: &["0", "1"], head: HeadKind::Classification, metric: "acc_and_f1", dir: "glue/MRPC", files: ("train.tsv", "dev.tsv"), reader: glue::mrpc },
+    TaskDef { name: "qqp", labels: &["0", "1"], head: HeadKind::Classification, metric: "acc_and_f1", dir: "glue/QQP", files: ("train.tsv", "dev.tsv"), reader: glue::qqp },
+    TaskDef { name: "rte", labels: &["entailment", "not_entailment"], head: HeadKind::Classification, metric: "accuracy", dir: "glue/RTE", files: ("train.tsv", "dev.tsv"), reader: glue::rte_wnli },
+    TaskDef { name: "wnli", labels: &["0", "1"], head: HeadKind::Classification, metric: "accuracy", dir: "glue/WNLI", files: ("train.tsv", "dev.tsv"), reader: glue::rte_wnli },
+    TaskDef { name: "cb", labels: &["entailment", "contradiction", "neutral"], head: HeadKind::Classification, metric: "acc_and_macro_f1", dir: "superglue/CB", files: ("train.jsonl", "val.jsonl"), reader: superglue::cb },
+    TaskDef { name: "wsc", labels: &["False", "True"], head: HeadKind::SpanComparison, metric: "accuracy", dir: "superglue/WSC", files: ("train.jsonl", "val.jsonl"), reader: superglue::wsc },
+    TaskDef { name: "boolq", labels: &["False", "True"], head: HeadKind::Classification, metric: "accuracy", dir: "superglue/BoolQ", files: ("train.jsonl", "val.jsonl"), reader: superglue::boolq },
+    TaskDef { name: "multirc", labels: &["0", "1"], head: HeadKind::Classification, metric: "em_and_f1a", dir: "superglue/MultiRC", files: ("train.jsonl", "val.jsonl"), reader: superglue::multirc },
+    TaskDef { name: "wic", labels: &["False", "True"], head: HeadKind::SpanComparison, metric: "accuracy", dir: "superglue/WiC", files: ("train.jsonl", "val.jsonl"), reader: superglue::wic },
+];
+
+macro_rules! register {
+    ($($name:literal: $summary:literal),* $(,)?) => {
+        $( inventory::submit! { TaskEntry { name: $name, summary: $summary, metric: task_metric($name) } } )*
+    };
+}
+
+const fn task_metric(name: &str) -> &'static str {
+    let mut i = 0;
+    while i < TASKS.len() {
+        if const_eq(TASKS[i].name, name) {
+            return TASKS[i].metric;
+        }
+        i += 1;
+    }
+    panic!("unknown task")
+}
+
+const fn const_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+register! {
+    "cola": "CoLA: acceptability of one sentence (GLUE)",
+    "sst2": "SST-2: sentiment of one sentence (GLUE)",
+    "mrpc": "MRPC: paraphrase of a sentence pair (GLUE)",
+    "qqp": "QQP: duplicate question pair (GLUE)",
+    "rte": "RTE: entailment of a premise/hypothesis pair (GLUE)",
+    "wnli": "WNLI: entailment with pronoun resolution (GLUE)",
+    "cb": "CB: 3-way entailment (SuperGLUE)",
+    "wsc": "WSC: coreference of two spans (SuperGLUE, span head)",
+    "boolq": "BoolQ: yes/no question about a passage, question first (SuperGLUE)",
+    "multirc": "MultiRC: one row per answer option (SuperGLUE)",
+    "wic": "WiC: same sense of a word in two sentences (SuperGLUE, span head)",
+}
+
+/// The definition of a task by name, with a did-you-mean error.
+pub fn task_def(name: &str) -> Result<&'static TaskDef, InputError> {
+    stab_core::registry::task(name)?;
+    Ok(TASKS.iter().find(|t| t.name == name).expect("registered tasks are defined"))
+}
+
+impl TaskDef {
+    /// Expected path of one of the task's files.
+    pub fn path(&self, data_dir: &Path, file: &str) -> PathBuf {
+        data_dir.join(self.dir).join(file)
+    }
+
+    /// Read train and test (official dev) from the official layout under `data_dir`.
+    pub fn load(&self, data_dir: &Path) -> Result<TaskData, InputError> {
+        let read = |file: &str| -> Result<Vec<Example>, InputError> {
+            let path = self.path(data_dir, file);
+            if !path.is_file() {
+                return Err(InputError::new(format!("missing file {}", path.display()))
+                    .hint(format!(
+                        "the {} task expects {dir}/{} and {dir}/{} under the data dir ({}); GLUE as glue/<TASK>/{{train,dev}}.tsv, SuperGLUE as superglue/<Task>/{{train,val}}.jsonl",
+                        self.name,
+                        self.files.0,
+                        self.files.1,
+                        data_dir.display(),
+                        dir = self.dir
+                    )));
+            }
+            let rows = (self.reader)(&path, self)?;
+            if rows.is_empty() {
+                return Err(InputError::new("the file has no examples").file(path.display().to_string()).hint("an empty split cannot be trained or evaluated; check the download"));
+            }
+            Ok(rows)
+        };
+        Ok(TaskData { def: *self, train: read(self.files.0)?, test: read(self.files.1)? })
+    }
+
+    /// The label id of `label`, or a located error listing the label set.
+    fn label_id(&self, label: &str, file: &Path, line: usize) -> Result<usize, InputError> {
+        self.labels.iter().position(|l| *l == label).ok_or_else(|| {
+            InputError::new(format!("unknown label `{label}` for {}", self.name))
+                .file(file.display().to_string())
+                .line(Some(line))
+                .hint(format!("expected one of: {}", self.labels.join(", ")))
+        })
+    }
+}
+
+/// Label counts in label order.
+pub fn label_counts(def: &TaskDef, rows: &[Example]) -> Vec<(&'static str, usize)> {
+    def.labels.iter().enumerate().map(|(i, l)| (*l, rows.iter().filter(|e| e.label == i).count())).collect()
+}
