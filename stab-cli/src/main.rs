@@ -8,6 +8,7 @@
 use stab_data as _;
 use stab_methods as _;
 
+mod data;
 mod embed;
 mod list;
 mod plan;
@@ -39,6 +40,8 @@ enum Command {
     List(list::ListArgs),
     /// Encoder outputs for texts, in eval mode (parity checks, debugging).
     Embed(embed::EmbedArgs),
+    /// Task data tools: `stab data check --task NAME --data-dir DIR [--json]`.
+    Data(data::DataArgs),
 }
 
 /// Outcome of a command that ran runs.
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::Report(a) => report::report(a).map(|_| Done::Ok),
         Command::List(a) => list::list(a).map(|_| Done::Ok),
         Command::Embed(a) => embed::embed(a).map(|_| Done::Ok),
+        Command::Data(a) => data::data(a).map(|_| Done::Ok),
     };
     match result {
         Ok(Done::Ok) => ExitCode::SUCCESS,

@@ -283,3 +283,35 @@ fn finetune_recipe_is_validated_and_planned() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!tmp.path().join("o").exists());
 }
+
+#[test]
+fn data_check_prints_counts_and_fails_clearly() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = std::env::var_os("STAB_SHARED")
+        .map(PathBuf::from)
+        .or_else(|| here.ancestors().map(|a| a.join("shared")).find(|p| p.join("data").is_dir()))
+        .expect("shared/data not found; set STAB_SHARED")
+        .join("data");
+    let out = run_ok(&["data", "check", "--task", "cb", "--data-dir", data.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["task"], "cb");
+    assert_eq!(v["splits"], serde_json::json!({"train": 225, "dev": 25, "test": 56}));
+    assert_eq!(v["labels"]["test"], serde_json::json!({"entailment": 23, "contradiction": 28, "neutral": 5}));
+    let out = run_ok(&["data", "check", "--task", "rte", "--data-dir", data.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("train   2241 rows"));
+    // BoolQ's train file is absent from shared/data: one clear error naming the path.
+    let out = stab().args(["data", "check", "--task", "boolq", "--data-dir", data.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("superglue/BoolQ/train.jsonl"), "{err}");
+    let out = stab().args(["data", "check", "--task", "cola2", "--data-dir", data.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `cola`"));
+}
+
+#[test]
+fn every_task_metric_is_a_known_primary_metric() {
+    for def in stab_data::tasks::TASKS {
+        assert!(stab_eval::PrimaryMetric::parse(def.metric).is_some(), "{}: {}", def.name, def.metric);
+    }
+}

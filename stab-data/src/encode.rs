@@ -1,0 +1,76 @@
+//! From task rows to model inputs: the template's texts (methods-spec §3.1) and the
+//! projection of WSC/WiC character spans onto token indices through the tokenizer's
+//! offset mapping — the first and last token of the span's text that overlap it.
+
+use stab_core::InputError;
+use stab_models::{TextInput, TokenBatch};
+
+use crate::tasks::Example;
+
+/// The separator the tokenizer recognises as special text between WiC's sentences:
+/// `</s></s>` for RoBERTa (jiant's `<s> w </s></s> s1 </s></s> s2 </s>`), `[SEP]` for BERT.
+pub fn separator_for(pad_token: &str) -> &'static str {
+    if pad_token == "<pad>" { "</s></s>" } else { "[SEP]" }
+}
+
+/// The tokenizer input of a row, and its spans as (sequence id, char start, char end).
+/// WiC's three texts become the pair (word, sentence1 ⟨sep⟩ sentence2), and the
+/// sentence-2 span is shifted by the characters before it.
+pub fn model_input(e: &Example, separator: &str) -> (TextInput, Vec<(usize, usize, usize)>) {
+    match e.segments.len() {
+        1 => (TextInput::single(e.segments[0].clone()), e.spans.clone()),
+        2 => (TextInput::pair(e.segments[0].clone(), e.segments[1].clone()), e.spans.clone()),
+        _ => {
+            let shift = e.segments[1].chars().count() + separator.chars().count();
+            let second = format!("{}{separator}{}", e.segments[1], e.segments[2]);
+            let spans = e
+                .spans
+                .iter()
+                .map(|&(seg, a, b)| match seg {
+                    0 => (0, a, b),
+                    1 => (1, a, b),
+                    _ => (1, a + shift, b + shift),
+                })
+                .collect();
+            (TextInput::pair(e.segments[0].clone(), second), spans)
+        }
+    }
+}
+
+/// Token indices [first, last] (inclusive, positions in the padded row, so `<s>`/`[CLS]`
+/// is 0) of the tokens of sequence `seq` whose character offsets overlap [start, end).
+pub fn project_span(batch: &TokenBatch, row: usize, seq: usize, start: usize, end: usize) -> Result<(usize, usize), InputError> {
+    let hits: Vec<usize> = (0..batch.seq_len)
+        .filter(|&k| batch.sequence_ids[row].get(k).copied().flatten() == Some(seq))
+        .filter(|&k| {
+            let (a, b) = batch.offsets[row][k];
+            a < end && b > start
+        })
+        .collect();
+    match (hits.first(), hits.last()) {
+        (Some(&f), Some(&l)) => Ok((f, l)),
+        _ => Err(InputError::new(format!("the span [{start}, {end}) of text {seq} has no token in row {row}"))
+            .hint("it was truncated away; raise max_len")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wic_shift_moves_the_second_span() {
+        let e = Example {
+            segments: vec!["bank".into(), "a river bank".into(), "the bank paid".into()],
+            label: 1,
+            spans: vec![(1, 8, 12), (2, 4, 8)],
+            question: None,
+            group: 0,
+        };
+        let (input, spans) = model_input(&e, "</s></s>");
+        assert_eq!(input.text_pair.as_deref(), Some("a river bank</s></s>the bank paid"));
+        let second: String = input.text_pair.unwrap().chars().skip(spans[1].1).take(spans[1].2 - spans[1].1).collect();
+        assert_eq!(second, "bank");
+        assert_eq!(spans[0], (1, 8, 12));
+    }
+}
