@@ -286,12 +286,7 @@ fn finetune_recipe_is_validated_and_planned() {
 
 #[test]
 fn data_check_prints_counts_and_fails_clearly() {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let data = std::env::var_os("STAB_SHARED")
-        .map(PathBuf::from)
-        .or_else(|| here.ancestors().map(|a| a.join("shared")).find(|p| p.join("data").is_dir()))
-        .expect("shared/data not found; set STAB_SHARED")
-        .join("data");
+    let data = stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR"))).join("data");
     let out = run_ok(&["data", "check", "--task", "cb", "--data-dir", data.to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["task"], "cb");

@@ -6,11 +6,7 @@ use std::process::Command;
 use serde_json::Value;
 
 fn shared() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::env::var_os("STAB_SHARED")
-        .map(PathBuf::from)
-        .or_else(|| here.ancestors().map(|a| a.join("shared")).find(|p| p.join("fixtures").is_dir()))
-        .expect("shared/fixtures not found; set STAB_SHARED")
+    stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
 }
 
 fn stab() -> Command {

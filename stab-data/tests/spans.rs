@@ -9,11 +9,7 @@ use stab_data::task_def;
 use stab_models::{EncoderConfig, TextEncoder};
 
 fn shared() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::env::var_os("STAB_SHARED")
-        .map(PathBuf::from)
-        .or_else(|| here.ancestors().map(|a| a.join("shared")).find(|p| p.join("data").is_dir()))
-        .expect("shared not found; set STAB_SHARED")
+    stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
 }
 
 fn tokenizer(name: &str) -> TextEncoder {

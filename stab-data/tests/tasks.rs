@@ -8,12 +8,7 @@ use stab_data::tasks::label_counts;
 use stab_data::{dev_split, perturb, task_def};
 
 fn data_dir() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::env::var_os("STAB_SHARED")
-        .map(PathBuf::from)
-        .or_else(|| here.ancestors().map(|a| a.join("shared")).find(|p| p.join("data").is_dir()))
-        .expect("shared/data not found; set STAB_SHARED")
-        .join("data")
+    stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR"))).join("data")
 }
 
 /// (task, official train, 90% train, 10% dev, test, test label counts)

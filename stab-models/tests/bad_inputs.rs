@@ -7,12 +7,7 @@ use stab_core::error::is_input_error;
 use stab_models::load_encoder;
 
 fn tiny_bert() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::env::var_os("STAB_SHARED")
-        .map(PathBuf::from)
-        .or_else(|| here.ancestors().map(|a| a.join("shared")).find(|p| p.join("fixtures").is_dir()))
-        .expect("shared/fixtures not found; set STAB_SHARED")
-        .join("fixtures/tiny-bert")
+    stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR"))).join("fixtures/tiny-bert")
 }
 
 /// A copy of tiny-bert with `skip` left out and `edit` applied.

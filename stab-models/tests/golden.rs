@@ -16,14 +16,7 @@ use serde_json::Value;
 use stab_models::{load_encoder, without_dropout, Encoder, TextEncoder, TextInput};
 
 fn shared() -> PathBuf {
-    if let Ok(p) = std::env::var("STAB_SHARED") {
-        return PathBuf::from(p);
-    }
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared"))
-        .find(|p| p.join("fixtures/golden").is_dir())
-        .expect("shared/fixtures not found above the crate; set STAB_SHARED to the shared directory")
+    stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
 }
 
 fn golden(name: &str) -> Value {

@@ -8,11 +8,7 @@ use serde_json::Value;
 use stab_models::{EncoderConfig, TextEncoder, TextInput};
 
 fn shared() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::env::var_os("STAB_SHARED")
-        .map(PathBuf::from)
-        .or_else(|| here.ancestors().map(|a| a.join("shared")).find(|p| p.join("fixtures").is_dir()))
-        .expect("shared/fixtures not found; set STAB_SHARED")
+    stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
 }
 
 fn golden_ids(name: &str) -> (Vec<TextInput>, Vec<i64>, usize) {

@@ -19,7 +19,7 @@ use stab_core::{StudyEntry, StudyOutcome, SyntheticSettings, SyntheticStudy};
 use stab_data::synthetic::unit_vector;
 use stab_eval::LeaveOneOutStability;
 
-use super::{axis_details, dataset_seed, loo_indices, outcome, over_datasets, paired_gd, Collector};
+use super::{axis_details, collect_rows, dataset_seed, loo_indices, outcome, over_datasets, paired_gd};
 use crate::linear::{LogisticGd, Smo};
 
 struct Distance;
@@ -58,7 +58,7 @@ impl SyntheticStudy for Distance {
             let end = paired_gd(&gd, &w0, 1, &left_out, s.steps, &[s.steps]);
             let last = end.last().expect("one checkpoint");
             let margin = Smo { c: s.svm_c, tol: s.svm_tol, ..Smo::default() }.solve(&d.points)?.margin();
-            Ok([
+            Ok(vec![
                 ("delta", LeaveOneOutStability::sampled(&last.deltas).mean),
                 ("stability", LeaveOneOutStability::sampled(&last.distances).mean),
                 ("margin", margin),
@@ -66,16 +66,7 @@ impl SyntheticStudy for Distance {
                 ("optimum_steps", optimum_steps as f64),
             ])
         })?;
-        let mut c = Collector::default();
-        let mut per_dataset = vec!["dataset,delta,stability,margin,optimum_norm,optimum_steps".to_string()];
-        for (i, row) in rows.iter().enumerate() {
-            let mut line = i.to_string();
-            for (k, v) in row {
-                c.push(k, *v);
-                line.push_str(&format!(",{v:e}"));
-            }
-            per_dataset.push(line);
-        }
+        let (c, per_dataset) = collect_rows(&rows);
         Ok(outcome(&c, s.datasets, axis_details(self.axis_label(), self.log_axis()), per_dataset))
     }
     fn axis_label(&self) -> &'static str {

@@ -9,7 +9,7 @@
 use stab_core::{StudyEntry, StudyOutcome, SyntheticSettings, SyntheticStudy};
 use stab_eval::normalized_distance;
 
-use super::{axis_details, head_inits, loo_indices, outcome, over_datasets, paired_gd, svm_stability, Collector};
+use super::{axis_details, collect_rows, head_inits, loo_indices, outcome, over_datasets, paired_gd, svm_stability};
 use crate::linear::LogisticGd;
 
 struct Margin;
@@ -78,18 +78,6 @@ pub(super) fn svm_and_gd_study(
         }
         Ok(row)
     })?;
-    let mut c = Collector::default();
-    let mut per_dataset = Vec::with_capacity(rows.len() + 1);
-    if let Some(first) = rows.first() {
-        per_dataset.push(format!("dataset,{}", first.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(",")));
-    }
-    for (i, row) in rows.iter().enumerate() {
-        let mut line = i.to_string();
-        for (k, v) in row {
-            c.push(k, *v);
-            line.push_str(&format!(",{v:e}"));
-        }
-        per_dataset.push(line);
-    }
+    let (c, per_dataset) = collect_rows(&rows);
     Ok(outcome(&c, s.datasets, axis_details(axis_label, log_axis), per_dataset))
 }

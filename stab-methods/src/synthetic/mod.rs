@@ -175,6 +175,24 @@ impl Collector {
     }
 }
 
+/// Summaries and per-dataset CSV lines (header first) of rows of named values.
+pub fn collect_rows(rows: &[Vec<(&'static str, f64)>]) -> (Collector, Vec<String>) {
+    let mut c = Collector::default();
+    let mut lines = Vec::with_capacity(rows.len() + 1);
+    if let Some(first) = rows.first() {
+        lines.push(format!("dataset,{}", first.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(",")));
+    }
+    for (i, row) in rows.iter().enumerate() {
+        let mut line = i.to_string();
+        for (k, v) in row {
+            c.push(k, *v);
+            line.push_str(&format!(",{v:e}"));
+        }
+        lines.push(line);
+    }
+    (c, lines)
+}
+
 /// Axis hints recorded with every synthetic run, so reports need no plugin to draw them.
 pub fn axis_details(label: &str, log: bool) -> serde_json::Value {
     serde_json::json!({ "axis_label": label, "log_axis": log })
