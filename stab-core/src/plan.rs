@@ -302,7 +302,7 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
         if values.get_ref().is_empty() {
             return Err(recipe.error_at(values.span(), &format!("sweep.{key}"), "sweep values are empty").hint("list at least one value"));
         }
-        let (head, field) = key.split_once('.').ok_or_else(|| {
+        let (head, _field) = key.split_once('.').ok_or_else(|| {
             recipe.error_at(values.span(), &format!("sweep.{key}"), format!("sweep key `{key}` must be `section.key`"))
                 .hint("e.g. \"train.lr\" = [1e-5, 2e-5], or \"mmr.alpha\" = [0.1, 1, 10]")
         })?;
@@ -314,7 +314,6 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
                 .error_at(values.span(), &format!("sweep.{key}"), format!("sweep key `{key}` addresses `{head}`, which is neither a section nor a method of this recipe{}", crate::suggest::did_you_mean(head, options.iter().copied())))
                 .hint("sweep keys look like \"train.lr\" or \"<method>.<param>\""));
         }
-        let _ = field;
         cells = cells
             .into_iter()
             .flat_map(|cell| {
@@ -333,7 +332,7 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
         let mut model_v = toml::Value::try_from(&model).expect("model serialises");
         let mut method_overrides: Vec<(&str, &str, &toml::Value)> = Vec::new();
         for (key, v) in cell {
-            let (head, field) = key.split_once('.').expect("checked");
+            let (head, _field) = key.split_once('.').expect("checked");
             match head {
                 "train" => set_path(&mut train_v, field, v),
                 "data" => set_path(&mut data_v, field, v),
