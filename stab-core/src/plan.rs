@@ -332,7 +332,7 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
         let mut model_v = toml::Value::try_from(&model).expect("model serialises");
         let mut method_overrides: Vec<(&str, &str, &toml::Value)> = Vec::new();
         for (key, v) in cell {
-            let (head, _field) = key.split_once('.').expect("checked");
+            let (head, field) = key.split_once('.').expect("checked");
             match head {
                 "train" => set_path(&mut train_v, field, v),
                 "data" => set_path(&mut data_v, field, v),
