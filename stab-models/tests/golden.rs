@@ -228,3 +228,16 @@ fn minilm_matches_pytorch() {
     let d = pooled.iter().zip(floats(&l.g["pooler_output"])).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     assert!(d < 1e-4, "minilm: pooler_output differs by {d:e}");
 }
+
+/// The same tiny-bert weights stored as a PyTorch `pytorch_model.bin` (made by
+/// `tests/fixtures/make_pytorch_bin.py`) load to the same outputs.
+#[test]
+fn pytorch_bin_checkpoint_matches_safetensors() {
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"] {
+        std::fs::copy(tiny("tiny-bert").join(f), tmp.path().join(f)).unwrap();
+    }
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch_model.bin"), tmp.path().join("pytorch_model.bin")).unwrap();
+    let l = check_tokens_and_hidden_states("tiny-bert", tmp.path());
+    check_mlm("tiny-bert", &l);
+}
