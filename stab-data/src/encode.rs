@@ -3,7 +3,7 @@
 //! offset mapping — the first and last token of the span's text that overlap it.
 
 use stab_core::InputError;
-use stab_models::{TextInput, TokenBatch};
+use stab_models::{TextEncoder, TextInput, TokenBatch};
 
 use crate::tasks::Example;
 
@@ -14,12 +14,16 @@ pub fn separator_for(pad_token: &str) -> &'static str {
 }
 
 /// The tokenizer input of a row, and its spans as (sequence id, char start, char end).
-/// WiC's three texts become the pair (word, sentence1 ⟨sep⟩ sentence2), and the
-/// sentence-2 span is shifted by the characters before it.
+/// MultiRC's [paragraph, question, answer] become (`paragraph question`, answer). WiC's
+/// three texts become the pair (word, sentence1 ⟨sep⟩ sentence2), and the sentence-2
+/// span is shifted by the characters before it.
 pub fn model_input(e: &Example, separator: &str) -> (TextInput, Vec<(usize, usize, usize)>) {
     match e.segments.len() {
         1 => (TextInput::single(e.segments[0].clone()), e.spans.clone()),
         2 => (TextInput::pair(e.segments[0].clone(), e.segments[1].clone()), e.spans.clone()),
+        3 if e.question.is_some() => {
+            (TextInput::pair(format!("{} {}", e.segments[0], e.segments[1]), e.segments[2].clone()), Vec::new())
+        }
         _ => {
             let shift = e.segments[1].chars().count() + separator.chars().count();
             let second = format!("{}{separator}{}", e.segments[1], e.segments[2]);
@@ -35,6 +39,35 @@ pub fn model_input(e: &Example, separator: &str) -> (TextInput, Vec<(usize, usiz
             (TextInput::pair(e.segments[0].clone(), second), spans)
         }
     }
+}
+
+/// Tokenize rows as one batch (truncated `longest_first` to `max_len`), with MultiRC's
+/// rule first: only the paragraph is cut, to max_len − specials − len(question) −
+/// len(answer) tokens, so the question and answer always survive (methods-spec §3.1).
+pub fn encode_rows(tok: &TextEncoder, rows: &[Example], max_len: usize) -> anyhow::Result<TokenBatch> {
+    let pad = tok.tokenizer().id_to_token(tok.pad_id).unwrap_or_default();
+    let sep = separator_for(&pad);
+    let specials = tok.pair_special_tokens();
+    let mut inputs = Vec::with_capacity(rows.len());
+    for e in rows {
+        let (mut input, _) = model_input(e, sep);
+        if e.question.is_some() && e.segments.len() == 3 {
+            let para_chars = e.segments[0].chars().count();
+            let joined = tok.tokenizer().encode_char_offsets(input.text.as_str(), false).map_err(|m| anyhow::anyhow!("{m}"))?;
+            let offsets = joined.get_offsets();
+            let q_start = offsets.iter().position(|o| o.0 > para_chars).unwrap_or(offsets.len());
+            let q_len = offsets.len() - q_start;
+            let a_len = tok.tokenizer().encode(e.segments[2].as_str(), false).map_err(|m| anyhow::anyhow!("{m}"))?.len();
+            let budget = max_len.saturating_sub(specials + q_len + a_len);
+            if q_start > budget {
+                let cut = if budget == 0 { 0 } else { offsets[budget - 1].1 };
+                let para: String = e.segments[0].chars().take(cut).collect();
+                input.text = format!("{para} {}", e.segments[1]);
+            }
+        }
+        inputs.push(input);
+    }
+    tok.encode(&inputs, max_len)
 }
 
 /// Token indices [first, last] (inclusive, positions in the padded row, so `<s>`/`[CLS]`

@@ -99,3 +99,27 @@ fn hand_checked_indices() {
     let batch = tok.encode(&[stab_models::TextInput::single("one two three four five six seven")], 4).unwrap();
     assert!(project_span(&batch, 0, 0, 30, 35).is_err());
 }
+
+#[test]
+fn multirc_truncates_only_the_paragraph() {
+    for model in ["tiny-bert", "tiny-roberta"] {
+        let tok = tokenizer(model);
+        let data = task_def("multirc").unwrap().load(&shared().join("data")).unwrap();
+        let rows: Vec<_> = data.test.iter().take(3).cloned().collect();
+        let batch = stab_data::encode::encode_rows(&tok, &rows, 64).unwrap();
+        assert_eq!(batch.seq_len, 64, "long paragraphs fill max_len");
+        for (r, e) in rows.iter().enumerate() {
+            let tokens = tok.tokens(&batch, r);
+            let spelled: String = tokens.iter().map(|t| t.trim_start_matches("##").trim_start_matches('Ġ')).collect::<String>().to_lowercase();
+            let squash = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase();
+            // The question's last word and the answer's first word are still there.
+            let q_last = squash(e.segments[1].split_whitespace().last().unwrap());
+            let a_first = squash(e.segments[2].split_whitespace().next().unwrap());
+            if !spelled.contains("[unk]") {
+                assert!(squash(&spelled).contains(&q_last), "{model}: question cut: {tokens:?}");
+                assert!(squash(&spelled).contains(&a_first), "{model}: answer cut: {tokens:?}");
+            }
+            assert_eq!(batch.lengths()[r], 64);
+        }
+    }
+}

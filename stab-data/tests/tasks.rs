@@ -57,8 +57,11 @@ fn multirc_splits_by_passage() {
     let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     let passage = first["passage"]["text"].as_str().unwrap();
     let q0 = &first["passage"]["questions"][0];
-    assert_eq!(data.test[0].segments[0], format!("{passage} {}", q0["question"].as_str().unwrap()));
-    assert_eq!(data.test[0].segments[1], q0["answers"][0]["text"].as_str().unwrap());
+    assert_eq!(data.test[0].segments[0], passage);
+    assert_eq!(data.test[0].segments[1], q0["question"].as_str().unwrap());
+    assert_eq!(data.test[0].segments[2], q0["answers"][0]["text"].as_str().unwrap());
+    let (input, _) = stab_data::encode::model_input(&data.test[0], "</s></s>");
+    assert_eq!(input.text, format!("{passage} {}", q0["question"].as_str().unwrap()), "no separator between paragraph and question");
     assert_eq!(data.test[0].question, Some(q0["idx"].as_u64().unwrap()));
 }
 

@@ -94,6 +94,12 @@ impl TextEncoder {
         Ok(Self { tokenizer, pad_id })
     }
 
+    /// Special tokens the template adds to a pair (3 for BERT, 4 for RoBERTa).
+    pub fn pair_special_tokens(&self) -> usize {
+        use tokenizers::PostProcessor;
+        self.tokenizer.get_post_processor().map_or(0, |p| p.added_tokens(true))
+    }
+
     /// The underlying tokenizer.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer

@@ -148,8 +148,9 @@ pub fn wic(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
         .collect()
 }
 
-/// MultiRC: one row per answer, `paragraph question` (no separator) paired with the answer;
-/// rows carry the global question idx and are grouped by passage for the dev split.
+/// MultiRC: one row per answer with segments [paragraph, question, answer]; the template
+/// joins the first two with a space (`paragraph question`, no separator) and pairs them with
+/// the answer. Rows carry the global question idx and are grouped by passage for the split.
 pub fn multirc(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
     let l = Lines { path };
     let mut out = Vec::new();
@@ -163,7 +164,7 @@ pub fn multirc(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
             let qidx = l.uint(q, "idx", n)?;
             let answers = q.get("answers").and_then(Value::as_array).ok_or_else(|| l.err(n, "missing array `answers`".into()))?;
             for a in answers {
-                let mut e = example(vec![format!("{text} {qtext}"), l.str(a, "text", n)?.into()], l.label(def, a, n)?, passage_idx);
+                let mut e = example(vec![text.to_string(), qtext.to_string(), l.str(a, "text", n)?.into()], l.label(def, a, n)?, passage_idx);
                 e.question = Some(qidx);
                 out.push(e);
             }
