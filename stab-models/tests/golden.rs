@@ -187,8 +187,39 @@ fn check_train_step(name: &str, dir: &Path) {
             break;
         }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
+        // Global L2 norm of all gradients, and the head's gradient at step 0.
+        let norm = global_norm(&model, &grads);
+        let want_norm = ts["grad_global_l2_norm_per_step"][k].as_f64().unwrap();
+        assert!((norm - want_norm).abs() <= 1e-3 * want_norm, "{name}: grad norm at step {k}: {norm} vs {want_norm}");
+        if k == 0 {
+            let g = to_vec(grads.get::<2>(model.head.weight.id).unwrap()); // burn [H, 2]
+            let want_g = floats(&ts["step0_head_weight_grad"]); // PyTorch [2, H]
+            for i in 0..h {
+                for o in 0..2 {
+                    let (a, b) = (g[i * 2 + o], want_g[o * h + i]);
+                    assert!((a - b).abs() <= 1e-3 * b.abs().max(1e-3), "{name}: head grad [{o}, {i}]: {a} vs {b}");
+                }
+            }
+        }
         model = optim.step(lr, model, grads);
     }
+}
+
+fn global_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
+    struct Sq<'a> {
+        grads: &'a GradientsParams,
+        acc: f64,
+    }
+    impl burn::module::ModuleVisitor for Sq<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(p.id) {
+                self.acc += to_vec(g).iter().map(|v| v * v).sum::<f64>();
+            }
+        }
+    }
+    let mut v = Sq { grads, acc: 0.0 };
+    model.visit(&mut v);
+    v.acc.sqrt()
 }
 
 fn tiny(name: &str) -> PathBuf {
