@@ -1,4 +1,4 @@
-//! `stab list [methods|tasks|factors]`
+//! `stab list [methods|tasks|factors|models]`
 
 use clap::{Args, ValueEnum};
 use stab_core::registry;
@@ -8,6 +8,7 @@ pub enum What {
     Methods,
     Tasks,
     Factors,
+    Models,
 }
 
 #[derive(Args)]
@@ -38,6 +39,16 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
         for s in registry::studies() {
             let study = (s.build)();
             println!("  {:<10} {} (default values {:?}, steps {})", s.factor, s.summary, study.default_values(), study.default_steps());
+        }
+    }
+    if all || matches!(args.what, Some(What::Models)) {
+        println!("models ([model] path = DIR or hub id; model types {}):", stab_models::config::SUPPORTED_MODEL_TYPES.join(", "));
+        let cache = stab_models::source::cached_models();
+        if cache.is_empty() {
+            println!("  (no models in the Hugging Face cache; local directories work as they are)");
+        }
+        for m in cache {
+            println!("  {m}");
         }
     }
     Ok(())

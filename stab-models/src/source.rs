@@ -10,8 +10,14 @@ use stab_core::InputError;
 const REQUIRED: &[&[&str]] = &[&["config.json"], &["model.safetensors", "pytorch_model.bin"]];
 const TOKENIZER: &[&str] = &["tokenizer.json", "vocab.txt", "vocab.json", "merges.txt"];
 
+/// The standard cache: `HF_HUB_CACHE` (or the legacy `HUGGINGFACE_HUB_CACHE`), else
+/// `$HF_HOME/hub`, else `~/.cache/huggingface/hub` (hf-hub itself reads only `HF_HOME`).
 fn hub_cache() -> hf_hub::Cache {
-    hf_hub::Cache::from_env()
+    ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"]
+        .iter()
+        .find_map(|k| std::env::var_os(k).filter(|v| !v.is_empty()))
+        .map(|p| hf_hub::Cache::new(PathBuf::from(p)))
+        .unwrap_or_else(hf_hub::Cache::from_env)
 }
 
 fn offline() -> bool {
@@ -73,6 +79,17 @@ pub fn resolve_model_in(spec: &str, cache: &hf_hub::Cache, allow_download: bool)
     )))
 }
 
+/// Hub ids with an entry in the local Hugging Face cache (`HF_HUB_CACHE`, `HF_HOME`).
+pub fn cached_models() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(hub_cache().path()) else { return Vec::new() };
+    let mut v: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("models--")).map(|n| n.replace("--", "/")))
+        .collect();
+    v.sort();
+    v
+}
+
 fn cached_dir(cache: &hf_hub::Cache, id: &str) -> Option<PathBuf> {
     let repo = cache.model(id.to_string());
     let config = repo.get("config.json")?;
@@ -82,7 +99,7 @@ fn cached_dir(cache: &hf_hub::Cache, id: &str) -> Option<PathBuf> {
 }
 
 fn download(id: &str) -> anyhow::Result<PathBuf> {
-    let api = hf_hub::api::sync::ApiBuilder::from_env().with_progress(false).build()?;
+    let api = hf_hub::api::sync::ApiBuilder::from_env().with_cache_dir(hub_cache().path().clone()).with_progress(false).build()?;
     let repo = api.model(id.to_string());
     let config = repo.get("config.json")?;
     repo.get("model.safetensors").or_else(|_| repo.get("pytorch_model.bin"))?;
