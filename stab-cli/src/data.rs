@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::json;
 use stab_data::tasks::label_counts;
-use stab_data::{dev_split, task_def};
+use stab_data::{SplitSource, resolve_split, task_def};
 
 #[derive(Args)]
 pub struct DataArgs {
@@ -23,21 +23,39 @@ enum DataCommand {
         task: String,
         #[arg(long)]
         data_dir: PathBuf,
-        /// Fraction of train held out as dev.
+        /// Fraction of train held out as dev (the seeded fallback).
         #[arg(long, default_value_t = 0.1)]
         dev_fraction: f64,
+        /// Fixed split files <task>.json (default: <data dir>/splits when it exists).
+        #[arg(long)]
+        splits: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
 }
 
 pub fn data(args: DataArgs) -> anyhow::Result<()> {
-    let DataCommand::Check { task, data_dir, dev_fraction, json } = args.command;
+    let DataCommand::Check {
+        task,
+        data_dir,
+        dev_fraction,
+        splits,
+        json,
+    } = args.command;
     let def = task_def(&task)?;
     let loaded = def.load(&data_dir)?;
-    let s = dev_split(&loaded, dev_fraction);
+    let splits_dir = splits.or_else(|| Some(data_dir.join("splits")).filter(|d| d.is_dir()));
+    let resolved = resolve_split(&loaded, splits_dir.as_deref(), dev_fraction)?;
+    let split_text = match &resolved.source {
+        SplitSource::File(p) => format!("fixed split file {}", p.display()),
+        SplitSource::Seeded { dev_fraction } => format!("seeded split, dev = ⌈{dev_fraction}·n⌉"),
+    };
+    let s = resolved.splits;
     let labels = |rows: &[stab_data::Example]| -> serde_json::Map<String, serde_json::Value> {
-        label_counts(def, rows).into_iter().map(|(l, c)| (l.to_string(), json!(c))).collect()
+        label_counts(def, rows)
+            .into_iter()
+            .map(|(l, c)| (l.to_string(), json!(c)))
+            .collect()
     };
     if json {
         println!(
@@ -47,12 +65,23 @@ pub fn data(args: DataArgs) -> anyhow::Result<()> {
                 "splits": {"train": s.train.len(), "dev": s.dev.len(), "test": s.test.len()},
                 "labels": {"train": labels(&s.train), "dev": labels(&s.dev), "test": labels(&s.test)},
                 "metric": def.metric,
+                "split": {"source": split_text, "hash": resolved.hash},
             })
         );
     } else {
-        println!("{}: {} ({:?} head, metric {})", def.name, data_dir.join(def.dir).display(), def.head, def.metric);
+        println!(
+            "{}: {} ({:?} head, metric {})",
+            def.name,
+            data_dir.join(def.dir).display(),
+            def.head,
+            def.metric
+        );
+        println!("  split: {split_text} ({})", resolved.hash);
         for (name, rows) in [("train", &s.train), ("dev", &s.dev), ("test", &s.test)] {
-            let dist: Vec<String> = label_counts(def, rows).into_iter().map(|(l, c)| format!("{l}: {c}")).collect();
+            let dist: Vec<String> = label_counts(def, rows)
+                .into_iter()
+                .map(|(l, c)| format!("{l}: {c}"))
+                .collect();
             println!("  {name:<5} {:>6} rows   {}", rows.len(), dist.join(", "));
         }
     }

@@ -11,7 +11,7 @@ use burn::tensor::Device;
 use clap::Args;
 use serde_json::json;
 use stab_core::InputError;
-use stab_models::{load_encoder, resolve_model, TextEncoder, TextInput};
+use stab_models::{TextEncoder, TextInput, load_encoder, resolve_model};
 
 #[derive(Args)]
 pub struct EmbedArgs {
@@ -36,39 +36,64 @@ pub struct EmbedArgs {
 
 fn read_inputs(path: &PathBuf) -> Result<Vec<TextInput>, InputError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError::new(format!("cannot read the inputs: {e}")).file(file.clone()).hint("--inputs takes a JSON-lines file"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        InputError::new(format!("cannot read the inputs: {e}"))
+            .file(file.clone())
+            .hint("--inputs takes a JSON-lines file")
+    })?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let bad = |m: String| {
-            InputError::new(m).file(file.clone()).line(Some(i + 1)).hint("each line must be {\"text\": \"...\", \"text_pair\": \"...\" or null}")
+            InputError::new(m)
+                .file(file.clone())
+                .line(Some(i + 1))
+                .hint("each line must be {\"text\": \"...\", \"text_pair\": \"...\" or null}")
         };
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(format!("invalid JSON: {e}")))?;
-        let text = v.get("text").and_then(|t| t.as_str()).ok_or_else(|| bad("missing string field `text`".into()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        let text = v
+            .get("text")
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| bad("missing string field `text`".into()))?;
         let pair = match v.get("text_pair") {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(s)) => Some(s.clone()),
             Some(_) => return Err(bad("`text_pair` must be a string or null".into())),
         };
-        out.push(TextInput { text: text.to_string(), text_pair: pair });
+        out.push(TextInput {
+            text: text.to_string(),
+            text_pair: pair,
+        });
     }
     if out.is_empty() {
-        return Err(InputError::new("no inputs").file(file).hint("write at least one JSON line"));
+        return Err(InputError::new("no inputs")
+            .file(file)
+            .hint("write at least one JSON line"));
     }
     Ok(out)
 }
 
 pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let inputs = match (&args.text, &args.inputs) {
-        (Some(t), None) => vec![TextInput { text: t.clone(), text_pair: args.pair.clone() }],
+        (Some(t), None) => vec![TextInput {
+            text: t.clone(),
+            text_pair: args.pair.clone(),
+        }],
         (None, Some(p)) => read_inputs(p)?,
-        _ => return Err(InputError::new("give --text (with an optional --pair) or --inputs FILE.jsonl").into()),
+        _ => {
+            return Err(InputError::new(
+                "give --text (with an optional --pair) or --inputs FILE.jsonl",
+            )
+            .into());
+        }
     };
     if args.max_len < 2 {
-        return Err(InputError::new("--max-len must be at least 2").key("--max-len").into());
+        return Err(InputError::new("--max-len must be at least 2")
+            .key("--max-len")
+            .into());
     }
     let dir = resolve_model(&args.model)?;
     let device = Device::flex();
@@ -80,12 +105,19 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let out = encoder.forward(&batch);
     let h = encoder.config.hidden_size;
     let t = batch.seq_len;
-    let last: Vec<f32> = out.last().into_data().convert::<f32>().try_to_vec::<f32>().context("reading the outputs")?;
+    let last: Vec<f32> = out
+        .last()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .context("reading the outputs")?;
     let rows: Vec<serde_json::Value> = inputs
         .iter()
         .enumerate()
         .map(|(r, input)| {
-            let states: Vec<&[f32]> = (0..t).map(|k| &last[(r * t + k) * h..(r * t + k + 1) * h]).collect();
+            let states: Vec<&[f32]> = (0..t)
+                .map(|k| &last[(r * t + k) * h..(r * t + k + 1) * h])
+                .collect();
             json!({
                 "text": input.text,
                 "text_pair": input.text_pair,
@@ -98,12 +130,25 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         })
         .collect();
     if args.json {
-        println!("{}", json!({ "model": args.model, "max_len": args.max_len, "inputs": rows }));
+        println!(
+            "{}",
+            json!({ "model": args.model, "max_len": args.max_len, "inputs": rows })
+        );
     } else {
         for (r, input) in inputs.iter().enumerate() {
             let cls = &last[r * t * h..r * t * h + h];
-            println!("input {r}: {:?}{}", input.text, input.text_pair.as_ref().map_or(String::new(), |p| format!(" / {p:?}")));
-            println!("  tokens: {}", tok.tokens(&batch, r)[..batch.lengths()[r]].join(" "));
+            println!(
+                "input {r}: {:?}{}",
+                input.text,
+                input
+                    .text_pair
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(" / {p:?}"))
+            );
+            println!(
+                "  tokens: {}",
+                tok.tokens(&batch, r)[..batch.lengths()[r]].join(" ")
+            );
             println!("  cls[..8]: {:?}", &cls[..8.min(h)]);
         }
     }

@@ -24,7 +24,13 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
         for m in registry::methods() {
             println!("  {:<10} {}", m.name, m.summary);
             for p in m.params {
-                println!("      {:<15} = {:<10} {} — {}", p.name, p.default_text(), p.kind_text(), p.doc);
+                println!(
+                    "      {:<15} = {:<10} {} — {}",
+                    p.name,
+                    p.default_text(),
+                    p.kind_text(),
+                    p.doc
+                );
             }
         }
     }
@@ -38,11 +44,20 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
         println!("synthetic factors ([synthetic] factor = ...):");
         for s in registry::studies() {
             let study = (s.build)();
-            println!("  {:<10} {} (default values {:?}, steps {})", s.factor, s.summary, study.default_values(), study.default_steps());
+            println!(
+                "  {:<10} {} (default values {:?}, steps {})",
+                s.factor,
+                s.summary,
+                study.default_values(),
+                study.default_steps()
+            );
         }
     }
     if all || matches!(args.what, Some(What::Models)) {
-        println!("models ([model] path = DIR or hub id; model types {}):", stab_models::config::SUPPORTED_MODEL_TYPES.join(", "));
+        println!(
+            "models ([model] path = DIR or hub id; model types {}):",
+            stab_models::config::SUPPORTED_MODEL_TYPES.join(", ")
+        );
         let cache = stab_models::source::cached_models();
         if cache.is_empty() {
             println!("  (no models in the Hugging Face cache; local directories work as they are)");

@@ -9,6 +9,7 @@ use stab_data as _;
 use stab_methods as _;
 
 mod data;
+mod device;
 mod embed;
 mod list;
 mod plan;
@@ -22,7 +23,11 @@ use clap::{Parser, Subcommand};
 use stab_core::error::is_input_error;
 
 #[derive(Parser)]
-#[command(name = "stab", version, about = "Measure and improve the stability of fine-tuning pre-trained transformers")]
+#[command(
+    name = "stab",
+    version,
+    about = "Measure and improve the stability of fine-tuning pre-trained transformers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,7 +60,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STAB_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("STAB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .with_target(false)

@@ -22,17 +22,40 @@ pub struct PlanArgs {
 pub fn plan(args: PlanArgs) -> anyhow::Result<()> {
     let (recipe, plan) = crate::load_plan(&args.recipe)?;
     if args.shards == Some(0) {
-        return Err(InputError::new("--shards must be at least 1").key("--shards").hint("e.g. --shards 8").into());
+        return Err(InputError::new("--shards must be at least 1")
+            .key("--shards")
+            .hint("e.g. --shards 8")
+            .into());
     }
-    let shards = args.shards.unwrap_or(if args.slurm.is_some() { plan.runs.len().max(1) } else { 1 });
-    println!("# {} ({:?}): {} runs, out = {}", recipe.name(), plan.kind, plan.runs.len(), recipe.out_dir().display());
+    let shards = args.shards.unwrap_or(if args.slurm.is_some() {
+        plan.runs.len().max(1)
+    } else {
+        1
+    });
+    println!(
+        "# {} ({:?}): {} runs, out = {}",
+        recipe.name(),
+        plan.kind,
+        plan.runs.len(),
+        recipe.out_dir().display()
+    );
     println!("shard\trun_id\ttask\tmethod\tseed\tsweep");
     for r in &plan.runs {
         let sweep: Vec<String> = r.sweep.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!("{}\t{}\t{}\t{}\t{}\t{}", r.shard(shards), r.run_id, r.task, r.method, r.seed, sweep.join(" "));
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            r.shard(shards),
+            r.run_id,
+            r.task,
+            r.method,
+            r.seed,
+            sweep.join(" ")
+        );
     }
     if shards > 1 {
-        let counts: Vec<String> = (0..shards).map(|i| plan.shard(i, shards).len().to_string()).collect();
+        let counts: Vec<String> = (0..shards)
+            .map(|i| plan.shard(i, shards).len().to_string())
+            .collect();
         println!("# runs per shard: {}", counts.join(" "));
     }
     if let Some(path) = args.slurm {
@@ -55,7 +78,8 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<()> {
             out = out.display(),
             recipe = recipe_path.display(),
         );
-        std::fs::write(&path, script).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, script)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {} (sbatch --array=0-{})", path.display(), shards - 1);
     }
     Ok(())

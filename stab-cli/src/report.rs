@@ -19,21 +19,28 @@ pub struct ReportArgs {
 }
 
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
-    let format: ReportFormat =
-        args.format.parse().map_err(|m: String| InputError::new(m).key("--format").hint("use md, csv or latex"))?;
+    let format: ReportFormat = args.format.parse().map_err(|m: String| {
+        InputError::new(m)
+            .key("--format")
+            .hint("use md, csv or latex")
+    })?;
     if !args.dir.is_dir() {
-        return Err(InputError::new(format!("{} is not a directory", args.dir.display()))
-            .hint("pass the results directory of a recipe (its `out`, default runs/<name>)")
-            .into());
+        return Err(
+            InputError::new(format!("{} is not a directory", args.dir.display()))
+                .hint("pass the results directory of a recipe (its `out`, default runs/<name>)")
+                .into(),
+        );
     }
     let report = Report::load(&args.dir)?;
     for s in &report.skipped {
         tracing::warn!("skipped an unreadable store line: {s}");
     }
     if report.records.is_empty() {
-        return Err(InputError::new(format!("no finished runs in {}", args.dir.display()))
-            .hint("run a recipe first: stab run recipes/quickstart.toml")
-            .into());
+        return Err(
+            InputError::new(format!("no finished runs in {}", args.dir.display()))
+                .hint("run a recipe first: stab run recipes/quickstart.toml")
+                .into(),
+        );
     }
     print!("{}", report.render(format));
     let plots = args.plots.unwrap_or_else(|| args.dir.join("plots"));

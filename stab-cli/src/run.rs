@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use stab_core::store::ResultsStore;
-use stab_core::{InputError, RecipeKind, RunRecord, RunSpec, Shard};
+use stab_core::{RecipeKind, RunRecord, RunSpec, Shard};
 
 use crate::Done;
 
@@ -37,23 +37,12 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> anyhow::Result<Done> {
     let (recipe, plan) = crate::load_plan(&args.recipe)?;
     let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose()?;
-    if args.device != "cpu" {
-        return Err(InputError::new(format!("device `{}` is not available in this build", args.device))
-            .key("--device")
-            .hint("use --device cpu; the synthetic studies always run on the CPU")
-            .into());
-    }
-    if recipe.kind() == RecipeKind::Finetune {
-        return Err(InputError::new(format!(
-            "{}: the recipe is valid ({} runs planned), but this build has no fine-tuning engine yet",
-            recipe.file,
-            plan.runs.len()
-        ))
-        .hint("`stab plan` lists the grid; kind = \"synthetic\" recipes run today")
-        .into());
-    }
+    let device = crate::device::parse(&args.device)?;
     if let Some(n) = args.threads {
-        rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global().context("cannot size the thread pool")?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .context("cannot size the thread pool")?;
     }
     let threads = rayon::current_num_threads();
     let out = args.out.unwrap_or_else(|| recipe.out_dir());
@@ -62,7 +51,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<Done> {
         None => plan.runs.iter().collect(),
     };
     let finished = ResultsStore::read_dir(&out)?.finished();
-    let pending: Vec<&RunSpec> = mine.iter().copied().filter(|r| args.fresh || !finished.contains(&r.run_id)).collect();
+    let pending: Vec<&RunSpec> = mine
+        .iter()
+        .copied()
+        .filter(|r| args.fresh || !finished.contains(&r.run_id))
+        .collect();
     let skipped = mine.len() - pending.len();
     tracing::info!(
         "{}: {} runs planned{}, {} already in the store, {} to run, {threads} threads, results in {}",
@@ -76,23 +69,37 @@ pub fn run(args: RunArgs) -> anyhow::Result<Done> {
     if pending.is_empty() {
         return Ok(Done::Ok);
     }
+    if recipe.kind() == RecipeKind::Finetune {
+        return run_finetune(&pending, &out, shard, device, threads);
+    }
     let mut store = ResultsStore::open(&out, shard)?;
-    let total: u64 = pending.iter().map(|r| r.synthetic.as_ref().map_or(1, |s| s.datasets as u64)).sum();
+    let total: u64 = pending
+        .iter()
+        .map(|r| r.synthetic().map_or(1, |s| s.datasets as u64))
+        .sum();
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:32} {pos}/{len} datasets ({eta} left) {msg}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:32} {pos}/{len} datasets ({eta} left) {msg}",
+        )
+        .expect("valid template"),
     );
     let mut failed = 0;
     for (k, spec) in pending.iter().enumerate() {
         bar.set_message(format!("run {}/{}: {}", k + 1, pending.len(), spec.run_id));
         match execute(spec, &mut store, &bar, threads) {
-            Ok(record) => bar.suspend(|| eprintln!(
-                "done {} in {:.1}s: Δ̂ = {:.4e}",
-                record.run_id,
-                record.wall_s,
-                record.metrics.get("delta_mean").copied().unwrap_or(f64::NAN)
-            )),
+            Ok(record) => bar.suspend(|| {
+                eprintln!(
+                    "done {} in {:.1}s: Δ̂ = {:.4e}",
+                    record.run_id,
+                    record.wall_s,
+                    record
+                        .metrics
+                        .get("delta_mean")
+                        .copied()
+                        .unwrap_or(f64::NAN)
+                )
+            }),
             Err(e) => {
                 failed += 1;
                 bar.suspend(|| eprintln!("FAILED {}: {e:#}", spec.run_id));
@@ -100,13 +107,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<Done> {
         }
     }
     bar.finish_and_clear();
-    tracing::info!("{} runs recorded, {failed} failed; store: {}", pending.len() - failed, store.path().display());
-    Ok(if failed > 0 { Done::RunsFailed } else { Done::Ok })
+    tracing::info!(
+        "{} runs recorded, {failed} failed; store: {}",
+        pending.len() - failed,
+        store.path().display()
+    );
+    Ok(if failed > 0 {
+        Done::RunsFailed
+    } else {
+        Done::Ok
+    })
 }
 
 /// Run one synthetic spec; write its artifact, then append its record (the commit point).
-fn execute(spec: &RunSpec, store: &mut ResultsStore, bar: &ProgressBar, threads: usize) -> anyhow::Result<RunRecord> {
-    let settings = spec.synthetic.as_ref().context("a synthetic run without settings")?;
+fn execute(
+    spec: &RunSpec,
+    store: &mut ResultsStore,
+    bar: &ProgressBar,
+    threads: usize,
+) -> anyhow::Result<RunRecord> {
+    let settings = spec
+        .synthetic()
+        .context("a synthetic run without settings")?;
     let study = stab_core::registry::study(&settings.factor)?;
     let start = Instant::now();
     let done = AtomicU64::new(0);
@@ -130,4 +152,88 @@ fn execute(spec: &RunSpec, store: &mut ResultsStore, bar: &ProgressBar, threads:
     record.threads = threads;
     store.append(&record)?;
     Ok(record)
+}
+
+/// Fine-tuning runs: check every run's inputs first (a bad model, data file or method is
+/// one exit-2 error before anything is written), then train them one by one, appending
+/// each record as it finishes.
+fn run_finetune(
+    pending: &[&RunSpec],
+    out: &std::path::Path,
+    shard: Option<Shard>,
+    device: burn::tensor::Device,
+    threads: usize,
+) -> anyhow::Result<Done> {
+    let engine = stab_methods::Engine::new(device, out);
+    let mut checked = std::collections::HashSet::new();
+    for spec in pending {
+        // Runs that differ only in seed need one check.
+        let mut key = spec.canonical();
+        if let Some(o) = key.as_object_mut() {
+            o.remove("seed");
+            o.remove("train");
+        }
+        if checked.insert(key.to_string()) {
+            engine.check(spec)?;
+        }
+    }
+    let mut store = ResultsStore::open(out, shard)?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:28} {pos}/{len} steps {msg}",
+        )
+        .expect("valid template"),
+    );
+    let mut failed = 0;
+    for (k, spec) in pending.iter().enumerate() {
+        let head = format!("run {}/{} {}", k + 1, pending.len(), spec.run_id);
+        bar.set_message(head.clone());
+        let last_dev = std::sync::Mutex::new(f64::NAN);
+        let progress = |p: stab_methods::engine::Progress| match p {
+            stab_methods::engine::Progress::Start { total } => {
+                bar.set_length(total);
+                bar.set_position(0);
+            }
+            stab_methods::engine::Progress::Step { step, loss } => {
+                bar.set_position(step);
+                let dev = *last_dev.lock().expect("dev");
+                bar.set_message(format!("{head} loss {loss:.4} dev {dev:.4}"));
+            }
+            stab_methods::engine::Progress::Eval { dev, .. } => {
+                *last_dev.lock().expect("dev") = dev
+            }
+        };
+        match engine.run(spec, &progress).and_then(|(record, stats)| store.append(&record).map(|_| (record, stats))) {
+            Ok((record, stats)) => bar.suspend(|| {
+                eprintln!(
+                    "done {} in {:.1}s ({} updates, train loop {:.1}s{}): test {} = {:.4}, dev best {:.4} at update {}",
+                    record.run_id,
+                    record.wall_s,
+                    stats.updates,
+                    stats.train_s,
+                    if stats.feature_source.is_empty() { String::new() } else { format!(", features {} {:.1}s", stats.feature_source, stats.encode_s) },
+                    "primary",
+                    record.metrics.get("primary").copied().unwrap_or(f64::NAN),
+                    record.dev_best.unwrap_or(f64::NAN),
+                    record.best_step.unwrap_or(0)
+                )
+            }),
+            Err(e) => {
+                failed += 1;
+                bar.suspend(|| eprintln!("FAILED {}: {e:#}", spec.run_id));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    tracing::info!(
+        "{} runs recorded, {failed} failed; store: {}, {threads} threads",
+        pending.len() - failed,
+        store.path().display()
+    );
+    Ok(if failed > 0 {
+        Done::RunsFailed
+    } else {
+        Done::Ok
+    })
 }

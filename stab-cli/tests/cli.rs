@@ -19,7 +19,11 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 fn run_ok(args: &[&str]) -> Output {
     let out = stab().args(args).output().unwrap();
-    assert!(out.status.success(), "stab {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stab {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -29,7 +33,11 @@ fn records(dir: &Path) -> Vec<serde_json::Value> {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().to_string();
         if name.starts_with("runs") && name.ends_with(".jsonl") {
-            for l in std::fs::read_to_string(&p).unwrap().lines().filter(|l| !l.trim().is_empty()) {
+            for l in std::fs::read_to_string(&p)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+            {
                 v.push(serde_json::from_str(l).unwrap());
             }
         }
@@ -70,7 +78,12 @@ const BAD: &[(&str, &str, &[&str])] = &[
     (
         "name = \"b\"\nkind = \"synthetic\"\n[synthetic]\nfactor = \"margn\"\n",
         "synthetic.factor",
-        &["unknown factor `margn`", "did you mean `margin`", ":4:", "hint"],
+        &[
+            "unknown factor `margn`",
+            "did you mean `margin`",
+            ":4:",
+            "hint",
+        ],
     ),
     (
         "name = \"b\"\nkind = \"synthetic\"\n[synthetic]\nfactor = \"margin\"\nvalues = []\n",
@@ -104,13 +117,23 @@ fn recipe_errors_exit_2_name_the_key_and_write_nothing() {
             let out = c.output().unwrap();
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{cmd} bad{i}: {err}");
-            assert!(err.contains(&format!("key `{key}`")), "bad{i} should name `{key}`: {err}");
+            assert!(
+                err.contains(&format!("key `{key}`")),
+                "bad{i} should name `{key}`: {err}"
+            );
             for w in *words {
                 assert!(err.contains(w), "bad{i} message lacks `{w}`: {err}");
             }
-            assert_eq!(err.matches("error:").count(), 1, "one error, not a cascade: {err}");
+            assert_eq!(
+                err.matches("error:").count(),
+                1,
+                "one error, not a cascade: {err}"
+            );
         }
-        assert!(!out_dir.exists(), "bad{i}: nothing may be written for a bad recipe");
+        assert!(
+            !out_dir.exists(),
+            "bad{i}: nothing may be written for a bad recipe"
+        );
     }
 }
 
@@ -124,7 +147,22 @@ fn runs_record_reports_and_resume_without_repeating() {
     let first = records(&out);
     assert_eq!(first.len(), 5);
     for r in &first {
-        for field in ["run_id", "recipe", "task", "method", "method_params", "seed", "mode", "sweep", "metrics", "dev_best", "best_step", "steps", "wall_s", "stab_version"] {
+        for field in [
+            "run_id",
+            "recipe",
+            "task",
+            "method",
+            "method_params",
+            "seed",
+            "mode",
+            "sweep",
+            "metrics",
+            "dev_best",
+            "best_step",
+            "steps",
+            "wall_s",
+            "stab_version",
+        ] {
             assert!(r.get(field).is_some(), "record lacks `{field}`: {r}");
         }
         assert!(r["metrics"]["delta_mean"].as_f64().unwrap() > 0.0);
@@ -137,16 +175,35 @@ fn runs_record_reports_and_resume_without_repeating() {
 
     let csv = String::from_utf8(run_ok(&["report", o, "--format", "csv"]).stdout).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    for col in ["factor", "value", "datasets", "delta_mean", "delta_sd", "margin_mean", "t", "direction_gap_mean"] {
+    for col in [
+        "factor",
+        "value",
+        "datasets",
+        "delta_mean",
+        "delta_sd",
+        "margin_mean",
+        "t",
+        "direction_gap_mean",
+    ] {
         assert!(header.contains(&col), "CSV lacks `{col}`: {header:?}");
     }
     // margin: 3 rows; heads: 2 values × 2 checkpoints.
     assert_eq!(csv.lines().count(), 1 + 3 + 4, "{csv}");
     let md = String::from_utf8(run_ok(&["report", o]).stdout).unwrap();
-    assert!(md.contains("## Synthetic study `margin`") && md.contains("| margin γ"), "{md}");
-    for svg in ["synthetic-margin.svg", "synthetic-heads.svg", "synthetic-heads-gap-vs-t.svg"] {
+    assert!(
+        md.contains("## Synthetic study `margin`") && md.contains("| margin γ"),
+        "{md}"
+    );
+    for svg in [
+        "synthetic-margin.svg",
+        "synthetic-heads.svg",
+        "synthetic-heads-gap-vs-t.svg",
+    ] {
         let text = std::fs::read_to_string(out.join("plots").join(svg)).unwrap();
-        assert!(text.starts_with("<svg") && text.contains("polyline"), "{svg} is not a line plot");
+        assert!(
+            text.starts_with("<svg") && text.contains("polyline"),
+            "{svg} is not a line plot"
+        );
     }
 }
 
@@ -162,26 +219,46 @@ fn killed_run_resumes_with_each_run_exactly_once() {
     let out = tmp.path().join("out");
     let store = out.join("runs.jsonl");
     let mut child = stab()
-        .args(["run", recipe.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", "1"])
+        .args([
+            "run",
+            recipe.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--threads",
+            "1",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let start = Instant::now();
     loop {
-        let n = std::fs::read_to_string(&store).map(|s| s.lines().count()).unwrap_or(0);
+        let n = std::fs::read_to_string(&store)
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
         if n >= 2 {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(120), "no progress");
-        assert!(child.try_wait().unwrap().is_none(), "finished before it could be killed; make the runs longer");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it could be killed; make the runs longer"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();
     child.wait().unwrap();
     let partial = records(&out).len();
-    assert!((2..8).contains(&partial), "killed mid-way, {partial} runs recorded");
-    run_ok(&["run", recipe.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(
+        (2..8).contains(&partial),
+        "killed mid-way, {partial} runs recorded"
+    );
+    run_ok(&[
+        "run",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let all = records(&out);
     let mut ids: Vec<&str> = all.iter().map(|r| r["run_id"].as_str().unwrap()).collect();
     ids.sort_unstable();
@@ -207,22 +284,47 @@ fn shards_partition_the_plan_and_reports_merge_them() {
         .collect();
     assert_eq!(rows.len(), 5);
     // Deterministic: the same assignment twice.
-    assert_eq!(plan, String::from_utf8(run_ok(&["plan", r, "--shards", "3"]).stdout).unwrap());
+    assert_eq!(
+        plan,
+        String::from_utf8(run_ok(&["plan", r, "--shards", "3"]).stdout).unwrap()
+    );
     let out = tmp.path().join("out");
     for i in 0..3 {
-        run_ok(&["run", r, "--out", out.to_str().unwrap(), "--shard", &format!("{i}/3")]);
+        run_ok(&[
+            "run",
+            r,
+            "--out",
+            out.to_str().unwrap(),
+            "--shard",
+            &format!("{i}/3"),
+        ]);
     }
     let recs = records(&out);
     assert_eq!(recs.len(), 5, "the shards together run each run once");
     for (shard, id) in &rows {
         let file = out.join(format!("runs.shard-{shard}-of-3.jsonl"));
         let text = std::fs::read_to_string(&file).unwrap_or_default();
-        assert!(text.contains(id.as_str()), "{id} should be in {}", file.display());
+        assert!(
+            text.contains(id.as_str()),
+            "{id} should be in {}",
+            file.display()
+        );
     }
     let slurm = tmp.path().join("job.sbatch");
-    run_ok(&["plan", r, "--shards", "3", "--slurm", slurm.to_str().unwrap()]);
+    run_ok(&[
+        "plan",
+        r,
+        "--shards",
+        "3",
+        "--slurm",
+        slurm.to_str().unwrap(),
+    ]);
     let script = std::fs::read_to_string(&slurm).unwrap();
-    assert!(script.contains("#SBATCH --array=0-2") && script.contains("--shard \"${SLURM_ARRAY_TASK_ID}/3\""), "{script}");
+    assert!(
+        script.contains("#SBATCH --array=0-2")
+            && script.contains("--shard \"${SLURM_ARRAY_TASK_ID}/3\""),
+        "{script}"
+    );
 }
 
 #[test]
@@ -232,10 +334,27 @@ fn same_recipe_same_results_whatever_the_thread_count() {
     let mut metrics = Vec::new();
     for threads in ["1", "2"] {
         let out = tmp.path().join(format!("out{threads}"));
-        run_ok(&["run", recipe.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", threads]);
+        run_ok(&[
+            "run",
+            recipe.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--threads",
+            threads,
+        ]);
         let mut recs = records(&out);
         recs.sort_by(|a, b| a["run_id"].as_str().cmp(&b["run_id"].as_str()));
-        metrics.push(recs.iter().map(|r| (r["run_id"].clone(), r["metrics"].clone(), r["details"].clone())).collect::<Vec<_>>());
+        metrics.push(
+            recs.iter()
+                .map(|r| {
+                    (
+                        r["run_id"].clone(),
+                        r["metrics"].clone(),
+                        r["details"].clone(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
     }
     assert_eq!(metrics[0], metrics[1]);
 }
@@ -244,9 +363,14 @@ fn same_recipe_same_results_whatever_the_thread_count() {
 fn list_shows_every_registered_plugin() {
     let out = String::from_utf8(run_ok(&["list"]).stdout).unwrap();
     for name in ["finetune", "mixout", "lnsr", "mmr", "mhloss", "surt"] {
-        assert!(out.contains(name), "method {name} missing: the plugin crate may not be linked");
+        assert!(
+            out.contains(name),
+            "method {name} missing: the plugin crate may not be linked"
+        );
     }
-    for name in ["cola", "sst2", "mrpc", "qqp", "rte", "wnli", "cb", "wsc", "boolq", "multirc", "wic"] {
+    for name in [
+        "cola", "sst2", "mrpc", "qqp", "rte", "wnli", "cb", "wsc", "boolq", "multirc", "wic",
+    ] {
         assert!(out.contains(&format!("  {name} ")), "task {name} missing");
     }
     for name in ["heads", "samples", "margin", "distance", "bound"] {
@@ -265,21 +389,58 @@ fn finetune_recipe_is_validated_and_planned() {
     let plan = String::from_utf8(run_ok(&["plan", ok.to_str().unwrap()]).stdout).unwrap();
     // finetune: 2 tasks × 3 seeds × 2 lr; mmr: × 2 alphas.
     assert!(plan.starts_with("# ft (Finetune): 36 runs"), "{plan}");
-    let bad = write(tmp.path(), "bad.toml", "name = \"ft\"\n[model]\npath = \"m\"\n[data]\ndir = \"d\"\ntasks = [\"rte\"]\n[[methods]]\nname = \"mhlos\"\n");
-    let out = stab().args(["plan", bad.to_str().unwrap()]).output().unwrap();
+    let bad = write(
+        tmp.path(),
+        "bad.toml",
+        "name = \"ft\"\n[model]\npath = \"m\"\n[data]\ndir = \"d\"\ntasks = [\"rte\"]\n[[methods]]\nname = \"mhlos\"\n",
+    );
+    let out = stab()
+        .args(["plan", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(err.contains("did you mean `mhloss`") && err.contains(":7:"), "{err}");
-    let bad = write(tmp.path(), "bad2.toml", "name = \"ft\"\n[model]\npath = \"m\"\n[data]\ndir = \"d\"\ntasks = [\"rte\"]\n[[methods]]\nname = \"mmr\"\nalpah = 1\n");
-    let out = stab().args(["plan", bad.to_str().unwrap()]).output().unwrap();
+    assert!(
+        err.contains("did you mean `mhloss`") && err.contains(":7:"),
+        "{err}"
+    );
+    let bad = write(
+        tmp.path(),
+        "bad2.toml",
+        "name = \"ft\"\n[model]\npath = \"m\"\n[data]\ndir = \"d\"\ntasks = [\"rte\"]\n[[methods]]\nname = \"mmr\"\nalpah = 1\n",
+    );
+    let out = stab()
+        .args(["plan", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(err.contains("did you mean `alpha`") && err.contains(":9:") && err.contains("methods[0].alpah"), "{err}");
-    let bad = write(tmp.path(), "bad3.toml", "name = \"ft\"\n[model]\npath = \"m\"\n[data]\ndir = \"d\"\ntasks = [\"rtee\"]\n[[methods]]\nname = \"mmr\"\n");
-    let out = stab().args(["plan", bad.to_str().unwrap()]).output().unwrap();
+    assert!(
+        err.contains("did you mean `alpha`")
+            && err.contains(":9:")
+            && err.contains("methods[0].alpah"),
+        "{err}"
+    );
+    let bad = write(
+        tmp.path(),
+        "bad3.toml",
+        "name = \"ft\"\n[model]\npath = \"m\"\n[data]\ndir = \"d\"\ntasks = [\"rtee\"]\n[[methods]]\nname = \"mmr\"\n",
+    );
+    let out = stab()
+        .args(["plan", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `rte`"));
     // No engine yet: `run` refuses clearly, writes nothing.
-    let out = stab().args(["run", ok.to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap()]).output().unwrap();
+    let out = stab()
+        .args([
+            "run",
+            ok.to_str().unwrap(),
+            "--out",
+            tmp.path().join("o").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(!tmp.path().join("o").exists());
 }
@@ -287,19 +448,60 @@ fn finetune_recipe_is_validated_and_planned() {
 #[test]
 fn data_check_prints_counts_and_fails_clearly() {
     let data = stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR"))).join("data");
-    let out = run_ok(&["data", "check", "--task", "cb", "--data-dir", data.to_str().unwrap(), "--json"]);
+    let out = run_ok(&[
+        "data",
+        "check",
+        "--task",
+        "cb",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["task"], "cb");
-    assert_eq!(v["splits"], serde_json::json!({"train": 225, "dev": 25, "test": 56}));
-    assert_eq!(v["labels"]["test"], serde_json::json!({"entailment": 23, "contradiction": 28, "neutral": 5}));
-    let out = run_ok(&["data", "check", "--task", "rte", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(
+        v["splits"],
+        serde_json::json!({"train": 225, "dev": 25, "test": 56})
+    );
+    assert_eq!(
+        v["labels"]["test"],
+        serde_json::json!({"entailment": 23, "contradiction": 28, "neutral": 5})
+    );
+    let out = run_ok(&[
+        "data",
+        "check",
+        "--task",
+        "rte",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("train   2241 rows"));
     // BoolQ's train file is absent from shared/data: one clear error naming the path.
-    let out = stab().args(["data", "check", "--task", "boolq", "--data-dir", data.to_str().unwrap()]).output().unwrap();
+    let out = stab()
+        .args([
+            "data",
+            "check",
+            "--task",
+            "boolq",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("superglue/BoolQ/train.jsonl"), "{err}");
-    let out = stab().args(["data", "check", "--task", "cola2", "--data-dir", data.to_str().unwrap()]).output().unwrap();
+    let out = stab()
+        .args([
+            "data",
+            "check",
+            "--task",
+            "cola2",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `cola`"));
 }
@@ -307,6 +509,11 @@ fn data_check_prints_counts_and_fails_clearly() {
 #[test]
 fn every_task_metric_is_a_known_primary_metric() {
     for def in stab_data::tasks::TASKS {
-        assert!(stab_eval::PrimaryMetric::parse(def.metric).is_some(), "{}: {}", def.name, def.metric);
+        assert!(
+            stab_eval::PrimaryMetric::parse(def.metric).is_some(),
+            "{}: {}",
+            def.name,
+            def.metric
+        );
     }
 }

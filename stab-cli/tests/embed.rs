@@ -18,16 +18,38 @@ fn stab() -> Command {
 #[test]
 fn embed_json_matches_golden_for_both_families() {
     for name in ["tiny-bert", "tiny-roberta"] {
-        let g: Value = serde_json::from_str(&std::fs::read_to_string(shared().join(format!("fixtures/golden/{name}.json"))).unwrap()).unwrap();
+        let g: Value = serde_json::from_str(
+            &std::fs::read_to_string(shared().join(format!("fixtures/golden/{name}.json")))
+                .unwrap(),
+        )
+        .unwrap();
         let tmp = tempfile::tempdir().unwrap();
-        let lines: Vec<String> = g["inputs"].as_array().unwrap().iter().map(|i| i.to_string()).collect();
+        let lines: Vec<String> = g["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
         let inputs = tmp.path().join("inputs.jsonl");
         std::fs::write(&inputs, lines.join("\n")).unwrap();
         let out = stab()
-            .args(["embed", "--model", shared().join("fixtures").join(name).to_str().unwrap(), "--inputs", inputs.to_str().unwrap(), "--max-len", "48", "--json"])
+            .args([
+                "embed",
+                "--model",
+                shared().join("fixtures").join(name).to_str().unwrap(),
+                "--inputs",
+                inputs.to_str().unwrap(),
+                "--max-len",
+                "48",
+                "--json",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["max_len"], 48);
         let rows = v["inputs"].as_array().unwrap();
@@ -35,7 +57,10 @@ fn embed_json_matches_golden_for_both_families() {
         for (r, row) in rows.iter().enumerate() {
             assert_eq!(row["input_ids"], g["input_ids"][r], "{name} row {r}");
             assert_eq!(row["attention_mask"], g["attention_mask"][r]);
-            assert_eq!(row["last_hidden_state"].as_array().unwrap().len(), g["seq_len"].as_u64().unwrap() as usize);
+            assert_eq!(
+                row["last_hidden_state"].as_array().unwrap().len(),
+                g["seq_len"].as_u64().unwrap() as usize
+            );
             let worst = row["cls"]
                 .as_array()
                 .unwrap()
@@ -54,11 +79,32 @@ fn embed_bad_inputs_exit_2_with_file_and_line() {
     let inputs = tmp.path().join("bad.jsonl");
     std::fs::write(&inputs, "{\"text\": \"ok\"}\n{\"text\": 3}\n").unwrap();
     let model = shared().join("fixtures/tiny-bert");
-    let out = stab().args(["embed", "--model", model.to_str().unwrap(), "--inputs", inputs.to_str().unwrap()]).output().unwrap();
+    let out = stab()
+        .args([
+            "embed",
+            "--model",
+            model.to_str().unwrap(),
+            "--inputs",
+            inputs.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("bad.jsonl:2") && err.contains("`text`"), "{err}");
-    let out = stab().args(["embed", "--model", tmp.path().join("nope").to_str().unwrap(), "--text", "x"]).output().unwrap();
+    assert!(
+        err.contains("bad.jsonl:2") && err.contains("`text`"),
+        "{err}"
+    );
+    let out = stab()
+        .args([
+            "embed",
+            "--model",
+            tmp.path().join("nope").to_str().unwrap(),
+            "--text",
+            "x",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }

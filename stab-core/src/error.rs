@@ -22,7 +22,13 @@ pub struct InputError {
 
 impl InputError {
     pub fn new(message: impl Into<String>) -> Self {
-        Self { file: None, line: None, key: None, message: message.into(), hint: None }
+        Self {
+            file: None,
+            line: None,
+            key: None,
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn file(mut self, file: impl Into<String>) -> Self {
         self.file = Some(file.into());
@@ -65,5 +71,6 @@ impl std::error::Error for InputError {}
 
 /// True when `err` (or anything in its chain) is an [`InputError`].
 pub fn is_input_error(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| e.downcast_ref::<InputError>().is_some())
+    err.chain()
+        .any(|e| e.downcast_ref::<InputError>().is_some())
 }

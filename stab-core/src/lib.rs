@@ -30,11 +30,11 @@ pub mod synthetic;
 
 pub use error::InputError;
 pub use params::{MethodParams, ParamKind, ParamSpec};
-pub use plan::{Plan, RunSpec};
-pub use recipe::{Recipe, RecipeKind};
+pub use plan::{FinetuneJob, Plan, RunJob, RunSpec};
+pub use recipe::{Pooling, Recipe, RecipeKind, TrainMode};
 pub use record::RunRecord;
 pub use registry::{MethodEntry, StudyEntry, TaskEntry};
-pub use seed::{derive_seed, stable_hash};
+pub use seed::{ComponentSeeds, derive_seed, stable_hash};
 pub use shard::Shard;
 pub use store::ResultsStore;
 pub use study::{StudyOutcome, SyntheticStudy};

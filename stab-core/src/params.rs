@@ -83,7 +83,9 @@ impl ParamSpec {
                     other => return Err(format!("expected a float, found {}", other.type_str())),
                 };
                 if !(min..=max).contains(&v) || v.is_nan() {
-                    return Err(format!("{v} is out of range; expected a float in [{min}, {max}]"));
+                    return Err(format!(
+                        "{v} is out of range; expected a float in [{min}, {max}]"
+                    ));
                 }
                 Ok(serde_json::json!(v))
             }
@@ -92,7 +94,9 @@ impl ParamSpec {
                     return Err(format!("expected an integer, found {}", value.type_str()));
                 };
                 if !(min..=max).contains(v) {
-                    return Err(format!("{v} is out of range; expected an integer in [{min}, {max}]"));
+                    return Err(format!(
+                        "{v} is out of range; expected an integer in [{min}, {max}]"
+                    ));
                 }
                 Ok(serde_json::json!(v))
             }
@@ -115,7 +119,10 @@ impl ParamSpec {
             }
             ParamKind::Bool => match value {
                 toml::Value::Boolean(b) => Ok(serde_json::json!(b)),
-                other => Err(format!("expected true or false, found {}", other.type_str())),
+                other => Err(format!(
+                    "expected true or false, found {}",
+                    other.type_str()
+                )),
             },
         }
     }
@@ -144,13 +151,16 @@ pub fn resolve_params(
             .key(key.clone())
             .hint(listing));
         };
-        let v = spec
-            .check(value)
-            .map_err(|m| InputError::new(format!("{owner}: {m}")).key(key.clone()).hint(spec.doc))?;
+        let v = spec.check(value).map_err(|m| {
+            InputError::new(format!("{owner}: {m}"))
+                .key(key.clone())
+                .hint(spec.doc)
+        })?;
         out.insert(key.clone(), v);
     }
     for spec in specs {
-        out.entry(spec.name.to_string()).or_insert_with(|| spec.default_json());
+        out.entry(spec.name.to_string())
+            .or_insert_with(|| spec.default_json());
     }
     Ok(out)
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
-use crate::params::{resolve_params, MethodParams};
+use crate::params::{MethodParams, resolve_params};
 use crate::recipe::{DataSection, ModelSection, Recipe, RecipeKind, TrainMode, TrainSection};
 use crate::registry;
 use crate::seed::stable_hash;
@@ -21,20 +21,39 @@ use crate::synthetic::{SyntheticSettings, SyntheticTable};
 pub struct RunSpec {
     pub run_id: String,
     pub recipe: String,
-    pub kind: RecipeKind,
     /// Task name; `synthetic` for the synthetic studies.
     pub task: String,
     /// Method name; for synthetic runs, the factor studied.
     pub method: String,
     pub method_params: MethodParams,
     pub seed: u64,
-    pub mode: Option<TrainMode>,
     /// The swept keys and this cell's values (for synthetic runs: the factor and its value).
     pub sweep: BTreeMap<String, serde_json::Value>,
-    pub model: Option<ModelSection>,
-    pub data: Option<DataSection>,
-    pub train: Option<TrainSection>,
-    pub synthetic: Option<SyntheticSettings>,
+    /// What the run does, with the settings of its kind.
+    pub job: RunJob,
+}
+
+/// The kind-specific part of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RunJob {
+    /// Fine-tune a pre-trained encoder on one task with one method and seed.
+    Finetune(FinetuneJob),
+    /// One factor value of a synthetic study.
+    Synthetic(SyntheticSettings),
+}
+
+/// The resolved sections of one fine-tuning run (its `data.tasks` names its one task,
+/// its `train.seeds` its one seed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinetuneJob {
+    pub model: ModelSection,
+    pub data: DataSection,
+    pub train: TrainSection,
+}
+
+fn json<T: Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).expect("settings serialise")
 }
 
 /// The ordered runs of one recipe.
@@ -48,18 +67,80 @@ pub struct Plan {
 impl RunSpec {
     /// Compute the stable id: `<label>-<16 hex digits of the settings hash>`.
     fn with_id(mut self, label: &str) -> Self {
-        let mut canon = serde_json::to_value(&self).expect("RunSpec serialises");
-        if let Some(obj) = canon.as_object_mut() {
-            obj.remove("run_id");
-            obj.remove("recipe");
-        }
-        let hash = stable_hash(canon.to_string().as_bytes());
+        let hash = stable_hash(self.canonical().to_string().as_bytes());
         let label: String = label
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         self.run_id = format!("{label}-{hash:016x}");
         self
+    }
+
+    /// The settings that identify the run, in the flat form run ids have always been
+    /// hashed from (`kind, task, method, method_params, seed, mode, sweep, model, data,
+    /// train, synthetic`, absent parts null), so ids stay stable across this type's layout.
+    pub fn canonical(&self) -> serde_json::Value {
+        let (kind, mode, model, data, train, synthetic) = match &self.job {
+            RunJob::Finetune(j) => (
+                RecipeKind::Finetune,
+                json(&Some(j.train.mode)),
+                json(&Some(&j.model)),
+                json(&Some(&j.data)),
+                json(&Some(&j.train)),
+                serde_json::Value::Null,
+            ),
+            RunJob::Synthetic(s) => (
+                RecipeKind::Synthetic,
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+                json(&Some(s)),
+            ),
+        };
+        serde_json::json!({
+            "kind": json(&kind),
+            "task": self.task,
+            "method": self.method,
+            "method_params": self.method_params,
+            "seed": self.seed,
+            "mode": mode,
+            "sweep": self.sweep,
+            "model": model,
+            "data": data,
+            "train": train,
+            "synthetic": synthetic,
+        })
+    }
+
+    /// The recipe kind of the run.
+    pub fn kind(&self) -> RecipeKind {
+        match self.job {
+            RunJob::Finetune(_) => RecipeKind::Finetune,
+            RunJob::Synthetic(_) => RecipeKind::Synthetic,
+        }
+    }
+
+    /// Full or head tuning, for fine-tuning runs.
+    pub fn mode(&self) -> Option<TrainMode> {
+        match &self.job {
+            RunJob::Finetune(j) => Some(j.train.mode),
+            RunJob::Synthetic(_) => None,
+        }
+    }
+
+    /// The synthetic settings, for synthetic runs.
+    pub fn synthetic(&self) -> Option<&SyntheticSettings> {
+        match &self.job {
+            RunJob::Synthetic(s) => Some(s),
+            RunJob::Finetune(_) => None,
+        }
     }
 
     /// The shard (0-based) this run belongs to among `n` shards: by hash of the run id.
@@ -76,13 +157,23 @@ impl Plan {
             RecipeKind::Finetune => plan_finetune(recipe)?,
         };
         let mut seen = std::collections::HashSet::new();
-        let runs: Vec<RunSpec> = runs.into_iter().filter(|r| seen.insert(r.run_id.clone())).collect();
-        Ok(Plan { recipe: recipe.name().to_string(), kind: recipe.kind(), runs })
+        let runs: Vec<RunSpec> = runs
+            .into_iter()
+            .filter(|r| seen.insert(r.run_id.clone()))
+            .collect();
+        Ok(Plan {
+            recipe: recipe.name().to_string(),
+            kind: recipe.kind(),
+            runs,
+        })
     }
 
     /// The runs of shard `index` (0-based) of `count`.
     pub fn shard(&self, index: usize, count: usize) -> Vec<&RunSpec> {
-        self.runs.iter().filter(|r| r.shard(count) == index).collect()
+        self.runs
+            .iter()
+            .filter(|r| r.shard(count) == index)
+            .collect()
     }
 }
 
@@ -90,7 +181,21 @@ fn overlay(s: &mut SyntheticSettings, t: &SyntheticTable) {
     macro_rules! set {
         ($($f:ident),*) => { $( if let Some(v) = &t.$f { s.$f = v.get_ref().clone(); } )* };
     }
-    set!(datasets, points, dim, steps, checkpoints, loo_samples, heads, init_std, mu, svm_c, svm_tol, gd_loo, seed);
+    set!(
+        datasets,
+        points,
+        dim,
+        steps,
+        checkpoints,
+        loo_samples,
+        heads,
+        init_std,
+        mu,
+        svm_c,
+        svm_tol,
+        gd_loo,
+        seed
+    );
     let margin = t.margin.as_ref().map_or(s.margin, |v| *v.get_ref());
     let bound = t.bound.as_ref().map_or(s.bound, |v| *v.get_ref());
     s.set_margin_and_bound(margin, bound);
@@ -102,12 +207,22 @@ fn plan_synthetic(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
         Some(list) if !list.is_empty() => {
             if top.factor.is_some() || top.values.is_some() {
                 return Err(recipe
-                    .error("synthetic.factor", "use either `factor` in [synthetic] or [[synthetic.studies]], not both")
+                    .error(
+                        "synthetic.factor",
+                        "use either `factor` in [synthetic] or [[synthetic.studies]], not both",
+                    )
                     .hint("move `factor`/`values` into a [[synthetic.studies]] entry"));
             }
-            list.iter().enumerate().map(|(i, t)| (t, format!("synthetic.studies[{i}]"))).collect()
+            list.iter()
+                .enumerate()
+                .map(|(i, t)| (t, format!("synthetic.studies[{i}]")))
+                .collect()
         }
-        Some(_) => return Err(recipe.error("synthetic.studies", "`studies` is empty").hint("add at least one [[synthetic.studies]] entry with a factor")),
+        Some(_) => {
+            return Err(recipe
+                .error("synthetic.studies", "`studies` is empty")
+                .hint("add at least one [[synthetic.studies]] entry with a factor"));
+        }
         None => vec![(top, "synthetic".to_string())],
     };
     let mut runs = Vec::new();
@@ -126,7 +241,11 @@ fn plan_synthetic(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
             located.hint = e.hint;
             located
         })?;
-        let steps = table.steps.as_ref().or(top.steps.as_ref()).map_or(study.default_steps(), |s| *s.get_ref());
+        let steps = table
+            .steps
+            .as_ref()
+            .or(top.steps.as_ref())
+            .map_or(study.default_steps(), |s| *s.get_ref());
         let mut base = SyntheticSettings::defaults(study.factor(), steps);
         if !std::ptr::eq(table, top) {
             overlay(&mut base, top);
@@ -164,17 +283,12 @@ fn plan_synthetic(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
             let spec = RunSpec {
                 run_id: String::new(),
                 recipe: recipe.name().to_string(),
-                kind: RecipeKind::Synthetic,
                 task: "synthetic".to_string(),
                 method: study.factor().to_string(),
                 method_params: MethodParams::new(),
                 seed: settings.seed,
-                mode: None,
                 sweep,
-                model: None,
-                data: None,
-                train: None,
-                synthetic: Some(settings),
+                job: RunJob::Synthetic(settings),
             };
             runs.push(spec.with_id(&format!("{}-{}", study.factor(), value)));
         }
@@ -204,31 +318,69 @@ fn check_base(
     }
     if s.factor != "margin" && s.margin >= s.bound {
         let span = span!(margin).or(span!(bound));
-        return Err(at("margin", span, format!("margin γ = {} must be smaller than bound B = {}", s.margin, s.bound))
-            .hint("the balls have radius (B − γ)/2 > 0; e.g. margin = 0.5, bound = 3"));
+        return Err(at(
+            "margin",
+            span,
+            format!(
+                "margin γ = {} must be smaller than bound B = {}",
+                s.margin, s.bound
+            ),
+        )
+        .hint("the balls have radius (B − γ)/2 > 0; e.g. margin = 0.5, bound = 3"));
     }
     if s.factor != "margin" && s.margin <= 0.0 {
-        return Err(at("margin", span!(margin), format!("margin γ = {} must be positive", s.margin)).hint("e.g. margin = 0.5"));
+        return Err(at(
+            "margin",
+            span!(margin),
+            format!("margin γ = {} must be positive", s.margin),
+        )
+        .hint("e.g. margin = 0.5"));
     }
     if s.datasets == 0 {
-        return Err(at("datasets", span!(datasets), "datasets must be at least 1".into()).hint("the paper uses 500"));
+        return Err(at(
+            "datasets",
+            span!(datasets),
+            "datasets must be at least 1".into(),
+        )
+        .hint("the paper uses 500"));
     }
     if s.points < 4 {
-        return Err(at("points", span!(points), format!("points = {} is too few; need at least 4", s.points)).hint("the paper uses 2000"));
+        return Err(at(
+            "points",
+            span!(points),
+            format!("points = {} is too few; need at least 4", s.points),
+        )
+        .hint("the paper uses 2000"));
     }
     if s.dim == 0 || s.dim > 64 {
-        return Err(at("dim", span!(dim), format!("dim = {} is out of range; expected 1..=64", s.dim)).hint("the default is 2"));
+        return Err(at(
+            "dim",
+            span!(dim),
+            format!("dim = {} is out of range; expected 1..=64", s.dim),
+        )
+        .hint("the default is 2"));
     }
     if s.heads == 0 {
         return Err(at("heads", span!(heads), "heads must be at least 1".into()));
     }
     if s.svm_c <= 0.0 || s.svm_tol <= 0.0 || s.mu < 0.0 || s.init_std < 0.0 {
-        return Err(at("svm_c", None, "svm_c and svm_tol must be positive, mu and init_std non-negative".into()));
+        return Err(at(
+            "svm_c",
+            None,
+            "svm_c and svm_tol must be positive, mu and init_std non-negative".into(),
+        ));
     }
     let cps = &s.checkpoints;
     if cps.iter().any(|&t| t == 0 || t > s.steps) || cps.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(at("checkpoints", span!(checkpoints), format!("checkpoints {cps:?} must increase strictly within 1..={}", s.steps))
-            .hint("e.g. checkpoints = [10, 100, 1000] with steps = 1000"));
+        return Err(at(
+            "checkpoints",
+            span!(checkpoints),
+            format!(
+                "checkpoints {cps:?} must increase strictly within 1..={}",
+                s.steps
+            ),
+        )
+        .hint("e.g. checkpoints = [10, 100, 1000] with steps = 1000"));
     }
     Ok(())
 }
@@ -250,7 +402,9 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
     let data = b.data.clone().expect("shape checked");
     let train = b.train.clone().unwrap_or_default();
     if data.tasks.is_empty() {
-        return Err(recipe.error("data.tasks", "`tasks` is empty").hint("e.g. tasks = [\"rte\", \"cb\"]"));
+        return Err(recipe
+            .error("data.tasks", "`tasks` is empty")
+            .hint("e.g. tasks = [\"rte\", \"cb\"]"));
     }
     for task in &data.tasks {
         registry::task(task).map_err(|e| {
@@ -271,18 +425,24 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
                     .file(recipe.file.clone())
                     .line(Some(line))
                     .key(format!("methods[{i}].name"))
-                    .hint("e.g. name = \"mhloss\""))
+                    .hint("e.g. name = \"mhloss\""));
             }
         };
-        let entry = registry::method(&name).map_err(|e| {
-            InputError { file: Some(recipe.file.clone()), line: Some(line), key: Some(format!("methods[{i}].name")), ..e }
+        let entry = registry::method(&name).map_err(|e| InputError {
+            file: Some(recipe.file.clone()),
+            line: Some(line),
+            key: Some(format!("methods[{i}].name")),
+            ..e
         })?;
         let owner = format!("methods[{i}] ({name})");
         let resolved = resolve_params(&owner, entry.params, &params).map_err(|e| {
             let key = e.key.clone().unwrap_or_default();
-            let param_line = recipe.source.lines().enumerate().skip(line).find(|(_, l)| {
-                l.trim_start().starts_with(&key) && l.contains('=')
-            });
+            let param_line = recipe
+                .source
+                .lines()
+                .enumerate()
+                .skip(line)
+                .find(|(_, l)| l.trim_start().starts_with(&key) && l.contains('='));
             InputError {
                 file: Some(recipe.file.clone()),
                 line: Some(param_line.map_or(line, |(n, _)| n + 1)),
@@ -291,7 +451,10 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
             }
         })?;
         (entry.validate)(&resolved).map_err(|m| {
-            InputError::new(format!("{owner}: {m}")).file(recipe.file.clone()).line(Some(line)).key(format!("methods[{i}]"))
+            InputError::new(format!("{owner}: {m}"))
+                .file(recipe.file.clone())
+                .line(Some(line))
+                .key(format!("methods[{i}]"))
         })?;
         methods.push((name, resolved));
     }
@@ -300,10 +463,21 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
     let mut cells: Vec<Vec<(String, toml::Value)>> = vec![Vec::new()];
     for (key, values) in &b.sweep {
         if values.get_ref().is_empty() {
-            return Err(recipe.error_at(values.span(), &format!("sweep.{key}"), "sweep values are empty").hint("list at least one value"));
+            return Err(recipe
+                .error_at(
+                    values.span(),
+                    &format!("sweep.{key}"),
+                    "sweep values are empty",
+                )
+                .hint("list at least one value"));
         }
         let (head, _field) = key.split_once('.').ok_or_else(|| {
-            recipe.error_at(values.span(), &format!("sweep.{key}"), format!("sweep key `{key}` must be `section.key`"))
+            recipe
+                .error_at(
+                    values.span(),
+                    &format!("sweep.{key}"),
+                    format!("sweep key `{key}` must be `section.key`"),
+                )
                 .hint("e.g. \"train.lr\" = [1e-5, 2e-5], or \"mmr.alpha\" = [0.1, 1, 10]")
         })?;
         let known_section = ["train", "data", "model"].contains(&head);
@@ -325,6 +499,17 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
             })
             .collect();
     }
+    // The [train] keys the recipe sets itself (a profile fills only the others).
+    let given_train: Vec<String> = recipe
+        .source
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|t| {
+            t.get("train")
+                .and_then(|v| v.as_table())
+                .map(|t| t.keys().cloned().collect())
+        })
+        .unwrap_or_default();
     let mut runs = Vec::new();
     for cell in &cells {
         let mut train_v = toml::Value::try_from(&train).expect("train serialises");
@@ -344,10 +529,20 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
             };
         }
         let sweep_err = |section: &str, e: toml::de::Error| {
-            recipe.error(&format!("sweep.{section}"), format!("a swept value does not fit [{section}]: {}", e.message()))
+            recipe
+                .error(
+                    &format!("sweep.{section}"),
+                    format!("a swept value does not fit [{section}]: {}", e.message()),
+                )
                 .hint("sweep keys must name existing keys with values of their type")
         };
-        let train_c: TrainSection = train_v.try_into().map_err(|e| sweep_err("train", e))?;
+        let mut train_c: TrainSection = train_v.try_into().map_err(|e| sweep_err("train", e))?;
+        let mut given = given_train.clone();
+        given.extend(
+            cell.iter()
+                .filter_map(|(k, _)| k.strip_prefix("train.").map(str::to_string)),
+        );
+        train_c.apply_profile(&given);
         let data_c: DataSection = data_v.try_into().map_err(|e| sweep_err("data", e))?;
         let model_c: ModelSection = model_v.try_into().map_err(|e| sweep_err("model", e))?;
         for (mname, base_params) in &methods {
@@ -367,9 +562,16 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
                 let mut t = toml::Table::new();
                 t.insert(field.to_string(), (*v).clone());
                 let one = resolve_params(&format!("sweep `{head}.{field}`"), entry.params, &t)
-                    .map_err(|e| InputError { file: Some(recipe.file.clone()), key: Some(format!("sweep.{head}.{field}")), ..e })?;
+                    .map_err(|e| InputError {
+                        file: Some(recipe.file.clone()),
+                        key: Some(format!("sweep.{head}.{field}")),
+                        ..e
+                    })?;
                 params.insert(field.to_string(), one[*field].clone());
-                sweep.insert(format!("{head}.{field}"), serde_json::to_value(v).unwrap_or_default());
+                sweep.insert(
+                    format!("{head}.{field}"),
+                    serde_json::to_value(v).unwrap_or_default(),
+                );
             }
             for task in &data_c.tasks {
                 for seed in train_c.seeds.values() {
@@ -380,17 +582,16 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
                     let spec = RunSpec {
                         run_id: String::new(),
                         recipe: recipe.name().to_string(),
-                        kind: RecipeKind::Finetune,
                         task: task.clone(),
                         method: mname.clone(),
                         method_params: params.clone(),
                         seed,
-                        mode: Some(t.mode),
                         sweep: sweep.clone(),
-                        model: Some(model_c.clone()),
-                        data: Some(d),
-                        train: Some(t),
-                        synthetic: None,
+                        job: RunJob::Finetune(FinetuneJob {
+                            model: model_c.clone(),
+                            data: d,
+                            train: t,
+                        }),
                     };
                     runs.push(spec.with_id(&format!("{task}-{mname}-s{seed}")));
                 }

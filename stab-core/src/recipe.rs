@@ -58,6 +58,22 @@ pub struct ModelSection {
     pub path: String,
     #[serde(default = "default_max_len")]
     pub max_len: usize,
+    /// Which encoder output the classification head reads.
+    #[serde(default)]
+    pub pooling: Pooling,
+}
+
+/// The vector a classification head reads from the encoder (design.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// tanh(W·h₀ + b), the pooler (jiant; random N(0, 0.02²) when the checkpoint lacks it).
+    #[default]
+    Pooler,
+    /// The last layer's first-token vector h₀.
+    Cls,
+    /// The mean of the last layer over real tokens (sentence encoders such as MiniLM).
+    Mean,
 }
 
 /// `[data]`: where the task files are and how they are split and perturbed.
@@ -72,6 +88,28 @@ pub struct DataSection {
     pub train_fraction: f64,
     #[serde(default)]
     pub drop_fraction: f64,
+    /// Fixed split files `<task>.json` (default: `<dir>/splits` when it exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub splits: Option<PathBuf>,
+}
+
+/// Seed components pinned across a grid (`[train] fixed_seeds = { data_order = 0 }`);
+/// unpinned components are derived from the run seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedSeeds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_init: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_order: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<u64>,
+}
+
+impl FixedSeeds {
+    pub fn is_empty(&self) -> bool {
+        *self == FixedSeeds::default()
+    }
 }
 
 /// Full fine-tuning or head tuning with a frozen encoder.
@@ -140,6 +178,53 @@ pub struct TrainSection {
     /// Global gradient-norm clip.
     #[serde(default = "one")]
     pub grad_clip: f64,
+    /// No early stop before this many updates (the author profile's 20,000).
+    #[serde(default)]
+    pub min_steps: u64,
+    /// Pin seed components across the grid.
+    #[serde(default, skip_serializing_if = "FixedSeeds::is_empty")]
+    pub fixed_seeds: FixedSeeds,
+    /// Head mode: keep the frozen encoder in train mode (the fork's quirk, no feature cache).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub head_encoder_dropout: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl TrainSection {
+    /// Fill the keys a recipe did not set from its profile (methods-spec §4.1). `given`
+    /// names the keys the recipe's `[train]` table sets; those always win.
+    ///
+    /// * `standard`: the serde defaults (lr 2e-5, 10 epochs, one evaluation per epoch),
+    ///   with updates capped at 20,000.
+    /// * `author`: the fork's script — lr 1e-4, 10,000 "epochs" (so the 10% warmup never
+    ///   ends on most tasks), evaluation every 500 updates, at least 20,000 updates.
+    pub fn apply_profile(&mut self, given: &[String]) {
+        let set = |k: &str| given.iter().any(|g| g == k);
+        match self.profile {
+            Profile::Standard => {
+                if !set("max_steps") {
+                    self.max_steps = 20_000;
+                }
+            }
+            Profile::Author => {
+                if !set("lr") {
+                    self.lr = 1e-4;
+                }
+                if !set("epochs") {
+                    self.epochs = 10_000;
+                }
+                if !set("eval_every") {
+                    self.eval_every = 500;
+                }
+                if !set("min_steps") {
+                    self.min_steps = 20_000;
+                }
+            }
+        }
+    }
 }
 
 impl Default for TrainSection {
@@ -193,9 +278,12 @@ impl Recipe {
 
     /// Parse recipe text; `file` names it in errors.
     pub fn parse(source: &str, file: &str) -> Result<Self, InputError> {
-        let body: RecipeBody =
-            toml::from_str(source).map_err(|e| toml_error(&e, source, file))?;
-        let recipe = Recipe { body, file: file.to_string(), source: source.to_string() };
+        let body: RecipeBody = toml::from_str(source).map_err(|e| toml_error(&e, source, file))?;
+        let recipe = Recipe {
+            body,
+            file: file.to_string(),
+            source: source.to_string(),
+        };
         recipe.check_shape()?;
         Ok(recipe)
     }
@@ -210,7 +298,10 @@ impl Recipe {
 
     /// The results directory: `out`, or `runs/<name>`.
     pub fn out_dir(&self) -> PathBuf {
-        self.body.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(self.name()))
+        self.body
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(self.name()))
     }
 
     /// 1-based line of a byte offset in the source.
@@ -219,14 +310,25 @@ impl Recipe {
     }
 
     /// An input error located at a span of this recipe.
-    pub fn error_at(&self, span: std::ops::Range<usize>, key: &str, message: impl Into<String>) -> InputError {
-        InputError::new(message).file(self.file.clone()).line(Some(self.line_of(span.start))).key(key)
+    pub fn error_at(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> InputError {
+        InputError::new(message)
+            .file(self.file.clone())
+            .line(Some(self.line_of(span.start)))
+            .key(key)
     }
 
     /// An input error in this recipe without a precise location.
     pub fn error(&self, key: &str, message: impl Into<String>) -> InputError {
         let line = find_key_line(&self.source, key.rsplit('.').next().unwrap_or(key));
-        InputError::new(message).file(self.file.clone()).line(line).key(key)
+        InputError::new(message)
+            .file(self.file.clone())
+            .line(line)
+            .key(key)
     }
 
     /// Which tables a kind needs and forbids.
@@ -248,7 +350,10 @@ impl Recipe {
                 ];
                 if let Some((key, _)) = foreign.iter().find(|(_, present)| *present) {
                     return Err(self
-                        .error(key, format!("`{key}` does not apply to kind = \"synthetic\""))
+                        .error(
+                            key,
+                            format!("`{key}` does not apply to kind = \"synthetic\""),
+                        )
                         .hint("synthetic recipes are configured by their [synthetic] table only"));
                 }
                 if b.synthetic.is_none() {
@@ -260,7 +365,10 @@ impl Recipe {
             RecipeKind::Finetune => {
                 if b.synthetic.is_some() {
                     return Err(self
-                        .error("synthetic", "[synthetic] only applies to kind = \"synthetic\"")
+                        .error(
+                            "synthetic",
+                            "[synthetic] only applies to kind = \"synthetic\"",
+                        )
                         .hint("set kind = \"synthetic\" or remove the [synthetic] table"));
                 }
                 for (key, present) in [("model", b.model.is_some()), ("data", b.data.is_some())] {
@@ -272,7 +380,10 @@ impl Recipe {
                 }
                 if b.methods.is_empty() {
                     return Err(self
-                        .error("methods", "a fine-tuning recipe needs at least one [[methods]] entry")
+                        .error(
+                            "methods",
+                            "a fine-tuning recipe needs at least one [[methods]] entry",
+                        )
                         .hint("add\n[[methods]]\nname = \"finetune\""));
                 }
             }
@@ -283,19 +394,28 @@ impl Recipe {
 
 /// 1-based line number of a byte offset.
 pub fn line_of(source: &str, offset: usize) -> usize {
-    source[..offset.min(source.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    source[..offset.min(source.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// The first line that assigns `key` (`key = …` or `"key" = …`), if any.
 pub fn find_key_line(source: &str, key: &str) -> Option<usize> {
-    source.lines().position(|l| {
-        let t = l.trim_start();
-        let t = t.strip_prefix('"').map(|r| r.replacen('"', "", 1)).unwrap_or_else(|| t.to_string());
-        (t.starts_with(key) && t[key.len()..].trim_start().starts_with('='))
-            || l.trim() == format!("[{key}]")
-            || l.trim() == format!("[[{key}]]")
-    })
-    .map(|i| i + 1)
+    source
+        .lines()
+        .position(|l| {
+            let t = l.trim_start();
+            let t = t
+                .strip_prefix('"')
+                .map(|r| r.replacen('"', "", 1))
+                .unwrap_or_else(|| t.to_string());
+            (t.starts_with(key) && t[key.len()..].trim_start().starts_with('='))
+                || l.trim() == format!("[{key}]")
+                || l.trim() == format!("[[{key}]]")
+        })
+        .map(|i| i + 1)
 }
 
 /// The dotted name of the table that encloses `line` (`train`, `synthetic.studies`), or "".
@@ -324,13 +444,23 @@ fn toml_error(e: &toml::de::Error, source: &str, file: &str) -> InputError {
     let msg = e.message().trim().to_string();
     let line = e.span().map(|s| line_of(source, s.start));
     let table = line.map(|l| enclosing_table(source, l)).unwrap_or_default();
-    let scoped = |name: &str| if table.is_empty() { name.to_string() } else { format!("{table}.{name}") };
+    let scoped = |name: &str| {
+        if table.is_empty() {
+            name.to_string()
+        } else {
+            format!("{table}.{name}")
+        }
+    };
     let base = InputError::new(msg.clone()).file(file).line(line);
     for (prefix, what) in [("unknown field `", "key"), ("unknown variant `", "value")] {
         if let Some(rest) = msg.strip_prefix(prefix) {
             let name = rest.split('`').next().unwrap_or_default();
             let expected = backticked(rest.split_once("expected").map(|(_, r)| r).unwrap_or(""));
-            let where_ = if table.is_empty() { "at the top level".to_string() } else { format!("in [{table}]") };
+            let where_ = if table.is_empty() {
+                "at the top level".to_string()
+            } else {
+                format!("in [{table}]")
+            };
             let mut err = InputError::new(format!(
                 "unknown {what} `{name}` {where_}{}",
                 did_you_mean(name, expected.iter().copied())
@@ -353,7 +483,8 @@ fn toml_error(e: &toml::de::Error, source: &str, file: &str) -> InputError {
     }
     if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
         let key = line.and_then(|l| source.lines().nth(l - 1)).and_then(|l| {
-            l.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_string())
+            l.split_once('=')
+                .map(|(k, _)| k.trim().trim_matches('"').to_string())
         });
         let mut err = base.hint("check the value's type against the recipe reference in README.md");
         if let Some(k) = key.filter(|k| !k.is_empty() && !k.starts_with('[')) {
@@ -381,7 +512,9 @@ mod tests {
 
     #[test]
     fn unknown_key_names_nearest_and_line() {
-        let e = err("name = \"x\"\n[model]\npath = \"m\"\n[data]\ndir = \"d\"\ntasks = [\"rte\"]\n[train]\nlr_rate = 1e-5\n[[methods]]\nname = \"finetune\"\n");
+        let e = err(
+            "name = \"x\"\n[model]\npath = \"m\"\n[data]\ndir = \"d\"\ntasks = [\"rte\"]\n[train]\nlr_rate = 1e-5\n[[methods]]\nname = \"finetune\"\n",
+        );
         assert_eq!(e.line, Some(8), "{e}");
         assert_eq!(e.key.as_deref(), Some("train.lr_rate"));
         assert!(e.to_string().contains("did you mean `lr`"), "{e}");
@@ -389,7 +522,9 @@ mod tests {
 
     #[test]
     fn wrong_type_is_located() {
-        let e = err("name = \"x\"\nkind = \"synthetic\"\n[synthetic]\nfactor = \"margin\"\ndatasets = \"many\"\n");
+        let e = err(
+            "name = \"x\"\nkind = \"synthetic\"\n[synthetic]\nfactor = \"margin\"\ndatasets = \"many\"\n",
+        );
         assert_eq!(e.line, Some(5), "{e}");
         assert_eq!(e.key.as_deref(), Some("synthetic.datasets"), "{e}");
     }
@@ -402,7 +537,9 @@ mod tests {
 
     #[test]
     fn synthetic_recipe_rejects_train_table() {
-        let e = err("name = \"x\"\nkind = \"synthetic\"\n[synthetic]\nfactor = \"margin\"\n[train]\nlr = 1.0\n");
+        let e = err(
+            "name = \"x\"\nkind = \"synthetic\"\n[synthetic]\nfactor = \"margin\"\n[train]\nlr = 1.0\n",
+        );
         assert_eq!(e.key.as_deref(), Some("train"));
         assert_eq!(e.line, Some(5));
     }

@@ -36,6 +36,13 @@ pub struct RunRecord {
     /// The synthetic settings of the run, for synthetic runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthetic: Option<SyntheticSettings>,
+    /// The run's random-stream seeds (fine-tuning runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<crate::seed::ComponentSeeds>,
+    /// Which train/dev split the run used: `file:<hash>` of a fixed split file, or
+    /// `seeded:<hash>` of the seeded fallback's dev rows (fine-tuning runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
     /// Kind-specific structured output (e.g. curves).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub details: serde_json::Value,
@@ -47,12 +54,12 @@ impl RunRecord {
         RunRecord {
             run_id: spec.run_id.clone(),
             recipe: spec.recipe.clone(),
-            kind: spec.kind,
+            kind: spec.kind(),
             task: spec.task.clone(),
             method: spec.method.clone(),
             method_params: spec.method_params.clone(),
             seed: spec.seed,
-            mode: spec.mode,
+            mode: spec.mode(),
             sweep: spec.sweep.clone(),
             metrics: BTreeMap::new(),
             dev_best: None,
@@ -61,7 +68,9 @@ impl RunRecord {
             wall_s: 0.0,
             stab_version: crate::STAB_VERSION.to_string(),
             threads: 0,
-            synthetic: spec.synthetic.clone(),
+            synthetic: spec.synthetic().cloned(),
+            seeds: None,
+            split: None,
             details: serde_json::Value::Null,
         }
     }

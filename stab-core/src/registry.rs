@@ -18,6 +18,10 @@ pub struct MethodEntry {
     pub params: &'static [ParamSpec],
     /// Cross-parameter checks beyond each parameter's own range.
     pub validate: fn(&MethodParams) -> Result<(), String>,
+    /// Builds the implementation from validated parameters. stab-core knows no models, so
+    /// it is type-erased here: the training engine (`stab_methods::engine`) unpacks it as
+    /// its `Box<dyn Method>`. An `Err` says why this build cannot run the method.
+    pub build: fn(&MethodParams) -> Result<Box<dyn std::any::Any + Send>, String>,
 }
 inventory::collect!(MethodEntry);
 
@@ -65,8 +69,11 @@ fn unknown(kind: &str, name: &str, names: &[&str]) -> InputError {
     } else {
         format!("known {kind}s: {}", names.join(", "))
     };
-    InputError::new(format!("unknown {kind} `{name}`{}", did_you_mean(name, names.iter().copied())))
-        .hint(format!("{known} (`stab list` shows them all)"))
+    InputError::new(format!(
+        "unknown {kind} `{name}`{}",
+        did_you_mean(name, names.iter().copied())
+    ))
+    .hint(format!("{known} (`stab list` shows them all)"))
 }
 
 /// Look up a method by name.
@@ -90,17 +97,24 @@ pub fn task(name: &str) -> Result<&'static TaskEntry, InputError> {
 /// Look up a synthetic study by factor name and build it.
 pub fn study(factor: &str) -> Result<Box<dyn SyntheticStudy>, InputError> {
     let all = studies();
-    all.iter().find(|e| e.factor == factor).map(|e| (e.build)()).ok_or_else(|| {
-        let names: Vec<&str> = all.iter().map(|e| e.factor).collect();
-        unknown("factor", factor, &names)
-    })
+    all.iter()
+        .find(|e| e.factor == factor)
+        .map(|e| (e.build)())
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|e| e.factor).collect();
+            unknown("factor", factor, &names)
+        })
 }
 
 /// Names registered twice, per registry (an empty result means the registries are sound).
 pub fn duplicate_names() -> Vec<String> {
     fn dups(kind: &str, mut names: Vec<&str>) -> Vec<String> {
         names.sort_unstable();
-        names.windows(2).filter(|w| w[0] == w[1]).map(|w| format!("{kind} `{}`", w[0])).collect()
+        names
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| format!("{kind} `{}`", w[0]))
+            .collect()
     }
     let mut out = dups("method", methods().iter().map(|e| e.name).collect());
     out.extend(dups("task", tasks().iter().map(|e| e.name).collect()));

@@ -49,7 +49,10 @@ mod tests {
 
     #[test]
     fn parses_and_rejects() {
-        assert_eq!("1/4".parse::<Shard>().unwrap(), Shard { index: 1, count: 4 });
+        assert_eq!(
+            "1/4".parse::<Shard>().unwrap(),
+            Shard { index: 1, count: 4 }
+        );
         assert!("4/4".parse::<Shard>().is_err());
         assert!("x".parse::<Shard>().is_err());
         assert!("0/0".parse::<Shard>().is_err());

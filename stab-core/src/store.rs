@@ -52,7 +52,8 @@ impl StoreContents {
 impl ResultsStore {
     /// Open (creating if needed) the store file in `dir`: `runs.jsonl`, or the shard's own.
     pub fn open(dir: &Path, shard: Option<Shard>) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create the results directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the results directory {}", dir.display()))?;
         let name = shard.map_or_else(|| "runs.jsonl".to_string(), |s| s.store_file());
         let path = dir.join(name);
         let mut file = OpenOptions::new()
@@ -71,7 +72,11 @@ impl ResultsStore {
                 file.sync_data()?;
             }
         }
-        Ok(Self { dir: dir.to_path_buf(), path, file })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            path,
+            file,
+        })
     }
 
     /// The file records are appended to.
@@ -99,16 +104,21 @@ impl ResultsStore {
     /// Read every `runs*.jsonl` in `dir` (a missing directory reads as empty).
     pub fn read_dir(dir: &Path) -> anyhow::Result<StoreContents> {
         let mut out = StoreContents::default();
-        let Ok(entries) = std::fs::read_dir(dir) else { return Ok(out) };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(out);
+        };
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("runs") && n.ends_with(".jsonl"))
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("runs") && n.ends_with(".jsonl"))
             })
             .collect();
         files.sort();
         for f in files {
-            let text = std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
+            let text = std::fs::read_to_string(&f)
+                .with_context(|| format!("cannot read {}", f.display()))?;
             for (i, line) in text.lines().enumerate() {
                 if line.trim().is_empty() {
                     continue;
@@ -147,6 +157,8 @@ mod tests {
             stab_version: "t".into(),
             threads: 1,
             synthetic: None,
+            seeds: None,
+            split: None,
             details: serde_json::Value::Null,
         }
     }

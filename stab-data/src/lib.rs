@@ -14,6 +14,8 @@ pub mod split;
 pub mod synthetic;
 pub mod tasks;
 
-pub use split::{dev_split, perturb, Splits};
+pub use split::{
+    ResolvedSplit, SplitSource, Splits, dev_split, fixed_split, perturb, resolve_split,
+};
 pub use synthetic::{LabeledPoints, TwoBalls};
-pub use tasks::{task_def, Example, HeadKind, TaskData, TaskDef};
+pub use tasks::{Example, HeadKind, TaskData, TaskDef, task_def};

@@ -3,12 +3,129 @@
 //! set as test, and per-seed `train_fraction` subsampling and `drop_fraction` removal
 //! that only ever touch the train part.
 
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use stab_core::derive_seed;
 
+use std::path::Path;
+
+use stab_core::{InputError, stable_hash};
+
 use crate::tasks::{Example, TaskData};
+
+/// Which split a run uses, for records and `stab data check`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SplitSource {
+    /// A fixed split file (`<splits dir>/<task>.json`), e.g. the paper author's.
+    File(std::path::PathBuf),
+    /// The seeded ⌈dev_fraction·n⌉ fallback.
+    Seeded { dev_fraction: f64 },
+}
+
+/// A split and where it came from; `hash` identifies its dev rows.
+#[derive(Debug, Clone)]
+pub struct ResolvedSplit {
+    pub splits: Splits,
+    pub source: SplitSource,
+    /// `file:<16 hex>` or `seeded:<16 hex>`: a hash of the sorted dev group ids.
+    pub hash: String,
+}
+
+/// The split of a task: `<splits_dir>/<task>.json` when that file exists, else the
+/// seeded fallback. A split file that does not fit the train file is an input error.
+pub fn resolve_split(
+    data: &TaskData,
+    splits_dir: Option<&Path>,
+    dev_fraction: f64,
+) -> Result<ResolvedSplit, InputError> {
+    let file = splits_dir
+        .map(|d| d.join(format!("{}.json", data.def.name)))
+        .filter(|p| p.is_file());
+    let (splits, source) = match file {
+        Some(path) => (fixed_split(data, &path)?, SplitSource::File(path)),
+        None => (
+            dev_split(data, dev_fraction),
+            SplitSource::Seeded { dev_fraction },
+        ),
+    };
+    let mut groups: Vec<u64> = splits.dev.iter().map(|e| e.group).collect();
+    groups.dedup();
+    let bytes: Vec<u8> = groups.iter().flat_map(|g| g.to_le_bytes()).collect();
+    let kind = if matches!(source, SplitSource::File(_)) {
+        "file"
+    } else {
+        "seeded"
+    };
+    let hash = format!("{kind}:{:016x}", stable_hash(&bytes));
+    Ok(ResolvedSplit {
+        splits,
+        source,
+        hash,
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct SplitFile {
+    train_rows: usize,
+    dev_rows: usize,
+    dev: Vec<usize>,
+}
+
+/// Read a fixed split file: `{"train_rows", "dev_rows", "dev": [0-based train-file rows]}`.
+pub fn fixed_split(data: &TaskData, path: &Path) -> Result<Splits, InputError> {
+    let file = path.display().to_string();
+    let bad = |m: String| {
+        InputError::new(m).file(file.clone()).hint(format!(
+            "a split file lists the 0-based data rows of {}'s train file that form dev; remove it to use the seeded 90/10 split",
+            data.def.name
+        ))
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad(format!("cannot read the split file: {e}")))?;
+    let f: SplitFile = serde_json::from_str(&text)
+        .map_err(|e| bad(format!("not a split file: {e}")).line(Some(e.line())))?;
+    let n = data
+        .train
+        .iter()
+        .map(|e| e.group)
+        .max()
+        .map_or(0, |g| g as usize + 1);
+    if f.train_rows.checked_add(f.dev_rows) != Some(n) {
+        return Err(bad(format!(
+            "the split has {} train + {} dev rows, but the train file has {n}",
+            f.train_rows, f.dev_rows
+        )));
+    }
+    if f.dev.len() != f.dev_rows {
+        return Err(bad(format!(
+            "`dev` lists {} rows, but dev_rows = {}",
+            f.dev.len(),
+            f.dev_rows
+        )));
+    }
+    let mut seen = vec![false; n];
+    for &r in &f.dev {
+        if r >= n {
+            return Err(bad(format!(
+                "dev row {r} is out of range: the train file has {n} rows (0-based)"
+            )));
+        }
+        if std::mem::replace(&mut seen[r], true) {
+            return Err(bad(format!("dev row {r} is listed twice")));
+        }
+    }
+    let (dev, train) = data
+        .train
+        .iter()
+        .cloned()
+        .partition(|e| seen[e.group as usize]);
+    Ok(Splits {
+        train,
+        dev,
+        test: data.test.clone(),
+    })
+}
 
 /// Train / dev / test rows of one run.
 #[derive(Debug, Clone)]
@@ -26,15 +143,32 @@ pub fn dev_split(data: &TaskData, dev_fraction: f64) -> Splits {
     groups.dedup();
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(0, &["dev-split", data.def.name]));
     groups.shuffle(&mut rng);
-    let n_dev = ((dev_fraction * groups.len() as f64) - 1e-9).ceil().max(0.0) as usize;
-    let dev_groups: std::collections::HashSet<u64> = groups[..n_dev.min(groups.len())].iter().copied().collect();
-    let (dev, train) = data.train.iter().cloned().partition(|e| dev_groups.contains(&e.group));
-    Splits { train, dev, test: data.test.clone() }
+    let n_dev = ((dev_fraction * groups.len() as f64) - 1e-9)
+        .ceil()
+        .max(0.0) as usize;
+    let dev_groups: std::collections::HashSet<u64> =
+        groups[..n_dev.min(groups.len())].iter().copied().collect();
+    let (dev, train) = data
+        .train
+        .iter()
+        .cloned()
+        .partition(|e| dev_groups.contains(&e.group));
+    Splits {
+        train,
+        dev,
+        test: data.test.clone(),
+    }
 }
 
 /// The run seed's train set: keep a `train_fraction` subset, then remove `drop_fraction`
 /// of it (both by group, both drawn from the run seed). Dev and test are untouched.
-pub fn perturb(mut splits: Splits, task: &str, seed: u64, train_fraction: f64, drop_fraction: f64) -> Splits {
+pub fn perturb(
+    mut splits: Splits,
+    task: &str,
+    seed: u64,
+    train_fraction: f64,
+    drop_fraction: f64,
+) -> Splits {
     let select = |rows: Vec<Example>, keep: f64, purpose: &str| -> Vec<Example> {
         if keep >= 1.0 {
             return rows;
@@ -46,7 +180,9 @@ pub fn perturb(mut splits: Splits, task: &str, seed: u64, train_fraction: f64, d
         groups.shuffle(&mut rng);
         let n = (keep * groups.len() as f64).round() as usize;
         let kept: std::collections::HashSet<u64> = groups[..n].iter().copied().collect();
-        rows.into_iter().filter(|e| kept.contains(&e.group)).collect()
+        rows.into_iter()
+            .filter(|e| kept.contains(&e.group))
+            .collect()
     };
     splits.train = select(splits.train, train_fraction, "train-fraction");
     splits.train = select(splits.train, 1.0 - drop_fraction, "drop-fraction");

@@ -37,11 +37,17 @@ impl LabeledPoints {
         x.drain(i * self.dim..(i + 1) * self.dim);
         let mut y = self.y.clone();
         y.remove(i);
-        LabeledPoints { dim: self.dim, x, y }
+        LabeledPoints {
+            dim: self.dim,
+            x,
+            y,
+        }
     }
     /// max ‖x_i‖.
     pub fn max_norm(&self) -> f64 {
-        (0..self.len()).map(|i| norm(self.point(i))).fold(0.0, f64::max)
+        (0..self.len())
+            .map(|i| norm(self.point(i)))
+            .fold(0.0, f64::max)
     }
 }
 
@@ -61,7 +67,12 @@ pub struct TwoBalls {
 impl TwoBalls {
     /// The generator for margin γ and bound B: a = (B+γ)/2, r = (B−γ)/2.
     pub fn with_margin_and_bound(points: usize, dim: usize, margin: f64, bound: f64) -> Self {
-        Self { points, dim, center: (bound + margin) / 2.0, radius: (bound - margin) / 2.0 }
+        Self {
+            points,
+            dim,
+            center: (bound + margin) / 2.0,
+            radius: (bound - margin) / 2.0,
+        }
     }
 
     /// Draw one dataset from a seed; the same seed always gives the same points.
@@ -151,7 +162,12 @@ mod tests {
     #[test]
     fn radius_fills_the_ball() {
         // Uniform in the disc: P(‖x − c‖ ≤ r/2) = 1/4 in 2-D.
-        let g = TwoBalls { points: 20000, dim: 2, center: 5.0, radius: 1.0 };
+        let g = TwoBalls {
+            points: 20000,
+            dim: 2,
+            center: 5.0,
+            radius: 1.0,
+        };
         let s = g.sample(3);
         let mut inner = 0;
         let mut mean = [0.0; 2];

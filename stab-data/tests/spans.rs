@@ -21,7 +21,13 @@ fn tokenizer(name: &str) -> TextEncoder {
 fn norm(s: &str, bert: bool) -> String {
     s.chars()
         .filter(|c| c.is_alphanumeric())
-        .map(|c| if bert { c.to_lowercase().next().unwrap() } else { c })
+        .map(|c| {
+            if bert {
+                c.to_lowercase().next().unwrap()
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -31,25 +37,45 @@ fn check(task: &str, model: &str, n: usize) -> usize {
     let tok = tokenizer(model);
     let pad = tok.tokenizer().id_to_token(tok.pad_id).unwrap();
     let sep = separator_for(&pad);
-    let data = task_def(task).unwrap().load(&shared().join("data")).unwrap();
+    let data = task_def(task)
+        .unwrap()
+        .load(&shared().join("data"))
+        .unwrap();
     let mut verified = 0;
     for e in data.train.iter().take(n) {
         let (input, spans) = model_input(e, sep);
         let batch = tok.encode(std::slice::from_ref(&input), 256).unwrap();
         let tokens = tok.tokens(&batch, 0);
         for &(seq, a, b) in &spans {
-            let text = if seq == 0 { &input.text } else { input.text_pair.as_ref().unwrap() };
+            let text = if seq == 0 {
+                &input.text
+            } else {
+                input.text_pair.as_ref().unwrap()
+            };
             let piece: String = text.chars().skip(a).take(b - a).collect();
             let (f, l) = project_span(&batch, 0, seq, a, b).unwrap();
-            let spelled: String = tokens[f..=l].iter().map(|t| t.trim_start_matches("##").trim_start_matches('Ġ')).collect();
+            let spelled: String = tokens[f..=l]
+                .iter()
+                .map(|t| t.trim_start_matches("##").trim_start_matches('Ġ'))
+                .collect();
             if spelled.contains("[UNK]") {
                 continue; // tiny-bert's 1000-word vocabulary maps unseen words to [UNK]
             }
             // The tokens cover the span, and no more than its words.
             let (ns, np) = (norm(&spelled, bert), norm(&piece, bert));
-            assert!(ns.contains(&np) || np.contains(&ns), "{task}/{model}: span `{piece}` projected to {:?} = `{spelled}`", &tokens[f..=l]);
-            assert!(ns.len() <= np.len() + 12, "{task}/{model}: span `{piece}` overreaches to `{spelled}`");
-            assert!(f >= 1 && l < batch.lengths()[0] - 1, "inside the special tokens");
+            assert!(
+                ns.contains(&np) || np.contains(&ns),
+                "{task}/{model}: span `{piece}` projected to {:?} = `{spelled}`",
+                &tokens[f..=l]
+            );
+            assert!(
+                ns.len() <= np.len() + 12,
+                "{task}/{model}: span `{piece}` overreaches to `{spelled}`"
+            );
+            assert!(
+                f >= 1 && l < batch.lengths()[0] - 1,
+                "inside the special tokens"
+            );
             verified += 1;
         }
     }
@@ -87,16 +113,38 @@ fn hand_checked_indices() {
     let joined = |f: usize, l: usize| tokens[f..=l].concat();
     assert_eq!(joined(f1, l1), "Ġcat", "{tokens:?}");
     assert_eq!(joined(f2, l2), "Ġcat", "{tokens:?}");
-    assert!(f1 < f2 && tokens[..f2].iter().filter(|t| *t == "</s>").count() == 4, "{tokens:?}");
+    assert!(
+        f1 < f2 && tokens[..f2].iter().filter(|t| *t == "</s>").count() == 4,
+        "{tokens:?}"
+    );
     // BERT WordPiece: [CLS] the cat sat . [SEP] → "cat" is token 2.
     let tok = tokenizer("tiny-bert");
-    let e = stab_data::Example { segments: vec!["The cat sat.".into()], label: 0, spans: vec![(0, 4, 7), (0, 0, 3)], question: None, group: 0 };
+    let e = stab_data::Example {
+        segments: vec!["The cat sat.".into()],
+        label: 0,
+        spans: vec![(0, 4, 7), (0, 0, 3)],
+        question: None,
+        group: 0,
+    };
     let (input, spans) = model_input(&e, "[SEP]");
     let batch = tok.encode(&[input], 64).unwrap();
-    assert_eq!(project_span(&batch, 0, 0, spans[0].1, spans[0].2).unwrap(), (2, 2));
-    assert_eq!(project_span(&batch, 0, 0, spans[1].1, spans[1].2).unwrap(), (1, 1));
+    assert_eq!(
+        project_span(&batch, 0, 0, spans[0].1, spans[0].2).unwrap(),
+        (2, 2)
+    );
+    assert_eq!(
+        project_span(&batch, 0, 0, spans[1].1, spans[1].2).unwrap(),
+        (1, 1)
+    );
     // A span truncated away is an error, not a silent wrong index.
-    let batch = tok.encode(&[stab_models::TextInput::single("one two three four five six seven")], 4).unwrap();
+    let batch = tok
+        .encode(
+            &[stab_models::TextInput::single(
+                "one two three four five six seven",
+            )],
+            4,
+        )
+        .unwrap();
     assert!(project_span(&batch, 0, 0, 30, 35).is_err());
 }
 
@@ -104,20 +152,38 @@ fn hand_checked_indices() {
 fn multirc_truncates_only_the_paragraph() {
     for model in ["tiny-bert", "tiny-roberta"] {
         let tok = tokenizer(model);
-        let data = task_def("multirc").unwrap().load(&shared().join("data")).unwrap();
+        let data = task_def("multirc")
+            .unwrap()
+            .load(&shared().join("data"))
+            .unwrap();
         let rows: Vec<_> = data.test.iter().take(3).cloned().collect();
         let batch = stab_data::encode::encode_rows(&tok, &rows, 64).unwrap();
         assert_eq!(batch.seq_len, 64, "long paragraphs fill max_len");
         for (r, e) in rows.iter().enumerate() {
             let tokens = tok.tokens(&batch, r);
-            let spelled: String = tokens.iter().map(|t| t.trim_start_matches("##").trim_start_matches('Ġ')).collect::<String>().to_lowercase();
-            let squash = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase();
+            let spelled: String = tokens
+                .iter()
+                .map(|t| t.trim_start_matches("##").trim_start_matches('Ġ'))
+                .collect::<String>()
+                .to_lowercase();
+            let squash = |s: &str| {
+                s.chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .collect::<String>()
+                    .to_lowercase()
+            };
             // The question's last word and the answer's first word are still there.
             let q_last = squash(e.segments[1].split_whitespace().last().unwrap());
             let a_first = squash(e.segments[2].split_whitespace().next().unwrap());
             if !spelled.contains("[unk]") {
-                assert!(squash(&spelled).contains(&q_last), "{model}: question cut: {tokens:?}");
-                assert!(squash(&spelled).contains(&a_first), "{model}: answer cut: {tokens:?}");
+                assert!(
+                    squash(&spelled).contains(&q_last),
+                    "{model}: question cut: {tokens:?}"
+                );
+                assert!(
+                    squash(&spelled).contains(&a_first),
+                    "{model}: answer cut: {tokens:?}"
+                );
             }
             assert_eq!(batch.lengths()[r], 64);
         }

@@ -27,11 +27,20 @@ const EXPECTED: &[(&str, usize, usize, usize, usize, &[usize])] = &[
 fn available_tasks_load_with_expected_sizes() {
     for &(name, total, train, dev, test, test_labels) in EXPECTED {
         let def = task_def(name).unwrap();
-        let data = def.load(&data_dir()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let data = def
+            .load(&data_dir())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(data.train.len(), total, "{name} official train");
         let s = dev_split(&data, 0.1);
-        assert_eq!((s.train.len(), s.dev.len(), s.test.len()), (train, dev, test), "{name} split");
-        let counts: Vec<usize> = label_counts(def, &s.test).into_iter().map(|(_, c)| c).collect();
+        assert_eq!(
+            (s.train.len(), s.dev.len(), s.test.len()),
+            (train, dev, test),
+            "{name} split"
+        );
+        let counts: Vec<usize> = label_counts(def, &s.test)
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
         assert_eq!(counts, test_labels, "{name} test labels");
         // The split is fixed: the same rows every time.
         assert_eq!(dev_split(&data, 0.1).dev, s.dev);
@@ -44,11 +53,16 @@ fn multirc_splits_by_passage() {
     let data = def.load(&data_dir()).unwrap();
     assert_eq!(data.train.len(), 27243, "answer rows");
     assert_eq!(data.test.len(), 4848);
-    let questions: std::collections::HashSet<u64> = data.test.iter().filter_map(|e| e.question).collect();
+    let questions: std::collections::HashSet<u64> =
+        data.test.iter().filter_map(|e| e.question).collect();
     assert_eq!(questions.len(), 953);
     assert_eq!(data.test.iter().filter(|e| e.label == 1).count(), 2075);
     let s = dev_split(&data, 0.1);
-    let passages = |rows: &[stab_data::Example]| rows.iter().map(|e| e.group).collect::<std::collections::HashSet<_>>();
+    let passages = |rows: &[stab_data::Example]| {
+        rows.iter()
+            .map(|e| e.group)
+            .collect::<std::collections::HashSet<_>>()
+    };
     let (tp, dp) = (passages(&s.train), passages(&s.dev));
     assert_eq!((tp.len(), dp.len()), (410, 46));
     assert!(tp.is_disjoint(&dp), "no passage in both train and dev");
@@ -59,9 +73,16 @@ fn multirc_splits_by_passage() {
     let q0 = &first["passage"]["questions"][0];
     assert_eq!(data.test[0].segments[0], passage);
     assert_eq!(data.test[0].segments[1], q0["question"].as_str().unwrap());
-    assert_eq!(data.test[0].segments[2], q0["answers"][0]["text"].as_str().unwrap());
+    assert_eq!(
+        data.test[0].segments[2],
+        q0["answers"][0]["text"].as_str().unwrap()
+    );
     let (input, _) = stab_data::encode::model_input(&data.test[0], "</s></s>");
-    assert_eq!(input.text, format!("{passage} {}", q0["question"].as_str().unwrap()), "no separator between paragraph and question");
+    assert_eq!(
+        input.text,
+        format!("{passage} {}", q0["question"].as_str().unwrap()),
+        "no separator between paragraph and question"
+    );
     assert_eq!(data.test[0].question, Some(q0["idx"].as_u64().unwrap()));
 }
 
@@ -71,13 +92,23 @@ fn templates_follow_the_spec() {
     let rte = task_def("rte").unwrap().load(&d).unwrap();
     assert_eq!(rte.train[0].segments.len(), 2);
     let cola = task_def("cola").unwrap().load(&d).unwrap();
-    assert_eq!(cola.test.len(), 1043, "CoLA dev has no final newline; the last row still counts");
+    assert_eq!(
+        cola.test.len(),
+        1043,
+        "CoLA dev has no final newline; the last row still counts"
+    );
     let wic = task_def("wic").unwrap().load(&d).unwrap();
     let e = &wic.train[0];
     assert_eq!(e.segments.len(), 3, "WiC: word, sentence1, sentence2");
     for &(seg, a, b) in &e.spans {
         let piece: String = e.segments[seg].chars().skip(a).take(b - a).collect();
-        assert!(piece.to_lowercase().starts_with(&e.segments[0][..3.min(e.segments[0].len())].to_lowercase()), "WiC span `{piece}` vs word `{}`", e.segments[0]);
+        assert!(
+            piece
+                .to_lowercase()
+                .starts_with(&e.segments[0][..3.min(e.segments[0].len())].to_lowercase()),
+            "WiC span `{piece}` vs word `{}`",
+            e.segments[0]
+        );
     }
     let wsc = task_def("wsc").unwrap().load(&d).unwrap();
     let text = std::fs::read_to_string(d.join("superglue/WSC/train.jsonl")).unwrap();
@@ -87,7 +118,11 @@ fn templates_follow_the_spec() {
         let (_, a, b) = e.spans[k];
         let piece: String = e.segments[0].chars().skip(a).take(b - a).collect();
         let want = first["target"][which].as_str().unwrap();
-        assert!(piece.starts_with(want) || want.starts_with(piece.trim_end_matches(|c: char| c.is_ascii_punctuation())), "WSC {which}: `{piece}` vs `{want}`");
+        assert!(
+            piece.starts_with(want)
+                || want.starts_with(piece.trim_end_matches(|c: char| c.is_ascii_punctuation())),
+            "WSC {which}: `{piece}` vs `{want}`"
+        );
     }
     let boolq_val = task_def("boolq").unwrap().path(&d, "val.jsonl");
     assert!(boolq_val.exists());
@@ -99,12 +134,25 @@ fn perturbations_touch_train_only_and_depend_on_the_seed() {
     let s = dev_split(&data, 0.1);
     let a = perturb(s.clone(), "rte", 1, 1.0, 0.1);
     let b = perturb(s.clone(), "rte", 2, 1.0, 0.1);
-    assert_eq!(a.train.len(), s.train.len() - (0.1 * s.train.len() as f64).round() as usize);
+    assert_eq!(
+        a.train.len(),
+        s.train.len() - (0.1 * s.train.len() as f64).round() as usize
+    );
     assert_ne!(a.train, b.train, "each seed removes a different 10%");
-    assert_eq!((a.dev.clone(), a.test.clone()), (s.dev.clone(), s.test.clone()));
+    assert_eq!(
+        (a.dev.clone(), a.test.clone()),
+        (s.dev.clone(), s.test.clone())
+    );
     let half = perturb(s.clone(), "rte", 1, 0.5, 0.0);
-    assert_eq!(half.train.len(), (0.5 * s.train.len() as f64).round() as usize);
-    assert_eq!(perturb(s.clone(), "rte", 1, 0.5, 0.0).train, half.train, "reproducible");
+    assert_eq!(
+        half.train.len(),
+        (0.5 * s.train.len() as f64).round() as usize
+    );
+    assert_eq!(
+        perturb(s.clone(), "rte", 1, 0.5, 0.0).train,
+        half.train,
+        "reproducible"
+    );
 }
 
 fn write(dir: &Path, rel: &str, text: &str) {
@@ -118,17 +166,48 @@ fn qqp_and_boolq_readers_on_official_format() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let header = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n";
-    write(d, "glue/QQP/train.tsv", &format!("{header}1\t1\t2\tHow do I learn \"Rust\"?\tWhat is the best way to learn Rust?\t1\n2\t3\t4\tWhy is the sky blue?\tHow tall is Everest?\t0\n"));
-    write(d, "glue/QQP/dev.tsv", &format!("{header}3\t5\t6\tIs café good?\tIs coffee good?\t1"));
+    write(
+        d,
+        "glue/QQP/train.tsv",
+        &format!(
+            "{header}1\t1\t2\tHow do I learn \"Rust\"?\tWhat is the best way to learn Rust?\t1\n2\t3\t4\tWhy is the sky blue?\tHow tall is Everest?\t0\n"
+        ),
+    );
+    write(
+        d,
+        "glue/QQP/dev.tsv",
+        &format!("{header}3\t5\t6\tIs café good?\tIs coffee good?\t1"),
+    );
     let qqp = task_def("qqp").unwrap().load(d).unwrap();
     assert_eq!(qqp.train.len(), 2);
-    assert_eq!(qqp.train[0].segments, ["How do I learn \"Rust\"?", "What is the best way to learn Rust?"]);
+    assert_eq!(
+        qqp.train[0].segments,
+        [
+            "How do I learn \"Rust\"?",
+            "What is the best way to learn Rust?"
+        ]
+    );
     assert_eq!(qqp.train[1].label, 0);
-    assert_eq!(qqp.test[0].segments[0], "Is café good?", "unicode, no final newline");
-    write(d, "superglue/BoolQ/train.jsonl", "{\"question\": \"is the sky blue\", \"passage\": \"The sky is blue.\", \"idx\": 0, \"label\": true}\n{\"question\": \"is fire cold\", \"passage\": \"Fire is hot.\", \"idx\": 1, \"label\": false}\n");
-    write(d, "superglue/BoolQ/val.jsonl", "{\"question\": \"q\", \"passage\": \"p\", \"idx\": 0, \"label\": true}\n");
+    assert_eq!(
+        qqp.test[0].segments[0], "Is café good?",
+        "unicode, no final newline"
+    );
+    write(
+        d,
+        "superglue/BoolQ/train.jsonl",
+        "{\"question\": \"is the sky blue\", \"passage\": \"The sky is blue.\", \"idx\": 0, \"label\": true}\n{\"question\": \"is fire cold\", \"passage\": \"Fire is hot.\", \"idx\": 1, \"label\": false}\n",
+    );
+    write(
+        d,
+        "superglue/BoolQ/val.jsonl",
+        "{\"question\": \"q\", \"passage\": \"p\", \"idx\": 0, \"label\": true}\n",
+    );
     let boolq = task_def("boolq").unwrap().load(d).unwrap();
-    assert_eq!(boolq.train[0].segments, ["is the sky blue", "The sky is blue."], "question first");
+    assert_eq!(
+        boolq.train[0].segments,
+        ["is the sky blue", "The sky is blue."],
+        "question first"
+    );
     assert_eq!((boolq.train[0].label, boolq.train[1].label), (1, 0));
 }
 
@@ -142,25 +221,62 @@ fn bad_inputs_are_located() {
     let d = tmp.path();
     // Missing file: names the expected path and layout.
     let m = load_err(d, "rte");
-    assert!(m.contains("glue/RTE/train.tsv") && m.contains("glue/<TASK>/{train,dev}.tsv"), "{m}");
+    assert!(
+        m.contains("glue/RTE/train.tsv") && m.contains("glue/<TASK>/{train,dev}.tsv"),
+        "{m}"
+    );
     // A row with a missing column.
-    write(d, "glue/RTE/train.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA man.\tA person.\tentailment\n1\tOnly two\tcolumns\n");
-    write(d, "glue/RTE/dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n");
+    write(
+        d,
+        "glue/RTE/train.tsv",
+        "index\tsentence1\tsentence2\tlabel\n0\tA man.\tA person.\tentailment\n1\tOnly two\tcolumns\n",
+    );
+    write(
+        d,
+        "glue/RTE/dev.tsv",
+        "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n",
+    );
     let m = load_err(d, "rte");
-    assert!(m.contains("train.tsv:3") && m.contains("expected 4 tab-separated columns, found 3"), "{m}");
+    assert!(
+        m.contains("train.tsv:3") && m.contains("expected 4 tab-separated columns, found 3"),
+        "{m}"
+    );
     // An unknown label.
-    write(d, "glue/RTE/train.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA man.\tA person.\tentails\n");
+    write(
+        d,
+        "glue/RTE/train.tsv",
+        "index\tsentence1\tsentence2\tlabel\n0\tA man.\tA person.\tentails\n",
+    );
     let m = load_err(d, "rte");
-    assert!(m.contains("train.tsv:2") && m.contains("unknown label `entails`") && m.contains("entailment, not_entailment"), "{m}");
+    assert!(
+        m.contains("train.tsv:2")
+            && m.contains("unknown label `entails`")
+            && m.contains("entailment, not_entailment"),
+        "{m}"
+    );
     // Invalid JSON.
-    write(d, "superglue/CB/train.jsonl", "{\"premise\": \"a\", \"hypothesis\": \"b\", \"label\": \"neutral\"}\n{\"premise\": \"a\",\n");
-    write(d, "superglue/CB/val.jsonl", "{\"premise\": \"a\", \"hypothesis\": \"b\", \"label\": \"neutral\"}\n");
+    write(
+        d,
+        "superglue/CB/train.jsonl",
+        "{\"premise\": \"a\", \"hypothesis\": \"b\", \"label\": \"neutral\"}\n{\"premise\": \"a\",\n",
+    );
+    write(
+        d,
+        "superglue/CB/val.jsonl",
+        "{\"premise\": \"a\", \"hypothesis\": \"b\", \"label\": \"neutral\"}\n",
+    );
     let m = load_err(d, "cb");
-    assert!(m.contains("train.jsonl:2") && m.contains("invalid JSON"), "{m}");
+    assert!(
+        m.contains("train.jsonl:2") && m.contains("invalid JSON"),
+        "{m}"
+    );
     // An empty split.
     write(d, "superglue/CB/train.jsonl", "\n");
     let m = load_err(d, "cb");
-    assert!(m.contains("train.jsonl") && m.contains("no examples"), "{m}");
+    assert!(
+        m.contains("train.jsonl") && m.contains("no examples"),
+        "{m}"
+    );
     // Unknown task name.
     let e = task_def("rtee").unwrap_err().to_string();
     assert!(e.contains("did you mean `rte`"), "{e}");

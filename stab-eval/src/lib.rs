@@ -16,5 +16,5 @@ pub mod stats;
 
 pub use metrics::PrimaryMetric;
 pub use report::{Report, ReportFormat};
-pub use stability::{normalized_distance, LeaveOneOutStability};
+pub use stability::{LeaveOneOutStability, normalized_distance};
 pub use stats::Summary;

@@ -14,7 +14,11 @@ pub fn accuracy(pred: &[usize], gold: &[usize]) -> f64 {
 
 /// F1 of class `positive` (one-vs-rest); 0 when nothing is predicted or present positive.
 pub fn f1(pred: &[usize], gold: &[usize], positive: usize) -> f64 {
-    let tp = pred.iter().zip(gold).filter(|(p, g)| **p == positive && **g == positive).count() as f64;
+    let tp = pred
+        .iter()
+        .zip(gold)
+        .filter(|(p, g)| **p == positive && **g == positive)
+        .count() as f64;
     let pp = pred.iter().filter(|p| **p == positive).count() as f64;
     let ap = gold.iter().filter(|g| **g == positive).count() as f64;
     if pp == 0.0 || ap == 0.0 || tp == 0.0 {
@@ -38,7 +42,9 @@ pub fn matthews(pred: &[usize], gold: &[usize], classes: usize) -> f64 {
         c[g][p] += 1.0;
     }
     let t: Vec<f64> = (0..classes).map(|k| c[k].iter().sum()).collect(); // true counts
-    let p: Vec<f64> = (0..classes).map(|k| (0..classes).map(|g| c[g][k]).sum()).collect(); // predicted counts
+    let p: Vec<f64> = (0..classes)
+        .map(|k| (0..classes).map(|g| c[g][k]).sum())
+        .collect(); // predicted counts
     let correct: f64 = (0..classes).map(|k| c[k][k]).sum();
     let cov_ytyp = correct * n - t.iter().zip(&p).map(|(a, b)| a * b).sum::<f64>();
     let cov_ypyp = n * n - p.iter().map(|a| a * a).sum::<f64>();
@@ -90,7 +96,13 @@ impl PrimaryMetric {
     }
 
     /// `primary` plus every component metric. `question` is required for MultiRC.
-    pub fn evaluate(self, pred: &[usize], gold: &[usize], classes: usize, question: Option<&[u64]>) -> BTreeMap<String, f64> {
+    pub fn evaluate(
+        self,
+        pred: &[usize],
+        gold: &[usize],
+        classes: usize,
+        question: Option<&[u64]>,
+    ) -> BTreeMap<String, f64> {
         let mut m = BTreeMap::new();
         let acc = accuracy(pred, gold);
         m.insert("accuracy".to_string(), acc);
@@ -112,7 +124,8 @@ impl PrimaryMetric {
                 (acc + v) / 2.0
             }
             Self::EmAndF1a => {
-                let em = exact_match_by_group(pred, gold, question.expect("MultiRC needs question ids"));
+                let em =
+                    exact_match_by_group(pred, gold, question.expect("MultiRC needs question ids"));
                 let f1a = f1(pred, gold, 1);
                 m.insert("em".into(), em);
                 m.insert("f1a".into(), f1a);
@@ -141,9 +154,15 @@ mod tests {
     fn qqp_constant_predictors() {
         // QQP dev: 14,885 positives of 40,430 (methods-spec §3.2).
         let (p, g) = constant(14885, 40430, 1);
-        assert_eq!(pct(PrimaryMetric::AccAndF1.evaluate(&p, &g, 2, None)["primary"]), 45.32);
+        assert_eq!(
+            pct(PrimaryMetric::AccAndF1.evaluate(&p, &g, 2, None)["primary"]),
+            45.32
+        );
         let (p, g) = constant(14885, 40430, 0);
-        assert_eq!(pct(PrimaryMetric::AccAndF1.evaluate(&p, &g, 2, None)["primary"]), 31.59);
+        assert_eq!(
+            pct(PrimaryMetric::AccAndF1.evaluate(&p, &g, 2, None)["primary"]),
+            31.59
+        );
     }
 
     #[test]

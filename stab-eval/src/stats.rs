@@ -18,14 +18,30 @@ impl Summary {
     pub fn of(values: &[f64]) -> Self {
         let n = values.len();
         if n == 0 {
-            return Self { n, mean: f64::NAN, sd: f64::NAN, min: f64::NAN, max: f64::NAN };
+            return Self {
+                n,
+                mean: f64::NAN,
+                sd: f64::NAN,
+                min: f64::NAN,
+                max: f64::NAN,
+            };
         }
         let mean = values.iter().sum::<f64>() / n as f64;
         let ss: f64 = values.iter().map(|v| (v - mean).powi(2)).sum();
-        let sd = if n > 1 { (ss / (n - 1) as f64).sqrt() } else { 0.0 };
+        let sd = if n > 1 {
+            (ss / (n - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
         let min = values.iter().copied().fold(f64::INFINITY, f64::min);
         let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        Self { n, mean, sd, min, max }
+        Self {
+            n,
+            mean,
+            sd,
+            min,
+            max,
+        }
     }
 
     /// Insert `<name>_mean` and `<name>_sd` into a metrics map.

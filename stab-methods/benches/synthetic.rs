@@ -10,12 +10,14 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 use stab_data::TwoBalls;
-use stab_methods::linear::{kernel_isa, AugmentedPoints, LogisticGd, Smo};
+use stab_methods::linear::{AugmentedPoints, LogisticGd, Smo, kernel_isa};
 
 fn gd_rate(vectors: usize, steps: u64, datasets: usize) -> f64 {
     let n = 2000;
     let sets: Vec<_> = (0..datasets)
-        .map(|s| AugmentedPoints::new(&TwoBalls::with_margin_and_bound(n, 2, 0.5, 3.0).sample(s as u64)))
+        .map(|s| {
+            AugmentedPoints::new(&TwoBalls::with_margin_and_bound(n, 2, 0.5, 3.0).sample(s as u64))
+        })
         .collect();
     let start = Instant::now();
     sets.par_iter().for_each(|a| {
@@ -34,7 +36,11 @@ fn main() {
     println!("kernel: {}  threads: {threads}", kernel_isa());
     for vectors in [1usize, 4, 11, 110] {
         let steps = (20_000 / vectors as u64).max(200);
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| gd_rate(vectors, steps, 2));
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| gd_rate(vectors, steps, 2));
         let all = gd_rate(vectors, steps, 2 * threads);
         println!(
             "GD n=2000 d=2, {vectors:>3} vectors/pass: {:>7.1} M point-steps/s on 1 thread; {:>7.1} M/s on {threads} threads ({:.1} M/s per core)",

@@ -6,10 +6,13 @@
 //!   (single and multi-head) and the SMO hard-margin SVM.
 //! * [`synthetic`] — the five synthetic factor studies of methods-spec §7, one plugin file
 //!   each (heads, samples, margin, distance, bound).
-//! * [`methods`] — the fine-tuning method plugins and their parameter schemas.
+//! * [`engine`] — the fine-tuning engine and the [`Method`](engine::Method) trait.
+//! * [`methods`] — the fine-tuning method plugins (FineTune, MHLoss, MMR, …), one file each.
 
+pub mod engine;
 pub mod linear;
 pub mod methods;
 pub mod synthetic;
 
+pub use engine::{Engine, Method};
 pub use linear::{AugmentedPoints, LogisticGd, Smo, SvmSolution};

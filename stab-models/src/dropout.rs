@@ -8,52 +8,86 @@
 //! with probability 1 − p and scaled by 1/(1 − p); otherwise the identity. It is active
 //! only on an autodiff device with its training flag on (see [`crate::without_dropout`]).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::module::{Flag, Module, Param};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use rayon::prelude::*;
 use stab_core::seed::splitmix64;
 
-static SEED: AtomicU64 = AtomicU64::new(0);
-static CALLS: AtomicU64 = AtomicU64::new(0);
-
-/// Restart the dropout stream from `seed` (call at the start of each run).
-pub fn seed_dropout(seed: u64) {
-    SEED.store(seed, Ordering::SeqCst);
-    CALLS.store(0, Ordering::SeqCst);
+/// A run's stream of random draws for dropout masks and method noise: a seed and a call
+/// counter, shared by every module of one run's model and owned by that run (never by
+/// the process), so runs in one process never disturb each other.
+#[derive(Debug, Clone)]
+pub struct NoiseStream {
+    state: Arc<StreamState>,
 }
 
-/// Inverted dropout with probability `prob`.
+#[derive(Debug)]
+struct StreamState {
+    seed: u64,
+    calls: AtomicU64,
+}
+
+impl NoiseStream {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            state: Arc::new(StreamState {
+                seed,
+                calls: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The seed of the next draw: each call gets its own, in call order.
+    pub fn next_seed(&self) -> u64 {
+        let call = self.state.calls.fetch_add(1, Ordering::SeqCst);
+        splitmix64(self.state.seed ^ splitmix64(call))
+    }
+
+    /// Draws made so far.
+    pub fn calls(&self) -> u64 {
+        self.state.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for NoiseStream {
+    fn default() -> Self {
+        Self::new(0)
+    }
+}
+
+/// Whether `device` is the host CPU backend, where the fast host paths (masks drawn with
+/// rayon, the vectorised GELU) apply; any other device uses plain burn-tensor twins.
+pub fn is_host(device: &Device) -> bool {
+    device.clone().without_autodiff() == Device::flex()
+}
+
+/// Inverted dropout with probability `prob`, drawing from its run's [`NoiseStream`].
 #[derive(Module, Debug)]
 pub struct FastDropout {
     pub prob: f64,
     pub training: Param<Flag>,
+    #[module(skip)]
+    pub stream: NoiseStream,
 }
 
 const CHUNK: usize = 1 << 15;
 
-impl FastDropout {
-    pub fn new(prob: f64) -> Self {
-        assert!((0.0..1.0).contains(&prob), "dropout probability must be in [0, 1), got {prob}");
-        Self { prob, training: Param::from_bool(true) }
-    }
-
-    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        if !self.training.is_enabled() || !input.device().is_autodiff() || self.prob == 0.0 {
-            return input;
-        }
-        let shape = input.shape();
-        let n = shape.num_elements();
-        let call = CALLS.fetch_add(1, Ordering::SeqCst);
-        let base = splitmix64(SEED.load(Ordering::SeqCst) ^ splitmix64(call));
-        let keep = 1.0 - self.prob;
-        let scale = (1.0 / keep) as f32;
-        // Keep when the top 24 bits, as a fraction, fall below 1 − p.
-        let threshold = (keep * (1u64 << 24) as f64) as u32;
-        let mut mask = vec![0f32; n];
-        mask.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
-            let mut state = splitmix64(base.wrapping_add(c as u64));
+/// The keep-mask (values 0 or 1/(1 − p)) of `n` elements for a draw seed, on the host:
+/// SplitMix64 in parallel chunks, each seeded from (seed, chunk), so the mask does not
+/// depend on the thread count.
+pub fn host_keep_mask(n: usize, prob: f64, seed: u64) -> Vec<f32> {
+    let keep = 1.0 - prob;
+    let scale = (1.0 / keep) as f32;
+    // Keep when the top 24 bits, as a fraction, fall below 1 − p.
+    let threshold = (keep * (1u64 << 24) as f64) as u32;
+    let mut mask = vec![0f32; n];
+    mask.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            let mut state = splitmix64(seed.wrapping_add(c as u64));
             for pair in chunk.chunks_mut(2) {
                 state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
                 let r = splitmix64(state);
@@ -63,7 +97,56 @@ impl FastDropout {
                 }
             }
         });
-        let mask = Tensor::<D>::from_data(TensorData::new(mask, shape), &input.device());
+    mask
+}
+
+/// The plain burn-tensor twin of [`host_keep_mask`] for accelerators: a Bernoulli draw
+/// on the device (seeded from the draw seed through the device RNG, so reproducible
+/// per device but not bit-identical to the host mask).
+pub fn device_keep_mask<const D: usize>(
+    shape: burn::tensor::Shape,
+    prob: f64,
+    seed: u64,
+    device: &Device,
+) -> Tensor<D> {
+    let plain = device.clone().without_autodiff();
+    plain.seed(seed);
+    let keep = Tensor::<D>::random(shape, Distribution::Bernoulli(1.0 - prob), &plain);
+    keep.mul_scalar(1.0 / (1.0 - prob))
+}
+
+impl FastDropout {
+    pub fn new(prob: f64) -> Self {
+        assert!(
+            (0.0..1.0).contains(&prob),
+            "dropout probability must be in [0, 1), got {prob}"
+        );
+        Self {
+            prob,
+            training: Param::from_bool(true),
+            stream: NoiseStream::default(),
+        }
+    }
+
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        let device = input.device();
+        if !self.training.is_enabled() || !device.is_autodiff() || self.prob == 0.0 {
+            return input;
+        }
+        let shape = input.shape();
+        let seed = self.stream.next_seed();
+        let mask = if is_host(&device) {
+            let n = shape.num_elements();
+            Tensor::<D>::from_data(
+                TensorData::new(host_keep_mask(n, self.prob, seed), shape),
+                &device,
+            )
+        } else {
+            Tensor::<D>::from_data(
+                device_keep_mask::<D>(shape, self.prob, seed, &device).into_data(),
+                &device,
+            )
+        };
         input * mask
     }
 }
@@ -76,18 +159,63 @@ mod tests {
     #[test]
     fn keeps_the_right_fraction_scaled_and_is_reproducible() {
         let dev = Device::flex().autodiff();
-        let d = FastDropout::new(0.1);
+        let mut d = FastDropout::new(0.1);
         let x = Tensor::<2>::ones([300, 1000], &dev);
-        seed_dropout(7);
-        let a: Vec<f32> = d.forward(x.clone()).into_data().convert::<f32>().try_to_vec().unwrap();
+        d.stream = NoiseStream::new(7);
+        let a: Vec<f32> = d
+            .forward(x.clone())
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap();
         let kept = a.iter().filter(|&&v| v != 0.0).count() as f64 / a.len() as f64;
         assert!((kept - 0.9).abs() < 0.003, "kept {kept}");
         assert!(a.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.9).abs() < 1e-6));
-        seed_dropout(7);
-        let b: Vec<f32> = d.forward(x.clone()).into_data().convert::<f32>().try_to_vec().unwrap();
+        d.stream = NoiseStream::new(7);
+        let b: Vec<f32> = d
+            .forward(x.clone())
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap();
         assert_eq!(a, b, "same seed, same mask");
-        let c: Vec<f32> = d.forward(x).into_data().convert::<f32>().try_to_vec().unwrap();
+        let c: Vec<f32> = d
+            .forward(x)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap();
         assert_ne!(b, c, "a new mask at every call");
+    }
+
+    #[test]
+    fn device_twin_agrees_with_the_host_mask_in_law() {
+        // The twin used on accelerators, run here on the CPU: same keep rate and scale.
+        let dev = Device::flex();
+        let t: Tensor<2> = device_keep_mask::<2>([400, 500].into(), 0.1, 11, &dev);
+        let v: Vec<f32> = t.into_data().convert::<f32>().try_to_vec().unwrap();
+        let h = host_keep_mask(v.len(), 0.1, 11);
+        let rate = |m: &[f32]| m.iter().filter(|&&x| x != 0.0).count() as f64 / m.len() as f64;
+        assert!(
+            (rate(&v) - rate(&h)).abs() < 0.004,
+            "{} vs {}",
+            rate(&v),
+            rate(&h)
+        );
+        assert!(
+            v.iter()
+                .chain(&h)
+                .all(|&x| x == 0.0 || (x - 1.0 / 0.9).abs() < 1e-6)
+        );
+    }
+
+    #[test]
+    fn two_streams_do_not_interfere() {
+        let (a, b) = (NoiseStream::new(3), NoiseStream::new(3));
+        let first = a.next_seed();
+        let _ = NoiseStream::new(9).next_seed();
+        assert_eq!(first, b.next_seed());
+        assert_ne!(a.next_seed(), first);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! state dict so weights load with three key renames (see [`crate::loader`]).
 
 use burn::module::{Module, Param};
-use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{
+    Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
+};
 use burn::tensor::activation::{gelu_approximate, relu, softmax, tanh};
 
 use crate::activation::gelu;
@@ -25,7 +27,12 @@ fn act(a: Activation, x: Tensor<3>) -> Tensor<3> {
 
 /// HF initialisation of pre-trained-model weights: N(0, 0.02²), zero bias.
 fn hf_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
-    LinearConfig::new(d_in, d_out).with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 }).init(device)
+    LinearConfig::new(d_in, d_out)
+        .with_initializer(Initializer::Normal {
+            mean: 0.0,
+            std: 0.02,
+        })
+        .init(device)
 }
 
 fn zero_bias(mut l: Linear) -> Linear {
@@ -34,7 +41,9 @@ fn zero_bias(mut l: Linear) -> Linear {
 }
 
 fn layer_norm(c: &EncoderConfig, device: &Device) -> LayerNorm {
-    LayerNormConfig::new(c.hidden_size).with_epsilon(c.layer_norm_eps).init(device)
+    LayerNormConfig::new(c.hidden_size)
+        .with_epsilon(c.layer_norm_eps)
+        .init(device)
 }
 
 /// Word + position + token-type embeddings, LayerNorm, dropout.
@@ -139,7 +148,10 @@ pub struct EncoderOutput {
 impl EncoderOutput {
     /// The last layer's output [B, T, H].
     pub fn last(&self) -> Tensor<3> {
-        self.hidden_states.last().expect("at least the embeddings").clone()
+        self.hidden_states
+            .last()
+            .expect("at least the embeddings")
+            .clone()
     }
     /// The first token's vector of the last layer [B, H].
     pub fn first_token(&self) -> Tensor<2> {
@@ -155,12 +167,21 @@ impl Encoder {
     pub fn new(config: &EncoderConfig, device: &Device) -> Self {
         let c = config;
         let activation = c.activation().expect("validated config");
-        let normal = Initializer::Normal { mean: 0.0, std: 0.02 };
+        let normal = Initializer::Normal {
+            mean: 0.0,
+            std: 0.02,
+        };
         let hidden_drop = || Dropout::new(c.hidden_dropout_prob);
         let embeddings = Embeddings {
-            word_embeddings: EmbeddingConfig::new(c.vocab_size, c.hidden_size).with_initializer(normal.clone()).init(device),
-            position_embeddings: EmbeddingConfig::new(c.max_position_embeddings, c.hidden_size).with_initializer(normal.clone()).init(device),
-            token_type_embeddings: EmbeddingConfig::new(c.type_vocab_size, c.hidden_size).with_initializer(normal.clone()).init(device),
+            word_embeddings: EmbeddingConfig::new(c.vocab_size, c.hidden_size)
+                .with_initializer(normal.clone())
+                .init(device),
+            position_embeddings: EmbeddingConfig::new(c.max_position_embeddings, c.hidden_size)
+                .with_initializer(normal.clone())
+                .init(device),
+            token_type_embeddings: EmbeddingConfig::new(c.type_vocab_size, c.hidden_size)
+                .with_initializer(normal.clone())
+                .init(device),
             layer_norm: layer_norm(c, device),
             dropout: hidden_drop(),
         };
@@ -175,9 +196,15 @@ impl Encoder {
                         dropout: Dropout::new(c.attention_probs_dropout_prob),
                         heads: c.num_attention_heads,
                     },
-                    output: SelfOutput { dense: zero_bias(hf_linear(h, h, device)), layer_norm: layer_norm(c, device), dropout: hidden_drop() },
+                    output: SelfOutput {
+                        dense: zero_bias(hf_linear(h, h, device)),
+                        layer_norm: layer_norm(c, device),
+                        dropout: hidden_drop(),
+                    },
                 },
-                intermediate: Intermediate { dense: zero_bias(hf_linear(h, c.intermediate_size, device)) },
+                intermediate: Intermediate {
+                    dense: zero_bias(hf_linear(h, c.intermediate_size, device)),
+                },
                 output: Output {
                     dense: zero_bias(hf_linear(c.intermediate_size, h, device)),
                     layer_norm: layer_norm(c, device),
@@ -189,7 +216,9 @@ impl Encoder {
         Self {
             embeddings,
             encoder: Layers { layer },
-            pooler: Pooler { dense: zero_bias(hf_linear(h, h, device)) },
+            pooler: Pooler {
+                dense: zero_bias(hf_linear(h, h, device)),
+            },
             mlm: MlmHead {
                 dense: zero_bias(hf_linear(h, h, device)),
                 layer_norm: layer_norm(c, device),
@@ -198,6 +227,25 @@ impl Encoder {
             },
             config: config.clone(),
         }
+    }
+
+    /// Give every dropout of the encoder the run's noise stream.
+    pub fn set_noise(&mut self, stream: &crate::dropout::NoiseStream) {
+        self.embeddings.dropout.stream = stream.clone();
+        for l in &mut self.encoder.layer {
+            l.attention.self_attn.dropout.stream = stream.clone();
+            l.attention.output.dropout.stream = stream.clone();
+            l.output.dropout.stream = stream.clone();
+        }
+    }
+
+    /// Mean of the last layer over real tokens [B, H] (sentence-encoder pooling).
+    pub fn mean_pool(out: &EncoderOutput, attention_mask: Tensor<2>) -> Tensor<2> {
+        let h = out.last();
+        let [b, t, _] = h.dims();
+        let m = attention_mask.reshape([b, t, 1]);
+        let count = m.clone().sum_dim(1).clamp_min(1.0); // [B, 1, 1]
+        (h * m).sum_dim(1).div(count).squeeze_dim::<2>(1)
     }
 
     /// Position ids: BERT 0..T−1; RoBERTa pad + cumsum(id ≠ pad) on real tokens, pad on padding.
@@ -231,19 +279,36 @@ impl Encoder {
         let (b, t) = (batch.batch, batch.seq_len);
         let ints = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [b, t]), &device);
         let ids = ints(batch.input_ids.clone());
-        let types = if self.config.type_vocab_size == 1 { ints(vec![0; b * t]) } else { ints(batch.token_type_ids.clone()) };
+        let types = if self.config.type_vocab_size == 1 {
+            ints(vec![0; b * t])
+        } else {
+            ints(batch.token_type_ids.clone())
+        };
         let positions = ints(self.position_ids(batch));
         // Additive key mask [B, 1, 1, T]: 0 at real tokens, the most negative float at padding.
-        let bias: Vec<f32> = batch.attention_mask.iter().map(|&m| if m == 0 { f32::MIN } else { 0.0 }).collect();
-        let mask = Tensor::<2>::from_data(TensorData::new(bias, [b, t]), &device).reshape([b, 1, 1, t]);
+        let bias: Vec<f32> = batch
+            .attention_mask
+            .iter()
+            .map(|&m| if m == 0 { f32::MIN } else { 0.0 })
+            .collect();
+        let mask =
+            Tensor::<2>::from_data(TensorData::new(bias, [b, t]), &device).reshape([b, 1, 1, t]);
         self.forward_tensors(ids, types, positions, mask)
     }
 
     /// The forward pass on prepared tensors (ids, type ids, position ids [B, T]; additive
     /// key mask [B, 1, 1, T]).
-    pub fn forward_tensors(&self, ids: Tensor<2, Int>, types: Tensor<2, Int>, positions: Tensor<2, Int>, mask: Tensor<4>) -> EncoderOutput {
+    pub fn forward_tensors(
+        &self,
+        ids: Tensor<2, Int>,
+        types: Tensor<2, Int>,
+        positions: Tensor<2, Int>,
+        mask: Tensor<4>,
+    ) -> EncoderOutput {
         let e = &self.embeddings;
-        let x = e.word_embeddings.forward(ids) + e.position_embeddings.forward(positions) + e.token_type_embeddings.forward(types);
+        let x = e.word_embeddings.forward(ids)
+            + e.position_embeddings.forward(positions)
+            + e.token_type_embeddings.forward(types);
         let mut x = e.dropout.forward(e.layer_norm.forward(x));
         let mut hidden_states = Vec::with_capacity(self.encoder.layer.len() + 1);
         hidden_states.push(x.clone());
@@ -262,11 +327,14 @@ impl Encoder {
     /// MLM logits [B, T, V] from hidden states [B, T, H] (decoder tied to word embeddings).
     pub fn mlm_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         let m = &self.mlm;
-        let x = m.layer_norm.forward(act(m.activation, m.dense.forward(hidden)));
+        let x = m
+            .layer_norm
+            .forward(act(m.activation, m.dense.forward(hidden)));
         let [b, t, h] = x.dims();
         let w = self.embeddings.word_embeddings.weight.val(); // [V, H]
         let v = w.dims()[0];
-        let logits = x.reshape([b * t, h]).matmul(w.transpose()) + m.bias.val().unsqueeze_dim::<2>(0);
+        let logits =
+            x.reshape([b * t, h]).matmul(w.transpose()) + m.bias.val().unsqueeze_dim::<2>(0);
         logits.reshape([b, t, v])
     }
 }
@@ -275,10 +343,13 @@ impl Layer {
     pub fn forward(&self, x: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
         let a = self.attention.self_attn.forward(x.clone(), mask);
         let o = &self.attention.output;
-        let x = o.layer_norm.forward(o.dropout.forward(o.dense.forward(a)) + x);
+        let x = o
+            .layer_norm
+            .forward(o.dropout.forward(o.dense.forward(a)) + x);
         let inter = act(self.activation, self.intermediate.dense.forward(x.clone()));
         let out = &self.output;
-        out.layer_norm.forward(out.dropout.forward(out.dense.forward(inter)) + x)
+        out.layer_norm
+            .forward(out.dropout.forward(out.dense.forward(inter)) + x)
     }
 }
 

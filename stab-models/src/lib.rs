@@ -5,7 +5,8 @@
 //! * [`config`] — Hugging Face `config.json` for BERT and RoBERTa ([`EncoderConfig`]).
 //! * [`encoder`] — the encoder layers in burn, pooler and MLM head ([`Encoder`]).
 //! * [`activation`] — the exact GELU with a vectorised erf.
-//! * [`dropout`] — seeded, parallel inverted dropout ([`FastDropout`]).
+//! * [`dropout`] — inverted dropout drawing from a run's [`NoiseStream`] ([`FastDropout`]).
+//! * [`heads`] — the jiant task heads with H output layers ([`TaskHead`], [`OutputLayers`]).
 //! * [`loader`] — weights from safetensors / PyTorch files with a [`LoadReport`].
 //! * [`tokenizer`] — padding, truncation and offsets ([`TextEncoder`], [`TokenBatch`]).
 //! * [`source`] — local directories and hub ids through the HF cache ([`resolve_model`]).
@@ -14,13 +15,18 @@ pub mod activation;
 pub mod config;
 pub mod dropout;
 pub mod encoder;
+pub mod heads;
 pub mod loader;
 pub mod source;
 pub mod tokenizer;
 
 pub use config::{EncoderConfig, ModelFamily};
-pub use dropout::{seed_dropout, FastDropout};
-pub use encoder::{without_dropout, Encoder, EncoderOutput};
-pub use loader::{load_encoder, materialize, LoadReport};
+pub use dropout::{FastDropout, NoiseStream, is_host};
+pub use encoder::{Encoder, EncoderOutput, without_dropout};
+pub use heads::{
+    ClassificationHead, HeadInput, HeadOutput, HeadShape, OutputLayers, SpanComparisonHead,
+    TaskHead,
+};
+pub use loader::{LoadReport, load_encoder, materialize};
 pub use source::{resolve_model, resolve_model_in};
 pub use tokenizer::{TextEncoder, TextInput, TokenBatch};

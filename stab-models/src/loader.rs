@@ -10,7 +10,10 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::store::{ApplyError, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
+use burn::store::{
+    ApplyError, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
+    PytorchStore, SafetensorsStore,
+};
 use burn::tensor::{DType, Device, Tensor};
 use stab_core::InputError;
 
@@ -20,7 +23,12 @@ use crate::encoder::Encoder;
 /// Parameters a checkpoint may lack; they keep their random init.
 const MAY_BE_MISSING: &[&str] = &["pooler.", "mlm."];
 /// Source tensors that are expected and deliberately not loaded.
-const IGNORED_SOURCE: &[&str] = &["embeddings.position_ids", "mlm.decoder.", "cls.seq_relationship.", "cls.predictions.decoder."];
+const IGNORED_SOURCE: &[&str] = &[
+    "embeddings.position_ids",
+    "mlm.decoder.",
+    "cls.seq_relationship.",
+    "cls.predictions.decoder.",
+];
 
 /// What a load did.
 #[derive(Debug, Clone, Default)]
@@ -36,12 +44,25 @@ pub struct LoadReport {
 
 impl std::fmt::Display for LoadReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {} tensors loaded", self.weights.display(), self.loaded)?;
+        write!(
+            f,
+            "{}: {} tensors loaded",
+            self.weights.display(),
+            self.loaded
+        )?;
         if !self.initialised.is_empty() {
-            write!(f, "; randomly initialised (not in the checkpoint): {}", self.initialised.join(", "))?;
+            write!(
+                f,
+                "; randomly initialised (not in the checkpoint): {}",
+                self.initialised.join(", ")
+            )?;
         }
         if !self.unexpected.is_empty() {
-            write!(f, "; unexpected tensors ignored: {}", self.unexpected.join(", "))?;
+            write!(
+                f,
+                "; unexpected tensors ignored: {}",
+                self.unexpected.join(", ")
+            )?;
         }
         Ok(())
     }
@@ -73,11 +94,15 @@ fn remapper() -> KeyRemapper {
 
 /// The weights file of a model directory.
 pub fn weights_file(dir: &Path) -> Result<PathBuf, InputError> {
-    ["model.safetensors", "pytorch_model.bin"].iter().map(|f| dir.join(f)).find(|p| p.exists()).ok_or_else(|| {
-        InputError::new("no weights: neither model.safetensors nor pytorch_model.bin is there")
-            .file(dir.display().to_string())
-            .hint("download the model's weights into the directory (safetensors preferred)")
-    })
+    ["model.safetensors", "pytorch_model.bin"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            InputError::new("no weights: neither model.safetensors nor pytorch_model.bin is there")
+                .file(dir.display().to_string())
+                .hint("download the model's weights into the directory (safetensors preferred)")
+        })
 }
 
 /// Build an encoder from a model directory: config, random init (seeded by the caller
@@ -90,15 +115,28 @@ pub fn load_encoder(dir: &Path, device: &Device) -> anyhow::Result<(Encoder, Loa
     let adapter = || PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32));
     let file = weights.display().to_string();
     let result = if weights.extension().is_some_and(|e| e == "safetensors") {
-        let mut store = SafetensorsStore::from_file(&weights).with_from_adapter(adapter()).remap(remapper()).allow_partial(true);
-        encoder.load_from(&mut store).map_err(|e| corrupt(&file, e.to_string()))?
+        let mut store = SafetensorsStore::from_file(&weights)
+            .with_from_adapter(adapter())
+            .remap(remapper())
+            .allow_partial(true);
+        encoder
+            .load_from(&mut store)
+            .map_err(|e| corrupt(&file, e.to_string()))?
     } else {
-        let mut store = PytorchStore::from_file(&weights).remap(remapper()).allow_partial(true);
-        encoder.load_from(&mut store).map_err(|e| corrupt(&file, e.to_string()))?
+        let mut store = PytorchStore::from_file(&weights)
+            .remap(remapper())
+            .allow_partial(true);
+        encoder
+            .load_from(&mut store)
+            .map_err(|e| corrupt(&file, e.to_string()))?
     };
     if let Some(err) = result.errors.first() {
         return Err(match err {
-            ApplyError::ShapeMismatch { path, expected, found } => InputError::new(format!(
+            ApplyError::ShapeMismatch {
+                path,
+                expected,
+                found,
+            } => InputError::new(format!(
                 "tensor `{path}` has shape {:?} in the checkpoint, but config.json implies {:?}",
                 found, expected
             ))
@@ -108,16 +146,33 @@ pub fn load_encoder(dir: &Path, device: &Device) -> anyhow::Result<(Encoder, Loa
         }
         .into());
     }
-    let (initialised, missing): (Vec<String>, Vec<String>) =
-        result.missing.iter().map(|(p, _)| p.clone()).partition(|p| MAY_BE_MISSING.iter().any(|m| p.starts_with(m)));
+    let (initialised, missing): (Vec<String>, Vec<String>) = result
+        .missing
+        .iter()
+        .map(|(p, _)| p.clone())
+        .partition(|p| MAY_BE_MISSING.iter().any(|m| p.starts_with(m)));
     if !missing.is_empty() {
-        return Err(InputError::new(format!("the checkpoint lacks {} encoder tensors: {}", missing.len(), missing.join(", ")))
-            .file(file)
-            .hint("is this a BERT/RoBERTa checkpoint matching config.json?")
-            .into());
+        return Err(InputError::new(format!(
+            "the checkpoint lacks {} encoder tensors: {}",
+            missing.len(),
+            missing.join(", ")
+        ))
+        .file(file)
+        .hint("is this a BERT/RoBERTa checkpoint matching config.json?")
+        .into());
     }
-    let unexpected = result.unused.iter().filter(|k| !IGNORED_SOURCE.iter().any(|i| k.starts_with(i))).cloned().collect();
-    let report = LoadReport { weights, loaded: result.applied.len(), initialised, unexpected };
+    let unexpected = result
+        .unused
+        .iter()
+        .filter(|k| !IGNORED_SOURCE.iter().any(|i| k.starts_with(i)))
+        .cloned()
+        .collect();
+    let report = LoadReport {
+        weights,
+        loaded: result.applied.len(),
+        initialised,
+        unexpected,
+    };
     Ok((encoder, report))
 }
 

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use stab_core::InputError;
 
 /// Files a model directory must have (one of each group).
-const REQUIRED: &[&[&str]] = &[&["config.json"], &["model.safetensors", "pytorch_model.bin"]];
+const REQUIRED: &[&[&str]] = &[
+    &["config.json"],
+    &["model.safetensors", "pytorch_model.bin"],
+];
 const TOKENIZER: &[&str] = &["tokenizer.json", "vocab.txt", "vocab.json", "merges.txt"];
 
 /// The standard cache: `HF_HUB_CACHE` (or the legacy `HUGGINGFACE_HUB_CACHE`), else
@@ -31,12 +34,19 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf, InputError> {
 }
 
 /// [`resolve_model`] with an explicit cache and download permission.
-pub fn resolve_model_in(spec: &str, cache: &hf_hub::Cache, allow_download: bool) -> Result<PathBuf, InputError> {
+pub fn resolve_model_in(
+    spec: &str,
+    cache: &hf_hub::Cache,
+    allow_download: bool,
+) -> Result<PathBuf, InputError> {
     let p = Path::new(spec);
     if p.is_dir() {
         return Ok(p.to_path_buf());
     }
-    let looks_like_path = spec.starts_with('.') || spec.starts_with('/') || spec.matches('/').count() > 1 || p.exists();
+    let looks_like_path = spec.starts_with('.')
+        || spec.starts_with('/')
+        || spec.matches('/').count() > 1
+        || p.exists();
     if looks_like_path {
         return Err(InputError::new(format!("model directory {spec} does not exist"))
             .key("model.path")
@@ -81,10 +91,17 @@ pub fn resolve_model_in(spec: &str, cache: &hf_hub::Cache, allow_download: bool)
 
 /// Hub ids with an entry in the local Hugging Face cache (`HF_HUB_CACHE`, `HF_HOME`).
 pub fn cached_models() -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(hub_cache().path()) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(hub_cache().path()) else {
+        return Vec::new();
+    };
     let mut v: Vec<String> = entries
         .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("models--")).map(|n| n.replace("--", "/")))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("models--"))
+                .map(|n| n.replace("--", "/"))
+        })
         .collect();
     v.sort();
     v
@@ -99,13 +116,22 @@ fn cached_dir(cache: &hf_hub::Cache, id: &str) -> Option<PathBuf> {
 }
 
 fn download(id: &str) -> anyhow::Result<PathBuf> {
-    let api = hf_hub::api::sync::ApiBuilder::from_env().with_cache_dir(hub_cache().path().clone()).with_progress(false).build()?;
+    let api = hf_hub::api::sync::ApiBuilder::from_env()
+        .with_cache_dir(hub_cache().path().clone())
+        .with_progress(false)
+        .build()?;
     let repo = api.model(id.to_string());
     let config = repo.get("config.json")?;
-    repo.get("model.safetensors").or_else(|_| repo.get("pytorch_model.bin"))?;
-    repo.get("tokenizer.json").or_else(|_| repo.get("vocab.json").and_then(|_| repo.get("merges.txt"))).or_else(|_| repo.get("vocab.txt"))?;
+    repo.get("model.safetensors")
+        .or_else(|_| repo.get("pytorch_model.bin"))?;
+    repo.get("tokenizer.json")
+        .or_else(|_| repo.get("vocab.json").and_then(|_| repo.get("merges.txt")))
+        .or_else(|_| repo.get("vocab.txt"))?;
     let _ = repo.get("tokenizer_config.json");
-    Ok(config.parent().expect("a file in a snapshot directory").to_path_buf())
+    Ok(config
+        .parent()
+        .expect("a file in a snapshot directory")
+        .to_path_buf())
 }
 
 #[cfg(test)]
@@ -121,13 +147,19 @@ mod tests {
     #[test]
     fn hub_id_resolves_through_the_cache_layout() {
         let tmp = tempfile::tempdir().unwrap();
-        let snap = tmp.path().join("models--FacebookAI--tiny-test/snapshots/abc123");
+        let snap = tmp
+            .path()
+            .join("models--FacebookAI--tiny-test/snapshots/abc123");
         std::fs::create_dir_all(&snap).unwrap();
         for f in ["config.json", "model.safetensors", "tokenizer.json"] {
             std::fs::write(snap.join(f), "{}").unwrap();
         }
         std::fs::create_dir_all(tmp.path().join("models--FacebookAI--tiny-test/refs")).unwrap();
-        std::fs::write(tmp.path().join("models--FacebookAI--tiny-test/refs/main"), "abc123").unwrap();
+        std::fs::write(
+            tmp.path().join("models--FacebookAI--tiny-test/refs/main"),
+            "abc123",
+        )
+        .unwrap();
         let cache = hf_hub::Cache::new(tmp.path().to_path_buf());
         assert_eq!(cached_dir(&cache, "FacebookAI/tiny-test").unwrap(), snap);
         assert!(cached_dir(&cache, "FacebookAI/other").is_none());
@@ -139,8 +171,14 @@ mod tests {
     fn offline_and_not_cached_says_where_it_looked() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = hf_hub::Cache::new(tmp.path().to_path_buf());
-        let e = resolve_model_in("roberta-base", &cache, false).unwrap_err().to_string();
-        assert!(e.contains("not in the Hugging Face cache") && e.contains(&tmp.path().display().to_string()), "{e}");
+        let e = resolve_model_in("roberta-base", &cache, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not in the Hugging Face cache")
+                && e.contains(&tmp.path().display().to_string()),
+            "{e}"
+        );
         assert!(e.contains("HF_HUB_OFFLINE") && e.contains("hint"), "{e}");
     }
 }

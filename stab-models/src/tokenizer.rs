@@ -20,7 +20,10 @@ use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::processors::roberta::RobertaProcessing;
-use tokenizers::{PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{
+    PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection,
+    TruncationParams, TruncationStrategy,
+};
 
 /// One input: a text and an optional second text.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,10 +34,16 @@ pub struct TextInput {
 
 impl TextInput {
     pub fn single(text: impl Into<String>) -> Self {
-        Self { text: text.into(), text_pair: None }
+        Self {
+            text: text.into(),
+            text_pair: None,
+        }
     }
     pub fn pair(a: impl Into<String>, b: impl Into<String>) -> Self {
-        Self { text: a.into(), text_pair: Some(b.into()) }
+        Self {
+            text: a.into(),
+            text_pair: Some(b.into()),
+        }
     }
 }
 
@@ -59,7 +68,14 @@ impl TokenBatch {
     }
     /// Real (non-pad) tokens of each row.
     pub fn lengths(&self) -> Vec<usize> {
-        (0..self.batch).map(|r| self.row(&self.attention_mask, r).iter().filter(|&&m| m != 0).count()).collect()
+        (0..self.batch)
+            .map(|r| {
+                self.row(&self.attention_mask, r)
+                    .iter()
+                    .filter(|&&m| m != 0)
+                    .count()
+            })
+            .collect()
     }
 }
 
@@ -81,7 +97,8 @@ impl TextEncoder {
     pub fn from_dir(dir: &Path, pad_id: usize) -> Result<Self, InputError> {
         let json = dir.join("tokenizer.json");
         let tokenizer = if json.exists() {
-            Tokenizer::from_file(&json).map_err(|e| load_error(dir, format!("cannot read tokenizer.json: {e}")))?
+            Tokenizer::from_file(&json)
+                .map_err(|e| load_error(dir, format!("cannot read tokenizer.json: {e}")))?
         } else if dir.join("vocab.txt").exists() {
             wordpiece_from_vocab(dir)?
         } else if dir.join("vocab.json").exists() && dir.join("merges.txt").exists() {
@@ -90,14 +107,18 @@ impl TextEncoder {
             return Err(load_error(dir, "no tokenizer files".to_string()));
         };
         let pad_id = pad_id as u32;
-        tokenizer.id_to_token(pad_id).ok_or_else(|| load_error(dir, format!("the pad id {pad_id} is not in the vocabulary")))?;
+        tokenizer.id_to_token(pad_id).ok_or_else(|| {
+            load_error(dir, format!("the pad id {pad_id} is not in the vocabulary"))
+        })?;
         Ok(Self { tokenizer, pad_id })
     }
 
     /// Special tokens the template adds to a pair (3 for BERT, 4 for RoBERTa).
     pub fn pair_special_tokens(&self) -> usize {
         use tokenizers::PostProcessor;
-        self.tokenizer.get_post_processor().map_or(0, |p| p.added_tokens(true))
+        self.tokenizer
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(true))
     }
 
     /// The underlying tokenizer.
@@ -130,7 +151,9 @@ impl TextEncoder {
                 inputs
                     .iter()
                     .map(|i| match &i.text_pair {
-                        Some(b) => tokenizers::EncodeInput::Dual(i.text.as_str().into(), b.as_str().into()),
+                        Some(b) => {
+                            tokenizers::EncodeInput::Dual(i.text.as_str().into(), b.as_str().into())
+                        }
                         None => tokenizers::EncodeInput::Single(i.text.as_str().into()),
                     })
                     .collect::<Vec<_>>(),
@@ -149,9 +172,12 @@ impl TextEncoder {
             sequence_ids: Vec::with_capacity(batch),
         };
         for e in &encs {
-            out.input_ids.extend(e.get_ids().iter().map(|&v| i64::from(v)));
-            out.attention_mask.extend(e.get_attention_mask().iter().map(|&v| i64::from(v)));
-            out.token_type_ids.extend(e.get_type_ids().iter().map(|&v| i64::from(v)));
+            out.input_ids
+                .extend(e.get_ids().iter().map(|&v| i64::from(v)));
+            out.attention_mask
+                .extend(e.get_attention_mask().iter().map(|&v| i64::from(v)));
+            out.token_type_ids
+                .extend(e.get_type_ids().iter().map(|&v| i64::from(v)));
             out.offsets.push(e.get_offsets().to_vec());
             out.sequence_ids.push(e.get_sequence_ids());
         }
@@ -160,7 +186,11 @@ impl TextEncoder {
 
     /// Token strings of a row (for debugging).
     pub fn tokens(&self, batch: &TokenBatch, r: usize) -> Vec<String> {
-        batch.row(&batch.input_ids, r).iter().map(|&id| self.tokenizer.id_to_token(id as u32).unwrap_or_default()).collect()
+        batch
+            .row(&batch.input_ids, r)
+            .iter()
+            .map(|&id| self.tokenizer.id_to_token(id as u32).unwrap_or_default())
+            .collect()
     }
 }
 
@@ -176,20 +206,33 @@ fn special(tok: &Tokenizer, dir: &Path, names: &[&str]) -> Result<(String, u32),
     names
         .iter()
         .find_map(|n| tok.token_to_id(n).map(|id| (n.to_string(), id)))
-        .ok_or_else(|| load_error(dir, format!("the vocabulary has none of the special tokens {names:?}")))
+        .ok_or_else(|| {
+            load_error(
+                dir,
+                format!("the vocabulary has none of the special tokens {names:?}"),
+            )
+        })
 }
 
 fn wordpiece_from_vocab(dir: &Path) -> Result<Tokenizer, InputError> {
     let vocab = dir.join("vocab.txt");
     let cfg = tokenizer_config(dir);
-    let lowercase = cfg.get("do_lower_case").and_then(|v| v.as_bool()).unwrap_or(true);
+    let lowercase = cfg
+        .get("do_lower_case")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true);
     let strip_accents = cfg.get("strip_accents").and_then(|v| v.as_bool());
     let model = WordPiece::from_file(&vocab.to_string_lossy())
         .unk_token("[UNK]".into())
         .build()
         .map_err(|e| load_error(dir, format!("cannot read vocab.txt: {e}")))?;
     let mut tok = Tokenizer::new(model);
-    tok.with_normalizer(Some(BertNormalizer::new(true, true, strip_accents, lowercase)));
+    tok.with_normalizer(Some(BertNormalizer::new(
+        true,
+        true,
+        strip_accents,
+        lowercase,
+    )));
     tok.with_pre_tokenizer(Some(BertPreTokenizer));
     let sep = special(&tok, dir, &["[SEP]"])?;
     let cls = special(&tok, dir, &["[CLS]"])?;
@@ -207,22 +250,35 @@ fn wordpiece_from_vocab(dir: &Path) -> Result<Tokenizer, InputError> {
 
 fn bpe_from_vocab(dir: &Path) -> Result<Tokenizer, InputError> {
     let cfg = tokenizer_config(dir);
-    let add_prefix_space = cfg.get("add_prefix_space").and_then(|v| v.as_bool()).unwrap_or(false);
-    let model = BPE::from_file(&dir.join("vocab.json").to_string_lossy(), &dir.join("merges.txt").to_string_lossy())
-        .build()
-        .map_err(|e| load_error(dir, format!("cannot read vocab.json/merges.txt: {e}")))?;
+    let add_prefix_space = cfg
+        .get("add_prefix_space")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let model = BPE::from_file(
+        &dir.join("vocab.json").to_string_lossy(),
+        &dir.join("merges.txt").to_string_lossy(),
+    )
+    .build()
+    .map_err(|e| load_error(dir, format!("cannot read vocab.json/merges.txt: {e}")))?;
     let mut tok = Tokenizer::new(model);
     tok.with_pre_tokenizer(Some(ByteLevel::new(add_prefix_space, true, true)));
     let sep = special(&tok, dir, &["</s>"])?;
     let cls = special(&tok, dir, &["<s>"])?;
-    tok.with_post_processor(Some(RobertaProcessing::new(sep, cls).trim_offsets(true).add_prefix_space(add_prefix_space)));
+    tok.with_post_processor(Some(
+        RobertaProcessing::new(sep, cls)
+            .trim_offsets(true)
+            .add_prefix_space(add_prefix_space),
+    ));
     tok.with_decoder(Some(ByteLevelDecoder::default()));
     // Special tokens must never be split by the BPE model.
     let specials: Vec<tokenizers::AddedToken> = ["<s>", "<pad>", "</s>", "<unk>"]
         .iter()
         .filter(|t| tok.token_to_id(t).is_some())
         .map(|t| tokenizers::AddedToken::from(t.to_string(), true))
-        .chain(tok.token_to_id("<mask>").map(|_| tokenizers::AddedToken::from("<mask>", true).lstrip(true)))
+        .chain(
+            tok.token_to_id("<mask>")
+                .map(|_| tokenizers::AddedToken::from("<mask>", true).lstrip(true)),
+        )
         .collect();
     tok.add_special_tokens(&specials);
     Ok(tok)

@@ -25,8 +25,13 @@ fn variant(skip: &[&str], edit: impl FnOnce(&Path)) -> tempfile::TempDir {
 }
 
 fn error_of(dir: &Path) -> String {
-    let err = load_encoder(dir, &Device::flex()).err().expect("loading must fail");
-    assert!(is_input_error(&err), "a bad model is bad input (exit code 2): {err:#}");
+    let err = load_encoder(dir, &Device::flex())
+        .err()
+        .expect("loading must fail");
+    assert!(
+        is_input_error(&err),
+        "a bad model is bad input (exit code 2): {err:#}"
+    );
     format!("{err:#}")
 }
 
@@ -48,26 +53,48 @@ fn missing_config() {
 fn missing_weights() {
     let d = variant(&["model.safetensors"], |_| {});
     let m = error_of(d.path());
-    assert!(m.contains("model.safetensors") && m.contains("pytorch_model.bin"), "{m}");
+    assert!(
+        m.contains("model.safetensors") && m.contains("pytorch_model.bin"),
+        "{m}"
+    );
 }
 
 #[test]
 fn unsupported_model_type() {
-    let d = variant(&[], |p| edit_config(p, "\"model_type\": \"bert\"", "\"model_type\": \"gpt2\""));
+    let d = variant(&[], |p| {
+        edit_config(p, "\"model_type\": \"bert\"", "\"model_type\": \"gpt2\"")
+    });
     let m = error_of(d.path());
-    assert!(m.contains("unsupported model_type `gpt2`") && m.contains("bert, roberta"), "{m}");
+    assert!(
+        m.contains("unsupported model_type `gpt2`") && m.contains("bert, roberta"),
+        "{m}"
+    );
 }
 
 #[test]
 fn tensor_shape_mismatch_names_tensor_and_shapes() {
-    let d = variant(&[], |p| edit_config(p, "\"intermediate_size\": 64", "\"intermediate_size\": 48"));
+    let d = variant(&[], |p| {
+        edit_config(p, "\"intermediate_size\": 64", "\"intermediate_size\": 48")
+    });
     let m = error_of(d.path());
-    assert!(m.contains("intermediate.dense") && m.contains("64") && m.contains("48"), "{m}");
+    assert!(
+        m.contains("intermediate.dense") && m.contains("64") && m.contains("48"),
+        "{m}"
+    );
 }
 
 #[test]
 fn corrupt_safetensors() {
-    let d = variant(&[], |p| std::fs::write(p.join("model.safetensors"), b"\x08\x00\x00\x00\x00\x00\x00\x00not json at all").unwrap());
+    let d = variant(&[], |p| {
+        std::fs::write(
+            p.join("model.safetensors"),
+            b"\x08\x00\x00\x00\x00\x00\x00\x00not json at all",
+        )
+        .unwrap()
+    });
     let m = error_of(d.path());
-    assert!(m.contains("model.safetensors") && m.contains("cannot read the weights"), "{m}");
+    assert!(
+        m.contains("model.safetensors") && m.contains("cannot read the weights"),
+        "{m}"
+    );
 }

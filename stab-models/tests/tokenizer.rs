@@ -12,15 +12,30 @@ fn shared() -> PathBuf {
 }
 
 fn golden_ids(name: &str) -> (Vec<TextInput>, Vec<i64>, usize) {
-    let g: Value = serde_json::from_str(&std::fs::read_to_string(shared().join(format!("fixtures/golden/{name}.json"))).unwrap()).unwrap();
+    let g: Value = serde_json::from_str(
+        &std::fs::read_to_string(shared().join(format!("fixtures/golden/{name}.json"))).unwrap(),
+    )
+    .unwrap();
     let inputs = g["inputs"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| TextInput { text: i["text"].as_str().unwrap().into(), text_pair: i["text_pair"].as_str().map(String::from) })
+        .map(|i| TextInput {
+            text: i["text"].as_str().unwrap().into(),
+            text_pair: i["text_pair"].as_str().map(String::from),
+        })
         .collect();
-    let ids = g["input_ids"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap())).collect();
-    (inputs, ids, g["tokenizer_settings"]["max_length"].as_u64().unwrap() as usize)
+    let ids = g["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()))
+        .collect();
+    (
+        inputs,
+        ids,
+        g["tokenizer_settings"]["max_length"].as_u64().unwrap() as usize,
+    )
 }
 
 fn without_tokenizer_json(name: &str) -> tempfile::TempDir {
@@ -59,17 +74,33 @@ fn truncation_padding_and_offsets() {
     let dir = shared().join("fixtures/tiny-bert");
     let tok = TextEncoder::from_dir(&dir, 0).unwrap();
     let b = tok
-        .encode(&[TextInput::single("the cat sat"), TextInput::pair("the cat sat on the mat near the bridge", "a dog ran")], 10)
+        .encode(
+            &[
+                TextInput::single("the cat sat"),
+                TextInput::pair("the cat sat on the mat near the bridge", "a dog ran"),
+            ],
+            10,
+        )
         .unwrap();
     assert_eq!(b.batch, 2);
-    assert_eq!(b.seq_len, 10, "padded to the longest row, truncated to max_len");
+    assert_eq!(
+        b.seq_len, 10,
+        "padded to the longest row, truncated to max_len"
+    );
     assert_eq!(b.lengths()[1], 10);
     assert!(b.lengths()[0] < 10);
     let row0 = b.row(&b.input_ids, 0);
-    assert!(row0[b.lengths()[0]..].iter().all(|&id| id == 0), "padding uses the pad id");
+    assert!(
+        row0[b.lengths()[0]..].iter().all(|&id| id == 0),
+        "padding uses the pad id"
+    );
     // Offsets map tokens back to characters of their own text.
     let toks = tok.tokens(&b, 0);
     let cat = toks.iter().position(|t| t == "cat").unwrap();
     assert_eq!(b.offsets[0][cat], (4, 7));
-    assert_eq!(b.sequence_ids[1][b.lengths()[1] - 2], Some(1), "the second text's tokens carry sequence id 1");
+    assert_eq!(
+        b.sequence_ids[1][b.lengths()[1] - 2],
+        Some(1),
+        "the second text's tokens carry sequence id 1"
+    );
 }

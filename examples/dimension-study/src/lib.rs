@@ -20,20 +20,35 @@ impl SyntheticStudy for Dimension {
     }
     fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, String> {
         if value.fract() != 0.0 || !(1.0..=64.0).contains(&value) {
-            return Err(format!("the dimension must be an integer in 1..=64, got {value}"));
+            return Err(format!(
+                "the dimension must be an integer in 1..=64, got {value}"
+            ));
         }
         let mut s = base.clone();
         s.dim = value as usize;
         s.value = value;
         Ok(s)
     }
-    fn run(&self, s: &SyntheticSettings, progress: &(dyn Fn() + Sync)) -> anyhow::Result<StudyOutcome> {
+    fn run(
+        &self,
+        s: &SyntheticSettings,
+        progress: &(dyn Fn() + Sync),
+    ) -> anyhow::Result<StudyOutcome> {
         let rows = over_datasets(s, progress, |d| {
             let svm = svm_stability(s, &d.points)?;
-            Ok(vec![("delta", svm.loo.mean), ("margin", svm.solution.margin()), ("support", svm.solution.support().len() as f64)])
+            Ok(vec![
+                ("delta", svm.loo.mean),
+                ("margin", svm.solution.margin()),
+                ("support", svm.solution.support().len() as f64),
+            ])
         })?;
         let (c, per_dataset) = collect_rows(&rows);
-        Ok(outcome(&c, s.datasets, axis_details(self.axis_label(), self.log_axis()), per_dataset))
+        Ok(outcome(
+            &c,
+            s.datasets,
+            axis_details(self.axis_label(), self.log_axis()),
+            per_dataset,
+        ))
     }
     fn axis_label(&self) -> &'static str {
         "input dimension d"
@@ -54,11 +69,23 @@ mod tests {
     #[test]
     fn registered_and_runs_through_the_registry() {
         let study = stab_core::registry::study("dim").expect("the plugin is registered");
-        assert!(study.apply(&SyntheticSettings::defaults("dim", 0), 2.5).is_err());
+        assert!(
+            study
+                .apply(&SyntheticSettings::defaults("dim", 0), 2.5)
+                .is_err()
+        );
         let mut base = SyntheticSettings::defaults("dim", 0);
         base.datasets = 20;
         base.points = 200;
-        let run = |d: f64| study.run(&study.apply(&base, d).unwrap(), &|| {}).unwrap().metrics["delta_mean"];
-        assert!(run(10.0) > run(2.0), "more dimensions, more support vectors, less stability");
+        let run = |d: f64| {
+            study
+                .run(&study.apply(&base, d).unwrap(), &|| {})
+                .unwrap()
+                .metrics["delta_mean"]
+        };
+        assert!(
+            run(10.0) > run(2.0),
+            "more dimensions, more support vectors, less stability"
+        );
     }
 }

@@ -8,10 +8,16 @@ use stab_core::InputError;
 use super::{Example, TaskDef};
 
 /// Rows of a TSV file as (1-based line, fields), header skipped when `header`.
-fn rows(path: &Path, header: bool, columns: usize) -> Result<Vec<(usize, Vec<String>)>, InputError> {
+fn rows(
+    path: &Path,
+    header: bool,
+    columns: usize,
+) -> Result<Vec<(usize, Vec<String>)>, InputError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| InputError::new(format!("cannot read: {e}")).file(file.clone()))?;
-    let text = String::from_utf8(bytes).map_err(|e| InputError::new(format!("not UTF-8 text: {e}")).file(file.clone()))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| InputError::new(format!("cannot read: {e}")).file(file.clone()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| InputError::new(format!("not UTF-8 text: {e}")).file(file.clone()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut out = Vec::new();
     for (i, line) in text.split('\n').enumerate() {
@@ -21,17 +27,27 @@ fn rows(path: &Path, header: bool, columns: usize) -> Result<Vec<(usize, Vec<Str
         }
         let fields: Vec<String> = line.split('\t').map(str::to_string).collect();
         if fields.len() != columns {
-            return Err(InputError::new(format!("expected {columns} tab-separated columns, found {}", fields.len()))
-                .file(file.clone())
-                .line(Some(i + 1))
-                .hint("the file must be the official GLUE TSV (no quoting; one example per line)"));
+            return Err(InputError::new(format!(
+                "expected {columns} tab-separated columns, found {}",
+                fields.len()
+            ))
+            .file(file.clone())
+            .line(Some(i + 1))
+            .hint("the file must be the official GLUE TSV (no quoting; one example per line)"));
         }
         out.push((i + 1, fields));
     }
     Ok(out)
 }
 
-fn build(path: &Path, def: &TaskDef, header: bool, columns: usize, label: usize, texts: &[usize]) -> Result<Vec<Example>, InputError> {
+fn build(
+    path: &Path,
+    def: &TaskDef,
+    header: bool,
+    columns: usize,
+    label: usize,
+    texts: &[usize],
+) -> Result<Vec<Example>, InputError> {
     rows(path, header, columns)?
         .into_iter()
         .enumerate()

@@ -56,17 +56,105 @@ pub struct TaskData {
 }
 
 pub const TASKS: &[TaskDef] = &[
-    TaskDef { name: "cola", labels: &["0", "1"], head: HeadKind::Classification, metric: "mcc", dir: "glue/CoLA", files: ("train.tsv", "dev.tsv"), reader: glue::cola },
-    TaskDef { name: "sst2", labels: &["0", "1"], head: HeadKind::Classification, metric: "accuracy", dir: "glue/SST-2", files: ("train.tsv", "dev.tsv"), reader: glue::sst2 },
-    TaskDef { name: "mrpc", labels: &["0", "1"], head: HeadKind::Classification, metric: "acc_and_f1", dir: "glue/MRPC", files: ("train.tsv", "dev.tsv"), reader: glue::mrpc },
-    TaskDef { name: "qqp", labels: &["0", "1"], head: HeadKind::Classification, metric: "acc_and_f1", dir: "glue/QQP", files: ("train.tsv", "dev.tsv"), reader: glue::qqp },
-    TaskDef { name: "rte", labels: &["entailment", "not_entailment"], head: HeadKind::Classification, metric: "accuracy", dir: "glue/RTE", files: ("train.tsv", "dev.tsv"), reader: glue::rte_wnli },
-    TaskDef { name: "wnli", labels: &["0", "1"], head: HeadKind::Classification, metric: "accuracy", dir: "glue/WNLI", files: ("train.tsv", "dev.tsv"), reader: glue::rte_wnli },
-    TaskDef { name: "cb", labels: &["entailment", "contradiction", "neutral"], head: HeadKind::Classification, metric: "acc_and_macro_f1", dir: "superglue/CB", files: ("train.jsonl", "val.jsonl"), reader: superglue::cb },
-    TaskDef { name: "wsc", labels: &["False", "True"], head: HeadKind::SpanComparison, metric: "accuracy", dir: "superglue/WSC", files: ("train.jsonl", "val.jsonl"), reader: superglue::wsc },
-    TaskDef { name: "boolq", labels: &["False", "True"], head: HeadKind::Classification, metric: "accuracy", dir: "superglue/BoolQ", files: ("train.jsonl", "val.jsonl"), reader: superglue::boolq },
-    TaskDef { name: "multirc", labels: &["0", "1"], head: HeadKind::Classification, metric: "em_and_f1a", dir: "superglue/MultiRC", files: ("train.jsonl", "val.jsonl"), reader: superglue::multirc },
-    TaskDef { name: "wic", labels: &["False", "True"], head: HeadKind::SpanComparison, metric: "accuracy", dir: "superglue/WiC", files: ("train.jsonl", "val.jsonl"), reader: superglue::wic },
+    TaskDef {
+        name: "cola",
+        labels: &["0", "1"],
+        head: HeadKind::Classification,
+        metric: "mcc",
+        dir: "glue/CoLA",
+        files: ("train.tsv", "dev.tsv"),
+        reader: glue::cola,
+    },
+    TaskDef {
+        name: "sst2",
+        labels: &["0", "1"],
+        head: HeadKind::Classification,
+        metric: "accuracy",
+        dir: "glue/SST-2",
+        files: ("train.tsv", "dev.tsv"),
+        reader: glue::sst2,
+    },
+    TaskDef {
+        name: "mrpc",
+        labels: &["0", "1"],
+        head: HeadKind::Classification,
+        metric: "acc_and_f1",
+        dir: "glue/MRPC",
+        files: ("train.tsv", "dev.tsv"),
+        reader: glue::mrpc,
+    },
+    TaskDef {
+        name: "qqp",
+        labels: &["0", "1"],
+        head: HeadKind::Classification,
+        metric: "acc_and_f1",
+        dir: "glue/QQP",
+        files: ("train.tsv", "dev.tsv"),
+        reader: glue::qqp,
+    },
+    TaskDef {
+        name: "rte",
+        labels: &["entailment", "not_entailment"],
+        head: HeadKind::Classification,
+        metric: "accuracy",
+        dir: "glue/RTE",
+        files: ("train.tsv", "dev.tsv"),
+        reader: glue::rte_wnli,
+    },
+    TaskDef {
+        name: "wnli",
+        labels: &["0", "1"],
+        head: HeadKind::Classification,
+        metric: "accuracy",
+        dir: "glue/WNLI",
+        files: ("train.tsv", "dev.tsv"),
+        reader: glue::rte_wnli,
+    },
+    TaskDef {
+        name: "cb",
+        labels: &["entailment", "contradiction", "neutral"],
+        head: HeadKind::Classification,
+        metric: "acc_and_macro_f1",
+        dir: "superglue/CB",
+        files: ("train.jsonl", "val.jsonl"),
+        reader: superglue::cb,
+    },
+    TaskDef {
+        name: "wsc",
+        labels: &["False", "True"],
+        head: HeadKind::SpanComparison,
+        metric: "accuracy",
+        dir: "superglue/WSC",
+        files: ("train.jsonl", "val.jsonl"),
+        reader: superglue::wsc,
+    },
+    TaskDef {
+        name: "boolq",
+        labels: &["False", "True"],
+        head: HeadKind::Classification,
+        metric: "accuracy",
+        dir: "superglue/BoolQ",
+        files: ("train.jsonl", "val.jsonl"),
+        reader: superglue::boolq,
+    },
+    TaskDef {
+        name: "multirc",
+        labels: &["0", "1"],
+        head: HeadKind::Classification,
+        metric: "em_and_f1a",
+        dir: "superglue/MultiRC",
+        files: ("train.jsonl", "val.jsonl"),
+        reader: superglue::multirc,
+    },
+    TaskDef {
+        name: "wic",
+        labels: &["False", "True"],
+        head: HeadKind::SpanComparison,
+        metric: "accuracy",
+        dir: "superglue/WiC",
+        files: ("train.jsonl", "val.jsonl"),
+        reader: superglue::wic,
+    },
 ];
 
 macro_rules! register {
@@ -118,7 +206,10 @@ register! {
 /// The definition of a task by name, with a did-you-mean error.
 pub fn task_def(name: &str) -> Result<&'static TaskDef, InputError> {
     stab_core::registry::task(name)?;
-    Ok(TASKS.iter().find(|t| t.name == name).expect("registered tasks are defined"))
+    Ok(TASKS
+        .iter()
+        .find(|t| t.name == name)
+        .expect("registered tasks are defined"))
 }
 
 impl TaskDef {
@@ -144,11 +235,17 @@ impl TaskDef {
             }
             let rows = (self.reader)(&path, self)?;
             if rows.is_empty() {
-                return Err(InputError::new("the file has no examples").file(path.display().to_string()).hint("an empty split cannot be trained or evaluated; check the download"));
+                return Err(InputError::new("the file has no examples")
+                    .file(path.display().to_string())
+                    .hint("an empty split cannot be trained or evaluated; check the download"));
             }
             Ok(rows)
         };
-        Ok(TaskData { def: *self, train: read(self.files.0)?, test: read(self.files.1)? })
+        Ok(TaskData {
+            def: *self,
+            train: read(self.files.0)?,
+            test: read(self.files.1)?,
+        })
     }
 
     /// The label id of `label`, or a located error listing the label set.
@@ -164,5 +261,9 @@ impl TaskDef {
 
 /// Label counts in label order.
 pub fn label_counts(def: &TaskDef, rows: &[Example]) -> Vec<(&'static str, usize)> {
-    def.labels.iter().enumerate().map(|(i, l)| (*l, rows.iter().filter(|e| e.label == i).count())).collect()
+    def.labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (*l, rows.iter().filter(|e| e.label == i).count()))
+        .collect()
 }

@@ -13,18 +13,24 @@ struct Lines<'a> {
 
 impl Lines<'_> {
     fn err(&self, line: usize, m: String) -> InputError {
-        InputError::new(m).file(self.path.display().to_string()).line(Some(line)).hint("each line must be one JSON object of the official SuperGLUE file")
+        InputError::new(m)
+            .file(self.path.display().to_string())
+            .line(Some(line))
+            .hint("each line must be one JSON object of the official SuperGLUE file")
     }
 
     /// Parsed objects with their 1-based line numbers.
     fn read(&self) -> Result<Vec<(usize, Value)>, InputError> {
-        let text = std::fs::read_to_string(self.path).map_err(|e| InputError::new(format!("cannot read: {e}")).file(self.path.display().to_string()))?;
+        let text = std::fs::read_to_string(self.path).map_err(|e| {
+            InputError::new(format!("cannot read: {e}")).file(self.path.display().to_string())
+        })?;
         let mut out = Vec::new();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
-            let v: Value = serde_json::from_str(line).map_err(|e| self.err(i + 1, format!("invalid JSON: {e}")))?;
+            let v: Value = serde_json::from_str(line)
+                .map_err(|e| self.err(i + 1, format!("invalid JSON: {e}")))?;
             if !v.is_object() {
                 return Err(self.err(i + 1, "expected a JSON object".into()));
             }
@@ -34,16 +40,22 @@ impl Lines<'_> {
     }
 
     fn str<'v>(&self, v: &'v Value, key: &str, line: usize) -> Result<&'v str, InputError> {
-        v.get(key).and_then(Value::as_str).ok_or_else(|| self.err(line, format!("missing string field `{key}`")))
+        v.get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| self.err(line, format!("missing string field `{key}`")))
     }
 
     fn uint(&self, v: &Value, key: &str, line: usize) -> Result<u64, InputError> {
-        v.get(key).and_then(Value::as_u64).ok_or_else(|| self.err(line, format!("missing non-negative integer field `{key}`")))
+        v.get(key)
+            .and_then(Value::as_u64)
+            .ok_or_else(|| self.err(line, format!("missing non-negative integer field `{key}`")))
     }
 
     /// A label as the string of the task's label set (`true` → "True").
     fn label(&self, def: &TaskDef, v: &Value, line: usize) -> Result<usize, InputError> {
-        let raw = v.get("label").ok_or_else(|| self.err(line, "missing field `label`".into()))?;
+        let raw = v
+            .get("label")
+            .ok_or_else(|| self.err(line, "missing field `label`".into()))?;
         let s = match raw {
             Value::Bool(true) => "True".to_string(),
             Value::Bool(false) => "False".to_string(),
@@ -56,7 +68,13 @@ impl Lines<'_> {
 }
 
 fn example(segments: Vec<String>, label: usize, group: u64) -> Example {
-    Example { segments, label, spans: Vec::new(), question: None, group }
+    Example {
+        segments,
+        label,
+        spans: Vec::new(),
+        question: None,
+        group,
+    }
 }
 
 /// CB: premise, hypothesis, label.
@@ -65,7 +83,16 @@ pub fn cb(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
     l.read()?
         .into_iter()
         .enumerate()
-        .map(|(k, (n, v))| Ok(example(vec![l.str(&v, "premise", n)?.into(), l.str(&v, "hypothesis", n)?.into()], l.label(def, &v, n)?, k as u64)))
+        .map(|(k, (n, v))| {
+            Ok(example(
+                vec![
+                    l.str(&v, "premise", n)?.into(),
+                    l.str(&v, "hypothesis", n)?.into(),
+                ],
+                l.label(def, &v, n)?,
+                k as u64,
+            ))
+        })
         .collect()
 }
 
@@ -75,7 +102,16 @@ pub fn boolq(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
     l.read()?
         .into_iter()
         .enumerate()
-        .map(|(k, (n, v))| Ok(example(vec![l.str(&v, "question", n)?.into(), l.str(&v, "passage", n)?.into()], l.label(def, &v, n)?, k as u64)))
+        .map(|(k, (n, v))| {
+            Ok(example(
+                vec![
+                    l.str(&v, "question", n)?.into(),
+                    l.str(&v, "passage", n)?.into(),
+                ],
+                l.label(def, &v, n)?,
+                k as u64,
+            ))
+        })
         .collect()
 }
 
@@ -109,14 +145,26 @@ pub fn wsc(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
         .enumerate()
         .map(|(k, (n, v))| {
             let text = l.str(&v, "text", n)?;
-            let target = v.get("target").ok_or_else(|| l.err(n, "missing object field `target`".into()))?;
+            let target = v
+                .get("target")
+                .ok_or_else(|| l.err(n, "missing object field `target`".into()))?;
             let words = word_char_spans(text);
             let mut spans = Vec::new();
             for which in ["span1", "span2"] {
                 let idx = l.uint(target, &format!("{which}_index"), n)? as usize;
-                let len = l.str(target, &format!("{which}_text"), n)?.split_whitespace().count().max(1);
+                let len = l
+                    .str(target, &format!("{which}_text"), n)?
+                    .split_whitespace()
+                    .count()
+                    .max(1);
                 if idx + len > words.len() {
-                    return Err(l.err(n, format!("{which}_index {idx} (+{len} words) is beyond the text's {} words", words.len())));
+                    return Err(l.err(
+                        n,
+                        format!(
+                            "{which}_index {idx} (+{len} words) is beyond the text's {} words",
+                            words.len()
+                        ),
+                    ));
                 }
                 spans.push((0, words[idx].0, words[idx + len - 1].1));
             }
@@ -136,12 +184,22 @@ pub fn wic(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
         .map(|(k, (n, v))| {
             let s1 = l.str(&v, "sentence1", n)?;
             let s2 = l.str(&v, "sentence2", n)?;
-            let (a, b) = (l.uint(&v, "start1", n)? as usize, l.uint(&v, "end1", n)? as usize);
-            let (c, d) = (l.uint(&v, "start2", n)? as usize, l.uint(&v, "end2", n)? as usize);
+            let (a, b) = (
+                l.uint(&v, "start1", n)? as usize,
+                l.uint(&v, "end1", n)? as usize,
+            );
+            let (c, d) = (
+                l.uint(&v, "start2", n)? as usize,
+                l.uint(&v, "end2", n)? as usize,
+            );
             if a >= b || b > s1.chars().count() || c >= d || d > s2.chars().count() {
                 return Err(l.err(n, "start/end offsets fall outside their sentence".into()));
             }
-            let mut e = example(vec![l.str(&v, "word", n)?.into(), s1.into(), s2.into()], l.label(def, &v, n)?, k as u64);
+            let mut e = example(
+                vec![l.str(&v, "word", n)?.into(), s1.into(), s2.into()],
+                l.label(def, &v, n)?,
+                k as u64,
+            );
             e.spans = vec![(1, a, b), (2, c, d)];
             Ok(e)
         })
@@ -156,15 +214,31 @@ pub fn multirc(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
     let mut out = Vec::new();
     for (n, v) in l.read()? {
         let passage_idx = l.uint(&v, "idx", n)?;
-        let passage = v.get("passage").ok_or_else(|| l.err(n, "missing object field `passage`".into()))?;
+        let passage = v
+            .get("passage")
+            .ok_or_else(|| l.err(n, "missing object field `passage`".into()))?;
         let text = l.str(passage, "text", n)?;
-        let questions = passage.get("questions").and_then(Value::as_array).ok_or_else(|| l.err(n, "missing array `passage.questions`".into()))?;
+        let questions = passage
+            .get("questions")
+            .and_then(Value::as_array)
+            .ok_or_else(|| l.err(n, "missing array `passage.questions`".into()))?;
         for q in questions {
             let qtext = l.str(q, "question", n)?;
             let qidx = l.uint(q, "idx", n)?;
-            let answers = q.get("answers").and_then(Value::as_array).ok_or_else(|| l.err(n, "missing array `answers`".into()))?;
+            let answers = q
+                .get("answers")
+                .and_then(Value::as_array)
+                .ok_or_else(|| l.err(n, "missing array `answers`".into()))?;
             for a in answers {
-                let mut e = example(vec![text.to_string(), qtext.to_string(), l.str(a, "text", n)?.into()], l.label(def, a, n)?, passage_idx);
+                let mut e = example(
+                    vec![
+                        text.to_string(),
+                        qtext.to_string(),
+                        l.str(a, "text", n)?.into(),
+                    ],
+                    l.label(def, a, n)?,
+                    passage_idx,
+                );
                 e.question = Some(qidx);
                 out.push(e);
             }

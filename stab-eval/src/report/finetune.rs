@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use stab_core::RunRecord;
 
-use super::table::{csv_field, Table};
+use super::table::{Table, csv_field};
 use crate::stats::Summary;
 
 /// Scores grouped as method → task → per-seed primary metrics (×100).
@@ -28,7 +28,12 @@ impl FinetuneTable {
         let mut cells: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
         for r in records {
             if let Some(p) = r.metrics.get("primary") {
-                cells.entry(group_name(r)).or_default().entry(r.task.clone()).or_default().push(100.0 * p);
+                cells
+                    .entry(group_name(r))
+                    .or_default()
+                    .entry(r.task.clone())
+                    .or_default()
+                    .push(100.0 * p);
             }
         }
         Self { cells }
@@ -39,7 +44,11 @@ impl FinetuneTable {
     }
 
     fn tasks(&self) -> Vec<String> {
-        let mut t: Vec<String> = self.cells.values().flat_map(|m| m.keys().cloned()).collect();
+        let mut t: Vec<String> = self
+            .cells
+            .values()
+            .flat_map(|m| m.keys().cloned())
+            .collect();
         t.sort();
         t.dedup();
         t
@@ -69,7 +78,11 @@ impl FinetuneTable {
                 }
                 let avg = Summary::of(&means).mean;
                 let avg_sd = Summary::of(&sds).mean;
-                row.push(if means.len() == tasks.len() { format!("{avg:.2}±{avg_sd:.2}") } else { "–".to_string() });
+                row.push(if means.len() == tasks.len() {
+                    format!("{avg:.2}±{avg_sd:.2}")
+                } else {
+                    "–".to_string()
+                });
                 row
             })
             .collect();
@@ -77,11 +90,15 @@ impl FinetuneTable {
     }
 
     pub fn markdown(&self) -> String {
-        format!("## Fine-tuning: test primary metric ×100, mean ± SD over seeds\n\n{}\n", self.table().markdown())
+        format!(
+            "## Fine-tuning: test primary metric ×100, mean ± SD over seeds\n\n{}\n",
+            self.table().markdown()
+        )
     }
 
     pub fn latex(&self) -> String {
-        self.table().latex("Fine-tuning: test primary metric x100, mean ± SD over seeds")
+        self.table()
+            .latex("Fine-tuning: test primary metric x100, mean ± SD over seeds")
     }
 
     pub fn csv(&self) -> String {
@@ -89,7 +106,14 @@ impl FinetuneTable {
         for (method, by_task) in &self.cells {
             for (task, v) in by_task {
                 let s = Summary::of(v);
-                out.push_str(&format!("{},{},{},{},{}\n", csv_field(method), csv_field(task), s.n, s.mean, s.sd));
+                out.push_str(&format!(
+                    "{},{},{},{},{}\n",
+                    csv_field(method),
+                    csv_field(task),
+                    s.n,
+                    s.mean,
+                    s.sd
+                ));
             }
         }
         out
@@ -120,13 +144,20 @@ mod tests {
             stab_version: "t".into(),
             threads: 1,
             synthetic: None,
+            seeds: None,
+            split: None,
             details: serde_json::Value::Null,
         }
     }
 
     #[test]
     fn avg_is_mean_of_means_and_mean_of_sds() {
-        let rs = [rec("cb", "mmr", 0.80), rec("cb", "mmr", 0.90), rec("rte", "mmr", 0.70), rec("rte", "mmr", 0.70)];
+        let rs = [
+            rec("cb", "mmr", 0.80),
+            rec("cb", "mmr", 0.90),
+            rec("rte", "mmr", 0.70),
+            rec("rte", "mmr", 0.70),
+        ];
         let refs: Vec<&RunRecord> = rs.iter().collect();
         let t = FinetuneTable::from_records(&refs).table();
         assert_eq!(t.header, ["method", "cb", "rte", "AVG"]);

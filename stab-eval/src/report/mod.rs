@@ -29,7 +29,9 @@ impl std::str::FromStr for ReportFormat {
             "md" | "markdown" => Ok(Self::Markdown),
             "csv" => Ok(Self::Csv),
             "latex" | "tex" => Ok(Self::Latex),
-            other => Err(format!("unknown format `{other}`; expected md, csv or latex")),
+            other => Err(format!(
+                "unknown format `{other}`; expected md, csv or latex"
+            )),
         }
     }
 }
@@ -46,11 +48,17 @@ impl Report {
     /// Read every `runs*.jsonl` in `dir`.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
         let contents = ResultsStore::read_dir(dir)?;
-        Ok(Self { records: contents.latest(), skipped: contents.skipped })
+        Ok(Self {
+            records: contents.latest(),
+            skipped: contents.skipped,
+        })
     }
 
     pub fn from_records(records: Vec<RunRecord>) -> Self {
-        Self { records, skipped: Vec::new() }
+        Self {
+            records,
+            skipped: Vec::new(),
+        }
     }
 
     fn of_kind(&self, kind: RecipeKind) -> Vec<&RunRecord> {

@@ -28,16 +28,40 @@ const COLORS: [RGBColor; 8] = [
 ];
 
 /// Draw `series` into an SVG file.
-pub fn line_plot(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series], log_x: bool, log_y: bool) -> anyhow::Result<()> {
-    let all: Vec<(f64, f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied()).filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+pub fn line_plot(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+    log_y: bool,
+) -> anyhow::Result<()> {
+    let all: Vec<(f64, f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .collect();
     anyhow::ensure!(!all.is_empty(), "nothing to plot for {}", path.display());
     let log_x = log_x && all.iter().all(|p| p.0 > 0.0);
     let log_y = log_y && all.iter().all(|p| p.1 > 0.0);
-    let floor = all.iter().map(|p| p.1).filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
+    let floor = all
+        .iter()
+        .map(|p| p.1)
+        .filter(|v| *v > 0.0)
+        .fold(f64::INFINITY, f64::min);
     let tx = |v: f64| if log_x { v.log10() } else { v };
     let ty = |v: f64| if log_y { v.max(floor * 0.5).log10() } else { v };
-    let (mut x0, mut x1) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(tx(p.0)), b.max(tx(p.0))));
-    let (mut y0, mut y1) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(ty(p.1 - p.2)), b.max(ty(p.1 + p.2))));
+    let (mut x0, mut x1) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(tx(p.0)), b.max(tx(p.0)))
+        });
+    let (mut y0, mut y1) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(ty(p.1 - p.2)), b.max(ty(p.1 + p.2)))
+        });
     let pad = |lo: &mut f64, hi: &mut f64| {
         let span = (*hi - *lo).max(1e-9);
         *lo -= 0.05 * span;
@@ -55,7 +79,15 @@ pub fn line_plot(path: &Path, title: &str, x_label: &str, y_label: &str, series:
         .y_label_area_size(80)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let fmt = |log: bool| move |v: &f64| if log { super::table::num(10f64.powf(*v)) } else { super::table::num(*v) };
+    let fmt = |log: bool| {
+        move |v: &f64| {
+            if log {
+                super::table::num(10f64.powf(*v))
+            } else {
+                super::table::num(*v)
+            }
+        }
+    };
     chart
         .configure_mesh()
         .x_desc(x_label)
@@ -66,17 +98,34 @@ pub fn line_plot(path: &Path, title: &str, x_label: &str, y_label: &str, series:
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let pts: Vec<(f64, f64)> = s.points.iter().filter(|p| p.1.is_finite()).map(|p| (tx(p.0), ty(p.1))).collect();
+        let pts: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .filter(|p| p.1.is_finite())
+            .map(|p| (tx(p.0), ty(p.1)))
+            .collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(|e| anyhow::anyhow!("{e}"))?;
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
         chart
-            .draw_series(s.points.iter().filter(|p| p.1.is_finite() && p.2 > 0.0).map(|p| {
-                PathElement::new(vec![(tx(p.0), ty(p.1 - p.2)), (tx(p.0), ty(p.1 + p.2))], color.stroke_width(1))
-            }))
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .draw_series(
+                s.points
+                    .iter()
+                    .filter(|p| p.1.is_finite() && p.2 > 0.0)
+                    .map(|p| {
+                        PathElement::new(
+                            vec![(tx(p.0), ty(p.1 - p.2)), (tx(p.0), ty(p.1 + p.2))],
+                            color.stroke_width(1),
+                        )
+                    }),
+            )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     chart
@@ -85,6 +134,7 @@ pub fn line_plot(path: &Path, title: &str, x_label: &str, y_label: &str, series:
         .border_style(BLACK)
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    root.present().with_context(|| format!("cannot write {}", path.display()))?;
+    root.present()
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use stab_core::RunRecord;
 
-use super::plot::{line_plot, Series};
-use super::table::{csv_field, mean_sd, num, Table};
+use super::plot::{Series, line_plot};
+use super::table::{Table, csv_field, mean_sd, num};
 
 /// Metric display order and labels; others follow alphabetically.
 const METRICS: &[(&str, &str)] = &[
@@ -25,9 +25,28 @@ const METRICS: &[(&str, &str)] = &[
 
 /// The CSV columns, fixed so scripts can rely on them.
 const CSV_COLUMNS: &[&str] = &[
-    "factor", "value", "t", "datasets", "points", "steps", "delta_mean", "delta_sd", "margin_mean", "margin_sd",
-    "direction_gap_mean", "direction_gap_sd", "delta_max_mean", "gd_delta_mean", "gd_delta_sd", "gd_direction_gap_mean",
-    "svm_delta_mean", "svm_delta_sd", "stability_mean", "stability_sd", "support_mean", "run_id",
+    "factor",
+    "value",
+    "t",
+    "datasets",
+    "points",
+    "steps",
+    "delta_mean",
+    "delta_sd",
+    "margin_mean",
+    "margin_sd",
+    "direction_gap_mean",
+    "direction_gap_sd",
+    "delta_max_mean",
+    "gd_delta_mean",
+    "gd_delta_sd",
+    "gd_direction_gap_mean",
+    "svm_delta_mean",
+    "svm_delta_sd",
+    "stability_mean",
+    "stability_sd",
+    "support_mean",
+    "run_id",
 ];
 
 /// One factor's runs, sorted by value.
@@ -46,7 +65,10 @@ pub struct SyntheticTables {
 }
 
 fn value_of(r: &RunRecord) -> f64 {
-    r.sweep.get(&r.method).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
+    r.sweep
+        .get(&r.method)
+        .and_then(|v| v.as_f64())
+        .unwrap_or(f64::NAN)
 }
 
 fn curve(r: &RunRecord) -> Vec<(u64, f64, f64, f64, f64)> {
@@ -57,7 +79,13 @@ fn curve(r: &RunRecord) -> Vec<(u64, f64, f64, f64, f64)> {
             a.iter()
                 .map(|p| {
                     let f = |k: &str| p.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
-                    (p.get("t").and_then(|v| v.as_u64()).unwrap_or(0), f("direction_gap_mean"), f("direction_gap_sd"), f("delta_mean"), f("delta_sd"))
+                    (
+                        p.get("t").and_then(|v| v.as_u64()).unwrap_or(0),
+                        f("direction_gap_mean"),
+                        f("direction_gap_sd"),
+                        f("delta_mean"),
+                        f("delta_sd"),
+                    )
                 })
                 .collect()
         })
@@ -71,16 +99,33 @@ impl SyntheticTables {
             let idx = match factors.iter().position(|f| f.factor == r.method) {
                 Some(i) => i,
                 None => {
-                    let label = r.details.get("axis_label").and_then(|v| v.as_str()).unwrap_or(&r.method).to_string();
-                    let log = r.details.get("log_axis").and_then(|v| v.as_bool()).unwrap_or(false);
-                    factors.push(FactorRuns { factor: r.method.clone(), axis_label: label, log_axis: log, runs: Vec::new() });
+                    let label = r
+                        .details
+                        .get("axis_label")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or(&r.method)
+                        .to_string();
+                    let log = r
+                        .details
+                        .get("log_axis")
+                        .and_then(|v| v.as_bool())
+                        .unwrap_or(false);
+                    factors.push(FactorRuns {
+                        factor: r.method.clone(),
+                        axis_label: label,
+                        log_axis: log,
+                        runs: Vec::new(),
+                    });
                     factors.len() - 1
                 }
             };
             factors[idx].runs.push((value_of(r), (*r).clone()));
         }
         for f in &mut factors {
-            f.runs.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.run_id.cmp(&b.1.run_id)));
+            f.runs.sort_by(|a, b| {
+                a.0.total_cmp(&b.0)
+                    .then_with(|| a.1.run_id.cmp(&b.1.run_id))
+            });
         }
         factors.sort_by(|a, b| a.factor.cmp(&b.factor));
         Self { factors }
@@ -101,7 +146,12 @@ impl SyntheticTables {
                 }
             }
         }
-        let rank = |n: &str| METRICS.iter().position(|(m, _)| *m == n).unwrap_or(METRICS.len());
+        let rank = |n: &str| {
+            METRICS
+                .iter()
+                .position(|(m, _)| *m == n)
+                .unwrap_or(METRICS.len())
+        };
         names.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
         names
     }
@@ -111,9 +161,17 @@ impl SyntheticTables {
         let mut out = Vec::new();
         for f in &self.factors {
             let names = Self::metric_names(f);
-            let mut header = vec![f.axis_label.clone(), "datasets".to_string(), "n".to_string(), "T".to_string()];
+            let mut header = vec![
+                f.axis_label.clone(),
+                "datasets".to_string(),
+                "n".to_string(),
+                "T".to_string(),
+            ];
             header.extend(names.iter().map(|n| {
-                METRICS.iter().find(|(m, _)| m == n).map_or(n.clone(), |(_, l)| l.to_string())
+                METRICS
+                    .iter()
+                    .find(|(m, _)| m == n)
+                    .map_or(n.clone(), |(_, l)| l.to_string())
             }));
             let rows = f
                 .runs
@@ -127,26 +185,55 @@ impl SyntheticTables {
                         s.map_or("–".into(), |s| s.steps.to_string()),
                     ];
                     row.extend(names.iter().map(|n| {
-                        let m = r.metrics.get(&format!("{n}_mean")).copied().unwrap_or(f64::NAN);
-                        let sd = r.metrics.get(&format!("{n}_sd")).copied().unwrap_or(f64::NAN);
+                        let m = r
+                            .metrics
+                            .get(&format!("{n}_mean"))
+                            .copied()
+                            .unwrap_or(f64::NAN);
+                        let sd = r
+                            .metrics
+                            .get(&format!("{n}_sd"))
+                            .copied()
+                            .unwrap_or(f64::NAN);
                         mean_sd(m, sd)
                     }));
                     row
                 })
                 .collect();
-            out.push((format!("Synthetic study `{}`: mean ± SD over datasets", f.factor), Table { header, rows }));
-            let curves: Vec<(f64, Vec<_>)> = f.runs.iter().map(|(v, r)| (*v, curve(r))).filter(|(_, c)| !c.is_empty()).collect();
+            out.push((
+                format!("Synthetic study `{}`: mean ± SD over datasets", f.factor),
+                Table { header, rows },
+            ));
+            let curves: Vec<(f64, Vec<_>)> = f
+                .runs
+                .iter()
+                .map(|(v, r)| (*v, curve(r)))
+                .filter(|(_, c)| !c.is_empty())
+                .collect();
             if !curves.is_empty() {
                 let mut t = Table {
-                    header: vec![f.axis_label.clone(), "t".into(), "gap to SVM direction".into(), "Δ̂ of averaged head".into()],
+                    header: vec![
+                        f.axis_label.clone(),
+                        "t".into(),
+                        "gap to SVM direction".into(),
+                        "Δ̂ of averaged head".into(),
+                    ],
                     rows: Vec::new(),
                 };
                 for (v, c) in curves {
                     for (step, g, gsd, d, dsd) in c {
-                        t.rows.push(vec![num(v), step.to_string(), mean_sd(g, gsd), mean_sd(d, dsd)]);
+                        t.rows.push(vec![
+                            num(v),
+                            step.to_string(),
+                            mean_sd(g, gsd),
+                            mean_sd(d, dsd),
+                        ]);
                     }
                 }
-                out.push((format!("Synthetic study `{}`: curve over iterations t", f.factor), t));
+                out.push((
+                    format!("Synthetic study `{}`: curve over iterations t", f.factor),
+                    t,
+                ));
             }
         }
         out
@@ -161,7 +248,10 @@ impl SyntheticTables {
     }
 
     pub fn latex(&self) -> String {
-        self.tables().iter().map(|(title, t)| t.latex(title)).collect()
+        self.tables()
+            .iter()
+            .map(|(title, t)| t.latex(title))
+            .collect()
     }
 
     /// One row per (factor, value) — and per t for studies with a curve.
@@ -182,7 +272,10 @@ impl SyntheticTables {
                             "run_id" => csv_field(&r.run_id),
                             "points" => s.map_or(String::new(), |s| s.points.to_string()),
                             "steps" => s.map_or(String::new(), |s| s.steps.to_string()),
-                            other => overrides.iter().find(|(k, _)| *k == other).map_or_else(|| metric(other), |(_, x)| format!("{x}")),
+                            other => overrides
+                                .iter()
+                                .find(|(k, _)| *k == other)
+                                .map_or_else(|| metric(other), |(_, x)| format!("{x}")),
                         })
                         .collect::<Vec<_>>()
                         .join(",")
@@ -193,7 +286,12 @@ impl SyntheticTables {
                     out.push('\n');
                 } else {
                     for (t, g, gsd, d, dsd) in c {
-                        let o = [("direction_gap_mean", g), ("direction_gap_sd", gsd), ("delta_mean", d), ("delta_sd", dsd)];
+                        let o = [
+                            ("direction_gap_mean", g),
+                            ("direction_gap_sd", gsd),
+                            ("delta_mean", d),
+                            ("delta_sd", dsd),
+                        ];
                         out.push_str(&row(t.to_string(), &o));
                         out.push('\n');
                     }
@@ -221,27 +319,60 @@ impl SyntheticTables {
                     .collect(),
             };
             let mut series = vec![series_of("delta", "Δ̂")];
-            if f.runs.iter().any(|(_, r)| r.metrics.contains_key("gd_delta_mean")) {
+            if f.runs
+                .iter()
+                .any(|(_, r)| r.metrics.contains_key("gd_delta_mean"))
+            {
                 series.push(series_of("gd_delta", "GD Δ̂ at T"));
             }
             let path = dir.join(format!("synthetic-{}.svg", f.factor));
-            line_plot(&path, &format!("LOO stability vs {}", f.axis_label), &f.axis_label, "normalised LOO stability Δ̂", &series, f.log_axis, true)?;
+            line_plot(
+                &path,
+                &format!("LOO stability vs {}", f.axis_label),
+                &f.axis_label,
+                "normalised LOO stability Δ̂",
+                &series,
+                f.log_axis,
+                true,
+            )?;
             files.push(path);
-            let curves: Vec<(f64, Vec<_>)> = f.runs.iter().map(|(v, r)| (*v, curve(r))).filter(|(_, c)| !c.is_empty()).collect();
+            let curves: Vec<(f64, Vec<_>)> = f
+                .runs
+                .iter()
+                .map(|(v, r)| (*v, curve(r)))
+                .filter(|(_, c)| !c.is_empty())
+                .collect();
             if !curves.is_empty() {
-                for (which, ylabel, file) in [(0, "direction gap to the SVM", "gap"), (1, "Δ̂ of the averaged head", "delta")] {
+                for (which, ylabel, file) in [
+                    (0, "direction gap to the SVM", "gap"),
+                    (1, "Δ̂ of the averaged head", "delta"),
+                ] {
                     let series: Vec<Series> = curves
                         .iter()
                         .map(|(v, c)| Series {
                             name: format!("{} = {}", f.factor, num(*v)),
                             points: c
                                 .iter()
-                                .map(|&(t, g, gsd, d, dsd)| if which == 0 { (t as f64, g, gsd) } else { (t as f64, d, dsd) })
+                                .map(|&(t, g, gsd, d, dsd)| {
+                                    if which == 0 {
+                                        (t as f64, g, gsd)
+                                    } else {
+                                        (t as f64, d, dsd)
+                                    }
+                                })
                                 .collect(),
                         })
                         .collect();
                     let path = dir.join(format!("synthetic-{}-{file}-vs-t.svg", f.factor));
-                    line_plot(&path, &format!("{ylabel} vs iteration t"), "iteration t", ylabel, &series, true, true)?;
+                    line_plot(
+                        &path,
+                        &format!("{ylabel} vs iteration t"),
+                        "iteration t",
+                        ylabel,
+                        &series,
+                        true,
+                        true,
+                    )?;
                     files.push(path);
                 }
             }

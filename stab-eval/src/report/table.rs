@@ -29,7 +29,14 @@ impl Table {
             format!("| {} |\n", parts.join(" | "))
         };
         let mut out = line(&self.header);
-        out.push_str(&format!("|{}|\n", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|")));
+        out.push_str(&format!(
+            "|{}|\n",
+            widths
+                .iter()
+                .map(|w| "-".repeat(w + 2))
+                .collect::<Vec<_>>()
+                .join("|")
+        ));
         for r in &self.rows {
             out.push_str(&line(r));
         }
@@ -38,11 +45,28 @@ impl Table {
 
     /// A LaTeX `tabular`.
     pub fn latex(&self, caption: &str) -> String {
-        let esc = |s: &str| s.replace('_', "\\_").replace('±', "$\\pm$").replace('%', "\\%");
-        let mut out = format!("% {caption}\n\\begin{{tabular}}{{{}}}\n\\hline\n", "l".repeat(self.header.len()));
-        out.push_str(&format!("{} \\\\\n\\hline\n", self.header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" & ")));
+        let esc = |s: &str| {
+            s.replace('_', "\\_")
+                .replace('±', "$\\pm$")
+                .replace('%', "\\%")
+        };
+        let mut out = format!(
+            "% {caption}\n\\begin{{tabular}}{{{}}}\n\\hline\n",
+            "l".repeat(self.header.len())
+        );
+        out.push_str(&format!(
+            "{} \\\\\n\\hline\n",
+            self.header
+                .iter()
+                .map(|h| esc(h))
+                .collect::<Vec<_>>()
+                .join(" & ")
+        ));
         for r in &self.rows {
-            out.push_str(&format!("{} \\\\\n", r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" & ")));
+            out.push_str(&format!(
+                "{} \\\\\n",
+                r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" & ")
+            ));
         }
         out.push_str("\\hline\n\\end{tabular}\n\n");
         out
@@ -58,7 +82,13 @@ pub fn num(v: f64) -> String {
     if a != 0.0 && !(1e-2..1e5).contains(&a) {
         format!("{v:.3e}")
     } else {
-        let digits = if a >= 100.0 { 1 } else if a >= 1.0 { 3 } else { 4 };
+        let digits = if a >= 100.0 {
+            1
+        } else if a >= 1.0 {
+            3
+        } else {
+            4
+        };
         format!("{v:.digits$}")
     }
 }
@@ -87,8 +117,14 @@ mod tests {
         assert_eq!(num(12.345), "12.345");
         assert_eq!(num(0.00012345), "1.234e-4");
         assert_eq!(mean_sd(1.0, 0.25), "1.000 ± 0.2500");
-        let t = Table { header: vec!["a".into(), "bb".into()], rows: vec![vec!["1".into(), "2".into()]] };
-        assert_eq!(t.markdown(), "| a   | bb  |\n|-----|-----|\n| 1   | 2   |\n");
+        let t = Table {
+            header: vec!["a".into(), "bb".into()],
+            rows: vec![vec!["1".into(), "2".into()]],
+        };
+        assert_eq!(
+            t.markdown(),
+            "| a   | bb  |\n|-----|-----|\n| 1   | 2   |\n"
+        );
         assert_eq!(csv_field("x,y"), "\"x,y\"");
     }
 }

@@ -6,7 +6,7 @@
 //! with x̃ = [x; −1]. Step η = 1/(β_L + μ), β_L = σ_max(X̃)²/(4n), the smoothness of the
 //! mean logistic loss (σ_max by power iteration on X̃ᵀX̃). S^i runs keep S's η.
 
-use super::kernel::{sigmoid_neg, AugmentedPoints};
+use super::kernel::{AugmentedPoints, sigmoid_neg};
 
 /// GD on one dataset; each weight vector may leave one point out.
 #[derive(Debug)]
@@ -107,7 +107,11 @@ impl<'a> LogisticGd<'a> {
         let mut g = vec![0.0; w.len()];
         self.data.sigmoid_weighted_sums(w, &mut g);
         let n = self.data.len as f64;
-        g.iter().zip(w).map(|(gk, wk)| (-gk / n + self.mu * wk).powi(2)).sum::<f64>().sqrt()
+        g.iter()
+            .zip(w)
+            .map(|(gk, wk)| (-gk / n + self.mu * wk).powi(2))
+            .sum::<f64>()
+            .sqrt()
     }
 
     /// Iterate from `w` until ‖∇f‖ ≤ `tol` (or `max_steps`); returns the steps taken.
@@ -157,7 +161,10 @@ mod tests {
             let mut wm = w0.clone();
             wm[k] -= h;
             let grad = (loss(&p, &wp, 0.0) - loss(&p, &wm, 0.0)) / (2.0 * h);
-            assert!(((w0[k] - w[k]) / gd.eta - grad).abs() < 1e-7, "component {k}");
+            assert!(
+                ((w0[k] - w[k]) / gd.eta - grad).abs() < 1e-7,
+                "component {k}"
+            );
         }
         let mut prev = loss(&p, &w, 0.0);
         let mut scratch = Vec::new();
@@ -178,13 +185,25 @@ mod tests {
         gd.run(&mut ws, &[None, Some(5)], 50, &[], |_, _| {});
         let smaller = p.without(5);
         let b = AugmentedPoints::new(&smaller);
-        let gd_b = LogisticGd { data: &b, eta: gd.eta, mu: 0.01 };
+        let gd_b = LogisticGd {
+            data: &b,
+            eta: gd.eta,
+            mu: 0.01,
+        };
         let mut w = vec![0.1, 0.2, -0.3];
         gd_b.run(&mut w, &[None], 50, &[], |_, _| {});
         for k in 0..3 {
-            assert!((ws[3 + k] - w[k]).abs() < 1e-12, "{} vs {}", ws[3 + k], w[k]);
+            assert!(
+                (ws[3 + k] - w[k]).abs() < 1e-12,
+                "{} vs {}",
+                ws[3 + k],
+                w[k]
+            );
         }
-        assert!((ws[0] - w[0]).abs() > 1e-6, "removing a point changes the run");
+        assert!(
+            (ws[0] - w[0]).abs() > 1e-6,
+            "removing a point changes the run"
+        );
     }
 
     #[test]

@@ -36,7 +36,10 @@ const KERNEL_DIMS: [usize; 11] = [2, 3, 4, 5, 6, 8, 11, 12, 16, 24, 65];
 impl AugmentedPoints {
     pub fn new(points: &LabeledPoints) -> Self {
         let dim = points.dim + 1;
-        let kdim = *KERNEL_DIMS.iter().find(|&&k| k >= dim).expect("dim ≤ 64 is checked at planning");
+        let kdim = *KERNEL_DIMS
+            .iter()
+            .find(|&&k| k >= dim)
+            .expect("dim ≤ 64 is checked at planning");
         let len = points.len();
         let padded = len.div_ceil(8) * 8;
         let mut cols = vec![0.0; kdim * padded];
@@ -47,12 +50,20 @@ impl AugmentedPoints {
             }
             cols[(dim - 1) * padded + i] = -y;
         }
-        Self { dim, len, kdim, padded, cols }
+        Self {
+            dim,
+            len,
+            kdim,
+            padded,
+            cols,
+        }
     }
 
     /// z_i.
     pub fn z(&self, i: usize) -> Vec<f64> {
-        (0..self.dim).map(|k| self.cols[k * self.padded + i]).collect()
+        (0..self.dim)
+            .map(|k| self.cols[k * self.padded + i])
+            .collect()
     }
 
     /// The Gram matrix X̃ᵀX̃ = Σ z_i z_iᵀ (dim × dim, row-major).
@@ -80,12 +91,14 @@ impl AugmentedPoints {
         // Widen to the kernel dimension (zero weights on padding columns).
         let mut wk = vec![0.0; count * self.kdim];
         for j in 0..count {
-            wk[j * self.kdim..j * self.kdim + self.dim].copy_from_slice(&ws[j * self.dim..(j + 1) * self.dim]);
+            wk[j * self.kdim..j * self.kdim + self.dim]
+                .copy_from_slice(&ws[j * self.dim..(j + 1) * self.dim]);
         }
         let mut ok = vec![0.0; count * self.kdim];
         dispatch(self.kdim, &self.cols, self.padded, &wk, &mut ok);
         for j in 0..count {
-            out[j * self.dim..(j + 1) * self.dim].copy_from_slice(&ok[j * self.kdim..j * self.kdim + self.dim]);
+            out[j * self.dim..(j + 1) * self.dim]
+                .copy_from_slice(&ok[j * self.kdim..j * self.kdim + self.dim]);
         }
     }
 }
@@ -159,12 +172,17 @@ fn reduce(a: &[f64; LANES]) -> f64 {
 
 /// K weight vectors of dimension D against all points.
 #[inline(always)]
-fn block<const D: usize, const K: usize>(cols: &[f64], padded: usize, w: &[[f64; D]; K]) -> [[f64; D]; K] {
+fn block<const D: usize, const K: usize>(
+    cols: &[f64],
+    padded: usize,
+    w: &[[f64; D]; K],
+) -> [[f64; D]; K] {
     let mut acc = [[[0.0f64; LANES]; D]; K];
     let colv: [&[f64]; D] = std::array::from_fn(|k| &cols[k * padded..(k + 1) * padded]);
     let mut c = 0;
     while c < padded {
-        let z: [[f64; LANES]; D] = std::array::from_fn(|k| colv[k][c..c + LANES].try_into().expect("8 lanes"));
+        let z: [[f64; LANES]; D] =
+            std::array::from_fn(|k| colv[k][c..c + LANES].try_into().expect("8 lanes"));
         for h in 0..K {
             let mut u = [0.0; LANES];
             for l in 0..LANES {
@@ -191,14 +209,21 @@ fn block<const D: usize, const K: usize>(cols: &[f64], padded: usize, w: &[[f64;
 fn sums<const D: usize>(cols: &[f64], padded: usize, ws: &[f64], out: &mut [f64]) {
     // Weight vectors per pass: enough to amortise the loads, few enough to stay in registers.
     const fn per_pass(d: usize) -> usize {
-        if d <= 3 { 4 } else if d <= 6 { 2 } else { 1 }
+        if d <= 3 {
+            4
+        } else if d <= 6 {
+            2
+        } else {
+            1
+        }
     }
     let count = ws.len() / D;
     let mut j = 0;
     macro_rules! run {
         ($k:literal) => {
             while j + $k <= count {
-                let w: [[f64; D]; $k] = std::array::from_fn(|h| ws[(j + h) * D..(j + h + 1) * D].try_into().unwrap());
+                let w: [[f64; D]; $k] =
+                    std::array::from_fn(|h| ws[(j + h) * D..(j + h + 1) * D].try_into().unwrap());
                 let r = block::<D, $k>(cols, padded, &w);
                 for h in 0..$k {
                     out[(j + h) * D..(j + h + 1) * D].copy_from_slice(&r[h]);
@@ -246,7 +271,8 @@ pub fn kernel_isa() -> &'static str {
         {
             return "avx512";
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             return "avx2";
         }
     }
@@ -314,14 +340,20 @@ mod tests {
             let a = AugmentedPoints::new(&p);
             let d = dim + 1;
             let count = 7; // exercises blocks of 4, 2 and 1
-            let ws: Vec<f64> = (0..count * d).map(|i| ((i * 37 % 11) as f64 - 5.0) * 0.3).collect();
+            let ws: Vec<f64> = (0..count * d)
+                .map(|i| ((i * 37 % 11) as f64 - 5.0) * 0.3)
+                .collect();
             let mut out = vec![0.0; ws.len()];
             a.sigmoid_weighted_sums(&ws, &mut out);
             for j in 0..count {
                 let want = naive(&p, &ws[j * d..(j + 1) * d]);
                 for k in 0..d {
                     let got = out[j * d + k];
-                    assert!((got - want[k]).abs() <= 1e-12 * (1.0 + want[k].abs()), "dim {dim} w{j}[{k}]: {got} vs {}", want[k]);
+                    assert!(
+                        (got - want[k]).abs() <= 1e-12 * (1.0 + want[k].abs()),
+                        "dim {dim} w{j}[{k}]: {got} vs {}",
+                        want[k]
+                    );
                 }
             }
         }
@@ -344,6 +376,11 @@ mod tests {
         }
         let mut fast = vec![0.0; ws.len()];
         a.sigmoid_weighted_sums(&ws, &mut fast);
-        assert_eq!(port, fast, "dispatch path {} differs from portable", kernel_isa());
+        assert_eq!(
+            port,
+            fast,
+            "dispatch path {} differs from portable",
+            kernel_isa()
+        );
     }
 }

@@ -9,5 +9,5 @@ pub mod kernel;
 pub mod svm;
 
 pub use gd::LogisticGd;
-pub use kernel::{kernel_isa, AugmentedPoints};
+pub use kernel::{AugmentedPoints, kernel_isa};
 pub use svm::{Smo, SvmSolution};

@@ -21,7 +21,11 @@ pub struct Smo {
 
 impl Default for Smo {
     fn default() -> Self {
-        Self { c: 1e6, tol: 1e-6, max_iter: 50_000_000 }
+        Self {
+            c: 1e6,
+            tol: 1e-6,
+            max_iter: 50_000_000,
+        }
     }
 }
 
@@ -53,7 +57,9 @@ impl SvmSolution {
     }
     /// Indices with α_i > 0.
     pub fn support(&self) -> Vec<usize> {
-        (0..self.alpha.len()).filter(|&i| self.alpha[i] > 0.0).collect()
+        (0..self.alpha.len())
+            .filter(|&i| self.alpha[i] > 0.0)
+            .collect()
     }
     /// No α at the box bound C, i.e. the data were separated exactly.
     pub fn is_hard_margin(&self) -> bool {
@@ -65,7 +71,13 @@ impl SvmSolution {
     /// Largest violation of the KKT conditions, in units of the functional margin:
     /// α = 0 ⇒ y f ≥ 1; 0 < α < C ⇒ y f = 1; α = C ⇒ y f ≤ 1; plus |Σ α_i y_i|.
     pub fn kkt_residual(&self, data: &LabeledPoints) -> f64 {
-        let mut worst = self.alpha.iter().zip(&data.y).map(|(a, y)| a * y).sum::<f64>().abs();
+        let mut worst = self
+            .alpha
+            .iter()
+            .zip(&data.y)
+            .map(|(a, y)| a * y)
+            .sum::<f64>()
+            .abs();
         for i in 0..data.len() {
             let m = data.y[i] * self.decision(data.point(i));
             let a = self.alpha[i];
@@ -91,7 +103,9 @@ impl SvmSolution {
     /// Primal minus dual objective (≥ 0; 0 at the optimum), relative to the primal.
     pub fn relative_duality_gap(&self, data: &LabeledPoints) -> f64 {
         let vv: f64 = self.v.iter().map(|a| a * a).sum();
-        let xi: f64 = (0..data.len()).map(|i| (1.0 - data.y[i] * self.decision(data.point(i))).max(0.0)).sum();
+        let xi: f64 = (0..data.len())
+            .map(|i| (1.0 - data.y[i] * self.decision(data.point(i))).max(0.0))
+            .sum();
         let primal = 0.5 * vv + self.c * xi;
         let dual = self.alpha.iter().sum::<f64>() - 0.5 * vv;
         (primal - dual) / primal.abs().max(1.0)
@@ -100,7 +114,10 @@ impl SvmSolution {
 
 impl Smo {
     pub fn hard_margin(tol: f64) -> Self {
-        Self { tol, ..Self::default() }
+        Self {
+            tol,
+            ..Self::default()
+        }
     }
 
     /// Solve the SVM on `data` (both classes must be present).
@@ -109,9 +126,14 @@ impl Smo {
         let d = data.dim;
         let y = &data.y;
         let x = &data.x;
-        anyhow::ensure!(y.iter().any(|&v| v > 0.0) && y.iter().any(|&v| v < 0.0), "the SVM needs both classes");
+        anyhow::ensure!(
+            y.iter().any(|&v| v > 0.0) && y.iter().any(|&v| v < 0.0),
+            "the SVM needs both classes"
+        );
         let c = self.c;
-        let kdiag: Vec<f64> = (0..n).map(|i| data.point(i).iter().map(|a| a * a).sum()).collect();
+        let kdiag: Vec<f64> = (0..n)
+            .map(|i| data.point(i).iter().map(|a| a * a).sum())
+            .collect();
         let dot = |i: usize, j: usize| -> f64 { (0..d).map(|k| x[i * d + k] * x[j * d + k]).sum() };
         let mut alpha = vec![0.0; n];
         let mut v = vec![0.0; d];
@@ -124,8 +146,16 @@ impl Smo {
             let mut i_sel = usize::MAX;
             let mut gmax2 = f64::NEG_INFINITY;
             for t in 0..n {
-                let up = if y[t] > 0.0 { alpha[t] < c } else { alpha[t] > 0.0 };
-                let low = if y[t] > 0.0 { alpha[t] > 0.0 } else { alpha[t] < c };
+                let up = if y[t] > 0.0 {
+                    alpha[t] < c
+                } else {
+                    alpha[t] > 0.0
+                };
+                let low = if y[t] > 0.0 {
+                    alpha[t] > 0.0
+                } else {
+                    alpha[t] < c
+                };
                 let mg = -y[t] * grad[t];
                 if up && mg >= gmax {
                     gmax = mg;
@@ -143,7 +173,11 @@ impl Smo {
             let mut j_sel = usize::MAX;
             let mut obj_min = f64::INFINITY;
             for t in 0..n {
-                let low = if y[t] > 0.0 { alpha[t] > 0.0 } else { alpha[t] < c };
+                let low = if y[t] > 0.0 {
+                    alpha[t] > 0.0
+                } else {
+                    alpha[t] < c
+                };
                 if !low {
                     continue;
                 }
@@ -229,7 +263,11 @@ impl Smo {
                 grad[t] = y[t] * (0..d).map(|k| v[k] * x[t * d + k]).sum::<f64>() - 1.0;
             }
         }
-        anyhow::ensure!(violation < self.tol, "SMO did not converge in {} iterations (violation {violation:e})", self.max_iter);
+        anyhow::ensure!(
+            violation < self.tol,
+            "SMO did not converge in {} iterations (violation {violation:e})",
+            self.max_iter
+        );
         // Recompute v from α to shed accumulated rounding, then b (LIBSVM's ρ).
         v = vec![0.0; d];
         for i in 0..n {
@@ -239,21 +277,41 @@ impl Smo {
                 }
             }
         }
-        let (mut ub, mut lb, mut sum_free, mut n_free) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize);
+        let (mut ub, mut lb, mut sum_free, mut n_free) =
+            (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize);
         for t in 0..n {
             let g = y[t] * (0..d).map(|k| v[k] * x[t * d + k]).sum::<f64>() - 1.0;
             let yg = y[t] * g;
             if alpha[t] >= c {
-                if y[t] < 0.0 { ub = ub.min(yg) } else { lb = lb.max(yg) }
+                if y[t] < 0.0 {
+                    ub = ub.min(yg)
+                } else {
+                    lb = lb.max(yg)
+                }
             } else if alpha[t] <= 0.0 {
-                if y[t] > 0.0 { ub = ub.min(yg) } else { lb = lb.max(yg) }
+                if y[t] > 0.0 {
+                    ub = ub.min(yg)
+                } else {
+                    lb = lb.max(yg)
+                }
             } else {
                 sum_free += yg;
                 n_free += 1;
             }
         }
-        let b = if n_free > 0 { sum_free / n_free as f64 } else { (ub + lb) / 2.0 };
-        Ok(SvmSolution { v, b, alpha, c, iterations, violation })
+        let b = if n_free > 0 {
+            sum_free / n_free as f64
+        } else {
+            (ub + lb) / 2.0
+        };
+        Ok(SvmSolution {
+            v,
+            b,
+            alpha,
+            c,
+            iterations,
+            violation,
+        })
     }
 }
 
@@ -264,9 +322,17 @@ mod tests {
 
     #[test]
     fn two_points() {
-        let data = LabeledPoints { dim: 2, x: vec![1.0, 0.0, -1.0, 0.0], y: vec![1.0, -1.0] };
+        let data = LabeledPoints {
+            dim: 2,
+            x: vec![1.0, 0.0, -1.0, 0.0],
+            y: vec![1.0, -1.0],
+        };
         let s = Smo::hard_margin(1e-9).solve(&data).unwrap();
-        assert!((s.v[0] - 1.0).abs() < 1e-12 && s.v[1].abs() < 1e-12, "{:?}", s.v);
+        assert!(
+            (s.v[0] - 1.0).abs() < 1e-12 && s.v[1].abs() < 1e-12,
+            "{:?}",
+            s.v
+        );
         assert!(s.b.abs() < 1e-12);
         assert!((s.margin() - 1.0).abs() < 1e-12);
     }
@@ -292,23 +358,38 @@ mod tests {
         for seed in 0..10u64 {
             // Negative γ: the balls overlap, so some ξ_i > 0 and some α_i = C.
             let data = TwoBalls::with_margin_and_bound(300, 2, -0.5, 3.0).sample(seed);
-            let s = Smo { c: 1.0, tol: 1e-9, ..Smo::default() }.solve(&data).unwrap();
+            let s = Smo {
+                c: 1.0,
+                tol: 1e-9,
+                ..Smo::default()
+            }
+            .solve(&data)
+            .unwrap();
             assert!(!s.is_hard_margin());
             let kkt = s.kkt_residual(&data);
             let gap = s.relative_duality_gap(&data);
             assert!(kkt < 1e-6, "seed {seed}: KKT residual {kkt:e}");
-            assert!((0.0..1e-6).contains(&gap.abs()), "seed {seed}: duality gap {gap:e}");
+            assert!(
+                (0.0..1e-6).contains(&gap.abs()),
+                "seed {seed}: duality gap {gap:e}"
+            );
         }
     }
 
     /// Convex hull (Andrew's monotone chain), counter-clockwise.
     fn hull(mut p: Vec<[f64; 2]>) -> Vec<[f64; 2]> {
         p.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let cross = |o: [f64; 2], a: [f64; 2], b: [f64; 2]| (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+        let cross = |o: [f64; 2], a: [f64; 2], b: [f64; 2]| {
+            (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+        };
         let mut h: Vec<[f64; 2]> = Vec::new();
         for pass in 0..2 {
             let start = h.len();
-            let iter: Box<dyn Iterator<Item = &[f64; 2]>> = if pass == 0 { Box::new(p.iter()) } else { Box::new(p.iter().rev()) };
+            let iter: Box<dyn Iterator<Item = &[f64; 2]>> = if pass == 0 {
+                Box::new(p.iter())
+            } else {
+                Box::new(p.iter().rev())
+            };
             for &q in iter {
                 while h.len() >= start + 2 && cross(h[h.len() - 2], h[h.len() - 1], q) <= 0.0 {
                     h.pop();
@@ -324,14 +405,23 @@ mod tests {
     fn closest_on_segment(p: [f64; 2], a: [f64; 2], b: [f64; 2]) -> [f64; 2] {
         let ab = [b[0] - a[0], b[1] - a[1]];
         let len2 = ab[0] * ab[0] + ab[1] * ab[1];
-        let t = if len2 == 0.0 { 0.0 } else { (((p[0] - a[0]) * ab[0] + (p[1] - a[1]) * ab[1]) / len2).clamp(0.0, 1.0) };
+        let t = if len2 == 0.0 {
+            0.0
+        } else {
+            (((p[0] - a[0]) * ab[0] + (p[1] - a[1]) * ab[1]) / len2).clamp(0.0, 1.0)
+        };
         [a[0] + t * ab[0], a[1] + t * ab[1]]
     }
 
     /// The max-margin hyperplane from the nearest points p ∈ conv(A), q ∈ conv(B):
     /// v = 2(p − q)/‖p − q‖², b = vᵀ(p + q)/2.
     fn hull_svm(data: &LabeledPoints) -> (Vec<f64>, f64) {
-        let pts = |s: f64| (0..data.len()).filter(|&i| data.y[i] == s).map(|i| [data.point(i)[0], data.point(i)[1]]).collect::<Vec<_>>();
+        let pts = |s: f64| {
+            (0..data.len())
+                .filter(|&i| data.y[i] == s)
+                .map(|i| [data.point(i)[0], data.point(i)[1]])
+                .collect::<Vec<_>>()
+        };
         let (ha, hb) = (hull(pts(1.0)), hull(pts(-1.0)));
         let mut best = (f64::INFINITY, [0.0; 2], [0.0; 2]);
         for (h1, h2, flip) in [(&ha, &hb, false), (&hb, &ha, true)] {
@@ -346,7 +436,10 @@ mod tests {
             }
         }
         let (dist, p, q) = best;
-        let v = vec![2.0 * (p[0] - q[0]) / (dist * dist), 2.0 * (p[1] - q[1]) / (dist * dist)];
+        let v = vec![
+            2.0 * (p[0] - q[0]) / (dist * dist),
+            2.0 * (p[1] - q[1]) / (dist * dist),
+        ];
         let b = v[0] * (p[0] + q[0]) / 2.0 + v[1] * (p[1] + q[1]) / 2.0;
         (v, b)
     }
@@ -355,14 +448,25 @@ mod tests {
     fn agrees_with_convex_hull_nearest_points_in_2d() {
         for seed in 0..25u64 {
             let margin = [0.05, 0.2, 0.5, 1.0, 2.0][seed as usize % 5];
-            let data = TwoBalls::with_margin_and_bound(300, 2, margin, 3.0 + margin).sample(100 + seed);
+            let data =
+                TwoBalls::with_margin_and_bound(300, 2, margin, 3.0 + margin).sample(100 + seed);
             let s = Smo::hard_margin(1e-10).solve(&data).unwrap();
             let (v, b) = hull_svm(&data);
             let scale = v.iter().map(|a| a.abs()).fold(b.abs(), f64::max);
             for k in 0..2 {
-                assert!((s.v[k] - v[k]).abs() < 1e-6 * scale, "seed {seed}: v {:?} vs hull {:?}", s.v, v);
+                assert!(
+                    (s.v[k] - v[k]).abs() < 1e-6 * scale,
+                    "seed {seed}: v {:?} vs hull {:?}",
+                    s.v,
+                    v
+                );
             }
-            assert!((s.b - b).abs() < 1e-6 * scale, "seed {seed}: b {} vs hull {}", s.b, b);
+            assert!(
+                (s.b - b).abs() < 1e-6 * scale,
+                "seed {seed}: b {} vs hull {}",
+                s.b,
+                b
+            );
         }
     }
 

@@ -9,7 +9,9 @@ use stab_core::{MethodEntry, MethodParams, ParamSpec};
 fn validate(p: &MethodParams) -> Result<(), String> {
     let prob = p["p"].as_f64().unwrap_or(0.0);
     if p["variant"] == "ref" && prob >= 1.0 {
-        return Err("p = 1 makes every weight its start value; use p < 1 with variant = \"ref\"".into());
+        return Err(
+            "p = 1 makes every weight its start value; use p < 1 with variant = \"ref\"".into(),
+        );
     }
     Ok(())
 }
@@ -23,5 +25,6 @@ inventory::submit! {
             ParamSpec { name: "variant", kind: ParamKind::Choice(&["ref", "author"]), default: ParamDefault::Str("ref"), doc: "ref = published MixOut, author = the fork's eval-time mixing (§2.2.2)" },
         ],
         validate,
+        build: |_| Err("its hooks (training_model, eval_model) are in place; the MixOut implementation lands with the next engine issue".into()),
     }
 }

@@ -1,15 +1,13 @@
-//! Fine-tuning method plugins, one file each. Each registers its name and parameter
-//! schema (methods-spec §2), which is what recipe validation, `stab plan` and
-//! `stab list methods` use. The training engine that executes them comes with the
-//! encoder and task-data work; until then `stab run` refuses fine-tuning recipes
-//! with a clear message instead of pretending to train.
+//! Fine-tuning method plugins, one file each. Each registers one `MethodEntry` with its
+//! name, parameter schema (methods-spec §2) and `build` function; recipe validation,
+//! `stab list methods` and the engine all read that one registration.
 
-mod finetune;
-mod lnsr;
-mod mhloss;
-mod mixout;
-mod mmr;
-mod surt;
+pub mod finetune;
+pub mod lnsr;
+pub mod mhloss;
+pub mod mixout;
+pub mod mmr;
+pub mod surt;
 
 /// No cross-parameter constraints.
 pub(crate) fn no_extra_checks(_: &stab_core::MethodParams) -> Result<(), String> {

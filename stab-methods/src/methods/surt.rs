@@ -16,5 +16,6 @@ inventory::submit! {
             ParamSpec { name: "mlm_max_steps", kind: ParamKind::Int { min: 0, max: 100_000_000 }, default: ParamDefault::Int(0), doc: "cap on MLM steps (0 = none)" },
         ],
         validate: super::no_extra_checks,
+        build: |_| Err("its hook (prepare_encoder) is in place; the SURT implementation lands with the next engine issue".into()),
     }
 }

@@ -18,14 +18,21 @@ impl SyntheticStudy for Bound {
     }
     fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, String> {
         if !(value > base.margin) {
-            return Err(format!("bound B = {value} must exceed the margin γ = {}", base.margin));
+            return Err(format!(
+                "bound B = {value} must exceed the margin γ = {}",
+                base.margin
+            ));
         }
         let mut s = base.clone();
         s.set_margin_and_bound(base.margin, value);
         s.value = value;
         Ok(s)
     }
-    fn run(&self, s: &SyntheticSettings, progress: &(dyn Fn() + Sync)) -> anyhow::Result<StudyOutcome> {
+    fn run(
+        &self,
+        s: &SyntheticSettings,
+        progress: &(dyn Fn() + Sync),
+    ) -> anyhow::Result<StudyOutcome> {
         svm_and_gd_study(s, progress, self.axis_label(), self.log_axis())
     }
     fn axis_label(&self) -> &'static str {

@@ -19,7 +19,9 @@ use stab_core::{StudyEntry, StudyOutcome, SyntheticSettings, SyntheticStudy};
 use stab_data::synthetic::unit_vector;
 use stab_eval::LeaveOneOutStability;
 
-use super::{axis_details, collect_rows, dataset_seed, loo_indices, outcome, over_datasets, paired_gd};
+use super::{
+    axis_details, collect_rows, dataset_seed, loo_indices, outcome, over_datasets, paired_gd,
+};
 use crate::linear::{LogisticGd, Smo};
 
 struct Distance;
@@ -36,7 +38,9 @@ impl SyntheticStudy for Distance {
     }
     fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, String> {
         if !(value >= 0.0) || !value.is_finite() {
-            return Err(format!("the distance ρ = ‖w0 − w*‖ must be finite and ≥ 0, got {value}"));
+            return Err(format!(
+                "the distance ρ = ‖w0 − w*‖ must be finite and ≥ 0, got {value}"
+            ));
         }
         if base.mu <= 0.0 {
             return Err("the distance study needs mu > 0 (a finite optimum w*)".to_string());
@@ -46,28 +50,53 @@ impl SyntheticStudy for Distance {
         s.value = value;
         Ok(s)
     }
-    fn run(&self, s: &SyntheticSettings, progress: &(dyn Fn() + Sync)) -> anyhow::Result<StudyOutcome> {
+    fn run(
+        &self,
+        s: &SyntheticSettings,
+        progress: &(dyn Fn() + Sync),
+    ) -> anyhow::Result<StudyOutcome> {
         let rows = over_datasets(s, progress, |d| {
             let gd = LogisticGd::new(&d.augmented, s.mu);
             let mut w_star = vec![0.0; d.augmented.dim];
             let optimum_steps = gd.minimize(&mut w_star, 1e-9, 10_000_000);
             let mut rng = ChaCha8Rng::seed_from_u64(dataset_seed(s, d.index, "direction"));
             let xi = unit_vector(&mut rng, d.augmented.dim);
-            let w0: Vec<f64> = w_star.iter().zip(&xi).map(|(w, x)| w + s.distance * x).collect();
+            let w0: Vec<f64> = w_star
+                .iter()
+                .zip(&xi)
+                .map(|(w, x)| w + s.distance * x)
+                .collect();
             let left_out = loo_indices(s, d);
             let end = paired_gd(&gd, &w0, 1, &left_out, s.steps, &[s.steps]);
             let last = end.last().expect("one checkpoint");
-            let margin = Smo { c: s.svm_c, tol: s.svm_tol, ..Smo::default() }.solve(&d.points)?.margin();
+            let margin = Smo {
+                c: s.svm_c,
+                tol: s.svm_tol,
+                ..Smo::default()
+            }
+            .solve(&d.points)?
+            .margin();
             Ok(vec![
                 ("delta", LeaveOneOutStability::sampled(&last.deltas).mean),
-                ("stability", LeaveOneOutStability::sampled(&last.distances).mean),
+                (
+                    "stability",
+                    LeaveOneOutStability::sampled(&last.distances).mean,
+                ),
                 ("margin", margin),
-                ("optimum_norm", w_star.iter().map(|v| v * v).sum::<f64>().sqrt()),
+                (
+                    "optimum_norm",
+                    w_star.iter().map(|v| v * v).sum::<f64>().sqrt(),
+                ),
                 ("optimum_steps", optimum_steps as f64),
             ])
         })?;
         let (c, per_dataset) = collect_rows(&rows);
-        Ok(outcome(&c, s.datasets, axis_details(self.axis_label(), self.log_axis()), per_dataset))
+        Ok(outcome(
+            &c,
+            s.datasets,
+            axis_details(self.axis_label(), self.log_axis()),
+            per_dataset,
+        ))
     }
     fn axis_label(&self) -> &'static str {
         "initial distance ‖w0 − w*‖"

@@ -7,9 +7,12 @@
 //! reference the heads converge to. More heads should close the gap faster.
 
 use stab_core::{StudyEntry, StudyOutcome, SyntheticSettings, SyntheticStudy};
-use stab_eval::{normalized_distance, LeaveOneOutStability, Summary};
+use stab_eval::{LeaveOneOutStability, Summary, normalized_distance};
 
-use super::{axis_details, head_inits, integer_value, loo_indices, outcome, over_datasets, paired_gd, svm_stability, Collector};
+use super::{
+    Collector, axis_details, head_inits, integer_value, loo_indices, outcome, over_datasets,
+    paired_gd, svm_stability,
+};
 use crate::linear::LogisticGd;
 
 struct Heads;
@@ -30,7 +33,11 @@ impl SyntheticStudy for Heads {
         s.value = value;
         Ok(s)
     }
-    fn run(&self, s: &SyntheticSettings, progress: &(dyn Fn() + Sync)) -> anyhow::Result<StudyOutcome> {
+    fn run(
+        &self,
+        s: &SyntheticSettings,
+        progress: &(dyn Fn() + Sync),
+    ) -> anyhow::Result<StudyOutcome> {
         struct Row {
             svm_delta: f64,
             margin: f64,
@@ -45,20 +52,37 @@ impl SyntheticStudy for Heads {
             let cps = paired_gd(&gd, &init, s.heads, &left_out, s.steps, &s.checkpoints);
             let curve = cps
                 .iter()
-                .map(|c| (c.t, normalized_distance(&c.mean_head, &w_svm), LeaveOneOutStability::sampled(&c.deltas).mean))
+                .map(|c| {
+                    (
+                        c.t,
+                        normalized_distance(&c.mean_head, &w_svm),
+                        LeaveOneOutStability::sampled(&c.deltas).mean,
+                    )
+                })
                 .collect();
-            Ok(Row { svm_delta: svm.loo.mean, margin: svm.solution.margin(), curve })
+            Ok(Row {
+                svm_delta: svm.loo.mean,
+                margin: svm.solution.margin(),
+                curve,
+            })
         })?;
         let mut c = Collector::default();
         let mut per_dataset = vec!["dataset,t,direction_gap,delta,svm_delta,margin".to_string()];
-        let mut by_t: Vec<(u64, Vec<f64>, Vec<f64>)> = s.checkpoints.iter().map(|&t| (t, Vec::new(), Vec::new())).collect();
+        let mut by_t: Vec<(u64, Vec<f64>, Vec<f64>)> = s
+            .checkpoints
+            .iter()
+            .map(|&t| (t, Vec::new(), Vec::new()))
+            .collect();
         for (i, r) in rows.iter().enumerate() {
             c.push("svm_delta", r.svm_delta);
             c.push("margin", r.margin);
             for (k, &(t, gap, delta)) in r.curve.iter().enumerate() {
                 by_t[k].1.push(gap);
                 by_t[k].2.push(delta);
-                per_dataset.push(format!("{i},{t},{gap:e},{delta:e},{:e},{:e}", r.svm_delta, r.margin));
+                per_dataset.push(format!(
+                    "{i},{t},{gap:e},{delta:e},{:e},{:e}",
+                    r.svm_delta, r.margin
+                ));
             }
             if let Some(&(_, gap, delta)) = r.curve.last() {
                 c.push("direction_gap", gap);

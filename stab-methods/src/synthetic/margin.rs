@@ -9,7 +9,10 @@
 use stab_core::{StudyEntry, StudyOutcome, SyntheticSettings, SyntheticStudy};
 use stab_eval::normalized_distance;
 
-use super::{axis_details, collect_rows, head_inits, loo_indices, outcome, over_datasets, paired_gd, svm_stability};
+use super::{
+    axis_details, collect_rows, head_inits, loo_indices, outcome, over_datasets, paired_gd,
+    svm_stability,
+};
 use crate::linear::LogisticGd;
 
 struct Margin;
@@ -36,7 +39,11 @@ impl SyntheticStudy for Margin {
         s.value = value;
         Ok(s)
     }
-    fn run(&self, s: &SyntheticSettings, progress: &(dyn Fn() + Sync)) -> anyhow::Result<StudyOutcome> {
+    fn run(
+        &self,
+        s: &SyntheticSettings,
+        progress: &(dyn Fn() + Sync),
+    ) -> anyhow::Result<StudyOutcome> {
         svm_and_gd_study(s, progress, self.axis_label(), self.log_axis())
     }
     fn axis_label(&self) -> &'static str {
@@ -69,15 +76,30 @@ pub(super) fn svm_and_gd_study(
         ];
         if s.gd_loo && s.steps > 0 {
             let gd = LogisticGd::new(&d.augmented, 0.0);
-            let init = if s.heads == 1 { vec![0.0; d.augmented.dim] } else { head_inits(s, d, s.heads) };
+            let init = if s.heads == 1 {
+                vec![0.0; d.augmented.dim]
+            } else {
+                head_inits(s, d, s.heads)
+            };
             let left_out = loo_indices(s, d);
             let end = paired_gd(&gd, &init, s.heads, &left_out, s.steps, &[s.steps]);
             let last = end.last().expect("one checkpoint");
-            row.push(("gd_delta", stab_eval::LeaveOneOutStability::sampled(&last.deltas).mean));
-            row.push(("gd_direction_gap", normalized_distance(&last.mean_head, &svm.solution.augmented())));
+            row.push((
+                "gd_delta",
+                stab_eval::LeaveOneOutStability::sampled(&last.deltas).mean,
+            ));
+            row.push((
+                "gd_direction_gap",
+                normalized_distance(&last.mean_head, &svm.solution.augmented()),
+            ));
         }
         Ok(row)
     })?;
     let (c, per_dataset) = collect_rows(&rows);
-    Ok(outcome(&c, s.datasets, axis_details(axis_label, log_axis), per_dataset))
+    Ok(outcome(
+        &c,
+        s.datasets,
+        axis_details(axis_label, log_axis),
+        per_dataset,
+    ))
 }

@@ -17,14 +17,14 @@ mod samples;
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use rand::{seq::index::sample, SeedableRng};
+use rand::{SeedableRng, seq::index::sample};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
-use stab_core::{derive_seed, StudyOutcome, SyntheticSettings};
+use stab_core::{StudyOutcome, SyntheticSettings, derive_seed};
 use stab_data::{LabeledPoints, TwoBalls};
 use stab_eval::stability::distance;
-use stab_eval::{normalized_distance, LeaveOneOutStability, Summary};
+use stab_eval::{LeaveOneOutStability, Summary, normalized_distance};
 
 use crate::linear::{AugmentedPoints, LogisticGd, Smo, SvmSolution};
 
@@ -37,15 +37,27 @@ pub struct Dataset {
 
 /// The per-dataset seed for a purpose (`"points"`, `"loo"`, `"init"`, …).
 pub fn dataset_seed(s: &SyntheticSettings, index: usize, purpose: &str) -> u64 {
-    derive_seed(s.seed, &["synthetic", &s.factor, purpose, &index.to_string()])
+    derive_seed(
+        s.seed,
+        &["synthetic", &s.factor, purpose, &index.to_string()],
+    )
 }
 
 /// Generate dataset `index` of a run.
 pub fn dataset(s: &SyntheticSettings, index: usize) -> Dataset {
-    let generator = TwoBalls { points: s.points, dim: s.dim, center: s.center, radius: s.radius };
+    let generator = TwoBalls {
+        points: s.points,
+        dim: s.dim,
+        center: s.center,
+        radius: s.radius,
+    };
     let points = generator.sample(dataset_seed(s, index, "points"));
     let augmented = AugmentedPoints::new(&points);
-    Dataset { index, points, augmented }
+    Dataset {
+        index,
+        points,
+        augmented,
+    }
 }
 
 /// Run `f` on every dataset in parallel; results in dataset order.
@@ -73,7 +85,11 @@ pub struct SvmStability {
 
 /// Solve the SVM on S and on S^i for every support vector i (methods-spec §7.5).
 pub fn svm_stability(s: &SyntheticSettings, data: &LabeledPoints) -> anyhow::Result<SvmStability> {
-    let smo = Smo { c: s.svm_c, tol: s.svm_tol, ..Smo::default() };
+    let smo = Smo {
+        c: s.svm_c,
+        tol: s.svm_tol,
+        ..Smo::default()
+    };
     let solution = smo.solve(data)?;
     anyhow::ensure!(
         solution.is_hard_margin(),
@@ -125,18 +141,30 @@ pub struct GdCheckpoint {
 
 /// Train H heads from `init` on S and, from the same inits, on each S^i (i in `left_out`);
 /// report the averaged head and its LOO differences at each checkpoint.
-pub fn paired_gd(gd: &LogisticGd<'_>, init: &[f64], heads: usize, left_out: &[usize], steps: u64, checkpoints: &[u64]) -> Vec<GdCheckpoint> {
+pub fn paired_gd(
+    gd: &LogisticGd<'_>,
+    init: &[f64],
+    heads: usize,
+    left_out: &[usize],
+    steps: u64,
+    checkpoints: &[u64],
+) -> Vec<GdCheckpoint> {
     let da = gd.data.dim;
     let runs = 1 + left_out.len();
     let mut ws = Vec::with_capacity(runs * init.len());
     let mut removed = Vec::with_capacity(runs * heads);
     for r in 0..runs {
         ws.extend_from_slice(init);
-        removed.extend(std::iter::repeat_n(if r == 0 { None } else { Some(left_out[r - 1]) }, heads));
+        removed.extend(std::iter::repeat_n(
+            if r == 0 { None } else { Some(left_out[r - 1]) },
+            heads,
+        ));
     }
     let mean_of = |ws: &[f64], r: usize| -> Vec<f64> {
         let block = &ws[r * heads * da..(r + 1) * heads * da];
-        (0..da).map(|k| (0..heads).map(|h| block[h * da + k]).sum::<f64>() / heads as f64).collect()
+        (0..da)
+            .map(|k| (0..heads).map(|h| block[h * da + k]).sum::<f64>() / heads as f64)
+            .collect()
     };
     let mut out = Vec::new();
     gd.run(&mut ws, &removed, steps, checkpoints, |t, ws| {
@@ -144,7 +172,10 @@ pub fn paired_gd(gd: &LogisticGd<'_>, init: &[f64], heads: usize, left_out: &[us
         let others: Vec<Vec<f64>> = (1..runs).map(|r| mean_of(ws, r)).collect();
         out.push(GdCheckpoint {
             t,
-            deltas: others.iter().map(|o| normalized_distance(&base, o)).collect(),
+            deltas: others
+                .iter()
+                .map(|o| normalized_distance(&base, o))
+                .collect(),
             distances: others.iter().map(|o| distance(&base, o)).collect(),
             mean_head: base,
         });
@@ -180,7 +211,10 @@ pub fn collect_rows(rows: &[Vec<(&'static str, f64)>]) -> (Collector, Vec<String
     let mut c = Collector::default();
     let mut lines = Vec::with_capacity(rows.len() + 1);
     if let Some(first) = rows.first() {
-        lines.push(format!("dataset,{}", first.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(",")));
+        lines.push(format!(
+            "dataset,{}",
+            first.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(",")
+        ));
     }
     for (i, row) in rows.iter().enumerate() {
         let mut line = i.to_string();
@@ -199,13 +233,22 @@ pub fn axis_details(label: &str, log: bool) -> serde_json::Value {
 }
 
 /// Finish an outcome: metrics from the collector plus the dataset count.
-pub fn outcome(c: &Collector, datasets: usize, details: serde_json::Value, per_dataset: Vec<String>) -> StudyOutcome {
+pub fn outcome(
+    c: &Collector,
+    datasets: usize,
+    details: serde_json::Value,
+    per_dataset: Vec<String>,
+) -> StudyOutcome {
     let mut metrics = c.metrics();
     metrics.insert("datasets".to_string(), datasets as f64);
     if let Some(delta) = metrics.get("delta_mean").copied() {
         metrics.insert("primary".to_string(), delta);
     }
-    StudyOutcome { metrics, details, per_dataset }
+    StudyOutcome {
+        metrics,
+        details,
+        per_dataset,
+    }
 }
 
 /// Parse an integer-valued factor value (points, heads).

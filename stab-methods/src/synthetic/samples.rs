@@ -2,8 +2,8 @@
 
 use stab_core::{StudyEntry, StudyOutcome, SyntheticSettings, SyntheticStudy};
 
-use super::margin::svm_and_gd_study;
 use super::integer_value;
+use super::margin::svm_and_gd_study;
 
 struct Samples;
 
@@ -23,7 +23,11 @@ impl SyntheticStudy for Samples {
         s.value = value;
         Ok(s)
     }
-    fn run(&self, s: &SyntheticSettings, progress: &(dyn Fn() + Sync)) -> anyhow::Result<StudyOutcome> {
+    fn run(
+        &self,
+        s: &SyntheticSettings,
+        progress: &(dyn Fn() + Sync),
+    ) -> anyhow::Result<StudyOutcome> {
         svm_and_gd_study(s, progress, self.axis_label(), self.log_axis())
     }
     fn axis_label(&self) -> &'static str {

@@ -1,0 +1,283 @@
+//! Frozen-encoder features for head tuning (methods-spec §5, design.md §6): in eval mode
+//! the frozen encoder is a fixed function, so each example is encoded once and every
+//! seed and method of a task trains its head on the cached vectors. The cache lives in
+//! memory for the process and on disk under `<out>/cache/`, keyed by a hash of the model
+//! files, task, split, max_len, pooling and head kind, so reruns and other shards skip
+//! the encoding.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use stab_core::Pooling;
+use stab_data::encode::EncodedRow;
+use stab_models::{Encoder, HeadInput};
+
+use super::model::{TokenInput, encoder_head_input};
+
+/// Cached encoder outputs of one split.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeatureSet {
+    /// Pooled vectors, `rows × dim`.
+    Pooled { dim: usize, data: Vec<f32> },
+    /// Span token vectors, `rows × 2 × width × dim`, with both spans' lengths per row.
+    Spans {
+        dim: usize,
+        width: usize,
+        data: Vec<f32>,
+        lengths: Vec<u32>,
+    },
+}
+
+impl FeatureSet {
+    pub fn rows(&self) -> usize {
+        match self {
+            FeatureSet::Pooled { dim, data } => data.len() / dim,
+            FeatureSet::Spans { lengths, .. } => lengths.len() / 2,
+        }
+    }
+
+    /// The head input of the given rows, on `device`.
+    pub fn batch(&self, rows: &[usize], device: &Device) -> HeadInput {
+        let b = rows.len();
+        match self {
+            FeatureSet::Pooled { dim, data } => {
+                let v: Vec<f32> = rows
+                    .iter()
+                    .flat_map(|&r| data[r * dim..(r + 1) * dim].iter().copied())
+                    .collect();
+                HeadInput::Pooled(Tensor::from_data(TensorData::new(v, [b, *dim]), device))
+            }
+            FeatureSet::Spans {
+                dim,
+                width,
+                data,
+                lengths,
+            } => {
+                let per = 2 * width * dim;
+                let v: Vec<f32> = rows
+                    .iter()
+                    .flat_map(|&r| data[r * per..(r + 1) * per].iter().copied())
+                    .collect();
+                let mask: Vec<f32> = rows
+                    .iter()
+                    .flat_map(|&r| {
+                        (0..2).flat_map(move |k| {
+                            (0..*width).map(move |s| {
+                                if (s as u32) < lengths[2 * r + k] {
+                                    0.0
+                                } else {
+                                    -1e9
+                                }
+                            })
+                        })
+                    })
+                    .collect();
+                HeadInput::Spans {
+                    tokens: Tensor::from_data(TensorData::new(v, [b, 2, *width, *dim]), device),
+                    mask: Tensor::from_data(TensorData::new(mask, [b, 2, *width]), device),
+                }
+            }
+        }
+    }
+}
+
+/// Encode `rows` with the frozen encoder in eval mode (batches of 64, no dropout).
+pub fn encode_features(
+    encoder: &Encoder,
+    pooling: Pooling,
+    rows: &[EncodedRow],
+    pad_id: i64,
+    device: &Device,
+) -> FeatureSet {
+    let plain = device.clone().without_autodiff();
+    let encoder = encoder.valid();
+    let spans = rows.first().is_some_and(|r| !r.spans.is_empty());
+    let width = rows
+        .iter()
+        .flat_map(|r| r.spans.iter().map(|&(a, b)| b + 1 - a))
+        .max()
+        .unwrap_or(1);
+    let dim = encoder.config.hidden_size;
+    let per_row = if spans { 2 * width * dim } else { dim };
+    let mut data = vec![0f32; rows.len() * per_row];
+    let mut lengths = vec![0u32; if spans { rows.len() * 2 } else { 0 }];
+    // Encode in order of length so each batch pads little; results go back in row order.
+    for chunk in by_length(rows).chunks(64) {
+        let refs: Vec<&EncodedRow> = chunk.iter().map(|&i| &rows[i]).collect();
+        let input = TokenInput::new(&refs, pad_id, Some(width));
+        let (head_input, _) = encoder_head_input(&encoder, pooling, &input, &plain);
+        let values: Vec<f32> = match head_input {
+            HeadInput::Pooled(p) => p
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .expect("f32"),
+            HeadInput::Spans { tokens, .. } => {
+                let lens = input.spans.as_ref().expect("span rows").lengths();
+                for (k, &i) in chunk.iter().enumerate() {
+                    lengths[2 * i..2 * i + 2].copy_from_slice(&lens[2 * k..2 * k + 2]);
+                }
+                tokens
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .expect("f32")
+            }
+        };
+        for (k, &i) in chunk.iter().enumerate() {
+            data[i * per_row..(i + 1) * per_row]
+                .copy_from_slice(&values[k * per_row..(k + 1) * per_row]);
+        }
+    }
+    if spans {
+        FeatureSet::Spans {
+            dim,
+            width,
+            data,
+            lengths,
+        }
+    } else {
+        FeatureSet::Pooled { dim, data }
+    }
+}
+
+/// Row indices sorted by token count (stable), for batches with little padding.
+pub fn by_length(rows: &[EncodedRow]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| rows[i].input_ids.len());
+    order
+}
+
+const MAGIC: &[u8; 8] = b"STABFT01";
+
+/// Save feature sets atomically (unique temporary name, then rename).
+pub fn save(path: &Path, sets: &[FeatureSet]) -> anyhow::Result<()> {
+    let dir = path.parent().context("cache path has a parent")?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("features"),
+        std::process::id()
+    ));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    f.write_all(MAGIC)?;
+    f.write_all(&(sets.len() as u64).to_le_bytes())?;
+    for s in sets {
+        let (kind, dim, width, data, lengths): (u64, usize, usize, &[f32], &[u32]) = match s {
+            FeatureSet::Pooled { dim, data } => (0, *dim, 1, data, &[]),
+            FeatureSet::Spans {
+                dim,
+                width,
+                data,
+                lengths,
+            } => (1, *dim, *width, data, lengths),
+        };
+        for v in [
+            kind,
+            dim as u64,
+            width as u64,
+            data.len() as u64,
+            lengths.len() as u64,
+        ] {
+            f.write_all(&v.to_le_bytes())?;
+        }
+        for x in data {
+            f.write_all(&x.to_le_bytes())?;
+        }
+        for x in lengths {
+            f.write_all(&x.to_le_bytes())?;
+        }
+    }
+    f.into_inner()?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Load feature sets saved by [`save`]; `None` if the file is absent or unreadable.
+pub fn load(path: &Path) -> Option<Vec<FeatureSet>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let mut at = 0usize;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let s = bytes.get(at..at + n)?;
+        at += n;
+        Some(s)
+    };
+    if take(8)? != MAGIC {
+        return None;
+    }
+    let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+    let count = u64_of(take(8)?) as usize;
+    let mut sets = Vec::with_capacity(count.min(16));
+    for _ in 0..count {
+        let mut head = [0u64; 5];
+        for h in &mut head {
+            *h = u64_of(take(8)?);
+        }
+        let [kind, dim, width, n, m] = head.map(|v| v as usize);
+        let data: Vec<f32> = take(n.checked_mul(4)?)?
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let lengths: Vec<u32> = take(m.checked_mul(4)?)?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        sets.push(match kind {
+            0 => FeatureSet::Pooled { dim, data },
+            1 => FeatureSet::Spans {
+                dim,
+                width,
+                data,
+                lengths,
+            },
+            _ => return None,
+        });
+    }
+    Some(sets)
+}
+
+/// The cache file for a key under an out directory.
+pub fn cache_path(out: &Path, key: u64) -> PathBuf {
+    out.join("cache").join(format!("features-{key:016x}.bin"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_corrupt_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = cache_path(dir.path(), 42);
+        let sets = vec![
+            FeatureSet::Pooled {
+                dim: 2,
+                data: vec![1.0, 2.0, 3.0, 4.0],
+            },
+            FeatureSet::Spans {
+                dim: 1,
+                width: 2,
+                data: vec![0.5; 8],
+                lengths: vec![1, 2, 2, 1],
+            },
+        ];
+        save(&p, &sets).unwrap();
+        assert_eq!(load(&p).unwrap(), sets);
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes.truncate(bytes.len() - 3);
+        std::fs::write(&p, bytes).unwrap();
+        assert!(
+            load(&p).is_none(),
+            "a torn cache file is ignored, not trusted"
+        );
+    }
+}

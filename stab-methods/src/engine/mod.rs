@@ -1,0 +1,24 @@
+//! The fine-tuning engine (design.md §6; methods-spec §4–5).
+//!
+//! * [`run`] — one run end to end ([`Engine`], [`Progress`]).
+//! * [`method`] — the [`Method`] trait plugins implement, and [`implementation`] for
+//!   their registration.
+//! * [`model`] — encoder + head ([`TaskModel`]) and token batches.
+//! * [`features`] — frozen-encoder features for head tuning, cached in memory and on disk.
+//! * [`optim`] — AdamW with HF's weight-decay groups, global-norm clipping.
+//! * [`schedule`] — HF's linear warmup/decay ([`LinearWarmupDecay`]).
+//! * [`stopping`] — early stopping on the dev score ([`EarlyStopping`]).
+
+pub mod features;
+pub mod method;
+pub mod model;
+pub mod optim;
+pub mod run;
+pub mod schedule;
+pub mod stopping;
+
+pub use method::{Method, PrepareContext, StepContext, StepView, build, implementation};
+pub use model::{Forward, TaskModel, TokenInput};
+pub use run::{Engine, Progress, RunStats, TrainedRun, cross_entropy};
+pub use schedule::LinearWarmupDecay;
+pub use stopping::EarlyStopping;

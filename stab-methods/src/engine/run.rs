@@ -1,0 +1,696 @@
+//! One fine-tuning run, end to end (design.md §6; methods-spec §4–5): task data (fixed
+//! split, per-seed perturbation) → tokenized rows → model (pre-trained encoder + fresh
+//! head, or a head on cached frozen features) → method hooks → the training loop
+//! (forward → CE + method terms → backward → global clip → AdamW with the linear
+//! warmup/decay schedule) with dev evaluation and early stopping → the best-dev weights
+//! scored once on test → a [`RunRecord`].
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::module::{Module, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use stab_core::plan::{FinetuneJob, RunJob};
+use stab_core::recipe::TrainMode;
+use stab_core::{ComponentSeeds, InputError, RunRecord, RunSpec, derive_seed, stable_hash};
+use stab_data::encode::{EncodedRow, encode_examples};
+use stab_data::tasks::HeadKind;
+use stab_data::{Splits, TaskDef, perturb, resolve_split, task_def};
+use stab_eval::metrics::PrimaryMetric;
+use stab_models::{EncoderConfig, NoiseStream, TaskHead, TextEncoder, load_encoder, resolve_model};
+
+use super::features::{self, FeatureSet};
+use super::method::{PrepareContext, StepContext, StepView, build};
+use super::model::{Forward, TaskModel, TokenInput};
+use super::optim::{adamw, clip_global_norm};
+use super::schedule::LinearWarmupDecay;
+use super::stopping::{EarlyStopping, Verdict};
+
+/// Evaluation batch size (jiant: twice the training batch of 16).
+const EVAL_BATCH: usize = 32;
+
+/// A task read, split and tokenized once per process and shared by its runs.
+pub struct PreparedTask {
+    pub def: TaskDef,
+    pub splits: Splits,
+    pub train: Vec<EncodedRow>,
+    pub dev: Vec<EncodedRow>,
+    pub test: Vec<EncodedRow>,
+    /// `file:<hash>` or `seeded:<hash>`.
+    pub split_hash: String,
+    pub tokenizer: TextEncoder,
+    pub pad_id: i64,
+}
+
+/// Progress of the run in flight.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress {
+    /// The run starts: `total` planned updates.
+    Start { total: u64 },
+    /// Update `step` (1-based) finished with this training loss.
+    Step { step: u64, loss: f64 },
+    /// A dev evaluation.
+    Eval { step: u64, dev: f64 },
+}
+
+/// The fine-tuning engine of one process: the device, the out directory for caches, and
+/// the tokenized tasks and frozen features shared by the runs it executes. Runs own
+/// their randomness, so runs executed here one after another or at the same time give
+/// the same records as each run alone.
+pub struct Engine {
+    /// The base device (the host CPU, or an accelerator); training uses its autodiff form.
+    pub device: Device,
+    pub out: PathBuf,
+    tasks: Mutex<HashMap<String, Arc<PreparedTask>>>,
+    features: Mutex<HashMap<u64, Arc<Vec<FeatureSet>>>>,
+    model_hashes: Mutex<HashMap<PathBuf, u64>>,
+}
+
+/// Timings and counts a run reports beside its record.
+#[derive(Debug, Clone, Default)]
+pub struct RunStats {
+    /// Seconds spent encoding frozen features (0 when they came from a cache).
+    pub encode_s: f64,
+    /// Where the features came from: "memory", "disk", "encoded", or "" (no cache).
+    pub feature_source: &'static str,
+    /// Seconds in the training loop proper (updates and evaluations).
+    pub train_s: f64,
+    pub updates: u64,
+}
+
+/// A finished run: its record, its stats and the selected model (a validation copy).
+pub struct TrainedRun {
+    pub record: RunRecord,
+    pub stats: RunStats,
+    pub model: TaskModel,
+}
+
+impl Engine {
+    pub fn new(device: Device, out: &Path) -> Self {
+        Self {
+            device,
+            out: out.to_path_buf(),
+            tasks: Mutex::new(HashMap::new()),
+            features: Mutex::new(HashMap::new()),
+            model_hashes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Check that a spec can run here (its method is implemented, its data and model
+    /// resolve), without training: input errors surface before any run starts.
+    pub fn check(&self, spec: &RunSpec) -> anyhow::Result<()> {
+        let job = finetune_job(spec)?;
+        build(&spec.method, &spec.method_params)?;
+        let model_dir = resolve_model(&job.model.path)?;
+        let config = EncoderConfig::from_dir(&model_dir)?;
+        // RoBERTa's positions start after the pad id, so it fits pad_id + 1 fewer tokens.
+        let limit = match config.family() {
+            Ok(stab_models::ModelFamily::Roberta) => config
+                .max_position_embeddings
+                .saturating_sub(config.pad_id() + 1),
+            _ => config.max_position_embeddings,
+        };
+        if job.model.max_len > limit || job.model.max_len < 8 {
+            return Err(InputError::new(format!(
+                "model.max_len = {} does not fit the model: its {} position embeddings allow {limit} tokens",
+                job.model.max_len, config.max_position_embeddings
+            ))
+            .key("model.max_len")
+            .hint(format!("use a max_len in 8..={limit} (128 or 256 are usual)"))
+            .into());
+        }
+        self.task(job, &model_dir, &spec.task)?;
+        Ok(())
+    }
+
+    /// Execute one fine-tuning run.
+    pub fn run(
+        &self,
+        spec: &RunSpec,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> anyhow::Result<(RunRecord, RunStats)> {
+        self.train(spec, progress).map(|t| (t.record, t.stats))
+    }
+
+    /// Execute one fine-tuning run and keep its selected (best-dev) model.
+    pub fn train(
+        &self,
+        spec: &RunSpec,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> anyhow::Result<TrainedRun> {
+        let start = Instant::now();
+        let job = finetune_job(spec)?;
+        let train_cfg = &job.train;
+        let mut method = build(&spec.method, &spec.method_params)?;
+        let model_dir = resolve_model(&job.model.path)?;
+        let config = EncoderConfig::from_dir(&model_dir)?;
+        let task = self.task(job, &model_dir, &spec.task)?;
+        let seeds = ComponentSeeds::derive(spec.seed, &train_cfg.fixed_seeds);
+        let device = self.device.clone().autodiff();
+        let noise = NoiseStream::new(seeds.dropout);
+        let mut stats = RunStats::default();
+
+        // The run seed's training rows (train_fraction / drop_fraction by group).
+        let kept = perturb(
+            task.splits.clone(),
+            task.def.name,
+            spec.seed,
+            job.data.train_fraction,
+            job.data.drop_fraction,
+        );
+        let kept_groups: HashSet<u64> = kept.train.iter().map(|e| e.group).collect();
+        let train_rows: Vec<usize> = (0..task.train.len())
+            .filter(|&i| kept_groups.contains(&task.splits.train[i].group))
+            .collect();
+        anyhow::ensure!(
+            !train_rows.is_empty(),
+            "no training rows left after train_fraction/drop_fraction"
+        );
+        let train_encoded: Vec<EncodedRow> =
+            train_rows.iter().map(|&i| task.train[i].clone()).collect();
+
+        // Model: a fresh head (and pooler when the checkpoint has none), seeded by head_init.
+        let classes = task.def.labels.len();
+        let hidden = config.hidden_size;
+        let head_dropout = if method.dropout_enabled() {
+            config.hidden_dropout_prob
+        } else {
+            0.0
+        };
+        let mut head = match task.def.head {
+            HeadKind::Classification => TaskHead::classification(
+                hidden,
+                classes,
+                head_dropout,
+                method.head_shape(),
+                seeds.head_init,
+                &device,
+            ),
+            HeadKind::SpanComparison => TaskHead::span(
+                hidden,
+                classes,
+                head_dropout,
+                method.head_shape(),
+                seeds.head_init,
+                &device,
+            ),
+        };
+        head.set_noise(&noise);
+        let cached = train_cfg.mode == TrainMode::Head
+            && !train_cfg.head_encoder_dropout
+            && method.uses_cached_features();
+        let mut feature_sets = None;
+        let model = if cached {
+            let (sets, encode_s, source) = self.frozen_features(job, &model_dir, &task, &device)?;
+            stats.encode_s = encode_s;
+            stats.feature_source = source;
+            feature_sets = Some(sets);
+            TaskModel {
+                encoder: None,
+                head,
+                pooling: job.model.pooling,
+            }
+        } else {
+            let (mut encoder, report) = load_encoder(&model_dir, &device)?;
+            if report.initialised.iter().any(|p| p.starts_with("pooler")) {
+                reinit_pooler(
+                    &mut encoder,
+                    derive_seed(seeds.head_init, &["pooler"]),
+                    &device,
+                );
+            }
+            if !method.dropout_enabled() {
+                encoder = stab_models::without_dropout(encoder);
+            }
+            encoder.set_noise(&noise);
+            let ctx = PrepareContext {
+                train: &train_encoded,
+                tokenizer: &task.tokenizer,
+                pad_id: task.pad_id,
+                noise: &noise,
+                device: &device,
+            };
+            encoder = method.prepare_encoder(encoder, &ctx)?;
+            if train_cfg.mode == TrainMode::Head {
+                encoder = encoder.no_grad();
+            }
+            TaskModel {
+                encoder: Some(encoder),
+                head,
+                pooling: job.model.pooling,
+            }
+        };
+        let source = match &feature_sets {
+            Some(sets) => Source::Features {
+                train: &sets[0],
+                dev: &sets[1],
+                test: &sets[2],
+                train_rows: &train_rows,
+            },
+            None => Source::Tokens {
+                train: &train_encoded,
+                dev: &task.dev,
+                test: &task.test,
+                pad_id: task.pad_id,
+            },
+        };
+
+        // Protocol: T = epochs·⌈n/batch⌉ capped by max_steps, W = ⌊warmup·T⌋.
+        let n = train_rows.len();
+        let batch = train_cfg.batch_size.max(1);
+        let per_epoch = n.div_ceil(batch) as u64;
+        let mut total = train_cfg.epochs.saturating_mul(per_epoch);
+        if train_cfg.max_steps > 0 {
+            total = total.min(train_cfg.max_steps);
+        }
+        anyhow::ensure!(
+            total > 0,
+            "the schedule has no updates (epochs = {}, max_steps = {})",
+            train_cfg.epochs,
+            train_cfg.max_steps
+        );
+        let schedule = LinearWarmupDecay::new(train_cfg.lr, train_cfg.warmup, total);
+        let eval_every = if train_cfg.eval_every == 0 {
+            per_epoch
+        } else {
+            train_cfg.eval_every
+        };
+        progress(Progress::Start { total });
+
+        let start_model = model.clone();
+        let mut model = model;
+        let mut optim = adamw(&model, train_cfg.weight_decay);
+        let mut order = ChaCha8Rng::seed_from_u64(seeds.data_order);
+        let mut stopping = EarlyStopping::new(train_cfg.patience.max(1));
+        let mut best: Option<TaskModel> = None;
+        let mut loss_curve: Vec<(u64, f64)> = Vec::new();
+        let mut interval_loss = (0.0, 0u64);
+        let mut step = 0u64;
+        let loop_start = Instant::now();
+        'epochs: loop {
+            let mut rows: Vec<usize> = (0..n).collect();
+            rows.shuffle(&mut order);
+            for chunk in rows.chunks(batch) {
+                if step >= total {
+                    break 'epochs;
+                }
+                let labels: Vec<usize> = chunk.iter().map(|&i| train_encoded[i].label).collect();
+                let ctx = StepContext {
+                    start: &start_model,
+                    noise: &noise,
+                    step,
+                    device: &device,
+                };
+                let trained = method.training_model(&model, &ctx);
+                let fwd_model = trained.as_ref().unwrap_or(&model);
+                let (forward, input) = source.forward_train(fwd_model, chunk, &device);
+                let ce = cross_entropy(forward.head.logits.clone(), &labels, &device);
+                let view = StepView {
+                    model: fwd_model,
+                    forward: &forward,
+                    input: input.as_ref(),
+                    labels: &labels,
+                    classes,
+                    ctx: &ctx,
+                };
+                let mut loss = ce;
+                for (_, term) in method.loss_terms(&view) {
+                    loss = loss + term;
+                }
+                let loss_value = loss.clone().into_scalar::<f64>();
+                let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+                clip_global_norm(&model, &mut grads, train_cfg.grad_clip);
+                model = optim.step(schedule.lr(step), model, grads);
+                step += 1;
+                interval_loss = (interval_loss.0 + loss_value, interval_loss.1 + 1);
+                progress(Progress::Step {
+                    step,
+                    loss: loss_value,
+                });
+                if step % eval_every == 0 || step == total {
+                    let ctx = StepContext {
+                        start: &start_model,
+                        noise: &noise,
+                        step,
+                        device: &device,
+                    };
+                    let eval_model = method.eval_model(model.valid(), &ctx);
+                    let dev = source.score(&eval_model, Part::Dev, &task)?;
+                    loss_curve.push((step, interval_loss.0 / interval_loss.1.max(1) as f64));
+                    interval_loss = (0.0, 0);
+                    progress(Progress::Eval { step, dev });
+                    match stopping.observe(step, dev) {
+                        Verdict::Improved => best = Some(eval_model),
+                        Verdict::Continue => {}
+                        Verdict::Stop if step >= train_cfg.min_steps => break 'epochs,
+                        Verdict::Stop => {}
+                    }
+                }
+            }
+        }
+        stats.train_s = loop_start.elapsed().as_secs_f64();
+        stats.updates = step;
+
+        // The best-dev weights, scored once on test (the last weights if dev never scored).
+        let (best_step, dev_best) = stopping
+            .best()
+            .map_or((None, None), |(s, v)| (Some(s), Some(v)));
+        let final_model = match best {
+            Some(m) => m,
+            None => method.eval_model(
+                model.valid(),
+                &StepContext {
+                    start: &start_model,
+                    noise: &noise,
+                    step,
+                    device: &device,
+                },
+            ),
+        };
+        let metrics = source.metrics(&final_model, Part::Test, &task)?;
+
+        let mut record = RunRecord::for_spec(spec);
+        record.metrics = metrics;
+        record.dev_best = dev_best;
+        record.best_step = best_step;
+        record.steps = step;
+        record.wall_s = start.elapsed().as_secs_f64();
+        record.threads = rayon::current_num_threads();
+        record.seeds = Some(seeds);
+        record.split = Some(task.split_hash.clone());
+        record.details = serde_json::json!({
+            "dev_curve": stopping.curve,
+            "train_loss": loss_curve,
+            "train_rows": n,
+            "planned_steps": total,
+            "warmup_steps": schedule.warmup_steps,
+            "eval_every": eval_every,
+            "feature_cache": stats.feature_source,
+        });
+        Ok(TrainedRun {
+            record,
+            stats,
+            model: final_model,
+        })
+    }
+
+    /// The task's splits and tokenized rows, prepared once per process.
+    fn task(
+        &self,
+        job: &FinetuneJob,
+        model_dir: &Path,
+        name: &str,
+    ) -> anyhow::Result<Arc<PreparedTask>> {
+        let splits_dir = job
+            .data
+            .splits
+            .clone()
+            .or_else(|| Some(job.data.dir.join("splits")).filter(|d| d.is_dir()));
+        let key = format!(
+            "{}|{}|{}|{}|{:?}|{}",
+            model_dir.display(),
+            name,
+            job.model.max_len,
+            job.data.dir.display(),
+            splits_dir,
+            job.data.dev_fraction
+        );
+        if let Some(t) = self.tasks.lock().expect("task cache").get(&key) {
+            return Ok(t.clone());
+        }
+        let def = *task_def(name)?;
+        let data = def.load(&job.data.dir)?;
+        let resolved = resolve_split(&data, splits_dir.as_deref(), job.data.dev_fraction)?;
+        let config = EncoderConfig::from_dir(model_dir)?;
+        let tokenizer = TextEncoder::from_dir(model_dir, config.pad_id())?;
+        let encode = |rows: &[stab_data::Example], part: &str| {
+            encode_examples(&tokenizer, rows, job.model.max_len)
+                .with_context(|| format!("tokenizing {name} {part}"))
+        };
+        let splits = resolved.splits;
+        let prepared = Arc::new(PreparedTask {
+            def,
+            train: encode(&splits.train, "train")?,
+            dev: encode(&splits.dev, "dev")?,
+            test: encode(&splits.test, "test")?,
+            splits,
+            split_hash: resolved.hash,
+            pad_id: config.pad_id() as i64,
+            tokenizer,
+        });
+        self.tasks
+            .lock()
+            .expect("task cache")
+            .insert(key, prepared.clone());
+        Ok(prepared)
+    }
+
+    /// Hash of a model directory's config and weights (the feature cache key's model part).
+    fn model_hash(&self, dir: &Path) -> anyhow::Result<u64> {
+        if let Some(h) = self.model_hashes.lock().expect("hash cache").get(dir) {
+            return Ok(*h);
+        }
+        let mut bytes = std::fs::read(dir.join("config.json"))?;
+        bytes.extend(std::fs::read(stab_models::loader::weights_file(dir)?)?);
+        let h = stable_hash(&bytes);
+        self.model_hashes
+            .lock()
+            .expect("hash cache")
+            .insert(dir.to_path_buf(), h);
+        Ok(h)
+    }
+
+    /// Frozen eval-mode features of train, dev and test: from memory, from the disk
+    /// cache, or encoded now (and saved). Returns (sets, encode seconds, source).
+    fn frozen_features(
+        &self,
+        job: &FinetuneJob,
+        model_dir: &Path,
+        task: &PreparedTask,
+        device: &Device,
+    ) -> anyhow::Result<(Arc<Vec<FeatureSet>>, f64, &'static str)> {
+        let key_text = format!(
+            "features|v1|{:016x}|{}|{}|{}|{:?}|{:?}",
+            self.model_hash(model_dir)?,
+            task.def.name,
+            task.split_hash,
+            job.model.max_len,
+            job.model.pooling,
+            task.def.head
+        );
+        let key = stable_hash(key_text.as_bytes());
+        if let Some(sets) = self.features.lock().expect("feature cache").get(&key) {
+            return Ok((sets.clone(), 0.0, "memory"));
+        }
+        let path = features::cache_path(&self.out, key);
+        let expected = [task.train.len(), task.dev.len(), task.test.len()];
+        if let Some(sets) =
+            features::load(&path).filter(|s| s.iter().map(|f| f.rows()).eq(expected))
+        {
+            let sets = Arc::new(sets);
+            self.features
+                .lock()
+                .expect("feature cache")
+                .insert(key, sets.clone());
+            return Ok((sets, 0.0, "disk"));
+        }
+        let t0 = Instant::now();
+        let plain = device.clone().without_autodiff();
+        let (mut encoder, report) = load_encoder(model_dir, &plain)?;
+        if report.initialised.iter().any(|p| p.starts_with("pooler")) {
+            // The frozen random pooler of a checkpoint without one: fixed per task (seed 0),
+            // so every seed and method of the task reads the same features.
+            reinit_pooler(
+                &mut encoder,
+                derive_seed(0, &["frozen-pooler", task.def.name]),
+                &plain,
+            );
+        }
+        let sets: Vec<FeatureSet> = [&task.train, &task.dev, &task.test]
+            .iter()
+            .map(|rows| {
+                features::encode_features(&encoder, job.model.pooling, rows, task.pad_id, &plain)
+            })
+            .collect();
+        let encode_s = t0.elapsed().as_secs_f64();
+        if let Err(e) = features::save(&path, &sets) {
+            tracing_free_warn(&format!(
+                "could not write the feature cache {}: {e:#}",
+                path.display()
+            ));
+        }
+        let sets = Arc::new(sets);
+        self.features
+            .lock()
+            .expect("feature cache")
+            .insert(key, sets.clone());
+        Ok((sets, encode_s, "encoded"))
+    }
+}
+
+fn tracing_free_warn(msg: &str) {
+    eprintln!("warning: {msg}");
+}
+
+fn finetune_job(spec: &RunSpec) -> anyhow::Result<&FinetuneJob> {
+    match &spec.job {
+        RunJob::Finetune(j) => Ok(j),
+        RunJob::Synthetic(_) => {
+            anyhow::bail!("{} is a synthetic run, not a fine-tuning run", spec.run_id)
+        }
+    }
+}
+
+/// Replace a randomly initialised pooler (absent from the checkpoint) with N(0, 0.02²)
+/// weights and a zero bias drawn from `seed` (methods-spec §1.1).
+fn reinit_pooler(encoder: &mut stab_models::Encoder, seed: u64, device: &Device) {
+    let dense = &mut encoder.pooler.dense;
+    let [d_in, d_out] = dense.weight.dims();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let normal = Normal::new(0.0f32, 0.02).expect("valid std");
+    let w: Vec<f32> = (0..d_in * d_out).map(|_| normal.sample(&mut rng)).collect();
+    dense.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, [d_in, d_out]), device));
+    dense.bias = Some(Param::from_tensor(Tensor::zeros([d_out], device)));
+}
+
+/// Mean cross-entropy over the batch and the H output layers of logits `[H, B, C]`.
+pub fn cross_entropy(logits: Tensor<3>, labels: &[usize], device: &Device) -> Tensor<1> {
+    let [h, b, _] = logits.dims();
+    let idx: Vec<i64> = (0..h)
+        .flat_map(|_| labels.iter().map(|&l| l as i64))
+        .collect();
+    let idx = Tensor::<3, Int>::from_data(TensorData::new(idx, [h, b, 1]), device);
+    log_softmax(logits, 2)
+        .gather(2, idx)
+        .mean()
+        .neg()
+        .reshape([1])
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Dev,
+    Test,
+}
+
+/// Where a run's examples come from: token rows (the encoder runs) or cached features.
+enum Source<'a> {
+    Tokens {
+        train: &'a [EncodedRow],
+        dev: &'a [EncodedRow],
+        test: &'a [EncodedRow],
+        pad_id: i64,
+    },
+    Features {
+        train: &'a FeatureSet,
+        dev: &'a FeatureSet,
+        test: &'a FeatureSet,
+        train_rows: &'a [usize],
+    },
+}
+
+impl Source<'_> {
+    fn forward_train(
+        &self,
+        model: &TaskModel,
+        rows: &[usize],
+        device: &Device,
+    ) -> (Forward, Option<TokenInput>) {
+        match self {
+            Source::Tokens { train, pad_id, .. } => {
+                let refs: Vec<&EncodedRow> = rows.iter().map(|&i| &train[i]).collect();
+                let input = TokenInput::new(&refs, *pad_id, None);
+                (model.forward_tokens(&input, device), Some(input))
+            }
+            Source::Features {
+                train, train_rows, ..
+            } => {
+                let idx: Vec<usize> = rows.iter().map(|&i| train_rows[i]).collect();
+                (model.forward_features(train.batch(&idx, device)), None)
+            }
+        }
+    }
+
+    /// Predicted label ids of every row of a part (eval mode, batches of 32).
+    fn predict(&self, model: &TaskModel, part: Part) -> Vec<usize> {
+        let mut out = Vec::new();
+        match self {
+            Source::Tokens {
+                dev, test, pad_id, ..
+            } => {
+                let rows = if part == Part::Dev { dev } else { test };
+                let device = model.head.out_layers().weight.val().device();
+                out = vec![0; rows.len()];
+                for chunk in features::by_length(rows).chunks(EVAL_BATCH) {
+                    let refs: Vec<&EncodedRow> = chunk.iter().map(|&i| &rows[i]).collect();
+                    let input = TokenInput::new(&refs, *pad_id, None);
+                    for (&i, p) in chunk.iter().zip(argmax(
+                        model.forward_tokens(&input, &device).head.mean_logits(),
+                    )) {
+                        out[i] = p;
+                    }
+                }
+            }
+            Source::Features { dev, test, .. } => {
+                let set = if part == Part::Dev { dev } else { test };
+                let device = model.head.out_layers().weight.val().device();
+                let all: Vec<usize> = (0..set.rows()).collect();
+                for chunk in all.chunks(256) {
+                    out.extend(argmax(
+                        model
+                            .forward_features(set.batch(chunk, &device))
+                            .head
+                            .mean_logits(),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every metric of the task on a part.
+    fn metrics(
+        &self,
+        model: &TaskModel,
+        part: Part,
+        task: &PreparedTask,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+        let rows = if part == Part::Dev {
+            &task.dev
+        } else {
+            &task.test
+        };
+        let pred = self.predict(model, part);
+        let gold: Vec<usize> = rows.iter().map(|r| r.label).collect();
+        let questions: Option<Vec<u64>> = rows.iter().map(|r| r.question).collect();
+        let metric = PrimaryMetric::parse(task.def.metric)
+            .with_context(|| format!("unknown metric {}", task.def.metric))?;
+        Ok(metric.evaluate(&pred, &gold, task.def.labels.len(), questions.as_deref()))
+    }
+
+    /// The primary metric on a part.
+    fn score(&self, model: &TaskModel, part: Part, task: &PreparedTask) -> anyhow::Result<f64> {
+        Ok(self.metrics(model, part, task)?["primary"])
+    }
+}
+
+fn argmax(logits: Tensor<2>) -> Vec<usize> {
+    let [b, _] = logits.dims();
+    let ids = logits.argmax(1).reshape([b]);
+    ids.into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .expect("int ids")
+        .into_iter()
+        .map(|v| v as usize)
+        .collect()
+}

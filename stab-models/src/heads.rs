@@ -1,0 +1,320 @@
+//! The jiant task heads (methods-spec §1.2), with H output layers so that the
+//! multi-head loss (§2.5) is a head of this shape and not a special case.
+//!
+//! * Classification: `x = dropout(p); e = tanh(W1 x + b1); logits = W2 dropout(e) + b2`.
+//! * Span comparison (WSC, WiC): a self-attentive extractor per span (one shared scorer
+//!   `a_t = wᵀh_t + c`, softmax over the span's tokens, weighted sum), the two span vectors
+//!   concatenated to `e` (2d), then `logits = W dropout(e) + b`.
+//!
+//! Every head returns `e`, the features entering the final linear layer before its
+//! dropout (what MMR regularises, §2.4), and logits `[H, B, C]`, one slice per output
+//! layer. Every layer starts from PyTorch's `nn.Linear` default U(−1/√fan_in, 1/√fan_in)
+//! for weight and bias, drawn on the host from the run's head-init stream so that a run's
+//! initialisation never depends on another run or on the backend's global RNG.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::{softmax, tanh};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::dropout::{FastDropout, NoiseStream};
+
+/// H independent linear layers d_in → d_out: weight `[H, d_in, d_out]`, bias `[H, 1, d_out]`.
+#[derive(Module, Debug)]
+pub struct OutputLayers {
+    pub weight: Param<Tensor<3>>,
+    pub bias: Param<Tensor<3>>,
+}
+
+impl OutputLayers {
+    /// H layers, each with nn.Linear's default init, drawn in order (layer 0's weight,
+    /// layer 0's bias, layer 1's weight, …) from `rng`.
+    pub fn new(
+        heads: usize,
+        d_in: usize,
+        d_out: usize,
+        rng: &mut ChaCha8Rng,
+        device: &Device,
+    ) -> Self {
+        let bound = 1.0 / (d_in as f64).sqrt();
+        let mut w = Vec::with_capacity(heads * d_in * d_out);
+        let mut b = Vec::with_capacity(heads * d_out);
+        for _ in 0..heads {
+            // PyTorch draws the weight as [out, in]; store it transposed as burn's [in, out].
+            let mut torch = vec![0f32; d_out * d_in];
+            for v in &mut torch {
+                *v = rng.random_range(-bound..bound) as f32;
+            }
+            for i in 0..d_in {
+                for o in 0..d_out {
+                    w.push(torch[o * d_in + i]);
+                }
+            }
+            for _ in 0..d_out {
+                b.push(rng.random_range(-bound..bound) as f32);
+            }
+        }
+        Self {
+            weight: Param::from_tensor(Tensor::from_data(
+                TensorData::new(w, [heads, d_in, d_out]),
+                device,
+            )),
+            bias: Param::from_tensor(Tensor::from_data(
+                TensorData::new(b, [heads, 1, d_out]),
+                device,
+            )),
+        }
+    }
+
+    /// Number of layers H.
+    pub fn heads(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    /// `x` is `[H, B, d_in]`, or `[1, B, d_in]` shared by every layer; returns `[H, B, d_out]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = self.heads();
+        let [hx, b, d] = x.dims();
+        let x = if hx == 1 && h > 1 {
+            x.expand([h, b, d])
+        } else {
+            x
+        };
+        x.matmul(self.weight.val()) + self.bias.val()
+    }
+
+    /// One layer holding the mean weights and bias: its output equals the mean of the H
+    /// layers' outputs (the MHLoss predictor is one linear model, paper §3.2).
+    pub fn averaged(&self) -> OutputLayers {
+        OutputLayers {
+            weight: Param::from_tensor(self.weight.val().mean_dim(0)),
+            bias: Param::from_tensor(self.bias.val().mean_dim(0)),
+        }
+    }
+}
+
+/// What a head reads from the encoder.
+#[derive(Debug, Clone)]
+pub enum HeadInput {
+    /// A pooled vector per example `[B, d]` (classification).
+    Pooled(Tensor<2>),
+    /// The two spans' token vectors `[B, 2, S, d]`, padded to S tokens, with an additive
+    /// mask `[B, 2, S]` (0 on span tokens, a large negative number on padding).
+    Spans { tokens: Tensor<4>, mask: Tensor<3> },
+}
+
+/// A head's forward pass.
+#[derive(Debug, Clone)]
+pub struct HeadOutput {
+    /// Features entering the final linear layer, before its dropout: `[H', B, e]` with
+    /// H' = 1 unless the whole head is replicated.
+    pub features: Tensor<3>,
+    /// Logits of every output layer `[H, B, C]`.
+    pub logits: Tensor<3>,
+}
+
+impl HeadOutput {
+    /// The prediction's logits: the mean over output layers `[B, C]`.
+    pub fn mean_logits(&self) -> Tensor<2> {
+        self.logits.clone().mean_dim(0).squeeze_dim::<2>(0)
+    }
+}
+
+/// The classification head: dropout → dense + tanh → dropout → out.
+#[derive(Module, Debug)]
+pub struct ClassificationHead {
+    pub dense: OutputLayers,
+    pub out: OutputLayers,
+    pub dropout: FastDropout,
+}
+
+/// The span-comparison head: self-attentive span extractor → concat → dropout → out.
+#[derive(Module, Debug)]
+pub struct SpanComparisonHead {
+    pub scorer: OutputLayers,
+    pub out: OutputLayers,
+    pub dropout: FastDropout,
+}
+
+/// A task's head.
+#[derive(Module, Debug)]
+pub enum TaskHead {
+    Classification(ClassificationHead),
+    Span(SpanComparisonHead),
+}
+
+/// How many copies of the head's layers: `out_layers` final layers, and whether the
+/// dense layer is replicated with them (MHLoss `replicate = "head"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadShape {
+    pub out_layers: usize,
+    pub replicate_dense: bool,
+}
+
+impl Default for HeadShape {
+    fn default() -> Self {
+        Self {
+            out_layers: 1,
+            replicate_dense: false,
+        }
+    }
+}
+
+impl TaskHead {
+    /// A fresh classification head for `hidden`-dim pooled vectors and `classes` labels.
+    pub fn classification(
+        hidden: usize,
+        classes: usize,
+        dropout: f64,
+        shape: HeadShape,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let dense_layers = if shape.replicate_dense {
+            shape.out_layers
+        } else {
+            1
+        };
+        let dense = OutputLayers::new(dense_layers, hidden, hidden, &mut rng, device);
+        let out = OutputLayers::new(shape.out_layers, hidden, classes, &mut rng, device);
+        TaskHead::Classification(ClassificationHead {
+            dense,
+            out,
+            dropout: FastDropout::new(dropout),
+        })
+    }
+
+    /// A fresh span-comparison head (two spans of `hidden`-dim tokens, 2 labels).
+    pub fn span(
+        hidden: usize,
+        classes: usize,
+        dropout: f64,
+        shape: HeadShape,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let scorer = OutputLayers::new(1, hidden, 1, &mut rng, device);
+        let out = OutputLayers::new(shape.out_layers, 2 * hidden, classes, &mut rng, device);
+        TaskHead::Span(SpanComparisonHead {
+            scorer,
+            out,
+            dropout: FastDropout::new(dropout),
+        })
+    }
+
+    /// Give the head's dropout the run's noise stream.
+    pub fn set_noise(&mut self, stream: &NoiseStream) {
+        match self {
+            TaskHead::Classification(h) => h.dropout.stream = stream.clone(),
+            TaskHead::Span(h) => h.dropout.stream = stream.clone(),
+        }
+    }
+
+    /// The final output layers.
+    pub fn out_layers(&self) -> &OutputLayers {
+        match self {
+            TaskHead::Classification(h) => &h.out,
+            TaskHead::Span(h) => &h.out,
+        }
+    }
+
+    pub fn forward(&self, input: HeadInput) -> HeadOutput {
+        match (self, input) {
+            (TaskHead::Classification(h), HeadInput::Pooled(p)) => {
+                let x = h.dropout.forward(p).unsqueeze_dim::<3>(0);
+                let features = tanh(h.dense.forward(x));
+                let logits = h.out.forward(h.dropout.forward(features.clone()));
+                HeadOutput { features, logits }
+            }
+            (TaskHead::Span(h), HeadInput::Spans { tokens, mask }) => {
+                let [b, two, s, d] = tokens.dims();
+                let scores = h
+                    .scorer
+                    .forward(tokens.clone().reshape([1, b * two * s, d]))
+                    .reshape([b, two, s])
+                    + mask;
+                let weights = softmax(scores, 2).reshape([b, two, s, 1]);
+                let spans = (tokens * weights).sum_dim(2).reshape([1, b, two * d]);
+                let logits = h.out.forward(h.dropout.forward(spans.clone()));
+                HeadOutput {
+                    features: spans,
+                    logits,
+                }
+            }
+            (TaskHead::Classification(_), HeadInput::Spans { .. }) => {
+                panic!("a classification head reads pooled vectors")
+            }
+            (TaskHead::Span(_), HeadInput::Pooled(_)) => panic!("a span head reads span tokens"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vec3(t: Tensor<3>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec().unwrap()
+    }
+
+    #[test]
+    fn averaged_logits_equal_one_layer_with_mean_weights() {
+        let dev = Device::flex();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let layers = OutputLayers::new(7, 5, 3, &mut rng, &dev);
+        let x = Tensor::<3>::random(
+            [1, 4, 5],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &dev,
+        );
+        let mean = vec3(layers.forward(x.clone()).mean_dim(0));
+        let single = vec3(layers.averaged().forward(x));
+        for (a, b) in mean.iter().zip(&single) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn init_is_pytorch_default_and_seeded() {
+        let dev = Device::flex();
+        let a = OutputLayers::new(2, 100, 3, &mut ChaCha8Rng::seed_from_u64(5), &dev);
+        let b = OutputLayers::new(2, 100, 3, &mut ChaCha8Rng::seed_from_u64(5), &dev);
+        let w = vec3(a.weight.val());
+        assert_eq!(w, vec3(b.weight.val()));
+        assert!(w.iter().all(|v| v.abs() <= 0.1));
+        assert!(w.iter().any(|v| v.abs() > 0.09), "fills the interval");
+        // The first layer of an H-layer stack is the layer a single-layer head draws.
+        let one = OutputLayers::new(1, 100, 3, &mut ChaCha8Rng::seed_from_u64(5), &dev);
+        assert_eq!(vec3(one.weight.val()), w[..300].to_vec());
+    }
+
+    #[test]
+    fn span_head_attends_within_the_span_only() {
+        let dev = Device::flex();
+        let head = TaskHead::span(4, 2, 0.1, HeadShape::default(), 3, &dev);
+        let tokens = Tensor::<4>::random(
+            [2, 2, 3, 4],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &dev,
+        );
+        // Second example: only the first token of each span is real.
+        let mut m = vec![0f32; 12];
+        for k in [7, 8, 10, 11] {
+            m[k] = -1e9;
+        }
+        let mask = Tensor::<3>::from_data(TensorData::new(m, [2, 2, 3]), &dev);
+        let out = head.forward(HeadInput::Spans {
+            tokens: tokens.clone(),
+            mask,
+        });
+        let f = vec3(out.features);
+        let t = vec3(tokens.reshape([1, 24, 4]));
+        // Example 1's span vectors are exactly its first tokens.
+        assert!((0..4).all(|k| (f[8 + k] - t[12 + k]).abs() < 1e-6));
+        assert!((0..4).all(|k| (f[12 + k] - t[18 + k]).abs() < 1e-6));
+        assert_eq!(out.logits.dims(), [1, 2, 2]);
+    }
+}
