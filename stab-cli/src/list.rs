@@ -22,7 +22,13 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
     if all || matches!(args.what, Some(What::Methods)) {
         println!("methods ([[methods]] name = ...):");
         for m in registry::methods() {
-            println!("  {:<10} {}", m.name, m.summary);
+            let defaults =
+                stab_core::params::resolve_params(m.name, m.params, &toml::Table::new())?;
+            let state = match (m.build)(&defaults) {
+                Ok(_) => String::new(),
+                Err(why) => format!(" [not runnable in this build: {why}]"),
+            };
+            println!("  {:<10} {}{state}", m.name, m.summary);
             for p in m.params {
                 println!(
                     "      {:<15} = {:<10} {} — {}",

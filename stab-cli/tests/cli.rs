@@ -431,7 +431,7 @@ fn finetune_recipe_is_validated_and_planned() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `rte`"));
-    // No engine yet: `run` refuses clearly, writes nothing.
+    // The model directory does not exist: one exit-2 error before anything is written.
     let out = stab()
         .args([
             "run",
@@ -443,6 +443,100 @@ fn finetune_recipe_is_validated_and_planned() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(!tmp.path().join("o").exists());
+}
+
+#[test]
+fn synthetic_run_ids_are_pinned() {
+    // Run ids hash the run's resolved settings; these were produced before RunSpec became
+    // a sum type and must never change (finished runs would be re-run on resume).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let plan = String::from_utf8(
+        run_ok(&[
+            "plan",
+            root.join("recipes/quickstart.toml").to_str().unwrap(),
+        ])
+        .stdout,
+    )
+    .unwrap();
+    for id in [
+        "heads-1-78e50cf1f9da90dc",
+        "heads-5-52223c553b06b8a7",
+        "heads-20-5ed93b30b16962d8",
+    ] {
+        assert!(plan.contains(id), "{id} missing from\n{plan}");
+    }
+}
+
+fn tiny_recipe(tmp: &Path, extra_data: &str) -> PathBuf {
+    let shared = stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR")));
+    write(
+        tmp,
+        "tiny.toml",
+        &format!(
+            "name = \"tiny\"\n[model]\npath = \"{}\"\nmax_len = 64\n[data]\ndir = \"{}\"\ntasks = [\"cb\"]\n{extra_data}[train]\nmax_steps = 2\nbatch_size = 8\nseeds = 2\n[[methods]]\nname = \"finetune\"\n[[methods]]\nname = \"mmr\"\n[sweep]\n\"train.mode\" = [\"head\", \"full\"]\n",
+            shared.join("fixtures/tiny-bert").display(),
+            shared.join("data").display()
+        ),
+    )
+}
+
+#[test]
+fn finetune_runs_record_resume_and_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = tiny_recipe(tmp.path(), "");
+    let out_dir = tmp.path().join("out");
+    let out = out_dir.to_str().unwrap();
+    run_ok(&["run", recipe.to_str().unwrap(), "--out", out]);
+    let recs = records(&out_dir);
+    assert_eq!(recs.len(), 8, "2 methods × 2 modes × 2 seeds");
+    for r in &recs {
+        assert_eq!(r["kind"], "finetune");
+        assert_eq!(r["steps"], 2);
+        assert!(r["split"].as_str().unwrap().starts_with("file:"), "{r}");
+        assert!(r["seeds"]["head_init"].is_u64() && r["seeds"]["data_order"].is_u64());
+        assert!(r["metrics"]["primary"].as_f64().unwrap().is_finite());
+        assert!(r["details"]["dev_curve"].as_array().unwrap().len() == 1);
+    }
+    // Resume: nothing runs again.
+    run_ok(&["run", recipe.to_str().unwrap(), "--out", out]);
+    assert_eq!(records(&out_dir).len(), 8);
+    let table = String::from_utf8(run_ok(&["report", out]).stdout).unwrap();
+    assert!(
+        table.contains("mmr train.mode=\"full\"") && table.contains("cb"),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_split_file_that_does_not_fit_is_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let splits = tmp.path().join("splits");
+    std::fs::create_dir(&splits).unwrap();
+    write(
+        &splits,
+        "cb.json",
+        "{\"train_rows\": 225, \"dev_rows\": 25, \"dev\": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 999]}",
+    );
+    let recipe = tiny_recipe(tmp.path(), &format!("splits = \"{}\"\n", splits.display()));
+    let out = stab()
+        .args([
+            "run",
+            recipe.to_str().unwrap(),
+            "--out",
+            tmp.path().join("o").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cb.json") && err.contains("dev row 999 is out of range"),
+        "{err}"
+    );
+    assert!(
+        !tmp.path().join("o").exists(),
+        "nothing written for bad input"
+    );
 }
 
 #[test]
@@ -462,6 +556,28 @@ fn data_check_prints_counts_and_fails_clearly() {
     assert_eq!(
         v["splits"],
         serde_json::json!({"train": 225, "dev": 25, "test": 56})
+    );
+    assert!(
+        v["split"]["source"]
+            .as_str()
+            .unwrap()
+            .contains("fixed split file"),
+        "{v}"
+    );
+    // MRPC with the author's split: 374 dev rows, as in the paper.
+    let out = run_ok(&[
+        "data",
+        "check",
+        "--task",
+        "mrpc",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["splits"],
+        serde_json::json!({"train": 3294, "dev": 374, "test": 408})
     );
     assert_eq!(
         v["labels"]["test"],

@@ -109,10 +109,14 @@ pub struct EncodedRow {
     pub spans: Vec<(usize, usize)>,
     pub label: usize,
     pub question: Option<u64>,
+    /// A span lay (partly) beyond `max_len` and was clipped to the last token of its text.
+    pub clipped: bool,
 }
 
 /// Tokenize every row (in chunks of 256, each padded to its own longest row, then
-/// stripped of padding) and project the spans of span-comparison tasks.
+/// stripped of padding) and project the spans of span-comparison tasks. A span that
+/// truncation cut away is clipped to the last kept token of its text (or the last real
+/// token), and the row is marked `clipped`, so no row is silently lost from a split.
 pub fn encode_examples(
     tok: &TextEncoder,
     rows: &[Example],
@@ -121,23 +125,33 @@ pub fn encode_examples(
     let pad = tok.tokenizer().id_to_token(tok.pad_id).unwrap_or_default();
     let sep = separator_for(&pad);
     let mut out = Vec::with_capacity(rows.len());
-    for (c, chunk) in rows.chunks(256).enumerate() {
+    for chunk in rows.chunks(256) {
         let batch = encode_rows(tok, chunk, max_len)?;
         let lengths = batch.lengths();
         for (r, e) in chunk.iter().enumerate() {
             let n = lengths[r];
             let (_, char_spans) = model_input(e, sep);
+            let mut clipped = false;
             let spans = char_spans
                 .iter()
-                .map(|&(seq, a, b)| project_span(&batch, r, seq, a, b))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|err| anyhow::anyhow!("row {}: {err}", c * 256 + r))?;
+                .map(|&(seq, a, b)| {
+                    project_span(&batch, r, seq, a, b).unwrap_or_else(|_| {
+                        clipped = true;
+                        let last = (0..n)
+                            .rev()
+                            .find(|&k| batch.sequence_ids[r].get(k).copied().flatten() == Some(seq))
+                            .unwrap_or(n.saturating_sub(2));
+                        (last, last)
+                    })
+                })
+                .collect::<Vec<_>>();
             out.push(EncodedRow {
                 input_ids: batch.row(&batch.input_ids, r)[..n].to_vec(),
                 token_type_ids: batch.row(&batch.token_type_ids, r)[..n].to_vec(),
                 spans,
                 label: e.label,
                 question: e.question,
+                clipped,
             });
         }
     }

@@ -153,8 +153,9 @@ pub fn by_length(rows: &[EncodedRow]) -> Vec<usize> {
 
 const MAGIC: &[u8; 8] = b"STABFT01";
 
-/// Save feature sets atomically (unique temporary name, then rename).
-pub fn save(path: &Path, sets: &[FeatureSet]) -> anyhow::Result<()> {
+/// Save feature sets atomically (unique temporary name, then rename), with a JSON
+/// sidecar (`.json`) describing what they are (splits train, dev, test, and the key).
+pub fn save(path: &Path, sets: &[FeatureSet], description: &str) -> anyhow::Result<()> {
     let dir = path.parent().context("cache path has a parent")?;
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
@@ -195,6 +196,8 @@ pub fn save(path: &Path, sets: &[FeatureSet]) -> anyhow::Result<()> {
     }
     f.into_inner()?.sync_all()?;
     std::fs::rename(&tmp, path)?;
+    let sidecar = serde_json::json!({"key": description, "splits": ["train", "dev", "test"], "rows": sets.iter().map(FeatureSet::rows).collect::<Vec<_>>()});
+    std::fs::write(path.with_extension("json"), sidecar.to_string() + "\n")?;
     Ok(())
 }
 
@@ -270,7 +273,7 @@ mod tests {
                 lengths: vec![1, 2, 2, 1],
             },
         ];
-        save(&p, &sets).unwrap();
+        save(&p, &sets, "test").unwrap();
         assert_eq!(load(&p).unwrap(), sets);
         let mut bytes = std::fs::read(&p).unwrap();
         bytes.truncate(bytes.len() - 3);

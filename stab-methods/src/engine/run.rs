@@ -82,8 +82,10 @@ pub struct RunStats {
     pub encode_s: f64,
     /// Where the features came from: "memory", "disk", "encoded", or "" (no cache).
     pub feature_source: &'static str,
-    /// Seconds in the training loop proper (updates and evaluations).
+    /// Seconds in the training loop (updates and evaluations).
     pub train_s: f64,
+    /// Of which, seconds in dev evaluations.
+    pub eval_s: f64,
     pub updates: u64,
 }
 
@@ -337,6 +339,7 @@ impl Engine {
                     loss: loss_value,
                 });
                 if step % eval_every == 0 || step == total {
+                    let eval_start = Instant::now();
                     let ctx = StepContext {
                         start: &start_model,
                         noise: &noise,
@@ -348,6 +351,7 @@ impl Engine {
                     loss_curve.push((step, interval_loss.0 / interval_loss.1.max(1) as f64));
                     interval_loss = (0.0, 0);
                     progress(Progress::Eval { step, dev });
+                    stats.eval_s += eval_start.elapsed().as_secs_f64();
                     match stopping.observe(step, dev) {
                         Verdict::Improved => best = Some(eval_model),
                         Verdict::Continue => {}
@@ -395,6 +399,8 @@ impl Engine {
             "warmup_steps": schedule.warmup_steps,
             "eval_every": eval_every,
             "feature_cache": stats.feature_source,
+            "clipped_span_rows": task.train.iter().chain(&task.dev).chain(&task.test).filter(|r| r.clipped).count(),
+            "seconds": {"encode": stats.encode_s, "train_loop": stats.train_s, "eval": stats.eval_s},
         });
         Ok(TrainedRun {
             record,
@@ -522,7 +528,7 @@ impl Engine {
             })
             .collect();
         let encode_s = t0.elapsed().as_secs_f64();
-        if let Err(e) = features::save(&path, &sets) {
+        if let Err(e) = features::save(&path, &sets, &key_text) {
             tracing_free_warn(&format!(
                 "could not write the feature cache {}: {e:#}",
                 path.display()
