@@ -574,9 +574,9 @@ fn data_check_prints_counts_and_fails_clearly() {
         data.to_str().unwrap(),
         "--json",
     ]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        v["splits"],
+        m["splits"],
         serde_json::json!({"train": 3294, "dev": 374, "test": 408})
     );
     assert_eq!(
