@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../../testsupport/assets.rs"]
+mod assets;
+
 fn stab() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_stab"));
     c.env("STAB_LOG", "warn");
@@ -468,7 +471,7 @@ fn synthetic_run_ids_are_pinned() {
 }
 
 fn tiny_recipe(tmp: &Path, extra_data: &str) -> PathBuf {
-    let shared = stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR")));
+    let shared = assets::root().join("testdata");
     write(
         tmp,
         "tiny.toml",
@@ -515,7 +518,7 @@ fn a_split_file_that_does_not_fit_is_exit_2() {
     write(
         &splits,
         "cb.json",
-        "{\"train_rows\": 225, \"dev_rows\": 25, \"dev\": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 999]}",
+        "{\"train_rows\": 140, \"dev_rows\": 20, \"dev\": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 999]}",
     );
     let recipe = tiny_recipe(tmp.path(), &format!("splits = \"{}\"\n", splits.display()));
     let out = stab()
@@ -541,7 +544,9 @@ fn a_split_file_that_does_not_fit_is_exit_2() {
 
 #[test]
 fn data_check_prints_counts_and_fails_clearly() {
-    let data = stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR"))).join("data");
+    let Some(data) = assets::full_data("data_check_prints_counts_and_fails_clearly") else {
+        return;
+    };
     let out = run_ok(&[
         "data",
         "check",

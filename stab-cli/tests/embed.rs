@@ -1,12 +1,16 @@
 //! `stab embed` reproduces the golden PyTorch outputs and reports bad inputs clearly.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
+#[path = "../../testsupport/assets.rs"]
+mod assets;
+
+/// `testdata/`: the fixtures and the sliced task files, laid out like `shared/`.
 fn shared() -> PathBuf {
-    stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+    assets::root().join("testdata")
 }
 
 fn stab() -> Command {

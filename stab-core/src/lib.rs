@@ -11,10 +11,8 @@
 //! * [`study`] — the trait a synthetic study plugin implements ([`SyntheticStudy`]).
 //! * [`seed`] — stable hashing and seed derivation ([`stable_hash`], [`derive_seed`]).
 //! * [`error`] — [`InputError`], the "bad input" error class (exit code 2).
-//! * [`assets`] — where the shared test fixtures and task data are ([`assets::shared_dir`]).
 //! * [`suggest`] — did-you-mean lookups ([`nearest`]).
 
-pub mod assets;
 pub mod error;
 pub mod params;
 pub mod plan;

@@ -2,14 +2,18 @@
 //! BPE (tiny-roberta) tokenizer: the tokens of each projected span spell exactly the span's
 //! text (after the tokenizer's own normalisation), plus hand-checked token indices.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use stab_data::encode::{model_input, project_span, separator_for};
 use stab_data::task_def;
 use stab_models::{EncoderConfig, TextEncoder};
 
+#[path = "../../testsupport/assets.rs"]
+mod assets;
+
+/// `testdata/`: the fixtures and the sliced task files, laid out like `shared/`.
 fn shared() -> PathBuf {
-    stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+    assets::root().join("testdata")
 }
 
 fn tokenizer(name: &str) -> TextEncoder {

@@ -11,8 +11,12 @@ use stab_core::{Plan, Recipe, RunRecord, RunSpec};
 use stab_methods as _;
 use stab_methods::engine::{Engine, Progress};
 
+#[path = "../../testsupport/assets.rs"]
+mod assets;
+
+/// `testdata/`: the fixtures and the sliced task files, laid out like `shared/`.
 fn shared() -> PathBuf {
-    stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+    assets::root().join("testdata")
 }
 
 fn specs(body: &str) -> Vec<RunSpec> {
@@ -60,7 +64,7 @@ fn every_task_in_both_modes_trains_a_few_steps() {
     let eng = engine(dir.path());
     for mode in ["full", "head"] {
         let runs = specs(&format!(
-            "tasks = {tasks:?}\ntrain_fraction = 0.05\n[train]\nmode = \"{mode}\"\nbatch_size = 8\nmax_steps = 3\nseeds = 1\nlr = 1e-3\n[[methods]]\nname = \"finetune\"\n"
+            "tasks = {tasks:?}\ntrain_fraction = 0.5\n[train]\nmode = \"{mode}\"\nbatch_size = 8\nmax_steps = 3\nseeds = 1\nlr = 1e-3\n[[methods]]\nname = \"finetune\"\n"
         ));
         assert_eq!(runs.len(), tasks.len());
         for spec in &runs {
@@ -112,7 +116,7 @@ fn loss_falls_on_cb_and_rte() {
         let runs = specs_with_model(
             pooling,
             &format!(
-                "tasks = [\"cb\", \"rte\"]\ntrain_fraction = 0.05\n[train]\nmode = \"{mode}\"\nbatch_size = 8\nepochs = {epochs}\nlr = {lr}\nwarmup = 0.0\npatience = 100\nseeds = 1\n[[methods]]\nname = \"finetune\"\n"
+                "tasks = [\"cb\", \"rte\"]\n[train]\nmode = \"{mode}\"\nbatch_size = 8\nepochs = {epochs}\nlr = {lr}\nwarmup = 0.0\npatience = 100\nseeds = 1\n[[methods]]\nname = \"finetune\"\n"
             ),
         );
         for spec in &runs {

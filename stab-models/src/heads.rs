@@ -311,10 +311,11 @@ mod tests {
             mask,
         });
         let f = vec3(out.features);
-        let t = vec3(tokens.reshape([1, 24, 4]));
-        // Example 1's span vectors are exactly its first tokens.
-        assert!((0..4).all(|k| (f[8 + k] - t[12 + k]).abs() < 1e-6));
-        assert!((0..4).all(|k| (f[12 + k] - t[18 + k]).abs() < 1e-6));
+        let t = vec3(tokens.reshape([1, 12, 4]));
+        // Example 1's span vectors are exactly the first token of each of its spans
+        // (token rows 1·6 + 0·3 and 1·6 + 1·3 of the flattened [B·2·S, d]).
+        assert!((0..4).all(|k| (f[8 + k] - t[24 + k]).abs() < 1e-6));
+        assert!((0..4).all(|k| (f[12 + k] - t[36 + k]).abs() < 1e-6));
         assert_eq!(out.logits.dims(), [1, 2, 2]);
     }
 }

