@@ -50,7 +50,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<Done> {
         Some(s) => plan.shard(s.index, s.count),
         None => plan.runs.iter().collect(),
     };
-    let finished = ResultsStore::read_dir(&out)?.finished();
+    let contents = ResultsStore::read_dir(&out)?;
+    if !contents.skipped.is_empty() {
+        tracing::warn!(
+            "{} store line(s) skipped (torn, not UTF-8 or not a record); their runs count as unfinished. First: {}",
+            contents.skipped.len(),
+            contents.skipped[0]
+        );
+    }
+    let finished = contents.finished();
     let pending: Vec<&RunSpec> = mine
         .iter()
         .copied()
@@ -70,7 +78,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Done> {
         return Ok(Done::Ok);
     }
     if recipe.kind() == RecipeKind::Finetune {
-        return run_finetune(&pending, &out, shard, device, threads);
+        return run_finetune(&pending, &out, shard, device, threads, args.fresh);
     }
     let mut store = ResultsStore::open(&out, shard)?;
     let total: u64 = pending
@@ -86,6 +94,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Done> {
     );
     let mut failed = 0;
     for (k, spec) in pending.iter().enumerate() {
+        let Some(_claim) = claim(&store, &out, spec, args.fresh)? else {
+            bar.inc(spec.synthetic().map_or(1, |s| s.datasets as u64));
+            continue;
+        };
         bar.set_message(format!("run {}/{}: {}", k + 1, pending.len(), spec.run_id));
         match execute(spec, &mut store, &bar, threads) {
             Ok(record) => bar.suspend(|| {
@@ -163,6 +175,7 @@ fn run_finetune(
     shard: Option<Shard>,
     device: burn::tensor::Device,
     threads: usize,
+    fresh: bool,
 ) -> anyhow::Result<Done> {
     let engine = stab_methods::Engine::new(device, out);
     let mut checked = std::collections::HashSet::new();
@@ -187,6 +200,9 @@ fn run_finetune(
     );
     let mut failed = 0;
     for (k, spec) in pending.iter().enumerate() {
+        let Some(_claim) = claim(&store, out, spec, fresh)? else {
+            continue;
+        };
         let head = format!("run {}/{} {}", k + 1, pending.len(), spec.run_id);
         bar.set_message(head.clone());
         let last_dev = std::sync::Mutex::new(f64::NAN);
@@ -237,4 +253,27 @@ fn run_finetune(
     } else {
         Done::Ok
     })
+}
+
+/// Claim a run for this process (see `ResultsStore::claim`), then make sure no other
+/// process finished it meanwhile. `None`: skip it (running or done elsewhere).
+fn claim(
+    store: &ResultsStore,
+    out: &std::path::Path,
+    spec: &RunSpec,
+    fresh: bool,
+) -> anyhow::Result<Option<stab_core::RunClaim>> {
+    let Some(claim) = store.claim(&spec.run_id)? else {
+        tracing::info!("{} is running in another process; skipped", spec.run_id);
+        return Ok(None);
+    };
+    if !fresh
+        && ResultsStore::read_dir(out)?
+            .finished()
+            .contains(&spec.run_id)
+    {
+        tracing::info!("{} was finished by another process; skipped", spec.run_id);
+        return Ok(None);
+    }
+    Ok(Some(claim))
 }

@@ -638,3 +638,44 @@ fn every_task_metric_is_a_known_primary_metric() {
         );
     }
 }
+
+#[test]
+fn two_processes_on_one_store_run_each_run_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 12 margin values, each a few hundred milliseconds: the two processes overlap.
+    let recipe = write(
+        tmp.path(),
+        "race.toml",
+        "name = \"race\"\nkind = \"synthetic\"\n[synthetic]\nfactor = \"margin\"\nvalues = [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0]\ndatasets = 40\npoints = 200\nsteps = 200\n",
+    );
+    let out = tmp.path().join("out");
+    let spawn = || {
+        stab()
+            .args([
+                "run",
+                recipe.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--threads",
+                "1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let recs = records(&out);
+    let mut ids: Vec<String> = recs
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!((n, ids.len()), (12, 12), "every run exactly once");
+}

@@ -34,7 +34,7 @@ pub use record::RunRecord;
 pub use registry::{MethodEntry, StudyEntry, TaskEntry};
 pub use seed::{ComponentSeeds, derive_seed, stable_hash};
 pub use shard::Shard;
-pub use store::ResultsStore;
+pub use store::{ResultsStore, RunClaim};
 pub use study::{StudyOutcome, SyntheticStudy};
 pub use suggest::nearest;
 pub use synthetic::SyntheticSettings;

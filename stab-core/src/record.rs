@@ -24,7 +24,10 @@ pub struct RunRecord {
     pub sweep: BTreeMap<String, serde_json::Value>,
     /// `primary` plus every task metric, on test (= the original dev set); for synthetic
     /// runs, the aggregates over datasets (`delta_mean`, `delta_sd`, `margin_mean`, …).
+    /// Non-finite values are written as the strings "NaN", "inf", "-inf".
+    #[serde(with = "nonfinite::map")]
     pub metrics: BTreeMap<String, f64>,
+    #[serde(default, with = "nonfinite::option")]
     pub dev_best: Option<f64>,
     pub best_step: Option<u64>,
     pub steps: u64,
@@ -36,6 +39,9 @@ pub struct RunRecord {
     /// The synthetic settings of the run, for synthetic runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthetic: Option<SyntheticSettings>,
+    /// The run diverged: a non-finite loss or metric (its values are kept as written).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub diverged: bool,
     /// The run's random-stream seeds (fine-tuning runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seeds: Option<crate::seed::ComponentSeeds>,
@@ -69,9 +75,96 @@ impl RunRecord {
             stab_version: crate::STAB_VERSION.to_string(),
             threads: 0,
             synthetic: spec.synthetic().cloned(),
+            diverged: false,
             seeds: None,
             split: None,
             details: serde_json::Value::Null,
+        }
+    }
+}
+
+/// JSON has no NaN or infinity: write them as strings and read them back, so a diverged
+/// run's record round-trips instead of being unreadable (and re-run forever).
+mod nonfinite {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        Finite(f64),
+        Text(String),
+    }
+
+    fn to_f64<E: serde::de::Error>(n: Num) -> Result<f64, E> {
+        match n {
+            Num::Finite(v) => Ok(v),
+            Num::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                other => Err(E::custom(format!(
+                    "expected a number, \"NaN\", \"inf\" or \"-inf\", found \"{other}\""
+                ))),
+            },
+        }
+    }
+
+    fn write<S: Serializer>(v: f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if v.is_infinite() {
+            s.serialize_str(if v > 0.0 { "inf" } else { "-inf" })
+        } else {
+            s.serialize_f64(v)
+        }
+    }
+
+    pub mod map {
+        use std::collections::BTreeMap;
+
+        use serde::ser::SerializeMap;
+
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            m: &BTreeMap<String, f64>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            struct One(f64);
+            impl serde::Serialize for One {
+                fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    write(self.0, s)
+                }
+            }
+            let mut out = s.serialize_map(Some(m.len()))?;
+            for (k, v) in m {
+                out.serialize_entry(k, &One(*v))?;
+            }
+            out.end()
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<BTreeMap<String, f64>, D::Error> {
+            BTreeMap::<String, Num>::deserialize(d)?
+                .into_iter()
+                .map(|(k, v)| Ok((k, to_f64(v)?)))
+                .collect()
+        }
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(x) => write(*x, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+            Option::<Num>::deserialize(d)?.map(to_f64).transpose()
         }
     }
 }

@@ -24,6 +24,12 @@ pub struct ResultsStore {
     file: File,
 }
 
+/// An exclusive claim on one run (see [`ResultsStore::claim`]); released on drop.
+#[derive(Debug)]
+pub struct RunClaim {
+    _file: File,
+}
+
 /// Records read back from a store directory.
 #[derive(Debug, Default)]
 pub struct StoreContents {
@@ -117,9 +123,14 @@ impl ResultsStore {
             .collect();
         files.sort();
         for f in files {
-            let text = std::fs::read_to_string(&f)
-                .with_context(|| format!("cannot read {}", f.display()))?;
-            for (i, line) in text.lines().enumerate() {
+            let bytes =
+                std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?;
+            for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+                let Ok(line) = std::str::from_utf8(raw) else {
+                    out.skipped
+                        .push(format!("{}:{}: not valid UTF-8", f.display(), i + 1));
+                    continue;
+                };
                 if line.trim().is_empty() {
                     continue;
                 }
@@ -130,6 +141,30 @@ impl ResultsStore {
             }
         }
         Ok(out)
+    }
+
+    /// Claim `run_id` for this process: an exclusive advisory lock on
+    /// `DIR/claims/<run_id>.lock`, held until the [`RunClaim`] drops (or the process
+    /// dies: the OS releases it, so a killed run never stays claimed). `None` when another
+    /// process holds it. Claim, then re-read the store: the run may have finished meanwhile.
+    pub fn claim(&self, run_id: &str) -> anyhow::Result<Option<RunClaim>> {
+        let dir = self.dir.join("claims");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(format!("{run_id}.lock"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(RunClaim { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
     }
 }
 
@@ -157,6 +192,7 @@ mod tests {
             stab_version: "t".into(),
             threads: 1,
             synthetic: None,
+            diverged: false,
             seeds: None,
             split: None,
             details: serde_json::Value::Null,
@@ -190,6 +226,70 @@ mod tests {
         let ids: Vec<_> = c.records.iter().map(|r| r.run_id.as_str()).collect();
         assert_eq!(ids, ["a", "c"]);
         assert_eq!(c.skipped.len(), 1);
+    }
+
+    #[test]
+    fn non_finite_metrics_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = record("nan");
+        r.metrics.insert("primary".into(), f64::NAN);
+        r.metrics.insert("up".into(), f64::INFINITY);
+        r.dev_best = Some(f64::NEG_INFINITY);
+        r.diverged = true;
+        let mut s = ResultsStore::open(dir.path(), None).unwrap();
+        s.append(&r).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("runs.jsonl")).unwrap();
+        assert!(
+            text.contains("\"primary\":\"NaN\"")
+                && text.contains("\"inf\"")
+                && text.contains("\"diverged\":true"),
+            "{text}"
+        );
+        let c = ResultsStore::read_dir(dir.path()).unwrap();
+        assert!(c.skipped.is_empty(), "{:?}", c.skipped);
+        let back = &c.records[0];
+        assert!(
+            back.metrics["primary"].is_nan()
+                && back.metrics["up"] == f64::INFINITY
+                && back.dev_best == Some(f64::NEG_INFINITY)
+        );
+        assert!(
+            c.finished().contains("nan"),
+            "a diverged run counts as finished"
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_skipped_with_their_line_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = serde_json::to_string(&record("a")).unwrap();
+        let mut bytes = format!("{good}\nnot json\n").into_bytes();
+        bytes.extend_from_slice(b"\xff\xfe{}\n");
+        bytes.extend_from_slice(
+            format!("{}\n", serde_json::to_string(&record("b")).unwrap()).as_bytes(),
+        );
+        std::fs::write(dir.path().join("runs.jsonl"), bytes).unwrap();
+        let c = ResultsStore::read_dir(dir.path()).unwrap();
+        assert_eq!(c.records.len(), 2);
+        assert_eq!(c.skipped.len(), 2);
+        assert!(
+            c.skipped[0].contains(":2:") && c.skipped[1].contains(":3: not valid UTF-8"),
+            "{:?}",
+            c.skipped
+        );
+    }
+
+    #[test]
+    fn a_claim_excludes_other_holders_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ResultsStore::open(dir.path(), None).unwrap();
+        let first = s.claim("run-1").unwrap().expect("free");
+        // Another open file description (as another process would have) cannot take it.
+        let other = ResultsStore::open(dir.path(), None).unwrap();
+        assert!(other.claim("run-1").unwrap().is_none());
+        assert!(other.claim("run-2").unwrap().is_some());
+        drop(first);
+        assert!(other.claim("run-1").unwrap().is_some());
     }
 
     #[test]

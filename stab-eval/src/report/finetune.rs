@@ -144,6 +144,7 @@ mod tests {
             stab_version: "t".into(),
             threads: 1,
             synthetic: None,
+            diverged: false,
             seeds: None,
             split: None,
             details: serde_json::Value::Null,

@@ -297,6 +297,7 @@ impl Engine {
         let mut loss_curve: Vec<(u64, f64)> = Vec::new();
         let mut interval_loss = (0.0, 0u64);
         let mut step = 0u64;
+        let mut diverged = false;
         let loop_start = Instant::now();
         'epochs: loop {
             let mut rows: Vec<usize> = (0..n).collect();
@@ -329,6 +330,15 @@ impl Engine {
                     loss = loss + term;
                 }
                 let loss_value = loss.clone().into_scalar::<f64>();
+                if !loss_value.is_finite() {
+                    // Diverged: stop here; the record says so and keeps the best weights so far.
+                    diverged = true;
+                    progress(Progress::Step {
+                        step,
+                        loss: loss_value,
+                    });
+                    break 'epochs;
+                }
                 let mut grads = GradientsParams::from_grads(loss.backward(), &model);
                 clip_global_norm(&model, &mut grads, train_cfg.grad_clip);
                 model = optim.step(schedule.lr(step), model, grads);
@@ -389,6 +399,7 @@ impl Engine {
         record.steps = step;
         record.wall_s = start.elapsed().as_secs_f64();
         record.threads = rayon::current_num_threads();
+        record.diverged = diverged || record.metrics.values().any(|v| !v.is_finite());
         record.seeds = Some(seeds);
         record.split = Some(task.split_hash.clone());
         record.details = serde_json::json!({
