@@ -42,6 +42,14 @@ pub fn data(args: DataArgs) -> anyhow::Result<()> {
         splits,
         json,
     } = args.command;
+    if !(dev_fraction > 0.0 && dev_fraction < 1.0) {
+        return Err(stab_core::InputError::new(format!(
+            "--dev-fraction {dev_fraction} is out of range"
+        ))
+        .key("--dev-fraction")
+        .hint("a fraction in (0, 1), e.g. 0.1")
+        .into());
+    }
     let def = task_def(&task)?;
     let loaded = def.load(&data_dir)?;
     let splits_dir = splits.or_else(|| Some(data_dir.join("splits")).filter(|d| d.is_dir()));

@@ -99,6 +99,22 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let device = Device::flex();
     let (encoder, report) = load_encoder(&dir, &device)?;
     tracing::info!("{report}");
+    let c = &encoder.config;
+    let limit = match c.family() {
+        Ok(stab_models::ModelFamily::Roberta) => {
+            c.max_position_embeddings.saturating_sub(c.pad_id() + 1)
+        }
+        _ => c.max_position_embeddings,
+    };
+    if args.max_len > limit {
+        return Err(InputError::new(format!(
+            "--max-len {} exceeds the model's {limit} positions",
+            args.max_len
+        ))
+        .key("--max-len")
+        .hint(format!("use --max-len {limit} or less"))
+        .into());
+    }
     let tok = TextEncoder::from_dir(&dir, encoder.config.pad_id())?;
     let batch = tok.encode(&inputs, args.max_len)?;
     let encoder = encoder.valid();

@@ -56,7 +56,36 @@ pub enum Done {
     RunsFailed,
 }
 
+/// Exit code of an internal error (a panic: a bug in stab, never the user's input).
+const EXIT_BUG: u8 = 3;
+
 fn main() -> ExitCode {
+    // A panic is a bug: one line asking for a report and a distinct exit code, never a
+    // raw backtrace (STAB_BACKTRACE=1 keeps the default report for debugging).
+    if std::env::var_os("STAB_BACKTRACE").is_none() {
+        std::panic::set_hook(Box::new(|info| {
+            let what = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            eprintln!(
+                "internal error: stab stopped on a bug{at}: {what}. Please report it with the command and recipe you ran (STAB_BACKTRACE=1 shows a backtrace)."
+            );
+        }));
+    }
+    match std::panic::catch_unwind(real_main) {
+        Ok(code) => code,
+        Err(_) => ExitCode::from(EXIT_BUG),
+    }
+}
+
+fn real_main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

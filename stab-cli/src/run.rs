@@ -38,6 +38,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<Done> {
     let (recipe, plan) = crate::load_plan(&args.recipe)?;
     let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose()?;
     let device = crate::device::parse(&args.device)?;
+    if let Some(n) = args.threads.filter(|&n| n == 0 || n > 1024) {
+        return Err(
+            stab_core::InputError::new(format!("--threads {n} is out of range"))
+                .key("--threads")
+                .hint("use 1..=1024, e.g. --threads 4")
+                .into(),
+        );
+    }
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))

@@ -316,6 +316,87 @@ fn check_base(
             table.$f.as_ref().or(top.$f.as_ref()).map(|v| v.span())
         };
     }
+    // Every float finite (TOML can spell nan and inf).
+    for (key, v, sp) in [
+        ("margin", s.margin, span!(margin)),
+        ("bound", s.bound, span!(bound)),
+        ("init_std", s.init_std, span!(init_std)),
+        ("mu", s.mu, span!(mu)),
+        ("svm_c", s.svm_c, span!(svm_c)),
+        ("svm_tol", s.svm_tol, span!(svm_tol)),
+    ] {
+        if !v.is_finite() {
+            return Err(at(key, sp, format!("{key} = {v} is not a finite number"))
+                .hint("use a finite value"));
+        }
+    }
+    if let Some(v) = table
+        .values
+        .as_ref()
+        .filter(|v| v.get_ref().iter().any(|x| !x.is_finite()))
+    {
+        return Err(at(
+            "values",
+            Some(v.span()),
+            "`values` holds a non-finite number".into(),
+        )
+        .hint("use finite factor values"));
+    }
+    // Sizes: bounded by what a study can use, so no input asks for absurd memory or time.
+    for (key, v, max, sp) in [
+        ("datasets", s.datasets as u64, 100_000, span!(datasets)),
+        ("points", s.points as u64, 1_000_000, span!(points)),
+        ("heads", s.heads as u64, 4096, span!(heads)),
+        ("steps", s.steps, 10_000_000, span!(steps)),
+        (
+            "loo_samples",
+            s.loo_samples as u64,
+            10_000,
+            span!(loo_samples),
+        ),
+    ] {
+        if v > max {
+            return Err(
+                at(key, sp, format!("{key} = {v} is too large; at most {max}"))
+                    .hint("the paper's sizes are far below this"),
+            );
+        }
+    }
+    if s.steps == 0 {
+        return Err(at(
+            "steps",
+            span!(steps),
+            "steps = 0 leaves nothing to compute".into(),
+        )
+        .hint("GD needs at least one iteration, e.g. steps = 1000"));
+    }
+    if s.loo_samples == 0 && (s.gd_loo || s.factor == "heads" || s.factor == "distance") {
+        return Err(at(
+            "loo_samples",
+            span!(loo_samples),
+            "loo_samples = 0 leaves no left-out point to measure".into(),
+        )
+        .hint("the default is 10"));
+    }
+    if s.loo_samples > s.points {
+        return Err(at(
+            "loo_samples",
+            span!(loo_samples),
+            format!(
+                "loo_samples = {} exceeds points = {}",
+                s.loo_samples, s.points
+            ),
+        )
+        .hint("sample at most as many left-out points as there are points"));
+    }
+    if s.checkpoints.is_empty() {
+        return Err(at(
+            "checkpoints",
+            span!(checkpoints),
+            "`checkpoints` is empty".into(),
+        )
+        .hint("e.g. checkpoints = [10, 100, 1000], or omit it"));
+    }
     if s.factor != "margin" && s.margin >= s.bound {
         let span = span!(margin).or(span!(bound));
         return Err(at(
@@ -394,6 +475,202 @@ fn set_path(value: &mut toml::Value, field: &str, v: &toml::Value) -> bool {
         }
         None => false,
     }
+}
+
+/// Range checks of the fine-tuning sections (and of swept values, named by their sweep key).
+fn check_finetune(
+    recipe: &Recipe,
+    cell: &[(String, toml::Value)],
+    train: &TrainSection,
+    data: &DataSection,
+    model: &ModelSection,
+) -> Result<(), InputError> {
+    let err = |key: &str, msg: String, hint: &str| {
+        let swept = cell.iter().any(|(k, _)| k == key);
+        let shown = if swept {
+            format!("sweep.{key}")
+        } else {
+            key.to_string()
+        };
+        let e = if swept {
+            recipe.error(&format!("sweep.{key}"), format!("swept {msg}"))
+        } else {
+            recipe.error(key, msg)
+        };
+        Err(InputError {
+            key: Some(shown),
+            ..e.hint(hint)
+        })
+    };
+    // (key, value, low, low included, high, high included, hint)
+    let floats = [
+        (
+            "train.lr",
+            train.lr,
+            0.0,
+            false,
+            10.0,
+            true,
+            "a learning rate such as 2e-5",
+        ),
+        (
+            "train.warmup",
+            train.warmup,
+            0.0,
+            true,
+            1.0,
+            true,
+            "a fraction of the updates in [0, 1], e.g. 0.1",
+        ),
+        (
+            "train.weight_decay",
+            train.weight_decay,
+            0.0,
+            true,
+            1.0,
+            false,
+            "e.g. 0.01",
+        ),
+        (
+            "train.grad_clip",
+            train.grad_clip,
+            0.0,
+            true,
+            1e6,
+            true,
+            "a global-norm bound such as 1.0 (0 turns clipping off)",
+        ),
+        (
+            "data.dev_fraction",
+            data.dev_fraction,
+            0.0,
+            false,
+            1.0,
+            false,
+            "a fraction in (0, 1), e.g. 0.1",
+        ),
+        (
+            "data.train_fraction",
+            data.train_fraction,
+            0.0,
+            false,
+            1.0,
+            true,
+            "a fraction in (0, 1], e.g. 0.5",
+        ),
+        (
+            "data.drop_fraction",
+            data.drop_fraction,
+            0.0,
+            true,
+            1.0,
+            false,
+            "a fraction in [0, 1), e.g. 0.1",
+        ),
+    ];
+    for (key, v, lo, lo_in, hi, hi_in, hint) in floats {
+        let ok = v.is_finite()
+            && (if lo_in { v >= lo } else { v > lo })
+            && (if hi_in { v <= hi } else { v < hi });
+        if !ok {
+            let range = format!(
+                "{}{lo}, {hi}{}",
+                if lo_in { "[" } else { "(" },
+                if hi_in { "]" } else { ")" }
+            );
+            return err(
+                key,
+                format!("{key} = {v} is out of range; expected a number in {range}"),
+                hint,
+            );
+        }
+    }
+    let ints = [
+        (
+            "train.epochs",
+            train.epochs,
+            1,
+            1_000_000,
+            "e.g. epochs = 10 (the author profile uses 10000)",
+        ),
+        (
+            "train.batch_size",
+            train.batch_size as u64,
+            1,
+            4096,
+            "e.g. batch_size = 16",
+        ),
+        (
+            "train.patience",
+            train.patience,
+            1,
+            1_000_000,
+            "e.g. patience = 20",
+        ),
+        (
+            "train.max_steps",
+            train.max_steps,
+            0,
+            100_000_000,
+            "0 = no cap",
+        ),
+        (
+            "train.eval_every",
+            train.eval_every,
+            0,
+            100_000_000,
+            "0 = once per epoch",
+        ),
+        (
+            "model.max_len",
+            model.max_len as u64,
+            8,
+            8192,
+            "e.g. max_len = 128 (the model's position embeddings bound it too)",
+        ),
+    ];
+    for (key, v, lo, hi, hint) in ints {
+        if v < lo || v > hi {
+            return err(
+                key,
+                format!("{key} = {v} is out of range; expected {lo}..={hi}"),
+                hint,
+            );
+        }
+    }
+    let seeds = train.seeds.values();
+    if seeds.is_empty() || seeds.len() > 10_000 {
+        return err(
+            "train.seeds",
+            format!(
+                "train.seeds gives {} seeds; expected 1..=10000",
+                seeds.len()
+            ),
+            "e.g. seeds = 10 or seeds = [0, 3, 7]",
+        );
+    }
+    if data.tasks.is_empty() {
+        return err(
+            "data.tasks",
+            "`tasks` is empty".into(),
+            "e.g. tasks = [\"rte\", \"cb\"]",
+        );
+    }
+    for task in &data.tasks {
+        if let Err(e) = registry::task(task) {
+            let swept = cell.iter().any(|(k, _)| k == "data.tasks");
+            return err(
+                "data.tasks",
+                if swept {
+                    format!("value {}", e.message)
+                } else {
+                    e.message
+                },
+                e.hint.as_deref().unwrap_or(""),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
@@ -545,6 +822,8 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
         train_c.apply_profile(&given);
         let data_c: DataSection = data_v.try_into().map_err(|e| sweep_err("data", e))?;
         let model_c: ModelSection = model_v.try_into().map_err(|e| sweep_err("model", e))?;
+        // The same checks whether a value is written in its section or swept.
+        check_finetune(recipe, cell, &train_c, &data_c, &model_c)?;
         for (mname, base_params) in &methods {
             let mut params = base_params.clone();
             let mut sweep = BTreeMap::new();
@@ -568,6 +847,14 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
                         ..e
                     })?;
                 params.insert(field.to_string(), one[*field].clone());
+                (entry.validate)(&params).map_err(|m| {
+                    recipe
+                        .error(
+                            &format!("sweep.{head}.{field}"),
+                            format!("swept {head}.{field} = {v}: {m}"),
+                        )
+                        .hint("the same values are refused in the method's own table")
+                })?;
                 sweep.insert(
                     format!("{head}.{field}"),
                     serde_json::to_value(v).unwrap_or_default(),

@@ -334,10 +334,33 @@ impl Recipe {
     /// Which tables a kind needs and forbids.
     fn check_shape(&self) -> Result<(), InputError> {
         let b = &self.body;
-        if b.name.get_ref().trim().is_empty() {
+        let name = b.name.get_ref();
+        if name.trim().is_empty() {
             return Err(self
                 .error_at(b.name.span(), "name", "the recipe name is empty")
                 .hint("name it, e.g. name = \"head-tuning-rte\""));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(self
+                .error_at(
+                    b.name.span(),
+                    "name",
+                    "the recipe name contains a control character (newline, tab, …)",
+                )
+                .hint("use letters, digits, '-', '_' and '.'"));
+        }
+        if b.out.is_none()
+            && (name.contains('/')
+                || name.contains('\\')
+                || name.split(['/', '\\']).any(|c| c == ".." || c == ".")
+                || Path::new(name).is_absolute())
+        {
+            return Err(self
+                .error_at(b.name.span(), "name", format!("the name `{name}` would put the default out dir (runs/<name>) outside runs/"))
+                .hint("use a plain name such as \"head-tuning-rte\", or set `out` explicitly"));
+        }
+        if b.out.as_ref().is_some_and(|o| o.as_os_str().is_empty()) {
+            return Err(self.error("out", "`out` is empty").hint("name a results directory, e.g. out = \"runs/my-study\", or omit it for runs/<name>"));
         }
         match b.kind {
             RecipeKind::Synthetic => {

@@ -10,19 +10,35 @@ use super::{Example, TaskDef};
 /// Rows of a TSV file as (1-based line, fields), header skipped when `header`.
 fn rows(
     path: &Path,
-    header: bool,
+    header: Option<&[&str]>,
     columns: usize,
 ) -> Result<Vec<(usize, Vec<String>)>, InputError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path)
-        .map_err(|e| InputError::new(format!("cannot read: {e}")).file(file.clone()))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|e| InputError::new(format!("not UTF-8 text: {e}")).file(file.clone()))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let text = super::read_text(path)?;
     let mut out = Vec::new();
     for (i, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
-        if (header && i == 0) || line.is_empty() {
+        if let (0, Some(names)) = (i, header) {
+            let found: Vec<&str> = line.split('\t').map(str::trim).collect();
+            if !found
+                .iter()
+                .map(|f| f.to_lowercase())
+                .eq(names.iter().map(|n| n.to_lowercase()))
+            {
+                return Err(InputError::new(format!(
+                    "unexpected header: expected the columns {}, found {}",
+                    names.join(" | "),
+                    found.join(" | ")
+                ))
+                .file(file.clone())
+                .line(Some(1))
+                .hint(
+                    "the file must be the official GLUE TSV, whose first line names its columns",
+                ));
+            }
+            continue;
+        }
+        if line.is_empty() {
             continue;
         }
         let fields: Vec<String> = line.split('\t').map(str::to_string).collect();
@@ -43,7 +59,7 @@ fn rows(
 fn build(
     path: &Path,
     def: &TaskDef,
-    header: bool,
+    header: Option<&[&str]>,
     columns: usize,
     label: usize,
     texts: &[usize],
@@ -65,25 +81,53 @@ fn build(
 
 /// CoLA: no header; source, label, original label, sentence.
 pub fn cola(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
-    build(path, def, false, 4, 1, &[3])
+    build(path, def, None, 4, 1, &[3])
 }
 
 /// SST-2: sentence, label.
 pub fn sst2(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
-    build(path, def, true, 2, 1, &[0])
+    build(path, def, Some(&["sentence", "label"]), 2, 1, &[0])
 }
 
 /// MRPC: Quality, #1 ID, #2 ID, #1 String, #2 String.
 pub fn mrpc(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
-    build(path, def, true, 5, 0, &[3, 4])
+    build(
+        path,
+        def,
+        Some(&["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]),
+        5,
+        0,
+        &[3, 4],
+    )
 }
 
 /// QQP: id, qid1, qid2, question1, question2, is_duplicate.
 pub fn qqp(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
-    build(path, def, true, 6, 5, &[3, 4])
+    build(
+        path,
+        def,
+        Some(&[
+            "id",
+            "qid1",
+            "qid2",
+            "question1",
+            "question2",
+            "is_duplicate",
+        ]),
+        6,
+        5,
+        &[3, 4],
+    )
 }
 
 /// RTE and WNLI: index, sentence1, sentence2, label.
 pub fn rte_wnli(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
-    build(path, def, true, 4, 3, &[1, 2])
+    build(
+        path,
+        def,
+        Some(&["index", "sentence1", "sentence2", "label"]),
+        4,
+        3,
+        &[1, 2],
+    )
 }

@@ -259,6 +259,28 @@ impl TaskDef {
     }
 }
 
+/// A file's text with a UTF-8 BOM removed; invalid UTF-8 is an error naming the line.
+pub(crate) fn read_text(path: &Path) -> Result<String, InputError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path)
+        .map_err(|e| InputError::new(format!("cannot read: {e}")).file(file.clone()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+        InputError::new(format!(
+            "not UTF-8 text: invalid byte at offset {}",
+            good.len()
+        ))
+        .file(file.clone())
+        .line(Some(line))
+        .hint("the official GLUE/SuperGLUE files are UTF-8; re-download or re-encode the file")
+    })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
 /// Label counts in label order.
 pub fn label_counts(def: &TaskDef, rows: &[Example]) -> Vec<(&'static str, usize)> {
     def.labels

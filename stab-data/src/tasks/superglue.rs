@@ -21,9 +21,7 @@ impl Lines<'_> {
 
     /// Parsed objects with their 1-based line numbers.
     fn read(&self) -> Result<Vec<(usize, Value)>, InputError> {
-        let text = std::fs::read_to_string(self.path).map_err(|e| {
-            InputError::new(format!("cannot read: {e}")).file(self.path.display().to_string())
-        })?;
+        let text = super::read_text(self.path)?;
         let mut out = Vec::new();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
