@@ -16,7 +16,6 @@ mod plan;
 mod report;
 mod run;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -124,7 +123,7 @@ fn real_main() -> ExitCode {
 }
 
 /// Parse a recipe and expand its plan (both failures are input errors).
-pub fn load_plan(path: &PathBuf) -> anyhow::Result<(stab_core::Recipe, stab_core::Plan)> {
+pub fn load_plan(path: &std::path::Path) -> anyhow::Result<(stab_core::Recipe, stab_core::Plan)> {
     let recipe = stab_core::Recipe::from_file(path)?;
     let plan = stab_core::Plan::from_recipe(&recipe)?;
     Ok((recipe, plan))

@@ -231,14 +231,13 @@ fn run_finetune(
         match engine.run(spec, &progress).and_then(|(record, stats)| store.append(&record).map(|_| (record, stats))) {
             Ok((record, stats)) => bar.suspend(|| {
                 eprintln!(
-                    "done {} in {:.1}s ({} updates, train loop {:.1}s of which eval {:.1}s{}): test {} = {:.4}, dev best {:.4} at update {}",
+                    "done {} in {:.1}s ({} updates, train loop {:.1}s of which eval {:.1}s{}): test primary = {:.4}, dev best {:.4} at update {}",
                     record.run_id,
                     record.wall_s,
                     stats.updates,
                     stats.train_s,
                     stats.eval_s,
                     if stats.feature_source.is_empty() { String::new() } else { format!(", features {} {:.1}s", stats.feature_source, stats.encode_s) },
-                    "primary",
                     record.metrics.get("primary").copied().unwrap_or(f64::NAN),
                     record.dev_best.unwrap_or(f64::NAN),
                     record.best_step.unwrap_or(0)

@@ -116,6 +116,7 @@ pub fn unit_vector(rng: &mut impl Rng, dim: usize) -> Vec<f64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)]
 mod tests {
     use super::*;
 

@@ -16,7 +16,8 @@ fn data_dir() -> PathBuf {
 }
 
 /// (task, official train, 90% train, 10% dev, test, test label counts)
-const EXPECTED: &[(&str, usize, usize, usize, usize, &[usize])] = &[
+type Expected = (&'static str, usize, usize, usize, usize, &'static [usize]);
+const EXPECTED: &[Expected] = &[
     ("cola", 8551, 7695, 856, 1043, &[322, 721]),
     ("sst2", 67349, 60614, 6735, 872, &[428, 444]),
     ("mrpc", 3668, 3301, 367, 408, &[129, 279]),

@@ -100,7 +100,7 @@ impl EncoderConfig {
                 .key("hidden_act")
                 .hint("supported: gelu, gelu_new, gelu_pytorch_tanh, relu")
         })?;
-        if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
+        if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
             return Err(InputError::new(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 c.hidden_size, c.num_attention_heads

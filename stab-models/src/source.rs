@@ -58,12 +58,11 @@ pub fn resolve_model_in(
         if let Ok(entries) = std::fs::read_dir(cache.path()) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
-                if let Some(rest) = name.strip_prefix("models--") {
-                    if let Some((org, model)) = rest.split_once("--") {
-                        if model == spec {
-                            ids.push(format!("{org}/{model}"));
-                        }
-                    }
+                if let Some(rest) = name.strip_prefix("models--")
+                    && let Some((org, model)) = rest.split_once("--")
+                    && model == spec
+                {
+                    ids.push(format!("{org}/{model}"));
                 }
             }
         }
@@ -73,10 +72,8 @@ pub fn resolve_model_in(
             return Ok(dir);
         }
     }
-    if allow_download {
-        if let Ok(dir) = download(spec) {
-            return Ok(dir);
-        }
+    if allow_download && let Ok(dir) = download(spec) {
+        return Ok(dir);
     }
     Err(InputError::new(format!(
         "model `{spec}` is not a directory and is not in the Hugging Face cache at {}{}",

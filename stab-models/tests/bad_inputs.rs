@@ -28,9 +28,7 @@ fn variant(skip: &[&str], edit: impl FnOnce(&Path)) -> tempfile::TempDir {
 }
 
 fn error_of(dir: &Path) -> String {
-    let err = load_encoder(dir, &Device::flex())
-        .err()
-        .expect("loading must fail");
+    let err = load_encoder(dir, &Device::flex()).expect_err("loading must fail");
     assert!(
         is_input_error(&err),
         "a bad model is bad input (exit code 2): {err:#}"

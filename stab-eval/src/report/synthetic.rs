@@ -139,10 +139,10 @@ impl SyntheticTables {
         let mut names: Vec<String> = Vec::new();
         for (_, r) in &f.runs {
             for k in r.metrics.keys() {
-                if let Some(base) = k.strip_suffix("_mean") {
-                    if !names.iter().any(|n| n == base) {
-                        names.push(base.to_string());
-                    }
+                if let Some(base) = k.strip_suffix("_mean")
+                    && !names.iter().any(|n| n == base)
+                {
+                    names.push(base.to_string());
                 }
             }
         }

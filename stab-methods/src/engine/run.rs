@@ -348,7 +348,7 @@ impl Engine {
                     step,
                     loss: loss_value,
                 });
-                if step % eval_every == 0 || step == total {
+                if step.is_multiple_of(eval_every) || step == total {
                     let eval_start = Instant::now();
                     let ctx = StepContext {
                         start: &start_model,

@@ -133,6 +133,7 @@ mod tests {
     use super::*;
     use stab_data::TwoBalls;
 
+    #[allow(clippy::needless_range_loop)]
     fn loss(p: &stab_data::LabeledPoints, w: &[f64], mu: f64) -> f64 {
         let mut l = 0.0;
         for i in 0..p.len() {

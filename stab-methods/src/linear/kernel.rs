@@ -115,8 +115,8 @@ const LANES: usize = 8;
 fn exp8(x: [f64; LANES]) -> [f64; LANES] {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
     const SHIFTER: f64 = 6755399441055744.0; // 1.5·2^52: rounds to an integer in the low bits
-    const LN2_HI: f64 = 6.93147180369123816490e-01;
-    const LN2_LO: f64 = 1.90821492927058770002e-10;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     // 1/k! for k = 12 … 0 (Horner order).
     const C: [f64; 13] = [
         1.0 / 479001600.0,
@@ -206,6 +206,7 @@ fn block<const D: usize, const K: usize>(
 }
 
 #[inline(always)]
+#[allow(clippy::int_plus_one)] // `j + k <= count` reads as "k more fit", for every block size k
 fn sums<const D: usize>(cols: &[f64], padded: usize, ws: &[f64], out: &mut [f64]) {
     // Weight vectors per pass: enough to amortise the loads, few enough to stay in registers.
     const fn per_pass(d: usize) -> usize {

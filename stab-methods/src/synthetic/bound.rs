@@ -17,7 +17,7 @@ impl SyntheticStudy for Bound {
         1000
     }
     fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, String> {
-        if !(value > base.margin) {
+        if value.is_nan() || value <= base.margin {
             return Err(format!(
                 "bound B = {value} must exceed the margin γ = {}",
                 base.margin

@@ -37,7 +37,7 @@ impl SyntheticStudy for Distance {
         100
     }
     fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, String> {
-        if !(value >= 0.0) || !value.is_finite() {
+        if !value.is_finite() || value < 0.0 {
             return Err(format!(
                 "the distance ρ = ‖w0 − w*‖ must be finite and ≥ 0, got {value}"
             ));

@@ -28,7 +28,7 @@ impl SyntheticStudy for Margin {
         1000
     }
     fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, String> {
-        if !(value > 0.0) {
+        if value.is_nan() || value <= 0.0 {
             return Err(format!("the margin γ must be positive, got {value}"));
         }
         let mut s = base.clone();
