@@ -34,55 +34,13 @@ pub struct EmbedArgs {
     json: bool,
 }
 
-fn read_inputs(path: &PathBuf) -> Result<Vec<TextInput>, InputError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        InputError::new(format!("cannot read the inputs: {e}"))
-            .file(file.clone())
-            .hint("--inputs takes a JSON-lines file")
-    })?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |m: String| {
-            InputError::new(m)
-                .file(file.clone())
-                .line(Some(i + 1))
-                .hint("each line must be {\"text\": \"...\", \"text_pair\": \"...\" or null}")
-        };
-        let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| bad(format!("invalid JSON: {e}")))?;
-        let text = v
-            .get("text")
-            .and_then(|t| t.as_str())
-            .ok_or_else(|| bad("missing string field `text`".into()))?;
-        let pair = match v.get("text_pair") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(bad("`text_pair` must be a string or null".into())),
-        };
-        out.push(TextInput {
-            text: text.to_string(),
-            text_pair: pair,
-        });
-    }
-    if out.is_empty() {
-        return Err(InputError::new("no inputs")
-            .file(file)
-            .hint("write at least one JSON line"));
-    }
-    Ok(out)
-}
-
 pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let inputs = match (&args.text, &args.inputs) {
         (Some(t), None) => vec![TextInput {
             text: t.clone(),
             text_pair: args.pair.clone(),
         }],
-        (None, Some(p)) => read_inputs(p)?,
+        (None, Some(p)) => stab_models::tokenizer::read_inputs(p)?,
         _ => {
             return Err(InputError::new(
                 "give --text (with an optional --pair) or --inputs FILE.jsonl",

@@ -47,6 +47,58 @@ impl TextInput {
     }
 }
 
+/// Read `stab embed --inputs`: JSON lines `{"text": "...", "text_pair": "..." | null}`,
+/// blank lines ignored; every bad line is one error naming the file and line.
+pub fn read_inputs(path: &Path) -> Result<Vec<TextInput>, InputError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| {
+        InputError::new(format!("cannot read the inputs: {e}"))
+            .file(file.clone())
+            .hint("--inputs takes a JSON-lines file")
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        InputError::new("not UTF-8 text")
+            .file(file.clone())
+            .line(Some(good.iter().filter(|&&b| b == b'\n').count() + 1))
+            .hint("--inputs takes a UTF-8 JSON-lines file")
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |m: String| {
+            InputError::new(m)
+                .file(file.clone())
+                .line(Some(i + 1))
+                .hint("each line must be {\"text\": \"...\", \"text_pair\": \"...\" or null}")
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        let text = v
+            .get("text")
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| bad("missing string field `text`".into()))?;
+        let pair = match v.get("text_pair") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(bad("`text_pair` must be a string or null".into())),
+        };
+        out.push(TextInput {
+            text: text.to_string(),
+            text_pair: pair,
+        });
+    }
+    if out.is_empty() {
+        return Err(InputError::new("no inputs")
+            .file(file)
+            .hint("write at least one JSON line"));
+    }
+    Ok(out)
+}
+
 /// A padded batch, row-major [batch × seq_len].
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenBatch {
