@@ -44,9 +44,13 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     }
     print!("{}", report.render(format));
     let plots = args.plots.unwrap_or_else(|| args.dir.join("plots"));
-    let files = report.write_plots(&plots)?;
+    let written = report.write_plots(&plots)?;
+    let (files, failed) = (written.written, written.failed);
     if !files.is_empty() {
         eprintln!("wrote {} plots to {}", files.len(), plots.display());
+    }
+    for (path, why) in &failed {
+        tracing::warn!("could not write the plot {}: {why}", path.display());
     }
     Ok(())
 }

@@ -160,7 +160,7 @@ fn execute(
     let wall_s = start.elapsed().as_secs_f64();
     if !outcome.per_dataset.is_empty() {
         let dir = store.artifact_dir(&spec.run_id)?;
-        let tmp = dir.join("datasets.csv.tmp");
+        let tmp = dir.join(format!("datasets.csv.{}.tmp", std::process::id()));
         std::fs::write(&tmp, outcome.per_dataset.join("\n") + "\n")?;
         std::fs::rename(&tmp, dir.join("datasets.csv"))?;
     }

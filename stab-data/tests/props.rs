@@ -16,9 +16,21 @@ const FILES: &[(&str, &str, &str)] = &[
     ("mrpc", "glue/MRPC/train.tsv", "glue/MRPC/dev.tsv"),
     ("rte", "glue/RTE/train.tsv", "glue/RTE/dev.tsv"),
     ("cb", "superglue/CB/train.jsonl", "superglue/CB/val.jsonl"),
-    ("wsc", "superglue/WSC/train.jsonl", "superglue/WSC/val.jsonl"),
-    ("wic", "superglue/WiC/train.jsonl", "superglue/WiC/val.jsonl"),
-    ("multirc", "superglue/MultiRC/train.jsonl", "superglue/MultiRC/val.jsonl"),
+    (
+        "wsc",
+        "superglue/WSC/train.jsonl",
+        "superglue/WSC/val.jsonl",
+    ),
+    (
+        "wic",
+        "superglue/WiC/train.jsonl",
+        "superglue/WiC/val.jsonl",
+    ),
+    (
+        "multirc",
+        "superglue/MultiRC/train.jsonl",
+        "superglue/MultiRC/val.jsonl",
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -46,7 +58,18 @@ fn apply(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
 }
 
 fn edit() -> impl Strategy<Value = Edit> {
-    let byte = prop_oneof![Just(b'\t'), Just(b'\n'), Just(b'"'), Just(b'{'), Just(b'}'), Just(b':'), Just(b','), Just(0xff), Just(0xef), any::<u8>()];
+    let byte = prop_oneof![
+        Just(b'\t'),
+        Just(b'\n'),
+        Just(b'"'),
+        Just(b'{'),
+        Just(b'}'),
+        Just(b':'),
+        Just(b','),
+        Just(0xff),
+        Just(0xef),
+        any::<u8>()
+    ];
     prop_oneof![
         (any::<usize>(), byte.clone()).prop_map(|(i, b)| Edit::Replace(i, b)),
         (any::<usize>(), byte).prop_map(|(i, b)| Edit::Insert(i, b)),

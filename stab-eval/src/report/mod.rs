@@ -37,6 +37,13 @@ impl std::str::FromStr for ReportFormat {
 }
 
 /// The records of one store directory, ready to render.
+/// The plots a report wrote, and those it could not write with the reason.
+#[derive(Debug, Default)]
+pub struct PlotsWritten {
+    pub written: Vec<PathBuf>,
+    pub failed: Vec<(PathBuf, String)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Report {
     pub records: Vec<RunRecord>,
@@ -104,13 +111,14 @@ impl Report {
         }
     }
 
-    /// Write the SVG plots into `dir`; returns the files written.
-    pub fn write_plots(&self, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    /// Write the SVG plots into `dir`: the files written, and those it could not write
+    /// with the reason.
+    pub fn write_plots(&self, dir: &Path) -> anyhow::Result<PlotsWritten> {
         let synth = synthetic::SyntheticTables::from_records(&self.of_kind(RecipeKind::Synthetic));
         if synth.is_empty() {
-            return Ok(Vec::new());
+            return Ok(PlotsWritten::default());
         }
         std::fs::create_dir_all(dir)?;
-        synth.plots(dir)
+        Ok(synth.plots(dir))
     }
 }

@@ -303,8 +303,15 @@ impl SyntheticTables {
 
     /// Per factor: Δ̂ against the factor value (error bars = SD over datasets); for the
     /// heads study, the direction gap and Δ̂ against t, one line per H.
-    pub fn plots(&self, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    /// Write every plot it can: the files written, and the files it could not write
+    /// with the reason (one failed plot never stops the others).
+    pub fn plots(&self, dir: &Path) -> super::PlotsWritten {
         let mut files = Vec::new();
+        let mut failed = Vec::new();
+        let mut keep = |path: PathBuf, result: anyhow::Result<()>| match result {
+            Ok(()) => files.push(path),
+            Err(e) => failed.push((path, format!("{e:#}"))),
+        };
         for f in &self.factors {
             let series_of = |name: &str, label: &str| Series {
                 name: label.to_string(),
@@ -326,7 +333,7 @@ impl SyntheticTables {
                 series.push(series_of("gd_delta", "GD Δ̂ at T"));
             }
             let path = dir.join(format!("synthetic-{}.svg", f.factor));
-            line_plot(
+            let result = line_plot(
                 &path,
                 &format!("LOO stability vs {}", f.axis_label),
                 &f.axis_label,
@@ -334,8 +341,8 @@ impl SyntheticTables {
                 &series,
                 f.log_axis,
                 true,
-            )?;
-            files.push(path);
+            );
+            keep(path, result);
             let curves: Vec<(f64, Vec<_>)> = f
                 .runs
                 .iter()
@@ -364,7 +371,7 @@ impl SyntheticTables {
                         })
                         .collect();
                     let path = dir.join(format!("synthetic-{}-{file}-vs-t.svg", f.factor));
-                    line_plot(
+                    let result = line_plot(
                         &path,
                         &format!("{ylabel} vs iteration t"),
                         "iteration t",
@@ -372,11 +379,14 @@ impl SyntheticTables {
                         &series,
                         true,
                         true,
-                    )?;
-                    files.push(path);
+                    );
+                    keep(path, result);
                 }
             }
         }
-        Ok(files)
+        super::PlotsWritten {
+            written: files,
+            failed,
+        }
     }
 }
