@@ -265,6 +265,15 @@ fn plan_synthetic(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
                         study.default_values()
                     )));
             }
+            Some(v) if v.get_ref().len() > 10_000 => {
+                return Err(recipe
+                    .error_at(
+                        v.span(),
+                        &format!("{path}.values"),
+                        format!("`values` lists {} values; at most 10000", v.get_ref().len()),
+                    )
+                    .hint("one run per value: split the study into several recipes"));
+            }
             Some(v) => v.get_ref().clone(),
             None => study.default_values(),
         };
@@ -764,6 +773,16 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
             return Err(recipe
                 .error_at(values.span(), &format!("sweep.{key}"), format!("sweep key `{key}` addresses `{head}`, which is neither a section nor a method of this recipe{}", crate::suggest::did_you_mean(head, options.iter().copied())))
                 .hint("sweep keys look like \"train.lr\" or \"<method>.<param>\""));
+        }
+        let planned = cells.len().saturating_mul(values.get_ref().len());
+        if planned > 1_000_000 {
+            return Err(recipe
+                .error_at(
+                    values.span(),
+                    &format!("sweep.{key}"),
+                    format!("the sweep grows to {planned} cells; at most 1000000"),
+                )
+                .hint("sweep fewer keys or values at once"));
         }
         cells = cells
             .into_iter()

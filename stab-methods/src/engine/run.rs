@@ -298,6 +298,8 @@ impl Engine {
         let mut interval_loss = (0.0, 0u64);
         let mut step = 0u64;
         let mut diverged = false;
+        // STAB_STEP_TIMES=1 prints the phases of every update (profiling).
+        let step_times = std::env::var_os("STAB_STEP_TIMES").is_some();
         let loop_start = Instant::now();
         'epochs: loop {
             let mut rows: Vec<usize> = (0..n).collect();
@@ -315,6 +317,7 @@ impl Engine {
                 };
                 let trained = method.training_model(&model, &ctx);
                 let fwd_model = trained.as_ref().unwrap_or(&model);
+                let t_fwd = Instant::now();
                 let (forward, input) = source.forward_train(fwd_model, chunk, &device);
                 let ce = cross_entropy(forward.head.logits.clone(), &labels, &device);
                 let view = StepView {
@@ -330,6 +333,7 @@ impl Engine {
                     loss = loss + term;
                 }
                 let loss_value = loss.clone().into_scalar::<f64>();
+                let t_bwd = Instant::now();
                 if !loss_value.is_finite() {
                     // Diverged: stop here; the record says so and keeps the best weights so far.
                     diverged = true;
@@ -340,8 +344,21 @@ impl Engine {
                     break 'epochs;
                 }
                 let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+                let t_clip = Instant::now();
                 clip_global_norm(&model, &mut grads, train_cfg.grad_clip);
+                let t_step = Instant::now();
                 model = optim.step(schedule.lr(step), model, grads);
+                if step_times {
+                    let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+                    let end = Instant::now();
+                    eprintln!(
+                        "step {step}: forward+loss {:.0} ms, backward {:.0} ms, clip {:.0} ms, AdamW {:.0} ms",
+                        ms(t_fwd, t_bwd),
+                        ms(t_bwd, t_clip),
+                        ms(t_clip, t_step),
+                        ms(t_step, end)
+                    );
+                }
                 step += 1;
                 interval_loss = (interval_loss.0 + loss_value, interval_loss.1 + 1);
                 progress(Progress::Step {
