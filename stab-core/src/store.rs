@@ -260,6 +260,18 @@ mod tests {
     }
 
     #[test]
+    fn floats_round_trip_exactly() {
+        // Regression (found by the property test): without serde_json's float_roundtrip a
+        // record's value could come back one ulp off.
+        let mut r = record("f");
+        r.dev_best = Some(6.517024099334368e-54);
+        r.metrics.insert("primary".into(), 0.1 + 0.2);
+        let back: RunRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back.dev_best, r.dev_best);
+        assert_eq!(back.metrics, r.metrics);
+    }
+
+    #[test]
     fn bad_lines_are_skipped_with_their_line_number() {
         let dir = tempfile::tempdir().unwrap();
         let good = serde_json::to_string(&record("a")).unwrap();
