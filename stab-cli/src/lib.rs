@@ -1,1 +1,149 @@
+//! `stab`: recipe → plan → run → record → report (design.md §3).
+//!
+//! The command is a library so that a method plugin can ship its own `stab` binary with
+//! its methods linked in (README, "Writing a method plugin"):
+//!
+//! ```no_run
+//! // use my_plugin as _;   // links the plugin's `inventory` registrations
+//! fn main() -> std::process::ExitCode {
+//!     stab_cli::main()
+//! }
+//! ```
+//!
+//! Exit codes: 0 ok; 1 a run failed (the others still ran and were recorded); 2 bad input
+//! (recipe, data, model), with a message naming the file, line or key and a hint.
 
+// The plugin crates register methods, tasks and studies through `inventory`; a crate the
+// binary never names is not linked and its registrations vanish (burn-notes §8.2).
+use stab_data as _;
+use stab_methods as _;
+
+mod data;
+mod device;
+mod embed;
+mod list;
+mod plan;
+mod report;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use stab_core::error::is_input_error;
+
+#[derive(Parser)]
+#[command(
+    name = "stab",
+    version,
+    about = "Measure and improve the stability of fine-tuning pre-trained transformers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a recipe's grid; finished runs already in the store are skipped (resume).
+    Run(run::RunArgs),
+    /// List a recipe's runs, optionally split into shards or written as a Slurm array job.
+    Plan(plan::PlanArgs),
+    /// Tables and plots from a results directory (merges every runs*.jsonl).
+    Report(report::ReportArgs),
+    /// What the registries hold: methods (with parameters), tasks, synthetic factors.
+    List(list::ListArgs),
+    /// Encoder outputs for texts, in eval mode (parity checks, debugging).
+    Embed(embed::EmbedArgs),
+    /// Task data tools: `stab data check --task NAME --data-dir DIR [--json]`.
+    Data(data::DataArgs),
+}
+
+/// Outcome of a command that ran runs.
+pub enum Done {
+    Ok,
+    /// Some runs failed; the others were recorded.
+    RunsFailed,
+}
+
+/// Exit code of an internal error (a panic: a bug in stab, never the user's input).
+const EXIT_BUG: u8 = 3;
+
+/// Run the `stab` command line with every method, task and study linked into the binary.
+pub fn main() -> ExitCode {
+    // A panic is a bug: one line asking for a report and a distinct exit code, never a
+    // raw backtrace (STAB_BACKTRACE=1 keeps the default report for debugging).
+    if std::env::var_os("STAB_BACKTRACE").is_none() {
+        std::panic::set_hook(Box::new(|info| {
+            let what = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            eprintln!(
+                "internal error: stab stopped on a bug{at}: {what}. Please report it with the command and recipe you ran (STAB_BACKTRACE=1 shows a backtrace)."
+            );
+        }));
+    }
+    match std::panic::catch_unwind(real_main) {
+        Ok(code) => code,
+        Err(_) => ExitCode::from(EXIT_BUG),
+    }
+}
+
+fn real_main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STAB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let dups = stab_core::registry::duplicate_names();
+    if !dups.is_empty() {
+        eprintln!("error: plugins registered twice: {}", dups.join(", "));
+        return ExitCode::from(1);
+    }
+    let hollow = stab_methods::engine::unimplemented_methods();
+    if !hollow.is_empty() {
+        eprintln!(
+            "error: methods registered without a working implementation: {}",
+            hollow.join("; ")
+        );
+        return ExitCode::from(1);
+    }
+    let result = match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Plan(a) => plan::plan(a).map(|_| Done::Ok),
+        Command::Report(a) => report::report(a).map(|_| Done::Ok),
+        Command::List(a) => list::list(a).map(|_| Done::Ok),
+        Command::Embed(a) => embed::embed(a).map(|_| Done::Ok),
+        Command::Data(a) => data::data(a).map(|_| Done::Ok),
+    };
+    match result {
+        Ok(Done::Ok) => ExitCode::SUCCESS,
+        Ok(Done::RunsFailed) => ExitCode::from(1),
+        Err(e) => {
+            if is_input_error(&e) {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            } else {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// Parse a recipe and expand its plan (both failures are input errors).
+pub fn load_plan(path: &std::path::Path) -> anyhow::Result<(stab_core::Recipe, stab_core::Plan)> {
+    let recipe = stab_core::Recipe::from_file(path)?;
+    let plan = stab_core::Plan::from_recipe(&recipe)?;
+    Ok((recipe, plan))
+}

@@ -44,7 +44,7 @@ pub struct ParamSpec {
 pub type MethodParams = BTreeMap<String, serde_json::Value>;
 
 impl ParamSpec {
-    fn default_json(&self) -> serde_json::Value {
+    pub fn default_json(&self) -> serde_json::Value {
         match self.default {
             ParamDefault::Float(v) => serde_json::json!(v),
             ParamDefault::Int(v) => serde_json::json!(v),

@@ -187,10 +187,22 @@ pub struct TrainSection {
     /// Head mode: keep the frozen encoder in train mode (the fork's quirk, no feature cache).
     #[serde(default, skip_serializing_if = "is_false")]
     pub head_encoder_dropout: bool,
+    /// Adam's bias correction of the moments; `false` is the original BERT Adam, which
+    /// Mosbach et al. (2021) traced as a cause of failed fine-tuning runs.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub adam_bias_correction: bool,
 }
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl TrainSection {

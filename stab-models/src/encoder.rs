@@ -275,6 +275,29 @@ impl Encoder {
 
     /// Run the encoder on a tokenized batch; returns every hidden state.
     pub fn forward(&self, batch: &TokenBatch) -> EncoderOutput {
+        self.forward_perturbed(batch, None)
+    }
+
+    /// The additive key mask [B, 1, 1, T] of a batch: 0 at real tokens, the most negative
+    /// float at padding.
+    pub fn attention_bias(&self, batch: &TokenBatch) -> Tensor<4> {
+        let device = self.embeddings.word_embeddings.weight.val().device();
+        let (b, t) = (batch.batch, batch.seq_len);
+        let bias: Vec<f32> = batch
+            .attention_mask
+            .iter()
+            .map(|&m| if m == 0 { f32::MIN } else { 0.0 })
+            .collect();
+        Tensor::<2>::from_data(TensorData::new(bias, [b, t]), &device).reshape([b, 1, 1, t])
+    }
+
+    /// [`Encoder::forward`] with `word_shift` [B, T, H] added to the word embeddings
+    /// before position and type embeddings (LNSR's noise on the embedding table, §2.3.1).
+    pub fn forward_perturbed(
+        &self,
+        batch: &TokenBatch,
+        word_shift: Option<Tensor<3>>,
+    ) -> EncoderOutput {
         let device = self.embeddings.word_embeddings.weight.val().device();
         let (b, t) = (batch.batch, batch.seq_len);
         let ints = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [b, t]), &device);
@@ -285,15 +308,8 @@ impl Encoder {
             ints(batch.token_type_ids.clone())
         };
         let positions = ints(self.position_ids(batch));
-        // Additive key mask [B, 1, 1, T]: 0 at real tokens, the most negative float at padding.
-        let bias: Vec<f32> = batch
-            .attention_mask
-            .iter()
-            .map(|&m| if m == 0 { f32::MIN } else { 0.0 })
-            .collect();
-        let mask =
-            Tensor::<2>::from_data(TensorData::new(bias, [b, t]), &device).reshape([b, 1, 1, t]);
-        self.forward_tensors(ids, types, positions, mask)
+        let mask = self.attention_bias(batch);
+        self.forward_shifted(ids, types, positions, mask, word_shift)
     }
 
     /// The forward pass on prepared tensors (ids, type ids, position ids [B, T]; additive
@@ -305,18 +321,39 @@ impl Encoder {
         positions: Tensor<2, Int>,
         mask: Tensor<4>,
     ) -> EncoderOutput {
+        self.forward_shifted(ids, types, positions, mask, None)
+    }
+
+    fn forward_shifted(
+        &self,
+        ids: Tensor<2, Int>,
+        types: Tensor<2, Int>,
+        positions: Tensor<2, Int>,
+        mask: Tensor<4>,
+        word_shift: Option<Tensor<3>>,
+    ) -> EncoderOutput {
         let e = &self.embeddings;
-        let x = e.word_embeddings.forward(ids)
-            + e.position_embeddings.forward(positions)
-            + e.token_type_embeddings.forward(types);
-        let mut x = e.dropout.forward(e.layer_norm.forward(x));
+        let mut words = e.word_embeddings.forward(ids);
+        if let Some(shift) = word_shift {
+            words = words + shift;
+        }
+        let x = words + e.position_embeddings.forward(positions) + e.token_type_embeddings.forward(types);
+        let x = e.dropout.forward(e.layer_norm.forward(x));
         let mut hidden_states = Vec::with_capacity(self.encoder.layer.len() + 1);
         hidden_states.push(x.clone());
+        hidden_states.extend(self.forward_layers(x, mask));
+        EncoderOutput { hidden_states }
+    }
+
+    /// Every layer's output, starting from an embedding output `x` [B, T, H] (LNSR's
+    /// noisy branch above the embeddings, §2.3.2).
+    pub fn forward_layers(&self, mut x: Tensor<3>, mask: Tensor<4>) -> Vec<Tensor<3>> {
+        let mut out = Vec::with_capacity(self.encoder.layer.len());
         for layer in &self.encoder.layer {
             x = layer.forward(x, mask.clone());
-            hidden_states.push(x.clone());
+            out.push(x.clone());
         }
-        EncoderOutput { hidden_states }
+        out
     }
 
     /// Pooled output tanh(W·h₀ + b) [B, H].

@@ -131,6 +131,11 @@ impl TokenBatch {
     }
 }
 
+/// Special-token names of BERT and RoBERTa vocabularies.
+const SPECIAL_NAMES: [&str; 10] = [
+    "[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "<s>", "</s>", "<pad>", "<mask>", "<unk>",
+];
+
 /// A model's tokenizer with stab's padding and truncation.
 #[derive(Clone)]
 pub struct TextEncoder {
@@ -234,6 +239,40 @@ impl TextEncoder {
             out.sequence_ids.push(e.get_sequence_ids());
         }
         Ok(out)
+    }
+
+    /// Ids of the special tokens (the tokenizer's special added tokens and the usual
+    /// BERT/RoBERTa names), sorted: masked-LM training never selects them.
+    pub fn special_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self
+            .tokenizer
+            .get_added_tokens_decoder()
+            .iter()
+            .filter(|(_, t)| t.special)
+            .map(|(&id, _)| i64::from(id))
+            .collect();
+        for name in SPECIAL_NAMES {
+            if let Some(id) = self.tokenizer.token_to_id(name) {
+                ids.push(i64::from(id));
+            }
+        }
+        ids.push(i64::from(self.pad_id));
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The mask token's id (`[MASK]` or `<mask>`), if the vocabulary has one.
+    pub fn mask_id(&self) -> Option<i64> {
+        ["[MASK]", "<mask>"]
+            .iter()
+            .find_map(|t| self.tokenizer.token_to_id(t))
+            .map(i64::from)
+    }
+
+    /// Vocabulary size, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
     }
 
     /// Token strings of a row (for debugging).

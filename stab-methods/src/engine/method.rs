@@ -8,8 +8,11 @@
 //! * [`Method::uses_cached_features`], [`Method::dropout_enabled`] — what the run may
 //!   assume (a method that perturbs the encoder's forward cannot use cached features;
 //!   MixOut replaces dropout).
-//! * [`Method::prepare_encoder`] — change the pre-trained encoder before fine-tuning
-//!   (SURT's masked-LM phase on the task's train texts).
+//! * [`Method::encoder_change`], [`Method::prepare_encoder`] — change the pre-trained
+//!   encoder before fine-tuning (SURT's masked-LM phase on the task's train texts,
+//!   re-initialising the top layers). A change that is the same for every seed of a task
+//!   is prepared once and cached on disk by the engine.
+//! * [`Method::lr_scale`] — a per-parameter learning-rate factor (layer-wise decay).
 //! * [`Method::training_model`] — the model a training forward sees (MixOut: a masked
 //!   mix of the current and start weights whose gradient flows to the current ones).
 //! * [`Method::loss_terms`] — terms added to the task loss, given the forward pass, the
@@ -17,30 +20,63 @@
 //! * [`Method::eval_model`] — the model scored at each evaluation (MixOut-author).
 
 use std::any::Any;
+use std::collections::BTreeSet;
 
 use burn::tensor::{Device, Tensor};
+use stab_core::recipe::TrainMode;
 use stab_core::{InputError, MethodParams};
 use stab_data::encode::EncodedRow;
 use stab_models::{Encoder, HeadShape, NoiseStream, TextEncoder};
 
 use super::model::{Forward, TaskModel, TokenInput};
 
+/// How a method changes the pre-trained encoder before fine-tuning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EncoderChange {
+    /// Not at all ([`Method::prepare_encoder`] is never called).
+    Unchanged,
+    /// The same way for every seed of a task: prepared once from a task-level seed and
+    /// cached (in head tuning its frozen features are cached too). The string identifies
+    /// the change (method and the parameters it depends on) in cache keys.
+    PerTask(String),
+    /// Differently for each run (from the run's seed).
+    PerRun,
+}
+
 /// What a method sees before fine-tuning starts.
 pub struct PrepareContext<'a> {
-    /// The run's (possibly perturbed) training rows, tokenized with the task template.
+    /// The training rows the change may read, tokenized with the task template: the
+    /// run's (possibly perturbed) rows for a per-run change, the whole train split for a
+    /// per-task one.
     pub train: &'a [EncodedRow],
     pub tokenizer: &'a TextEncoder,
     pub pad_id: i64,
-    /// The run's noise stream (masks, noise).
+    /// The seed of the change: derived from the task for [`EncoderChange::PerTask`],
+    /// from the run seed for [`EncoderChange::PerRun`].
+    pub seed: u64,
+    /// A noise stream of the change's own (dropout masks), seeded from `seed`.
     pub noise: &'a NoiseStream,
+    /// Encoder parameter paths the checkpoint lacked (initialised at load).
+    pub initialised: &'a [String],
+    pub mode: TrainMode,
     /// The training (autodiff) device.
     pub device: &'a Device,
+}
+
+/// A prepared encoder and what the preparation reports into the run's record.
+pub struct Prepared {
+    pub encoder: Encoder,
+    /// Recorded under `details.prepare` (e.g. SURT's masked-LM loss curve).
+    pub details: serde_json::Value,
 }
 
 /// What a method sees around a training step or evaluation.
 pub struct StepContext<'a> {
     /// The weights at the start of fine-tuning (pre-trained encoder, fresh head).
     pub start: &'a TaskModel,
+    /// Paths (in [`TaskModel`]) of the parameters whose start value is pre-trained: the
+    /// encoder's checkpoint tensors (empty when the head trains on cached features).
+    pub pretrained: &'a BTreeSet<String>,
     pub noise: &'a NoiseStream,
     /// Updates done so far.
     pub step: u64,
@@ -76,13 +112,25 @@ pub trait Method: Send {
         true
     }
 
-    /// Change the pre-trained encoder before fine-tuning.
-    fn prepare_encoder(
-        &mut self,
-        encoder: Encoder,
-        _ctx: &PrepareContext,
-    ) -> anyhow::Result<Encoder> {
-        Ok(encoder)
+    /// Whether (and how) [`Method::prepare_encoder`] changes the encoder in this mode.
+    fn encoder_change(&self, _mode: TrainMode) -> EncoderChange {
+        EncoderChange::Unchanged
+    }
+
+    /// Change the pre-trained encoder before fine-tuning (called only when
+    /// [`Method::encoder_change`] is not `Unchanged`).
+    fn prepare_encoder(&mut self, encoder: Encoder, _ctx: &PrepareContext) -> anyhow::Result<Prepared> {
+        Ok(Prepared {
+            encoder,
+            details: serde_json::Value::Null,
+        })
+    }
+
+    /// Learning-rate factor of the parameter at `path` (a [`TaskModel`] path such as
+    /// `encoder.encoder.layer.3.output.dense.weight`) in a model with `layers` encoder
+    /// layers. Read once when the optimiser is built.
+    fn lr_scale(&self, _path: &str, _layers: usize) -> f64 {
+        1.0
     }
 
     /// The model a training forward sees, if not the trained model itself.
@@ -104,6 +152,25 @@ pub trait Method: Send {
 /// Pack a method for [`MethodEntry::build`](stab_core::MethodEntry::build).
 pub fn implementation<M: Method + 'static>(method: M) -> Result<Box<dyn Any + Send>, String> {
     Ok(Box::new(Box::new(method) as Box<dyn Method>))
+}
+
+/// Methods whose registration cannot build an implementation from its default parameters
+/// (a schema without an implementation, or a build that returns something other than a
+/// [`Method`]), with the reason. Empty when every registration is sound.
+pub fn unimplemented_methods() -> Vec<String> {
+    stab_core::registry::methods()
+        .iter()
+        .filter_map(|entry| {
+            let defaults: MethodParams = entry
+                .params
+                .iter()
+                .map(|p| (p.name.to_string(), p.default_json()))
+                .collect();
+            build(entry.name, &defaults)
+                .err()
+                .map(|e| format!("`{}`: {e}", entry.name))
+        })
+        .collect()
 }
 
 /// Build the registered method `name` from validated parameters.

@@ -5,7 +5,9 @@
 //!   their registration.
 //! * [`model`] — encoder + head ([`TaskModel`]) and token batches.
 //! * [`features`] — frozen-encoder features for head tuning, cached in memory and on disk.
-//! * [`optim`] — AdamW with HF's weight-decay groups, global-norm clipping.
+//! * [`optim`] — AdamW with HF's weight-decay groups and per-parameter lr scales, BERT's
+//!   Adam without bias correction, global-norm clipping.
+//! * [`params`] — parameters by path: transform, save and load ([`ParamTransform`]).
 //! * [`schedule`] — HF's linear warmup/decay ([`LinearWarmupDecay`]).
 //! * [`stopping`] — early stopping on the dev score ([`EarlyStopping`]).
 
@@ -13,11 +15,16 @@ pub mod features;
 pub mod method;
 pub mod model;
 pub mod optim;
+pub mod params;
 pub mod run;
 pub mod schedule;
 pub mod stopping;
 
-pub use method::{Method, PrepareContext, StepContext, StepView, build, implementation};
+pub use method::{
+    EncoderChange, Method, Prepared, PrepareContext, StepContext, StepView, build, implementation,
+    unimplemented_methods,
+};
+pub use params::{ParamMap, ParamTransform};
 pub use model::{Forward, TaskModel, TokenInput};
 pub use run::{Engine, Progress, RunStats, TrainedRun, cross_entropy};
 pub use schedule::LinearWarmupDecay;

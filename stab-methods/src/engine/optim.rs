@@ -2,10 +2,15 @@
 //! correction, decoupled weight decay on every parameter except those whose name
 //! contains `bias` or `LayerNorm` (burn names LayerNorm parameters `layer_norm.gamma/beta`),
 //! and PyTorch's `clip_grad_norm_`: one global L2 norm over all trainable gradients.
+//! Two options on top: a learning-rate factor per parameter (layer-wise decay), and the
+//! original BERT Adam without bias correction (Mosbach et al. 2021 trace failed runs to
+//! it; `[train] adam_bias_correction = false`).
+
+use std::collections::BTreeMap;
 
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::Tensor;
+use burn::optim::{AdamWConfig, AdaptiveMomentumState, GradientsParams, ModuleOptimizer, Optimizer};
+use burn::tensor::{Device, Tensor};
 
 /// Every float parameter's dotted path and id, in module order.
 pub fn param_paths<M: Module>(module: &M) -> Vec<(String, ParamId)> {
@@ -44,25 +49,176 @@ pub fn is_no_decay(path: &str) -> bool {
     path.contains("bias") || path.contains("layer_norm") || path.contains("LayerNorm")
 }
 
-/// AdamW with weight decay `weight_decay` except on bias and LayerNorm parameters of `module`.
+fn adamw_config(wd: f64) -> AdamWConfig {
+    AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        .with_weight_decay(wd as f32)
+}
+
+/// How the optimiser treats the parameters of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamWSettings {
+    pub weight_decay: f64,
+    /// Adam's bias correction of the moments (false: BERT's original Adam).
+    pub bias_correction: bool,
+}
+
+/// AdamW with weight decay `weight_decay` except on bias and LayerNorm parameters of
+/// `module`, every parameter at the schedule's learning rate.
 pub fn adamw<M: Module>(module: &M, weight_decay: f64) -> ModuleOptimizer {
-    let config = |wd: f64| {
-        AdamWConfig::new()
-            .with_beta_1(0.9)
-            .with_beta_2(0.999)
-            .with_epsilon(1e-8)
-            .with_weight_decay(wd as f32)
-    };
-    let no_decay: Vec<ParamId> = param_paths(module)
-        .into_iter()
-        .filter(|(p, _)| is_no_decay(p))
-        .map(|(_, id)| id)
-        .collect();
-    config(weight_decay).init().with_group(
-        ParamGroup::from_ids(no_decay),
-        config(0.0).build(),
-        None,
+    adamw_with(
+        module,
+        AdamWSettings {
+            weight_decay,
+            bias_correction: true,
+        },
+        |_| 1.0,
     )
+}
+
+/// AdamW as [`adamw`], with the moments' bias correction switchable and the parameter at
+/// path `p` updated at `lr_scale(p)` times the schedule's learning rate.
+pub fn adamw_with<M: Module>(
+    module: &M,
+    settings: AdamWSettings,
+    lr_scale: impl Fn(&str) -> f64,
+) -> ModuleOptimizer {
+    // Parameter groups by (lr factor, decayed); the base group is (1, decayed).
+    let mut groups: BTreeMap<(u64, bool), Vec<ParamId>> = BTreeMap::new();
+    for (path, id) in param_paths(module) {
+        let scale = lr_scale(&path);
+        groups
+            .entry((scale.to_bits(), !is_no_decay(&path)))
+            .or_default()
+            .push(id);
+    }
+    let wd = settings.weight_decay;
+    let bc = settings.bias_correction;
+    let mut optim = if bc {
+        adamw_config(wd).init()
+    } else {
+        ModuleOptimizer::from(BertAdamW::new(wd))
+    };
+    for ((bits, decayed), ids) in groups {
+        let scale = f64::from_bits(bits);
+        if scale == 1.0 && decayed {
+            continue;
+        }
+        let wd = if decayed { wd } else { 0.0 };
+        let group = ParamGroup::from_ids(ids);
+        optim = match (bc, scale == 1.0) {
+            (true, true) => optim.with_group(group, adamw_config(wd).build(), None),
+            (true, false) => optim.with_group(
+                group,
+                Scaled {
+                    inner: adamw_config(wd).build(),
+                    scale,
+                },
+                None,
+            ),
+            (false, true) => optim.with_group(group, BertAdamW::new(wd), None),
+            (false, false) => optim.with_group(
+                group,
+                Scaled {
+                    inner: BertAdamW::new(wd),
+                    scale,
+                },
+                None,
+            ),
+        };
+    }
+    optim
+}
+
+/// An optimiser whose learning rate is `scale` times the one it is given.
+#[derive(Clone)]
+pub struct Scaled<O> {
+    pub inner: O,
+    pub scale: f64,
+}
+
+impl<O: Optimizer> Optimizer for Scaled<O> {
+    type State<const D: usize> = O::State<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: f64,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        self.inner.step(lr * self.scale, tensor, grad, state)
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        O::to_device(state, device)
+    }
+}
+
+/// BERT's original Adam with decoupled weight decay and **no bias correction**:
+/// m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², θ ← θ(1 − lr·λ) − lr·m/(√v + ε), with
+/// β = (0.9, 0.999), ε = 1e-8 (Devlin et al.'s `BertAdam`; Mosbach et al. 2021, §5).
+#[derive(Clone, Debug)]
+pub struct BertAdamW {
+    pub weight_decay: f64,
+}
+
+impl BertAdamW {
+    pub fn new(weight_decay: f64) -> Self {
+        Self { weight_decay }
+    }
+}
+
+impl Optimizer for BertAdamW {
+    type State<const D: usize> = AdaptiveMomentumState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: f64,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+        let state = match state {
+            Some(mut s) => {
+                s.moment_1 = s
+                    .moment_1
+                    .mul_scalar(b1)
+                    .add(grad.clone().mul_scalar(1.0 - b1));
+                s.moment_2 = s
+                    .moment_2
+                    .mul_scalar(b2)
+                    .add(grad.square().mul_scalar(1.0 - b2));
+                s.time += 1;
+                s
+            }
+            None => AdaptiveMomentumState::new(
+                1,
+                grad.clone().mul_scalar(1.0 - b1),
+                grad.square().mul_scalar(1.0 - b2),
+            ),
+        };
+        let delta = state
+            .moment_1
+            .clone()
+            .div(state.moment_2.clone().sqrt().add_scalar(eps));
+        let decay = lr * self.weight_decay;
+        let decayed = if decay == 0.0 {
+            tensor
+        } else {
+            tensor.mul_scalar(1.0 - decay)
+        };
+        (decayed - delta.mul_scalar(lr), Some(state))
+    }
+
+    fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {
+        state.moment_1 = state.moment_1.to_device(device);
+        state.moment_2 = state.moment_2.to_device(device);
+        state
+    }
 }
 
 /// Scale every gradient by `max_norm / (‖g‖ + 1e-6)` when the global norm ‖g‖ exceeds

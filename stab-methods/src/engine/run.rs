@@ -5,7 +5,7 @@
 //! warmup/decay schedule) with dev evaluation and early stopping → the best-dev weights
 //! scored once on test → a [`RunRecord`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -26,12 +26,16 @@ use stab_data::encode::{EncodedRow, encode_examples};
 use stab_data::tasks::HeadKind;
 use stab_data::{Splits, TaskDef, perturb, resolve_split, task_def};
 use stab_eval::metrics::PrimaryMetric;
-use stab_models::{EncoderConfig, NoiseStream, TaskHead, TextEncoder, load_encoder, resolve_model};
+use stab_models::{
+    Encoder, EncoderConfig, LoadReport, NoiseStream, TaskHead, TextEncoder, load_encoder,
+    resolve_model,
+};
 
 use super::features::{self, FeatureSet};
-use super::method::{PrepareContext, StepContext, StepView, build};
+use super::method::{EncoderChange, Method, PrepareContext, StepContext, StepView, build};
 use super::model::{Forward, TaskModel, TokenInput};
-use super::optim::{adamw, clip_global_norm};
+use super::optim::{AdamWSettings, adamw_with, clip_global_norm};
+use super::params;
 use super::schedule::LinearWarmupDecay;
 use super::stopping::{EarlyStopping, Verdict};
 
@@ -73,6 +77,16 @@ pub struct Engine {
     tasks: Mutex<HashMap<String, Arc<PreparedTask>>>,
     features: Mutex<HashMap<u64, Arc<Vec<FeatureSet>>>>,
     model_hashes: Mutex<HashMap<PathBuf, u64>>,
+    /// One lock per prepared-encoder cache key, so runs in parallel prepare it once.
+    preparing: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
+}
+
+/// Where a run's encoder stands after [`Method::prepare_encoder`].
+struct PreparedEncoder {
+    encoder: Encoder,
+    report: LoadReport,
+    /// What the preparation reported (null when the method changes nothing).
+    details: serde_json::Value,
 }
 
 /// Timings and counts a run reports beside its record.
@@ -104,6 +118,7 @@ impl Engine {
             tasks: Mutex::new(HashMap::new()),
             features: Mutex::new(HashMap::new()),
             model_hashes: Mutex::new(HashMap::new()),
+            preparing: Mutex::new(HashMap::new()),
         }
     }
 
@@ -207,42 +222,63 @@ impl Engine {
             ),
         };
         head.set_noise(&noise);
-        let cached = train_cfg.mode == TrainMode::Head
+        let mode = train_cfg.mode;
+        let change = method.encoder_change(mode);
+        let cached = mode == TrainMode::Head
             && !train_cfg.head_encoder_dropout
             && method.uses_cached_features();
         let mut feature_sets = None;
+        let mut pretrained = BTreeSet::new();
+        let prepare_details;
         let model = if cached {
-            let (sets, encode_s, source) = self.frozen_features(job, &model_dir, &task, &device)?;
-            stats.encode_s = encode_s;
-            stats.feature_source = source;
-            feature_sets = Some(sets);
+            let frozen = self.frozen_features(
+                job,
+                &model_dir,
+                &task,
+                method.as_mut(),
+                &change,
+                (spec.seed, &train_encoded),
+                &device,
+            )?;
+            stats.encode_s = frozen.encode_s;
+            stats.feature_source = frozen.source;
+            prepare_details = frozen.details;
+            feature_sets = Some(frozen.sets);
             TaskModel {
                 encoder: None,
                 head,
                 pooling: job.model.pooling,
             }
         } else {
-            let (mut encoder, report) = load_encoder(&model_dir, &device)?;
-            if report.initialised.iter().any(|p| p.starts_with("pooler")) {
+            let prepared = self.prepared_encoder(
+                job,
+                &model_dir,
+                &task,
+                method.as_mut(),
+                &change,
+                (spec.seed, &train_encoded),
+                &device,
+            )?;
+            prepare_details = prepared.details;
+            let mut encoder = prepared.encoder;
+            let initialised = &prepared.report.initialised;
+            if initialised.iter().any(|p| p.starts_with("pooler")) {
                 reinit_pooler(
                     &mut encoder,
                     derive_seed(seeds.head_init, &["pooler"]),
                     &device,
                 );
             }
+            pretrained = params::collect(&encoder)
+                .into_keys()
+                .filter(|k| !initialised.contains(k))
+                .map(|k| format!("encoder.{k}"))
+                .collect();
             if !method.dropout_enabled() {
                 encoder = stab_models::without_dropout(encoder);
             }
             encoder.set_noise(&noise);
-            let ctx = PrepareContext {
-                train: &train_encoded,
-                tokenizer: &task.tokenizer,
-                pad_id: task.pad_id,
-                noise: &noise,
-                device: &device,
-            };
-            encoder = method.prepare_encoder(encoder, &ctx)?;
-            if train_cfg.mode == TrainMode::Head {
+            if mode == TrainMode::Head {
                 encoder = encoder.no_grad();
             }
             TaskModel {
@@ -290,7 +326,15 @@ impl Engine {
 
         let start_model = model.clone();
         let mut model = model;
-        let mut optim = adamw(&model, train_cfg.weight_decay);
+        let layers = config.num_hidden_layers;
+        let mut optim = adamw_with(
+            &model,
+            AdamWSettings {
+                weight_decay: train_cfg.weight_decay,
+                bias_correction: train_cfg.adam_bias_correction,
+            },
+            |path| method.lr_scale(path, layers),
+        );
         let mut order = ChaCha8Rng::seed_from_u64(seeds.data_order);
         let mut stopping = EarlyStopping::new(train_cfg.patience.max(1));
         let mut best: Option<TaskModel> = None;
@@ -311,6 +355,7 @@ impl Engine {
                 let labels: Vec<usize> = chunk.iter().map(|&i| train_encoded[i].label).collect();
                 let ctx = StepContext {
                     start: &start_model,
+                    pretrained: &pretrained,
                     noise: &noise,
                     step,
                     device: &device,
@@ -369,6 +414,7 @@ impl Engine {
                     let eval_start = Instant::now();
                     let ctx = StepContext {
                         start: &start_model,
+                        pretrained: &pretrained,
                         noise: &noise,
                         step,
                         device: &device,
@@ -401,6 +447,7 @@ impl Engine {
                 model.valid(),
                 &StepContext {
                     start: &start_model,
+                    pretrained: &pretrained,
                     noise: &noise,
                     step,
                     device: &device,
@@ -430,6 +477,12 @@ impl Engine {
             "clipped_span_rows": task.train.iter().chain(&task.dev).chain(&task.test).filter(|r| r.clipped).count(),
             "seconds": {"encode": stats.encode_s, "train_loop": stats.train_s, "eval": stats.eval_s},
         });
+        if !prepare_details.is_null() {
+            record.details["prepare"] = prepare_details;
+        }
+        if !train_cfg.adam_bias_correction {
+            record.details["adam_bias_correction"] = serde_json::Value::Bool(false);
+        }
         Ok(TrainedRun {
             record,
             stats,
@@ -504,15 +557,21 @@ impl Engine {
     }
 
     /// Frozen eval-mode features of train, dev and test: from memory, from the disk
-    /// cache, or encoded now (and saved). Returns (sets, encode seconds, source).
+    /// cache, or encoded now (and saved). With a per-task encoder change the prepared
+    /// encoder is encoded (and the change is part of the key); with a per-run change the
+    /// run's own prepared encoder is encoded and nothing is cached.
+    #[allow(clippy::too_many_arguments)]
     fn frozen_features(
         &self,
         job: &FinetuneJob,
         model_dir: &Path,
         task: &PreparedTask,
+        method: &mut dyn Method,
+        change: &EncoderChange,
+        run: (u64, &[EncodedRow]),
         device: &Device,
-    ) -> anyhow::Result<(Arc<Vec<FeatureSet>>, f64, &'static str)> {
-        let key_text = format!(
+    ) -> anyhow::Result<Frozen> {
+        let mut key_text = format!(
             "features|v1|{:016x}|{}|{}|{}|{:?}|{:?}",
             self.model_hash(model_dir)?,
             task.def.name,
@@ -521,25 +580,56 @@ impl Engine {
             job.model.pooling,
             task.def.head
         );
+        if let EncoderChange::PerTask(k) = change {
+            key_text.push_str(&format!("|prepared:{k}"));
+        }
         let key = stable_hash(key_text.as_bytes());
-        if let Some(sets) = self.features.lock().expect("feature cache").get(&key) {
-            return Ok((sets.clone(), 0.0, "memory"));
+        let per_run = *change == EncoderChange::PerRun;
+        let recorded = || match change {
+            EncoderChange::PerTask(k) => self
+                .prepared_sidecar(job, model_dir, task, k)
+                .ok()
+                .flatten(),
+            _ => None,
+        };
+        if !per_run {
+            if let Some(sets) = self.features.lock().expect("feature cache").get(&key) {
+                return Ok(Frozen {
+                    sets: sets.clone(),
+                    encode_s: 0.0,
+                    source: "memory",
+                    details: recorded().unwrap_or_default(),
+                });
+            }
         }
         let path = features::cache_path(&self.out, key);
         let expected = [task.train.len(), task.dev.len(), task.test.len()];
-        if let Some(sets) =
-            features::load(&path).filter(|s| s.iter().map(|f| f.rows()).eq(expected))
-        {
-            let sets = Arc::new(sets);
-            self.features
-                .lock()
-                .expect("feature cache")
-                .insert(key, sets.clone());
-            return Ok((sets, 0.0, "disk"));
+        if !per_run {
+            if let Some(sets) =
+                features::load(&path).filter(|s| s.iter().map(|f| f.rows()).eq(expected))
+            {
+                let sets = Arc::new(sets);
+                self.features
+                    .lock()
+                    .expect("feature cache")
+                    .insert(key, sets.clone());
+                return Ok(Frozen {
+                    sets,
+                    encode_s: 0.0,
+                    source: "disk",
+                    details: recorded().unwrap_or_default(),
+                });
+            }
         }
         let t0 = Instant::now();
         let plain = device.clone().without_autodiff();
-        let (mut encoder, report) = load_encoder(model_dir, &plain)?;
+        let (mut encoder, report, details) = if *change == EncoderChange::Unchanged {
+            let (encoder, report) = load_encoder(model_dir, &plain)?;
+            (encoder, report, serde_json::Value::Null)
+        } else {
+            let p = self.prepared_encoder(job, model_dir, task, method, change, run, device)?;
+            (p.encoder.valid(), p.report, p.details)
+        };
         if report.initialised.iter().any(|p| p.starts_with("pooler")) {
             // The frozen random pooler of a checkpoint without one: fixed per task (seed 0),
             // so every seed and method of the task reads the same features.
@@ -556,19 +646,196 @@ impl Engine {
             })
             .collect();
         let encode_s = t0.elapsed().as_secs_f64();
+        let sets = Arc::new(sets);
+        if per_run {
+            return Ok(Frozen {
+                sets,
+                encode_s,
+                source: "encoded-for-run",
+                details,
+            });
+        }
         if let Err(e) = features::save(&path, &sets, &key_text) {
             tracing_free_warn(&format!(
                 "could not write the feature cache {}: {e:#}",
                 path.display()
             ));
         }
-        let sets = Arc::new(sets);
         self.features
             .lock()
             .expect("feature cache")
             .insert(key, sets.clone());
-        Ok((sets, encode_s, "encoded"))
+        Ok(Frozen {
+            sets,
+            encode_s,
+            source: "encoded",
+            details,
+        })
     }
+
+    /// Cache key of a per-task prepared encoder.
+    fn prepared_key(
+        &self,
+        job: &FinetuneJob,
+        model_dir: &Path,
+        task: &PreparedTask,
+        change_key: &str,
+    ) -> anyhow::Result<u64> {
+        let text = format!(
+            "prepared-encoder|v1|{:016x}|{}|{}|{}|{change_key}",
+            self.model_hash(model_dir)?,
+            task.def.name,
+            task.split_hash,
+            job.model.max_len,
+        );
+        Ok(stable_hash(text.as_bytes()))
+    }
+
+    fn prepared_paths(&self, key: u64) -> (PathBuf, PathBuf) {
+        let dir = self.out.join("cache");
+        (
+            dir.join(format!("encoder-{key:016x}.bin")),
+            dir.join(format!("encoder-{key:016x}.json")),
+        )
+    }
+
+    /// The recorded details of a per-task prepared encoder already on disk.
+    fn prepared_sidecar(
+        &self,
+        job: &FinetuneJob,
+        model_dir: &Path,
+        task: &PreparedTask,
+        change_key: &str,
+    ) -> anyhow::Result<Option<serde_json::Value>> {
+        let key = self.prepared_key(job, model_dir, task, change_key)?;
+        let (_, side) = self.prepared_paths(key);
+        let Ok(text) = std::fs::read_to_string(side) else {
+            return Ok(None);
+        };
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        Ok(Some(v["details"].clone()))
+    }
+
+    /// The pre-trained encoder on `device` (autodiff), changed by the method: unchanged,
+    /// prepared once per task (from a task-level seed on the whole train split, cached
+    /// under `<out>/cache/encoder-<hash>.bin` with a JSON sidecar holding the details),
+    /// or prepared for this run (from the run seed on the run's train rows).
+    #[allow(clippy::too_many_arguments)]
+    fn prepared_encoder(
+        &self,
+        job: &FinetuneJob,
+        model_dir: &Path,
+        task: &PreparedTask,
+        method: &mut dyn Method,
+        change: &EncoderChange,
+        (run_seed, run_train): (u64, &[EncodedRow]),
+        device: &Device,
+    ) -> anyhow::Result<PreparedEncoder> {
+        let (encoder, report) = load_encoder(model_dir, device)?;
+        let mut prepare = |encoder: Encoder, seed: u64, train: &[EncodedRow]| {
+            let noise = NoiseStream::new(derive_seed(seed, &["prepare-noise"]));
+            let mut encoder = encoder;
+            encoder.set_noise(&noise);
+            let ctx = PrepareContext {
+                train,
+                tokenizer: &task.tokenizer,
+                pad_id: task.pad_id,
+                seed,
+                noise: &noise,
+                initialised: &report.initialised,
+                mode: job.train.mode,
+                device,
+            };
+            let t0 = Instant::now();
+            let prepared = method.prepare_encoder(encoder, &ctx)?;
+            anyhow::Ok((prepared, t0.elapsed().as_secs_f64()))
+        };
+        match change {
+            EncoderChange::Unchanged => Ok(PreparedEncoder {
+                encoder,
+                details: serde_json::Value::Null,
+                report,
+            }),
+            EncoderChange::PerRun => {
+                let (p, secs) = prepare(encoder, derive_seed(run_seed, &["prepare"]), run_train)?;
+                let mut details = p.details;
+                if details.is_object() {
+                    details["seconds"] = secs.into();
+                }
+                Ok(PreparedEncoder {
+                    encoder: p.encoder,
+                    details,
+                    report,
+                })
+            }
+            EncoderChange::PerTask(change_key) => {
+                let key = self.prepared_key(job, model_dir, task, change_key)?;
+                let lock = self
+                    .preparing
+                    .lock()
+                    .expect("prepare locks")
+                    .entry(key)
+                    .or_default()
+                    .clone();
+                let _guard = lock.lock().expect("prepare lock");
+                let (bin, side) = self.prepared_paths(key);
+                let sidecar = std::fs::read_to_string(&side)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+                if let Some(sidecar) = sidecar {
+                    if let Some(loaded) = params::load(encoder.clone(), &bin) {
+                        let mut details = sidecar["details"].clone();
+                        if details.is_object() {
+                            details["cache"] = "disk".into();
+                        }
+                        return Ok(PreparedEncoder {
+                            encoder: loaded,
+                            details,
+                            report,
+                        });
+                    }
+                }
+                let seed = derive_seed(0, &["prepare", task.def.name, change_key]);
+                let (p, secs) = prepare(encoder, seed, &task.train)?;
+                let mut details = p.details;
+                if details.is_object() {
+                    details["seconds"] = secs.into();
+                    details["cache"] = "prepared".into();
+                }
+                let saved = params::save(&p.encoder, &bin).and_then(|_| {
+                    let text = serde_json::to_string(&serde_json::json!({
+                        "change": change_key,
+                        "task": task.def.name,
+                        "split": task.split_hash,
+                        "details": details,
+                    }))?;
+                    let mut tmp = tempfile::NamedTempFile::new_in(bin.parent().expect("cache dir"))?;
+                    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+                    tmp.persist(&side)?;
+                    Ok(())
+                });
+                if let Err(e) = saved {
+                    tracing_free_warn(&format!(
+                        "could not write the prepared-encoder cache {}: {e:#}",
+                        bin.display()
+                    ));
+                }
+                Ok(PreparedEncoder {
+                    encoder: p.encoder,
+                    details,
+                    report,
+                })
+            }
+        }
+    }
+}
+
+/// Frozen features and where they came from.
+struct Frozen {
+    sets: Arc<Vec<FeatureSet>>,
+    encode_s: f64,
+    source: &'static str,
+    details: serde_json::Value,
 }
 
 fn tracing_free_warn(msg: &str) {

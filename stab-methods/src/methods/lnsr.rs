@@ -1,10 +1,131 @@
-//! LNSR (Hua et al. 2021; methods-spec §2.3). `author`: Gaussian noise N(0, σ²) on the
-//! word-embedding table, a stop-gradient noisy forward, loss = CE + λ·mean (H_c − H_n)² over
-//! the final hidden states. `original`: noise at the embedding output, penalty on every
-//! layer above it.
+//! LNSR, layer-wise noise stability regularisation (Hua et al. 2021; methods-spec §2.3).
+//!
+//! * `author` (§2.3.1, the fork's code): i.i.d. N(0, σ²) noise on the word-embedding table
+//!   (every occurrence of a token id in the step gets the same noise vector), a second
+//!   forward in train mode **without gradient** (its dropout masks independent of the
+//!   clean pass), and loss = CE + λ·mean over all B·T·d elements of (H_c − H_n)², H the
+//!   final hidden states, padding included. It also penalises dropout inconsistency.
+//! * `original` (§2.3.2, Hua et al.'s concept with stab's defaults): N(0, σ²) noise added
+//!   to the embedding output (r = embeddings), both branches propagated through every layer
+//!   above with gradient, and λ times the equally weighted mean over layers 1…L of the
+//!   mean squared difference of the layer outputs.
+//!
+//! Only the noise rows of the token ids in the batch are drawn (the rest of the table
+//! never reaches the loss); they are drawn on the host from the run's noise stream in
+//! sorted-id order. With cached frozen features (head tuning) there is no encoder pass to
+//! perturb, and the term is absent: in head tuning LNSR has no gradient on trainable
+//! parameters (§5), so the run equals FineTune.
 
+use std::collections::BTreeMap;
+
+use burn::module::Module;
+use burn::tensor::{Tensor, TensorData};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
 use stab_core::params::{ParamDefault, ParamKind};
-use stab_core::{MethodEntry, ParamSpec};
+use stab_core::{MethodEntry, MethodParams, ParamSpec};
+
+use crate::engine::{Method, StepView, implementation};
+
+/// Where the noise goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LnsrVariant {
+    Author,
+    Original,
+}
+
+/// CE + λ·noise-stability penalty.
+#[derive(Debug, Clone, Copy)]
+pub struct NoiseStability {
+    pub lambda: f64,
+    pub sigma: f64,
+    pub variant: LnsrVariant,
+}
+
+/// Noise for the token ids of a `[B, T]` batch, `[B·T·d]` row-major: one N(0, σ²) vector
+/// per distinct id (drawn in sorted-id order from `seed`), repeated at each occurrence.
+pub fn word_noise(ids: &[i64], dim: usize, sigma: f64, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let normal = Normal::new(0.0f32, sigma as f32).expect("σ ≥ 0");
+    let mut table: BTreeMap<i64, Vec<f32>> = ids.iter().map(|&id| (id, Vec::new())).collect();
+    for row in table.values_mut() {
+        *row = (0..dim).map(|_| normal.sample(&mut rng)).collect();
+    }
+    ids.iter()
+        .flat_map(|id| table[id].iter().copied())
+        .collect()
+}
+
+impl Method for NoiseStability {
+    fn loss_terms(&self, step: &StepView) -> Vec<(&'static str, Tensor<1>)> {
+        let (Some(input), Some(hidden), Some(encoder)) = (
+            step.input,
+            step.forward.hidden.as_ref(),
+            step.model.encoder.as_ref(),
+        ) else {
+            return Vec::new();
+        };
+        if self.lambda == 0.0 {
+            return Vec::new();
+        }
+        let device = step.ctx.device;
+        let tokens = &input.tokens;
+        let dim = encoder.config.hidden_size;
+        let seed = step.ctx.noise.next_seed();
+        let term = match self.variant {
+            LnsrVariant::Author => {
+                let noise = Tensor::<3>::from_data(
+                    TensorData::new(
+                        word_noise(&tokens.input_ids, dim, self.sigma, seed),
+                        [tokens.batch, tokens.seq_len, dim],
+                    ),
+                    device,
+                );
+                // Stop-gradient branch: no parameter of this copy requires a gradient.
+                let noisy = encoder
+                    .clone()
+                    .no_grad()
+                    .forward_perturbed(tokens, Some(noise))
+                    .last()
+                    .detach();
+                (hidden.last() - noisy).square().mean()
+            }
+            LnsrVariant::Original => {
+                let [b, t, d] = hidden.hidden_states[0].dims();
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                let normal = Normal::new(0.0f32, self.sigma as f32).expect("σ ≥ 0");
+                let eps: Vec<f32> = (0..b * t * d).map(|_| normal.sample(&mut rng)).collect();
+                let eps = Tensor::<3>::from_data(TensorData::new(eps, [b, t, d]), device);
+                let noisy = encoder.forward_layers(
+                    hidden.hidden_states[0].clone() + eps,
+                    encoder.attention_bias(tokens),
+                );
+                let layers = noisy.len();
+                noisy
+                    .into_iter()
+                    .zip(&hidden.hidden_states[1..])
+                    .map(|(n, c)| (c.clone() - n).square().mean())
+                    .reduce(|a, b| a + b)
+                    .expect("at least one layer")
+                    .div_scalar(layers as f64)
+            }
+        };
+        vec![("lnsr", term.mul_scalar(self.lambda).reshape([1]))]
+    }
+}
+
+fn build(p: &MethodParams) -> Result<Box<dyn std::any::Any + Send>, String> {
+    implementation(NoiseStability {
+        lambda: p["lambda"].as_f64().ok_or("lambda must be a number")?,
+        sigma: p["sigma"].as_f64().ok_or("sigma must be a number")?,
+        variant: if p["variant"] == "original" {
+            LnsrVariant::Original
+        } else {
+            LnsrVariant::Author
+        },
+    })
+}
 
 inventory::submit! {
     MethodEntry {
@@ -16,6 +137,25 @@ inventory::submit! {
             ParamSpec { name: "variant", kind: ParamKind::Choice(&["author", "original"]), default: ParamDefault::Str("author"), doc: "author = the fork's embedding-table noise (§2.3.1), original = Hua et al. (§2.3.2)" },
         ],
         validate: super::no_extra_checks,
-        build: |_| Err("its hook (loss_terms with a noisy forward) is in place; the LNSR implementation lands with the next engine issue".into()),
+        build,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_id_gets_the_same_noise_and_the_spread_is_sigma() {
+        let ids = [5i64, 9, 5, 2];
+        let n = word_noise(&ids, 3, 0.5, 1);
+        assert_eq!(n.len(), 12);
+        assert_eq!(n[0..3], n[6..9]);
+        assert_ne!(n[0..3], n[3..6]);
+        let big: Vec<i64> = (0..20_000).collect();
+        let v = word_noise(&big, 4, 0.01, 2);
+        let var = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / v.len() as f64;
+        assert!((var.sqrt() - 0.01).abs() < 2e-4, "sd {}", var.sqrt());
+        assert!(word_noise(&ids, 3, 0.0, 1).iter().all(|&x| x == 0.0));
     }
 }

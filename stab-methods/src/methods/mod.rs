@@ -3,10 +3,12 @@
 //! `stab list methods` and the engine all read that one registration.
 
 pub mod finetune;
+pub mod llrd;
 pub mod lnsr;
 pub mod mhloss;
 pub mod mixout;
 pub mod mmr;
+pub mod reinit;
 pub mod surt;
 
 /// No cross-parameter constraints.

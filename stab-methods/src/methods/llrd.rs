@@ -1,0 +1,73 @@
+//! Layer-wise learning-rate decay (Howard & Ruder 2018; used against fine-tuning
+//! instability by Zhang et al. 2021): with L encoder layers indexed 0…L−1, layer l trains
+//! at lr·ξ^(L−l), the embeddings at lr·ξ^(L+1), and the pooler and task head at lr, so
+//! lower, more general layers move less.
+
+use stab_core::params::{ParamDefault, ParamKind};
+use stab_core::{MethodEntry, MethodParams, ParamSpec};
+
+use crate::engine::{Method, implementation};
+
+/// lr·ξ^depth per layer.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerwiseLrDecay {
+    pub xi: f64,
+}
+
+/// The learning-rate factor of the parameter at `path` in a model with `layers` layers.
+pub fn layer_factor(xi: f64, path: &str, layers: usize) -> f64 {
+    let Some(rest) = path.strip_prefix("encoder.") else {
+        return 1.0; // the task head
+    };
+    if rest.starts_with("embeddings.") {
+        return xi.powi(layers as i32 + 1);
+    }
+    match rest
+        .strip_prefix("encoder.layer.")
+        .and_then(|r| r.split('.').next())
+        .and_then(|i| i.parse::<usize>().ok())
+    {
+        Some(l) => xi.powi((layers - l.min(layers)) as i32),
+        None => 1.0, // pooler (and the unused MLM head)
+    }
+}
+
+impl Method for LayerwiseLrDecay {
+    fn lr_scale(&self, path: &str, layers: usize) -> f64 {
+        layer_factor(self.xi, path, layers)
+    }
+}
+
+fn build(p: &MethodParams) -> Result<Box<dyn std::any::Any + Send>, String> {
+    implementation(LayerwiseLrDecay {
+        xi: p["xi"].as_f64().ok_or("xi must be a number")?,
+    })
+}
+
+inventory::submit! {
+    MethodEntry {
+        name: "llrd",
+        summary: "layer-wise learning-rate decay: layer l at lr·ξ^(L−l), embeddings ξ^(L+1), head lr",
+        params: &[
+            ParamSpec { name: "xi", kind: ParamKind::Float { min: 0.01, max: 1.0 }, default: ParamDefault::Float(0.95), doc: "decay factor ξ per layer (1 = FineTune)" },
+        ],
+        validate: super::no_extra_checks,
+        build,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factors_follow_depth() {
+        let f = |p: &str| layer_factor(0.5, p, 6);
+        assert_eq!(f("head.out.weight"), 1.0);
+        assert_eq!(f("encoder.pooler.dense.weight"), 1.0);
+        assert_eq!(f("encoder.encoder.layer.5.output.dense.weight"), 0.5);
+        assert_eq!(f("encoder.encoder.layer.0.output.dense.weight"), 0.5f64.powi(6));
+        assert_eq!(f("encoder.embeddings.word_embeddings.weight"), 0.5f64.powi(7));
+        assert_eq!(layer_factor(1.0, "encoder.embeddings.layer_norm.gamma", 6), 1.0);
+    }
+}

@@ -1,0 +1,122 @@
+//! Re-initialising the top encoder layers before fine-tuning (Zhang et al. 2021,
+//! "Revisiting Few-sample BERT Fine-tuning", §5.2): the top `k` transformer layers get
+//! the pre-training initialisation again — N(0, 0.02²) weights, zero biases, unit
+//! LayerNorm — and the pooler with them (when k > 0), so the layers most specialised to
+//! the pre-training objective start fresh.
+//!
+//! In full fine-tuning each run re-initialises from its own seed. In head tuning the
+//! encoder is frozen, so a per-seed random top would measure encoder draws rather than
+//! head training; there the re-initialised encoder is drawn once per task (like the frozen
+//! random pooler) and its features are cached.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use stab_core::params::{ParamDefault, ParamKind};
+use stab_core::recipe::TrainMode;
+use stab_core::{MethodEntry, MethodParams, ParamSpec};
+use stab_models::Encoder;
+
+use burn::tensor::{Shape, Tensor, TensorData};
+
+use crate::engine::params::{self, ParamTransform};
+use crate::engine::{EncoderChange, Method, PrepareContext, Prepared, implementation};
+
+/// Re-initialise the top `layers` encoder layers.
+#[derive(Debug, Clone, Copy)]
+pub struct ReinitTopLayers {
+    pub layers: usize,
+}
+
+/// The encoder with layers `first..` and the pooler re-initialised from `seed`, in
+/// parameter path order.
+pub fn reinit_from(encoder: Encoder, first: usize, seed: u64) -> Encoder {
+    struct Reinit {
+        first: usize,
+        rng: ChaCha8Rng,
+    }
+    impl ParamTransform for Reinit {
+        fn apply<const D: usize>(&mut self, path: &str, value: Tensor<D>) -> Tensor<D> {
+            let layer = path
+                .strip_prefix("encoder.layer.")
+                .and_then(|rest| rest.split('.').next())
+                .and_then(|i| i.parse::<usize>().ok());
+            let targeted = layer.is_some_and(|l| l >= self.first) || path.starts_with("pooler.");
+            if !targeted {
+                return value;
+            }
+            let dims = value.dims();
+            let n: usize = dims.iter().product();
+            let v: Vec<f32> = if path.ends_with("gamma") {
+                vec![1.0; n]
+            } else if path.ends_with("weight") {
+                let normal = Normal::new(0.0f32, 0.02).expect("valid std");
+                (0..n).map(|_| normal.sample(&mut self.rng)).collect()
+            } else {
+                vec![0.0; n]
+            };
+            let t = Tensor::<D>::from_data(
+                TensorData::new(v, Shape::from(dims.to_vec())),
+                &value.device(),
+            );
+            if value.is_require_grad() {
+                t.require_grad()
+            } else {
+                t
+            }
+        }
+    }
+    params::transform(
+        encoder,
+        &mut Reinit {
+            first,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        },
+    )
+}
+
+impl Method for ReinitTopLayers {
+    fn encoder_change(&self, mode: TrainMode) -> EncoderChange {
+        match (self.layers, mode) {
+            (0, _) => EncoderChange::Unchanged,
+            (k, TrainMode::Head) => EncoderChange::PerTask(format!("reinit|k={k}")),
+            (_, TrainMode::Full) => EncoderChange::PerRun,
+        }
+    }
+
+    fn prepare_encoder(
+        &mut self,
+        encoder: Encoder,
+        ctx: &PrepareContext,
+    ) -> anyhow::Result<Prepared> {
+        let total = encoder.encoder.layer.len();
+        anyhow::ensure!(
+            self.layers <= total,
+            "reinit.k = {} but the model has {total} layers",
+            self.layers
+        );
+        let first = total - self.layers;
+        Ok(Prepared {
+            encoder: reinit_from(encoder, first, ctx.seed),
+            details: serde_json::json!({"method": "reinit", "layers": (first..total).collect::<Vec<_>>()}),
+        })
+    }
+}
+
+fn build(p: &MethodParams) -> Result<Box<dyn std::any::Any + Send>, String> {
+    implementation(ReinitTopLayers {
+        layers: p["k"].as_u64().ok_or("k must be an integer")? as usize,
+    })
+}
+
+inventory::submit! {
+    MethodEntry {
+        name: "reinit",
+        summary: "re-initialise the top k encoder layers and the pooler before fine-tuning (Zhang et al. 2021)",
+        params: &[
+            ParamSpec { name: "k", kind: ParamKind::Int { min: 0, max: 128 }, default: ParamDefault::Int(2), doc: "number of top layers to re-initialise (0 = FineTune)" },
+        ],
+        validate: super::no_extra_checks,
+        build,
+    }
+}
