@@ -1,0 +1,8 @@
+//! `stab-l2sp`: the `stab` command with the L2-SP plugin linked in.
+
+// Naming the plugin crate links it, and with it its `inventory` registration.
+use l2sp_method as _;
+
+fn main() -> std::process::ExitCode {
+    stab_cli::main()
+}
