@@ -119,9 +119,17 @@ fn parameters_that_make_a_method_finetune_give_finetune_bit_for_bit() {
         let r = comparable(cb_run(&eng, "full", m, ""));
         assert!(same_training(&finetune, &r), "{m} differs from FineTune");
     }
-    let no_dropout = comparable(cb_run(&eng, "full", "name = \"test-finetune-no-dropout\"", ""));
+    let no_dropout = comparable(cb_run(
+        &eng,
+        "full",
+        "name = \"test-finetune-no-dropout\"",
+        "",
+    ));
     let mixout0 = comparable(cb_run(&eng, "full", "name = \"mixout\"\np = 0.0", ""));
-    assert!(same_training(&no_dropout, &mixout0), "MixOut-ref(p = 0) = FineTune without dropout");
+    assert!(
+        same_training(&no_dropout, &mixout0),
+        "MixOut-ref(p = 0) = FineTune without dropout"
+    );
     assert!(!same_training(&finetune, &no_dropout));
 }
 
@@ -144,12 +152,25 @@ fn every_method_changes_full_fine_tuning() {
         assert_ne!(first(&r), first(&finetune), "{m} leaves training unchanged");
     }
     // Original BERT Adam (no bias correction) changes the updates too.
-    let bert_adam = cb_run(&eng, "full", "name = \"finetune\"", "adam_bias_correction = false\n");
-    assert_ne!(bert_adam.details["train_loss"], finetune.details["train_loss"]);
+    let bert_adam = cb_run(
+        &eng,
+        "full",
+        "name = \"finetune\"",
+        "adam_bias_correction = false\n",
+    );
+    assert_ne!(
+        bert_adam.details["train_loss"],
+        finetune.details["train_loss"]
+    );
     assert_eq!(bert_adam.details["adam_bias_correction"], false);
     // MixOut-author trains plainly: the losses before its first evaluation are FineTune's;
     // its evaluations mix the encoder with its start weights, so dev scores move.
-    let author = cb_run(&eng, "full", "name = \"mixout\"\nvariant = \"author\"\np = 0.5", "");
+    let author = cb_run(
+        &eng,
+        "full",
+        "name = \"mixout\"\nvariant = \"author\"\np = 0.5",
+        "",
+    );
     assert_eq!(first(&author), first(&finetune));
     assert_ne!(author.details["dev_curve"], finetune.details["dev_curve"]);
 }
@@ -191,8 +212,16 @@ fn surt_records_its_masked_lm_curve_and_shares_it_across_seeds() {
     let b = engine(dir.path()).run(&runs[1], &quiet).unwrap().0;
     assert_eq!(a.details["prepare"]["cache"], "prepared");
     assert_eq!(b.details["prepare"]["cache"], "disk");
-    assert_eq!(a.details["prepare"]["mlm_loss"], b.details["prepare"]["mlm_loss"]);
-    assert!(!a.details["prepare"]["mlm_loss"].as_array().unwrap().is_empty());
+    assert_eq!(
+        a.details["prepare"]["mlm_loss"],
+        b.details["prepare"]["mlm_loss"]
+    );
+    assert!(
+        !a.details["prepare"]["mlm_loss"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let share = a.details["prepare"]["selected_share"].as_f64().unwrap();
     assert!((0.1..0.2).contains(&share), "selected share {share}");
     // share_mlm = false re-trains per run, from the run's seed.
@@ -202,7 +231,10 @@ fn surt_records_its_masked_lm_curve_and_shares_it_across_seeds() {
     let c = eng.run(&own[0], &quiet).unwrap().0;
     let d = eng.run(&own[1], &quiet).unwrap().0;
     assert!(c.details["prepare"].get("cache").is_none());
-    assert_ne!(c.details["prepare"]["mlm_loss"], d.details["prepare"]["mlm_loss"]);
+    assert_ne!(
+        c.details["prepare"]["mlm_loss"],
+        d.details["prepare"]["mlm_loss"]
+    );
 }
 
 /// CB train rows of the sliced files, tokenized for tiny-bert.
@@ -348,7 +380,10 @@ fn mixout_ref_mixes_linear_weights_by_input_column_with_the_chosen_backward() {
             assert!(dropped ^ kept, "row {i} mixes per column");
             kept_rows += usize::from(kept);
         }
-        assert!(kept_rows > 0 && kept_rows < d_in, "{kept_rows} of {d_in} rows kept");
+        assert!(
+            kept_rows > 0 && kept_rows < d_in,
+            "{kept_rows} of {d_in} rows kept"
+        );
         // Backward: d Σ W_eff / dW is M (reference) or M / (1 − p) (exact), by row.
         let loss = after[QUERY].tensor::<2>().sum();
         let grads = loss.backward();
@@ -361,7 +396,11 @@ fn mixout_ref_mixes_linear_weights_by_input_column_with_the_chosen_backward() {
         for i in 0..d_in {
             let kept = (w_eff[i * d_out] - u[i * d_out] - 1.0 / (1.0 - p as f32)).abs() < 1e-4;
             let want = if kept { scale } else { 0.0 };
-            assert!((g[i * d_out] - want).abs() < 1e-5, "row {i}: {}", g[i * d_out]);
+            assert!(
+                (g[i * d_out] - want).abs() < 1e-5,
+                "row {i}: {}",
+                g[i * d_out]
+            );
         }
     }
     // At evaluation W_eff = W: the model is returned as it is.
@@ -480,8 +519,14 @@ fn lnsr_term_is_zero_without_noise_and_its_gradient_matches_a_central_difference
             .val();
         let g = values(w.grad(&grads).unwrap());
         let n = g.len();
-        let dir: Vec<f32> = (0..n).map(|k| ((k * 7919 % 13) as f32 - 6.0) / 6.0).collect();
-        let analytic: f64 = g.iter().zip(&dir).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+        let dir: Vec<f32> = (0..n)
+            .map(|k| ((k * 7919 % 13) as f32 - 6.0) / 6.0)
+            .collect();
+        let analytic: f64 = g
+            .iter()
+            .zip(&dir)
+            .map(|(a, b)| (*a as f64) * (*b as f64))
+            .sum();
         let h = 1e-2f32;
         let at = |s: f32| {
             struct Along<'a>(&'a [f32], f32);

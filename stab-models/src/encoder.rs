@@ -337,7 +337,9 @@ impl Encoder {
         if let Some(shift) = word_shift {
             words = words + shift;
         }
-        let x = words + e.position_embeddings.forward(positions) + e.token_type_embeddings.forward(types);
+        let x = words
+            + e.position_embeddings.forward(positions)
+            + e.token_type_embeddings.forward(types);
         let x = e.dropout.forward(e.layer_norm.forward(x));
         let mut hidden_states = Vec::with_capacity(self.encoder.layer.len() + 1);
         hidden_states.push(x.clone());

@@ -80,7 +80,10 @@ fn a_recipe_trains_with_l2sp_and_beta_zero_is_finetune() {
         assert_eq!(finetune["details"][key], zero["details"][key], "{key}");
     }
     assert_eq!(finetune["metrics"], zero["metrics"]);
-    assert_ne!(finetune["details"]["train_loss"], strong["details"]["train_loss"]);
+    assert_ne!(
+        finetune["details"]["train_loss"],
+        strong["details"]["train_loss"]
+    );
 }
 
 #[test]
@@ -89,7 +92,14 @@ fn the_penalty_is_half_beta_times_the_squared_distance_to_the_pretrained_weights
     let tiny = testdata().join("fixtures/tiny-bert");
     let (encoder, _) = load_encoder(&tiny, &dev).unwrap();
     let pad = encoder.config.pad_id();
-    let head = TaskHead::classification(encoder.config.hidden_size, 3, 0.0, HeadShape::default(), 1, &dev);
+    let head = TaskHead::classification(
+        encoder.config.hidden_size,
+        3,
+        0.0,
+        HeadShape::default(),
+        1,
+        &dev,
+    );
     let start = TaskModel {
         encoder: Some(encoder),
         head,

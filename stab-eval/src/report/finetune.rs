@@ -15,21 +15,53 @@ pub struct FinetuneTable {
     pub cells: BTreeMap<String, BTreeMap<String, Vec<f64>>>,
 }
 
-fn group_name(r: &RunRecord) -> String {
+/// A row label: the method, the parameters in which its runs differ from other runs of
+/// the same method (`mixout variant=author p=0.1`), and the sweep values.
+fn group_name(r: &RunRecord, varying: &BTreeMap<String, Vec<String>>) -> String {
     let mut name = r.method.clone();
+    for k in varying.get(&r.method).into_iter().flatten() {
+        if let Some(v) = r.method_params.get(k) {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            name.push_str(&format!(" {k}={v}"));
+        }
+    }
     for (k, v) in &r.sweep {
         name.push_str(&format!(" {k}={v}"));
     }
     name
 }
 
+/// Per method name, the parameters whose values differ between its runs.
+fn varying_params(records: &[&RunRecord]) -> BTreeMap<String, Vec<String>> {
+    let mut seen: BTreeMap<&str, BTreeMap<&str, Vec<&serde_json::Value>>> = BTreeMap::new();
+    for r in records {
+        for (k, v) in &r.method_params {
+            let vals = seen.entry(&r.method).or_default().entry(k).or_default();
+            if !vals.contains(&v) {
+                vals.push(v);
+            }
+        }
+    }
+    seen.into_iter()
+        .map(|(m, params)| {
+            let keys = params
+                .into_iter()
+                .filter(|(_, vals)| vals.len() > 1)
+                .map(|(k, _)| k.to_string())
+                .collect();
+            (m.to_string(), keys)
+        })
+        .collect()
+}
+
 impl FinetuneTable {
     pub fn from_records(records: &[&RunRecord]) -> Self {
         let mut cells: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+        let varying = varying_params(records);
         for r in records {
             if let Some(p) = r.metrics.get("primary") {
                 cells
-                    .entry(group_name(r))
+                    .entry(group_name(r, &varying))
                     .or_default()
                     .entry(r.task.clone())
                     .or_default()
@@ -165,5 +197,35 @@ mod tests {
         // cb: 85 ± 7.07; rte: 70 ± 0 → AVG 77.50 ± 3.54.
         assert_eq!(t.rows[0][1], "85.00±7.07 (n=2)");
         assert_eq!(t.rows[0][3], "77.50±3.54");
+    }
+
+    #[test]
+    fn runs_of_one_method_with_different_parameters_get_their_own_rows() {
+        let with = |variant: &str, p: f64, primary: f64| {
+            let mut r = rec("cb", "mixout", primary);
+            r.method_params = [
+                ("variant".to_string(), serde_json::json!(variant)),
+                ("p".to_string(), serde_json::json!(p)),
+                ("backward".to_string(), serde_json::json!("reference")),
+            ]
+            .into();
+            r
+        };
+        let rs = [
+            with("ref", 0.9, 0.5),
+            with("author", 0.1, 0.6),
+            rec("cb", "mmr", 0.7),
+        ];
+        let refs: Vec<&RunRecord> = rs.iter().collect();
+        let t = FinetuneTable::from_records(&refs).table();
+        let names: Vec<&str> = t.rows.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "mixout p=0.1 variant=author",
+                "mixout p=0.9 variant=ref",
+                "mmr"
+            ]
+        );
     }
 }

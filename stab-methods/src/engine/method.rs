@@ -119,7 +119,11 @@ pub trait Method: Send {
 
     /// Change the pre-trained encoder before fine-tuning (called only when
     /// [`Method::encoder_change`] is not `Unchanged`).
-    fn prepare_encoder(&mut self, encoder: Encoder, _ctx: &PrepareContext) -> anyhow::Result<Prepared> {
+    fn prepare_encoder(
+        &mut self,
+        encoder: Encoder,
+        _ctx: &PrepareContext,
+    ) -> anyhow::Result<Prepared> {
         Ok(Prepared {
             encoder,
             details: serde_json::Value::Null,

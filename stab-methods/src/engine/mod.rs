@@ -21,11 +21,11 @@ pub mod schedule;
 pub mod stopping;
 
 pub use method::{
-    EncoderChange, Method, Prepared, PrepareContext, StepContext, StepView, build, implementation,
+    EncoderChange, Method, PrepareContext, Prepared, StepContext, StepView, build, implementation,
     unimplemented_methods,
 };
-pub use params::{ParamMap, ParamTransform};
 pub use model::{Forward, TaskModel, TokenInput};
+pub use params::{ParamMap, ParamTransform};
 pub use run::{Engine, Progress, RunStats, TrainedRun, cross_entropy};
 pub use schedule::LinearWarmupDecay;
 pub use stopping::EarlyStopping;

@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
-use burn::optim::{AdamWConfig, AdaptiveMomentumState, GradientsParams, ModuleOptimizer, Optimizer};
+use burn::optim::{
+    AdamWConfig, AdaptiveMomentumState, GradientsParams, ModuleOptimizer, Optimizer,
+};
 use burn::tensor::{Device, Tensor};
 
 /// Every float parameter's dotted path and id, in module order.

@@ -239,7 +239,11 @@ mod tests {
         struct Double;
         impl ParamTransform for Double {
             fn apply<const D: usize>(&mut self, path: &str, v: Tensor<D>) -> Tensor<D> {
-                if path == "dense.weight" { v.mul_scalar(2.0) } else { v }
+                if path == "dense.weight" {
+                    v.mul_scalar(2.0)
+                } else {
+                    v
+                }
             }
         }
         let before = collect(&toy)["dense.weight"].values.clone();

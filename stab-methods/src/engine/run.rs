@@ -809,7 +809,8 @@ impl Engine {
                         "split": task.split_hash,
                         "details": details,
                     }))?;
-                    let mut tmp = tempfile::NamedTempFile::new_in(bin.parent().expect("cache dir"))?;
+                    let mut tmp =
+                        tempfile::NamedTempFile::new_in(bin.parent().expect("cache dir"))?;
                     std::io::Write::write_all(&mut tmp, text.as_bytes())?;
                     tmp.persist(&side)?;
                     Ok(())

@@ -66,8 +66,17 @@ mod tests {
         assert_eq!(f("head.out.weight"), 1.0);
         assert_eq!(f("encoder.pooler.dense.weight"), 1.0);
         assert_eq!(f("encoder.encoder.layer.5.output.dense.weight"), 0.5);
-        assert_eq!(f("encoder.encoder.layer.0.output.dense.weight"), 0.5f64.powi(6));
-        assert_eq!(f("encoder.embeddings.word_embeddings.weight"), 0.5f64.powi(7));
-        assert_eq!(layer_factor(1.0, "encoder.embeddings.layer_norm.gamma", 6), 1.0);
+        assert_eq!(
+            f("encoder.encoder.layer.0.output.dense.weight"),
+            0.5f64.powi(6)
+        );
+        assert_eq!(
+            f("encoder.embeddings.word_embeddings.weight"),
+            0.5f64.powi(7)
+        );
+        assert_eq!(
+            layer_factor(1.0, "encoder.embeddings.layer_norm.gamma", 6),
+            1.0
+        );
     }
 }

@@ -242,7 +242,10 @@ mod tests {
             "encoder.embeddings.word_embeddings.weight",
             2
         ));
-        assert!(!is_mixed_linear("encoder.encoder.layer.0.output.dense.bias", 1));
+        assert!(!is_mixed_linear(
+            "encoder.encoder.layer.0.output.dense.bias",
+            1
+        ));
         assert!(!is_mixed_linear("encoder.mlm.dense.weight", 2));
     }
 }

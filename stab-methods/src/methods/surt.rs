@@ -100,10 +100,8 @@ fn init_mlm_head(encoder: &mut Encoder, seed: u64, device: &burn::tensor::Device
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let normal = Normal::new(0.0f32, 0.02).expect("valid std");
     let w: Vec<f32> = (0..d_in * d_out).map(|_| normal.sample(&mut rng)).collect();
-    m.dense.weight = Param::from_tensor(Tensor::from_data(
-        TensorData::new(w, [d_in, d_out]),
-        device,
-    ));
+    m.dense.weight =
+        Param::from_tensor(Tensor::from_data(TensorData::new(w, [d_in, d_out]), device));
     m.dense.bias = Some(Param::from_tensor(Tensor::zeros([d_out], device)));
     m.layer_norm.gamma = Param::from_tensor(Tensor::ones([d_out], device));
     if let Some(beta) = &mut m.layer_norm.beta {
@@ -188,7 +186,11 @@ pub fn masked_lm_training(
             let [b, t, h] = last.dims();
             let pos = Tensor::<1, Int>::from_data(
                 TensorData::new(
-                    masked.positions.iter().map(|&p| p as i64).collect::<Vec<_>>(),
+                    masked
+                        .positions
+                        .iter()
+                        .map(|&p| p as i64)
+                        .collect::<Vec<_>>(),
                     [k],
                 ),
                 device,
@@ -255,13 +257,17 @@ fn build(p: &MethodParams) -> Result<Box<dyn std::any::Any + Send>, String> {
     let int = |k: &str| p[k].as_u64().ok_or(format!("{k} must be an integer"));
     implementation(SelfUnsupervisedRetraining {
         mlm: MaskedLmSettings {
-            mask_rate: p["mask_rate"].as_f64().ok_or("mask_rate must be a number")?,
+            mask_rate: p["mask_rate"]
+                .as_f64()
+                .ok_or("mask_rate must be a number")?,
             epochs: int("mlm_epochs")?,
             lr: p["mlm_lr"].as_f64().ok_or("mlm_lr must be a number")?,
             batch_size: int("mlm_batch_size")? as usize,
             max_steps: int("mlm_max_steps")?,
         },
-        share_mlm: p["share_mlm"].as_bool().ok_or("share_mlm must be true or false")?,
+        share_mlm: p["share_mlm"]
+            .as_bool()
+            .ok_or("share_mlm must be true or false")?,
     })
 }
 
