@@ -250,8 +250,8 @@ mod tests {
         let doubled = transform(toy.clone(), &mut Double);
         let after = collect(&doubled)["dense.weight"].values.clone();
         let (b, a): (Vec<f32>, Vec<f32>) = (
-            before.into_data().to_vec().unwrap(),
-            after.into_data().to_vec().unwrap(),
+            before.into_data().try_to_vec::<f32>().unwrap(),
+            after.into_data().try_to_vec::<f32>().unwrap(),
         );
         assert!(b.iter().zip(&a).all(|(x, y)| 2.0 * x == *y));
 
@@ -267,7 +267,7 @@ mod tests {
             .values
             .clone()
             .into_data()
-            .to_vec()
+            .try_to_vec::<f32>()
             .unwrap();
         assert_eq!(got, a);
         // A torn file or another shape is refused.

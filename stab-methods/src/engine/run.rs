@@ -592,34 +592,31 @@ impl Engine {
                 .flatten(),
             _ => None,
         };
-        if !per_run {
-            if let Some(sets) = self.features.lock().expect("feature cache").get(&key) {
-                return Ok(Frozen {
-                    sets: sets.clone(),
-                    encode_s: 0.0,
-                    source: "memory",
-                    details: recorded().unwrap_or_default(),
-                });
-            }
+        if !per_run && let Some(sets) = self.features.lock().expect("feature cache").get(&key) {
+            return Ok(Frozen {
+                sets: sets.clone(),
+                encode_s: 0.0,
+                source: "memory",
+                details: recorded().unwrap_or_default(),
+            });
         }
         let path = features::cache_path(&self.out, key);
         let expected = [task.train.len(), task.dev.len(), task.test.len()];
-        if !per_run {
-            if let Some(sets) =
+        if !per_run
+            && let Some(sets) =
                 features::load(&path).filter(|s| s.iter().map(|f| f.rows()).eq(expected))
-            {
-                let sets = Arc::new(sets);
-                self.features
-                    .lock()
-                    .expect("feature cache")
-                    .insert(key, sets.clone());
-                return Ok(Frozen {
-                    sets,
-                    encode_s: 0.0,
-                    source: "disk",
-                    details: recorded().unwrap_or_default(),
-                });
-            }
+        {
+            let sets = Arc::new(sets);
+            self.features
+                .lock()
+                .expect("feature cache")
+                .insert(key, sets.clone());
+            return Ok(Frozen {
+                sets,
+                encode_s: 0.0,
+                source: "disk",
+                details: recorded().unwrap_or_default(),
+            });
         }
         let t0 = Instant::now();
         let plain = device.clone().without_autodiff();
@@ -782,18 +779,18 @@ impl Engine {
                 let sidecar = std::fs::read_to_string(&side)
                     .ok()
                     .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-                if let Some(sidecar) = sidecar {
-                    if let Some(loaded) = params::load(encoder.clone(), &bin) {
-                        let mut details = sidecar["details"].clone();
-                        if details.is_object() {
-                            details["cache"] = "disk".into();
-                        }
-                        return Ok(PreparedEncoder {
-                            encoder: loaded,
-                            details,
-                            report,
-                        });
+                if let Some(sidecar) = sidecar
+                    && let Some(loaded) = params::load(encoder.clone(), &bin)
+                {
+                    let mut details = sidecar["details"].clone();
+                    if details.is_object() {
+                        details["cache"] = "disk".into();
                     }
+                    return Ok(PreparedEncoder {
+                        encoder: loaded,
+                        details,
+                        report,
+                    });
                 }
                 let seed = derive_seed(0, &["prepare", task.def.name, change_key]);
                 let (p, secs) = prepare(encoder, seed, &task.train)?;
