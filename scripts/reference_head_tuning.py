@@ -8,7 +8,12 @@ pairs of 1/(1+||mu_a - mu_b||)), hand-written backprop, AdamW (beta 0.9/0.999,
 eps 1e-8, bias correction, decoupled decay 0.01 except biases), HF's linear
 warmup/decay, global-norm clipping at 1.0, a seeded shuffle per epoch keeping the last
 partial batch, dev scored once per epoch, early stopping after `patience` evaluations
-without strict improvement, best-dev weights scored on test.
+without strict improvement, best-dev weights scored on test. `--method mixout` is
+MixOut-ref (methods-spec §2.2.1) on the head: dropout off, at every training forward
+W_eff = U + M (W - U) / (1 - p) for both Linear weights with one Bernoulli(1 - p) value
+per input column, gradient grad_W_eff * M (Lee et al.'s backward), W at evaluation.
+SURT and reinit in head tuning are FineTune on their own cached features (pass their
+feature file); LNSR, MixOut-author and llrd are FineTune in head tuning (§5).
 
 It reads the frozen features stab cached (`<out>/cache/features-*.bin`, whose `.json`
 sidecar names task and pooling) and the labels from the task files and split file
@@ -105,16 +110,28 @@ def train(args, feats, labels, seed):
     T = args.epochs * per_epoch
     W = int(np.floor(0.1 * T))
     lr_at = lambda k: args.lr * (k / max(W, 1) if k < W else max(0.0, (T - k) / max(T - W, 1)))
-    p_drop = 0.1
+    mixout = args.method == "mixout"
+    p_drop = 0.0 if mixout else 0.1
+    U1, U2 = W1.copy(), W2.copy()
+    masks = [None, None]
+
+    def weights(train_mode):
+        if not (mixout and train_mode):
+            return W1, W2
+        m1 = (rng.random((1, d, 1)) >= args.p).astype(float)
+        m2 = (rng.random((H, d, 1)) >= args.p).astype(float)
+        masks[0], masks[1] = m1, m2
+        return U1 + m1 * (W1 - U1) / (1 - args.p), U2 + m2 * (W2 - U2) / (1 - args.p)
 
     def forward(x, train_mode):
-        keep1 = (rng.random(x.shape) >= p_drop) / (1 - p_drop) if train_mode else 1.0
+        w1, w2 = weights(train_mode)
+        keep1 = (rng.random(x.shape) >= p_drop) / (1 - p_drop) if train_mode and p_drop else 1.0
         xin = x * keep1
-        e = np.tanh(xin @ W1[0] + b1[0])  # [B, d]
-        keep2 = (rng.random(e.shape) >= p_drop) / (1 - p_drop) if train_mode else 1.0
+        e = np.tanh(xin @ w1[0] + b1[0])  # [B, d]
+        keep2 = (rng.random(e.shape) >= p_drop) / (1 - p_drop) if train_mode and p_drop else 1.0
         eo = e * keep2
-        z = np.einsum("bd,hdc->hbc", eo, W2) + b2  # [H, B, C]
-        return xin, e, keep2, eo, z
+        z = np.einsum("bd,hdc->hbc", eo, w2) + b2  # [H, B, C]
+        return xin, e, keep2, eo, z, w2
 
     def predict(x):
         return forward(x, False)[4].mean(0).argmax(1)
@@ -126,14 +143,14 @@ def train(args, feats, labels, seed):
             idx = order[s : s + args.batch]
             x, y = xtr[idx], ytr[idx]
             B = len(idx)
-            xin, e, keep2, eo, z = forward(x, True)
+            xin, e, keep2, eo, z, w2 = forward(x, True)
             zs = z - z.max(2, keepdims=True)
             p = np.exp(zs) / np.exp(zs).sum(2, keepdims=True)
             onehot = np.eye(C)[y]
             dz = (p - onehot[None]) / (H * B)  # d mean_h mean_b CE / dz
             gW2 = np.einsum("bd,hbc->hdc", eo, dz)
             gb2 = dz.sum(1, keepdims=True)
-            de = np.einsum("hbc,hdc->bd", dz, W2) * keep2
+            de = np.einsum("hbc,hdc->bd", dz, w2) * keep2
             if args.method == "mmr":
                 present = [c for c in range(C) if np.any(y == c)]
                 pairs = [(a, b) for i, a in enumerate(present) for b in present[i + 1 :]]
@@ -147,6 +164,8 @@ def train(args, feats, labels, seed):
             dpre = de * (1 - e**2)
             gW1 = (xin.T @ dpre)[None]
             gb1 = dpre.sum(0, keepdims=True)[None]
+            if mixout:
+                gW1, gW2 = gW1 * masks[0], gW2 * masks[1]
             grads = [gW1, gb1, gW2, gb2]
             norm = np.sqrt(sum(np.sum(g**2) for g in grads))
             if norm > 1.0:
@@ -178,7 +197,8 @@ def main():
     ap.add_argument("--task", required=True, choices=sorted(LABELS))
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--splits", default=None)
-    ap.add_argument("--method", default="finetune", choices=["finetune", "mhloss", "mmr"])
+    ap.add_argument("--method", default="finetune", choices=["finetune", "mhloss", "mmr", "mixout"])
+    ap.add_argument("--p", type=float, default=0.9, help="MixOut-ref probability")
     ap.add_argument("--heads", type=int, default=1)
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--seeds", type=int, default=10)

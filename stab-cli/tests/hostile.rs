@@ -96,7 +96,7 @@ fn hostile_inputs_exit_0_1_or_2_with_one_clear_message() {
         Case { what: "finetune: max_len beyond the model", args: run(file(ft("", "").replace("max_len = 64", "max_len = 512").as_bytes()), out("o1")), code: 2, says: "does not fit the model" },
         Case { what: "finetune: model dir missing", args: run(file(finetune(&out("nomodel"), &data_s, "", "").as_bytes()), out("o2")), code: 2, says: "nomodel" },
         Case { what: "finetune: data dir missing", args: run(file(finetune(&tiny_s, &out("nodata"), "", "").as_bytes()), out("o3")), code: 2, says: "missing file" },
-        Case { what: "finetune: method not yet runnable", args: run(file(ft("", "[[methods]]\nname = \"lnsr\"\n").as_bytes()), out("o4")), code: 2, says: "cannot run" },
+        Case { what: "finetune: reinit deeper than the model", args: run(file(ft("", "[[methods]]\nname = \"reinit\"\nk = 9\n").as_bytes()), out("o4")), code: 2, says: "k = 9 but the model has" },
         Case { what: "flag: --threads 0", args: vec!["run".into(), file(synthetic("").as_bytes()), "--threads".into(), "0".into()], code: 2, says: "--threads" },
         Case { what: "flag: --shard 3/2", args: vec!["run".into(), file(synthetic("").as_bytes()), "--shard".into(), "3/2".into()], code: 2, says: "shard" },
         Case { what: "flag: --shard abc", args: vec!["run".into(), file(synthetic("").as_bytes()), "--shard".into(), "abc".into()], code: 2, says: "shard" },

@@ -4,6 +4,7 @@
 //! `build` function; the engine never names a method.
 //!
 //! Hooks, in the order a run calls them:
+//! * [`Method::check_model`] — before any run: can the method run on this model?
 //! * [`Method::head_shape`] — how many output layers the head has (MHLoss).
 //! * [`Method::uses_cached_features`], [`Method::dropout_enabled`] — what the run may
 //!   assume (a method that perturbs the encoder's forward cannot use cached features;
@@ -26,7 +27,7 @@ use burn::tensor::{Device, Tensor};
 use stab_core::recipe::TrainMode;
 use stab_core::{InputError, MethodParams};
 use stab_data::encode::EncodedRow;
-use stab_models::{Encoder, HeadShape, NoiseStream, TextEncoder};
+use stab_models::{Encoder, EncoderConfig, HeadShape, NoiseStream, TextEncoder};
 
 use super::model::{Forward, TaskModel, TokenInput};
 
@@ -97,6 +98,12 @@ pub struct StepView<'a> {
 
 /// A stabilisation method. Every hook has the FineTune behaviour as its default.
 pub trait Method: Send {
+    /// Whether the method can run on a model with this config (checked before any run,
+    /// an `Err` is the reader's error message: say what is wrong and what fits).
+    fn check_model(&self, _config: &EncoderConfig) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Output layers of the head (MHLoss: H of them).
     fn head_shape(&self) -> HeadShape {
         HeadShape::default()

@@ -328,6 +328,55 @@ mod tests {
         assert_eq!(vals(after.layer_norm.gamma.val()), before.2);
     }
 
+    /// One AdamW step from zero state on a toy whose loss has gradient `g` on every weight.
+    fn first_update(settings: AdamWSettings, scale: f64) -> Vec<f32> {
+        let dev = Device::flex().autodiff();
+        let m = toy(&dev);
+        let x = Tensor::<2>::ones([1, 3], &dev);
+        let loss = m.dense.forward(x).sum().mul_scalar(0.5);
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        let before = vals(m.dense.weight.val());
+        let mut opt = adamw_with(
+            &m,
+            settings,
+            |p| if p == "dense.weight" { scale } else { 1.0 },
+        );
+        let after = opt.step(0.01, m, grads);
+        vals(after.dense.weight.val())
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| a - b)
+            .collect()
+    }
+
+    #[test]
+    fn bias_correction_off_is_berts_adam_and_lr_scales_apply_per_parameter() {
+        let plain = AdamWSettings {
+            weight_decay: 0.0,
+            bias_correction: true,
+        };
+        let bert = AdamWSettings {
+            bias_correction: false,
+            ..plain
+        };
+        // Corrected Adam's first step is −lr·sign(g); BERT's is −lr·(1−β₁)g/(√((1−β₂)g²)+ε)
+        // = −lr·0.1/√0.001 ≈ −3.162·lr for g = 0.5.
+        let want = -0.01 * 0.1 * 0.5 / ((0.001f64 * 0.25).sqrt() + 1e-8);
+        for d in first_update(plain, 1.0) {
+            assert!((d as f64 + 0.01).abs() < 1e-6, "{d}");
+        }
+        for d in first_update(bert, 1.0) {
+            assert!((d as f64 - want).abs() < 1e-5, "{d} vs {want}");
+        }
+        // A factor on one parameter scales its step, with or without bias correction.
+        for d in first_update(plain, 0.25) {
+            assert!((d as f64 + 0.0025).abs() < 1e-6, "{d}");
+        }
+        for d in first_update(bert, 0.5) {
+            assert!((d as f64 - 0.5 * want).abs() < 1e-5, "{d}");
+        }
+    }
+
     #[test]
     fn clipping_uses_the_global_norm() {
         let dev = Device::flex().autodiff();

@@ -126,9 +126,15 @@ impl Engine {
     /// resolve), without training: input errors surface before any run starts.
     pub fn check(&self, spec: &RunSpec) -> anyhow::Result<()> {
         let job = finetune_job(spec)?;
-        build(&spec.method, &spec.method_params)?;
+        let method = build(&spec.method, &spec.method_params)?;
         let model_dir = resolve_model(&job.model.path)?;
         let config = EncoderConfig::from_dir(&model_dir)?;
+        method.check_model(&config).map_err(|why| {
+            InputError::new(format!("method `{}`: {why}", spec.method))
+                .key("methods")
+                .file(model_dir.join("config.json").display().to_string())
+                .hint("`stab list methods` shows each method's parameters")
+        })?;
         // RoBERTa's positions start after the pad id, so it fits pad_id + 1 fewer tokens.
         let limit = match config.family() {
             Ok(stab_models::ModelFamily::Roberta) => config

@@ -76,6 +76,17 @@ pub fn reinit_from(encoder: Encoder, first: usize, seed: u64) -> Encoder {
 }
 
 impl Method for ReinitTopLayers {
+    fn check_model(&self, config: &stab_models::EncoderConfig) -> Result<(), String> {
+        let total = config.num_hidden_layers;
+        if self.layers > total {
+            return Err(format!(
+                "k = {} but the model has {total} layers; use k in 0..={total}",
+                self.layers
+            ));
+        }
+        Ok(())
+    }
+
     fn encoder_change(&self, mode: TrainMode) -> EncoderChange {
         match (self.layers, mode) {
             (0, _) => EncoderChange::Unchanged,
