@@ -5,6 +5,8 @@
 //! * [`stats`] — summaries over seeds or datasets ([`Summary`]: mean, SD with ddof = 1).
 //! * [`stability`] — the normalised leave-one-out stability Δ̂ of methods-spec §7.5
 //!   ([`normalized_distance`], [`LeaveOneOutStability`]).
+//! * [`variance`] — tests behind a stability claim: Brown–Forsythe, bootstrap sd
+//!   intervals, Holm's adjustment, expected max over n runs.
 //! * [`metrics`] — accuracy, F1, macro-F1, MCC, MultiRC EM and the jiant primary metric
 //!   per task ([`PrimaryMetric`]).
 //! * [`report`] — tables (Markdown, CSV) and SVG plots from a results store.
@@ -13,6 +15,7 @@ pub mod metrics;
 pub mod report;
 pub mod stability;
 pub mod stats;
+pub mod variance;
 
 pub use metrics::PrimaryMetric;
 pub use report::{Report, ReportFormat};
