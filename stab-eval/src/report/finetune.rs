@@ -8,6 +8,7 @@ use stab_core::RunRecord;
 
 use super::table::{Table, csv_field};
 use crate::stats::Summary;
+use crate::variance::{bootstrap_sd_interval, brown_forsythe, holm};
 
 /// Scores grouped as method → task → per-seed primary metrics (×100).
 #[derive(Debug, Clone, Default)]
@@ -122,15 +123,70 @@ impl FinetuneTable {
     }
 
     pub fn markdown(&self) -> String {
-        format!(
-            "## Fine-tuning: test primary metric ×100, mean ± SD over seeds\n\n{}\n",
+        let mut out = format!(
+            "## Fine-tuning: test primary metric ×100, mean ± SD over seeds\n\nSD is the sample SD over seeds (ddof = 1); AVG is the mean of the per-task means ± the mean of the per-task SDs (the paper's convention).\n\n{}\n",
             self.table().markdown()
-        )
+        );
+        let rows = self.stability();
+        if !rows.is_empty() {
+            out.push_str(&format!(
+                "## Stability against FineTune\n\nPer task, each method's SD over seeds with a 95% percentile-bootstrap interval (2,000 resamples), its change against FineTune's SD, and the Brown–Forsythe test of equal variances (Levene, median-centred) with Holm's adjustment over the whole table. ↓ marks a lower SD; * marks a difference significant at 5% after adjustment.\n\n{}\n",
+                stability_table(&rows).markdown()
+            ));
+        }
+        out
+    }
+
+    /// Every (task, method) with its SD compared with FineTune's on the same task.
+    pub fn stability(&self) -> Vec<StabilityRow> {
+        let Some(base) = self.cells.get(BASELINE) else {
+            return Vec::new();
+        };
+        let mut rows = Vec::new();
+        for (method, by_task) in &self.cells {
+            if method == BASELINE {
+                continue;
+            }
+            for (task, v) in by_task {
+                let Some(b) = base.get(task) else { continue };
+                if v.len() < 2 || b.len() < 2 {
+                    continue;
+                }
+                let sd = Summary::of(v).sd;
+                let base_sd = Summary::of(b).sd;
+                let p = brown_forsythe(&[v, b]).map_or(f64::NAN, |(_, p)| p);
+                rows.push(StabilityRow {
+                    task: task.clone(),
+                    method: method.clone(),
+                    n: v.len(),
+                    sd,
+                    ci: bootstrap_sd_interval(v, 2000, 0.05, 0),
+                    base_sd,
+                    p,
+                    p_holm: f64::NAN,
+                });
+            }
+        }
+        let tested: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].p.is_finite()).collect();
+        let adjusted = holm(&tested.iter().map(|&i| rows[i].p).collect::<Vec<_>>());
+        for (&i, a) in tested.iter().zip(adjusted) {
+            rows[i].p_holm = a;
+        }
+        rows.sort_by(|a, b| (&a.task, &a.method).cmp(&(&b.task, &b.method)));
+        rows
     }
 
     pub fn latex(&self) -> String {
-        self.table()
-            .latex("Fine-tuning: test primary metric x100, mean ± SD over seeds")
+        let mut out = self
+            .table()
+            .latex("Fine-tuning: test primary metric x100, mean ± SD over seeds");
+        let rows = self.stability();
+        if !rows.is_empty() {
+            out.push_str(&stability_table(&rows).latex(
+                "SD against FineTune: bootstrap 95% CI, Brown--Forsythe p, Holm-adjusted p",
+            ));
+        }
+        out
     }
 
     pub fn csv(&self) -> String {
@@ -150,6 +206,71 @@ impl FinetuneTable {
         }
         out
     }
+}
+
+/// The method every other is compared with.
+pub const BASELINE: &str = "finetune";
+
+/// One method's SD on one task against FineTune's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StabilityRow {
+    pub task: String,
+    pub method: String,
+    pub n: usize,
+    pub sd: f64,
+    /// 95% percentile-bootstrap interval of `sd`.
+    pub ci: (f64, f64),
+    pub base_sd: f64,
+    /// Brown–Forsythe p-value (NaN when untestable, e.g. no spread at all).
+    pub p: f64,
+    /// Holm-adjusted over every row of the table.
+    pub p_holm: f64,
+}
+
+fn stability_table(rows: &[StabilityRow]) -> Table {
+    let header = [
+        "task",
+        "method",
+        "n",
+        "SD [95% CI]",
+        "FineTune SD",
+        "SD change",
+        "p (B–F)",
+        "p (Holm)",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = rows
+        .iter()
+        .map(|r| {
+            let change = if r.base_sd > 0.0 {
+                let pct = 100.0 * (r.sd / r.base_sd - 1.0);
+                let arrow = if pct < 0.0 { " ↓" } else { "" };
+                let star = if r.p_holm < 0.05 { " *" } else { "" };
+                format!("{pct:+.0}%{arrow}{star}")
+            } else {
+                "–".to_string()
+            };
+            let p = |v: f64| {
+                if v.is_finite() {
+                    format!("{v:.3}")
+                } else {
+                    "–".into()
+                }
+            };
+            vec![
+                r.task.clone(),
+                r.method.clone(),
+                r.n.to_string(),
+                format!("{:.2} [{:.2}, {:.2}]", r.sd, r.ci.0, r.ci.1),
+                format!("{:.2}", r.base_sd),
+                change,
+                p(r.p),
+                p(r.p_holm),
+            ]
+        })
+        .collect();
+    Table { header, rows }
 }
 
 #[cfg(test)]
@@ -197,6 +318,43 @@ mod tests {
         // cb: 85 ± 7.07; rte: 70 ± 0 → AVG 77.50 ± 3.54.
         assert_eq!(t.rows[0][1], "85.00±7.07 (n=2)");
         assert_eq!(t.rows[0][3], "77.50±3.54");
+    }
+
+    #[test]
+    fn stability_rows_compare_each_sd_with_finetunes() {
+        let mut rs = Vec::new();
+        for (i, v) in [60.0, 70.0, 80.0, 65.0, 75.0, 55.0, 85.0, 70.0]
+            .iter()
+            .enumerate()
+        {
+            let mut r = rec("cb", "finetune", v / 100.0);
+            r.run_id = format!("f{i}");
+            rs.push(r);
+        }
+        for (i, v) in [70.0, 70.5, 69.5, 70.2, 69.8, 70.1, 69.9, 70.0]
+            .iter()
+            .enumerate()
+        {
+            let mut r = rec("cb", "mhloss", v / 100.0);
+            r.run_id = format!("m{i}");
+            rs.push(r);
+        }
+        let refs: Vec<&RunRecord> = rs.iter().collect();
+        let table = FinetuneTable::from_records(&refs);
+        let rows = table.stability();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(
+            (r.task.as_str(), r.method.as_str(), r.n),
+            ("cb", "mhloss", 8)
+        );
+        assert!(r.sd < r.base_sd && r.ci.0 <= r.sd && r.sd <= r.ci.1);
+        assert!(r.p < 0.05 && r.p_holm == r.p, "{r:?}");
+        let md = table.markdown();
+        assert!(
+            md.contains("Stability against FineTune") && md.contains("↓ *"),
+            "{md}"
+        );
     }
 
     #[test]
