@@ -142,8 +142,15 @@ fn real_main() -> ExitCode {
 }
 
 /// Parse a recipe and expand its plan (both failures are input errors).
-pub fn load_plan(path: &std::path::Path) -> anyhow::Result<(stab_core::Recipe, stab_core::Plan)> {
-    let recipe = stab_core::Recipe::from_file(path)?;
-    let plan = stab_core::Plan::from_recipe(&recipe)?;
+/// `sets` are `--set KEY=VALUE` overrides, validated like the file.
+pub fn load_plan(
+    path: &std::path::Path,
+    sets: &[String],
+) -> anyhow::Result<(stab_core::Recipe, stab_core::Plan)> {
+    let sets: Vec<stab_core::Override> =
+        sets.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
+    let recipe = stab_core::Recipe::from_file_with(path, &sets)?;
+    let plan = stab_core::Plan::from_recipe(&recipe)
+        .map_err(|e| stab_core::overrides::locate(e, &sets))?;
     Ok((recipe, plan))
 }

@@ -17,10 +17,14 @@ pub struct PlanArgs {
     /// shard per run).
     #[arg(long)]
     slurm: Option<PathBuf>,
+    /// Override a recipe value, e.g. --set model.path=models/minilm --set train.lr=3e-5
+    /// (repeatable; validated like the file).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
 }
 
 pub fn plan(args: PlanArgs) -> anyhow::Result<()> {
-    let (recipe, plan) = crate::load_plan(&args.recipe)?;
+    let (recipe, plan) = crate::load_plan(&args.recipe, &args.sets)?;
     if args.shards.is_some_and(|n| n > 100_000) {
         return Err(InputError::new("--shards must be at most 100000")
             .key("--shards")

@@ -32,10 +32,14 @@ pub struct RunArgs {
     /// reports use the latest record of a run).
     #[arg(long)]
     fresh: bool,
+    /// Override a recipe value, e.g. --set model.path=models/minilm --set train.lr=3e-5
+    /// (repeatable; validated like the file).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<Done> {
-    let (recipe, plan) = crate::load_plan(&args.recipe)?;
+    let (recipe, plan) = crate::load_plan(&args.recipe, &args.sets)?;
     let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose()?;
     let device = crate::device::parse(&args.device)?;
     if let Some(n) = args.threads.filter(|&n| n == 0 || n > 1024) {

@@ -14,6 +14,7 @@
 //! * [`suggest`] — did-you-mean lookups ([`nearest`]).
 
 pub mod error;
+pub mod overrides;
 pub mod params;
 pub mod plan;
 pub mod recipe;
@@ -27,6 +28,7 @@ pub mod suggest;
 pub mod synthetic;
 
 pub use error::InputError;
+pub use overrides::Override;
 pub use params::{MethodParams, ParamKind, ParamSpec};
 pub use plan::{FinetuneJob, Plan, RunJob, RunSpec};
 pub use recipe::{Pooling, Recipe, RecipeKind, TrainMode};

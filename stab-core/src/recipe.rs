@@ -288,6 +288,20 @@ impl Recipe {
         Self::parse(&source, &file)
     }
 
+    /// Read a recipe file and apply `--set` overrides ([`crate::overrides`]).
+    pub fn from_file_with(path: &Path, sets: &[crate::Override]) -> Result<Self, InputError> {
+        if sets.is_empty() {
+            return Self::from_file(path);
+        }
+        let file = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            InputError::new(format!("cannot read the recipe: {e}"))
+                .file(file.clone())
+                .hint("pass the path of a TOML recipe, e.g. recipes/quickstart.toml")
+        })?;
+        crate::overrides::apply(&source, &file, sets)
+    }
+
     /// Parse recipe text; `file` names it in errors.
     pub fn parse(source: &str, file: &str) -> Result<Self, InputError> {
         let body: RecipeBody = toml::from_str(source).map_err(|e| toml_error(&e, source, file))?;

@@ -1,0 +1,185 @@
+//! `--set key=value` on `stab run` and `stab plan`: recipe values given on the command
+//! line (`--set model.path=models/minilm --set data.dir=/data/glue --set train.lr=3e-5`).
+//!
+//! Each override sets one dotted key of the recipe's TOML; the value is read as a TOML
+//! value (`3e-5`, `true`, `["rte", "cb"]`) and otherwise as a string. The result is
+//! validated exactly like a recipe file, and an error caused by an override names the
+//! `--set` that caused it.
+
+use crate::error::InputError;
+use crate::recipe::Recipe;
+
+/// One `--set key=value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    pub key: String,
+    pub raw: String,
+    pub value: toml::Value,
+}
+
+impl std::str::FromStr for Override {
+    type Err = InputError;
+
+    fn from_str(s: &str) -> Result<Self, InputError> {
+        let bad = |why: &str| {
+            InputError::new(format!("--set {s}: {why}"))
+                .key("--set")
+                .hint("use --set KEY=VALUE with a dotted recipe key, e.g. --set model.path=models/minilm or --set train.lr=3e-5")
+        };
+        let (key, raw) = s.split_once('=').ok_or_else(|| bad("expected KEY=VALUE"))?;
+        let key = key.trim();
+        if key.is_empty() || key.split('.').any(|c| c.trim().is_empty()) {
+            return Err(bad("the key is empty or has an empty component"));
+        }
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        Ok(Self {
+            key: key.to_string(),
+            raw: raw.to_string(),
+            value,
+        })
+    }
+}
+
+impl Override {
+    fn label(&self) -> String {
+        format!("--set {}={}", self.key, self.raw)
+    }
+
+    /// Whether an error about `key` is about this override.
+    fn covers(&self, key: &str) -> bool {
+        key == self.key
+            || key.starts_with(&format!("{}.", self.key))
+            || self.key.ends_with(&format!(".{key}"))
+    }
+}
+
+/// Point an error at the `--set` that caused it, when one did.
+pub fn locate(err: InputError, sets: &[Override]) -> InputError {
+    match err
+        .key
+        .as_deref()
+        .and_then(|k| sets.iter().find(|o| o.covers(k)))
+    {
+        Some(o) => InputError {
+            file: Some(o.label()),
+            line: None,
+            ..err
+        },
+        None => err,
+    }
+}
+
+/// The recipe at `file` (source `source`) with `sets` applied and validated.
+pub fn apply(source: &str, file: &str, sets: &[Override]) -> Result<Recipe, InputError> {
+    if sets.is_empty() {
+        return Recipe::parse(source, file);
+    }
+    // A problem the overrides do not touch is reported at its line in the file itself.
+    if let Err(e) = Recipe::parse(source, file)
+        && !e
+            .key
+            .as_deref()
+            .is_some_and(|k| sets.iter().any(|o| o.covers(k)))
+        && !e.message.contains("needs a [")
+    {
+        return Err(e);
+    }
+    let mut table: toml::Table =
+        toml::from_str(source).map_err(|_| Recipe::parse(source, file).unwrap_err())?;
+    for o in sets {
+        let parts: Vec<&str> = o.key.split('.').map(str::trim).collect();
+        let (last, path) = parts.split_last().expect("non-empty key");
+        let mut at = &mut table;
+        for (i, part) in path.iter().enumerate() {
+            let entry = at
+                .entry(part.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            at = match entry {
+                toml::Value::Table(t) => t,
+                other => {
+                    return Err(InputError::new(format!(
+                        "{}: `{}` is {}, not a table, so it has no key `{}`",
+                        o.label(),
+                        parts[..=i].join("."),
+                        describe(other),
+                        parts[i + 1]
+                    ))
+                    .key("--set")
+                    .hint("--set reaches keys of tables such as model, data, train and sweep; [[methods]] entries are edited in the recipe"));
+                }
+            };
+        }
+        at.insert(last.to_string(), o.value.clone());
+    }
+    let text = toml::to_string(&table)
+        .map_err(|e| InputError::new(format!("cannot apply --set: {e}")).key("--set"))?;
+    let labels: Vec<String> = sets.iter().map(Override::label).collect();
+    Recipe::parse(&text, &format!("{file} with {}", labels.join(" "))).map_err(|e| locate(e, sets))
+}
+
+fn describe(v: &toml::Value) -> &'static str {
+    match v {
+        toml::Value::Array(_) => "an array",
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a float",
+        toml::Value::Boolean(_) => "a boolean",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECIPE: &str = "name = \"r\"\n[model]\npath = \"m\"\n[data]\ndir = \"d\"\ntasks = [\"cb\"]\n[train]\nlr = 2e-5\n[[methods]]\nname = \"finetune\"\n";
+
+    fn sets(s: &[&str]) -> Vec<Override> {
+        s.iter().map(|x| x.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn values_are_toml_or_strings_and_land_on_their_keys() {
+        let r = apply(
+            RECIPE,
+            "r.toml",
+            &sets(&[
+                "model.path=models/minilm",
+                "train.lr=3e-5",
+                "data.tasks=[\"rte\", \"cb\"]",
+                "train.seeds=3",
+            ]),
+        )
+        .unwrap();
+        let text = &r.source;
+        assert!(text.contains("models/minilm"), "{text}");
+        assert!(text.contains("3e-5") || text.contains("0.00003"), "{text}");
+        assert!(text.contains("rte"), "{text}");
+        assert!(r.file.contains("--set model.path=models/minilm"));
+    }
+
+    #[test]
+    fn a_bad_override_is_the_same_error_naming_the_set() {
+        let e = apply(RECIPE, "r.toml", &sets(&["train.lrr=1"])).unwrap_err();
+        assert!(e.to_string().contains("did you mean `lr`"), "{e}");
+        assert_eq!(e.file.as_deref(), Some("--set train.lrr=1"));
+        let e = apply(RECIPE, "r.toml", &sets(&["train.mode=\"headd\""])).unwrap_err();
+        assert!(e.to_string().contains("head"), "{e}");
+        let e = apply(RECIPE, "r.toml", &sets(&["data.tasks.x=1"])).unwrap_err();
+        assert!(e.to_string().contains("is an array"), "{e}");
+        assert!("noequals".parse::<Override>().is_err());
+        assert!("a..b=1".parse::<Override>().is_err());
+        // An error the overrides do not touch keeps its line in the file.
+        let broken = RECIPE.replace("lr = 2e-5", "lr = 2e-5\nepochz = 3");
+        let e = apply(&broken, "r.toml", &sets(&["model.path=x"])).unwrap_err();
+        assert_eq!(
+            (e.file.as_deref(), e.line),
+            (Some("r.toml"), Some(9)),
+            "{e}"
+        );
+    }
+}
