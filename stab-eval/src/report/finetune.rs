@@ -8,17 +8,20 @@ use stab_core::RunRecord;
 
 use super::table::{Table, csv_field};
 use crate::stats::Summary;
-use crate::variance::{bootstrap_sd_interval, brown_forsythe, holm};
+use crate::variance::{bootstrap_sd_interval, brown_forsythe, expected_max, holm};
 
 /// Scores grouped as method → task → per-seed primary metrics (×100).
 #[derive(Debug, Clone, Default)]
 pub struct FinetuneTable {
     pub cells: BTreeMap<String, BTreeMap<String, Vec<f64>>>,
+    /// Each row label's sweep part (" model.pooling=\"mean\"", or empty): a method is
+    /// compared with FineTune at the same sweep values.
+    pub sweeps: BTreeMap<String, String>,
 }
 
 /// A row label: the method, the parameters in which its runs differ from other runs of
 /// the same method (`mixout variant=author p=0.1`), and the sweep values.
-fn group_name(r: &RunRecord, varying: &BTreeMap<String, Vec<String>>) -> String {
+fn group_name(r: &RunRecord, varying: &BTreeMap<String, Vec<String>>) -> (String, String) {
     let mut name = r.method.clone();
     for k in varying.get(&r.method).into_iter().flatten() {
         if let Some(v) = r.method_params.get(k) {
@@ -26,10 +29,8 @@ fn group_name(r: &RunRecord, varying: &BTreeMap<String, Vec<String>>) -> String 
             name.push_str(&format!(" {k}={v}"));
         }
     }
-    for (k, v) in &r.sweep {
-        name.push_str(&format!(" {k}={v}"));
-    }
-    name
+    let sweep: String = r.sweep.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+    (format!("{name}{sweep}"), sweep)
 }
 
 /// Per method name, the parameters whose values differ between its runs.
@@ -58,25 +59,28 @@ fn varying_params(records: &[&RunRecord]) -> BTreeMap<String, Vec<String>> {
 impl FinetuneTable {
     pub fn from_records(records: &[&RunRecord]) -> Self {
         let mut cells: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+        let mut sweeps = BTreeMap::new();
         let varying = varying_params(records);
         for r in records {
             if let Some(p) = r.metrics.get("primary") {
+                let (label, sweep) = group_name(r, &varying);
+                sweeps.insert(label.clone(), sweep);
                 cells
-                    .entry(group_name(r, &varying))
+                    .entry(label)
                     .or_default()
                     .entry(r.task.clone())
                     .or_default()
                     .push(100.0 * p);
             }
         }
-        Self { cells }
+        Self { cells, sweeps }
     }
 
     pub fn is_empty(&self) -> bool {
         self.cells.is_empty()
     }
 
-    fn tasks(&self) -> Vec<String> {
+    pub fn tasks(&self) -> Vec<String> {
         let mut t: Vec<String> = self
             .cells
             .values()
@@ -134,19 +138,75 @@ impl FinetuneTable {
                 stability_table(&rows).markdown()
             ));
         }
+        out.push_str(&format!(
+            "## Expected best test score of n runs\n\nE[max of n runs drawn from the observed seeds] ± its sd (Dodge et al. 2019): what a practitioner who keeps the best of n fine-tuning runs can expect.\n\n{}\n",
+            self.expected_max_table().markdown()
+        ));
         out
+    }
+
+    /// One violin plot per task (paper Fig. 10): `violin-<task>.svg`.
+    pub fn plots(&self, dir: &std::path::Path) -> super::PlotsWritten {
+        let mut out = super::PlotsWritten::default();
+        for task in self.tasks() {
+            let groups: Vec<(String, Vec<f64>)> = self
+                .cells
+                .iter()
+                .filter_map(|(m, by_task)| by_task.get(&task).map(|v| (m.clone(), v.clone())))
+                .collect();
+            let path = dir.join(format!("violin-{task}.svg"));
+            match super::violin::violin_plot(
+                &path,
+                &format!("{task}: test primary metric ×100 per seed"),
+                "test ×100",
+                &groups,
+            ) {
+                Ok(()) => out.written.push(path),
+                Err(e) => out.failed.push((path, format!("{e:#}"))),
+            }
+        }
+        out
+    }
+
+    /// Expected best test score of n runs (Dodge et al. 2019) per task and method, for
+    /// n = 1, 3, 5 and 10 (up to the number of seeds), as "mean ± sd".
+    pub fn expected_max_table(&self) -> Table {
+        let ns = [1usize, 3, 5, 10];
+        let mut header = vec!["task".to_string(), "method".to_string()];
+        header.extend(ns.iter().map(|n| format!("n = {n}")));
+        let mut rows = Vec::new();
+        for task in self.tasks() {
+            for (method, by_task) in &self.cells {
+                let Some(v) = by_task.get(&task) else {
+                    continue;
+                };
+                let mut row = vec![task.clone(), method.clone()];
+                for &n in &ns {
+                    row.push(if n <= v.len() {
+                        let (m, var) = expected_max(v, n);
+                        format!("{m:.2}±{:.2}", var.sqrt())
+                    } else {
+                        "–".to_string()
+                    });
+                }
+                rows.push(row);
+            }
+        }
+        Table { header, rows }
     }
 
     /// Every (task, method) with its SD compared with FineTune's on the same task.
     pub fn stability(&self) -> Vec<StabilityRow> {
-        let Some(base) = self.cells.get(BASELINE) else {
-            return Vec::new();
-        };
         let mut rows = Vec::new();
         for (method, by_task) in &self.cells {
-            if method == BASELINE {
+            let sweep = self.sweeps.get(method).cloned().unwrap_or_default();
+            let baseline = format!("{BASELINE}{sweep}");
+            if *method == baseline {
                 continue;
             }
+            let Some(base) = self.cells.get(&baseline) else {
+                continue;
+            };
             for (task, v) in by_task {
                 let Some(b) = base.get(task) else { continue };
                 if v.len() < 2 || b.len() < 2 {

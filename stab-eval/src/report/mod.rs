@@ -8,6 +8,7 @@ pub mod finetune;
 pub mod plot;
 pub mod synthetic;
 pub mod table;
+pub mod violin;
 
 use std::path::{Path, PathBuf};
 
@@ -115,10 +116,21 @@ impl Report {
     /// with the reason.
     pub fn write_plots(&self, dir: &Path) -> anyhow::Result<PlotsWritten> {
         let synth = synthetic::SyntheticTables::from_records(&self.of_kind(RecipeKind::Synthetic));
-        if synth.is_empty() {
+        let fine = finetune::FinetuneTable::from_records(&self.of_kind(RecipeKind::Finetune));
+        if synth.is_empty() && fine.is_empty() {
             return Ok(PlotsWritten::default());
         }
         std::fs::create_dir_all(dir)?;
-        Ok(synth.plots(dir))
+        let mut out = if synth.is_empty() {
+            PlotsWritten::default()
+        } else {
+            synth.plots(dir)
+        };
+        if !fine.is_empty() {
+            let more = fine.plots(dir);
+            out.written.extend(more.written);
+            out.failed.extend(more.failed);
+        }
+        Ok(out)
     }
 }
