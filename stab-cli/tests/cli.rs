@@ -679,3 +679,59 @@ fn two_processes_on_one_store_run_each_run_exactly_once() {
     ids.dedup();
     assert_eq!((n, ids.len()), (12, 12), "every run exactly once");
 }
+
+#[test]
+fn every_shipped_recipe_plans_and_set_overrides_model_and_data() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut recipes: Vec<PathBuf> = Vec::new();
+    for dir in ["recipes", "recipes/paper"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                recipes.push(p);
+            }
+        }
+    }
+    assert!(recipes.len() >= 12, "{recipes:?}");
+    for r in &recipes {
+        let out = stab().arg("plan").arg(r).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            r.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // --set reaches any key, changes the plan and is validated like the file.
+    let table2 = root.join("recipes/paper/table2-full.toml");
+    let plan = |sets: &[&str]| {
+        let mut c = stab();
+        c.arg("plan").arg(&table2);
+        for s in sets {
+            c.args(["--set", s]);
+        }
+        c.output().unwrap()
+    };
+    let base = String::from_utf8(plan(&[]).stdout).unwrap();
+    let moved = plan(&["model.path=/models/roberta-base", "data.tasks=[\"cb\"]"]);
+    assert!(moved.status.success());
+    let moved = String::from_utf8(moved.stdout).unwrap();
+    assert!(
+        base.contains("660 runs") && moved.contains("60 runs"),
+        "{moved}"
+    );
+    let bad = plan(&["train.lrr=1"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        msg.contains("--set train.lrr=1") && msg.contains("did you mean `lr`"),
+        "{msg}"
+    );
+    let range = plan(&["train.lr=-1"]);
+    assert_eq!(range.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&range.stderr).contains("--set train.lr=-1"),
+        "{}",
+        String::from_utf8_lossy(&range.stderr)
+    );
+}
