@@ -1,8 +1,10 @@
 //! SVG line plots with error bars (plotters), on linear or log₁₀ axes.
 //!
-//! Log axes are drawn by plotting log₁₀ of the data on a linear axis and labelling the
-//! ticks with 10^x; a lower error bar that would cross zero on a log axis is cut at the
-//! smallest positive value of the plot.
+//! Log axes are drawn by plotting log₁₀ of the data on a linear axis, with ticks at
+//! 1, 2 and 5 × 10ᵏ labelled with their values; linear axes get ticks at round steps
+//! (1, 2 or 5 × 10ᵏ apart). A lower error bar that would cross zero on a log axis is cut
+//! at the smallest positive value of the plot. Error bars are capped, and the series are
+//! shifted apart horizontally by a small offset so their bars do not hide each other.
 
 use std::path::Path;
 
@@ -77,14 +79,17 @@ pub fn line_plot(
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(80)
-        .build_cartesian_2d(x0..x1, y0..y1)
+        .build_cartesian_2d(
+            TickedAxis::new(x0, x1, ticks(x0, x1, log_x)),
+            TickedAxis::new(y0, y1, ticks(y0, y1, log_y)),
+        )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let fmt = |log: bool| {
         move |v: &f64| {
             if log {
-                super::table::num(10f64.powf(*v))
+                super::table::label_num(round_sig(10f64.powf(*v)))
             } else {
-                super::table::num(*v)
+                super::table::label_num(round_sig(*v))
             }
         }
     };
@@ -96,13 +101,17 @@ pub fn line_plot(
         .y_label_formatter(&fmt(log_y))
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let k = series.len();
+    let cap = 0.006 * (x1 - x0);
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
+        // Dodge: series i sits (i − (k − 1)/2)·1.2% of the x span off its x.
+        let dx = (i as f64 - (k as f64 - 1.0) / 2.0) * 0.012 * (x1 - x0);
         let pts: Vec<(f64, f64)> = s
             .points
             .iter()
             .filter(|p| p.1.is_finite())
-            .map(|p| (tx(p.0), ty(p.1)))
+            .map(|p| (tx(p.0) + dx, ty(p.1)))
             .collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
@@ -119,11 +128,19 @@ pub fn line_plot(
                 s.points
                     .iter()
                     .filter(|p| p.1.is_finite() && p.2 > 0.0)
-                    .map(|p| {
-                        PathElement::new(
-                            vec![(tx(p.0), ty(p.1 - p.2)), (tx(p.0), ty(p.1 + p.2))],
-                            color.stroke_width(1),
-                        )
+                    .flat_map(|p| {
+                        let (x, lo, hi) = (tx(p.0) + dx, ty(p.1 - p.2), ty(p.1 + p.2));
+                        [
+                            PathElement::new(vec![(x, lo), (x, hi)], color.stroke_width(1)),
+                            PathElement::new(
+                                vec![(x - cap, lo), (x + cap, lo)],
+                                color.stroke_width(1),
+                            ),
+                            PathElement::new(
+                                vec![(x - cap, hi), (x + cap, hi)],
+                                color.stroke_width(1),
+                            ),
+                        ]
                     }),
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -137,4 +154,152 @@ pub fn line_plot(
     root.present()
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// A linear f64 axis whose ticks sit exactly at the given positions (plotters' own
+/// algorithm puts them at arbitrary points of a log₁₀-transformed range).
+#[derive(Debug, Clone)]
+struct TickedAxis {
+    lo: f64,
+    hi: f64,
+    ticks: Vec<f64>,
+}
+
+impl TickedAxis {
+    fn new(lo: f64, hi: f64, ticks: Vec<f64>) -> Self {
+        Self { lo, hi, ticks }
+    }
+}
+
+impl plotters::coord::ranged1d::Ranged for TickedAxis {
+    type FormatOption = plotters::coord::ranged1d::NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let f = (value - self.lo) / (self.hi - self.lo);
+        limit.0 + (f * (limit.1 - limit.0) as f64).round() as i32
+    }
+
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.max_num_points() == 0 {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo..self.hi
+    }
+}
+
+impl plotters::coord::ranged1d::ValueFormatter<f64> for TickedAxis {
+    fn format(value: &f64) -> String {
+        super::table::num(*value)
+    }
+}
+
+/// `v` rounded to 6 significant digits (tick labels without float noise).
+fn round_sig(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let mag = 10f64.powi(5 - v.abs().log10().floor() as i32);
+    (v * mag).round() / mag
+}
+
+/// Tick positions in plot space for the range `lo..hi`: on a log axis (plot space is
+/// log₁₀) the values 1, 2, 5 × 10ᵏ inside it (every integer mantissa when the range spans
+/// less than a factor 5); on a linear axis multiples of a round step giving 4–10 ticks.
+pub fn ticks(lo: f64, hi: f64, log: bool) -> Vec<f64> {
+    if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
+        return vec![lo];
+    }
+    if log {
+        let pick = |mantissas: &[f64]| -> Vec<f64> {
+            let mut out = Vec::new();
+            for k in (lo.floor() as i32 - 1)..=(hi.ceil() as i32 + 1) {
+                for m in mantissas {
+                    let t = (m * 10f64.powi(k)).log10();
+                    if t >= lo - 1e-9 && t <= hi + 1e-9 {
+                        out.push(t);
+                    }
+                }
+            }
+            out
+        };
+        let coarse = pick(&[1.0, 2.0, 5.0]);
+        if coarse.len() >= 3 {
+            return coarse;
+        }
+        let fine = pick(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+        if fine.len() >= 2 {
+            return fine;
+        }
+        return ticks(lo, hi, false);
+    }
+    let raw = (hi - lo) / 6.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last).map(|i| i as f64 * step).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_ticks_sit_at_one_two_five_per_decade() {
+        let t: Vec<f64> = ticks(0.0, 2.5, true)
+            .iter()
+            .map(|v| round_sig(10f64.powf(*v)))
+            .collect();
+        assert_eq!(t, [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0]);
+        // A narrow log range falls back to every integer mantissa.
+        let t: Vec<f64> = ticks(1.0f64.log10(), 4.5f64.log10(), true)
+            .iter()
+            .map(|v| round_sig(10f64.powf(*v)))
+            .collect();
+        assert_eq!(t, [1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn linear_ticks_use_round_steps() {
+        assert_eq!(
+            ticks(0.0, 1.0, false),
+            [0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
+        );
+        assert_eq!(ticks(-3.0, 47.0, false), [0.0, 10.0, 20.0, 30.0, 40.0]);
+    }
+
+    #[test]
+    fn a_plot_has_labels_a_legend_and_capped_bars() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.svg");
+        let s = |name: &str, k: f64| Series {
+            name: name.into(),
+            points: vec![(1.0, k, 0.1), (5.0, k * 0.8, 0.1), (50.0, k * 0.5, 0.05)],
+        };
+        line_plot(
+            &path,
+            "t",
+            "H",
+            "Δ̂",
+            &[s("a", 1.0), s("b", 1.1)],
+            true,
+            false,
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        for text in ["H", "a", "b", "1", "10"] {
+            assert!(svg.contains(&format!(">\n{text}\n<")), "{text} missing");
+        }
+        assert!(!svg.contains("15.849"), "no 10^x ticks");
+    }
 }

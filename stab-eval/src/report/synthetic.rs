@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use stab_core::RunRecord;
 
 use super::plot::{Series, line_plot};
-use super::table::{Table, csv_field, mean_sd, num};
+use super::table::{Table, csv_field, label_num, mean_sd, num};
 
 /// Metric display order and labels; others follow alphabetically.
 const METRICS: &[(&str, &str)] = &[
@@ -179,7 +179,7 @@ impl SyntheticTables {
                 .map(|(v, r)| {
                     let s = r.synthetic.as_ref();
                     let mut row = vec![
-                        num(*v),
+                        label_num(*v),
                         format!("{}", r.metrics.get("datasets").copied().unwrap_or(f64::NAN)),
                         s.map_or("–".into(), |s| s.points.to_string()),
                         s.map_or("–".into(), |s| s.steps.to_string()),
@@ -223,7 +223,7 @@ impl SyntheticTables {
                 for (v, c) in curves {
                     for (step, g, gsd, d, dsd) in c {
                         t.rows.push(vec![
-                            num(v),
+                            label_num(v),
                             step.to_string(),
                             mean_sd(g, gsd),
                             mean_sd(d, dsd),
@@ -357,7 +357,7 @@ impl SyntheticTables {
                     let series: Vec<Series> = curves
                         .iter()
                         .map(|(v, c)| Series {
-                            name: format!("{} = {}", f.factor, num(*v)),
+                            name: format!("{} = {}", f.factor, label_num(*v)),
                             points: c
                                 .iter()
                                 .map(|&(t, g, gsd, d, dsd)| {

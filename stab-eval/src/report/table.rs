@@ -93,6 +93,26 @@ pub fn num(v: f64) -> String {
     }
 }
 
+/// A factor value or axis tick: integers as integers ("50", not "50.000"), the rest as
+/// [`num`] (trailing zeros trimmed).
+pub fn label_num(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        return format!("{v:.0}");
+    }
+    let s = num(v);
+    let trim = |m: &str| {
+        if m.contains('.') {
+            m.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            m.to_string()
+        }
+    };
+    match s.split_once('e') {
+        Some((m, e)) => format!("{}e{e}", trim(m)),
+        None => trim(&s),
+    }
+}
+
 /// "mean ± sd".
 pub fn mean_sd(mean: f64, sd: f64) -> String {
     format!("{} ± {}", num(mean), num(sd))
@@ -117,6 +137,11 @@ mod tests {
         assert_eq!(num(12.345), "12.345");
         assert_eq!(num(0.00012345), "1.234e-4");
         assert_eq!(mean_sd(1.0, 0.25), "1.000 ± 0.2500");
+        assert_eq!(label_num(50.0), "50");
+        assert_eq!(label_num(0.5), "0.5");
+        assert_eq!(label_num(0.05), "0.05");
+        assert_eq!(label_num(2.5e-6), "2.5e-6");
+        assert_eq!(label_num(1e-3), "1e-3");
         let t = Table {
             header: vec!["a".into(), "bb".into()],
             rows: vec![vec!["1".into(), "2".into()]],

@@ -23,9 +23,8 @@ const COLORS: [RGBColor; 8] = [
 /// Gaussian KDE of `values` at `at` (Silverman's bandwidth; a small floor when every
 /// value is equal).
 pub fn density(values: &[f64], at: &[f64]) -> Vec<f64> {
-    let s = Summary::of(values);
     let n = values.len() as f64;
-    let h = (1.06 * s.sd * n.powf(-0.2)).max(1e-3 * s.mean.abs().max(1.0));
+    let h = bandwidth(values);
     let norm = 1.0 / (n * h * (2.0 * std::f64::consts::PI).sqrt());
     at.iter()
         .map(|x| {
@@ -36,6 +35,16 @@ pub fn density(values: &[f64], at: &[f64]) -> Vec<f64> {
                 * norm
         })
         .collect()
+}
+
+/// Silverman's rule of thumb, 1.06·σ̂·n^(−1/5), with a small floor for equal values.
+fn bandwidth(values: &[f64]) -> f64 {
+    let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    let s = Summary::of(&v);
+    (1.06 * s.sd * (v.len() as f64).powf(-0.2)).max(1e-3 * s.mean.abs().max(1.0))
 }
 
 /// One violin per `(label, scores)` into an SVG file.
@@ -53,10 +62,15 @@ pub fn violin_plot(
     anyhow::ensure!(!all.is_empty(), "nothing to plot for {}", path.display());
     let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    // Room for the density tails: three bandwidths of the widest group beyond the data.
+    let tail = groups
+        .iter()
+        .map(|(_, v)| 3.0 * bandwidth(v))
+        .fold(0.0, f64::max);
     let span = (hi - lo).max(1.0);
-    let (y0, y1) = (lo - 0.15 * span, hi + 0.15 * span);
+    let (y0, y1) = (lo - tail.max(0.05 * span), hi + tail.max(0.05 * span));
     let k = groups.len();
-    let width = (140 * k as u32).clamp(480, 1600);
+    let width = (200 * k as u32).clamp(600, 2400);
     let root = SVGBackend::new(path, (width, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
     let labels: Vec<String> = groups.iter().map(|(l, _)| l.clone()).collect();
@@ -70,6 +84,8 @@ pub fn violin_plot(
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .light_line_style(WHITE)
+        .x_label_style(("sans-serif", 11))
         .x_labels(k.max(1))
         .x_label_formatter(&|x: &f64| {
             let i = x.round();
