@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use stab_core::RunRecord;
 
+use super::plot::{Series, line_plot};
 use super::table::{Table, csv_field};
 use crate::stats::Summary;
 use crate::variance::{bootstrap_sd_interval, brown_forsythe, expected_max, holm};
@@ -17,6 +18,9 @@ pub struct FinetuneTable {
     /// Each row label's sweep part (" model.pooling=\"mean\"", or empty): a method is
     /// compared with FineTune at the same sweep values.
     pub sweeps: BTreeMap<String, String>,
+    /// Scores of runs with exactly one numeric sweep value, for the sd-vs-factor plots:
+    /// (sweep key, method label without the sweep, task) → value → scores.
+    pub swept: BTreeMap<(String, String, String), BTreeMap<u64, (f64, Vec<f64>)>>,
 }
 
 /// A row label: the method, the parameters in which its runs differ from other runs of
@@ -60,10 +64,24 @@ impl FinetuneTable {
     pub fn from_records(records: &[&RunRecord]) -> Self {
         let mut cells: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
         let mut sweeps = BTreeMap::new();
+        let mut swept: BTreeMap<(String, String, String), BTreeMap<u64, (f64, Vec<f64>)>> =
+            BTreeMap::new();
         let varying = varying_params(records);
         for r in records {
             if let Some(p) = r.metrics.get("primary") {
                 let (label, sweep) = group_name(r, &varying);
+                if let [(key, value)] = r.sweep.iter().collect::<Vec<_>>()[..]
+                    && let Some(x) = value.as_f64()
+                {
+                    let base = label.strip_suffix(&sweep).unwrap_or(&label).to_string();
+                    swept
+                        .entry((key.clone(), base, r.task.clone()))
+                        .or_default()
+                        .entry(x.to_bits())
+                        .or_insert_with(|| (x, Vec::new()))
+                        .1
+                        .push(100.0 * p);
+                }
                 sweeps.insert(label.clone(), sweep);
                 cells
                     .entry(label)
@@ -73,7 +91,11 @@ impl FinetuneTable {
                     .push(100.0 * p);
             }
         }
-        Self { cells, sweeps }
+        Self {
+            cells,
+            sweeps,
+            swept,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -145,9 +167,84 @@ impl FinetuneTable {
         out
     }
 
-    /// One violin plot per task (paper Fig. 10): `violin-<task>.svg`.
+    /// One violin plot per task (paper Fig. 10): `violin-<task>.svg`; for a numeric
+    /// sweep, the SD over seeds against the swept value per task (paper Figs. 1–4):
+    /// `sd-vs-<key>-<task>.svg`, one line per method; and the expected best score of n
+    /// runs per task: `expected-max-<task>.svg`.
     pub fn plots(&self, dir: &std::path::Path) -> super::PlotsWritten {
         let mut out = super::PlotsWritten::default();
+        let mut record = |path: std::path::PathBuf, r: anyhow::Result<()>| match r {
+            Ok(()) => out.written.push(path),
+            Err(e) => out.failed.push((path, format!("{e:#}"))),
+        };
+        let mut by_plot: BTreeMap<(String, String), Vec<Series>> = BTreeMap::new();
+        for ((key, method, task), values) in &self.swept {
+            let points: Vec<(f64, f64, f64)> = values
+                .values()
+                .filter(|(_, v)| v.len() >= 2)
+                .map(|(x, v)| (*x, Summary::of(v).sd, 0.0))
+                .collect();
+            if points.len() >= 2 {
+                by_plot
+                    .entry((key.clone(), task.clone()))
+                    .or_default()
+                    .push(Series {
+                        name: method.clone(),
+                        points,
+                    });
+            }
+        }
+        for ((key, task), series) in &by_plot {
+            let xs: Vec<f64> = series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.0))
+                .collect();
+            let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let log_x = lo > 0.0 && hi / lo >= 20.0;
+            let safe = key.replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+            let path = dir.join(format!("sd-vs-{safe}-{task}.svg"));
+            let r = line_plot(
+                &path,
+                &format!("{task}: SD over seeds vs {key}"),
+                key,
+                "SD of test ×100",
+                series,
+                log_x,
+                false,
+            );
+            record(path, r);
+        }
+        for task in self.tasks() {
+            let series: Vec<Series> = self
+                .cells
+                .iter()
+                .filter_map(|(m, by_task)| {
+                    let v = by_task.get(&task)?;
+                    let points = (1..=v.len())
+                        .map(|n| {
+                            let (mean, var) = expected_max(v, n);
+                            (n as f64, mean, var.sqrt())
+                        })
+                        .collect();
+                    Some(Series {
+                        name: m.clone(),
+                        points,
+                    })
+                })
+                .collect();
+            let path = dir.join(format!("expected-max-{task}.svg"));
+            let r = line_plot(
+                &path,
+                &format!("{task}: expected best test score of n runs"),
+                "runs n",
+                "E[max] of test ×100",
+                &series,
+                false,
+                false,
+            );
+            record(path, r);
+        }
         for task in self.tasks() {
             let groups: Vec<(String, Vec<f64>)> = self
                 .cells
@@ -249,13 +346,27 @@ impl FinetuneTable {
         out
     }
 
+    /// One line per method and task: mean and SD over seeds, and (against FineTune) the
+    /// bootstrap interval of the SD, FineTune's SD and the Brown–Forsythe p-values (empty
+    /// for FineTune itself).
     pub fn csv(&self) -> String {
-        let mut out = "method,task,seeds,mean,sd\n".to_string();
+        let stability: BTreeMap<(String, String), StabilityRow> = self
+            .stability()
+            .into_iter()
+            .map(|r| ((r.method.clone(), r.task.clone()), r))
+            .collect();
+        let mut out =
+            "method,task,seeds,mean,sd,sd_ci_low,sd_ci_high,finetune_sd,p_brown_forsythe,p_holm\n"
+                .to_string();
         for (method, by_task) in &self.cells {
             for (task, v) in by_task {
                 let s = Summary::of(v);
+                let extra = stability.get(&(method.clone(), task.clone())).map_or_else(
+                    || ",,,,".to_string(),
+                    |r| format!("{},{},{},{},{}", r.ci.0, r.ci.1, r.base_sd, r.p, r.p_holm),
+                );
                 out.push_str(&format!(
-                    "{},{},{},{},{}\n",
+                    "{},{},{},{},{},{extra}\n",
                     csv_field(method),
                     csv_field(task),
                     s.n,
@@ -414,6 +525,41 @@ mod tests {
         assert!(
             md.contains("Stability against FineTune") && md.contains("↓ *"),
             "{md}"
+        );
+    }
+
+    #[test]
+    fn sweeps_get_sd_vs_factor_plots_and_tasks_get_violins_and_expected_max() {
+        let mut rs = Vec::new();
+        for (h, spread) in [(1.0, 4.0), (5.0, 2.0), (50.0, 1.0)] {
+            for seed in 0..4 {
+                let mut r = rec("cb", "mhloss", (60.0 + spread * seed as f64) / 100.0);
+                r.run_id = format!("h{h}-s{seed}");
+                r.sweep = [("mhloss.heads".to_string(), serde_json::json!(h))].into();
+                rs.push(r);
+            }
+        }
+        let refs: Vec<&RunRecord> = rs.iter().collect();
+        let table = FinetuneTable::from_records(&refs);
+        let dir = tempfile::tempdir().unwrap();
+        let out = table.plots(dir.path());
+        assert!(out.failed.is_empty(), "{:?}", out.failed);
+        let names: Vec<String> = out
+            .written
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        for want in [
+            "sd-vs-mhloss_heads-cb.svg",
+            "violin-cb.svg",
+            "expected-max-cb.svg",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+        }
+        let svg = std::fs::read_to_string(dir.path().join("sd-vs-mhloss_heads-cb.svg")).unwrap();
+        assert!(
+            svg.contains(">\nmhloss\n<"),
+            "one line per method, legend named"
         );
     }
 
