@@ -11,6 +11,11 @@ use super::table::{Table, csv_field};
 use crate::stats::Summary;
 use crate::variance::{bootstrap_sd_interval, brown_forsythe, expected_max, holm};
 
+/// (sweep key, method label without the sweep, task).
+pub type SweptCell = (String, String, String);
+/// Swept value (by its bits) → (value, per-seed scores ×100).
+pub type SweptScores = BTreeMap<u64, (f64, Vec<f64>)>;
+
 /// Scores grouped as method → task → per-seed primary metrics (×100).
 #[derive(Debug, Clone, Default)]
 pub struct FinetuneTable {
@@ -20,7 +25,7 @@ pub struct FinetuneTable {
     pub sweeps: BTreeMap<String, String>,
     /// Scores of runs with exactly one numeric sweep value, for the sd-vs-factor plots:
     /// (sweep key, method label without the sweep, task) → value → scores.
-    pub swept: BTreeMap<(String, String, String), BTreeMap<u64, (f64, Vec<f64>)>>,
+    pub swept: BTreeMap<SweptCell, SweptScores>,
 }
 
 /// A row label: the method, the parameters in which its runs differ from other runs of
@@ -64,8 +69,7 @@ impl FinetuneTable {
     pub fn from_records(records: &[&RunRecord]) -> Self {
         let mut cells: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
         let mut sweeps = BTreeMap::new();
-        let mut swept: BTreeMap<(String, String, String), BTreeMap<u64, (f64, Vec<f64>)>> =
-            BTreeMap::new();
+        let mut swept: BTreeMap<SweptCell, SweptScores> = BTreeMap::new();
         let varying = varying_params(records);
         for r in records {
             if let Some(p) = r.metrics.get("primary") {

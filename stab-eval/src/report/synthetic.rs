@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use stab_core::RunRecord;
 
 use super::plot::{Series, line_plot};
-use super::table::{Table, csv_field, label_num, mean_sd, num};
+use super::table::{Table, csv_field, label_num, mean_sd};
 
 /// Metric display order and labels; others follow alphabetically.
 const METRICS: &[(&str, &str)] = &[
