@@ -231,6 +231,11 @@ fn run_finetune(
             stab_methods::engine::Progress::Eval { dev, .. } => {
                 *last_dev.lock().expect("dev") = dev
             }
+            stab_methods::engine::Progress::Prepare { step, total, loss } => {
+                bar.set_length(total);
+                bar.set_position(step);
+                bar.set_message(format!("{head} preparing the encoder: loss {loss:.4}"));
+            }
         };
         match engine.run(spec, &progress).and_then(|(record, stats)| store.append(&record).map(|_| (record, stats))) {
             Ok((record, stats)) => bar.suspend(|| {

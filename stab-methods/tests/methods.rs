@@ -262,6 +262,7 @@ fn masked_lm_loss_falls_on_tiny_bert() {
         initialised: &report.initialised,
         mode: stab_core::recipe::TrainMode::Full,
         device: &dev,
+        report: &|_, _, _| {},
     };
     let settings = MaskedLmSettings {
         mask_rate: 0.15,

@@ -62,6 +62,8 @@ pub struct PrepareContext<'a> {
     pub mode: TrainMode,
     /// The training (autodiff) device.
     pub device: &'a Device,
+    /// Progress of a long preparation: `(step, total steps, loss)`.
+    pub report: &'a (dyn Fn(u64, u64, f64) + Sync),
 }
 
 /// A prepared encoder and what the preparation reports into the run's record.

@@ -64,6 +64,8 @@ pub enum Progress {
     Step { step: u64, loss: f64 },
     /// A dev evaluation.
     Eval { step: u64, dev: f64 },
+    /// A step of the method's encoder preparation (SURT's masked-LM phase).
+    Prepare { step: u64, total: u64, loss: f64 },
 }
 
 /// The fine-tuning engine of one process: the device, the out directory for caches, and
@@ -245,6 +247,7 @@ impl Engine {
                 &change,
                 (spec.seed, &train_encoded),
                 &device,
+                progress,
             )?;
             stats.encode_s = frozen.encode_s;
             stats.feature_source = frozen.source;
@@ -264,6 +267,7 @@ impl Engine {
                 &change,
                 (spec.seed, &train_encoded),
                 &device,
+                progress,
             )?;
             prepare_details = prepared.details;
             let mut encoder = prepared.encoder;
@@ -576,6 +580,7 @@ impl Engine {
         change: &EncoderChange,
         run: (u64, &[EncodedRow]),
         device: &Device,
+        progress: &(dyn Fn(Progress) + Sync),
     ) -> anyhow::Result<Frozen> {
         let mut key_text = format!(
             "features|v1|{:016x}|{}|{}|{}|{:?}|{:?}",
@@ -630,7 +635,8 @@ impl Engine {
             let (encoder, report) = load_encoder(model_dir, &plain)?;
             (encoder, report, serde_json::Value::Null)
         } else {
-            let p = self.prepared_encoder(job, model_dir, task, method, change, run, device)?;
+            let p =
+                self.prepared_encoder(job, model_dir, task, method, change, run, device, progress)?;
             (p.encoder.valid(), p.report, p.details)
         };
         if report.initialised.iter().any(|p| p.starts_with("pooler")) {
@@ -733,8 +739,10 @@ impl Engine {
         change: &EncoderChange,
         (run_seed, run_train): (u64, &[EncodedRow]),
         device: &Device,
+        progress: &(dyn Fn(Progress) + Sync),
     ) -> anyhow::Result<PreparedEncoder> {
         let (encoder, report) = load_encoder(model_dir, device)?;
+        let step_report = |step, total, loss| progress(Progress::Prepare { step, total, loss });
         let mut prepare = |encoder: Encoder, seed: u64, train: &[EncodedRow]| {
             let noise = NoiseStream::new(derive_seed(seed, &["prepare-noise"]));
             let mut encoder = encoder;
@@ -748,6 +756,7 @@ impl Engine {
                 initialised: &report.initialised,
                 mode: job.train.mode,
                 device,
+                report: &step_report,
             };
             let t0 = Instant::now();
             let prepared = method.prepare_encoder(encoder, &ctx)?;

@@ -208,6 +208,7 @@ pub fn masked_lm_training(
             let mut grads = burn::optim::GradientsParams::from_grads(loss.backward(), &encoder);
             clip_global_norm(&encoder, &mut grads, 1.0);
             encoder = optim.step(schedule.lr(step - 1), encoder, grads);
+            (ctx.report)(step, total, value);
             window = (window.0 + value, window.1 + 1);
             epoch_sum = (epoch_sum.0 + value, epoch_sum.1 + 1);
             if step.is_multiple_of(report_every) || step == total {
