@@ -429,14 +429,18 @@ impl Engine {
                         step,
                         device: &device,
                     };
-                    let eval_model = method.eval_model(model.valid(), &ctx);
+                    // The weights are kept unmixed; a method that changes the evaluated
+                    // model (MixOut-author) does so afresh at every evaluation, the final
+                    // test evaluation included.
+                    let weights = model.valid();
+                    let eval_model = method.eval_model(weights.clone(), &ctx);
                     let dev = source.score(&eval_model, Part::Dev, &task)?;
                     loss_curve.push((step, interval_loss.0 / interval_loss.1.max(1) as f64));
                     interval_loss = (0.0, 0);
                     progress(Progress::Eval { step, dev });
                     stats.eval_s += eval_start.elapsed().as_secs_f64();
                     match stopping.observe(step, dev) {
-                        Verdict::Improved => best = Some(eval_model),
+                        Verdict::Improved => best = Some(weights),
                         Verdict::Continue => {}
                         Verdict::Stop if step >= train_cfg.min_steps => break 'epochs,
                         Verdict::Stop => {}
@@ -451,19 +455,16 @@ impl Engine {
         let (best_step, dev_best) = stopping
             .best()
             .map_or((None, None), |(s, v)| (Some(s), Some(v)));
-        let final_model = match best {
-            Some(m) => m,
-            None => method.eval_model(
-                model.valid(),
-                &StepContext {
-                    start: &start_model,
-                    pretrained: &pretrained,
-                    noise: &noise,
-                    step,
-                    device: &device,
-                },
-            ),
-        };
+        let final_model = method.eval_model(
+            best.unwrap_or_else(|| model.valid()),
+            &StepContext {
+                start: &start_model,
+                pretrained: &pretrained,
+                noise: &noise,
+                step,
+                device: &device,
+            },
+        );
         let metrics = source.metrics(&final_model, Part::Test, &task)?;
 
         let mut record = RunRecord::for_spec(spec);
