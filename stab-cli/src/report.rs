@@ -1,4 +1,4 @@
-//! `stab report DIR [--format md|csv|latex] [--plots DIR]`
+//! `stab report DIR [--format md|csv|latex] [--plots DIR] [--html]`
 
 use std::path::PathBuf;
 
@@ -16,6 +16,9 @@ pub struct ReportArgs {
     /// Where to write SVG plots (default DIR/plots).
     #[arg(long)]
     plots: Option<PathBuf>,
+    /// Also write DIR/report.html: one self-contained page with the tables and the plots.
+    #[arg(long)]
+    html: bool,
 }
 
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
@@ -51,6 +54,16 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     }
     for (path, why) in &failed {
         tracing::warn!("could not write the plot {}: {why}", path.display());
+    }
+    if args.html {
+        let title = format!("stab report: {}", args.dir.display());
+        let page = stab_eval::report::html::write_page(
+            &args.dir,
+            &title,
+            &report.render(ReportFormat::Markdown),
+            &files,
+        )?;
+        eprintln!("wrote {}", page.display());
     }
     Ok(())
 }

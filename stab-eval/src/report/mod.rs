@@ -5,6 +5,7 @@
 //! ([`synthetic`]) and fine-tuning results per task and method ([`finetune`]).
 
 pub mod finetune;
+pub mod html;
 pub mod plot;
 pub mod synthetic;
 pub mod table;

@@ -43,7 +43,7 @@ impl Table {
         out
     }
 
-    /// A LaTeX `tabular`.
+    /// A LaTeX `tabular` with booktabs rules (`\usepackage{booktabs}`).
     pub fn latex(&self, caption: &str) -> String {
         let esc = |s: &str| {
             s.replace('_', "\\_")
@@ -51,11 +51,11 @@ impl Table {
                 .replace('%', "\\%")
         };
         let mut out = format!(
-            "% {caption}\n\\begin{{tabular}}{{{}}}\n\\hline\n",
+            "% {caption}\n\\begin{{tabular}}{{{}}}\n\\toprule\n",
             "l".repeat(self.header.len())
         );
         out.push_str(&format!(
-            "{} \\\\\n\\hline\n",
+            "{} \\\\\n\\midrule\n",
             self.header
                 .iter()
                 .map(|h| esc(h))
@@ -68,7 +68,7 @@ impl Table {
                 r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" & ")
             ));
         }
-        out.push_str("\\hline\n\\end{tabular}\n\n");
+        out.push_str("\\bottomrule\n\\end{tabular}\n\n");
         out
     }
 }
