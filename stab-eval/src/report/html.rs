@@ -95,6 +95,14 @@ pub fn write_page(
     let path = dir.join("report.html");
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, page.as_bytes())?;
+    #[cfg(unix)]
+    {
+        // A page to share: readable by others, like any file the user writes (tempfile
+        // creates 0600).
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     tmp.persist(&path)?;
     Ok(path)
 }
