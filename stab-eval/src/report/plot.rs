@@ -18,7 +18,8 @@ pub struct Series {
     pub points: Vec<(f64, f64, f64)>,
 }
 
-const COLORS: [RGBColor; 8] = [
+/// Twelve distinguishable colours (a method grid rarely has more rows).
+pub(crate) const COLORS: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -27,6 +28,10 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 128),
+    RGBColor(128, 0, 0),
 ];
 
 /// Draw `series` into an SVG file.
