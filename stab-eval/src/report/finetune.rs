@@ -26,11 +26,22 @@ pub struct FinetuneTable {
     /// Scores of runs with exactly one numeric sweep value, for the sd-vs-factor plots:
     /// (sweep key, method label without the sweep, task) → value → scores.
     pub swept: BTreeMap<SweptCell, SweptScores>,
+    /// Variance attribution by seed component, where the grid varies one at a time.
+    pub attribution: Vec<super::attribution::Attribution>,
 }
 
 /// A row label: the method, the parameters in which its runs differ from other runs of
 /// the same method (`mixout variant=author p=0.1`), and the sweep values.
 fn group_name(r: &RunRecord, varying: &BTreeMap<String, Vec<String>>) -> (String, String) {
+    group_name_without(r, varying, None)
+}
+
+/// [`group_name`] leaving out one sweep key.
+fn group_name_without(
+    r: &RunRecord,
+    varying: &BTreeMap<String, Vec<String>>,
+    skip: Option<&str>,
+) -> (String, String) {
     let mut name = r.method.clone();
     for k in varying.get(&r.method).into_iter().flatten() {
         if let Some(v) = r.method_params.get(k) {
@@ -38,7 +49,12 @@ fn group_name(r: &RunRecord, varying: &BTreeMap<String, Vec<String>>) -> (String
             name.push_str(&format!(" {k}={v}"));
         }
     }
-    let sweep: String = r.sweep.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+    let sweep: String = r
+        .sweep
+        .iter()
+        .filter(|(k, _)| Some(k.as_str()) != skip)
+        .map(|(k, v)| format!(" {k}={v}"))
+        .collect();
     (format!("{name}{sweep}"), sweep)
 }
 
@@ -95,10 +111,14 @@ impl FinetuneTable {
                     .push(100.0 * p);
             }
         }
+        let attribution = super::attribution::attribute(records, |r| {
+            group_name_without(r, &varying, Some("train.fixed_seeds")).0
+        });
         Self {
             cells,
             sweeps,
             swept,
+            attribution,
         }
     }
 
@@ -162,6 +182,12 @@ impl FinetuneTable {
             out.push_str(&format!(
                 "## Stability against FineTune\n\nPer task, each method's SD over seeds with a 95% percentile-bootstrap interval (2,000 resamples), its change against FineTune's SD, and the Brown–Forsythe test of equal variances (Levene, median-centred) with Holm's adjustment over the whole table. ↓ marks a lower SD; * marks a difference significant at 5% after adjustment.\n\n{}\n",
                 stability_table(&rows).markdown()
+            ));
+        }
+        if !self.attribution.is_empty() {
+            out.push_str(&format!(
+                "## Variance attribution by seed component\n\nRuns that differ in one seed component only (the others pinned with `[train] fixed_seeds`): the pooled SD of the score ×100 due to each component, with the runs it rests on, and its share of the summed variance.\n\n{}\n",
+                super::attribution::table(&self.attribution).markdown()
             ));
         }
         out.push_str(&format!(

@@ -4,6 +4,7 @@
 //! `run_id` wins) and renders what it finds: the synthetic studies per factor
 //! ([`synthetic`]) and fine-tuning results per task and method ([`finetune`]).
 
+pub mod attribution;
 pub mod finetune;
 pub mod html;
 pub mod plot;
