@@ -10,7 +10,8 @@ use stab_core::InputError;
 pub struct PlanArgs {
     /// The recipe (TOML).
     recipe: PathBuf,
-    /// Split the runs into N shards (deterministic, by run id) and show each run's shard.
+    /// Split the runs into N shards balanced by estimated cost (task size × epochs × method)
+    /// and show each run's shard.
     #[arg(long)]
     shards: Option<usize>,
     /// Write an sbatch script running one shard per array task (N = --shards, default one
@@ -50,11 +51,12 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<()> {
         recipe.out_dir().display()
     );
     println!("shard\trun_id\ttask\tmethod\tseed\tsweep");
-    for r in &plan.runs {
+    let assignment = plan.shards(shards);
+    for (r, shard) in plan.runs.iter().zip(&assignment) {
         let sweep: Vec<String> = r.sweep.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}",
-            r.shard(shards),
+            shard,
             r.run_id,
             r.task,
             r.method,
@@ -63,10 +65,20 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<()> {
         );
     }
     if shards > 1 {
-        let counts: Vec<String> = (0..shards)
-            .map(|i| plan.shard(i, shards).len().to_string())
+        let mut counts = vec![0usize; shards];
+        let mut load = vec![0.0f64; shards];
+        for (r, &s) in plan.runs.iter().zip(&assignment) {
+            counts[s] += 1;
+            load[s] += stab_core::cost::run_cost(r);
+        }
+        let total: f64 = load.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+        let counts: Vec<String> = counts.iter().map(usize::to_string).collect();
+        let shares: Vec<String> = load
+            .iter()
+            .map(|l| format!("{:.1}%", 100.0 * l / total))
             .collect();
         println!("# runs per shard: {}", counts.join(" "));
+        println!("# estimated cost per shard: {}", shares.join(" "));
     }
     if let Some(path) = args.slurm {
         let recipe_path = std::fs::canonicalize(&args.recipe).unwrap_or(args.recipe.clone());

@@ -735,3 +735,47 @@ fn every_shipped_recipe_plans_and_set_overrides_model_and_data() {
         String::from_utf8_lossy(&range.stderr)
     );
 }
+
+#[test]
+fn shards_are_balanced_by_estimated_cost_not_by_count() {
+    // RTE has about 10× CB's training rows: 6 RTE runs and 6 CB runs over 3 shards.
+    let tmp = tempfile::tempdir().unwrap();
+    let shared = assets::root().join("testdata");
+    let recipe = write(
+        tmp.path(),
+        "mix.toml",
+        &format!(
+            "name = \"mix\"\n[model]\npath = \"{}\"\n[data]\ndir = \"{}\"\ntasks = [\"rte\", \"cb\"]\n[train]\nseeds = 6\n[[methods]]\nname = \"finetune\"\n",
+            shared.join("fixtures/tiny-bert").display(),
+            shared.join("data").display()
+        ),
+    );
+    let r = recipe.to_str().unwrap();
+    let plan = String::from_utf8(run_ok(&["plan", r, "--shards", "3"]).stdout).unwrap();
+    let cost_line = plan
+        .lines()
+        .find(|l| l.starts_with("# estimated cost per shard:"))
+        .unwrap();
+    let shares: Vec<f64> = cost_line
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(|s| s.trim_end_matches('%').parse().unwrap())
+        .collect();
+    assert_eq!(shares.len(), 3);
+    for s in &shares {
+        assert!((s - 33.3).abs() < 6.0, "unbalanced: {cost_line}");
+    }
+    // Each shard holds two RTE runs; CB runs fill in around them.
+    for shard in 0..3 {
+        let rte = plan
+            .lines()
+            .filter(|l| l.starts_with(&format!("{shard}\t")) && l.contains("\trte\t"))
+            .count();
+        assert_eq!(rte, 2, "shard {shard}:\n{plan}");
+    }
+    // The same plan gives the same assignment.
+    let again = String::from_utf8(run_ok(&["plan", r, "--shards", "3"]).stdout).unwrap();
+    assert_eq!(plan, again);
+}

@@ -13,6 +13,7 @@
 //! * [`error`] — [`InputError`], the "bad input" error class (exit code 2).
 //! * [`suggest`] — did-you-mean lookups ([`nearest`]).
 
+pub mod cost;
 pub mod error;
 pub mod overrides;
 pub mod params;

@@ -142,11 +142,6 @@ impl RunSpec {
             RunJob::Finetune(_) => None,
         }
     }
-
-    /// The shard (0-based) this run belongs to among `n` shards: by hash of the run id.
-    pub fn shard(&self, n: usize) -> usize {
-        (stable_hash(self.run_id.as_bytes()) % n as u64) as usize
-    }
 }
 
 impl Plan {
@@ -168,12 +163,21 @@ impl Plan {
         })
     }
 
-    /// The runs of shard `index` (0-based) of `count`.
+    /// The runs of shard `index` (0-based) of `count`, balanced by estimated cost
+    /// ([`crate::cost::balanced_shards`]).
     pub fn shard(&self, index: usize, count: usize) -> Vec<&RunSpec> {
+        let assignment = self.shards(count);
         self.runs
             .iter()
-            .filter(|r| r.shard(count) == index)
+            .zip(assignment)
+            .filter(|(_, s)| *s == index)
+            .map(|(r, _)| r)
             .collect()
+    }
+
+    /// Every run's shard among `count`, in plan order.
+    pub fn shards(&self, count: usize) -> Vec<usize> {
+        crate::cost::balanced_shards(&self.runs, count)
     }
 }
 

@@ -1,0 +1,98 @@
+//! Estimated cost of a run, for balancing shards (`stab plan --shards N`, `stab run
+//! --shard I/N`): work units proportional to the compute a run needs, not seconds.
+//!
+//! Fine-tuning: the updates the schedule plans (training rows × epochs / batch, capped by
+//! `max_steps`) × the batch's tokens (batch × max_len) × a mode factor (head tuning on
+//! cached features is about 1/50 of an encoder pass) × a method factor (LNSR runs a second
+//! forward, SURT adds its masked-LM phase, …). Training rows come from the official train
+//! sizes (the 90% split of them), scaled by `train_fraction` and `1 − drop_fraction`.
+//! Synthetic: datasets × points × (steps + LOO refits).
+
+use crate::plan::{RunJob, RunSpec};
+use crate::recipe::TrainMode;
+
+/// Official train-file rows per task (GLUE/SuperGLUE; MultiRC counts answer rows).
+fn train_rows(task: &str) -> f64 {
+    match task {
+        "cola" => 8551.0,
+        "sst2" => 67349.0,
+        "mrpc" => 3668.0,
+        "qqp" => 363846.0,
+        "rte" => 2490.0,
+        "wnli" => 635.0,
+        "cb" => 250.0,
+        "wsc" => 554.0,
+        "boolq" => 9427.0,
+        "multirc" => 27243.0,
+        "wic" => 5428.0,
+        _ => 5000.0,
+    }
+}
+
+/// Relative cost of a method's update against FineTune's (measured on MiniLM, CB, full
+/// fine-tuning; unknown plugins count as FineTune).
+fn method_factor(method: &str) -> f64 {
+    match method {
+        "lnsr" => 1.4,
+        "surt" => 1.3,
+        "mixout" => 1.05,
+        "mhloss" => 1.05,
+        _ => 1.0,
+    }
+}
+
+/// Work units of a run.
+pub fn run_cost(spec: &RunSpec) -> f64 {
+    match &spec.job {
+        RunJob::Finetune(j) => {
+            let t = &j.train;
+            let rows = train_rows(&spec.task)
+                * 0.9
+                * j.data.train_fraction
+                * (1.0 - j.data.drop_fraction).max(0.0);
+            let batch = t.batch_size.max(1) as f64;
+            let mut updates = (rows / batch).ceil().max(1.0) * t.epochs as f64;
+            if t.max_steps > 0 {
+                updates = updates.min(t.max_steps as f64);
+            }
+            if t.min_steps > 0 {
+                updates = updates.max(t.min_steps as f64);
+            }
+            let mode = match t.mode {
+                TrainMode::Head if !t.head_encoder_dropout => 0.02,
+                _ => 1.0,
+            };
+            updates * batch * j.model.max_len as f64 * mode * method_factor(&spec.method)
+        }
+        RunJob::Synthetic(s) => {
+            (s.datasets.max(1) * s.points.max(1)) as f64
+                * (s.steps as f64 + s.loo_samples as f64).max(1.0)
+        }
+    }
+}
+
+/// Shard of every run (in plan order) among `count` shards, balanced by cost: the runs,
+/// most expensive first (ties by run id), each go to the least loaded shard (ties to the
+/// lowest index) — the longest-processing-time rule, deterministic for a plan.
+pub fn balanced_shards(runs: &[RunSpec], count: usize) -> Vec<usize> {
+    let count = count.max(1);
+    let costs: Vec<f64> = runs.iter().map(run_cost).collect();
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by(|&a, &b| {
+        costs[b]
+            .total_cmp(&costs[a])
+            .then_with(|| runs[a].run_id.cmp(&runs[b].run_id))
+    });
+    let mut load = vec![0.0f64; count];
+    let mut out = vec![0usize; runs.len()];
+    for i in order {
+        let (best, _) = load
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(b.1).then(a.0.cmp(&b.0)))
+            .expect("at least one shard");
+        out[i] = best;
+        load[best] += costs[i];
+    }
+    out
+}
