@@ -39,7 +39,10 @@ fn missing(test: &str, why: &str) -> Option<PathBuf> {
     if required() {
         panic!("{test}: required asset missing (STAB_REQUIRE_ASSETS=1): {why}");
     }
-    eprintln!("SKIPPED ({test}: {why})");
+    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests, and
+    // a skip must be visible in a plain `cargo test` run.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED ({test}: {why})");
     None
 }
 
