@@ -321,13 +321,42 @@ fn shards_partition_the_plan_and_reports_merge_them() {
         "3",
         "--slurm",
         slurm.to_str().unwrap(),
+        "--cpus-per-task",
+        "2",
+        "--mem",
+        "8G",
+        "--time",
+        "01:30:00",
+        "--partition",
+        "short",
+        "--set",
+        "synthetic.seed=7",
     ]);
     let script = std::fs::read_to_string(&slurm).unwrap();
-    assert!(
-        script.contains("#SBATCH --array=0-2")
-            && script.contains("--shard \"${SLURM_ARRAY_TASK_ID}/3\""),
-        "{script}"
-    );
+    for line in [
+        "#SBATCH --array=0-2",
+        "#SBATCH --cpus-per-task=2",
+        "#SBATCH --mem=8G",
+        "#SBATCH --time=01:30:00",
+        "#SBATCH --partition=short",
+        "--set 'synthetic.seed=7' --shard \"${SLURM_ARRAY_TASK_ID}/3\"",
+        env!("CARGO_BIN_EXE_stab"),
+    ] {
+        assert!(script.contains(line), "{line} missing from\n{script}");
+    }
+    let bad = stab()
+        .args([
+            "plan",
+            r,
+            "--slurm",
+            slurm.to_str().unwrap(),
+            "--mem",
+            "8 G",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--mem"));
 }
 
 #[test]

@@ -69,13 +69,10 @@ pub fn line_plot(
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
             (a.min(ty(p.1 - p.2)), b.max(ty(p.1 + p.2)))
         });
-    let pad = |lo: &mut f64, hi: &mut f64| {
-        let span = (*hi - *lo).max(1e-9);
-        *lo -= 0.05 * span;
-        *hi += 0.05 * span;
-    };
-    pad(&mut x0, &mut x1);
-    pad(&mut y0, &mut y1);
+    pad(&mut x0, &mut x1, log_x);
+    pad(&mut y0, &mut y1, log_y);
+    // Counts (runs n, heads H, epochs) get whole-number ticks.
+    let integer_x = !log_x && all.iter().all(|p| p.0.fract() == 0.0);
 
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -85,7 +82,7 @@ pub fn line_plot(
         .x_label_area_size(48)
         .y_label_area_size(80)
         .build_cartesian_2d(
-            TickedAxis::new(x0, x1, ticks(x0, x1, log_x)),
+            TickedAxis::new(x0, x1, ticks_on(x0, x1, log_x, integer_x)),
             TickedAxis::new(y0, y1, ticks(y0, y1, log_y)),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -161,6 +158,21 @@ pub fn line_plot(
     Ok(())
 }
 
+/// Widen `lo..hi` by 5% each side; a range of one value (every point equal) gets ±5% of
+/// that value (at least ±0.5, or ±0.1 decade on a log axis) so its ticks stay distinct.
+fn pad(lo: &mut f64, hi: &mut f64, log: bool) {
+    let scale = lo.abs().max(hi.abs());
+    if *hi - *lo <= 1e-9 * scale.max(1.0) {
+        let half = if log { 0.1 } else { (0.05 * scale).max(0.5) };
+        *lo -= half;
+        *hi += half;
+    } else {
+        let span = *hi - *lo;
+        *lo -= 0.05 * span;
+        *hi += 0.05 * span;
+    }
+}
+
 /// A linear f64 axis whose ticks sit exactly at the given positions (plotters' own
 /// algorithm puts them at arbitrary points of a log₁₀-transformed range).
 #[derive(Debug, Clone)]
@@ -217,6 +229,11 @@ fn round_sig(v: f64) -> f64 {
 /// log₁₀) the values 1, 2, 5 × 10ᵏ inside it (every integer mantissa when the range spans
 /// less than a factor 5); on a linear axis multiples of a round step giving 4–10 ticks.
 pub fn ticks(lo: f64, hi: f64, log: bool) -> Vec<f64> {
+    ticks_on(lo, hi, log, false)
+}
+
+/// [`ticks`], with steps of at least 1 when `integer` (a linear axis of counts).
+fn ticks_on(lo: f64, hi: f64, log: bool, integer: bool) -> Vec<f64> {
     if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
         return vec![lo];
     }
@@ -250,6 +267,7 @@ pub fn ticks(lo: f64, hi: f64, log: bool) -> Vec<f64> {
         .map(|m| m * mag)
         .find(|s| *s >= raw)
         .unwrap_or(10.0 * mag);
+    let step = if integer { step.max(1.0) } else { step };
     let first = (lo / step).ceil() as i64;
     let last = (hi / step).floor() as i64;
     (first..=last).map(|i| i as f64 * step).collect()
@@ -281,6 +299,24 @@ mod tests {
             [0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
         );
         assert_eq!(ticks(-3.0, 47.0, false), [0.0, 10.0, 20.0, 30.0, 40.0]);
+        // Counts: no ticks between whole numbers.
+        assert_eq!(ticks_on(0.95, 2.05, false, true), [1.0, 2.0]);
+    }
+
+    #[test]
+    fn a_flat_series_gets_distinct_ticks() {
+        let (mut lo, mut hi) = (7.197, 7.197);
+        pad(&mut lo, &mut hi, false);
+        let t = ticks(lo, hi, false);
+        assert!(t.len() >= 3, "{t:?}");
+        let labels: std::collections::BTreeSet<String> = t
+            .iter()
+            .map(|v| super::super::table::label_num(round_sig(*v)))
+            .collect();
+        assert_eq!(labels.len(), t.len(), "{labels:?}");
+        let (mut lo, mut hi) = (0.0, 0.0);
+        pad(&mut lo, &mut hi, false);
+        assert!(ticks(lo, hi, false).len() >= 3);
     }
 
     #[test]

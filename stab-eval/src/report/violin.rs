@@ -52,6 +52,15 @@ fn bandwidth(values: &[f64]) -> f64 {
     (1.06 * s.sd * (v.len() as f64).powf(-0.2)).max(1e-3 * s.mean.abs().max(1.0))
 }
 
+/// Whether the finite scores take at least two values (a density needs a spread).
+fn spread(values: &[f64]) -> bool {
+    let mut finite = values.iter().filter(|x| x.is_finite());
+    match finite.next() {
+        Some(first) => finite.any(|x| x != first),
+        None => false,
+    }
+}
+
 /// One violin per `(label, scores)` into an SVG file.
 pub fn violin_plot(
     path: &Path,
@@ -67,13 +76,19 @@ pub fn violin_plot(
     anyhow::ensure!(!all.is_empty(), "nothing to plot for {}", path.display());
     let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    // Room for the density tails: three bandwidths of the widest group beyond the data.
+    // Room for the density tails: three bandwidths of the widest group beyond the data. A
+    // group whose scores are all equal has no density to draw (its points and mean are shown).
     let tail = groups
         .iter()
+        .filter(|(_, v)| spread(v))
         .map(|(_, v)| 3.0 * bandwidth(v))
         .fold(0.0, f64::max);
-    let span = (hi - lo).max(1.0);
-    let (y0, y1) = (lo - tail.max(0.05 * span), hi + tail.max(0.05 * span));
+    let margin = if hi - lo > 0.0 {
+        tail.max(0.05 * (hi - lo))
+    } else {
+        (0.05 * lo.abs()).max(0.5)
+    };
+    let (y0, y1) = (lo - margin, hi + margin);
     let k = groups.len();
     let width = (200 * k as u32).clamp(600, 2400);
     let root = SVGBackend::new(path, (width, 560)).into_drawing_area();
@@ -110,7 +125,7 @@ pub fn violin_plot(
         .iter()
         .map(|(_, v)| {
             let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-            if v.is_empty() {
+            if !spread(&v) {
                 vec![0.0; grid.len()]
             } else {
                 density(&v, &grid)
@@ -212,5 +227,19 @@ mod tests {
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.contains("finetune") && svg.contains("mhloss"));
         assert!(svg.matches("<polygon").count() >= 2, "two violins");
+    }
+
+    #[test]
+    fn equal_scores_get_no_density_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.svg");
+        let groups = [
+            ("finetune".into(), vec![7.2, 7.2]),
+            ("mhloss".into(), vec![7.2, 7.2, 7.2]),
+        ];
+        violin_plot(&path, "cb", "test ×100", &groups).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(svg.matches("<polygon").count(), 0, "no invented spread");
+        assert_eq!(svg.matches("<circle").count(), 5, "every score drawn");
     }
 }
