@@ -191,6 +191,10 @@ pub struct TrainSection {
     /// Mosbach et al. (2021) traced as a cause of failed fine-tuning runs.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub adam_bias_correction: bool,
+    /// Write each run's best-dev weights as safetensors with Hugging Face names
+    /// (`<out>/checkpoints/<run_id>/`), for `stab analyze` and any HF tool.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub save_best: bool,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -8,10 +8,12 @@
 //! * [`dropout`] — inverted dropout drawing from a run's [`NoiseStream`] ([`FastDropout`]).
 //! * [`heads`] — the jiant task heads with H output layers ([`TaskHead`], [`OutputLayers`]).
 //! * [`loader`] — weights from safetensors / PyTorch files with a [`LoadReport`].
+//! * [`checkpoint`] — Hugging Face names for saved weights; safetensors read/write ([`TensorFile`]).
 //! * [`tokenizer`] — padding, truncation and offsets ([`TextEncoder`], [`TokenBatch`]).
 //! * [`source`] — local directories and hub ids through the HF cache ([`resolve_model`]).
 
 pub mod activation;
+pub mod checkpoint;
 pub mod config;
 pub mod dropout;
 pub mod encoder;
@@ -20,6 +22,7 @@ pub mod loader;
 pub mod source;
 pub mod tokenizer;
 
+pub use checkpoint::{NamedTensor, TensorFile, read_safetensors, write_safetensors};
 pub use config::{EncoderConfig, ModelFamily};
 pub use dropout::{FastDropout, NoiseStream, is_host};
 pub use encoder::{Encoder, EncoderOutput, without_dropout};

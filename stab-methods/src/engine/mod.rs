@@ -4,6 +4,7 @@
 //! * [`method`] — the [`Method`] trait plugins implement, and [`implementation`] for
 //!   their registration.
 //! * [`model`] — encoder + head ([`TaskModel`]) and token batches.
+//! * [`checkpoint`] — a run's best weights as an HF model directory, and back ([`Checkpoint`]).
 //! * [`features`] — frozen-encoder features for head tuning, cached in memory and on disk.
 //! * [`optim`] — AdamW with HF's weight-decay groups and per-parameter lr scales, BERT's
 //!   Adam without bias correction, global-norm clipping.
@@ -11,6 +12,7 @@
 //! * [`schedule`] — HF's linear warmup/decay ([`LinearWarmupDecay`]).
 //! * [`stopping`] — early stopping on the dev score ([`EarlyStopping`]).
 
+pub mod checkpoint;
 pub mod features;
 pub mod method;
 pub mod model;
@@ -20,6 +22,7 @@ pub mod run;
 pub mod schedule;
 pub mod stopping;
 
+pub use checkpoint::Checkpoint;
 pub use method::{
     EncoderChange, Method, PrepareContext, Prepared, StepContext, StepView, build, implementation,
     unimplemented_methods,

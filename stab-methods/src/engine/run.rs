@@ -494,6 +494,23 @@ impl Engine {
         if !train_cfg.adam_bias_correction {
             record.details["adam_bias_correction"] = serde_json::Value::Bool(false);
         }
+        if train_cfg.save_best {
+            // Written before the record is appended, so a record never names a missing file.
+            let rel = format!("checkpoints/{}", spec.run_id);
+            let metadata = [
+                ("stab_run_id", spec.run_id.clone()),
+                ("stab_task", spec.task.clone()),
+                ("stab_method", spec.method.clone()),
+                ("stab_mode", format!("{mode:?}").to_lowercase()),
+                ("stab_pooling", format!("{:?}", job.model.pooling).to_lowercase()),
+                ("stab_best_step", best_step.unwrap_or(step).to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            super::checkpoint::save(&final_model, &model_dir, &self.out.join(&rel), metadata)?;
+            record.details["checkpoint"] = serde_json::Value::String(rel);
+        }
         Ok(TrainedRun {
             record,
             stats,

@@ -1,0 +1,186 @@
+//! A run's selected weights as a Hugging Face model directory (`[train] save_best`), and
+//! the way back: a checkpoint directory into a [`TaskModel`] for the analyses.
+//!
+//! Layout of `<out>/checkpoints/<run_id>/`: `model.safetensors` (encoder under BertModel
+//! names, head under `stab_head.*`; see [`stab_models::checkpoint`]), and `config.json`
+//! plus the tokenizer files copied from the pre-trained model. In head tuning on cached
+//! features the encoder is the frozen one: only the head is written, and the metadata key
+//! `stab_encoder` names the model directory it sits on.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use burn::tensor::{Device, Tensor, TensorData};
+use stab_core::InputError;
+use stab_models::checkpoint::{HEAD_PREFIX, hf_name, transpose};
+use stab_models::{Encoder, NamedTensor, TaskHead, TensorFile, load_encoder, read_safetensors};
+
+use super::model::TaskModel;
+use super::params::{self, ParamTransform};
+
+/// Files of a model directory that make a checkpoint loadable on its own.
+const COPIED: &[&str] = &[
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+];
+
+fn host(values: &Tensor<1>) -> anyhow::Result<Vec<f32>> {
+    values
+        .clone()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+/// The model's tensors under checkpoint names.
+pub fn tensors(model: &TaskModel) -> anyhow::Result<BTreeMap<String, NamedTensor>> {
+    let mut out = BTreeMap::new();
+    if let Some(encoder) = &model.encoder {
+        for (path, p) in params::collect(encoder) {
+            let Some((name, transposed)) = hf_name(&path) else {
+                continue;
+            };
+            let mut values = host(&p.values)?;
+            let mut shape = p.shape.clone();
+            if transposed && shape.len() == 2 {
+                values = transpose(&values, shape[0], shape[1]);
+                shape.swap(0, 1);
+            }
+            out.insert(name, NamedTensor { shape, values });
+        }
+    }
+    for (path, p) in params::collect(&model.head) {
+        out.insert(
+            format!("{HEAD_PREFIX}{path}"),
+            NamedTensor {
+                shape: p.shape.clone(),
+                values: host(&p.values)?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Write `model` as `<dir>` (a model directory), replacing an older one atomically: the
+/// files go to a temporary sibling directory that is then renamed into place.
+pub fn save(
+    model: &TaskModel,
+    model_dir: &Path,
+    dir: &Path,
+    metadata: BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let parent = dir.parent().context("checkpoint directory has no parent")?;
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-checkpoint-")
+        .tempdir_in(parent)?;
+    let mut file = TensorFile {
+        tensors: tensors(model)?,
+        metadata,
+    };
+    if model.encoder.is_none() {
+        file.metadata
+            .insert("stab_encoder".into(), model_dir.display().to_string());
+    }
+    stab_models::write_safetensors(&tmp.path().join("model.safetensors"), &file)?;
+    for name in COPIED {
+        let src = model_dir.join(name);
+        if src.is_file() {
+            std::fs::copy(&src, tmp.path().join(name))
+                .with_context(|| format!("cannot copy {}", src.display()))?;
+        }
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("cannot replace {}", dir.display()))?;
+    }
+    let tmp = tmp.keep();
+    std::fs::rename(&tmp, dir).with_context(|| format!("cannot write {}", dir.display()))?;
+    Ok(())
+}
+
+/// A checkpoint directory read back: the encoder (when the checkpoint has one) and the head
+/// tensors, ready to fill a head of the same shape.
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub encoder: Option<Encoder>,
+    pub file: TensorFile,
+}
+
+impl Checkpoint {
+    /// Read `<dir>/model.safetensors` (and its encoder through the regular loader).
+    pub fn open(dir: &Path, device: &Device) -> anyhow::Result<Self> {
+        let weights = dir.join("model.safetensors");
+        if !weights.is_file() {
+            return Err(InputError::new("no model.safetensors here")
+                .file(dir.display().to_string())
+                .hint("a run checkpoint is <out>/checkpoints/<run_id>, written with [train] save_best = true")
+                .into());
+        }
+        let file = read_safetensors(&weights)?;
+        let encoder = if file.metadata.contains_key("stab_encoder") {
+            None
+        } else {
+            Some(load_encoder(dir, device)?.0)
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            encoder,
+            file,
+        })
+    }
+
+    /// `head` (built with the checkpoint's shape) with the checkpoint's values.
+    pub fn fill_head(&self, head: TaskHead) -> anyhow::Result<TaskHead> {
+        struct Fill<'a> {
+            file: &'a TensorFile,
+            missing: Vec<String>,
+        }
+        impl ParamTransform for Fill<'_> {
+            fn apply<const D: usize>(&mut self, path: &str, value: Tensor<D>) -> Tensor<D> {
+                match self.file.tensors.get(&format!("{HEAD_PREFIX}{path}")) {
+                    Some(t) if t.shape == value.dims().to_vec() => Tensor::<D>::from_data(
+                        TensorData::new(t.values.clone(), t.shape.clone()),
+                        &value.device(),
+                    ),
+                    _ => {
+                        self.missing.push(path.to_string());
+                        value
+                    }
+                }
+            }
+        }
+        let mut fill = Fill {
+            file: &self.file,
+            missing: Vec::new(),
+        };
+        let head = params::transform(head, &mut fill);
+        if !fill.missing.is_empty() {
+            return Err(InputError::new(format!(
+                "the checkpoint's head does not fit: {} missing or of another shape",
+                fill.missing.join(", ")
+            ))
+            .file(self.dir.display().to_string())
+            .hint("analyse a checkpoint with the task and method it was trained with")
+            .into());
+        }
+        Ok(head)
+    }
+
+    /// Number of output layers H of the saved head.
+    pub fn heads(&self) -> Option<usize> {
+        self.file
+            .tensors
+            .iter()
+            .find(|(k, _)| k.starts_with(HEAD_PREFIX) && k.ends_with(".out.weight"))
+            .map(|(_, t)| t.shape[0])
+    }
+}

@@ -1,0 +1,240 @@
+//! Weights in Hugging Face layout: the inverse of the loader's renames, and plain
+//! safetensors reading and writing.
+//!
+//! A fine-tuned run's checkpoint (`[train] save_best`) is a model directory: `config.json`
+//! and the tokenizer files copied from the pre-trained model, and `model.safetensors` with
+//! the encoder under BertModel's names (`embeddings.*`, `encoder.layer.N.*`, `pooler.*`;
+//! Linear weights `[out, in]`, LayerNorm `weight`/`bias`), so that `AutoModel` and stab's own
+//! loader read it, plus the task head under `stab_head.*` in stab's layout (HF has no
+//! equivalent for a multi-head head; HF tools ignore the extra keys).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use anyhow::Context;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use stab_core::InputError;
+
+/// One tensor by name, as f32 values in row-major order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTensor {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// Tensors by name, with the file's string metadata.
+#[derive(Debug, Clone, Default)]
+pub struct TensorFile {
+    pub tensors: BTreeMap<String, NamedTensor>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Prefix of the task head's tensors in a checkpoint.
+pub const HEAD_PREFIX: &str = "stab_head.";
+
+/// The HF name of an encoder parameter given by its burn path, and whether its values must
+/// be transposed (burn stores Linear weights `[in, out]`, PyTorch `[out, in]`). `None` for
+/// the MLM head, which BertModel does not have.
+pub fn hf_name(burn_path: &str) -> Option<(String, bool)> {
+    if burn_path.starts_with("mlm.") {
+        return None;
+    }
+    let mut name = burn_path.replace(".self_attn.", ".self.");
+    let in_norm = name.contains("layer_norm.");
+    name = name.replace("layer_norm", "LayerNorm");
+    if in_norm {
+        if let Some(stem) = name.strip_suffix(".gamma") {
+            name = format!("{stem}.weight");
+        } else if let Some(stem) = name.strip_suffix(".beta") {
+            name = format!("{stem}.bias");
+        }
+    }
+    let linear_weight = name.ends_with(".weight") && !name.starts_with("embeddings.") && !in_norm;
+    Some((name, linear_weight))
+}
+
+/// `values` of a `[rows, cols]` matrix, transposed to `[cols, rows]`.
+pub fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = values[r * cols + c];
+        }
+    }
+    out
+}
+
+/// Write `file` to `path` as safetensors (f32), atomically (a temporary file renamed).
+pub fn write_safetensors(path: &Path, file: &TensorFile) -> anyhow::Result<()> {
+    let dir = path.parent().context("checkpoint path has no directory")?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = file
+        .tensors
+        .iter()
+        .map(|(name, t)| {
+            let raw = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (name.clone(), raw, t.shape.clone())
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, raw, shape)| {
+            TensorView::new(Dtype::F32, shape.clone(), raw).map(|v| (name.as_str(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut metadata: HashMap<String, String> = file.metadata.clone().into_iter().collect();
+    metadata
+        .entry("format".into())
+        .or_insert_with(|| "pt".into());
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    safetensors::serialize_to_file(views, Some(metadata), tmp.path())
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Read every floating-point tensor of a safetensors file as f32 (F32, F64, F16 and BF16
+/// are converted; integer buffers such as `position_ids` are skipped).
+pub fn read_safetensors(path: &Path) -> anyhow::Result<TensorFile> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| {
+        InputError::new(format!("cannot read: {e}"))
+            .file(name.clone())
+            .hint("a model directory holds model.safetensors; a run checkpoint is <out>/checkpoints/<run_id>")
+    })?;
+    let corrupt = |e: String| {
+        InputError::new(format!("not a safetensors file: {e}"))
+            .file(name.clone())
+            .hint("re-download or re-create the file")
+    };
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let mut out = TensorFile {
+        metadata: meta
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        ..TensorFile::default()
+    };
+    for (key, view) in st.tensors() {
+        let data = view.data();
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect(),
+            Dtype::F64 => data
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+                .collect(),
+            Dtype::BF16 => data
+                .chunks_exact(2)
+                .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+                .collect(),
+            Dtype::F16 => data
+                .chunks_exact(2)
+                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+            _ => continue,
+        };
+        out.tensors.insert(
+            key,
+            NamedTensor {
+                shape: view.shape().to_vec(),
+                values,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// IEEE half → single precision.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as i32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match exp {
+        0 if frac == 0 => sign,
+        0 => {
+            // Subnormal: value = frac · 2^−24.
+            let v = frac as f32 * 2f32.powi(-24);
+            return if sign != 0 { -v } else { v };
+        }
+        0x1f => sign | 0x7f80_0000 | (frac << 13),
+        e => sign | (((e - 15 + 127) as u32) << 23) | (frac << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// A tensor name without the `bert.` / `roberta.` prefix some checkpoints carry.
+pub fn base_name(name: &str) -> &str {
+    name.strip_prefix("bert.")
+        .or_else(|| name.strip_prefix("roberta."))
+        .unwrap_or(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burn_paths_map_to_bert_model_names() {
+        let cases = [
+            (
+                "encoder.layer.3.attention.self_attn.query.weight",
+                "encoder.layer.3.attention.self.query.weight",
+                true,
+            ),
+            (
+                "encoder.layer.0.attention.output.layer_norm.gamma",
+                "encoder.layer.0.attention.output.LayerNorm.weight",
+                false,
+            ),
+            (
+                "embeddings.layer_norm.beta",
+                "embeddings.LayerNorm.bias",
+                false,
+            ),
+            (
+                "embeddings.word_embeddings.weight",
+                "embeddings.word_embeddings.weight",
+                false,
+            ),
+            ("pooler.dense.weight", "pooler.dense.weight", true),
+            ("pooler.dense.bias", "pooler.dense.bias", false),
+        ];
+        for (burn, hf, t) in cases {
+            assert_eq!(hf_name(burn), Some((hf.to_string(), t)), "{burn}");
+        }
+        assert_eq!(hf_name("mlm.dense.weight"), None);
+    }
+
+    #[test]
+    fn safetensors_round_trip_and_half_precision() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let mut file = TensorFile::default();
+        file.tensors.insert(
+            "a.weight".into(),
+            NamedTensor {
+                shape: vec![2, 3],
+                values: vec![1.0, -2.0, 3.5, 0.0, 1e-3, 7.0],
+            },
+        );
+        file.metadata.insert("stab_run_id".into(), "x".into());
+        write_safetensors(&path, &file).unwrap();
+        let back = read_safetensors(&path).unwrap();
+        assert_eq!(back.tensors, file.tensors);
+        assert_eq!(back.metadata["stab_run_id"], "x");
+        assert_eq!(back.metadata["format"], "pt");
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    }
+}
