@@ -7,8 +7,11 @@
 //! * [`synthetic`] — the five synthetic factor studies of methods-spec §7, one plugin file
 //!   each (heads, samples, margin, distance, bound).
 //! * [`engine`] — the fine-tuning engine and the [`Method`](engine::Method) trait.
+//! * [`analysis`] — weight distance, Taylor validity, LOO stability on real features and
+//!   the paper's bounds (`stab analyze`).
 //! * [`methods`] — the fine-tuning method plugins (FineTune, MHLoss, MMR, …), one file each.
 
+pub mod analysis;
 pub mod engine;
 pub mod linear;
 pub mod methods;

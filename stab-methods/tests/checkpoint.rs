@@ -42,7 +42,12 @@ fn full_tuning_checkpoint_has_hf_names_and_loads_back_exactly() {
     let rel = trained.record.details["checkpoint"].as_str().unwrap();
     assert_eq!(rel, format!("checkpoints/{}", trained.record.run_id));
     let dir = tmp.path().join(rel);
-    for f in ["model.safetensors", "config.json", "vocab.txt", "tokenizer.json"] {
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "vocab.txt",
+        "tokenizer.json",
+    ] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
     assert!(
@@ -53,7 +58,8 @@ fn full_tuning_checkpoint_has_hf_names_and_loads_back_exactly() {
     );
 
     // Every tensor of the pre-trained BertModel is there under its HF name and shape.
-    let source = read_safetensors(&testdata().join("fixtures/tiny-bert/model.safetensors")).unwrap();
+    let source =
+        read_safetensors(&testdata().join("fixtures/tiny-bert/model.safetensors")).unwrap();
     let saved = read_safetensors(&dir.join("model.safetensors")).unwrap();
     let expected: BTreeMap<&str, &Vec<usize>> = source
         .tensors

@@ -123,10 +123,12 @@ fn gelu_host(x: &[f32], with_grad: bool) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// Exact GELU x·Φ(x) with its exact derivative on autodiff devices: the vectorised host
-/// kernel on the CPU, burn's own `gelu` (its plain-tensor twin) on any other device.
+/// kernel on the CPU in f32, burn's own `gelu` (its plain-tensor twin) on any other device
+/// or dtype (an f64 model keeps f64 accuracy).
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
-    if !crate::dropout::is_host(&device) {
+    // The host kernel is f32-accurate; f64 models (the Taylor check) take burn's own erf.
+    if !crate::dropout::is_host(&device) || x.dtype() != burn::tensor::DType::F32 {
         return burn::tensor::activation::gelu(x);
     }
     let shape = x.shape();

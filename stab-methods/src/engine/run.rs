@@ -502,8 +502,12 @@ impl Engine {
                 ("stab_task", spec.task.clone()),
                 ("stab_method", spec.method.clone()),
                 ("stab_mode", format!("{mode:?}").to_lowercase()),
-                ("stab_pooling", format!("{:?}", job.model.pooling).to_lowercase()),
+                (
+                    "stab_pooling",
+                    format!("{:?}", job.model.pooling).to_lowercase(),
+                ),
                 ("stab_best_step", best_step.unwrap_or(step).to_string()),
+                ("stab_model", model_dir.display().to_string()),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))

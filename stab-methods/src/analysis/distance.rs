@@ -1,0 +1,247 @@
+//! How far fine-tuning moved the weights (methods-spec §8.1, the paper's Table 6):
+//! ‖w* − w0‖_p / ‖w0‖_p for p = 2 and 1, and max|w* − w0| / max|w0| for p = ∞, over the
+//! parameters that have a pre-trained value, in total and per layer.
+//!
+//! Parameters are matched by Hugging Face name (a `bert.`/`roberta.` prefix on either
+//! side is ignored). The total covers the embeddings and the layers with their LayerNorms;
+//! the pooler, when the pre-trained model has one, gets its own row but stays out of the
+//! total (methods-spec §8.1), and the task head has no pre-trained value.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use stab_core::InputError;
+use stab_models::TensorFile;
+use stab_models::checkpoint::{HEAD_PREFIX, base_name};
+
+/// The three ratios of one group of parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DistanceRow {
+    /// `total`, `embeddings`, `layer 0` … `layer L−1`, or `pooler`.
+    pub group: String,
+    pub params: usize,
+    /// ‖w* − w0‖₂ / ‖w0‖₂.
+    pub l2: f64,
+    /// ‖w* − w0‖₁ / ‖w0‖₁.
+    pub l1: f64,
+    /// max|w* − w0| / max|w0|.
+    pub linf: f64,
+    /// Whether the group counts in the total.
+    pub in_total: bool,
+}
+
+/// Running sums for one group.
+#[derive(Debug, Clone, Default)]
+struct Sums {
+    params: usize,
+    d2: f64,
+    w2: f64,
+    d1: f64,
+    w1: f64,
+    dmax: f64,
+    wmax: f64,
+}
+
+impl Sums {
+    fn add(&mut self, w0: &[f32], w: &[f32]) {
+        self.params += w0.len();
+        for (&a, &b) in w0.iter().zip(w) {
+            let (a, d) = (a as f64, b as f64 - a as f64);
+            self.d2 += d * d;
+            self.w2 += a * a;
+            self.d1 += d.abs();
+            self.w1 += a.abs();
+            self.dmax = self.dmax.max(d.abs());
+            self.wmax = self.wmax.max(a.abs());
+        }
+    }
+
+    fn merge(&mut self, o: &Sums) {
+        self.params += o.params;
+        self.d2 += o.d2;
+        self.w2 += o.w2;
+        self.d1 += o.d1;
+        self.w1 += o.w1;
+        self.dmax = self.dmax.max(o.dmax);
+        self.wmax = self.wmax.max(o.wmax);
+    }
+
+    fn row(&self, group: String, in_total: bool) -> DistanceRow {
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        DistanceRow {
+            group,
+            params: self.params,
+            l2: ratio(self.d2.sqrt(), self.w2.sqrt()),
+            l1: ratio(self.d1, self.w1),
+            linf: ratio(self.dmax, self.wmax),
+            in_total,
+        }
+    }
+}
+
+/// Weight distance between a pre-trained model and a fine-tuned one.
+#[derive(Debug, Clone, Serialize)]
+pub struct WeightDistance {
+    /// The total (first) and one row per group, in model order.
+    pub rows: Vec<DistanceRow>,
+    /// Fine-tuned tensors with no pre-trained value (the head, a random pooler).
+    pub without_pretrained: Vec<String>,
+}
+
+impl WeightDistance {
+    pub fn total(&self) -> &DistanceRow {
+        &self.rows[0]
+    }
+}
+
+/// The group of a parameter name: `embeddings`, `layer N`, `pooler`, or the name's stem.
+fn group_of(name: &str) -> (u8, usize, String) {
+    if name.starts_with("embeddings.") {
+        return (0, 0, "embeddings".into());
+    }
+    if let Some(rest) = name.strip_prefix("encoder.layer.")
+        && let Some(n) = rest.split('.').next().and_then(|n| n.parse::<usize>().ok())
+    {
+        return (1, n, format!("layer {n}"));
+    }
+    if name.starts_with("pooler.") {
+        return (2, 0, "pooler".into());
+    }
+    (3, 0, name.split('.').next().unwrap_or(name).to_string())
+}
+
+/// Compare every tensor of `finetuned` that `pretrained` also has (same shape required).
+pub fn weight_distance(
+    pretrained: &TensorFile,
+    finetuned: &TensorFile,
+) -> anyhow::Result<WeightDistance> {
+    let base: BTreeMap<&str, _> = pretrained
+        .tensors
+        .iter()
+        .map(|(k, t)| (base_name(k), t))
+        .collect();
+    let mut groups: BTreeMap<(u8, usize, String), Sums> = BTreeMap::new();
+    let mut without = Vec::new();
+    for (name, t) in &finetuned.tensors {
+        let name = base_name(name);
+        if name.starts_with(HEAD_PREFIX) {
+            without.push(name.to_string());
+            continue;
+        }
+        let Some(w0) = base.get(name) else {
+            without.push(name.to_string());
+            continue;
+        };
+        if w0.shape != t.shape {
+            return Err(InputError::new(format!(
+                "tensor `{name}` is {:?} in the fine-tuned model but {:?} in the pre-trained one",
+                t.shape, w0.shape
+            ))
+            .hint("compare a checkpoint with the model it was fine-tuned from")
+            .into());
+        }
+        groups
+            .entry(group_of(name))
+            .or_default()
+            .add(&w0.values, &t.values);
+    }
+    if groups.is_empty() {
+        return Err(InputError::new(
+            "the two models share no tensor name: nothing to compare",
+        )
+        .hint("a head-tuning checkpoint holds only the head; fine-tune in mode = \"full\" with save_best = true")
+        .into());
+    }
+    let mut total = Sums::default();
+    let mut rows = Vec::new();
+    for ((kind, _, label), sums) in &groups {
+        let in_total = *kind < 2;
+        if in_total {
+            total.merge(sums);
+        }
+        rows.push(sums.row(label.clone(), in_total));
+    }
+    rows.insert(0, total.row("total".into(), true));
+    Ok(WeightDistance {
+        rows,
+        without_pretrained: without,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stab_models::NamedTensor;
+
+    fn file(entries: &[(&str, Vec<f32>)]) -> TensorFile {
+        let mut f = TensorFile::default();
+        for (k, v) in entries {
+            f.tensors.insert(
+                k.to_string(),
+                NamedTensor {
+                    shape: vec![v.len()],
+                    values: v.clone(),
+                },
+            );
+        }
+        f
+    }
+
+    #[test]
+    fn a_model_is_at_distance_zero_from_itself() {
+        let a = file(&[
+            ("bert.embeddings.word_embeddings.weight", vec![1.0, -2.0]),
+            ("bert.encoder.layer.0.output.dense.weight", vec![3.0, 4.0]),
+        ]);
+        // The prefix differs (bert. vs none); the names still match.
+        let mut b = TensorFile::default();
+        for (k, t) in &a.tensors {
+            b.tensors.insert(base_name(k).to_string(), t.clone());
+        }
+        let d = weight_distance(&a, &b).unwrap();
+        assert_eq!(d.rows.len(), 3);
+        for r in &d.rows {
+            assert_eq!((r.l2, r.l1, r.linf), (0.0, 0.0, 0.0), "{}", r.group);
+        }
+    }
+
+    #[test]
+    fn known_perturbations_give_known_norms() {
+        // w0 = (3, 4) in layer 0 and (0, 0, 12) in the embeddings: ‖w0‖₂ = 13, ‖w0‖₁ = 19,
+        // max = 12. Δ = (1, 0) and (0, 0, −2): ‖Δ‖₂ = √5, ‖Δ‖₁ = 3, max = 2.
+        let w0 = file(&[
+            ("encoder.layer.0.output.dense.weight", vec![3.0, 4.0]),
+            ("embeddings.word_embeddings.weight", vec![0.0, 0.0, 12.0]),
+            ("pooler.dense.weight", vec![1.0]),
+        ]);
+        let w = file(&[
+            ("encoder.layer.0.output.dense.weight", vec![4.0, 4.0]),
+            ("embeddings.word_embeddings.weight", vec![0.0, 0.0, 10.0]),
+            ("pooler.dense.weight", vec![3.0]),
+            ("stab_head.out.weight", vec![0.5]),
+        ]);
+        let d = weight_distance(&w0, &w).unwrap();
+        let t = d.total();
+        assert_eq!(t.params, 5, "the pooler stays out of the total");
+        assert!((t.l2 - 5f64.sqrt() / 13.0).abs() < 1e-12);
+        assert!((t.l1 - 3.0 / 19.0).abs() < 1e-12);
+        assert!((t.linf - 2.0 / 12.0).abs() < 1e-12);
+        let groups: Vec<&str> = d.rows.iter().map(|r| r.group.as_str()).collect();
+        assert_eq!(groups, ["total", "embeddings", "layer 0", "pooler"]);
+        let layer = &d.rows[2];
+        assert!((layer.l2 - 1.0 / 5.0).abs() < 1e-12 && (layer.linf - 0.25).abs() < 1e-12);
+        let pooler = &d.rows[3];
+        assert!(!pooler.in_total && (pooler.l2 - 2.0).abs() < 1e-12);
+        assert_eq!(d.without_pretrained, ["stab_head.out.weight"]);
+    }
+
+    #[test]
+    fn mismatched_shapes_and_disjoint_models_are_input_errors() {
+        let a = file(&[("embeddings.x", vec![1.0, 2.0])]);
+        let b = file(&[("embeddings.x", vec![1.0])]);
+        assert!(weight_distance(&a, &b).is_err());
+        let c = file(&[("stab_head.out.weight", vec![1.0])]);
+        let e = weight_distance(&a, &c).unwrap_err().to_string();
+        assert!(e.contains("share no tensor"), "{e}");
+    }
+}
