@@ -18,6 +18,7 @@
 use stab_data as _;
 use stab_methods as _;
 
+mod analyze;
 mod data;
 mod device;
 mod embed;
@@ -56,6 +57,9 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Task data tools: `stab data check --task NAME --data-dir DIR [--json]`.
     Data(data::DataArgs),
+    /// Measurements that explain stability: weight distance, Taylor validity, LOO of heads
+    /// on real features, the paper's bounds (results in DIR/analyses.jsonl).
+    Analyze(analyze::AnalyzeArgs),
 }
 
 /// Outcome of a command that ran runs.
@@ -125,6 +129,7 @@ fn real_main() -> ExitCode {
         Command::List(a) => list::list(a).map(|_| Done::Ok),
         Command::Embed(a) => embed::embed(a).map(|_| Done::Ok),
         Command::Data(a) => data::data(a).map(|_| Done::Ok),
+        Command::Analyze(a) => analyze::analyze(a).map(|_| Done::Ok),
     };
     match result {
         Ok(Done::Ok) => ExitCode::SUCCESS,

@@ -136,6 +136,17 @@ impl EncoderConfig {
         })
     }
 
+    /// The longest input the position embeddings allow (RoBERTa's positions start after
+    /// the pad id, so it fits pad_id + 1 fewer tokens).
+    pub fn max_tokens(&self) -> usize {
+        match self.family() {
+            Ok(ModelFamily::Roberta) => self
+                .max_position_embeddings
+                .saturating_sub(self.pad_id() + 1),
+            _ => self.max_position_embeddings,
+        }
+    }
+
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
     }

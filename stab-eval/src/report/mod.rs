@@ -2,8 +2,10 @@
 //!
 //! [`Report::load`] merges every `runs*.jsonl` of a directory (the latest record per
 //! `run_id` wins) and renders what it finds: the synthetic studies per factor
-//! ([`synthetic`]) and fine-tuning results per task and method ([`finetune`]).
+//! ([`synthetic`]), fine-tuning results per task and method ([`finetune`]), and the
+//! measurements of `stab analyze` in `analyses.jsonl` ([`analyses`]).
 
+pub mod analyses;
 pub mod attribution;
 pub mod finetune;
 pub mod html;
@@ -50,6 +52,8 @@ pub struct PlotsWritten {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub records: Vec<RunRecord>,
+    /// `stab analyze` results of the directory.
+    pub analyses: analyses::Analyses,
     /// Store lines that could not be read (`file:line: reason`).
     pub skipped: Vec<String>,
 }
@@ -58,15 +62,21 @@ impl Report {
     /// Read every `runs*.jsonl` in `dir`.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
         let contents = ResultsStore::read_dir(dir)?;
+        let analyses = analyses::Analyses::load(dir)?;
+        let records = contents.latest();
+        let mut skipped = contents.skipped;
+        skipped.extend(analyses.skipped.iter().cloned());
         Ok(Self {
-            records: contents.latest(),
-            skipped: contents.skipped,
+            records,
+            analyses,
+            skipped,
         })
     }
 
     pub fn from_records(records: Vec<RunRecord>) -> Self {
         Self {
             records,
+            analyses: analyses::Analyses::default(),
             skipped: Vec::new(),
         }
     }
@@ -96,6 +106,7 @@ impl Report {
                 if !fine.is_empty() {
                     out.push_str(&fine.markdown());
                 }
+                out.push_str(&self.analyses.markdown());
                 if out.is_empty() {
                     out.push_str("(no finished runs in this store)\n");
                 }
@@ -119,7 +130,7 @@ impl Report {
     pub fn write_plots(&self, dir: &Path) -> anyhow::Result<PlotsWritten> {
         let synth = synthetic::SyntheticTables::from_records(&self.of_kind(RecipeKind::Synthetic));
         let fine = finetune::FinetuneTable::from_records(&self.of_kind(RecipeKind::Finetune));
-        if synth.is_empty() && fine.is_empty() {
+        if synth.is_empty() && fine.is_empty() && self.analyses.is_empty() {
             return Ok(PlotsWritten::default());
         }
         std::fs::create_dir_all(dir)?;
@@ -130,6 +141,11 @@ impl Report {
         };
         if !fine.is_empty() {
             let more = fine.plots(dir);
+            out.written.extend(more.written);
+            out.failed.extend(more.failed);
+        }
+        if !self.analyses.is_empty() {
+            let more = self.analyses.plots(dir);
             out.written.extend(more.written);
             out.failed.extend(more.failed);
         }

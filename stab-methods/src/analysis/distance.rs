@@ -26,6 +26,8 @@ pub struct DistanceRow {
     pub l1: f64,
     /// max|w* − w0| / max|w0|.
     pub linf: f64,
+    /// ‖w* − w0‖₂ itself (Thm 2.2's distance).
+    pub l2_abs: f64,
     /// Whether the group counts in the total.
     pub in_total: bool,
 }
@@ -74,6 +76,7 @@ impl Sums {
             l2: ratio(self.d2.sqrt(), self.w2.sqrt()),
             l1: ratio(self.d1, self.w1),
             linf: ratio(self.dmax, self.wmax),
+            l2_abs: self.d2.sqrt(),
             in_total,
         }
     }
@@ -226,6 +229,7 @@ mod tests {
         assert!((t.l2 - 5f64.sqrt() / 13.0).abs() < 1e-12);
         assert!((t.l1 - 3.0 / 19.0).abs() < 1e-12);
         assert!((t.linf - 2.0 / 12.0).abs() < 1e-12);
+        assert!((t.l2_abs - 5f64.sqrt()).abs() < 1e-12);
         let groups: Vec<&str> = d.rows.iter().map(|r| r.group.as_str()).collect();
         assert_eq!(groups, ["total", "embeddings", "layer 0", "pooler"]);
         let layer = &d.rows[2];

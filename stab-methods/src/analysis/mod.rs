@@ -16,4 +16,5 @@ pub mod taylor;
 
 pub use bounds::{BoundConstants, BoundTerms};
 pub use distance::{DistanceRow, WeightDistance, weight_distance};
+pub use loo::{HeadLooStability, LinearLooSettings, linear_head_loo};
 pub use taylor::{ModelLoss, Objective, TaylorSettings, TaylorValidity, taylor_validity};

@@ -29,6 +29,6 @@ pub use method::{
 };
 pub use model::{Forward, TaskModel, TokenInput};
 pub use params::{ParamMap, ParamTransform};
-pub use run::{Engine, Progress, RunStats, TrainedRun, cross_entropy};
+pub use run::{Engine, Progress, RunStats, TrainFeatures, TrainedRun, cross_entropy};
 pub use schedule::LinearWarmupDecay;
 pub use stopping::EarlyStopping;

@@ -42,6 +42,17 @@ use super::stopping::{EarlyStopping, Verdict};
 /// Evaluation batch size (jiant: twice the training batch of 16).
 const EVAL_BATCH: usize = 32;
 
+/// A task's training rows as frozen-encoder features.
+#[derive(Debug, Clone)]
+pub struct TrainFeatures {
+    pub dim: usize,
+    /// rows × dim, row-major.
+    pub features: Vec<f64>,
+    pub labels: Vec<usize>,
+    /// Label names, by label id.
+    pub classes: Vec<String>,
+}
+
 /// A task read, split and tokenized once per process and shared by its runs.
 pub struct PreparedTask {
     pub def: TaskDef,
@@ -137,13 +148,7 @@ impl Engine {
                 .file(model_dir.join("config.json").display().to_string())
                 .hint("`stab list methods` shows each method's parameters")
         })?;
-        // RoBERTa's positions start after the pad id, so it fits pad_id + 1 fewer tokens.
-        let limit = match config.family() {
-            Ok(stab_models::ModelFamily::Roberta) => config
-                .max_position_embeddings
-                .saturating_sub(config.pad_id() + 1),
-            _ => config.max_position_embeddings,
-        };
+        let limit = config.max_tokens();
         if job.model.max_len > limit || job.model.max_len < 8 {
             return Err(InputError::new(format!(
                 "model.max_len = {} does not fit the model: its {} position embeddings allow {limit} tokens",
@@ -508,6 +513,7 @@ impl Engine {
                 ),
                 ("stab_best_step", best_step.unwrap_or(step).to_string()),
                 ("stab_model", model_dir.display().to_string()),
+                ("stab_max_len", job.model.max_len.to_string()),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
@@ -519,6 +525,46 @@ impl Engine {
             record,
             stats,
             model: final_model,
+        })
+    }
+
+    /// The frozen encoder's pooled features of a task's training rows (all of them: no
+    /// train/drop fraction), as head tuning with this spec's model, pooling and method
+    /// would see them — from the same cache. For the analyses of heads on real features.
+    pub fn train_features(
+        &self,
+        spec: &RunSpec,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> anyhow::Result<TrainFeatures> {
+        let job = finetune_job(spec)?;
+        let mut method = build(&spec.method, &spec.method_params)?;
+        let model_dir = resolve_model(&job.model.path)?;
+        let task = self.task(job, &model_dir, &spec.task)?;
+        let device = self.device.clone().autodiff();
+        let change = method.encoder_change(TrainMode::Head);
+        let frozen = self.frozen_features(
+            job,
+            &model_dir,
+            &task,
+            method.as_mut(),
+            &change,
+            (spec.seed, &task.train),
+            &device,
+            progress,
+        )?;
+        let FeatureSet::Pooled { dim, data } = &frozen.sets[0] else {
+            return Err(InputError::new(format!(
+                "task {} has a span head: its features are token spans, not one vector per example",
+                spec.task
+            ))
+            .hint("analyse a classification task (RTE, CB, MRPC, …)")
+            .into());
+        };
+        Ok(TrainFeatures {
+            dim: *dim,
+            features: data.iter().map(|&v| v as f64).collect(),
+            labels: task.train.iter().map(|r| r.label).collect(),
+            classes: task.def.labels.iter().map(|l| l.to_string()).collect(),
         })
     }
 

@@ -1,0 +1,618 @@
+//! `stab analyze distance|taylor|loo|bounds`: the measurements of methods-spec §8–9 on
+//! real models and tasks. Each appends its results to `DIR/analyses.jsonl` (read by
+//! `stab report DIR`), prints the same tables the report shows, and writes its plots to
+//! `DIR/plots/`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use stab_core::InputError;
+use stab_data::encode::encode_examples;
+use stab_data::tasks::HeadKind;
+use stab_eval::report::analyses::{self, Analyses};
+use stab_methods::analysis::bounds::{self as theory, BoundConstants, Constant};
+use stab_methods::analysis::loo::{binary_problems, linear_head_loo};
+use stab_methods::analysis::{
+    LinearLooSettings, ModelLoss, TaylorSettings, taylor_validity, weight_distance,
+};
+use stab_methods::engine::{Checkpoint, Engine, TaskModel, TokenInput};
+use stab_models::{HeadShape, TaskHead, TextEncoder, read_safetensors};
+
+#[derive(Args)]
+pub struct AnalyzeArgs {
+    #[command(subcommand)]
+    command: AnalyzeCommand,
+}
+
+#[derive(Subcommand)]
+enum AnalyzeCommand {
+    /// Weight distance ‖w* − w0‖_p / ‖w0‖_p (Table 6) of fine-tuned checkpoints, in total
+    /// and per layer.
+    Distance {
+        /// Checkpoint directories (<out>/checkpoints/<run_id>), or results directories
+        /// whose every checkpoint is analysed.
+        #[arg(required = true)]
+        checkpoints: Vec<PathBuf>,
+        /// The pre-trained model directory (default: the one the run started from).
+        #[arg(long)]
+        pretrained: Option<PathBuf>,
+        /// Results directory (default: the checkpoint's own results directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Validity of the second-order Taylor expansion around a checkpoint (Fig. 11).
+    Taylor {
+        /// A full fine-tuning checkpoint directory.
+        checkpoint: PathBuf,
+        /// The data directory of the task (glue/…, superglue/…).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The task (default: the one the checkpoint was trained on).
+        #[arg(long)]
+        task: Option<String>,
+        /// The fixed batch: the first N training examples.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Tokens per example (default: the checkpoint's training max_len, else 128 or what
+        /// the model allows).
+        #[arg(long)]
+        max_len: Option<usize>,
+        /// Perturbation sizes p (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = TaylorSettings::default().ps)]
+        ps: Vec<f64>,
+        /// Perturbations per p.
+        #[arg(long, default_value_t = 100)]
+        repeats: usize,
+        /// Central-difference step h.
+        #[arg(long, default_value_t = 1e-3)]
+        h: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Leave-one-out stability of linear heads (FineTune, MHLoss with H heads) on a real
+    /// task's frozen features, with the features' SVM margin γ_S and bound B.
+    Loo {
+        /// A recipe naming the model, data and tasks (its out dir holds the feature cache).
+        recipe: PathBuf,
+        /// Override a recipe value (repeatable; validated like the file).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Head counts H (1 = FineTune).
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 5, 20, 50])]
+        heads: Vec<usize>,
+        /// Full-batch GD steps.
+        #[arg(long, default_value_t = 1000)]
+        steps: u64,
+        /// Left-out points m per problem.
+        #[arg(long, default_value_t = 10)]
+        points: usize,
+        /// Support vectors re-solved for the SVM's Δ̂ (0 = all).
+        #[arg(long, default_value_t = 50)]
+        svm_samples: usize,
+        /// SMO iterations before a set is declared not separated by a hard margin.
+        #[arg(long, default_value_t = 2_000_000)]
+        svm_max_iter: u64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The paper's bounds (Thm 2.2, Thm 2.4, Cor 2.5, Cor 3.1) from the constants measured
+    /// by `analyze loo` (and `distance`, `taylor` when present) in a results directory.
+    Bounds {
+        /// Results directory holding analyses.jsonl.
+        dir: PathBuf,
+        /// Cor 3.1's δ (assumed).
+        #[arg(long, default_value_t = 0.05)]
+        delta: f64,
+        /// The optimisation term's constants C and C_ξ (assumed).
+        #[arg(long, default_value_t = 1.0)]
+        c: f64,
+        #[arg(long, default_value_t = 1.0)]
+        c_xi: f64,
+        /// Thm 2.2's μ/β (assumed; the smallest Hessian eigenvalue is not measured).
+        #[arg(long, default_value_t = 0.01)]
+        mu_over_beta: f64,
+        /// The regularised SVM of Thm 2.4 / Cor 2.5: λ = 1/(2nC) (assumed C; the hard-margin
+        /// limit C → ∞ makes those bounds vacuous).
+        #[arg(long, default_value_t = 1.0)]
+        svm_c: f64,
+    },
+}
+
+pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
+    match args.command {
+        AnalyzeCommand::Distance {
+            checkpoints,
+            pretrained,
+            out,
+        } => distance(checkpoints, pretrained, out),
+        AnalyzeCommand::Taylor {
+            checkpoint,
+            data_dir,
+            task,
+            batch,
+            max_len,
+            ps,
+            repeats,
+            h,
+            seed,
+            out,
+        } => taylor(
+            &checkpoint,
+            &data_dir,
+            task,
+            batch,
+            max_len,
+            TaylorSettings {
+                ps,
+                repeats,
+                h,
+                seed,
+            },
+            out,
+        ),
+        AnalyzeCommand::Loo {
+            recipe,
+            sets,
+            heads,
+            steps,
+            points,
+            svm_samples,
+            svm_max_iter,
+            seed,
+            out,
+        } => loo(
+            &recipe,
+            &sets,
+            LinearLooSettings {
+                heads,
+                steps,
+                loo_samples: points,
+                seed,
+                svm_loo_samples: svm_samples,
+                svm_max_iter,
+                ..LinearLooSettings::default()
+            },
+            out,
+        ),
+        AnalyzeCommand::Bounds {
+            dir,
+            delta,
+            c,
+            c_xi,
+            mu_over_beta,
+            svm_c,
+        } => bounds(&dir, delta, c, c_xi, mu_over_beta, svm_c),
+    }
+}
+
+/// The record every analysis appends.
+fn record(analysis: &str, subject: &str, task: &str, result: Value) -> Value {
+    json!({
+        "analysis": analysis,
+        "subject": subject,
+        "task": task,
+        "result": result,
+        "stab_version": env!("CARGO_PKG_VERSION"),
+        "at": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    })
+}
+
+/// Append `rec` to `dir`, print its section, and write the directory's analysis plots.
+fn publish(dir: &Path, rec: &Value) -> anyhow::Result<()> {
+    let path = analyses::append(dir, rec)?;
+    let one = [rec];
+    let md = match rec["analysis"].as_str() {
+        Some("distance") => analyses::distance_markdown(&one),
+        Some("taylor") => analyses::taylor_markdown(&one),
+        Some("loo") => analyses::loo_markdown(&one),
+        _ => analyses::bounds_markdown(&one),
+    };
+    print!("{md}");
+    let plots = Analyses::load(dir)?.plots(&dir.join("plots"));
+    for (p, why) in &plots.failed {
+        eprintln!("warning: plot {} not written: {why}", p.display());
+    }
+    eprintln!(
+        "appended to {}; {} plots in {}",
+        path.display(),
+        plots.written.len(),
+        dir.join("plots").display()
+    );
+    Ok(())
+}
+
+/// The results directory a checkpoint belongs to (`<out>` of `<out>/checkpoints/<id>`).
+fn store_of(checkpoint: &Path) -> PathBuf {
+    let parent = checkpoint.parent().unwrap_or(Path::new("."));
+    if parent.file_name().is_some_and(|n| n == "checkpoints") {
+        parent.parent().unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        parent.to_path_buf()
+    }
+}
+
+/// Checkpoint directories named directly or found under `<dir>/checkpoints/`.
+fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.join("model.safetensors").is_file() {
+            out.push(p.clone());
+        } else if p.join("checkpoints").is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p.join("checkpoints"))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|d| d.join("model.safetensors").is_file())
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(InputError::new("no checkpoints in this results directory")
+                    .file(p.display().to_string())
+                    .hint("run the recipe with [train] save_best = true")
+                    .into());
+            }
+            out.extend(found);
+        } else {
+            return Err(InputError::new(
+                "neither a checkpoint nor a results directory with checkpoints/",
+            )
+            .file(p.display().to_string())
+            .hint(
+                "a checkpoint is <out>/checkpoints/<run_id>, written with [train] save_best = true",
+            )
+            .into());
+        }
+    }
+    Ok(out)
+}
+
+fn distance(
+    checkpoints: Vec<PathBuf>,
+    pretrained: Option<PathBuf>,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    for dir in expand(&checkpoints)? {
+        let tuned = read_safetensors(&dir.join("model.safetensors"))?;
+        if tuned.metadata.contains_key("stab_encoder") {
+            return Err(InputError::new(
+                "a head-tuning checkpoint: the encoder did not move, there is no distance to measure",
+            )
+            .file(dir.display().to_string())
+            .hint("measure full fine-tuning checkpoints (mode = \"full\")")
+            .into());
+        }
+        let base_dir = match (&pretrained, tuned.metadata.get("stab_model")) {
+            (Some(p), _) => p.clone(),
+            (None, Some(m)) => PathBuf::from(m),
+            (None, None) => {
+                return Err(
+                    InputError::new("the checkpoint does not name its pre-trained model")
+                        .file(dir.display().to_string())
+                        .hint("pass --pretrained DIR")
+                        .into(),
+                );
+            }
+        };
+        let weights = stab_models::loader::weights_file(&base_dir)?;
+        if weights.extension().is_none_or(|e| e != "safetensors") {
+            return Err(InputError::new("the pre-trained weights are not safetensors")
+                .file(weights.display().to_string())
+                .hint("convert pytorch_model.bin to model.safetensors (safetensors' convert script)")
+                .into());
+        }
+        let base = read_safetensors(&weights)?;
+        let d = weight_distance(&base, &tuned)
+            .with_context(|| format!("{} against {}", dir.display(), base_dir.display()))?;
+        let subject = tuned
+            .metadata
+            .get("stab_run_id")
+            .cloned()
+            .unwrap_or_else(|| dir.file_name().unwrap_or_default().to_string_lossy().into());
+        let task = tuned.metadata.get("stab_task").cloned().unwrap_or_default();
+        let mut result = serde_json::to_value(&d)?;
+        result["pretrained"] = json!(base_dir.display().to_string());
+        let target = out.clone().unwrap_or_else(|| store_of(&dir));
+        publish(&target, &record("distance", &subject, &task, result))?;
+    }
+    Ok(())
+}
+
+fn taylor(
+    checkpoint: &Path,
+    data_dir: &Path,
+    task: Option<String>,
+    batch: usize,
+    max_len: Option<usize>,
+    settings: TaylorSettings,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    if batch == 0 || settings.repeats == 0 || settings.ps.is_empty() || settings.h <= 0.0 {
+        return Err(
+            InputError::new("--batch, --repeats, --ps and --h must be positive")
+                .hint("e.g. --batch 32 --repeats 100 --h 1e-3")
+                .into(),
+        );
+    }
+    // f64 everywhere: set before any tensor exists.
+    let mut base = burn::tensor::Device::flex();
+    base.configure(burn::tensor::FloatDType::F64)
+        .map_err(|e| anyhow::anyhow!("cannot switch the device to f64: {e:?}"))?;
+    let device = base.autodiff();
+    let ckpt = Checkpoint::open(checkpoint, &device)?;
+    let meta = &ckpt.file.metadata;
+    let task_name = task
+        .or_else(|| meta.get("stab_task").cloned())
+        .ok_or_else(|| {
+            InputError::new("the checkpoint does not name its task")
+                .file(checkpoint.display().to_string())
+                .hint("pass --task NAME")
+        })?;
+    let def = stab_data::task_def(&task_name)?;
+    let Some(encoder) = ckpt.encoder.clone() else {
+        return Err(InputError::new(
+            "a head-tuning checkpoint has no encoder weights; the Taylor check perturbs every parameter",
+        )
+        .file(checkpoint.display().to_string())
+        .hint("use a full fine-tuning checkpoint (mode = \"full\", save_best = true)")
+        .into());
+    };
+    let pooling = match meta.get("stab_pooling").map(String::as_str) {
+        Some("cls") => stab_core::Pooling::Cls,
+        Some("mean") => stab_core::Pooling::Mean,
+        _ => stab_core::Pooling::Pooler,
+    };
+    let hidden = encoder.config.hidden_size;
+    let shape = HeadShape {
+        out_layers: ckpt.heads().unwrap_or(1),
+        replicate_dense: ckpt.file.tensors.iter().any(|(k, t)| {
+            k.ends_with(".dense.weight") && k.starts_with("stab_head.") && t.shape[0] > 1
+        }),
+    };
+    let classes = def.labels.len();
+    let head = match def.head {
+        HeadKind::Classification => {
+            TaskHead::classification(hidden, classes, 0.0, shape, 0, &device)
+        }
+        HeadKind::SpanComparison => TaskHead::span(hidden, classes, 0.0, shape, 0, &device),
+    };
+    let head = ckpt.fill_head(head)?;
+    let limit = encoder.config.max_tokens();
+    let max_len = match max_len {
+        Some(m) if m > limit || m < 8 => {
+            return Err(InputError::new(format!(
+                "--max-len {m} does not fit the model: it allows {limit} tokens"
+            ))
+            .key("--max-len")
+            .hint(format!("use 8..={limit}"))
+            .into());
+        }
+        Some(m) => m,
+        None => meta
+            .get("stab_max_len")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(128)
+            .min(limit),
+    };
+    let tok = TextEncoder::from_dir(checkpoint, encoder.config.pad_id())?;
+    let data = def.load(data_dir)?;
+    let n = batch.min(data.train.len());
+    let rows = encode_examples(&tok, &data.train[..n], max_len)?;
+    let refs: Vec<_> = rows.iter().collect();
+    let input = TokenInput::new(&refs, encoder.config.pad_id() as i64, None);
+    let labels: Vec<usize> = rows.iter().map(|r| r.label).collect();
+    let model = TaskModel {
+        encoder: Some(encoder),
+        head,
+        pooling,
+    };
+    let mut loss = ModelLoss::new(model, input, labels, &device)?;
+    let w = loss.vector()?;
+    eprintln!(
+        "taylor: {} parameters, batch of {n} {task_name} examples, {} perturbations × 3 passes (f64)",
+        w.len(),
+        settings.ps.len() * settings.repeats
+    );
+    let started = std::time::Instant::now();
+    let result = taylor_validity(&mut loss, &w, &settings, |done, total| {
+        if done % 10 == 0 || done == total {
+            eprintln!(
+                "taylor: {done}/{total} perturbations, {:.0}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    })?;
+    let subject = meta.get("stab_run_id").cloned().unwrap_or_else(|| {
+        checkpoint
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into()
+    });
+    let mut value = serde_json::to_value(&result)?;
+    value["batch"] = json!(n);
+    value["seconds"] = json!(started.elapsed().as_secs_f64());
+    let target = out.unwrap_or_else(|| store_of(checkpoint));
+    publish(&target, &record("taylor", &subject, &task_name, value))
+}
+
+fn loo(
+    recipe_path: &Path,
+    sets: &[String],
+    settings: LinearLooSettings,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    if settings.heads.is_empty() || settings.heads.contains(&0) || settings.loo_samples == 0 {
+        return Err(
+            InputError::new("--heads must list counts ≥ 1 and --points must be ≥ 1")
+                .hint("e.g. --heads 1,5,20,50 --points 10")
+                .into(),
+        );
+    }
+    let (recipe, plan) = crate::load_plan(recipe_path, sets)?;
+    let target = out.unwrap_or_else(|| recipe.out_dir());
+    let engine = Engine::new(burn::tensor::Device::flex(), &recipe.out_dir());
+    let mut tasks: Vec<&str> = Vec::new();
+    for r in &plan.runs {
+        if !tasks.contains(&r.task.as_str()) {
+            tasks.push(&r.task);
+        }
+    }
+    for task in tasks {
+        // The features FineTune's head tuning would read (a method that changes the encoder
+        // would change them).
+        let spec = plan
+            .runs
+            .iter()
+            .find(|r| r.task == task && r.method == "finetune")
+            .or_else(|| plan.runs.iter().find(|r| r.task == task))
+            .expect("a task of the plan has a run");
+        let started = std::time::Instant::now();
+        let feats = engine.train_features(spec, &|_| {})?;
+        eprintln!(
+            "loo: {task}: {} × {} features ({:.0}s)",
+            feats.labels.len(),
+            feats.dim,
+            started.elapsed().as_secs_f64()
+        );
+        let mut problems = Vec::new();
+        for (name, points) in
+            binary_problems(&feats.features, feats.dim, &feats.labels, &feats.classes)
+        {
+            let t = std::time::Instant::now();
+            let m = linear_head_loo(&name, &points, &settings)
+                .with_context(|| format!("{task}: {name}"))?;
+            eprintln!("loo: {task} ({name}) in {:.0}s", t.elapsed().as_secs_f64());
+            problems.push(m);
+        }
+        let result = json!({
+            "settings": settings,
+            "model": match &spec.job {
+                stab_core::RunJob::Finetune(j) => Some(j.model.path.clone()),
+                _ => None,
+            },
+            "problems": problems,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        publish(&target, &record("loo", task, task, result))?;
+    }
+    Ok(())
+}
+
+fn bounds(
+    dir: &Path,
+    delta: f64,
+    c: f64,
+    c_xi: f64,
+    mu_over_beta: f64,
+    svm_c: f64,
+) -> anyhow::Result<()> {
+    let all = Analyses::load(dir)?;
+    let of = |kind: &str| -> Vec<&Value> {
+        all.records
+            .iter()
+            .filter(|r| r["analysis"] == kind)
+            .collect()
+    };
+    let loos = of("loo");
+    if loos.is_empty() {
+        return Err(InputError::new(
+            "no `analyze loo` results here: n, B, γ_S and r come from them",
+        )
+        .file(dir.join(analyses::FILE).display().to_string())
+        .hint("run `stab analyze loo RECIPE` first (with the same out dir)")
+        .into());
+    }
+    let a = Constant::assumed;
+    let m = Constant::measured;
+    for l in loos {
+        let task = l["task"].as_str().unwrap_or_default().to_string();
+        let settings = &l["result"]["settings"];
+        let steps = settings["steps"].as_f64().unwrap_or(f64::NAN);
+        let heads: Vec<usize> = settings["heads"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.as_u64().map(|h| h as usize))
+            .collect();
+        let same_task = |kind: &str| of(kind).into_iter().find(|r| r["task"] == task.as_str());
+        let dist0 = same_task("distance")
+            .and_then(|r| r["result"]["rows"][0]["l2_abs"].as_f64())
+            .map_or(a(f64::NAN), m);
+        let taylor = same_task("taylor");
+        let beta = taylor
+            .and_then(|r| r["result"]["max_curvature"].as_f64())
+            .map_or(a(1.0), m);
+        let grad = taylor
+            .and_then(|r| r["result"]["grad_norm"].as_f64())
+            .map_or(a(1.0), m);
+        for p in l["result"]["problems"].as_array().into_iter().flatten() {
+            let g = &p["geometry"];
+            let n = g["n"].as_f64().unwrap_or(f64::NAN);
+            let bound = g["bound"].as_f64().unwrap_or(f64::NAN);
+            let k = BoundConstants {
+                n: m(n),
+                b: m(bound),
+                gamma: m(g["margin"].as_f64().unwrap_or(f64::NAN)),
+                r: m(g["min_norm"].as_f64().unwrap_or(f64::NAN)),
+                // The regularised SVM's λ = 1/(2nC) (methods-spec §7.3's secondary SVM).
+                lambda: a(1.0 / (2.0 * n * svm_c)),
+                t: a(steps),
+                c: a(c),
+                // Logistic loss on ‖x̃‖ ≤ √(B² + 1): Lipschitz in w with that constant.
+                l: m((bound * bound + 1.0).sqrt()),
+                beta,
+                mu: a(mu_over_beta * beta.value),
+                dist0,
+                delta: a(delta),
+                c_xi: a(c_xi),
+            };
+            // Thm 2.2 is about full fine-tuning: its L is the gradient scale of the model's
+            // loss, estimated by ‖∇f(w*)‖ from the Taylor check.
+            let full = BoundConstants {
+                l: grad,
+                ..k.clone()
+            };
+            let mut list = vec![
+                theory::theorem_2_2(&full),
+                theory::theorem_2_4(&k),
+                theory::corollary_2_5(&k),
+            ];
+            for &h in heads.iter().filter(|&&h| h > 1) {
+                list.push(theory::corollary_3_1(&k, h));
+            }
+            if g["separable"] != true {
+                for b in list.iter_mut().filter(|b| b.bound != "thm2.2") {
+                    let why = "the features are not linearly separated: γ_S is undefined and the head-tuning bounds assume separable data";
+                    b.note = Some(match &b.note {
+                        Some(n) => format!("{n}; {why}"),
+                        None => why.to_string(),
+                    });
+                }
+            }
+            let problem = p["problem"].as_str().unwrap_or("all");
+            let subject = if problem == "all" {
+                task.clone()
+            } else {
+                format!("{task} ({problem})")
+            };
+            let result = json!({
+                "constants": {
+                    "n": k.n, "B": k.b, "γ_S": k.gamma, "r": k.r, "λ = 1/(2nC)": k.lambda,
+                    "t": k.t, "C": k.c, "L (logistic, √(B²+1))": k.l,
+                    "L (Thm 2.2, ‖∇f(w*)‖)": full.l, "β (max rᵀHr/‖r‖²)": k.beta,
+                    "μ": k.mu, "‖w0 − w*‖": k.dist0, "δ": k.delta, "C_ξ": k.c_xi,
+                },
+                "bounds": list,
+            });
+            publish(dir, &record("bounds", &subject, &task, result))?;
+        }
+    }
+    Ok(())
+}
