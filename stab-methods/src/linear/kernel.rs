@@ -30,16 +30,18 @@ pub struct AugmentedPoints {
     cols: Vec<f64>,
 }
 
-/// Augmented dimensions with a compiled kernel; others are padded up to the next one.
+/// Augmented dimensions with a compiled kernel; others are padded up to the next one, and
+/// dimensions beyond the last (real encoder features) take the run-time-dimension kernel.
 const KERNEL_DIMS: [usize; 11] = [2, 3, 4, 5, 6, 8, 11, 12, 16, 24, 65];
 
 impl AugmentedPoints {
     pub fn new(points: &LabeledPoints) -> Self {
         let dim = points.dim + 1;
-        let kdim = *KERNEL_DIMS
+        let kdim = KERNEL_DIMS
             .iter()
-            .find(|&&k| k >= dim)
-            .expect("dim ≤ 64 is checked at planning");
+            .copied()
+            .find(|&k| k >= dim)
+            .unwrap_or(dim);
         let len = points.len();
         let padded = len.div_ceil(8) * 8;
         let mut cols = vec![0.0; kdim * padded];
@@ -242,20 +244,56 @@ fn sums<const D: usize>(cols: &[f64], padded: usize, ws: &[f64], out: &mut [f64]
     run!(1);
 }
 
+/// The same sums for a dimension known only at run time (encoder features, d in the
+/// hundreds): one weight vector at a time, 8 points per step, the same operation order.
+#[inline(always)]
+fn sums_dyn(d: usize, cols: &[f64], padded: usize, ws: &[f64], out: &mut [f64]) {
+    let mut acc = vec![[0.0f64; LANES]; d];
+    for (w, o) in ws.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        for a in acc.iter_mut() {
+            *a = [0.0; LANES];
+        }
+        let mut c = 0;
+        while c < padded {
+            let mut u = [0.0; LANES];
+            for l in 0..LANES {
+                u[l] = w[0] * cols[c + l];
+            }
+            for (k, &wk) in w.iter().enumerate().skip(1) {
+                let z = &cols[k * padded + c..k * padded + c + LANES];
+                for l in 0..LANES {
+                    u[l] = wk.mul_add(z[l], u[l]);
+                }
+            }
+            let s = sigmoid_neg8(u);
+            for (k, a) in acc.iter_mut().enumerate() {
+                let z = &cols[k * padded + c..k * padded + c + LANES];
+                for l in 0..LANES {
+                    a[l] = s[l].mul_add(z[l], a[l]);
+                }
+            }
+            c += LANES;
+        }
+        for (ok, a) in o.iter_mut().zip(&acc) {
+            *ok = reduce(a);
+        }
+    }
+}
+
 macro_rules! versions {
     ($($d:literal),*) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
         unsafe fn sums_avx512(d: usize, cols: &[f64], padded: usize, ws: &[f64], out: &mut [f64]) {
-            match d { $($d => sums::<$d>(cols, padded, ws, out),)* _ => unreachable!() }
+            match d { $($d => sums::<$d>(cols, padded, ws, out),)* _ => sums_dyn(d, cols, padded, ws, out) }
         }
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn sums_avx2(d: usize, cols: &[f64], padded: usize, ws: &[f64], out: &mut [f64]) {
-            match d { $($d => sums::<$d>(cols, padded, ws, out),)* _ => unreachable!() }
+            match d { $($d => sums::<$d>(cols, padded, ws, out),)* _ => sums_dyn(d, cols, padded, ws, out) }
         }
         fn sums_portable(d: usize, cols: &[f64], padded: usize, ws: &[f64], out: &mut [f64]) {
-            match d { $($d => sums::<$d>(cols, padded, ws, out),)* _ => unreachable!() }
+            match d { $($d => sums::<$d>(cols, padded, ws, out),)* _ => sums_dyn(d, cols, padded, ws, out) }
         }
     };
 }
@@ -336,7 +374,7 @@ mod tests {
 
     #[test]
     fn sums_match_naive_for_every_dimension_and_block() {
-        for dim in [1, 2, 3, 7, 10, 20] {
+        for dim in [1, 2, 3, 7, 10, 20, 64, 65, 100] {
             let p = TwoBalls::with_margin_and_bound(101, dim, 0.5, 3.0).sample(dim as u64);
             let a = AugmentedPoints::new(&p);
             let d = dim + 1;
