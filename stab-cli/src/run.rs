@@ -1,4 +1,4 @@
-//! `stab run RECIPE [--out DIR] [--shard I/N] [--device cpu|cuda:N] [--threads N] [--fresh]`
+//! `stab run RECIPE [--out DIR] [--shard I/N] [--device cpu|cuda:N] [--threads N] [--jobs K] [--fresh]`
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +28,10 @@ pub struct RunArgs {
     /// Worker threads (default: all cores, or RAYON_NUM_THREADS).
     #[arg(long)]
     threads: Option<usize>,
+    /// Fine-tuning runs trained at once; the threads are split evenly between them (each
+    /// run's results do not depend on its thread count).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
     /// Run every planned run again, even those already in the store (records are appended;
     /// reports use the latest record of a run).
     #[arg(long)]
@@ -47,6 +51,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<Done> {
             stab_core::InputError::new(format!("--threads {n} is out of range"))
                 .key("--threads")
                 .hint("use 1..=1024, e.g. --threads 4")
+                .into(),
+        );
+    }
+    if args.jobs == 0 || args.jobs > 1024 {
+        return Err(
+            stab_core::InputError::new(format!("--jobs {} is out of range", args.jobs))
+                .key("--jobs")
+                .hint("use 1..=1024, e.g. --jobs 2")
                 .into(),
         );
     }
@@ -90,6 +102,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<Done> {
         return Ok(Done::Ok);
     }
     if recipe.kind() == RecipeKind::Finetune {
+        if args.jobs > 1 {
+            return run_finetune_jobs(
+                &pending, &out, shard, device, threads, args.jobs, args.fresh,
+            );
+        }
         return run_finetune(&pending, &out, shard, device, threads, args.fresh);
     }
     let mut store = ResultsStore::open(&out, shard)?;
@@ -237,21 +254,11 @@ fn run_finetune(
                 bar.set_message(format!("{head} preparing the encoder: loss {loss:.4}"));
             }
         };
-        match engine.run(spec, &progress).and_then(|(record, stats)| store.append(&record).map(|_| (record, stats))) {
-            Ok((record, stats)) => bar.suspend(|| {
-                eprintln!(
-                    "done {} in {:.1}s ({} updates, train loop {:.1}s of which eval {:.1}s{}): test primary = {:.4}, dev best {:.4} at update {}",
-                    record.run_id,
-                    record.wall_s,
-                    stats.updates,
-                    stats.train_s,
-                    stats.eval_s,
-                    if stats.feature_source.is_empty() { String::new() } else { format!(", features {} {:.1}s", stats.feature_source, stats.encode_s) },
-                    record.metrics.get("primary").copied().unwrap_or(f64::NAN),
-                    record.dev_best.unwrap_or(f64::NAN),
-                    record.best_step.unwrap_or(0)
-                )
-            }),
+        match engine
+            .run(spec, &progress)
+            .and_then(|(record, stats)| store.append(&record).map(|_| (record, stats)))
+        {
+            Ok((record, stats)) => bar.suspend(|| eprintln!("{}", done_line(&record, &stats))),
             Err(e) => {
                 failed += 1;
                 bar.suspend(|| eprintln!("FAILED {}: {e:#}", spec.run_id));
@@ -263,6 +270,121 @@ fn run_finetune(
         "{} runs recorded, {failed} failed; store: {}, {threads} threads",
         pending.len() - failed,
         store.path().display()
+    );
+    Ok(if failed > 0 {
+        Done::RunsFailed
+    } else {
+        Done::Ok
+    })
+}
+
+/// The line printed when a fine-tuning run finishes.
+fn done_line(record: &RunRecord, stats: &stab_methods::engine::RunStats) -> String {
+    format!(
+        "done {} in {:.1}s ({} updates, train loop {:.1}s of which eval {:.1}s{}): test primary = {:.4}, dev best {:.4} at update {}",
+        record.run_id,
+        record.wall_s,
+        stats.updates,
+        stats.train_s,
+        stats.eval_s,
+        if stats.feature_source.is_empty() {
+            String::new()
+        } else {
+            format!(", features {} {:.1}s", stats.feature_source, stats.encode_s)
+        },
+        record.metrics.get("primary").copied().unwrap_or(f64::NAN),
+        record.dev_best.unwrap_or(f64::NAN),
+        record.best_step.unwrap_or(0)
+    )
+}
+
+/// `--jobs K`: K workers, each with its own pool of threads/K threads, take the pending
+/// runs in plan order from a shared queue; each record is appended under a lock as its run
+/// finishes. The inputs are checked first, as with one job.
+fn run_finetune_jobs(
+    pending: &[&RunSpec],
+    out: &std::path::Path,
+    shard: Option<Shard>,
+    device: burn::tensor::Device,
+    threads: usize,
+    jobs: usize,
+    fresh: bool,
+) -> anyhow::Result<Done> {
+    let engine = stab_methods::Engine::new(device, out);
+    let mut checked = std::collections::HashSet::new();
+    for spec in pending {
+        let mut key = spec.canonical();
+        if let Some(o) = key.as_object_mut() {
+            o.remove("seed");
+            o.remove("train");
+        }
+        if checked.insert(key.to_string()) {
+            engine.check(spec)?;
+        }
+    }
+    let jobs = jobs.min(pending.len()).max(1);
+    let per_job = (threads / jobs).max(1);
+    let store = std::sync::Mutex::new(ResultsStore::open(out, shard)?);
+    let bar = ProgressBar::new(pending.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:28} {pos}/{len} runs ({eta} left) {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_message(format!("{jobs} jobs × {per_job} threads"));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicUsize::new(0);
+    let worker = || -> anyhow::Result<()> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(per_job)
+            .build()
+            .context("cannot build a job's thread pool")?;
+        loop {
+            let k = next.fetch_add(1, Ordering::SeqCst);
+            let Some(spec) = pending.get(k) else {
+                return Ok(());
+            };
+            let claimed = {
+                let store = store.lock().expect("store");
+                claim(&store, out, spec, fresh)?
+            };
+            let Some(_claim) = claimed else {
+                bar.inc(1);
+                continue;
+            };
+            let result = pool
+                .install(|| engine.run(spec, &|_| {}))
+                .and_then(|(record, stats)| {
+                    store.lock().expect("store").append(&record)?;
+                    Ok((record, stats))
+                });
+            match result {
+                Ok((record, stats)) => bar.suspend(|| eprintln!("{}", done_line(&record, &stats))),
+                Err(e) => {
+                    failed.fetch_add(1, Ordering::SeqCst);
+                    bar.suspend(|| eprintln!("FAILED {}: {e:#}", spec.run_id));
+                }
+            }
+            bar.inc(1);
+        }
+    };
+    let outcomes: Vec<anyhow::Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..jobs).map(|_| s.spawn(worker)).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    bar.finish_and_clear();
+    for o in outcomes {
+        o?;
+    }
+    let failed = failed.into_inner();
+    tracing::info!(
+        "{} runs recorded, {failed} failed; store: {}, {jobs} jobs × {per_job} threads",
+        pending.len() - failed,
+        store.into_inner().expect("store").path().display()
     );
     Ok(if failed > 0 {
         Done::RunsFailed

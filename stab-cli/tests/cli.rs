@@ -392,6 +392,45 @@ fn same_recipe_same_results_whatever_the_thread_count() {
 }
 
 #[test]
+fn jobs_run_cells_at_once_with_the_same_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = tiny_recipe(tmp.path(), "");
+    let mut seen = Vec::new();
+    for jobs in ["1", "3"] {
+        let out = tmp.path().join(format!("jobs{jobs}"));
+        run_ok(&[
+            "run",
+            recipe.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--threads",
+            "2",
+            "--jobs",
+            jobs,
+        ]);
+        let mut recs = records(&out);
+        assert_eq!(recs.len(), 8, "every run once with --jobs {jobs}");
+        recs.sort_by(|a, b| a["run_id"].as_str().cmp(&b["run_id"].as_str()));
+        seen.push(
+            recs.iter()
+                .map(|r| {
+                    let mut d = r["details"].clone();
+                    d.as_object_mut().unwrap().remove("seconds");
+                    d.as_object_mut().unwrap().remove("feature_cache");
+                    (r["run_id"].clone(), r["metrics"].clone(), d)
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(seen[0], seen[1]);
+    let bad = stab()
+        .args(["run", recipe.to_str().unwrap(), "--jobs", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
 fn list_shows_every_registered_plugin() {
     let out = String::from_utf8(run_ok(&["list"]).stdout).unwrap();
     for name in ["finetune", "mixout", "lnsr", "mmr", "mhloss", "surt"] {

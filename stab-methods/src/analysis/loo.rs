@@ -152,10 +152,7 @@ pub fn linear_head_loo(
     };
     // A hard-margin SMO on a set it cannot separate may not converge: that is an answer
     // (not separated), not a failure.
-    let svm = match smo.solve(points) {
-        Ok(svm) => Some(svm),
-        Err(_) => None,
-    };
+    let svm = smo.solve(points).ok();
     let w_svm = svm.as_ref().map(|v| v.augmented());
     let support = svm.as_ref().map(|v| v.support()).unwrap_or_default();
     let separable = svm.as_ref().is_some_and(|v| v.is_hard_margin());
