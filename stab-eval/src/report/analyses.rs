@@ -396,7 +396,11 @@ pub fn loo_markdown(records: &[&Value]) -> String {
                     .as_f64()
                     .map(num)
                     .unwrap_or_else(|| "–".into()),
-                g["support"].to_string(),
+                if g["solved"] == false {
+                    "–".into()
+                } else {
+                    g["support"].to_string()
+                },
             ]);
             for row in p["rows"].as_array().into_iter().flatten() {
                 deltas.rows.push(vec![

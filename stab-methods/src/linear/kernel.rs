@@ -97,7 +97,17 @@ impl AugmentedPoints {
                 .copy_from_slice(&ws[j * self.dim..(j + 1) * self.dim]);
         }
         let mut ok = vec![0.0; count * self.kdim];
-        dispatch(self.kdim, &self.cols, self.padded, &wk, &mut ok);
+        if self.kdim > *KERNEL_DIMS.last().expect("dims") && count > 1 {
+            // Encoder features: one dataset, many weight vectors (runs × heads), each
+            // vector's sum independent of the others — spread them over the threads.
+            use rayon::prelude::*;
+            let k = self.kdim;
+            wk.par_chunks(k)
+                .zip(ok.par_chunks_mut(k))
+                .for_each(|(w, o)| dispatch(k, &self.cols, self.padded, w, o));
+        } else {
+            dispatch(self.kdim, &self.cols, self.padded, &wk, &mut ok);
+        }
         for j in 0..count {
             out[j * self.dim..(j + 1) * self.dim]
                 .copy_from_slice(&ok[j * self.kdim..j * self.kdim + self.dim]);

@@ -137,7 +137,8 @@ impl Smo {
         let kdiag: Vec<f64> = (0..n)
             .map(|i| data.point(i).iter().map(|a| a * a).sum())
             .collect();
-        let dot_raw = |i: usize, j: usize| -> f64 { (0..d).map(|k| x[i * d + k] * x[j * d + k]).sum() };
+        let dot_raw =
+            |i: usize, j: usize| -> f64 { (0..d).map(|k| x[i * d + k] * x[j * d + k]).sum() };
         // High-dimensional features (real encoder features, d in the hundreds): every
         // iteration would recompute two kernel rows at n·d each, so the whole Gram matrix is
         // computed once (same sums, same order: the solution is unchanged). Low d (the
