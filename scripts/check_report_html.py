@@ -31,7 +31,7 @@ import zlib
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--enable-logging=stderr", "--v=0",
+    "--hide-scrollbars", "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0",
 ]
 CONSOLE = re.compile(r":CONSOLE[^\]]*\]\s*(.*)")
 
