@@ -363,7 +363,7 @@ pub fn loo_markdown(records: &[&Value]) -> String {
             &[
                 "task",
                 "problem",
-                "H",
+                "method",
                 "Δ̂ ± sd",
                 "max Δ_i",
                 "‖Δw‖",
@@ -406,7 +406,11 @@ pub fn loo_markdown(records: &[&Value]) -> String {
                 deltas.rows.push(vec![
                     subject(r),
                     name.clone(),
-                    row["heads"].to_string(),
+                    match row["heads"].as_u64() {
+                        Some(1) => "FineTune (= MMR here)".to_string(),
+                        Some(h) => format!("MHLoss H = {h}"),
+                        None => "?".to_string(),
+                    },
                     format!("{} ± {}", num(f(&row["delta"])), num(f(&row["delta_sd"]))),
                     num(f(&row["delta_max"])),
                     num(f(&row["distance"])),
