@@ -16,6 +16,10 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use stab_models::{Encoder, TextEncoder, TextInput, load_encoder};
 
+/// The allocator of the `stab` binary (stab-cli/src/main.rs), so the bench measures it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Module, Debug)]
 struct Classifier {
     encoder: Encoder,
