@@ -74,6 +74,8 @@ const EXIT_BUG: u8 = 3;
 
 /// Run the `stab` command line with every method, task and study linked into the binary.
 pub fn main() -> ExitCode {
+    // Freed activations stay with the process for the next step (see stab_models::allocator).
+    stab_models::allocator::keep_freed_memory();
     // A panic is a bug: one line asking for a report and a distinct exit code, never a
     // raw backtrace (STAB_BACKTRACE=1 keeps the default report for debugging).
     if std::env::var_os("STAB_BACKTRACE").is_none() {

@@ -1,10 +1,10 @@
 //! The `stab` binary: every built-in method, task and study (see [`stab_cli::main`]).
 
-/// mimalloc keeps freed pages for reuse: the encoder's eval forward allocates fresh
-/// activations every batch, and with the system allocator it spent much of its time in
-/// page faults (`bench/`: eval forward 0.71–0.78 s → 0.40–0.42 s, MiniLM 16 × 128).
+/// mimalloc, which `stab_cli::main` tells to keep freed memory for reuse: with the system
+/// allocator the encoder spent much of its time in page faults (stab_models::allocator;
+/// `bench/`: eval forward 0.71–0.78 s → 0.40 s, training step 2.1 s → 1.55 s, MiniLM 16 × 128).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: stab_models::Allocator = stab_models::Allocator;
 
 fn main() -> std::process::ExitCode {
     stab_cli::main()

@@ -18,7 +18,7 @@ use stab_models::{Encoder, TextEncoder, TextInput, load_encoder};
 
 /// The allocator of the `stab` binary (stab-cli/src/main.rs), so the bench measures it.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: stab_models::Allocator = stab_models::Allocator;
 
 #[derive(Module, Debug)]
 struct Classifier {
@@ -38,6 +38,7 @@ fn main() {
         );
         std::process::exit(2);
     };
+    stab_models::allocator::keep_freed_memory();
     let steps: usize = std::env::var("STAB_BENCH_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())

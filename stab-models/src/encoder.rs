@@ -25,6 +25,16 @@ fn act(a: Activation, x: Tensor<3>) -> Tensor<3> {
     }
 }
 
+/// A Linear layer on [B, T, in] as one [B·T, in] × [in, out] product. burn keeps a 3-D
+/// input batched when T is a multiple of 32 (16 single-threaded products, each re-packing
+/// the weight); one large product lets the gemm kernel split the work across threads.
+fn dense(l: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [b, t, d] = x.dims();
+    let y = l.forward(x.reshape([b * t, d]));
+    let n = y.dims()[1];
+    y.reshape([b, t, n])
+}
+
 /// HF initialisation of pre-trained-model weights: N(0, 0.02²), zero bias.
 fn hf_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
     LinearConfig::new(d_in, d_out)
@@ -368,7 +378,7 @@ impl Encoder {
         let m = &self.mlm;
         let x = m
             .layer_norm
-            .forward(act(m.activation, m.dense.forward(hidden)));
+            .forward(act(m.activation, dense(&m.dense, hidden)));
         let [b, t, h] = x.dims();
         let w = self.embeddings.word_embeddings.weight.val(); // [V, H]
         let v = w.dims()[0];
@@ -384,11 +394,11 @@ impl Layer {
         let o = &self.attention.output;
         let x = o
             .layer_norm
-            .forward(o.dropout.forward(o.dense.forward(a)) + x);
-        let inter = act(self.activation, self.intermediate.dense.forward(x.clone()));
+            .forward(o.dropout.forward(dense(&o.dense, a)) + x);
+        let inter = act(self.activation, dense(&self.intermediate.dense, x.clone()));
         let out = &self.output;
         out.layer_norm
-            .forward(out.dropout.forward(out.dense.forward(inter)) + x)
+            .forward(out.dropout.forward(dense(&out.dense, inter)) + x)
     }
 }
 
@@ -399,9 +409,9 @@ impl SelfAttention {
         let n = self.heads;
         let d = h / n;
         let split = |y: Tensor<3>| y.reshape([b, t, n, d]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
+        let q = split(dense(&self.query, x.clone()));
+        let k = split(dense(&self.key, x.clone()));
+        let v = split(dense(&self.value, x));
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()) + mask;
         let probs = self.dropout.forward(softmax(scores, 3));
         probs.matmul(v).swap_dims(1, 2).reshape([b, t, h])

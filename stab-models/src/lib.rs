@@ -2,6 +2,7 @@
 //!
 //! Pre-trained encoders for stab.
 //!
+//! * [`allocator`] — the binaries' allocator, mimalloc keeping freed memory ([`Allocator`]).
 //! * [`config`] — Hugging Face `config.json` for BERT and RoBERTa ([`EncoderConfig`]).
 //! * [`encoder`] — the encoder layers in burn, pooler and MLM head ([`Encoder`]).
 //! * [`activation`] — the exact GELU with a vectorised erf.
@@ -13,6 +14,7 @@
 //! * [`source`] — local directories and hub ids through the HF cache ([`resolve_model`]).
 
 pub mod activation;
+pub mod allocator;
 pub mod checkpoint;
 pub mod config;
 pub mod dropout;
@@ -22,6 +24,7 @@ pub mod loader;
 pub mod source;
 pub mod tokenizer;
 
+pub use allocator::Allocator;
 pub use checkpoint::{NamedTensor, TensorFile, read_safetensors, write_safetensors};
 pub use config::{EncoderConfig, ModelFamily};
 pub use dropout::{FastDropout, NoiseStream, is_host};
