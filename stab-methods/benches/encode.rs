@@ -56,5 +56,9 @@ fn main() -> anyhow::Result<()> {
         rayon::current_num_threads(),
         rows.len() as f64 / s
     );
+    println!(
+        "json: {}",
+        serde_json::json!({"threads": rayon::current_num_threads(), "rows": rows.len(), "tokens": tokens, "tokenize_s": tokenize_s, "encode_s": s, "examples_per_s": rows.len() as f64 / s})
+    );
     Ok(())
 }

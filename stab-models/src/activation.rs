@@ -14,7 +14,7 @@ const LANES: usize = 16;
 
 /// e^x for x in [−87, 87] (clamped), relative error ~1e-7.
 #[inline(always)]
-fn exp16(x: [f32; LANES]) -> [f32; LANES] {
+pub(crate) fn exp16(x: [f32; LANES]) -> [f32; LANES] {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const SHIFTER: f32 = 12582912.0; // 1.5·2^23
     const LN2_HI: f32 = 0.693_145_75;
@@ -39,7 +39,7 @@ fn exp16(x: [f32; LANES]) -> [f32; LANES] {
 
 /// (GELU(x), GELU'(x)) for 16 values.
 #[inline(always)]
-fn gelu16(x: [f32; LANES], with_grad: bool) -> ([f32; LANES], [f32; LANES]) {
+pub(crate) fn gelu16(x: [f32; LANES], with_grad: bool) -> ([f32; LANES], [f32; LANES]) {
     const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
     const INV_SQRT_2PI: f32 = 0.398_942_3;
     let mut arg = [0f32; LANES];

@@ -8,9 +8,10 @@ use burn::module::{Module, Param};
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
-use burn::tensor::activation::{gelu_approximate, relu, softmax, tanh};
+use burn::tensor::activation::{gelu_approximate, relu, tanh};
+use burn::tensor::module::attention;
 
-use crate::activation::gelu;
+use crate::fused;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::{Activation, EncoderConfig, ModelFamily};
@@ -19,7 +20,7 @@ use crate::tokenizer::TokenBatch;
 
 fn act(a: Activation, x: Tensor<3>) -> Tensor<3> {
     match a {
-        Activation::Gelu => gelu(x),
+        Activation::Gelu => fused::gelu(x),
         Activation::GeluTanh => gelu_approximate(x),
         Activation::Relu => relu(x),
     }
@@ -111,6 +112,9 @@ pub struct Layer {
     pub output: Output,
     #[module(skip)]
     pub activation: Activation,
+    /// The LayerNorms' ε (burn's `LayerNorm` keeps its own private).
+    #[module(skip)]
+    pub layer_norm_eps: f64,
 }
 
 /// The layer stack (HF `encoder.layer.N`).
@@ -221,6 +225,7 @@ impl Encoder {
                     dropout: hidden_drop(),
                 },
                 activation,
+                layer_norm_eps: c.layer_norm_eps,
             })
             .collect();
         Self {
@@ -350,7 +355,11 @@ impl Encoder {
         let x = words
             + e.position_embeddings.forward(positions)
             + e.token_type_embeddings.forward(types);
-        let x = e.dropout.forward(e.layer_norm.forward(x));
+        let x = e.dropout.forward(fused::layer_norm(
+            &e.layer_norm,
+            x,
+            self.config.layer_norm_eps,
+        ));
         let mut hidden_states = Vec::with_capacity(self.encoder.layer.len() + 1);
         hidden_states.push(x.clone());
         hidden_states.extend(self.forward_layers(x, mask));
@@ -376,9 +385,11 @@ impl Encoder {
     /// MLM logits [B, T, V] from hidden states [B, T, H] (decoder tied to word embeddings).
     pub fn mlm_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         let m = &self.mlm;
-        let x = m
-            .layer_norm
-            .forward(act(m.activation, dense(&m.dense, hidden)));
+        let x = fused::layer_norm(
+            &m.layer_norm,
+            act(m.activation, dense(&m.dense, hidden)),
+            self.config.layer_norm_eps,
+        );
         let [b, t, h] = x.dims();
         let w = self.embeddings.word_embeddings.weight.val(); // [V, H]
         let v = w.dims()[0];
@@ -392,28 +403,43 @@ impl Layer {
     pub fn forward(&self, x: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
         let a = self.attention.self_attn.forward(x.clone(), mask);
         let o = &self.attention.output;
-        let x = o
-            .layer_norm
-            .forward(o.dropout.forward(dense(&o.dense, a)) + x);
+        let eps = self.layer_norm_eps;
+        let x = fused::layer_norm(
+            &o.layer_norm,
+            o.dropout.forward(dense(&o.dense, a)) + x,
+            eps,
+        );
         let inter = act(self.activation, dense(&self.intermediate.dense, x.clone()));
         let out = &self.output;
-        out.layer_norm
-            .forward(out.dropout.forward(dense(&out.dense, inter)) + x)
+        fused::layer_norm(
+            &out.layer_norm,
+            out.dropout.forward(dense(&out.dense, inter)) + x,
+            eps,
+        )
     }
 }
 
 impl SelfAttention {
     /// softmax(QKᵀ/√d + mask) → dropout → ·V, heads merged back to [B, T, H].
+    ///
+    /// Without autodiff (evaluation, feature encoding) there is no dropout and no graph to
+    /// keep, so the product runs as burn's fused attention (`module::attention`: one
+    /// kernel per (batch, head) that never materialises the [B, heads, T, T] scores).
     pub fn forward(&self, x: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
         let [b, t, h] = x.dims();
         let n = self.heads;
         let d = h / n;
         let split = |y: Tensor<3>| y.reshape([b, t, n, d]).swap_dims(1, 2);
+        let fused = !x.device().is_autodiff();
         let q = split(dense(&self.query, x.clone()));
         let k = split(dense(&self.key, x.clone()));
         let v = split(dense(&self.value, x));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()) + mask;
-        let probs = self.dropout.forward(softmax(scores, 3));
+        if fused {
+            let context = attention(q, k, v, None, Some(mask), Default::default());
+            return context.swap_dims(1, 2).reshape([b, t, h]);
+        }
+        let probs = fused::masked_softmax(q.matmul(k.swap_dims(2, 3)), mask, d);
+        let probs = self.dropout.forward(probs);
         probs.matmul(v).swap_dims(1, 2).reshape([b, t, h])
     }
 }

@@ -7,6 +7,7 @@
 //! * [`encoder`] — the encoder layers in burn, pooler and MLM head ([`Encoder`]).
 //! * [`activation`] — the exact GELU with a vectorised erf.
 //! * [`dropout`] — inverted dropout drawing from a run's [`NoiseStream`] ([`FastDropout`]).
+//! * [`fused`] — LayerNorm, GELU and masked softmax as single host kernels with their backward.
 //! * [`heads`] — the jiant task heads with H output layers ([`TaskHead`], [`OutputLayers`]).
 //! * [`loader`] — weights from safetensors / PyTorch files with a [`LoadReport`].
 //! * [`checkpoint`] — Hugging Face names for saved weights; safetensors read/write ([`TensorFile`]).
@@ -19,6 +20,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod dropout;
 pub mod encoder;
+pub mod fused;
 pub mod heads;
 pub mod loader;
 pub mod source;

@@ -333,8 +333,33 @@ macro_rules! versions {
 }
 versions!(2, 3, 4, 5, 6, 8, 11, 12, 16, 24, 65);
 
-/// Which compiled version of the kernel runs on this machine.
+/// Which compiled version of the kernel runs on this machine: the best the CPU supports,
+/// or a lower one named by `STAB_GD_KERNEL` (`avx2` or `portable`), to check that every
+/// path gives the same bits. Read once per process.
 pub fn kernel_isa() -> &'static str {
+    static ISA: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        let best = detected_isa();
+        let rank = |isa: &str| {
+            ["portable", "avx2", "avx512"]
+                .iter()
+                .position(|&i| i == isa)
+        };
+        match std::env::var("STAB_GD_KERNEL")
+            .ok()
+            .as_deref()
+            .and_then(|want| {
+                let (w, b) = (rank(want)?, rank(best)?);
+                (w <= b).then_some(want)
+            }) {
+            Some("portable") => "portable",
+            Some("avx2") => "avx2",
+            _ => best,
+        }
+    })
+}
+
+fn detected_isa() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f")

@@ -1,0 +1,618 @@
+//! Fused training kernels for the host CPU: LayerNorm, GELU and masked softmax as single
+//! operations with hand-written backward passes.
+//!
+//! burn differentiates these three as chains of element-wise tensor operations: its
+//! LayerNorm is eight operations forward (mean, centre, square, mean, add ε, √, divide,
+//! scale and shift) and about twice that backward, each a full pass over the activations
+//! with a fresh buffer; softmax over the [B, heads, T, T] attention scores is five. Here each
+//! is one pass forward and one pass backward, through burn's backend-extension mechanism
+//! (`#[backend_extension]`): a Flex implementation of the forward, and an `Autodiff<Flex>`
+//! implementation that registers the backward with burn's graph, as burn's own fused
+//! operations (batch norm, linear) do.
+//!
+//! * LayerNorm (Ba et al. 2016), per row of d values: μ, σ² the mean and (biased) variance,
+//!   r = 1/√(σ² + ε), x̂ = (x − μ)·r, y = γ ⊙ x̂ + β. Backward, with g = ∂L/∂y:
+//!   ∂L/∂β = Σ_rows g, ∂L/∂γ = Σ_rows g ⊙ x̂, and with h = γ ⊙ g,
+//!   ∂L/∂x = r·(h − mean(h) − x̂·mean(h ⊙ x̂)).
+//! * GELU(x) = x·Φ(x), ∂/∂x = Φ(x) + x·φ(x) (the kernels of [`crate::activation`]).
+//! * Masked softmax over the last axis of attention scores S [B, heads, Tq, T] with the
+//!   additive key mask m [B, T] and scale s: p = softmax(s·S + m). Backward:
+//!   ∂L/∂S = s·p ⊙ (g − Σ_j g_j p_j).
+//!
+//! The reductions run in fixed row blocks whose partial sums are added in block order,
+//! so results do not depend on the thread count. Only f32 tensors on the host take these
+//! kernels; other devices and dtypes use burn's own operations (see [`layer_norm`],
+//! [`gelu`], [`masked_softmax`]).
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, backend_extension};
+use burn::nn::LayerNorm;
+use burn::tensor::{DType, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::activation::{exp16, gelu16};
+use crate::dropout::is_host;
+
+const LANES: usize = 16;
+/// Rows per block of the parameter-gradient reductions (fixed: thread-count independent).
+const ROW_BLOCK: usize = 64;
+
+/// The fused operations as a burn backend extension.
+#[backend_extension(Autodiff, Flex)]
+pub trait FusedOps: Backend {
+    /// LayerNorm over the last axis.
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self>;
+    /// Exact GELU.
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// softmax(scale·scores + mask) over the last axis; `mask` is [B, T], added to every
+    /// row of batch b (scores [B, heads, Tq, T]).
+    fn fused_masked_softmax(
+        scores: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self>;
+}
+
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.is_contiguous() && t.as_slice::<f32>().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+fn tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::from_data(burn::tensor::TensorData::new(data, shape))
+}
+
+/// Σ over a slice in 16 lanes, reduced in a fixed order (vectorisable, deterministic).
+#[inline(always)]
+fn lane_sum(mut f: impl FnMut(usize) -> f32, n: usize) -> f32 {
+    let mut acc = [0f32; LANES];
+    let full = n / LANES * LANES;
+    let mut i = 0;
+    while i < full {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(i + l);
+        }
+        i += LANES;
+    }
+    let mut tail = 0f32;
+    for j in full..n {
+        tail += f(j);
+    }
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+    }
+    acc[0] + tail
+}
+
+/// LayerNorm forward: (y, μ per row, r per row).
+fn layer_norm_forward(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let d = gamma.len();
+    let rows = x.len() / d;
+    let mut y = vec![0f32; x.len()];
+    let mut mean = vec![0f32; rows];
+    let mut rstd = vec![0f32; rows];
+    y.par_chunks_mut(d)
+        .zip(mean.par_iter_mut().zip(rstd.par_iter_mut()))
+        .enumerate()
+        .with_min_len(16)
+        .for_each(|(r, (yr, (m, s)))| {
+            let xr = &x[r * d..(r + 1) * d];
+            let mu = lane_sum(|j| xr[j], d) / d as f32;
+            let var = lane_sum(|j| (xr[j] - mu) * (xr[j] - mu), d) / d as f32;
+            let inv = 1.0 / ((var as f64 + eps).sqrt() as f32);
+            for j in 0..d {
+                yr[j] = (xr[j] - mu) * inv * gamma[j] + beta[j];
+            }
+            *m = mu;
+            *s = inv;
+        });
+    (y, mean, rstd)
+}
+
+/// LayerNorm backward: (∂x, ∂γ, ∂β).
+fn layer_norm_backward(
+    x: &[f32],
+    gamma: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    g: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let d = gamma.len();
+    let mut dx = vec![0f32; x.len()];
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+        .par_chunks_mut(d * ROW_BLOCK)
+        .enumerate()
+        .map(|(b, block)| {
+            let mut dgamma = vec![0f32; d];
+            let mut dbeta = vec![0f32; d];
+            for (k, dxr) in block.chunks_mut(d).enumerate() {
+                let r = b * ROW_BLOCK + k;
+                let (xr, gr) = (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
+                let (mu, inv) = (mean[r], rstd[r]);
+                let a = lane_sum(|j| gamma[j] * gr[j], d) / d as f32;
+                let c = lane_sum(|j| gamma[j] * gr[j] * ((xr[j] - mu) * inv), d) / d as f32;
+                for j in 0..d {
+                    let xhat = (xr[j] - mu) * inv;
+                    dxr[j] = inv * (gamma[j] * gr[j] - a - xhat * c);
+                    dgamma[j] += gr[j] * xhat;
+                    dbeta[j] += gr[j];
+                }
+            }
+            (dgamma, dbeta)
+        })
+        .collect();
+    let mut dgamma = vec![0f32; d];
+    let mut dbeta = vec![0f32; d];
+    for (pg, pb) in &partials {
+        for j in 0..d {
+            dgamma[j] += pg[j];
+            dbeta[j] += pb[j];
+        }
+    }
+    (dx, dgamma, dbeta)
+}
+
+/// GELU value, or ∂L/∂x = g ⊙ GELU'(x) when `grad` is given.
+fn gelu_map(x: &[f32], grad: Option<&[f32]>) -> Vec<f32> {
+    const CHUNK: usize = 1 << 14;
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, oc)| {
+        let xs = &x[c * CHUNK..c * CHUNK + oc.len()];
+        for (i, (xl, ol)) in xs.chunks(LANES).zip(oc.chunks_mut(LANES)).enumerate() {
+            let mut lane = [0f32; LANES];
+            lane[..xl.len()].copy_from_slice(xl);
+            let (value, slope) = gelu16(lane, grad.is_some());
+            match grad {
+                None => ol.copy_from_slice(&value[..ol.len()]),
+                Some(g) => {
+                    let gs = &g[c * CHUNK + i * LANES..];
+                    for (l, o) in ol.iter_mut().enumerate() {
+                        *o = gs[l] * slope[l];
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+/// softmax(scale·S + m) per row of `t` values; row r belongs to batch r / rows_per_batch.
+fn masked_softmax_forward(
+    scores: &[f32],
+    mask: &[f32],
+    t: usize,
+    rows_per_batch: usize,
+    scale: f32,
+) -> Vec<f32> {
+    let mut p = vec![0f32; scores.len()];
+    p.par_chunks_mut(t)
+        .enumerate()
+        .with_min_len(64)
+        .for_each(|(r, pr)| {
+            let sr = &scores[r * t..(r + 1) * t];
+            let mr = &mask[(r / rows_per_batch) * t..][..t];
+            let mut max = f32::MIN;
+            for j in 0..t {
+                let z = sr[j] * scale + mr[j];
+                pr[j] = z;
+                max = max.max(z);
+            }
+            for block in pr.chunks_mut(LANES) {
+                let mut lane = [0f32; LANES];
+                for (l, v) in block.iter().enumerate() {
+                    lane[l] = v - max;
+                }
+                let e = exp16(lane);
+                for (l, v) in block.iter_mut().enumerate() {
+                    // Below e^−87 (masked keys) the exact value underflows f32: 0, as expf.
+                    *v = if lane[l] < -87.0 { 0.0 } else { e[l] };
+                }
+            }
+            let inv = 1.0 / lane_sum(|j| pr[j], t);
+            for v in pr.iter_mut() {
+                *v *= inv;
+            }
+        });
+    p
+}
+
+/// ∂L/∂S = scale·p ⊙ (g − Σ_j g_j p_j) per row.
+fn masked_softmax_backward(p: &[f32], g: &[f32], t: usize, scale: f32) -> Vec<f32> {
+    let mut dx = vec![0f32; p.len()];
+    dx.par_chunks_mut(t)
+        .enumerate()
+        .with_min_len(64)
+        .for_each(|(r, dr)| {
+            let (pr, gr) = (&p[r * t..(r + 1) * t], &g[r * t..(r + 1) * t]);
+            let dot = lane_sum(|j| gr[j] * pr[j], t);
+            for j in 0..t {
+                dr[j] = scale * pr[j] * (gr[j] - dot);
+            }
+        });
+    dx
+}
+
+fn rows_per_batch(scores: &Shape, mask: &Shape) -> usize {
+    let t = scores[scores.num_dims() - 1];
+    scores.num_elements() / t / mask[0]
+}
+
+impl FusedOps for Flex {
+    fn fused_layer_norm(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> FlexTensor {
+        let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+        let shape = x.layout().shape().clone();
+        let (y, _, _) = layer_norm_forward(values(&x), values(&gamma), values(&beta), epsilon);
+        tensor(y, shape)
+    }
+
+    fn fused_gelu(x: FlexTensor) -> FlexTensor {
+        let x = contiguous(x);
+        tensor(gelu_map(values(&x), None), x.layout().shape().clone())
+    }
+
+    fn fused_masked_softmax(scores: FlexTensor, mask: FlexTensor, scale: f64) -> FlexTensor {
+        let (scores, mask) = (contiguous(scores), contiguous(mask));
+        let shape = scores.layout().shape().clone();
+        let t = shape[shape.num_dims() - 1];
+        let per = rows_per_batch(&shape, mask.layout().shape());
+        let p = masked_softmax_forward(values(&scores), values(&mask), t, per, scale as f32);
+        tensor(p, shape)
+    }
+}
+
+#[derive(Debug)]
+struct LayerNormBackward;
+
+impl Backward<Flex, 3> for LayerNormBackward {
+    /// x, γ (checkpointed), μ and r per row.
+    type State = (NodeId, NodeId, Vec<f32>, Vec<f32>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, cp: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let g = contiguous(grads.consume::<Flex>(&ops.node));
+        let (x_id, gamma_id, mean, rstd) = ops.state;
+        let x = contiguous(cp.retrieve_node_output::<FlexTensor>(x_id));
+        let gamma = contiguous(cp.retrieve_node_output::<FlexTensor>(gamma_id));
+        let shape = x.layout().shape().clone();
+        let d = shape[shape.num_dims() - 1];
+        let (dx, dgamma, dbeta) =
+            layer_norm_backward(values(&x), values(&gamma), &mean, &rstd, values(&g));
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, tensor(dx, shape));
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Flex>(node.id, tensor(dgamma, Shape::new([d])));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Flex>(node.id, tensor(dbeta, Shape::new([d])));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Flex, 1> for GeluBackward {
+    type State = NodeId;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, cp: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let g = contiguous(grads.consume::<Flex>(&ops.node));
+        let x = contiguous(cp.retrieve_node_output::<FlexTensor>(ops.state));
+        if let Some(node) = node_x {
+            let dx = gelu_map(values(&x), Some(values(&g)));
+            grads.register::<Flex>(node.id, tensor(dx, x.layout().shape().clone()));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct MaskedSoftmaxBackward;
+
+impl Backward<Flex, 1> for MaskedSoftmaxBackward {
+    /// The output p and the scale.
+    type State = (FlexTensor, f32);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_scores] = ops.parents;
+        let g = contiguous(grads.consume::<Flex>(&ops.node));
+        let (p, scale) = ops.state;
+        if let Some(node) = node_scores {
+            let shape = p.layout().shape().clone();
+            let t = shape[shape.num_dims() - 1];
+            let dx = masked_softmax_backward(values(&p), values(&g), t, scale);
+            grads.register::<Flex>(node.id, tensor(dx, shape));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let forward = |x: FlexTensor, gamma: FlexTensor, beta: FlexTensor| {
+            let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+            let shape = x.layout().shape().clone();
+            let (y, mean, rstd) =
+                layer_norm_forward(values(&x), values(&gamma), values(&beta), epsilon);
+            (tensor(y, shape), mean, rstd)
+        };
+        match LayerNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_id = prep.checkpoint(&x);
+                let gamma_id = prep.checkpoint(&gamma);
+                let (y, mean, rstd) = forward(
+                    x.primitive().clone(),
+                    gamma.primitive().clone(),
+                    beta.primitive().clone(),
+                );
+                prep.finish((x_id, gamma_id, mean, rstd), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                let (y, _, _) = forward(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                );
+                prep.finish(y)
+            }
+        }
+    }
+
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match GeluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_id = prep.checkpoint(&x);
+                prep.finish(x_id, Flex::fused_gelu(x.primitive().clone()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::fused_gelu(x.into_primitive())),
+        }
+    }
+
+    fn fused_masked_softmax(
+        scores: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self> {
+        // The mask is a constant: its gradient is never needed.
+        let mask = mask.into_primitive();
+        match MaskedSoftmaxBackward
+            .prepare::<C>([scores.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let p = Flex::fused_masked_softmax(scores.into_primitive(), mask, scale);
+                prep.finish((p.clone(), scale as f32), p)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::fused_masked_softmax(
+                scores.into_primitive(),
+                mask,
+                scale,
+            )),
+        }
+    }
+}
+
+/// Whether the fused kernels apply: an f32 tensor on the host.
+fn fusable<const D: usize>(x: &Tensor<D>) -> bool {
+    x.dtype() == DType::F32 && is_host(&x.device())
+}
+
+/// LayerNorm with `epsilon` (burn keeps its own private): the fused kernel on the host in
+/// f32, `LayerNorm::forward` elsewhere.
+pub fn layer_norm<const D: usize>(ln: &LayerNorm, x: Tensor<D>, epsilon: f64) -> Tensor<D> {
+    let Some(beta) = ln.beta.as_ref().filter(|_| fusable(&x)) else {
+        return ln.forward(x);
+    };
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_layer_norm(
+        x.into_dispatch(),
+        ln.gamma.val().into_dispatch(),
+        beta.val().into_dispatch(),
+        epsilon,
+    ))
+}
+
+/// Exact GELU: the fused kernel on the host in f32, [`crate::activation::gelu`] elsewhere.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !fusable(&x) {
+        return crate::activation::gelu(x);
+    }
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_gelu(x.into_dispatch()))
+}
+
+/// softmax(QKᵀ/√head_dim + mask) over the last axis, from the raw products QKᵀ
+/// [B, heads, Tq, T] and the additive key mask [B, 1, 1, T]: the fused kernel on the host in
+/// f32 (which multiplies by 1/√head_dim), burn's operations elsewhere.
+pub fn masked_softmax(scores: Tensor<4>, mask: Tensor<4>, head_dim: usize) -> Tensor<4> {
+    let root = (head_dim as f64).sqrt();
+    if !fusable(&scores) || mask.dims()[1] != 1 || mask.dims()[2] != 1 {
+        return burn::tensor::activation::softmax(scores.div_scalar(root) + mask, 3);
+    }
+    let scale = 1.0 / root;
+    let [b, _, _, t] = mask.dims();
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_masked_softmax(
+        scores.into_dispatch(),
+        mask.reshape([b, t]).into_dispatch(),
+        scale,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Param;
+    use burn::nn::LayerNormConfig;
+    use burn::tensor::{Device, Distribution, TensorData};
+
+    fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().to_vec().unwrap()
+    }
+
+    fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: lengths");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= tol * (1.0 + w.abs()),
+                "{what}[{i}]: fused {g} vs burn {w}"
+            );
+        }
+    }
+
+    /// A leaf copy of `x` (its own gradient) on the same device.
+    fn leaf<const D: usize>(x: &Tensor<D>) -> Tensor<D> {
+        Tensor::from_data(x.to_data(), &x.device()).require_grad()
+    }
+
+    #[test]
+    fn layer_norm_matches_burn_in_value_and_every_gradient() {
+        let dev = Device::flex().autodiff();
+        let mut ln = LayerNormConfig::new(40).with_epsilon(1e-12).init(&dev);
+        ln.gamma = Param::from_tensor(Tensor::random([40], Distribution::Normal(1.0, 0.3), &dev));
+        ln.beta = Some(Param::from_tensor(Tensor::random(
+            [40],
+            Distribution::Normal(0.0, 0.3),
+            &dev,
+        )));
+        // 210 rows: several row blocks of the parameter-gradient reduction.
+        let x = Tensor::<3>::random([3, 70, 40], Distribution::Normal(0.5, 2.0), &dev);
+        let w = Tensor::<3>::random([3, 70, 40], Distribution::Default, &dev);
+        let (xa, xb) = (leaf(&x), leaf(&x));
+        let ya = layer_norm(&ln, xa.clone(), 1e-12);
+        let yb = ln.forward(xb.clone());
+        assert_close(&vals(ya.clone()), &vals(yb.clone()), 1e-5, "y");
+        let ga = (ya * w.clone()).sum().backward();
+        let gb = (yb * w).sum().backward();
+        let grad = |t: Tensor<3>, g| vals(t.grad(g).unwrap());
+        assert_close(&grad(xa, &ga), &grad(xb, &gb), 1e-4, "dx");
+        let gamma = ln.gamma.val();
+        let beta = ln.beta.as_ref().unwrap().val();
+        assert_close(
+            &vals(gamma.grad(&ga).unwrap()),
+            &vals(gamma.grad(&gb).unwrap()),
+            1e-4,
+            "dgamma",
+        );
+        assert_close(
+            &vals(beta.grad(&ga).unwrap()),
+            &vals(beta.grad(&gb).unwrap()),
+            1e-4,
+            "dbeta",
+        );
+    }
+
+    #[test]
+    fn gelu_matches_burn_in_value_and_gradient() {
+        let dev = Device::flex().autodiff();
+        let x = Tensor::<2>::random([37, 53], Distribution::Normal(0.0, 3.0), &dev);
+        let w = Tensor::<2>::random([37, 53], Distribution::Default, &dev);
+        let (xa, xb) = (leaf(&x), leaf(&x));
+        let (ya, yb) = (gelu(xa.clone()), burn::tensor::activation::gelu(xb.clone()));
+        assert_close(&vals(ya.clone()), &vals(yb.clone()), 2e-6, "gelu");
+        let ga = (ya * w.clone()).sum().backward();
+        let gb = (yb * w).sum().backward();
+        assert_close(
+            &vals(xa.grad(&ga).unwrap()),
+            &vals(xb.grad(&gb).unwrap()),
+            2e-5,
+            "gelu'",
+        );
+    }
+
+    #[test]
+    fn masked_softmax_matches_burn_and_gives_masked_keys_zero() {
+        let dev = Device::flex().autodiff();
+        let (b, h, tq, t, d) = (2, 3, 5, 21, 16);
+        let s = Tensor::<4>::random([b, h, tq, t], Distribution::Normal(0.0, 8.0), &dev);
+        let w = Tensor::<4>::random([b, h, tq, t], Distribution::Default, &dev);
+        // Batch 0 sees every key, batch 1 the first 13.
+        let mask: Vec<f32> = (0..b * t)
+            .map(|i| if i >= t + 13 { f32::MIN } else { 0.0 })
+            .collect();
+        let mask = Tensor::<4>::from_data(TensorData::new(mask, [b, 1, 1, t]), &dev);
+        let (sa, sb) = (leaf(&s), leaf(&s));
+        let pa = masked_softmax(sa.clone(), mask.clone(), d);
+        let pb = burn::tensor::activation::softmax(sb.clone().div_scalar(4.0) + mask, 3);
+        let fused = vals(pa.clone());
+        assert_close(&fused, &vals(pb.clone()), 1e-6, "p");
+        for (i, &p) in fused.iter().enumerate() {
+            if i >= h * tq * t && i % t >= 13 {
+                assert_eq!(p, 0.0, "masked key {i}");
+            }
+        }
+        let ga = (pa * w.clone()).sum().backward();
+        let gb = (pb * w).sum().backward();
+        assert_close(
+            &vals(sa.grad(&ga).unwrap()),
+            &vals(sb.grad(&gb).unwrap()),
+            1e-5,
+            "dS",
+        );
+    }
+
+    #[test]
+    fn reductions_do_not_depend_on_the_thread_count() {
+        let x: Vec<f32> = (0..300 * 48)
+            .map(|i| ((i * 7919) % 1000) as f32 / 97.0)
+            .collect();
+        let g: Vec<f32> = (0..300 * 48)
+            .map(|i| ((i * 104_729) % 777) as f32 / 55.0)
+            .collect();
+        let gamma: Vec<f32> = (0..48).map(|j| 0.5 + j as f32 / 48.0).collect();
+        let beta = vec![0.1f32; 48];
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    let (_, mean, rstd) = layer_norm_forward(&x, &gamma, &beta, 1e-12);
+                    layer_norm_backward(&x, &gamma, &mean, &rstd, &g)
+                })
+        };
+        assert_eq!(run(1), run(3));
+    }
+}
