@@ -87,17 +87,23 @@ pub fn host_keep_mask(n: usize, prob: f64, seed: u64) -> Vec<f32> {
     mask.par_chunks_mut(CHUNK)
         .enumerate()
         .for_each(|(c, chunk)| {
-            let mut state = splitmix64(seed.wrapping_add(c as u64));
-            for pair in chunk.chunks_mut(2) {
-                state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                let r = splitmix64(state);
-                for (k, m) in pair.iter_mut().enumerate() {
-                    let bits = ((r >> (32 * k)) as u32) >> 8;
-                    *m = if bits < threshold { scale } else { 0.0 };
-                }
-            }
+            keep_mask_chunk(chunk, seed.wrapping_add(c as u64), threshold, scale)
         });
     mask
+}
+
+crate::simd::multiversion! {
+    fn keep_mask_chunk(chunk: &mut [f32], chunk_seed: u64, threshold: u32, scale: f32) {
+        let mut state = splitmix64(chunk_seed);
+        for pair in chunk.chunks_mut(2) {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let r = splitmix64(state);
+            for (k, m) in pair.iter_mut().enumerate() {
+                let bits = ((r >> (32 * k)) as u32) >> 8;
+                *m = if bits < threshold { scale } else { 0.0 };
+            }
+        }
+    }
 }
 
 /// The plain burn-tensor twin of [`host_keep_mask`] for accelerators: a Bernoulli draw

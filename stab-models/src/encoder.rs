@@ -9,7 +9,6 @@ use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
 use burn::tensor::activation::{gelu_approximate, relu, tanh};
-use burn::tensor::module::attention;
 
 use crate::fused;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -420,24 +419,19 @@ impl Layer {
 }
 
 impl SelfAttention {
-    /// softmax(QKᵀ/√d + mask) → dropout → ·V, heads merged back to [B, T, H].
-    ///
-    /// Without autodiff (evaluation, feature encoding) there is no dropout and no graph to
-    /// keep, so the product runs as burn's fused attention (`module::attention`: one
-    /// kernel per (batch, head) that never materialises the [B, heads, T, T] scores).
+    /// softmax(QKᵀ/√d + mask) → dropout → ·V, heads merged back to [B, T, H]. The scale,
+    /// mask and softmax are one fused pass on the host ([`fused::masked_softmax`]), in
+    /// training and in evaluation alike: burn's fused attention (`module::attention`)
+    /// measured slower for these shapes (MiniLM eval forward 16 × 128: 0.39 s against
+    /// 0.35 s on a 2-core Zen 4).
     pub fn forward(&self, x: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
         let [b, t, h] = x.dims();
         let n = self.heads;
         let d = h / n;
         let split = |y: Tensor<3>| y.reshape([b, t, n, d]).swap_dims(1, 2);
-        let fused = !x.device().is_autodiff();
         let q = split(dense(&self.query, x.clone()));
         let k = split(dense(&self.key, x.clone()));
         let v = split(dense(&self.value, x));
-        if fused {
-            let context = attention(q, k, v, None, Some(mask), Default::default());
-            return context.swap_dims(1, 2).reshape([b, t, h]);
-        }
         let probs = fused::masked_softmax(q.matmul(k.swap_dims(2, 3)), mask, d);
         let probs = self.dropout.forward(probs);
         probs.matmul(v).swap_dims(1, 2).reshape([b, t, h])

@@ -38,6 +38,7 @@ use rayon::prelude::*;
 
 use crate::activation::{exp16, gelu16};
 use crate::dropout::is_host;
+use crate::simd::multiversion;
 
 const LANES: usize = 16;
 /// Rows per block of the parameter-gradient reductions (fixed: thread-count independent).
@@ -80,22 +81,9 @@ fn tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(burn::tensor::TensorData::new(data, shape))
 }
 
-/// Σ over a slice in 16 lanes, reduced in a fixed order (vectorisable, deterministic).
+/// Fixed-order reduction of 16 lane sums plus a tail (deterministic).
 #[inline(always)]
-fn lane_sum(mut f: impl FnMut(usize) -> f32, n: usize) -> f32 {
-    let mut acc = [0f32; LANES];
-    let full = n / LANES * LANES;
-    let mut i = 0;
-    while i < full {
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a += f(i + l);
-        }
-        i += LANES;
-    }
-    let mut tail = 0f32;
-    for j in full..n {
-        tail += f(j);
-    }
+fn reduce16(mut acc: [f32; LANES], tail: f32) -> f32 {
     let mut width = LANES;
     while width > 1 {
         width /= 2;
@@ -104,6 +92,54 @@ fn lane_sum(mut f: impl FnMut(usize) -> f32, n: usize) -> f32 {
         }
     }
     acc[0] + tail
+}
+
+/// Σ_j a_j·b_j in 16 lanes (vectorised, deterministic).
+#[inline(always)]
+fn dot16(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (xa, xb) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += xa[l] * xb[l];
+        }
+    }
+    reduce16(acc, tail)
+}
+
+/// Σ_j a_j in 16 lanes.
+#[inline(always)]
+fn sum16(a: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let c = a.chunks_exact(LANES);
+    let tail: f32 = c.remainder().iter().sum();
+    for x in c {
+        for l in 0..LANES {
+            acc[l] += x[l];
+        }
+    }
+    reduce16(acc, tail)
+}
+
+/// Σ_j (a_j − m)² in 16 lanes.
+#[inline(always)]
+fn centred_squares16(a: &[f32], m: f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let c = a.chunks_exact(LANES);
+    let tail: f32 = c.remainder().iter().map(|x| (x - m) * (x - m)).sum();
+    for x in c {
+        for l in 0..LANES {
+            let t = x[l] - m;
+            acc[l] += t * t;
+        }
+    }
+    reduce16(acc, tail)
 }
 
 /// LayerNorm forward: (y, μ per row, r per row).
@@ -119,21 +155,25 @@ fn layer_norm_forward(
     let mut mean = vec![0f32; rows];
     let mut rstd = vec![0f32; rows];
     y.par_chunks_mut(d)
+        .zip(x.par_chunks(d))
         .zip(mean.par_iter_mut().zip(rstd.par_iter_mut()))
-        .enumerate()
         .with_min_len(16)
-        .for_each(|(r, (yr, (m, s)))| {
-            let xr = &x[r * d..(r + 1) * d];
-            let mu = lane_sum(|j| xr[j], d) / d as f32;
-            let var = lane_sum(|j| (xr[j] - mu) * (xr[j] - mu), d) / d as f32;
-            let inv = 1.0 / ((var as f64 + eps).sqrt() as f32);
-            for j in 0..d {
-                yr[j] = (xr[j] - mu) * inv * gamma[j] + beta[j];
-            }
-            *m = mu;
-            *s = inv;
-        });
+        .for_each(|((yr, xr), (m, s))| (*m, *s) = layer_norm_row(xr, yr, gamma, beta, eps));
     (y, mean, rstd)
+}
+
+multiversion! {
+    /// One row of the LayerNorm forward; returns (μ, r).
+    fn layer_norm_row(xr: &[f32], yr: &mut [f32], gamma: &[f32], beta: &[f32], eps: f64) -> (f32, f32) {
+        let d = xr.len();
+        let mu = sum16(xr) / d as f32;
+        let var = centred_squares16(xr, mu) / d as f32;
+        let inv = 1.0 / ((var as f64 + eps).sqrt() as f32);
+        for (((y, &x), &g), &b) in yr.iter_mut().zip(xr).zip(gamma).zip(beta) {
+            *y = (x - mu) * inv * g + b;
+        }
+        (mu, inv)
+    }
 }
 
 /// LayerNorm backward: (∂x, ∂γ, ∂β).
@@ -152,19 +192,17 @@ fn layer_norm_backward(
         .map(|(b, block)| {
             let mut dgamma = vec![0f32; d];
             let mut dbeta = vec![0f32; d];
-            for (k, dxr) in block.chunks_mut(d).enumerate() {
-                let r = b * ROW_BLOCK + k;
-                let (xr, gr) = (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
-                let (mu, inv) = (mean[r], rstd[r]);
-                let a = lane_sum(|j| gamma[j] * gr[j], d) / d as f32;
-                let c = lane_sum(|j| gamma[j] * gr[j] * ((xr[j] - mu) * inv), d) / d as f32;
-                for j in 0..d {
-                    let xhat = (xr[j] - mu) * inv;
-                    dxr[j] = inv * (gamma[j] * gr[j] - a - xhat * c);
-                    dgamma[j] += gr[j] * xhat;
-                    dbeta[j] += gr[j];
-                }
-            }
+            let rows = b * ROW_BLOCK..b * ROW_BLOCK + block.len() / d;
+            layer_norm_backward_rows(
+                &x[rows.start * d..rows.end * d],
+                &g[rows.start * d..rows.end * d],
+                gamma,
+                &mean[rows.clone()],
+                &rstd[rows],
+                block,
+                &mut dgamma,
+                &mut dbeta,
+            );
             (dgamma, dbeta)
         })
         .collect();
@@ -179,28 +217,77 @@ fn layer_norm_backward(
     (dx, dgamma, dbeta)
 }
 
+multiversion! {
+    /// LayerNorm backward over consecutive rows: writes ∂x, adds to ∂γ and ∂β.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_norm_backward_rows(
+        x: &[f32],
+        g: &[f32],
+        gamma: &[f32],
+        mean: &[f32],
+        rstd: &[f32],
+        dx: &mut [f32],
+        dgamma: &mut [f32],
+        dbeta: &mut [f32],
+    ) {
+        let d = gamma.len();
+        let mut h = vec![0f32; d];
+        let mut xhat = vec![0f32; d];
+        for (((xr, gr), dxr), (&mu, &inv)) in x
+            .chunks_exact(d)
+            .zip(g.chunks_exact(d))
+            .zip(dx.chunks_exact_mut(d))
+            .zip(mean.iter().zip(rstd))
+        {
+            for (((hj, xh), (&xj, &gj)), &gam) in
+                h.iter_mut().zip(xhat.iter_mut()).zip(xr.iter().zip(gr)).zip(gamma)
+            {
+                *xh = (xj - mu) * inv;
+                *hj = gam * gj;
+            }
+            let a = sum16(&h) / d as f32;
+            let c = dot16(&h, &xhat) / d as f32;
+            for (((o, &hj), &xh), ((dg, db), &gj)) in dxr
+                .iter_mut()
+                .zip(&h)
+                .zip(&xhat)
+                .zip(dgamma.iter_mut().zip(dbeta.iter_mut()).zip(gr))
+            {
+                *o = inv * (hj - a - xh * c);
+                *dg += gj * xh;
+                *db += gj;
+            }
+        }
+    }
+}
+
 /// GELU value, or ∂L/∂x = g ⊙ GELU'(x) when `grad` is given.
 fn gelu_map(x: &[f32], grad: Option<&[f32]>) -> Vec<f32> {
     const CHUNK: usize = 1 << 14;
     let mut out = vec![0f32; x.len()];
     out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, oc)| {
-        let xs = &x[c * CHUNK..c * CHUNK + oc.len()];
-        for (i, (xl, ol)) in xs.chunks(LANES).zip(oc.chunks_mut(LANES)).enumerate() {
+        let range = c * CHUNK..c * CHUNK + oc.len();
+        gelu_chunk(&x[range.clone()], oc, grad.map(|g| &g[range]));
+    });
+    out
+}
+
+multiversion! {
+    fn gelu_chunk(xs: &[f32], out: &mut [f32], grad: Option<&[f32]>) {
+        for (i, (xl, ol)) in xs.chunks(LANES).zip(out.chunks_mut(LANES)).enumerate() {
             let mut lane = [0f32; LANES];
             lane[..xl.len()].copy_from_slice(xl);
             let (value, slope) = gelu16(lane, grad.is_some());
             match grad {
                 None => ol.copy_from_slice(&value[..ol.len()]),
                 Some(g) => {
-                    let gs = &g[c * CHUNK + i * LANES..];
-                    for (l, o) in ol.iter_mut().enumerate() {
-                        *o = gs[l] * slope[l];
+                    for ((o, &gv), &sl) in ol.iter_mut().zip(&g[i * LANES..]).zip(&slope) {
+                        *o = gv * sl;
                     }
                 }
             }
         }
-    });
-    out
+    }
 }
 
 /// softmax(scale·S + m) per row of `t` values; row r belongs to batch r / rows_per_batch.
@@ -218,29 +305,34 @@ fn masked_softmax_forward(
         .for_each(|(r, pr)| {
             let sr = &scores[r * t..(r + 1) * t];
             let mr = &mask[(r / rows_per_batch) * t..][..t];
-            let mut max = f32::MIN;
-            for j in 0..t {
-                let z = sr[j] * scale + mr[j];
-                pr[j] = z;
-                max = max.max(z);
-            }
-            for block in pr.chunks_mut(LANES) {
-                let mut lane = [0f32; LANES];
-                for (l, v) in block.iter().enumerate() {
-                    lane[l] = v - max;
-                }
-                let e = exp16(lane);
-                for (l, v) in block.iter_mut().enumerate() {
-                    // Below e^−87 (masked keys) the exact value underflows f32: 0, as expf.
-                    *v = if lane[l] < -87.0 { 0.0 } else { e[l] };
-                }
-            }
-            let inv = 1.0 / lane_sum(|j| pr[j], t);
-            for v in pr.iter_mut() {
-                *v *= inv;
-            }
+            softmax_row(sr, mr, pr, scale);
         });
     p
+}
+
+multiversion! {
+    /// p = softmax(scale·s + m) for one row.
+    fn softmax_row(sr: &[f32], mr: &[f32], pr: &mut [f32], scale: f32) {
+        for ((p, &s), &m) in pr.iter_mut().zip(sr).zip(mr) {
+            *p = s * scale + m;
+        }
+        let max = pr.iter().copied().fold(f32::MIN, f32::max);
+        for block in pr.chunks_mut(LANES) {
+            let mut lane = [0f32; LANES];
+            for (l, v) in block.iter().enumerate() {
+                lane[l] = v - max;
+            }
+            let e = exp16(lane);
+            for (l, v) in block.iter_mut().enumerate() {
+                // Below e^−87 (masked keys) the exact value underflows f32: 0, as expf.
+                *v = if lane[l] < -87.0 { 0.0 } else { e[l] };
+            }
+        }
+        let inv = 1.0 / sum16(pr);
+        for v in pr.iter_mut() {
+            *v *= inv;
+        }
+    }
 }
 
 /// ∂L/∂S = scale·p ⊙ (g − Σ_j g_j p_j) per row.
@@ -250,13 +342,18 @@ fn masked_softmax_backward(p: &[f32], g: &[f32], t: usize, scale: f32) -> Vec<f3
         .enumerate()
         .with_min_len(64)
         .for_each(|(r, dr)| {
-            let (pr, gr) = (&p[r * t..(r + 1) * t], &g[r * t..(r + 1) * t]);
-            let dot = lane_sum(|j| gr[j] * pr[j], t);
-            for j in 0..t {
-                dr[j] = scale * pr[j] * (gr[j] - dot);
-            }
+            softmax_backward_row(&p[r * t..(r + 1) * t], &g[r * t..(r + 1) * t], dr, scale);
         });
     dx
+}
+
+multiversion! {
+    fn softmax_backward_row(pr: &[f32], gr: &[f32], dr: &mut [f32], scale: f32) {
+        let dot = dot16(gr, pr);
+        for ((o, &p), &g) in dr.iter_mut().zip(pr).zip(gr) {
+            *o = scale * p * (g - dot);
+        }
+    }
 }
 
 fn rows_per_batch(scores: &Shape, mask: &Shape) -> usize {

@@ -12,6 +12,7 @@
 //! * [`loader`] — weights from safetensors / PyTorch files with a [`LoadReport`].
 //! * [`checkpoint`] — Hugging Face names for saved weights; safetensors read/write ([`TensorFile`]).
 //! * [`tokenizer`] — padding, truncation and offsets ([`TextEncoder`], [`TokenBatch`]).
+//! * [`simd`] — run-time CPU dispatch (AVX-512 / AVX2 / baseline) of the host kernels.
 //! * [`source`] — local directories and hub ids through the HF cache ([`resolve_model`]).
 
 pub mod activation;
@@ -23,6 +24,7 @@ pub mod encoder;
 pub mod fused;
 pub mod heads;
 pub mod loader;
+pub mod simd;
 pub mod source;
 pub mod tokenizer;
 
