@@ -586,7 +586,7 @@ mod tests {
     use burn::tensor::{Device, Distribution, TensorData};
 
     fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().to_vec().unwrap()
+        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
     }
 
     fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {

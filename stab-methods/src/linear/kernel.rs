@@ -338,7 +338,7 @@ versions!(2, 3, 4, 5, 6, 8, 11, 12, 16, 24, 65);
 /// path gives the same bits. Read once per process.
 pub fn kernel_isa() -> &'static str {
     static ISA: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
-    *ISA.get_or_init(|| {
+    ISA.get_or_init(|| {
         let best = detected_isa();
         let rank = |isa: &str| {
             ["portable", "avx2", "avx512"]
