@@ -230,14 +230,24 @@ fn publish(dir: &Path, rec: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The results directory a checkpoint belongs to (`<out>` of `<out>/checkpoints/<id>`).
-fn store_of(checkpoint: &Path) -> PathBuf {
+/// Where an analysis of `checkpoint` is written: `--out`, else the results directory the
+/// checkpoint belongs to (`<out>` of `<out>/checkpoints/<id>`). Anything else (a model
+/// directory, a copied checkpoint) is input and is never written into: `--out` is
+/// required.
+fn target_of(checkpoint: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(out) = out {
+        return Ok(out.to_path_buf());
+    }
     let parent = checkpoint.parent().unwrap_or(Path::new("."));
     if parent.file_name().is_some_and(|n| n == "checkpoints") {
-        parent.parent().unwrap_or(Path::new(".")).to_path_buf()
-    } else {
-        parent.to_path_buf()
+        return Ok(parent.parent().unwrap_or(Path::new(".")).to_path_buf());
     }
+    Err(InputError::new(
+        "this is not a checkpoint inside a results directory (<out>/checkpoints/<run_id>), so there is no results directory to write to",
+    )
+    .file(checkpoint.display().to_string())
+    .hint("pass --out DIR for analyses.jsonl and the plots; a model directory is never written into")
+    .into())
 }
 
 /// Checkpoint directories named directly or found under `<dir>/checkpoints/`.
@@ -247,8 +257,17 @@ fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         if p.join("model.safetensors").is_file() {
             out.push(p.clone());
         } else if p.join("checkpoints").is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(p.join("checkpoints"))?
+            let dir = p.join("checkpoints");
+            // A killed run may have left a half-written checkpoint: never analyse it.
+            stab_core::atomic::clean_stale(&dir);
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map_err(|e| stab_core::atomic::io_error("read", &dir, e))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|d| {
+                    d.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| !n.starts_with('.'))
+                })
                 .filter(|d| d.join("model.safetensors").is_file())
                 .collect();
             found.sort();
@@ -278,7 +297,11 @@ fn distance(
     pretrained: Option<PathBuf>,
     out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    for dir in expand(&checkpoints)? {
+    let dirs = expand(&checkpoints)?;
+    for dir in &dirs {
+        target_of(dir, out.as_deref())?;
+    }
+    for dir in dirs {
         let tuned = read_safetensors(&dir.join("model.safetensors"))?;
         if tuned.metadata.contains_key("stab_encoder") {
             return Err(InputError::new(
@@ -318,7 +341,7 @@ fn distance(
         let task = tuned.metadata.get("stab_task").cloned().unwrap_or_default();
         let mut result = serde_json::to_value(&d)?;
         result["pretrained"] = json!(base_dir.display().to_string());
-        let target = out.clone().unwrap_or_else(|| store_of(&dir));
+        let target = target_of(&dir, out.as_deref())?;
         publish(&target, &record("distance", &subject, &task, result))?;
     }
     Ok(())
@@ -333,13 +356,27 @@ fn taylor(
     settings: TaylorSettings,
     out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    if batch == 0 || settings.repeats == 0 || settings.ps.is_empty() || settings.h <= 0.0 {
+    use stab_core::limits;
+    limits::TAYLOR_BATCH.check_usize("--batch", batch)?;
+    limits::TAYLOR_REPEATS.check_usize("--repeats", settings.repeats)?;
+    limits::TAYLOR_PS.check_usize("--ps (count)", settings.ps.len())?;
+    if let Some(p) = settings.ps.iter().find(|p| !(p.is_finite() && **p > 0.0)) {
+        return Err(InputError::new(format!(
+            "--ps holds {p}: perturbation sizes must be finite and positive"
+        ))
+        .key("--ps")
+        .hint("e.g. --ps 0.001,0.01,0.1")
+        .into());
+    }
+    if !(settings.h.is_finite() && settings.h > 0.0) {
         return Err(
-            InputError::new("--batch, --repeats, --ps and --h must be positive")
-                .hint("e.g. --batch 32 --repeats 100 --h 1e-3")
+            InputError::new(format!("--h {} is not a finite positive step", settings.h))
+                .key("--h")
+                .hint("e.g. --h 1e-3")
                 .into(),
         );
     }
+    let target = target_of(checkpoint, out.as_deref())?;
     // f64 everywhere: set before any tensor exists.
     let mut base = burn::tensor::Device::flex();
     base.configure(burn::tensor::FloatDType::F64)
@@ -400,9 +437,15 @@ fn taylor(
             .unwrap_or(128)
             .min(limit),
     };
-    let tok = TextEncoder::from_dir(checkpoint, encoder.config.pad_id())?;
+    let tok = TextEncoder::for_model(checkpoint, &encoder.config)?;
     let data = def.load(data_dir)?;
     let n = batch.min(data.train.len());
+    if n < batch {
+        eprintln!(
+            "taylor: --batch {batch} but {task_name} has {} training examples; the batch is all {n}",
+            data.train.len()
+        );
+    }
     let rows = encode_examples(&tok, &data.train[..n], max_len)?;
     let refs: Vec<_> = rows.iter().collect();
     let input = TokenInput::new(&refs, encoder.config.pad_id() as i64, None);
@@ -438,7 +481,6 @@ fn taylor(
     let mut value = serde_json::to_value(&result)?;
     value["batch"] = json!(n);
     value["seconds"] = json!(started.elapsed().as_secs_f64());
-    let target = out.unwrap_or_else(|| store_of(checkpoint));
     publish(&target, &record("taylor", &subject, &task_name, value))
 }
 
@@ -448,14 +490,29 @@ fn loo(
     settings: LinearLooSettings,
     out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    if settings.heads.is_empty() || settings.heads.contains(&0) || settings.loo_samples == 0 {
-        return Err(
-            InputError::new("--heads must list counts ≥ 1 and --points must be ≥ 1")
-                .hint("e.g. --heads 1,5,20,50 --points 10")
-                .into(),
-        );
+    use stab_core::limits;
+    if settings.heads.is_empty() {
+        return Err(InputError::new("--heads lists no head count")
+            .key("--heads")
+            .hint("e.g. --heads 1,5,20,50")
+            .into());
     }
+    for &h in &settings.heads {
+        limits::LOO_HEADS.check_usize("--heads", h)?;
+    }
+    limits::LOO_POINTS.check_usize("--points", settings.loo_samples)?;
+    limits::LOO_STEPS.check("--steps", settings.steps)?;
+    limits::SVM_SAMPLES.check_usize("--svm-samples", settings.svm_loo_samples)?;
+    limits::SVM_MAX_ITER.check("--svm-max-iter", settings.svm_max_iter)?;
     let (recipe, plan) = crate::load_plan(recipe_path, sets)?;
+    if recipe.kind() != stab_core::RecipeKind::Finetune {
+        return Err(InputError::new(
+            "a synthetic recipe: `analyze loo` measures heads on a real task's frozen features",
+        )
+        .file(recipe_path.display().to_string())
+        .hint("pass a fine-tuning recipe naming [model] and [data] (e.g. recipes/minilm-analysis.toml); the synthetic studies measure LOO themselves")
+        .into());
+    }
     let target = out.unwrap_or_else(|| recipe.out_dir());
     let engine = Engine::new(burn::tensor::Device::flex(), &recipe.out_dir());
     let mut tasks: Vec<&str> = Vec::new();
@@ -513,6 +570,7 @@ fn bounds(
     mu_over_beta: f64,
     svm_c: f64,
 ) -> anyhow::Result<()> {
+    check_constants(delta, c, c_xi, mu_over_beta, svm_c)?;
     let all = Analyses::load(dir)?;
     let of = |kind: &str| -> Vec<&Value> {
         all.records
@@ -612,6 +670,57 @@ fn bounds(
                 "bounds": list,
             });
             publish(dir, &record("bounds", &subject, &task, result))?;
+        }
+    }
+    Ok(())
+}
+
+/// The assumed constants of `analyze bounds`, each in the range its theorem needs.
+fn check_constants(
+    delta: f64,
+    c: f64,
+    c_xi: f64,
+    mu_over_beta: f64,
+    svm_c: f64,
+) -> anyhow::Result<()> {
+    let open = |v: f64, lo: f64, hi: f64| v.is_finite() && v > lo && v < hi;
+    for (key, v, ok, range) in [
+        (
+            "--delta",
+            delta,
+            open(delta, 0.0, 1.0),
+            "a probability in (0, 1), e.g. 0.05",
+        ),
+        (
+            "--c",
+            c,
+            open(c, 0.0, f64::INFINITY),
+            "a positive constant, e.g. 1",
+        ),
+        (
+            "--c-xi",
+            c_xi,
+            open(c_xi, 0.0, f64::INFINITY),
+            "a positive constant, e.g. 1",
+        ),
+        (
+            "--mu-over-beta",
+            mu_over_beta,
+            open(mu_over_beta, 0.0, 1.0),
+            "a ratio in (0, 1) (Thm 2.2 needs 0 < μ/β < 1), e.g. 0.01",
+        ),
+        (
+            "--svm-c",
+            svm_c,
+            open(svm_c, 0.0, f64::INFINITY),
+            "a positive constant, e.g. 1",
+        ),
+    ] {
+        if !ok {
+            return Err(InputError::new(format!("{key} {v} is out of range"))
+                .key(key)
+                .hint(format!("use {range}"))
+                .into());
         }
     }
     Ok(())

@@ -48,22 +48,16 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
             .into());
         }
     };
-    if args.max_len < 2 {
-        return Err(InputError::new("--max-len must be at least 2")
-            .key("--max-len")
-            .into());
-    }
+    stab_core::limits::MAX_LEN
+        .check_usize("--max-len", args.max_len)
+        .map_err(|e| e.hint("e.g. --max-len 128; the model's position embeddings bound it too"))?;
+    stab_core::limits::EMBED_INPUTS.check_usize("inputs", inputs.len())?;
     let dir = resolve_model(&args.model)?;
     let device = Device::flex();
+    let config = stab_models::EncoderConfig::from_dir(&dir)?;
     let (encoder, report) = load_encoder(&dir, &device)?;
     tracing::info!("{report}");
-    let c = &encoder.config;
-    let limit = match c.family() {
-        Ok(stab_models::ModelFamily::Roberta) => {
-            c.max_position_embeddings.saturating_sub(c.pad_id() + 1)
-        }
-        _ => c.max_position_embeddings,
-    };
+    let limit = config.max_tokens();
     if args.max_len > limit {
         return Err(InputError::new(format!(
             "--max-len {} exceeds the model's {limit} positions",
@@ -73,7 +67,7 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         .hint(format!("use --max-len {limit} or less"))
         .into());
     }
-    let tok = TextEncoder::from_dir(&dir, encoder.config.pad_id())?;
+    let tok = TextEncoder::for_model(&dir, &config)?;
     let batch = tok.encode(&inputs, args.max_len)?;
     let encoder = encoder.valid();
     let out = encoder.forward(&batch);

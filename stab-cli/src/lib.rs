@@ -138,7 +138,8 @@ fn real_main() -> ExitCode {
         Ok(Done::RunsFailed) => ExitCode::from(1),
         Err(e) => {
             if is_input_error(&e) {
-                eprintln!("error: {e}");
+                // The whole chain: a context ("CKPT against BASE") is followed by its reason.
+                eprintln!("error: {e:#}");
                 ExitCode::from(2)
             } else {
                 eprintln!("error: {e:#}");
@@ -157,7 +158,9 @@ pub fn load_plan(
     let sets: Vec<stab_core::Override> =
         sets.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
     let recipe = stab_core::Recipe::from_file_with(path, &sets)?;
-    let plan = stab_core::Plan::from_recipe(&recipe)
-        .map_err(|e| stab_core::overrides::locate(e, &sets))?;
+    let plan = stab_core::Plan::from_recipe(&recipe).map_err(|e| {
+        let source = std::fs::read_to_string(path).unwrap_or_default();
+        stab_core::overrides::relocate(e, &sets, &source, &path.display().to_string())
+    })?;
     Ok((recipe, plan))
 }

@@ -42,17 +42,8 @@ pub struct PlanArgs {
 
 pub fn plan(args: PlanArgs) -> anyhow::Result<()> {
     let (recipe, plan) = crate::load_plan(&args.recipe, &args.sets)?;
-    if args.shards.is_some_and(|n| n > 100_000) {
-        return Err(InputError::new("--shards must be at most 100000")
-            .key("--shards")
-            .hint("one shard per array task; e.g. --shards 64")
-            .into());
-    }
-    if args.shards == Some(0) {
-        return Err(InputError::new("--shards must be at least 1")
-            .key("--shards")
-            .hint("e.g. --shards 8")
-            .into());
+    if let Some(n) = args.shards {
+        stab_core::limits::SHARDS.check_usize("--shards", n)?;
     }
     let shards = args.shards.unwrap_or(if args.slurm.is_some() {
         plan.runs.len().max(1)
@@ -98,7 +89,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.slurm {
         let script = sbatch_script(&args, &recipe, plan.runs.len(), shards)?;
-        std::fs::write(path, script).with_context(|| format!("cannot write {}", path.display()))?;
+        stab_core::atomic::write_file(path, script.as_bytes())?;
         eprintln!("wrote {} (sbatch --array=0-{})", path.display(), shards - 1);
     }
     Ok(())

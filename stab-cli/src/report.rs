@@ -45,8 +45,16 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
                 .into(),
         );
     }
-    print!("{}", report.render(format));
+    // Where the plots go must be writable before anything is printed.
     let plots = args.plots.unwrap_or_else(|| args.dir.join("plots"));
+    stab_core::atomic::create_dir(&plots)?;
+    if plots.is_file() {
+        return Err(InputError::new("--plots names a file, not a directory")
+            .file(plots.display().to_string())
+            .hint("pass a directory for the SVG plots")
+            .into());
+    }
+    print!("{}", report.render(format));
     let written = report.write_plots(&plots)?;
     let (files, failed) = (written.written, written.failed);
     if !files.is_empty() {

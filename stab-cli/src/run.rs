@@ -46,21 +46,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<Done> {
     let (recipe, plan) = crate::load_plan(&args.recipe, &args.sets)?;
     let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose()?;
     let device = crate::device::parse(&args.device)?;
-    if let Some(n) = args.threads.filter(|&n| n == 0 || n > 1024) {
-        return Err(
-            stab_core::InputError::new(format!("--threads {n} is out of range"))
-                .key("--threads")
-                .hint("use 1..=1024, e.g. --threads 4")
-                .into(),
-        );
+    use stab_core::limits;
+    if let Some(n) = args.threads {
+        limits::THREADS.check_usize("--threads", n)?;
     }
-    if args.jobs == 0 || args.jobs > 1024 {
-        return Err(
-            stab_core::InputError::new(format!("--jobs {} is out of range", args.jobs))
-                .key("--jobs")
-                .hint("use 1..=1024, e.g. --jobs 2")
-                .into(),
-        );
+    limits::JOBS.check_usize("--jobs", args.jobs)?;
+    if let Some(n) = args.threads.filter(|&n| n < args.jobs) {
+        return Err(stab_core::InputError::new(format!(
+            "--jobs {} needs at least {} threads, but --threads is {n}",
+            args.jobs, args.jobs
+        ))
+        .key("--jobs")
+        .hint(format!(
+            "each job runs on threads/jobs threads: use --threads {} or more, or --jobs {n} or fewer",
+            args.jobs
+        ))
+        .into());
     }
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
@@ -69,6 +70,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<Done> {
             .context("cannot size the thread pool")?;
     }
     let threads = rayon::current_num_threads();
+    if args.jobs > threads && recipe.kind() == RecipeKind::Finetune {
+        tracing::warn!(
+            "--jobs {} on {threads} threads: each job gets 1 thread and the machine is oversubscribed",
+            args.jobs
+        );
+    }
     let out = args.out.unwrap_or_else(|| recipe.out_dir());
     let mine: Vec<&RunSpec> = match shard {
         Some(s) => plan.shard(s.index, s.count),
@@ -83,6 +90,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<Done> {
         );
     }
     let finished = contents.finished();
+    // Fine-tuning: every input checked (one exit-2 error before anything is written),
+    // and the finished runs' recorded inputs compared with today's files.
+    let engine = (recipe.kind() == RecipeKind::Finetune)
+        .then(|| stab_methods::Engine::new(device.clone(), &out));
+    if let Some(engine) = &engine {
+        check_inputs(engine, &mine)?;
+        if !args.fresh {
+            check_resume(engine, &mine, &contents, &out)?;
+        }
+    }
     let pending: Vec<&RunSpec> = mine
         .iter()
         .copied()
@@ -101,13 +118,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Done> {
     if pending.is_empty() {
         return Ok(Done::Ok);
     }
-    if recipe.kind() == RecipeKind::Finetune {
+    if let Some(engine) = engine {
         if args.jobs > 1 {
             return run_finetune_jobs(
-                &pending, &out, shard, device, threads, args.jobs, args.fresh,
+                &engine, &pending, &out, shard, threads, args.jobs, args.fresh,
             );
         }
-        return run_finetune(&pending, &out, shard, device, threads, args.fresh);
+        return run_finetune(&engine, &pending, &out, shard, threads, args.fresh);
     }
     let mut store = ResultsStore::open(&out, shard)?;
     let total: u64 = pending
@@ -181,9 +198,10 @@ fn execute(
     let wall_s = start.elapsed().as_secs_f64();
     if !outcome.per_dataset.is_empty() {
         let dir = store.artifact_dir(&spec.run_id)?;
-        let tmp = dir.join(format!("datasets.csv.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, outcome.per_dataset.join("\n") + "\n")?;
-        std::fs::rename(&tmp, dir.join("datasets.csv"))?;
+        stab_core::atomic::write_file(
+            &dir.join("datasets.csv"),
+            (outcome.per_dataset.join("\n") + "\n").as_bytes(),
+        )?;
     }
     let mut record = RunRecord::for_spec(spec);
     record.metrics = outcome.metrics;
@@ -199,26 +217,13 @@ fn execute(
 /// one exit-2 error before anything is written), then train them one by one, appending
 /// each record as it finishes.
 fn run_finetune(
+    engine: &stab_methods::Engine,
     pending: &[&RunSpec],
     out: &std::path::Path,
     shard: Option<Shard>,
-    device: burn::tensor::Device,
     threads: usize,
     fresh: bool,
 ) -> anyhow::Result<Done> {
-    let engine = stab_methods::Engine::new(device, out);
-    let mut checked = std::collections::HashSet::new();
-    for spec in pending {
-        // Runs that differ only in seed need one check.
-        let mut key = spec.canonical();
-        if let Some(o) = key.as_object_mut() {
-            o.remove("seed");
-            o.remove("train");
-        }
-        if checked.insert(key.to_string()) {
-            engine.check(spec)?;
-        }
-    }
     let mut store = ResultsStore::open(out, shard)?;
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -302,26 +307,14 @@ fn done_line(record: &RunRecord, stats: &stab_methods::engine::RunStats) -> Stri
 /// runs in plan order from a shared queue; each record is appended under a lock as its run
 /// finishes. The inputs are checked first, as with one job.
 fn run_finetune_jobs(
+    engine: &stab_methods::Engine,
     pending: &[&RunSpec],
     out: &std::path::Path,
     shard: Option<Shard>,
-    device: burn::tensor::Device,
     threads: usize,
     jobs: usize,
     fresh: bool,
 ) -> anyhow::Result<Done> {
-    let engine = stab_methods::Engine::new(device, out);
-    let mut checked = std::collections::HashSet::new();
-    for spec in pending {
-        let mut key = spec.canonical();
-        if let Some(o) = key.as_object_mut() {
-            o.remove("seed");
-            o.remove("train");
-        }
-        if checked.insert(key.to_string()) {
-            engine.check(spec)?;
-        }
-    }
     let jobs = jobs.min(pending.len()).max(1);
     let per_job = (threads / jobs).max(1);
     let store = std::sync::Mutex::new(ResultsStore::open(out, shard)?);
@@ -414,4 +407,75 @@ fn claim(
         return Ok(None);
     }
     Ok(Some(claim))
+}
+
+/// Check every fine-tuning spec's inputs (method, model files, data, split) before any run
+/// starts; runs that differ only in seed or training settings need one check.
+fn check_inputs(engine: &stab_methods::Engine, specs: &[&RunSpec]) -> anyhow::Result<()> {
+    let mut checked = std::collections::HashSet::new();
+    for spec in specs {
+        let mut key = spec.canonical();
+        if let Some(o) = key.as_object_mut() {
+            o.remove("seed");
+            o.remove("train");
+        }
+        if checked.insert(key.to_string()) {
+            engine.check(spec)?;
+        }
+    }
+    Ok(())
+}
+
+/// Resume reuses a finished run only if it read the same files: its recorded `inputs`
+/// (model, data, split hashes) must equal today's. A change is one exit-2 error before
+/// anything runs, so a new experiment never inherits the records of an old one.
+fn check_resume(
+    engine: &stab_methods::Engine,
+    specs: &[&RunSpec],
+    contents: &stab_core::store::StoreContents,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let latest: std::collections::HashMap<&str, &RunRecord> = contents
+        .records
+        .iter()
+        .map(|r| (r.run_id.as_str(), r))
+        .collect();
+    let (mut changed, mut unknown, mut first) = (0usize, 0usize, None);
+    for spec in specs {
+        let Some(record) = latest.get(spec.run_id.as_str()) else {
+            continue;
+        };
+        let now = engine.inputs(spec)?;
+        let diff = match &record.inputs {
+            Some(then) => now.changes_from(then),
+            // Records older than input fingerprints still name their split.
+            None => match &record.split {
+                Some(split) if *split != now.split => {
+                    vec![format!("split: {split} → {}", now.split)]
+                }
+                _ => {
+                    unknown += 1;
+                    Vec::new()
+                }
+            },
+        };
+        if !diff.is_empty() {
+            changed += 1;
+            first.get_or_insert_with(|| (spec.run_id.clone(), diff.join(", ")));
+        }
+    }
+    if unknown > 0 {
+        tracing::warn!(
+            "{unknown} finished run(s) were recorded before stab kept input fingerprints; they are reused as they are"
+        );
+    }
+    match first {
+        None => Ok(()),
+        Some((run_id, diff)) => Err(stab_core::InputError::new(format!(
+            "{changed} finished run(s) in this store read other files than this recipe reads now; {run_id} was recorded with other inputs ({diff})"
+        ))
+        .file(out.display().to_string())
+        .hint("the split file, data or model changed since: write the new experiment to another --out, or pass --fresh to run every run again (records are appended; reports use the latest)")
+        .into()),
+    }
 }

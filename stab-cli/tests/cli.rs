@@ -404,7 +404,7 @@ fn jobs_run_cells_at_once_with_the_same_records() {
             "--out",
             out.to_str().unwrap(),
             "--threads",
-            "2",
+            "3",
             "--jobs",
             jobs,
         ]);

@@ -11,10 +11,14 @@
 //! * [`study`] — the trait a synthetic study plugin implements ([`SyntheticStudy`]).
 //! * [`seed`] — stable hashing and seed derivation ([`stable_hash`], [`derive_seed`]).
 //! * [`error`] — [`InputError`], the "bad input" error class (exit code 2).
+//! * [`limits`] — the bounds of every size that decides an allocation ([`limits::Limit`]).
+//! * [`atomic`] — whole-file writes through a locked temporary, and stale-temporary cleanup.
 //! * [`suggest`] — did-you-mean lookups ([`nearest`]).
 
+pub mod atomic;
 pub mod cost;
 pub mod error;
+pub mod limits;
 pub mod overrides;
 pub mod params;
 pub mod plan;
@@ -33,7 +37,7 @@ pub use overrides::Override;
 pub use params::{MethodParams, ParamKind, ParamSpec};
 pub use plan::{FinetuneJob, Plan, RunJob, RunSpec};
 pub use recipe::{Pooling, Recipe, RecipeKind, TrainMode};
-pub use record::RunRecord;
+pub use record::{InputFingerprint, RunRecord};
 pub use registry::{MethodEntry, StudyEntry, TaskEntry};
 pub use seed::{ComponentSeeds, derive_seed, stable_hash};
 pub use shard::Shard;

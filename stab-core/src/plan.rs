@@ -355,24 +355,33 @@ fn check_base(
         )
         .hint("use finite factor values"));
     }
-    // Sizes: bounded by what a study can use, so no input asks for absurd memory or time.
-    for (key, v, max, sp) in [
-        ("datasets", s.datasets as u64, 100_000, span!(datasets)),
-        ("points", s.points as u64, 1_000_000, span!(points)),
-        ("heads", s.heads as u64, 4096, span!(heads)),
-        ("steps", s.steps, 10_000_000, span!(steps)),
+    // Sizes: bounded by what a study can use (`crate::limits`), so no input asks for
+    // absurd memory or time.
+    use crate::limits;
+    for (key, v, limit, sp) in [
+        (
+            "datasets",
+            s.datasets as u64,
+            limits::DATASETS,
+            span!(datasets),
+        ),
+        ("points", s.points as u64, limits::POINTS, span!(points)),
+        ("heads", s.heads as u64, limits::HEADS, span!(heads)),
+        ("steps", s.steps, limits::GD_STEPS, span!(steps)),
         (
             "loo_samples",
             s.loo_samples as u64,
-            10_000,
+            limits::LOO_SAMPLES,
             span!(loo_samples),
         ),
     ] {
-        if v > max {
-            return Err(
-                at(key, sp, format!("{key} = {v} is too large; at most {max}"))
-                    .hint("the paper's sizes are far below this"),
-            );
+        if v > limit.max {
+            return Err(at(
+                key,
+                sp,
+                format!("{key} = {v} is too large; at most {}", limit.max),
+            )
+            .hint(limit.hint));
         }
     }
     if s.steps == 0 {
@@ -598,69 +607,24 @@ fn check_finetune(
             );
         }
     }
+    use crate::limits;
     let ints = [
-        (
-            "train.epochs",
-            train.epochs,
-            1,
-            1_000_000,
-            "e.g. epochs = 10 (the author profile uses 10000)",
-        ),
+        ("train.epochs", train.epochs, limits::EPOCHS),
         (
             "train.batch_size",
             train.batch_size as u64,
-            1,
-            4096,
-            "e.g. batch_size = 16",
+            limits::BATCH_SIZE,
         ),
-        (
-            "train.patience",
-            train.patience,
-            1,
-            1_000_000,
-            "e.g. patience = 20",
-        ),
-        (
-            "train.max_steps",
-            train.max_steps,
-            0,
-            100_000_000,
-            "0 = no cap",
-        ),
-        (
-            "train.eval_every",
-            train.eval_every,
-            0,
-            100_000_000,
-            "0 = once per epoch",
-        ),
-        (
-            "model.max_len",
-            model.max_len as u64,
-            8,
-            8192,
-            "e.g. max_len = 128 (the model's position embeddings bound it too)",
-        ),
+        ("train.patience", train.patience, limits::PATIENCE),
+        ("train.max_steps", train.max_steps, limits::MAX_STEPS),
+        ("train.eval_every", train.eval_every, limits::EVAL_EVERY),
+        ("model.max_len", model.max_len as u64, limits::MAX_LEN),
+        ("train.seeds", train.seeds.len(), limits::SEEDS),
     ];
-    for (key, v, lo, hi, hint) in ints {
-        if v < lo || v > hi {
-            return err(
-                key,
-                format!("{key} = {v} is out of range; expected {lo}..={hi}"),
-                hint,
-            );
+    for (key, v, limit) in ints {
+        if let Err(e) = limit.check(key, v) {
+            return err(key, e.message, limit.hint);
         }
-    }
-    let seeds = train.seeds.values();
-    if seeds.is_empty() || seeds.len() > 10_000 {
-        return err(
-            "train.seeds",
-            format!(
-                "train.seeds gives {} seeds; expected 1..=10000",
-                seeds.len()
-            ),
-            "e.g. seeds = 10 or seeds = [0, 3, 7]",
-        );
     }
     if data.tasks.is_empty() {
         return err(

@@ -64,7 +64,7 @@ pub struct ModelSection {
 }
 
 /// The vector a classification head reads from the encoder (design.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pooling {
     /// tanh(W·h₀ + b), the pooler (jiant; random N(0, 0.02²) when the checkpoint lacks it).
@@ -74,6 +74,30 @@ pub enum Pooling {
     Cls,
     /// The mean of the last layer over real tokens (sentence encoders such as MiniLM).
     Mean,
+}
+
+impl<'de> Deserialize<'de> for Pooling {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const NAMES: &[&str] = &["pooler", "cls", "mean"];
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Pooling;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "one of the strings \"pooler\", \"cls\", \"mean\" (e.g. pooling = \"cls\")",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Pooling, E> {
+                match v {
+                    "pooler" => Ok(Pooling::Pooler),
+                    "cls" => Ok(Pooling::Cls),
+                    "mean" => Ok(Pooling::Mean),
+                    other => Err(E::unknown_variant(other, NAMES)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `[data]`: where the task files are and how they are split and perturbed.
@@ -131,7 +155,7 @@ pub enum Profile {
 }
 
 /// `seeds = 10` (seeds 0..10) or an explicit list `seeds = [0, 3, 7]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Seeds {
     Count(u64),
@@ -139,11 +163,62 @@ pub enum Seeds {
 }
 
 impl Seeds {
+    /// How many seeds, without making them (a count is checked before it is expanded).
+    pub fn len(&self) -> u64 {
+        match self {
+            Seeds::Count(n) => *n,
+            Seeds::List(v) => v.len() as u64,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn values(&self) -> Vec<u64> {
         match self {
             Seeds::Count(n) => (0..*n).collect(),
             Seeds::List(v) => v.clone(),
         }
+    }
+}
+
+const SEEDS_EXPECTED: &str = "a seed count (seeds = 10 runs seeds 0..9) or a list of non-negative integer seeds (seeds = [0, 3, 7])";
+
+impl<'de> Deserialize<'de> for Seeds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Seeds;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(SEEDS_EXPECTED)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Seeds, E> {
+                Ok(Seeds::Count(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Seeds, E> {
+                u64::try_from(v).map(Seeds::Count).map_err(|_| {
+                    E::custom(format!(
+                        "invalid value: seeds = {v} is negative; expected {SEEDS_EXPECTED}"
+                    ))
+                })
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Seeds, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = a.next_element::<toml::Value>()? {
+                    match v {
+                        toml::Value::Integer(i) if i >= 0 => out.push(i as u64),
+                        other => {
+                            return Err(serde::de::Error::custom(format!(
+                                "invalid value: the seed {other} is not a non-negative integer; expected {SEEDS_EXPECTED}"
+                            )));
+                        }
+                    }
+                }
+                Ok(Seeds::List(out))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

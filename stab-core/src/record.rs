@@ -49,6 +49,10 @@ pub struct RunRecord {
     /// `seeded:<hash>` of the seeded fallback's dev rows (fine-tuning runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<String>,
+    /// Fingerprints of the files the run read (fine-tuning runs): resume refuses a
+    /// finished run whose inputs have changed since (see [`InputFingerprint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<InputFingerprint>,
     /// Kind-specific structured output (e.g. curves).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub details: serde_json::Value,
@@ -78,8 +82,38 @@ impl RunRecord {
             diverged: false,
             seeds: None,
             split: None,
+            inputs: None,
             details: serde_json::Value::Null,
         }
+    }
+}
+
+/// What a fine-tuning run read besides its settings, as content hashes: the model
+/// directory (config and weights), the task's data files and its train/dev split. The
+/// `run_id` covers the settings (the plan needs no file to compute it); these cover the
+/// files, so a finished run is only reused while all three are unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFingerprint {
+    /// `config.json` and the weights file.
+    pub model: String,
+    /// The task's train and test files.
+    pub data: String,
+    /// `file:<hash>` of a fixed split file's dev rows, or `seeded:<hash>`.
+    pub split: String,
+}
+
+impl InputFingerprint {
+    /// The parts that differ from `other`, as `name: old → new`.
+    pub fn changes_from(&self, other: &InputFingerprint) -> Vec<String> {
+        [
+            ("model", &other.model, &self.model),
+            ("data", &other.data, &self.data),
+            ("split", &other.split, &self.split),
+        ]
+        .into_iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(n, a, b)| format!("{n}: {a} → {b}"))
+        .collect()
     }
 }
 

@@ -58,8 +58,9 @@ impl StoreContents {
 impl ResultsStore {
     /// Open (creating if needed) the store file in `dir`: `runs.jsonl`, or the shard's own.
     pub fn open(dir: &Path, shard: Option<Shard>) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the results directory {}", dir.display()))?;
+        crate::atomic::create_dir(dir)?;
+        // The claims directory too, so an unwritable out dir fails here, before any run.
+        crate::atomic::create_dir(&dir.join("claims"))?;
         let name = shard.map_or_else(|| "runs.jsonl".to_string(), |s| s.store_file());
         let path = dir.join(name);
         let mut file = OpenOptions::new()
@@ -67,7 +68,7 @@ impl ResultsStore {
             .append(true)
             .read(true)
             .open(&path)
-            .with_context(|| format!("cannot open the results store {}", path.display()))?;
+            .map_err(|e| crate::atomic::io_error("open the results store", &path, e))?;
         let len = file.metadata()?.len();
         if len > 0 {
             let mut last = [0u8; 1];
@@ -103,15 +104,23 @@ impl ResultsStore {
     /// `DIR/runs/<run_id>/`, created on demand, for a run's larger artifacts.
     pub fn artifact_dir(&self, run_id: &str) -> anyhow::Result<PathBuf> {
         let d = self.dir.join("runs").join(run_id);
-        std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+        crate::atomic::create_dir(&d)?;
         Ok(d)
     }
 
     /// Read every `runs*.jsonl` in `dir` (a missing directory reads as empty).
     pub fn read_dir(dir: &Path) -> anyhow::Result<StoreContents> {
         let mut out = StoreContents::default();
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Ok(out);
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => {
+                return Err(crate::atomic::io_error(
+                    "read the results directory",
+                    dir,
+                    e,
+                ));
+            }
         };
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -123,8 +132,8 @@ impl ResultsStore {
             .collect();
         files.sort();
         for f in files {
-            let bytes =
-                std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?;
+            let bytes = std::fs::read(&f)
+                .map_err(|e| crate::atomic::io_error("read the results store", &f, e))?;
             for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
                 let Ok(line) = std::str::from_utf8(raw) else {
                     out.skipped
@@ -149,15 +158,14 @@ impl ResultsStore {
     /// process holds it. Claim, then re-read the store: the run may have finished meanwhile.
     pub fn claim(&self, run_id: &str) -> anyhow::Result<Option<RunClaim>> {
         let dir = self.dir.join("claims");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::atomic::create_dir(&dir)?;
         let path = dir.join(format!("{run_id}.lock"));
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+            .map_err(|e| crate::atomic::io_error("open the claim", &path, e))?;
         match file.try_lock() {
             Ok(()) => Ok(Some(RunClaim { _file: file })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -195,6 +203,7 @@ mod tests {
             diverged: false,
             seeds: None,
             split: None,
+            inputs: None,
             details: serde_json::Value::Null,
         }
     }

@@ -67,22 +67,20 @@ pub fn encode_rows(
     for e in rows {
         let (mut input, _) = model_input(e, sep);
         if e.question.is_some() && e.segments.len() == 3 {
-            let para_chars = e.segments[0].chars().count();
-            let joined = tok
-                .tokenizer()
-                .encode_char_offsets(input.text.as_str(), false)
-                .map_err(|m| anyhow::anyhow!("{m}"))?;
+            // Bounded prefixes: no count below needs more than max_len + 1 tokens, so a
+            // huge paragraph, question or answer costs no more than a short one.
+            let need = max_len + 1;
+            let para = tok.bounded_prefix(&e.segments[0], need)?;
+            let question = tok.bounded_prefix(&e.segments[1], need)?;
+            let para_chars = para.chars().count();
+            let joined = tok.encode_plain(&format!("{para} {question}"))?;
             let offsets = joined.get_offsets();
             let q_start = offsets
                 .iter()
                 .position(|o| o.0 > para_chars)
                 .unwrap_or(offsets.len());
             let q_len = offsets.len() - q_start;
-            let a_len = tok
-                .tokenizer()
-                .encode(e.segments[2].as_str(), false)
-                .map_err(|m| anyhow::anyhow!("{m}"))?
-                .len();
+            let a_len = tok.count_tokens_upto(&e.segments[2], need)?;
             let budget = max_len.saturating_sub(specials + q_len + a_len);
             if q_start > budget {
                 let cut = if budget == 0 {

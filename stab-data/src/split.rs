@@ -91,10 +91,27 @@ pub fn fixed_split(data: &TaskData, path: &Path) -> Result<Splits, InputError> {
         .map(|e| e.group)
         .max()
         .map_or(0, |g| g as usize + 1);
+    if n > 2 * data.train.len() + 1_000_000 {
+        return Err(bad(format!(
+            "the train file's group ids reach {}, far beyond its {} rows",
+            n - 1,
+            data.train.len()
+        )));
+    }
     if f.train_rows.checked_add(f.dev_rows) != Some(n) {
         return Err(bad(format!(
             "the split has {} train + {} dev rows, but the train file has {n}",
             f.train_rows, f.dev_rows
+        )));
+    }
+    if f.dev_rows == 0 {
+        return Err(bad(
+            "the dev split is empty: early stopping would select on no examples".into(),
+        ));
+    }
+    if f.train_rows == 0 {
+        return Err(bad(format!(
+            "the dev split covers all {n} rows of the train file, leaving none to train on"
         )));
     }
     if f.dev.len() != f.dev_rows {

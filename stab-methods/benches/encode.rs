@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(1);
     let device = Device::flex();
     let (encoder, _) = load_encoder(&model, &device)?;
-    let tok = TextEncoder::from_dir(&model, encoder.config.pad_id())?;
+    let tok = TextEncoder::for_model(&model, &encoder.config)?;
     let task = stab_data::task_def("rte")?.load(&data)?;
     let t0 = Instant::now();
     let rows = encode_examples(&tok, &task.train, 128)?;

@@ -11,7 +11,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use anyhow::Context;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use stab_core::InputError;
 
@@ -66,8 +65,6 @@ pub fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 
 /// Write `file` to `path` as safetensors (f32), atomically (a temporary file renamed).
 pub fn write_safetensors(path: &Path, file: &TensorFile) -> anyhow::Result<()> {
-    let dir = path.parent().context("checkpoint path has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = file
         .tensors
         .iter()
@@ -87,12 +84,9 @@ pub fn write_safetensors(path: &Path, file: &TensorFile) -> anyhow::Result<()> {
     metadata
         .entry("format".into())
         .or_insert_with(|| "pt".into());
-    let tmp = tempfile::NamedTempFile::new_in(dir)?;
-    safetensors::serialize_to_file(views, Some(metadata), tmp.path())
+    let encoded = safetensors::serialize(views, Some(metadata))
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    stab_core::atomic::write_file(path, &encoded)
 }
 
 /// Read every floating-point tensor of a safetensors file as f32 (F32, F64, F16 and BF16

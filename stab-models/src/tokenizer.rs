@@ -20,10 +20,7 @@ use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::processors::roberta::RobertaProcessing;
-use tokenizers::{
-    PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection,
-    TruncationParams, TruncationStrategy,
-};
+use tokenizers::{Tokenizer, TruncationDirection};
 
 /// One input: a text and an optional second text.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +137,9 @@ const SPECIAL_NAMES: [&str; 10] = [
 #[derive(Clone)]
 pub struct TextEncoder {
     tokenizer: Tokenizer,
+    /// The tokenizer without truncation, padding and post-processor, and with only the
+    /// post-processor: the parts of [`TextEncoder::encode`].
+    plain: std::sync::Arc<(Tokenizer, Tokenizer)>,
     pub pad_id: u32,
 }
 
@@ -167,7 +167,41 @@ impl TextEncoder {
         tokenizer.id_to_token(pad_id).ok_or_else(|| {
             load_error(dir, format!("the pad id {pad_id} is not in the vocabulary"))
         })?;
-        Ok(Self { tokenizer, pad_id })
+        let mut full = tokenizer.clone();
+        full.with_truncation(None)
+            .map_err(|e| load_error(dir, format!("cannot configure the tokenizer: {e}")))?;
+        full.with_padding(None);
+        let mut raw = full.clone();
+        raw.with_post_processor(None::<tokenizers::PostProcessorWrapper>);
+        Ok(Self {
+            tokenizer,
+            plain: std::sync::Arc::new((raw, full)),
+            pad_id,
+        })
+    }
+
+    /// The tokenizer of a model directory, checked against the model's `config`: every
+    /// id the tokenizer can produce must have a row in the embedding table (an id past
+    /// `vocab_size` would index out of bounds in the first forward pass).
+    pub fn for_model(dir: &Path, config: &crate::EncoderConfig) -> Result<Self, InputError> {
+        let tok = Self::from_dir(dir, config.pad_id())?;
+        let max_id = tok
+            .tokenizer
+            .get_vocab(true)
+            .into_values()
+            .max()
+            .unwrap_or(0) as usize;
+        if max_id >= config.vocab_size {
+            return Err(InputError::new(format!(
+                "the tokenizer produces ids up to {max_id}, but config.json has vocab_size = {} (ids 0..{})",
+                config.vocab_size,
+                config.vocab_size
+            ))
+            .file(dir.join("config.json").display().to_string())
+            .key("vocab_size")
+            .hint("the tokenizer files and config.json belong to different models; download the model again"));
+        }
+        Ok(tok)
     }
 
     /// Special tokens the template adds to a pair (3 for BERT, 4 for RoBERTa).
@@ -185,38 +219,93 @@ impl TextEncoder {
 
     /// Encode `inputs` as one batch, truncated `longest_first` to `max_len` tokens
     /// (special tokens included) and padded to the longest row.
+    ///
+    /// The result is exactly what `tokenizers` gives with `longest_first` truncation, but
+    /// memory does not grow with the text: a text longer than [`WHOLE_TEXT_BYTES`] is
+    /// tokenized only as far as truncation can keep (see [`TextEncoder::bounded_prefix`]).
     pub fn encode(&self, inputs: &[TextInput], max_len: usize) -> anyhow::Result<TokenBatch> {
-        let mut tok = self.tokenizer.clone();
-        tok.with_truncation(Some(TruncationParams {
-            max_length: max_len,
-            strategy: TruncationStrategy::LongestFirst,
-            direction: TruncationDirection::Right,
-            stride: 0,
-        }))
-        .map_err(|e| anyhow::anyhow!("cannot truncate to {max_len} tokens: {e}"))?;
-        let pad_token = tok.id_to_token(self.pad_id).expect("checked at load");
-        tok.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            direction: PaddingDirection::Right,
-            pad_to_multiple_of: None,
-            pad_id: self.pad_id,
-            pad_type_id: 0,
-            pad_token,
-        }));
-        let encs = tok
-            .encode_batch_char_offsets(
-                inputs
-                    .iter()
-                    .map(|i| match &i.text_pair {
-                        Some(b) => {
-                            tokenizers::EncodeInput::Dual(i.text.as_str().into(), b.as_str().into())
-                        }
-                        None => tokenizers::EncodeInput::Single(i.text.as_str().into()),
-                    })
-                    .collect::<Vec<_>>(),
-                true,
-            )
-            .map_err(|e| anyhow::anyhow!("tokenization failed: {e}"))?;
+        self.encode_chunked(inputs, max_len, WHOLE_TEXT_BYTES)
+    }
+
+    /// [`TextEncoder::encode`] with texts above `whole_bytes` read in chunks (tests use
+    /// small chunks to exercise the bounded path on short texts).
+    #[doc(hidden)]
+    pub fn encode_chunked(
+        &self,
+        inputs: &[TextInput],
+        max_len: usize,
+        whole_bytes: usize,
+    ) -> anyhow::Result<TokenBatch> {
+        use rayon::prelude::*;
+        let single = self.added_tokens(false);
+        let pair = self.added_tokens(true);
+        if let Some(input) = inputs.iter().find(|i| {
+            let needed = if i.text_pair.is_some() {
+                pair + 2
+            } else {
+                single + 1
+            };
+            max_len < needed
+        }) {
+            let needed = if input.text_pair.is_some() {
+                pair + 2
+            } else {
+                single + 1
+            };
+            return Err(InputError::new(format!(
+                "max_len {max_len} leaves no room for the text: this tokenizer adds {} special tokens to a {}",
+                if input.text_pair.is_some() { pair } else { single },
+                if input.text_pair.is_some() { "pair" } else { "single text" },
+            ))
+            .key("max_len")
+            .hint(format!("use a max_len of at least {needed} (8 or more; 128 is usual)"))
+            .into());
+        }
+        let parts = self.pieces(whole_bytes);
+        let encs: Vec<tokenizers::Encoding> = inputs
+            .par_iter()
+            .map(|i| {
+                parts.encode(
+                    i,
+                    max_len,
+                    if i.text_pair.is_some() { pair } else { single },
+                )
+            })
+            .collect::<anyhow::Result<_>>()?;
+        if let Some((k, e)) = encs.iter().enumerate().find(|(_, e)| e.len() > max_len) {
+            anyhow::bail!(
+                "input {k} has {} tokens after truncation to {max_len} (a tokenizer that adds tokens after truncation?)",
+                e.len()
+            );
+        }
+        Ok(self.pad(&encs))
+    }
+
+    fn pieces(&self, whole_bytes: usize) -> Pieces<'_> {
+        Pieces {
+            raw: &self.plain.0,
+            full: &self.plain.1,
+            whole_bytes: whole_bytes.max(1),
+        }
+    }
+
+    /// The tokens of `text` alone: no special tokens, and none of the truncation or
+    /// padding `tokenizer.json` may have built in.
+    pub fn encode_plain(&self, text: &str) -> anyhow::Result<tokenizers::Encoding> {
+        self.pieces(WHOLE_TEXT_BYTES).raw(text)
+    }
+
+    /// Special tokens the post-processor adds to a single text or a pair.
+    fn added_tokens(&self, is_pair: bool) -> usize {
+        use tokenizers::PostProcessor;
+        self.tokenizer
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(is_pair))
+    }
+
+    /// Right-pad encodings to the longest (pad id, type 0, mask 0, offsets (0, 0), no
+    /// sequence id), as `tokenizers`' batch-longest padding does.
+    fn pad(&self, encs: &[tokenizers::Encoding]) -> TokenBatch {
         let batch = encs.len();
         let seq_len = encs.iter().map(|e| e.len()).max().unwrap_or(0);
         let mut out = TokenBatch {
@@ -228,17 +317,48 @@ impl TextEncoder {
             offsets: Vec::with_capacity(batch),
             sequence_ids: Vec::with_capacity(batch),
         };
-        for e in &encs {
-            out.input_ids
-                .extend(e.get_ids().iter().map(|&v| i64::from(v)));
-            out.attention_mask
-                .extend(e.get_attention_mask().iter().map(|&v| i64::from(v)));
-            out.token_type_ids
-                .extend(e.get_type_ids().iter().map(|&v| i64::from(v)));
-            out.offsets.push(e.get_offsets().to_vec());
-            out.sequence_ids.push(e.get_sequence_ids());
+        for e in encs {
+            let pad = seq_len - e.len();
+            out.input_ids.extend(
+                e.get_ids()
+                    .iter()
+                    .map(|&v| i64::from(v))
+                    .chain(std::iter::repeat_n(i64::from(self.pad_id), pad)),
+            );
+            out.attention_mask.extend(
+                e.get_attention_mask()
+                    .iter()
+                    .map(|&v| i64::from(v))
+                    .chain(std::iter::repeat_n(0, pad)),
+            );
+            out.token_type_ids.extend(
+                e.get_type_ids()
+                    .iter()
+                    .map(|&v| i64::from(v))
+                    .chain(std::iter::repeat_n(0, pad)),
+            );
+            let mut offsets = e.get_offsets().to_vec();
+            offsets.resize(seq_len, (0, 0));
+            out.offsets.push(offsets);
+            let mut ids = e.get_sequence_ids();
+            ids.resize(seq_len, None);
+            out.sequence_ids.push(ids);
         }
-        Ok(out)
+        out
+    }
+
+    /// The shortest prefix of `text` whose tokens (no special tokens) number at least
+    /// `tokens`, or the whole text. Its tokens are the first tokens of the whole text's:
+    /// texts are cut only where whitespace follows a non-whitespace character, a point no
+    /// pre-tokenizer of these families merges across. Memory is bounded by the prefix.
+    pub fn bounded_prefix<'t>(&self, text: &'t str, tokens: usize) -> anyhow::Result<&'t str> {
+        self.pieces(WHOLE_TEXT_BYTES).prefix(text, tokens)
+    }
+
+    /// The number of tokens of `text` (no special tokens), counted chunk by chunk in
+    /// bounded memory, stopping once it reaches `cap`.
+    pub fn count_tokens_upto(&self, text: &str, cap: usize) -> anyhow::Result<usize> {
+        self.pieces(WHOLE_TEXT_BYTES).count(text, cap)
     }
 
     /// Ids of the special tokens (the tokenizer's special added tokens and the usual
@@ -373,4 +493,163 @@ fn bpe_from_vocab(dir: &Path) -> Result<Tokenizer, InputError> {
         .collect();
     tok.add_special_tokens(&specials);
     Ok(tok)
+}
+
+/// Texts up to this many bytes are tokenized whole; longer ones chunk by chunk.
+pub const WHOLE_TEXT_BYTES: usize = 64 * 1024;
+
+/// Tokenization of single texts without the tokenizer's truncation, padding or
+/// post-processing (`raw`), and the post-processor that joins them (`full`).
+struct Pieces<'a> {
+    raw: &'a Tokenizer,
+    full: &'a Tokenizer,
+    whole_bytes: usize,
+}
+
+impl Pieces<'_> {
+    fn raw(&self, text: &str) -> anyhow::Result<tokenizers::Encoding> {
+        self.raw
+            .encode_char_offsets(text, false)
+            .map_err(|e| anyhow::anyhow!("tokenization failed: {e}"))
+    }
+
+    /// The chunks of `text`: pieces of about `whole_bytes`, each cut before a space that
+    /// follows a non-whitespace character (looking back from the size, else forward up to
+    /// 16 times it). Only a single "word" longer than that is cut inside, at a character
+    /// boundary: the one place the chunked tokens may differ from the whole text's.
+    fn chunks<'t>(&self, text: &'t str) -> impl Iterator<Item = &'t str> {
+        let size = self.whole_bytes;
+        let reach = (size * 16).max(4096);
+        let mut rest = text;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            if rest.len() <= size {
+                return Some(std::mem::take(&mut rest));
+            }
+            let bytes = rest.as_bytes();
+            let boundary = |i: usize| {
+                bytes[i] == b' '
+                    && rest[..i]
+                        .chars()
+                        .next_back()
+                        .is_some_and(|p| !p.is_whitespace())
+            };
+            let back = (1..=size.min(bytes.len() - 1)).rev().find(|&i| boundary(i));
+            let cut = back
+                .or_else(|| (size + 1..reach.min(bytes.len())).find(|&i| boundary(i)))
+                .unwrap_or_else(|| {
+                    let mut end = reach.min(rest.len());
+                    while !rest.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    end.max(rest.chars().next().map_or(1, char::len_utf8))
+                });
+            let (head, tail) = rest.split_at(cut);
+            rest = tail;
+            Some(head)
+        })
+    }
+
+    fn prefix<'t>(&self, text: &'t str, tokens: usize) -> anyhow::Result<&'t str> {
+        if text.len() <= self.whole_bytes {
+            return Ok(text);
+        }
+        let (mut end, mut count) = (0, 0);
+        for chunk in self.chunks(text) {
+            count += self.raw(chunk)?.len();
+            end += chunk.len();
+            if count >= tokens {
+                break;
+            }
+        }
+        Ok(&text[..end])
+    }
+
+    fn count(&self, text: &str, cap: usize) -> anyhow::Result<usize> {
+        let mut count = 0;
+        for chunk in self.chunks(text) {
+            count += self.raw(chunk)?.len();
+            if count >= cap {
+                break;
+            }
+        }
+        Ok(count)
+    }
+
+    /// One input, as `tokenizers` encodes it with `longest_first` truncation to
+    /// `max_len` (of which `added` are special tokens).
+    fn encode(
+        &self,
+        input: &TextInput,
+        max_len: usize,
+        added: usize,
+    ) -> anyhow::Result<tokenizers::Encoding> {
+        let budget = max_len - added;
+        // One more token than can be kept, so a cut text is known to be cut.
+        let need = budget + 1;
+        let first_text = self.prefix(&input.text, need)?;
+        let mut first = self.raw(first_text)?;
+        let second = match &input.text_pair {
+            None => {
+                first.truncate(budget, 0, TruncationDirection::Right);
+                first.take_overflowing();
+                None
+            }
+            Some(pair) => {
+                let second_text = self.prefix(pair, need)?;
+                let mut second = self.raw(second_text)?;
+                second.set_type_ids(vec![1; second.len()]);
+                let a_whole = first_text.len() == input.text.len();
+                let b_whole = second_text.len() == pair.len();
+                let (la, lb) = (first.len(), second.len());
+                // Truncation depends on which text is longer, so an open comparison (a
+                // cut text against one at least as long) needs the cut text's count.
+                let (na, nb) = match (a_whole, b_whole) {
+                    (true, true) => (la, lb),
+                    (false, true) if la > lb => (la, lb),
+                    (true, false) if lb > la => (la, lb),
+                    (false, true) => (self.count(&input.text, usize::MAX)?, lb),
+                    (true, false) => (la, self.count(pair, usize::MAX)?),
+                    (false, false) => (
+                        self.count(&input.text, usize::MAX)?,
+                        self.count(pair, usize::MAX)?,
+                    ),
+                };
+                let (ka, kb) = longest_first(na, nb, budget);
+                first.truncate(ka, 0, TruncationDirection::Right);
+                first.take_overflowing();
+                second.truncate(kb, 0, TruncationDirection::Right);
+                second.take_overflowing();
+                Some(second)
+            }
+        };
+        self.full
+            .post_process(first, second, true)
+            .map_err(|e| anyhow::anyhow!("tokenization failed: {e}"))
+    }
+}
+
+/// The lengths `longest_first` truncation keeps of a pair of `a` and `b` tokens within
+/// `budget`: nothing is cut when both fit; else the shorter keeps what it can (up to half
+/// the budget when both are long) and the longer the rest, the odd token going to the
+/// longer (to the second text on a tie) — the rule of `tokenizers` and transformers.
+pub fn longest_first(a: usize, b: usize, budget: usize) -> (usize, usize) {
+    if a + b <= budget {
+        return (a, b);
+    }
+    let swap = a > b;
+    let short = a.min(b);
+    let mut n1 = short;
+    let mut n2 = if short > budget {
+        short
+    } else {
+        short.max(budget - short)
+    };
+    if n1 + n2 > budget {
+        n1 = budget / 2;
+        n2 = n1 + budget % 2;
+    }
+    if swap { (n2, n1) } else { (n1, n2) }
 }

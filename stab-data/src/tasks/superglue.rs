@@ -7,6 +7,9 @@ use stab_core::InputError;
 
 use super::{Example, TaskDef};
 
+/// The most rows (and passage ids) a task file may have.
+const MAX_ROWS: u64 = 100_000_000;
+
 struct Lines<'a> {
     path: &'a Path,
 }
@@ -155,7 +158,7 @@ pub fn wsc(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
                     .split_whitespace()
                     .count()
                     .max(1);
-                if idx + len > words.len() {
+                if idx.checked_add(len).is_none_or(|end| end > words.len()) {
                     return Err(l.err(
                         n,
                         format!(
@@ -212,6 +215,13 @@ pub fn multirc(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
     let mut out = Vec::new();
     for (n, v) in l.read()? {
         let passage_idx = l.uint(&v, "idx", n)?;
+        // The passage idx is the split's group: a row number, bounded like one.
+        if passage_idx >= MAX_ROWS {
+            return Err(l.err(
+                n,
+                format!("passage idx {passage_idx} is not a row number (at most {MAX_ROWS})"),
+            ));
+        }
         let passage = v
             .get("passage")
             .ok_or_else(|| l.err(n, "missing object field `passage`".into()))?;

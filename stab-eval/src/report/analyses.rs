@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use plotters::prelude::*;
 use serde_json::Value;
 
@@ -23,17 +22,18 @@ pub const FILE: &str = "analyses.jsonl";
 
 /// Append one analysis record to `dir/analyses.jsonl` (one line, flushed and synced).
 pub fn append(dir: &Path, record: &Value) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    stab_core::atomic::create_dir(dir)?;
     let path = dir.join(FILE);
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+        .map_err(|e| stab_core::atomic::io_error("open", &path, e))?;
     let mut line = serde_json::to_string(record)?;
     line.push('\n');
-    f.write_all(line.as_bytes())?;
-    f.sync_data()?;
+    f.write_all(line.as_bytes())
+        .and_then(|_| f.sync_data())
+        .map_err(|e| stab_core::atomic::io_error("append to", &path, e))?;
     Ok(path)
 }
 
@@ -51,7 +51,7 @@ impl Analyses {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+            Err(e) => return Err(stab_core::atomic::io_error("read", &path, e)),
         };
         let mut order: Vec<(String, String)> = Vec::new();
         let mut latest: BTreeMap<(String, String), Value> = BTreeMap::new();
@@ -504,7 +504,8 @@ fn distance_bars(path: &Path, record: &Value) -> anyhow::Result<()> {
         * 1.12;
     let k = rows.len();
     let width = (90 * k as u32 + 200).clamp(700, 2400);
-    let root = SVGBackend::new(path, (width, 520)).into_drawing_area();
+    let mut svg = String::new();
+    let root = SVGBackend::with_string(&mut svg, (width, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
     let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
     let mut chart = ChartBuilder::on(&root)
@@ -556,9 +557,10 @@ fn distance_bars(path: &Path, record: &Value) -> anyhow::Result<()> {
         .border_style(BLACK)
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    root.present()
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(chart);
+    drop(root);
+    stab_core::atomic::write_file(path, svg.as_bytes())
 }
 
 #[cfg(test)]

@@ -164,6 +164,7 @@ mod tests {
                 dropout: seeds[2],
             }),
             split: None,
+            inputs: None,
             details: serde_json::Value::Null,
         }
     }

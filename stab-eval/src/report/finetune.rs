@@ -148,13 +148,15 @@ impl FinetuneTable {
             .map(|(method, by_task)| {
                 let mut row = vec![method.clone()];
                 let (mut means, mut sds) = (Vec::new(), Vec::new());
+                let mut single = false;
                 for t in &tasks {
                     match by_task.get(t) {
                         Some(v) => {
                             let s = Summary::of(v);
                             means.push(s.mean);
                             sds.push(s.sd);
-                            row.push(format!("{:.2}±{:.2} (n={})", s.mean, s.sd, s.n));
+                            single |= s.n < 2;
+                            row.push(format!("{} (n={})", mean_sd(s.mean, s.sd, s.n), s.n));
                         }
                         None => row.push("–".to_string()),
                     }
@@ -162,7 +164,8 @@ impl FinetuneTable {
                 let avg = Summary::of(&means).mean;
                 let avg_sd = Summary::of(&sds).mean;
                 row.push(if means.len() == tasks.len() {
-                    format!("{avg:.2}±{avg_sd:.2}")
+                    // The mean of the SDs is undefined when one task has a single seed.
+                    mean_sd(avg, avg_sd, if single { 1 } else { 2 })
                 } else {
                     "–".to_string()
                 });
@@ -311,7 +314,11 @@ impl FinetuneTable {
                 for &n in &ns {
                     row.push(if n <= v.len() {
                         let (m, var) = expected_max(v, n);
-                        format!("{m:.2}±{:.2}", var.sqrt())
+                        if v.iter().any(|x| !x.is_finite()) {
+                            "diverged run".to_string()
+                        } else {
+                            format!("{m:.2}±{:.2}", var.sqrt())
+                        }
                     } else {
                         "–".to_string()
                     });
@@ -474,6 +481,18 @@ fn stability_table(rows: &[StabilityRow]) -> Table {
     Table { header, rows }
 }
 
+/// "mean±sd" with two decimals; the sample SD of a single run is undefined ("n/a"), and
+/// a non-finite mean is a diverged run, not a number.
+fn mean_sd(mean: f64, sd: f64, n: usize) -> String {
+    if !mean.is_finite() {
+        "diverged".to_string()
+    } else if n < 2 {
+        format!("{mean:.2}±n/a")
+    } else {
+        format!("{mean:.2}±{sd:.2}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,6 +520,7 @@ mod tests {
             diverged: false,
             seeds: None,
             split: None,
+            inputs: None,
             details: serde_json::Value::Null,
         }
     }

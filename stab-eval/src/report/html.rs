@@ -93,17 +93,7 @@ pub fn write_page(
         t = esc(title)
     );
     let path = dir.join("report.html");
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, page.as_bytes())?;
-    #[cfg(unix)]
-    {
-        // A page to share: readable by others, like any file the user writes (tempfile
-        // creates 0600).
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    tmp.persist(&path)?;
+    stab_core::atomic::write_file(&path, page.as_bytes())?;
     Ok(path)
 }
 

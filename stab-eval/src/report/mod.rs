@@ -133,7 +133,7 @@ impl Report {
         if synth.is_empty() && fine.is_empty() && self.analyses.is_empty() {
             return Ok(PlotsWritten::default());
         }
-        std::fs::create_dir_all(dir)?;
+        stab_core::atomic::create_dir(dir)?;
         let mut out = if synth.is_empty() {
             PlotsWritten::default()
         } else {

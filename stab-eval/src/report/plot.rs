@@ -8,7 +8,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use plotters::prelude::*;
 
 /// One line: (x, mean, sd) points.
@@ -74,7 +73,8 @@ pub fn line_plot(
     // Counts (runs n, heads H, epochs) get whole-number ticks.
     let integer_x = !log_x && all.iter().all(|p| p.0.fract() == 0.0);
 
-    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    let mut svg = String::new();
+    let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
@@ -153,9 +153,10 @@ pub fn line_plot(
         .border_style(BLACK)
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    root.present()
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(chart);
+    drop(root);
+    stab_core::atomic::write_file(path, svg.as_bytes())
 }
 
 /// Widen `lo..hi` by 5% each side; a range of one value (every point equal) gets ±5% of

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use plotters::prelude::*;
 
 use crate::stats::Summary;
@@ -91,7 +90,8 @@ pub fn violin_plot(
     let (y0, y1) = (lo - margin, hi + margin);
     let k = groups.len();
     let width = (200 * k as u32).clamp(600, 2400);
-    let root = SVGBackend::new(path, (width, 560)).into_drawing_area();
+    let mut svg = String::new();
+    let root = SVGBackend::with_string(&mut svg, (width, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
     let labels: Vec<String> = groups.iter().map(|(l, _)| l.clone()).collect();
     let mut chart = ChartBuilder::on(&root)
@@ -185,9 +185,10 @@ pub fn violin_plot(
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
     }
-    root.present()
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(chart);
+    drop(root);
+    stab_core::atomic::write_file(path, svg.as_bytes())
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use burn::tensor::{Device, Tensor, TensorData};
 use stab_core::InputError;
 use stab_models::checkpoint::{HEAD_PREFIX, hf_name, transpose};
@@ -76,12 +75,7 @@ pub fn save(
     dir: &Path,
     metadata: BTreeMap<String, String>,
 ) -> anyhow::Result<()> {
-    let parent = dir.parent().context("checkpoint directory has no parent")?;
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-checkpoint-")
-        .tempdir_in(parent)?;
+    let tmp = stab_core::atomic::AtomicDir::create(dir)?;
     let mut file = TensorFile {
         tensors: tensors(model)?,
         metadata,
@@ -95,16 +89,10 @@ pub fn save(
         let src = model_dir.join(name);
         if src.is_file() {
             std::fs::copy(&src, tmp.path().join(name))
-                .with_context(|| format!("cannot copy {}", src.display()))?;
+                .map_err(|e| stab_core::atomic::io_error("copy", &src, e))?;
         }
     }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)
-            .with_context(|| format!("cannot replace {}", dir.display()))?;
-    }
-    let tmp = tmp.keep();
-    std::fs::rename(&tmp, dir).with_context(|| format!("cannot write {}", dir.display()))?;
-    Ok(())
+    tmp.commit()
 }
 
 /// A checkpoint directory read back: the encoder (when the checkpoint has one) and the head

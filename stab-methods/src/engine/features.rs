@@ -5,16 +5,15 @@
 //! files, task, split, max_len, pooling and head kind, so reruns and other shards skip
 //! the encoding.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use stab_core::Pooling;
 use stab_data::encode::EncodedRow;
 use stab_models::{Encoder, HeadInput};
 
+use super::cache_file::{self, Cached, Payload};
 use super::model::{TokenInput, encoder_head_input};
 
 /// Cached encoder outputs of one split.
@@ -151,101 +150,89 @@ pub fn by_length(rows: &[EncodedRow]) -> Vec<usize> {
     order
 }
 
-const MAGIC: &[u8; 8] = b"STABFT01";
+/// Version 2 of the format: the STABFT01 payload, framed with a length and a CRC-32.
+const MAGIC: &[u8; 8] = b"STABFT02";
 
-/// Save feature sets atomically (unique temporary name, then rename), with a JSON
-/// sidecar (`.json`) describing what they are (splits train, dev, test, and the key).
+/// Save feature sets atomically, checksummed (see [`cache_file`]), with a JSON sidecar
+/// (`.json`) describing what they are (splits train, dev, test, and the key).
 pub fn save(path: &Path, sets: &[FeatureSet], description: &str) -> anyhow::Result<()> {
-    let dir = path.parent().context("cache path has a parent")?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("features"),
-        std::process::id()
-    ));
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-    f.write_all(MAGIC)?;
-    f.write_all(&(sets.len() as u64).to_le_bytes())?;
-    for s in sets {
-        let (kind, dim, width, data, lengths): (u64, usize, usize, &[f32], &[u32]) = match s {
-            FeatureSet::Pooled { dim, data } => (0, *dim, 1, data, &[]),
-            FeatureSet::Spans {
-                dim,
-                width,
-                data,
-                lengths,
-            } => (1, *dim, *width, data, lengths),
-        };
-        for v in [
-            kind,
-            dim as u64,
-            width as u64,
-            data.len() as u64,
-            lengths.len() as u64,
-        ] {
-            f.write_all(&v.to_le_bytes())?;
+    cache_file::write(path, MAGIC, |f| {
+        f.write_all(&(sets.len() as u64).to_le_bytes())?;
+        for s in sets {
+            let (kind, dim, width, data, lengths): (u64, usize, usize, &[f32], &[u32]) = match s {
+                FeatureSet::Pooled { dim, data } => (0, *dim, 1, data, &[]),
+                FeatureSet::Spans {
+                    dim,
+                    width,
+                    data,
+                    lengths,
+                } => (1, *dim, *width, data, lengths),
+            };
+            for v in [
+                kind,
+                dim as u64,
+                width as u64,
+                data.len() as u64,
+                lengths.len() as u64,
+            ] {
+                f.write_all(&v.to_le_bytes())?;
+            }
+            for x in data {
+                f.write_all(&x.to_le_bytes())?;
+            }
+            for x in lengths {
+                f.write_all(&x.to_le_bytes())?;
+            }
         }
-        for x in data {
-            f.write_all(&x.to_le_bytes())?;
-        }
-        for x in lengths {
-            f.write_all(&x.to_le_bytes())?;
-        }
-    }
-    f.into_inner()?.sync_all()?;
-    std::fs::rename(&tmp, path)?;
+        Ok(())
+    })?;
     let sidecar = serde_json::json!({"key": description, "splits": ["train", "dev", "test"], "rows": sets.iter().map(FeatureSet::rows).collect::<Vec<_>>()});
-    std::fs::write(path.with_extension("json"), sidecar.to_string() + "\n")?;
-    Ok(())
+    stab_core::atomic::write_file(
+        &path.with_extension("json"),
+        (sidecar.to_string() + "\n").as_bytes(),
+    )
 }
 
-/// Load feature sets saved by [`save`]; `None` if the file is absent or unreadable.
-pub fn load(path: &Path) -> Option<Vec<FeatureSet>> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .read_to_end(&mut bytes)
-        .ok()?;
-    let mut at = 0usize;
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let s = bytes.get(at..at + n)?;
-        at += n;
-        Some(s)
-    };
-    if take(8)? != MAGIC {
-        return None;
-    }
-    let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
-    let count = u64_of(take(8)?) as usize;
-    let mut sets = Vec::with_capacity(count.min(16));
+/// Load feature sets saved by [`save`], verifying the checksum and every size.
+pub fn load(path: &Path) -> Cached<Vec<FeatureSet>> {
+    Cached::read(path, MAGIC, "feature sets", parse)
+}
+
+fn parse(bytes: &[u8]) -> Option<Vec<FeatureSet>> {
+    let mut p = Payload::new(bytes);
+    let count = p.count(16, 40)?;
+    let mut sets = Vec::with_capacity(count);
     for _ in 0..count {
-        let mut head = [0u64; 5];
-        for h in &mut head {
-            *h = u64_of(take(8)?);
+        let kind = p.u64()?;
+        let dim = usize::try_from(p.u64()?).ok()?;
+        let width = usize::try_from(p.u64()?).ok()?;
+        let n = p.count(stab_core::limits::CACHE_VALUES, 4)?;
+        let m = p.count(stab_core::limits::CACHE_VALUES, 4)?;
+        let data = p.f32s(n)?;
+        let lengths = p.u32s(m)?;
+        let per_row = match kind {
+            0 => dim,
+            1 => dim.checked_mul(width)?.checked_mul(2)?,
+            _ => return None,
+        };
+        // Every row whole, and (spans) one pair of lengths per row within the width.
+        if per_row == 0 || n % per_row != 0 {
+            return None;
         }
-        let [kind, dim, width, n, m] = head.map(|v| v as usize);
-        let data: Vec<f32> = take(n.checked_mul(4)?)?
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        let lengths: Vec<u32> = take(m.checked_mul(4)?)?
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
         sets.push(match kind {
-            0 => FeatureSet::Pooled { dim, data },
-            1 => FeatureSet::Spans {
-                dim,
-                width,
-                data,
-                lengths,
-            },
+            0 if m == 0 => FeatureSet::Pooled { dim, data },
+            1 if m == 2 * (n / per_row) && lengths.iter().all(|&l| l as usize <= width) => {
+                FeatureSet::Spans {
+                    dim,
+                    width,
+                    data,
+                    lengths,
+                }
+            }
             _ => return None,
         });
     }
-    Some(sets)
+    p.is_done().then_some(sets)
 }
 
 /// The cache file for a key under an out directory.
@@ -274,13 +261,22 @@ mod tests {
             },
         ];
         save(&p, &sets, "test").unwrap();
-        assert_eq!(load(&p).unwrap(), sets);
-        let mut bytes = std::fs::read(&p).unwrap();
+        match load(&p) {
+            Cached::Valid(s) => assert_eq!(s, sets),
+            other => panic!("{other:?}"),
+        }
+        let good = std::fs::read(&p).unwrap();
+        let mut bytes = good.clone();
         bytes.truncate(bytes.len() - 3);
         std::fs::write(&p, bytes).unwrap();
         assert!(
-            load(&p).is_none(),
+            matches!(load(&p), Cached::Damaged(_)),
             "a torn cache file is ignored, not trusted"
         );
+        // One flipped bit in a feature value: the checksum catches it.
+        let mut flipped = good.clone();
+        flipped[8 + 8 + 40 + 5] ^= 0x01;
+        std::fs::write(&p, flipped).unwrap();
+        assert!(matches!(load(&p), Cached::Damaged(m) if m.contains("checksum")));
     }
 }

@@ -12,6 +12,7 @@
 //! * [`schedule`] — HF's linear warmup/decay ([`LinearWarmupDecay`]).
 //! * [`stopping`] — early stopping on the dev score ([`EarlyStopping`]).
 
+pub mod cache_file;
 pub mod checkpoint;
 pub mod features;
 pub mod method;

@@ -5,12 +5,12 @@
 //! cache prepared encoders.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::Path;
 
-use anyhow::Context;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Shape, Tensor, TensorData};
+
+use super::cache_file::{self, Cached, Payload};
 
 /// One parameter, flattened.
 #[derive(Debug, Clone)]
@@ -103,82 +103,52 @@ pub fn transform<M: Module, T: ParamTransform>(module: M, t: &mut T) -> M {
     })
 }
 
-const MAGIC: &[u8; 8] = b"STABPRM1";
+/// Version 2: the STABPRM1 layout framed with a length and a CRC-32 ([`cache_file`]).
+const MAGIC: &[u8; 8] = b"STABPRM2";
 
-/// Write every float parameter of `module` to `path` (atomically: a temporary file renamed).
-/// Layout: magic, count, then per parameter its path, rank, dims and f32 values.
+/// Write every float parameter of `module` to `path`, atomically and checksummed.
+/// Payload: count, then per parameter its path, rank, dims and f32 values.
 pub fn save<M: Module>(module: &M, path: &Path) -> anyhow::Result<()> {
-    let dir = path.parent().context("snapshot path has no directory")?;
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    {
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        let params = collect(module);
-        w.write_all(MAGIC)?;
+    let params = collect(module);
+    let mut values = Vec::with_capacity(params.len());
+    for p in params.values() {
+        values.push(
+            p.values
+                .clone()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        );
+    }
+    cache_file::write(path, MAGIC, |w| {
         w.write_all(&(params.len() as u64).to_le_bytes())?;
-        for (name, p) in &params {
+        for ((name, p), v) in params.iter().zip(&values) {
             w.write_all(&(name.len() as u64).to_le_bytes())?;
             w.write_all(name.as_bytes())?;
             w.write_all(&(p.shape.len() as u64).to_le_bytes())?;
             for &d in &p.shape {
                 w.write_all(&(d as u64).to_le_bytes())?;
             }
-            let v: Vec<f32> = p
-                .values
-                .clone()
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             for x in v {
                 w.write_all(&x.to_le_bytes())?;
             }
         }
-        w.flush()?;
-    }
-    tmp.persist(path)?;
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Load a snapshot written by [`save`] into `module`: every parameter of the module must
-/// be in the file with the same shape. `None` when the file is missing, torn or does not
-/// fit (the caller recomputes).
-pub fn load<M: Module>(module: M, path: &Path) -> Option<M> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .read_to_end(&mut bytes)
-        .ok()?;
-    let mut at = 0usize;
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let s = bytes.get(at..at + n)?;
-        at += n;
-        Some(s)
+/// be in the file with the same shape. Missing, or damaged / not fitting (with the
+/// reason: the caller warns and recomputes).
+pub fn load<M: Module>(module: M, path: &Path) -> Cached<M> {
+    let table = match Cached::read(path, MAGIC, "parameters", parse_table) {
+        Cached::Valid(t) => t,
+        Cached::Missing => return Cached::Missing,
+        Cached::Damaged(why) => return Cached::Damaged(why),
     };
-    if take(8)? != MAGIC {
-        return None;
-    }
-    let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize;
-    let count = u64_of(take(8)?);
-    let mut table: BTreeMap<String, (Vec<usize>, Vec<f32>)> = BTreeMap::new();
-    for _ in 0..count {
-        let len = u64_of(take(8)?);
-        let name = String::from_utf8(take(len)?.to_vec()).ok()?;
-        let rank = u64_of(take(8)?);
-        let mut shape = Vec::with_capacity(rank);
-        for _ in 0..rank {
-            shape.push(u64_of(take(8)?));
-        }
-        let n: usize = shape.iter().product();
-        let raw = take(n.checked_mul(4)?)?;
-        let values = raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect();
-        table.insert(name, (shape, values));
-    }
     struct Fill {
-        table: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+        table: Table,
         ok: bool,
     }
     impl ParamTransform for Fill {
@@ -204,7 +174,32 @@ pub fn load<M: Module>(module: M, path: &Path) -> Option<M> {
     }
     let mut fill = Fill { table, ok: true };
     let module = transform(module, &mut fill);
-    fill.ok.then_some(module)
+    if fill.ok {
+        Cached::Valid(module)
+    } else {
+        Cached::Damaged("its parameters do not fit the model".into())
+    }
+}
+
+type Table = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+fn parse_table(bytes: &[u8]) -> Option<Table> {
+    let mut p = Payload::new(bytes);
+    let count = p.count(1 << 20, 16)?;
+    let mut table = Table::new();
+    for _ in 0..count {
+        let len = p.count(1 << 16, 1)?;
+        let name = String::from_utf8(p.take(len)?.to_vec()).ok()?;
+        let rank = p.count(8, 8)?;
+        let mut shape = Vec::with_capacity(rank);
+        for _ in 0..rank {
+            shape.push(usize::try_from(p.u64()?).ok()?);
+        }
+        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+        let values = p.f32s(n)?;
+        table.insert(name, (shape, values));
+    }
+    p.is_done().then_some(table)
 }
 
 #[cfg(test)]
@@ -262,7 +257,9 @@ mod tests {
             dense: LinearConfig::new(3, 2).init(&dev),
             layer_norm: LayerNormConfig::new(2).init(&dev),
         };
-        let loaded = load(fresh, &file).expect("fits");
+        let Cached::Valid(loaded) = load(fresh, &file) else {
+            panic!("fits")
+        };
         let got: Vec<f32> = collect(&loaded)["dense.weight"]
             .values
             .clone()
@@ -273,12 +270,18 @@ mod tests {
         // A torn file or another shape is refused.
         let bytes = std::fs::read(&file).unwrap();
         std::fs::write(&file, &bytes[..bytes.len() - 3]).unwrap();
-        assert!(load(toy.clone(), &file).is_none());
+        assert!(matches!(load(toy.clone(), &file), Cached::Damaged(_)));
         save(&doubled, &file).unwrap();
         let other = Toy {
             dense: LinearConfig::new(4, 2).init(&dev),
             layer_norm: LayerNormConfig::new(2).init(&dev),
         };
-        assert!(load(other, &file).is_none());
+        assert!(matches!(load(other, &file), Cached::Damaged(m) if m.contains("do not fit")));
+        // A flipped byte in the values: the checksum catches it.
+        let mut bytes = std::fs::read(&file).unwrap();
+        let at = bytes.len() - 20;
+        bytes[at] ^= 0x10;
+        std::fs::write(&file, &bytes).unwrap();
+        assert!(matches!(load(toy.clone(), &file), Cached::Damaged(m) if m.contains("checksum")));
     }
 }

@@ -21,7 +21,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use stab_core::plan::{FinetuneJob, RunJob};
 use stab_core::recipe::TrainMode;
-use stab_core::{ComponentSeeds, InputError, RunRecord, RunSpec, derive_seed, stable_hash};
+use stab_core::{
+    ComponentSeeds, InputError, InputFingerprint, RunRecord, RunSpec, derive_seed, stable_hash,
+};
 use stab_data::encode::{EncodedRow, encode_examples};
 use stab_data::tasks::HeadKind;
 use stab_data::{Splits, TaskDef, perturb, resolve_split, task_def};
@@ -31,6 +33,7 @@ use stab_models::{
     resolve_model,
 };
 
+use super::cache_file::Cached;
 use super::features::{self, FeatureSet};
 use super::method::{EncoderChange, Method, PrepareContext, StepContext, StepView, build};
 use super::model::{Forward, TaskModel, TokenInput};
@@ -62,6 +65,8 @@ pub struct PreparedTask {
     pub test: Vec<EncodedRow>,
     /// `file:<hash>` or `seeded:<hash>`.
     pub split_hash: String,
+    /// Hash of the task's train and test files (the run record's `inputs.data`).
+    pub data_hash: u64,
     pub tokenizer: TextEncoder,
     pub pad_id: i64,
 }
@@ -90,8 +95,11 @@ pub struct Engine {
     tasks: Mutex<HashMap<String, Arc<PreparedTask>>>,
     features: Mutex<HashMap<u64, Arc<Vec<FeatureSet>>>>,
     model_hashes: Mutex<HashMap<PathBuf, u64>>,
-    /// One lock per prepared-encoder cache key, so runs in parallel prepare it once.
-    preparing: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
+    /// Model directories whose files were read whole and found consistent.
+    models_checked: Mutex<HashSet<PathBuf>>,
+    /// One lock per cache key (frozen features, prepared encoders), so runs in parallel
+    /// compute each once per process whatever `--jobs`.
+    key_locks: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
 }
 
 /// Where a run's encoder stands after [`Method::prepare_encoder`].
@@ -131,8 +139,55 @@ impl Engine {
             tasks: Mutex::new(HashMap::new()),
             features: Mutex::new(HashMap::new()),
             model_hashes: Mutex::new(HashMap::new()),
-            preparing: Mutex::new(HashMap::new()),
+            models_checked: Mutex::new(HashSet::new()),
+            key_locks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The lock of one cache key (see `key_locks`).
+    fn key_lock(&self, key: u64) -> Arc<Mutex<()>> {
+        self.key_locks
+            .lock()
+            .expect("key locks")
+            .entry(key)
+            .or_default()
+            .clone()
+    }
+
+    /// Read a model directory's files whole once per process — the validated config,
+    /// the tokenizer against the vocabulary, and every weight against the config — so a
+    /// damaged or mismatched model is one input error before any run, not a failure of
+    /// every run.
+    fn check_model(&self, model_dir: &Path) -> anyhow::Result<EncoderConfig> {
+        let config = EncoderConfig::from_dir(model_dir)?;
+        if self
+            .models_checked
+            .lock()
+            .expect("model checks")
+            .contains(model_dir)
+        {
+            return Ok(config);
+        }
+        TextEncoder::for_model(model_dir, &config)?;
+        load_encoder(model_dir, &self.device)?;
+        self.models_checked
+            .lock()
+            .expect("model checks")
+            .insert(model_dir.to_path_buf());
+        Ok(config)
+    }
+
+    /// What a run reads besides its settings, as content hashes (the record's `inputs`):
+    /// resume reuses a finished run only while these are unchanged.
+    pub fn inputs(&self, spec: &RunSpec) -> anyhow::Result<InputFingerprint> {
+        let job = finetune_job(spec)?;
+        let model_dir = resolve_model(&job.model.path)?;
+        let task = self.task(job, &model_dir, &spec.task)?;
+        Ok(InputFingerprint {
+            model: format!("{:016x}", self.model_hash(&model_dir)?),
+            data: format!("{:016x}", task.data_hash),
+            split: task.split_hash.clone(),
+        })
     }
 
     /// Check that a spec can run here (its method is implemented, its data and model
@@ -141,7 +196,7 @@ impl Engine {
         let job = finetune_job(spec)?;
         let method = build(&spec.method, &spec.method_params)?;
         let model_dir = resolve_model(&job.model.path)?;
-        let config = EncoderConfig::from_dir(&model_dir)?;
+        let config = self.check_model(&model_dir)?;
         method.check_model(&config).map_err(|why| {
             InputError::new(format!("method `{}`: {why}", spec.method))
                 .key("methods")
@@ -482,6 +537,7 @@ impl Engine {
         record.diverged = diverged || record.metrics.values().any(|v| !v.is_finite());
         record.seeds = Some(seeds);
         record.split = Some(task.split_hash.clone());
+        record.inputs = Some(self.inputs(spec)?);
         record.details = serde_json::json!({
             "dev_curve": stopping.curve,
             "train_loss": loss_curve,
@@ -575,6 +631,15 @@ impl Engine {
         model_dir: &Path,
         name: &str,
     ) -> anyhow::Result<Arc<PreparedTask>> {
+        if let Some(dir) = job.data.splits.as_ref().filter(|d| !d.is_dir()) {
+            return Err(InputError::new(format!(
+                "the split directory {} does not exist",
+                dir.display()
+            ))
+            .key("data.splits")
+            .hint("point data.splits at a directory of <task>.json split files, or remove it to use <data.dir>/splits or the seeded split")
+            .into());
+        }
         let splits_dir = job
             .data
             .splits
@@ -594,9 +659,10 @@ impl Engine {
         }
         let def = *task_def(name)?;
         let data = def.load(&job.data.dir)?;
+        let data_hash = task_files_hash(&def, &job.data.dir)?;
         let resolved = resolve_split(&data, splits_dir.as_deref(), job.data.dev_fraction)?;
         let config = EncoderConfig::from_dir(model_dir)?;
-        let tokenizer = TextEncoder::from_dir(model_dir, config.pad_id())?;
+        let tokenizer = TextEncoder::for_model(model_dir, &config)?;
         let encode = |rows: &[stab_data::Example], part: &str| {
             encode_examples(&tokenizer, rows, job.model.max_len)
                 .with_context(|| format!("tokenizing {name} {part}"))
@@ -609,6 +675,7 @@ impl Engine {
             test: encode(&splits.test, "test")?,
             splits,
             split_hash: resolved.hash,
+            data_hash,
             pad_id: config.pad_id() as i64,
             tokenizer,
         });
@@ -671,6 +738,10 @@ impl Engine {
                 .flatten(),
             _ => None,
         };
+        // One encoding per key per process, whatever `--jobs`: the other jobs wait here
+        // and then find the features in memory.
+        let lock = (!per_run).then(|| self.key_lock(key));
+        let _guard = lock.as_ref().map(|l| l.lock().expect("feature lock"));
         if !per_run && let Some(sets) = self.features.lock().expect("feature cache").get(&key) {
             return Ok(Frozen {
                 sets: sets.clone(),
@@ -681,21 +752,31 @@ impl Engine {
         }
         let path = features::cache_path(&self.out, key);
         let expected = [task.train.len(), task.dev.len(), task.test.len()];
-        if !per_run
-            && let Some(sets) =
-                features::load(&path).filter(|s| s.iter().map(|f| f.rows()).eq(expected))
-        {
-            let sets = Arc::new(sets);
-            self.features
-                .lock()
-                .expect("feature cache")
-                .insert(key, sets.clone());
-            return Ok(Frozen {
-                sets,
-                encode_s: 0.0,
-                source: "disk",
-                details: recorded().unwrap_or_default(),
-            });
+        if !per_run {
+            match features::load(&path) {
+                Cached::Valid(sets) if sets.iter().map(|f| f.rows()).eq(expected) => {
+                    let sets = Arc::new(sets);
+                    self.features
+                        .lock()
+                        .expect("feature cache")
+                        .insert(key, sets.clone());
+                    return Ok(Frozen {
+                        sets,
+                        encode_s: 0.0,
+                        source: "disk",
+                        details: recorded().unwrap_or_default(),
+                    });
+                }
+                Cached::Valid(_) => tracing_free_warn(&format!(
+                    "the feature cache {} has other row counts than the task; encoding again",
+                    path.display()
+                )),
+                Cached::Damaged(why) => tracing_free_warn(&format!(
+                    "the feature cache {} is damaged ({why}); encoding again",
+                    path.display()
+                )),
+                Cached::Missing => {}
+            }
         }
         let t0 = Instant::now();
         let plain = device.clone().without_autodiff();
@@ -850,30 +931,33 @@ impl Engine {
             }
             EncoderChange::PerTask(change_key) => {
                 let key = self.prepared_key(job, model_dir, task, change_key)?;
-                let lock = self
-                    .preparing
-                    .lock()
-                    .expect("prepare locks")
-                    .entry(key)
-                    .or_default()
-                    .clone();
+                let lock = self.key_lock(key);
                 let _guard = lock.lock().expect("prepare lock");
                 let (bin, side) = self.prepared_paths(key);
                 let sidecar = std::fs::read_to_string(&side)
                     .ok()
                     .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-                if let Some(sidecar) = sidecar
-                    && let Some(loaded) = params::load(encoder.clone(), &bin)
-                {
-                    let mut details = sidecar["details"].clone();
-                    if details.is_object() {
-                        details["cache"] = "disk".into();
+                match (sidecar, params::load(encoder.clone(), &bin)) {
+                    (Some(sidecar), Cached::Valid(loaded)) => {
+                        let mut details = sidecar["details"].clone();
+                        if details.is_object() {
+                            details["cache"] = "disk".into();
+                        }
+                        return Ok(PreparedEncoder {
+                            encoder: loaded,
+                            details,
+                            report,
+                        });
                     }
-                    return Ok(PreparedEncoder {
-                        encoder: loaded,
-                        details,
-                        report,
-                    });
+                    (_, Cached::Damaged(why)) => tracing_free_warn(&format!(
+                        "the prepared-encoder cache {} is damaged ({why}); preparing again",
+                        bin.display()
+                    )),
+                    (None, Cached::Valid(_)) => tracing_free_warn(&format!(
+                        "the prepared-encoder cache {} has no readable sidecar; preparing again",
+                        bin.display()
+                    )),
+                    (_, Cached::Missing) => {}
                 }
                 let seed = derive_seed(0, &["prepare", task.def.name, change_key]);
                 let (p, secs) = prepare(encoder, seed, &task.train)?;
@@ -889,11 +973,7 @@ impl Engine {
                         "split": task.split_hash,
                         "details": details,
                     }))?;
-                    let mut tmp =
-                        tempfile::NamedTempFile::new_in(bin.parent().expect("cache dir"))?;
-                    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
-                    tmp.persist(&side)?;
-                    Ok(())
+                    stab_core::atomic::write_file(&side, text.as_bytes())
                 });
                 if let Err(e) = saved {
                     tracing_free_warn(&format!(
@@ -919,6 +999,19 @@ struct Frozen {
     details: serde_json::Value,
 }
 
+/// Hash of a task's train and test files, in that order, each with its length.
+fn task_files_hash(def: &TaskDef, data_dir: &Path) -> anyhow::Result<u64> {
+    let mut bytes = Vec::new();
+    for name in [def.files.0, def.files.1] {
+        let path = data_dir.join(def.dir).join(name);
+        let content =
+            std::fs::read(&path).map_err(|e| stab_core::atomic::io_error("read", &path, e))?;
+        bytes.extend_from_slice(&(content.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&content);
+    }
+    Ok(stable_hash(&bytes))
+}
+
 fn tracing_free_warn(msg: &str) {
     eprintln!("warning: {msg}");
 }
@@ -926,9 +1019,12 @@ fn tracing_free_warn(msg: &str) {
 fn finetune_job(spec: &RunSpec) -> anyhow::Result<&FinetuneJob> {
     match &spec.job {
         RunJob::Finetune(j) => Ok(j),
-        RunJob::Synthetic(_) => {
-            anyhow::bail!("{} is a synthetic run, not a fine-tuning run", spec.run_id)
-        }
+        RunJob::Synthetic(_) => Err(InputError::new(format!(
+            "{} is a synthetic run, not a fine-tuning run",
+            spec.run_id
+        ))
+        .hint("pass a fine-tuning recipe (one with [model] and [data])")
+        .into()),
     }
 }
 
