@@ -57,6 +57,7 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let config = stab_models::EncoderConfig::from_dir(&dir)?;
     let (encoder, report) = load_encoder(&dir, &device)?;
     tracing::info!("{report}");
+    let tok = TextEncoder::for_model(&dir, &config)?;
     let limit = config.max_tokens();
     if args.max_len > limit {
         return Err(InputError::new(format!(
@@ -67,7 +68,6 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         .hint(format!("use --max-len {limit} or less"))
         .into());
     }
-    let tok = TextEncoder::for_model(&dir, &config)?;
     let batch = tok.encode(&inputs, args.max_len)?;
     let encoder = encoder.valid();
     let out = encoder.forward(&batch);

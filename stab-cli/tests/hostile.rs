@@ -9,8 +9,13 @@ use std::process::Command;
 #[path = "../../testsupport/assets.rs"]
 mod assets;
 
+/// The binary under test; `STAB_HOSTILE_BIN` runs the table against another build (for
+/// instance an older one, to see which cases it fails).
 fn stab() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_stab"));
+    let bin = std::env::var_os("STAB_HOSTILE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_stab")));
+    let mut c = Command::new(bin);
     c.env("STAB_LOG", "warn");
     c
 }
@@ -260,6 +265,9 @@ fn hostile_inputs_exit_0_1_or_2_with_one_clear_message() {
         says: "inputs.jsonl",
     });
 
+    let before = cases.len();
+    let (round3, avoid) = round3_cases(t, &tiny, &data_s);
+    cases.extend(round3);
     let mut table =
         String::from("| # | input | exit | first line of the message |\n|---|---|---|---|\n");
     let mut failures = Vec::new();
@@ -288,10 +296,14 @@ fn hostile_inputs_exit_0_1_or_2_with_one_clear_message() {
             c.what,
             first.replace('|', "\\|")
         ));
+        let forbidden = avoid
+            .iter()
+            .find(|(what, bad)| *what == c.what && text.contains(bad));
         if code != c.code
             || !text.contains(c.says)
             || text.contains("panicked")
             || text.contains("internal error")
+            || forbidden.is_some()
         {
             failures.push(format!(
                 "{}: exit {code} (want {}), wanted `{}` in:\n{text}",
@@ -303,7 +315,9 @@ fn hostile_inputs_exit_0_1_or_2_with_one_clear_message() {
     if let Some(p) = std::env::var_os("STAB_HOSTILE_TABLE") {
         std::fs::write(PathBuf::from(p), &table).unwrap();
     }
-    assert!(cases.len() >= 40, "{} cases", cases.len());
+    eprintln!("{before} cases before round 3, {} now", cases.len());
+    assert!(cases.len() >= 90, "{} cases", cases.len());
+    after_round3(t);
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",
@@ -311,4 +325,730 @@ fn hostile_inputs_exit_0_1_or_2_with_one_clear_message() {
         cases.len(),
         failures.join("\n\n")
     );
+}
+
+fn s(x: &Path) -> String {
+    x.display().to_string()
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|x| x.to_string()).collect()
+}
+
+/// A copy of a model directory with `config.json` edited by `edit`.
+fn model_with(t: &Path, name: &str, tiny: &Path, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
+    let dir = t.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(tiny).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    let path = dir.join("config.json");
+    let mut c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut c);
+    std::fs::write(&path, c.to_string()).unwrap();
+    dir
+}
+
+fn recipe(t: &Path, name: &str, model: &Path, data: &str, train: &str, tail: &str) -> String {
+    let p = t.join(format!("{name}.toml"));
+    std::fs::write(&p, finetune(&s(model), data, train, tail)).unwrap();
+    s(&p)
+}
+
+fn setup_run(a: &[String]) -> String {
+    let o = stab().args(a).output().unwrap();
+    assert!(
+        o.status.success(),
+        "setup {a:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Flip one byte in the middle of the payload of every file in `dir` named `prefix*.bin`.
+fn flip_payloads(dir: &Path, prefix: &str) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with(prefix) && name.ends_with(".bin") {
+            let mut b = std::fs::read(&p).unwrap();
+            let at = b.len() / 2;
+            b[at] ^= 0x20;
+            std::fs::write(&p, b).unwrap();
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Round 3 (reliability issue): configs, vocabularies, sizes, caches, run identity,
+/// races, leftovers, invalid values and messages. Returns the cases and, per case, a
+/// text its output must not contain.
+fn round3_cases(
+    t: &Path,
+    tiny: &Path,
+    data_s: &str,
+) -> (Vec<Case>, Vec<(&'static str, &'static str)>) {
+    let mut cases = Vec::new();
+    let mut avoid = Vec::new();
+    let out = |name: &str| s(&t.join(name));
+    let run = |recipe: String, o: String| vec!["run".to_string(), recipe, "--out".to_string(), o];
+    let embed = |model: &Path, extra: &[&str]| {
+        let mut a = args(&["embed", "--model", &s(model)]);
+        a.extend(args(extra));
+        a
+    };
+
+    // Model configurations: one validation pass, before anything is written.
+    let dropout = model_with(t, "m-dropout", tiny, |c| {
+        c["hidden_dropout_prob"] = 1.5.into()
+    });
+    cases.push(Case {
+        what: "config: hidden_dropout_prob = 1.5",
+        args: run(
+            recipe(t, "r-dropout", &dropout, data_s, "", ""),
+            out("o-dropout"),
+        ),
+        code: 2,
+        says: "hidden_dropout_prob = 1.5 is not a probability",
+    });
+    // A model whose embedding table (config and weights alike) is smaller than the ids
+    // its tokenizer produces.
+    let vocab = model_with(t, "m-vocab", tiny, |c| c["vocab_size"] = 50.into());
+    let weights = vocab.join("model.safetensors");
+    let mut file = stab_models::read_safetensors(&weights).unwrap();
+    for (name, t) in file.tensors.iter_mut() {
+        if t.shape.first() == Some(&1000) {
+            let row: usize = t.shape[1..].iter().product();
+            t.values.truncate(50 * row);
+            t.shape[0] = 50;
+            assert!(
+                name.contains("word_embeddings") || name.contains("bias"),
+                "{name}"
+            );
+        }
+    }
+    stab_models::write_safetensors(&weights, &file).unwrap();
+    cases.push(Case {
+        what: "config: vocab_size below the tokenizer's ids (run)",
+        args: run(recipe(t, "r-vocab", &vocab, data_s, "", ""), out("o-vocab")),
+        code: 2,
+        says: "vocab_size",
+    });
+    cases.push(Case {
+        what: "config: vocab_size below the tokenizer's ids (head run)",
+        args: run(
+            recipe(t, "r-vocab-h", &vocab, data_s, "mode = \"head\"", ""),
+            out("o-vocab-h"),
+        ),
+        code: 2,
+        says: "the tokenizer produces ids up to",
+    });
+    cases.push(Case {
+        what: "config: vocab_size below the tokenizer's ids (embed)",
+        args: embed(&vocab, &["--text", "hello world", "--max-len", "16"]),
+        code: 2,
+        says: "the tokenizer produces ids up to",
+    });
+    let positions = model_with(t, "m-positions", tiny, |c| {
+        c["max_position_embeddings"] = 2.into()
+    });
+    cases.push(Case {
+        what: "config: max_position_embeddings = 2",
+        args: embed(&positions, &["--text", "hi"]),
+        code: 2,
+        says: "leaves room for 2 tokens; stab needs at least 8",
+    });
+    let huge = model_with(t, "m-huge", tiny, |c| {
+        c["hidden_size"] = 65536.into();
+        c["intermediate_size"] = 262144.into();
+    });
+    cases.push(Case {
+        what: "config: an encoder of 10¹¹ parameters",
+        args: embed(&huge, &["--text", "hi"]),
+        code: 2,
+        says: "parameters, more than stab can hold",
+    });
+    // Weights that pass the config check: read whole before the first run.
+    let shape = model_with(t, "m-shape", tiny, |c| c["intermediate_size"] = 40.into());
+    cases.push(Case {
+        what: "model: weights of another shape than config.json",
+        args: run(recipe(t, "r-shape", &shape, data_s, "", ""), out("o-shape")),
+        code: 2,
+        says: "config.json and the weights do not belong together",
+    });
+    let mismatch = model_with(t, "m-mismatch", tiny, |c| c["vocab_size"] = 50.into());
+    cases.push(Case {
+        what: "model: vocab_size of config.json against the weights",
+        args: run(
+            recipe(t, "r-mismatch", &mismatch, data_s, "mode = \"head\"", ""),
+            out("o-mismatch"),
+        ),
+        code: 2,
+        says: "the tokenizer produces ids up to",
+    });
+    let torn = model_with(t, "m-torn", tiny, |_| {});
+    let w = std::fs::read(torn.join("model.safetensors")).unwrap();
+    std::fs::write(torn.join("model.safetensors"), &w[..w.len() / 2]).unwrap();
+    cases.push(Case {
+        what: "model: truncated weights file",
+        args: run(recipe(t, "r-torn", &torn, data_s, "", ""), out("o-torn")),
+        code: 2,
+        says: "cannot read the weights",
+    });
+
+    // embed --max-len: the recipes' range, and never more ids than asked for.
+    let long_pair = [
+        "--text",
+        "a rather long first text with many words in it",
+        "--pair",
+        "and a second text that is long too",
+    ];
+    for (what, m) in [
+        ("embed: --max-len 2 with a long pair", "2"),
+        ("embed: --max-len 3 with a long pair", "3"),
+    ] {
+        let mut extra = long_pair.to_vec();
+        extra.extend(["--max-len", m]);
+        cases.push(Case {
+            what,
+            args: embed(tiny, &extra),
+            code: 2,
+            says: "--max-len",
+        });
+    }
+    cases.push(Case {
+        what: "embed: --max-len 2 with a short text",
+        args: embed(tiny, &["--text", "hi", "--max-len", "2"]),
+        code: 2,
+        says: "expected 8..=8192",
+    });
+
+    // Sizes far beyond a documented limit get the range error, not an allocation abort.
+    let synth = t.join("r-synth.toml");
+    std::fs::write(&synth, synthetic("")).unwrap();
+    let seeds = t.join("r-seeds.toml");
+    std::fs::write(
+        &seeds,
+        finetune(&s(tiny), data_s, "", "").replace("seeds = 1", "seeds = 1000000000000"),
+    )
+    .unwrap();
+    cases.push(Case {
+        what: "size: seeds = 10¹²",
+        args: args(&["plan", &s(&seeds)]),
+        code: 2,
+        says: "train.seeds = 1000000000000 is too large",
+    });
+    let ft_recipe = recipe(t, "r-ft", tiny, data_s, "mode = \"head\"", "");
+    let loo = |extra: &[&str]| {
+        let mut a = args(&["analyze", "loo", &ft_recipe]);
+        a.extend(args(extra));
+        a
+    };
+    cases.push(Case {
+        what: "analyze loo --steps 0",
+        args: loo(&["--steps", "0"]),
+        code: 2,
+        says: "--steps = 0 is out of range",
+    });
+    cases.push(Case {
+        what: "analyze loo --heads 10¹²",
+        args: loo(&["--heads", "1000000000000"]),
+        code: 2,
+        says: "--heads = 1000000000000 is too large",
+    });
+    cases.push(Case {
+        what: "analyze loo --points 10¹²",
+        args: loo(&["--points", "1000000000000"]),
+        code: 2,
+        says: "--points",
+    });
+    cases.push(Case {
+        what: "analyze loo on a synthetic recipe",
+        args: args(&["analyze", "loo", &s(&synth)]),
+        code: 2,
+        says: "a synthetic recipe",
+    });
+    let taylor = |extra: &[&str]| {
+        let mut a = args(&["analyze", "taylor", &s(tiny), "--data-dir", data_s]);
+        a.extend(args(extra));
+        a
+    };
+    for (what, ps) in [
+        ("analyze taylor --ps NaN", "NaN"),
+        ("analyze taylor --ps inf", "inf"),
+        ("analyze taylor --ps 0", "0"),
+        ("analyze taylor --ps -0.1", "-0.1"),
+    ] {
+        cases.push(Case {
+            what,
+            args: taylor(&[&format!("--ps={ps}")]),
+            code: 2,
+            says: "perturbation sizes must be finite and positive",
+        });
+    }
+    cases.push(Case {
+        what: "analyze taylor --repeats 10¹²",
+        args: taylor(&["--repeats", "1000000000000"]),
+        code: 2,
+        says: "--repeats",
+    });
+    cases.push(Case {
+        what: "analyze taylor --batch 10⁶",
+        args: taylor(&["--batch", "1000000"]),
+        code: 2,
+        says: "--batch = 1000000 is too large",
+    });
+    let bounds = |flag: &str| args(&["analyze", "bounds", &s(t), flag]);
+    for (what, flag, v) in [
+        ("analyze bounds --delta 2", "--delta", "2"),
+        ("analyze bounds --delta NaN", "--delta", "NaN"),
+        ("analyze bounds --c -1", "--c", "-1"),
+        ("analyze bounds --svm-c 0", "--svm-c", "0"),
+        (
+            "analyze bounds --mu-over-beta -0.5",
+            "--mu-over-beta",
+            "-0.5",
+        ),
+    ] {
+        cases.push(Case {
+            what,
+            args: bounds(&format!("{flag}={v}")),
+            code: 2,
+            says: "is out of range",
+        });
+    }
+
+    // Readers: indices from the file are checked, never trusted.
+    let idx = t.join("d-idx");
+    std::fs::create_dir_all(idx.join("superglue/WSC")).unwrap();
+    let wsc = "{\"text\": \"Mark told Pete he was late.\", \"target\": {\"span1_index\": 9223372036854775807, \"span1_text\": \"Mark\", \"span2_index\": 3, \"span2_text\": \"he\"}, \"label\": true, \"idx\": 0}\n";
+    std::fs::write(idx.join("superglue/WSC/train.jsonl"), wsc).unwrap();
+    std::fs::write(idx.join("superglue/WSC/val.jsonl"), wsc).unwrap();
+    cases.push(Case {
+        what: "data: WSC span index 2⁶³",
+        args: args(&["data", "check", "--task", "wsc", "--data-dir", &s(&idx)]),
+        code: 2,
+        says: "is beyond the text's",
+    });
+    std::fs::create_dir_all(idx.join("superglue/MultiRC")).unwrap();
+    let mrc = "{\"idx\": 1000000000000000, \"passage\": {\"text\": \"A b.\", \"questions\": [{\"question\": \"Q?\", \"idx\": 0, \"answers\": [{\"text\": \"a\", \"label\": 1, \"idx\": 0}]}]}}\n";
+    std::fs::write(idx.join("superglue/MultiRC/train.jsonl"), mrc).unwrap();
+    std::fs::write(idx.join("superglue/MultiRC/val.jsonl"), mrc).unwrap();
+    cases.push(Case {
+        what: "data: MultiRC passage idx 10¹⁵",
+        args: args(&["data", "check", "--task", "multirc", "--data-dir", &s(&idx)]),
+        code: 2,
+        says: "is not a row number",
+    });
+
+    // Memory: a 5 MB line is truncated before it is tokenized (the run's memory stays small).
+    let big = t.join("d-big");
+    std::fs::create_dir_all(big.join("superglue/CB")).unwrap();
+    let line = |p: &str| {
+        format!(
+            "{{\"premise\": \"{p}\", \"hypothesis\": \"b\", \"label\": \"neutral\", \"idx\": 0}}\n"
+        )
+    };
+    std::fs::write(
+        big.join("superglue/CB/train.jsonl"),
+        line(&"word ".repeat(1_000_000)) + &line("a") + &line("c"),
+    )
+    .unwrap();
+    std::fs::write(big.join("superglue/CB/val.jsonl"), line("a")).unwrap();
+    cases.push(Case {
+        what: "data: a 5 MB line in a task file (head run)",
+        args: run(
+            recipe(t, "r-big", tiny, &s(&big), "mode = \"head\"", ""),
+            out("o-big"),
+        ),
+        code: 0,
+        says: "done",
+    });
+
+    // Split files.
+    let splits = |name: &str, body: &str| {
+        let d = t.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("cb.json"), body).unwrap();
+        s(&d)
+    };
+    let with_splits = |name: &str, dir: &str| {
+        let p = t.join(format!("{name}.toml"));
+        std::fs::write(
+            &p,
+            finetune(&s(tiny), data_s, "", "").replace(
+                "tasks = [\"cb\"]",
+                &format!("tasks = [\"cb\"]\nsplits = \"{dir}\""),
+            ),
+        )
+        .unwrap();
+        s(&p)
+    };
+    let all: Vec<String> = (0..160).map(|i| i.to_string()).collect();
+    let empty = splits(
+        "sp-empty",
+        "{\"train_rows\": 160, \"dev_rows\": 0, \"dev\": []}",
+    );
+    cases.push(Case {
+        what: "split: an empty dev split",
+        args: run(with_splits("r-sp-empty", &empty), out("o-sp-empty")),
+        code: 2,
+        says: "the dev split is empty",
+    });
+    let full = splits(
+        "sp-all",
+        &format!(
+            "{{\"train_rows\": 0, \"dev_rows\": 160, \"dev\": [{}]}}",
+            all.join(",")
+        ),
+    );
+    cases.push(Case {
+        what: "split: dev covers every row",
+        args: run(with_splits("r-sp-all", &full), out("o-sp-all")),
+        code: 2,
+        says: "leaving none to train on",
+    });
+    cases.push(Case {
+        what: "split: data.splits does not exist",
+        args: run(
+            with_splits("r-sp-none", &s(&t.join("no-such-splits"))),
+            out("o-sp-none"),
+        ),
+        code: 2,
+        says: "does not exist",
+    });
+
+    // Run identity: a changed split file is not resumed as the old experiment.
+    let ident = t.join("d-ident");
+    copy_tree(&assets::slices(), &ident);
+    let ident_recipe = recipe(t, "r-ident", tiny, &s(&ident), "mode = \"head\"", "");
+    setup_run(&run(ident_recipe.clone(), out("o-ident")));
+    let split_path = ident.join("splits/cb.json");
+    let mut split: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&split_path).unwrap()).unwrap();
+    split["dev"][0] = 1.into();
+    std::fs::write(&split_path, split.to_string()).unwrap();
+    cases.push(Case {
+        what: "resume: the split file changed since the runs",
+        args: run(ident_recipe.clone(), out("o-ident")),
+        code: 2,
+        says: "read other files than this recipe reads now",
+    });
+    cases.push(Case {
+        what: "resume: --fresh after a split change",
+        args: {
+            let mut a = run(ident_recipe, out("o-ident"));
+            a.push("--fresh".into());
+            a
+        },
+        code: 0,
+        says: "done",
+    });
+
+    // Caches: flipped payload bytes are detected, warned about and rebuilt.
+    let head_recipe = recipe(t, "r-cache", tiny, data_s, "mode = \"head\"", "");
+    setup_run(&run(head_recipe.clone(), out("o-cache")));
+    assert_eq!(flip_payloads(&t.join("o-cache/cache"), "features-"), 1);
+    cases.push(Case {
+        what: "cache: a flipped byte in the feature cache",
+        args: {
+            let mut a = run(head_recipe, out("o-cache"));
+            a.push("--fresh".into());
+            a
+        },
+        code: 0,
+        says: "is damaged (its checksum does not match",
+    });
+    let surt_recipe = recipe(
+        t,
+        "r-surt",
+        tiny,
+        data_s,
+        "mode = \"head\"",
+        "[[methods]]\nname = \"surt\"\nmlm_max_steps = 2\n",
+    );
+    setup_run(&run(surt_recipe.clone(), out("o-surt")));
+    assert!(flip_payloads(&t.join("o-surt/cache"), "encoder-") >= 1);
+    // Without the features encoded from it, the prepared encoder must be read back.
+    for e in std::fs::read_dir(t.join("o-surt/cache")).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("features-")
+        {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    cases.push(Case {
+        what: "cache: a flipped byte in the prepared-encoder cache",
+        args: {
+            let mut a = run(surt_recipe, out("o-surt"));
+            a.push("--fresh".into());
+            a
+        },
+        code: 0,
+        says: "prepared-encoder cache",
+    });
+
+    // Races: --jobs 2 in head mode encodes each task once, with no temporary clash.
+    let jobs_recipe = t.join("r-jobs.toml");
+    std::fs::write(
+        &jobs_recipe,
+        finetune(&s(tiny), data_s, "mode = \"head\"", "").replace("seeds = 1", "seeds = 4"),
+    )
+    .unwrap();
+    cases.push(Case {
+        what: "jobs: --jobs 2 in head mode",
+        args: {
+            let mut a = run(s(&jobs_recipe), out("o-jobs"));
+            a.extend(args(&["--threads", "2", "--jobs", "2"]));
+            a
+        },
+        code: 0,
+        says: "features memory",
+    });
+    avoid.push(("jobs: --jobs 2 in head mode", "could not write"));
+    cases.push(Case {
+        what: "flag: --threads 1 --jobs 2",
+        args: {
+            let mut a = run(s(&jobs_recipe), out("o-jobs1"));
+            a.extend(args(&["--threads", "1", "--jobs", "2"]));
+            a
+        },
+        code: 2,
+        says: "--jobs 2 needs at least 2 threads",
+    });
+
+    // Leftovers of killed writers, and model directories are input.
+    let ckpt_recipe = recipe(t, "r-ckpt", tiny, data_s, "save_best = true", "");
+    setup_run(&run(ckpt_recipe, out("o-ckpt")));
+    let ckpts = t.join("o-ckpt/checkpoints");
+    let real = std::fs::read_dir(&ckpts)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    copy_tree(&real, &ckpts.join(".tmp-checkpoint-killed"));
+    cases.push(Case {
+        what: "analyze distance with a killed run's temporary checkpoint",
+        args: args(&["analyze", "distance", &out("o-ckpt")]),
+        code: 0,
+        says: "appended to",
+    });
+    avoid.push((
+        "analyze distance with a killed run's temporary checkpoint",
+        ".tmp-checkpoint",
+    ));
+    let model_copy = model_with(t, "m-plain", tiny, |_| {});
+    cases.push(Case {
+        what: "analyze distance <model dir> without --out",
+        args: args(&[
+            "analyze",
+            "distance",
+            &s(&model_copy),
+            "--pretrained",
+            &s(tiny),
+        ]),
+        code: 2,
+        says: "pass --out DIR",
+    });
+    cases.push(Case {
+        what: "analyze distance CKPT --pretrained OTHER-ARCH",
+        args: args(&[
+            "analyze",
+            "distance",
+            &s(&real),
+            "--pretrained",
+            &s(&assets::fixtures().join("tiny-roberta")),
+        ]),
+        code: 2,
+        says: "in the fine-tuned model but",
+    });
+    cases.push(Case {
+        what: "analyze taylor --batch beyond the task's rows",
+        args: args(&[
+            "analyze",
+            "taylor",
+            &s(&real),
+            "--data-dir",
+            data_s,
+            "--batch",
+            "4000",
+            "--ps",
+            "0.01",
+            "--repeats",
+            "1",
+            "--out",
+            &out("o-taylor"),
+        ]),
+        code: 0,
+        says: "the batch is all 160",
+    });
+
+    // Stores and output paths.
+    let store_dir = t.join("o-storedir");
+    std::fs::create_dir_all(store_dir.join("runs.jsonl")).unwrap();
+    cases.push(Case {
+        what: "store: runs.jsonl is a directory",
+        args: run(s(&synth), s(&store_dir)),
+        code: 2,
+        says: "runs.jsonl",
+    });
+    let a_file = t.join("a-file");
+    std::fs::write(&a_file, "x").unwrap();
+    cases.push(Case {
+        what: "store: --out inside a regular file",
+        args: run(s(&synth), s(&a_file.join("sub"))),
+        code: 2,
+        says: "a-file",
+    });
+    cases.push(Case {
+        what: "report: --plots names a file",
+        args: args(&["report", &out("o-cache"), "--plots", &s(&a_file)]),
+        code: 2,
+        says: "a-file",
+    });
+    cases.push(Case {
+        what: "report: one seed has no SD",
+        args: args(&["report", &out("o-cache")]),
+        code: 0,
+        says: "±n/a (n=1)",
+    });
+    avoid.push(("report: one seed has no SD", "±0.00 (n=1)"));
+    let diverged = t.join("o-diverged");
+    std::fs::create_dir_all(&diverged).unwrap();
+    let rec = std::fs::read_to_string(t.join("o-cache/runs.jsonl")).unwrap();
+    let mut lines: Vec<serde_json::Value> = rec
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    lines[0]["metrics"]["primary"] = "NaN".into();
+    lines[0]["diverged"] = true.into();
+    std::fs::write(
+        diverged.join("runs.jsonl"),
+        lines
+            .iter()
+            .map(|l| l.to_string() + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
+    cases.push(Case {
+        what: "report: a diverged run in the expected-max table",
+        args: args(&["report", &s(&diverged)]),
+        code: 0,
+        says: "diverged run",
+    });
+    avoid.push(("report: a diverged run in the expected-max table", "NaN±"));
+
+    // Recipe messages say what a key accepts, and --set errors point at the recipe.
+    let ft = |train: &str, tail: &str| finetune(&s(tiny), data_s, train, tail);
+    let write = |name: &str, text: String| {
+        let p = t.join(format!("{name}.toml"));
+        std::fs::write(&p, text).unwrap();
+        s(&p)
+    };
+    cases.push(Case {
+        what: "recipe: pooling = 1",
+        args: args(&[
+            "plan",
+            &write(
+                "r-pool",
+                ft("", "").replace("max_len = 64", "max_len = 64\npooling = 1"),
+            ),
+        ]),
+        code: 2,
+        says: "expected one of the strings \"pooler\", \"cls\", \"mean\"",
+    });
+    cases.push(Case {
+        what: "recipe: seeds = [-1]",
+        args: args(&[
+            "plan",
+            &write("r-neg", ft("", "").replace("seeds = 1", "seeds = [-1]")),
+        ]),
+        code: 2,
+        says: "not a non-negative integer",
+    });
+    cases.push(Case {
+        what: "recipe: seeds = -3",
+        args: args(&[
+            "plan",
+            &write("r-neg2", ft("", "").replace("seeds = 1", "seeds = -3")),
+        ]),
+        code: 2,
+        says: "seeds = -3 is negative",
+    });
+    let warm = write("r-warm", ft("warmup = 2.0", ""));
+    cases.push(Case {
+        what: "recipe: --set beside a bad key of the file",
+        args: args(&["plan", &warm, "--set", "train.seeds=2"]),
+        code: 2,
+        says: "r-warm.toml:11: key `train.warmup`",
+    });
+    avoid.push(("recipe: --set beside a bad key of the file", "with --set"));
+    (cases, avoid)
+}
+
+/// Checks after the table ran: nothing half-written by refused runs, one encoding per
+/// task under --jobs, analyses without leftovers, no file written into a model
+/// directory, and one mode for every cache file.
+fn after_round3(t: &Path) {
+    for o in [
+        "o-dropout",
+        "o-vocab",
+        "o-vocab-h",
+        "o-shape",
+        "o-mismatch",
+        "o-torn",
+        "o-sp-empty",
+        "o-sp-all",
+        "o-sp-none",
+    ] {
+        assert!(!t.join(o).exists(), "{o}: a refused run left {o}/ behind");
+    }
+    let jobs = std::fs::read_to_string(t.join("o-jobs/runs.jsonl")).unwrap();
+    let encoded = jobs.matches("\"feature_cache\":\"encoded\"").count();
+    assert_eq!(
+        (jobs.lines().count(), encoded),
+        (4, 1),
+        "--jobs 2: one encoding of the task"
+    );
+    let distance = std::fs::read_to_string(t.join("o-ckpt/analyses.jsonl")).unwrap();
+    assert_eq!(
+        distance.lines().count(),
+        1,
+        "one checkpoint, one row: {distance}"
+    );
+    assert!(!t.join("m-plain/analyses.jsonl").exists() && !t.join("m-plain/plots").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let modes: std::collections::BTreeSet<u32> = std::fs::read_dir(t.join("o-surt/cache"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().permissions().mode() & 0o777)
+            .collect();
+        assert_eq!(
+            modes.len(),
+            1,
+            "cache files with different modes: {modes:?}"
+        );
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
 }

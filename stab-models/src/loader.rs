@@ -177,6 +177,13 @@ pub fn load_encoder(dir: &Path, device: &Device) -> anyhow::Result<(Encoder, Loa
 }
 
 fn corrupt(file: &str, detail: String) -> InputError {
+    if detail.contains("ShapeMismatch") {
+        return InputError::new(format!(
+            "the weights do not have the shapes config.json implies: {detail}"
+        ))
+        .file(file)
+        .hint("config.json and the weights do not belong together");
+    }
     InputError::new(format!("cannot read the weights: {detail}"))
         .file(file)
         .hint("the file is damaged or not a safetensors/PyTorch checkpoint; download it again")
