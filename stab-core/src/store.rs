@@ -61,6 +61,10 @@ impl ResultsStore {
         crate::atomic::create_dir(dir)?;
         // The claims directory too, so an unwritable out dir fails here, before any run.
         crate::atomic::create_dir(&dir.join("claims"))?;
+        // What killed writers left (half-written caches, checkpoints, artifacts) goes now.
+        for sub in [Path::new(""), Path::new("cache"), Path::new("checkpoints")] {
+            crate::atomic::clean_stale(&dir.join(sub));
+        }
         let name = shard.map_or_else(|| "runs.jsonl".to_string(), |s| s.store_file());
         let path = dir.join(name);
         let mut file = OpenOptions::new()

@@ -116,3 +116,49 @@ proptest! {
         load_edited(dir.path(), FILES[k].0, &bytes, &bytes);
     }
 }
+
+/// A split file: real-looking, or with sizes and rows drawn anywhere (huge, duplicated,
+/// out of range, negative, wrong types), or byte-edited from the real one.
+fn split_text() -> impl Strategy<Value = String> {
+    let row = prop_oneof![0u64..200, Just(u64::MAX), Just(1u64 << 40), any::<u64>()];
+    let structured = (
+        prop_oneof![0u64..200, any::<u64>()],
+        prop_oneof![0u64..200, any::<u64>()],
+        proptest::collection::vec(row, 0..40),
+    )
+        .prop_map(|(t, d, dev)| {
+            format!(
+                "{{\"train_rows\": {t}, \"dev_rows\": {d}, \"dev\": [{}]}}",
+                dev.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+            )
+        });
+    let edited = proptest::collection::vec(edit(), 1..6).prop_map(|edits| {
+        let real = std::fs::read(assets::slices().join("splits/cb.json")).unwrap();
+        String::from_utf8_lossy(&apply(real, &edits)).into_owned()
+    });
+    prop_oneof![
+        structured,
+        edited,
+        Just("{\"train_rows\": -1, \"dev_rows\": 1, \"dev\": [0]}".to_string()),
+        Just("[]".to_string()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn split_files_split_or_fail_with_a_located_error(text in split_text()) {
+        let data = task_def("cb").unwrap().load(&assets::slices()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cb.json");
+        std::fs::write(&path, &text).unwrap();
+        match stab_data::fixed_split(&data, &path) {
+            Ok(s) => {
+                prop_assert_eq!(s.train.len() + s.dev.len(), data.train.len());
+                prop_assert!(!s.train.is_empty() && !s.dev.is_empty());
+            }
+            Err(e) => prop_assert!(e.file.is_some(), "{e}"),
+        }
+    }
+}

@@ -187,3 +187,21 @@ fn a_megabyte_line_is_tokenized_as_far_as_truncation_keeps() {
         started.elapsed().as_secs_f64()
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// `stab embed --max-len`: any limit gives at most that many ids, or a clear error
+    /// when the special tokens alone do not fit.
+    #[test]
+    fn any_max_len_is_respected_or_refused(inputs in prop::collection::vec(input(), 1..3), max_len in 0usize..24, family in prop::bool::ANY) {
+        let tok = encoder(if family { "tiny-bert" } else { "tiny-roberta" });
+        match tok.encode(&inputs, max_len) {
+            Ok(b) => {
+                prop_assert!(b.seq_len <= max_len);
+                prop_assert_eq!(b, reference(&tok, &inputs, max_len));
+            }
+            Err(e) => prop_assert!(e.to_string().contains("leaves no room"), "{e}"),
+        }
+    }
+}
