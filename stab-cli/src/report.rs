@@ -47,7 +47,12 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     }
     // Where the plots go must be writable before anything is printed.
     let plots = args.plots.unwrap_or_else(|| args.dir.join("plots"));
-    stab_core::atomic::create_dir(&plots)?;
+    stab_core::atomic::create_dir(&plots).map_err(|e| match e.downcast::<InputError>() {
+        Ok(ie) => ie
+            .hint("the plots are written beside the report: pass --plots DIR somewhere writable")
+            .into(),
+        Err(e) => e,
+    })?;
     if plots.is_file() {
         return Err(InputError::new("--plots names a file, not a directory")
             .file(plots.display().to_string())

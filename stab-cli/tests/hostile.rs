@@ -1052,3 +1052,88 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Read-only locations (a results directory, the plots of a report) are exit-2 errors
+/// naming the path, before anything runs or prints. Root ignores permissions, so as root
+/// the commands run as `nobody` through setpriv (util-linux).
+#[cfg(unix)]
+#[test]
+fn read_only_locations_exit_2_naming_the_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = is_root();
+    let as_user = |a: &[String]| -> std::process::Output {
+        if root {
+            Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_stab"))
+                .args(a)
+                .env("STAB_LOG", "warn")
+                .output()
+                .unwrap()
+        } else {
+            stab().args(a).output().unwrap()
+        }
+    };
+    if root && Command::new("setpriv").arg("--version").output().is_err() {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED (read_only_locations: root without setpriv)"
+        );
+        return;
+    }
+    // A world-readable place outside the 0700 temporary directories.
+    let base = std::env::temp_dir().join(format!("stab-ro-{}", std::process::id()));
+    let ro = base.join("ro");
+    std::fs::create_dir_all(&ro).unwrap();
+    let recipe = base.join("r.toml");
+    std::fs::write(&recipe, synthetic("values = [0.5]\n")).unwrap();
+    let o = stab()
+        .args(args(&["run", &s(&recipe), "--out", &s(&ro.join("rep"))]))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    for p in [&base, &ro, &ro.join("rep")] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&recipe, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        ro.join("rep/runs.jsonl"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    if !root {
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+        std::fs::set_permissions(ro.join("rep"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    for (a, path) in [
+        (
+            args(&["run", &s(&recipe), "--out", &s(&ro.join("out"))]),
+            ro.join("out"),
+        ),
+        (args(&["report", &s(&ro.join("rep"))]), ro.join("rep/plots")),
+    ] {
+        let o = as_user(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{a:?}: {err}");
+        assert!(
+            err.contains(&s(&path)) && err.contains("Permission denied"),
+            "{a:?}: {err}"
+        );
+        assert!(
+            o.stdout.is_empty(),
+            "nothing printed before the error: {a:?}"
+        );
+    }
+    assert!(!ro.join("out").exists());
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}

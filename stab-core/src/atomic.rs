@@ -322,9 +322,20 @@ mod tests {
         let ro = dir.path().join("ro");
         std::fs::create_dir(&ro).unwrap();
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+        // A path through a regular file fails for every user, root included.
+        let file = dir.path().join("plain");
+        std::fs::write(&file, b"x").unwrap();
+        let e = write_file(&file.join("f"), b"x").unwrap_err();
+        assert!(crate::error::is_input_error(&e), "{e:#}");
+        assert!(e.to_string().contains("plain"), "{e}");
         let probe = ro.join("probe");
         if std::fs::write(&probe, b"").is_ok() {
-            return; // running as root: permissions are not enforced
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED (a_read_only_directory_is_an_input_error_naming_the_path: permissions are not enforced for root; the path-through-a-file case ran)"
+            );
+            return;
         }
         let e = write_file(&ro.join("f"), b"x").unwrap_err();
         assert!(crate::error::is_input_error(&e), "{e:#}");

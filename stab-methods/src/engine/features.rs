@@ -220,7 +220,7 @@ fn parse(bytes: &[u8]) -> Option<Vec<FeatureSet>> {
             return None;
         }
         sets.push(match kind {
-            0 if m == 0 => FeatureSet::Pooled { dim, data },
+            0 if m == 0 && width == 1 => FeatureSet::Pooled { dim, data },
             1 if m == 2 * (n / per_row) && lengths.iter().all(|&l| l as usize <= width) => {
                 FeatureSet::Spans {
                     dim,
@@ -278,5 +278,19 @@ mod tests {
         flipped[8 + 8 + 40 + 5] ^= 0x01;
         std::fs::write(&p, flipped).unwrap();
         assert!(matches!(load(&p), Cached::Damaged(m) if m.contains("checksum")));
+    }
+
+    #[test]
+    fn a_pooled_set_with_a_span_width_is_not_a_valid_file() {
+        // Found by the feature_cache fuzz target: a pooled set's width field must be 1,
+        // or a damaged file would read back as valid yet differ from what was saved.
+        let mut payload = 1u64.to_le_bytes().to_vec();
+        for v in [0u64, 2, 7, 2, 0] {
+            payload.extend(v.to_le_bytes());
+        }
+        payload.extend([1f32, 2.0].iter().flat_map(|x| x.to_le_bytes()));
+        assert!(parse(&payload).is_none());
+        payload[8 + 16..8 + 24].copy_from_slice(&1u64.to_le_bytes());
+        assert!(parse(&payload).is_some());
     }
 }
