@@ -50,7 +50,12 @@ fuzz_target!(|data: &[u8]| {
             }
             .unwrap();
             let got: Vec<u32> = batch.input_ids.iter().map(|&v| v as u32).collect();
-            assert_eq!(got, want.get_ids(), "{:?} max_len {max_len} chunk {chunk}", i);
+            assert_eq!(
+                got,
+                want.get_ids(),
+                "{:?} max_len {max_len} chunk {chunk}",
+                i
+            );
             assert_eq!(batch.offsets[0], want.get_offsets());
         }
         Err(e) => assert!(e.to_string().contains("leaves no room"), "{e}"),
