@@ -761,7 +761,7 @@ fn round3_cases(
             a
         },
         code: 0,
-        says: "is damaged (its checksum does not match",
+        says: "cannot be used (its checksum does not match",
     });
     let surt_recipe = recipe(
         t,
@@ -792,7 +792,8 @@ fn round3_cases(
             a
         },
         code: 0,
-        says: "prepared-encoder cache",
+        // The features were removed, so this warning can only be the encoder cache's.
+        says: "cannot be used (its checksum does not match",
     });
 
     // Races: --jobs 2 in head mode encodes each task once, with no temporary clash.

@@ -49,7 +49,9 @@ pub fn read(path: &Path, magic: &[u8; 8]) -> CacheRead {
         Err(e) => return CacheRead::Damaged(format!("cannot read it: {e}")),
     };
     if bytes.len() < magic.len() + TRAILER || &bytes[..8] != magic {
-        return CacheRead::Damaged("not a cache file of this stab version".into());
+        return CacheRead::Damaged(
+            "not a cache file of this stab version (an older format is rebuilt once)".into(),
+        );
     }
     let body_end = bytes.len() - TRAILER;
     let len = u64::from_le_bytes(bytes[body_end..body_end + 8].try_into().expect("8 bytes"));

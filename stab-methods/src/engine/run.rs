@@ -772,7 +772,7 @@ impl Engine {
                     path.display()
                 )),
                 Cached::Damaged(why) => tracing_free_warn(&format!(
-                    "the feature cache {} is damaged ({why}); encoding again",
+                    "the feature cache {} cannot be used ({why}); encoding again",
                     path.display()
                 )),
                 Cached::Missing => {}
@@ -950,7 +950,7 @@ impl Engine {
                         });
                     }
                     (_, Cached::Damaged(why)) => tracing_free_warn(&format!(
-                        "the prepared-encoder cache {} is damaged ({why}); preparing again",
+                        "the prepared-encoder cache {} cannot be used ({why}); preparing again",
                         bin.display()
                     )),
                     (None, Cached::Valid(_)) => tracing_free_warn(&format!(
