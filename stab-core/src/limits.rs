@@ -82,7 +82,11 @@ pub const SVM_MAX_ITER: Limit = Limit::new(1, 10_000_000_000, "e.g. --svm-max-it
 pub const TAYLOR_BATCH: Limit = Limit::new(1, 4096, "e.g. --batch 32");
 pub const TAYLOR_REPEATS: Limit = Limit::new(1, 1_000_000, "e.g. --repeats 100");
 pub const TAYLOR_PS: Limit = Limit::new(1, 1000, "e.g. --ps 0.001,0.01,0.1");
-pub const EMBED_INPUTS: Limit = Limit::new(1, 100_000, "split the inputs into several files");
+pub const EMBED_INPUTS: Limit = Limit::new(
+    1,
+    1024,
+    "the inputs are encoded as one padded batch; split them into files of at most 1024 lines",
+);
 
 // Model configurations (`config.json`).
 pub const VOCAB_SIZE: Limit = Limit::new(1, 10_000_000, "a vocabulary of at most 10M tokens");
