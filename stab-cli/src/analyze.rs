@@ -297,11 +297,12 @@ fn distance(
     pretrained: Option<PathBuf>,
     out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let dirs = expand(&checkpoints)?;
-    for dir in &dirs {
-        target_of(dir, out.as_deref())?;
-    }
-    for dir in dirs {
+    // Every target known before the first analysis runs.
+    let targets = expand(&checkpoints)?
+        .into_iter()
+        .map(|dir| Ok((target_of(&dir, out.as_deref())?, dir)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (target, dir) in targets {
         let tuned = read_safetensors(&dir.join("model.safetensors"))?;
         if tuned.metadata.contains_key("stab_encoder") {
             return Err(InputError::new(
@@ -341,7 +342,6 @@ fn distance(
         let task = tuned.metadata.get("stab_task").cloned().unwrap_or_default();
         let mut result = serde_json::to_value(&d)?;
         result["pretrained"] = json!(base_dir.display().to_string());
-        let target = target_of(&dir, out.as_deref())?;
         publish(&target, &record("distance", &subject, &task, result))?;
     }
     Ok(())

@@ -52,16 +52,7 @@ pub fn data(args: DataArgs) -> anyhow::Result<()> {
     }
     let def = task_def(&task)?;
     let loaded = def.load(&data_dir)?;
-    if let Some(dir) = splits.as_ref().filter(|d| !d.is_dir()) {
-        return Err(stab_core::InputError::new(format!(
-            "the split directory {} does not exist",
-            dir.display()
-        ))
-        .key("--splits")
-        .hint("pass a directory of <task>.json split files, or omit --splits")
-        .into());
-    }
-    let splits_dir = splits.or_else(|| Some(data_dir.join("splits")).filter(|d| d.is_dir()));
+    let splits_dir = stab_data::splits_dir(&data_dir, splits.as_deref(), "--splits")?;
     let resolved = resolve_split(&loaded, splits_dir.as_deref(), dev_fraction)?;
     let split_text = match &resolved.source {
         SplitSource::File(p) => format!("fixed split file {}", p.display()),

@@ -54,11 +54,10 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     stab_core::limits::EMBED_INPUTS.check_usize("inputs", inputs.len())?;
     let dir = resolve_model(&args.model)?;
     let device = Device::flex();
-    let config = stab_models::EncoderConfig::from_dir(&dir)?;
     let (encoder, report) = load_encoder(&dir, &device)?;
     tracing::info!("{report}");
-    let tok = TextEncoder::for_model(&dir, &config)?;
-    let limit = config.max_tokens();
+    let tok = TextEncoder::for_model(&dir, &encoder.config)?;
+    let limit = encoder.config.max_tokens();
     if args.max_len > limit {
         return Err(InputError::new(format!(
             "--max-len {} exceeds the model's {limit} positions",

@@ -53,12 +53,6 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
             .into(),
         Err(e) => e,
     })?;
-    if plots.is_file() {
-        return Err(InputError::new("--plots names a file, not a directory")
-            .file(plots.display().to_string())
-            .hint("pass a directory for the SVG plots")
-            .into());
-    }
     print!("{}", report.render(format));
     let written = report.write_plots(&plots)?;
     let (files, failed) = (written.written, written.failed);

@@ -104,12 +104,6 @@ pub fn write_with(
         w.flush()?;
         drop(w);
         file.sync_all()?;
-        if path.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "a directory is in the way",
-            ));
-        }
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = result {
@@ -262,6 +256,14 @@ mod tests {
         });
         assert!(failed.unwrap_err().to_string().contains("f.bin"));
         assert_eq!(std::fs::read(&p).unwrap(), b"two", "the old content stays");
+        let in_the_way = dir.path().join("a").join("sub");
+        std::fs::create_dir(&in_the_way).unwrap();
+        let e = write_file(&in_the_way, b"x").unwrap_err();
+        assert!(
+            crate::error::is_input_error(&e),
+            "a directory in the way: {e:#}"
+        );
+        std::fs::remove_dir(&in_the_way).unwrap();
         let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())

@@ -15,7 +15,7 @@ pub mod synthetic;
 pub mod tasks;
 
 pub use split::{
-    ResolvedSplit, SplitSource, Splits, dev_split, fixed_split, perturb, resolve_split,
+    ResolvedSplit, SplitSource, Splits, dev_split, fixed_split, perturb, resolve_split, splits_dir,
 };
 pub use synthetic::{LabeledPoints, TwoBalls};
 pub use tasks::{Example, HeadKind, TaskData, TaskDef, task_def};

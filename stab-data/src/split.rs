@@ -32,6 +32,28 @@ pub struct ResolvedSplit {
     pub hash: String,
 }
 
+/// The directory of fixed split files a run uses: `named` (the recipe's `data.splits` or
+/// `--splits`, given as `key`), which must exist, else `<data_dir>/splits` when it
+/// exists, else none (the seeded split).
+pub fn splits_dir(
+    data_dir: &Path,
+    named: Option<&Path>,
+    key: &str,
+) -> Result<Option<std::path::PathBuf>, InputError> {
+    match named {
+        Some(dir) if !dir.is_dir() => Err(InputError::new(format!(
+            "the split directory {} does not exist",
+            dir.display()
+        ))
+        .key(key)
+        .hint(format!(
+            "point {key} at a directory of <task>.json split files, or leave it out to use <data dir>/splits or the seeded split"
+        ))),
+        Some(dir) => Ok(Some(dir.to_path_buf())),
+        None => Ok(Some(data_dir.join("splits")).filter(|d| d.is_dir())),
+    }
+}
+
 /// The split of a task: `<splits_dir>/<task>.json` when that file exists, else the
 /// seeded fallback. A split file that does not fit the train file is an input error.
 pub fn resolve_split(

@@ -206,10 +206,7 @@ impl TextEncoder {
 
     /// Special tokens the template adds to a pair (3 for BERT, 4 for RoBERTa).
     pub fn pair_special_tokens(&self) -> usize {
-        use tokenizers::PostProcessor;
-        self.tokenizer
-            .get_post_processor()
-            .map_or(0, |p| p.added_tokens(true))
+        self.added_tokens(true)
     }
 
     /// The underlying tokenizer.
@@ -239,23 +236,14 @@ impl TextEncoder {
         use rayon::prelude::*;
         let single = self.added_tokens(false);
         let pair = self.added_tokens(true);
-        if let Some(input) = inputs.iter().find(|i| {
-            let needed = if i.text_pair.is_some() {
-                pair + 2
-            } else {
-                single + 1
-            };
-            max_len < needed
-        }) {
-            let needed = if input.text_pair.is_some() {
-                pair + 2
-            } else {
-                single + 1
-            };
+        // Special tokens of an input, and its smallest max_len (one token per text).
+        let added = |i: &TextInput| match i.text_pair {
+            Some(_) => (pair, pair + 2, "pair"),
+            None => (single, single + 1, "single text"),
+        };
+        if let Some((n, needed, what)) = inputs.iter().map(added).find(|a| max_len < a.1) {
             return Err(InputError::new(format!(
-                "max_len {max_len} leaves no room for the text: this tokenizer adds {} special tokens to a {}",
-                if input.text_pair.is_some() { pair } else { single },
-                if input.text_pair.is_some() { "pair" } else { "single text" },
+                "max_len {max_len} leaves no room for the text: this tokenizer adds {n} special tokens to a {what}"
             ))
             .key("max_len")
             .hint(format!("use a max_len of at least {needed} (8 or more; 128 is usual)"))
@@ -264,13 +252,7 @@ impl TextEncoder {
         let parts = self.pieces(whole_bytes);
         let encs: Vec<tokenizers::Encoding> = inputs
             .par_iter()
-            .map(|i| {
-                parts.encode(
-                    i,
-                    max_len,
-                    if i.text_pair.is_some() { pair } else { single },
-                )
-            })
+            .map(|i| parts.encode(i, max_len, added(i).0))
             .collect::<anyhow::Result<_>>()?;
         if let Some((k, e)) = encs.iter().enumerate().find(|(_, e)| e.len() > max_len) {
             anyhow::bail!(

@@ -156,7 +156,8 @@ impl FinetuneTable {
                             means.push(s.mean);
                             sds.push(s.sd);
                             single |= s.n < 2;
-                            row.push(format!("{} (n={})", mean_sd(s.mean, s.sd, s.n), s.n));
+                            let sd = (s.n > 1).then_some(s.sd);
+                            row.push(format!("{} (n={})", mean_sd(s.mean, sd), s.n));
                         }
                         None => row.push("–".to_string()),
                     }
@@ -165,7 +166,7 @@ impl FinetuneTable {
                 let avg_sd = Summary::of(&sds).mean;
                 row.push(if means.len() == tasks.len() {
                     // The mean of the SDs is undefined when one task has a single seed.
-                    mean_sd(avg, avg_sd, if single { 1 } else { 2 })
+                    mean_sd(avg, (!single).then_some(avg_sd))
                 } else {
                     "–".to_string()
                 });
@@ -481,15 +482,13 @@ fn stability_table(rows: &[StabilityRow]) -> Table {
     Table { header, rows }
 }
 
-/// "mean±sd" with two decimals; the sample SD of a single run is undefined ("n/a"), and
-/// a non-finite mean is a diverged run, not a number.
-fn mean_sd(mean: f64, sd: f64, n: usize) -> String {
-    if !mean.is_finite() {
-        "diverged".to_string()
-    } else if n < 2 {
-        format!("{mean:.2}±n/a")
-    } else {
-        format!("{mean:.2}±{sd:.2}")
+/// "mean±sd" with two decimals; an undefined SD (one run) is "n/a", and a non-finite
+/// mean is a diverged run, not a number.
+fn mean_sd(mean: f64, sd: Option<f64>) -> String {
+    match sd {
+        _ if !mean.is_finite() => "diverged".to_string(),
+        None => format!("{mean:.2}±n/a"),
+        Some(sd) => format!("{mean:.2}±{sd:.2}"),
     }
 }
 

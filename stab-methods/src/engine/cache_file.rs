@@ -8,15 +8,14 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-/// What reading a cache file found.
+/// A value read from a cache file (the verified payload itself for [`read`]).
 #[derive(Debug)]
-pub enum CacheRead {
+pub enum Cached<T> {
     /// No file: compute and write it.
     Missing,
-    /// A file that cannot be trusted, and why: warn, then compute and rewrite it.
+    /// A file that cannot be trusted or does not fit, and why: warn, then rebuild it.
     Damaged(String),
-    /// The verified payload.
-    Valid(Vec<u8>),
+    Valid(T),
 }
 
 const TRAILER: usize = 12;
@@ -42,14 +41,14 @@ pub fn write(
 }
 
 /// Read and verify a file written by [`write`] with the same `magic`.
-pub fn read(path: &Path, magic: &[u8; 8]) -> CacheRead {
+pub fn read(path: &Path, magic: &[u8; 8]) -> Cached<Vec<u8>> {
     let mut bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return CacheRead::Missing,
-        Err(e) => return CacheRead::Damaged(format!("cannot read it: {e}")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Cached::Missing,
+        Err(e) => return Cached::Damaged(format!("cannot read it: {e}")),
     };
     if bytes.len() < magic.len() + TRAILER || &bytes[..8] != magic {
-        return CacheRead::Damaged(
+        return Cached::Damaged(
             "not a cache file of this stab version (an older format is rebuilt once)".into(),
         );
     }
@@ -57,27 +56,17 @@ pub fn read(path: &Path, magic: &[u8; 8]) -> CacheRead {
     let len = u64::from_le_bytes(bytes[body_end..body_end + 8].try_into().expect("8 bytes"));
     let crc = u32::from_le_bytes(bytes[body_end + 8..].try_into().expect("4 bytes"));
     if len != (body_end - 8) as u64 {
-        return CacheRead::Damaged(format!(
+        return Cached::Damaged(format!(
             "truncated: the trailer says {len} payload bytes, the file holds {}",
             body_end - 8
         ));
     }
     if crc32fast::hash(&bytes[8..body_end]) != crc {
-        return CacheRead::Damaged("its checksum does not match: the bytes were altered".into());
+        return Cached::Damaged("its checksum does not match: the bytes were altered".into());
     }
     bytes.truncate(body_end);
     bytes.drain(..8);
-    CacheRead::Valid(bytes)
-}
-
-/// A value read from a cache file.
-#[derive(Debug)]
-pub enum Cached<T> {
-    /// No file.
-    Missing,
-    /// A file that cannot be trusted or does not fit, and why: warn, then rebuild.
-    Damaged(String),
-    Valid(T),
+    Cached::Valid(bytes)
 }
 
 impl<T> Cached<T> {
@@ -90,9 +79,9 @@ impl<T> Cached<T> {
         parse: impl FnOnce(&[u8]) -> Option<T>,
     ) -> Self {
         match read(path, magic) {
-            CacheRead::Missing => Cached::Missing,
-            CacheRead::Damaged(why) => Cached::Damaged(why),
-            CacheRead::Valid(bytes) => match parse(&bytes) {
+            Cached::Missing => Cached::Missing,
+            Cached::Damaged(why) => Cached::Damaged(why),
+            Cached::Valid(bytes) => match parse(&bytes) {
                 Some(v) => Cached::Valid(v),
                 None => Cached::Damaged(format!("its contents do not describe {what}")),
             },
@@ -179,21 +168,21 @@ mod tests {
     fn flipped_torn_and_foreign_files_are_told_apart() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.bin");
-        assert!(matches!(read(&p, b"STABTEST"), CacheRead::Missing));
+        assert!(matches!(read(&p, b"STABTEST"), Cached::Missing));
         write(&p, b"STABTEST", |w| w.write_all(&[1, 2, 3, 4, 5])).unwrap();
         match read(&p, b"STABTEST") {
-            CacheRead::Valid(v) => assert_eq!(v, [1, 2, 3, 4, 5]),
+            Cached::Valid(v) => assert_eq!(v, [1, 2, 3, 4, 5]),
             other => panic!("{other:?}"),
         }
         let good = std::fs::read(&p).unwrap();
         let mut flipped = good.clone();
         flipped[10] ^= 0x40;
         std::fs::write(&p, &flipped).unwrap();
-        assert!(matches!(read(&p, b"STABTEST"), CacheRead::Damaged(m) if m.contains("checksum")));
+        assert!(matches!(read(&p, b"STABTEST"), Cached::Damaged(m) if m.contains("checksum")));
         std::fs::write(&p, &good[..good.len() - 2]).unwrap();
-        assert!(matches!(read(&p, b"STABTEST"), CacheRead::Damaged(_)));
+        assert!(matches!(read(&p, b"STABTEST"), Cached::Damaged(_)));
         std::fs::write(&p, &good).unwrap();
-        assert!(matches!(read(&p, b"STABOTHR"), CacheRead::Damaged(m) if m.contains("version")));
+        assert!(matches!(read(&p, b"STABOTHR"), Cached::Damaged(m) if m.contains("version")));
     }
 
     #[test]

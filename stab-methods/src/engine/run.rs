@@ -183,8 +183,16 @@ impl Engine {
         let job = finetune_job(spec)?;
         let model_dir = resolve_model(&job.model.path)?;
         let task = self.task(job, &model_dir, &spec.task)?;
+        self.fingerprint(&model_dir, &task)
+    }
+
+    fn fingerprint(
+        &self,
+        model_dir: &Path,
+        task: &PreparedTask,
+    ) -> anyhow::Result<InputFingerprint> {
         Ok(InputFingerprint {
-            model: format!("{:016x}", self.model_hash(&model_dir)?),
+            model: format!("{:016x}", self.model_hash(model_dir)?),
             data: format!("{:016x}", task.data_hash),
             split: task.split_hash.clone(),
         })
@@ -537,7 +545,7 @@ impl Engine {
         record.diverged = diverged || record.metrics.values().any(|v| !v.is_finite());
         record.seeds = Some(seeds);
         record.split = Some(task.split_hash.clone());
-        record.inputs = Some(self.inputs(spec)?);
+        record.inputs = Some(self.fingerprint(&model_dir, &task)?);
         record.details = serde_json::json!({
             "dev_curve": stopping.curve,
             "train_loss": loss_curve,
@@ -631,20 +639,8 @@ impl Engine {
         model_dir: &Path,
         name: &str,
     ) -> anyhow::Result<Arc<PreparedTask>> {
-        if let Some(dir) = job.data.splits.as_ref().filter(|d| !d.is_dir()) {
-            return Err(InputError::new(format!(
-                "the split directory {} does not exist",
-                dir.display()
-            ))
-            .key("data.splits")
-            .hint("point data.splits at a directory of <task>.json split files, or remove it to use <data.dir>/splits or the seeded split")
-            .into());
-        }
-        let splits_dir = job
-            .data
-            .splits
-            .clone()
-            .or_else(|| Some(job.data.dir.join("splits")).filter(|d| d.is_dir()));
+        let splits_dir =
+            stab_data::splits_dir(&job.data.dir, job.data.splits.as_deref(), "data.splits")?;
         let key = format!(
             "{}|{}|{}|{}|{:?}|{}",
             model_dir.display(),
