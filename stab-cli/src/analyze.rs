@@ -15,10 +15,12 @@ use stab_eval::report::analyses::{self, Analyses};
 use stab_methods::analysis::bounds::{self as theory, BoundConstants, Constant};
 use stab_methods::analysis::loo::{binary_problems, linear_head_loo};
 use stab_methods::analysis::{
-    LinearLooSettings, ModelLoss, TaylorSettings, taylor_validity, weight_distance,
+    LinearLooSettings, ModelLoss, TaylorSettings, taylor_validity, weight_distance_on,
 };
 use stab_methods::engine::{Checkpoint, Engine, TaskModel, TokenInput};
 use stab_models::{HeadShape, TaskHead, TextEncoder, read_safetensors};
+
+use crate::device::Chosen;
 
 #[derive(Args)]
 pub struct AnalyzeArgs {
@@ -41,6 +43,9 @@ enum AnalyzeCommand {
         /// Results directory (default: the checkpoint's own results directory).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// cpu, wgpu[:N] or cuda:N (`stab list devices`).
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Validity of the second-order Taylor expansion around a checkpoint (Fig. 11).
     Taylor {
@@ -72,6 +77,9 @@ enum AnalyzeCommand {
         seed: u64,
         #[arg(long)]
         out: Option<PathBuf>,
+        /// cpu, or an accelerator that computes in f64 (`stab list devices` says which).
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Leave-one-out stability of linear heads (FineTune, MHLoss with H heads) on a real
     /// task's frozen features, with the features' SVM margin γ_S and bound B.
@@ -100,6 +108,10 @@ enum AnalyzeCommand {
         seed: u64,
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Where the frozen features are encoded: cpu, wgpu[:N] or cuda:N (the linear
+        /// heads' LOO solves are host code).
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// The paper's bounds (Thm 2.2, Thm 2.4, Cor 2.5, Cor 3.1) from the constants measured
     /// by `analyze loo` (and `distance`, `taylor` when present) in a results directory.
@@ -130,7 +142,13 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             checkpoints,
             pretrained,
             out,
-        } => distance(checkpoints, pretrained, out),
+            device,
+        } => distance(
+            checkpoints,
+            pretrained,
+            out,
+            &crate::device::parse(&device)?,
+        ),
         AnalyzeCommand::Taylor {
             checkpoint,
             data_dir,
@@ -142,6 +160,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             h,
             seed,
             out,
+            device,
         } => taylor(
             &checkpoint,
             &data_dir,
@@ -155,6 +174,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
                 seed,
             },
             out,
+            &crate::device::parse(&device)?,
         ),
         AnalyzeCommand::Loo {
             recipe,
@@ -166,6 +186,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             svm_max_iter,
             seed,
             out,
+            device,
         } => loo(
             &recipe,
             &sets,
@@ -179,6 +200,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
                 ..LinearLooSettings::default()
             },
             out,
+            &crate::device::parse(&device)?,
         ),
         AnalyzeCommand::Bounds {
             dir,
@@ -296,6 +318,7 @@ fn distance(
     checkpoints: Vec<PathBuf>,
     pretrained: Option<PathBuf>,
     out: Option<PathBuf>,
+    device: &Chosen,
 ) -> anyhow::Result<()> {
     // Every target known before the first analysis runs.
     let targets = expand(&checkpoints)?
@@ -332,7 +355,8 @@ fn distance(
                 .into());
         }
         let base = read_safetensors(&weights)?;
-        let d = weight_distance(&base, &tuned)
+        let path = stab_models::KernelPath::of(&device.device);
+        let d = weight_distance_on(&base, &tuned, &device.device, path)
             .with_context(|| format!("{} against {}", dir.display(), base_dir.display()))?;
         let subject = tuned
             .metadata
@@ -355,6 +379,7 @@ fn taylor(
     max_len: Option<usize>,
     settings: TaylorSettings,
     out: Option<PathBuf>,
+    device: &Chosen,
 ) -> anyhow::Result<()> {
     use stab_core::limits;
     limits::TAYLOR_BATCH.check_usize("--batch", batch)?;
@@ -378,7 +403,18 @@ fn taylor(
     }
     let target = target_of(checkpoint, out.as_deref())?;
     // f64 everywhere: set before any tensor exists.
-    let mut base = burn::tensor::Device::flex();
+    if !stab_models::is_host(&device.device) {
+        let f64 = if crate::device::has_f64(&device.device) {
+            "computes in f64, but the Taylor check is verified on the host CPU only"
+        } else {
+            "does not compute in f64, which the Taylor check's central differences need"
+        };
+        return Err(InputError::new(format!("device `{}` {f64}", device.name))
+            .key("--device")
+            .hint("use --device cpu for `analyze taylor` (its batch is small: 32 examples by default)")
+            .into());
+    }
+    let mut base = device.device.clone();
     base.configure(burn::tensor::FloatDType::F64)
         .map_err(|e| anyhow::anyhow!("cannot switch the device to f64: {e:?}"))?;
     let device = base.autodiff();
@@ -489,6 +525,7 @@ fn loo(
     sets: &[String],
     settings: LinearLooSettings,
     out: Option<PathBuf>,
+    device: &Chosen,
 ) -> anyhow::Result<()> {
     use stab_core::limits;
     if settings.heads.is_empty() {
@@ -514,7 +551,8 @@ fn loo(
         .into());
     }
     let target = out.unwrap_or_else(|| recipe.out_dir());
-    let engine = Engine::new(burn::tensor::Device::flex(), &recipe.out_dir());
+    let engine =
+        Engine::new(device.device.clone(), &recipe.out_dir()).with_device_name(&device.name);
     let mut tasks: Vec<&str> = Vec::new();
     for r in &plan.runs {
         if !tasks.contains(&r.task.as_str()) {

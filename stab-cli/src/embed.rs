@@ -1,4 +1,4 @@
-//! `stab embed --model DIR_OR_HUB_ID (--text A [--pair B] | --inputs FILE.jsonl) [--max-len N] [--json]`
+//! `stab embed --model DIR_OR_HUB_ID (--text A [--pair B] | --inputs FILE.jsonl) [--max-len N] [--json] [--device D]`
 //!
 //! Encodes the inputs as one batch (padded to the longest, truncated `longest_first` to
 //! `--max-len`) in eval mode and prints the encoder outputs (design.md §3).
@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use burn::module::Module;
-use burn::tensor::Device;
 use clap::Args;
 use serde_json::json;
 use stab_core::InputError;
@@ -32,6 +31,9 @@ pub struct EmbedArgs {
     /// Print one JSON object with ids, masks, cls and last_hidden_state.
     #[arg(long)]
     json: bool,
+    /// cpu, wgpu[:N] or cuda:N (`stab list devices`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
@@ -52,8 +54,8 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         .check_usize("--max-len", args.max_len)
         .map_err(|e| e.hint("e.g. --max-len 128; the model's position embeddings bound it too"))?;
     stab_core::limits::EMBED_INPUTS.check_usize("inputs", inputs.len())?;
+    let device = crate::device::parse(&args.device)?.device;
     let dir = resolve_model(&args.model)?;
-    let device = Device::flex();
     let (encoder, report) = load_encoder(&dir, &device)?;
     tracing::info!("{report}");
     let tok = TextEncoder::for_model(&dir, &encoder.config)?;

@@ -19,6 +19,7 @@ use stab_data as _;
 use stab_methods as _;
 
 mod analyze;
+mod bench;
 mod data;
 mod device;
 mod embed;
@@ -60,6 +61,8 @@ enum Command {
     /// Measurements that explain stability: weight distance, Taylor validity, LOO of heads
     /// on real features, the paper's bounds (results in DIR/analyses.jsonl).
     Analyze(analyze::AnalyzeArgs),
+    /// Speed of a training update and an eval forward on a device (bench/device_step.sh).
+    Bench(bench::BenchArgs),
 }
 
 /// Outcome of a command that ran runs.
@@ -132,6 +135,7 @@ fn real_main() -> ExitCode {
         Command::Embed(a) => embed::embed(a).map(|_| Done::Ok),
         Command::Data(a) => data::data(a).map(|_| Done::Ok),
         Command::Analyze(a) => analyze::analyze(a).map(|_| Done::Ok),
+        Command::Bench(a) => bench::bench(a).map(|_| Done::Ok),
     };
     match result {
         Ok(Done::Ok) => ExitCode::SUCCESS,

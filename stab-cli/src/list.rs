@@ -1,4 +1,4 @@
-//! `stab list [methods|tasks|factors|models]`
+//! `stab list [methods|tasks|factors|models|devices]`
 
 use clap::{Args, ValueEnum};
 use stab_core::registry;
@@ -9,6 +9,7 @@ pub enum What {
     Tasks,
     Factors,
     Models,
+    Devices,
 }
 
 #[derive(Args)]
@@ -70,6 +71,12 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
         }
         for m in cache {
             println!("  {m}");
+        }
+    }
+    if all || matches!(args.what, Some(What::Devices)) {
+        println!("devices (--device ...; name, type, whether it computes in f64):");
+        for line in crate::device::list() {
+            println!("{line}");
         }
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! `stab run RECIPE [--out DIR] [--shard I/N] [--device cpu|cuda:N] [--threads N] [--jobs K] [--fresh]`
+//! `stab run RECIPE [--out DIR] [--shard I/N] [--device cpu|wgpu[:N]|cuda:N] [--threads N] [--jobs K] [--fresh]`
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +22,8 @@ pub struct RunArgs {
     /// Run only shard I of N (0-based), into runs.shard-I-of-N.jsonl.
     #[arg(long)]
     shard: Option<String>,
-    /// cpu, or cuda:N in builds with the `cuda` feature.
+    /// cpu; wgpu or wgpu:N (`stab list devices`) in builds with the `wgpu` feature; cuda:N
+    /// in builds with the `cuda` feature.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Worker threads (default: all cores, or RAYON_NUM_THREADS).
@@ -46,6 +47,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<Done> {
     let (recipe, plan) = crate::load_plan(&args.recipe, &args.sets)?;
     let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose()?;
     let device = crate::device::parse(&args.device)?;
+    if recipe.kind() != RecipeKind::Finetune && !stab_models::is_host(&device.device) {
+        return Err(stab_core::InputError::new(format!(
+            "device `{}`: the synthetic studies run on the host CPU (their solvers are host code)",
+            device.name
+        ))
+        .key("--device")
+        .hint("drop --device (or use --device cpu) for a synthetic recipe")
+        .into());
+    }
     use stab_core::limits;
     if let Some(n) = args.threads {
         limits::THREADS.check_usize("--threads", n)?;
@@ -92,8 +102,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Done> {
     let finished = contents.finished();
     // Fine-tuning: every input checked (one exit-2 error before anything is written),
     // and the finished runs' recorded inputs compared with today's files.
-    let engine = (recipe.kind() == RecipeKind::Finetune)
-        .then(|| stab_methods::Engine::new(device.clone(), &out));
+    let engine = (recipe.kind() == RecipeKind::Finetune).then(|| {
+        stab_methods::Engine::new(device.device.clone(), &out).with_device_name(&device.name)
+    });
     if let Some(engine) = &engine {
         check_inputs(engine, &mine)?;
         if !args.fresh {

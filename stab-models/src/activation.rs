@@ -128,7 +128,7 @@ fn gelu_host(x: &[f32], with_grad: bool) -> (Vec<f32>, Vec<f32>) {
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
     // The host kernel is f32-accurate; f64 models (the Taylor check) take burn's own erf.
-    if !crate::dropout::is_host(&device) || x.dtype() != burn::tensor::DType::F32 {
+    if !crate::placement::is_host(&device) || x.dtype() != burn::tensor::DType::F32 {
         return burn::tensor::activation::gelu(x);
     }
     let shape = x.shape();

@@ -4,7 +4,9 @@
 //! thread, which was ~15% of a MiniLM training step on 2 cores. This module draws the
 //! keep-mask on the host with SplitMix64 in parallel chunks, each chunk seeded from
 //! (seed, call number, chunk index), so masks are reproducible for a seed whatever the
-//! thread count. Semantics match burn's and PyTorch's: in training, each element is kept
+//! thread count. On an accelerator the same host mask is uploaded (never the device's
+//! shared RNG, which one seed call per draw would race under `--jobs`), so a run sees the
+//! same noise on every device. Semantics match burn's and PyTorch's: in training, each element is kept
 //! with probability 1 − p and scaled by 1/(1 − p); otherwise the identity. It is active
 //! only on an autodiff device with its training flag on (see [`crate::without_dropout`]).
 
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::module::{Flag, Module, Param};
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 use stab_core::seed::splitmix64;
 
@@ -58,12 +60,6 @@ impl Default for NoiseStream {
     }
 }
 
-/// Whether `device` is the host CPU backend, where the fast host paths (masks drawn with
-/// rayon, the vectorised GELU) apply; any other device uses plain burn-tensor twins.
-pub fn is_host(device: &Device) -> bool {
-    device.clone().without_autodiff() == Device::flex()
-}
-
 /// Inverted dropout with probability `prob`, drawing from its run's [`NoiseStream`].
 #[derive(Module, Debug)]
 pub struct FastDropout {
@@ -106,21 +102,6 @@ crate::simd::multiversion! {
     }
 }
 
-/// The plain burn-tensor twin of [`host_keep_mask`] for accelerators: a Bernoulli draw
-/// on the device (seeded from the draw seed through the device RNG, so reproducible
-/// per device but not bit-identical to the host mask).
-pub fn device_keep_mask<const D: usize>(
-    shape: burn::tensor::Shape,
-    prob: f64,
-    seed: u64,
-    device: &Device,
-) -> Tensor<D> {
-    let plain = device.clone().without_autodiff();
-    plain.seed(seed);
-    let keep = Tensor::<D>::random(shape, Distribution::Bernoulli(1.0 - prob), &plain);
-    keep.mul_scalar(1.0 / (1.0 - prob))
-}
-
 impl FastDropout {
     pub fn new(prob: f64) -> Self {
         assert!(
@@ -141,18 +122,12 @@ impl FastDropout {
         }
         let shape = input.shape();
         let seed = self.stream.next_seed();
-        let mask = if is_host(&device) {
-            let n = shape.num_elements();
-            Tensor::<D>::from_data(
-                TensorData::new(host_keep_mask(n, self.prob, seed), shape),
-                &device,
-            )
-        } else {
-            Tensor::<D>::from_data(
-                device_keep_mask::<D>(shape, self.prob, seed, &device).into_data(),
-                &device,
-            )
-        };
+        // Drawn on the host on every device and uploaded: the same masks everywhere.
+        let n = shape.num_elements();
+        let mask = Tensor::<D>::from_data(
+            TensorData::new(host_keep_mask(n, self.prob, seed), shape),
+            &device,
+        );
         input * mask
     }
 }
@@ -192,27 +167,6 @@ mod tests {
             .try_to_vec()
             .unwrap();
         assert_ne!(b, c, "a new mask at every call");
-    }
-
-    #[test]
-    fn device_twin_agrees_with_the_host_mask_in_law() {
-        // The twin used on accelerators, run here on the CPU: same keep rate and scale.
-        let dev = Device::flex();
-        let t: Tensor<2> = device_keep_mask::<2>([400, 500].into(), 0.1, 11, &dev);
-        let v: Vec<f32> = t.into_data().convert::<f32>().try_to_vec().unwrap();
-        let h = host_keep_mask(v.len(), 0.1, 11);
-        let rate = |m: &[f32]| m.iter().filter(|&&x| x != 0.0).count() as f64 / m.len() as f64;
-        assert!(
-            (rate(&v) - rate(&h)).abs() < 0.004,
-            "{} vs {}",
-            rate(&v),
-            rate(&h)
-        );
-        assert!(
-            v.iter()
-                .chain(&h)
-                .all(|&x| x == 0.0 || (x - 1.0 / 0.9).abs() < 1e-6)
-        );
     }
 
     #[test]

@@ -37,7 +37,7 @@ use burn::tensor::{DType, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::activation::{exp16, gelu16};
-use crate::dropout::is_host;
+use crate::placement::is_host;
 use crate::simd::multiversion;
 
 const LANES: usize = 16;

@@ -8,6 +8,7 @@
 //! * [`activation`] — the exact GELU with a vectorised erf.
 //! * [`dropout`] — inverted dropout drawing from a run's [`NoiseStream`] ([`FastDropout`]).
 //! * [`fused`] — LayerNorm, GELU and masked softmax as single host kernels with their backward.
+//! * [`placement`] — host kernels or their twins per device ([`KernelPath`]); counted reads ([`HostReads`]).
 //! * [`heads`] — the jiant task heads with H output layers ([`TaskHead`], [`OutputLayers`]).
 //! * [`loader`] — weights from safetensors / PyTorch files with a [`LoadReport`].
 //! * [`checkpoint`] — Hugging Face names for saved weights; safetensors read/write ([`TensorFile`]).
@@ -24,6 +25,7 @@ pub mod encoder;
 pub mod fused;
 pub mod heads;
 pub mod loader;
+pub mod placement;
 pub mod simd;
 pub mod source;
 pub mod tokenizer;
@@ -31,12 +33,13 @@ pub mod tokenizer;
 pub use allocator::Allocator;
 pub use checkpoint::{NamedTensor, TensorFile, read_safetensors, write_safetensors};
 pub use config::{EncoderConfig, ModelFamily};
-pub use dropout::{FastDropout, NoiseStream, is_host};
+pub use dropout::{FastDropout, NoiseStream};
 pub use encoder::{Encoder, EncoderOutput, without_dropout};
 pub use heads::{
     ClassificationHead, HeadInput, HeadOutput, HeadShape, OutputLayers, SpanComparisonHead,
     TaskHead,
 };
 pub use loader::{LoadReport, load_encoder, materialize};
+pub use placement::{HostReads, KernelPath, is_host};
 pub use source::{resolve_model, resolve_model_in};
 pub use tokenizer::{TextEncoder, TextInput, TokenBatch};

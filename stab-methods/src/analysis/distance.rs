@@ -9,10 +9,11 @@
 
 use std::collections::BTreeMap;
 
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 use stab_core::InputError;
-use stab_models::TensorFile;
 use stab_models::checkpoint::{HEAD_PREFIX, base_name};
+use stab_models::{HostReads, KernelPath, TensorFile};
 
 /// The three ratios of one group of parameters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -56,6 +57,34 @@ impl Sums {
             self.dmax = self.dmax.max(d.abs());
             self.wmax = self.wmax.max(a.abs());
         }
+    }
+
+    /// [`Sums::add`] as burn tensor operations on `device`, read back once per tensor
+    /// (f32 sums, f64 accumulation across tensors).
+    fn add_on(&mut self, w0: &[f32], w: &[f32], device: &Device) {
+        let n = w0.len();
+        let up = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [n]), device);
+        let (a, b) = (up(w0), up(w));
+        let d = b - a.clone();
+        let parts = Tensor::cat(
+            vec![
+                d.clone().square().sum(),
+                a.clone().square().sum(),
+                d.clone().abs().sum(),
+                a.clone().abs().sum(),
+                d.abs().max(),
+                a.abs().max(),
+            ],
+            0,
+        );
+        let v = HostReads::values(parts);
+        self.params += n;
+        self.d2 += v[0] as f64;
+        self.w2 += v[1] as f64;
+        self.d1 += v[2] as f64;
+        self.w1 += v[3] as f64;
+        self.dmax = self.dmax.max(v[4] as f64);
+        self.wmax = self.wmax.max(v[5] as f64);
     }
 
     fn merge(&mut self, o: &Sums) {
@@ -113,10 +142,22 @@ fn group_of(name: &str) -> (u8, usize, String) {
     (3, 0, name.split('.').next().unwrap_or(name).to_string())
 }
 
-/// Compare every tensor of `finetuned` that `pretrained` also has (same shape required).
+/// Compare every tensor of `finetuned` that `pretrained` also has (same shape required),
+/// on the host in f64.
 pub fn weight_distance(
     pretrained: &TensorFile,
     finetuned: &TensorFile,
+) -> anyhow::Result<WeightDistance> {
+    weight_distance_on(pretrained, finetuned, &Device::flex(), KernelPath::Host)
+}
+
+/// [`weight_distance`] on `device`: the host sums on [`KernelPath::Host`], per-tensor
+/// sums as device operations (f32) on [`KernelPath::Accelerator`].
+pub fn weight_distance_on(
+    pretrained: &TensorFile,
+    finetuned: &TensorFile,
+    device: &Device,
+    path: KernelPath,
 ) -> anyhow::Result<WeightDistance> {
     let base: BTreeMap<&str, _> = pretrained
         .tensors
@@ -143,10 +184,11 @@ pub fn weight_distance(
             .hint("compare a checkpoint with the model it was fine-tuned from")
             .into());
         }
-        groups
-            .entry(group_of(name))
-            .or_default()
-            .add(&w0.values, &t.values);
+        let sums = groups.entry(group_of(name)).or_default();
+        match path {
+            KernelPath::Host => sums.add(&w0.values, &t.values),
+            KernelPath::Accelerator => sums.add_on(&w0.values, &t.values, device),
+        }
     }
     if groups.is_empty() {
         return Err(InputError::new(
@@ -237,6 +279,32 @@ mod tests {
         let pooler = &d.rows[3];
         assert!(!pooler.in_total && (pooler.l2 - 2.0).abs() < 1e-12);
         assert_eq!(d.without_pretrained, ["stab_head.out.weight"]);
+    }
+
+    #[test]
+    fn the_device_twin_gives_the_host_ratios() {
+        let v = |n: usize, k: f32| (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) * k).collect();
+        let w0 = file(&[
+            ("encoder.layer.0.output.dense.weight", v(3000, 0.01)),
+            ("embeddings.word_embeddings.weight", v(700, 0.02)),
+        ]);
+        let w = file(&[
+            ("encoder.layer.0.output.dense.weight", v(3000, 0.0101)),
+            ("embeddings.word_embeddings.weight", v(700, 0.0199)),
+        ]);
+        let host = weight_distance(&w0, &w).unwrap();
+        let twin = weight_distance_on(&w0, &w, &Device::flex(), KernelPath::Accelerator).unwrap();
+        for (h, d) in host.rows.iter().zip(&twin.rows) {
+            assert_eq!((h.params, &h.group), (d.params, &d.group));
+            for (a, b) in [
+                (h.l2, d.l2),
+                (h.l1, d.l1),
+                (h.linf, d.linf),
+                (h.l2_abs, d.l2_abs),
+            ] {
+                assert!((a - b).abs() <= 1e-5 * a.abs(), "{}: {a} vs {b}", h.group);
+            }
+        }
     }
 
     #[test]

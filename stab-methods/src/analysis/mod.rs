@@ -15,6 +15,6 @@ pub mod loo;
 pub mod taylor;
 
 pub use bounds::{BoundConstants, BoundTerms};
-pub use distance::{DistanceRow, WeightDistance, weight_distance};
+pub use distance::{DistanceRow, WeightDistance, weight_distance, weight_distance_on};
 pub use loo::{HeadLooStability, LinearLooSettings, linear_head_loo};
 pub use taylor::{ModelLoss, Objective, TaylorSettings, TaylorValidity, taylor_validity};

@@ -13,6 +13,7 @@ use burn::optim::{
     AdamWConfig, AdaptiveMomentumState, GradientsParams, ModuleOptimizer, Optimizer,
 };
 use burn::tensor::{Device, Tensor};
+use stab_models::{HostReads, KernelPath};
 
 /// Every float parameter's dotted path and id, in module order.
 pub fn param_paths<M: Module>(module: &M) -> Vec<(String, ParamId)> {
@@ -223,9 +224,27 @@ impl Optimizer for BertAdamW {
     }
 }
 
-/// Scale every gradient by `max_norm / (‖g‖ + 1e-6)` when the global norm ‖g‖ exceeds
-/// `max_norm` (torch `clip_grad_norm_`); returns ‖g‖ before clipping.
-pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
+/// Scale every gradient by `k = min(1, max_norm / (‖g‖ + 1e-6))` (torch
+/// `clip_grad_norm_`); returns the global norm ‖g‖ before clipping, on the device.
+///
+/// On the host the norm is read and the gradients are scaled only when ‖g‖ > max_norm
+/// (no pass at all otherwise). On an accelerator k stays a one-element device tensor that
+/// every gradient is multiplied by, so clipping reads nothing back.
+pub fn clip_global_norm<M: Module>(
+    module: &M,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+) -> Option<Tensor<1>> {
+    clip_on_path(module, grads, max_norm, None)
+}
+
+/// [`clip_global_norm`] on a given kernel path (`None`: the gradients' device's own).
+fn clip_on_path<M: Module>(
+    module: &M,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+    path: Option<KernelPath>,
+) -> Option<Tensor<1>> {
     struct SumSq<'a> {
         grads: &'a GradientsParams,
         acc: Option<Tensor<1>>,
@@ -241,27 +260,53 @@ pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_
             }
         }
     }
-    struct Scale<'a> {
-        grads: &'a mut GradientsParams,
-        k: f64,
-    }
-    impl ModuleVisitor for Scale<'_> {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            if let Some(g) = self.grads.remove::<D>(p.id) {
-                self.grads.register::<D>(p.id, g.mul_scalar(self.k));
-            }
-        }
-    }
     let mut sq = SumSq { grads, acc: None };
     module.visit(&mut sq);
-    let norm = sq.acc.map_or(0.0, |t| t.into_scalar::<f64>()).sqrt();
-    if max_norm > 0.0 && norm > max_norm {
-        module.visit(&mut Scale {
-            grads,
-            k: max_norm / (norm + 1e-6),
-        });
+    let norm = sq.acc?.sqrt();
+    if !(max_norm > 0.0 && max_norm.is_finite()) {
+        return Some(norm);
     }
-    norm
+    let path = path.unwrap_or_else(|| KernelPath::of(&norm.device()));
+    let factor = if path == KernelPath::Host {
+        let value = HostReads::scalar(norm.clone());
+        if value <= max_norm {
+            return Some(norm);
+        }
+        Factor::Host(max_norm / (value + 1e-6))
+    } else {
+        Factor::Device(
+            norm.clone()
+                .add_scalar(1e-6)
+                .recip()
+                .mul_scalar(max_norm)
+                .clamp_max(1.0),
+        )
+    };
+    module.visit(&mut ScaleGrads { grads, factor });
+    Some(norm)
+}
+
+/// The clipping factor: a number read on the host, or a device tensor.
+enum Factor {
+    Host(f64),
+    Device(Tensor<1>),
+}
+
+struct ScaleGrads<'a> {
+    grads: &'a mut GradientsParams,
+    factor: Factor,
+}
+
+impl ModuleVisitor for ScaleGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(p.id) {
+            let scaled = match &self.factor {
+                Factor::Host(k) => g.mul_scalar(*k),
+                Factor::Device(k) => g.mul(k.clone().reshape([1; D])),
+            };
+            self.grads.register::<D>(p.id, scaled);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -378,20 +423,41 @@ mod tests {
     }
 
     #[test]
-    fn clipping_uses_the_global_norm() {
+    fn clipping_uses_the_global_norm_and_the_device_twin_agrees() {
         let dev = Device::flex().autodiff();
         let m = toy(&dev);
-        let x = Tensor::<2>::from_data([[1.0f32, -2.0, 3.0]], &dev);
-        let loss = m.dense.forward(x).sum().mul_scalar(10.0);
-        let mut grads = GradientsParams::from_grads(loss.backward(), &m);
+        let grads = || {
+            let x = Tensor::<2>::from_data([[1.0f32, -2.0, 3.0]], &dev);
+            let loss = m.dense.forward(x).sum().mul_scalar(10.0);
+            GradientsParams::from_grads(loss.backward(), &m)
+        };
         // d/dW = 10·x per output column, d/db = 10: ‖g‖² = 2·100·14 + 2·100.
         let want = (2.0f64 * 100.0 * 14.0 + 200.0).sqrt();
-        let norm = clip_global_norm(&m, &mut grads, 1.0);
-        assert!((norm - want).abs() < 1e-3, "{norm} vs {want}");
-        let after = clip_global_norm(&m, &mut grads, f64::INFINITY);
-        assert!(
-            (after - want / (want + 1e-6)).abs() < 1e-5,
-            "clipped norm {after}"
-        );
+        let norm_of = |g: &mut GradientsParams, max: f64, path| {
+            HostReads::scalar(clip_on_path(&m, g, max, path).unwrap())
+        };
+        let weight = |g: &GradientsParams| vals(g.get::<2>(m.dense.weight.id).unwrap());
+        let mut twins = Vec::new();
+        for path in [KernelPath::Host, KernelPath::Accelerator] {
+            let mut g = grads();
+            let norm = norm_of(&mut g, 1.0, Some(path));
+            assert!((norm - want).abs() < 1e-3, "{path:?}: {norm} vs {want}");
+            let after = norm_of(&mut g, f64::INFINITY, Some(path));
+            assert!(
+                (after - want / (want + 1e-6)).abs() < 1e-5,
+                "{path:?}: clipped norm {after}"
+            );
+            // Under the threshold nothing changes, on either path.
+            let mut g = grads();
+            let before = weight(&g);
+            norm_of(&mut g, 1e3, Some(path));
+            assert_eq!(weight(&g), before, "{path:?}");
+            let mut g = grads();
+            norm_of(&mut g, 1.0, Some(path));
+            twins.push(weight(&g));
+        }
+        for (a, b) in twins[0].iter().zip(&twins[1]) {
+            assert!((a - b).abs() < 1e-6, "host {a} vs device twin {b}");
+        }
     }
 }

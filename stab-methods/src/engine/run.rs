@@ -29,8 +29,8 @@ use stab_data::tasks::HeadKind;
 use stab_data::{Splits, TaskDef, perturb, resolve_split, task_def};
 use stab_eval::metrics::PrimaryMetric;
 use stab_models::{
-    Encoder, EncoderConfig, LoadReport, NoiseStream, TaskHead, TextEncoder, load_encoder,
-    resolve_model,
+    Encoder, EncoderConfig, HostReads, LoadReport, NoiseStream, TaskHead, TextEncoder,
+    load_encoder, resolve_model,
 };
 
 use super::cache_file::Cached;
@@ -91,6 +91,8 @@ pub enum Progress {
 pub struct Engine {
     /// The base device (the host CPU, or an accelerator); training uses its autodiff form.
     pub device: Device,
+    /// The device as the user named it (`cpu`, `wgpu:0`), for records.
+    pub device_name: String,
     pub out: PathBuf,
     tasks: Mutex<HashMap<String, Arc<PreparedTask>>>,
     features: Mutex<HashMap<u64, Arc<Vec<FeatureSet>>>>,
@@ -122,6 +124,9 @@ pub struct RunStats {
     /// Of which, seconds in dev evaluations.
     pub eval_s: f64,
     pub updates: u64,
+    /// Reads from the device to the host during the updates (evaluations excluded): one
+    /// per update on an accelerator, the logged loss.
+    pub update_host_reads: u64,
 }
 
 /// A finished run: its record, its stats and the selected model (a validation copy).
@@ -133,7 +138,12 @@ pub struct TrainedRun {
 
 impl Engine {
     pub fn new(device: Device, out: &Path) -> Self {
+        let device_name = match stab_models::KernelPath::of(&device) {
+            stab_models::KernelPath::Host => "cpu",
+            stab_models::KernelPath::Accelerator => "accelerator",
+        };
         Self {
+            device_name: device_name.to_string(),
             device,
             out: out.to_path_buf(),
             tasks: Mutex::new(HashMap::new()),
@@ -145,6 +155,12 @@ impl Engine {
     }
 
     /// The lock of one cache key (see `key_locks`).
+    /// The same engine, with the device recorded under `name` (as `--device` gave it).
+    pub fn with_device_name(mut self, name: &str) -> Self {
+        self.device_name = name.to_string();
+        self
+    }
+
     fn key_lock(&self, key: u64) -> Arc<Mutex<()>> {
         self.key_locks
             .lock()
@@ -438,6 +454,7 @@ impl Engine {
                     step,
                     device: &device,
                 };
+                let reads_before = HostReads::count();
                 let trained = method.training_model(&model, &ctx);
                 let fwd_model = trained.as_ref().unwrap_or(&model);
                 let t_fwd = Instant::now();
@@ -455,7 +472,7 @@ impl Engine {
                 for (_, term) in method.loss_terms(&view) {
                     loss = loss + term;
                 }
-                let loss_value = loss.clone().into_scalar::<f64>();
+                let loss_value = HostReads::scalar(loss.clone());
                 let t_bwd = Instant::now();
                 if !loss_value.is_finite() {
                     // Diverged: stop here; the record says so and keeps the best weights so far.
@@ -471,6 +488,7 @@ impl Engine {
                 clip_global_norm(&model, &mut grads, train_cfg.grad_clip);
                 let t_step = Instant::now();
                 model = optim.step(schedule.lr(step), model, grads);
+                stats.update_host_reads += HostReads::count() - reads_before;
                 if step_times {
                     let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
                     let end = Instant::now();
@@ -556,6 +574,8 @@ impl Engine {
             "feature_cache": stats.feature_source,
             "clipped_span_rows": task.train.iter().chain(&task.dev).chain(&task.test).filter(|r| r.clipped).count(),
             "seconds": {"encode": stats.encode_s, "train_loop": stats.train_s, "eval": stats.eval_s},
+            "device": self.device_name,
+            "update_host_reads": stats.update_host_reads,
         });
         if !prepare_details.is_null() {
             record.details["prepare"] = prepare_details;
@@ -1159,11 +1179,8 @@ impl Source<'_> {
 
 fn argmax(logits: Tensor<2>) -> Vec<usize> {
     let [b, _] = logits.dims();
-    let ids = logits.argmax(1).reshape([b]);
-    ids.into_data()
-        .convert::<i64>()
-        .try_to_vec::<i64>()
-        .expect("int ids")
+    let ids = logits.argmax(1).reshape([b]).float();
+    HostReads::values(ids)
         .into_iter()
         .map(|v| v as usize)
         .collect()

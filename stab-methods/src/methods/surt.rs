@@ -200,7 +200,7 @@ pub fn masked_lm_training(
             let labels =
                 Tensor::<3, Int>::from_data(TensorData::new(masked.labels, [1, k, 1]), device);
             let loss = log_softmax(logits, 2).gather(2, labels).mean().neg();
-            let value = loss.clone().into_scalar::<f64>();
+            let value = stab_models::HostReads::scalar(loss.clone());
             anyhow::ensure!(
                 value.is_finite(),
                 "SURT's masked-LM loss diverged at step {step}"
