@@ -55,6 +55,53 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Seconds and bytes of one update's dropout masks, drawn on the host and uploaded as
+/// `FastDropout` does (the embeddings', and per layer the attention probabilities' and two
+/// hidden states'), median over `repeats`, waiting for the uploads.
+fn mask_cost(
+    config: &stab_models::EncoderConfig,
+    batch: usize,
+    seq: usize,
+    device: &burn::tensor::Device,
+    repeats: usize,
+) -> anyhow::Result<(f64, f64)> {
+    use burn::tensor::{Tensor, TensorData};
+    use stab_models::dropout::host_keep_mask;
+    let (h, heads) = (config.hidden_size, config.num_attention_heads);
+    let mut shapes = vec![([batch, seq, h, 1], config.hidden_dropout_prob)];
+    for _ in 0..config.num_hidden_layers {
+        shapes.push((
+            [batch, heads, seq, seq],
+            config.attention_probs_dropout_prob,
+        ));
+        shapes.push(([batch, seq, h, 1], config.hidden_dropout_prob));
+        shapes.push(([batch, seq, h, 1], config.hidden_dropout_prob));
+    }
+    let bytes: usize = shapes
+        .iter()
+        .map(|(s, _)| s.iter().product::<usize>() * 4)
+        .sum();
+    let mut times = Vec::new();
+    for call in 0..repeats.max(1) {
+        let t0 = Instant::now();
+        let masks: Vec<Tensor<4>> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, (shape, p))| {
+                let n = shape.iter().product();
+                let m = host_keep_mask(n, *p, (call * 1000 + i) as u64);
+                Tensor::<4>::from_data(TensorData::new(m, *shape), device)
+            })
+            .collect();
+        device
+            .sync()
+            .map_err(|e| anyhow::anyhow!("device sync: {e:?}"))?;
+        times.push(t0.elapsed().as_secs_f64());
+        drop(masks);
+    }
+    Ok((median(times), bytes as f64))
+}
+
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let BenchCommand::Step {
         model,
@@ -95,6 +142,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
 
     let train_device = plain.clone().autodiff();
     let (mut encoder, _) = load_encoder(&model, &train_device)?;
+    let encoder_config = encoder.config.clone();
     encoder.set_noise(&NoiseStream::new(0));
     let head = LinearConfig::new(encoder.config.hidden_size, 2).init(&train_device);
     let mut model_ = Classifier { encoder, head };
@@ -123,15 +171,19 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     let reads = (HostReads::count() - reads_before) as f64 / (repeats + 1) as f64;
+    let masks = mask_cost(&encoder_config, batch, tokens.seq_len, &plain, repeats)?;
     let (tr, ev) = (median(train_times), median(eval_times));
     let name = crate::device::describe(&chosen);
     println!(
-        "{device} ({name}), batch {batch} x {seq}: training update median {tr:.3} s, eval forward median {ev:.3} s ({repeats} repeats, {reads} host reads per update)"
+        "{device} ({name}), batch {batch} x {seq}: training update median {tr:.3} s, eval forward median {ev:.3} s ({repeats} repeats, {reads} host reads per update; of the update, dropout masks drawn on the host and uploaded {:.1} ms, {:.0} MB)",
+        masks.0 * 1e3,
+        masks.1 / 1e6
     );
     println!(
         "json: {}",
         json!({"device": device, "adapter": name, "batch": batch, "seq": seq, "repeats": repeats,
                "train_step_s": tr, "eval_forward_s": ev, "host_reads_per_update": reads,
+               "mask_s": masks.0, "mask_bytes": masks.1,
                "threads": rayon::current_num_threads()})
     );
     Ok(())

@@ -361,3 +361,24 @@ fn a_device_checkpoint_measures_like_the_cpu_and_taylor_is_one_clear_error() {
         );
     }
 }
+
+#[test]
+fn a_synthetic_recipe_on_the_device_is_one_clear_error() {
+    let recipe = assets::root().join("recipes/synthetic-heads.toml");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = stab(&[
+        "run",
+        recipe.to_str().unwrap(),
+        "--out",
+        tmp.path().join("o").to_str().unwrap(),
+        "--device",
+        DEVICE,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("host CPU") && err.contains("--device cpu"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("o").exists(), "nothing written");
+}
