@@ -161,21 +161,23 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             seed,
             out,
             device,
-        } => taylor(
-            &checkpoint,
-            &data_dir,
-            task,
-            batch,
-            max_len,
-            TaylorSettings {
-                ps,
-                repeats,
-                h,
-                seed,
-            },
-            out,
-            &crate::device::parse(&device)?,
-        ),
+        } => {
+            taylor_on(&crate::device::parse(&device)?)?;
+            taylor(
+                &checkpoint,
+                &data_dir,
+                task,
+                batch,
+                max_len,
+                TaylorSettings {
+                    ps,
+                    repeats,
+                    h,
+                    seed,
+                },
+                out,
+            )
+        }
         AnalyzeCommand::Loo {
             recipe,
             sets,
@@ -371,6 +373,22 @@ fn distance(
     Ok(())
 }
 
+/// `analyze taylor` runs in f64 on the host: any other device is one exit-2 error.
+fn taylor_on(device: &Chosen) -> anyhow::Result<()> {
+    if !stab_models::is_host(&device.device) {
+        let f64 = if crate::device::has_f64(&device.device) {
+            "computes in f64, but the Taylor check is verified on the host CPU only"
+        } else {
+            "does not compute in f64, which the Taylor check's central differences need"
+        };
+        return Err(InputError::new(format!("device `{}` {f64}", device.name))
+            .key("--device")
+            .hint("use --device cpu for `analyze taylor` (its batch is small: 32 examples by default)")
+            .into());
+    }
+    Ok(())
+}
+
 fn taylor(
     checkpoint: &Path,
     data_dir: &Path,
@@ -379,7 +397,6 @@ fn taylor(
     max_len: Option<usize>,
     settings: TaylorSettings,
     out: Option<PathBuf>,
-    device: &Chosen,
 ) -> anyhow::Result<()> {
     use stab_core::limits;
     limits::TAYLOR_BATCH.check_usize("--batch", batch)?;
@@ -403,18 +420,7 @@ fn taylor(
     }
     let target = target_of(checkpoint, out.as_deref())?;
     // f64 everywhere: set before any tensor exists.
-    if !stab_models::is_host(&device.device) {
-        let f64 = if crate::device::has_f64(&device.device) {
-            "computes in f64, but the Taylor check is verified on the host CPU only"
-        } else {
-            "does not compute in f64, which the Taylor check's central differences need"
-        };
-        return Err(InputError::new(format!("device `{}` {f64}", device.name))
-            .key("--device")
-            .hint("use --device cpu for `analyze taylor` (its batch is small: 32 examples by default)")
-            .into());
-    }
-    let mut base = device.device.clone();
+    let mut base = burn::tensor::Device::flex();
     base.configure(burn::tensor::FloatDType::F64)
         .map_err(|e| anyhow::anyhow!("cannot switch the device to f64: {e:?}"))?;
     let device = base.autodiff();

@@ -223,16 +223,20 @@ fn full_tuning_on_the_device_follows_the_cpu_run_for_every_method() {
     let recipe = write_recipe(
         tmp.path(),
         "tasks = [\"cb\"]\n[train]\nmode = \"full\"\nmax_steps = 20\nbatch_size = 8\neval_every = 1\nlr = 1e-4\nseeds = 1\n\
-         [[methods]]\nname = \"finetune\"\n[[methods]]\nname = \"mixout\"\n[[methods]]\nname = \"lnsr\"\n\
-         [[methods]]\nname = \"mhloss\"\n[[methods]]\nname = \"mmr\"\n[[methods]]\nname = \"surt\"\n",
+         [[methods]]\nname = \"finetune\"\n[[methods]]\nname = \"mixout\"\n[[methods]]\nname = \"mixout\"\nvariant = \"author\"\n\
+         [[methods]]\nname = \"lnsr\"\n[[methods]]\nname = \"lnsr\"\nvariant = \"original\"\n\
+         [[methods]]\nname = \"mhloss\"\n[[methods]]\nname = \"mmr\"\n[[methods]]\nname = \"surt\"\n\
+         [[methods]]\nname = \"reinit\"\n[[methods]]\nname = \"llrd\"\n",
     );
     let cpu = records(&recipe, &tmp.path().join("cpu"), "cpu", 1);
     let gpu = records(&recipe, &tmp.path().join("gpu"), DEVICE, 1);
-    assert_eq!(cpu.len(), 6);
+    assert_eq!(cpu.len(), 10);
     let (dev, test) = rows("cb");
     for (id, c) in &cpu {
         let g = &gpu[id];
-        let method = c["method"].as_str().unwrap();
+        let variant = c["method_params"]["variant"].as_str().unwrap_or("");
+        let method = format!("{} {variant}", c["method"].as_str().unwrap());
+        let method = method.trim_end();
         let worst = compare(method, c, g, dev, test);
         let reads = g["details"]["update_host_reads"].as_u64().unwrap();
         let steps = g["steps"].as_u64().unwrap();

@@ -274,13 +274,8 @@ fn clip_on_path<M: Module>(
         }
         Factor::Host(max_norm / (value + 1e-6))
     } else {
-        Factor::Device(
-            norm.clone()
-                .add_scalar(1e-6)
-                .recip()
-                .mul_scalar(max_norm)
-                .clamp_max(1.0),
-        )
+        let k = norm.clone().add_scalar(1e-6).recip().mul_scalar(max_norm);
+        Factor::Device(Box::new(k.clamp_max(1.0)))
     };
     module.visit(&mut ScaleGrads { grads, factor });
     Some(norm)
@@ -289,7 +284,7 @@ fn clip_on_path<M: Module>(
 /// The clipping factor: a number read on the host, or a device tensor.
 enum Factor {
     Host(f64),
-    Device(Tensor<1>),
+    Device(Box<Tensor<1>>),
 }
 
 struct ScaleGrads<'a> {
@@ -302,7 +297,7 @@ impl ModuleVisitor for ScaleGrads<'_> {
         if let Some(g) = self.grads.remove::<D>(p.id) {
             let scaled = match &self.factor {
                 Factor::Host(k) => g.mul_scalar(*k),
-                Factor::Device(k) => g.mul(k.clone().reshape([1; D])),
+                Factor::Device(k) => g.mul(k.as_ref().clone().reshape([1; D])),
             };
             self.grads.register::<D>(p.id, scaled);
         }
