@@ -20,12 +20,11 @@ mod assets;
 const DEVICE: &str = "wgpu";
 
 fn stab(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_stab"))
+    Command::new(env!("CARGO_BIN_EXE_stab"))
         .env("STAB_LOG", "warn")
         .args(args)
         .output()
-        .expect("run stab");
-    out
+        .expect("run stab")
 }
 
 fn ok(args: &[&str]) -> String {
