@@ -55,6 +55,23 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The model's encoder: its weights, or random ones of its shape when the directory holds
+/// only `config.json` and the tokenizer (the speed is the same; a borrowed GPU machine
+/// may not have room for the weights).
+fn encoder_of(
+    dir: &std::path::Path,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<(Encoder, &'static str)> {
+    if stab_models::loader::weights_file(dir).is_ok() {
+        return Ok((load_encoder(dir, device)?.0, "pre-trained weights"));
+    }
+    let config = stab_models::EncoderConfig::from_dir(dir)?;
+    Ok((
+        Encoder::new(&config, device),
+        "random weights (no weights file)",
+    ))
+}
+
 /// Seconds and bytes of one update's dropout masks, drawn on the host and uploaded as
 /// `FastDropout` does (the embeddings', and per layer the attention probabilities' and two
 /// hidden states'), median over `repeats`, waiting for the uploads.
@@ -116,7 +133,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     limits::SEEDS.check_usize("--repeats", repeats)?;
     let chosen = crate::device::parse(&device)?;
     let plain = chosen.device.clone();
-    let (encoder, _) = load_encoder(&model, &plain)?;
+    let (encoder, weights) = encoder_of(&model, &plain)?;
     let tok = TextEncoder::for_model(&model, &encoder.config)?;
     let words = "the committee approved the new budget after a long debate on friday while students visited the museum";
     let inputs: Vec<TextInput> = (0..batch)
@@ -141,7 +158,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     let train_device = plain.clone().autodiff();
-    let (mut encoder, _) = load_encoder(&model, &train_device)?;
+    let (mut encoder, _) = encoder_of(&model, &train_device)?;
     let encoder_config = encoder.config.clone();
     encoder.set_noise(&NoiseStream::new(0));
     let head = LinearConfig::new(encoder.config.hidden_size, 2).init(&train_device);
@@ -175,13 +192,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let (tr, ev) = (median(train_times), median(eval_times));
     let name = crate::device::describe(&chosen);
     println!(
-        "{device} ({name}), batch {batch} x {seq}: training update median {tr:.3} s, eval forward median {ev:.3} s ({repeats} repeats, {reads} host reads per update; of the update, dropout masks drawn on the host and uploaded {:.1} ms, {:.0} MB)",
+        "{device} ({name}; {weights}), batch {batch} x {seq}: training update median {tr:.3} s, eval forward median {ev:.3} s ({repeats} repeats, {reads} host reads per update; of the update, dropout masks drawn on the host and uploaded {:.1} ms, {:.0} MB)",
         masks.0 * 1e3,
         masks.1 / 1e6
     );
     println!(
         "json: {}",
-        json!({"device": device, "adapter": name, "batch": batch, "seq": seq, "repeats": repeats,
+        json!({"device": device, "adapter": name, "weights": weights, "batch": batch, "seq": seq, "repeats": repeats,
                "train_step_s": tr, "eval_forward_s": ev, "host_reads_per_update": reads,
                "mask_s": masks.0, "mask_bytes": masks.1,
                "threads": rayon::current_num_threads()})
