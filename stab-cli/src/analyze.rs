@@ -357,8 +357,7 @@ fn distance(
                 .into());
         }
         let base = read_safetensors(&weights)?;
-        let path = stab_models::KernelPath::of(&device.device);
-        let d = weight_distance_on(&base, &tuned, &device.device, path)
+        let d = weight_distance_on(&base, &tuned, &device.device)
             .with_context(|| format!("{} against {}", dir.display(), base_dir.display()))?;
         let subject = tuned
             .metadata

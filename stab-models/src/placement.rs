@@ -10,7 +10,8 @@
 
 use std::cell::Cell;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::kind::Basic;
+use burn::tensor::{Device, Tensor, TensorData};
 
 /// The implementation a device takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +57,15 @@ impl HostReads {
         t.into_scalar::<f64>()
     }
 
-    /// Read a tensor's values as f32, counting the read.
-    pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    /// Read a tensor of any kind (float, int, bool), counting the read.
+    pub fn data<const D: usize, K: Basic>(t: Tensor<D, K>) -> TensorData {
         READS.with(|r| r.set(r.get() + 1));
         t.into_data()
+    }
+
+    /// Read a float tensor's values as f32, counting the read.
+    pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        Self::data(t)
             .convert::<f32>()
             .try_into_vec::<f32>()
             .expect("f32 values")

@@ -148,12 +148,20 @@ pub fn weight_distance(
     pretrained: &TensorFile,
     finetuned: &TensorFile,
 ) -> anyhow::Result<WeightDistance> {
-    weight_distance_on(pretrained, finetuned, &Device::flex(), KernelPath::Host)
+    weight_distance_on(pretrained, finetuned, &Device::flex())
 }
 
-/// [`weight_distance`] on `device`: the host sums on [`KernelPath::Host`], per-tensor
-/// sums as device operations (f32) on [`KernelPath::Accelerator`].
+/// [`weight_distance`] on `device`: the host sums in f64 on the CPU, per-tensor sums as
+/// device operations (f32) on an accelerator ([`KernelPath::of`]).
 pub fn weight_distance_on(
+    pretrained: &TensorFile,
+    finetuned: &TensorFile,
+    device: &Device,
+) -> anyhow::Result<WeightDistance> {
+    distance_on_path(pretrained, finetuned, device, KernelPath::of(device))
+}
+
+fn distance_on_path(
     pretrained: &TensorFile,
     finetuned: &TensorFile,
     device: &Device,
@@ -293,7 +301,7 @@ mod tests {
             ("embeddings.word_embeddings.weight", v(700, 0.0199)),
         ]);
         let host = weight_distance(&w0, &w).unwrap();
-        let twin = weight_distance_on(&w0, &w, &Device::flex(), KernelPath::Accelerator).unwrap();
+        let twin = distance_on_path(&w0, &w, &Device::flex(), KernelPath::Accelerator).unwrap();
         for (h, d) in host.rows.iter().zip(&twin.rows) {
             assert_eq!((h.params, &h.group), (d.params, &d.group));
             for (a, b) in [

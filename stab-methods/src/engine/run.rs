@@ -1192,8 +1192,11 @@ impl Source<'_> {
 
 fn argmax(logits: Tensor<2>) -> Vec<usize> {
     let [b, _] = logits.dims();
-    let ids = logits.argmax(1).reshape([b]).float();
-    HostReads::values(ids)
+    let ids = logits.argmax(1).reshape([b]);
+    HostReads::data(ids)
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .expect("int ids")
         .into_iter()
         .map(|v| v as usize)
         .collect()
