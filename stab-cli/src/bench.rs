@@ -134,6 +134,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let chosen = crate::device::parse(&device)?;
     let plain = chosen.device.clone();
     let (encoder, weights) = encoder_of(&model, &plain)?;
+    encoder.config.check_tokens("--seq", seq)?;
     let tok = TextEncoder::for_model(&model, &encoder.config)?;
     let words = "the committee approved the new budget after a long debate on friday while students visited the museum";
     let inputs: Vec<TextInput> = (0..batch)

@@ -59,16 +59,7 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let (encoder, report) = load_encoder(&dir, &device)?;
     tracing::info!("{report}");
     let tok = TextEncoder::for_model(&dir, &encoder.config)?;
-    let limit = encoder.config.max_tokens();
-    if args.max_len > limit {
-        return Err(InputError::new(format!(
-            "--max-len {} exceeds the model's {limit} positions",
-            args.max_len
-        ))
-        .key("--max-len")
-        .hint(format!("use --max-len {limit} or less"))
-        .into());
-    }
+    encoder.config.check_tokens("--max-len", args.max_len)?;
     let batch = tok.encode(&inputs, args.max_len)?;
     let encoder = encoder.valid();
     let out = encoder.forward(&batch);

@@ -250,6 +250,20 @@ impl EncoderConfig {
         }
     }
 
+    /// `n` tokens per input (given as `key`) fit the position embeddings, else one input
+    /// error naming the key and the largest that fits.
+    pub fn check_tokens(&self, key: &str, n: usize) -> Result<(), InputError> {
+        let limit = self.max_tokens();
+        if n <= limit {
+            return Ok(());
+        }
+        Err(
+            InputError::new(format!("{key} {n} exceeds the model's {limit} positions"))
+                .key(key)
+                .hint(format!("use {key} {limit} or less")),
+        )
+    }
+
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
     }
