@@ -102,6 +102,8 @@ pub struct Engine {
     /// One lock per cache key (frozen features, prepared encoders), so runs in parallel
     /// compute each once per process whatever `--jobs`.
     key_locks: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
+    /// A fixed batch order replacing the seeded shuffle (see [`Engine::with_batch_order`]).
+    batch_order: Option<Arc<Vec<Vec<usize>>>>,
 }
 
 /// Where a run's encoder stands after [`Method::prepare_encoder`].
@@ -151,7 +153,16 @@ impl Engine {
             model_hashes: Mutex::new(HashMap::new()),
             models_checked: Mutex::new(HashSet::new()),
             key_locks: Mutex::new(HashMap::new()),
+            batch_order: None,
         }
+    }
+
+    /// The same engine, training every run on these batches (indices into the run's
+    /// training rows, update by update) instead of the seeded per-epoch shuffle: for
+    /// parity checks against another implementation that reads the same order.
+    pub fn with_batch_order(mut self, batches: Vec<Vec<usize>>) -> Self {
+        self.batch_order = Some(Arc::new(batches));
+        self
     }
 
     /// The lock of one cache key (see `key_locks`).
@@ -451,10 +462,21 @@ impl Engine {
         // STAB_STEP_TIMES=1 prints the phases of every update (profiling).
         let step_times = std::env::var_os("STAB_STEP_TIMES").is_some();
         let loop_start = Instant::now();
+        if let Some(fixed) = &self.batch_order {
+            anyhow::ensure!(
+                fixed.len() as u64 >= total && fixed.iter().flatten().all(|&i| i < n),
+                "the fixed batch order has {} batches for {total} updates, or a row beyond the {n} training rows",
+                fixed.len()
+            );
+        }
         'epochs: loop {
             let mut rows: Vec<usize> = (0..n).collect();
             rows.shuffle(&mut order);
-            for chunk in rows.chunks(batch) {
+            let batches: Vec<&[usize]> = match &self.batch_order {
+                Some(fixed) => fixed.iter().map(Vec::as_slice).collect(),
+                None => rows.chunks(batch).collect(),
+            };
+            for chunk in batches {
                 if step >= total {
                     break 'epochs;
                 }
