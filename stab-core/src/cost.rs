@@ -3,42 +3,28 @@
 //!
 //! Fine-tuning: the updates the schedule plans (training rows × epochs / batch, capped by
 //! `max_steps`) × the batch's tokens (batch × max_len) × a mode factor (head tuning on
-//! cached features is about 1/50 of an encoder pass) × a method factor (LNSR runs a second
-//! forward, SURT adds its masked-LM phase, …). Training rows come from the official train
-//! sizes (the 90% split of them), scaled by `train_fraction` and `1 − drop_fraction`.
+//! cached features is about 1/50 of an encoder pass) × the method's declared cost factor
+//! (LNSR runs a second forward, SURT adds its masked-LM phase, …). Training rows come from
+//! the official train sizes the task registrations declare (the 90% split of them), scaled
+//! by `train_fraction` and `1 − drop_fraction`.
 //! Synthetic: datasets × points × (steps + LOO refits).
 
 use crate::plan::{RunJob, RunSpec};
 use crate::recipe::TrainMode;
 
-/// Official train-file rows per task (GLUE/SuperGLUE; MultiRC counts answer rows).
+/// Official train-file rows of a task, as its registration declares them (5,000 for a
+/// task this build does not know).
 fn train_rows(task: &str) -> f64 {
-    match task {
-        "cola" => 8551.0,
-        "sst2" => 67349.0,
-        "mrpc" => 3668.0,
-        "qqp" => 363846.0,
-        "rte" => 2490.0,
-        "wnli" => 635.0,
-        "cb" => 250.0,
-        "wsc" => 554.0,
-        "boolq" => 9427.0,
-        "multirc" => 27243.0,
-        "wic" => 5428.0,
-        _ => 5000.0,
-    }
+    crate::registry::task(task).map_or(5000.0, |t| t.train_rows as f64)
 }
 
-/// Relative cost of a method's update against FineTune's (measured on MiniLM, CB, full
-/// fine-tuning; unknown plugins count as FineTune).
+/// Relative cost of a method's update against FineTune's, as the plugins declare it: the
+/// product over a stack (`reinit+llrd`); an unknown plugin counts as FineTune.
 fn method_factor(method: &str) -> f64 {
-    match method {
-        "lnsr" => 1.4,
-        "surt" => 1.3,
-        "mixout" => 1.05,
-        "mhloss" => 1.05,
-        _ => 1.0,
-    }
+    method
+        .split('+')
+        .map(|m| crate::registry::method(m).map_or(1.0, |e| e.cost))
+        .product()
 }
 
 /// Work units of a run.

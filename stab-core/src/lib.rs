@@ -46,5 +46,12 @@ pub use study::{StudyOutcome, SyntheticStudy};
 pub use suggest::nearest;
 pub use synthetic::SyntheticSettings;
 
+// `method_params!` names this crate as `stab_core` also inside it.
+extern crate self as stab_core;
+
+/// serde, for the derives `method_params!` writes (not an API).
+#[doc(hidden)]
+pub use serde as __serde;
+
 /// Version string written into every record (`stab_version`).
 pub const STAB_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,6 +1,9 @@
 //! Typed parameter schemas that plugins declare, and their validation against a recipe
-//! table (`[[methods]]` entries). Each method plugin lists its parameters once; parsing,
-//! defaults, range checks, `stab list methods` and did-you-mean errors all derive from it.
+//! table (`[[methods]]` entries). A method plugin declares its parameters once, as a
+//! struct written with [`method_params!`](crate::method_params): the struct the plugin
+//! reads, its schema ([`TypedParams::SPECS`]: names, types, defaults, ranges, docs) and so
+//! parsing, defaults, range checks, `stab list methods` and did-you-mean errors all come
+//! from that one declaration.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +21,8 @@ pub enum ParamKind {
     Choice(&'static [&'static str]),
     /// A boolean.
     Bool,
+    /// A non-empty list of distinct strings, each one of `allowed`.
+    Names(&'static [&'static str]),
 }
 
 /// A parameter's default value.
@@ -27,6 +32,148 @@ pub enum ParamDefault {
     Int(i64),
     Str(&'static str),
     Bool(bool),
+    Names(&'static [&'static str]),
+}
+
+/// A parameter's type and default, as [`method_params!`](crate::method_params) fields
+/// declare them (`xi: f64 = float(0.01, 1.0, 0.95)`).
+#[derive(Debug, Clone, Copy)]
+pub struct ParamType {
+    pub kind: ParamKind,
+    pub default: ParamDefault,
+}
+
+/// The constructors of [`ParamType`] that parameter declarations use.
+pub mod kinds {
+    use super::{ParamDefault, ParamKind, ParamType};
+
+    /// A float in `[min, max]`.
+    pub const fn float(min: f64, max: f64, default: f64) -> ParamType {
+        ParamType {
+            kind: ParamKind::Float { min, max },
+            default: ParamDefault::Float(default),
+        }
+    }
+    /// An integer in `[min, max]`.
+    pub const fn int(min: i64, max: i64, default: i64) -> ParamType {
+        ParamType {
+            kind: ParamKind::Int { min, max },
+            default: ParamDefault::Int(default),
+        }
+    }
+    /// One of `choices` (the field is usually an enum with matching serde names).
+    pub const fn choice(choices: &'static [&'static str], default: &'static str) -> ParamType {
+        ParamType {
+            kind: ParamKind::Choice(choices),
+            default: ParamDefault::Str(default),
+        }
+    }
+    /// A boolean.
+    pub const fn flag(default: bool) -> ParamType {
+        ParamType {
+            kind: ParamKind::Bool,
+            default: ParamDefault::Bool(default),
+        }
+    }
+    /// A list of distinct strings out of `allowed`.
+    pub const fn names(
+        allowed: &'static [&'static str],
+        default: &'static [&'static str],
+    ) -> ParamType {
+        ParamType {
+            kind: ParamKind::Names(allowed),
+            default: ParamDefault::Names(default),
+        }
+    }
+}
+
+/// A plugin's parameters as one typed struct, with the schema derived from its declaration
+/// (write it with [`method_params!`](crate::method_params)).
+pub trait TypedParams: Sized + serde::de::DeserializeOwned + serde::Serialize {
+    /// The schema, one entry per field, in declaration order.
+    const SPECS: &'static [ParamSpec];
+
+    /// The typed value of parameters that [`resolve_params`] validated against
+    /// [`Self::SPECS`].
+    fn from_params(params: &MethodParams) -> Result<Self, String> {
+        let map: serde_json::Map<String, serde_json::Value> =
+            params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        serde_json::from_value(serde_json::Value::Object(map))
+            .map_err(|e| format!("parameters do not fit the declaration: {e}"))
+    }
+
+    /// Every parameter at its default.
+    fn defaults() -> Self {
+        let p: MethodParams = Self::SPECS
+            .iter()
+            .map(|s| (s.name.to_string(), s.default_json()))
+            .collect();
+        Self::from_params(&p).expect("a declaration's defaults fit its own struct")
+    }
+}
+
+/// No parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+impl TypedParams for NoParams {
+    const SPECS: &'static [ParamSpec] = &[];
+}
+
+/// Declare a plugin's parameters: a struct whose fields each carry a doc comment (the
+/// one-line doc of `stab list methods` and of error hints) and a [`ParamType`] built with
+/// [`kinds`]:
+///
+/// ```
+/// stab_core::method_params! {
+///     /// LLRD's parameters.
+///     pub struct LlrdParams {
+///         /// decay factor ξ per layer (1 = FineTune)
+///         pub xi: f64 = float(0.01, 1.0, 0.95),
+///     }
+/// }
+/// use stab_core::params::TypedParams;
+/// assert_eq!(LlrdParams::SPECS[0].name, "xi");
+/// assert_eq!(LlrdParams::defaults().xi, 0.95);
+/// ```
+///
+/// The struct derives serde's traits through stab-core's own serde (the crate using the
+/// macro needs no serde dependency; a choice field's enum does, for its own derive).
+#[macro_export]
+macro_rules! method_params {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                $(#[doc = $doc:literal])+
+                $fvis:vis $field:ident : $ty:ty = $param:expr
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, $crate::__serde::Deserialize, $crate::__serde::Serialize)]
+        #[serde(crate = "stab_core::__serde", deny_unknown_fields)]
+        $vis struct $name {
+            $( $(#[doc = $doc])+ $fvis $field: $ty, )*
+        }
+
+        impl $crate::params::TypedParams for $name {
+            const SPECS: &'static [$crate::ParamSpec] = &[
+                $(
+                    $crate::ParamSpec::of(
+                        stringify!($field),
+                        {
+                            #[allow(unused_imports)]
+                            use $crate::params::kinds::*;
+                            $param
+                        },
+                        concat!($($doc),+),
+                    ),
+                )*
+            ];
+        }
+    };
 }
 
 /// One declared parameter of a plugin.
@@ -44,12 +191,31 @@ pub struct ParamSpec {
 pub type MethodParams = BTreeMap<String, serde_json::Value>;
 
 impl ParamSpec {
+    /// The spec of parameter `name` (a doc comment's leading spaces are dropped).
+    pub const fn of(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
+        let mut bytes = doc.as_bytes();
+        while let [b' ', rest @ ..] = bytes {
+            bytes = rest;
+        }
+        let doc = match std::str::from_utf8(bytes) {
+            Ok(d) => d,
+            Err(_) => doc,
+        };
+        Self {
+            name,
+            kind: ty.kind,
+            default: ty.default,
+            doc,
+        }
+    }
+
     pub fn default_json(&self) -> serde_json::Value {
         match self.default {
             ParamDefault::Float(v) => serde_json::json!(v),
             ParamDefault::Int(v) => serde_json::json!(v),
             ParamDefault::Str(v) => serde_json::json!(v),
             ParamDefault::Bool(v) => serde_json::json!(v),
+            ParamDefault::Names(v) => serde_json::json!(v),
         }
     }
 
@@ -60,6 +226,7 @@ impl ParamSpec {
             ParamDefault::Int(v) => format!("{v}"),
             ParamDefault::Str(v) => format!("\"{v}\""),
             ParamDefault::Bool(v) => format!("{v}"),
+            ParamDefault::Names(v) => format!("{v:?}"),
         }
     }
 
@@ -70,6 +237,7 @@ impl ParamSpec {
             ParamKind::Int { min, max } => format!("integer in [{min}, {max}]"),
             ParamKind::Choice(c) => format!("one of {}", c.join("|")),
             ParamKind::Bool => "true|false".to_string(),
+            ParamKind::Names(a) => format!("list of distinct names out of {}", a.join("|")),
         }
     }
 
@@ -124,8 +292,38 @@ impl ParamSpec {
                     other.type_str()
                 )),
             },
+            ParamKind::Names(allowed) => check_names(allowed, value),
         }
     }
+}
+
+/// A list of distinct names out of `allowed`, non-empty.
+fn check_names(allowed: &[&str], value: &toml::Value) -> Result<serde_json::Value, String> {
+    let expected = format!("a list of names out of {}", allowed.join("|"));
+    let toml::Value::Array(items) = value else {
+        return Err(format!("expected {expected}, found {}", value.type_str()));
+    };
+    if items.is_empty() {
+        return Err(format!("the list is empty; expected {expected}"));
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for item in items {
+        let toml::Value::String(s) = item else {
+            return Err(format!("expected {expected}, found a {}", item.type_str()));
+        };
+        if !allowed.contains(&s.as_str()) {
+            return Err(format!(
+                "`{s}` is not one of {}{}",
+                allowed.join("|"),
+                did_you_mean(s, allowed.iter().copied())
+            ));
+        }
+        if out.contains(&s.as_str()) {
+            return Err(format!("`{s}` is listed twice"));
+        }
+        out.push(s);
+    }
+    Ok(serde_json::json!(out))
 }
 
 /// Validate a plugin table (without its `name` key) against `specs` and fill defaults.
@@ -210,5 +408,57 @@ mod tests {
         assert!(e.to_string().contains("out of range"), "{e}");
         let e = resolve_params("m", SPECS, &table("variant = \"autor\"")).unwrap_err();
         assert!(e.to_string().contains("did you mean `author`"), "{e}");
+    }
+
+    crate::method_params! {
+        /// A declaration of every kind.
+        struct Every {
+            /// a weight
+            alpha: f64 = float(0.0, 10.0, 1.0),
+            /// a count,
+            /// on two lines
+            k: usize = int(0, 5, 2),
+            /// a variant
+            variant: String = choice(&["ref", "author"], "ref"),
+            /// a switch
+            on: bool = flag(true),
+            /// targets
+            targets: Vec<String> = names(&["query", "key", "value"], &["query", "value"]),
+        }
+    }
+
+    #[test]
+    fn a_declaration_gives_the_schema_and_the_typed_defaults() {
+        let names: Vec<&str> = Every::SPECS.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["alpha", "k", "variant", "on", "targets"]);
+        assert_eq!(Every::SPECS[0].doc, "a weight");
+        assert_eq!(Every::SPECS[1].doc, "a count, on two lines");
+        let d = Every::defaults();
+        assert_eq!(
+            d,
+            Every {
+                alpha: 1.0,
+                k: 2,
+                variant: "ref".into(),
+                on: true,
+                targets: vec!["query".into(), "value".into()]
+            }
+        );
+        let p = resolve_params("m", Every::SPECS, &table("k = 4\ntargets = [\"key\"]")).unwrap();
+        let typed = Every::from_params(&p).unwrap();
+        assert_eq!((typed.k, typed.targets), (4, vec!["key".to_string()]));
+    }
+
+    #[test]
+    fn name_lists_are_checked() {
+        let check = |s: &str| {
+            resolve_params("m", Every::SPECS, &table(s))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(check("targets = []").contains("empty"));
+        assert!(check("targets = [\"qeury\"]").contains("did you mean `query`"));
+        assert!(check("targets = [\"key\", \"key\"]").contains("twice"));
+        assert!(check("targets = \"key\"").contains("expected a list"));
     }
 }

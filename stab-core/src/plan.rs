@@ -667,50 +667,64 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
             located
         })?;
     }
-    // Methods: name + parameters validated by the plugin's declared schema.
-    let mut methods = Vec::new();
+    // Methods: name + parameters validated by the plugin's declared schema; a table may
+    // stack further methods on its own (`stack = [{ name = "llrd", xi = 0.9 }]`).
+    let mut methods: Vec<Vec<(String, MethodParams)>> = Vec::new();
     for (i, table) in b.methods.iter().enumerate() {
         let line = recipe.line_of(table.span().start);
         let mut params = table.get_ref().clone();
-        let name = match params.remove("name") {
-            Some(toml::Value::String(s)) => s,
-            _ => {
-                return Err(InputError::new(format!("methods[{i}] has no `name`"))
-                    .file(recipe.file.clone())
-                    .line(Some(line))
-                    .key(format!("methods[{i}].name"))
-                    .hint("e.g. name = \"mhloss\""));
-            }
-        };
-        let entry = registry::method(&name).map_err(|e| InputError {
-            file: Some(recipe.file.clone()),
-            line: Some(line),
-            key: Some(format!("methods[{i}].name")),
-            ..e
-        })?;
-        let owner = format!("methods[{i}] ({name})");
-        let resolved = resolve_params(&owner, entry.params, &params).map_err(|e| {
-            let key = e.key.clone().unwrap_or_default();
-            let param_line = recipe
-                .source
-                .lines()
-                .enumerate()
-                .skip(line)
-                .find(|(_, l)| l.trim_start().starts_with(&key) && l.contains('='));
-            InputError {
-                file: Some(recipe.file.clone()),
-                line: Some(param_line.map_or(line, |(n, _)| n + 1)),
-                key: Some(format!("methods[{i}].{key}")),
-                ..e
-            }
-        })?;
-        (entry.validate)(&resolved).map_err(|m| {
-            InputError::new(format!("{owner}: {m}"))
+        let stacked = match params.remove("stack") {
+            None => Vec::new(),
+            Some(toml::Value::Array(items)) => items,
+            Some(other) => {
+                return Err(InputError::new(format!(
+                    "methods[{i}].stack must be a list of method tables, found {}",
+                    other.type_str()
+                ))
                 .file(recipe.file.clone())
                 .line(Some(line))
-                .key(format!("methods[{i}]"))
-        })?;
-        methods.push((name, resolved));
+                .key(format!("methods[{i}].stack"))
+                .hint("e.g. stack = [{ name = \"llrd\", xi = 0.9 }]"));
+            }
+        };
+        let mut stack = vec![resolve_method(
+            recipe,
+            &format!("methods[{i}]"),
+            line,
+            params,
+        )?];
+        for (j, item) in stacked.into_iter().enumerate() {
+            let key = format!("methods[{i}].stack[{j}]");
+            let toml::Value::Table(t) = item else {
+                return Err(InputError::new(format!(
+                    "{key} must be a method table, found {}",
+                    item.type_str()
+                ))
+                .file(recipe.file.clone())
+                .line(Some(line))
+                .key(key)
+                .hint("e.g. { name = \"llrd\", xi = 0.9 }"));
+            };
+            if t.contains_key("stack") {
+                return Err(InputError::new(format!(
+                    "{key} has its own `stack`; stacks do not nest"
+                ))
+                .file(recipe.file.clone())
+                .line(Some(line))
+                .key(format!("{key}.stack"))
+                .hint("list every stacked method in the first table's `stack`"));
+            }
+            let m = resolve_method(recipe, &key, line, t)?;
+            if stack.iter().any(|(n, _)| *n == m.0) {
+                return Err(InputError::new(format!("methods[{i}] stacks `{}` twice", m.0))
+                    .file(recipe.file.clone())
+                    .line(Some(line))
+                    .key(key)
+                    .hint("a method appears at most once in a stack; set its parameters in one table"));
+            }
+            stack.push(m);
+        }
+        methods.push(stack);
     }
     // Sweep: cartesian product over keys, each key addressing a section field or a
     // method parameter (`mmr.alpha`).
@@ -735,9 +749,10 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
                 .hint("e.g. \"train.lr\" = [1e-5, 2e-5], or \"mmr.alpha\" = [0.1, 1, 10]")
         })?;
         let known_section = ["train", "data", "model"].contains(&head);
-        if !known_section && !methods.iter().any(|(n, _)| n == head) {
+        let names = || methods.iter().flatten().map(|(n, _)| n.as_str());
+        if !known_section && !names().any(|n| n == head) {
             let mut options = vec!["train", "data", "model"];
-            options.extend(methods.iter().map(|(n, _)| n.as_str()));
+            options.extend(names());
             return Err(recipe
                 .error_at(values.span(), &format!("sweep.{key}"), format!("sweep key `{key}` addresses `{head}`, which is neither a section nor a method of this recipe{}", crate::suggest::did_you_mean(head, options.iter().copied())))
                 .hint("sweep keys look like \"train.lr\" or \"<method>.<param>\""));
@@ -811,8 +826,7 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
         let model_c: ModelSection = model_v.try_into().map_err(|e| sweep_err("model", e))?;
         // The same checks whether a value is written in its section or swept.
         check_finetune(recipe, cell, &train_c, &data_c, &model_c)?;
-        for (mname, base_params) in &methods {
-            let mut params = base_params.clone();
+        for stack in &methods {
             let mut sweep = BTreeMap::new();
             for (key, v) in cell {
                 let head = key.split_once('.').map(|(h, _)| h).unwrap_or("");
@@ -820,33 +834,39 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
                     sweep.insert(key.clone(), serde_json::to_value(v).unwrap_or_default());
                 }
             }
-            for (head, field, v) in &method_overrides {
-                if head != mname {
-                    continue;
-                }
-                let entry = registry::method(mname).expect("validated");
-                let mut t = toml::Table::new();
-                t.insert(field.to_string(), (*v).clone());
-                let one = resolve_params(&format!("sweep `{head}.{field}`"), entry.params, &t)
-                    .map_err(|e| InputError {
-                        file: Some(recipe.file.clone()),
-                        key: Some(format!("sweep.{head}.{field}")),
-                        ..e
+            let mut resolved = Vec::new();
+            for (mname, base_params) in stack {
+                let mut params = base_params.clone();
+                for (head, field, v) in &method_overrides {
+                    if head != mname {
+                        continue;
+                    }
+                    let entry = registry::method(mname).expect("validated");
+                    let mut t = toml::Table::new();
+                    t.insert(field.to_string(), (*v).clone());
+                    let one = resolve_params(&format!("sweep `{head}.{field}`"), entry.params, &t)
+                        .map_err(|e| InputError {
+                            file: Some(recipe.file.clone()),
+                            key: Some(format!("sweep.{head}.{field}")),
+                            ..e
+                        })?;
+                    params.insert(field.to_string(), one[*field].clone());
+                    (entry.validate)(&params).map_err(|m| {
+                        recipe
+                            .error(
+                                &format!("sweep.{head}.{field}"),
+                                format!("swept {head}.{field} = {v}: {m}"),
+                            )
+                            .hint("the same values are refused in the method's own table")
                     })?;
-                params.insert(field.to_string(), one[*field].clone());
-                (entry.validate)(&params).map_err(|m| {
-                    recipe
-                        .error(
-                            &format!("sweep.{head}.{field}"),
-                            format!("swept {head}.{field} = {v}: {m}"),
-                        )
-                        .hint("the same values are refused in the method's own table")
-                })?;
-                sweep.insert(
-                    format!("{head}.{field}"),
-                    serde_json::to_value(v).unwrap_or_default(),
-                );
+                    sweep.insert(
+                        format!("{head}.{field}"),
+                        serde_json::to_value(v).unwrap_or_default(),
+                    );
+                }
+                resolved.push((mname.clone(), params));
             }
+            let (mname, params) = stack_identity(&resolved);
             for task in &data_c.tasks {
                 for seed in train_c.seeds.values() {
                     let mut d = data_c.clone();
@@ -873,4 +893,98 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
         }
     }
     Ok(runs)
+}
+
+/// One `[[methods]]` table (or stacked table): its registered name and its parameters,
+/// validated by the plugin's schema.
+fn resolve_method(
+    recipe: &Recipe,
+    owner_key: &str,
+    line: usize,
+    mut params: toml::Table,
+) -> Result<(String, MethodParams), InputError> {
+    let name = match params.remove("name") {
+        Some(toml::Value::String(s)) => s,
+        _ => {
+            return Err(InputError::new(format!("{owner_key} has no `name`"))
+                .file(recipe.file.clone())
+                .line(Some(line))
+                .key(format!("{owner_key}.name"))
+                .hint("e.g. name = \"mhloss\""));
+        }
+    };
+    let entry = registry::method(&name).map_err(|e| InputError {
+        file: Some(recipe.file.clone()),
+        line: Some(line),
+        key: Some(format!("{owner_key}.name")),
+        ..e
+    })?;
+    let owner = format!("{owner_key} ({name})");
+    let resolved = resolve_params(&owner, entry.params, &params).map_err(|e| {
+        let key = e.key.clone().unwrap_or_default();
+        let param_line = recipe
+            .source
+            .lines()
+            .enumerate()
+            .skip(line)
+            .find(|(_, l)| l.trim_start().starts_with(&key) && l.contains('='));
+        InputError {
+            file: Some(recipe.file.clone()),
+            line: Some(param_line.map_or(line, |(n, _)| n + 1)),
+            key: Some(format!("{owner_key}.{key}")),
+            ..e
+        }
+    })?;
+    (entry.validate)(&resolved).map_err(|m| {
+        InputError::new(format!("{owner}: {m}"))
+            .file(recipe.file.clone())
+            .line(Some(line))
+            .key(owner_key.to_string())
+    })?;
+    Ok((name, resolved))
+}
+
+/// A run's `method` and `method_params` for a stack: one method keeps its own name and
+/// parameters (so a run's id is what it was before stacks existed); a stack is the names
+/// joined by `+` in the written order, with each one's parameters under its name.
+pub fn stack_identity(stack: &[(String, MethodParams)]) -> (String, MethodParams) {
+    if let [(name, params)] = stack {
+        return (name.clone(), params.clone());
+    }
+    let name = stack
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join("+");
+    let params = stack
+        .iter()
+        .map(|(n, p)| {
+            let obj: serde_json::Map<String, serde_json::Value> =
+                p.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            (n.clone(), serde_json::Value::Object(obj))
+        })
+        .collect();
+    (name, params)
+}
+
+impl RunSpec {
+    /// The methods of the run, in stack order, each with its parameters (the inverse of
+    /// [`stack_identity`]).
+    pub fn method_stack(&self) -> Vec<(String, MethodParams)> {
+        if !self.method.contains('+') {
+            return vec![(self.method.clone(), self.method_params.clone())];
+        }
+        self.method
+            .split('+')
+            .map(|n| {
+                let params = self
+                    .method_params
+                    .get(n)
+                    .and_then(|v| v.as_object())
+                    .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                (n.to_string(), params)
+            })
+            .collect()
+    }
 }

@@ -9,19 +9,23 @@ use crate::params::{MethodParams, ParamSpec};
 use crate::study::SyntheticStudy;
 use crate::suggest::did_you_mean;
 
-/// A fine-tuning method plugin (FineTune, MixOut, LNSR, MMR, MHLoss, SURT, or a user's).
+/// The burn-free half of a fine-tuning method plugin (FineTune, MixOut, LNSR, MMR, MHLoss,
+/// SURT, LoRA, …, or a user's): what recipe validation, planning and `stab list` need. The
+/// implementation half is registered by the same declaration in `stab_methods`
+/// (`stab_methods::register_method!`), which fills this entry from the plugin's types.
 pub struct MethodEntry {
+    /// The name `[[methods]] name = ...` selects (no `+`: stacks join names with it).
     pub name: &'static str,
     /// One line for `stab list methods`.
     pub summary: &'static str,
     /// The parameters its `[[methods]]` table accepts.
     pub params: &'static [ParamSpec],
-    /// Cross-parameter checks beyond each parameter's own range.
+    /// Cross-parameter checks beyond each parameter's own range (the plugin builds itself
+    /// from the parameters; an `Err` is the reason it cannot).
     pub validate: fn(&MethodParams) -> Result<(), String>,
-    /// Builds the implementation from validated parameters. stab-core knows no models, so
-    /// it is type-erased here: the training engine (`stab_methods::engine`) unpacks it as
-    /// its `Box<dyn Method>`. An `Err` says why this build cannot run the method.
-    pub build: fn(&MethodParams) -> Result<Box<dyn std::any::Any + Send>, String>,
+    /// Compute of an update relative to FineTune's (1.0), for balancing shards: a second
+    /// forward pass is about 1.4, a masked-LM phase before training 1.3.
+    pub cost: f64,
 }
 inventory::collect!(MethodEntry);
 
@@ -29,8 +33,10 @@ inventory::collect!(MethodEntry);
 pub struct TaskEntry {
     pub name: &'static str,
     pub summary: &'static str,
-    /// The jiant primary metric (methods-spec §3.2).
+    /// The jiant primary metric (docs/methods.md §3.2).
     pub metric: &'static str,
+    /// Rows of the official train file, for cost estimates.
+    pub train_rows: u64,
 }
 inventory::collect!(TaskEntry);
 
@@ -117,6 +123,17 @@ pub fn duplicate_names() -> Vec<String> {
             .collect()
     }
     let mut out = dups("method", methods().iter().map(|e| e.name).collect());
+    out.extend(
+        methods()
+            .iter()
+            .filter(|e| e.name.contains('+') || e.name.is_empty())
+            .map(|e| {
+                format!(
+                    "method `{}` (a name may not be empty or contain `+`)",
+                    e.name
+                )
+            }),
+    );
     out.extend(dups("task", tasks().iter().map(|e| e.name).collect()));
     out.extend(dups("factor", studies().iter().map(|e| e.factor).collect()));
     out

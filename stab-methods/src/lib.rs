@@ -17,5 +17,13 @@ pub mod linear;
 pub mod methods;
 pub mod synthetic;
 
-pub use engine::{Engine, Method};
+pub use engine::{Engine, Method, MethodPlugin};
+
+/// What `register_method!` expands to (not an API).
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+    pub use stab_core::MethodEntry;
+    pub use stab_core::params::TypedParams;
+}
 pub use linear::{AugmentedPoints, LogisticGd, Smo, SvmSolution};

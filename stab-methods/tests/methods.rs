@@ -12,7 +12,8 @@ use stab_core::{Plan, Pooling, Recipe, RunRecord, RunSpec};
 use stab_data::encode::{EncodedRow, encode_examples};
 use stab_methods::engine::params::{self, ParamTransform};
 use stab_methods::engine::{
-    Engine, Method, PrepareContext, Progress, StepContext, StepView, TaskModel, TokenInput,
+    Capabilities, Engine, Method, MethodPlugin, PrepareContext, Progress, StepContext, StepView,
+    TaskModel, TokenInput,
 };
 use stab_methods::methods::lnsr::{LnsrVariant, NoiseStability};
 use stab_methods::methods::mixout::MixOut;
@@ -83,19 +84,22 @@ fn engine(dir: &Path) -> Engine {
 // FineTune with dropout off, the baseline MixOut-ref(p = 0) must equal.
 struct NoDropoutFineTune;
 impl Method for NoDropoutFineTune {
-    fn dropout_enabled(&self) -> bool {
-        false
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            dropout: false,
+            ..Capabilities::default()
+        }
     }
 }
-inventory::submit! {
-    stab_core::MethodEntry {
-        name: "test-finetune-no-dropout",
-        summary: "test only: FineTune with every dropout off",
-        params: &[],
-        validate: |_| Ok(()),
-        build: |_| stab_methods::engine::implementation(NoDropoutFineTune),
+impl MethodPlugin for NoDropoutFineTune {
+    const NAME: &'static str = "test-finetune-no-dropout";
+    const SUMMARY: &'static str = "test only: FineTune with every dropout off";
+    type Params = stab_core::params::NoParams;
+    fn from_params(_: Self::Params) -> Result<Self, String> {
+        Ok(NoDropoutFineTune)
     }
 }
+stab_methods::register_method!(NoDropoutFineTune);
 
 #[test]
 fn every_registered_method_has_an_implementation() {

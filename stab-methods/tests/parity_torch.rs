@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use burn::tensor::Device;
 use stab_core::{ComponentSeeds, Plan, Recipe, RunSpec};
-use stab_methods::engine::{Engine, Method, Progress};
+use stab_methods::engine::{Capabilities, Engine, Method, MethodPlugin, Progress};
 use stab_models::{HeadShape, TaskHead};
 
 #[path = "../../testsupport/assets.rs"]
@@ -27,19 +27,22 @@ mod assets;
 /// FineTune with every dropout off (both sides run deterministic forwards).
 struct NoDropout;
 impl Method for NoDropout {
-    fn dropout_enabled(&self) -> bool {
-        false
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            dropout: false,
+            ..Capabilities::default()
+        }
     }
 }
-inventory::submit! {
-    stab_core::MethodEntry {
-        name: "parity-finetune-no-dropout",
-        summary: "test only: FineTune with every dropout off",
-        params: &[],
-        validate: |_| Ok(()),
-        build: |_| stab_methods::engine::implementation(NoDropout),
+impl MethodPlugin for NoDropout {
+    const NAME: &'static str = "parity-finetune-no-dropout";
+    const SUMMARY: &'static str = "test only: FineTune with every dropout off";
+    type Params = stab_core::params::NoParams;
+    fn from_params(_: Self::Params) -> Result<Self, String> {
+        Ok(NoDropout)
     }
 }
+stab_methods::register_method!(NoDropout);
 
 fn golden_path() -> PathBuf {
     assets::root().join("testdata/parity/cb_minilm.json")

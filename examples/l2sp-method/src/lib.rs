@@ -6,20 +6,22 @@
 //! a penalty pulling the weights that came from the checkpoint towards their pre-trained
 //! values w⁰ (the fresh head and a randomly initialised pooler are free).
 //!
-//! The whole plugin is this file: a type implementing [`Method`] and one
-//! `inventory::submit!` of a [`MethodEntry`] carrying the name, the parameter schema and
-//! the build function. Link it into a binary with `use l2sp_method as _;` (see
+//! The whole plugin is this file: its parameters declared once with
+//! [`stab_core::method_params!`] (the schema, defaults, ranges and docs come from it), the
+//! [`Method`] hooks it needs, its [`MethodPlugin`] name and summary, and one
+//! `register_method!`. Link it into a binary with `use l2sp_method as _;` (see
 //! `src/main.rs`).
 
 use burn::tensor::Tensor;
-use stab_core::params::{ParamDefault, ParamKind};
-use stab_core::{MethodEntry, MethodParams, ParamSpec};
-use stab_methods::engine::{Method, StepView, implementation, params};
+use stab_methods::engine::{Method, MethodPlugin, StepView, params};
 
-/// CE + (β/2)·‖w − w⁰‖² over the pre-trained weights.
-#[derive(Debug, Clone, Copy)]
-pub struct L2StartingPoint {
-    pub beta: f64,
+stab_core::method_params! {
+    /// CE + (β/2)·‖w − w⁰‖² over the pre-trained weights.
+    #[derive(Copy)]
+    pub struct L2StartingPoint {
+        /// penalty weight β (0 = FineTune)
+        pub beta: f64 = float(0.0, 1e6, 0.01),
+    }
 }
 
 impl L2StartingPoint {
@@ -55,25 +57,15 @@ impl Method for L2StartingPoint {
     }
 }
 
-fn build(p: &MethodParams) -> Result<Box<dyn std::any::Any + Send>, String> {
-    implementation(L2StartingPoint {
-        beta: p["beta"].as_f64().ok_or("beta must be a number")?,
-    })
-}
+impl MethodPlugin for L2StartingPoint {
+    const NAME: &'static str = "l2sp";
+    const SUMMARY: &'static str =
+        "L2-SP (Li et al. 2018): CE + (β/2)·‖w − w⁰‖² over the pre-trained weights";
+    type Params = Self;
 
-inventory::submit! {
-    MethodEntry {
-        name: "l2sp",
-        summary: "L2-SP (Li et al. 2018): CE + (β/2)·‖w − w⁰‖² over the pre-trained weights",
-        params: &[
-            ParamSpec {
-                name: "beta",
-                kind: ParamKind::Float { min: 0.0, max: 1e6 },
-                default: ParamDefault::Float(0.01),
-                doc: "penalty weight β (0 = FineTune)",
-            },
-        ],
-        validate: |_| Ok(()),
-        build,
+    fn from_params(p: Self) -> Result<Self, String> {
+        Ok(p)
     }
 }
+
+stab_methods::register_method!(L2StartingPoint);

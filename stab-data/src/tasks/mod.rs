@@ -44,6 +44,8 @@ pub struct TaskDef {
     pub dir: &'static str,
     /// Train and test (= official dev) file names.
     pub files: (&'static str, &'static str),
+    /// Rows of the official train file (MultiRC: answer rows), for run cost estimates.
+    pub train_rows: u64,
     reader: fn(&Path, &TaskDef) -> Result<Vec<Example>, InputError>,
 }
 
@@ -58,6 +60,7 @@ pub struct TaskData {
 pub const TASKS: &[TaskDef] = &[
     TaskDef {
         name: "cola",
+        train_rows: 8551,
         labels: &["0", "1"],
         head: HeadKind::Classification,
         metric: "mcc",
@@ -67,6 +70,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "sst2",
+        train_rows: 67349,
         labels: &["0", "1"],
         head: HeadKind::Classification,
         metric: "accuracy",
@@ -76,6 +80,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "mrpc",
+        train_rows: 3668,
         labels: &["0", "1"],
         head: HeadKind::Classification,
         metric: "acc_and_f1",
@@ -85,6 +90,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "qqp",
+        train_rows: 363846,
         labels: &["0", "1"],
         head: HeadKind::Classification,
         metric: "acc_and_f1",
@@ -94,6 +100,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "rte",
+        train_rows: 2490,
         labels: &["entailment", "not_entailment"],
         head: HeadKind::Classification,
         metric: "accuracy",
@@ -103,6 +110,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "wnli",
+        train_rows: 635,
         labels: &["0", "1"],
         head: HeadKind::Classification,
         metric: "accuracy",
@@ -112,6 +120,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "cb",
+        train_rows: 250,
         labels: &["entailment", "contradiction", "neutral"],
         head: HeadKind::Classification,
         metric: "acc_and_macro_f1",
@@ -121,6 +130,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "wsc",
+        train_rows: 554,
         labels: &["False", "True"],
         head: HeadKind::SpanComparison,
         metric: "accuracy",
@@ -130,6 +140,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "boolq",
+        train_rows: 9427,
         labels: &["False", "True"],
         head: HeadKind::Classification,
         metric: "accuracy",
@@ -139,6 +150,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "multirc",
+        train_rows: 27243,
         labels: &["0", "1"],
         head: HeadKind::Classification,
         metric: "em_and_f1a",
@@ -148,6 +160,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "wic",
+        train_rows: 5428,
         labels: &["False", "True"],
         head: HeadKind::SpanComparison,
         metric: "accuracy",
@@ -159,15 +172,15 @@ pub const TASKS: &[TaskDef] = &[
 
 macro_rules! register {
     ($($name:literal: $summary:literal),* $(,)?) => {
-        $( inventory::submit! { TaskEntry { name: $name, summary: $summary, metric: task_metric($name) } } )*
+        $( inventory::submit! { TaskEntry { name: $name, summary: $summary, metric: def($name).metric, train_rows: def($name).train_rows } } )*
     };
 }
 
-const fn task_metric(name: &str) -> &'static str {
+const fn def(name: &str) -> &'static TaskDef {
     let mut i = 0;
     while i < TASKS.len() {
         if const_eq(TASKS[i].name, name) {
-            return TASKS[i].metric;
+            return &TASKS[i];
         }
         i += 1;
     }

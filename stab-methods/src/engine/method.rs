@@ -1,35 +1,67 @@
 //! The `Method` trait: the hooks a stabilisation method has on a fine-tuning run
-//! (design.md §6). A method is one file that implements this trait and registers one
-//! [`MethodEntry`](stab_core::MethodEntry) carrying its parameter schema and its
-//! `build` function; the engine never names a method.
+//! (docs/design.md §6, docs/plugins.md). A method is one file that implements this trait
+//! and [`MethodPlugin`](super::MethodPlugin), and registers with one
+//! `stab_methods::register_method!`; the engine never names a method.
 //!
 //! Hooks, in the order a run calls them:
 //! * [`Method::check_model`] — before any run: can the method run on this model?
-//! * [`Method::head_shape`] — how many output layers the head has (MHLoss).
-//! * [`Method::uses_cached_features`], [`Method::dropout_enabled`] — what the run may
-//!   assume (a method that perturbs the encoder's forward cannot use cached features;
-//!   MixOut replaces dropout).
+//! * [`Method::capabilities`] — what the run may assume: cached features, dropout, the
+//!   head's shape, and which exclusive hooks the method takes.
 //! * [`Method::encoder_change`], [`Method::prepare_encoder`] — change the pre-trained
-//!   encoder before fine-tuning (SURT's masked-LM phase on the task's train texts,
-//!   re-initialising the top layers). A change that is the same for every seed of a task
-//!   is prepared once and cached on disk by the engine.
+//!   encoder before fine-tuning (SURT's masked-LM phase, re-initialising the top layers).
+//!   A change that is the same for every seed of a task is prepared once and cached.
+//! * [`Method::adapt`] — add modules to the model (LoRA's low-rank updates, adapters);
+//!   they train and are saved with it.
+//! * [`Method::trains`] — which parameters train (the others are frozen: no gradient, no
+//!   AdamW state).
 //! * [`Method::lr_scale`] — a per-parameter learning-rate factor (layer-wise decay).
-//! * [`Method::training_model`] — the model a training forward sees (MixOut: a masked
-//!   mix of the current and start weights whose gradient flows to the current ones).
-//! * [`Method::loss_terms`] — terms added to the task loss, given the forward pass, the
-//!   batch and the model (MMR on the features; LNSR with an extra noisy forward).
-//! * [`Method::eval_model`] — the model scored at each evaluation (MixOut-author).
+//! * [`Method::training_model`] — the model a training forward sees (MixOut).
+//! * [`Method::loss_terms`] — named terms added to the task loss (MMR, LNSR).
+//! * [`Method::train_step`] — the step's gradients, when a method computes them its own
+//!   way (two forward/backward passes, as SAM does).
+//! * [`Method::adjust_gradients`] — change the gradients between backward and clipping.
+//! * [`Method::eval_model`] — the model scored at each evaluation (MixOut-author, LoRA's
+//!   merged weights).
 
-use std::any::Any;
 use std::collections::BTreeSet;
 
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use stab_core::recipe::TrainMode;
-use stab_core::{InputError, MethodParams};
 use stab_data::encode::EncodedRow;
 use stab_models::{Encoder, EncoderConfig, HeadShape, NoiseStream, TextEncoder};
 
 use super::model::{Forward, TaskModel, TokenInput};
+
+/// What a method declares about the run it joins, in one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Whether head tuning may train on cached eval-mode encoder features (a method that
+    /// perturbs the encoder's forward cannot).
+    pub cached_features: bool,
+    /// Whether the model's dropout stays on in training (MixOut-ref replaces it).
+    pub dropout: bool,
+    /// Output layers of the head (MHLoss: H of them).
+    pub head: HeadShape,
+    /// The method replaces the model a training forward sees ([`Method::training_model`]);
+    /// at most one method of a stack may.
+    pub replaces_training_model: bool,
+    /// The method computes the step's gradients itself ([`Method::train_step`]); at most
+    /// one method of a stack may.
+    pub overrides_step: bool,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self {
+            cached_features: true,
+            dropout: true,
+            head: HeadShape::default(),
+            replaces_training_model: false,
+            overrides_step: false,
+        }
+    }
+}
 
 /// How a method changes the pre-trained encoder before fine-tuning.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +98,26 @@ pub struct PrepareContext<'a> {
     pub report: &'a (dyn Fn(u64, u64, f64) + Sync),
 }
 
+/// What [`Method::adapt`] sees: the model's config and the run's seeds for new modules.
+pub struct AdaptContext<'a> {
+    pub config: &'a EncoderConfig,
+    /// The seed for the initial values of added modules (from the run's head-init seed).
+    pub seed: u64,
+    /// The run's noise stream (for dropout inside added modules).
+    pub noise: &'a NoiseStream,
+    pub mode: TrainMode,
+    pub device: &'a Device,
+}
+
+/// The engine's training step, which [`Method::train_step`] may run (twice for SAM).
+pub trait StepRunner {
+    /// Forward on `model` (after [`Method::training_model`]), the mean cross-entropy plus
+    /// the stack's loss terms, and the gradients of that loss: `(loss, gradients)`. The
+    /// gradients are keyed by parameter id, so the gradients of a perturbed copy of the
+    /// model (same ids) apply to the model itself.
+    fn loss_and_gradients(&self, model: &TaskModel) -> (f64, GradientsParams);
+}
+
 /// A prepared encoder and what the preparation reports into the run's record.
 pub struct Prepared {
     pub encoder: Encoder,
@@ -98,7 +150,8 @@ pub struct StepView<'a> {
     pub ctx: &'a StepContext<'a>,
 }
 
-/// A stabilisation method. Every hook has the FineTune behaviour as its default.
+/// A stabilisation method. Every hook has the FineTune behaviour as its default; the rule
+/// that combines each hook when methods are stacked is in [`super::MethodStack`].
 pub trait Method: Send {
     /// Whether the method can run on a model with this config (checked before any run,
     /// an `Err` is the reader's error message: say what is wrong and what fits).
@@ -106,19 +159,9 @@ pub trait Method: Send {
         Ok(())
     }
 
-    /// Output layers of the head (MHLoss: H of them).
-    fn head_shape(&self) -> HeadShape {
-        HeadShape::default()
-    }
-
-    /// Whether head tuning may train on cached eval-mode encoder features.
-    fn uses_cached_features(&self) -> bool {
-        true
-    }
-
-    /// Whether the model's dropout stays on in training.
-    fn dropout_enabled(&self) -> bool {
-        true
+    /// What the run may assume about this method.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
     }
 
     /// Whether (and how) [`Method::prepare_encoder`] changes the encoder in this mode.
@@ -127,75 +170,70 @@ pub trait Method: Send {
     }
 
     /// Change the pre-trained encoder before fine-tuning (called only when
-    /// [`Method::encoder_change`] is not `Unchanged`).
-    fn prepare_encoder(
-        &mut self,
-        encoder: Encoder,
-        _ctx: &PrepareContext,
-    ) -> anyhow::Result<Prepared> {
+    /// [`Method::encoder_change`] is not `Unchanged`). Everything the preparation wants
+    /// recorded goes into [`Prepared::details`]: a per-task preparation is read back from
+    /// its cache without calling this again.
+    fn prepare_encoder(&self, encoder: Encoder, _ctx: &PrepareContext) -> anyhow::Result<Prepared> {
         Ok(Prepared {
             encoder,
             details: serde_json::Value::Null,
         })
     }
 
-    /// Learning-rate factor of the parameter at `path` (a [`TaskModel`] path such as
-    /// `encoder.encoder.layer.3.output.dense.weight`) in a model with `layers` encoder
+    /// Add modules to the model before training (after preparation): they are part of
+    /// the start model, train with it and are saved with it.
+    fn adapt(&self, model: TaskModel, _ctx: &AdaptContext) -> TaskModel {
+        model
+    }
+
+    /// Whether the parameter at `path` (a [`TaskModel`] path such as
+    /// `encoder.encoder.layer.3.output.dense.weight`, `head.Classification.out.weight`)
+    /// trains. A frozen parameter gets no gradient and no optimiser state.
+    fn trains(&self, _path: &str) -> bool {
+        true
+    }
+
+    /// Learning-rate factor of the parameter at `path` in a model with `layers` encoder
     /// layers. Read once when the optimiser is built.
     fn lr_scale(&self, _path: &str, _layers: usize) -> f64 {
         1.0
     }
 
-    /// The model a training forward sees, if not the trained model itself.
+    /// The model a training forward sees, if not the trained model itself (declare
+    /// [`Capabilities::replaces_training_model`]).
     fn training_model(&self, _model: &TaskModel, _ctx: &StepContext) -> Option<TaskModel> {
         None
     }
 
-    /// Named terms added to the mean cross-entropy (each a one-element tensor).
+    /// Named terms added to the mean cross-entropy (each a one-element tensor). Each
+    /// name gets its own curve in the record (`details.loss_terms`).
     fn loss_terms(&self, _step: &StepView) -> Vec<(&'static str, Tensor<1>)> {
         Vec::new()
+    }
+
+    /// The step's loss and gradients computed the method's own way, through the engine's
+    /// `runner` (declare [`Capabilities::overrides_step`]); `None` keeps the engine's step.
+    fn train_step(
+        &self,
+        _model: &TaskModel,
+        _runner: &dyn StepRunner,
+        _ctx: &StepContext,
+    ) -> Option<(f64, GradientsParams)> {
+        None
+    }
+
+    /// Change the step's gradients after backward, before global-norm clipping.
+    fn adjust_gradients(
+        &self,
+        grads: GradientsParams,
+        _model: &TaskModel,
+        _ctx: &StepContext,
+    ) -> GradientsParams {
+        grads
     }
 
     /// The model scored at an evaluation (a validation copy of the trained model).
     fn eval_model(&self, model: TaskModel, _ctx: &StepContext) -> TaskModel {
         model
     }
-}
-
-/// Pack a method for [`MethodEntry::build`](stab_core::MethodEntry::build).
-pub fn implementation<M: Method + 'static>(method: M) -> Result<Box<dyn Any + Send>, String> {
-    Ok(Box::new(Box::new(method) as Box<dyn Method>))
-}
-
-/// Methods whose registration cannot build an implementation from its default parameters
-/// (a schema without an implementation, or a build that returns something other than a
-/// [`Method`]), with the reason. Empty when every registration is sound.
-pub fn unimplemented_methods() -> Vec<String> {
-    stab_core::registry::methods()
-        .iter()
-        .filter_map(|entry| {
-            let defaults: MethodParams = entry
-                .params
-                .iter()
-                .map(|p| (p.name.to_string(), p.default_json()))
-                .collect();
-            build(entry.name, &defaults)
-                .err()
-                .map(|e| format!("`{}`: {e}", entry.name))
-        })
-        .collect()
-}
-
-/// Build the registered method `name` from validated parameters.
-pub fn build(name: &str, params: &MethodParams) -> Result<Box<dyn Method>, InputError> {
-    let entry = stab_core::registry::method(name)?;
-    let any = (entry.build)(params).map_err(|why| {
-        InputError::new(format!("method `{name}` cannot run: {why}"))
-            .key("methods")
-            .hint("`stab list methods` shows what each method takes")
-    })?;
-    any.downcast::<Box<dyn Method>>().map(|b| *b).map_err(|_| {
-        InputError::new(format!("method `{name}` registered a build function that does not return a stab_methods::engine::Method"))
-            .hint("a method plugin's build must return stab_methods::engine::implementation(..)")
-    })
 }

@@ -1,8 +1,10 @@
 //! The fine-tuning engine (design.md §6; methods-spec §4–5).
 //!
 //! * [`run`] — one run end to end ([`Engine`], [`Progress`]).
-//! * [`method`] — the [`Method`] trait plugins implement, and [`implementation`] for
-//!   their registration.
+//! * [`method`] — the [`Method`] trait plugins implement, with [`Capabilities`].
+//! * [`plugin`] — the [`MethodPlugin`] declaration, `register_method!` and the registry
+//!   of implementations ([`build`]).
+//! * [`stack`] — methods stacked in one run ([`MethodStack`]) and how each hook combines.
 //! * [`model`] — encoder + head ([`TaskModel`]) and token batches.
 //! * [`checkpoint`] — a run's best weights as an HF model directory, and back ([`Checkpoint`]).
 //! * [`features`] — frozen-encoder features for head tuning, cached in memory and on disk.
@@ -19,17 +21,21 @@ pub mod method;
 pub mod model;
 pub mod optim;
 pub mod params;
+pub mod plugin;
 pub mod run;
 pub mod schedule;
+pub mod stack;
 pub mod stopping;
 
 pub use checkpoint::Checkpoint;
 pub use method::{
-    EncoderChange, Method, PrepareContext, Prepared, StepContext, StepView, build, implementation,
-    unimplemented_methods,
+    AdaptContext, Capabilities, EncoderChange, Method, PrepareContext, Prepared, StepContext,
+    StepRunner, StepView,
 };
 pub use model::{Forward, TaskModel, TokenInput};
 pub use params::{ParamMap, ParamTransform};
+pub use plugin::{MethodBuilder, MethodPlugin, build, unimplemented_methods};
 pub use run::{Engine, Progress, RunStats, TrainFeatures, TrainedRun, cross_entropy};
 pub use schedule::LinearWarmupDecay;
+pub use stack::MethodStack;
 pub use stopping::EarlyStopping;

@@ -35,11 +35,12 @@ use stab_models::{
 
 use super::cache_file::Cached;
 use super::features::{self, FeatureSet};
-use super::method::{EncoderChange, Method, PrepareContext, StepContext, StepView, build};
+use super::method::{EncoderChange, Method, PrepareContext, StepContext, StepView};
 use super::model::{Forward, TaskModel, TokenInput};
 use super::optim::{AdamWSettings, adamw_with, clip_global_norm};
 use super::params;
 use super::schedule::LinearWarmupDecay;
+use super::stack::MethodStack;
 use super::stopping::{EarlyStopping, Verdict};
 
 /// Evaluation batch size (jiant: twice the training batch of 16).
@@ -229,7 +230,7 @@ impl Engine {
     /// resolve), without training: input errors surface before any run starts.
     pub fn check(&self, spec: &RunSpec) -> anyhow::Result<()> {
         let job = finetune_job(spec)?;
-        let method = build(&spec.method, &spec.method_params)?;
+        let method = MethodStack::build(&spec.method_stack())?;
         let model_dir = resolve_model(&job.model.path)?;
         let config = self.check_model(&model_dir)?;
         method.check_model(&config).map_err(|why| {
@@ -270,7 +271,7 @@ impl Engine {
         let start = Instant::now();
         let job = finetune_job(spec)?;
         let train_cfg = &job.train;
-        let mut method = build(&spec.method, &spec.method_params)?;
+        let method = MethodStack::build(&spec.method_stack())?;
         let model_dir = resolve_model(&job.model.path)?;
         let config = EncoderConfig::from_dir(&model_dir)?;
         let task = self.task(job, &model_dir, &spec.task)?;
@@ -300,9 +301,9 @@ impl Engine {
 
         let mode = train_cfg.mode;
         let change = method.encoder_change(mode);
-        let cached = mode == TrainMode::Head
-            && !train_cfg.head_encoder_dropout
-            && method.uses_cached_features();
+        let caps = method.capabilities();
+        let cached =
+            mode == TrainMode::Head && !train_cfg.head_encoder_dropout && caps.cached_features;
         // Where the updates run. A head trained on cached features is a few thousand
         // parameters fed from host memory: it trains fastest on the host CPU whatever the
         // device (measured on MiniLM/RTE: 0.6 ms per update on 2 cores against 64 ms on
@@ -318,7 +319,7 @@ impl Engine {
         // Model: a fresh head (and pooler when the checkpoint has none), seeded by head_init.
         let classes = task.def.labels.len();
         let hidden = config.hidden_size;
-        let head_dropout = if method.dropout_enabled() {
+        let head_dropout = if caps.dropout {
             config.hidden_dropout_prob
         } else {
             0.0
@@ -328,7 +329,7 @@ impl Engine {
                 hidden,
                 classes,
                 head_dropout,
-                method.head_shape(),
+                caps.head,
                 seeds.head_init,
                 &train_device,
             ),
@@ -336,7 +337,7 @@ impl Engine {
                 hidden,
                 classes,
                 head_dropout,
-                method.head_shape(),
+                caps.head,
                 seeds.head_init,
                 &train_device,
             ),
@@ -350,7 +351,7 @@ impl Engine {
                 job,
                 &model_dir,
                 &task,
-                method.as_mut(),
+                &method,
                 &change,
                 (spec.seed, &train_encoded),
                 &device,
@@ -370,7 +371,7 @@ impl Engine {
                 job,
                 &model_dir,
                 &task,
-                method.as_mut(),
+                &method,
                 &change,
                 (spec.seed, &train_encoded),
                 &device,
@@ -391,7 +392,7 @@ impl Engine {
                 .filter(|k| !initialised.contains(k))
                 .map(|k| format!("encoder.{k}"))
                 .collect();
-            if !method.dropout_enabled() {
+            if !caps.dropout {
                 encoder = stab_models::without_dropout(encoder);
             }
             encoder.set_noise(&noise);
@@ -656,7 +657,7 @@ impl Engine {
         progress: &(dyn Fn(Progress) + Sync),
     ) -> anyhow::Result<TrainFeatures> {
         let job = finetune_job(spec)?;
-        let mut method = build(&spec.method, &spec.method_params)?;
+        let method = MethodStack::build(&spec.method_stack())?;
         let model_dir = resolve_model(&job.model.path)?;
         let task = self.task(job, &model_dir, &spec.task)?;
         let device = self.device.clone().autodiff();
@@ -665,7 +666,7 @@ impl Engine {
             job,
             &model_dir,
             &task,
-            method.as_mut(),
+            &method,
             &change,
             (spec.seed, &task.train),
             &device,
@@ -762,7 +763,7 @@ impl Engine {
         job: &FinetuneJob,
         model_dir: &Path,
         task: &PreparedTask,
-        method: &mut dyn Method,
+        method: &dyn Method,
         change: &EncoderChange,
         run: (u64, &[EncodedRow]),
         device: &Device,
@@ -935,7 +936,7 @@ impl Engine {
         job: &FinetuneJob,
         model_dir: &Path,
         task: &PreparedTask,
-        method: &mut dyn Method,
+        method: &dyn Method,
         change: &EncoderChange,
         (run_seed, run_train): (u64, &[EncodedRow]),
         device: &Device,
@@ -943,7 +944,7 @@ impl Engine {
     ) -> anyhow::Result<PreparedEncoder> {
         let (encoder, report) = load_encoder(model_dir, device)?;
         let step_report = |step, total, loss| progress(Progress::Prepare { step, total, loss });
-        let mut prepare = |encoder: Encoder, seed: u64, train: &[EncodedRow]| {
+        let prepare = |encoder: Encoder, seed: u64, train: &[EncodedRow]| {
             let noise = NoiseStream::new(derive_seed(seed, &["prepare-noise"]));
             let mut encoder = encoder;
             encoder.set_noise(&noise);

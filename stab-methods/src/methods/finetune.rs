@@ -1,25 +1,24 @@
-//! FineTune (methods-spec §2.1): update every trainable parameter by the task
+//! FineTune (docs/methods.md §2.1): update every trainable parameter by the task
 //! cross-entropy. Every [`Method`] hook keeps its default.
 
-use stab_core::{MethodEntry, MethodParams};
+use stab_core::params::NoParams;
 
-use crate::engine::{Method, implementation};
+use crate::engine::{Method, MethodPlugin};
 
 /// Plain fine-tuning.
 pub struct FineTune;
 
 impl Method for FineTune {}
 
-fn build(_: &MethodParams) -> Result<Box<dyn std::any::Any + Send>, String> {
-    implementation(FineTune)
-}
+impl MethodPlugin for FineTune {
+    const NAME: &'static str = "finetune";
+    const SUMMARY: &'static str =
+        "plain fine-tuning: task cross-entropy on every trainable parameter (§2.1)";
+    type Params = NoParams;
 
-inventory::submit! {
-    MethodEntry {
-        name: "finetune",
-        summary: "plain fine-tuning: task cross-entropy on every trainable parameter (§2.1)",
-        params: &[],
-        validate: super::no_extra_checks,
-        build,
+    fn from_params(_: NoParams) -> Result<Self, String> {
+        Ok(FineTune)
     }
 }
+
+crate::register_method!(FineTune);

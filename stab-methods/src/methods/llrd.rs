@@ -3,15 +3,14 @@
 //! at lr·ξ^(L−l), the embeddings at lr·ξ^(L+1), and the pooler and task head at lr, so
 //! lower, more general layers move less.
 
-use stab_core::params::{ParamDefault, ParamKind};
-use stab_core::{MethodEntry, MethodParams, ParamSpec};
+use crate::engine::{Method, MethodPlugin};
 
-use crate::engine::{Method, implementation};
-
-/// lr·ξ^depth per layer.
-#[derive(Debug, Clone, Copy)]
-pub struct LayerwiseLrDecay {
-    pub xi: f64,
+stab_core::method_params! {
+    /// lr·ξ^depth per layer.
+    pub struct LayerwiseLrDecay {
+        /// decay factor ξ per layer (1 = FineTune)
+        pub xi: f64 = float(0.01, 1.0, 0.95),
+    }
 }
 
 /// The learning-rate factor of the parameter at `path` in a model with `layers` layers.
@@ -38,23 +37,18 @@ impl Method for LayerwiseLrDecay {
     }
 }
 
-fn build(p: &MethodParams) -> Result<Box<dyn std::any::Any + Send>, String> {
-    implementation(LayerwiseLrDecay {
-        xi: p["xi"].as_f64().ok_or("xi must be a number")?,
-    })
-}
+impl MethodPlugin for LayerwiseLrDecay {
+    const NAME: &'static str = "llrd";
+    const SUMMARY: &'static str =
+        "layer-wise learning-rate decay: layer l at lr·ξ^(L−l), embeddings ξ^(L+1), head lr";
+    type Params = Self;
 
-inventory::submit! {
-    MethodEntry {
-        name: "llrd",
-        summary: "layer-wise learning-rate decay: layer l at lr·ξ^(L−l), embeddings ξ^(L+1), head lr",
-        params: &[
-            ParamSpec { name: "xi", kind: ParamKind::Float { min: 0.01, max: 1.0 }, default: ParamDefault::Float(0.95), doc: "decay factor ξ per layer (1 = FineTune)" },
-        ],
-        validate: super::no_extra_checks,
-        build,
+    fn from_params(p: Self) -> Result<Self, String> {
+        Ok(p)
     }
 }
+
+crate::register_method!(LayerwiseLrDecay);
 
 #[cfg(test)]
 mod tests {

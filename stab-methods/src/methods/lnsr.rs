@@ -23,24 +23,29 @@ use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
-use stab_core::params::{ParamDefault, ParamKind};
-use stab_core::{MethodEntry, MethodParams, ParamSpec};
+use serde::{Deserialize, Serialize};
 
-use crate::engine::{Method, StepView, implementation};
+use crate::engine::{Method, MethodPlugin, StepView};
 
 /// Where the noise goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LnsrVariant {
     Author,
     Original,
 }
 
-/// CE + λ·noise-stability penalty.
-#[derive(Debug, Clone, Copy)]
-pub struct NoiseStability {
-    pub lambda: f64,
-    pub sigma: f64,
-    pub variant: LnsrVariant,
+stab_core::method_params! {
+    /// CE + λ·noise-stability penalty.
+    #[derive(Copy)]
+    pub struct NoiseStability {
+        /// regulariser weight λ (§2.3; dev grid 0.1, 1, 10)
+        pub lambda: f64 = float(0.0, 1e6, 1.0),
+        /// noise standard deviation σ (§2.3)
+        pub sigma: f64 = float(0.0, 10.0, 0.01),
+        /// author = the fork's embedding-table noise (§2.3.1), original = Hua et al. (§2.3.2)
+        pub variant: LnsrVariant = choice(&["author", "original"], "author"),
+    }
 }
 
 /// Noise for the token ids of a `[B, T]` batch, `[B·T·d]` row-major: one N(0, σ²) vector
@@ -115,31 +120,19 @@ impl Method for NoiseStability {
     }
 }
 
-fn build(p: &MethodParams) -> Result<Box<dyn std::any::Any + Send>, String> {
-    implementation(NoiseStability {
-        lambda: p["lambda"].as_f64().ok_or("lambda must be a number")?,
-        sigma: p["sigma"].as_f64().ok_or("sigma must be a number")?,
-        variant: if p["variant"] == "original" {
-            LnsrVariant::Original
-        } else {
-            LnsrVariant::Author
-        },
-    })
-}
+impl MethodPlugin for NoiseStability {
+    const NAME: &'static str = "lnsr";
+    const SUMMARY: &'static str =
+        "layer-wise noise stability regularisation (§2.3): CE + λ·‖H(x) − H(x + noise)‖²";
+    const COST: f64 = 1.4;
+    type Params = Self;
 
-inventory::submit! {
-    MethodEntry {
-        name: "lnsr",
-        summary: "layer-wise noise stability regularisation (§2.3): CE + λ·‖H(x) − H(x + noise)‖²",
-        params: &[
-            ParamSpec { name: "lambda", kind: ParamKind::Float { min: 0.0, max: 1e6 }, default: ParamDefault::Float(1.0), doc: "regulariser weight λ (§2.3; dev grid 0.1, 1, 10)" },
-            ParamSpec { name: "sigma", kind: ParamKind::Float { min: 0.0, max: 10.0 }, default: ParamDefault::Float(0.01), doc: "noise standard deviation σ (§2.3)" },
-            ParamSpec { name: "variant", kind: ParamKind::Choice(&["author", "original"]), default: ParamDefault::Str("author"), doc: "author = the fork's embedding-table noise (§2.3.1), original = Hua et al. (§2.3.2)" },
-        ],
-        validate: super::no_extra_checks,
-        build,
+    fn from_params(p: Self) -> Result<Self, String> {
+        Ok(p)
     }
 }
+
+crate::register_method!(NoiseStability);
 
 #[cfg(test)]
 mod tests {

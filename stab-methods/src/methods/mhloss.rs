@@ -5,11 +5,30 @@
 //! average over the head's output layers, so the method only sets their number.
 //! `replicate = "head"` replicates the dense + tanh layer with them (a recorded variant).
 
-use stab_core::params::{ParamDefault, ParamKind};
-use stab_core::{MethodEntry, MethodParams, ParamSpec};
+use serde::{Deserialize, Serialize};
 use stab_models::HeadShape;
 
-use crate::engine::{Method, implementation};
+use crate::engine::{Capabilities, Method, MethodPlugin};
+
+/// What the H copies replicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Replicate {
+    /// The final linear layer (the paper's MHLoss).
+    Linear,
+    /// The dense + tanh layer too.
+    Head,
+}
+
+stab_core::method_params! {
+    /// MHLoss's parameters.
+    pub struct MultiHeadParams {
+        /// number of heads H (§2.5; ablation 1, 5, 50, 100, 200)
+        pub heads: usize = int(1, 4096, 50),
+        /// replicate the last Linear (default) or the whole jiant head (variant)
+        pub replicate: Replicate = choice(&["linear", "head"], "linear"),
+    }
+}
 
 /// H output layers.
 pub struct MultiHeadLoss {
@@ -17,31 +36,29 @@ pub struct MultiHeadLoss {
 }
 
 impl Method for MultiHeadLoss {
-    fn head_shape(&self) -> HeadShape {
-        self.shape
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            head: self.shape,
+            ..Capabilities::default()
+        }
     }
 }
 
-fn build(p: &MethodParams) -> Result<Box<dyn std::any::Any + Send>, String> {
-    let heads = p["heads"].as_u64().ok_or("heads must be an integer")? as usize;
-    let replicate_dense = p["replicate"] == "head";
-    implementation(MultiHeadLoss {
-        shape: HeadShape {
-            out_layers: heads,
-            replicate_dense,
-        },
-    })
-}
+impl MethodPlugin for MultiHeadLoss {
+    const NAME: &'static str = "mhloss";
+    const SUMMARY: &'static str =
+        "multi-head loss (§2.5): H final layers, mean CE, averaged logits";
+    const COST: f64 = 1.05;
+    type Params = MultiHeadParams;
 
-inventory::submit! {
-    MethodEntry {
-        name: "mhloss",
-        summary: "multi-head loss (§2.5): H final layers, mean CE, averaged logits",
-        params: &[
-            ParamSpec { name: "heads", kind: ParamKind::Int { min: 1, max: 4096 }, default: ParamDefault::Int(50), doc: "number of heads H (§2.5; ablation 1, 5, 50, 100, 200)" },
-            ParamSpec { name: "replicate", kind: ParamKind::Choice(&["linear", "head"]), default: ParamDefault::Str("linear"), doc: "replicate the last Linear (default) or the whole jiant head (variant)" },
-        ],
-        validate: super::no_extra_checks,
-        build,
+    fn from_params(p: MultiHeadParams) -> Result<Self, String> {
+        Ok(MultiHeadLoss {
+            shape: HeadShape {
+                out_layers: p.heads,
+                replicate_dense: p.replicate == Replicate::Head,
+            },
+        })
     }
 }
+
+crate::register_method!(MultiHeadLoss);

@@ -15,13 +15,12 @@
 
 use burn::module::Module;
 use burn::tensor::{Shape, Tensor, TensorData};
-use stab_core::params::{ParamDefault, ParamKind};
-use stab_core::{MethodEntry, MethodParams, ParamSpec};
+use serde::{Deserialize, Serialize};
 use stab_models::NoiseStream;
 use stab_models::dropout::host_keep_mask;
 
 use crate::engine::params::{self, ParamMap, ParamTransform};
-use crate::engine::{Method, StepContext, TaskModel, implementation};
+use crate::engine::{Capabilities, Method, MethodPlugin, StepContext, TaskModel};
 
 /// Which MixOut.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -127,9 +126,13 @@ impl ParamTransform for MixEval<'_> {
 }
 
 impl Method for MixOut {
-    fn dropout_enabled(&self) -> bool {
-        // MixOut-ref replaces dropout; the fork trains plainly.
-        matches!(self, MixOut::Author { .. })
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            // MixOut-ref replaces dropout; the fork trains plainly.
+            dropout: matches!(self, MixOut::Author { .. }),
+            replaces_training_model: matches!(self, MixOut::Reference { .. }),
+            ..Capabilities::default()
+        }
     }
 
     fn training_model(&self, model: &TaskModel, ctx: &StepContext) -> Option<TaskModel> {
@@ -162,40 +165,57 @@ impl Method for MixOut {
     }
 }
 
-fn validate(p: &MethodParams) -> Result<(), String> {
-    let prob = p["p"].as_f64().unwrap_or(0.0);
-    if p["variant"] == "ref" && prob >= 1.0 {
-        return Err(
-            "p = 1 makes every weight its start value; use p < 1 with variant = \"ref\"".into(),
-        );
-    }
-    Ok(())
+/// Which MixOut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MixOutVariant {
+    /// Lee et al. 2020, in training.
+    Ref,
+    /// The fork's evaluation-time mixing.
+    Author,
 }
 
-fn build(p: &MethodParams) -> Result<Box<dyn std::any::Any + Send>, String> {
-    let prob = p["p"].as_f64().ok_or("p must be a number")?;
-    implementation(match p["variant"].as_str() {
-        Some("author") => MixOut::Author { p: prob },
-        _ => MixOut::Reference {
-            p: prob,
-            exact_backward: p["backward"] == "exact",
-        },
-    })
+/// The ref variant's gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MixOutBackward {
+    Reference,
+    Exact,
 }
 
-inventory::submit! {
-    MethodEntry {
-        name: "mixout",
-        summary: "mix weights with their start values (§2.2); variant ref (Lee et al.) or author (eval-time mixing)",
-        params: &[
-            ParamSpec { name: "p", kind: ParamKind::Float { min: 0.0, max: 1.0 }, default: ParamDefault::Float(0.9), doc: "mixing probability p (§2.2; the author variant is usually run with 0.1)" },
-            ParamSpec { name: "variant", kind: ParamKind::Choice(&["ref", "author"]), default: ParamDefault::Str("ref"), doc: "ref = published MixOut, author = the fork's eval-time mixing (§2.2.2)" },
-            ParamSpec { name: "backward", kind: ParamKind::Choice(&["reference", "exact"]), default: ParamDefault::Str("reference"), doc: "ref variant's gradient: reference = grad ⊙ M as Lee et al.'s code, exact = grad ⊙ M/(1 − p)" },
-        ],
-        validate,
-        build,
+stab_core::method_params! {
+    /// MixOut's parameters.
+    pub struct MixOutParams {
+        /// mixing probability p (§2.2; the author variant is usually run with 0.1)
+        pub p: f64 = float(0.0, 1.0, 0.9),
+        /// ref = published MixOut, author = the fork's eval-time mixing (§2.2.2)
+        pub variant: MixOutVariant = choice(&["ref", "author"], "ref"),
+        /// ref variant's gradient: reference = grad ⊙ M as Lee et al.'s code, exact = grad ⊙ M/(1 − p)
+        pub backward: MixOutBackward = choice(&["reference", "exact"], "reference"),
     }
 }
+
+impl MethodPlugin for MixOut {
+    const NAME: &'static str = "mixout";
+    const SUMMARY: &'static str = "mix weights with their start values (§2.2); variant ref (Lee et al.) or author (eval-time mixing)";
+    const COST: f64 = 1.05;
+    type Params = MixOutParams;
+
+    fn from_params(p: MixOutParams) -> Result<Self, String> {
+        match p.variant {
+            MixOutVariant::Ref if p.p >= 1.0 => Err(
+                "p = 1 makes every weight its start value; use p < 1 with variant = \"ref\"".into(),
+            ),
+            MixOutVariant::Ref => Ok(MixOut::Reference {
+                p: p.p,
+                exact_backward: p.backward == MixOutBackward::Exact,
+            }),
+            MixOutVariant::Author => Ok(MixOut::Author { p: p.p }),
+        }
+    }
+}
+
+crate::register_method!(MixOut);
 
 #[cfg(test)]
 mod tests {

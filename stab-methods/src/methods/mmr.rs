@@ -3,15 +3,15 @@
 //! layer (before its dropout), over the mini-batch. With more than two classes R is the
 //! mean over the class pairs present in the batch; with fewer than two classes R = 0.
 
+use crate::engine::{Method, MethodPlugin, StepView};
 use burn::tensor::{Tensor, TensorData};
-use stab_core::params::{ParamDefault, ParamKind};
-use stab_core::{MethodEntry, MethodParams, ParamSpec};
 
-use crate::engine::{Method, StepView, implementation};
-
-/// CE + α·R.
-pub struct MaxMarginRegulariser {
-    pub alpha: f64,
+stab_core::method_params! {
+    /// CE + α·R.
+    pub struct MaxMarginRegulariser {
+        /// regulariser weight α (§2.4; dev grid 0.1, 1, 10)
+        pub alpha: f64 = float(0.0, 1e6, 1.0),
+    }
 }
 
 /// R over a batch: `features` `[H', B, e]` (averaged over the H' feature copies),
@@ -68,23 +68,18 @@ impl Method for MaxMarginRegulariser {
     }
 }
 
-fn build(p: &MethodParams) -> Result<Box<dyn std::any::Any + Send>, String> {
-    implementation(MaxMarginRegulariser {
-        alpha: p["alpha"].as_f64().ok_or("alpha must be a number")?,
-    })
-}
+impl MethodPlugin for MaxMarginRegulariser {
+    const NAME: &'static str = "mmr";
+    const SUMMARY: &'static str =
+        "max-margin regulariser (§2.4): CE + α / (1 + ‖class-centroid distance‖)";
+    type Params = Self;
 
-inventory::submit! {
-    MethodEntry {
-        name: "mmr",
-        summary: "max-margin regulariser (§2.4): CE + α / (1 + ‖class-centroid distance‖)",
-        params: &[
-            ParamSpec { name: "alpha", kind: ParamKind::Float { min: 0.0, max: 1e6 }, default: ParamDefault::Float(1.0), doc: "regulariser weight α (§2.4; dev grid 0.1, 1, 10)" },
-        ],
-        validate: super::no_extra_checks,
-        build,
+    fn from_params(p: Self) -> Result<Self, String> {
+        Ok(p)
     }
 }
+
+crate::register_method!(MaxMarginRegulariser);
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,8 @@
-//! Fine-tuning method plugins, one file each. Each registers one `MethodEntry` with its
-//! name, parameter schema (methods-spec §2) and `build` function; recipe validation,
-//! `stab list methods` and the engine all read that one registration.
+//! Fine-tuning method plugins, one file each. Each declares its typed parameters
+//! (`stab_core::method_params!`), implements [`Method`](crate::engine::Method) and
+//! [`MethodPlugin`](crate::engine::MethodPlugin), and registers with one
+//! `register_method!`; recipe validation, `stab list methods`, cost estimates and the
+//! engine all read that one registration (docs/plugins.md).
 
 pub mod finetune;
 pub mod llrd;
@@ -10,8 +12,3 @@ pub mod mixout;
 pub mod mmr;
 pub mod reinit;
 pub mod surt;
-
-/// No cross-parameter constraints.
-pub(crate) fn no_extra_checks(_: &stab_core::MethodParams) -> Result<(), String> {
-    Ok(())
-}

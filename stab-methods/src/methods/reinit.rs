@@ -12,15 +12,13 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
-use stab_core::params::{ParamDefault, ParamKind};
 use stab_core::recipe::TrainMode;
-use stab_core::{MethodEntry, MethodParams, ParamSpec};
 use stab_models::Encoder;
 
 use burn::tensor::{Shape, Tensor, TensorData};
 
 use crate::engine::params::{self, ParamTransform};
-use crate::engine::{EncoderChange, Method, PrepareContext, Prepared, implementation};
+use crate::engine::{EncoderChange, Method, MethodPlugin, PrepareContext, Prepared};
 
 /// Re-initialise the top `layers` encoder layers.
 #[derive(Debug, Clone, Copy)]
@@ -95,11 +93,7 @@ impl Method for ReinitTopLayers {
         }
     }
 
-    fn prepare_encoder(
-        &mut self,
-        encoder: Encoder,
-        ctx: &PrepareContext,
-    ) -> anyhow::Result<Prepared> {
+    fn prepare_encoder(&self, encoder: Encoder, ctx: &PrepareContext) -> anyhow::Result<Prepared> {
         let total = encoder.encoder.layer.len();
         anyhow::ensure!(
             self.layers <= total,
@@ -114,20 +108,22 @@ impl Method for ReinitTopLayers {
     }
 }
 
-fn build(p: &MethodParams) -> Result<Box<dyn std::any::Any + Send>, String> {
-    implementation(ReinitTopLayers {
-        layers: p["k"].as_u64().ok_or("k must be an integer")? as usize,
-    })
-}
-
-inventory::submit! {
-    MethodEntry {
-        name: "reinit",
-        summary: "re-initialise the top k encoder layers and the pooler before fine-tuning (Zhang et al. 2021)",
-        params: &[
-            ParamSpec { name: "k", kind: ParamKind::Int { min: 0, max: 128 }, default: ParamDefault::Int(2), doc: "number of top layers to re-initialise (0 = FineTune)" },
-        ],
-        validate: super::no_extra_checks,
-        build,
+stab_core::method_params! {
+    /// Re-initialisation's parameters.
+    pub struct ReinitParams {
+        /// number of top layers to re-initialise (0 = FineTune)
+        pub k: usize = int(0, 128, 2),
     }
 }
+
+impl MethodPlugin for ReinitTopLayers {
+    const NAME: &'static str = "reinit";
+    const SUMMARY: &'static str = "re-initialise the top k encoder layers and the pooler before fine-tuning (Zhang et al. 2021)";
+    type Params = ReinitParams;
+
+    fn from_params(p: ReinitParams) -> Result<Self, String> {
+        Ok(ReinitTopLayers { layers: p.k })
+    }
+}
+
+crate::register_method!(ReinitTopLayers);

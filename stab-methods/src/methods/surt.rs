@@ -24,15 +24,14 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
-use stab_core::params::{ParamDefault, ParamKind};
+use stab_core::derive_seed;
 use stab_core::recipe::TrainMode;
-use stab_core::{MethodEntry, MethodParams, ParamSpec, derive_seed};
 use stab_data::encode::{EncodedRow, collate};
 use stab_models::Encoder;
 
 use crate::engine::optim::{AdamWSettings, adamw_with, clip_global_norm};
 use crate::engine::{
-    EncoderChange, LinearWarmupDecay, Method, PrepareContext, Prepared, implementation,
+    EncoderChange, LinearWarmupDecay, Method, MethodPlugin, PrepareContext, Prepared,
 };
 
 /// The masked-LM phase's settings.
@@ -245,49 +244,51 @@ impl Method for SelfUnsupervisedRetraining {
         }
     }
 
-    fn prepare_encoder(
-        &mut self,
-        encoder: Encoder,
-        ctx: &PrepareContext,
-    ) -> anyhow::Result<Prepared> {
+    fn prepare_encoder(&self, encoder: Encoder, ctx: &PrepareContext) -> anyhow::Result<Prepared> {
         masked_lm_training(encoder, ctx, &self.mlm)
     }
 }
 
-fn build(p: &MethodParams) -> Result<Box<dyn std::any::Any + Send>, String> {
-    let int = |k: &str| p[k].as_u64().ok_or(format!("{k} must be an integer"));
-    implementation(SelfUnsupervisedRetraining {
-        mlm: MaskedLmSettings {
-            mask_rate: p["mask_rate"]
-                .as_f64()
-                .ok_or("mask_rate must be a number")?,
-            epochs: int("mlm_epochs")?,
-            lr: p["mlm_lr"].as_f64().ok_or("mlm_lr must be a number")?,
-            batch_size: int("mlm_batch_size")? as usize,
-            max_steps: int("mlm_max_steps")?,
-        },
-        share_mlm: p["share_mlm"]
-            .as_bool()
-            .ok_or("share_mlm must be true or false")?,
-    })
-}
-
-inventory::submit! {
-    MethodEntry {
-        name: "surt",
-        summary: "self unsupervised re-training (§2.6): MLM on the task's train inputs, then fine-tune",
-        params: &[
-            ParamSpec { name: "mask_rate", kind: ParamKind::Float { min: 0.01, max: 0.99 }, default: ParamDefault::Float(0.15), doc: "fraction of tokens selected for MLM (80/10/10 replacement)" },
-            ParamSpec { name: "mlm_epochs", kind: ParamKind::Int { min: 1, max: 1000 }, default: ParamDefault::Int(3), doc: "MLM epochs over the 90% train split" },
-            ParamSpec { name: "mlm_lr", kind: ParamKind::Float { min: 0.0, max: 1.0 }, default: ParamDefault::Float(5e-5), doc: "MLM peak learning rate (linear decay, no warmup)" },
-            ParamSpec { name: "mlm_batch_size", kind: ParamKind::Int { min: 1, max: 4096 }, default: ParamDefault::Int(8), doc: "MLM batch size" },
-            ParamSpec { name: "mlm_max_steps", kind: ParamKind::Int { min: 0, max: 100_000_000 }, default: ParamDefault::Int(0), doc: "cap on MLM steps (0 = none)" },
-            ParamSpec { name: "share_mlm", kind: ParamKind::Bool, default: ParamDefault::Bool(true), doc: "true: one MLM phase per task, cached and shared by every seed; false: one per run" },
-        ],
-        validate: super::no_extra_checks,
-        build,
+stab_core::method_params! {
+    /// SURT's parameters.
+    pub struct SurtParams {
+        /// fraction of tokens selected for MLM (80/10/10 replacement)
+        pub mask_rate: f64 = float(0.01, 0.99, 0.15),
+        /// MLM epochs over the 90% train split
+        pub mlm_epochs: u64 = int(1, 1000, 3),
+        /// MLM peak learning rate (linear decay, no warmup)
+        pub mlm_lr: f64 = float(0.0, 1.0, 5e-5),
+        /// MLM batch size
+        pub mlm_batch_size: usize = int(1, 4096, 8),
+        /// cap on MLM steps (0 = none)
+        pub mlm_max_steps: u64 = int(0, 100_000_000, 0),
+        /// true: one MLM phase per task, cached and shared by every seed; false: one per run
+        pub share_mlm: bool = flag(true),
     }
 }
+
+impl MethodPlugin for SelfUnsupervisedRetraining {
+    const NAME: &'static str = "surt";
+    const SUMMARY: &'static str =
+        "self unsupervised re-training (§2.6): MLM on the task's train inputs, then fine-tune";
+    const COST: f64 = 1.3;
+    type Params = SurtParams;
+
+    fn from_params(p: SurtParams) -> Result<Self, String> {
+        Ok(SelfUnsupervisedRetraining {
+            mlm: MaskedLmSettings {
+                mask_rate: p.mask_rate,
+                epochs: p.mlm_epochs,
+                lr: p.mlm_lr,
+                batch_size: p.mlm_batch_size,
+                max_steps: p.mlm_max_steps,
+            },
+            share_mlm: p.share_mlm,
+        })
+    }
+}
+
+crate::register_method!(SelfUnsupervisedRetraining);
 
 #[cfg(test)]
 mod tests {
