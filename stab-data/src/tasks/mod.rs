@@ -25,7 +25,8 @@ pub struct Example {
 }
 
 /// Which head a task trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HeadKind {
     Classification,
     SpanComparison,

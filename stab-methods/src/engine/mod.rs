@@ -16,18 +16,26 @@
 
 pub mod cache_file;
 pub mod checkpoint;
+mod evaluate;
 pub mod features;
+mod fit;
+mod frozen;
 pub mod method;
 pub mod model;
 pub mod optim;
 pub mod params;
 pub mod plugin;
+mod prepare;
 pub mod run;
 pub mod schedule;
+mod session;
+mod setup;
 pub mod stack;
+mod step;
 pub mod stopping;
 
 pub use checkpoint::Checkpoint;
+pub use frozen::TrainFeatures;
 pub use method::{
     AdaptContext, Capabilities, EncoderChange, Method, PrepareContext, Prepared, StepContext,
     StepRunner, StepView,
@@ -35,7 +43,8 @@ pub use method::{
 pub use model::{Forward, TaskModel, TokenInput};
 pub use params::{ParamMap, ParamTransform};
 pub use plugin::{MethodBuilder, MethodPlugin, build, unimplemented_methods};
-pub use run::{Engine, Progress, RunStats, TrainFeatures, TrainedRun, cross_entropy};
+pub use run::{Progress, RunStats, TrainedRun, cross_entropy};
 pub use schedule::LinearWarmupDecay;
+pub use session::{Engine, PreparedTask};
 pub use stack::MethodStack;
 pub use stopping::EarlyStopping;
