@@ -113,6 +113,8 @@ fn real_main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_target(false)
+        // Spans (the engine's step phases, at TRACE) report their time when they close.
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .init();
     let dups = stab_core::registry::duplicate_names();
     if !dups.is_empty() {

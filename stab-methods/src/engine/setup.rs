@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
 use stab_core::plan::FinetuneJob;
 use stab_core::recipe::TrainMode;
@@ -387,17 +387,35 @@ pub(super) fn freeze(model: TaskModel, method: &dyn Method) -> TaskModel {
 
 /// Trainable and total parameters (a cached head's frozen encoder counted from its config).
 fn count_params(model: &TaskModel, config: &EncoderConfig, cached: bool) -> ParamCounts {
-    let mut counts = ParamCounts::default();
-    for (path, p) in params::collect(model) {
-        if path.starts_with("encoder.mlm.") {
-            continue;
+    struct Count {
+        stack: Vec<String>,
+        counts: ParamCounts,
+    }
+    impl ModuleVisitor for Count {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.stack.push(name.to_string());
         }
-        let n: usize = p.shape.iter().product();
-        counts.total += n;
-        if p.values.is_require_grad() {
-            counts.trainable += n;
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.stack.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            // The masked-LM head is not part of the fine-tuned model.
+            if self.stack.iter().any(|s| s == "mlm") {
+                return;
+            }
+            let n = p.shape().num_elements();
+            self.counts.total += n;
+            if p.is_require_grad() {
+                self.counts.trainable += n;
+            }
         }
     }
+    let mut c = Count {
+        stack: Vec::new(),
+        counts: ParamCounts::default(),
+    };
+    model.visit(&mut c);
+    let mut counts = c.counts;
     if cached {
         // The frozen encoder of cached features: its config's count, less the MLM
         // head's dense layer that count includes.
