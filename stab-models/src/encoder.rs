@@ -15,6 +15,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::{Activation, EncoderConfig, ModelFamily};
 use crate::dropout::FastDropout as Dropout;
+use crate::peft::{Bottleneck, LowRank, through_adapter, with_low_rank};
 use crate::tokenizer::TokenBatch;
 
 fn act(a: Activation, x: Tensor<3>) -> Tensor<3> {
@@ -74,6 +75,10 @@ pub struct SelfAttention {
     pub value: Linear,
     pub dropout: Dropout,
     pub heads: usize,
+    /// LoRA updates of the projections ([`crate::peft`]).
+    pub lora_query: Option<LowRank>,
+    pub lora_key: Option<LowRank>,
+    pub lora_value: Option<LowRank>,
 }
 
 /// Attention output projection with residual and LayerNorm.
@@ -82,6 +87,10 @@ pub struct SelfOutput {
     pub dense: Linear,
     pub layer_norm: LayerNorm,
     pub dropout: Dropout,
+    /// A LoRA update of `dense`.
+    pub lora: Option<LowRank>,
+    /// An adapter on the sub-layer output, before the residual (Houlsby).
+    pub adapter: Option<Bottleneck>,
 }
 
 #[derive(Module, Debug)]
@@ -93,6 +102,8 @@ pub struct Attention {
 #[derive(Module, Debug)]
 pub struct Intermediate {
     pub dense: Linear,
+    /// A LoRA update of `dense`.
+    pub lora: Option<LowRank>,
 }
 
 /// Feed-forward output projection with residual and LayerNorm.
@@ -101,6 +112,10 @@ pub struct Output {
     pub dense: Linear,
     pub layer_norm: LayerNorm,
     pub dropout: Dropout,
+    /// A LoRA update of `dense`.
+    pub lora: Option<LowRank>,
+    /// An adapter on the sub-layer output, before the residual (Houlsby, Pfeiffer).
+    pub adapter: Option<Bottleneck>,
 }
 
 /// One post-LN transformer layer.
@@ -208,20 +223,28 @@ impl Encoder {
                         value: zero_bias(hf_linear(h, h, device)),
                         dropout: Dropout::new(c.attention_probs_dropout_prob),
                         heads: c.num_attention_heads,
+                        lora_query: None,
+                        lora_key: None,
+                        lora_value: None,
                     },
                     output: SelfOutput {
                         dense: zero_bias(hf_linear(h, h, device)),
                         layer_norm: layer_norm(c, device),
                         dropout: hidden_drop(),
+                        lora: None,
+                        adapter: None,
                     },
                 },
                 intermediate: Intermediate {
                     dense: zero_bias(hf_linear(h, c.intermediate_size, device)),
+                    lora: None,
                 },
                 output: Output {
                     dense: zero_bias(hf_linear(c.intermediate_size, h, device)),
                     layer_norm: layer_norm(c, device),
                     dropout: hidden_drop(),
+                    lora: None,
+                    adapter: None,
                 },
                 activation,
                 layer_norm_eps: c.layer_norm_eps,
@@ -399,22 +422,26 @@ impl Encoder {
 }
 
 impl Layer {
+    /// A post-LN layer; a sub-layer's output passes its adapter (if any) before the
+    /// residual, and each dense layer adds its LoRA update (if any).
     pub fn forward(&self, x: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
         let a = self.attention.self_attn.forward(x.clone(), mask);
         let o = &self.attention.output;
         let eps = self.layer_norm_eps;
-        let x = fused::layer_norm(
-            &o.layer_norm,
-            o.dropout.forward(dense(&o.dense, a)) + x,
-            eps,
+        let h = o
+            .dropout
+            .forward(with_low_rank(|a| dense(&o.dense, a), &o.lora, a));
+        let x = fused::layer_norm(&o.layer_norm, through_adapter(&o.adapter, h) + x, eps);
+        let i = &self.intermediate;
+        let inter = act(
+            self.activation,
+            with_low_rank(|x| dense(&i.dense, x), &i.lora, x.clone()),
         );
-        let inter = act(self.activation, dense(&self.intermediate.dense, x.clone()));
         let out = &self.output;
-        fused::layer_norm(
-            &out.layer_norm,
-            out.dropout.forward(dense(&out.dense, inter)) + x,
-            eps,
-        )
+        let h = out
+            .dropout
+            .forward(with_low_rank(|z| dense(&out.dense, z), &out.lora, inter));
+        fused::layer_norm(&out.layer_norm, through_adapter(&out.adapter, h) + x, eps)
     }
 }
 
@@ -429,9 +456,21 @@ impl SelfAttention {
         let n = self.heads;
         let d = h / n;
         let split = |y: Tensor<3>| y.reshape([b, t, n, d]).swap_dims(1, 2);
-        let q = split(dense(&self.query, x.clone()));
-        let k = split(dense(&self.key, x.clone()));
-        let v = split(dense(&self.value, x));
+        let q = split(with_low_rank(
+            |x| dense(&self.query, x),
+            &self.lora_query,
+            x.clone(),
+        ));
+        let k = split(with_low_rank(
+            |x| dense(&self.key, x),
+            &self.lora_key,
+            x.clone(),
+        ));
+        let v = split(with_low_rank(
+            |x| dense(&self.value, x),
+            &self.lora_value,
+            x,
+        ));
         let probs = fused::masked_softmax(q.matmul(k.swap_dims(2, 3)), mask, d);
         let probs = self.dropout.forward(probs);
         probs.matmul(v).swap_dims(1, 2).reshape([b, t, h])

@@ -10,6 +10,7 @@
 //! * [`fused`] — LayerNorm, GELU and masked softmax as single host kernels with their backward.
 //! * [`placement`] — host kernels or their twins per device ([`KernelPath`]); counted reads ([`HostReads`]).
 //! * [`heads`] — the jiant task heads with H output layers ([`TaskHead`], [`OutputLayers`]).
+//! * [`peft`] — modules parameter-efficient methods add: LoRA's [`LowRank`], adapters' [`Bottleneck`].
 //! * [`loader`] — weights from safetensors / PyTorch files with a [`LoadReport`].
 //! * [`checkpoint`] — Hugging Face names for saved weights; safetensors read/write ([`TensorFile`]).
 //! * [`tokenizer`] — padding, truncation and offsets ([`TextEncoder`], [`TokenBatch`]).
@@ -25,6 +26,7 @@ pub mod encoder;
 pub mod fused;
 pub mod heads;
 pub mod loader;
+pub mod peft;
 pub mod placement;
 pub mod simd;
 pub mod source;
@@ -40,6 +42,7 @@ pub use heads::{
     TaskHead,
 };
 pub use loader::{LoadReport, load_encoder, materialize};
+pub use peft::{Bottleneck, BottleneckActivation, LowRank};
 pub use placement::{HostReads, KernelPath, is_host};
 pub use source::{resolve_model, resolve_model_in};
 pub use tokenizer::{TextEncoder, TextInput, TokenBatch};

@@ -3,7 +3,8 @@
 //!
 //! Layout of `<out>/checkpoints/<run_id>/`: `model.safetensors` (encoder under BertModel
 //! names, head under `stab_head.*`; see [`stab_models::checkpoint`]), and `config.json`
-//! plus the tokenizer files copied from the pre-trained model. In head tuning on cached
+//! plus the tokenizer files copied from the pre-trained model, and the files the methods
+//! add (LoRA: `adapter_model.safetensors` + `adapter_config.json` in HF PEFT's format). In head tuning on cached
 //! features the encoder is the frozen one: only the head is written, and the metadata key
 //! `stab_encoder` names the model directory it sits on.
 
@@ -15,6 +16,7 @@ use stab_core::InputError;
 use stab_models::checkpoint::{HEAD_PREFIX, hf_name, transpose};
 use stab_models::{Encoder, NamedTensor, TaskHead, TensorFile, load_encoder, read_safetensors};
 
+use super::method::CheckpointFile;
 use super::model::TaskModel;
 use super::params::{self, ParamTransform};
 
@@ -74,6 +76,7 @@ pub fn save(
     model_dir: &Path,
     dir: &Path,
     metadata: BTreeMap<String, String>,
+    extra: &[(String, CheckpointFile)],
 ) -> anyhow::Result<()> {
     let tmp = stab_core::atomic::AtomicDir::create(dir)?;
     let mut file = TensorFile {
@@ -90,6 +93,14 @@ pub fn save(
         if src.is_file() {
             std::fs::copy(&src, tmp.path().join(name))
                 .map_err(|e| stab_core::atomic::io_error("copy", &src, e))?;
+        }
+    }
+    for (name, file) in extra {
+        let path = tmp.path().join(name);
+        match file {
+            CheckpointFile::Bytes(bytes) => std::fs::write(&path, bytes)
+                .map_err(|e| stab_core::atomic::io_error("write", &path, e))?,
+            CheckpointFile::Tensors(t) => stab_models::write_safetensors(&path, t)?,
         }
     }
     tmp.commit()

@@ -22,6 +22,7 @@
 //! * [`Method::adjust_gradients`] — change the gradients between backward and clipping.
 //! * [`Method::eval_model`] — the model scored at each evaluation (MixOut-author, LoRA's
 //!   merged weights).
+//! * [`Method::checkpoint_files`] — files saved beside the checkpoint (LoRA's PEFT adapter).
 
 use std::collections::BTreeSet;
 
@@ -107,6 +108,20 @@ pub struct AdaptContext<'a> {
     pub noise: &'a NoiseStream,
     pub mode: TrainMode,
     pub device: &'a Device,
+}
+
+/// What [`Method::checkpoint_files`] sees besides the trained weights.
+pub struct ExportContext<'a> {
+    /// The pre-trained model directory the run started from.
+    pub model_dir: &'a std::path::Path,
+}
+
+/// A file a method adds to a run's checkpoint directory.
+pub enum CheckpointFile {
+    /// Written as given.
+    Bytes(Vec<u8>),
+    /// Written as safetensors.
+    Tensors(stab_models::TensorFile),
 }
 
 /// The engine's training step, which [`Method::train_step`] may run (twice for SAM).
@@ -235,5 +250,15 @@ pub trait Method: Send {
     /// The model scored at an evaluation (a validation copy of the trained model).
     fn eval_model(&self, model: TaskModel, _ctx: &StepContext) -> TaskModel {
         model
+    }
+
+    /// Files the method adds to the run's checkpoint directory (`save_best`), from the
+    /// selected weights before [`Method::eval_model`] (LoRA: its update in HF PEFT's format).
+    fn checkpoint_files(
+        &self,
+        _trained: &TaskModel,
+        _ctx: &ExportContext,
+    ) -> anyhow::Result<Vec<(String, CheckpointFile)>> {
+        Ok(Vec::new())
     }
 }

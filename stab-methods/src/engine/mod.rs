@@ -37,8 +37,8 @@ pub mod stopping;
 pub use checkpoint::Checkpoint;
 pub use frozen::TrainFeatures;
 pub use method::{
-    AdaptContext, Capabilities, EncoderChange, Method, PrepareContext, Prepared, StepContext,
-    StepRunner, StepView,
+    AdaptContext, Capabilities, CheckpointFile, EncoderChange, ExportContext, Method,
+    PrepareContext, Prepared, StepContext, StepRunner, StepView,
 };
 pub use model::{Forward, TaskModel, TokenInput};
 pub use params::{ParamMap, ParamTransform};

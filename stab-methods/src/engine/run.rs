@@ -12,6 +12,7 @@ use std::time::Instant;
 use stab_core::{RunRecord, RunSpec};
 
 use super::fit::{Fit, fit, test_metrics};
+use super::method::{ExportContext, Method};
 use super::model::TaskModel;
 use super::session::Engine;
 use super::setup::RunSetup;
@@ -52,7 +53,10 @@ pub struct RunStats {
 pub struct TrainedRun {
     pub record: RunRecord,
     pub stats: RunStats,
+    /// The selected weights as scored (after the methods' `eval_model`: LoRA merged).
     pub model: TaskModel,
+    /// The selected weights as trained (LoRA's updates still apart).
+    pub selected: TaskModel,
 }
 
 impl Engine {
@@ -92,6 +96,7 @@ impl Engine {
             record,
             stats,
             model,
+            selected: fit.selected,
         })
     }
 
@@ -174,7 +179,13 @@ impl Engine {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        super::checkpoint::save(model, &s.model_dir, &self.out.join(&rel), metadata)?;
+        let extra = s.method.checkpoint_files(
+            &fit.selected,
+            &ExportContext {
+                model_dir: &s.model_dir,
+            },
+        )?;
+        super::checkpoint::save(model, &s.model_dir, &self.out.join(&rel), metadata, &extra)?;
         Ok(rel)
     }
 }

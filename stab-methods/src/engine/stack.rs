@@ -12,6 +12,7 @@
 //! | `lr_scale` | the product of the factors |
 //! | `training_model`, `train_step` | the one method that declares it |
 //! | `loss_terms` | all terms, in the written order |
+//! | `checkpoint_files` | every method's files (one file name per stack) |
 //!
 //! A stack where two methods would need the same exclusive hook (two head shapes, two
 //! encoder changes, two training models, two train steps) or the same method twice is an
@@ -24,8 +25,8 @@ use stab_core::{InputError, MethodParams};
 use stab_models::{Encoder, EncoderConfig, HeadShape};
 
 use super::method::{
-    AdaptContext, Capabilities, EncoderChange, Method, PrepareContext, Prepared, StepContext,
-    StepRunner, StepView,
+    AdaptContext, Capabilities, CheckpointFile, EncoderChange, ExportContext, Method,
+    PrepareContext, Prepared, StepContext, StepRunner, StepView,
 };
 use super::model::TaskModel;
 use super::plugin::build;
@@ -192,5 +193,23 @@ impl Method for MethodStack {
     fn eval_model(&self, model: TaskModel, ctx: &StepContext) -> TaskModel {
         self.methods()
             .fold(model, |model, m| m.eval_model(model, ctx))
+    }
+
+    fn checkpoint_files(
+        &self,
+        trained: &TaskModel,
+        ctx: &ExportContext,
+    ) -> anyhow::Result<Vec<(String, CheckpointFile)>> {
+        let mut out: Vec<(String, CheckpointFile)> = Vec::new();
+        for (name, m) in &self.parts {
+            for (file, content) in m.checkpoint_files(trained, ctx)? {
+                anyhow::ensure!(
+                    !out.iter().any(|(f, _)| *f == file),
+                    "{name} writes the checkpoint file {file}, which another method of the stack writes too"
+                );
+                out.push((file, content));
+            }
+        }
+        Ok(out)
     }
 }

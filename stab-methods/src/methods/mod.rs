@@ -4,9 +4,12 @@
 //! `register_method!`; recipe validation, `stab list methods`, cost estimates and the
 //! engine all read that one registration (docs/plugins.md).
 
+pub mod adapter;
+pub mod bitfit;
 pub mod finetune;
 pub mod llrd;
 pub mod lnsr;
+pub mod lora;
 pub mod mhloss;
 pub mod mixout;
 pub mod mmr;

@@ -1,0 +1,330 @@
+//! The parameter-efficient plugins against their formulas, on the tiny-bert fixture
+//! (h = 32, FFN 64, 2 layers): LoRA's trainable count r·(d_in + d_out) per target, its
+//! first forward equal to FineTune's (B = 0), its frozen weights bit-identical after
+//! training, its merged W* − W0 of rank ≤ r and its PEFT files; BitFit moving only biases
+//! and the head; adapters' count 2·d·m + m + d per adapter, starting as the identity.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use burn::tensor::Device;
+use stab_core::{Plan, Recipe, RunRecord};
+use stab_methods::engine::params;
+use stab_methods::engine::{
+    Capabilities, Engine, Method, MethodPlugin, Progress, TaskModel, TrainedRun,
+};
+use stab_models::EncoderConfig;
+
+#[path = "../../testsupport/assets.rs"]
+mod assets;
+
+fn testdata() -> PathBuf {
+    assets::root().join("testdata")
+}
+
+fn tiny() -> PathBuf {
+    testdata().join("fixtures/tiny-bert")
+}
+
+/// FineTune without dropout, the baseline whose first forward LoRA and adapters equal.
+struct NoDropout;
+impl Method for NoDropout {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            dropout: false,
+            ..Capabilities::default()
+        }
+    }
+}
+impl MethodPlugin for NoDropout {
+    const NAME: &'static str = "test-peft-no-dropout";
+    const SUMMARY: &'static str = "test only: FineTune without dropout";
+    type Params = stab_core::params::NoParams;
+    fn from_params(_: Self::Params) -> Result<Self, String> {
+        Ok(Self)
+    }
+}
+stab_methods::register_method!(NoDropout);
+
+fn train(eng: &Engine, methods: &str, extra_train: &str) -> (TrainedRun, Vec<f64>) {
+    let text = format!(
+        "name = \"t\"\n[model]\npath = \"{}\"\nmax_len = 64\n[data]\ndir = \"{}\"\ntasks = [\"cb\"]\ntrain_fraction = 0.3\n[train]\nmode = \"full\"\nbatch_size = 8\nmax_steps = 8\neval_every = 4\nlr = 1e-2\nseeds = [4]\n{extra_train}[[methods]]\n{methods}\n",
+        tiny().display(),
+        testdata().join("data").display()
+    );
+    let recipe = Recipe::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    let spec = &Plan::from_recipe(&recipe).unwrap().runs[0];
+    let losses = Mutex::new(Vec::new());
+    let run = eng
+        .train(spec, &|p| {
+            if let Progress::Step { loss, .. } = p {
+                losses.lock().unwrap().push(loss);
+            }
+        })
+        .unwrap_or_else(|e| panic!("{methods}: {e:#}"));
+    (run, losses.into_inner().unwrap())
+}
+
+fn counts(r: &RunRecord) -> (u64, u64) {
+    let d = &r.details;
+    (
+        d["trainable_params"].as_u64().unwrap(),
+        d["total_params"].as_u64().unwrap(),
+    )
+}
+
+/// Every float parameter as host values, by path.
+fn values(model: &impl burn::module::Module) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    params::collect(model)
+        .into_iter()
+        .map(|(k, p)| {
+            let v = p.values.into_data().try_to_vec::<f32>().unwrap();
+            (k, (p.shape, v))
+        })
+        .collect()
+}
+
+/// The pre-trained encoder's parameters; tiny-bert has no pooler (a run draws its own),
+/// so the pooler is left out.
+fn pretrained() -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    let (encoder, _) = stab_models::load_encoder(&tiny(), &Device::flex()).unwrap();
+    let mut v = values(&encoder);
+    v.retain(|k, _| !k.starts_with("pooler."));
+    v
+}
+
+fn encoder_of(model: &TaskModel) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    values(model.encoder.as_ref().unwrap())
+}
+
+/// The numerical rank of a row-major `rows × cols` matrix (Gaussian elimination with
+/// full pivoting, pivots below `tol`·max|a| count as zero).
+fn rank(mut a: Vec<f64>, rows: usize, cols: usize, tol: f64) -> usize {
+    let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if scale == 0.0 {
+        return 0;
+    }
+    let mut r = 0;
+    let mut used_cols = vec![false; cols];
+    for _ in 0..rows.min(cols) {
+        let mut best = (0.0, 0, 0);
+        for i in r..rows {
+            for j in 0..cols {
+                if !used_cols[j] && a[i * cols + j].abs() > best.0 {
+                    best = (a[i * cols + j].abs(), i, j);
+                }
+            }
+        }
+        if best.0 <= tol * scale {
+            break;
+        }
+        let (_, pi, pj) = best;
+        for j in 0..cols {
+            a.swap(r * cols + j, pi * cols + j);
+        }
+        used_cols[pj] = true;
+        for i in r + 1..rows {
+            let f = a[i * cols + pj] / a[r * cols + pj];
+            for j in 0..cols {
+                a[i * cols + j] -= f * a[r * cols + j];
+            }
+        }
+        r += 1;
+    }
+    r
+}
+
+#[test]
+fn lora_counts_its_updates_starts_as_finetune_and_keeps_frozen_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = Engine::new(Device::flex(), dir.path());
+    let config = EncoderConfig::from_dir(&tiny()).unwrap();
+    let (h, i, layers) = (32u64, 64u64, 2u64);
+    assert_eq!((config.hidden_size, config.intermediate_size), (32, 64));
+    let head = h * h + h + h * 3 + 3;
+    let (base, base_losses) = train(&eng, "name = \"test-peft-no-dropout\"", "");
+    let r = 4u64;
+    let (lora, lora_losses) = train(
+        &eng,
+        "name = \"lora\"\nr = 4\ndropout = 0.0\ntargets = [\"query\", \"value\", \"intermediate\"]\nstack = [{ name = \"test-peft-no-dropout\" }]",
+        "",
+    );
+    let (trainable, total) = counts(&lora.record);
+    // query and value: r·(h + h) each; intermediate: r·(h + i).
+    let updates = layers * (2 * r * (h + h) + r * (h + i));
+    assert_eq!(trainable, updates + head);
+    assert_eq!(total, counts(&base.record).1 + updates);
+    // B = 0: the first update's loss is FineTune's, bit for bit; then they part.
+    assert_eq!(lora_losses[0], base_losses[0]);
+    assert_ne!(lora_losses[1], base_losses[1]);
+
+    // Every weight of the pre-trained encoder is where it started (the selected weights,
+    // before the merge).
+    let start = pretrained();
+    let trained = encoder_of(&lora.selected);
+    for (path, v) in &start {
+        assert!(&trained[path] == v, "{path} moved");
+    }
+    // The merged weights differ from W0 by a matrix of rank ≤ r on the targets only.
+    let merged = encoder_of(&lora.model);
+    assert!(merged.keys().all(|k| !k.contains("lora")), "merged away");
+    let mut targets = 0;
+    for (path, (shape, w0)) in &start {
+        let w = &merged[path].1;
+        let is_target = path.ends_with(".weight")
+            && [
+                "self_attn.query.",
+                "self_attn.value.",
+                "intermediate.dense.",
+            ]
+            .iter()
+            .any(|t| path.contains(t));
+        if !is_target {
+            assert!(w == w0, "{path} is not a target but changed");
+            continue;
+        }
+        targets += 1;
+        let delta: Vec<f64> = w.iter().zip(w0).map(|(a, b)| (*a - *b) as f64).collect();
+        let k = rank(delta, shape[0], shape[1], 1e-3);
+        assert!(k >= 1 && k as u64 <= r, "{path}: rank {k}");
+    }
+    assert_eq!(targets, 6);
+}
+
+#[test]
+fn lora_checkpoints_merged_weights_and_its_update_in_peft_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = Engine::new(Device::flex(), dir.path());
+    let (run, _) = train(
+        &eng,
+        "name = \"lora\"\nr = 2\nalpha = 8.0",
+        "save_best = true\n",
+    );
+    let ckpt = dir
+        .path()
+        .join(run.record.details["checkpoint"].as_str().unwrap());
+    let model = stab_models::read_safetensors(&ckpt.join("model.safetensors")).unwrap();
+    let adapter = stab_models::read_safetensors(&ckpt.join("adapter_model.safetensors")).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ckpt.join("adapter_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["peft_type"], "LORA");
+    assert_eq!(config["r"], 2);
+    assert_eq!(
+        config["target_modules"],
+        serde_json::json!(["query", "value"])
+    );
+    assert_eq!(adapter.tensors.len(), 2 * 2 * 2);
+    let base = stab_models::read_safetensors(&tiny().join("model.safetensors")).unwrap();
+    // W* = W0 + (α/r)·B·A in torch layouts ([out, in]).
+    for layer in 0..2 {
+        for m in ["query", "value"] {
+            let key = format!("encoder.layer.{layer}.attention.self.{m}");
+            let a = &adapter.tensors[&format!("base_model.model.{key}.lora_A.weight")];
+            let b = &adapter.tensors[&format!("base_model.model.{key}.lora_B.weight")];
+            assert_eq!(
+                (a.shape.clone(), b.shape.clone()),
+                (vec![2, 32], vec![32, 2])
+            );
+            // tiny-bert is a BertForMaskedLM file (`bert.` names).
+            let w0 = &base.tensors[&format!("bert.{key}.weight")];
+            let w = &model.tensors[&format!("{key}.weight")];
+            for o in 0..32 {
+                for i in 0..32 {
+                    let ba: f32 = (0..2)
+                        .map(|k| b.values[o * 2 + k] * a.values[k * 32 + i])
+                        .sum();
+                    let want = w0.values[o * 32 + i] + 4.0 * ba;
+                    let got = w.values[o * 32 + i];
+                    assert!(
+                        (got - want).abs() < 1e-5,
+                        "{key} [{o}, {i}]: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bitfit_moves_only_biases_and_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = Engine::new(Device::flex(), dir.path());
+    let (run, _) = train(&eng, "name = \"bitfit\"", "");
+    let start = pretrained();
+    let trained = encoder_of(&run.selected);
+    let mut moved = 0;
+    for (path, v) in &start {
+        let bias = path.ends_with(".bias") || path.ends_with(".beta");
+        if !bias || path.starts_with("mlm.") {
+            assert!(&trained[path] == v, "{path} moved");
+        } else if &trained[path] != v {
+            moved += 1;
+        }
+    }
+    assert!(moved > 10, "only {moved} bias terms moved");
+    let (trainable, _) = counts(&run.record);
+    let biases: usize = start
+        .iter()
+        .filter(|(p, _)| (p.ends_with(".bias") || p.ends_with(".beta")) && !p.starts_with("mlm."))
+        .map(|(_, (s, _))| s.iter().product::<usize>())
+        .sum();
+    // The pooler's bias trains too (tiny-bert's pooler is drawn by the run).
+    assert_eq!(trainable as usize, biases + 32 + 32 * 32 + 32 + 32 * 3 + 3);
+}
+
+#[test]
+fn adapters_count_by_the_formula_and_start_as_the_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = Engine::new(Device::flex(), dir.path());
+    let (base, base_losses) = train(&eng, "name = \"test-peft-no-dropout\"", "");
+    let (d, m, layers) = (32u64, 8u64, 2u64);
+    let per_adapter = 2 * d * m + m + d;
+    let layer_norms = 2 * d * (1 + 2 * layers);
+    let head = d * d + d + d * 3 + 3;
+    for (placement, per_layer) in [("houlsby", 2), ("pfeiffer", 1)] {
+        let (run, losses) = train(
+            &eng,
+            &format!(
+                "name = \"adapter\"\nsize = 8\nplacement = \"{placement}\"\nstack = [{{ name = \"test-peft-no-dropout\" }}]"
+            ),
+            "",
+        );
+        let (trainable, total) = counts(&run.record);
+        let adapters = layers * per_layer * per_adapter;
+        assert_eq!(trainable, adapters + layer_norms + head, "{placement}");
+        assert_eq!(total, counts(&base.record).1 + adapters, "{placement}");
+        assert_eq!(losses[0], base_losses[0], "{placement}: identity at start");
+        // The frozen weights (all but LayerNorms, adapters, head) never move.
+        let start = pretrained();
+        let trained = encoder_of(&run.selected);
+        for (path, v) in &start {
+            if !path.contains("layer_norm") {
+                assert!(&trained[path] == v, "{placement}: {path} moved");
+            }
+        }
+        assert!(trained.keys().any(|k| k.contains(".adapter.up.")));
+    }
+}
+
+#[test]
+fn peft_methods_change_training_and_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = Engine::new(Device::flex(), dir.path());
+    let (finetune, _) = train(&eng, "name = \"finetune\"", "");
+    for m in ["name = \"lora\"", "name = \"bitfit\"", "name = \"adapter\""] {
+        let (run, _) = train(&eng, m, "");
+        assert_ne!(
+            run.record.details["train_loss"], finetune.record.details["train_loss"],
+            "{m}"
+        );
+    }
+    let names: Vec<&str> = stab_core::registry::methods()
+        .iter()
+        .map(|e| e.name)
+        .collect();
+    for n in ["lora", "bitfit", "adapter"] {
+        assert!(names.contains(&n));
+    }
+}
