@@ -205,10 +205,12 @@ fn lora_checkpoints_merged_weights_and_its_update_in_peft_format() {
         .path()
         .join(run.record.details["checkpoint"].as_str().unwrap());
     let model = stab_models::read_safetensors(&ckpt.join("model.safetensors")).unwrap();
-    let adapter = stab_models::read_safetensors(&ckpt.join("adapter_model.safetensors")).unwrap();
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ckpt.join("adapter_config.json")).unwrap())
-            .unwrap();
+    let adapter =
+        stab_models::read_safetensors(&ckpt.join("peft/adapter_model.safetensors")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ckpt.join("peft/adapter_config.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(config["peft_type"], "LORA");
     assert_eq!(config["r"], 2);
     assert_eq!(

@@ -4,7 +4,7 @@
 //! Layout of `<out>/checkpoints/<run_id>/`: `model.safetensors` (encoder under BertModel
 //! names, head under `stab_head.*`; see [`stab_models::checkpoint`]), and `config.json`
 //! plus the tokenizer files copied from the pre-trained model, and the files the methods
-//! add (LoRA: `adapter_model.safetensors` + `adapter_config.json` in HF PEFT's format). In head tuning on cached
+//! add (LoRA: `peft/adapter_model.safetensors` + `peft/adapter_config.json`, HF PEFT's format). In head tuning on cached
 //! features the encoder is the frozen one: only the head is written, and the metadata key
 //! `stab_encoder` names the model directory it sits on.
 
@@ -97,6 +97,10 @@ pub fn save(
     }
     for (name, file) in extra {
         let path = tmp.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| stab_core::atomic::io_error("create", parent, e))?;
+        }
         match file {
             CheckpointFile::Bytes(bytes) => std::fs::write(&path, bytes)
                 .map_err(|e| stab_core::atomic::io_error("write", &path, e))?,

@@ -8,8 +8,11 @@
 //! FineTune's). Only the updates and the task head train: r·(d_in + d_out) parameters per
 //! target and layer. At every evaluation the update is merged into W (W* = W + (α/r)·A·B),
 //! so the scored and saved model is a plain encoder; a checkpoint also carries the update
-//! itself in HF PEFT's format (`adapter_model.safetensors` + `adapter_config.json`), which
-//! `peft.PeftModel.from_pretrained` loads on top of the pre-trained model.
+//! itself in HF PEFT's format, in `peft/` (`adapter_model.safetensors` +
+//! `adapter_config.json`), which `peft.PeftModel.from_pretrained(pre_trained, "<ckpt>/peft")`
+//! loads on top of the pre-trained model. (Not beside `model.safetensors`: with peft
+//! installed, transformers' `from_pretrained` applies an adapter it finds in a model
+//! directory to that directory's weights, which are merged already.)
 //!
 //! In head tuning the encoder is frozen and LoRA adds nothing (the run equals FineTune's).
 
@@ -194,11 +197,11 @@ impl Method for LowRankAdaptation {
         };
         Ok(vec![
             (
-                "adapter_model.safetensors".into(),
+                "peft/adapter_model.safetensors".into(),
                 CheckpointFile::Tensors(self.peft_tensors(encoder)?),
             ),
             (
-                "adapter_config.json".into(),
+                "peft/adapter_config.json".into(),
                 CheckpointFile::Bytes(self.peft_config(ctx).into_bytes()),
             ),
         ])
