@@ -2,7 +2,7 @@
 """PyTorch + transformers side of stab's full fine-tuning parity test (issue #19, item 5).
 
 Fine-tunes MiniLM on CB (testdata's sliced files and split file) with the protocol of
-docs/protocol.md, independently of stab: HF tokenizer, BertModel with its pre-trained
+docs/methods.md, independently of stab: HF tokenizer, BertModel with its pre-trained
 pooler, the jiant classification head (tanh dense, then the output layer), dropout off,
 torch.optim.AdamW with HF's weight-decay groups, get_linear_schedule_with_warmup-style
 schedule, clip_grad_norm_ at 1.0. Only the head's starting weights come from stab (its

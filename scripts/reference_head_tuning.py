@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent reference for stab's head tuning (methods-spec §4.1, §5), in numpy.
+"""Independent reference for stab's head tuning (docs/methods.md §4.1, §5), in numpy.
 
 It re-implements the protocol from the spec, not from stab's code: the jiant
 classification head (dropout -> dense+tanh -> dropout -> H output layers, nn.Linear
@@ -9,7 +9,7 @@ eps 1e-8, bias correction, decoupled decay 0.01 except biases), HF's linear
 warmup/decay, global-norm clipping at 1.0, a seeded shuffle per epoch keeping the last
 partial batch, dev scored once per epoch, early stopping after `patience` evaluations
 without strict improvement, best-dev weights scored on test. `--method mixout` is
-MixOut-ref (methods-spec §2.2.1) on the head: dropout off, at every training forward
+MixOut-ref (docs/methods.md §2.2.1) on the head: dropout off, at every training forward
 W_eff = U + M (W - U) / (1 - p) for both Linear weights with one Bernoulli(1 - p) value
 per input column, gradient grad_W_eff * M (Lee et al.'s backward), W at evaluation.
 SURT and reinit in head tuning are FineTune on their own cached features (pass their

@@ -1,4 +1,4 @@
-//! `stab analyze distance|taylor|loo|bounds`: the measurements of methods-spec §8–9 on
+//! `stab analyze distance|taylor|loo|bounds`: the measurements of docs/methods.md §8–9 on
 //! real models and tasks. Each appends its results to `DIR/analyses.jsonl` (read by
 //! `stab report DIR`), prints the same tables the report shows, and writes its plots to
 //! `DIR/plots/`.
@@ -662,7 +662,7 @@ fn bounds(
                 b: m(bound),
                 gamma: m(g["margin"].as_f64().unwrap_or(f64::NAN)),
                 r: m(g["min_norm"].as_f64().unwrap_or(f64::NAN)),
-                // The regularised SVM's λ = 1/(2nC) (methods-spec §7.3's secondary SVM).
+                // The regularised SVM's λ = 1/(2nC) (docs/methods.md §7.3's secondary SVM).
                 lambda: a(1.0 / (2.0 * n * svm_c)),
                 t: a(steps),
                 c: a(c),

@@ -1,7 +1,7 @@
 //! `stab embed --model DIR_OR_HUB_ID (--text A [--pair B] | --inputs FILE.jsonl) [--max-len N] [--json] [--device D]`
 //!
 //! Encodes the inputs as one batch (padded to the longest, truncated `longest_first` to
-//! `--max-len`) in eval mode and prints the encoder outputs (design.md §3).
+//! `--max-len`) in eval mode and prints the encoder outputs (docs/design.md §3).
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! `stab`: recipe → plan → run → record → report (design.md §3).
+//! `stab`: recipe → plan → run → record → report (docs/design.md §3).
 //!
 //! The command is a library so that a method plugin can ship its own `stab` binary with
 //! its methods linked in (README, "Writing a method plugin"):
@@ -14,7 +14,7 @@
 //! (recipe, data, model), with a message naming the file, line or key and a hint.
 
 // The plugin crates register methods, tasks and studies through `inventory`; a crate the
-// binary never names is not linked and its registrations vanish (burn-notes §8.2).
+// binary never names is not linked and its registrations vanish (docs/burn.md §8.2).
 use stab_data as _;
 use stab_methods as _;
 

@@ -1,7 +1,7 @@
 //! The "bad input" error class: a recipe, data file or model the user must fix.
 //!
 //! The CLI maps an [`InputError`] anywhere in an error chain to exit code 2
-//! (design.md §3); every other failure is exit code 1.
+//! (docs/design.md §3); every other failure is exit code 1.
 
 use std::fmt;
 

@@ -1,7 +1,7 @@
 //! # stab-core
 //!
 //! The vocabulary every other stab crate speaks, and the contracts users rely on
-//! (`shared/docs/design.md` §3–5). This crate depends on no other stab crate.
+//! (`docs/design.md` §3–5). This crate depends on no other stab crate.
 //!
 //! * [`recipe`] — the TOML recipe schema, with key-precise errors ([`Recipe`]).
 //! * [`plan`] — expansion of a recipe into independent grid cells ([`RunSpec`], [`Plan`]).

@@ -1,4 +1,4 @@
-//! Expansion of a recipe into its grid of independent runs (design.md §6–7).
+//! Expansion of a recipe into its grid of independent runs (docs/design.md §6–7).
 //!
 //! Fine-tuning: tasks × methods × seeds × `[sweep]` values. Synthetic: one run per
 //! (study, factor value). Each [`RunSpec`] carries every setting that affects its result,

@@ -1,4 +1,4 @@
-//! The TOML recipe (design.md §4): parsed with serde, every unknown key an error that
+//! The TOML recipe (docs/design.md §4): parsed with serde, every unknown key an error that
 //! names the nearest valid key, every error located at file:line.
 
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ pub enum RecipeKind {
     /// Fine-tuning of a pre-trained encoder on real tasks.
     #[default]
     Finetune,
-    /// The synthetic linear-head studies of methods-spec §7.
+    /// The synthetic linear-head studies of docs/methods.md §7.
     Synthetic,
 }
 
@@ -63,7 +63,7 @@ pub struct ModelSection {
     pub pooling: Pooling,
 }
 
-/// The vector a classification head reads from the encoder (design.md §4).
+/// The vector a classification head reads from the encoder (docs/design.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pooling {
@@ -145,7 +145,7 @@ pub enum TrainMode {
     Head,
 }
 
-/// Hyper-parameter profile (methods-spec §4.1).
+/// Hyper-parameter profile (docs/methods.md §4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
@@ -285,7 +285,7 @@ fn yes() -> bool {
 }
 
 impl TrainSection {
-    /// Fill the keys a recipe did not set from its profile (methods-spec §4.1). `given`
+    /// Fill the keys a recipe did not set from its profile (docs/methods.md §4.1). `given`
     /// names the keys the recipe's `[train]` table sets; those always win.
     ///
     /// * `standard`: the serde defaults (lr 2e-5, 10 epochs, one evaluation per epoch),

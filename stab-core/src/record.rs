@@ -1,4 +1,4 @@
-//! The record appended to the results store for each finished run (design.md §5).
+//! The record appended to the results store for each finished run (docs/design.md §5).
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! Plugin registries, filled with `inventory::submit!` from any linked crate.
 //!
 //! Binaries and test binaries outside the submitting crate must reference it
-//! (`use stab_methods as _;`), or the linker drops its registrations (burn-notes §8.2).
+//! (`use stab_methods as _;`), or the linker drops its registrations (docs/burn.md §8.2).
 //! Lookups fail with an [`InputError`] that names the nearest valid name.
 
 use crate::error::InputError;
@@ -40,7 +40,7 @@ pub struct TaskEntry {
 }
 inventory::collect!(TaskEntry);
 
-/// A synthetic factor study (methods-spec §7).
+/// A synthetic factor study (docs/methods.md §7).
 pub struct StudyEntry {
     pub factor: &'static str,
     pub summary: &'static str,

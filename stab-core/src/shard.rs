@@ -1,4 +1,4 @@
-//! `--shard I/N`: one of N deterministic slices of a plan (design.md §7).
+//! `--shard I/N`: one of N deterministic slices of a plan (docs/design.md §7).
 
 use std::fmt;
 use std::str::FromStr;

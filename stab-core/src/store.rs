@@ -1,4 +1,4 @@
-//! The append-only results store (design.md §5).
+//! The append-only results store (docs/design.md §5).
 //!
 //! `DIR/runs.jsonl` (or `runs.shard-I-of-N.jsonl`) holds one JSON object per finished run.
 //! A record is appended with a single `write` of the whole line and then fsynced, so a

@@ -1,4 +1,4 @@
-//! The trait a synthetic-study plugin implements (methods-spec §7).
+//! The trait a synthetic-study plugin implements (docs/methods.md §7).
 //!
 //! A study is one factor of the paper's head-tuning experiments (heads, samples, margin,
 //! distance, bound). Planning asks it how one factor value changes the base settings;

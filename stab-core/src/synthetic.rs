@@ -1,4 +1,4 @@
-//! Settings of the synthetic head-tuning studies (methods-spec §7): the recipe-facing
+//! Settings of the synthetic head-tuning studies (docs/methods.md §7): the recipe-facing
 //! `[synthetic]` table and the fully resolved [`SyntheticSettings`] of one run.
 
 use serde::{Deserialize, Serialize};
@@ -79,7 +79,7 @@ pub struct SyntheticSettings {
 }
 
 impl SyntheticSettings {
-    /// The paper's defaults (methods-spec §7.2): n = 2000, γ = 0.5, B = 3, d = 2, 500 sets.
+    /// The paper's defaults (docs/methods.md §7.2): n = 2000, γ = 0.5, B = 3, d = 2, 500 sets.
     pub fn defaults(factor: &str, steps: u64) -> Self {
         let mut s = Self {
             factor: factor.to_string(),

@@ -1,4 +1,4 @@
-//! From task rows to model inputs: the template's texts (methods-spec §3.1) and the
+//! From task rows to model inputs: the template's texts (docs/methods.md §3.1) and the
 //! projection of WSC/WiC character spans onto token indices through the tokenizer's
 //! offset mapping — the first and last token of the span's text that overlap it.
 
@@ -54,7 +54,7 @@ pub fn model_input(e: &Example, separator: &str) -> (TextInput, Vec<(usize, usiz
 
 /// Tokenize rows as one batch (truncated `longest_first` to `max_len`), with MultiRC's
 /// rule first: only the paragraph is cut, to max_len − specials − len(question) −
-/// len(answer) tokens, so the question and answer always survive (methods-spec §3.1).
+/// len(answer) tokens, so the question and answer always survive (docs/methods.md §3.1).
 pub fn encode_rows(
     tok: &TextEncoder,
     rows: &[Example],

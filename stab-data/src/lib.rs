@@ -7,7 +7,7 @@
 //! * [`encode`] — template texts and WSC/WiC span projection onto tokens.
 //! * [`split`] — the fixed 90/10 train/dev split and per-seed perturbations ([`Splits`]).
 //! * [`synthetic`] — the two-ball generator of the synthetic head-tuning studies
-//!   (methods-spec §7.2): [`TwoBalls`] → [`LabeledPoints`].
+//!   (docs/methods.md §7.2): [`TwoBalls`] → [`LabeledPoints`].
 
 pub mod encode;
 pub mod split;

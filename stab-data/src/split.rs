@@ -1,4 +1,4 @@
-//! Splits (methods-spec §3.3, §6): a fixed 90/10 split of the official train set into
+//! Splits (docs/methods.md §3.3, §6): a fixed 90/10 split of the official train set into
 //! train and dev (the same for every run seed; MultiRC split by passage), the official dev
 //! set as test, and per-seed `train_fraction` subsampling and `drop_fraction` removal
 //! that only ever touch the train part.

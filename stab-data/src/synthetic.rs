@@ -1,4 +1,4 @@
-//! The two-ball generator (methods-spec §7.2).
+//! The two-ball generator (docs/methods.md §7.2).
 //!
 //! Per dataset: a unit direction u uniform on the sphere; centres ±a·u; n/2 points drawn
 //! uniformly in the d-ball of radius r around each centre (direction = normalised

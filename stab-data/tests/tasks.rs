@@ -1,4 +1,4 @@
-//! Every available task loads from `shared/data`; split sizes follow methods-spec §3.3;
+//! Every available task loads from `shared/data`; split sizes follow docs/methods.md §3.3;
 //! QQP and BoolQ-train readers are tested on small files in the official format; bad
 //! inputs give one located error.
 

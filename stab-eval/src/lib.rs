@@ -3,7 +3,7 @@
 //! Everything that turns numbers into conclusions.
 //!
 //! * [`stats`] — summaries over seeds or datasets ([`Summary`]: mean, SD with ddof = 1).
-//! * [`stability`] — the normalised leave-one-out stability Δ̂ of methods-spec §7.5
+//! * [`stability`] — the normalised leave-one-out stability Δ̂ of docs/methods.md §7.5
 //!   ([`normalized_distance`], [`LeaveOneOutStability`]).
 //! * [`variance`] — tests behind a stability claim: Brown–Forsythe, bootstrap sd
 //!   intervals, Holm's adjustment, expected max over n runs.

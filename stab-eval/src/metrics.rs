@@ -1,4 +1,4 @@
-//! Classification metrics and the jiant primary metric per task (methods-spec §3.2).
+//! Classification metrics and the jiant primary metric per task (docs/methods.md §3.2).
 //! Values are fractions in [0, 1]; tables show them ×100.
 
 use std::collections::BTreeMap;
@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn qqp_constant_predictors() {
-        // QQP dev: 14,885 positives of 40,430 (methods-spec §3.2).
+        // QQP dev: 14,885 positives of 40,430 (docs/methods.md §3.2).
         let (p, g) = constant(14885, 40430, 1);
         assert_eq!(
             pct(PrimaryMetric::AccAndF1.evaluate(&p, &g, 2, None)["primary"]),

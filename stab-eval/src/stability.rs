@@ -1,4 +1,4 @@
-//! Normalised leave-one-out stability (paper Def. 2.3; methods-spec §7.5):
+//! Normalised leave-one-out stability (paper Def. 2.3; docs/methods.md §7.5):
 //!
 //! Δ_i = ‖ A(S)/‖A(S)‖ − A(S^i)/‖A(S^i)‖ ‖,  S^i = S \ {i},  Δ̂ = E_i Δ_i,
 //!

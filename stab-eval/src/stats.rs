@@ -1,5 +1,5 @@
 //! Summary statistics. The paper's "mean ± SD" uses an unknown ddof; stab uses the
-//! sample SD (ddof = 1), methods-spec §3.2.
+//! sample SD (ddof = 1), docs/methods.md §3.2.
 
 use serde::{Deserialize, Serialize};
 

@@ -4,7 +4,7 @@
 //!
 //! * [`linear`] — solvers for linear heads on fixed features: vectorised full-batch GD
 //!   (single and multi-head) and the SMO hard-margin SVM.
-//! * [`synthetic`] — the five synthetic factor studies of methods-spec §7, one plugin file
+//! * [`synthetic`] — the five synthetic factor studies of docs/methods.md §7, one plugin file
 //!   each (heads, samples, margin, distance, bound).
 //! * [`engine`] — the fine-tuning engine and the [`Method`](engine::Method) trait.
 //! * [`analysis`] — weight distance, Taylor validity, LOO stability on real features and

@@ -1,4 +1,4 @@
-//! The methods of methods-spec §2 and the two beyond the paper, on the tiny-bert fixture:
+//! The methods of docs/methods.md §2 and the two beyond the paper, on the tiny-bert fixture:
 //! each does what its formula says, changes training compared with FineTune on the same
 //! seed, and equals FineTune where its parameter makes it a no-op (or where §5 says head
 //! tuning makes it one).

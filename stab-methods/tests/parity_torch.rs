@@ -12,7 +12,7 @@
 //! ```
 //!
 //! A change of the protocol that makes the losses differ is a protocol difference with
-//! PyTorch, and must be explained in docs/protocol.md before the golden file is rewritten.
+//! PyTorch, and must be explained in docs/methods.md before the golden file is rewritten.
 
 use std::path::PathBuf;
 

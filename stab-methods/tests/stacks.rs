@@ -280,11 +280,11 @@ fn impossible_stacks_are_input_errors_before_any_run() {
     for (methods, why) in [
         (
             "name = \"test-twice-step\"\nstack = [{ name = \"test-other-step\" }]",
-            "overrides the train step",
+            "override the train step",
         ),
         (
             "name = \"reinit\"\nstack = [{ name = \"surt\" }]",
-            "changes the encoder",
+            "change the encoder",
         ),
         (
             "name = \"mhloss\"\nstack = [{ name = \"mixout\" }, { name = \"test-head-only\" }]",

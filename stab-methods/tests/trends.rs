@@ -1,4 +1,4 @@
-//! The paper's qualitative anchors (methods-spec §10) on small synthetic studies:
+//! The paper's qualitative anchors (docs/methods.md §10) on small synthetic studies:
 //! Δ̂ falls as n grows, as γ grows, as B shrinks; rises with ‖w0 − w*‖; more heads bring
 //! the averaged head closer to the SVM direction at a fixed t.
 

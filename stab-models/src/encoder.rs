@@ -138,7 +138,7 @@ pub struct Layers {
 }
 
 /// Pooler: tanh(W·h₀ + b) on the first token. Loaded when the checkpoint has it,
-/// otherwise N(0, 0.02²) with zero bias (methods-spec §1.1).
+/// otherwise N(0, 0.02²) with zero bias (docs/methods.md §1.1).
 #[derive(Module, Debug)]
 pub struct Pooler {
     pub dense: Linear,
@@ -478,7 +478,7 @@ impl SelfAttention {
 }
 
 /// The same module with every dropout switched off (eval-mode numerics) while staying on
-/// the autodiff device, so gradients still flow (burn-notes §2.4).
+/// the autodiff device, so gradients still flow (docs/burn.md §2.4).
 pub fn without_dropout<M: Module>(module: M) -> M {
     struct FlagsOff;
     impl burn::module::ModuleMapper for FlagsOff {

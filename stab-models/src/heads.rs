@@ -1,4 +1,4 @@
-//! The jiant task heads (methods-spec §1.2), with H output layers so that the
+//! The jiant task heads (docs/methods.md §1.2), with H output layers so that the
 //! multi-head loss (§2.5) is a head of this shape and not a special case.
 //!
 //! * Classification: `x = dropout(p); e = tanh(W1 x + b1); logits = W2 dropout(e) + b2`.

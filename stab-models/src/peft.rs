@@ -1,4 +1,4 @@
-//! Modules that parameter-efficient methods add to an encoder (docs/methods.md §9). An
+//! Modules that parameter-efficient methods add to an encoder (docs/methods.md §11). An
 //! encoder carries them in optional slots next to the layers they change, so an encoder
 //! without them is exactly the pre-trained one.
 //!

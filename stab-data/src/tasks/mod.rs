@@ -1,4 +1,4 @@
-//! The 11 GLUE/SuperGLUE tasks (methods-spec §3): readers for the official file layouts,
+//! The 11 GLUE/SuperGLUE tasks (docs/methods.md §3): readers for the official file layouts,
 //! input templates, label sets, head kinds and primary metrics, registered by name.
 
 mod glue;

@@ -429,7 +429,7 @@ pub fn loo_markdown(records: &[&Value]) -> String {
 /// The bound terms per task with the constants they used.
 pub fn bounds_markdown(records: &[&Value]) -> String {
     let mut out = String::from(
-        "## The paper's bounds from measured constants (methods-spec §9)\n\n\
+        "## The paper's bounds from measured constants (docs/methods.md §9)\n\n\
          Each constant is marked measured (on the task) or assumed; each bound lists its terms \
          and the one that dominates.\n\n",
     );

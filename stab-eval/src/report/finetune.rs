@@ -1,4 +1,4 @@
-//! The paper's results tables for fine-tuning runs (methods-spec §4.2): per task and
+//! The paper's results tables for fine-tuning runs (docs/methods.md §4.2): per task and
 //! method, mean ± SD over seeds of the test primary metric ×100; the AVG column is the
 //! mean of the per-task means, its "±" the mean of the per-task SDs (§3.2).
 

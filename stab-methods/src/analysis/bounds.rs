@@ -1,4 +1,4 @@
-//! The paper's stability bounds (methods-spec §9) evaluated term by term from constants,
+//! The paper's stability bounds (docs/methods.md §9) evaluated term by term from constants,
 //! each marked as measured or assumed, so a user sees which term dominates on a task.
 //!
 //! * Thm 2.2 (full fine-tuning, GD with η = 1/β, μI ⪯ ∇²f(w*)):

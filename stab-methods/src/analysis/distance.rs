@@ -1,11 +1,11 @@
-//! How far fine-tuning moved the weights (methods-spec §8.1, the paper's Table 6):
+//! How far fine-tuning moved the weights (docs/methods.md §8.1, the paper's Table 6):
 //! ‖w* − w0‖_p / ‖w0‖_p for p = 2 and 1, and max|w* − w0| / max|w0| for p = ∞, over the
 //! parameters that have a pre-trained value, in total and per layer.
 //!
 //! Parameters are matched by Hugging Face name (a `bert.`/`roberta.` prefix on either
 //! side is ignored). The total covers the embeddings and the layers with their LayerNorms;
 //! the pooler, when the pre-trained model has one, gets its own row but stays out of the
-//! total (methods-spec §8.1), and the task head has no pre-trained value.
+//! total (docs/methods.md §8.1), and the task head has no pre-trained value.
 
 use std::collections::BTreeMap;
 

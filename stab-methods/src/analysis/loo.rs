@@ -1,5 +1,5 @@
 //! Leave-one-out stability of heads trained on a real task's frozen features — the
-//! paper's §4.3 measurement (methods-spec §7.4–7.5), which it made only on synthetic data,
+//! paper's §4.3 measurement (docs/methods.md §7.4–7.5), which it made only on synthetic data,
 //! applied to the pooled encoder features of a real task.
 //!
 //! The setting is the theory's: augmented features x̃ = [x; −1], linear heads trained by

@@ -1,4 +1,4 @@
-//! Measurements that explain stability (`stab analyze`; methods-spec §8–9).
+//! Measurements that explain stability (`stab analyze`; docs/methods.md §8–9).
 //!
 //! * [`distance`] — how far fine-tuning moved the weights (Table 6; [`WeightDistance`]).
 //! * [`taylor`] — whether a second-order Taylor expansion describes the loss around the

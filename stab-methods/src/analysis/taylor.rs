@@ -1,4 +1,4 @@
-//! Is the loss near the fine-tuned weights quadratic? (methods-spec §8.2, the paper's
+//! Is the loss near the fine-tuned weights quadratic? (docs/methods.md §8.2, the paper's
 //! Fig. 11 and Eq. 17–18.)
 //!
 //! For perturbations w = w* ⊙ (1 + p(U − 0.5)), U ~ Uniform[0, 1) element-wise, the
@@ -66,7 +66,7 @@ pub struct TaylorSettings {
 }
 
 impl Default for TaylorSettings {
-    /// methods-spec §8.2: p ∈ {0.001 … 0.05}, 100 repeats, h = 1e-3.
+    /// docs/methods.md §8.2: p ∈ {0.001 … 0.05}, 100 repeats, h = 1e-3.
     fn default() -> Self {
         Self {
             ps: vec![0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05],

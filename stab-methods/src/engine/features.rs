@@ -1,4 +1,4 @@
-//! Frozen-encoder features for head tuning (methods-spec §5, design.md §6): in eval mode
+//! Frozen-encoder features for head tuning (docs/methods.md §5, docs/design.md §6): in eval mode
 //! the frozen encoder is a fixed function, so each example is encoded once and every
 //! seed and method of a task trains its head on the cached vectors. The cache lives in
 //! memory for the process and on disk under `<out>/cache/`, keyed by a hash of the model

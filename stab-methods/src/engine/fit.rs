@@ -1,4 +1,4 @@
-//! The fit loop (docs/protocol.md §4.1): epochs of seeded shuffles (or a fixed batch
+//! The fit loop (docs/methods.md §4.1): epochs of seeded shuffles (or a fixed batch
 //! order), one update per batch, a dev evaluation every `eval_every` updates with early
 //! stopping on it, and the best-dev weights kept.
 

@@ -1,4 +1,4 @@
-//! The fine-tuning engine (design.md §6; methods-spec §4–5).
+//! The fine-tuning engine (docs/design.md §6; docs/methods.md §4–5).
 //!
 //! * [`run`] — one run end to end ([`Engine`], [`Progress`]).
 //! * [`method`] — the [`Method`] trait plugins implement, with [`Capabilities`].

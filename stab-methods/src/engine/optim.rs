@@ -1,4 +1,4 @@
-//! AdamW as Hugging Face and jiant use it (methods-spec §4.1): β 0.9/0.999, ε 1e-8, bias
+//! AdamW as Hugging Face and jiant use it (docs/methods.md §4.1): β 0.9/0.999, ε 1e-8, bias
 //! correction, decoupled weight decay on every parameter except those whose name
 //! contains `bias` or `LayerNorm` (burn names LayerNorm parameters `layer_norm.gamma/beta`),
 //! and PyTorch's `clip_grad_norm_`: one global L2 norm over all trainable gradients.

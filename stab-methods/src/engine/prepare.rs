@@ -206,7 +206,7 @@ impl Engine {
 }
 
 /// Replace a randomly initialised pooler (absent from the checkpoint) with N(0, 0.02²)
-/// weights and a zero bias drawn from `seed` (methods-spec §1.1).
+/// weights and a zero bias drawn from `seed` (docs/methods.md §1.1).
 pub(super) fn reinit_pooler(encoder: &mut stab_models::Encoder, seed: u64, device: &Device) {
     let dense = &mut encoder.pooler.dense;
     let [d_in, d_out] = dense.weight.dims();

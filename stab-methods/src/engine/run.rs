@@ -1,4 +1,4 @@
-//! One fine-tuning run, end to end (docs/design.md §6; docs/protocol.md §4–5), as a short
+//! One fine-tuning run, end to end (docs/design.md §6; docs/methods.md §4–5), as a short
 //! sequence of named steps: [set up](super::setup) (task rows, methods, model, frozen
 //! parameters, schedule) → [fit](super::fit) (updates, dev evaluations, early stopping) →
 //! the selected weights scored once on test → the [`RunRecord`] (and the checkpoint).

@@ -1,4 +1,4 @@
-//! Run setup: everything a run holds before its first update (docs/protocol.md §4–5):
+//! Run setup: everything a run holds before its first update (docs/methods.md §4–5):
 //! the run seed's training rows, the methods, the model (a pre-trained or prepared encoder
 //! with a fresh head, or a head on cached frozen features), the added modules, the frozen
 //! parameters and the schedule.
@@ -57,7 +57,7 @@ pub(super) struct RunSetup<'a> {
     pub stats: RunStats,
 }
 
-/// The schedule of a run's updates (docs/protocol.md §4.1).
+/// The schedule of a run's updates (docs/methods.md §4.1).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct UpdatePlan {
     /// T = epochs·⌈n/batch⌉, capped by max_steps.
@@ -296,7 +296,7 @@ fn run_rows(task: &PreparedTask, spec: &RunSpec, job: &FinetuneJob) -> anyhow::R
     Ok(rows)
 }
 
-/// A fresh task head of the method's shape, seeded by `seed` (docs/protocol.md §1.2),
+/// A fresh task head of the method's shape, seeded by `seed` (docs/methods.md §1.2),
 /// with the model's hidden dropout unless the method turns dropout off.
 fn fresh_head(
     config: &EncoderConfig,

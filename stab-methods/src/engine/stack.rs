@@ -47,17 +47,17 @@ impl MethodStack {
             parts.push((name.clone(), build(name, params)?));
         }
         let s = Self { parts };
-        s.exclusive("sets the head's shape", |m| {
+        s.exclusive("set the head's shape", |m| {
             m.capabilities().head != HeadShape::default()
         })?;
-        s.exclusive("replaces the training model", |m| {
+        s.exclusive("replace the training model", |m| {
             m.capabilities().replaces_training_model
         })?;
-        s.exclusive("overrides the train step", |m| {
+        s.exclusive("override the train step", |m| {
             m.capabilities().overrides_step
         })?;
         for mode in [TrainMode::Full, TrainMode::Head] {
-            s.exclusive("changes the encoder", |m| {
+            s.exclusive("change the encoder", |m| {
                 m.encoder_change(mode) != EncoderChange::Unchanged
             })?;
         }

@@ -1,4 +1,4 @@
-//! One training update (docs/protocol.md §4.1): forward → mean cross-entropy + the methods'
+//! One training update (docs/methods.md §4.1): forward → mean cross-entropy + the methods'
 //! loss terms → backward (or the method's own step) → the methods' gradient hooks →
 //! global-norm clipping → AdamW at the schedule's learning rate.
 

@@ -1,4 +1,4 @@
-//! Early stopping on the dev score (methods-spec §4.1): stop after `patience`
+//! Early stopping on the dev score (docs/methods.md §4.1): stop after `patience`
 //! evaluations without a strict improvement; the earliest best evaluation wins ties.
 
 /// Tracks the dev curve and the best evaluation.

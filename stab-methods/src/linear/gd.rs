@@ -1,4 +1,4 @@
-//! Full-batch gradient descent on the logistic loss of a linear head (methods-spec §7.3),
+//! Full-batch gradient descent on the logistic loss of a linear head (docs/methods.md §7.3),
 //! for many weight vectors in lockstep: the H heads of a multi-head predictor (§7.4), and
 //! the paired leave-one-out runs (§7.5) that train the same inits on S^i = S \ {i}.
 //!

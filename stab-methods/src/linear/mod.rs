@@ -1,4 +1,4 @@
-//! Linear heads on fixed features: the solvers of the synthetic studies (methods-spec §7.3).
+//! Linear heads on fixed features: the solvers of the synthetic studies (docs/methods.md §7.3).
 //!
 //! * [`AugmentedPoints`] and its vectorised σ-weighted sum kernel.
 //! * [`LogisticGd`] — full-batch GD for many weight vectors in lockstep (multi-head, LOO).

@@ -1,4 +1,4 @@
-//! Linear C-SVM with an unregularised bias, solved by SMO (methods-spec §7.3).
+//! Linear C-SVM with an unregularised bias, solved by SMO (docs/methods.md §7.3).
 //!
 //! Primal: min ½‖v‖² + C Σ ξ_i  s.t.  y_i(vᵀx_i − b) ≥ 1 − ξ_i, ξ ≥ 0.
 //! Dual:   min ½ αᵀQα − Σ α_i  s.t.  yᵀα = 0, 0 ≤ α ≤ C,  Q_ij = y_i y_j x_iᵀx_j,

@@ -1,5 +1,5 @@
 //! Bottleneck adapters (Houlsby et al. 2019, "Parameter-Efficient Transfer Learning for
-//! NLP"; Pfeiffer et al. 2021, "AdapterFusion"; docs/methods.md §9.3): the encoder is
+//! NLP"; Pfeiffer et al. 2021, "AdapterFusion"; docs/methods.md §11.3): the encoder is
 //! frozen, and a sub-layer output h passes
 //!
 //! h ↦ h + W_up·f(W_down·h + b_down) + b_up,   W_down `[d, m]`, W_up `[m, d]`,

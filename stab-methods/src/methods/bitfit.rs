@@ -1,5 +1,5 @@
 //! BitFit (Ben Zaken, Ravfogel & Goldberg 2022, "BitFit: Simple Parameter-efficient
-//! Fine-tuning for Transformer-based Masked Language-models"; docs/methods.md §9.2): only
+//! Fine-tuning for Transformer-based Masked Language-models"; docs/methods.md §11.2): only
 //! the bias terms of the encoder — every Linear's bias (query, key, value, the attention
 //! output, both FFN layers, the pooler) and every LayerNorm's β — and the task head train;
 //! every other weight stays at its pre-trained value.

@@ -1,4 +1,4 @@
-//! LNSR, layer-wise noise stability regularisation (Hua et al. 2021; methods-spec §2.3).
+//! LNSR, layer-wise noise stability regularisation (Hua et al. 2021; docs/methods.md §2.3).
 //!
 //! * `author` (§2.3.1, the fork's code): i.i.d. N(0, σ²) noise on the word-embedding table
 //!   (every occurrence of a token id in the step gets the same noise vector), a second

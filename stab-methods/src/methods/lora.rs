@@ -1,5 +1,5 @@
 //! LoRA, low-rank adaptation (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language
-//! Models"; docs/methods.md §9.1): every target Linear W of the encoder is frozen and gets a
+//! Models"; docs/methods.md §11.1): every target Linear W of the encoder is frozen and gets a
 //! trainable low-rank update,
 //!
 //! W' = W + (α/r)·A·B, A `[d_in, r]` Kaiming-uniform, B `[r, d_out]` zero,

@@ -1,4 +1,4 @@
-//! MHLoss, the multi-head loss (paper Eq. 10; methods-spec §2.5): H independent copies of
+//! MHLoss, the multi-head loss (paper Eq. 10; docs/methods.md §2.5): H independent copies of
 //! the final linear layer read the same features (one dropout draw); the loss is the mean
 //! over heads of the cross-entropy, and the prediction the averaged logits, which equal
 //! one linear layer holding the mean weights. The engine's loss and prediction already

@@ -1,4 +1,4 @@
-//! MixOut (Lee et al. 2019; methods-spec §2.2), two variants.
+//! MixOut (Lee et al. 2019; docs/methods.md §2.2), two variants.
 //!
 //! * `ref` (§2.2.1, the published method): every Linear weight W (out × in in PyTorch;
 //!   burn stores `[in, out]`) of the encoder, pooler and head is mixed with its start value

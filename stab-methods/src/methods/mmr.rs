@@ -1,4 +1,4 @@
-//! MMR, the max-margin regulariser (paper Eq. 8–9; methods-spec §2.4): L = CE + α·R with
+//! MMR, the max-margin regulariser (paper Eq. 8–9; docs/methods.md §2.4): L = CE + α·R with
 //! R = 1/(1 + ‖μ₊ − μ₋‖₂), the class centroids μ of the features entering the final linear
 //! layer (before its dropout), over the mini-batch. With more than two classes R is the
 //! mean over the class pairs present in the batch; with fewer than two classes R = 0.

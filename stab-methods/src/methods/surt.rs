@@ -1,4 +1,4 @@
-//! SURT, self unsupervised re-training (paper §3.3; methods-spec §2.6): masked-LM training
+//! SURT, self unsupervised re-training (paper §3.3; docs/methods.md §2.6): masked-LM training
 //! of the pre-trained encoder on the task's own training inputs (no labels, the
 //! fine-tuning template, the 90% train split only), then FineTune from the re-trained
 //! encoder with a fresh pooler and head.

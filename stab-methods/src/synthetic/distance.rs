@@ -1,4 +1,4 @@
-//! Fig. 8 — initial distance ‖w0 − w*‖ (tests Theorem 2.2; methods-spec §7.6).
+//! Fig. 8 — initial distance ‖w0 − w*‖ (tests Theorem 2.2; docs/methods.md §7.6).
 //!
 //! Theorem 2.2 needs a strongly convex objective with a finite optimum, so this study uses
 //! L2-regularised logistic regression f(w) = mean ℓ + (μ/2)‖w‖². Per dataset: w*_S by GD
@@ -7,7 +7,7 @@
 //! normalised Δ̂ (`delta`) and the unnormalised ‖A(S^i) − A(S)‖ (`stability`).
 //! Δ̂ should rise with ρ.
 //!
-//! μ defaults to 1e-3, not the 1e-2 of methods-spec §7.6: with μ = 1e-2 the condition
+//! μ defaults to 1e-3, not the 1e-2 of docs/methods.md §7.6: with μ = 1e-2 the condition
 //! number β_L/μ ≈ 100 lets 100 GD steps forget the start almost entirely, so both runs end
 //! near their own optima and Δ̂ is flat in ρ (measured: 6.59e-4 at ρ = 0.01 and 6.17e-4 at
 //! ρ = 10, n = 500). With μ = 1e-3 the start is remembered over T = 100 steps, which is the

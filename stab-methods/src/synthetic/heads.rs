@@ -1,5 +1,5 @@
 //! Fig. 5 — number of heads H of the multi-head predictor (MHLoss on a linear head,
-//! methods-spec §7.4). H heads start from independent inits N(0, σ0² I); each takes its
+//! docs/methods.md §7.4). H heads start from independent inits N(0, σ0² I); each takes its
 //! own full-batch GD step on its own logistic loss; the predictor is the averaged head
 //! w̄_t = (1/H) Σ_h w_h(t). At each checkpoint t the study records the direction gap
 //! ‖w̄_t/‖w̄_t‖ − ŵ_S/‖ŵ_S‖‖ to the hard-margin SVM and the LOO stability Δ̂ of w̄_t

@@ -1,5 +1,5 @@
 //! Fig. 7 — margin γ, varied through the distance between the class centres with unit
-//! radius balls (methods-spec §7.2: r = 1, a = γ + 1, so B = γ + 2 drifts and is recorded).
+//! radius balls (docs/methods.md §7.2: r = 1, a = γ + 1, so B = γ + 2 drifts and is recorded).
 //! Δ̂ should fall as γ grows.
 //!
 //! Also home of the measurement shared by the samples, margin and bound studies: the

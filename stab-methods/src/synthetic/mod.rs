@@ -1,4 +1,4 @@
-//! The synthetic head-tuning studies of the paper's §4.3 (methods-spec §7): one plugin
+//! The synthetic head-tuning studies of the paper's §4.3 (docs/methods.md §7): one plugin
 //! file per factor, sharing the per-dataset machinery below.
 //!
 //! Every study draws `datasets` independent training sets from the two-ball generator,
@@ -83,7 +83,7 @@ pub struct SvmStability {
     pub loo: LeaveOneOutStability,
 }
 
-/// Solve the SVM on S and on S^i for every support vector i (methods-spec §7.5).
+/// Solve the SVM on S and on S^i for every support vector i (docs/methods.md §7.5).
 pub fn svm_stability(s: &SyntheticSettings, data: &LabeledPoints) -> anyhow::Result<SvmStability> {
     let smo = Smo {
         c: s.svm_c,

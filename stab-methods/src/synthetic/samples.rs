@@ -1,4 +1,4 @@
-//! Fig. 6 — sample count n. Δ̂ should fall as n grows (methods-spec §7.2: γ = 0.5, B = 3).
+//! Fig. 6 — sample count n. Δ̂ should fall as n grows (docs/methods.md §7.2: γ = 0.5, B = 3).
 
 use stab_core::{StudyEntry, StudyOutcome, SyntheticSettings, SyntheticStudy};
 
