@@ -15,12 +15,12 @@ per input column, gradient grad_W_eff * M (Lee et al.'s backward), W at evaluati
 SURT and reinit in head tuning are FineTune on their own cached features (pass their
 feature file); LNSR, MixOut-author and llrd are FineTune in head tuning (§5).
 
-It reads the frozen features stab cached (`<out>/cache/features-*.bin`, whose `.json`
-sidecar names task and pooling) and the labels from the task files and split file
+It reads the frozen features stab cached (`<out>/cache/features-*.safetensors`, whose
+metadata `key` names task and pooling) and the labels from the task files and split file
 itself. Random streams differ from stab's (numpy's), so agreement is statistical:
 compare mean +- sd over seeds.
 
-    python3 scripts/reference_head_tuning.py --features runs/x/cache/features-….bin \
+    python3 scripts/reference_head_tuning.py --features runs/x/cache/features-….safetensors \
         --task cb --data-dir ../shared/data --seeds 10 --method finetune
 """
 import argparse
@@ -38,20 +38,22 @@ LABELS = {
 
 
 def read_features(path):
+    """The pooled sets (train, dev, test) of a `features/3` cache: safetensors, parsed by
+    hand (an 8-byte header length, a JSON header, the little-endian f32 data)."""
     with open(path, "rb") as f:
         raw = f.read()
-    assert raw[:8] == b"STABFT01", "not a stab feature cache"
-    at = 8
-    (count,) = struct.unpack_from("<Q", raw, at)
-    at += 8
+    (n,) = struct.unpack_from("<Q", raw, 0)
+    header = json.loads(raw[8 : 8 + n])
+    meta = header.get("__metadata__", {})
+    assert meta.get("stab_format") == "features/3", "not a stab feature cache"
     sets = []
-    for _ in range(count):
-        kind, dim, width, n, m = struct.unpack_from("<5Q", raw, at)
-        at += 40
-        assert kind == 0, "pooled features only"
-        data = np.frombuffer(raw, dtype="<f4", count=n, offset=at).reshape(-1, dim).astype(np.float64)
-        at += 4 * n + 4 * m
-        sets.append(data)
+    for i in range(int(meta["sets"])):
+        assert meta[f"{i}.kind"] == "pooled", "pooled features only"
+        t = header[f"{i}.values"]
+        assert t["dtype"] == "F32"
+        a, b = t["data_offsets"]
+        data = np.frombuffer(raw[8 + n + a : 8 + n + b], dtype="<f4").reshape(t["shape"])
+        sets.append(data.astype(np.float64))
     return sets
 
 

@@ -376,15 +376,16 @@ fn setup_run(a: &[String]) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
-/// Flip one byte in the middle of the payload of every file in `dir` named `prefix*.bin`.
+/// Flip one byte in the data of every file in `dir` named `prefix*.safetensors` (the
+/// middle of the file's second half: past the JSON header).
 fn flip_payloads(dir: &Path, prefix: &str) -> usize {
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().to_string();
-        if name.starts_with(prefix) && name.ends_with(".bin") {
+        if name.starts_with(prefix) && name.ends_with(".safetensors") {
             let mut b = std::fs::read(&p).unwrap();
-            let at = b.len() / 2;
+            let at = b.len() * 3 / 4;
             b[at] ^= 0x20;
             std::fs::write(&p, b).unwrap();
             n += 1;

@@ -284,7 +284,7 @@ fn cached_features_are_reused_from_memory_and_disk() {
                 .unwrap()
                 .path()
                 .extension()
-                .is_some_and(|x| x == "bin")
+                .is_some_and(|x| x == "safetensors")
         })
         .count();
     assert_eq!(bins, 1);

@@ -1,14 +1,17 @@
-//! The framing of stab's binary cache files (frozen features, prepared encoders): an
-//! 8-byte magic, the payload, then a trailer with the payload's length and its CRC-32.
-//! A file is written whole through [`stab_core::atomic`]; on read, a missing file, a
-//! wrong magic (another format or version), a wrong length (torn) or a checksum mismatch
-//! (flipped bytes) is told apart, so the caller can warn about damage and rebuild
-//! instead of training on corrupt values.
+//! stab's tensor cache files (frozen features, prepared encoders, parameter snapshots): one
+//! format, safetensors, with two metadata entries of stab's own — `stab_format` (what the
+//! file holds, and its version) and `stab_crc32`, a CRC-32 over the other metadata and
+//! every tensor's name, shape and values in name order. A file is written whole and
+//! atomically; on read, a missing file, a file that is not safetensors, another format, a
+//! checksum mismatch (flipped bytes) or contents that do not fit are told apart, so the
+//! caller can warn and rebuild instead of training on corrupt values. Any safetensors
+//! reader opens the files.
 
-use std::io::{self, Write};
 use std::path::Path;
 
-/// A value read from a cache file (the verified payload itself for [`read`]).
+use stab_models::{TensorFile, read_safetensors, write_safetensors};
+
+/// A value read from a cache file.
 #[derive(Debug)]
 pub enum Cached<T> {
     /// No file: compute and write it.
@@ -18,70 +21,87 @@ pub enum Cached<T> {
     Valid(T),
 }
 
-const TRAILER: usize = 12;
+const FORMAT: &str = "stab_format";
+const CRC: &str = "stab_crc32";
 
-/// Write `magic`, the payload `fill` writes, and the trailer, atomically.
-pub fn write(
-    path: &Path,
-    magic: &[u8; 8],
-    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> anyhow::Result<()> {
-    stab_core::atomic::write_with(path, |w| {
-        w.write_all(magic)?;
-        let mut hashing = Hashing {
-            inner: w,
-            crc: crc32fast::Hasher::new(),
-            len: 0,
-        };
-        fill(&mut hashing)?;
-        let (crc, len) = (hashing.crc.finalize(), hashing.len);
-        w.write_all(&len.to_le_bytes())?;
-        w.write_all(&crc.to_le_bytes())
-    })
+/// The checksum of a file's contents (its metadata except the checksum itself, and its
+/// tensors), independent of the byte layout safetensors chooses.
+fn checksum(file: &TensorFile) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for (k, v) in file.metadata.iter().filter(|(k, _)| k.as_str() != CRC) {
+        for part in [k.as_bytes(), v.as_bytes()] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+    }
+    for (name, t) in &file.tensors {
+        h.update(&(name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update(&(t.shape.len() as u64).to_le_bytes());
+        for &d in &t.shape {
+            h.update(&(d as u64).to_le_bytes());
+        }
+        for v in &t.values {
+            h.update(&v.to_le_bytes());
+        }
+    }
+    h.finalize()
 }
 
-/// Read and verify a file written by [`write`] with the same `magic`.
-pub fn read(path: &Path, magic: &[u8; 8]) -> Cached<Vec<u8>> {
-    let mut bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Cached::Missing,
-        Err(e) => return Cached::Damaged(format!("cannot read it: {e}")),
+/// Write `file` as `format` (e.g. `features/3`), checksummed, atomically.
+pub fn write(path: &Path, format: &str, mut file: TensorFile) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        stab_core::atomic::create_dir(dir)?;
+    }
+    file.metadata.insert(FORMAT.into(), format.into());
+    // The writer's own tag, set here so that the checksum covers what is written.
+    file.metadata
+        .entry("format".into())
+        .or_insert_with(|| "pt".into());
+    file.metadata.remove(CRC);
+    let crc = checksum(&file);
+    file.metadata.insert(CRC.into(), format!("{crc:08x}"));
+    write_safetensors(path, &file)
+}
+
+/// Read and verify a file written by [`write`] as `format`.
+pub fn read(path: &Path, format: &str) -> Cached<TensorFile> {
+    if !path.exists() {
+        return Cached::Missing;
+    }
+    let file = match read_safetensors(path) {
+        Ok(f) => f,
+        Err(e) => return Cached::Damaged(format!("{e}")),
     };
-    if bytes.len() < magic.len() + TRAILER || &bytes[..8] != magic {
-        return Cached::Damaged(
-            "not a cache file of this stab version (an older format is rebuilt once)".into(),
-        );
+    match file.metadata.get(FORMAT) {
+        Some(f) if f == format => {}
+        other => {
+            return Cached::Damaged(format!(
+                "it holds {}, not {format} (an older format is rebuilt once)",
+                other.map_or("no stab format", String::as_str)
+            ));
+        }
     }
-    let body_end = bytes.len() - TRAILER;
-    let len = u64::from_le_bytes(bytes[body_end..body_end + 8].try_into().expect("8 bytes"));
-    let crc = u32::from_le_bytes(bytes[body_end + 8..].try_into().expect("4 bytes"));
-    if len != (body_end - 8) as u64 {
-        return Cached::Damaged(format!(
-            "truncated: the trailer says {len} payload bytes, the file holds {}",
-            body_end - 8
-        ));
-    }
-    if crc32fast::hash(&bytes[8..body_end]) != crc {
+    let stored = file.metadata.get(CRC).cloned().unwrap_or_default();
+    if stored != format!("{:08x}", checksum(&file)) {
         return Cached::Damaged("its checksum does not match: the bytes were altered".into());
     }
-    bytes.truncate(body_end);
-    bytes.drain(..8);
-    Cached::Valid(bytes)
+    Cached::Valid(file)
 }
 
 impl<T> Cached<T> {
-    /// Read `path` and turn its verified payload into a value with `parse`
-    /// (`None`: the payload does not describe one, `what` names the expectation).
+    /// Read `path` as `format` and turn it into a value with `parse` (`None`: the file
+    /// does not describe one; `what` names the expectation).
     pub fn read(
         path: &Path,
-        magic: &[u8; 8],
+        format: &str,
         what: &str,
-        parse: impl FnOnce(&[u8]) -> Option<T>,
+        parse: impl FnOnce(TensorFile) -> Option<T>,
     ) -> Self {
-        match read(path, magic) {
+        match read(path, format) {
             Cached::Missing => Cached::Missing,
             Cached::Damaged(why) => Cached::Damaged(why),
-            Cached::Valid(bytes) => match parse(&bytes) {
+            Cached::Valid(file) => match parse(file) {
                 Some(v) => Cached::Valid(v),
                 None => Cached::Damaged(format!("its contents do not describe {what}")),
             },
@@ -89,117 +109,40 @@ impl<T> Cached<T> {
     }
 }
 
-struct Hashing<'a> {
-    inner: &'a mut dyn Write,
-    crc: crc32fast::Hasher,
-    len: u64,
-}
-
-impl Write for Hashing<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.crc.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// A bounds-checked reader over a payload: every take is checked against what is left,
-/// and every count is bounded before it becomes an allocation.
-pub struct Payload<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Payload<'a> {
-    pub fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes, at: 0 }
-    }
-
-    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.bytes.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(s)
-    }
-
-    pub fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-
-    /// A count read from the file, at most `max` and small enough that `count × width`
-    /// bytes are still in the payload.
-    pub fn count(&mut self, max: u64, width: usize) -> Option<usize> {
-        let n = self.u64()?;
-        let bytes = usize::try_from(n).ok()?.checked_mul(width)?;
-        (n <= max && bytes <= self.bytes.len() - self.at).then_some(n as usize)
-    }
-
-    pub fn f32s(&mut self, n: usize) -> Option<Vec<f32>> {
-        let raw = self.take(n.checked_mul(4)?)?;
-        Some(
-            raw.chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect(),
-        )
-    }
-
-    pub fn u32s(&mut self, n: usize) -> Option<Vec<u32>> {
-        let raw = self.take(n.checked_mul(4)?)?;
-        Some(
-            raw.chunks_exact(4)
-                .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect(),
-        )
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.at == self.bytes.len()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stab_models::NamedTensor;
 
     #[test]
     fn flipped_torn_and_foreign_files_are_told_apart() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c.bin");
-        assert!(matches!(read(&p, b"STABTEST"), Cached::Missing));
-        write(&p, b"STABTEST", |w| w.write_all(&[1, 2, 3, 4, 5])).unwrap();
-        match read(&p, b"STABTEST") {
-            Cached::Valid(v) => assert_eq!(v, [1, 2, 3, 4, 5]),
+        let p = dir.path().join("c.safetensors");
+        assert!(matches!(read(&p, "test/1"), Cached::Missing));
+        let mut file = TensorFile::default();
+        file.tensors.insert(
+            "x".into(),
+            NamedTensor {
+                shape: vec![5],
+                values: vec![1.0, 2.0, 3.0, 4.0, 5.0],
+            },
+        );
+        write(&p, "test/1", file.clone()).unwrap();
+        match read(&p, "test/1") {
+            Cached::Valid(v) => assert_eq!(v.tensors["x"].values, file.tensors["x"].values),
             other => panic!("{other:?}"),
         }
         let good = std::fs::read(&p).unwrap();
         let mut flipped = good.clone();
-        flipped[10] ^= 0x40;
+        let at = good.len() - 6;
+        flipped[at] ^= 0x40;
         std::fs::write(&p, &flipped).unwrap();
-        assert!(matches!(read(&p, b"STABTEST"), Cached::Damaged(m) if m.contains("checksum")));
+        assert!(matches!(read(&p, "test/1"), Cached::Damaged(m) if m.contains("checksum")));
         std::fs::write(&p, &good[..good.len() - 2]).unwrap();
-        assert!(matches!(read(&p, b"STABTEST"), Cached::Damaged(_)));
+        assert!(matches!(read(&p, "test/1"), Cached::Damaged(_)));
         std::fs::write(&p, &good).unwrap();
-        assert!(matches!(read(&p, b"STABOTHR"), Cached::Damaged(m) if m.contains("version")));
-    }
-
-    #[test]
-    fn payload_counts_are_bounded_by_what_is_left() {
-        let mut bytes = (1u64 << 60).to_le_bytes().to_vec();
-        bytes.extend([0; 8]);
-        let mut p = Payload::new(&bytes);
-        assert_eq!(p.count(u64::MAX, 4), None);
-        let bytes = 2u64
-            .to_le_bytes()
-            .iter()
-            .chain(&[0u8; 8])
-            .copied()
-            .collect::<Vec<_>>();
-        let mut p = Payload::new(&bytes);
-        assert_eq!(p.count(10, 4), Some(2));
-        assert_eq!(p.f32s(2), Some(vec![0.0, 0.0]));
-        assert!(p.is_done());
+        assert!(matches!(read(&p, "test/2"), Cached::Damaged(m) if m.contains("not test/2")));
+        std::fs::write(&p, b"STABFT02 an older cache").unwrap();
+        assert!(matches!(read(&p, "test/1"), Cached::Damaged(_)));
     }
 }

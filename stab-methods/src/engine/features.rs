@@ -11,9 +11,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use stab_core::Pooling;
 use stab_data::encode::EncodedRow;
-use stab_models::{Encoder, HeadInput};
+use stab_models::{Encoder, HeadInput, NamedTensor, TensorFile};
 
-use super::cache_file::{self, Cached, Payload};
+use super::cache_file::{self, Cached};
 use super::model::{TokenInput, encoder_head_input};
 
 /// Cached encoder outputs of one split.
@@ -150,94 +150,106 @@ pub fn by_length(rows: &[EncodedRow]) -> Vec<usize> {
     order
 }
 
-/// Version 2 of the format: the STABFT01 payload, framed with a length and a CRC-32.
-const MAGIC: &[u8; 8] = b"STABFT02";
+/// The format of a feature cache file ([`cache_file`]): safetensors with, per set i,
+/// `i.values` `[rows, per-row]` and, for span sets, `i.lengths` `[rows, 2]`; metadata
+/// `sets`, `i.kind` (pooled | spans), `i.dim`, `i.width` and `key`.
+const FORMAT: &str = "features/3";
 
-/// Save feature sets atomically, checksummed (see [`cache_file`]), with a JSON sidecar
-/// (`.json`) describing what they are (splits train, dev, test, and the key).
+/// Save feature sets atomically, checksummed, with the key text they were encoded under.
 pub fn save(path: &Path, sets: &[FeatureSet], description: &str) -> anyhow::Result<()> {
-    cache_file::write(path, MAGIC, |f| {
-        f.write_all(&(sets.len() as u64).to_le_bytes())?;
-        for s in sets {
-            let (kind, dim, width, data, lengths): (u64, usize, usize, &[f32], &[u32]) = match s {
-                FeatureSet::Pooled { dim, data } => (0, *dim, 1, data, &[]),
-                FeatureSet::Spans {
-                    dim,
-                    width,
-                    data,
-                    lengths,
-                } => (1, *dim, *width, data, lengths),
-            };
-            for v in [
-                kind,
-                dim as u64,
-                width as u64,
-                data.len() as u64,
-                lengths.len() as u64,
-            ] {
-                f.write_all(&v.to_le_bytes())?;
-            }
-            for x in data {
-                f.write_all(&x.to_le_bytes())?;
-            }
-            for x in lengths {
-                f.write_all(&x.to_le_bytes())?;
-            }
+    let mut file = TensorFile::default();
+    let meta = &mut file.metadata;
+    meta.insert("sets".into(), sets.len().to_string());
+    meta.insert("key".into(), description.to_string());
+    for (i, s) in sets.iter().enumerate() {
+        let rows = s.rows();
+        let (kind, dim, width, data) = match s {
+            FeatureSet::Pooled { dim, data } => ("pooled", *dim, 1, data),
+            FeatureSet::Spans {
+                dim, width, data, ..
+            } => ("spans", *dim, *width, data),
+        };
+        file.metadata.insert(format!("{i}.kind"), kind.into());
+        file.metadata.insert(format!("{i}.dim"), dim.to_string());
+        file.metadata
+            .insert(format!("{i}.width"), width.to_string());
+        let per_row = data.len().checked_div(rows).unwrap_or(0);
+        file.tensors.insert(
+            format!("{i}.values"),
+            NamedTensor {
+                shape: vec![rows, per_row],
+                values: data.clone(),
+            },
+        );
+        if let FeatureSet::Spans { lengths, .. } = s {
+            file.tensors.insert(
+                format!("{i}.lengths"),
+                NamedTensor {
+                    shape: vec![rows, 2],
+                    values: lengths.iter().map(|&l| l as f32).collect(),
+                },
+            );
         }
-        Ok(())
-    })?;
-    let sidecar = serde_json::json!({"key": description, "splits": ["train", "dev", "test"], "rows": sets.iter().map(FeatureSet::rows).collect::<Vec<_>>()});
-    stab_core::atomic::write_file(
-        &path.with_extension("json"),
-        (sidecar.to_string() + "\n").as_bytes(),
-    )
+    }
+    cache_file::write(path, FORMAT, file)
 }
 
 /// Load feature sets saved by [`save`], verifying the checksum and every size.
 pub fn load(path: &Path) -> Cached<Vec<FeatureSet>> {
-    Cached::read(path, MAGIC, "feature sets", parse)
+    Cached::read(path, FORMAT, "feature sets", parse)
 }
 
-fn parse(bytes: &[u8]) -> Option<Vec<FeatureSet>> {
-    let mut p = Payload::new(bytes);
-    let count = p.count(16, 40)?;
+fn parse(mut file: TensorFile) -> Option<Vec<FeatureSet>> {
+    let meta = |k: &str| file.metadata.get(k).cloned();
+    let count: usize = meta("sets")?.parse().ok()?;
+    if count > 16 {
+        return None;
+    }
     let mut sets = Vec::with_capacity(count);
-    for _ in 0..count {
-        let kind = p.u64()?;
-        let dim = usize::try_from(p.u64()?).ok()?;
-        let width = usize::try_from(p.u64()?).ok()?;
-        let n = p.count(stab_core::limits::CACHE_VALUES, 4)?;
-        let m = p.count(stab_core::limits::CACHE_VALUES, 4)?;
-        let data = p.f32s(n)?;
-        let lengths = p.u32s(m)?;
-        let per_row = match kind {
-            0 => dim,
-            1 => dim.checked_mul(width)?.checked_mul(2)?,
+    for i in 0..count {
+        let kind = meta(&format!("{i}.kind"))?;
+        let dim: usize = meta(&format!("{i}.dim"))?.parse().ok()?;
+        let width: usize = meta(&format!("{i}.width"))?.parse().ok()?;
+        let values = file.tensors.remove(&format!("{i}.values"))?;
+        let [rows, per_row] = values.shape[..] else {
+            return None;
+        };
+        let expected = match kind.as_str() {
+            "pooled" if width == 1 => dim,
+            "spans" => dim.checked_mul(width)?.checked_mul(2)?,
             _ => return None,
         };
-        // Every row whole, and (spans) one pair of lengths per row within the width.
-        if per_row == 0 || n % per_row != 0 {
+        if dim == 0 || (rows > 0 && per_row != expected) {
             return None;
         }
-        sets.push(match kind {
-            0 if m == 0 && width == 1 => FeatureSet::Pooled { dim, data },
-            1 if m == 2 * (n / per_row) && lengths.iter().all(|&l| l as usize <= width) => {
+        let data = values.values;
+        sets.push(match kind.as_str() {
+            "pooled" => FeatureSet::Pooled { dim, data },
+            _ => {
+                let l = file.tensors.remove(&format!("{i}.lengths"))?;
+                let ok = l.shape == [rows, 2]
+                    && l.values
+                        .iter()
+                        .all(|&v| v >= 0.0 && v <= width as f32 && v.fract() == 0.0);
+                if !ok {
+                    return None;
+                }
                 FeatureSet::Spans {
                     dim,
                     width,
                     data,
-                    lengths,
+                    lengths: l.values.iter().map(|&v| v as u32).collect(),
                 }
             }
-            _ => return None,
         });
     }
-    p.is_done().then_some(sets)
+    file.tensors.is_empty().then_some(sets)
 }
 
 /// The cache file for a key under an out directory.
 pub fn cache_path(out: &Path, key: u64) -> PathBuf {
-    out.join("cache").join(format!("features-{key:016x}.bin"))
+    out.join("cache")
+        .join(format!("features-{key:016x}.safetensors"))
 }
 
 #[cfg(test)]
@@ -265,6 +277,9 @@ mod tests {
             Cached::Valid(s) => assert_eq!(s, sets),
             other => panic!("{other:?}"),
         }
+        // Any safetensors reader opens the file.
+        let file = stab_models::read_safetensors(&p).unwrap();
+        assert_eq!(file.tensors["0.values"].shape, [2, 2]);
         let good = std::fs::read(&p).unwrap();
         let mut bytes = good.clone();
         bytes.truncate(bytes.len() - 3);
@@ -275,22 +290,9 @@ mod tests {
         );
         // One flipped bit in a feature value: the checksum catches it.
         let mut flipped = good.clone();
-        flipped[8 + 8 + 40 + 5] ^= 0x01;
+        let at = good.len() - 5;
+        flipped[at] ^= 0x01;
         std::fs::write(&p, flipped).unwrap();
         assert!(matches!(load(&p), Cached::Damaged(m) if m.contains("checksum")));
-    }
-
-    #[test]
-    fn a_pooled_set_with_a_span_width_is_not_a_valid_file() {
-        // Found by the feature_cache fuzz target: a pooled set's width field must be 1,
-        // or a damaged file would read back as valid yet differ from what was saved.
-        let mut payload = 1u64.to_le_bytes().to_vec();
-        for v in [0u64, 2, 7, 2, 0] {
-            payload.extend(v.to_le_bytes());
-        }
-        payload.extend([1f32, 2.0].iter().flat_map(|x| x.to_le_bytes()));
-        assert!(parse(&payload).is_none());
-        payload[8 + 16..8 + 24].copy_from_slice(&1u64.to_le_bytes());
-        assert!(parse(&payload).is_some());
     }
 }

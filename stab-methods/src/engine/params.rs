@@ -1,6 +1,6 @@
 //! A module's float parameters by dotted path (`encoder.encoder.layer.3.attention.self_attn.query.weight`):
 //! read them into a [`ParamMap`], rebuild a module with each parameter transformed
-//! ([`transform`]), and save or load them as a flat little-endian snapshot. Methods use
+//! ([`transform`]), and save or load them as a checksummed safetensors snapshot. Methods use
 //! this to reach weights by name (MixOut, L2-SP, re-initialisation); the engine uses it to
 //! cache prepared encoders.
 
@@ -10,7 +10,9 @@ use std::path::Path;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Shape, Tensor, TensorData};
 
-use super::cache_file::{self, Cached, Payload};
+use stab_models::{NamedTensor, TensorFile};
+
+use super::cache_file::{self, Cached};
 
 /// One parameter, flattened.
 #[derive(Debug, Clone)]
@@ -103,66 +105,56 @@ pub fn transform<M: Module, T: ParamTransform>(module: M, t: &mut T) -> M {
     })
 }
 
-/// Version 2: the STABPRM1 layout framed with a length and a CRC-32 ([`cache_file`]).
-const MAGIC: &[u8; 8] = b"STABPRM2";
+/// The format of a parameter snapshot ([`cache_file`]): safetensors, one tensor per
+/// parameter path in its own shape.
+const FORMAT: &str = "parameters/3";
 
 /// Write every float parameter of `module` to `path`, atomically and checksummed.
-/// Payload: count, then per parameter its path, rank, dims and f32 values.
 pub fn save<M: Module>(module: &M, path: &Path) -> anyhow::Result<()> {
-    let params = collect(module);
-    let mut values = Vec::with_capacity(params.len());
-    for p in params.values() {
-        values.push(
-            p.values
-                .clone()
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+    let mut file = TensorFile::default();
+    for (name, p) in collect(module) {
+        let values = p
+            .values
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        file.tensors.insert(
+            name,
+            NamedTensor {
+                shape: p.shape,
+                values,
+            },
         );
     }
-    cache_file::write(path, MAGIC, |w| {
-        w.write_all(&(params.len() as u64).to_le_bytes())?;
-        for ((name, p), v) in params.iter().zip(&values) {
-            w.write_all(&(name.len() as u64).to_le_bytes())?;
-            w.write_all(name.as_bytes())?;
-            w.write_all(&(p.shape.len() as u64).to_le_bytes())?;
-            for &d in &p.shape {
-                w.write_all(&(d as u64).to_le_bytes())?;
-            }
-            for x in v {
-                w.write_all(&x.to_le_bytes())?;
-            }
-        }
-        Ok(())
-    })
+    cache_file::write(path, FORMAT, file)
 }
 
 /// Load a snapshot written by [`save`] into `module`: every parameter of the module must
 /// be in the file with the same shape. Missing, or damaged / not fitting (with the
 /// reason: the caller warns and recomputes).
 pub fn load<M: Module>(module: M, path: &Path) -> Cached<M> {
-    let table = match Cached::read(path, MAGIC, "parameters", parse_table) {
-        Cached::Valid(t) => t,
+    let file = match cache_file::read(path, FORMAT) {
+        Cached::Valid(f) => f,
         Cached::Missing => return Cached::Missing,
         Cached::Damaged(why) => return Cached::Damaged(why),
     };
     struct Fill {
-        table: Table,
+        file: TensorFile,
         ok: bool,
     }
     impl ParamTransform for Fill {
         fn apply<const D: usize>(&mut self, path: &str, value: Tensor<D>) -> Tensor<D> {
-            match self.table.remove(path) {
-                Some((shape, v)) if shape == value.dims().to_vec() => {
-                    let t = Tensor::<D>::from_data(
-                        TensorData::new(v, Shape::from(shape)),
+            match self.file.tensors.remove(path) {
+                Some(t) if t.shape == value.dims().to_vec() => {
+                    let loaded = Tensor::<D>::from_data(
+                        TensorData::new(t.values, Shape::from(t.shape)),
                         &value.device(),
                     );
                     if value.is_require_grad() {
-                        t.require_grad()
+                        loaded.require_grad()
                     } else {
-                        t
+                        loaded
                     }
                 }
                 _ => {
@@ -172,34 +164,13 @@ pub fn load<M: Module>(module: M, path: &Path) -> Cached<M> {
             }
         }
     }
-    let mut fill = Fill { table, ok: true };
+    let mut fill = Fill { file, ok: true };
     let module = transform(module, &mut fill);
-    if fill.ok {
+    if fill.ok && fill.file.tensors.is_empty() {
         Cached::Valid(module)
     } else {
         Cached::Damaged("its parameters do not fit the model".into())
     }
-}
-
-type Table = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
-
-fn parse_table(bytes: &[u8]) -> Option<Table> {
-    let mut p = Payload::new(bytes);
-    let count = p.count(1 << 20, 16)?;
-    let mut table = Table::new();
-    for _ in 0..count {
-        let len = p.count(1 << 16, 1)?;
-        let name = String::from_utf8(p.take(len)?.to_vec()).ok()?;
-        let rank = p.count(8, 8)?;
-        let mut shape = Vec::with_capacity(rank);
-        for _ in 0..rank {
-            shape.push(usize::try_from(p.u64()?).ok()?);
-        }
-        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
-        let values = p.f32s(n)?;
-        table.insert(name, (shape, values));
-    }
-    p.is_done().then_some(table)
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ impl Engine {
     pub(super) fn prepared_paths(&self, key: u64) -> (PathBuf, PathBuf) {
         let dir = self.out.join("cache");
         (
-            dir.join(format!("encoder-{key:016x}.bin")),
+            dir.join(format!("encoder-{key:016x}.safetensors")),
             dir.join(format!("encoder-{key:016x}.json")),
         )
     }
