@@ -52,129 +52,213 @@ pub(super) struct Fit {
     pub diverged: bool,
 }
 
-/// Train a set-up run.
+/// Whether the loop goes on after a step.
+enum Next {
+    Continue,
+    Stop,
+}
+
+/// The state of the fit loop between updates.
+struct Training<'a> {
+    s: &'a RunSetup<'a>,
+    source: Source<'a>,
+    /// The start-of-training weights the methods compare against.
+    start: TaskModel,
+    model: TaskModel,
+    optim: burn::optim::ModuleOptimizer,
+    best: Option<TaskModel>,
+    loss_mean: IntervalMean,
+    term_means: BTreeMap<&'static str, IntervalMean>,
+    fit: Fit,
+}
+
+/// Train a set-up run: epochs of batches, one update each, a dev evaluation when due.
 pub(super) fn fit(
     s: &RunSetup,
     fixed_order: Option<&[Vec<usize>]>,
     stats: &mut RunStats,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> anyhow::Result<Fit> {
-    let train = &s.job.train;
-    let plan = s.plan;
-    let source = s.source();
-    let n = s.train_rows.len();
-    if let Some(fixed) = fixed_order {
-        anyhow::ensure!(
-            fixed.len() as u64 >= plan.total && fixed.iter().flatten().all(|&i| i < n),
-            "the fixed batch order has {} batches for {} updates, or a row beyond the {n} training rows",
-            fixed.len(),
-            plan.total
-        );
-    }
-    progress(Progress::Start { total: plan.total });
-    let start = s.model.clone();
-    let mut model = s.model.clone();
-    let layers = s.config.num_hidden_layers;
-    let mut optim = adamw_with(
-        &model,
-        AdamWSettings {
-            weight_decay: train.weight_decay,
-            bias_correction: train.adam_bias_correction,
-        },
-        |path| s.method.lr_scale(path, layers),
-    );
+    check_fixed_order(s, fixed_order)?;
+    progress(Progress::Start {
+        total: s.plan.total,
+    });
+    let mut t = Training::new(s);
     let mut order = ChaCha8Rng::seed_from_u64(s.seeds.data_order);
-    let mut fit = Fit {
-        selected: model.valid(),
-        stopping: EarlyStopping::new(train.patience.max(1)),
-        loss_curve: Vec::new(),
-        term_curves: BTreeMap::new(),
-        steps: 0,
-        diverged: false,
-    };
-    let mut best: Option<TaskModel> = None;
-    let mut loss_mean = IntervalMean::default();
-    let mut term_means: BTreeMap<&'static str, IntervalMean> = BTreeMap::new();
-    let classes = s.task.def.labels.len();
     let loop_start = Instant::now();
     'epochs: loop {
-        let mut rows: Vec<usize> = (0..n).collect();
-        rows.shuffle(&mut order);
-        let batches: Vec<&[usize]> = match fixed_order {
-            Some(fixed) => fixed.iter().map(Vec::as_slice).collect(),
-            None => rows.chunks(plan.batch).collect(),
-        };
-        for chunk in batches {
-            if fit.steps >= plan.total {
+        for batch in epoch_batches(s, &mut order, fixed_order) {
+            if t.fit.steps >= s.plan.total {
                 break 'epochs;
             }
-            let step = fit.steps;
-            let _span = tracing::trace_span!("update", step).entered();
-            let labels: Vec<usize> = chunk.iter().map(|&i| s.train_encoded[i].label).collect();
-            let ctx = context(s, &start, step);
-            let reads_before = HostReads::count();
-            let (next, loss) = update(
-                model,
-                &mut optim,
-                plan.schedule.lr(step),
-                train.grad_clip,
-                &source,
-                &s.method,
-                (chunk, &labels, classes),
-                &ctx,
-            );
-            model = next;
-            if !loss.total.is_finite() {
-                // Diverged: stop here; the record says so and keeps the best weights so far.
-                fit.diverged = true;
-                progress(Progress::Step {
-                    step,
-                    loss: loss.total,
-                });
+            if let Next::Stop = t.update(&batch, stats, progress) {
                 break 'epochs;
             }
-            stats.update_host_reads += HostReads::count() - reads_before;
-            fit.steps += 1;
-            let step = fit.steps;
-            loss_mean.add(loss.total);
-            for (name, v) in &loss.terms {
-                term_means.entry(name).or_default().add(*v);
-            }
-            progress(Progress::Step {
-                step,
-                loss: loss.total,
-            });
-            if step.is_multiple_of(plan.eval_every) || step == plan.total {
-                let eval_start = Instant::now();
-                // The weights are kept unmixed; a method that changes the evaluated model
-                // (MixOut-author, LoRA's merge) does so afresh at every evaluation.
-                let weights = model.valid();
-                let evaluated = s
-                    .method
-                    .eval_model(weights.clone(), &context(s, &start, step));
-                let dev = source.score(&evaluated, Part::Dev, &s.task)?;
-                fit.loss_curve.push((step, loss_mean.take()));
-                for (name, m) in &mut term_means {
-                    fit.term_curves
-                        .entry(name)
-                        .or_default()
-                        .push((step, m.take()));
-                }
-                progress(Progress::Eval { step, dev });
-                stats.eval_s += eval_start.elapsed().as_secs_f64();
-                match fit.stopping.observe(step, dev) {
-                    Verdict::Improved => best = Some(weights),
-                    Verdict::Continue => {}
-                    Verdict::Stop if step >= train.min_steps => break 'epochs,
-                    Verdict::Stop => {}
-                }
+            if t.evaluation_due()
+                && let Next::Stop = t.evaluate(stats, progress)?
+            {
+                break 'epochs;
             }
         }
     }
     stats.train_s = loop_start.elapsed().as_secs_f64();
-    stats.updates = fit.steps;
-    fit.selected = best.unwrap_or_else(|| model.valid());
-    Ok(fit)
+    Ok(t.finish(stats))
+}
+
+/// A fixed batch order must cover the planned updates with rows the run has.
+fn check_fixed_order(s: &RunSetup, fixed: Option<&[Vec<usize>]>) -> anyhow::Result<()> {
+    let (n, total) = (s.train_rows.len(), s.plan.total);
+    if let Some(fixed) = fixed {
+        anyhow::ensure!(
+            fixed.len() as u64 >= total && fixed.iter().flatten().all(|&i| i < n),
+            "the fixed batch order has {} batches for {total} updates, or a row beyond the {n} training rows",
+            fixed.len()
+        );
+    }
+    Ok(())
+}
+
+/// One epoch's batches: the seeded shuffle (drawn every epoch, also under a fixed order,
+/// so the data-order stream is the same either way), or the fixed order.
+fn epoch_batches(
+    s: &RunSetup,
+    order: &mut ChaCha8Rng,
+    fixed: Option<&[Vec<usize>]>,
+) -> Vec<Vec<usize>> {
+    let mut rows: Vec<usize> = (0..s.train_rows.len()).collect();
+    rows.shuffle(order);
+    match fixed {
+        Some(fixed) => fixed.to_vec(),
+        None => rows.chunks(s.plan.batch).map(<[usize]>::to_vec).collect(),
+    }
+}
+
+impl<'a> Training<'a> {
+    fn new(s: &'a RunSetup<'a>) -> Self {
+        let train = &s.job.train;
+        let layers = s.config.num_hidden_layers;
+        let optim = adamw_with(
+            &s.model,
+            AdamWSettings {
+                weight_decay: train.weight_decay,
+                bias_correction: train.adam_bias_correction,
+            },
+            |path| s.method.lr_scale(path, layers),
+        );
+        Self {
+            s,
+            source: s.source(),
+            start: s.model.clone(),
+            model: s.model.clone(),
+            optim,
+            best: None,
+            loss_mean: IntervalMean::default(),
+            term_means: BTreeMap::new(),
+            fit: Fit {
+                selected: s.model.valid(),
+                stopping: EarlyStopping::new(train.patience.max(1)),
+                loss_curve: Vec::new(),
+                term_curves: BTreeMap::new(),
+                steps: 0,
+                diverged: false,
+            },
+        }
+    }
+
+    /// One update on `batch`; a diverged loss stops the run (the record says so and
+    /// keeps the best weights so far).
+    fn update(
+        &mut self,
+        batch: &[usize],
+        stats: &mut RunStats,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Next {
+        let s = self.s;
+        let step = self.fit.steps;
+        let _span = tracing::trace_span!("update", step).entered();
+        let labels: Vec<usize> = batch.iter().map(|&i| s.train_encoded[i].label).collect();
+        let classes = s.task.def.labels.len();
+        let reads_before = HostReads::count();
+        let ctx = context(s, &self.start, step);
+        let model = std::mem::replace(&mut self.model, self.start.clone());
+        let (model, loss) = update(
+            model,
+            &mut self.optim,
+            s.plan.schedule.lr(step),
+            s.job.train.grad_clip,
+            &self.source,
+            &s.method,
+            (batch, &labels, classes),
+            &ctx,
+        );
+        self.model = model;
+        if !loss.total.is_finite() {
+            self.fit.diverged = true;
+            progress(Progress::Step {
+                step,
+                loss: loss.total,
+            });
+            return Next::Stop;
+        }
+        stats.update_host_reads += HostReads::count() - reads_before;
+        self.fit.steps += 1;
+        self.loss_mean.add(loss.total);
+        for (name, v) in &loss.terms {
+            self.term_means.entry(name).or_default().add(*v);
+        }
+        progress(Progress::Step {
+            step: self.fit.steps,
+            loss: loss.total,
+        });
+        Next::Continue
+    }
+
+    fn evaluation_due(&self) -> bool {
+        let (step, plan) = (self.fit.steps, self.s.plan);
+        step.is_multiple_of(plan.eval_every) || step == plan.total
+    }
+
+    /// A dev evaluation: the curves' interval means, the score, early stopping.
+    fn evaluate(
+        &mut self,
+        stats: &mut RunStats,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> anyhow::Result<Next> {
+        let (s, step) = (self.s, self.fit.steps);
+        let eval_start = Instant::now();
+        // The weights are kept unmixed; a method that changes the evaluated model
+        // (MixOut-author, LoRA's merge) does so afresh at every evaluation.
+        let weights = self.model.valid();
+        let evaluated = s
+            .method
+            .eval_model(weights.clone(), &context(s, &self.start, step));
+        let dev = self.source.score(&evaluated, Part::Dev, &s.task)?;
+        self.fit.loss_curve.push((step, self.loss_mean.take()));
+        for (name, m) in &mut self.term_means {
+            self.fit
+                .term_curves
+                .entry(name)
+                .or_default()
+                .push((step, m.take()));
+        }
+        progress(Progress::Eval { step, dev });
+        stats.eval_s += eval_start.elapsed().as_secs_f64();
+        Ok(match self.fit.stopping.observe(step, dev) {
+            Verdict::Improved => {
+                self.best = Some(weights);
+                Next::Continue
+            }
+            Verdict::Stop if step >= s.job.train.min_steps => Next::Stop,
+            Verdict::Continue | Verdict::Stop => Next::Continue,
+        })
+    }
+
+    /// The fit's result: the best-dev weights, or the last ones if dev never scored.
+    fn finish(mut self, stats: &mut RunStats) -> Fit {
+        stats.updates = self.fit.steps;
+        self.fit.selected = self.best.take().unwrap_or_else(|| self.model.valid());
+        self.fit
+    }
 }
 
 /// What the methods see around update `step`.
