@@ -88,6 +88,81 @@ impl Engine {
         })
     }
 
+    /// A task's features from memory, or from the disk cache (then kept in memory), with
+    /// where they came from; `None` (a damaged or mismatched file warned about) to encode.
+    fn cached_features(
+        &self,
+        key: u64,
+        path: &Path,
+        task: &PreparedTask,
+    ) -> Option<(Arc<Vec<FeatureSet>>, &'static str)> {
+        if let Some(sets) = self.features.lock().expect("feature cache").get(&key) {
+            return Some((sets.clone(), "memory"));
+        }
+        let expected = [task.train.len(), task.dev.len(), task.test.len()];
+        match features::load(path) {
+            Cached::Valid(sets) if sets.iter().map(|f| f.rows()).eq(expected) => {
+                let sets = Arc::new(sets);
+                self.features
+                    .lock()
+                    .expect("feature cache")
+                    .insert(key, sets.clone());
+                return Some((sets, "disk"));
+            }
+            Cached::Valid(_) => tracing::warn!(
+                "the feature cache {} has other row counts than the task; encoding again",
+                path.display()
+            ),
+            Cached::Damaged(why) => tracing::warn!(
+                "the feature cache {} cannot be used ({why}); encoding again",
+                path.display()
+            ),
+            Cached::Missing => {}
+        }
+        None
+    }
+
+    /// Encode train, dev and test with the frozen encoder in eval mode (the method's
+    /// prepared encoder when it changes the encoder), and what the preparation recorded.
+    #[allow(clippy::too_many_arguments)]
+    fn encode_frozen(
+        &self,
+        job: &FinetuneJob,
+        model_dir: &Path,
+        task: &PreparedTask,
+        method: &dyn Method,
+        change: &EncoderChange,
+        run: (u64, &[EncodedRow]),
+        device: &Device,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> anyhow::Result<(Vec<FeatureSet>, serde_json::Value)> {
+        let plain = device.clone().without_autodiff();
+        let (mut encoder, report, details) = if *change == EncoderChange::Unchanged {
+            let (encoder, report) = load_encoder(model_dir, &plain)?;
+            (encoder, report, serde_json::Value::Null)
+        } else {
+            let p =
+                self.prepared_encoder(job, model_dir, task, method, change, run, device, progress)?;
+            (p.encoder.valid(), p.report, p.details)
+        };
+        if report.initialised.iter().any(|p| p.starts_with("pooler")) {
+            // The frozen random pooler of a checkpoint without one: fixed per task (seed 0),
+            // so every seed and method of the task reads the same features.
+            reinit_pooler(
+                &mut encoder,
+                derive_seed(0, &["frozen-pooler", task.def.name]),
+                &plain,
+            );
+        }
+        let sets = [&task.train, &task.dev, &task.test]
+            .iter()
+            .map(|rows| {
+                features::encode_features(&encoder, job.model.pooling, rows, task.pad_id, &plain)
+            })
+            .collect();
+        Ok((sets, details))
+    }
+
     /// Frozen eval-mode features of train, dev and test: from memory, from the disk
     /// cache, or encoded now (and saved). With a per-task encoder change the prepared
     /// encoder is encoded (and the change is part of the key); with a per-run change the
@@ -130,67 +205,18 @@ impl Engine {
         // and then find the features in memory.
         let lock = (!per_run).then(|| self.key_lock(key));
         let _guard = lock.as_ref().map(|l| l.lock().expect("feature lock"));
-        if !per_run && let Some(sets) = self.features.lock().expect("feature cache").get(&key) {
+        let path = features::cache_path(&self.out, key);
+        if !per_run && let Some((sets, source)) = self.cached_features(key, &path, task) {
             return Ok(Frozen {
-                sets: sets.clone(),
+                sets,
                 encode_s: 0.0,
-                source: "memory",
+                source,
                 details: recorded().unwrap_or_default(),
             });
         }
-        let path = features::cache_path(&self.out, key);
-        let expected = [task.train.len(), task.dev.len(), task.test.len()];
-        if !per_run {
-            match features::load(&path) {
-                Cached::Valid(sets) if sets.iter().map(|f| f.rows()).eq(expected) => {
-                    let sets = Arc::new(sets);
-                    self.features
-                        .lock()
-                        .expect("feature cache")
-                        .insert(key, sets.clone());
-                    return Ok(Frozen {
-                        sets,
-                        encode_s: 0.0,
-                        source: "disk",
-                        details: recorded().unwrap_or_default(),
-                    });
-                }
-                Cached::Valid(_) => tracing::warn!(
-                    "the feature cache {} has other row counts than the task; encoding again",
-                    path.display()
-                ),
-                Cached::Damaged(why) => tracing::warn!(
-                    "the feature cache {} cannot be used ({why}); encoding again",
-                    path.display()
-                ),
-                Cached::Missing => {}
-            }
-        }
         let t0 = Instant::now();
-        let plain = device.clone().without_autodiff();
-        let (mut encoder, report, details) = if *change == EncoderChange::Unchanged {
-            let (encoder, report) = load_encoder(model_dir, &plain)?;
-            (encoder, report, serde_json::Value::Null)
-        } else {
-            let p =
-                self.prepared_encoder(job, model_dir, task, method, change, run, device, progress)?;
-            (p.encoder.valid(), p.report, p.details)
-        };
-        if report.initialised.iter().any(|p| p.starts_with("pooler")) {
-            // The frozen random pooler of a checkpoint without one: fixed per task (seed 0),
-            // so every seed and method of the task reads the same features.
-            reinit_pooler(
-                &mut encoder,
-                derive_seed(0, &["frozen-pooler", task.def.name]),
-                &plain,
-            );
-        }
-        let sets: Vec<FeatureSet> = [&task.train, &task.dev, &task.test]
-            .iter()
-            .map(|rows| {
-                features::encode_features(&encoder, job.model.pooling, rows, task.pad_id, &plain)
-            })
-            .collect();
+        let (sets, details) =
+            self.encode_frozen(job, model_dir, task, method, change, run, device, progress)?;
         let encode_s = t0.elapsed().as_secs_f64();
         let sets = Arc::new(sets);
         if per_run {

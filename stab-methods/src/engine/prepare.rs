@@ -90,7 +90,7 @@ impl Engine {
 
     /// The pre-trained encoder on `device` (autodiff), changed by the method: unchanged,
     /// prepared once per task (from a task-level seed on the whole train split, cached
-    /// under `<out>/cache/encoder-<hash>.bin` with a JSON sidecar holding the details),
+    /// under `<out>/cache/encoder-<hash>.safetensors` with a JSON sidecar holding the details),
     /// or prepared for this run (from the run seed on the run's train rows).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn prepared_encoder(
@@ -148,30 +148,12 @@ impl Engine {
                 let lock = self.key_lock(key);
                 let _guard = lock.lock().expect("prepare lock");
                 let (bin, side) = self.prepared_paths(key);
-                let sidecar = std::fs::read_to_string(&side)
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-                match (sidecar, params::load(encoder.clone(), &bin)) {
-                    (Some(sidecar), Cached::Valid(loaded)) => {
-                        let mut details = sidecar["details"].clone();
-                        if details.is_object() {
-                            details["cache"] = "disk".into();
-                        }
-                        return Ok(PreparedEncoder {
-                            encoder: loaded,
-                            details,
-                            report,
-                        });
-                    }
-                    (_, Cached::Damaged(why)) => tracing::warn!(
-                        "the prepared-encoder cache {} cannot be used ({why}); preparing again",
-                        bin.display()
-                    ),
-                    (None, Cached::Valid(_)) => tracing::warn!(
-                        "the prepared-encoder cache {} has no readable sidecar; preparing again",
-                        bin.display()
-                    ),
-                    (_, Cached::Missing) => {}
+                if let Some((loaded, details)) = read_prepared(&bin, &side, &encoder) {
+                    return Ok(PreparedEncoder {
+                        encoder: loaded,
+                        details,
+                        report,
+                    });
                 }
                 let seed = derive_seed(0, &["prepare", task.def.name, change_key]);
                 let (p, secs) = prepare(encoder, seed, &task.train)?;
@@ -180,21 +162,7 @@ impl Engine {
                     details["seconds"] = secs.into();
                     details["cache"] = "prepared".into();
                 }
-                let saved = params::save(&p.encoder, &bin).and_then(|_| {
-                    let text = serde_json::to_string(&serde_json::json!({
-                        "change": change_key,
-                        "task": task.def.name,
-                        "split": task.split_hash,
-                        "details": details,
-                    }))?;
-                    stab_core::atomic::write_file(&side, text.as_bytes())
-                });
-                if let Err(e) = saved {
-                    tracing::warn!(
-                        "could not write the prepared-encoder cache {}: {e:#}",
-                        bin.display()
-                    );
-                }
+                write_prepared((&bin, &side), &p.encoder, change_key, task, &details);
                 Ok(PreparedEncoder {
                     encoder: p.encoder,
                     details,
@@ -202,6 +170,59 @@ impl Engine {
                 })
             }
         }
+    }
+}
+
+/// A per-task prepared encoder from its cache (the snapshot and the JSON sidecar with its
+/// recorded details), or `None` (missing, or damaged: warned about, to prepare again).
+fn read_prepared(bin: &Path, side: &Path, like: &Encoder) -> Option<(Encoder, serde_json::Value)> {
+    let sidecar = std::fs::read_to_string(side)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    match (sidecar, params::load(like.clone(), bin)) {
+        (Some(sidecar), Cached::Valid(loaded)) => {
+            let mut details = sidecar["details"].clone();
+            if details.is_object() {
+                details["cache"] = "disk".into();
+            }
+            return Some((loaded, details));
+        }
+        (_, Cached::Damaged(why)) => tracing::warn!(
+            "the prepared-encoder cache {} cannot be used ({why}); preparing again",
+            bin.display()
+        ),
+        (None, Cached::Valid(_)) => tracing::warn!(
+            "the prepared-encoder cache {} has no readable sidecar; preparing again",
+            bin.display()
+        ),
+        (_, Cached::Missing) => {}
+    }
+    None
+}
+
+/// Save a per-task prepared encoder and its sidecar; a failure is a warning (the run
+/// goes on with the encoder in memory).
+fn write_prepared(
+    (bin, side): (&Path, &Path),
+    encoder: &Encoder,
+    change_key: &str,
+    task: &PreparedTask,
+    details: &serde_json::Value,
+) {
+    let saved = params::save(encoder, bin).and_then(|_| {
+        let text = serde_json::to_string(&serde_json::json!({
+            "change": change_key,
+            "task": task.def.name,
+            "split": task.split_hash,
+            "details": details,
+        }))?;
+        stab_core::atomic::write_file(side, text.as_bytes())
+    });
+    if let Err(e) = saved {
+        tracing::warn!(
+            "could not write the prepared-encoder cache {}: {e:#}",
+            bin.display()
+        );
     }
 }
 
