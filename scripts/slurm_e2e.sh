@@ -30,13 +30,18 @@ cleanup() {
     local rc=$?
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     if [ -n "${munge_pid:-}" ]; then kill "$munge_pid" 2>/dev/null || true; fi
+    # The daemons write their state while they shut down: wait for them (10 s at most)
+    # before removing the directory they write into.
+    for p in "${pids[@]}" ${munge_pid:-}; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+    done
     if [ $rc -ne 0 ]; then
         echo "slurm_e2e: FAILED (exit $rc); logs:" >&2
         for f in "$work"/*.log "$work"/job/*.log; do
             [ -f "$f" ] && { echo "--- $f" >&2; tail -n 30 "$f" >&2; }
         done
     fi
-    rm -rf "$work"
+    rm -rf "$work" 2>/dev/null || { sleep 1; rm -rf "$work" || true; }
     exit $rc
 }
 trap cleanup EXIT
