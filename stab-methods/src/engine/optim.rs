@@ -17,34 +17,10 @@ use stab_models::{HostReads, KernelPath};
 
 /// Every float parameter's dotted path and id, in module order.
 pub fn param_paths<M: Module>(module: &M) -> Vec<(String, ParamId)> {
-    struct Paths {
-        stack: Vec<String>,
-        out: Vec<(String, ParamId)>,
-    }
-    impl ModuleVisitor for Paths {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.stack.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.stack.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            let path = self
-                .stack
-                .iter()
-                .filter(|s| !s.is_empty())
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(".");
-            self.out.push((path, p.id));
-        }
-    }
-    let mut v = Paths {
-        stack: Vec::new(),
-        out: Vec::new(),
-    };
-    module.visit(&mut v);
-    v.out
+    super::params::param_info(module)
+        .into_iter()
+        .map(|p| (p.path, p.id))
+        .collect()
 }
 
 /// Whether a parameter is exempt from weight decay (HF's `no_decay = ["bias", "LayerNorm.weight"]`).

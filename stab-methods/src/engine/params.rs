@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Shape, Tensor, TensorData};
 
 use stab_models::{NamedTensor, TensorFile};
@@ -80,14 +80,19 @@ pub trait ParamTransform {
     fn apply<const D: usize>(&mut self, path: &str, value: Tensor<D>) -> Tensor<D>;
 }
 
-/// `module` with every float parameter replaced by `t.apply(path, value)`. Parameter ids
-/// and trainability are kept, so optimiser state and gradients still match.
-pub fn transform<M: Module, T: ParamTransform>(module: M, t: &mut T) -> M {
-    struct Mapper<'a, T> {
+/// A per-parameter rewrite of the parameter itself (value, trainability), for a walk that
+/// knows each parameter's path (generic over the tensor rank, hence a trait).
+pub trait ParamRewrite {
+    fn rewrite<const D: usize>(&mut self, path: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>>;
+}
+
+/// `module` with every float parameter replaced by `r.rewrite(path, param)`.
+pub fn rewrite<M: Module, R: ParamRewrite>(module: M, r: &mut R) -> M {
+    struct Mapper<'a, R> {
         stack: Vec<String>,
-        t: &'a mut T,
+        r: &'a mut R,
     }
-    impl<T: ParamTransform> ModuleMapper for Mapper<'_, T> {
+    impl<R: ParamRewrite> ModuleMapper for Mapper<'_, R> {
         fn enter_module(&mut self, name: &str, _: &str) {
             self.stack.push(name.to_string());
         }
@@ -95,14 +100,71 @@ pub fn transform<M: Module, T: ParamTransform>(module: M, t: &mut T) -> M {
             self.stack.pop();
         }
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let path = joined(&self.stack);
-            param.map(|v| self.t.apply(&path, v))
+            self.r.rewrite(&joined(&self.stack), param)
         }
     }
     module.map(&mut Mapper {
         stack: Vec::new(),
-        t,
+        r,
     })
+}
+
+/// `module` with every float parameter replaced by `t.apply(path, value)`. Parameter ids
+/// and trainability are kept, so optimiser state and gradients still match.
+pub fn transform<M: Module, T: ParamTransform>(module: M, t: &mut T) -> M {
+    struct Values<'a, T>(&'a mut T);
+    impl<T: ParamTransform> ParamRewrite for Values<'_, T> {
+        fn rewrite<const D: usize>(
+            &mut self,
+            path: &str,
+            param: Param<Tensor<D>>,
+        ) -> Param<Tensor<D>> {
+            param.map(|v| self.0.apply(path, v))
+        }
+    }
+    rewrite(module, &mut Values(t))
+}
+
+/// One float parameter as a path-aware walk sees it.
+#[derive(Debug, Clone)]
+pub struct ParamInfo {
+    pub path: String,
+    pub id: ParamId,
+    /// Number of elements.
+    pub elements: usize,
+    /// Whether it requires a gradient (trains).
+    pub trains: bool,
+}
+
+/// Every float parameter's path, id, size and trainability, in module order (no tensor
+/// is read).
+pub fn param_info<M: Module>(module: &M) -> Vec<ParamInfo> {
+    struct Info {
+        stack: Vec<String>,
+        out: Vec<ParamInfo>,
+    }
+    impl ModuleVisitor for Info {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.stack.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.stack.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.out.push(ParamInfo {
+                path: joined(&self.stack),
+                id: p.id,
+                elements: p.shape().num_elements(),
+                trains: p.is_require_grad(),
+            });
+        }
+    }
+    let mut v = Info {
+        stack: Vec::new(),
+        out: Vec::new(),
+    };
+    module.visit(&mut v);
+    v.out
 }
 
 /// The format of a parameter snapshot ([`cache_file`]): safetensors, one tensor per

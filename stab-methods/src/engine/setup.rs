@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 use stab_core::plan::FinetuneJob;
 use stab_core::recipe::TrainMode;
@@ -353,69 +353,36 @@ fn update_plan(job: &FinetuneJob, n: usize) -> anyhow::Result<UpdatePlan> {
 /// The model with every parameter the methods do not train frozen: no gradient is
 /// computed for it, so the optimiser keeps no state for it and never moves it.
 pub(super) fn freeze(model: TaskModel, method: &dyn Method) -> TaskModel {
-    struct Freeze<'a> {
-        stack: Vec<String>,
-        method: &'a dyn Method,
-    }
-    impl ModuleMapper for Freeze<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.stack.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.stack.pop();
-        }
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let path = self
-                .stack
-                .iter()
-                .filter(|s| !s.is_empty())
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(".");
-            if param.is_require_grad() && !self.method.trains(&path) {
+    struct Freeze<'a>(&'a dyn Method);
+    impl params::ParamRewrite for Freeze<'_> {
+        fn rewrite<const D: usize>(
+            &mut self,
+            path: &str,
+            param: Param<Tensor<D>>,
+        ) -> Param<Tensor<D>> {
+            if param.is_require_grad() && !self.0.trains(path) {
                 param.set_require_grad(false)
             } else {
                 param
             }
         }
     }
-    model.map(&mut Freeze {
-        stack: Vec::new(),
-        method,
-    })
+    params::rewrite(model, &mut Freeze(method))
 }
 
 /// Trainable and total parameters (a cached head's frozen encoder counted from its config).
 fn count_params(model: &TaskModel, config: &EncoderConfig, cached: bool) -> ParamCounts {
-    struct Count {
-        stack: Vec<String>,
-        counts: ParamCounts,
-    }
-    impl ModuleVisitor for Count {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.stack.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.stack.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            // The masked-LM head is not part of the fine-tuned model.
-            if self.stack.iter().any(|s| s == "mlm") {
-                return;
-            }
-            let n = p.shape().num_elements();
-            self.counts.total += n;
-            if p.is_require_grad() {
-                self.counts.trainable += n;
-            }
+    let mut counts = ParamCounts::default();
+    // The masked-LM head is not part of the fine-tuned model.
+    for p in params::param_info(model)
+        .into_iter()
+        .filter(|p| !p.path.split('.').any(|s| s == "mlm"))
+    {
+        counts.total += p.elements;
+        if p.trains {
+            counts.trainable += p.elements;
         }
     }
-    let mut c = Count {
-        stack: Vec::new(),
-        counts: ParamCounts::default(),
-    };
-    model.visit(&mut c);
-    let mut counts = c.counts;
     if cached {
         // The frozen encoder of cached features: its config's count, less the MLM
         // head's dense layer that count includes.
