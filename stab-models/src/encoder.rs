@@ -30,8 +30,14 @@ fn act(a: Activation, x: Tensor<3>) -> Tensor<3> {
 /// input batched when T is a multiple of 32 (16 single-threaded products, each re-packing
 /// the weight); one large product lets the gemm kernel split the work across threads.
 fn dense(l: &Linear, x: Tensor<3>) -> Tensor<3> {
+    on_rows(x, |x| l.forward(x))
+}
+
+/// `f` applied to [B, T, in] as one [B·T, in] matrix, the result back as [B, T, out] (the
+/// shape of every per-token linear map: see [`dense`]).
+pub(crate) fn on_rows(x: Tensor<3>, f: impl FnOnce(Tensor<2>) -> Tensor<2>) -> Tensor<3> {
     let [b, t, d] = x.dims();
-    let y = l.forward(x.reshape([b * t, d]));
+    let y = f(x.reshape([b * t, d]));
     let n = y.dims()[1];
     y.reshape([b, t, n])
 }

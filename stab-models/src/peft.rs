@@ -20,14 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
 use crate::dropout::{FastDropout, NoiseStream};
-
-/// A Linear on [B, T, in] as one [B·T, in] product (see `encoder::dense`).
-fn flat_matmul(x: Tensor<3>, w: Tensor<2>) -> Tensor<3> {
-    let [b, t, d] = x.dims();
-    let y = x.reshape([b * t, d]).matmul(w);
-    let n = y.dims()[1];
-    y.reshape([b, t, n])
-}
+use crate::encoder::on_rows;
 
 /// LoRA's update of one Linear layer.
 #[derive(Module, Debug)]
@@ -81,7 +74,7 @@ impl LowRank {
     /// (α/r)·dropout(x)·A·B for x `[B, T, d_in]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let x = self.dropout.forward(x);
-        flat_matmul(flat_matmul(x, self.a.val()), self.b.val()).mul_scalar(self.scale)
+        on_rows(x, |x| x.matmul(self.a.val()).matmul(self.b.val())).mul_scalar(self.scale)
     }
 
     /// The update as a weight, (α/r)·A·B `[d_in, d_out]`.
@@ -155,13 +148,15 @@ impl Bottleneck {
 
     /// h + up(f(down(h))) for h `[B, T, d]`.
     pub fn forward(&self, h: Tensor<3>) -> Tensor<3> {
-        let [b, t, d] = h.dims();
-        let z = self.down.forward(h.clone().reshape([b * t, d]));
-        let z = match self.activation {
-            BottleneckActivation::Swish => silu(z),
-            BottleneckActivation::Relu => relu(z),
-        };
-        h + self.up.forward(z).reshape([b, t, d])
+        let update = on_rows(h.clone(), |h| {
+            let z = self.down.forward(h);
+            let z = match self.activation {
+                BottleneckActivation::Swish => silu(z),
+                BottleneckActivation::Relu => relu(z),
+            };
+            self.up.forward(z)
+        });
+        h + update
     }
 }
 
