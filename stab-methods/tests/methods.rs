@@ -12,8 +12,7 @@ use stab_core::{Plan, Pooling, Recipe, RunRecord, RunSpec};
 use stab_data::encode::{EncodedRow, encode_examples};
 use stab_methods::engine::params::{self, ParamTransform};
 use stab_methods::engine::{
-    Capabilities, Engine, Method, MethodPlugin, PrepareContext, Progress, StepContext, StepView,
-    TaskModel, TokenInput,
+    Engine, Method, PrepareContext, Progress, StepContext, StepView, TaskModel, TokenInput,
 };
 use stab_methods::methods::lnsr::{LnsrVariant, NoiseStability};
 use stab_methods::methods::mixout::MixOut;
@@ -22,6 +21,8 @@ use stab_models::{HeadShape, NoiseStream, TaskHead, TextEncoder, load_encoder};
 
 #[path = "../../testsupport/assets.rs"]
 mod assets;
+#[path = "../../testsupport/no_dropout.rs"]
+mod no_dropout;
 
 fn testdata() -> PathBuf {
     assets::root().join("testdata")
@@ -80,26 +81,6 @@ fn same_training(a: &RunRecord, b: &RunRecord) -> bool {
 fn engine(dir: &Path) -> Engine {
     Engine::new(Device::flex(), dir)
 }
-
-// FineTune with dropout off, the baseline MixOut-ref(p = 0) must equal.
-struct NoDropoutFineTune;
-impl Method for NoDropoutFineTune {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            dropout: false,
-            ..Capabilities::default()
-        }
-    }
-}
-impl MethodPlugin for NoDropoutFineTune {
-    const NAME: &'static str = "test-finetune-no-dropout";
-    const SUMMARY: &'static str = "test only: FineTune with every dropout off";
-    type Params = stab_core::params::NoParams;
-    fn from_params(_: Self::Params) -> Result<Self, String> {
-        Ok(NoDropoutFineTune)
-    }
-}
-stab_methods::register_method!(NoDropoutFineTune);
 
 #[test]
 fn every_registered_method_has_an_implementation() {

@@ -18,31 +18,13 @@ use std::path::PathBuf;
 
 use burn::tensor::Device;
 use stab_core::{ComponentSeeds, Plan, Recipe, RunSpec};
-use stab_methods::engine::{Capabilities, Engine, Method, MethodPlugin, Progress};
+use stab_methods::engine::{Engine, Progress};
 use stab_models::{HeadShape, TaskHead};
 
 #[path = "../../testsupport/assets.rs"]
 mod assets;
-
-/// FineTune with every dropout off (both sides run deterministic forwards).
-struct NoDropout;
-impl Method for NoDropout {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            dropout: false,
-            ..Capabilities::default()
-        }
-    }
-}
-impl MethodPlugin for NoDropout {
-    const NAME: &'static str = "parity-finetune-no-dropout";
-    const SUMMARY: &'static str = "test only: FineTune with every dropout off";
-    type Params = stab_core::params::NoParams;
-    fn from_params(_: Self::Params) -> Result<Self, String> {
-        Ok(NoDropout)
-    }
-}
-stab_methods::register_method!(NoDropout);
+#[path = "../../testsupport/no_dropout.rs"]
+mod no_dropout;
 
 fn golden_path() -> PathBuf {
     assets::root().join("testdata/parity/cb_minilm.json")
@@ -50,7 +32,7 @@ fn golden_path() -> PathBuf {
 
 fn spec(minilm: &std::path::Path) -> RunSpec {
     let text = format!(
-        "name = \"parity\"\n[model]\npath = \"{}\"\nmax_len = 128\n[data]\ndir = \"{}\"\ntasks = [\"cb\"]\n[train]\nmode = \"full\"\nbatch_size = 16\nmax_steps = 30\neval_every = 30\nlr = 1e-4\nwarmup = 0.1\nweight_decay = 0.01\ngrad_clip = 1.0\nseeds = [0]\n[[methods]]\nname = \"parity-finetune-no-dropout\"\n",
+        "name = \"parity\"\n[model]\npath = \"{}\"\nmax_len = 128\n[data]\ndir = \"{}\"\ntasks = [\"cb\"]\n[train]\nmode = \"full\"\nbatch_size = 16\nmax_steps = 30\neval_every = 30\nlr = 1e-4\nwarmup = 0.1\nweight_decay = 0.01\ngrad_clip = 1.0\nseeds = [0]\n[[methods]]\nname = \"test-finetune-no-dropout\"\n",
         minilm.display(),
         assets::slices().display()
     );

@@ -11,13 +11,13 @@ use std::sync::Mutex;
 use burn::tensor::Device;
 use stab_core::{Plan, Recipe, RunRecord};
 use stab_methods::engine::params;
-use stab_methods::engine::{
-    Capabilities, Engine, Method, MethodPlugin, Progress, TaskModel, TrainedRun,
-};
+use stab_methods::engine::{Engine, Progress, TaskModel, TrainedRun};
 use stab_models::EncoderConfig;
 
 #[path = "../../testsupport/assets.rs"]
 mod assets;
+#[path = "../../testsupport/no_dropout.rs"]
+mod no_dropout;
 
 fn testdata() -> PathBuf {
     assets::root().join("testdata")
@@ -26,26 +26,6 @@ fn testdata() -> PathBuf {
 fn tiny() -> PathBuf {
     testdata().join("fixtures/tiny-bert")
 }
-
-/// FineTune without dropout, the baseline whose first forward LoRA and adapters equal.
-struct NoDropout;
-impl Method for NoDropout {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            dropout: false,
-            ..Capabilities::default()
-        }
-    }
-}
-impl MethodPlugin for NoDropout {
-    const NAME: &'static str = "test-peft-no-dropout";
-    const SUMMARY: &'static str = "test only: FineTune without dropout";
-    type Params = stab_core::params::NoParams;
-    fn from_params(_: Self::Params) -> Result<Self, String> {
-        Ok(Self)
-    }
-}
-stab_methods::register_method!(NoDropout);
 
 fn train(eng: &Engine, methods: &str, extra_train: &str) -> (TrainedRun, Vec<f64>) {
     let text = format!(
@@ -143,11 +123,11 @@ fn lora_counts_its_updates_starts_as_finetune_and_keeps_frozen_weights() {
     let (h, i, layers) = (32u64, 64u64, 2u64);
     assert_eq!((config.hidden_size, config.intermediate_size), (32, 64));
     let head = h * h + h + h * 3 + 3;
-    let (base, base_losses) = train(&eng, "name = \"test-peft-no-dropout\"", "");
+    let (base, base_losses) = train(&eng, "name = \"test-finetune-no-dropout\"", "");
     let r = 4u64;
     let (lora, lora_losses) = train(
         &eng,
-        "name = \"lora\"\nr = 4\ndropout = 0.0\ntargets = [\"query\", \"value\", \"intermediate\"]\nstack = [{ name = \"test-peft-no-dropout\" }]",
+        "name = \"lora\"\nr = 4\ndropout = 0.0\ntargets = [\"query\", \"value\", \"intermediate\"]\nstack = [{ name = \"test-finetune-no-dropout\" }]",
         "",
     );
     let (trainable, total) = counts(&lora.record);
@@ -280,7 +260,7 @@ fn bitfit_moves_only_biases_and_the_head() {
 fn adapters_count_by_the_formula_and_start_as_the_identity() {
     let dir = tempfile::tempdir().unwrap();
     let eng = Engine::new(Device::flex(), dir.path());
-    let (base, base_losses) = train(&eng, "name = \"test-peft-no-dropout\"", "");
+    let (base, base_losses) = train(&eng, "name = \"test-finetune-no-dropout\"", "");
     let (d, m, layers) = (32u64, 8u64, 2u64);
     let per_adapter = 2 * d * m + m + d;
     let layer_norms = 2 * d * (1 + 2 * layers);
@@ -289,7 +269,7 @@ fn adapters_count_by_the_formula_and_start_as_the_identity() {
         let (run, losses) = train(
             &eng,
             &format!(
-                "name = \"adapter\"\nsize = 8\nplacement = \"{placement}\"\nstack = [{{ name = \"test-peft-no-dropout\" }}]"
+                "name = \"adapter\"\nsize = 8\nplacement = \"{placement}\"\nstack = [{{ name = \"test-finetune-no-dropout\" }}]"
             ),
             "",
         );

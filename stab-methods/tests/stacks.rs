@@ -19,6 +19,8 @@ use stab_models::{Encoder, EncoderConfig};
 
 #[path = "../../testsupport/assets.rs"]
 mod assets;
+#[path = "../../testsupport/no_dropout.rs"]
+mod no_dropout;
 
 fn testdata() -> PathBuf {
     assets::root().join("testdata")
@@ -137,26 +139,6 @@ impl MethodPlugin for OtherStep {
     }
 }
 stab_methods::register_method!(OtherStep);
-
-/// FineTune without dropout, the baseline of [`TwiceStep`].
-struct NoDropout;
-impl Method for NoDropout {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            dropout: false,
-            ..Capabilities::default()
-        }
-    }
-}
-impl MethodPlugin for NoDropout {
-    const NAME: &'static str = "test-stack-no-dropout";
-    const SUMMARY: &'static str = "test only: FineTune without dropout";
-    type Params = stab_core::params::NoParams;
-    fn from_params(_: Self::Params) -> Result<Self, String> {
-        Ok(Self)
-    }
-}
-stab_methods::register_method!(NoDropout);
 
 /// A gradient hook that keeps only the head's gradients.
 struct HeadGradientsOnly;
@@ -311,7 +293,7 @@ fn a_train_step_override_is_the_step() {
     let eng = engine(dir.path());
     let plain = run(
         &eng,
-        "[[methods]]\nname = \"test-stack-no-dropout\"",
+        "[[methods]]\nname = \"test-finetune-no-dropout\"",
         "full",
     );
     let twice = run(&eng, "[[methods]]\nname = \"test-twice-step\"", "full");
