@@ -92,7 +92,7 @@ pub fn build(name: &str, params: &MethodParams) -> Result<Box<dyn Method>, Input
 }
 
 /// Methods whose registration cannot build an implementation from its default parameters,
-/// or from any of its choices, with the reason. Empty when every registration is sound.
+/// or from any of its choices or allowed names, with the reason. Empty when every registration is sound.
 pub fn unimplemented_methods() -> Vec<String> {
     use stab_core::params::ParamKind;
     let mut out = Vec::new();
@@ -104,12 +104,19 @@ pub fn unimplemented_methods() -> Vec<String> {
             .collect();
         let mut variants = vec![defaults.clone()];
         for p in entry.params {
-            if let ParamKind::Choice(choices) = p.kind {
-                for c in choices {
-                    let mut v = defaults.clone();
-                    v.insert(p.name.to_string(), serde_json::json!(c));
-                    variants.push(v);
+            let values: Vec<serde_json::Value> = match p.kind {
+                ParamKind::Choice(choices) => {
+                    choices.iter().map(|c| serde_json::json!(c)).collect()
                 }
+                ParamKind::Names(allowed) => {
+                    allowed.iter().map(|c| serde_json::json!([c])).collect()
+                }
+                _ => Vec::new(),
+            };
+            for value in values {
+                let mut v = defaults.clone();
+                v.insert(p.name.to_string(), value);
+                variants.push(v);
             }
         }
         for params in variants {

@@ -43,6 +43,16 @@ pub enum LoraTarget {
 }
 
 impl LoraTarget {
+    /// Every target, in the order of the `targets` choices.
+    pub const ALL: [LoraTarget; 6] = [
+        Self::Query,
+        Self::Key,
+        Self::Value,
+        Self::AttentionOutput,
+        Self::Intermediate,
+        Self::Output,
+    ];
+
     /// The module's name under an HF BERT layer (`encoder.layer.N.<this>`).
     pub fn hf_module(self) -> &'static str {
         match self {
@@ -169,14 +179,7 @@ impl Method for LowRankAdaptation {
     fn eval_model(&self, mut model: TaskModel, _: &StepContext) -> TaskModel {
         if let Some(encoder) = model.encoder.as_mut() {
             for layer in &mut encoder.encoder.layer {
-                for t in [
-                    LoraTarget::Query,
-                    LoraTarget::Key,
-                    LoraTarget::Value,
-                    LoraTarget::AttentionOutput,
-                    LoraTarget::Intermediate,
-                    LoraTarget::Output,
-                ] {
+                for t in LoraTarget::ALL {
                     if let Some(update) = slot(layer, t).take() {
                         let w = linear(layer, t).clone();
                         *linear(layer, t) = merge_low_rank(w, &update);
