@@ -96,14 +96,10 @@ pub fn save(
         }
     }
     for (name, file) in extra {
+        // Both writers create the file's directory (`peft/`) themselves.
         let path = tmp.path().join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| stab_core::atomic::io_error("create", parent, e))?;
-        }
         match file {
-            CheckpointFile::Bytes(bytes) => std::fs::write(&path, bytes)
-                .map_err(|e| stab_core::atomic::io_error("write", &path, e))?,
+            CheckpointFile::Bytes(bytes) => stab_core::atomic::write_file(&path, bytes)?,
             CheckpointFile::Tensors(t) => stab_models::write_safetensors(&path, t)?,
         }
     }
