@@ -669,63 +669,12 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
     }
     // Methods: name + parameters validated by the plugin's declared schema; a table may
     // stack further methods on its own (`stack = [{ name = "llrd", xi = 0.9 }]`).
-    let mut methods: Vec<Vec<(String, MethodParams)>> = Vec::new();
-    for (i, table) in b.methods.iter().enumerate() {
-        let line = recipe.line_of(table.span().start);
-        let mut params = table.get_ref().clone();
-        let stacked = match params.remove("stack") {
-            None => Vec::new(),
-            Some(toml::Value::Array(items)) => items,
-            Some(other) => {
-                return Err(InputError::new(format!(
-                    "methods[{i}].stack must be a list of method tables, found {}",
-                    other.type_str()
-                ))
-                .file(recipe.file.clone())
-                .line(Some(line))
-                .key(format!("methods[{i}].stack"))
-                .hint("e.g. stack = [{ name = \"llrd\", xi = 0.9 }]"));
-            }
-        };
-        let mut stack = vec![resolve_method(
-            recipe,
-            &format!("methods[{i}]"),
-            line,
-            params,
-        )?];
-        for (j, item) in stacked.into_iter().enumerate() {
-            let key = format!("methods[{i}].stack[{j}]");
-            let toml::Value::Table(t) = item else {
-                return Err(InputError::new(format!(
-                    "{key} must be a method table, found {}",
-                    item.type_str()
-                ))
-                .file(recipe.file.clone())
-                .line(Some(line))
-                .key(key)
-                .hint("e.g. { name = \"llrd\", xi = 0.9 }"));
-            };
-            if t.contains_key("stack") {
-                return Err(InputError::new(format!(
-                    "{key} has its own `stack`; stacks do not nest"
-                ))
-                .file(recipe.file.clone())
-                .line(Some(line))
-                .key(format!("{key}.stack"))
-                .hint("list every stacked method in the first table's `stack`"));
-            }
-            let m = resolve_method(recipe, &key, line, t)?;
-            if stack.iter().any(|(n, _)| *n == m.0) {
-                return Err(InputError::new(format!("methods[{i}] stacks `{}` twice", m.0))
-                    .file(recipe.file.clone())
-                    .line(Some(line))
-                    .key(key)
-                    .hint("a method appears at most once in a stack; set its parameters in one table"));
-            }
-            stack.push(m);
-        }
-        methods.push(stack);
-    }
+    let methods = b
+        .methods
+        .iter()
+        .enumerate()
+        .map(|(i, table)| resolve_stack(recipe, i, table))
+        .collect::<Result<Vec<_>, _>>()?;
     // Sweep: cartesian product over keys, each key addressing a section field or a
     // method parameter (`mmr.alpha`).
     let mut cells: Vec<Vec<(String, toml::Value)>> = vec![Vec::new()];
@@ -893,6 +842,64 @@ fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
         }
     }
     Ok(runs)
+}
+
+/// The `i`-th `[[methods]]` table and the methods it stacks, each resolved, in the
+/// written order.
+fn resolve_stack(
+    recipe: &Recipe,
+    i: usize,
+    table: &toml::Spanned<toml::Table>,
+) -> Result<Vec<(String, MethodParams)>, InputError> {
+    let line = recipe.line_of(table.span().start);
+    let at = |key: String, message: String| {
+        InputError::new(message)
+            .file(recipe.file.clone())
+            .line(Some(line))
+            .key(key)
+    };
+    let mut params = table.get_ref().clone();
+    let stacked = match params.remove("stack") {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => items,
+        Some(other) => {
+            return Err(at(
+                format!("methods[{i}].stack"),
+                format!(
+                    "methods[{i}].stack must be a list of method tables, found {}",
+                    other.type_str()
+                ),
+            )
+            .hint("e.g. stack = [{ name = \"llrd\", xi = 0.9 }]"));
+        }
+    };
+    let mut stack = vec![resolve_method(
+        recipe,
+        &format!("methods[{i}]"),
+        line,
+        params,
+    )?];
+    for (j, item) in stacked.into_iter().enumerate() {
+        let key = format!("methods[{i}].stack[{j}]");
+        let toml::Value::Table(t) = item else {
+            let message = format!("{key} must be a method table, found {}", item.type_str());
+            return Err(at(key, message).hint("e.g. { name = \"llrd\", xi = 0.9 }"));
+        };
+        if t.contains_key("stack") {
+            let message = format!("{key} has its own `stack`; stacks do not nest");
+            return Err(at(format!("{key}.stack"), message)
+                .hint("list every stacked method in the first table's `stack`"));
+        }
+        let m = resolve_method(recipe, &key, line, t)?;
+        if stack.iter().any(|(n, _)| *n == m.0) {
+            let message = format!("methods[{i}] stacks `{}` twice", m.0);
+            return Err(at(key, message).hint(
+                "a method appears at most once in a stack; set its parameters in one table",
+            ));
+        }
+        stack.push(m);
+    }
+    Ok(stack)
 }
 
 /// One `[[methods]]` table (or stacked table): its registered name and its parameters,
