@@ -325,7 +325,9 @@ fn mixout_ref_mixes_linear_weights_by_input_column_with_the_chosen_backward() {
         start: &start,
         pretrained: &pretrained,
         noise: &noise,
+        own_noise: &noise,
         step: 0,
+        total: 1,
         device: &dev,
     };
     let p = 0.6f64;
@@ -411,7 +413,9 @@ fn mixout_author_reverts_a_share_p_of_encoder_weights_only_at_evaluation() {
         start: &start,
         pretrained: &pretrained,
         noise: &noise,
+        own_noise: &noise,
         step: 0,
+        total: 1,
         device: &dev,
     };
     let method = MixOut::Author { p: 0.3 };
@@ -451,7 +455,9 @@ fn lnsr_term(model: &TaskModel, dev: &Device, variant: LnsrVariant, sigma: f64) 
         start: model,
         pretrained: &pretrained,
         noise: &noise,
+        own_noise: &noise,
         step: 0,
+        total: 1,
         device: dev,
     };
     let labels: Vec<usize> = refs.iter().map(|r| r.label).collect();
@@ -459,6 +465,7 @@ fn lnsr_term(model: &TaskModel, dev: &Device, variant: LnsrVariant, sigma: f64) 
         model,
         forward: &forward,
         input: Some(&input),
+        features: None,
         labels: &labels,
         classes: 3,
         ctx: &ctx,

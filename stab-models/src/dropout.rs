@@ -52,6 +52,13 @@ impl NoiseStream {
     pub fn calls(&self) -> u64 {
         self.state.calls.load(Ordering::SeqCst)
     }
+
+    /// Make the next draws repeat the ones made from draw number `calls` on: a second
+    /// pass over the same batch then sees the first pass's dropout masks (SAM's ascent
+    /// and descent passes target the same stochastic loss).
+    pub fn rewind_to(&self, calls: u64) {
+        self.state.calls.store(calls, Ordering::SeqCst);
+    }
 }
 
 impl Default for NoiseStream {

@@ -137,7 +137,9 @@ fn the_penalty_is_half_beta_times_the_squared_distance_to_the_pretrained_weights
         start: &start,
         pretrained: &pretrained,
         noise: &noise,
+        own_noise: &noise,
         step: 0,
+        total: 1,
         device: &dev,
     };
     let labels: Vec<usize> = refs.iter().map(|r| r.label).collect();
@@ -145,6 +147,7 @@ fn the_penalty_is_half_beta_times_the_squared_distance_to_the_pretrained_weights
         model: &moved,
         forward: &forward,
         input: Some(&input),
+        features: None,
         labels: &labels,
         classes: 3,
         ctx: &ctx,

@@ -5,7 +5,7 @@ use anyhow::Context;
 use burn::tensor::{Device, Tensor};
 use stab_data::encode::EncodedRow;
 use stab_eval::metrics::PrimaryMetric;
-use stab_models::HostReads;
+use stab_models::{HeadInput, HostReads};
 
 use super::features::{self, FeatureSet};
 use super::model::{Forward, TaskModel, TokenInput};
@@ -36,24 +36,53 @@ pub(super) enum Source<'a> {
     },
 }
 
+/// A training batch as the model read it.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Batch {
+    Tokens(TokenInput),
+    Features(HeadInput),
+}
+
+impl Batch {
+    pub(super) fn tokens(&self) -> Option<&TokenInput> {
+        match self {
+            Batch::Tokens(t) => Some(t),
+            Batch::Features(_) => None,
+        }
+    }
+
+    pub(super) fn features(&self) -> Option<&HeadInput> {
+        match self {
+            Batch::Features(f) => Some(f),
+            Batch::Tokens(_) => None,
+        }
+    }
+}
+
 impl Source<'_> {
+    /// The training rows `rows` (indices into the run's rows) as a batch, and the
+    /// model's forward on it.
     pub(super) fn forward_train(
         &self,
         model: &TaskModel,
         rows: &[usize],
         device: &Device,
-    ) -> (Forward, Option<TokenInput>) {
+    ) -> (Forward, Batch) {
         match self {
             Source::Tokens { train, pad_id, .. } => {
                 let refs: Vec<&EncodedRow> = rows.iter().map(|&i| &train[i]).collect();
                 let input = TokenInput::new(&refs, *pad_id, None);
-                (model.forward_tokens(&input, device), Some(input))
+                (model.forward_tokens(&input, device), Batch::Tokens(input))
             }
             Source::Features {
                 train, train_rows, ..
             } => {
                 let idx: Vec<usize> = rows.iter().map(|&i| train_rows[i]).collect();
-                (model.forward_features(train.batch(&idx, device)), None)
+                let features = train.batch(&idx, device);
+                (
+                    model.forward_features(features.clone()),
+                    Batch::Features(features),
+                )
             }
         }
     }

@@ -107,7 +107,7 @@ pub fn encode_features(
     for chunk in by_length(rows).chunks(64) {
         let refs: Vec<&EncodedRow> = chunk.iter().map(|&i| &rows[i]).collect();
         let input = TokenInput::new(&refs, pad_id, Some(width));
-        let (head_input, _) = encoder_head_input(&encoder, pooling, &input, &plain);
+        let (head_input, _) = encoder_head_input(&encoder, pooling, &input, None, &plain);
         let values: Vec<f32> = match head_input {
             HeadInput::Pooled(p) => p
                 .into_data()

@@ -17,7 +17,7 @@ use super::model::TaskModel;
 use super::optim::{AdamWSettings, adamw_with};
 use super::run::{Progress, RunStats};
 use super::setup::RunSetup;
-use super::step::update;
+use super::step::{TrainRows, update};
 use super::stopping::{EarlyStopping, Verdict};
 
 /// Mean of a value over the updates since the last evaluation.
@@ -69,6 +69,8 @@ struct Training<'a> {
     best: Option<TaskModel>,
     loss_mean: IntervalMean,
     term_means: BTreeMap<&'static str, IntervalMean>,
+    /// Whether the test scores the evaluated model of the selected evaluation.
+    selects_evaluated: bool,
     fit: Fit,
 }
 
@@ -84,6 +86,7 @@ pub(super) fn fit(
         total: s.plan.total,
     });
     let mut t = Training::new(s);
+    t.before_training()?;
     let mut order = ChaCha8Rng::seed_from_u64(s.seeds.data_order);
     let loop_start = Instant::now();
     'epochs: loop {
@@ -154,6 +157,7 @@ impl<'a> Training<'a> {
             best: None,
             loss_mean: IntervalMean::default(),
             term_means: BTreeMap::new(),
+            selects_evaluated: s.method.capabilities().selects_evaluated,
             fit: Fit {
                 selected: s.model.valid(),
                 stopping: EarlyStopping::new(train.patience.max(1)),
@@ -163,6 +167,21 @@ impl<'a> Training<'a> {
                 diverged: false,
             },
         }
+    }
+
+    /// The methods' look at the training rows before the first update.
+    fn before_training(&self) -> anyhow::Result<()> {
+        let s = self.s;
+        let labels: Vec<usize> = s.train_encoded.iter().map(|r| r.label).collect();
+        let data = TrainRows {
+            source: &self.source,
+            labels: &labels,
+            classes: s.task.def.labels.len(),
+            batch: s.plan.batch,
+            device: &s.train_device,
+        };
+        s.method
+            .before_training(&self.model, &data, &context(s, &self.start, 0))
     }
 
     /// One update on `batch`; a diverged loss stops the run (the record says so and
@@ -191,6 +210,9 @@ impl<'a> Training<'a> {
             (batch, &labels, classes),
             &ctx,
         );
+        if loss.total.is_finite() {
+            s.method.after_update(&model, &ctx);
+        }
         self.model = model;
         if !loss.total.is_finite() {
             self.fit.diverged = true;
@@ -245,7 +267,11 @@ impl<'a> Training<'a> {
         stats.eval_s += eval_start.elapsed().as_secs_f64();
         Ok(match self.fit.stopping.observe(step, dev) {
             Verdict::Improved => {
-                self.best = Some(weights);
+                self.best = Some(if self.selects_evaluated {
+                    evaluated
+                } else {
+                    weights
+                });
                 Next::Continue
             }
             Verdict::Stop if step >= s.job.train.min_steps => Next::Stop,
@@ -267,7 +293,9 @@ pub(super) fn context<'a>(s: &'a RunSetup, start: &'a TaskModel, step: u64) -> S
         start,
         pretrained: &s.pretrained,
         noise: &s.noise,
+        own_noise: &s.method_noise,
         step,
+        total: s.plan.total,
         device: &s.train_device,
     }
 }
@@ -278,9 +306,12 @@ pub(super) fn test_metrics(
     fit: &Fit,
 ) -> anyhow::Result<(TaskModel, BTreeMap<String, f64>)> {
     let start = s.model.clone();
-    let model = s
-        .method
-        .eval_model(fit.selected.clone(), &context(s, &start, fit.steps));
+    let model = if s.method.capabilities().selects_evaluated {
+        fit.selected.clone()
+    } else {
+        s.method
+            .eval_model(fit.selected.clone(), &context(s, &start, fit.steps))
+    };
     let source: Source = s.source();
     let metrics = source.metrics(&model, Part::Test, &s.task)?;
     Ok((model, metrics))

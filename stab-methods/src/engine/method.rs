@@ -17,12 +17,23 @@
 //! * [`Method::lr_scale`] — a per-parameter learning-rate factor (layer-wise decay).
 //! * [`Method::training_model`] — the model a training forward sees (MixOut).
 //! * [`Method::loss_terms`] — named terms added to the task loss (MMR, LNSR).
+//! * [`Method::before_training`] — look at the training set through the engine's
+//!   gradients before the first update (ChildTuning-D's Fisher information).
 //! * [`Method::train_step`] — the step's gradients, when a method computes them its own
 //!   way (two forward/backward passes, as SAM does).
 //! * [`Method::adjust_gradients`] — change the gradients between backward and clipping.
+//! * [`Method::after_update`] — see the weights after each optimiser step (a moving
+//!   average of the weights).
 //! * [`Method::eval_model`] — the model scored at each evaluation (MixOut-author, LoRA's
 //!   merged weights).
 //! * [`Method::checkpoint_files`] — files saved beside the checkpoint (LoRA's PEFT adapter).
+//!
+//! A method value belongs to one run: the run's setup builds it from the recipe's
+//! parameters and drops it with the run. State a method keeps across hooks (ChildTuning-D's
+//! mask, EMA's average) lives in it behind a `Mutex`, and is the run's, never the
+//! process's. A method's own random draws come from [`StepContext::own_noise`], a stream
+//! of its own derived from the run's dropout seed and the method's name, so they never
+//! shift the dropout masks the run would draw without the method.
 
 use std::collections::BTreeSet;
 
@@ -30,7 +41,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use stab_core::recipe::TrainMode;
 use stab_data::encode::EncodedRow;
-use stab_models::{Encoder, EncoderConfig, HeadShape, NoiseStream, TextEncoder};
+use stab_models::{Encoder, EncoderConfig, HeadInput, HeadShape, NoiseStream, TextEncoder};
 
 use super::model::{Forward, TaskModel, TokenInput};
 
@@ -50,6 +61,10 @@ pub struct Capabilities {
     /// The method computes the step's gradients itself ([`Method::train_step`]); at most
     /// one method of a stack may.
     pub overrides_step: bool,
+    /// The model scored on test is the evaluated model of the selected evaluation (EMA:
+    /// the average as it stood then), not the selected raw weights passed through
+    /// [`Method::eval_model`] again.
+    pub selects_evaluated: bool,
 }
 
 impl Default for Capabilities {
@@ -60,6 +75,7 @@ impl Default for Capabilities {
             head: HeadShape::default(),
             replaces_training_model: false,
             overrides_step: false,
+            selects_evaluated: false,
         }
     }
 }
@@ -124,6 +140,19 @@ pub enum CheckpointFile {
     Tensors(stab_models::TensorFile),
 }
 
+/// The run's training rows as [`Method::before_training`] sees them.
+pub trait TrainingData {
+    /// Number of training rows of the run.
+    fn rows(&self) -> usize;
+    /// The run's batch size.
+    fn batch_size(&self) -> usize;
+    /// Forward of `model` on the training rows `rows` (indices below [`TrainingData::rows`]),
+    /// the mean cross-entropy (no method terms) and its gradients by parameter id. Dropout
+    /// is whatever `model` has: pass `stab_models::without_dropout(model)` for an
+    /// eval-mode pass that draws nothing from the run's noise stream.
+    fn loss_and_gradients(&self, model: &TaskModel, rows: &[usize]) -> (f64, GradientsParams);
+}
+
 /// The engine's training step, which [`Method::train_step`] may run (twice for SAM).
 pub trait StepRunner {
     /// Forward on `model` (after [`Method::training_model`]), the mean cross-entropy plus
@@ -141,28 +170,60 @@ pub struct Prepared {
 }
 
 /// What a method sees around a training step or evaluation.
+#[derive(Clone, Copy)]
 pub struct StepContext<'a> {
     /// The weights at the start of fine-tuning (pre-trained encoder, fresh head).
     pub start: &'a TaskModel,
     /// Paths (in [`TaskModel`]) of the parameters whose start value is pre-trained: the
     /// encoder's checkpoint tensors (empty when the head trains on cached features).
     pub pretrained: &'a BTreeSet<String>,
+    /// The run's stream of dropout masks (a method that draws here shifts every later mask).
     pub noise: &'a NoiseStream,
+    /// The method's own stream (seeded from the run's dropout seed and the method's name):
+    /// where a method's own noise comes from.
+    pub own_noise: &'a NoiseStream,
     /// Updates done so far.
     pub step: u64,
+    /// Updates planned for the run (T).
+    pub total: u64,
     pub device: &'a Device,
 }
 
 /// One training step's forward pass, for [`Method::loss_terms`].
+#[derive(Clone, Copy)]
 pub struct StepView<'a> {
     /// The model the forward ran (after [`Method::training_model`]).
     pub model: &'a TaskModel,
     pub forward: &'a Forward,
     /// The token batch, when the encoder ran (not on cached features).
     pub input: Option<&'a TokenInput>,
+    /// The batch's cached encoder features, when the head trains on them.
+    pub features: Option<&'a HeadInput>,
     pub labels: &'a [usize],
     pub classes: usize,
     pub ctx: &'a StepContext<'a>,
+}
+
+impl StepView<'_> {
+    /// Another forward of [`StepView::model`] on the same batch, in training mode: new
+    /// dropout masks from the run's stream (R-Drop's second pass).
+    pub fn forward_again(&self) -> Forward {
+        match (self.input, self.features) {
+            (Some(input), _) => self.model.forward_tokens(input, self.ctx.device),
+            (None, Some(features)) => self.model.forward_features(features.clone()),
+            (None, None) => unreachable!("a training forward reads tokens or features"),
+        }
+    }
+
+    /// A forward on the same tokens with `word_shift` `[B, T, d]` added to the word
+    /// embeddings (R3F's input noise); `None` on cached features, where no encoder runs.
+    pub fn forward_shifted(&self, word_shift: Tensor<3>) -> Option<Forward> {
+        let input = self.input?;
+        Some(
+            self.model
+                .forward_tokens_shifted(input, Some(word_shift), self.ctx.device),
+        )
+    }
 }
 
 /// A stabilisation method. Every hook has the FineTune behaviour as its default; the rule
@@ -226,6 +287,17 @@ pub trait Method: Send {
         Vec::new()
     }
 
+    /// Called once before the first update with the start model and the run's training
+    /// rows (ChildTuning-D estimates its Fisher information here).
+    fn before_training(
+        &self,
+        _model: &TaskModel,
+        _data: &dyn TrainingData,
+        _ctx: &StepContext,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// The step's loss and gradients computed the method's own way, through the engine's
     /// `runner` (declare [`Capabilities::overrides_step`]); `None` keeps the engine's step.
     fn train_step(
@@ -246,6 +318,10 @@ pub trait Method: Send {
     ) -> GradientsParams {
         grads
     }
+
+    /// Called after each optimiser step with the updated model (`ctx.step` counts the
+    /// update just made from 0).
+    fn after_update(&self, _model: &TaskModel, _ctx: &StepContext) {}
 
     /// The model scored at an evaluation (a validation copy of the trained model).
     fn eval_model(&self, model: TaskModel, _ctx: &StepContext) -> TaskModel {

@@ -78,15 +78,17 @@ impl TokenInput {
     }
 }
 
-/// What the head reads, computed by the encoder from tokens: the pooled vector
-/// (pooler, first token or mean) or the two spans' token vectors.
+/// What the head reads, computed by the encoder from tokens (with `word_shift` `[B, T, d]`
+/// added to the word embeddings, when given): the pooled vector (pooler, first token or
+/// mean) or the two spans' token vectors.
 pub fn encoder_head_input(
     encoder: &Encoder,
     pooling: Pooling,
     input: &TokenInput,
+    word_shift: Option<Tensor<3>>,
     device: &Device,
 ) -> (HeadInput, EncoderOutput) {
-    let out = encoder.forward(&input.tokens);
+    let out = encoder.forward_perturbed(&input.tokens, word_shift);
     let head_input = match &input.spans {
         Some(spans) => {
             let last = out.last();
@@ -135,11 +137,23 @@ pub struct Forward {
 impl TaskModel {
     /// Run the model on tokens (the encoder must be present).
     pub fn forward_tokens(&self, input: &TokenInput, device: &Device) -> Forward {
+        self.forward_tokens_shifted(input, None, device)
+    }
+
+    /// [`TaskModel::forward_tokens`] with `word_shift` `[B, T, d]` added to the word
+    /// embeddings before the position and type embeddings.
+    pub fn forward_tokens_shifted(
+        &self,
+        input: &TokenInput,
+        word_shift: Option<Tensor<3>>,
+        device: &Device,
+    ) -> Forward {
         let encoder = self
             .encoder
             .as_ref()
             .expect("a token batch needs the encoder");
-        let (head_input, hidden) = encoder_head_input(encoder, self.pooling, input, device);
+        let (head_input, hidden) =
+            encoder_head_input(encoder, self.pooling, input, word_shift, device);
         Forward {
             head: self.head.forward(head_input),
             hidden: Some(hidden),

@@ -38,6 +38,9 @@ pub(super) struct RunSetup<'a> {
     pub task: Arc<PreparedTask>,
     pub seeds: ComponentSeeds,
     pub noise: NoiseStream,
+    /// The stream the step context offers as `own_noise` (each method of the stack gets
+    /// its own, derived from the dropout seed and its name, [`MethodStack::with_noise_seed`]).
+    pub method_noise: NoiseStream,
     /// Indices of the run's rows in the task's train split, and the rows themselves.
     pub train_rows: Vec<usize>,
     pub train_encoded: Vec<EncodedRow>,
@@ -126,12 +129,12 @@ impl Engine {
         progress: &(dyn Fn(Progress) + Sync),
     ) -> anyhow::Result<RunSetup<'a>> {
         let job = finetune_job(spec)?;
-        let method = MethodStack::build(&spec.method_stack())?;
+        let seeds = ComponentSeeds::derive(spec.seed, &job.train.fixed_seeds);
+        let method = MethodStack::build(&spec.method_stack())?.with_noise_seed(seeds.dropout);
         let caps = method.capabilities();
         let model_dir = resolve_model(&job.model.path)?;
         let config = EncoderConfig::from_dir(&model_dir)?;
         let task = self.task(job, &model_dir, &spec.task)?;
-        let seeds = ComponentSeeds::derive(spec.seed, &job.train.fixed_seeds);
         let noise = NoiseStream::new(seeds.dropout);
         let train_rows = run_rows(&task, spec, job)?;
         let train_encoded: Vec<EncodedRow> =
@@ -190,6 +193,7 @@ impl Engine {
             task,
             seeds,
             noise,
+            method_noise: NoiseStream::new(derive_seed(seeds.dropout, &["method-noise"])),
             train_rows,
             train_encoded,
             cached,

@@ -5,9 +5,9 @@
 //! | hook | rule |
 //! |---|---|
 //! | `check_model` | every method must accept the model |
-//! | `capabilities` | cached features and dropout only if every method allows them; the head shape of the one method that sets one |
+//! | `capabilities` | cached features and dropout only if every method allows them; the head shape of the one method that sets one; the test scores the selected evaluated model if any method asks |
 //! | `encoder_change`, `prepare_encoder` | the one method that changes the encoder |
-//! | `adapt`, `adjust_gradients`, `eval_model` | each method in the written order |
+//! | `adapt`, `before_training`, `adjust_gradients`, `after_update`, `eval_model` | each method in the written order |
 //! | `trains` | a parameter trains only if every method lets it |
 //! | `lr_scale` | the product of the factors |
 //! | `training_model`, `train_step` | the one method that declares it |
@@ -17,16 +17,20 @@
 //! A stack where two methods would need the same exclusive hook (two head shapes, two
 //! encoder changes, two training models, two train steps) or the same method twice is an
 //! input error before any run.
+//!
+//! Each method's hooks see [`StepContext::own_noise`] as a stream of the method's own,
+//! seeded from the run's dropout seed and the method's name ([`MethodStack::with_noise_seed`]).
 
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
+use stab_core::derive_seed;
 use stab_core::recipe::TrainMode;
 use stab_core::{InputError, MethodParams};
-use stab_models::{Encoder, EncoderConfig, HeadShape};
+use stab_models::{Encoder, EncoderConfig, HeadShape, NoiseStream};
 
 use super::method::{
     AdaptContext, Capabilities, CheckpointFile, EncoderChange, ExportContext, Method,
-    PrepareContext, Prepared, StepContext, StepRunner, StepView,
+    PrepareContext, Prepared, StepContext, StepRunner, StepView, TrainingData,
 };
 use super::model::TaskModel;
 use super::plugin::build;
@@ -34,6 +38,8 @@ use super::plugin::build;
 /// The methods of one run, in the written order.
 pub struct MethodStack {
     parts: Vec<(String, Box<dyn Method>)>,
+    /// Each method's own noise stream, in the order of `parts`.
+    streams: Vec<NoiseStream>,
 }
 
 impl MethodStack {
@@ -46,7 +52,8 @@ impl MethodStack {
             }
             parts.push((name.clone(), build(name, params)?));
         }
-        let s = Self { parts };
+        let streams = vec![NoiseStream::default(); parts.len()];
+        let s = Self { parts, streams };
         s.exclusive("set the head's shape", |m| {
             m.capabilities().head != HeadShape::default()
         })?;
@@ -62,6 +69,37 @@ impl MethodStack {
             })?;
         }
         Ok(s)
+    }
+
+    /// Give each method its own noise stream, seeded from `seed` (the run's dropout seed)
+    /// and the method's name: a method's draws never shift another's, nor the dropout masks.
+    pub fn with_noise_seed(mut self, seed: u64) -> Self {
+        self.streams = self
+            .parts
+            .iter()
+            .map(|(name, _)| NoiseStream::new(derive_seed(seed, &["method-noise", name])))
+            .collect();
+        self
+    }
+
+    /// Each method with the step context it sees (its own noise stream).
+    fn with_ctx<'a>(
+        &'a self,
+        ctx: &StepContext<'a>,
+    ) -> impl Iterator<Item = (&'a dyn Method, StepContext<'a>)> {
+        let ctx = *ctx;
+        self.parts
+            .iter()
+            .zip(&self.streams)
+            .map(move |((_, m), noise)| {
+                (
+                    m.as_ref(),
+                    StepContext {
+                        own_noise: noise,
+                        ..ctx
+                    },
+                )
+            })
     }
 
     /// The stacked method names, in order.
@@ -131,6 +169,7 @@ impl Method for MethodStack {
             }
             c.replaces_training_model |= mc.replaces_training_model;
             c.overrides_step |= mc.overrides_step;
+            c.selects_evaluated |= mc.selects_evaluated;
         }
         c
     }
@@ -163,11 +202,26 @@ impl Method for MethodStack {
     }
 
     fn training_model(&self, model: &TaskModel, ctx: &StepContext) -> Option<TaskModel> {
-        self.methods().find_map(|m| m.training_model(model, ctx))
+        self.with_ctx(ctx)
+            .find_map(|(m, ctx)| m.training_model(model, &ctx))
     }
 
     fn loss_terms(&self, step: &StepView) -> Vec<(&'static str, Tensor<1>)> {
-        self.methods().flat_map(|m| m.loss_terms(step)).collect()
+        self.with_ctx(step.ctx)
+            .flat_map(|(m, ctx)| m.loss_terms(&StepView { ctx: &ctx, ..*step }))
+            .collect()
+    }
+
+    fn before_training(
+        &self,
+        model: &TaskModel,
+        data: &dyn TrainingData,
+        ctx: &StepContext,
+    ) -> anyhow::Result<()> {
+        for (m, ctx) in self.with_ctx(ctx) {
+            m.before_training(model, data, &ctx)?;
+        }
+        Ok(())
     }
 
     fn train_step(
@@ -176,8 +230,9 @@ impl Method for MethodStack {
         runner: &dyn StepRunner,
         ctx: &StepContext,
     ) -> Option<(f64, GradientsParams)> {
-        self.taker(|m| m.capabilities().overrides_step)
-            .and_then(|m| m.train_step(model, runner, ctx))
+        self.with_ctx(ctx)
+            .find(|(m, _)| m.capabilities().overrides_step)
+            .and_then(|(m, ctx)| m.train_step(model, runner, &ctx))
     }
 
     fn adjust_gradients(
@@ -186,13 +241,19 @@ impl Method for MethodStack {
         model: &TaskModel,
         ctx: &StepContext,
     ) -> GradientsParams {
-        self.methods()
-            .fold(grads, |g, m| m.adjust_gradients(g, model, ctx))
+        self.with_ctx(ctx)
+            .fold(grads, |g, (m, ctx)| m.adjust_gradients(g, model, &ctx))
+    }
+
+    fn after_update(&self, model: &TaskModel, ctx: &StepContext) {
+        for (m, ctx) in self.with_ctx(ctx) {
+            m.after_update(model, &ctx);
+        }
     }
 
     fn eval_model(&self, model: TaskModel, ctx: &StepContext) -> TaskModel {
-        self.methods()
-            .fold(model, |model, m| m.eval_model(model, ctx))
+        self.with_ctx(ctx)
+            .fold(model, |model, (m, ctx)| m.eval_model(model, &ctx))
     }
 
     fn checkpoint_files(

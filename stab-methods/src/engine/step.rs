@@ -10,7 +10,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use stab_models::HostReads;
 
 use super::evaluate::Source;
-use super::method::{Method, StepContext, StepRunner, StepView};
+use super::method::{Method, StepContext, StepRunner, StepView, TrainingData};
 use super::model::TaskModel;
 use super::optim::clip_global_norm;
 
@@ -54,12 +54,13 @@ impl StepRunner for BatchStep<'_> {
         let device = self.ctx.device;
         let trained = self.method.training_model(model, self.ctx);
         let fwd_model = trained.as_ref().unwrap_or(model);
-        let (forward, input) = self.source.forward_train(fwd_model, self.rows, device);
+        let (forward, batch) = self.source.forward_train(fwd_model, self.rows, device);
         let ce = cross_entropy(forward.head.logits.clone(), self.labels, device);
         let view = StepView {
             model: fwd_model,
             forward: &forward,
-            input: input.as_ref(),
+            input: batch.tokens(),
+            features: batch.features(),
             labels: self.labels,
             classes: self.classes,
             ctx: self.ctx,
@@ -133,4 +134,34 @@ pub(super) fn update(
     let _span = tracing::trace_span!("optimizer").entered();
     let model = optim.step(lr, model, grads);
     (model, StepLoss { total, terms })
+}
+
+/// The run's training rows for [`Method::before_training`]: plain cross-entropy
+/// gradients of any batch.
+pub(super) struct TrainRows<'a> {
+    pub source: &'a Source<'a>,
+    /// The label of each training row of the run.
+    pub labels: &'a [usize],
+    pub classes: usize,
+    pub batch: usize,
+    pub device: &'a Device,
+}
+
+impl TrainingData for TrainRows<'_> {
+    fn rows(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    fn loss_and_gradients(&self, model: &TaskModel, rows: &[usize]) -> (f64, GradientsParams) {
+        debug_assert!(self.classes > 0);
+        let labels: Vec<usize> = rows.iter().map(|&i| self.labels[i]).collect();
+        let (forward, _) = self.source.forward_train(model, rows, self.device);
+        let loss = cross_entropy(forward.head.logits, &labels, self.device);
+        let value = HostReads::scalar(loss.clone());
+        (value, GradientsParams::from_grads(loss.backward(), model))
+    }
 }

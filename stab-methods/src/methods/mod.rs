@@ -6,6 +6,8 @@
 
 pub mod adapter;
 pub mod bitfit;
+pub mod child_tuning;
+pub mod ema;
 pub mod finetune;
 pub mod llrd;
 pub mod lnsr;
@@ -13,5 +15,9 @@ pub mod lora;
 pub mod mhloss;
 pub mod mixout;
 pub mod mmr;
+pub mod noisytune;
+pub mod r3f;
+pub mod rdrop;
 pub mod reinit;
+pub mod sam;
 pub mod surt;
