@@ -4,15 +4,14 @@
 //! tuning makes it one).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use stab_core::{Plan, Pooling, Recipe, RunRecord, RunSpec};
-use stab_data::encode::{EncodedRow, encode_examples};
+use stab_data::encode::EncodedRow;
 use stab_methods::engine::params::{self, ParamTransform};
 use stab_methods::engine::{
-    Engine, Method, PrepareContext, Progress, StepContext, StepView, TaskModel, TokenInput,
+    Engine, Method, PrepareContext, StepContext, StepView, TaskModel, TokenInput,
 };
 use stab_methods::methods::lnsr::{LnsrVariant, NoiseStability};
 use stab_methods::methods::mixout::MixOut;
@@ -23,14 +22,10 @@ use stab_models::{HeadShape, NoiseStream, TaskHead, TextEncoder, load_encoder};
 mod assets;
 #[path = "../../testsupport/no_dropout.rs"]
 mod no_dropout;
+#[path = "../../testsupport/tiny_cb.rs"]
+mod tiny_cb;
 
-fn testdata() -> PathBuf {
-    assets::root().join("testdata")
-}
-
-fn tiny() -> PathBuf {
-    testdata().join("fixtures/tiny-bert")
-}
+use tiny_cb::{cb_rows, engine, quiet, same_training, testdata, tiny, values};
 
 fn specs(body: &str) -> Vec<RunSpec> {
     let text = format!(
@@ -43,8 +38,6 @@ fn specs(body: &str) -> Vec<RunSpec> {
         .unwrap_or_else(|e| panic!("{e}"))
         .runs
 }
-
-fn quiet(_: Progress) {}
 
 /// A record without timing fields, for exact comparisons.
 fn comparable(mut r: RunRecord) -> RunRecord {
@@ -70,16 +63,6 @@ fn cb_run(eng: &Engine, mode: &str, method: &str, extra_train: &str) -> RunRecor
     eng.run(spec, &quiet)
         .unwrap_or_else(|e| panic!("{method} ({mode}): {e:#}"))
         .0
-}
-
-fn same_training(a: &RunRecord, b: &RunRecord) -> bool {
-    a.details["train_loss"] == b.details["train_loss"]
-        && a.details["dev_curve"] == b.details["dev_curve"]
-        && a.metrics == b.metrics
-}
-
-fn engine(dir: &Path) -> Engine {
-    Engine::new(Device::flex(), dir)
 }
 
 #[test]
@@ -223,13 +206,6 @@ fn surt_records_its_masked_lm_curve_and_shares_it_across_seeds() {
 }
 
 /// CB train rows of the sliced files, tokenized for tiny-bert.
-fn cb_rows(tok: &TextEncoder) -> Vec<EncodedRow> {
-    let data = stab_data::task_def("cb")
-        .unwrap()
-        .load(&testdata().join("data"))
-        .unwrap();
-    encode_examples(tok, &data.train, 64).unwrap()
-}
 
 #[test]
 fn masked_lm_loss_falls_on_tiny_bert() {
@@ -307,10 +283,6 @@ fn shifted(model: TaskModel, by: f32) -> TaskModel {
         }
     }
     params::transform(model, &mut Shift(by))
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
 }
 
 const QUERY: &str = "encoder.encoder.layer.0.attention.self_attn.query.weight";

@@ -4,17 +4,16 @@
 //! and their composition with the other methods.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use stab_core::{Plan, Pooling, Recipe, RunRecord, RunSpec};
-use stab_data::encode::{EncodedRow, encode_examples};
+use stab_data::encode::EncodedRow;
 use stab_methods::engine::params::{self, ParamTransform};
 use stab_methods::engine::{
-    Engine, Method, Progress, StepContext, StepRunner, StepView, TaskModel, TokenInput,
-    TrainingData, cross_entropy,
+    Engine, Method, StepContext, StepRunner, StepView, TaskModel, TokenInput, TrainingData,
+    cross_entropy,
 };
 use stab_methods::methods::child_tuning::{
     ChildTuning, ChildTuningParams, ChildVariant, in_child_search,
@@ -27,20 +26,10 @@ use stab_models::{HeadShape, NoiseStream, TaskHead, TextEncoder, load_encoder};
 
 #[path = "../../testsupport/assets.rs"]
 mod assets;
+#[path = "../../testsupport/tiny_cb.rs"]
+mod tiny_cb;
 
-fn testdata() -> PathBuf {
-    assets::root().join("testdata")
-}
-
-fn tiny() -> PathBuf {
-    testdata().join("fixtures/tiny-bert")
-}
-
-fn quiet(_: Progress) {}
-
-fn engine(dir: &Path) -> Engine {
-    Engine::new(Device::flex(), dir)
-}
+use tiny_cb::{engine, quiet, same_training, testdata, tiny, values};
 
 /// CB, 12 updates with an evaluation every 4, one seed, in `mode`.
 fn cb_spec(mode: &str, methods: &str) -> RunSpec {
@@ -63,22 +52,12 @@ fn cb_run(eng: &Engine, mode: &str, method: &str) -> RunRecord {
         .0
 }
 
-fn same_training(a: &RunRecord, b: &RunRecord) -> bool {
-    a.details["train_loss"] == b.details["train_loss"]
-        && a.details["dev_curve"] == b.details["dev_curve"]
-        && a.metrics == b.metrics
-}
-
 /// Every float parameter of a model, by path, on the host.
 fn weights(model: &TaskModel) -> Vec<(String, Vec<f32>)> {
     params::collect(model)
         .into_iter()
         .map(|(k, p)| (k, values(p.values)))
         .collect()
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
 }
 
 #[test]
@@ -250,11 +229,7 @@ fn task_model(dropout: bool) -> (TaskModel, Device) {
 fn cb_rows(model: &TaskModel) -> (Vec<EncodedRow>, i64) {
     let pad = model.encoder.as_ref().unwrap().config.pad_id();
     let tok = TextEncoder::from_dir(&tiny(), pad).unwrap();
-    let data = stab_data::task_def("cb")
-        .unwrap()
-        .load(&testdata().join("data"))
-        .unwrap();
-    (encode_examples(&tok, &data.train, 64).unwrap(), pad as i64)
+    (tiny_cb::cb_rows(&tok), pad as i64)
 }
 
 /// The CE gradients of a model on CB rows, computed here (not by the engine).
@@ -292,39 +267,12 @@ impl TrainingData for Rows {
     }
 }
 
-/// Every gradient by parameter path, on the host.
+/// Every gradient by parameter path, on the host, in module order.
 fn grads_by_path(model: &TaskModel, grads: &GradientsParams) -> Vec<(String, Vec<f32>)> {
-    struct Read<'a> {
-        stack: Vec<String>,
-        grads: &'a GradientsParams,
-        out: Vec<(String, Vec<f32>)>,
-    }
-    impl ModuleVisitor for Read<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.stack.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.stack.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            if let Some(g) = self.grads.get::<D>(p.id) {
-                let path: Vec<&str> = self
-                    .stack
-                    .iter()
-                    .filter(|s| !s.is_empty())
-                    .map(String::as_str)
-                    .collect();
-                self.out.push((path.join("."), values(g)));
-            }
-        }
-    }
-    let mut r = Read {
-        stack: Vec::new(),
-        grads,
-        out: Vec::new(),
-    };
-    model.visit(&mut r);
-    r.out
+    params::gradients(model, grads)
+        .into_iter()
+        .map(|(p, g)| (p, values(g)))
+        .collect()
 }
 
 fn context<'a>(

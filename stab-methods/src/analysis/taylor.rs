@@ -12,8 +12,6 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context;
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
@@ -273,58 +271,21 @@ impl Objective for ModelLoss {
         let loss = cross_entropy(mean, &self.labels, &self.device);
         let value = loss.clone().into_scalar::<f64>();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        struct Read<'a> {
-            stack: Vec<String>,
-            grads: &'a GradientsParams,
-            out: BTreeMap<String, Vec<f64>>,
-            err: Option<String>,
-        }
-        impl ModuleVisitor for Read<'_> {
-            fn enter_module(&mut self, name: &str, _: &str) {
-                self.stack.push(name.to_string());
-            }
-            fn exit_module(&mut self, _: &str, _: &str) {
-                self.stack.pop();
-            }
-            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-                let path = self
-                    .stack
-                    .iter()
-                    .filter(|s| !s.is_empty())
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(".");
-                let n: usize = p.val().dims().iter().product();
-                let values = match self.grads.get::<D>(p.id) {
-                    Some(g) => match g.into_data().convert::<f64>().try_into_vec::<f64>() {
-                        Ok(v) => v,
-                        Err(e) => {
-                            self.err = Some(format!("{e:?}"));
-                            vec![0.0; n]
-                        }
-                    },
-                    None => vec![0.0; n],
-                };
-                self.out.insert(path, values);
-            }
-        }
-        let mut read = Read {
-            stack: Vec::new(),
-            grads: &grads,
-            out: BTreeMap::new(),
-            err: None,
-        };
-        model.visit(&mut read);
-        if let Some(e) = read.err {
-            anyhow::bail!("cannot read a gradient: {e}");
-        }
+        let mut by_path: BTreeMap<String, Tensor<1>> =
+            params::gradients(&model, &grads).into_iter().collect();
         let mut g = Vec::with_capacity(w.len());
-        for (path, _) in &self.layout {
-            g.extend(
-                read.out
-                    .remove(path)
-                    .with_context(|| format!("no gradient slot for {path}"))?,
-            );
+        for (path, n) in &self.layout {
+            match by_path.remove(path) {
+                Some(t) => g.extend(
+                    t.into_data()
+                        .convert::<f64>()
+                        .try_into_vec::<f64>()
+                        .map_err(|e| {
+                            anyhow::anyhow!("cannot read the gradient of {path}: {e:?}")
+                        })?,
+                ),
+                None => g.extend(std::iter::repeat_n(0.0, *n)),
+            }
         }
         Ok((value, g))
     }

@@ -214,13 +214,9 @@ pub fn clip_global_norm<M: Module>(
     clip_on_path(module, grads, max_norm, None)
 }
 
-/// [`clip_global_norm`] on a given kernel path (`None`: the gradients' device's own).
-fn clip_on_path<M: Module>(
-    module: &M,
-    grads: &mut GradientsParams,
-    max_norm: f64,
-    path: Option<KernelPath>,
-) -> Option<Tensor<1>> {
+/// The global L2 norm ‖g‖ of the gradients of `module`'s parameters, on the device
+/// (`None` when no parameter has a gradient).
+pub fn gradient_norm<M: Module>(module: &M, grads: &GradientsParams) -> Option<Tensor<1>> {
     struct SumSq<'a> {
         grads: &'a GradientsParams,
         acc: Option<Tensor<1>>,
@@ -238,7 +234,17 @@ fn clip_on_path<M: Module>(
     }
     let mut sq = SumSq { grads, acc: None };
     module.visit(&mut sq);
-    let norm = sq.acc?.sqrt();
+    Some(sq.acc?.sqrt())
+}
+
+/// [`clip_global_norm`] on a given kernel path (`None`: the gradients' device's own).
+fn clip_on_path<M: Module>(
+    module: &M,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+    path: Option<KernelPath>,
+) -> Option<Tensor<1>> {
+    let norm = gradient_norm(module, grads)?;
     if !(max_norm > 0.0 && max_norm.is_finite()) {
         return Some(norm);
     }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::GradientsParams;
 use burn::tensor::{Shape, Tensor, TensorData};
 
 use stab_models::{NamedTensor, TensorFile};
@@ -72,6 +73,51 @@ pub fn collect<M: Module>(module: &M) -> ParamMap {
     };
     module.visit(&mut c);
     c.out
+}
+
+/// Every gradient in `grads` of a parameter of `module`, flattened, by parameter path, in
+/// module order.
+pub fn gradients<M: Module>(module: &M, grads: &GradientsParams) -> Vec<(String, Tensor<1>)> {
+    struct Read<'a> {
+        stack: Vec<String>,
+        grads: &'a GradientsParams,
+        out: Vec<(String, Tensor<1>)>,
+    }
+    impl ModuleVisitor for Read<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.stack.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.stack.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(p.id) {
+                let n = g.shape().num_elements();
+                self.out.push((joined(&self.stack), g.reshape([n])));
+            }
+        }
+    }
+    let mut r = Read {
+        stack: Vec::new(),
+        grads,
+        out: Vec::new(),
+    };
+    module.visit(&mut r);
+    r.out
+}
+
+/// `values` as a tensor like `like`: its shape, device and trainability (a parameter's
+/// new value in a [`ParamTransform`]).
+pub fn values_like<const D: usize>(like: &Tensor<D>, values: Vec<f32>) -> Tensor<D> {
+    let t = Tensor::<D>::from_data(
+        TensorData::new(values, like.dims().to_vec()),
+        &like.device(),
+    );
+    if like.is_require_grad() {
+        t.require_grad()
+    } else {
+        t
+    }
 }
 
 /// A per-parameter transformation (generic over the tensor rank, hence a trait).

@@ -13,7 +13,7 @@
 //! Head tuning: the frozen encoder is the perturbed one; each run draws its own noise, so
 //! its frozen features are encoded for the run (not taken from the feature cache).
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Uniform};
@@ -64,22 +64,13 @@ pub fn noisy_encoder(encoder: Encoder, lambda: f64, seed: u64) -> Encoder {
             if path.split('.').any(|s| s == "mlm") {
                 return value;
             }
-            let dims = value.dims();
             let v: Vec<f32> = value
                 .clone()
                 .into_data()
                 .convert::<f32>()
                 .try_into_vec::<f32>()
                 .expect("float parameter");
-            let t = Tensor::<D>::from_data(
-                TensorData::new(perturb(&v, self.lambda, &mut self.rng), dims.to_vec()),
-                &value.device(),
-            );
-            if value.is_require_grad() {
-                t.require_grad()
-            } else {
-                t
-            }
+            params::values_like(&value, perturb(&v, self.lambda, &mut self.rng))
         }
     }
     params::transform(

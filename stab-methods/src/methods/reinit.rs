@@ -15,7 +15,7 @@ use rand_distr::{Distribution, Normal};
 use stab_core::recipe::TrainMode;
 use stab_models::Encoder;
 
-use burn::tensor::{Shape, Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use crate::engine::params::{self, ParamTransform};
 use crate::engine::{EncoderChange, Method, MethodPlugin, PrepareContext, Prepared};
@@ -53,15 +53,7 @@ pub fn reinit_from(encoder: Encoder, first: usize, seed: u64) -> Encoder {
             } else {
                 vec![0.0; n]
             };
-            let t = Tensor::<D>::from_data(
-                TensorData::new(v, Shape::from(dims.to_vec())),
-                &value.device(),
-            );
-            if value.is_require_grad() {
-                t.require_grad()
-            } else {
-                t
-            }
+            params::values_like(&value, v)
         }
     }
     params::transform(

@@ -13,11 +13,12 @@
 //!
 //! Head tuning: both passes run on the head alone, so SAM may use cached features.
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Param;
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use stab_models::HostReads;
 
+use crate::engine::optim;
 use crate::engine::params::{self, ParamRewrite};
 use crate::engine::{Capabilities, Method, MethodPlugin, StepContext, StepRunner, TaskModel};
 
@@ -32,24 +33,7 @@ stab_core::method_params! {
 
 /// The global L2 norm of the gradients of `model`'s parameters (one host read).
 pub fn gradient_norm(model: &TaskModel, grads: &GradientsParams) -> f64 {
-    struct SumSq<'a> {
-        grads: &'a GradientsParams,
-        acc: Option<Tensor<1>>,
-    }
-    impl ModuleVisitor for SumSq<'_> {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            if let Some(g) = self.grads.get::<D>(p.id) {
-                let s = g.square().sum();
-                self.acc = Some(match self.acc.take() {
-                    Some(a) => a + s,
-                    None => s,
-                });
-            }
-        }
-    }
-    let mut sq = SumSq { grads, acc: None };
-    model.visit(&mut sq);
-    sq.acc.map_or(0.0, |s| HostReads::scalar(s).sqrt())
+    optim::gradient_norm(model, grads).map_or(0.0, HostReads::scalar)
 }
 
 /// `model` at w + ρ·g/‖g‖ (parameters without a gradient unchanged), with the same
