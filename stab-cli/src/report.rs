@@ -1,4 +1,4 @@
-//! `stab report DIR [--format md|csv|latex] [--plots DIR] [--html]`
+//! `stab report DIR [--format md|csv|latex|json] [--plots DIR] [--html]`
 
 use std::path::PathBuf;
 
@@ -10,7 +10,7 @@ use stab_eval::{Report, ReportFormat};
 pub struct ReportArgs {
     /// Results directory holding runs*.jsonl.
     dir: PathBuf,
-    /// md (default), csv or latex.
+    /// md (default), csv, latex or json (every table as one document; keys in docs/design.md §5).
     #[arg(long, default_value = "md")]
     format: String,
     /// Where to write SVG plots (default DIR/plots).
@@ -25,7 +25,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     let format: ReportFormat = args.format.parse().map_err(|m: String| {
         InputError::new(m)
             .key("--format")
-            .hint("use md, csv or latex")
+            .hint("use md, csv, latex or json")
     })?;
     if !args.dir.is_dir() {
         return Err(

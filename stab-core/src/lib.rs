@@ -7,6 +7,7 @@
 //! * [`plan`] — expansion of a recipe into independent grid cells ([`RunSpec`], [`Plan`]).
 //! * [`record`] — the result record appended per finished run ([`RunRecord`]).
 //! * [`store`] — the append-only JSONL results store with resume ([`ResultsStore`]).
+//! * [`predictions`] — a run's test predictions, one file per run beside the store.
 //! * [`registry`] — `inventory` registries of methods, tasks and synthetic studies.
 //! * [`study`] — the trait a synthetic study plugin implements ([`SyntheticStudy`]).
 //! * [`seed`] — stable hashing and seed derivation ([`stable_hash`], [`derive_seed`]).
@@ -22,6 +23,7 @@ pub mod limits;
 pub mod overrides;
 pub mod params;
 pub mod plan;
+pub mod predictions;
 pub mod recipe;
 pub mod record;
 pub mod registry;

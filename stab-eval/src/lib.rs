@@ -9,9 +9,16 @@
 //!   intervals, Holm's adjustment, expected max over n runs.
 //! * [`metrics`] — accuracy, F1, macro-F1, MCC, MultiRC EM and the jiant primary metric
 //!   per task ([`PrimaryMetric`]).
+//! * [`aso`] — Almost Stochastic Order's ε_min (deep-significance's computation).
+//! * [`power`] — Brown–Forsythe power and the seeds a stability claim needs.
+//! * [`aggregate`] — across tasks: IQM, probability of improvement, stratified bootstrap
+//!   intervals (rliable's computations).
 //! * [`report`] — tables (Markdown, CSV) and SVG plots from a results store.
 
+pub mod aggregate;
+pub mod aso;
 pub mod metrics;
+pub mod power;
 pub mod report;
 pub mod stability;
 pub mod stats;

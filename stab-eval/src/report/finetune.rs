@@ -28,6 +28,8 @@ pub struct FinetuneTable {
     pub swept: BTreeMap<SweptCell, SweptScores>,
     /// Variance attribution by seed component, where the grid varies one at a time.
     pub attribution: Vec<super::attribution::Attribution>,
+    /// (row label, task) → runs at or below the majority-class test score.
+    pub failed: BTreeMap<(String, String), usize>,
 }
 
 /// A row label: the method, the parameters in which its runs differ from other runs of
@@ -58,6 +60,12 @@ fn group_name_without(
     (format!("{name}{sweep}"), sweep)
 }
 
+/// Each record's row label and sweep part, in the order given.
+pub fn group_labels(records: &[&RunRecord]) -> Vec<(String, String)> {
+    let varying = varying_params(records);
+    records.iter().map(|r| group_name(r, &varying)).collect()
+}
+
 /// Per method name, the parameters whose values differ between its runs.
 fn varying_params(records: &[&RunRecord]) -> BTreeMap<String, Vec<String>> {
     let mut seen: BTreeMap<&str, BTreeMap<&str, Vec<&serde_json::Value>>> = BTreeMap::new();
@@ -86,10 +94,17 @@ impl FinetuneTable {
         let mut cells: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
         let mut sweeps = BTreeMap::new();
         let mut swept: BTreeMap<SweptCell, SweptScores> = BTreeMap::new();
+        let mut failed: BTreeMap<(String, String), usize> = BTreeMap::new();
         let varying = varying_params(records);
         for r in records {
             if let Some(p) = r.metrics.get("primary") {
                 let (label, sweep) = group_name(r, &varying);
+                if r.details["majority_test"]
+                    .as_f64()
+                    .is_some_and(|m| *p <= m + 1e-11)
+                {
+                    *failed.entry((label.clone(), r.task.clone())).or_default() += 1;
+                }
                 if let [(key, value)] = r.sweep.iter().collect::<Vec<_>>()[..]
                     && let Some(x) = value.as_f64()
                 {
@@ -119,6 +134,7 @@ impl FinetuneTable {
             sweeps,
             swept,
             attribution,
+            failed,
         }
     }
 
@@ -157,7 +173,11 @@ impl FinetuneTable {
                             sds.push(s.sd);
                             single |= s.n < 2;
                             let sd = (s.n > 1).then_some(s.sd);
-                            row.push(format!("{} (n={})", mean_sd(s.mean, sd), s.n));
+                            let failed = match self.failed.get(&(method.clone(), t.clone())) {
+                                Some(k) => format!(", {k} failed"),
+                                None => String::new(),
+                            };
+                            row.push(format!("{} (n={}{failed})", mean_sd(s.mean, sd), s.n));
                         }
                         None => row.push("–".to_string()),
                     }
@@ -178,7 +198,7 @@ impl FinetuneTable {
 
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "## Fine-tuning: test primary metric ×100, mean ± SD over seeds\n\nSD is the sample SD over seeds (ddof = 1); AVG is the mean of the per-task means ± the mean of the per-task SDs (the paper's convention).\n\n{}\n",
+            "## Fine-tuning: test primary metric ×100, mean ± SD over seeds\n\nSD is the sample SD over seeds (ddof = 1); AVG is the mean of the per-task means ± the mean of the per-task SDs (the paper's convention). \"k failed\": runs at or below the score of always predicting the test split's majority class.\n\n{}\n",
             self.table().markdown()
         );
         let rows = self.stability();

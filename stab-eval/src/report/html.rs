@@ -53,7 +53,13 @@ pub fn markdown_to_html(md: &str) -> String {
             continue;
         }
         flush(&mut table, &mut out);
-        if let Some(h) = t.strip_prefix("## ") {
+        if let Some((caption, file)) = image_line(t) {
+            out.push_str(&format!(
+                "<!--plot:{}-->\n<p class=\"caption\">{}</p>\n",
+                esc(file),
+                esc(caption)
+            ));
+        } else if let Some(h) = t.strip_prefix("## ") {
             out.push_str(&format!("<h2>{}</h2>\n", esc(h)));
         } else if let Some(h) = t.strip_prefix("# ") {
             out.push_str(&format!("<h1>{}</h1>\n", esc(h)));
@@ -65,7 +71,15 @@ pub fn markdown_to_html(md: &str) -> String {
     out
 }
 
-/// Write `dir/report.html`: the Markdown report as HTML, then every SVG plot inline.
+/// `![caption](file)` → (caption, file).
+fn image_line(t: &str) -> Option<(&str, &str)> {
+    let rest = t.strip_prefix("![")?;
+    let (caption, rest) = rest.split_once("](")?;
+    Some((caption, rest.strip_suffix(')')?))
+}
+
+/// Write `dir/report.html`: the Markdown report as HTML with each plot inline where the
+/// report places it (an image line), then the other SVG plots.
 pub fn write_page(
     dir: &Path,
     title: &str,
@@ -73,20 +87,28 @@ pub fn write_page(
     plots: &[std::path::PathBuf],
 ) -> anyhow::Result<std::path::PathBuf> {
     let mut body = markdown_to_html(markdown);
-    if !plots.is_empty() {
-        body.push_str("<h2>Plots</h2>\n");
-        for p in plots {
-            let svg = std::fs::read_to_string(p)?;
-            let svg = svg.trim_start_matches(|c| c != '<');
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            body.push_str(&format!(
-                "<figure>\n{svg}\n<figcaption>{}</figcaption>\n</figure>\n",
-                esc(&name)
-            ));
+    let mut rest = String::new();
+    for p in plots {
+        let svg = std::fs::read_to_string(p)?;
+        let svg = svg.trim_start_matches(|c| c != '<');
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let figure = format!(
+            "<figure>\n{svg}\n<figcaption>{}</figcaption>\n</figure>\n",
+            esc(&name)
+        );
+        let marker = format!("<!--plot:{}-->", esc(&name));
+        if body.contains(&marker) {
+            body = body.replace(&marker, &figure);
+        } else {
+            rest.push_str(&figure);
         }
+    }
+    if !rest.is_empty() {
+        body.push_str("<h2>More plots</h2>\n");
+        body.push_str(&rest);
     }
     let page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{t}</title>\n<style>\nbody {{ font-family: sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }}\ntable {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}\nth, td {{ border-bottom: 1px solid #ccc; padding: 0.25em 0.75em; text-align: left; white-space: nowrap; }}\nthead th {{ border-bottom: 2px solid #444; }}\nfigure {{ margin: 1.5em 0; }}\nfigure svg {{ max-width: 100%; height: auto; }}\nfigcaption {{ color: #666; font-size: 0.85em; }}\n</style>\n</head>\n<body>\n<h1>{t}</h1>\n{body}</body>\n</html>\n",

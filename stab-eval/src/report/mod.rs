@@ -7,6 +7,8 @@
 
 pub mod analyses;
 pub mod attribution;
+pub mod conclusions;
+pub mod findings;
 pub mod finetune;
 pub mod html;
 pub mod plot;
@@ -25,6 +27,8 @@ pub enum ReportFormat {
     Markdown,
     Csv,
     Latex,
+    /// Every table as one JSON document ([`findings::Findings`] plus the main table).
+    Json,
 }
 
 impl std::str::FromStr for ReportFormat {
@@ -34,8 +38,9 @@ impl std::str::FromStr for ReportFormat {
             "md" | "markdown" => Ok(Self::Markdown),
             "csv" => Ok(Self::Csv),
             "latex" | "tex" => Ok(Self::Latex),
+            "json" => Ok(Self::Json),
             other => Err(format!(
-                "unknown format `{other}`; expected md, csv or latex"
+                "unknown format `{other}`; expected md, csv, latex or json"
             )),
         }
     }
@@ -56,6 +61,9 @@ pub struct Report {
     pub analyses: analyses::Analyses,
     /// Store lines that could not be read (`file:line: reason`).
     pub skipped: Vec<String>,
+    /// The store directory (where the runs' prediction files are), if loaded from one.
+    pub dir: Option<PathBuf>,
+    findings: std::sync::OnceLock<findings::Findings>,
 }
 
 impl Report {
@@ -70,6 +78,8 @@ impl Report {
             records,
             analyses,
             skipped,
+            dir: Some(dir.to_path_buf()),
+            findings: std::sync::OnceLock::new(),
         })
     }
 
@@ -78,7 +88,20 @@ impl Report {
             records,
             analyses: analyses::Analyses::default(),
             skipped: Vec::new(),
+            dir: None,
+            findings: std::sync::OnceLock::new(),
         }
+    }
+
+    /// What the fine-tuning runs let one conclude (computed once).
+    pub fn findings(&self) -> &findings::Findings {
+        self.findings.get_or_init(|| {
+            findings::Findings::from_records(
+                &self.of_kind(RecipeKind::Finetune),
+                self.dir.as_deref(),
+                findings::Settings::default(),
+            )
+        })
     }
 
     fn of_kind(&self, kind: RecipeKind) -> Vec<&RunRecord> {
@@ -98,13 +121,24 @@ impl Report {
                     fine.csv()
                 }
             }
+            ReportFormat::Json => {
+                // The contract keys (runs, stability, aggregate, predictions) at the top.
+                let mut doc = serde_json::to_value(self.findings()).expect("findings serialise");
+                doc["format"] = "stab-report/1".into();
+                let mut text = serde_json::to_string_pretty(&doc).expect("findings serialise");
+                text.push('\n');
+                text
+            }
             ReportFormat::Markdown => {
                 let mut out = String::new();
                 if !synth.is_empty() {
                     out.push_str(&synth.markdown());
                 }
                 if !fine.is_empty() {
+                    let f = self.findings();
+                    out.push_str(&conclusions::summary(f));
                     out.push_str(&fine.markdown());
+                    out.push_str(&conclusions::sections(f, true));
                 }
                 out.push_str(&self.analyses.markdown());
                 if out.is_empty() {
@@ -143,6 +177,7 @@ impl Report {
             let more = fine.plots(dir);
             out.written.extend(more.written);
             out.failed.extend(more.failed);
+            conclusions::plots(self.findings(), dir, &mut out);
         }
         if !self.analyses.is_empty() {
             let more = self.analyses.plots(dir);

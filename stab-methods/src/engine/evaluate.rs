@@ -131,17 +131,25 @@ impl Source<'_> {
         part: Part,
         task: &PreparedTask,
     ) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+        Ok(self.metrics_and_predictions(model, part, task)?.0)
+    }
+
+    /// Every metric of the task on a part, and the predicted label of each row.
+    pub(super) fn metrics_and_predictions(
+        &self,
+        model: &TaskModel,
+        part: Part,
+        task: &PreparedTask,
+    ) -> anyhow::Result<(std::collections::BTreeMap<String, f64>, Vec<usize>)> {
         let rows = if part == Part::Dev {
             &task.dev
         } else {
             &task.test
         };
         let pred = self.predict(model, part);
-        let gold: Vec<usize> = rows.iter().map(|r| r.label).collect();
-        let questions: Option<Vec<u64>> = rows.iter().map(|r| r.question).collect();
         let metric = PrimaryMetric::parse(task.def.metric)
             .with_context(|| format!("unknown metric {}", task.def.metric))?;
-        Ok(metric.evaluate(&pred, &gold, task.def.labels.len(), questions.as_deref()))
+        Ok((score_rows(metric, &pred, rows, task), pred))
     }
 
     /// The primary metric on a part.
@@ -153,6 +161,35 @@ impl Source<'_> {
     ) -> anyhow::Result<f64> {
         Ok(self.metrics(model, part, task)?["primary"])
     }
+}
+
+/// The task's metrics of predictions `pred` on `rows`.
+fn score_rows(
+    metric: PrimaryMetric,
+    pred: &[usize],
+    rows: &[EncodedRow],
+    task: &PreparedTask,
+) -> std::collections::BTreeMap<String, f64> {
+    let gold: Vec<usize> = rows.iter().map(|r| r.label).collect();
+    let questions: Option<Vec<u64>> = rows.iter().map(|r| r.question).collect();
+    metric.evaluate(pred, &gold, task.def.labels.len(), questions.as_deref())
+}
+
+/// The primary metric of always predicting the most frequent label of the test split
+/// (the lowest label id among ties): the score at or below which a run has failed
+/// (Mosbach et al. 2021; MCC gives 0).
+pub(super) fn majority_score(task: &PreparedTask) -> anyhow::Result<f64> {
+    let mut counts = vec![0usize; task.def.labels.len()];
+    for r in &task.test {
+        counts[r.label] += 1;
+    }
+    let majority = (0..counts.len())
+        .max_by_key(|&c| (counts[c], std::cmp::Reverse(c)))
+        .unwrap_or(0);
+    let metric = PrimaryMetric::parse(task.def.metric)
+        .with_context(|| format!("unknown metric {}", task.def.metric))?;
+    let pred = vec![majority; task.test.len()];
+    Ok(score_rows(metric, &pred, &task.test, task)["primary"])
 }
 
 fn argmax(logits: Tensor<2>) -> Vec<usize> {

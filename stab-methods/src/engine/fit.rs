@@ -300,11 +300,9 @@ pub(super) fn context<'a>(s: &'a RunSetup, start: &'a TaskModel, step: u64) -> S
     }
 }
 
-/// The selected weights as the methods evaluate them, scored on test.
-pub(super) fn test_metrics(
-    s: &RunSetup,
-    fit: &Fit,
-) -> anyhow::Result<(TaskModel, BTreeMap<String, f64>)> {
+/// The selected weights as the methods evaluate them, scored on test: the model, every
+/// metric, and the predicted label of each test row.
+pub(super) fn test_metrics(s: &RunSetup, fit: &Fit) -> anyhow::Result<TestScore> {
     let start = s.model.clone();
     let model = if s.method.capabilities().selects_evaluated {
         fit.selected.clone()
@@ -313,6 +311,17 @@ pub(super) fn test_metrics(
             .eval_model(fit.selected.clone(), &context(s, &start, fit.steps))
     };
     let source: Source = s.source();
-    let metrics = source.metrics(&model, Part::Test, &s.task)?;
-    Ok((model, metrics))
+    let (metrics, predictions) = source.metrics_and_predictions(&model, Part::Test, &s.task)?;
+    Ok(TestScore {
+        model,
+        metrics,
+        predictions,
+    })
+}
+
+/// What the test of the selected model gives.
+pub(super) struct TestScore {
+    pub model: TaskModel,
+    pub metrics: BTreeMap<String, f64>,
+    pub predictions: Vec<usize>,
 }

@@ -11,11 +11,13 @@ use std::time::Instant;
 
 use stab_core::{RunRecord, RunSpec};
 
+use super::evaluate::majority_score;
 use super::fit::{Fit, fit, test_metrics};
 use super::method::{ExportContext, Method};
 use super::model::TaskModel;
 use super::session::Engine;
 use super::setup::RunSetup;
+use stab_core::predictions::RunPredictions;
 
 pub use super::step::cross_entropy;
 
@@ -84,8 +86,22 @@ impl Engine {
             &mut stats,
             progress,
         )?;
-        let (model, metrics) = test_metrics(&setup, &fit)?;
-        let mut record = self.record(&setup, &fit, metrics, &stats)?;
+        let test = test_metrics(&setup, &fit)?;
+        let model = test.model;
+        let mut record = self.record(&setup, &fit, test.metrics, &stats)?;
+        record.details["majority_test"] = majority_score(&setup.task)?.into();
+        // Written before the record is appended, so a record never names a missing file.
+        stab_core::predictions::write(
+            &self.out,
+            &RunPredictions {
+                format: stab_core::predictions::FORMAT.into(),
+                run_id: spec.run_id.clone(),
+                task: spec.task.clone(),
+                split: setup.task.split_hash.clone(),
+                data: format!("{:016x}", setup.task.data_hash),
+                predicted: test.predictions.iter().map(|&p| p as u32).collect(),
+            },
+        )?;
         record.wall_s = start.elapsed().as_secs_f64();
         if setup.job.train.save_best {
             // Written before the record is appended, so a record never names a missing file.

@@ -1,0 +1,153 @@
+//! Aggregates across tasks, as rliable computes them (Agarwal et al., NeurIPS 2021;
+//! docs/methods.md §13.4). Scores come per task (strata), one value per run:
+//!
+//! * [`iqm`] — the interquartile mean of every run of every task pooled: sort, drop
+//!   ⌊0.25·N⌋ values at each end, mean the rest (`scipy.stats.trim_mean(x, 0.25)`).
+//! * [`probability_of_improvement`] — P(X > Y), the mean over tasks of the Mann–Whitney
+//!   U statistic of X over Y divided by n·m (ties count one half; 0.5 for identical lists).
+//! * [`stratified_interval`], [`paired_stratified_interval`] — percentile intervals from
+//!   stratified bootstrap resamples: the runs of each task drawn with replacement, tasks
+//!   kept (rliable's `StratifiedBootstrap` and `StratifiedIndependentBootstrap`); the
+//!   percentiles interpolate linearly as NumPy's do. Resamples come from a seeded ChaCha8
+//!   stream (rliable uses NumPy's), so intervals agree up to bootstrap noise.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Per task, one score per run.
+pub type Strata = [Vec<f64>];
+
+/// The interquartile mean of every score pooled; `None` for no scores.
+pub fn iqm(strata: &Strata) -> Option<f64> {
+    let mut all: Vec<f64> = strata.iter().flatten().copied().collect();
+    if all.is_empty() {
+        return None;
+    }
+    all.sort_by(f64::total_cmp);
+    let cut = all.len() / 4;
+    let kept = &all[cut..all.len() - cut];
+    Some(kept.iter().sum::<f64>() / kept.len() as f64)
+}
+
+/// P(X > Y) averaged over tasks; `None` without a task where both have scores.
+pub fn probability_of_improvement(x: &Strata, y: &Strata) -> Option<f64> {
+    let per_task: Vec<f64> = x
+        .iter()
+        .zip(y)
+        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+        .map(|(a, b)| {
+            if a == b {
+                return 0.5;
+            }
+            let u: f64 = a
+                .iter()
+                .flat_map(|xa| {
+                    b.iter().map(move |yb| match xa.total_cmp(yb) {
+                        std::cmp::Ordering::Greater => 1.0,
+                        std::cmp::Ordering::Equal => 0.5,
+                        std::cmp::Ordering::Less => 0.0,
+                    })
+                })
+                .sum();
+            u / (a.len() * b.len()) as f64
+        })
+        .collect();
+    (!per_task.is_empty()).then(|| per_task.iter().sum::<f64>() / per_task.len() as f64)
+}
+
+/// The q-th percentile (0 ≤ q ≤ 100) of sorted values, interpolated linearly (NumPy's
+/// default).
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q / 100.0 * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// One stratified resample: each task's runs drawn with replacement.
+fn resample(strata: &Strata, rng: &mut ChaCha8Rng, out: &mut [Vec<f64>]) {
+    for (task, o) in strata.iter().zip(out.iter_mut()) {
+        o.clear();
+        o.extend((0..task.len()).map(|_| task[rng.random_range(0..task.len())]));
+    }
+}
+
+fn interval(mut values: Vec<f64>, size: f64) -> (f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let tail = 100.0 * (1.0 - size) / 2.0;
+    (percentile(&values, tail), percentile(&values, 100.0 - tail))
+}
+
+/// The percentile interval (level `size`) of `stat` over `reps` stratified resamples.
+pub fn stratified_interval(
+    strata: &Strata,
+    stat: impl Fn(&Strata) -> Option<f64>,
+    reps: usize,
+    size: f64,
+    seed: u64,
+) -> Option<(f64, f64)> {
+    stat(strata)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut sample: Vec<Vec<f64>> = vec![Vec::new(); strata.len()];
+    let values: Vec<f64> = (0..reps)
+        .filter_map(|_| {
+            resample(strata, &mut rng, &mut sample);
+            stat(&sample)
+        })
+        .collect();
+    (!values.is_empty()).then(|| interval(values, size))
+}
+
+/// The percentile interval of a statistic of two score sets, each resampled by task
+/// independently of the other.
+pub fn paired_stratified_interval(
+    x: &Strata,
+    y: &Strata,
+    stat: impl Fn(&Strata, &Strata) -> Option<f64>,
+    reps: usize,
+    size: f64,
+    seed: u64,
+) -> Option<(f64, f64)> {
+    stat(x, y)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut sx: Vec<Vec<f64>> = vec![Vec::new(); x.len()];
+    let mut sy: Vec<Vec<f64>> = vec![Vec::new(); y.len()];
+    let values: Vec<f64> = (0..reps)
+        .filter_map(|_| {
+            resample(x, &mut rng, &mut sx);
+            resample(y, &mut rng, &mut sy);
+            stat(&sx, &sy)
+        })
+        .collect();
+    (!values.is_empty()).then(|| interval(values, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iqm_drops_a_quarter_at_each_end() {
+        // 8 values: drop 2 at each end, mean of 3, 4, 5, 6.
+        let s = vec![vec![1.0, 2.0, 3.0, 4.0], vec![5.0, 6.0, 7.0, 100.0]];
+        assert_eq!(iqm(&s), Some(4.5));
+        assert_eq!(iqm(&[vec![7.0]]), Some(7.0));
+        assert_eq!(iqm(&[vec![]]), None);
+    }
+
+    #[test]
+    fn probability_of_improvement_counts_pairs_and_ties() {
+        let x = vec![vec![3.0, 1.0]];
+        let y = vec![vec![2.0, 1.0]];
+        // Pairs: 3>2, 3>1, 1<2, 1=1 → (1 + 1 + 0 + 0.5)/4.
+        assert_eq!(probability_of_improvement(&x, &y), Some(0.625));
+        assert_eq!(probability_of_improvement(&y, &y), Some(0.5));
+    }
+
+    #[test]
+    fn percentiles_interpolate_like_numpy() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&v, 50.0), 2.5);
+        assert_eq!(percentile(&v, 2.5), 1.075);
+        assert_eq!(percentile(&v, 100.0), 4.0);
+    }
+}

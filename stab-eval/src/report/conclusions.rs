@@ -1,0 +1,592 @@
+//! The reader's view of [`Findings`]: a summary in plain words, the tables of failed
+//! runs, stochastic order and power, the across-task aggregates and the prediction
+//! instability, and their plots (the SD-change heatmap, the IQM intervals, the
+//! per-example agreement histograms). A plot is placed in the Markdown as an image line
+//! (`![caption](file.svg)`) right after its table; the HTML page inlines it there.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::PlotsWritten;
+use super::findings::Findings;
+use super::table::Table;
+
+/// A value with two decimals, or "–".
+fn num(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".into(), |v| format!("{v:.2}"))
+}
+
+fn interval(v: Option<[f64; 2]>) -> String {
+    v.map_or_else(|| "–".into(), |[a, b]| format!("[{a:.1}, {b:.1}]"))
+}
+
+/// The file names of this view's plots (written by [`plots`]).
+pub const HEATMAP: &str = "sd-change-heatmap.svg";
+pub const IQM_PLOT: &str = "iqm.svg";
+
+pub fn agreement_plot(task: &str) -> String {
+    format!("agreement-{task}.svg")
+}
+
+/// The summary paragraph list: what is significant, what the grid can detect, what failed.
+pub fn summary(f: &Findings) -> String {
+    let mut out = String::from("## Summary\n\n");
+    let runs: usize = f.runs.values().flat_map(|m| m.values()).map(|r| r.n).sum();
+    let failed: Vec<String> = f
+        .runs
+        .iter()
+        .flat_map(|(t, m)| {
+            m.iter()
+                .filter(|(_, r)| r.failed > 0)
+                .map(move |(name, r)| format!("{name} on {t} ({} of {})", r.failed, r.n))
+        })
+        .collect();
+    let judged = f
+        .runs
+        .values()
+        .flat_map(|m| m.values())
+        .any(|r| r.majority.is_some());
+    let _ = writeln!(
+        out,
+        "- **Failed runs** (test score at or below the majority class): {}.",
+        if !judged {
+            "not judged (the records predate the majority-class score)".to_string()
+        } else if failed.is_empty() {
+            format!("none of {runs} runs")
+        } else {
+            failed.join(", ")
+        }
+    );
+    let mut sig = Vec::new();
+    let mut tested = 0;
+    for (task, m) in &f.stability {
+        for (method, s) in m {
+            if let (Some(p), Some(r)) = (s.bf_p_holm, s.sd_ratio) {
+                tested += 1;
+                if p < 0.05 {
+                    let dir = if r < 1.0 { "lower" } else { "higher" };
+                    sig.push(format!(
+                        "{method} on {task} ({dir}, ratio {r:.2}, p_Holm {p:.3})"
+                    ));
+                }
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "- **SD against FineTune**: {} of {tested} comparisons significant after Holm's adjustment{}.",
+        sig.len(),
+        if sig.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", sig.join("; "))
+        }
+    );
+    let better: Vec<String> = f
+        .stability
+        .iter()
+        .flat_map(|(t, m)| {
+            m.iter()
+                .filter(|(_, s)| s.aso_eps_min.is_some_and(|e| e < 0.5))
+                .map(move |(name, s)| {
+                    format!("{name} on {t} (ε_min {:.2})", s.aso_eps_min.unwrap_or(1.0))
+                })
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "- **Scores against FineTune** (Almost Stochastic Order, 95% confidence): {}.",
+        if better.is_empty() {
+            "no method is almost stochastically better than FineTune on any task".to_string()
+        } else {
+            format!("almost stochastically better: {}", better.join("; "))
+        }
+    );
+    let compared: Vec<&super::findings::Stability> =
+        f.stability.values().flat_map(|m| m.values()).collect();
+    if !compared.is_empty() && compared.iter().all(|s| s.min_detectable_sd_ratio.is_none()) {
+        let _ = writeln!(
+            out,
+            "- **What this grid can detect**: too few seeds for Brown–Forsythe to reach 80% power even for an SD ratio of 0.01; a ratio of 0.7 needs {} seeds per arm.",
+            compared[0]
+                .seeds_for_ratio_0_7
+                .map_or("more than the search's limit".into(), |n| n.to_string())
+        );
+    }
+    if let Some(s) = compared
+        .iter()
+        .find(|s| s.min_detectable_sd_ratio.is_some())
+    {
+        let seeds: Vec<usize> = f
+            .runs
+            .values()
+            .flat_map(|m| m.values())
+            .map(|r| r.n)
+            .collect();
+        let n = seeds.iter().copied().min().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "- **What this grid can detect**: with {n} seeds per arm, Brown–Forsythe detects (80% power, α = 0.05) an SD ratio of {} or below, i.e. only reductions of the SD by {:.0}% or more; a ratio of 0.7 needs {} seeds per arm, 0.5 needs {} (simulation under normality, {} draws per point). A non-significant SD difference here is not evidence of equal stability.",
+            num(s.min_detectable_sd_ratio),
+            100.0 * (1.0 - s.min_detectable_sd_ratio.unwrap_or(1.0)),
+            s.seeds_for_ratio_0_7
+                .map_or("more than the search's limit".into(), |n| n.to_string()),
+            s.seeds_for_ratio_0_5
+                .map_or("more than the search's limit".into(), |n| n.to_string()),
+            f.settings.power_simulations
+        );
+    }
+    let improving: Vec<String> = f
+        .aggregate
+        .iter()
+        .filter_map(|(m, a)| {
+            let [lo, hi] = a.p_improvement_ci?;
+            (lo > 50.0 || hi < 50.0).then(|| {
+                let word = if lo > 50.0 { "better" } else { "worse" };
+                format!(
+                    "{m} ({word}: P = {:.0}% [{lo:.0}, {hi:.0}])",
+                    a.p_improvement.unwrap_or(0.0)
+                )
+            })
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "- **Across tasks** (probability of improving on FineTune, stratified bootstrap): {}.",
+        if improving.is_empty() {
+            "no interval excludes 50%".to_string()
+        } else {
+            improving.join("; ")
+        }
+    );
+    let churn: Vec<String> = f
+        .predictions
+        .iter()
+        .flat_map(|(t, m)| {
+            m.iter().filter_map(move |(name, p)| {
+                let [lo, hi] = p.disagreement_vs_finetune_ci?;
+                (lo > 0.0 || hi < 0.0).then(|| {
+                    let word = if lo > 0.0 { "more" } else { "less" };
+                    format!(
+                        "{name} on {t} ({word} churn: {:.1}% of examples per seed pair)",
+                        p.disagreement
+                    )
+                })
+            })
+        })
+        .collect();
+    if !f.predictions.is_empty() {
+        let _ = writeln!(
+            out,
+            "- **Predictions**: {}.",
+            if churn.is_empty() {
+                "no method's seed-to-seed disagreement differs from FineTune's (95% bootstrap over examples)".to_string()
+            } else {
+                format!(
+                    "disagreement differs from FineTune's for {}",
+                    churn.join("; ")
+                )
+            }
+        );
+    }
+    let same: Vec<String> = f
+        .runs
+        .iter()
+        .flat_map(|(t, m)| {
+            m.iter()
+                .filter(|(_, r)| r.identical_to_finetune)
+                .map(move |(name, _)| format!("{name} on {t}"))
+        })
+        .collect();
+    if !same.is_empty() {
+        let _ = writeln!(
+            out,
+            "- **Identical to FineTune** (every seed bit for bit, not separate results): {}.",
+            same.join(", ")
+        );
+    }
+    out.push('\n');
+    out
+}
+
+/// The tables and plot references of the findings (after the main table).
+pub fn sections(f: &Findings, plots: bool) -> String {
+    let mut out = String::new();
+    if !f.stability.is_empty() {
+        let header = [
+            "task",
+            "method",
+            "SD ratio",
+            "p (B–F, Holm)",
+            "without failed: SD ratio, p",
+            "ASO ε_min",
+            "detectable SD ratio",
+            "seeds for 0.7 / 0.5",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut rows = Vec::new();
+        for (task, m) in &f.stability {
+            for (method, s) in m {
+                if f.runs[task][method].identical_to_finetune {
+                    rows.push(vec![
+                        task.clone(),
+                        method.clone(),
+                        "= FineTune (bit-identical runs)".into(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ]);
+                    continue;
+                }
+                let seeds = |v: Option<usize>| v.map_or("> limit".into(), |n| n.to_string());
+                rows.push(vec![
+                    task.clone(),
+                    method.clone(),
+                    num(s.sd_ratio),
+                    s.bf_p_holm.map_or("–".into(), |p| format!("{p:.3}")),
+                    format!(
+                        "{}, {}",
+                        num(s.sd_ratio_without_failed),
+                        s.bf_p_without_failed
+                            .map_or("–".into(), |p| format!("{p:.3}"))
+                    ),
+                    num(s.aso_eps_min),
+                    num(s.min_detectable_sd_ratio),
+                    format!(
+                        "{} / {}",
+                        seeds(s.seeds_for_ratio_0_7),
+                        seeds(s.seeds_for_ratio_0_5)
+                    ),
+                ]);
+            }
+        }
+        let _ = write!(
+            out,
+            "## Stochastic order and power\n\nPer task against FineTune: the SD ratio and its Holm-adjusted Brown–Forsythe p (with and without failed runs), ASO's ε_min of the method over FineTune (below 0.5: almost stochastically better; deep-significance's computation, 95% confidence, {} bootstrap resamples), the SD ratio these seed counts detect with 80% power, and the seeds per arm that SD ratios of 0.7 and 0.5 need.\n\n{}\n",
+            f.settings.aso_bootstrap,
+            Table { header, rows }.markdown()
+        );
+        if plots {
+            let _ = writeln!(
+                out,
+                "![SD change against FineTune per task and method]({HEATMAP})\n"
+            );
+        }
+    }
+    if !f.aggregate.is_empty() {
+        let header = [
+            "method",
+            "tasks",
+            "IQM [95% CI]",
+            "P(> FineTune) % [95% CI]",
+        ]
+        .map(String::from)
+        .to_vec();
+        let rows = f
+            .aggregate
+            .iter()
+            .map(|(m, a)| {
+                vec![
+                    m.clone(),
+                    a.tasks.to_string(),
+                    format!("{} {}", num(a.iqm), interval(a.iqm_ci)),
+                    format!(
+                        "{} {}",
+                        a.p_improvement.map_or("–".into(), |p| format!("{p:.1}")),
+                        interval(a.p_improvement_ci)
+                    ),
+                ]
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "## Across tasks\n\nScores normalised per task (0 = the majority class, 100 = a perfect score). IQM: the interquartile mean of every run of every task; P(> FineTune): the probability that a run of the method beats a run of FineTune on the same task, averaged over tasks (rliable's aggregates); 95% stratified-bootstrap intervals ({} resamples).\n\n{}\n",
+            f.settings.aggregate_bootstrap,
+            Table { header, rows }.markdown()
+        );
+        if plots {
+            let _ = writeln!(
+                out,
+                "![IQM of the normalised scores with 95% intervals]({IQM_PLOT})\n"
+            );
+        }
+    }
+    if !f.predictions.is_empty() {
+        let header = [
+            "task",
+            "method",
+            "runs",
+            "disagreement %",
+            "unstable examples %",
+            "disagreement − FineTune's [95% CI]",
+        ]
+        .map(String::from)
+        .to_vec();
+        let rows = f
+            .predictions
+            .iter()
+            .flat_map(|(t, m)| {
+                m.iter().map(move |(name, p)| {
+                    vec![
+                        t.clone(),
+                        name.clone(),
+                        p.runs.to_string(),
+                        format!("{:.1}", p.disagreement),
+                        format!("{:.1}", p.unstable_share),
+                        interval(p.disagreement_vs_finetune_ci),
+                    ]
+                })
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "## Prediction instability\n\nFrom each run's stored test predictions: the mean share of test examples two seeds predict differently (churn), the share of examples not predicted alike by every seed, and the difference in churn from FineTune with a 95% bootstrap interval over examples. Two methods with equal score SDs can differ here.\n\n{}\n",
+            Table { header, rows }.markdown()
+        );
+        if plots {
+            for t in f.predictions.keys() {
+                let _ = writeln!(
+                    out,
+                    "![{t}: per-example agreement across seeds]({})\n",
+                    agreement_plot(t)
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Write the heatmap, the IQM plot and the agreement histograms into `dir`.
+pub fn plots(f: &Findings, dir: &Path, out: &mut PlotsWritten) {
+    let mut save = |name: String, svg: Option<String>| {
+        let path = dir.join(name);
+        if let Some(svg) = svg {
+            match stab_core::atomic::write_file(&path, svg.as_bytes()) {
+                Ok(()) => out.written.push(path),
+                Err(e) => out.failed.push((path, format!("{e:#}"))),
+            }
+        }
+    };
+    save(HEATMAP.into(), heatmap(f));
+    save(IQM_PLOT.into(), iqm_plot(f));
+    for (task, m) in &f.predictions {
+        save(agreement_plot(task), agreement_histogram(task, m));
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Task × method cells coloured by log₂ of the SD ratio (blue: lower SD, red: higher),
+/// significant cells (Holm) outlined and starred, bit-identical ones marked "=".
+fn heatmap(f: &Findings) -> Option<String> {
+    let tasks: Vec<&String> = f.stability.keys().collect();
+    let mut methods: Vec<&String> = f.stability.values().flat_map(|m| m.keys()).collect();
+    methods.sort();
+    methods.dedup();
+    if tasks.is_empty() || methods.is_empty() {
+        return None;
+    }
+    let (cw, ch, left, top) = (90.0, 34.0, 220.0, 70.0);
+    let w = left + cw * tasks.len() as f64 + 20.0;
+    let h = top + ch * methods.len() as f64 + 60.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">SD against FineTune (ratio; * significant after Holm)</text>\n",
+        w / 2.0
+    );
+    for (j, t) in tasks.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            left + cw * (j as f64 + 0.5),
+            top - 10.0,
+            esc(t)
+        );
+    }
+    for (i, m) in methods.iter().enumerate() {
+        let y = top + ch * i as f64;
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            left - 8.0,
+            y + ch * 0.62,
+            esc(m)
+        );
+        for (j, t) in tasks.iter().enumerate() {
+            let x = left + cw * j as f64;
+            let Some(st) = f.stability[*t].get(*m) else {
+                continue;
+            };
+            let identical = f.runs[*t][*m].identical_to_finetune;
+            let (fill, label) = match st.sd_ratio {
+                _ if identical => ("#eeeeee".to_string(), "=".to_string()),
+                Some(r) if r > 0.0 => {
+                    let v = r.log2().clamp(-2.0, 2.0) / 2.0;
+                    let (rr, gg, bb) = if v < 0.0 {
+                        (255.0 * (1.0 + v), 255.0 * (1.0 + 0.6 * v), 255.0)
+                    } else {
+                        (255.0, 255.0 * (1.0 - 0.6 * v), 255.0 * (1.0 - v))
+                    };
+                    let star = if st.bf_p_holm.is_some_and(|p| p < 0.05) {
+                        " *"
+                    } else {
+                        ""
+                    };
+                    (
+                        format!("rgb({},{},{})", rr as u8, gg as u8, bb as u8),
+                        format!("{r:.2}{star}"),
+                    )
+                }
+                _ => ("#ffffff".to_string(), "–".to_string()),
+            };
+            let stroke = if st.bf_p_holm.is_some_and(|p| p < 0.05) {
+                "stroke=\"black\" stroke-width=\"2.5\""
+            } else {
+                "stroke=\"#999\""
+            };
+            let _ = writeln!(
+                s,
+                "<rect x=\"{x}\" y=\"{y}\" width=\"{cw}\" height=\"{ch}\" fill=\"{fill}\" {stroke}/>\n<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                x + cw / 2.0,
+                y + ch * 0.62,
+                esc(&label)
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{left}\" y=\"{}\" fill=\"#555\">blue: lower SD than FineTune; red: higher; grey \"=\": bit-identical to FineTune</text>\n</svg>",
+        h - 20.0
+    );
+    Some(s)
+}
+
+/// One row per method: the IQM as a dot and its 95% interval as a bar.
+fn iqm_plot(f: &Findings) -> Option<String> {
+    let rows: Vec<(&String, f64, [f64; 2])> = f
+        .aggregate
+        .iter()
+        .filter_map(|(m, a)| Some((m, a.iqm?, a.iqm_ci.unwrap_or([a.iqm?; 2]))))
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let lo = rows.iter().map(|r| r.2[0]).fold(f64::INFINITY, f64::min);
+    let hi = rows
+        .iter()
+        .map(|r| r.2[1])
+        .fold(f64::NEG_INFINITY, f64::max);
+    let pad = ((hi - lo) * 0.1).max(1.0);
+    let (x0, x1) = ((lo - pad).floor(), (hi + pad).ceil());
+    let (left, width, rh, top) = (220.0, 520.0, 28.0, 50.0);
+    let h = top + rh * rows.len() as f64 + 50.0;
+    let sx = |v: f64| left + width * (v - x0) / (x1 - x0);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">IQM of normalised scores (0 = majority class, 100 = perfect), 95% CI</text>\n",
+        left + width + 40.0,
+        (left + width + 40.0) / 2.0
+    );
+    for (i, (m, v, [a, b])) in rows.iter().enumerate() {
+        let y = top + rh * (i as f64 + 0.5);
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n<line x1=\"{}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\" stroke=\"#1f77b4\" stroke-width=\"3\"/>\n<circle cx=\"{}\" cy=\"{y}\" r=\"5\" fill=\"#d62728\"/>",
+            left - 8.0,
+            y + 4.0,
+            esc(m),
+            sx(*a),
+            sx(*b),
+            sx(*v)
+        );
+    }
+    let axis_y = top + rh * rows.len() as f64 + 8.0;
+    let _ = writeln!(
+        s,
+        "<line x1=\"{left}\" x2=\"{}\" y1=\"{axis_y}\" y2=\"{axis_y}\" stroke=\"black\"/>",
+        left + width
+    );
+    for k in 0..=4 {
+        let v = x0 + (x1 - x0) * k as f64 / 4.0;
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{v:.1}</text>",
+            sx(v),
+            axis_y + 16.0
+        );
+    }
+    s.push_str("</svg>\n");
+    Some(s)
+}
+
+/// Per method, the share of test examples at each level of agreement across seeds.
+fn agreement_histogram(
+    task: &str,
+    m: &std::collections::BTreeMap<String, super::findings::PredictionStability>,
+) -> Option<String> {
+    if m.is_empty() {
+        return None;
+    }
+    let (left, width, top, height) = (60.0, 600.0, 50.0, 260.0);
+    let total_w = left + width + 220.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{total_w}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">{}: share of test examples by agreement across seeds</text>\n",
+        top + height + 50.0,
+        total_w / 2.0,
+        esc(task)
+    );
+    let k = m.len() as f64;
+    let bw = width / 10.0;
+    for (i, (name, p)) in m.iter().enumerate() {
+        let color = super::plot::COLORS[i % super::plot::COLORS.len()];
+        let fill = format!("rgb({},{},{})", color.0, color.1, color.2);
+        let n = p.examples.max(1) as f64;
+        for (b, &count) in p.agreement_histogram.iter().enumerate() {
+            let share = count as f64 / n;
+            let bar_h = height * share;
+            let x = left + bw * b as f64 + bw * i as f64 / k;
+            let _ = writeln!(
+                s,
+                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bar_h:.1}\" fill=\"{fill}\"/>",
+                top + height - bar_h,
+                bw / k
+            );
+        }
+        let _ = writeln!(
+            s,
+            "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{fill}\"/><text x=\"{}\" y=\"{}\">{}</text>",
+            left + width + 20.0,
+            top + 18.0 * i as f64,
+            left + width + 38.0,
+            top + 18.0 * i as f64 + 10.0,
+            esc(name)
+        );
+    }
+    let base = top + height;
+    let _ = writeln!(
+        s,
+        "<line x1=\"{left}\" x2=\"{}\" y1=\"{base}\" y2=\"{base}\" stroke=\"black\"/>",
+        left + width
+    );
+    for b in 0..=10 {
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{:.1}</text>",
+            left + bw * b as f64,
+            base + 16.0,
+            b as f64 / 10.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">share of seeds agreeing with the most common prediction (last bin: all agree)</text>\n</svg>",
+        left + width / 2.0,
+        base + 36.0
+    );
+    Some(s)
+}

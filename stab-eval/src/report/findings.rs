@@ -1,0 +1,600 @@
+//! What a fine-tuning grid lets one conclude, as one data model (docs/methods.md §13):
+//! the document `stab report DIR --format json` prints, and what the Markdown and HTML
+//! views read. Scores are in [0, 100] units (the primary metric ×100); an undefined value
+//! (one run, no FineTune arm) is `None` (JSON `null`).
+//!
+//! * `runs[task][method]` — seeds, mean, SD, and the failed runs: test score at or below
+//!   the score of always predicting the test split's majority class (Mosbach et al. 2021;
+//!   MCC: ≤ 0), with the mean and SD without them.
+//! * `stability[task][method]` — against FineTune: SD ratio, Brown–Forsythe p with Holm
+//!   over the table, ASO's ε_min of the method over FineTune, the SD ratio this grid
+//!   detects with 80% power, and the seeds per arm that ratios 0.7 and 0.5 need.
+//! * `aggregate[method]` — across tasks, on scores normalised per task so that the
+//!   majority class is 0 and a perfect score 100: the IQM with its stratified-bootstrap
+//!   95% interval, and the probability of improving on FineTune with its interval.
+//! * `predictions[task][method]` — from the runs' stored test predictions: the mean
+//!   pairwise disagreement between seeds (churn), the share of test examples not
+//!   predicted alike by every seed, the histogram of per-example agreement, and whether
+//!   the disagreement differs from FineTune's (a 95% bootstrap interval over examples).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Serialize;
+use stab_core::RunRecord;
+
+use super::finetune::{BASELINE, group_labels};
+use crate::aggregate::{
+    iqm, paired_stratified_interval, probability_of_improvement, stratified_interval,
+};
+use crate::aso::{AsoSettings, aso_eps_min};
+use crate::power::{PowerSettings, min_detectable_ratio, seeds_needed};
+use crate::stats::Summary;
+use crate::variance::{brown_forsythe, holm};
+
+/// The computation's sizes and seeds, reported with the results.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub power_simulations: usize,
+    pub power_alpha: f64,
+    pub power_target: f64,
+    pub aso_bootstrap: usize,
+    pub aggregate_bootstrap: usize,
+    pub prediction_bootstrap: usize,
+    /// The most seeds the seeds-needed search tries.
+    pub max_seeds: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            power_simulations: 2000,
+            power_alpha: 0.05,
+            power_target: 0.8,
+            aso_bootstrap: 1000,
+            aggregate_bootstrap: 10_000,
+            prediction_bootstrap: 2000,
+            max_seeds: 200,
+        }
+    }
+}
+
+/// One task × method's runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub n: usize,
+    pub mean: f64,
+    pub sd: Option<f64>,
+    pub failed: usize,
+    pub failed_share: f64,
+    /// The majority-class score the runs were judged against (`None` for records that
+    /// predate it: nothing counted as failed).
+    pub majority: Option<f64>,
+    pub mean_without_failed: Option<f64>,
+    pub sd_without_failed: Option<f64>,
+    /// Every seed's run equals FineTune's bit for bit (scores and curves).
+    pub identical_to_finetune: bool,
+}
+
+/// One task × method against FineTune.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stability {
+    pub sd_ratio: Option<f64>,
+    pub bf_p: Option<f64>,
+    pub bf_p_holm: Option<f64>,
+    pub sd_ratio_without_failed: Option<f64>,
+    pub bf_p_without_failed: Option<f64>,
+    /// ε_min of "the method is better than FineTune" (< 0.5: almost stochastically better).
+    pub aso_eps_min: Option<f64>,
+    /// SD ratios at or below this one are detected with the target power at these seeds.
+    pub min_detectable_sd_ratio: Option<f64>,
+    pub seeds_for_ratio_0_7: Option<usize>,
+    pub seeds_for_ratio_0_5: Option<usize>,
+}
+
+/// One method across tasks.
+#[derive(Debug, Clone, Serialize)]
+pub struct Aggregate {
+    pub tasks: usize,
+    pub iqm: Option<f64>,
+    pub iqm_ci: Option<[f64; 2]>,
+    /// P(method > FineTune) ×100, over the tasks both have.
+    pub p_improvement: Option<f64>,
+    pub p_improvement_ci: Option<[f64; 2]>,
+}
+
+/// Instability of one task × method's test predictions across seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct PredictionStability {
+    /// Runs whose predictions were found.
+    pub runs: usize,
+    pub examples: usize,
+    /// Mean over pairs of seeds of the share of examples predicted differently, ×100.
+    pub disagreement: f64,
+    /// Share of examples not predicted alike by every seed, ×100.
+    pub unstable_share: f64,
+    /// Examples by the share of seeds agreeing with the most common prediction, in ten
+    /// bins of [0, 1] (the last holds full agreement).
+    pub agreement_histogram: Vec<usize>,
+    /// 95% bootstrap interval (over examples) of disagreement minus FineTune's, ×100.
+    pub disagreement_vs_finetune_ci: Option<[f64; 2]>,
+}
+
+/// Everything the report concludes about a fine-tuning grid.
+#[derive(Debug, Clone, Serialize)]
+pub struct Findings {
+    pub runs: BTreeMap<String, BTreeMap<String, RunSummary>>,
+    pub stability: BTreeMap<String, BTreeMap<String, Stability>>,
+    pub aggregate: BTreeMap<String, Aggregate>,
+    pub predictions: BTreeMap<String, BTreeMap<String, PredictionStability>>,
+    pub settings: Settings,
+}
+
+/// One run as the findings read it.
+struct Run<'a> {
+    record: &'a RunRecord,
+    score: f64,
+    majority: Option<f64>,
+}
+
+impl Run<'_> {
+    fn failed(&self) -> bool {
+        self.majority.is_some_and(|m| self.score <= m + 1e-9)
+    }
+
+    /// What must be equal for two runs to be the same run: scores and curves.
+    fn fingerprint(&self) -> String {
+        let d = &self.record.details;
+        serde_json::json!([self.record.metrics, d["dev_curve"], d["train_loss"]]).to_string()
+    }
+}
+
+type Cells<'a> = BTreeMap<String, BTreeMap<String, Vec<Run<'a>>>>;
+
+fn sd_of(v: &[f64]) -> Option<f64> {
+    (v.len() > 1).then(|| Summary::of(v).sd)
+}
+
+fn mean_of(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| Summary::of(v).mean)
+}
+
+impl Findings {
+    /// The findings of the fine-tuning records of a store directory (`dir` holds their
+    /// prediction files; `None` skips the prediction statistics).
+    pub fn from_records(records: &[&RunRecord], dir: Option<&Path>, settings: Settings) -> Self {
+        let labels = group_labels(records);
+        let mut cells: Cells = BTreeMap::new();
+        let mut sweeps: BTreeMap<String, String> = BTreeMap::new();
+        for (r, (label, sweep)) in records.iter().zip(labels) {
+            let Some(p) = r.metrics.get("primary") else {
+                continue;
+            };
+            sweeps.insert(label.clone(), sweep);
+            cells
+                .entry(r.task.clone())
+                .or_default()
+                .entry(label)
+                .or_default()
+                .push(Run {
+                    record: r,
+                    score: 100.0 * p,
+                    majority: r.details["majority_test"].as_f64().map(|m| 100.0 * m),
+                });
+        }
+        for runs in cells.values_mut().flat_map(|m| m.values_mut()) {
+            runs.sort_by_key(|r| r.record.seed);
+        }
+        let baseline = |label: &str| format!("{BASELINE}{}", sweeps[label]);
+        let runs = run_summaries(&cells, &baseline);
+        let stability = stabilities(&cells, &baseline, &settings);
+        let aggregate = aggregates(&cells, &baseline, &settings);
+        let predictions = dir.map_or_else(BTreeMap::new, |d| {
+            prediction_stabilities(&cells, &baseline, d, &settings)
+        });
+        Self {
+            runs,
+            stability,
+            aggregate,
+            predictions,
+            settings,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+}
+
+fn run_summaries(
+    cells: &Cells,
+    baseline: &dyn Fn(&str) -> String,
+) -> BTreeMap<String, BTreeMap<String, RunSummary>> {
+    let mut out: BTreeMap<String, BTreeMap<String, RunSummary>> = BTreeMap::new();
+    for (task, methods) in cells {
+        for (method, runs) in methods {
+            let scores: Vec<f64> = runs.iter().map(|r| r.score).collect();
+            let ok: Vec<f64> = runs
+                .iter()
+                .filter(|r| !r.failed())
+                .map(|r| r.score)
+                .collect();
+            let failed = runs.len() - ok.len();
+            let identical = *method != baseline(method)
+                && methods.get(&baseline(method)).is_some_and(|base| {
+                    base.len() == runs.len()
+                        && base.iter().zip(runs).all(|(b, r)| {
+                            b.record.seed == r.record.seed && b.fingerprint() == r.fingerprint()
+                        })
+                });
+            out.entry(task.clone()).or_default().insert(
+                method.clone(),
+                RunSummary {
+                    n: runs.len(),
+                    mean: Summary::of(&scores).mean,
+                    sd: sd_of(&scores),
+                    failed,
+                    failed_share: 100.0 * failed as f64 / runs.len().max(1) as f64,
+                    majority: runs.iter().find_map(|r| r.majority),
+                    mean_without_failed: mean_of(&ok),
+                    sd_without_failed: sd_of(&ok),
+                    identical_to_finetune: identical,
+                },
+            );
+        }
+    }
+    out
+}
+
+fn stabilities(
+    cells: &Cells,
+    baseline: &dyn Fn(&str) -> String,
+    settings: &Settings,
+) -> BTreeMap<String, BTreeMap<String, Stability>> {
+    let power = PowerSettings {
+        alpha: settings.power_alpha,
+        power: settings.power_target,
+        simulations: settings.power_simulations,
+        ..PowerSettings::default()
+    };
+    let seeds_07 = seeds_needed(0.7, settings.max_seeds, &power);
+    let seeds_05 = seeds_needed(0.5, settings.max_seeds, &power);
+    let mut detectable: BTreeMap<(usize, usize), Option<f64>> = BTreeMap::new();
+    let mut out: BTreeMap<String, BTreeMap<String, Stability>> = BTreeMap::new();
+    let mut tested: Vec<(String, String, f64)> = Vec::new();
+    for (task, methods) in cells {
+        for (method, runs) in methods {
+            let base_label = baseline(method);
+            if *method == base_label {
+                continue;
+            }
+            let Some(base) = methods.get(&base_label) else {
+                continue;
+            };
+            let v: Vec<f64> = runs.iter().map(|r| r.score).collect();
+            let b: Vec<f64> = base.iter().map(|r| r.score).collect();
+            let ratio = |v: &[f64], b: &[f64]| match (sd_of(v), sd_of(b)) {
+                (Some(s), Some(t)) if t > 0.0 => Some(s / t),
+                _ => None,
+            };
+            let bf = |v: &[f64], b: &[f64]| {
+                (v.len() > 1 && b.len() > 1)
+                    .then(|| brown_forsythe(&[v, b]).map(|(_, p)| p))
+                    .flatten()
+            };
+            let v_ok: Vec<f64> = runs
+                .iter()
+                .filter(|r| !r.failed())
+                .map(|r| r.score)
+                .collect();
+            let b_ok: Vec<f64> = base
+                .iter()
+                .filter(|r| !r.failed())
+                .map(|r| r.score)
+                .collect();
+            let p = bf(&v, &b);
+            if let Some(p) = p {
+                tested.push((task.clone(), method.clone(), p));
+            }
+            let aso = AsoSettings {
+                bootstrap: settings.aso_bootstrap,
+                ..AsoSettings::default()
+            };
+            let det = *detectable
+                .entry((b.len(), v.len()))
+                .or_insert_with(|| min_detectable_ratio(b.len(), v.len(), &power));
+            out.entry(task.clone()).or_default().insert(
+                method.clone(),
+                Stability {
+                    sd_ratio: ratio(&v, &b),
+                    bf_p: p,
+                    bf_p_holm: None,
+                    sd_ratio_without_failed: ratio(&v_ok, &b_ok),
+                    bf_p_without_failed: bf(&v_ok, &b_ok),
+                    aso_eps_min: aso_eps_min(&v, &b, &aso),
+                    min_detectable_sd_ratio: (v.len() > 1 && b.len() > 1).then_some(det).flatten(),
+                    seeds_for_ratio_0_7: seeds_07,
+                    seeds_for_ratio_0_5: seeds_05,
+                },
+            );
+        }
+    }
+    let adjusted = holm(&tested.iter().map(|t| t.2).collect::<Vec<_>>());
+    for ((task, method, _), a) in tested.iter().zip(adjusted) {
+        if let Some(s) = out.get_mut(task).and_then(|m| m.get_mut(method)) {
+            s.bf_p_holm = Some(a);
+        }
+    }
+    out
+}
+
+/// A score on the normalised scale: 0 at the majority class, 100 at a perfect score.
+fn normalised(r: &Run) -> f64 {
+    match r.majority {
+        Some(m) if m < 100.0 => 100.0 * (r.score - m) / (100.0 - m),
+        _ => r.score,
+    }
+}
+
+fn aggregates(
+    cells: &Cells,
+    baseline: &dyn Fn(&str) -> String,
+    settings: &Settings,
+) -> BTreeMap<String, Aggregate> {
+    let methods: BTreeSet<&String> = cells.values().flat_map(|m| m.keys()).collect();
+    let mut out = BTreeMap::new();
+    for method in methods {
+        let strata: Vec<Vec<f64>> = cells
+            .values()
+            .filter_map(|m| m.get(method))
+            .map(|runs| runs.iter().map(normalised).collect())
+            .collect();
+        let reps = settings.aggregate_bootstrap;
+        let base_label = baseline(method);
+        let paired: (Vec<Vec<f64>>, Vec<Vec<f64>>) = cells
+            .values()
+            .filter_map(|m| Some((m.get(method)?, m.get(&base_label)?)))
+            .map(|(a, b)| {
+                (
+                    a.iter().map(normalised).collect(),
+                    b.iter().map(normalised).collect(),
+                )
+            })
+            .unzip();
+        let versus = (*method != base_label && !paired.0.is_empty()).then_some(&paired);
+        out.insert(
+            method.clone(),
+            Aggregate {
+                tasks: strata.len(),
+                iqm: iqm(&strata),
+                iqm_ci: stratified_interval(&strata, iqm, reps, 0.95, 1).map(|(a, b)| [a, b]),
+                p_improvement: versus
+                    .and_then(|(x, y)| probability_of_improvement(x, y))
+                    .map(|p| 100.0 * p),
+                p_improvement_ci: versus
+                    .and_then(|(x, y)| {
+                        paired_stratified_interval(x, y, probability_of_improvement, reps, 0.95, 2)
+                    })
+                    .map(|(a, b)| [100.0 * a, 100.0 * b]),
+            },
+        );
+    }
+    out
+}
+
+/// The predicted labels of each run of a cell found on disk, aligned by example.
+fn load_predictions(runs: &[Run], dir: &Path) -> Vec<Vec<u32>> {
+    let mut out: Vec<Vec<u32>> = Vec::new();
+    for r in runs {
+        if let Ok(Some(p)) = stab_core::predictions::read(dir, &r.record.run_id)
+            && out.first().is_none_or(|f| f.len() == p.predicted.len())
+        {
+            out.push(p.predicted);
+        }
+    }
+    out
+}
+
+/// Per example: the share of seed pairs that disagree, and the share of seeds agreeing
+/// with the most common prediction.
+fn per_example(preds: &[Vec<u32>]) -> (Vec<f64>, Vec<f64>) {
+    let (k, n) = (preds.len(), preds.first().map_or(0, Vec::len));
+    let pairs = (k * (k - 1) / 2).max(1) as f64;
+    let mut disagree = Vec::with_capacity(n);
+    let mut agree = Vec::with_capacity(n);
+    let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
+    for i in 0..n {
+        counts.clear();
+        for p in preds {
+            *counts.entry(p[i]).or_default() += 1;
+        }
+        let same: usize = counts.values().map(|c| c * (c - 1) / 2).sum();
+        disagree.push(1.0 - same as f64 / pairs);
+        agree.push(*counts.values().max().unwrap_or(&0) as f64 / k as f64);
+    }
+    (disagree, agree)
+}
+
+fn prediction_stabilities(
+    cells: &Cells,
+    baseline: &dyn Fn(&str) -> String,
+    dir: &Path,
+    settings: &Settings,
+) -> BTreeMap<String, BTreeMap<String, PredictionStability>> {
+    let mut out: BTreeMap<String, BTreeMap<String, PredictionStability>> = BTreeMap::new();
+    for (task, methods) in cells {
+        let loaded: BTreeMap<&String, Vec<Vec<u32>>> = methods
+            .iter()
+            .map(|(m, runs)| (m, load_predictions(runs, dir)))
+            .filter(|(_, p)| p.len() > 1)
+            .collect();
+        for (method, preds) in &loaded {
+            let (disagree, agree) = per_example(preds);
+            let n = disagree.len();
+            let mut histogram = vec![0usize; 10];
+            for a in &agree {
+                histogram[((a * 10.0).floor() as usize).min(9)] += 1;
+            }
+            let unstable = disagree.iter().filter(|d| **d > 0.0).count();
+            let base_label = baseline(method);
+            let versus = loaded
+                .get(&base_label)
+                .filter(|b| **method != base_label && b[0].len() == n)
+                .map(|b| {
+                    let (base, _) = per_example(b);
+                    let diff: Vec<f64> = disagree.iter().zip(&base).map(|(a, b)| a - b).collect();
+                    paired_mean_interval(&diff, settings.prediction_bootstrap)
+                });
+            out.entry(task.clone()).or_default().insert(
+                (*method).clone(),
+                PredictionStability {
+                    runs: preds.len(),
+                    examples: n,
+                    disagreement: 100.0 * mean_of(&disagree).unwrap_or(0.0),
+                    unstable_share: 100.0 * unstable as f64 / n.max(1) as f64,
+                    agreement_histogram: histogram,
+                    disagreement_vs_finetune_ci: versus.flatten(),
+                },
+            );
+        }
+    }
+    out
+}
+
+/// 95% percentile-bootstrap interval ×100 of the mean of `diff` (resampling examples).
+fn paired_mean_interval(diff: &[f64], reps: usize) -> Option<[f64; 2]> {
+    let strata = [diff.to_vec()];
+    stratified_interval(&strata, |s| mean_of(&s[0]), reps, 0.95, 3)
+        .map(|(a, b)| [100.0 * a, 100.0 * b])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stab_core::RecipeKind;
+    use stab_core::predictions::{FORMAT, RunPredictions};
+
+    fn rec(method: &str, seed: u64, primary: f64) -> RunRecord {
+        RunRecord {
+            run_id: format!("cb-{method}-s{seed}"),
+            recipe: "r".into(),
+            kind: RecipeKind::Finetune,
+            task: "cb".into(),
+            method: method.into(),
+            method_params: Default::default(),
+            seed,
+            mode: None,
+            sweep: Default::default(),
+            metrics: [("primary".to_string(), primary)].into(),
+            dev_best: None,
+            best_step: None,
+            steps: 1,
+            wall_s: 0.0,
+            stab_version: "t".into(),
+            threads: 1,
+            synthetic: None,
+            diverged: false,
+            seeds: None,
+            split: None,
+            inputs: None,
+            details: serde_json::json!({"majority_test": 0.4, "dev_curve": [[1, primary]]}),
+        }
+    }
+
+    #[test]
+    fn findings_count_failures_mark_identical_runs_and_read_predictions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut records = Vec::new();
+        // FineTune: one run at the majority score (failed); "same" equals it seed by seed;
+        // "steady" never fails.
+        for (seed, p) in [(0, 0.4), (1, 0.7), (2, 0.8), (3, 0.75)] {
+            records.push(rec("finetune", seed, p));
+            records.push(rec("same", seed, p));
+            records.push(rec("steady", seed, 0.7 + 0.01 * seed as f64));
+        }
+        // Predictions on 4 examples: FineTune's seeds disagree on examples 2 and 3.
+        let preds = |method: &str, seed: u64| -> Vec<u32> {
+            match (method, seed) {
+                ("steady", _) => vec![0, 1, 1, 0],
+                (_, s) if s % 2 == 0 => vec![0, 1, 1, 0],
+                _ => vec![0, 1, 0, 1],
+            }
+        };
+        for r in &records {
+            stab_core::predictions::write(
+                dir.path(),
+                &RunPredictions {
+                    format: FORMAT.into(),
+                    run_id: r.run_id.clone(),
+                    task: "cb".into(),
+                    split: "s".into(),
+                    data: "d".into(),
+                    predicted: preds(&r.method, r.seed),
+                },
+            )
+            .unwrap();
+        }
+        let refs: Vec<&RunRecord> = records.iter().collect();
+        let f = Findings::from_records(&refs, Some(dir.path()), Settings::default());
+        let ft = &f.runs["cb"]["finetune"];
+        assert_eq!((ft.n, ft.failed), (4, 1));
+        assert_eq!(ft.majority, Some(40.0));
+        assert!((ft.mean_without_failed.unwrap() - 75.0).abs() < 1e-9);
+        assert!(f.runs["cb"]["same"].identical_to_finetune);
+        assert!(!f.runs["cb"]["steady"].identical_to_finetune);
+        let st = &f.stability["cb"]["steady"];
+        assert!(st.sd_ratio.unwrap() < 0.2 && st.bf_p_holm.is_some());
+        // Seeds 0, 2 vs 1, 3: 4 of 6 pairs disagree on examples 2 and 3 → 2/3 each.
+        let p = &f.predictions["cb"]["finetune"];
+        assert!(
+            (p.disagreement - 100.0 * (2.0 / 3.0) / 2.0).abs() < 1e-9,
+            "{p:?}"
+        );
+        assert_eq!(p.unstable_share, 50.0);
+        assert_eq!(p.agreement_histogram[5], 2);
+        assert_eq!(p.agreement_histogram[9], 2);
+        let steady = &f.predictions["cb"]["steady"];
+        assert_eq!(steady.disagreement, 0.0);
+        let [lo, hi] = steady.disagreement_vs_finetune_ci.unwrap();
+        assert!(lo <= hi && hi <= 0.0, "{lo} {hi}");
+        // The JSON contract keys.
+        let json = serde_json::to_value(&f).unwrap();
+        for key in ["n", "mean", "sd", "failed"] {
+            assert!(json["runs"]["cb"]["steady"].get(key).is_some(), "{key}");
+        }
+        for key in [
+            "sd_ratio",
+            "bf_p",
+            "bf_p_holm",
+            "aso_eps_min",
+            "min_detectable_sd_ratio",
+            "seeds_for_ratio_0_7",
+        ] {
+            assert!(
+                json["stability"]["cb"]["steady"].get(key).is_some(),
+                "{key}"
+            );
+        }
+        for key in ["iqm", "iqm_ci", "p_improvement", "p_improvement_ci"] {
+            assert!(json["aggregate"]["steady"].get(key).is_some(), "{key}");
+        }
+        for key in ["disagreement", "unstable_share"] {
+            assert!(
+                json["predictions"]["cb"]["steady"].get(key).is_some(),
+                "{key}"
+            );
+        }
+        assert!(json["aggregate"]["finetune"]["p_improvement"].is_null());
+    }
+
+    #[test]
+    fn per_example_disagreement_and_agreement() {
+        // Three seeds, three examples: all agree; two of three agree; all differ.
+        let preds = vec![vec![0, 1, 0], vec![0, 1, 1], vec![0, 0, 2]];
+        let (d, a) = per_example(&preds);
+        for (got, want) in d.iter().zip([0.0, 2.0 / 3.0, 1.0]) {
+            assert!((got - want).abs() < 1e-12, "{d:?}");
+        }
+        assert_eq!(a, vec![1.0, 2.0 / 3.0, 1.0 / 3.0]);
+    }
+}
