@@ -216,56 +216,65 @@ pub fn sections(f: &Findings, plots: bool) -> String {
         let header = [
             "task",
             "method",
-            "SD ratio",
-            "p (B–F, Holm)",
-            "without failed: SD ratio, p",
+            "n",
+            "SD [95% CI]",
+            "FineTune SD",
+            "SD change",
+            "p (B–F)",
+            "p (Holm)",
+            "w/o failed: ratio, p",
             "ASO ε_min",
-            "detectable SD ratio",
-            "seeds for 0.7 / 0.5",
+            "detectable ratio",
         ]
         .map(String::from)
         .to_vec();
+        let p3 = |v: Option<f64>| v.map_or("–".into(), |p| format!("{p:.3}"));
         let mut rows = Vec::new();
         for (task, m) in &f.stability {
             for (method, s) in m {
+                let mut row = vec![task.clone(), method.clone(), s.n.to_string()];
                 if f.runs[task][method].identical_to_finetune {
-                    rows.push(vec![
-                        task.clone(),
-                        method.clone(),
-                        "= FineTune (bit-identical runs)".into(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                    ]);
+                    row.push("= FineTune (bit-identical runs)".into());
+                    row.extend(std::iter::repeat_n(String::new(), 7));
+                    rows.push(row);
                     continue;
                 }
-                let seeds = |v: Option<usize>| v.map_or("> limit".into(), |n| n.to_string());
-                rows.push(vec![
-                    task.clone(),
-                    method.clone(),
-                    num(s.sd_ratio),
-                    s.bf_p_holm.map_or("–".into(), |p| format!("{p:.3}")),
+                let change = match s.sd_ratio {
+                    Some(r) => {
+                        let arrow = if r < 1.0 { " ↓" } else { "" };
+                        let star = if s.bf_p_holm.is_some_and(|p| p < 0.05) {
+                            " *"
+                        } else {
+                            ""
+                        };
+                        format!("{:+.0}%{arrow}{star}", 100.0 * (r - 1.0))
+                    }
+                    None => "–".into(),
+                };
+                row.extend([
+                    match (s.sd, s.sd_ci) {
+                        (Some(sd), Some([a, b])) => format!("{sd:.2} [{a:.2}, {b:.2}]"),
+                        _ => "–".into(),
+                    },
+                    num(s.finetune_sd),
+                    change,
+                    p3(s.bf_p),
+                    p3(s.bf_p_holm),
                     format!(
                         "{}, {}",
                         num(s.sd_ratio_without_failed),
-                        s.bf_p_without_failed
-                            .map_or("–".into(), |p| format!("{p:.3}"))
+                        p3(s.bf_p_without_failed)
                     ),
                     num(s.aso_eps_min),
-                    num(s.min_detectable_sd_ratio),
-                    format!(
-                        "{} / {}",
-                        seeds(s.seeds_for_ratio_0_7),
-                        seeds(s.seeds_for_ratio_0_5)
-                    ),
+                    s.min_detectable_sd_ratio
+                        .map_or("< 0.01".into(), |r| format!("{r:.2}")),
                 ]);
+                rows.push(row);
             }
         }
         let _ = write!(
             out,
-            "## Stochastic order and power\n\nPer task against FineTune: the SD ratio and its Holm-adjusted Brown–Forsythe p (with and without failed runs), ASO's ε_min of the method over FineTune (below 0.5: almost stochastically better; deep-significance's computation, 95% confidence, {} bootstrap resamples), the SD ratio these seed counts detect with 80% power, and the seeds per arm that SD ratios of 0.7 and 0.5 need.\n\n{}\n",
+            "## Stability against FineTune\n\nPer task, each method's SD over seeds with a 95% percentile-bootstrap interval (2,000 resamples), its change against FineTune's SD (↓ lower; * significant at 5% after Holm's adjustment over the table), the Brown–Forsythe test of equal variances (Levene, median-centred), the same without failed runs, ASO's ε_min of the method over FineTune (below 0.5: almost stochastically better; deep-significance's computation, 95% confidence, {} bootstrap resamples), and the SD ratio these seed counts detect with 80% power.\n\n{}\n",
             f.settings.aso_bootstrap,
             Table { header, rows }.markdown()
         );
@@ -394,10 +403,10 @@ fn heatmap(f: &Findings) -> Option<String> {
         return None;
     }
     let (cw, ch, left, top) = (90.0, 34.0, 220.0, 70.0);
-    let w = left + cw * tasks.len() as f64 + 20.0;
+    let w = (left + cw * tasks.len() as f64 + 20.0).max(700.0);
     let h = top + ch * methods.len() as f64 + 60.0;
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">SD against FineTune (ratio; * significant after Holm)</text>\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">SD against FineTune (ratio; * significant after Holm)</text>\n",
         w / 2.0
     );
     for (j, t) in tasks.iter().enumerate() {
@@ -424,6 +433,7 @@ fn heatmap(f: &Findings) -> Option<String> {
                 continue;
             };
             let identical = f.runs[*t][*m].identical_to_finetune;
+            let dark = st.sd_ratio.is_some_and(|r| r > 0.0 && r.log2().abs() > 1.0) && !identical;
             let (fill, label) = match st.sd_ratio {
                 _ if identical => ("#eeeeee".to_string(), "=".to_string()),
                 Some(r) if r > 0.0 => {
@@ -452,9 +462,10 @@ fn heatmap(f: &Findings) -> Option<String> {
             };
             let _ = writeln!(
                 s,
-                "<rect x=\"{x}\" y=\"{y}\" width=\"{cw}\" height=\"{ch}\" fill=\"{fill}\" {stroke}/>\n<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                "<rect x=\"{x}\" y=\"{y}\" width=\"{cw}\" height=\"{ch}\" fill=\"{fill}\" {stroke}/>\n<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"{}\">{}</text>",
                 x + cw / 2.0,
                 y + ch * 0.62,
+                if dark { "white" } else { "black" },
                 esc(&label)
             );
         }
@@ -487,10 +498,10 @@ fn iqm_plot(f: &Findings) -> Option<String> {
     let (left, width, rh, top) = (220.0, 520.0, 28.0, 50.0);
     let h = top + rh * rows.len() as f64 + 50.0;
     let sx = |v: f64| left + width * (v - x0) / (x1 - x0);
+    let total = left + width + 40.0;
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">IQM of normalised scores (0 = majority class, 100 = perfect), 95% CI</text>\n",
-        left + width + 40.0,
-        (left + width + 40.0) / 2.0
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{total}\" height=\"{h}\" viewBox=\"0 0 {total} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">IQM of normalised scores with 95% CI</text>\n",
+        total / 2.0
     );
     for (i, (m, v, [a, b])) in rows.iter().enumerate() {
         let y = top + rh * (i as f64 + 0.5);
@@ -534,9 +545,9 @@ fn agreement_histogram(
     }
     let (left, width, top, height) = (60.0, 600.0, 50.0, 260.0);
     let total_w = left + width + 220.0;
+    let total_h = top + height + 50.0;
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{total_w}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">{}: share of test examples by agreement across seeds</text>\n",
-        top + height + 50.0,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{total_w}\" height=\"{total_h}\" viewBox=\"0 0 {total_w} {total_h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">{}: share of test examples by agreement across seeds</text>\n",
         total_w / 2.0,
         esc(task)
     );

@@ -30,7 +30,7 @@ use crate::aggregate::{
 use crate::aso::{AsoSettings, aso_eps_min};
 use crate::power::{PowerSettings, min_detectable_ratio, seeds_needed};
 use crate::stats::Summary;
-use crate::variance::{brown_forsythe, holm};
+use crate::variance::{bootstrap_sd_interval, brown_forsythe, holm};
 
 /// The computation's sizes and seeds, reported with the results.
 #[derive(Debug, Clone, Serialize)]
@@ -79,6 +79,11 @@ pub struct RunSummary {
 /// One task × method against FineTune.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stability {
+    pub n: usize,
+    pub sd: Option<f64>,
+    /// 95% percentile-bootstrap interval of `sd` (2,000 resamples).
+    pub sd_ci: Option<[f64; 2]>,
+    pub finetune_sd: Option<f64>,
     pub sd_ratio: Option<f64>,
     pub bf_p: Option<f64>,
     pub bf_p_holm: Option<f64>,
@@ -306,6 +311,13 @@ fn stabilities(
             out.entry(task.clone()).or_default().insert(
                 method.clone(),
                 Stability {
+                    n: v.len(),
+                    sd: sd_of(&v),
+                    sd_ci: (v.len() > 1).then(|| {
+                        let (lo, hi) = bootstrap_sd_interval(&v, 2000, 0.05, 0);
+                        [lo, hi]
+                    }),
+                    finetune_sd: sd_of(&b),
                     sd_ratio: ratio(&v, &b),
                     bf_p: p,
                     bf_p_holm: None,

@@ -197,10 +197,7 @@ impl FinetuneTable {
     }
 
     pub fn markdown(&self) -> String {
-        let mut out = format!(
-            "## Fine-tuning: test primary metric ×100, mean ± SD over seeds\n\nSD is the sample SD over seeds (ddof = 1); AVG is the mean of the per-task means ± the mean of the per-task SDs (the paper's convention). \"k failed\": runs at or below the score of always predicting the test split's majority class.\n\n{}\n",
-            self.table().markdown()
-        );
+        let mut out = self.main_section(false);
         let rows = self.stability();
         if !rows.is_empty() {
             out.push_str(&format!(
@@ -208,16 +205,49 @@ impl FinetuneTable {
                 stability_table(&rows).markdown()
             ));
         }
-        if !self.attribution.is_empty() {
-            out.push_str(&format!(
-                "## Variance attribution by seed component\n\nRuns that differ in one seed component only (the others pinned with `[train] fixed_seeds`): the pooled SD of the score ×100 due to each component, with the runs it rests on, and its share of the summed variance.\n\n{}\n",
-                super::attribution::table(&self.attribution).markdown()
-            ));
+        out.push_str(&self.attribution_section());
+        out.push_str(&self.expected_max_section(false));
+        out
+    }
+
+    /// The mean ± SD table, and (with `plots`) the per-task violin plots after it.
+    pub fn main_section(&self, plots: bool) -> String {
+        let mut out = format!(
+            "## Fine-tuning: test primary metric ×100, mean ± SD over seeds\n\nSD is the sample SD over seeds (ddof = 1); AVG is the mean of the per-task means ± the mean of the per-task SDs (the paper's convention). \"k failed\": runs at or below the score of always predicting the test split's majority class.\n\n{}\n",
+            self.table().markdown()
+        );
+        if plots {
+            for t in self.tasks() {
+                out.push_str(&format!("![{t}: test score per seed](violin-{t}.svg)\n\n"));
+            }
         }
-        out.push_str(&format!(
+        out
+    }
+
+    /// The variance attribution table, when the grid has one.
+    pub fn attribution_section(&self) -> String {
+        if self.attribution.is_empty() {
+            return String::new();
+        }
+        format!(
+            "## Variance attribution by seed component\n\nRuns that differ in one seed component only (the others pinned with `[train] fixed_seeds`): the pooled SD of the score ×100 due to each component, with the runs it rests on, and its share of the summed variance.\n\n{}\n",
+            super::attribution::table(&self.attribution).markdown()
+        )
+    }
+
+    /// The expected-max table, and (with `plots`) its per-task plots after it.
+    pub fn expected_max_section(&self, plots: bool) -> String {
+        let mut out = format!(
             "## Expected best test score of n runs\n\nE[max of n runs drawn from the observed seeds] ± its sd (Dodge et al. 2019): what a practitioner who keeps the best of n fine-tuning runs can expect.\n\n{}\n",
             self.expected_max_table().markdown()
-        ));
+        );
+        if plots {
+            for t in self.tasks() {
+                out.push_str(&format!(
+                    "![{t}: expected best of n runs](expected-max-{t}.svg)\n\n"
+                ));
+            }
+        }
         out
     }
 

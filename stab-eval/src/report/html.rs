@@ -12,8 +12,27 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The report's Markdown (headings, paragraphs, pipe tables: what [`super::Report::render`]
-/// writes) as HTML.
+/// Inline Markdown of the report's prose: `**bold**` and `` `code` ``, after escaping.
+fn inline(s: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in esc(s).split("**").enumerate() {
+        if i % 2 == 1 {
+            out.push_str(&format!("<strong>{part}</strong>"));
+        } else {
+            for (j, p) in part.split('`').enumerate() {
+                if j % 2 == 1 {
+                    out.push_str(&format!("<code>{p}</code>"));
+                } else {
+                    out.push_str(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The report's Markdown (headings, paragraphs, `- ` lists, pipe tables, image lines:
+/// what [`super::Report::render`] writes) as HTML.
 pub fn markdown_to_html(md: &str) -> String {
     let mut out = String::new();
     let mut table: Vec<Vec<String>> = Vec::new();
@@ -36,8 +55,22 @@ pub fn markdown_to_html(md: &str) -> String {
         out.push_str("</tbody>\n</table>\n");
         table.clear();
     };
+    let mut in_list = false;
     for line in md.lines() {
         let t = line.trim();
+        if let Some(item) = t.strip_prefix("- ") {
+            flush(&mut table, &mut out);
+            if !in_list {
+                out.push_str("<ul>\n");
+                in_list = true;
+            }
+            out.push_str(&format!("<li>{}</li>\n", inline(item)));
+            continue;
+        }
+        if in_list {
+            out.push_str("</ul>\n");
+            in_list = false;
+        }
         if t.starts_with('|') {
             let cells: Vec<String> = t
                 .trim_matches('|')
@@ -54,18 +87,17 @@ pub fn markdown_to_html(md: &str) -> String {
         }
         flush(&mut table, &mut out);
         if let Some((caption, file)) = image_line(t) {
-            out.push_str(&format!(
-                "<!--plot:{}-->\n<p class=\"caption\">{}</p>\n",
-                esc(file),
-                esc(caption)
-            ));
+            out.push_str(&format!("<!--plot:{}|{}-->\n", esc(file), esc(caption)));
         } else if let Some(h) = t.strip_prefix("## ") {
             out.push_str(&format!("<h2>{}</h2>\n", esc(h)));
         } else if let Some(h) = t.strip_prefix("# ") {
             out.push_str(&format!("<h1>{}</h1>\n", esc(h)));
         } else if !t.is_empty() {
-            out.push_str(&format!("<p>{}</p>\n", esc(t)));
+            out.push_str(&format!("<p>{}</p>\n", inline(t)));
         }
+    }
+    if in_list {
+        out.push_str("</ul>\n");
     }
     flush(&mut table, &mut out);
     out
@@ -91,19 +123,21 @@ pub fn write_page(
     for p in plots {
         let svg = std::fs::read_to_string(p)?;
         let svg = svg.trim_start_matches(|c| c != '<');
-        let name = p
+        let name = esc(&p
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let figure = format!(
-            "<figure>\n{svg}\n<figcaption>{}</figcaption>\n</figure>\n",
-            esc(&name)
-        );
-        let marker = format!("<!--plot:{}-->", esc(&name));
-        if body.contains(&marker) {
-            body = body.replace(&marker, &figure);
+            .unwrap_or_default());
+        let figure = |caption: &str| {
+            format!("<figure>\n{svg}\n<figcaption>{caption}</figcaption>\n</figure>\n")
+        };
+        // A placed plot's marker: `<!--plot:FILE|CAPTION-->`.
+        let start = format!("<!--plot:{name}|");
+        if let Some(at) = body.find(&start) {
+            let end = body[at..].find("-->").map_or(body.len(), |e| at + e + 3);
+            let caption = body[at + start.len()..end - 3].to_string();
+            body.replace_range(at..end, &figure(&caption));
         } else {
-            rest.push_str(&figure);
+            rest.push_str(&figure(&name));
         }
     }
     if !rest.is_empty() {
@@ -111,7 +145,7 @@ pub fn write_page(
         body.push_str(&rest);
     }
     let page = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{t}</title>\n<style>\nbody {{ font-family: sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }}\ntable {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}\nth, td {{ border-bottom: 1px solid #ccc; padding: 0.25em 0.75em; text-align: left; white-space: nowrap; }}\nthead th {{ border-bottom: 2px solid #444; }}\nfigure {{ margin: 1.5em 0; }}\nfigure svg {{ max-width: 100%; height: auto; }}\nfigcaption {{ color: #666; font-size: 0.85em; }}\n</style>\n</head>\n<body>\n<h1>{t}</h1>\n{body}</body>\n</html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{t}</title>\n<style>\nbody {{ font-family: sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }}\ntable {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}\nth, td {{ border-bottom: 1px solid #ccc; padding: 0.25em 0.75em; text-align: left; white-space: nowrap; }}\nthead th {{ border-bottom: 2px solid #444; }}\nfigure {{ display: inline-block; vertical-align: top; margin: 1em 1em 1em 0; max-width: 48%; }}\nfigure svg {{ max-width: 100%; height: auto; }}\nli {{ margin: 0.3em 0; }}\nfigcaption {{ color: #666; font-size: 0.85em; }}\n</style>\n</head>\n<body>\n<h1>{t}</h1>\n{body}</body>\n</html>\n",
         t = esc(title)
     );
     let path = dir.join("report.html");

@@ -137,8 +137,10 @@ impl Report {
                 if !fine.is_empty() {
                     let f = self.findings();
                     out.push_str(&conclusions::summary(f));
-                    out.push_str(&fine.markdown());
+                    out.push_str(&fine.main_section(true));
                     out.push_str(&conclusions::sections(f, true));
+                    out.push_str(&fine.attribution_section());
+                    out.push_str(&fine.expected_max_section(true));
                 }
                 out.push_str(&self.analyses.markdown());
                 if out.is_empty() {
