@@ -929,7 +929,7 @@ fn round3_cases(
         what: "report: one seed has no SD",
         args: args(&["report", &out("o-cache")]),
         code: 0,
-        says: "±n/a (n=1)",
+        says: "±n/a (n=1",
     });
     avoid.push(("report: one seed has no SD", "±0.00 (n=1)"));
     let diverged = t.join("o-diverged");
