@@ -29,6 +29,8 @@ PAIRS = {
                      list(np.round(70 + rng.normal(0, 2, 10), 3))),
     "overlap_unequal_n": (list(np.round(71 + rng.normal(0, 3, 12), 3)),
                           list(np.round(70 + rng.normal(0, 3, 8), 3))),
+    "slight_winner": (list(np.round(72.5 + rng.normal(0, 2, 10), 3)),
+                      list(np.round(70 + rng.normal(0, 2, 10), 3))),
 }
 
 from importlib.metadata import version

@@ -291,6 +291,7 @@ pub fn sections(f: &Findings, plots: bool) -> String {
             "tasks",
             "IQM [95% CI]",
             "P(> FineTune) % [95% CI]",
+            "w/o failed: IQM, P",
         ]
         .map(String::from)
         .to_vec();
@@ -306,6 +307,12 @@ pub fn sections(f: &Findings, plots: bool) -> String {
                         "{} {}",
                         a.p_improvement.map_or("–".into(), |p| format!("{p:.1}")),
                         interval(a.p_improvement_ci)
+                    ),
+                    format!(
+                        "{}, {}",
+                        num(a.iqm_without_failed),
+                        a.p_improvement_without_failed
+                            .map_or("–".into(), |p| format!("{p:.1}"))
                     ),
                 ]
             })
@@ -331,6 +338,7 @@ pub fn sections(f: &Findings, plots: bool) -> String {
             "disagreement %",
             "unstable examples %",
             "disagreement − FineTune's [95% CI]",
+            "w/o failed: disagreement %",
         ]
         .map(String::from)
         .to_vec();
@@ -346,6 +354,8 @@ pub fn sections(f: &Findings, plots: bool) -> String {
                         format!("{:.1}", p.disagreement),
                         format!("{:.1}", p.unstable_share),
                         interval(p.disagreement_vs_finetune_ci),
+                        p.disagreement_without_failed
+                            .map_or("–".into(), |d| format!("{d:.1}")),
                     ]
                 })
             })

@@ -91,6 +91,7 @@ pub struct Stability {
     pub bf_p_without_failed: Option<f64>,
     /// ε_min of "the method is better than FineTune" (< 0.5: almost stochastically better).
     pub aso_eps_min: Option<f64>,
+    pub aso_eps_min_without_failed: Option<f64>,
     /// SD ratios at or below this one are detected with the target power at these seeds.
     pub min_detectable_sd_ratio: Option<f64>,
     pub seeds_for_ratio_0_7: Option<usize>,
@@ -106,6 +107,9 @@ pub struct Aggregate {
     /// P(method > FineTune) ×100, over the tasks both have.
     pub p_improvement: Option<f64>,
     pub p_improvement_ci: Option<[f64; 2]>,
+    /// The IQM and P(> FineTune) with failed runs left out (of both arms).
+    pub iqm_without_failed: Option<f64>,
+    pub p_improvement_without_failed: Option<f64>,
 }
 
 /// Instability of one task × method's test predictions across seeds.
@@ -123,6 +127,8 @@ pub struct PredictionStability {
     pub agreement_histogram: Vec<usize>,
     /// 95% bootstrap interval (over examples) of disagreement minus FineTune's, ×100.
     pub disagreement_vs_finetune_ci: Option<[f64; 2]>,
+    /// The disagreement among the runs that did not fail (two or more), ×100.
+    pub disagreement_without_failed: Option<f64>,
 }
 
 /// Everything the report concludes about a fine-tuning grid.
@@ -324,6 +330,7 @@ fn stabilities(
                     sd_ratio_without_failed: ratio(&v_ok, &b_ok),
                     bf_p_without_failed: bf(&v_ok, &b_ok),
                     aso_eps_min: aso_eps_min(&v, &b, &aso),
+                    aso_eps_min_without_failed: aso_eps_min(&v_ok, &b_ok, &aso),
                     min_detectable_sd_ratio: (v.len() > 1 && b.len() > 1).then_some(det).flatten(),
                     seeds_for_ratio_0_7: seeds_07,
                     seeds_for_ratio_0_5: seeds_05,
@@ -374,6 +381,21 @@ fn aggregates(
             })
             .unzip();
         let versus = (*method != base_label && !paired.0.is_empty()).then_some(&paired);
+        let ok = |runs: &[Run]| -> Vec<f64> {
+            runs.iter()
+                .filter(|r| !r.failed())
+                .map(normalised)
+                .collect()
+        };
+        let strata_ok: Vec<Vec<f64>> = cells
+            .values()
+            .filter_map(|m| m.get(method))
+            .map(|r| ok(r))
+            .collect();
+        let (x_ok, y_ok): (Vec<Vec<f64>>, Vec<Vec<f64>>) = cells
+            .values()
+            .filter_map(|m| Some((ok(m.get(method)?), ok(m.get(&base_label)?))))
+            .unzip();
         out.insert(
             method.clone(),
             Aggregate {
@@ -388,20 +410,25 @@ fn aggregates(
                         paired_stratified_interval(x, y, probability_of_improvement, reps, 0.95, 2)
                     })
                     .map(|(a, b)| [100.0 * a, 100.0 * b]),
+                iqm_without_failed: iqm(&strata_ok),
+                p_improvement_without_failed: versus
+                    .and_then(|_| probability_of_improvement(&x_ok, &y_ok))
+                    .map(|p| 100.0 * p),
             },
         );
     }
     out
 }
 
-/// The predicted labels of each run of a cell found on disk, aligned by example.
-fn load_predictions(runs: &[Run], dir: &Path) -> Vec<Vec<u32>> {
-    let mut out: Vec<Vec<u32>> = Vec::new();
+/// The predicted labels of each run of a cell found on disk, aligned by example, with
+/// whether the run failed.
+fn load_predictions(runs: &[Run], dir: &Path) -> Vec<(Vec<u32>, bool)> {
+    let mut out: Vec<(Vec<u32>, bool)> = Vec::new();
     for r in runs {
         if let Ok(Some(p)) = stab_core::predictions::read(dir, &r.record.run_id)
-            && out.first().is_none_or(|f| f.len() == p.predicted.len())
+            && out.first().is_none_or(|f| f.0.len() == p.predicted.len())
         {
-            out.push(p.predicted);
+            out.push((p.predicted, r.failed()));
         }
     }
     out
@@ -435,12 +462,23 @@ fn prediction_stabilities(
 ) -> BTreeMap<String, BTreeMap<String, PredictionStability>> {
     let mut out: BTreeMap<String, BTreeMap<String, PredictionStability>> = BTreeMap::new();
     for (task, methods) in cells {
-        let loaded: BTreeMap<&String, Vec<Vec<u32>>> = methods
+        let with_failed: BTreeMap<&String, Vec<(Vec<u32>, bool)>> = methods
             .iter()
             .map(|(m, runs)| (m, load_predictions(runs, dir)))
             .filter(|(_, p)| p.len() > 1)
             .collect();
+        let loaded: BTreeMap<&String, Vec<Vec<u32>>> = with_failed
+            .iter()
+            .map(|(m, p)| (*m, p.iter().map(|(v, _)| v.clone()).collect()))
+            .collect();
         for (method, preds) in &loaded {
+            let ok: Vec<Vec<u32>> = with_failed[method]
+                .iter()
+                .filter(|(_, failed)| !failed)
+                .map(|(v, _)| v.clone())
+                .collect();
+            let disagreement_without_failed =
+                (ok.len() > 1).then(|| 100.0 * mean_of(&per_example(&ok).0).unwrap_or(0.0));
             let (disagree, agree) = per_example(preds);
             let n = disagree.len();
             let mut histogram = vec![0usize; 10];
@@ -466,6 +504,7 @@ fn prediction_stabilities(
                     unstable_share: 100.0 * unstable as f64 / n.max(1) as f64,
                     agreement_histogram: histogram,
                     disagreement_vs_finetune_ci: versus.flatten(),
+                    disagreement_without_failed,
                 },
             );
         }
