@@ -727,3 +727,71 @@ fn ema_and_swa_average_the_weights_as_their_updates_say() {
         );
     }
 }
+
+#[test]
+fn r3f_term_is_lambda_times_the_symmetric_kl_to_a_pass_with_its_own_noise() {
+    use stab_methods::methods::r3f::{R3f, R3fNoise, embedding_noise};
+    use stab_methods::methods::rdrop::symmetric_kl;
+    let (model, dev) = task_model(false);
+    let (rows, pad) = cb_rows(&model);
+    let data = Rows {
+        rows,
+        pad,
+        device: dev.clone(),
+    };
+    let (input, labels) = data.input(&[0, 1, 2, 3]);
+    let forward = model.forward_tokens(&input, &dev);
+    let (pretrained, noise) = (BTreeSet::new(), NoiseStream::new(1));
+    let own = NoiseStream::new(9);
+    let ctx = context(&model, &pretrained, &noise, &own, &dev);
+    let view = StepView {
+        model: &model,
+        forward: &forward,
+        input: Some(&input),
+        features: None,
+        labels: &labels,
+        classes: 3,
+        ctx: &ctx,
+    };
+    let method = R3f {
+        lambda: 2.0,
+        sigma: 0.05,
+        noise: R3fNoise::Uniform,
+    };
+    let terms = method.loss_terms(&view);
+    assert_eq!(terms[0].0, "r3f");
+    let got = terms[0].1.clone().into_scalar::<f64>();
+    assert_eq!(
+        (noise.calls(), own.calls()),
+        (0, 1),
+        "z comes from the method's stream"
+    );
+    // The same z again from the method stream's first seed.
+    let z_seed = NoiseStream::new(9).next_seed();
+    let d = model.encoder.as_ref().unwrap().config.hidden_size;
+    let (b, t) = (input.tokens.batch, input.tokens.seq_len);
+    let z = Tensor::<3>::from_data(
+        TensorData::new(
+            embedding_noise(b * t * d, 0.05, R3fNoise::Uniform, z_seed),
+            [b, t, d],
+        ),
+        &dev,
+    );
+    let noisy = model.forward_tokens_shifted(&input, Some(z), &dev);
+    let want =
+        2.0 * symmetric_kl(forward.head.logits.clone(), noisy.head.logits).into_scalar::<f64>();
+    assert!(
+        want > 0.0 && (got - want).abs() < 1e-6 * want.max(1e-3),
+        "{got} vs {want}"
+    );
+    // λ = 0 adds no term and draws nothing.
+    let own0 = NoiseStream::new(9);
+    let ctx0 = context(&model, &pretrained, &noise, &own0, &dev);
+    let view0 = StepView { ctx: &ctx0, ..view };
+    let zero = R3f {
+        lambda: 0.0,
+        ..method
+    };
+    assert!(zero.loss_terms(&view0).is_empty());
+    assert_eq!(own0.calls(), 0);
+}
