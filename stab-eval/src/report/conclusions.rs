@@ -32,29 +32,38 @@ pub fn agreement_plot(task: &str) -> String {
 pub fn summary(f: &Findings) -> String {
     let mut out = String::from("## Summary\n\n");
     let runs: usize = f.runs.values().flat_map(|m| m.values()).map(|r| r.n).sum();
-    let failed: Vec<String> = f
+    // Failed runs per task (the main table has them per method).
+    let by_task: Vec<(String, usize, usize)> = f
         .runs
         .iter()
-        .flat_map(|(t, m)| {
-            m.iter()
-                .filter(|(_, r)| r.failed > 0)
-                .map(move |(name, r)| format!("{name} on {t} ({} of {})", r.failed, r.n))
+        .map(|(t, m)| {
+            let failed = m.values().map(|r| r.failed).sum();
+            (t.clone(), failed, m.values().map(|r| r.n).sum())
         })
         .collect();
+    let total_failed: usize = by_task.iter().map(|t| t.1).sum();
     let judged = f
         .runs
         .values()
         .flat_map(|m| m.values())
         .any(|r| r.majority.is_some());
+    let tasks: Vec<String> = by_task
+        .iter()
+        .filter(|t| t.1 > 0)
+        .map(|(t, k, n)| format!("{t} {k} of {n}"))
+        .collect();
     let _ = writeln!(
         out,
         "- **Failed runs** (test score at or below the majority class): {}.",
         if !judged {
             "not judged (the records predate the majority-class score)".to_string()
-        } else if failed.is_empty() {
+        } else if total_failed == 0 {
             format!("none of {runs} runs")
         } else {
-            failed.join(", ")
+            format!(
+                "{total_failed} of {runs} runs; by task: {} (per method in the main table)",
+                tasks.join(", ")
+            )
         }
     );
     let mut sig = Vec::new();
@@ -189,13 +198,24 @@ pub fn summary(f: &Findings) -> String {
             }
         );
     }
-    let same: Vec<String> = f
-        .runs
+    // Methods bit-identical to FineTune, with the tasks where they are.
+    let mut same_by_method: std::collections::BTreeMap<&String, Vec<&String>> = Default::default();
+    for (t, m) in &f.runs {
+        for (name, r) in m {
+            if r.identical_to_finetune {
+                same_by_method.entry(name).or_default().push(t);
+            }
+        }
+    }
+    let same: Vec<String> = same_by_method
         .iter()
-        .flat_map(|(t, m)| {
-            m.iter()
-                .filter(|(_, r)| r.identical_to_finetune)
-                .map(move |(name, _)| format!("{name} on {t}"))
+        .map(|(m, tasks)| {
+            if tasks.len() == f.runs.len() {
+                format!("{m} (every task)")
+            } else {
+                let t: Vec<&str> = tasks.iter().map(|t| t.as_str()).collect();
+                format!("{m} ({})", t.join(", "))
+            }
         })
         .collect();
     if !same.is_empty() {
@@ -222,7 +242,7 @@ pub fn sections(f: &Findings, plots: bool) -> String {
             "SD change",
             "p (B–F)",
             "p (Holm)",
-            "w/o failed: ratio, p",
+            "w/o failed: ratio, p, ε_min",
             "ASO ε_min",
             "detectable ratio",
         ]
@@ -261,9 +281,10 @@ pub fn sections(f: &Findings, plots: bool) -> String {
                     p3(s.bf_p),
                     p3(s.bf_p_holm),
                     format!(
-                        "{}, {}",
+                        "{}, {}, {}",
                         num(s.sd_ratio_without_failed),
-                        p3(s.bf_p_without_failed)
+                        p3(s.bf_p_without_failed),
+                        num(s.aso_eps_min_without_failed)
                     ),
                     num(s.aso_eps_min),
                     s.min_detectable_sd_ratio
