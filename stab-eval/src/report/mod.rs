@@ -118,7 +118,7 @@ impl Report {
                 if !synth.is_empty() {
                     synth.csv()
                 } else {
-                    fine.csv()
+                    conclusions::with_findings_columns(&fine.csv(), self.findings())
                 }
             }
             ReportFormat::Json => {
