@@ -193,8 +193,16 @@ impl Findings {
                     majority: r.details["majority_test"].as_f64().map(|m| 100.0 * m),
                 });
         }
-        for runs in cells.values_mut().flat_map(|m| m.values_mut()) {
-            runs.sort_by_key(|r| r.record.seed);
+        for methods in cells.values_mut() {
+            // The majority-class score is the test split's: a record that predates it
+            // (older stores) takes its task's from the others.
+            let task_majority = methods.values().flatten().find_map(|r| r.majority);
+            for runs in methods.values_mut() {
+                runs.sort_by_key(|r| r.record.seed);
+                for r in runs.iter_mut() {
+                    r.majority = r.majority.or(task_majority);
+                }
+            }
         }
         let baseline = |label: &str| format!("{BASELINE}{}", sweeps[label]);
         let runs = run_summaries(&cells, &baseline);
@@ -585,8 +593,11 @@ mod tests {
             )
             .unwrap();
         }
+        // A record that predates the majority score is judged by its task's.
+        records[1].details = serde_json::json!({"dev_curve": [[1, 0.4]]});
         let refs: Vec<&RunRecord> = records.iter().collect();
         let f = Findings::from_records(&refs, Some(dir.path()), Settings::default());
+        assert_eq!(f.runs["cb"]["same"].failed, 1);
         let ft = &f.runs["cb"]["finetune"];
         assert_eq!((ft.n, ft.failed), (4, 1));
         assert_eq!(ft.majority, Some(40.0));
