@@ -162,6 +162,25 @@ impl Run<'_> {
 
 type Cells<'a> = BTreeMap<String, BTreeMap<String, Vec<Run<'a>>>>;
 
+/// Which runs of a cell a statistic reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    All,
+    WithoutFailed,
+}
+
+/// `of` of each run of a cell that `which` keeps.
+fn values(runs: &[Run], which: Which, of: fn(&Run) -> f64) -> Vec<f64> {
+    runs.iter()
+        .filter(|r| which == Which::All || !r.failed())
+        .map(of)
+        .collect()
+}
+
+fn score(r: &Run) -> f64 {
+    r.score
+}
+
 fn sd_of(v: &[f64]) -> Option<f64> {
     (v.len() > 1).then(|| Summary::of(v).sd)
 }
@@ -232,12 +251,8 @@ fn run_summaries(
     let mut out: BTreeMap<String, BTreeMap<String, RunSummary>> = BTreeMap::new();
     for (task, methods) in cells {
         for (method, runs) in methods {
-            let scores: Vec<f64> = runs.iter().map(|r| r.score).collect();
-            let ok: Vec<f64> = runs
-                .iter()
-                .filter(|r| !r.failed())
-                .map(|r| r.score)
-                .collect();
+            let scores = values(runs, Which::All, score);
+            let ok = values(runs, Which::WithoutFailed, score);
             let failed = runs.len() - ok.len();
             let identical = *method != baseline(method)
                 && methods.get(&baseline(method)).is_some_and(|base| {
@@ -278,6 +293,10 @@ fn stabilities(
     };
     let seeds_07 = seeds_needed(0.7, settings.max_seeds, &power);
     let seeds_05 = seeds_needed(0.5, settings.max_seeds, &power);
+    let aso = AsoSettings {
+        bootstrap: settings.aso_bootstrap,
+        ..AsoSettings::default()
+    };
     let mut detectable: BTreeMap<(usize, usize), Option<f64>> = BTreeMap::new();
     let mut out: BTreeMap<String, BTreeMap<String, Stability>> = BTreeMap::new();
     let mut tested: Vec<(String, String, f64)> = Vec::new();
@@ -290,8 +309,10 @@ fn stabilities(
             let Some(base) = methods.get(&base_label) else {
                 continue;
             };
-            let v: Vec<f64> = runs.iter().map(|r| r.score).collect();
-            let b: Vec<f64> = base.iter().map(|r| r.score).collect();
+            let (v, b) = (
+                values(runs, Which::All, score),
+                values(base, Which::All, score),
+            );
             let ratio = |v: &[f64], b: &[f64]| match (sd_of(v), sd_of(b)) {
                 (Some(s), Some(t)) if t > 0.0 => Some(s / t),
                 _ => None,
@@ -301,27 +322,20 @@ fn stabilities(
                     .then(|| brown_forsythe(&[v, b]).map(|(_, p)| p))
                     .flatten()
             };
-            let v_ok: Vec<f64> = runs
-                .iter()
-                .filter(|r| !r.failed())
-                .map(|r| r.score)
-                .collect();
-            let b_ok: Vec<f64> = base
-                .iter()
-                .filter(|r| !r.failed())
-                .map(|r| r.score)
-                .collect();
+            let v_ok = values(runs, Which::WithoutFailed, score);
+            let b_ok = values(base, Which::WithoutFailed, score);
             let p = bf(&v, &b);
             if let Some(p) = p {
                 tested.push((task.clone(), method.clone(), p));
             }
-            let aso = AsoSettings {
-                bootstrap: settings.aso_bootstrap,
-                ..AsoSettings::default()
+            let testable = v.len() > 1 && b.len() > 1;
+            let det = if testable {
+                *detectable
+                    .entry((b.len(), v.len()))
+                    .or_insert_with(|| min_detectable_ratio(b.len(), v.len(), &power))
+            } else {
+                None
             };
-            let det = *detectable
-                .entry((b.len(), v.len()))
-                .or_insert_with(|| min_detectable_ratio(b.len(), v.len(), &power));
             out.entry(task.clone()).or_default().insert(
                 method.clone(),
                 Stability {
@@ -339,7 +353,7 @@ fn stabilities(
                     bf_p_without_failed: bf(&v_ok, &b_ok),
                     aso_eps_min: aso_eps_min(&v, &b, &aso),
                     aso_eps_min_without_failed: aso_eps_min(&v_ok, &b_ok, &aso),
-                    min_detectable_sd_ratio: (v.len() > 1 && b.len() > 1).then_some(det).flatten(),
+                    min_detectable_sd_ratio: det,
                     seeds_for_ratio_0_7: seeds_07,
                     seeds_for_ratio_0_5: seeds_05,
                 },
@@ -371,45 +385,32 @@ fn aggregates(
     let methods: BTreeSet<&String> = cells.values().flat_map(|m| m.keys()).collect();
     let mut out = BTreeMap::new();
     for method in methods {
-        let strata: Vec<Vec<f64>> = cells
-            .values()
-            .filter_map(|m| m.get(method))
-            .map(|runs| runs.iter().map(normalised).collect())
-            .collect();
-        let reps = settings.aggregate_bootstrap;
         let base_label = baseline(method);
-        let paired: (Vec<Vec<f64>>, Vec<Vec<f64>>) = cells
-            .values()
-            .filter_map(|m| Some((m.get(method)?, m.get(&base_label)?)))
-            .map(|(a, b)| {
-                (
-                    a.iter().map(normalised).collect(),
-                    b.iter().map(normalised).collect(),
-                )
-            })
-            .unzip();
-        let versus = (*method != base_label && !paired.0.is_empty()).then_some(&paired);
-        let ok = |runs: &[Run]| -> Vec<f64> {
-            runs.iter()
-                .filter(|r| !r.failed())
-                .map(normalised)
+        // Per task, the method's normalised scores, and those paired with FineTune's.
+        let strata = |which| -> Vec<Vec<f64>> {
+            cells
+                .values()
+                .filter_map(|m| m.get(method))
+                .map(|runs| values(runs, which, normalised))
                 .collect()
         };
-        let strata_ok: Vec<Vec<f64>> = cells
-            .values()
-            .filter_map(|m| m.get(method))
-            .map(|r| ok(r))
-            .collect();
-        let (x_ok, y_ok): (Vec<Vec<f64>>, Vec<Vec<f64>>) = cells
-            .values()
-            .filter_map(|m| Some((ok(m.get(method)?), ok(m.get(&base_label)?))))
-            .unzip();
+        let pairs = |which| -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+            cells
+                .values()
+                .filter_map(|m| Some((m.get(method)?, m.get(&base_label)?)))
+                .map(|(a, b)| (values(a, which, normalised), values(b, which, normalised)))
+                .unzip()
+        };
+        let reps = settings.aggregate_bootstrap;
+        let (all, paired) = (strata(Which::All), pairs(Which::All));
+        let (all_ok, (x_ok, y_ok)) = (strata(Which::WithoutFailed), pairs(Which::WithoutFailed));
+        let versus = (*method != base_label && !paired.0.is_empty()).then_some(&paired);
         out.insert(
             method.clone(),
             Aggregate {
-                tasks: strata.len(),
-                iqm: iqm(&strata),
-                iqm_ci: stratified_interval(&strata, iqm, reps, 0.95, 1).map(|(a, b)| [a, b]),
+                tasks: all.len(),
+                iqm: iqm(&all),
+                iqm_ci: stratified_interval(&all, iqm, reps, 0.95, 1).map(|(a, b)| [a, b]),
                 p_improvement: versus
                     .and_then(|(x, y)| probability_of_improvement(x, y))
                     .map(|p| 100.0 * p),
@@ -418,7 +419,7 @@ fn aggregates(
                         paired_stratified_interval(x, y, probability_of_improvement, reps, 0.95, 2)
                     })
                     .map(|(a, b)| [100.0 * a, 100.0 * b]),
-                iqm_without_failed: iqm(&strata_ok),
+                iqm_without_failed: iqm(&all_ok),
                 p_improvement_without_failed: versus
                     .and_then(|_| probability_of_improvement(&x_ok, &y_ok))
                     .map(|p| 100.0 * p),
