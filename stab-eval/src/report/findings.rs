@@ -242,6 +242,18 @@ impl Findings {
     pub fn is_empty(&self) -> bool {
         self.runs.is_empty()
     }
+
+    /// (method, task) → failed runs, for the cells with any.
+    pub fn failed_counts(&self) -> BTreeMap<(String, String), usize> {
+        self.runs
+            .iter()
+            .flat_map(|(task, m)| {
+                m.iter()
+                    .filter(|(_, r)| r.failed > 0)
+                    .map(move |(method, r)| ((method.clone(), task.clone()), r.failed))
+            })
+            .collect()
+    }
 }
 
 fn run_summaries(

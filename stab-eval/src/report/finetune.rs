@@ -28,7 +28,8 @@ pub struct FinetuneTable {
     pub swept: BTreeMap<SweptCell, SweptScores>,
     /// Variance attribution by seed component, where the grid varies one at a time.
     pub attribution: Vec<super::attribution::Attribution>,
-    /// (row label, task) → runs at or below the majority-class test score.
+    /// (row label, task) → runs at or below the majority-class test score, filled from
+    /// the report's findings ([`super::findings::Findings::failed_counts`]).
     pub failed: BTreeMap<(String, String), usize>,
 }
 
@@ -94,17 +95,10 @@ impl FinetuneTable {
         let mut cells: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
         let mut sweeps = BTreeMap::new();
         let mut swept: BTreeMap<SweptCell, SweptScores> = BTreeMap::new();
-        let mut failed: BTreeMap<(String, String), usize> = BTreeMap::new();
         let varying = varying_params(records);
         for r in records {
             if let Some(p) = r.metrics.get("primary") {
                 let (label, sweep) = group_name(r, &varying);
-                if r.details["majority_test"]
-                    .as_f64()
-                    .is_some_and(|m| *p <= m + 1e-11)
-                {
-                    *failed.entry((label.clone(), r.task.clone())).or_default() += 1;
-                }
                 if let [(key, value)] = r.sweep.iter().collect::<Vec<_>>()[..]
                     && let Some(x) = value.as_f64()
                 {
@@ -134,7 +128,7 @@ impl FinetuneTable {
             sweeps,
             swept,
             attribution,
-            failed,
+            failed: BTreeMap::new(),
         }
     }
 

@@ -108,10 +108,19 @@ impl Report {
         self.records.iter().filter(|r| r.kind == kind).collect()
     }
 
+    /// The fine-tuning tables, their failed runs counted by the findings.
+    fn finetune_table(&self) -> finetune::FinetuneTable {
+        let mut fine = finetune::FinetuneTable::from_records(&self.of_kind(RecipeKind::Finetune));
+        if !fine.is_empty() {
+            fine.failed = self.findings().failed_counts();
+        }
+        fine
+    }
+
     /// Render every table in `format`.
     pub fn render(&self, format: ReportFormat) -> String {
         let synth = synthetic::SyntheticTables::from_records(&self.of_kind(RecipeKind::Synthetic));
-        let fine = finetune::FinetuneTable::from_records(&self.of_kind(RecipeKind::Finetune));
+        let fine = self.finetune_table();
         match format {
             ReportFormat::Csv => {
                 // One CSV per kind; a store holds one kind in practice.
