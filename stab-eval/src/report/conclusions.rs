@@ -399,54 +399,25 @@ pub fn sections(f: &Findings, plots: bool) -> String {
     out
 }
 
-/// The fine-tuning CSV (`method,task,…`) with the findings' columns appended per row:
-/// failed runs, ASO ε_min, the detectable SD ratio, churn and the unstable share.
-pub fn with_findings_columns(csv: &str, f: &Findings) -> String {
-    let mut out = String::new();
-    for (i, line) in csv.lines().enumerate() {
-        out.push_str(line);
-        if i == 0 {
-            out.push_str(
-                ",failed,aso_eps_min,min_detectable_sd_ratio,disagreement,unstable_share\n",
-            );
-            continue;
-        }
-        // The first two fields are the method and the task (quoted when they hold a comma).
-        let fields = split_csv(line);
-        let (method, task) = (fields[0].as_str(), fields[1].as_str());
-        let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
-        let run = f.runs.get(task).and_then(|m| m.get(method));
-        let st = f.stability.get(task).and_then(|m| m.get(method));
-        let pr = f.predictions.get(task).and_then(|m| m.get(method));
-        out.push_str(&format!(
-            ",{},{},{},{},{}\n",
-            run.map_or(String::new(), |r| r.failed.to_string()),
-            opt(st.and_then(|s| s.aso_eps_min)),
-            opt(st.and_then(|s| s.min_detectable_sd_ratio)),
-            opt(pr.map(|p| p.disagreement)),
-            opt(pr.map(|p| p.unstable_share)),
-        ));
-    }
-    out
-}
+/// The findings' CSV columns after the fine-tuning table's: failed runs, ASO ε_min, the
+/// detectable SD ratio, churn and the unstable share.
+pub const CSV_COLUMNS: &str =
+    "failed,aso_eps_min,min_detectable_sd_ratio,disagreement,unstable_share";
 
-/// The fields of one CSV line (RFC 4180 quoting).
-fn split_csv(line: &str) -> Vec<String> {
-    let (mut fields, mut cur, mut quoted) = (Vec::new(), String::new(), false);
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => fields.push(std::mem::take(&mut cur)),
-            (c, _) => cur.push(c),
-        }
-    }
-    fields.push(cur);
-    fields
+/// The [`CSV_COLUMNS`] fields of one method on one task (empty where undefined).
+pub fn csv_fields(f: &Findings, method: &str, task: &str) -> String {
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    let run = f.runs.get(task).and_then(|m| m.get(method));
+    let st = f.stability.get(task).and_then(|m| m.get(method));
+    let pr = f.predictions.get(task).and_then(|m| m.get(method));
+    format!(
+        "{},{},{},{},{}",
+        run.map_or(String::new(), |r| r.failed.to_string()),
+        opt(st.and_then(|s| s.aso_eps_min)),
+        opt(st.and_then(|s| s.min_detectable_sd_ratio)),
+        opt(pr.map(|p| p.disagreement)),
+        opt(pr.map(|p| p.unstable_share)),
+    )
 }
 
 /// Write the heatmap, the IQM plot and the agreement histograms into `dir`.
@@ -681,17 +652,4 @@ fn agreement_histogram(
         base + 36.0
     );
     Some(s)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields_follow_rfc_4180_quoting() {
-        assert_eq!(
-            split_csv(r#"a,"b,c","say ""hi""",d"#),
-            ["a", "b,c", "say \"hi\"", "d"]
-        );
-    }
 }

@@ -430,16 +430,17 @@ impl FinetuneTable {
 
     /// One line per method and task: mean and SD over seeds, and (against FineTune) the
     /// bootstrap interval of the SD, FineTune's SD and the Brown–Forsythe p-values (empty
-    /// for FineTune itself).
-    pub fn csv(&self) -> String {
+    /// for FineTune itself), then the `columns` named in `header` (`columns(method, task)`
+    /// gives one line's fields, comma-separated).
+    pub fn csv(&self, header: &str, columns: impl Fn(&str, &str) -> String) -> String {
         let stability: BTreeMap<(String, String), StabilityRow> = self
             .stability()
             .into_iter()
             .map(|r| ((r.method.clone(), r.task.clone()), r))
             .collect();
-        let mut out =
-            "method,task,seeds,mean,sd,sd_ci_low,sd_ci_high,finetune_sd,p_brown_forsythe,p_holm\n"
-                .to_string();
+        let mut out = format!(
+            "method,task,seeds,mean,sd,sd_ci_low,sd_ci_high,finetune_sd,p_brown_forsythe,p_holm,{header}\n"
+        );
         for (method, by_task) in &self.cells {
             for (task, v) in by_task {
                 let s = Summary::of(v);
@@ -448,12 +449,13 @@ impl FinetuneTable {
                     |r| format!("{},{},{},{},{}", r.ci.0, r.ci.1, r.base_sd, r.p, r.p_holm),
                 );
                 out.push_str(&format!(
-                    "{},{},{},{},{},{extra}\n",
+                    "{},{},{},{},{},{extra},{}\n",
                     csv_field(method),
                     csv_field(task),
                     s.n,
                     s.mean,
-                    s.sd
+                    s.sd,
+                    columns(method, task)
                 ));
             }
         }

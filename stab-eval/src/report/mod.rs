@@ -127,7 +127,10 @@ impl Report {
                 if !synth.is_empty() {
                     synth.csv()
                 } else {
-                    conclusions::with_findings_columns(&fine.csv(), self.findings())
+                    let f = self.findings();
+                    fine.csv(conclusions::CSV_COLUMNS, |method, task| {
+                        conclusions::csv_fields(f, method, task)
+                    })
                 }
             }
             ReportFormat::Json => {
