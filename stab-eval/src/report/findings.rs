@@ -662,7 +662,10 @@ mod tests {
         assert!(json["aggregate"]["finetune"]["p_improvement"].is_null());
         // The CSV columns read the same values: FineTune has no ASO against itself.
         let fields = super::super::conclusions::csv_fields(&f, "finetune", "cb");
-        assert_eq!(fields, format!("1,,,{},{}", p.disagreement, p.unstable_share));
+        assert_eq!(
+            fields,
+            format!("1,,,{},{}", p.disagreement, p.unstable_share)
+        );
     }
 
     #[test]

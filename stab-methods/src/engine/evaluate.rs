@@ -147,9 +147,7 @@ impl Source<'_> {
             &task.test
         };
         let pred = self.predict(model, part);
-        let metric = PrimaryMetric::parse(task.def.metric)
-            .with_context(|| format!("unknown metric {}", task.def.metric))?;
-        Ok((score_rows(metric, &pred, rows, task), pred))
+        Ok((score_rows(&pred, rows, task)?, pred))
     }
 
     /// The primary metric on a part.
@@ -165,14 +163,15 @@ impl Source<'_> {
 
 /// The task's metrics of predictions `pred` on `rows`.
 fn score_rows(
-    metric: PrimaryMetric,
     pred: &[usize],
     rows: &[EncodedRow],
     task: &PreparedTask,
-) -> std::collections::BTreeMap<String, f64> {
+) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+    let metric = PrimaryMetric::parse(task.def.metric)
+        .with_context(|| format!("unknown metric {}", task.def.metric))?;
     let gold: Vec<usize> = rows.iter().map(|r| r.label).collect();
     let questions: Option<Vec<u64>> = rows.iter().map(|r| r.question).collect();
-    metric.evaluate(pred, &gold, task.def.labels.len(), questions.as_deref())
+    Ok(metric.evaluate(pred, &gold, task.def.labels.len(), questions.as_deref()))
 }
 
 /// The primary metric of always predicting the most frequent label of the test split
@@ -186,10 +185,8 @@ pub(super) fn majority_score(task: &PreparedTask) -> anyhow::Result<f64> {
     let majority = (0..counts.len())
         .max_by_key(|&c| (counts[c], std::cmp::Reverse(c)))
         .unwrap_or(0);
-    let metric = PrimaryMetric::parse(task.def.metric)
-        .with_context(|| format!("unknown metric {}", task.def.metric))?;
     let pred = vec![majority; task.test.len()];
-    Ok(score_rows(metric, &pred, &task.test, task)["primary"])
+    Ok(score_rows(&pred, &task.test, task)?["primary"])
 }
 
 fn argmax(logits: Tensor<2>) -> Vec<usize> {

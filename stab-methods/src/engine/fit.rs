@@ -176,7 +176,6 @@ impl<'a> Training<'a> {
         let data = TrainRows {
             source: &self.source,
             labels: &labels,
-            classes: s.task.def.labels.len(),
             batch: s.plan.batch,
             device: &s.train_device,
         };

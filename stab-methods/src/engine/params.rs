@@ -254,17 +254,7 @@ pub fn load<M: Module>(module: M, path: &Path) -> Cached<M> {
     impl ParamTransform for Fill {
         fn apply<const D: usize>(&mut self, path: &str, value: Tensor<D>) -> Tensor<D> {
             match self.file.tensors.remove(path) {
-                Some(t) if t.shape == value.dims().to_vec() => {
-                    let loaded = Tensor::<D>::from_data(
-                        TensorData::new(t.values, Shape::from(t.shape)),
-                        &value.device(),
-                    );
-                    if value.is_require_grad() {
-                        loaded.require_grad()
-                    } else {
-                        loaded
-                    }
-                }
+                Some(t) if t.shape == value.dims().to_vec() => values_like(&value, t.values),
                 _ => {
                     self.ok = false;
                     value

@@ -38,8 +38,9 @@ pub(super) struct RunSetup<'a> {
     pub task: Arc<PreparedTask>,
     pub seeds: ComponentSeeds,
     pub noise: NoiseStream,
-    /// The stream the step context offers as `own_noise` (each method of the stack gets
-    /// its own, derived from the dropout seed and its name, [`MethodStack::with_noise_seed`]).
+    /// The stream the engine's step context offers as `own_noise`. The stack hands each
+    /// of its methods a stream of its own instead ([`MethodStack::with_noise_seed`]), so
+    /// this one is drawn from only by a method called outside a stack.
     pub method_noise: NoiseStream,
     /// Indices of the run's rows in the task's train split, and the rows themselves.
     pub train_rows: Vec<usize>,

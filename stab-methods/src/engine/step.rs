@@ -142,7 +142,6 @@ pub(super) struct TrainRows<'a> {
     pub source: &'a Source<'a>,
     /// The label of each training row of the run.
     pub labels: &'a [usize],
-    pub classes: usize,
     pub batch: usize,
     pub device: &'a Device,
 }
@@ -157,7 +156,6 @@ impl TrainingData for TrainRows<'_> {
     }
 
     fn loss_and_gradients(&self, model: &TaskModel, rows: &[usize]) -> (f64, GradientsParams) {
-        debug_assert!(self.classes > 0);
         let labels: Vec<usize> = rows.iter().map(|&i| self.labels[i]).collect();
         let (forward, _) = self.source.forward_train(model, rows, self.device);
         let loss = cross_entropy(forward.head.logits, &labels, self.device);
