@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use stab_models::HostReads;
 use stab_models::dropout::host_keep_mask;
 
-use crate::engine::params::{self, ParamInfo};
+use crate::engine::params;
 use crate::engine::{Method, MethodPlugin, StepContext, TaskModel, TrainingData};
 
 /// Which child network.
@@ -124,9 +124,10 @@ impl ChildTuning {
         model: &TaskModel,
         data: &dyn TrainingData,
     ) -> BTreeMap<ParamId, (String, Tensor<1>)> {
-        let searched: Vec<ParamInfo> = params::param_info(model)
+        let searched: BTreeMap<ParamId, String> = params::param_info(model)
             .into_iter()
             .filter(|p| p.trains && in_child_search(&p.path))
+            .map(|p| (p.id, p.path))
             .collect();
         let mut fisher: BTreeMap<ParamId, (String, Tensor<1>)> = BTreeMap::new();
         if searched.is_empty() {
@@ -141,14 +142,13 @@ impl ChildTuning {
         for batch in rows.chunks(data.batch_size().max(1)).take(batches) {
             let (_, mut grads) = data.loss_and_gradients(&eval, batch);
             map_grads(&eval, &mut grads, |id, g| {
-                if let Some(info) = searched.iter().find(|p| p.id == id) {
+                if let Some(path) = searched.get(&id) {
                     let sq = g.clone().square();
-                    let entry = fisher.remove(&id);
-                    let next = match entry {
+                    let sum = match fisher.remove(&id) {
                         Some((_, f)) => f + sq,
                         None => sq,
                     };
-                    fisher.insert(id, (info.path.clone(), next));
+                    fisher.insert(id, (path.clone(), sum));
                 }
                 g
             });

@@ -90,11 +90,24 @@ impl WeightAverage {
             .map(|(k, p)| (k, p.values.inner()))
             .collect()
     }
+}
 
-    /// The current average of the parameter at `path`, if averaged.
-    pub fn averaged(&self, path: &str) -> Option<Tensor<1>> {
-        let avg = self.average.lock().expect("average");
-        avg.as_ref().and_then(|a| a.params.get(path).cloned())
+impl Average {
+    /// Fold the weights `now` into the average, each average tensor `a` becoming
+    /// `next(a, w)` (a tensor not averaged yet starts at `w`).
+    fn fold(
+        &mut self,
+        now: BTreeMap<String, Tensor<1>>,
+        next: impl Fn(Tensor<1>, Tensor<1>) -> Tensor<1>,
+    ) {
+        self.count += 1;
+        for (path, w) in now {
+            let value = match self.params.remove(&path) {
+                Some(a) => next(a, w),
+                None => w,
+            };
+            self.params.insert(path, value);
+        }
     }
 }
 
@@ -117,30 +130,17 @@ impl Method for WeightAverage {
                 params: BTreeMap::new(),
                 count: 0,
             });
-            avg.count += 1;
-            let k = avg.count as f64;
-            for (path, w) in now {
-                let next = match avg.params.remove(&path) {
-                    Some(a) => a.clone() + (w - a).div_scalar(k),
-                    None => w,
-                };
-                avg.params.insert(path, next);
-            }
+            // The k-th averaged update: w̄ + (w − w̄)/k.
+            let k = (avg.count + 1) as f64;
+            avg.fold(now, |a, w| a.clone() + (w - a).div_scalar(k));
             return;
         }
         let avg = slot.get_or_insert_with(|| Average {
             params: Self::trainable(ctx.start),
             count: 0,
         });
-        avg.count += 1;
         let d = self.decay_at(ctx.step);
-        for (path, w) in now {
-            let next = match avg.params.remove(&path) {
-                Some(a) => a.mul_scalar(d) + w.mul_scalar(1.0 - d),
-                None => w,
-            };
-            avg.params.insert(path, next);
-        }
+        avg.fold(now, |a, w| a.mul_scalar(d) + w.mul_scalar(1.0 - d));
     }
 
     fn eval_model(&self, model: TaskModel, _ctx: &StepContext) -> TaskModel {
