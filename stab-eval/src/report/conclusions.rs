@@ -20,6 +20,11 @@ fn interval(v: Option<[f64; 2]>) -> String {
     v.map_or_else(|| "–".into(), |[a, b]| format!("[{a:.1}, {b:.1}]"))
 }
 
+/// A seeds-needed count, or what it means that the search found none.
+fn seeds_text(n: Option<usize>) -> String {
+    n.map_or("more than the search's limit".into(), |n| n.to_string())
+}
+
 /// The file names of this view's plots (written by [`plots`]).
 pub const HEATMAP: &str = "sd-change-heatmap.svg";
 pub const IQM_PLOT: &str = "iqm.svg";
@@ -117,31 +122,21 @@ pub fn summary(f: &Findings) -> String {
         let _ = writeln!(
             out,
             "- **What this grid can detect**: too few seeds for Brown–Forsythe to reach 80% power even for an SD ratio of 0.01; a ratio of 0.7 needs {} seeds per arm.",
-            compared[0]
-                .seeds_for_ratio_0_7
-                .map_or("more than the search's limit".into(), |n| n.to_string())
+            seeds_text(compared[0].seeds_for_ratio_0_7)
         );
     }
     if let Some(s) = compared
         .iter()
         .find(|s| s.min_detectable_sd_ratio.is_some())
     {
-        let seeds: Vec<usize> = f
-            .runs
-            .values()
-            .flat_map(|m| m.values())
-            .map(|r| r.n)
-            .collect();
-        let n = seeds.iter().copied().min().unwrap_or(0);
+        let n = s.n;
         let _ = writeln!(
             out,
             "- **What this grid can detect**: with {n} seeds per arm, Brown–Forsythe detects (80% power, α = 0.05) an SD ratio of {} or below, i.e. only reductions of the SD by {:.0}% or more; a ratio of 0.7 needs {} seeds per arm, 0.5 needs {} (simulation under normality, {} draws per point). A non-significant SD difference here is not evidence of equal stability.",
             num(s.min_detectable_sd_ratio),
             100.0 * (1.0 - s.min_detectable_sd_ratio.unwrap_or(1.0)),
-            s.seeds_for_ratio_0_7
-                .map_or("more than the search's limit".into(), |n| n.to_string()),
-            s.seeds_for_ratio_0_5
-                .map_or("more than the search's limit".into(), |n| n.to_string()),
+            seeds_text(s.seeds_for_ratio_0_7),
+            seeds_text(s.seeds_for_ratio_0_5),
             f.settings.power_simulations
         );
     }
