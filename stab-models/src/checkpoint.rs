@@ -3,7 +3,8 @@
 //!
 //! A fine-tuned run's checkpoint (`[train] save_best`) is a model directory: `config.json`
 //! and the tokenizer files copied from the pre-trained model, and `model.safetensors` with
-//! the encoder under BertModel's names (`embeddings.*`, `encoder.layer.N.*`, `pooler.*`;
+//! the encoder under the family's base-model names ([`crate::names::hf_name`]: BertModel's
+//! `embeddings.*`, `encoder.layer.N.*`, `pooler.*`, ModernBertModel's `layers.N.*`, …;
 //! Linear weights `[out, in]`, LayerNorm `weight`/`bias`), so that `AutoModel` and stab's own
 //! loader read it, plus the task head under `stab_head.*` in stab's layout (HF has no
 //! equivalent for a multi-head head; HF tools ignore the extra keys).
@@ -30,27 +31,6 @@ pub struct TensorFile {
 
 /// Prefix of the task head's tensors in a checkpoint.
 pub const HEAD_PREFIX: &str = "stab_head.";
-
-/// The HF name of an encoder parameter given by its burn path, and whether its values must
-/// be transposed (burn stores Linear weights `[in, out]`, PyTorch `[out, in]`). `None` for
-/// the MLM head, which BertModel does not have.
-pub fn hf_name(burn_path: &str) -> Option<(String, bool)> {
-    if burn_path.starts_with("mlm.") {
-        return None;
-    }
-    let mut name = burn_path.replace(".self_attn.", ".self.");
-    let in_norm = name.contains("layer_norm.");
-    name = name.replace("layer_norm", "LayerNorm");
-    if in_norm {
-        if let Some(stem) = name.strip_suffix(".gamma") {
-            name = format!("{stem}.weight");
-        } else if let Some(stem) = name.strip_suffix(".beta") {
-            name = format!("{stem}.bias");
-        }
-    }
-    let linear_weight = name.ends_with(".weight") && !name.starts_with("embeddings.") && !in_norm;
-    Some((name, linear_weight))
-}
 
 /// `values` of a `[rows, cols]` matrix, transposed to `[cols, rows]`.
 pub fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -164,48 +144,15 @@ fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
-/// A tensor name without the `bert.` / `roberta.` prefix some checkpoints carry.
+/// A tensor name without the task-model prefix some checkpoints carry (`bert.`,
+/// `roberta.`, `electra.`, `deberta.`, `model.`).
 pub fn base_name(name: &str) -> &str {
-    name.strip_prefix("bert.")
-        .or_else(|| name.strip_prefix("roberta."))
-        .unwrap_or(name)
+    crate::names::strip_prefix(name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn burn_paths_map_to_bert_model_names() {
-        let cases = [
-            (
-                "encoder.layer.3.attention.self_attn.query.weight",
-                "encoder.layer.3.attention.self.query.weight",
-                true,
-            ),
-            (
-                "encoder.layer.0.attention.output.layer_norm.gamma",
-                "encoder.layer.0.attention.output.LayerNorm.weight",
-                false,
-            ),
-            (
-                "embeddings.layer_norm.beta",
-                "embeddings.LayerNorm.bias",
-                false,
-            ),
-            (
-                "embeddings.word_embeddings.weight",
-                "embeddings.word_embeddings.weight",
-                false,
-            ),
-            ("pooler.dense.weight", "pooler.dense.weight", true),
-            ("pooler.dense.bias", "pooler.dense.bias", false),
-        ];
-        for (burn, hf, t) in cases {
-            assert_eq!(hf_name(burn), Some((hf.to_string(), t)), "{burn}");
-        }
-        assert_eq!(hf_name("mlm.dense.weight"), None);
-    }
 
     #[test]
     fn safetensors_round_trip_and_half_precision() {

@@ -1,21 +1,89 @@
-//! Hugging Face `config.json` for the encoder families stab supports (BERT, RoBERTa).
+//! Hugging Face `config.json` for the encoder families stab supports: BERT, RoBERTa,
+//! ELECTRA, DeBERTa-v2/v3 and ModernBERT. Fields shared by all families are read by name
+//! (ModernBERT's `hidden_activation` and `norm_eps` are aliases); what a family adds is
+//! read into its [`ModelFamily`] variant (docs/models.md).
 
 use std::path::Path;
 
 use serde::Deserialize;
+use serde_json::Value;
 use stab_core::InputError;
 
 /// The fewest tokens a model must allow (the smallest `max_len` stab accepts).
 pub const MIN_TOKENS: usize = 8;
 
-/// The encoder families with a port in this crate.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert", "roberta"];
+/// The `model_type` values with a port in this crate.
+pub const SUPPORTED_MODEL_TYPES: &[&str] =
+    &["bert", "roberta", "electra", "deberta-v2", "modernbert"];
 
-/// BERT or RoBERTa: they differ in position ids, token types and the MLM head's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An encoder family, with what its `config.json` adds to the shared transformer.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ModelFamily {
+    /// BERT: absolute positions 0..T−1, token types, post-LN layers.
     Bert,
+    /// RoBERTa: BERT with positions counted after the pad id and one token type.
     Roberta,
+    /// ELECTRA (the discriminator): BERT's layers over embeddings `embedding_size` wide,
+    /// projected to `hidden_size` by `embeddings_project` when the two differ.
+    Electra { embedding_size: usize },
+    /// DeBERTa-v2/v3 (`deberta-v2`): disentangled relative attention, no absolute positions.
+    Deberta(RelativeAttention),
+    /// ModernBERT: pre-norm, RoPE, GeGLU, alternating global and sliding-window attention.
+    ModernBert(ModernBertLayout),
+}
+
+/// DeBERTa's relative attention (He et al. 2021, §3.1; v3's log buckets).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RelativeAttention {
+    /// `position_buckets` (v3: 256); `None` = plain clipped distances (v2 without buckets).
+    pub buckets: Option<usize>,
+    /// `max_relative_positions` (−1 → `max_position_embeddings`).
+    pub max_relative: usize,
+    /// Content→position (`c2p`) and position→content (`p2c`) terms.
+    pub c2p: bool,
+    pub p2c: bool,
+    /// `norm_rel_ebd` contains `layer_norm`: the relative table passes `encoder.LayerNorm`.
+    pub norm_table: bool,
+    /// The pooler's activation (`pooler_hidden_act`, HF's `ContextPooler`).
+    pub pooler_act: Activation,
+}
+
+impl RelativeAttention {
+    /// Half the relative table's rows (HF `pos_ebd_size`): the buckets, or the maximum distance.
+    pub fn span(&self) -> usize {
+        self.buckets.unwrap_or(self.max_relative)
+    }
+    /// How many score terms the attention sums (content plus each position term): the
+    /// scores are divided by √(terms · head_dim).
+    pub fn terms(&self) -> usize {
+        1 + self.c2p as usize + self.p2c as usize
+    }
+}
+
+/// ModernBERT's layer pattern, rotary bases and dropouts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModernBertLayout {
+    /// Layer i attends globally iff i % `global_every` == 0 (`global_attn_every_n_layers`).
+    pub global_every: usize,
+    /// A local layer's query i sees keys j with |i − j| ≤ `window_half` (`local_attention / 2`).
+    pub window_half: usize,
+    /// RoPE θ of global and local layers.
+    pub global_theta: f64,
+    pub local_theta: f64,
+    /// `embedding_dropout`, `attention_dropout` (probabilities and output), `mlp_dropout`.
+    pub embedding_dropout: f64,
+    pub attention_dropout: f64,
+    pub mlp_dropout: f64,
+    /// `classifier_pooling = "mean"`: the pooler reads the mean of the real tokens.
+    pub mean_pooling: bool,
+    /// The pooler's (HF `head`) activation, `classifier_activation`.
+    pub pooler_act: Activation,
+}
+
+impl ModernBertLayout {
+    pub fn is_global(&self, layer: usize) -> bool {
+        layer.is_multiple_of(self.global_every)
+    }
 }
 
 /// The activation named by `hidden_act`.
@@ -28,6 +96,17 @@ pub enum Activation {
     Relu,
 }
 
+impl Activation {
+    fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "gelu" => Ok(Activation::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" => Ok(Activation::GeluTanh),
+            "relu" => Ok(Activation::Relu),
+            other => Err(format!("unsupported activation `{other}`")),
+        }
+    }
+}
+
 /// The fields of `config.json` the forward pass needs; unknown fields are ignored.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EncoderConfig {
@@ -37,7 +116,7 @@ pub struct EncoderConfig {
     pub num_hidden_layers: usize,
     pub num_attention_heads: usize,
     pub intermediate_size: usize,
-    #[serde(default = "default_act")]
+    #[serde(default = "default_act", alias = "hidden_activation")]
     pub hidden_act: String,
     #[serde(default = "default_dropout")]
     pub hidden_dropout_prob: f64,
@@ -46,13 +125,16 @@ pub struct EncoderConfig {
     pub max_position_embeddings: usize,
     #[serde(default = "default_type_vocab")]
     pub type_vocab_size: usize,
-    #[serde(default = "default_eps")]
+    #[serde(default = "default_eps", alias = "norm_eps")]
     pub layer_norm_eps: f64,
     #[serde(default)]
     pub pad_token_id: Option<usize>,
     /// `dtype` (transformers ≥ 4.56) or `torch_dtype` (older files).
     #[serde(default, alias = "torch_dtype")]
     pub dtype: Option<String>,
+    /// The family and what it adds, read from the same file by [`EncoderConfig::parse`].
+    #[serde(skip, default = "default_family")]
+    pub family: ModelFamily,
 }
 
 fn default_act() -> String {
@@ -66,6 +148,211 @@ fn default_type_vocab() -> usize {
 }
 fn default_eps() -> f64 {
     1e-12
+}
+fn default_family() -> ModelFamily {
+    ModelFamily::Bert
+}
+
+/// A family key's value: a number, a bool or a string, with its default when absent.
+fn number(v: &Value, key: &str, default: f64) -> Result<f64, String> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(x) => x
+            .as_f64()
+            .ok_or_else(|| format!("`{key}` must be a number, found {x}")),
+    }
+}
+fn flag(v: &Value, key: &str, default: bool) -> Result<bool, String> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(x) => x
+            .as_bool()
+            .ok_or_else(|| format!("`{key}` must be true or false, found {x}")),
+    }
+}
+fn text<'a>(v: &'a Value, key: &str, default: &'a str) -> Result<&'a str, String> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(x) => x
+            .as_str()
+            .ok_or_else(|| format!("`{key}` must be a string, found {x}")),
+    }
+}
+
+impl ModelFamily {
+    /// The family of `model_type`, reading the keys it adds from the whole file `v`.
+    /// Errors name the key.
+    fn read(c: &EncoderConfig, v: &Value) -> Result<Self, (String, &'static str)> {
+        match c.model_type.as_str() {
+            "bert" => Ok(Self::Bert),
+            "roberta" => Ok(Self::Roberta),
+            "electra" => {
+                let e = number(v, "embedding_size", c.hidden_size as f64)
+                    .map_err(|m| (m, "embedding_size"))?;
+                Ok(Self::Electra {
+                    embedding_size: e as usize,
+                })
+            }
+            "deberta-v2" => Self::read_deberta(c, v),
+            "modernbert" => Self::read_modernbert(c, v),
+            other => Err((format!("unsupported model_type `{other}`"), "model_type")),
+        }
+    }
+
+    fn read_deberta(c: &EncoderConfig, v: &Value) -> Result<Self, (String, &'static str)> {
+        let need =
+            |ok: bool, key: &'static str, what: String| if ok { Ok(()) } else { Err((what, key)) };
+        need(
+            flag(v, "relative_attention", false).map_err(|m| (m, "relative_attention"))?,
+            "relative_attention",
+            "DeBERTa without relative attention (`relative_attention = false`) is not supported"
+                .into(),
+        )?;
+        need(flag(v, "share_att_key", false).map_err(|m| (m, "share_att_key"))?,
+            "share_att_key", "DeBERTa with separate position projections (`share_att_key = false`) is not supported; DeBERTa-v3 shares them".into())?;
+        need(!flag(v, "position_biased_input", true).map_err(|m| (m, "position_biased_input"))?,
+            "position_biased_input", "DeBERTa with absolute position embeddings (`position_biased_input = true`) is not supported; DeBERTa-v3 has none".into())?;
+        let conv = number(v, "conv_kernel_size", 0.0).map_err(|m| (m, "conv_kernel_size"))?;
+        need(
+            conv == 0.0,
+            "conv_kernel_size",
+            "DeBERTa-v2's convolution layer (`conv_kernel_size`) is not supported".into(),
+        )?;
+        let emb =
+            number(v, "embedding_size", c.hidden_size as f64).map_err(|m| (m, "embedding_size"))?;
+        need(
+            emb as usize == c.hidden_size,
+            "embedding_size",
+            "DeBERTa with `embedding_size` ≠ `hidden_size` is not supported".into(),
+        )?;
+        let types: Vec<String> = match v.get("pos_att_type") {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
+            Some(Value::String(s)) => s.split('|').map(|x| x.trim().to_string()).collect(),
+            _ => vec![],
+        };
+        if let Some(bad) = types.iter().find(|t| !matches!(t.as_str(), "c2p" | "p2c")) {
+            return Err((
+                format!("unsupported `pos_att_type` entry `{bad}` (supported: c2p, p2c)"),
+                "pos_att_type",
+            ));
+        }
+        let max_rel =
+            number(v, "max_relative_positions", -1.0).map_err(|m| (m, "max_relative_positions"))?;
+        let max_relative = if max_rel < 1.0 {
+            c.max_position_embeddings
+        } else {
+            max_rel as usize
+        };
+        let buckets = number(v, "position_buckets", -1.0).map_err(|m| (m, "position_buckets"))?;
+        let pooler = text(v, "pooler_hidden_act", "gelu").map_err(|m| (m, "pooler_hidden_act"))?;
+        Ok(Self::Deberta(RelativeAttention {
+            buckets: (buckets > 0.0).then_some(buckets as usize),
+            max_relative,
+            c2p: types.iter().any(|t| t == "c2p"),
+            p2c: types.iter().any(|t| t == "p2c"),
+            norm_table: text(v, "norm_rel_ebd", "none")
+                .map_err(|m| (m, "norm_rel_ebd"))?
+                .contains("layer_norm"),
+            pooler_act: Activation::parse(pooler).map_err(|m| (m, "pooler_hidden_act"))?,
+        }))
+    }
+
+    fn read_modernbert(c: &EncoderConfig, v: &Value) -> Result<Self, (String, &'static str)> {
+        for key in ["norm_bias", "attention_bias", "mlp_bias"] {
+            if flag(v, key, false).map_err(|m| (m, "norm_bias"))? {
+                return Err((
+                    format!(
+                        "ModernBERT with `{key} = true` is not supported (the released checkpoints have no biases)"
+                    ),
+                    "norm_bias",
+                ));
+            }
+        }
+        let every = number(v, "global_attn_every_n_layers", 3.0)
+            .map_err(|m| (m, "global_attn_every_n_layers"))? as usize;
+        let every = every.max(1);
+        if let Some(Value::Array(types)) = v.get("layer_types") {
+            for (i, t) in types.iter().enumerate() {
+                let want = if i.is_multiple_of(every) {
+                    "full_attention"
+                } else {
+                    "sliding_attention"
+                };
+                if t.as_str() != Some(want) {
+                    return Err((
+                        format!(
+                            "layer_types[{i}] is {t}, but global_attn_every_n_layers = {every} implies \"{want}\" (stab supports the regular pattern only)"
+                        ),
+                        "layer_types",
+                    ));
+                }
+            }
+        }
+        let theta =
+            |kind: &str, legacy: &str, default: f64| -> Result<f64, (String, &'static str)> {
+                match v
+                    .get("rope_parameters")
+                    .and_then(|r| r.get(kind))
+                    .and_then(|r| r.get("rope_theta"))
+                {
+                    Some(x) => x.as_f64().ok_or_else(|| {
+                        (
+                            format!("rope_parameters.{kind}.rope_theta must be a number"),
+                            "rope_parameters",
+                        )
+                    }),
+                    None => number(v, legacy, default).map_err(|m| (m, "rope_parameters")),
+                }
+            };
+        let window =
+            number(v, "local_attention", 128.0).map_err(|m| (m, "local_attention"))? as usize;
+        let drop = |key: &'static str| number(v, key, 0.0).map_err(|m| (m, key));
+        let pooling =
+            text(v, "classifier_pooling", "cls").map_err(|m| (m, "classifier_pooling"))?;
+        if !matches!(pooling, "cls" | "mean") {
+            return Err((
+                format!("classifier_pooling `{pooling}` is not cls or mean"),
+                "classifier_pooling",
+            ));
+        }
+        let act = text(v, "classifier_activation", &c.hidden_act)
+            .map_err(|m| (m, "classifier_activation"))?;
+        Ok(Self::ModernBert(ModernBertLayout {
+            global_every: every,
+            window_half: window / 2,
+            global_theta: theta("full_attention", "global_rope_theta", 160_000.0)?,
+            local_theta: theta("sliding_attention", "local_rope_theta", 10_000.0)?,
+            embedding_dropout: drop("embedding_dropout")?,
+            attention_dropout: drop("attention_dropout")?,
+            mlp_dropout: drop("mlp_dropout")?,
+            mean_pooling: pooling == "mean",
+            pooler_act: Activation::parse(act).map_err(|m| (m, "classifier_activation"))?,
+        }))
+    }
+
+    /// The family's name in messages and `stab list models`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Bert => "BERT",
+            Self::Roberta => "RoBERTa",
+            Self::Electra { .. } => "ELECTRA",
+            Self::Deberta(_) => "DeBERTa-v2/v3",
+            Self::ModernBert(_) => "ModernBERT",
+        }
+    }
+
+    /// Whether the embeddings add a token-type table.
+    pub fn has_token_types(&self) -> bool {
+        matches!(self, Self::Bert | Self::Roberta | Self::Electra { .. })
+    }
+
+    /// Whether the embeddings add an absolute position table.
+    pub fn has_absolute_positions(&self) -> bool {
+        matches!(self, Self::Bert | Self::Roberta | Self::Electra { .. })
+    }
 }
 
 impl EncoderConfig {
@@ -82,21 +369,29 @@ impl EncoderConfig {
 
     /// Parse config text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, InputError> {
-        let c: EncoderConfig = serde_json::from_str(text).map_err(|e| {
+        let bad = |e: serde_json::Error| {
             InputError::new(format!("not a valid encoder config: {e}"))
                 .file(file)
                 .line(Some(e.line()))
                 .hint("expected a Hugging Face config.json with model_type, hidden_size, num_hidden_layers, …")
+        };
+        let value: Value = serde_json::from_str(text).map_err(bad)?;
+        let mut c: EncoderConfig = serde_json::from_value(value.clone()).map_err(bad)?;
+        c.family = ModelFamily::read(&c, &value).map_err(|(m, key)| {
+            InputError::new(m).file(file).key(key).hint(format!(
+                "supported model types: {}",
+                SUPPORTED_MODEL_TYPES.join(", ")
+            ))
         })?;
-        c.family().map_err(|m| {
-            InputError::new(m)
-                .file(file)
-                .key("model_type")
-                .hint(format!(
-                    "supported model types: {}",
-                    SUPPORTED_MODEL_TYPES.join(", ")
-                ))
-        })?;
+        if let ModelFamily::ModernBert(m) = c.family {
+            // ModernBERT has no token types and its own dropout keys.
+            c.type_vocab_size = 0;
+            c.hidden_dropout_prob = m.mlp_dropout;
+            c.attention_probs_dropout_prob = m.attention_dropout;
+        }
+        if !c.family.has_token_types() {
+            c.type_vocab_size = 0;
+        }
         c.activation().map_err(|m| {
             InputError::new(m)
                 .file(file)
@@ -137,9 +432,47 @@ impl EncoderConfig {
                 self.max_position_embeddings,
                 limits::POSITIONS,
             ),
-            ("type_vocab_size", self.type_vocab_size, limits::TYPE_VOCAB),
         ] {
             limit.check_usize(key, value)?;
+        }
+        if self.family.has_token_types() {
+            limits::TYPE_VOCAB.check_usize("type_vocab_size", self.type_vocab_size)?;
+        }
+        match self.family {
+            ModelFamily::Electra { embedding_size } => {
+                limits::HIDDEN_SIZE.check_usize("embedding_size", embedding_size)?
+            }
+            ModelFamily::Deberta(r)
+                if (r.span() == 0 || r.span() > limits::POSITIONS.max as usize) =>
+            {
+                return Err(InputError::new(format!(
+                    "the relative position table would have {} rows",
+                    2 * r.span()
+                ))
+                .key("position_buckets")
+                .hint("DeBERTa-v3 uses position_buckets = 256"));
+            }
+            ModelFamily::ModernBert(m) if m.window_half == 0 => {
+                return Err(InputError::new("local_attention must be at least 2")
+                    .key("local_attention")
+                    .hint("ModernBERT uses local_attention = 128"));
+            }
+            ModelFamily::ModernBert(m)
+                if !self.head_dim().is_multiple_of(2)
+                    || !m.global_theta.is_finite()
+                    || m.global_theta <= 1.0
+                    || !m.local_theta.is_finite()
+                    || m.local_theta <= 1.0 =>
+            {
+                return Err(InputError::new(
+                    "RoPE needs an even head size and rope_theta values above 1",
+                )
+                .key("rope_parameters")
+                .hint(
+                    "ModernBERT uses head size 64 and rope_theta 160000 (global) / 10000 (local)",
+                ));
+            }
+            _ => {}
         }
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(InputError::new(format!(
@@ -208,33 +541,52 @@ impl EncoderConfig {
     pub fn parameter_count(&self) -> u128 {
         let h = self.hidden_size as u128;
         let i = self.intermediate_size as u128;
-        let rows = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) as u128;
-        let embeddings = rows * h + 2 * h;
-        let layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;
-        embeddings + self.num_hidden_layers as u128 * layer + 2 * (h * h + h)
+        let e = self.embedding_size() as u128;
+        let positions = if self.family.has_absolute_positions() {
+            self.max_position_embeddings
+        } else {
+            0
+        };
+        let rows = (self.vocab_size + positions + self.type_vocab_size) as u128;
+        let embeddings = rows * e + 2 * e + if e == h { 0 } else { e * h + h };
+        let ffn_out = if matches!(self.family, ModelFamily::ModernBert(_)) {
+            2 * i
+        } else {
+            i
+        };
+        let layer = 4 * (h * h + h) + (h * ffn_out + ffn_out) + (i * h + h) + 4 * h;
+        let relative = match self.family {
+            ModelFamily::Deberta(r) => 2 * r.span() as u128 * h + 2 * h,
+            _ => 0,
+        };
+        embeddings + relative + self.num_hidden_layers as u128 * layer + 2 * (h * h + h)
     }
 
-    pub fn family(&self) -> Result<ModelFamily, String> {
-        match self.model_type.as_str() {
-            "bert" => Ok(ModelFamily::Bert),
-            "roberta" => Ok(ModelFamily::Roberta),
-            other => Err(format!("unsupported model_type `{other}`")),
+    /// The first feed-forward projection's output width: `intermediate_size`, twice that
+    /// for ModernBERT's gated GeGLU (input and gate).
+    pub fn intermediate_width(&self) -> usize {
+        match self.family {
+            ModelFamily::ModernBert(_) => 2 * self.intermediate_size,
+            _ => self.intermediate_size,
+        }
+    }
+
+    /// The width of the embedding tables (ELECTRA's `embedding_size`; else the hidden size).
+    pub fn embedding_size(&self) -> usize {
+        match self.family {
+            ModelFamily::Electra { embedding_size } => embedding_size,
+            _ => self.hidden_size,
         }
     }
 
     pub fn activation(&self) -> Result<Activation, String> {
-        match self.hidden_act.as_str() {
-            "gelu" => Ok(Activation::Gelu),
-            "gelu_new" | "gelu_pytorch_tanh" => Ok(Activation::GeluTanh),
-            "relu" => Ok(Activation::Relu),
-            other => Err(format!("unsupported hidden_act `{other}`")),
-        }
+        Activation::parse(&self.hidden_act)
     }
 
     /// The padding id (BERT 0, RoBERTa 1 unless the config says otherwise).
     pub fn pad_id(&self) -> usize {
-        self.pad_token_id.unwrap_or(match self.family() {
-            Ok(ModelFamily::Roberta) => 1,
+        self.pad_token_id.unwrap_or(match self.family {
+            ModelFamily::Roberta => 1,
             _ => 0,
         })
     }
@@ -242,8 +594,8 @@ impl EncoderConfig {
     /// The longest input the position embeddings allow (RoBERTa's positions start after
     /// the pad id, so it fits pad_id + 1 fewer tokens).
     pub fn max_tokens(&self) -> usize {
-        match self.family() {
-            Ok(ModelFamily::Roberta) => self
+        match self.family {
+            ModelFamily::Roberta => self
                 .max_position_embeddings
                 .saturating_sub(self.pad_id() + 1),
             _ => self.max_position_embeddings,
@@ -280,7 +632,7 @@ mod tests {
     #[test]
     fn parses_and_ignores_unknown_fields() {
         let c = EncoderConfig::parse(BERT, "c.json").unwrap();
-        assert_eq!(c.family().unwrap(), ModelFamily::Bert);
+        assert_eq!(c.family, ModelFamily::Bert);
         assert_eq!(c.dtype.as_deref(), Some("float32"));
         assert_eq!(c.pad_id(), 0);
         assert_eq!(c.layer_norm_eps, 1e-12);

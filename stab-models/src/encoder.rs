@@ -1,8 +1,18 @@
-//! BERT/RoBERTa encoders in burn, layer for layer as in Hugging Face transformers
-//! (`modeling_bert.py`, `modeling_roberta.py`): post-LayerNorm layers, exact-erf GELU,
-//! separate hidden and attention-probability dropout (active only on an autodiff device
-//! in training mode), all hidden states returned. Module and field names mirror the HF
-//! state dict so weights load with three key renames (see [`crate::loader`]).
+//! The transformer encoder every family shares, in burn, layer for layer as in Hugging
+//! Face transformers: embeddings, a stack of attention + feed-forward layers, pooler and MLM
+//! head, with separate hidden and attention-probability dropout (active only on an autodiff
+//! device in training mode) and all hidden states returned. BERT's module tree is the
+//! common shape; what a family changes is a variant, not a copy (docs/models.md):
+//!
+//! * ELECTRA: narrower embeddings and `embeddings.project` ([`crate::families::electra`]);
+//! * DeBERTa-v3: no absolute positions, the relative table `encoder.rel_embeddings` and
+//!   disentangled attention scores ([`crate::families::deberta`]);
+//! * ModernBERT: pre-norm layers without biases, RoPE, a gated (GeGLU) feed-forward,
+//!   sliding-window attention on local layers and a final norm
+//!   ([`crate::families::modernbert`]).
+//!
+//! Module and field names mirror BERT's HF state dict; each family file maps its own HF
+//! names onto them (see [`crate::loader`]).
 
 use burn::module::{Module, Param};
 use burn::nn::{
@@ -15,6 +25,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::{Activation, EncoderConfig, ModelFamily};
 use crate::dropout::FastDropout as Dropout;
+use crate::families::{deberta, modernbert};
 use crate::peft::{Bottleneck, LowRank, through_adapter, with_low_rank};
 use crate::tokenizer::TokenBatch;
 
@@ -42,9 +53,8 @@ pub(crate) fn on_rows(x: Tensor<3>, f: impl FnOnce(Tensor<2>) -> Tensor<2>) -> T
     y.reshape([b, t, n])
 }
 
-/// HF initialisation of pre-trained-model weights: N(0, 0.02²), zero bias.
-fn hf_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
-    LinearConfig::new(d_in, d_out)
+fn hf_embedding(rows: usize, d: usize, device: &Device) -> Embedding {
+    EmbeddingConfig::new(rows, d)
         .with_initializer(Initializer::Normal {
             mean: 0.0,
             std: 0.02,
@@ -57,23 +67,57 @@ fn zero_bias(mut l: Linear) -> Linear {
     l
 }
 
-fn layer_norm(c: &EncoderConfig, device: &Device) -> LayerNorm {
-    LayerNormConfig::new(c.hidden_size)
+/// A Linear layer with HF's init, with a bias unless the family has none (ModernBERT).
+fn family_linear(c: &EncoderConfig, d_in: usize, d_out: usize, device: &Device) -> Linear {
+    let biased = !matches!(c.family, ModelFamily::ModernBert(_));
+    LinearConfig::new(d_in, d_out)
+        .with_bias(biased)
+        .with_initializer(Initializer::Normal {
+            mean: 0.0,
+            std: 0.02,
+        })
+        .init(device)
+        .pipe(zero_bias)
+}
+
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl<T> Pipe for T {}
+
+fn layer_norm_of(c: &EncoderConfig, d: usize, device: &Device) -> LayerNorm {
+    LayerNormConfig::new(d)
         .with_epsilon(c.layer_norm_eps)
+        .with_bias(!matches!(c.family, ModelFamily::ModernBert(_)))
         .init(device)
 }
 
-/// Word + position + token-type embeddings, LayerNorm, dropout.
+fn layer_norm(c: &EncoderConfig, device: &Device) -> LayerNorm {
+    layer_norm_of(c, c.hidden_size, device)
+}
+
+/// Word (+ position + token-type) embeddings, LayerNorm, dropout, and ELECTRA's
+/// projection to the hidden size.
 #[derive(Module, Debug)]
 pub struct Embeddings {
     pub word_embeddings: Embedding,
-    pub position_embeddings: Embedding,
-    pub token_type_embeddings: Embedding,
+    /// Absolute positions (BERT, RoBERTa, ELECTRA).
+    pub position_embeddings: Option<Embedding>,
+    /// Token types (BERT, RoBERTa, ELECTRA).
+    pub token_type_embeddings: Option<Embedding>,
     pub layer_norm: LayerNorm,
     pub dropout: Dropout,
+    /// ELECTRA's `embeddings_project` (`embedding_size` → `hidden_size`), after dropout.
+    pub project: Option<Linear>,
+    /// DeBERTa zeroes the embedding output at padding (`x · mask`).
+    #[module(skip)]
+    pub zero_padding: bool,
 }
 
-/// Multi-head self-attention with an additive padding mask.
+/// Multi-head self-attention with an additive padding mask, and the family's positions
+/// ([`AttentionContext`]).
 #[derive(Module, Debug)]
 pub struct SelfAttention {
     pub query: Linear,
@@ -81,17 +125,24 @@ pub struct SelfAttention {
     pub value: Linear,
     pub dropout: Dropout,
     pub heads: usize,
+    /// DeBERTa's dropout on the relative table (HF `pos_dropout`), one mask per layer.
+    pub position_dropout: Option<Dropout>,
+    /// ModernBERT: whether this layer attends within the sliding window only.
+    #[module(skip)]
+    pub local: bool,
     /// LoRA updates of the projections ([`crate::peft`]).
     pub lora_query: Option<LowRank>,
     pub lora_key: Option<LowRank>,
     pub lora_value: Option<LowRank>,
 }
 
-/// Attention output projection with residual and LayerNorm.
+/// Attention output projection with residual and the attention sub-block's LayerNorm
+/// (post-norm: after the residual; pre-norm: before the attention, absent on ModernBERT's
+/// layer 0).
 #[derive(Module, Debug)]
 pub struct SelfOutput {
     pub dense: Linear,
-    pub layer_norm: LayerNorm,
+    pub layer_norm: Option<LayerNorm>,
     pub dropout: Dropout,
     /// A LoRA update of `dense`.
     pub lora: Option<LowRank>,
@@ -105,6 +156,8 @@ pub struct Attention {
     pub output: SelfOutput,
 }
 
+/// The first feed-forward projection: `d → intermediate`, or `d → 2·intermediate` when
+/// gated (GeGLU: the first half is the input, the second the gate).
 #[derive(Module, Debug)]
 pub struct Intermediate {
     pub dense: Linear,
@@ -112,7 +165,8 @@ pub struct Intermediate {
     pub lora: Option<LowRank>,
 }
 
-/// Feed-forward output projection with residual and LayerNorm.
+/// Feed-forward output projection with residual and the FFN sub-block's LayerNorm
+/// (post-norm: after the residual; pre-norm: before the feed-forward).
 #[derive(Module, Debug)]
 pub struct Output {
     pub dense: Linear,
@@ -124,7 +178,16 @@ pub struct Output {
     pub adapter: Option<Bottleneck>,
 }
 
-/// One post-LN transformer layer.
+/// Where a layer puts its LayerNorms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormPlacement {
+    /// `x = LN(x + f(x))` for each sub-layer (BERT, RoBERTa, ELECTRA, DeBERTa).
+    Post,
+    /// `x = x + f(LN(x))` (ModernBERT).
+    Pre,
+}
+
+/// One transformer layer.
 #[derive(Module, Debug)]
 pub struct Layer {
     pub attention: Attention,
@@ -135,28 +198,69 @@ pub struct Layer {
     /// The LayerNorms' ε (burn's `LayerNorm` keeps its own private).
     #[module(skip)]
     pub layer_norm_eps: f64,
+    #[module(skip)]
+    pub norm: NormPlacement,
+    /// A gated feed-forward, `act(a) ⊙ g` (ModernBERT's GeGLU).
+    #[module(skip)]
+    pub gated: bool,
 }
 
-/// The layer stack (HF `encoder.layer.N`).
+/// The layer stack (HF `encoder.layer.N`), with what a family keeps beside it.
 #[derive(Module, Debug)]
 pub struct Layers {
     pub layer: Vec<Layer>,
+    /// DeBERTa's relative position table `encoder.rel_embeddings` [2·span, d].
+    pub rel_embeddings: Option<Embedding>,
+    /// DeBERTa's LayerNorm of that table (`encoder.LayerNorm`).
+    pub layer_norm: Option<LayerNorm>,
+    /// ModernBERT's norm after the last layer (`final_norm`).
+    pub final_norm: Option<LayerNorm>,
 }
 
-/// Pooler: tanh(W·h₀ + b) on the first token. Loaded when the checkpoint has it,
-/// otherwise N(0, 0.02²) with zero bias (docs/methods.md §1.1).
+/// The pooler's activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolerActivation {
+    /// BERT's `tanh(W·h₀ + b)`.
+    Tanh,
+    /// DeBERTa's `ContextPooler`, ELECTRA's classification head, ModernBERT's `head`.
+    Of(Activation),
+}
+
+/// The pooler, per family HF's sequence-classification pooling (docs/models.md §3):
+/// BERT, RoBERTa `tanh(W·h₀ + b)`; ELECTRA `gelu(W·h₀ + b)` (the dense layer of
+/// `ElectraClassificationHead`); DeBERTa `act(W·h₀ + b)` (`ContextPooler`,
+/// `pooler_hidden_act`); ModernBERT `LN(act(W·p))` with p the first token or the mean of
+/// the real tokens (`classifier_pooling`), its `head` loaded from the checkpoint. Weights
+/// the checkpoint lacks are N(0, 0.02²) with zero bias (docs/methods.md §1.1).
 #[derive(Module, Debug)]
 pub struct Pooler {
     pub dense: Linear,
+    pub norm: Option<LayerNorm>,
+    #[module(skip)]
+    pub activation: PoolerActivation,
+    #[module(skip)]
+    pub mean: bool,
 }
 
 /// Masked-LM head: dense → activation → LayerNorm → decoder tied to the word embeddings,
-/// plus an output bias (BERT `cls.predictions.*`, RoBERTa `lm_head.*`).
+/// plus an output bias (BERT `cls.predictions.*`, RoBERTa `lm_head.*`, DeBERTa
+/// `lm_predictions.lm_head.*`, ModernBERT `head.*` + `decoder.bias`; ELECTRA's generator
+/// shape, `hidden → embedding_size`, drawn fresh for a discriminator checkpoint).
 #[derive(Module, Debug)]
 pub struct MlmHead {
     pub dense: Linear,
     pub layer_norm: LayerNorm,
     pub bias: Param<Tensor<1>>,
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+/// ELECTRA's replaced-token-detection head (`discriminator_predictions`):
+/// `dense_prediction(act(dense(h)))`, one logit per token. Loaded when present; not trained.
+#[derive(Module, Debug)]
+pub struct DiscriminatorHead {
+    pub dense: Linear,
+    pub dense_prediction: Linear,
     #[module(skip)]
     pub activation: Activation,
 }
@@ -168,8 +272,29 @@ pub struct Encoder {
     pub encoder: Layers,
     pub pooler: Pooler,
     pub mlm: MlmHead,
+    /// ELECTRA's discriminator head, when the checkpoint has one.
+    pub discriminator: Option<DiscriminatorHead>,
     #[module(skip)]
     pub config: EncoderConfig,
+}
+
+/// What every layer's attention needs besides its input, built once per batch.
+#[derive(Debug, Clone)]
+pub struct AttentionContext {
+    /// The additive key mask [B, 1, 1, T]: 0 at real tokens, the most negative float at padding.
+    pub mask: Tensor<4>,
+    pub positions: Positions,
+}
+
+/// The family's position information inside attention.
+#[derive(Debug, Clone)]
+pub enum Positions {
+    /// Positions were added to the embeddings (BERT, RoBERTa, ELECTRA).
+    InEmbeddings,
+    /// DeBERTa's disentangled attention ([`deberta::Relative`]).
+    Relative(Box<deberta::Relative>),
+    /// ModernBERT's rotary embeddings and sliding window ([`modernbert::Rotary`]).
+    Rotary(Box<modernbert::Rotary>),
 }
 
 /// Every hidden state of a forward pass.
@@ -201,75 +326,126 @@ impl Encoder {
     pub fn new(config: &EncoderConfig, device: &Device) -> Self {
         let c = config;
         let activation = c.activation().expect("validated config");
-        let normal = Initializer::Normal {
-            mean: 0.0,
-            std: 0.02,
-        };
-        let hidden_drop = || Dropout::new(c.hidden_dropout_prob);
-        let embeddings = Embeddings {
-            word_embeddings: EmbeddingConfig::new(c.vocab_size, c.hidden_size)
-                .with_initializer(normal.clone())
-                .init(device),
-            position_embeddings: EmbeddingConfig::new(c.max_position_embeddings, c.hidden_size)
-                .with_initializer(normal.clone())
-                .init(device),
-            token_type_embeddings: EmbeddingConfig::new(c.type_vocab_size, c.hidden_size)
-                .with_initializer(normal.clone())
-                .init(device),
-            layer_norm: layer_norm(c, device),
-            dropout: hidden_drop(),
-        };
         let h = c.hidden_size;
+        let e = c.embedding_size();
+        let family = c.family;
+        let modern = match family {
+            ModelFamily::ModernBert(m) => Some(m),
+            _ => None,
+        };
+        let embeddings = Embeddings {
+            word_embeddings: hf_embedding(c.vocab_size, e, device),
+            position_embeddings: family
+                .has_absolute_positions()
+                .then(|| hf_embedding(c.max_position_embeddings, e, device)),
+            token_type_embeddings: family
+                .has_token_types()
+                .then(|| hf_embedding(c.type_vocab_size, e, device)),
+            layer_norm: layer_norm_of(c, e, device),
+            dropout: Dropout::new(modern.map_or(c.hidden_dropout_prob, |m| m.embedding_dropout)),
+            project: (e != h).then(|| family_linear(c, e, h, device)),
+            zero_padding: matches!(family, ModelFamily::Deberta(_)),
+        };
+        let ffn_width = c.intermediate_width();
         let layer = (0..c.num_hidden_layers)
-            .map(|_| Layer {
+            .map(|i| Layer {
                 attention: Attention {
                     self_attn: SelfAttention {
-                        query: zero_bias(hf_linear(h, h, device)),
-                        key: zero_bias(hf_linear(h, h, device)),
-                        value: zero_bias(hf_linear(h, h, device)),
+                        query: family_linear(c, h, h, device),
+                        key: family_linear(c, h, h, device),
+                        value: family_linear(c, h, h, device),
                         dropout: Dropout::new(c.attention_probs_dropout_prob),
                         heads: c.num_attention_heads,
+                        position_dropout: matches!(family, ModelFamily::Deberta(_))
+                            .then(|| Dropout::new(c.hidden_dropout_prob)),
+                        local: modern.is_some_and(|m| !m.is_global(i)),
                         lora_query: None,
                         lora_key: None,
                         lora_value: None,
                     },
                     output: SelfOutput {
-                        dense: zero_bias(hf_linear(h, h, device)),
-                        layer_norm: layer_norm(c, device),
-                        dropout: hidden_drop(),
+                        dense: family_linear(c, h, h, device),
+                        // ModernBERT's layer 0 has no attention norm (the embeddings' norm precedes it).
+                        layer_norm: (modern.is_none() || i > 0).then(|| layer_norm(c, device)),
+                        dropout: Dropout::new(
+                            modern.map_or(c.hidden_dropout_prob, |m| m.attention_dropout),
+                        ),
                         lora: None,
                         adapter: None,
                     },
                 },
                 intermediate: Intermediate {
-                    dense: zero_bias(hf_linear(h, c.intermediate_size, device)),
+                    dense: family_linear(c, h, ffn_width, device),
                     lora: None,
                 },
                 output: Output {
-                    dense: zero_bias(hf_linear(c.intermediate_size, h, device)),
+                    dense: family_linear(c, c.intermediate_size, h, device),
                     layer_norm: layer_norm(c, device),
-                    dropout: hidden_drop(),
+                    dropout: Dropout::new(c.hidden_dropout_prob),
                     lora: None,
                     adapter: None,
                 },
                 activation,
                 layer_norm_eps: c.layer_norm_eps,
+                norm: if modern.is_some() {
+                    NormPlacement::Pre
+                } else {
+                    NormPlacement::Post
+                },
+                gated: modern.is_some(),
             })
             .collect();
+        let (rel_embeddings, rel_norm) = match family {
+            ModelFamily::Deberta(r) => (
+                Some(hf_embedding(2 * r.span(), h, device)),
+                r.norm_table.then(|| layer_norm(c, device)),
+            ),
+            _ => (None, None),
+        };
+        let (pooler_act, pooler_norm, mean) = match family {
+            ModelFamily::Bert | ModelFamily::Roberta => (PoolerActivation::Tanh, None, false),
+            ModelFamily::Electra { .. } => (PoolerActivation::Of(Activation::Gelu), None, false),
+            ModelFamily::Deberta(r) => (PoolerActivation::Of(r.pooler_act), None, false),
+            ModelFamily::ModernBert(m) => (
+                PoolerActivation::Of(m.pooler_act),
+                Some(layer_norm(c, device)),
+                m.mean_pooling,
+            ),
+        };
         Self {
             embeddings,
-            encoder: Layers { layer },
+            encoder: Layers {
+                layer,
+                rel_embeddings,
+                layer_norm: rel_norm,
+                final_norm: modern.map(|_| layer_norm(c, device)),
+            },
             pooler: Pooler {
-                dense: zero_bias(hf_linear(h, h, device)),
+                dense: family_linear(c, h, h, device),
+                norm: pooler_norm,
+                activation: pooler_act,
+                mean,
             },
             mlm: MlmHead {
-                dense: zero_bias(hf_linear(h, h, device)),
-                layer_norm: layer_norm(c, device),
+                dense: family_linear(c, h, e, device),
+                layer_norm: layer_norm_of(c, e, device),
                 bias: Param::from_tensor(Tensor::zeros([c.vocab_size], device)),
                 activation,
             },
+            discriminator: None,
             config: config.clone(),
         }
+    }
+
+    /// ELECTRA's discriminator head, for checkpoints that have one (the loader adds it).
+    pub fn with_discriminator(mut self, device: &Device) -> Self {
+        let (c, h) = (&self.config, self.config.hidden_size);
+        self.discriminator = Some(DiscriminatorHead {
+            dense: family_linear(c, h, h, device),
+            dense_prediction: family_linear(c, h, 1, device),
+            activation: c.activation().expect("validated config"),
+        });
+        self
     }
 
     /// Give every dropout of the encoder the run's noise stream.
@@ -277,6 +453,9 @@ impl Encoder {
         self.embeddings.dropout.stream = stream.clone();
         for l in &mut self.encoder.layer {
             l.attention.self_attn.dropout.stream = stream.clone();
+            if let Some(d) = &mut l.attention.self_attn.position_dropout {
+                d.stream = stream.clone();
+            }
             l.attention.output.dropout.stream = stream.clone();
             l.output.dropout.stream = stream.clone();
         }
@@ -291,7 +470,8 @@ impl Encoder {
         (h * m).sum_dim(1).div(count).squeeze_dim::<2>(1)
     }
 
-    /// Position ids: BERT 0..T−1; RoBERTa pad + cumsum(id ≠ pad) on real tokens, pad on padding.
+    /// Position ids: 0..T−1 (BERT, ELECTRA; DeBERTa's relative grid and ModernBERT's RoPE
+    /// use the same); RoBERTa pad + cumsum(id ≠ pad) on real tokens, pad on padding.
     pub fn position_ids(&self, batch: &TokenBatch) -> Vec<i64> {
         let (b, t) = (batch.batch, batch.seq_len);
         let pad = self.config.pad_id() as i64;
@@ -299,8 +479,8 @@ impl Encoder {
         for r in 0..b {
             let mut count = 0;
             for k in 0..t {
-                out[r * t + k] = match self.config.family() {
-                    Ok(ModelFamily::Roberta) => {
+                out[r * t + k] = match self.config.family {
+                    ModelFamily::Roberta => {
                         let id = batch.input_ids[r * t + k];
                         if id != pad {
                             count += 1;
@@ -316,47 +496,96 @@ impl Encoder {
         out
     }
 
+    /// The token types the model is fed: the tokenizer's, or zeros where the model has a
+    /// single type (RoBERTa) or none.
+    pub fn fed_token_types(&self, batch: &TokenBatch) -> Vec<i64> {
+        if self.config.type_vocab_size <= 1 {
+            vec![0; batch.input_ids.len()]
+        } else {
+            batch.token_type_ids.clone()
+        }
+    }
+
     /// Run the encoder on a tokenized batch; returns every hidden state.
     pub fn forward(&self, batch: &TokenBatch) -> EncoderOutput {
         self.forward_perturbed(batch, None)
     }
 
+    fn device(&self) -> Device {
+        self.embeddings.word_embeddings.weight.val().device()
+    }
+
     /// The additive key mask [B, 1, 1, T] of a batch: 0 at real tokens, the most negative
     /// float at padding.
     pub fn attention_bias(&self, batch: &TokenBatch) -> Tensor<4> {
-        let device = self.embeddings.word_embeddings.weight.val().device();
         let (b, t) = (batch.batch, batch.seq_len);
         let bias: Vec<f32> = batch
             .attention_mask
             .iter()
             .map(|&m| if m == 0 { f32::MIN } else { 0.0 })
             .collect();
-        Tensor::<2>::from_data(TensorData::new(bias, [b, t]), &device).reshape([b, 1, 1, t])
+        Tensor::<2>::from_data(TensorData::new(bias, [b, t]), &self.device()).reshape([b, 1, 1, t])
     }
 
-    /// [`Encoder::forward`] with `word_shift` [B, T, H] added to the word embeddings
+    /// The attention context of a batch: its key mask and the family's positions (DeBERTa's
+    /// normalised relative table and bucket indices, ModernBERT's rotations and window).
+    pub fn attention_context(&self, batch: &TokenBatch) -> AttentionContext {
+        AttentionContext {
+            mask: self.attention_bias(batch),
+            positions: self.positions(batch.seq_len),
+        }
+    }
+
+    fn positions(&self, t: usize) -> Positions {
+        let device = self.device();
+        match self.config.family {
+            ModelFamily::Deberta(r) => {
+                let table = self
+                    .encoder
+                    .rel_embeddings
+                    .as_ref()
+                    .expect("DeBERTa has a relative table")
+                    .weight
+                    .val();
+                let table = match &self.encoder.layer_norm {
+                    Some(ln) => fused::layer_norm(ln, table, self.config.layer_norm_eps),
+                    None => table,
+                };
+                Positions::Relative(Box::new(deberta::Relative::new(&r, table, t, &device)))
+            }
+            ModelFamily::ModernBert(m) => Positions::Rotary(Box::new(modernbert::Rotary::new(
+                &m,
+                self.config.head_dim(),
+                t,
+                &device,
+            ))),
+            _ => Positions::InEmbeddings,
+        }
+    }
+
+    /// [`Encoder::forward`] with `word_shift` [B, T, E] added to the word embeddings
     /// before position and type embeddings (LNSR's noise on the embedding table, §2.3.1).
     pub fn forward_perturbed(
         &self,
         batch: &TokenBatch,
         word_shift: Option<Tensor<3>>,
     ) -> EncoderOutput {
-        let device = self.embeddings.word_embeddings.weight.val().device();
+        let device = self.device();
         let (b, t) = (batch.batch, batch.seq_len);
         let ints = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [b, t]), &device);
         let ids = ints(batch.input_ids.clone());
-        let types = if self.config.type_vocab_size == 1 {
-            ints(vec![0; b * t])
-        } else {
-            ints(batch.token_type_ids.clone())
-        };
+        let types = ints(self.fed_token_types(batch));
         let positions = ints(self.position_ids(batch));
-        let mask = self.attention_bias(batch);
-        self.forward_shifted(ids, types, positions, mask, word_shift)
+        let ctx = self.attention_context(batch);
+        let padding = self.embeddings.zero_padding.then(|| {
+            let m: Vec<f32> = batch.attention_mask.iter().map(|&v| v as f32).collect();
+            Tensor::<2>::from_data(TensorData::new(m, [b, t]), &device).reshape([b, t, 1])
+        });
+        self.forward_shifted(ids, types, positions, ctx, padding, word_shift)
     }
 
     /// The forward pass on prepared tensors (ids, type ids, position ids [B, T]; additive
-    /// key mask [B, 1, 1, T]).
+    /// key mask [B, 1, 1, T]) for a family whose positions are in the embeddings.
     pub fn forward_tensors(
         &self,
         ids: Tensor<2, Int>,
@@ -364,7 +593,12 @@ impl Encoder {
         positions: Tensor<2, Int>,
         mask: Tensor<4>,
     ) -> EncoderOutput {
-        self.forward_shifted(ids, types, positions, mask, None)
+        let t = ids.dims()[1];
+        let ctx = AttentionContext {
+            mask,
+            positions: self.positions(t),
+        };
+        self.forward_shifted(ids, types, positions, ctx, None, None)
     }
 
     fn forward_shifted(
@@ -372,42 +606,72 @@ impl Encoder {
         ids: Tensor<2, Int>,
         types: Tensor<2, Int>,
         positions: Tensor<2, Int>,
-        mask: Tensor<4>,
+        ctx: AttentionContext,
+        padding: Option<Tensor<3>>,
         word_shift: Option<Tensor<3>>,
     ) -> EncoderOutput {
         let e = &self.embeddings;
-        let mut words = e.word_embeddings.forward(ids);
+        let mut x = e.word_embeddings.forward(ids);
         if let Some(shift) = word_shift {
-            words = words + shift;
+            x = x + shift;
         }
-        let x = words
-            + e.position_embeddings.forward(positions)
-            + e.token_type_embeddings.forward(types);
-        let x = e.dropout.forward(fused::layer_norm(
-            &e.layer_norm,
-            x,
-            self.config.layer_norm_eps,
-        ));
+        if let Some(p) = &e.position_embeddings {
+            x = x + p.forward(positions);
+        }
+        if let Some(table) = &e.token_type_embeddings {
+            x = x + table.forward(types);
+        }
+        let mut x = fused::layer_norm(&e.layer_norm, x, self.config.layer_norm_eps);
+        if let Some(m) = padding {
+            x = x * m;
+        }
+        let mut x = e.dropout.forward(x);
+        if let Some(project) = &e.project {
+            x = dense(project, x);
+        }
         let mut hidden_states = Vec::with_capacity(self.encoder.layer.len() + 1);
         hidden_states.push(x.clone());
-        hidden_states.extend(self.forward_layers(x, mask));
+        hidden_states.extend(self.forward_layers(x, &ctx));
         EncoderOutput { hidden_states }
     }
 
     /// Every layer's output, starting from an embedding output `x` [B, T, H] (LNSR's
-    /// noisy branch above the embeddings, §2.3.2).
-    pub fn forward_layers(&self, mut x: Tensor<3>, mask: Tensor<4>) -> Vec<Tensor<3>> {
+    /// noisy branch above the embeddings, §2.3.2). The last passes ModernBERT's final norm.
+    pub fn forward_layers(&self, mut x: Tensor<3>, ctx: &AttentionContext) -> Vec<Tensor<3>> {
         let mut out = Vec::with_capacity(self.encoder.layer.len());
         for layer in &self.encoder.layer {
-            x = layer.forward(x, mask.clone());
+            x = layer.forward(x, ctx);
             out.push(x.clone());
+        }
+        if let (Some(norm), Some(last)) = (&self.encoder.final_norm, out.last_mut()) {
+            *last = fused::layer_norm(norm, last.clone(), self.config.layer_norm_eps);
         }
         out
     }
 
-    /// Pooled output tanh(W·h₀ + b) [B, H].
-    pub fn pool(&self, out: &EncoderOutput) -> Tensor<2> {
-        tanh(self.pooler.dense.forward(out.first_token()))
+    /// The pooled output [B, H] (see [`Pooler`] for each family's form); `batch` gives the
+    /// real tokens for ModernBERT's mean pooling.
+    pub fn pool(&self, out: &EncoderOutput, batch: &TokenBatch) -> Tensor<2> {
+        let p = &self.pooler;
+        let input = if p.mean {
+            let m: Vec<f32> = batch.attention_mask.iter().map(|&v| v as f32).collect();
+            let mask = Tensor::<2>::from_data(
+                TensorData::new(m, [batch.batch, batch.seq_len]),
+                &self.device(),
+            );
+            Self::mean_pool(out, mask)
+        } else {
+            out.first_token()
+        };
+        let y = p.dense.forward(input);
+        let y = match p.activation {
+            PoolerActivation::Tanh => tanh(y),
+            PoolerActivation::Of(a) => act2(a, y),
+        };
+        match &p.norm {
+            Some(ln) => fused::layer_norm(ln, y, self.config.layer_norm_eps),
+            None => y,
+        }
     }
 
     /// MLM logits [B, T, V] from hidden states [B, T, H] (decoder tied to word embeddings).
@@ -419,65 +683,129 @@ impl Encoder {
             self.config.layer_norm_eps,
         );
         let [b, t, h] = x.dims();
-        let w = self.embeddings.word_embeddings.weight.val(); // [V, H]
+        let w = self.embeddings.word_embeddings.weight.val(); // [V, E]
         let v = w.dims()[0];
         let logits =
             x.reshape([b * t, h]).matmul(w.transpose()) + m.bias.val().unsqueeze_dim::<2>(0);
         logits.reshape([b, t, v])
     }
+
+    /// ELECTRA's replaced-token logits [B, T] from hidden states [B, T, H], when the
+    /// checkpoint has the discriminator head.
+    pub fn discriminator_logits(&self, hidden: Tensor<3>) -> Option<Tensor<2>> {
+        let d = self.discriminator.as_ref()?;
+        let y = dense(
+            &d.dense_prediction,
+            act(d.activation, dense(&d.dense, hidden)),
+        );
+        let [b, t, _] = y.dims();
+        Some(y.reshape([b, t]))
+    }
+}
+
+fn act2(a: Activation, x: Tensor<2>) -> Tensor<2> {
+    match a {
+        Activation::Gelu => fused::gelu(x),
+        Activation::GeluTanh => gelu_approximate(x),
+        Activation::Relu => relu(x),
+    }
 }
 
 impl Layer {
-    /// A post-LN layer; a sub-layer's output passes its adapter (if any) before the
-    /// residual, and each dense layer adds its LoRA update (if any).
-    pub fn forward(&self, x: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
-        let a = self.attention.self_attn.forward(x.clone(), mask);
-        let o = &self.attention.output;
+    /// A post-LN layer `x = LN(x + f(x))` per sub-layer, or a pre-LN one `x = x + f(LN(x))`.
+    /// A sub-layer's output passes its adapter (if any) before the residual, and each
+    /// dense layer adds its LoRA update (if any).
+    pub fn forward(&self, x: Tensor<3>, ctx: &AttentionContext) -> Tensor<3> {
         let eps = self.layer_norm_eps;
-        let h = o
-            .dropout
-            .forward(with_low_rank(|a| dense(&o.dense, a), &o.lora, a));
-        let x = fused::layer_norm(&o.layer_norm, through_adapter(&o.adapter, h) + x, eps);
-        let i = &self.intermediate;
-        let inter = act(
-            self.activation,
-            with_low_rank(|x| dense(&i.dense, x), &i.lora, x.clone()),
-        );
+        let norm = |ln: &Option<LayerNorm>, x: Tensor<3>| match ln {
+            Some(ln) => fused::layer_norm(ln, x, eps),
+            None => x,
+        };
+        let o = &self.attention.output;
         let out = &self.output;
-        let h = out
-            .dropout
-            .forward(with_low_rank(|z| dense(&out.dense, z), &out.lora, inter));
-        fused::layer_norm(&out.layer_norm, through_adapter(&out.adapter, h) + x, eps)
+        match self.norm {
+            NormPlacement::Post => {
+                let a = self.attention.self_attn.forward(x.clone(), ctx);
+                let h = o
+                    .dropout
+                    .forward(with_low_rank(|a| dense(&o.dense, a), &o.lora, a));
+                let x = norm(&o.layer_norm, through_adapter(&o.adapter, h) + x);
+                let h = self.feed_forward(x.clone());
+                fused::layer_norm(&out.layer_norm, through_adapter(&out.adapter, h) + x, eps)
+            }
+            NormPlacement::Pre => {
+                let a = self
+                    .attention
+                    .self_attn
+                    .forward(norm(&o.layer_norm, x.clone()), ctx);
+                let h = o
+                    .dropout
+                    .forward(with_low_rank(|a| dense(&o.dense, a), &o.lora, a));
+                let x = through_adapter(&o.adapter, h) + x;
+                let h = self.feed_forward(fused::layer_norm(&out.layer_norm, x.clone(), eps));
+                through_adapter(&out.adapter, h) + x
+            }
+        }
+    }
+
+    /// The feed-forward sub-layer before the residual: `W₂·act(W₁x)` with dropout after
+    /// W₂, or gated `W₂·drop(act(a) ⊙ g)` with `[a | g] = W₁x` (ModernBERT's order).
+    fn feed_forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let i = &self.intermediate;
+        let out = &self.output;
+        let inter = with_low_rank(|x| dense(&i.dense, x), &i.lora, x);
+        if self.gated {
+            let [b, t, w] = inter.dims();
+            let half = w / 2;
+            let input = inter.clone().slice([0..b, 0..t, 0..half]);
+            let gate = inter.slice([0..b, 0..t, half..w]);
+            let z = out.dropout.forward(act(self.activation, input) * gate);
+            with_low_rank(|z| dense(&out.dense, z), &out.lora, z)
+        } else {
+            let inter = act(self.activation, inter);
+            out.dropout
+                .forward(with_low_rank(|z| dense(&out.dense, z), &out.lora, inter))
+        }
     }
 }
 
 impl SelfAttention {
-    /// softmax(QKᵀ/√d + mask) → dropout → ·V, heads merged back to [B, T, H]. The scale,
-    /// mask and softmax are one fused pass on the host ([`fused::masked_softmax`]), in
-    /// training and in evaluation alike: burn's fused attention (`module::attention`)
-    /// measured slower for these shapes (MiniLM eval forward 16 × 128: 0.39 s against
-    /// 0.35 s on a 2-core Zen 4).
-    pub fn forward(&self, x: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
+    /// softmax(scores + mask) → dropout → ·V, heads merged back to [B, T, H], where the
+    /// scores are QKᵀ/√d (BERT), DeBERTa's disentangled sum over √(3d)
+    /// ([`deberta::Relative::scores`]), or RoPE-rotated QKᵀ/√d with ModernBERT's window on
+    /// local layers. The scale, mask and softmax are one fused pass on the host
+    /// ([`fused::masked_softmax`]), in training and in evaluation alike: burn's fused
+    /// attention (`module::attention`) measured slower for these shapes (MiniLM eval
+    /// forward 16 × 128: 0.39 s against 0.35 s on a 2-core Zen 4).
+    pub fn forward(&self, x: Tensor<3>, ctx: &AttentionContext) -> Tensor<3> {
         let [b, t, h] = x.dims();
         let n = self.heads;
         let d = h / n;
         let split = |y: Tensor<3>| y.reshape([b, t, n, d]).swap_dims(1, 2);
-        let q = split(with_low_rank(
-            |x| dense(&self.query, x),
-            &self.lora_query,
-            x.clone(),
-        ));
-        let k = split(with_low_rank(
-            |x| dense(&self.key, x),
-            &self.lora_key,
-            x.clone(),
-        ));
-        let v = split(with_low_rank(
-            |x| dense(&self.value, x),
-            &self.lora_value,
-            x,
-        ));
-        let probs = fused::masked_softmax(q.matmul(k.swap_dims(2, 3)), mask, d);
+        let project = |l: &Linear, lora: &Option<LowRank>, x: Tensor<3>| {
+            with_low_rank(|x| dense(l, x), lora, x)
+        };
+        let q = split(project(&self.query, &self.lora_query, x.clone()));
+        let k = split(project(&self.key, &self.lora_key, x.clone()));
+        let v = split(project(&self.value, &self.lora_value, x));
+        let (scores, scale_dim) = match &ctx.positions {
+            Positions::InEmbeddings => (q.matmul(k.swap_dims(2, 3)), d),
+            Positions::Relative(rel) => {
+                let table = match &self.position_dropout {
+                    Some(drop) => drop.forward(rel.table.clone().unsqueeze_dim::<3>(0)),
+                    None => rel.table.clone().unsqueeze_dim::<3>(0),
+                };
+                let pq = rel.split_heads(project(&self.query, &self.lora_query, table.clone()), n);
+                let pk = rel.split_heads(project(&self.key, &self.lora_key, table), n);
+                (rel.scores(q, k, pq, pk), rel.terms * d)
+            }
+            Positions::Rotary(rot) => {
+                let (q, k) = (rot.rotate(q, self.local), rot.rotate(k, self.local));
+                let s = q.matmul(k.swap_dims(2, 3));
+                (rot.window(s, self.local), d)
+            }
+        };
+        let probs = fused::masked_softmax(scores, ctx.mask.clone(), scale_dim);
         let probs = self.dropout.forward(probs);
         probs.matmul(v).swap_dims(1, 2).reshape([b, t, h])
     }

@@ -3,8 +3,10 @@
 //! Pre-trained encoders for stab.
 //!
 //! * [`allocator`] — the binaries' allocator, mimalloc keeping freed memory ([`Allocator`]).
-//! * [`config`] — Hugging Face `config.json` for BERT and RoBERTa ([`EncoderConfig`]).
-//! * [`encoder`] — the encoder layers in burn, pooler and MLM head ([`Encoder`]).
+//! * [`config`] — Hugging Face `config.json` of every family ([`EncoderConfig`], [`ModelFamily`]).
+//! * [`encoder`] — the shared encoder layers in burn, pooler and MLM head ([`Encoder`]).
+//! * [`families`] — what ELECTRA, DeBERTa-v3 and ModernBERT add (relative attention, RoPE, window).
+//! * [`names`] — each family's HF tensor names ↔ stab's module paths.
 //! * [`activation`] — the exact GELU with a vectorised erf.
 //! * [`dropout`] — inverted dropout drawing from a run's [`NoiseStream`] ([`FastDropout`]).
 //! * [`fused`] — LayerNorm, GELU and masked softmax as single host kernels with their backward.
@@ -23,9 +25,11 @@ pub mod checkpoint;
 pub mod config;
 pub mod dropout;
 pub mod encoder;
+pub mod families;
 pub mod fused;
 pub mod heads;
 pub mod loader;
+pub mod names;
 pub mod peft;
 pub mod placement;
 pub mod simd;

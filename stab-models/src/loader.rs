@@ -1,17 +1,20 @@
-//! Loading Hugging Face weights into an [`Encoder`] through burn-store, whatever the name
-//! prefix (`bert.`, `roberta.`, none), from `model.safetensors` or `pytorch_model.bin`.
+//! Loading Hugging Face weights into an [`Encoder`] through burn-store, for every family
+//! and whatever the name prefix (`bert.`, `electra.`, `deberta.`, `model.`, none), from
+//! `model.safetensors` or `pytorch_model.bin`.
 //!
-//! Key renames (source → burn): drop `bert.`/`roberta.`; `attention.self` → `self_attn`
-//! (`self` is a Rust keyword); `LayerNorm` → `layer_norm`; BERT `cls.predictions.transform.*`
-//! and `cls.predictions.bias`, RoBERTa `lm_head.*` → `mlm.*`. `PyTorchToBurnAdapter`
-//! transposes Linear weights and maps LayerNorm `weight/bias` to `gamma/beta`; every float
-//! tensor is cast to f32. The tied MLM decoder and the `position_ids` buffer are skipped.
+//! The checkpoint's tensors are read, renamed by the family's map ([`crate::names`]; a
+//! fused tensor is split into row blocks, a shared one copied to each of its modules) and
+//! applied with `PyTorchToBurnAdapter`, which transposes Linear weights and maps LayerNorm
+//! `weight/bias` to `gamma/beta`; every float tensor is cast to f32. Tied decoders,
+//! buffers and pre-training heads are skipped.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleVisitor, Param};
+use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{
-    ApplyError, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
+    ApplyError, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
     PytorchStore, SafetensorsStore,
 };
 use burn::tensor::{DType, Device, Tensor};
@@ -19,16 +22,10 @@ use stab_core::InputError;
 
 use crate::config::EncoderConfig;
 use crate::encoder::Encoder;
+use crate::names;
 
 /// Parameters a checkpoint may lack; they keep their random init.
 const MAY_BE_MISSING: &[&str] = &["pooler.", "mlm."];
-/// Source tensors that are expected and deliberately not loaded.
-const IGNORED_SOURCE: &[&str] = &[
-    "embeddings.position_ids",
-    "mlm.decoder.",
-    "cls.seq_relationship.",
-    "cls.predictions.decoder.",
-];
 
 /// What a load did.
 #[derive(Debug, Clone, Default)]
@@ -80,18 +77,6 @@ pub fn materialize<M: Module>(module: &M) {
     module.visit(&mut Touch);
 }
 
-fn remapper() -> KeyRemapper {
-    KeyRemapper::from_patterns(vec![
-        (r"^(bert|roberta)\.", ""),
-        (r"^cls\.predictions\.transform\.", "mlm."),
-        (r"^cls\.predictions\.bias$", "mlm.bias"),
-        (r"^lm_head\.", "mlm."),
-        (r"\.attention\.self\.", ".attention.self_attn."),
-        (r"LayerNorm", "layer_norm"),
-    ])
-    .expect("valid patterns")
-}
-
 /// The weights file of a model directory.
 pub fn weights_file(dir: &Path) -> Result<PathBuf, InputError> {
     ["model.safetensors", "pytorch_model.bin"]
@@ -105,31 +90,95 @@ pub fn weights_file(dir: &Path) -> Result<PathBuf, InputError> {
         })
 }
 
+/// Every tensor of a weights file by name.
+fn read_tensors(weights: &Path) -> Result<BTreeMap<String, PackTensor>, InputError> {
+    let file = weights.display().to_string();
+    if weights.extension().is_some_and(|e| e == "safetensors") {
+        let mut store = SafetensorsStore::from_file(weights);
+        store
+            .get_all_tensors()
+            .cloned()
+            .map_err(|e| corrupt(&file, e.to_string()))
+    } else {
+        let mut store = PytorchStore::from_file(weights);
+        store
+            .get_all_tensors()
+            .cloned()
+            .map_err(|e| corrupt(&file, e.to_string()))
+    }
+}
+
+/// Split `t` into `parts` equal row blocks and keep block `part`, named `path`.
+fn row_block(t: &PackTensor, path: &str, part: usize, parts: usize) -> Result<PackTensor, String> {
+    let dims = t.shape.to_vec();
+    if dims.is_empty() || !dims[0].is_multiple_of(parts) {
+        return Err(format!(
+            "`{}` of shape {dims:?} does not split into {parts} row blocks",
+            t.name
+        ));
+    }
+    let bytes = t.to_bytes().map_err(|e| e.to_string())?;
+    let block = bytes.len() / parts;
+    let mut shape = dims;
+    shape[0] /= parts;
+    let data = bytes[part * block..(part + 1) * block].to_vec();
+    Ok(PackTensor::new(
+        path.to_string(),
+        t.dtype,
+        shape,
+        None,
+        burn::tensor::Bytes::from_bytes_vec(data),
+    ))
+}
+
+/// The checkpoint's tensors under stab's paths, and the source names left out on purpose.
+fn renamed(
+    config: &EncoderConfig,
+    source: BTreeMap<String, PackTensor>,
+    file: &str,
+) -> Result<Vec<PackTensor>, InputError> {
+    let mut out = Vec::with_capacity(source.len());
+    for (name, t) in source {
+        if names::ignored(&name) {
+            continue;
+        }
+        for target in names::stab_paths(config.family, &name) {
+            out.push(match target.part {
+                None => {
+                    let mut c = t.clone();
+                    c.name = target.path;
+                    c
+                }
+                Some((part, parts)) => row_block(&t, &target.path, part, parts).map_err(|m| {
+                    InputError::new(m)
+                        .file(file)
+                        .hint("config.json and the weights do not belong together")
+                })?,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Build an encoder from a model directory: config, random init (seeded by the caller
 /// through `device.seed`), then the checkpoint's tensors.
 pub fn load_encoder(dir: &Path, device: &Device) -> anyhow::Result<(Encoder, LoadReport)> {
     let config = EncoderConfig::from_dir(dir)?;
     let weights = weights_file(dir)?;
-    let mut encoder = Encoder::new(&config, device);
-    materialize(&encoder);
-    let adapter = || PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32));
     let file = weights.display().to_string();
-    let result = if weights.extension().is_some_and(|e| e == "safetensors") {
-        let mut store = SafetensorsStore::from_file(&weights)
-            .with_from_adapter(adapter())
-            .remap(remapper())
-            .allow_partial(true);
-        encoder
-            .load_from(&mut store)
-            .map_err(|e| corrupt(&file, e.to_string()))?
-    } else {
-        let mut store = PytorchStore::from_file(&weights)
-            .remap(remapper())
-            .allow_partial(true);
-        encoder
-            .load_from(&mut store)
-            .map_err(|e| corrupt(&file, e.to_string()))?
-    };
+    let source = read_tensors(&weights)?;
+    let mut encoder = Encoder::new(&config, device);
+    if source
+        .keys()
+        .any(|k| k.starts_with("discriminator_predictions."))
+    {
+        encoder = encoder.with_discriminator(device);
+    }
+    materialize(&encoder);
+    let tensors = renamed(&config, source, &file)?;
+    let adapter: Box<dyn ModuleAdapter> =
+        Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)));
+    let result = encoder.apply(tensors, None, Some(adapter), false);
     if let Some(err) = result.errors.first() {
         return Err(match err {
             ApplyError::ShapeMismatch {
@@ -158,20 +207,17 @@ pub fn load_encoder(dir: &Path, device: &Device) -> anyhow::Result<(Encoder, Loa
             missing.join(", ")
         ))
         .file(file)
-        .hint("is this a BERT/RoBERTa checkpoint matching config.json?")
+        .hint(format!(
+            "is this a {} checkpoint matching config.json?",
+            config.family.name()
+        ))
         .into());
     }
-    let unexpected = result
-        .unused
-        .iter()
-        .filter(|k| !IGNORED_SOURCE.iter().any(|i| k.starts_with(i)))
-        .cloned()
-        .collect();
     let report = LoadReport {
         weights,
         loaded: result.applied.len(),
         initialised,
-        unexpected,
+        unexpected: result.unused.clone(),
     };
     Ok((encoder, report))
 }

@@ -121,16 +121,16 @@ fn check_tokens_and_hidden_states(name: &str, dir: &Path) -> Loaded {
         ints(&g["attention_mask"]),
         "{name}: attention mask"
     );
-    let fed_types: Vec<i64> = if l.encoder.config.type_vocab_size == 1 {
-        vec![0; b.input_ids.len()]
-    } else {
-        b.token_type_ids.clone()
-    };
-    assert_eq!(
-        fed_types,
-        ints(&g["token_type_ids"]),
-        "{name}: token type ids"
-    );
+    if let Some(raw) = g.get("tokenizer_type_ids_raw") {
+        assert_eq!(b.token_type_ids, ints(raw), "{name}: tokenizer type ids");
+    }
+    if l.encoder.config.type_vocab_size > 0 {
+        assert_eq!(
+            l.encoder.fed_token_types(b),
+            ints(&g["token_type_ids"]),
+            "{name}: token type ids"
+        );
+    }
     assert_eq!(
         l.encoder.position_ids(b),
         ints(&g["position_ids"]),
@@ -161,6 +161,7 @@ fn check_tokens_and_hidden_states(name: &str, dir: &Path) -> Loaded {
         for (l_idx, want) in layers.iter().enumerate() {
             let got = to_vec(out.hidden_states[l_idx].clone());
             let d = max_diff_real(&got, &floats(want), &b.attention_mask, t, h, t);
+            eprintln!("{name}: hidden_states[{l_idx}] max |Δ| = {d:.2e}");
             assert!(d < 1e-4, "{name}: hidden_states[{l_idx}] differs by {d:e}");
         }
     }
@@ -349,12 +350,102 @@ fn tiny_roberta_adamw_run_matches_pytorch() {
 }
 
 #[test]
+fn tiny_electra_matches_pytorch() {
+    let l = check_tokens_and_hidden_states("tiny-electra", &tiny("tiny-electra"));
+    let g = &l.g["discriminator"];
+    let enc = l.encoder.valid();
+    let out = enc.forward(&l.batch);
+    let logits = to_vec(
+        enc.discriminator_logits(out.last())
+            .expect("the discriminator head"),
+    );
+    let want = floats(&g["logits"]);
+    let (mask, labels) = (&l.batch.attention_mask, ints(&g["labels"]));
+    let (mut worst, mut loss, mut n) = (0.0f64, 0.0, 0.0);
+    for i in 0..mask.len() {
+        if mask[i] == 1 {
+            worst = worst.max((logits[i] - want[i]).abs());
+            let (x, y) = (logits[i], labels[i] as f64);
+            loss += x.max(0.0) - x * y + (-x.abs()).exp().ln_1p();
+            n += 1.0;
+        }
+    }
+    loss /= n;
+    eprintln!(
+        "tiny-electra: discriminator logits max |Δ| = {worst:.2e}, loss {loss:.7} vs {}",
+        g["loss"]
+    );
+    assert!(worst < 5e-4, "discriminator logits differ by {worst:e}");
+    assert!((loss - g["loss"].as_f64().unwrap()).abs() < 1e-4);
+    // The embedding output before the projection (16 wide).
+    let e = l.encoder.config.embedding_size();
+    assert_eq!(e, 16);
+}
+
+#[test]
+fn tiny_deberta_v3_matches_pytorch() {
+    let l = check_tokens_and_hidden_states("tiny-deberta-v3", &tiny("tiny-deberta-v3"));
+    check_mlm("tiny-deberta-v3", &l);
+    let stab_models::ModelFamily::Deberta(r) = l.encoder.config.family else {
+        panic!("not read as DeBERTa");
+    };
+    assert_eq!(
+        stab_models::families::deberta::relative_positions(&r, l.batch.seq_len),
+        ints(&l.g["relative_position_buckets"]),
+        "bucket table"
+    );
+}
+
+#[test]
+fn tiny_modernbert_matches_pytorch() {
+    let l = check_tokens_and_hidden_states("tiny-modernbert", &tiny("tiny-modernbert"));
+    check_mlm("tiny-modernbert", &l);
+    // The residual stream before the final norm: the last layer's output un-normed.
+    let enc = l.encoder.valid();
+    let out = enc.forward(&l.batch);
+    let ctx = enc.attention_context(&l.batch);
+    let layers = enc.encoder.layer.len();
+    let mut x = out.hidden_states[layers - 1].clone();
+    x = enc.encoder.layer[layers - 1].forward(x, &ctx);
+    let (t, h) = (l.batch.seq_len, enc.config.hidden_size);
+    let d = max_diff_real(
+        &to_vec(x),
+        &floats(&l.g["last_layer_output_before_final_norm"]),
+        &l.batch.attention_mask,
+        t,
+        h,
+        t,
+    );
+    eprintln!("tiny-modernbert: stream before final norm max |Δ| = {d:.2e}");
+    assert!(d < 1e-4, "before final norm: {d:e}");
+}
+
+#[test]
+fn tiny_electra_adamw_run_matches_pytorch() {
+    check_train_step("tiny-electra", &tiny("tiny-electra"));
+}
+
+#[test]
+fn tiny_deberta_v3_adamw_run_matches_pytorch() {
+    check_train_step("tiny-deberta-v3", &tiny("tiny-deberta-v3"));
+}
+
+#[test]
+fn tiny_modernbert_adamw_run_matches_pytorch() {
+    check_train_step("tiny-modernbert", &tiny("tiny-modernbert"));
+}
+
+#[test]
 fn minilm_matches_pytorch() {
     let Some(dir) = assets::minilm("minilm_matches_pytorch") else {
         return;
     };
     let l = check_tokens_and_hidden_states("minilm", &dir);
-    let pooled = to_vec(l.encoder.valid().pool(&l.encoder.valid().forward(&l.batch)));
+    let pooled = to_vec(
+        l.encoder
+            .valid()
+            .pool(&l.encoder.valid().forward(&l.batch), &l.batch),
+    );
     let d = pooled
         .iter()
         .zip(floats(&l.g["pooler_output"]))

@@ -126,17 +126,20 @@ impl WeightDistance {
     }
 }
 
-/// The group of a parameter name: `embeddings`, `layer N`, `pooler`, or the name's stem.
+/// The group of a parameter name in any family's HF layout: `embeddings` (with ELECTRA's
+/// projection and DeBERTa's relative table), `layer N` (`encoder.layer.N.` or ModernBERT's
+/// `layers.N.`), `pooler` (ModernBERT's `head`), or the name's stem.
 fn group_of(name: &str) -> (u8, usize, String) {
-    if name.starts_with("embeddings.") {
+    if name.starts_with("embeddings")
+        || name.starts_with("encoder.rel_embeddings.")
+        || name.starts_with("encoder.LayerNorm.")
+    {
         return (0, 0, "embeddings".into());
     }
-    if let Some(rest) = name.strip_prefix("encoder.layer.")
-        && let Some(n) = rest.split('.').next().and_then(|n| n.parse::<usize>().ok())
-    {
+    if let Some(n) = stab_models::names::layer_index(name) {
         return (1, n, format!("layer {n}"));
     }
-    if name.starts_with("pooler.") {
+    if name.starts_with("pooler.") || name.starts_with("head.") {
         return (2, 0, "pooler".into());
     }
     (3, 0, name.split('.').next().unwrap_or(name).to_string())

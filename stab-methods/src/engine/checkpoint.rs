@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use stab_core::InputError;
-use stab_models::checkpoint::{HEAD_PREFIX, hf_name, transpose};
+use stab_models::checkpoint::{HEAD_PREFIX, transpose};
+use stab_models::names::hf_name;
 use stab_models::{Encoder, NamedTensor, TaskHead, TensorFile, load_encoder, read_safetensors};
 
 use super::method::CheckpointFile;
@@ -44,16 +45,31 @@ fn host(values: &Tensor<1>) -> anyhow::Result<Vec<f32>> {
 pub fn tensors(model: &TaskModel) -> anyhow::Result<BTreeMap<String, NamedTensor>> {
     let mut out = BTreeMap::new();
     if let Some(encoder) = &model.encoder {
+        // Blocks of fused tensors (ModernBERT's Wqkv), joined in block order below.
+        let mut blocks: BTreeMap<String, Vec<(usize, NamedTensor)>> = BTreeMap::new();
         for (path, p) in params::collect(encoder) {
-            let Some((name, transposed)) = hf_name(&path) else {
+            let Some(hf) = hf_name(encoder.config.family, &path) else {
                 continue;
             };
             let mut values = host(&p.values)?;
             let mut shape = p.shape.clone();
-            if transposed && shape.len() == 2 {
+            if hf.transposed && shape.len() == 2 {
                 values = transpose(&values, shape[0], shape[1]);
                 shape.swap(0, 1);
             }
+            let tensor = NamedTensor { shape, values };
+            match hf.part {
+                None => {
+                    out.insert(hf.name, tensor);
+                }
+                Some((part, _)) => blocks.entry(hf.name).or_default().push((part, tensor)),
+            }
+        }
+        for (name, mut parts) in blocks {
+            parts.sort_by_key(|(i, _)| *i);
+            let mut shape = parts[0].1.shape.clone();
+            shape[0] = parts.iter().map(|(_, t)| t.shape[0]).sum();
+            let values = parts.into_iter().flat_map(|(_, t)| t.values).collect();
             out.insert(name, NamedTensor { shape, values });
         }
     }

@@ -108,7 +108,7 @@ pub fn encoder_head_input(
             HeadInput::Spans { tokens, mask }
         }
         None => HeadInput::Pooled(match pooling {
-            Pooling::Pooler => encoder.pool(&out),
+            Pooling::Pooler => encoder.pool(&out, &input.tokens),
             Pooling::Cls => out.first_token(),
             Pooling::Mean => {
                 let (b, t) = (input.tokens.batch, input.tokens.seq_len);

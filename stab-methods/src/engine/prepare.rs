@@ -235,5 +235,13 @@ pub(super) fn reinit_pooler(encoder: &mut stab_models::Encoder, seed: u64, devic
     let normal = Normal::new(0.0f32, 0.02).expect("valid std");
     let w: Vec<f32> = (0..d_in * d_out).map(|_| normal.sample(&mut rng)).collect();
     dense.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, [d_in, d_out]), device));
-    dense.bias = Some(Param::from_tensor(Tensor::zeros([d_out], device)));
+    if let Some(b) = &mut dense.bias {
+        *b = Param::from_tensor(Tensor::zeros([d_out], device));
+    }
+    if let Some(norm) = &mut encoder.pooler.norm {
+        norm.gamma = Param::from_tensor(Tensor::ones([d_out], device));
+        if let Some(beta) = &mut norm.beta {
+            *beta = Param::from_tensor(Tensor::zeros([d_out], device));
+        }
+    }
 }

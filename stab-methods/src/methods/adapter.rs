@@ -78,7 +78,8 @@ impl Method for BottleneckAdapters {
     fn trains(&self, path: &str) -> bool {
         path.starts_with("head.")
             || path.contains(".adapter.")
-            || (path.contains(".layer_norm.") && !path.starts_with("encoder.mlm."))
+            // Every LayerNorm of the encoder (ModernBERT's final and pooler norms too).
+            || (path.contains("norm.") && !path.starts_with("encoder.mlm."))
     }
 }
 

@@ -17,6 +17,15 @@ pub fn is_bias_or_head(path: &str) -> bool {
 }
 
 impl Method for BiasTermsOnly {
+    fn check_model(&self, config: &stab_models::EncoderConfig) -> Result<(), String> {
+        match config.family {
+            stab_models::ModelFamily::ModernBert(_) => Err(
+                "BitFit trains the encoder's bias terms, and ModernBERT has none (no Linear or LayerNorm biases): it would be head tuning; use mode = \"head\" or another method".into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     fn trains(&self, path: &str) -> bool {
         is_bias_or_head(path)
     }

@@ -18,7 +18,12 @@ pub fn layer_factor(xi: f64, path: &str, layers: usize) -> f64 {
     let Some(rest) = path.strip_prefix("encoder.") else {
         return 1.0; // the task head
     };
-    if rest.starts_with("embeddings.") {
+    // The embeddings, with DeBERTa's relative table and its norm (shared by every layer,
+    // they sit below the first one).
+    if rest.starts_with("embeddings.")
+        || rest.starts_with("encoder.rel_embeddings.")
+        || rest.starts_with("encoder.layer_norm.")
+    {
         return xi.powi(layers as i32 + 1);
     }
     match rest

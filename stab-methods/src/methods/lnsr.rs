@@ -76,7 +76,7 @@ impl Method for NoiseStability {
         }
         let device = step.ctx.device;
         let tokens = &input.tokens;
-        let dim = encoder.config.hidden_size;
+        let dim = encoder.config.embedding_size();
         let seed = step.ctx.noise.next_seed();
         let term = match self.variant {
             LnsrVariant::Author => {
@@ -104,7 +104,7 @@ impl Method for NoiseStability {
                 let eps = Tensor::<3>::from_data(TensorData::new(eps, [b, t, d]), device);
                 let noisy = encoder.forward_layers(
                     hidden.hidden_states[0].clone() + eps,
-                    encoder.attention_bias(tokens),
+                    &encoder.attention_context(tokens),
                 );
                 let layers = noisy.len();
                 noisy

@@ -80,7 +80,7 @@ impl LoraTarget {
     fn dims(self, c: &EncoderConfig) -> (usize, usize) {
         let (h, i) = (c.hidden_size, c.intermediate_size);
         match self {
-            Self::Intermediate => (h, i),
+            Self::Intermediate => (h, c.intermediate_width()),
             Self::Output => (i, h),
             _ => (h, h),
         }

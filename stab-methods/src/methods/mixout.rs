@@ -37,8 +37,9 @@ pub enum MixOut {
 pub fn is_mixed_linear(path: &str, rank: usize) -> bool {
     path.ends_with(".weight")
         && (rank == 2 || rank == 3)
-        && !path.contains("embeddings")
+        && !path.contains("_embeddings")
         && !path.contains(".mlm.")
+        && !path.contains(".discriminator.")
 }
 
 /// The scaled keep mask of a weight of shape `dims` (burn layout, inputs on the

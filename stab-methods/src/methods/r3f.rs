@@ -78,7 +78,7 @@ impl Method for R3f {
         let (b, t, d) = (
             input.tokens.batch,
             input.tokens.seq_len,
-            encoder.config.hidden_size,
+            encoder.config.embedding_size(),
         );
         let seed = step.ctx.own_noise.next_seed();
         let z = Tensor::<3>::from_data(

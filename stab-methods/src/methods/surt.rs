@@ -101,7 +101,9 @@ fn init_mlm_head(encoder: &mut Encoder, seed: u64, device: &burn::tensor::Device
     let w: Vec<f32> = (0..d_in * d_out).map(|_| normal.sample(&mut rng)).collect();
     m.dense.weight =
         Param::from_tensor(Tensor::from_data(TensorData::new(w, [d_in, d_out]), device));
-    m.dense.bias = Some(Param::from_tensor(Tensor::zeros([d_out], device)));
+    if let Some(b) = &mut m.dense.bias {
+        *b = Param::from_tensor(Tensor::zeros([d_out], device));
+    }
     m.layer_norm.gamma = Param::from_tensor(Tensor::ones([d_out], device));
     if let Some(beta) = &mut m.layer_norm.beta {
         *beta = Param::from_tensor(Tensor::zeros([d_out], device));

@@ -1,0 +1,99 @@
+//! ModernBERT (`model_type = "modernbert"`; Warner et al. 2024): pre-norm layers without
+//! biases, rotary position embeddings, a GeGLU feed-forward, and attention that alternates
+//! between global layers and local ones limited to a sliding window, with a final norm.
+//!
+//! * RoPE, rotate-half form (Su et al. 2021): for position p and head size d,
+//!   `inv_freq_k = θ^(−2k/d)`, k < d/2; `c = cos(p·[inv_freq, inv_freq])`, `s = sin(…)`;
+//!   `rope(x) = x ⊙ c + [−x₂, x₁] ⊙ s` (x₁, x₂ the halves of x). θ is `rope_theta` of the
+//!   layer type (160 000 global, 10 000 local in ModernBERT-base), in f32 as HF computes it.
+//! * Layer i is global iff i % `global_attn_every_n_layers` == 0; a local layer's query i
+//!   sees key j iff |i − j| ≤ `local_attention / 2` (and j is a real token). The window is
+//!   a finite additive bias (−1e30) so that fully masked padding rows stay finite.
+//! * Layer: `h = x` on layer 0 (no `attn_norm`), else `LN(x)`; `x += Wo·attn(h)`;
+//!   `[a | g] = LN(x)·Wiᵀ`; `x += Wo·(gelu(a) ⊙ g)`; after the last layer `LN_final(x)`.
+//!
+//! HF names: `model.embeddings.{tok_embeddings, norm}`, `model.layers.N.{attn.Wqkv, attn.Wo,
+//! attn_norm, mlp_norm, mlp.Wi, mlp.Wo}`, `model.final_norm`, `head.{dense, norm}`,
+//! `decoder.bias`. `Wqkv` holds q, k and v as consecutive row blocks; stab keeps BERT's
+//! three projections (so LoRA, MixOut and the analyses address q, k and v alike) and
+//! splits it on load, joining it again on save.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::config::ModernBertLayout;
+
+/// The bias that closes a key outside the window (finite: see the module docs).
+const CLOSED: f32 = -1e30;
+
+/// Rotations of both layer types and the local window for one sequence length.
+#[derive(Debug, Clone)]
+pub struct Rotary {
+    global: (Tensor<4>, Tensor<4>),
+    local: (Tensor<4>, Tensor<4>),
+    /// [1, 1, T, T]: 0 inside the window, −1e30 outside.
+    window: Tensor<4>,
+}
+
+/// cos and sin [T, d] of positions 0..T−1 for base `theta`, in f32 (HF's order of operations).
+pub fn rotation_tables(theta: f64, head_dim: usize, t: usize) -> (Vec<f32>, Vec<f32>) {
+    let half = head_dim / 2;
+    let inv_freq: Vec<f32> = (0..half)
+        .map(|k| 1.0 / (theta as f32).powf((2 * k) as f32 / head_dim as f32))
+        .collect();
+    let mut cos = Vec::with_capacity(t * head_dim);
+    let mut sin = Vec::with_capacity(t * head_dim);
+    for p in 0..t {
+        for _ in 0..2 {
+            for f in &inv_freq {
+                let angle = p as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+    }
+    (cos, sin)
+}
+
+impl Rotary {
+    pub fn new(m: &ModernBertLayout, head_dim: usize, t: usize, device: &Device) -> Self {
+        let table = |theta: f64| {
+            let (c, s) = rotation_tables(theta, head_dim, t);
+            let make = |v| {
+                Tensor::<2>::from_data(TensorData::new(v, [t, head_dim]), device)
+                    .reshape([1, 1, t, head_dim])
+            };
+            (make(c), make(s))
+        };
+        let half = m.window_half as i64;
+        let window: Vec<f32> = (0..t as i64)
+            .flat_map(|i| {
+                (0..t as i64).map(move |j| if (i - j).abs() <= half { 0.0 } else { CLOSED })
+            })
+            .collect();
+        Self {
+            global: table(m.global_theta),
+            local: table(m.local_theta),
+            window: Tensor::<2>::from_data(TensorData::new(window, [t, t]), device)
+                .reshape([1, 1, t, t]),
+        }
+    }
+
+    /// `rope(x)` for heads x [B, n, T, d] with the tables of a global or a local layer.
+    pub fn rotate(&self, x: Tensor<4>, local: bool) -> Tensor<4> {
+        let (cos, sin) = if local { &self.local } else { &self.global };
+        let [b, n, t, d] = x.dims();
+        let x1 = x.clone().slice([0..b, 0..n, 0..t, 0..d / 2]);
+        let x2 = x.clone().slice([0..b, 0..n, 0..t, d / 2..d]);
+        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+        x * cos.clone() + rotated * sin.clone()
+    }
+
+    /// Raw scores [B, n, T, T] with keys outside a local layer's window closed.
+    pub fn window(&self, scores: Tensor<4>, local: bool) -> Tensor<4> {
+        if local {
+            scores + self.window.clone()
+        } else {
+            scores
+        }
+    }
+}
