@@ -65,12 +65,31 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
             "models ([model] path = DIR or hub id; model types {}):",
             stab_models::config::SUPPORTED_MODEL_TYPES.join(", ")
         );
+        for f in stab_models::families::FAMILIES {
+            println!(
+                "  {:<11} {:<11} e.g. {}",
+                f.model_type,
+                f.name,
+                f.hub_ids.join(", ")
+            );
+            println!("      pooler: {}", f.pooler);
+            println!("      SURT's MLM head: {}", f.mlm);
+            println!("      methods: {}", f.notes);
+        }
         let cache = stab_models::source::cached_models();
+        println!("in the Hugging Face cache:");
         if cache.is_empty() {
-            println!("  (no models in the Hugging Face cache; local directories work as they are)");
+            println!("  (none; local directories work as they are)");
         }
         for m in cache {
-            println!("  {m}");
+            let kind = stab_models::resolve_model(&m)
+                .ok()
+                .and_then(|d| stab_models::EncoderConfig::from_dir(&d).ok())
+                .map_or_else(
+                    || "not a supported encoder".to_string(),
+                    |c| c.family.name().to_string(),
+                );
+            println!("  {m:<40} {kind}");
         }
     }
     if all || matches!(args.what, Some(What::Devices)) {
