@@ -92,6 +92,15 @@ fn embed_on_the_device_matches_the_golden_files() {
     let mut models = vec![
         ("tiny-bert", testdata().join("fixtures/tiny-bert")),
         ("tiny-roberta", testdata().join("fixtures/tiny-roberta")),
+        ("tiny-electra", testdata().join("fixtures/tiny-electra")),
+        (
+            "tiny-deberta-v3",
+            testdata().join("fixtures/tiny-deberta-v3"),
+        ),
+        (
+            "tiny-modernbert",
+            testdata().join("fixtures/tiny-modernbert"),
+        ),
     ];
     if let Some(dir) = assets::minilm("embed_on_the_device_matches_the_golden_files") {
         models.push(("minilm", dir));

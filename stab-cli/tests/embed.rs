@@ -20,8 +20,14 @@ fn stab() -> Command {
 }
 
 #[test]
-fn embed_json_matches_golden_for_both_families() {
-    for name in ["tiny-bert", "tiny-roberta"] {
+fn embed_json_matches_golden_for_every_family() {
+    for name in [
+        "tiny-bert",
+        "tiny-roberta",
+        "tiny-electra",
+        "tiny-deberta-v3",
+        "tiny-modernbert",
+    ] {
         let g: Value = serde_json::from_str(
             &std::fs::read_to_string(shared().join(format!("fixtures/golden/{name}.json")))
                 .unwrap(),
@@ -73,6 +79,19 @@ fn embed_json_matches_golden_for_both_families() {
                 .map(|(a, b)| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs())
                 .fold(0.0, f64::max);
             assert!(worst < 1e-4, "{name} row {r}: cls differs by {worst:e}");
+            // Every real token of the last layer.
+            let want = g["last_hidden_state"][r].as_array().unwrap();
+            let got = row["last_hidden_state"].as_array().unwrap();
+            let mask = g["attention_mask"][r].as_array().unwrap();
+            for (k, (a, b)) in got.iter().zip(want).enumerate() {
+                if mask[k] == 0 {
+                    continue;
+                }
+                for (x, y) in a.as_array().unwrap().iter().zip(b.as_array().unwrap()) {
+                    let d = (x.as_f64().unwrap() - y.as_f64().unwrap()).abs();
+                    assert!(d < 1e-4, "{name} row {r} token {k}: {d:e}");
+                }
+            }
         }
     }
 }

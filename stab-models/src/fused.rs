@@ -542,13 +542,19 @@ fn fusable<const D: usize>(x: &Tensor<D>) -> bool {
 /// LayerNorm with `epsilon` (burn keeps its own private): the fused kernel on the host in
 /// f32, `LayerNorm::forward` elsewhere.
 pub fn layer_norm<const D: usize>(ln: &LayerNorm, x: Tensor<D>, epsilon: f64) -> Tensor<D> {
-    let Some(beta) = ln.beta.as_ref().filter(|_| fusable(&x)) else {
+    if !fusable(&x) {
         return ln.forward(x);
+    }
+    let gamma = ln.gamma.val();
+    // A LayerNorm without a shift (ModernBERT) takes the kernel with β = 0, a constant.
+    let beta = match ln.beta.as_ref() {
+        Some(beta) => beta.val(),
+        None => gamma.zeros_like().detach(),
     };
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_layer_norm(
         x.into_dispatch(),
-        ln.gamma.val().into_dispatch(),
-        beta.val().into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
         epsilon,
     ))
 }
