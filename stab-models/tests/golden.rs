@@ -476,3 +476,61 @@ fn pytorch_bin_checkpoint_matches_safetensors() {
     let l = check_tokens_and_hidden_states("tiny-bert", tmp.path());
     check_mlm("tiny-bert", &l);
 }
+
+/// ModernBERT's pooler is HF's sequence-classification `head` on the `[CLS]` vector or on the
+/// mean of the real tokens (`classifier_pooling`), loaded from the checkpoint: compared with
+/// `ModernBertForSequenceClassification` (scripts/make_pooler_golden.py).
+#[test]
+fn tiny_modernbert_pooler_matches_hf_sequence_classification() {
+    let want: Value = serde_json::from_str(
+        &std::fs::read_to_string(shared().join("fixtures/golden/tiny-modernbert-pooler.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for pooling in ["cls", "mean"] {
+        let dir = tmp.path().join(pooling);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in std::fs::read_dir(tiny("tiny-modernbert")).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
+        }
+        let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+        let config = config.replace(
+            "\"classifier_pooling\": \"cls\"",
+            &format!("\"classifier_pooling\": \"{pooling}\""),
+        );
+        std::fs::write(dir.join("config.json"), config).unwrap();
+        let l = load("tiny-modernbert", &dir);
+        let enc = l.encoder.valid();
+        let pooled = to_vec(enc.pool(&enc.forward(&l.batch), &l.batch));
+        let d = pooled
+            .iter()
+            .zip(floats(&want[format!("pooled_{pooling}")]))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        eprintln!("tiny-modernbert: pooler ({pooling}) max |Δ| = {d:.2e}");
+        assert!(d < 1e-4, "pooler ({pooling}) differs by {d:e}");
+    }
+}
+
+/// tiny-modernbert's weights as a PyTorch `pytorch_model.bin` (made by
+/// `tests/fixtures/make_pytorch_bin.py`): the fused `Wqkv` splits the same way.
+#[test]
+fn modernbert_pytorch_bin_matches_safetensors() {
+    let tmp = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(tiny("tiny-modernbert")).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|e| e == "safetensors") {
+            continue;
+        }
+        std::fs::copy(&f, tmp.path().join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/modernbert_pytorch_model.bin"),
+        tmp.path().join("pytorch_model.bin"),
+    )
+    .unwrap();
+    let l = check_tokens_and_hidden_states("tiny-modernbert", tmp.path());
+    check_mlm("tiny-modernbert", &l);
+}
