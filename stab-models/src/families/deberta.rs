@@ -103,17 +103,15 @@ impl Relative {
     /// The unscaled disentangled scores [B, n, T, T]: q·kᵀ plus c2p and p2c, from q, k
     /// [B, n, T, d] and the projected tables pq, pk [1, n, 2S, d].
     pub fn scores(&self, q: Tensor<4>, k: Tensor<4>, pq: Tensor<4>, pk: Tensor<4>) -> Tensor<4> {
-        // The indices are repeated, not expanded: a broadcast (stride-0) index tensor is
-        // not gathered correctly on every backend (wgpu gave wrong scores).
-        let [b, n, _, _] = q.dims();
+        let [b, n, t, _] = q.dims();
         let mut s = q.clone().matmul(k.clone().swap_dims(2, 3));
         if self.c2p {
             let c2p = q.matmul(pk.swap_dims(2, 3)); // [B, n, T, 2S]
-            s = s + c2p.gather(3, self.index.clone().repeat(&[b, n, 1, 1]));
+            s = s + c2p.gather(3, self.index.clone().expand([b, n, t, t]));
         }
         if self.p2c {
             let p2c = k.matmul(pq.swap_dims(2, 3)); // [B, n, T(keys), 2S]
-            let g = p2c.gather(3, self.index_t.clone().repeat(&[b, n, 1, 1])); // [j, i]
+            let g = p2c.gather(3, self.index_t.clone().expand([b, n, t, t])); // [j, i]
             s = s + g.swap_dims(2, 3);
         }
         s
