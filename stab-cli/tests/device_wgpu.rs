@@ -142,9 +142,13 @@ fn embed_on_the_device_matches_the_golden_files() {
 }
 
 fn write_recipe(dir: &Path, body: &str) -> PathBuf {
+    write_recipe_for(dir, "tiny-bert", body)
+}
+
+fn write_recipe_for(dir: &Path, model: &str, body: &str) -> PathBuf {
     let text = format!(
         "name = \"device\"\n[model]\npath = \"{}\"\nmax_len = 64\n[data]\ndir = \"{}\"\n{body}",
-        testdata().join("fixtures/tiny-bert").display(),
+        testdata().join("fixtures").join(model).display(),
         testdata().join("data").display()
     );
     let path = dir.join("recipe.toml");
@@ -266,6 +270,29 @@ fn full_tuning_on_the_device_follows_the_cpu_run_for_every_method() {
             per_update * steps,
             "{method}: {per_update} host read(s) (the logged loss) per update"
         );
+    }
+}
+
+#[test]
+fn every_family_fine_tunes_on_the_device_like_the_cpu() {
+    let (dev, test) = rows("cb");
+    for family in ["tiny-electra", "tiny-deberta-v3", "tiny-modernbert"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let recipe = write_recipe_for(
+            tmp.path(),
+            family,
+            "tasks = [\"cb\"]\n[train]\nmode = \"full\"\nmax_steps = 10\nbatch_size = 8\neval_every = 1\nlr = 1e-4\nseeds = 1\n\
+             [[methods]]\nname = \"finetune\"\n[[methods]]\nname = \"lnsr\"\nvariant = \"original\"\n\
+             [[methods]]\nname = \"surt\"\nmlm_max_steps = 5\n",
+        );
+        let cpu = records(&recipe, &tmp.path().join("cpu"), "cpu", 1);
+        let gpu = records(&recipe, &tmp.path().join("gpu"), DEVICE, 1);
+        assert_eq!(cpu.len(), 3, "{family}");
+        for (id, c) in &cpu {
+            let what = format!("{family} {}", c["method"].as_str().unwrap());
+            let worst = compare(&what, c, &gpu[id], dev, test);
+            eprintln!("full {what}: largest train-loss difference {worst:.2e} relative");
+        }
     }
 }
 
