@@ -9,6 +9,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use stab_core::InputError;
 
+pub use crate::families::deberta::RelativeAttention;
+pub use crate::families::modernbert::ModernBertLayout;
+
 /// The fewest tokens a model must allow (the smallest `max_len` stab accepts).
 pub const MIN_TOKENS: usize = 8;
 
@@ -32,60 +35,6 @@ pub enum ModelFamily {
     ModernBert(ModernBertLayout),
 }
 
-/// DeBERTa's relative attention (He et al. 2021, §3.1; v3's log buckets).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RelativeAttention {
-    /// `position_buckets` (v3: 256); `None` = plain clipped distances (v2 without buckets).
-    pub buckets: Option<usize>,
-    /// `max_relative_positions` (−1 → `max_position_embeddings`).
-    pub max_relative: usize,
-    /// Content→position (`c2p`) and position→content (`p2c`) terms.
-    pub c2p: bool,
-    pub p2c: bool,
-    /// `norm_rel_ebd` contains `layer_norm`: the relative table passes `encoder.LayerNorm`.
-    pub norm_table: bool,
-    /// The pooler's activation (`pooler_hidden_act`, HF's `ContextPooler`).
-    pub pooler_act: Activation,
-}
-
-impl RelativeAttention {
-    /// Half the relative table's rows (HF `pos_ebd_size`): the buckets, or the maximum distance.
-    pub fn span(&self) -> usize {
-        self.buckets.unwrap_or(self.max_relative)
-    }
-    /// How many score terms the attention sums (content plus each position term): the
-    /// scores are divided by √(terms · head_dim).
-    pub fn terms(&self) -> usize {
-        1 + self.c2p as usize + self.p2c as usize
-    }
-}
-
-/// ModernBERT's layer pattern, rotary bases and dropouts.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ModernBertLayout {
-    /// Layer i attends globally iff i % `global_every` == 0 (`global_attn_every_n_layers`).
-    pub global_every: usize,
-    /// A local layer's query i sees keys j with |i − j| ≤ `window_half` (`local_attention / 2`).
-    pub window_half: usize,
-    /// RoPE θ of global and local layers.
-    pub global_theta: f64,
-    pub local_theta: f64,
-    /// `embedding_dropout`, `attention_dropout` (probabilities and output), `mlp_dropout`.
-    pub embedding_dropout: f64,
-    pub attention_dropout: f64,
-    pub mlp_dropout: f64,
-    /// `classifier_pooling = "mean"`: the pooler reads the mean of the real tokens.
-    pub mean_pooling: bool,
-    /// The pooler's (HF `head`) activation, `classifier_activation`.
-    pub pooler_act: Activation,
-}
-
-impl ModernBertLayout {
-    pub fn is_global(&self, layer: usize) -> bool {
-        layer.is_multiple_of(self.global_every)
-    }
-}
-
 /// The activation named by `hidden_act`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -97,7 +46,7 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn parse(name: &str) -> Result<Self, String> {
+    pub(crate) fn parse(name: &str) -> Result<Self, String> {
         match name {
             "gelu" => Ok(Activation::Gelu),
             "gelu_new" | "gelu_pytorch_tanh" => Ok(Activation::GeluTanh),
@@ -154,7 +103,7 @@ fn default_family() -> ModelFamily {
 }
 
 /// A family key's value: a number, a bool or a string, with its default when absent.
-fn number(v: &Value, key: &str, default: f64) -> Result<f64, String> {
+pub(crate) fn number(v: &Value, key: &str, default: f64) -> Result<f64, String> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(default),
         Some(x) => x
@@ -162,7 +111,7 @@ fn number(v: &Value, key: &str, default: f64) -> Result<f64, String> {
             .ok_or_else(|| format!("`{key}` must be a number, found {x}")),
     }
 }
-fn flag(v: &Value, key: &str, default: bool) -> Result<bool, String> {
+pub(crate) fn flag(v: &Value, key: &str, default: bool) -> Result<bool, String> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(default),
         Some(x) => x
@@ -170,7 +119,7 @@ fn flag(v: &Value, key: &str, default: bool) -> Result<bool, String> {
             .ok_or_else(|| format!("`{key}` must be true or false, found {x}")),
     }
 }
-fn text<'a>(v: &'a Value, key: &str, default: &'a str) -> Result<&'a str, String> {
+pub(crate) fn text<'a>(v: &'a Value, key: &str, default: &'a str) -> Result<&'a str, String> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(default),
         Some(x) => x
@@ -193,144 +142,10 @@ impl ModelFamily {
                     embedding_size: e as usize,
                 })
             }
-            "deberta-v2" => Self::read_deberta(c, v),
-            "modernbert" => Self::read_modernbert(c, v),
+            "deberta-v2" => crate::families::deberta::read_config(c, v).map(Self::Deberta),
+            "modernbert" => crate::families::modernbert::read_config(c, v).map(Self::ModernBert),
             other => Err((format!("unsupported model_type `{other}`"), "model_type")),
         }
-    }
-
-    fn read_deberta(c: &EncoderConfig, v: &Value) -> Result<Self, (String, &'static str)> {
-        let need =
-            |ok: bool, key: &'static str, what: String| if ok { Ok(()) } else { Err((what, key)) };
-        need(
-            flag(v, "relative_attention", false).map_err(|m| (m, "relative_attention"))?,
-            "relative_attention",
-            "DeBERTa without relative attention (`relative_attention = false`) is not supported"
-                .into(),
-        )?;
-        need(flag(v, "share_att_key", false).map_err(|m| (m, "share_att_key"))?,
-            "share_att_key", "DeBERTa with separate position projections (`share_att_key = false`) is not supported; DeBERTa-v3 shares them".into())?;
-        need(!flag(v, "position_biased_input", true).map_err(|m| (m, "position_biased_input"))?,
-            "position_biased_input", "DeBERTa with absolute position embeddings (`position_biased_input = true`) is not supported; DeBERTa-v3 has none".into())?;
-        let conv = number(v, "conv_kernel_size", 0.0).map_err(|m| (m, "conv_kernel_size"))?;
-        need(
-            conv == 0.0,
-            "conv_kernel_size",
-            "DeBERTa-v2's convolution layer (`conv_kernel_size`) is not supported".into(),
-        )?;
-        let emb =
-            number(v, "embedding_size", c.hidden_size as f64).map_err(|m| (m, "embedding_size"))?;
-        need(
-            emb as usize == c.hidden_size,
-            "embedding_size",
-            "DeBERTa with `embedding_size` ≠ `hidden_size` is not supported".into(),
-        )?;
-        let types: Vec<String> = match v.get("pos_att_type") {
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect(),
-            Some(Value::String(s)) => s.split('|').map(|x| x.trim().to_string()).collect(),
-            _ => vec![],
-        };
-        if let Some(bad) = types.iter().find(|t| !matches!(t.as_str(), "c2p" | "p2c")) {
-            return Err((
-                format!("unsupported `pos_att_type` entry `{bad}` (supported: c2p, p2c)"),
-                "pos_att_type",
-            ));
-        }
-        let max_rel =
-            number(v, "max_relative_positions", -1.0).map_err(|m| (m, "max_relative_positions"))?;
-        let max_relative = if max_rel < 1.0 {
-            c.max_position_embeddings
-        } else {
-            max_rel as usize
-        };
-        let buckets = number(v, "position_buckets", -1.0).map_err(|m| (m, "position_buckets"))?;
-        let pooler = text(v, "pooler_hidden_act", "gelu").map_err(|m| (m, "pooler_hidden_act"))?;
-        Ok(Self::Deberta(RelativeAttention {
-            buckets: (buckets > 0.0).then_some(buckets as usize),
-            max_relative,
-            c2p: types.iter().any(|t| t == "c2p"),
-            p2c: types.iter().any(|t| t == "p2c"),
-            norm_table: text(v, "norm_rel_ebd", "none")
-                .map_err(|m| (m, "norm_rel_ebd"))?
-                .contains("layer_norm"),
-            pooler_act: Activation::parse(pooler).map_err(|m| (m, "pooler_hidden_act"))?,
-        }))
-    }
-
-    fn read_modernbert(c: &EncoderConfig, v: &Value) -> Result<Self, (String, &'static str)> {
-        for key in ["norm_bias", "attention_bias", "mlp_bias"] {
-            if flag(v, key, false).map_err(|m| (m, "norm_bias"))? {
-                return Err((
-                    format!(
-                        "ModernBERT with `{key} = true` is not supported (the released checkpoints have no biases)"
-                    ),
-                    "norm_bias",
-                ));
-            }
-        }
-        let every = number(v, "global_attn_every_n_layers", 3.0)
-            .map_err(|m| (m, "global_attn_every_n_layers"))? as usize;
-        let every = every.max(1);
-        if let Some(Value::Array(types)) = v.get("layer_types") {
-            for (i, t) in types.iter().enumerate() {
-                let want = if i.is_multiple_of(every) {
-                    "full_attention"
-                } else {
-                    "sliding_attention"
-                };
-                if t.as_str() != Some(want) {
-                    return Err((
-                        format!(
-                            "layer_types[{i}] is {t}, but global_attn_every_n_layers = {every} implies \"{want}\" (stab supports the regular pattern only)"
-                        ),
-                        "layer_types",
-                    ));
-                }
-            }
-        }
-        let theta =
-            |kind: &str, legacy: &str, default: f64| -> Result<f64, (String, &'static str)> {
-                match v
-                    .get("rope_parameters")
-                    .and_then(|r| r.get(kind))
-                    .and_then(|r| r.get("rope_theta"))
-                {
-                    Some(x) => x.as_f64().ok_or_else(|| {
-                        (
-                            format!("rope_parameters.{kind}.rope_theta must be a number"),
-                            "rope_parameters",
-                        )
-                    }),
-                    None => number(v, legacy, default).map_err(|m| (m, "rope_parameters")),
-                }
-            };
-        let window =
-            number(v, "local_attention", 128.0).map_err(|m| (m, "local_attention"))? as usize;
-        let drop = |key: &'static str| number(v, key, 0.0).map_err(|m| (m, key));
-        let pooling =
-            text(v, "classifier_pooling", "cls").map_err(|m| (m, "classifier_pooling"))?;
-        if !matches!(pooling, "cls" | "mean") {
-            return Err((
-                format!("classifier_pooling `{pooling}` is not cls or mean"),
-                "classifier_pooling",
-            ));
-        }
-        let act = text(v, "classifier_activation", &c.hidden_act)
-            .map_err(|m| (m, "classifier_activation"))?;
-        Ok(Self::ModernBert(ModernBertLayout {
-            global_every: every,
-            window_half: window / 2,
-            global_theta: theta("full_attention", "global_rope_theta", 160_000.0)?,
-            local_theta: theta("sliding_attention", "local_rope_theta", 10_000.0)?,
-            embedding_dropout: drop("embedding_dropout")?,
-            attention_dropout: drop("attention_dropout")?,
-            mlp_dropout: drop("mlp_dropout")?,
-            mean_pooling: pooling == "mean",
-            pooler_act: Activation::parse(act).map_err(|m| (m, "classifier_activation"))?,
-        }))
     }
 
     /// The family's name in messages and `stab list models`.
@@ -378,10 +193,15 @@ impl EncoderConfig {
         let value: Value = serde_json::from_str(text).map_err(bad)?;
         let mut c: EncoderConfig = serde_json::from_value(value.clone()).map_err(bad)?;
         c.family = ModelFamily::read(&c, &value).map_err(|(m, key)| {
-            InputError::new(m).file(file).key(key).hint(format!(
-                "supported model types: {}",
-                SUPPORTED_MODEL_TYPES.join(", ")
-            ))
+            let hint = if key == "model_type" {
+                format!("supported model types: {}", SUPPORTED_MODEL_TYPES.join(", "))
+            } else {
+                format!(
+                    "stab's `{}` port supports the configurations of the released checkpoints (docs/models.md)",
+                    c.model_type
+                )
+            };
+            InputError::new(m).file(file).key(key).hint(hint)
         })?;
         if let ModelFamily::ModernBert(m) = c.family {
             // ModernBERT has no token types and its own dropout keys.
@@ -689,6 +509,74 @@ mod tests {
         }
         let e = EncoderConfig::parse(&BERT.replace(":32", ":2"), "c.json").unwrap_err();
         assert!(e.message.contains("room for 2 tokens"), "{e}");
+    }
+
+    /// A config of `family` from the fixtures, with `edit` applied to its JSON value.
+    fn family_config(
+        family: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<EncoderConfig, InputError> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/fixtures")
+            .join(family)
+            .join("config.json");
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        edit(&mut v);
+        EncoderConfig::parse(&v.to_string(), "config.json")
+    }
+
+    #[test]
+    fn family_keys_are_read_and_bad_ones_named() {
+        let c = family_config("tiny-deberta-v3", |_| {}).unwrap();
+        let ModelFamily::Deberta(r) = c.family else {
+            panic!("{:?}", c.family)
+        };
+        assert_eq!((r.span(), r.max_relative, r.terms()), (16, 64, 3));
+        assert_eq!(c.type_vocab_size, 0);
+        let e =
+            family_config("tiny-deberta-v3", |v| v["share_att_key"] = false.into()).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("share_att_key"), "{e}");
+        let e = family_config("tiny-deberta-v3", |v| {
+            v["pos_att_type"] = serde_json::json!(["p2p"])
+        })
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("pos_att_type"), "{e}");
+
+        let c = family_config("tiny-modernbert", |_| {}).unwrap();
+        let ModelFamily::ModernBert(m) = c.family else {
+            panic!("{:?}", c.family)
+        };
+        assert_eq!(
+            (m.window_half, m.global_theta, m.local_theta),
+            (4, 160_000.0, 10_000.0)
+        );
+        assert!(m.is_global(0) && !m.is_global(1) && m.is_global(2));
+        assert_eq!(c.layer_norm_eps, 1e-5, "norm_eps is read");
+        // Configs written by older transformers: legacy rope keys.
+        let c = family_config("tiny-modernbert", |v| {
+            let o = v.as_object_mut().unwrap();
+            o.remove("rope_parameters");
+            o.remove("layer_types");
+            o.insert("global_rope_theta".into(), 80_000.0.into());
+            o.insert("local_rope_theta".into(), 5_000.0.into());
+        })
+        .unwrap();
+        let ModelFamily::ModernBert(m) = c.family else {
+            panic!()
+        };
+        assert_eq!((m.global_theta, m.local_theta), (80_000.0, 5_000.0));
+        let e = family_config("tiny-modernbert", |v| v["mlp_bias"] = true.into()).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("mlp_bias"), "{e}");
+        let e = family_config("tiny-modernbert", |v| {
+            v["layer_types"] =
+                serde_json::json!(["sliding_attention", "full_attention", "full_attention"])
+        })
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("layer_types"), "{e}");
+
+        let c = family_config("tiny-electra", |_| {}).unwrap();
+        assert_eq!(c.family, ModelFamily::Electra { embedding_size: 16 });
+        assert_eq!(c.embedding_size(), 16);
     }
 
     #[test]

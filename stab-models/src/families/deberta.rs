@@ -23,7 +23,101 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::config::RelativeAttention;
+use serde_json::Value;
+
+use crate::config::{Activation, EncoderConfig, flag, number, text};
+
+/// DeBERTa's relative attention (He et al. 2021, §3.1; v3's log buckets).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RelativeAttention {
+    /// `position_buckets` (v3: 256); `None` = plain clipped distances (v2 without buckets).
+    pub buckets: Option<usize>,
+    /// `max_relative_positions` (−1 → `max_position_embeddings`).
+    pub max_relative: usize,
+    /// Content→position (`c2p`) and position→content (`p2c`) terms.
+    pub c2p: bool,
+    pub p2c: bool,
+    /// `norm_rel_ebd` contains `layer_norm`: the relative table passes `encoder.LayerNorm`.
+    pub norm_table: bool,
+    /// The pooler's activation (`pooler_hidden_act`, HF's `ContextPooler`).
+    pub pooler_act: Activation,
+}
+
+impl RelativeAttention {
+    /// Half the relative table's rows (HF `pos_ebd_size`): the buckets, or the maximum distance.
+    pub fn span(&self) -> usize {
+        self.buckets.unwrap_or(self.max_relative)
+    }
+    /// How many score terms the attention sums (content plus each position term): the
+    /// scores are divided by √(terms · head_dim).
+    pub fn terms(&self) -> usize {
+        1 + self.c2p as usize + self.p2c as usize
+    }
+}
+
+/// The DeBERTa keys of `config.json` (`v`); errors name the key.
+pub fn read_config(
+    c: &EncoderConfig,
+    v: &Value,
+) -> Result<RelativeAttention, (String, &'static str)> {
+    let need =
+        |ok: bool, key: &'static str, what: String| if ok { Ok(()) } else { Err((what, key)) };
+    need(
+        flag(v, "relative_attention", false).map_err(|m| (m, "relative_attention"))?,
+        "relative_attention",
+        "DeBERTa without relative attention (`relative_attention = false`) is not supported".into(),
+    )?;
+    need(flag(v, "share_att_key", false).map_err(|m| (m, "share_att_key"))?,
+        "share_att_key", "DeBERTa with separate position projections (`share_att_key = false`) is not supported; DeBERTa-v3 shares them".into())?;
+    need(!flag(v, "position_biased_input", true).map_err(|m| (m, "position_biased_input"))?,
+        "position_biased_input", "DeBERTa with absolute position embeddings (`position_biased_input = true`) is not supported; DeBERTa-v3 has none".into())?;
+    let conv = number(v, "conv_kernel_size", 0.0).map_err(|m| (m, "conv_kernel_size"))?;
+    need(
+        conv == 0.0,
+        "conv_kernel_size",
+        "DeBERTa-v2's convolution layer (`conv_kernel_size`) is not supported".into(),
+    )?;
+    let emb =
+        number(v, "embedding_size", c.hidden_size as f64).map_err(|m| (m, "embedding_size"))?;
+    need(
+        emb as usize == c.hidden_size,
+        "embedding_size",
+        "DeBERTa with `embedding_size` ≠ `hidden_size` is not supported".into(),
+    )?;
+    let types: Vec<String> = match v.get("pos_att_type") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
+        Some(Value::String(s)) => s.split('|').map(|x| x.trim().to_string()).collect(),
+        _ => vec![],
+    };
+    if let Some(bad) = types.iter().find(|t| !matches!(t.as_str(), "c2p" | "p2c")) {
+        return Err((
+            format!("unsupported `pos_att_type` entry `{bad}` (supported: c2p, p2c)"),
+            "pos_att_type",
+        ));
+    }
+    let max_rel =
+        number(v, "max_relative_positions", -1.0).map_err(|m| (m, "max_relative_positions"))?;
+    let max_relative = if max_rel < 1.0 {
+        c.max_position_embeddings
+    } else {
+        max_rel as usize
+    };
+    let buckets = number(v, "position_buckets", -1.0).map_err(|m| (m, "position_buckets"))?;
+    let pooler = text(v, "pooler_hidden_act", "gelu").map_err(|m| (m, "pooler_hidden_act"))?;
+    Ok(RelativeAttention {
+        buckets: (buckets > 0.0).then_some(buckets as usize),
+        max_relative,
+        c2p: types.iter().any(|t| t == "c2p"),
+        p2c: types.iter().any(|t| t == "p2c"),
+        norm_table: text(v, "norm_rel_ebd", "none")
+            .map_err(|m| (m, "norm_rel_ebd"))?
+            .contains("layer_norm"),
+        pooler_act: Activation::parse(pooler).map_err(|m| (m, "pooler_hidden_act"))?,
+    })
+}
 
 /// The relative-position inputs of every layer's attention for one sequence length.
 #[derive(Debug, Clone)]

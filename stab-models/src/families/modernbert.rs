@@ -20,7 +20,109 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::config::ModernBertLayout;
+use serde_json::Value;
+
+use crate::config::{Activation, EncoderConfig, flag, number, text};
+
+/// ModernBERT's layer pattern, rotary bases and dropouts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModernBertLayout {
+    /// Layer i attends globally iff i % `global_every` == 0 (`global_attn_every_n_layers`).
+    pub global_every: usize,
+    /// A local layer's query i sees keys j with |i − j| ≤ `window_half` (`local_attention / 2`).
+    pub window_half: usize,
+    /// RoPE θ of global and local layers.
+    pub global_theta: f64,
+    pub local_theta: f64,
+    /// `embedding_dropout`, `attention_dropout` (probabilities and output), `mlp_dropout`.
+    pub embedding_dropout: f64,
+    pub attention_dropout: f64,
+    pub mlp_dropout: f64,
+    /// `classifier_pooling = "mean"`: the pooler reads the mean of the real tokens.
+    pub mean_pooling: bool,
+    /// The pooler's (HF `head`) activation, `classifier_activation`.
+    pub pooler_act: Activation,
+}
+
+impl ModernBertLayout {
+    pub fn is_global(&self, layer: usize) -> bool {
+        layer.is_multiple_of(self.global_every)
+    }
+}
+
+/// The ModernBERT keys of `config.json` (`v`); errors name the key.
+pub fn read_config(
+    c: &EncoderConfig,
+    v: &Value,
+) -> Result<ModernBertLayout, (String, &'static str)> {
+    for key in ["norm_bias", "attention_bias", "mlp_bias"] {
+        if flag(v, key, false).map_err(|m| (m, key))? {
+            return Err((
+                format!(
+                    "ModernBERT with `{key} = true` is not supported (the released checkpoints have no biases)"
+                ),
+                key,
+            ));
+        }
+    }
+    let every = number(v, "global_attn_every_n_layers", 3.0)
+        .map_err(|m| (m, "global_attn_every_n_layers"))? as usize;
+    let every = every.max(1);
+    if let Some(Value::Array(types)) = v.get("layer_types") {
+        for (i, t) in types.iter().enumerate() {
+            let want = if i.is_multiple_of(every) {
+                "full_attention"
+            } else {
+                "sliding_attention"
+            };
+            if t.as_str() != Some(want) {
+                return Err((
+                    format!(
+                        "layer_types[{i}] is {t}, but global_attn_every_n_layers = {every} implies \"{want}\" (stab supports the regular pattern only)"
+                    ),
+                    "layer_types",
+                ));
+            }
+        }
+    }
+    let theta = |kind: &str, legacy: &str, default: f64| -> Result<f64, (String, &'static str)> {
+        match v
+            .get("rope_parameters")
+            .and_then(|r| r.get(kind))
+            .and_then(|r| r.get("rope_theta"))
+        {
+            Some(x) => x.as_f64().ok_or_else(|| {
+                (
+                    format!("rope_parameters.{kind}.rope_theta must be a number"),
+                    "rope_parameters",
+                )
+            }),
+            None => number(v, legacy, default).map_err(|m| (m, "rope_parameters")),
+        }
+    };
+    let window = number(v, "local_attention", 128.0).map_err(|m| (m, "local_attention"))? as usize;
+    let drop = |key: &'static str| number(v, key, 0.0).map_err(|m| (m, key));
+    let pooling = text(v, "classifier_pooling", "cls").map_err(|m| (m, "classifier_pooling"))?;
+    if !matches!(pooling, "cls" | "mean") {
+        return Err((
+            format!("classifier_pooling `{pooling}` is not cls or mean"),
+            "classifier_pooling",
+        ));
+    }
+    let act = text(v, "classifier_activation", &c.hidden_act)
+        .map_err(|m| (m, "classifier_activation"))?;
+    Ok(ModernBertLayout {
+        global_every: every,
+        window_half: window / 2,
+        global_theta: theta("full_attention", "global_rope_theta", 160_000.0)?,
+        local_theta: theta("sliding_attention", "local_rope_theta", 10_000.0)?,
+        embedding_dropout: drop("embedding_dropout")?,
+        attention_dropout: drop("attention_dropout")?,
+        mlp_dropout: drop("mlp_dropout")?,
+        mean_pooling: pooling == "mean",
+        pooler_act: Activation::parse(act).map_err(|m| (m, "classifier_activation"))?,
+    })
+}
 
 /// The bias that closes a key outside the window (finite: see the module docs).
 const CLOSED: f32 = -1e30;
