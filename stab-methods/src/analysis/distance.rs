@@ -244,6 +244,23 @@ mod tests {
     }
 
     #[test]
+    fn every_familys_names_fall_into_embeddings_layers_and_pooler() {
+        for (name, group) in [
+            ("embeddings.tok_embeddings.weight", "embeddings"),
+            ("embeddings_project.weight", "embeddings"),
+            ("encoder.rel_embeddings.weight", "embeddings"),
+            ("encoder.LayerNorm.weight", "embeddings"),
+            ("layers.2.attn.Wqkv.weight", "layer 2"),
+            ("encoder.layer.5.attention.self.query_proj.weight", "layer 5"),
+            ("head.dense.weight", "pooler"),
+            ("pooler.dense.weight", "pooler"),
+            ("final_norm.weight", "final_norm"),
+        ] {
+            assert_eq!(group_of(name).2, group, "{name}");
+        }
+    }
+
+    #[test]
     fn a_model_is_at_distance_zero_from_itself() {
         let a = file(&[
             ("bert.embeddings.word_embeddings.weight", vec![1.0, -2.0]),
