@@ -160,6 +160,16 @@ impl TextEncoder {
             wordpiece_from_vocab(dir)?
         } else if dir.join("vocab.json").exists() && dir.join("merges.txt").exists() {
             bpe_from_vocab(dir)?
+        } else if dir.join("spm.model").exists() {
+            // DeBERTa-v3 on the Hub ships only the SentencePiece model.
+            return Err(InputError::new(
+                "only a SentencePiece spm.model is here, and stab reads tokenizer.json",
+            )
+            .file(dir.display().to_string())
+            .hint(format!(
+                "convert it once with transformers: python -c \"from transformers import AutoTokenizer; AutoTokenizer.from_pretrained('{0}').save_pretrained('{0}')\" (writes tokenizer.json)",
+                dir.display()
+            )));
         } else {
             return Err(load_error(dir, "no tokenizer files".to_string()));
         };

@@ -99,3 +99,20 @@ fn corrupt_safetensors() {
         "{m}"
     );
 }
+
+/// DeBERTa-v3 as the Hub ships it: `spm.model` without `tokenizer.json`. The error says how
+/// to write tokenizer.json once.
+#[test]
+fn sentencepiece_only_directory_says_how_to_convert() {
+    let d = variant(&["tokenizer.json", "vocab.txt"], |p| {
+        std::fs::write(p.join("spm.model"), b"not read").unwrap();
+    });
+    let err = stab_models::TextEncoder::from_dir(d.path(), 0)
+        .err()
+        .expect("no tokenizer.json")
+        .to_string();
+    assert!(
+        err.contains("spm.model") && err.contains("save_pretrained") && err.contains("hint"),
+        "{err}"
+    );
+}

@@ -251,7 +251,10 @@ mod tests {
             ("encoder.rel_embeddings.weight", "embeddings"),
             ("encoder.LayerNorm.weight", "embeddings"),
             ("layers.2.attn.Wqkv.weight", "layer 2"),
-            ("encoder.layer.5.attention.self.query_proj.weight", "layer 5"),
+            (
+                "encoder.layer.5.attention.self.query_proj.weight",
+                "layer 5",
+            ),
             ("head.dense.weight", "pooler"),
             ("pooler.dense.weight", "pooler"),
             ("final_norm.weight", "final_norm"),
