@@ -10,9 +10,14 @@ first 6 / 3 passages); split files put every 8th train row in dev.
 import json, os, shutil, sys
 
 src, dst = sys.argv[1], sys.argv[2]
+# Made here by scripts/make_pooler_golden.py (needs torch), not in ../shared: kept across rebuilds.
+pooler = f"{dst}/fixtures/golden/tiny-modernbert-pooler.json"
+kept = open(pooler, "rb").read() if os.path.exists(pooler) else None
 shutil.rmtree(dst, ignore_errors=True)
-for name in ["tiny-bert", "tiny-roberta", "golden"]:
+for name in ["tiny-bert", "tiny-roberta", "tiny-electra", "tiny-deberta-v3", "tiny-modernbert", "golden"]:
     shutil.copytree(f"{src}/fixtures/{name}", f"{dst}/fixtures/{name}")
+if kept is not None:
+    open(pooler, "wb").write(kept)
 shutil.copy(f"{src}/fixtures/README.md", f"{dst}/fixtures/README.md")
 
 def slice_lines(path, out, n, header):
