@@ -320,20 +320,19 @@ impl EncoderOutput {
     }
 }
 
-impl Encoder {
-    /// A randomly initialised encoder for `config` (HF init: N(0, 0.02²) weights, zero
-    /// biases, unit LayerNorm). Call [`crate::materialize`] before loading weights.
-    pub fn new(config: &EncoderConfig, device: &Device) -> Self {
-        let c = config;
-        let activation = c.activation().expect("validated config");
-        let h = c.hidden_size;
-        let e = c.embedding_size();
-        let family = c.family;
-        let modern = match family {
-            ModelFamily::ModernBert(m) => Some(m),
-            _ => None,
-        };
-        let embeddings = Embeddings {
+/// ModernBERT's layout, when the config is ModernBERT's.
+fn modern_layout(c: &EncoderConfig) -> Option<crate::config::ModernBertLayout> {
+    match c.family {
+        ModelFamily::ModernBert(m) => Some(m),
+        _ => None,
+    }
+}
+
+impl Embeddings {
+    fn new(c: &EncoderConfig, device: &Device) -> Self {
+        let (e, h, family) = (c.embedding_size(), c.hidden_size, c.family);
+        let dropout = modern_layout(c).map_or(c.hidden_dropout_prob, |m| m.embedding_dropout);
+        Self {
             word_embeddings: hf_embedding(c.vocab_size, e, device),
             position_embeddings: family
                 .has_absolute_positions()
@@ -342,67 +341,67 @@ impl Encoder {
                 .has_token_types()
                 .then(|| hf_embedding(c.type_vocab_size, e, device)),
             layer_norm: layer_norm_of(c, e, device),
-            dropout: Dropout::new(modern.map_or(c.hidden_dropout_prob, |m| m.embedding_dropout)),
+            dropout: Dropout::new(dropout),
             project: (e != h).then(|| family_linear(c, e, h, device)),
             zero_padding: matches!(family, ModelFamily::Deberta(_)),
+        }
+    }
+}
+
+impl Layer {
+    /// Layer `i` of the family's stack.
+    fn new(c: &EncoderConfig, i: usize, device: &Device) -> Self {
+        let h = c.hidden_size;
+        let modern = modern_layout(c);
+        let self_attn = SelfAttention {
+            query: family_linear(c, h, h, device),
+            key: family_linear(c, h, h, device),
+            value: family_linear(c, h, h, device),
+            dropout: Dropout::new(c.attention_probs_dropout_prob),
+            heads: c.num_attention_heads,
+            position_dropout: matches!(c.family, ModelFamily::Deberta(_))
+                .then(|| Dropout::new(c.hidden_dropout_prob)),
+            local: modern.is_some_and(|m| !m.is_global(i)),
+            lora_query: None,
+            lora_key: None,
+            lora_value: None,
         };
-        let ffn_width = c.intermediate_width();
-        let layer = (0..c.num_hidden_layers)
-            .map(|i| Layer {
-                attention: Attention {
-                    self_attn: SelfAttention {
-                        query: family_linear(c, h, h, device),
-                        key: family_linear(c, h, h, device),
-                        value: family_linear(c, h, h, device),
-                        dropout: Dropout::new(c.attention_probs_dropout_prob),
-                        heads: c.num_attention_heads,
-                        position_dropout: matches!(family, ModelFamily::Deberta(_))
-                            .then(|| Dropout::new(c.hidden_dropout_prob)),
-                        local: modern.is_some_and(|m| !m.is_global(i)),
-                        lora_query: None,
-                        lora_key: None,
-                        lora_value: None,
-                    },
-                    output: SelfOutput {
-                        dense: family_linear(c, h, h, device),
-                        // ModernBERT's layer 0 has no attention norm (the embeddings' norm precedes it).
-                        layer_norm: (modern.is_none() || i > 0).then(|| layer_norm(c, device)),
-                        dropout: Dropout::new(
-                            modern.map_or(c.hidden_dropout_prob, |m| m.attention_dropout),
-                        ),
-                        lora: None,
-                        adapter: None,
-                    },
-                },
-                intermediate: Intermediate {
-                    dense: family_linear(c, h, ffn_width, device),
-                    lora: None,
-                },
-                output: Output {
-                    dense: family_linear(c, c.intermediate_size, h, device),
-                    layer_norm: layer_norm(c, device),
-                    dropout: Dropout::new(c.hidden_dropout_prob),
-                    lora: None,
-                    adapter: None,
-                },
-                activation,
-                layer_norm_eps: c.layer_norm_eps,
-                norm: if modern.is_some() {
-                    NormPlacement::Pre
-                } else {
-                    NormPlacement::Post
-                },
-                gated: modern.is_some(),
-            })
-            .collect();
-        let (rel_embeddings, rel_norm) = match family {
-            ModelFamily::Deberta(r) => (
-                Some(hf_embedding(2 * r.span(), h, device)),
-                r.norm_table.then(|| layer_norm(c, device)),
-            ),
-            _ => (None, None),
+        let output = SelfOutput {
+            dense: family_linear(c, h, h, device),
+            // ModernBERT's layer 0 has no attention norm (the embeddings' norm precedes it).
+            layer_norm: (modern.is_none() || i > 0).then(|| layer_norm(c, device)),
+            dropout: Dropout::new(modern.map_or(c.hidden_dropout_prob, |m| m.attention_dropout)),
+            lora: None,
+            adapter: None,
         };
-        let (pooler_act, pooler_norm, mean) = match family {
+        Self {
+            attention: Attention { self_attn, output },
+            intermediate: Intermediate {
+                dense: family_linear(c, h, c.intermediate_width(), device),
+                lora: None,
+            },
+            output: Output {
+                dense: family_linear(c, c.intermediate_size, h, device),
+                layer_norm: layer_norm(c, device),
+                dropout: Dropout::new(c.hidden_dropout_prob),
+                lora: None,
+                adapter: None,
+            },
+            activation: c.activation().expect("validated config"),
+            layer_norm_eps: c.layer_norm_eps,
+            norm: if modern.is_some() {
+                NormPlacement::Pre
+            } else {
+                NormPlacement::Post
+            },
+            gated: modern.is_some(),
+        }
+    }
+}
+
+impl Pooler {
+    fn new(c: &EncoderConfig, device: &Device) -> Self {
+        let (activation, norm, mean) = match c.family {
             ModelFamily::Bert | ModelFamily::Roberta => (PoolerActivation::Tanh, None, false),
             ModelFamily::Electra { .. } => (PoolerActivation::Of(Activation::Gelu), None, false),
             ModelFamily::Deberta(r) => (PoolerActivation::Of(r.pooler_act), None, false),
@@ -413,24 +412,43 @@ impl Encoder {
             ),
         };
         Self {
-            embeddings,
+            dense: family_linear(c, c.hidden_size, c.hidden_size, device),
+            norm,
+            activation,
+            mean,
+        }
+    }
+}
+
+impl Encoder {
+    /// A randomly initialised encoder for `config` (HF init: N(0, 0.02²) weights, zero
+    /// biases, unit LayerNorm). Call [`crate::materialize`] before loading weights.
+    pub fn new(config: &EncoderConfig, device: &Device) -> Self {
+        let c = config;
+        let (rel_embeddings, rel_norm) = match c.family {
+            ModelFamily::Deberta(r) => (
+                Some(hf_embedding(2 * r.span(), c.hidden_size, device)),
+                r.norm_table.then(|| layer_norm(c, device)),
+            ),
+            _ => (None, None),
+        };
+        let modern = matches!(c.family, ModelFamily::ModernBert(_));
+        Self {
+            embeddings: Embeddings::new(c, device),
             encoder: Layers {
-                layer,
+                layer: (0..c.num_hidden_layers)
+                    .map(|i| Layer::new(c, i, device))
+                    .collect(),
                 rel_embeddings,
                 layer_norm: rel_norm,
-                final_norm: modern.map(|_| layer_norm(c, device)),
+                final_norm: modern.then(|| layer_norm(c, device)),
             },
-            pooler: Pooler {
-                dense: family_linear(c, h, h, device),
-                norm: pooler_norm,
-                activation: pooler_act,
-                mean,
-            },
+            pooler: Pooler::new(c, device),
             mlm: MlmHead {
-                dense: family_linear(c, h, e, device),
-                layer_norm: layer_norm_of(c, e, device),
+                dense: family_linear(c, c.hidden_size, c.embedding_size(), device),
+                layer_norm: layer_norm_of(c, c.embedding_size(), device),
                 bias: Param::from_tensor(Tensor::zeros([c.vocab_size], device)),
-                activation,
+                activation: c.activation().expect("validated config"),
             },
             discriminator: None,
             config: config.clone(),
