@@ -102,42 +102,46 @@ fn default_family() -> ModelFamily {
     ModelFamily::Bert
 }
 
-/// A family key's value: a number, a bool or a string, with its default when absent.
-pub(crate) fn number(v: &Value, key: &str, default: f64) -> Result<f64, String> {
+/// A family key's error: the message and the key it names.
+pub(crate) type KeyError = (String, &'static str);
+
+/// A family key's value read by `read` (`what` names the expected type), with its default
+/// when absent or null.
+fn field<'a, T>(
+    v: &'a Value,
+    key: &'static str,
+    default: T,
+    what: &str,
+    read: impl FnOnce(&'a Value) -> Option<T>,
+) -> Result<T, KeyError> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(default),
-        Some(x) => x
-            .as_f64()
-            .ok_or_else(|| format!("`{key}` must be a number, found {x}")),
+        Some(x) => read(x).ok_or_else(|| (format!("`{key}` must be {what}, found {x}"), key)),
     }
 }
-pub(crate) fn flag(v: &Value, key: &str, default: bool) -> Result<bool, String> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(x) => x
-            .as_bool()
-            .ok_or_else(|| format!("`{key}` must be true or false, found {x}")),
-    }
+pub(crate) fn number(v: &Value, key: &'static str, default: f64) -> Result<f64, KeyError> {
+    field(v, key, default, "a number", Value::as_f64)
 }
-pub(crate) fn text<'a>(v: &'a Value, key: &str, default: &'a str) -> Result<&'a str, String> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(x) => x
-            .as_str()
-            .ok_or_else(|| format!("`{key}` must be a string, found {x}")),
-    }
+pub(crate) fn flag(v: &Value, key: &'static str, default: bool) -> Result<bool, KeyError> {
+    field(v, key, default, "true or false", Value::as_bool)
+}
+pub(crate) fn text<'a>(
+    v: &'a Value,
+    key: &'static str,
+    default: &'a str,
+) -> Result<&'a str, KeyError> {
+    field(v, key, default, "a string", Value::as_str)
 }
 
 impl ModelFamily {
     /// The family of `model_type`, reading the keys it adds from the whole file `v`.
     /// Errors name the key.
-    fn read(c: &EncoderConfig, v: &Value) -> Result<Self, (String, &'static str)> {
+    fn read(c: &EncoderConfig, v: &Value) -> Result<Self, KeyError> {
         match c.model_type.as_str() {
             "bert" => Ok(Self::Bert),
             "roberta" => Ok(Self::Roberta),
             "electra" => {
-                let e = number(v, "embedding_size", c.hidden_size as f64)
-                    .map_err(|m| (m, "embedding_size"))?;
+                let e = number(v, "embedding_size", c.hidden_size as f64)?;
                 Ok(Self::Electra {
                     embedding_size: e as usize,
                 })
@@ -204,8 +208,7 @@ impl EncoderConfig {
             InputError::new(m).file(file).key(key).hint(hint)
         })?;
         if let ModelFamily::ModernBert(m) = c.family {
-            // ModernBERT has no token types and its own dropout keys.
-            c.type_vocab_size = 0;
+            // ModernBERT's own dropout keys fill the shared ones.
             c.hidden_dropout_prob = m.mlp_dropout;
             c.attention_probs_dropout_prob = m.attention_dropout;
         }

@@ -29,7 +29,7 @@ use crate::families::{deberta, modernbert};
 use crate::peft::{Bottleneck, LowRank, through_adapter, with_low_rank};
 use crate::tokenizer::TokenBatch;
 
-fn act(a: Activation, x: Tensor<3>) -> Tensor<3> {
+fn act<const D: usize>(a: Activation, x: Tensor<D>) -> Tensor<D> {
     match a {
         Activation::Gelu => fused::gelu(x),
         Activation::GeluTanh => gelu_approximate(x),
@@ -70,22 +70,16 @@ fn zero_bias(mut l: Linear) -> Linear {
 /// A Linear layer with HF's init, with a bias unless the family has none (ModernBERT).
 fn family_linear(c: &EncoderConfig, d_in: usize, d_out: usize, device: &Device) -> Linear {
     let biased = !matches!(c.family, ModelFamily::ModernBert(_));
-    LinearConfig::new(d_in, d_out)
-        .with_bias(biased)
-        .with_initializer(Initializer::Normal {
-            mean: 0.0,
-            std: 0.02,
-        })
-        .init(device)
-        .pipe(zero_bias)
+    zero_bias(
+        LinearConfig::new(d_in, d_out)
+            .with_bias(biased)
+            .with_initializer(Initializer::Normal {
+                mean: 0.0,
+                std: 0.02,
+            })
+            .init(device),
+    )
 }
-
-trait Pipe: Sized {
-    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
-        f(self)
-    }
-}
-impl<T> Pipe for T {}
 
 fn layer_norm_of(c: &EncoderConfig, d: usize, device: &Device) -> LayerNorm {
     LayerNormConfig::new(d)
@@ -370,7 +364,12 @@ impl Layer {
             dense: family_linear(c, h, h, device),
             // ModernBERT's layer 0 has no attention norm (the embeddings' norm precedes it).
             layer_norm: (modern.is_none() || i > 0).then(|| layer_norm(c, device)),
-            dropout: Dropout::new(modern.map_or(c.hidden_dropout_prob, |m| m.attention_dropout)),
+            // ModernBERT drops the attention output with `attention_dropout`.
+            dropout: Dropout::new(if modern.is_some() {
+                c.attention_probs_dropout_prob
+            } else {
+                c.hidden_dropout_prob
+            }),
             lora: None,
             adapter: None,
         };
@@ -602,23 +601,6 @@ impl Encoder {
         self.forward_shifted(ids, types, positions, ctx, padding, word_shift)
     }
 
-    /// The forward pass on prepared tensors (ids, type ids, position ids [B, T]; additive
-    /// key mask [B, 1, 1, T]) for a family whose positions are in the embeddings.
-    pub fn forward_tensors(
-        &self,
-        ids: Tensor<2, Int>,
-        types: Tensor<2, Int>,
-        positions: Tensor<2, Int>,
-        mask: Tensor<4>,
-    ) -> EncoderOutput {
-        let t = ids.dims()[1];
-        let ctx = AttentionContext {
-            mask,
-            positions: self.positions(t),
-        };
-        self.forward_shifted(ids, types, positions, ctx, None, None)
-    }
-
     fn forward_shifted(
         &self,
         ids: Tensor<2, Int>,
@@ -684,7 +666,7 @@ impl Encoder {
         let y = p.dense.forward(input);
         let y = match p.activation {
             PoolerActivation::Tanh => tanh(y),
-            PoolerActivation::Of(a) => act2(a, y),
+            PoolerActivation::Of(a) => act(a, y),
         };
         match &p.norm {
             Some(ln) => fused::layer_norm(ln, y, self.config.layer_norm_eps),
@@ -718,14 +700,6 @@ impl Encoder {
         );
         let [b, t, _] = y.dims();
         Some(y.reshape([b, t]))
-    }
-}
-
-fn act2(a: Activation, x: Tensor<2>) -> Tensor<2> {
-    match a {
-        Activation::Gelu => fused::gelu(x),
-        Activation::GeluTanh => gelu_approximate(x),
-        Activation::Relu => relu(x),
     }
 }
 
@@ -815,7 +789,7 @@ impl SelfAttention {
                 };
                 let pq = rel.split_heads(project(&self.query, &self.lora_query, table.clone()), n);
                 let pk = rel.split_heads(project(&self.key, &self.lora_key, table), n);
-                (rel.scores(q, k, pq, pk), rel.terms * d)
+                (rel.scores(q, k, pq, pk), rel.attention.terms() * d)
             }
             Positions::Rotary(rot) => {
                 let (q, k) = (rot.rotate(q, self.local), rot.rotate(k, self.local));

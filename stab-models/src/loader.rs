@@ -108,22 +108,25 @@ fn read_tensors(weights: &Path) -> Result<BTreeMap<String, PackTensor>, InputErr
     }
 }
 
-/// Split `t` into `parts` equal row blocks and keep block `part`, named `path`.
-fn row_block(t: &PackTensor, path: &str, part: usize, parts: usize) -> Result<PackTensor, String> {
-    let dims = t.shape.to_vec();
-    if dims.is_empty() || !dims[0].is_multiple_of(parts) {
+/// Row block `part` of `parts` equal blocks of `t` (raw bytes `bytes`), named `path`.
+fn row_block(
+    t: &PackTensor,
+    bytes: &[u8],
+    path: String,
+    (part, parts): (usize, usize),
+) -> Result<PackTensor, String> {
+    let mut shape = t.shape.to_vec();
+    if shape.is_empty() || !shape[0].is_multiple_of(parts) {
         return Err(format!(
-            "`{}` of shape {dims:?} does not split into {parts} row blocks",
+            "`{}` of shape {shape:?} does not split into {parts} row blocks",
             t.name
         ));
     }
-    let bytes = t.to_bytes().map_err(|e| e.to_string())?;
-    let block = bytes.len() / parts;
-    let mut shape = dims;
     shape[0] /= parts;
+    let block = bytes.len() / parts;
     let data = bytes[part * block..(part + 1) * block].to_vec();
     Ok(PackTensor::new(
-        path.to_string(),
+        path,
         t.dtype,
         shape,
         None,
@@ -131,30 +134,40 @@ fn row_block(t: &PackTensor, path: &str, part: usize, parts: usize) -> Result<Pa
     ))
 }
 
-/// The checkpoint's tensors under stab's paths, and the source names left out on purpose.
+/// The checkpoint's tensors under stab's paths (the names left out on purpose dropped).
+/// A fused tensor's bytes are read once for all its blocks.
 fn renamed(
     config: &EncoderConfig,
     source: BTreeMap<String, PackTensor>,
     file: &str,
 ) -> Result<Vec<PackTensor>, InputError> {
+    let mismatch = |m: String| {
+        InputError::new(m)
+            .file(file)
+            .hint("config.json and the weights do not belong together")
+    };
     let mut out = Vec::with_capacity(source.len());
     for (name, t) in source {
         if names::ignored(&name) {
             continue;
         }
-        for target in names::stab_paths(config.family, &name) {
-            out.push(match target.part {
-                None => {
-                    let mut c = t.clone();
-                    c.name = target.path;
-                    c
-                }
-                Some((part, parts)) => row_block(&t, &target.path, part, parts).map_err(|m| {
-                    InputError::new(m)
-                        .file(file)
-                        .hint("config.json and the weights do not belong together")
-                })?,
-            });
+        let targets = names::stab_paths(config.family, &name);
+        if targets.iter().any(|target| target.part.is_some()) {
+            let bytes = t.to_bytes().map_err(|e| corrupt(file, e.to_string()))?;
+            for target in targets {
+                let part = target.part.unwrap_or((0, 1));
+                out.push(row_block(&t, &bytes, target.path, part).map_err(mismatch)?);
+            }
+        } else if let Some((last, shared)) = targets.split_last() {
+            // A tensor with several homes (ModernBERT's `head`) is copied; the last takes it.
+            for target in shared {
+                let mut c = t.clone();
+                c.name = target.path.clone();
+                out.push(c);
+            }
+            let mut t = t;
+            t.name = last.path.clone();
+            out.push(t);
         }
     }
     Ok(out)

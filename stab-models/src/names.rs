@@ -20,6 +20,17 @@ fn to(path: String) -> Vec<Target> {
     vec![Target { path, part: None }]
 }
 
+/// The same whole tensor into each of `paths`.
+fn to_each(paths: &[&str]) -> Vec<Target> {
+    paths
+        .iter()
+        .map(|p| Target {
+            path: p.to_string(),
+            part: None,
+        })
+        .collect()
+}
+
 /// Where a source tensor goes: the module paths it fills (ModernBERT's `head` fills both
 /// the pooler and the MLM head), none for tensors deliberately not loaded (the tied
 /// decoder, buffers, pre-training heads), or itself unchanged when it is unknown (it then
@@ -97,22 +108,8 @@ fn modernbert(name: &str) -> Vec<Target> {
         "embeddings.norm.weight" => return simple("embeddings.layer_norm.weight"),
         "final_norm.weight" => return simple("encoder.final_norm.weight"),
         "decoder.bias" => return simple("mlm.bias"),
-        "head.dense.weight" => {
-            return ["pooler.dense.weight", "mlm.dense.weight"]
-                .map(|p| Target {
-                    path: p.into(),
-                    part: None,
-                })
-                .to_vec();
-        }
-        "head.norm.weight" => {
-            return ["pooler.norm.weight", "mlm.layer_norm.weight"]
-                .map(|p| Target {
-                    path: p.into(),
-                    part: None,
-                })
-                .to_vec();
-        }
+        "head.dense.weight" => return to_each(&["pooler.dense.weight", "mlm.dense.weight"]),
+        "head.norm.weight" => return to_each(&["pooler.norm.weight", "mlm.layer_norm.weight"]),
         _ => {}
     }
     let Some((n, rest)) = base.strip_prefix("layers.").and_then(|r| r.split_once('.')) else {

@@ -25,7 +25,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use serde_json::Value;
 
-use crate::config::{Activation, EncoderConfig, flag, number, text};
+use crate::config::{Activation, EncoderConfig, KeyError, flag, number, text};
 
 /// DeBERTa's relative attention (He et al. 2021, §3.1; v3's log buckets).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,29 +56,25 @@ impl RelativeAttention {
 }
 
 /// The DeBERTa keys of `config.json` (`v`); errors name the key.
-pub fn read_config(
-    c: &EncoderConfig,
-    v: &Value,
-) -> Result<RelativeAttention, (String, &'static str)> {
+pub fn read_config(c: &EncoderConfig, v: &Value) -> Result<RelativeAttention, KeyError> {
     let need =
         |ok: bool, key: &'static str, what: String| if ok { Ok(()) } else { Err((what, key)) };
     need(
-        flag(v, "relative_attention", false).map_err(|m| (m, "relative_attention"))?,
+        flag(v, "relative_attention", false)?,
         "relative_attention",
         "DeBERTa without relative attention (`relative_attention = false`) is not supported".into(),
     )?;
-    need(flag(v, "share_att_key", false).map_err(|m| (m, "share_att_key"))?,
+    need(flag(v, "share_att_key", false)?,
         "share_att_key", "DeBERTa with separate position projections (`share_att_key = false`) is not supported; DeBERTa-v3 shares them".into())?;
-    need(!flag(v, "position_biased_input", true).map_err(|m| (m, "position_biased_input"))?,
+    need(!flag(v, "position_biased_input", true)?,
         "position_biased_input", "DeBERTa with absolute position embeddings (`position_biased_input = true`) is not supported; DeBERTa-v3 has none".into())?;
-    let conv = number(v, "conv_kernel_size", 0.0).map_err(|m| (m, "conv_kernel_size"))?;
+    let conv = number(v, "conv_kernel_size", 0.0)?;
     need(
         conv == 0.0,
         "conv_kernel_size",
         "DeBERTa-v2's convolution layer (`conv_kernel_size`) is not supported".into(),
     )?;
-    let emb =
-        number(v, "embedding_size", c.hidden_size as f64).map_err(|m| (m, "embedding_size"))?;
+    let emb = number(v, "embedding_size", c.hidden_size as f64)?;
     need(
         emb as usize == c.hidden_size,
         "embedding_size",
@@ -98,23 +94,20 @@ pub fn read_config(
             "pos_att_type",
         ));
     }
-    let max_rel =
-        number(v, "max_relative_positions", -1.0).map_err(|m| (m, "max_relative_positions"))?;
+    let max_rel = number(v, "max_relative_positions", -1.0)?;
     let max_relative = if max_rel < 1.0 {
         c.max_position_embeddings
     } else {
         max_rel as usize
     };
-    let buckets = number(v, "position_buckets", -1.0).map_err(|m| (m, "position_buckets"))?;
-    let pooler = text(v, "pooler_hidden_act", "gelu").map_err(|m| (m, "pooler_hidden_act"))?;
+    let buckets = number(v, "position_buckets", -1.0)?;
+    let pooler = text(v, "pooler_hidden_act", "gelu")?;
     Ok(RelativeAttention {
         buckets: (buckets > 0.0).then_some(buckets as usize),
         max_relative,
         c2p: types.iter().any(|t| t == "c2p"),
         p2c: types.iter().any(|t| t == "p2c"),
-        norm_table: text(v, "norm_rel_ebd", "none")
-            .map_err(|m| (m, "norm_rel_ebd"))?
-            .contains("layer_norm"),
+        norm_table: text(v, "norm_rel_ebd", "none")?.contains("layer_norm"),
         pooler_act: Activation::parse(pooler).map_err(|m| (m, "pooler_hidden_act"))?,
     })
 }
@@ -127,10 +120,7 @@ pub struct Relative {
     /// idx(i, j) [1, 1, T, T] and its transpose.
     index: Tensor<4, Int>,
     index_t: Tensor<4, Int>,
-    c2p: bool,
-    p2c: bool,
-    /// 1 + the number of position terms (the score divisor is √(terms·d)).
-    pub terms: usize,
+    pub attention: RelativeAttention,
 }
 
 /// HF's `make_log_bucket_position` for one distance, in f32 like HF.
@@ -182,9 +172,7 @@ impl Relative {
             table,
             index: ints(idx),
             index_t: ints(idx_t),
-            c2p: r.c2p,
-            p2c: r.p2c,
-            terms: r.terms(),
+            attention: *r,
         }
     }
 
@@ -199,11 +187,11 @@ impl Relative {
     pub fn scores(&self, q: Tensor<4>, k: Tensor<4>, pq: Tensor<4>, pk: Tensor<4>) -> Tensor<4> {
         let [b, n, t, _] = q.dims();
         let mut s = q.clone().matmul(k.clone().swap_dims(2, 3));
-        if self.c2p {
+        if self.attention.c2p {
             let c2p = q.matmul(pk.swap_dims(2, 3)); // [B, n, T, 2S]
             s = s + c2p.gather(3, self.index.clone().expand([b, n, t, t]));
         }
-        if self.p2c {
+        if self.attention.p2c {
             let p2c = k.matmul(pq.swap_dims(2, 3)); // [B, n, T(keys), 2S]
             let g = p2c.gather(3, self.index_t.clone().expand([b, n, t, t])); // [j, i]
             s = s + g.swap_dims(2, 3);

@@ -22,7 +22,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use serde_json::Value;
 
-use crate::config::{Activation, EncoderConfig, flag, number, text};
+use crate::config::{Activation, EncoderConfig, KeyError, flag, number, text};
 
 /// ModernBERT's layer pattern, rotary bases and dropouts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,7 +34,9 @@ pub struct ModernBertLayout {
     /// RoPE θ of global and local layers.
     pub global_theta: f64,
     pub local_theta: f64,
-    /// `embedding_dropout`, `attention_dropout` (probabilities and output), `mlp_dropout`.
+    /// `embedding_dropout`, `attention_dropout` (probabilities and output), `mlp_dropout`;
+    /// config parsing copies the last two into the shared `attention_probs_dropout_prob`
+    /// and `hidden_dropout_prob`, which the encoder and validation read.
     pub embedding_dropout: f64,
     pub attention_dropout: f64,
     pub mlp_dropout: f64,
@@ -51,12 +53,9 @@ impl ModernBertLayout {
 }
 
 /// The ModernBERT keys of `config.json` (`v`); errors name the key.
-pub fn read_config(
-    c: &EncoderConfig,
-    v: &Value,
-) -> Result<ModernBertLayout, (String, &'static str)> {
+pub fn read_config(c: &EncoderConfig, v: &Value) -> Result<ModernBertLayout, KeyError> {
     for key in ["norm_bias", "attention_bias", "mlp_bias"] {
-        if flag(v, key, false).map_err(|m| (m, key))? {
+        if flag(v, key, false)? {
             return Err((
                 format!(
                     "ModernBERT with `{key} = true` is not supported (the released checkpoints have no biases)"
@@ -65,8 +64,7 @@ pub fn read_config(
             ));
         }
     }
-    let every = number(v, "global_attn_every_n_layers", 3.0)
-        .map_err(|m| (m, "global_attn_every_n_layers"))? as usize;
+    let every = number(v, "global_attn_every_n_layers", 3.0)? as usize;
     let every = every.max(1);
     if let Some(Value::Array(types)) = v.get("layer_types") {
         for (i, t) in types.iter().enumerate() {
@@ -85,7 +83,7 @@ pub fn read_config(
             }
         }
     }
-    let theta = |kind: &str, legacy: &str, default: f64| -> Result<f64, (String, &'static str)> {
+    let theta = |kind: &str, legacy: &'static str, default: f64| -> Result<f64, KeyError> {
         match v
             .get("rope_parameters")
             .and_then(|r| r.get(kind))
@@ -97,28 +95,26 @@ pub fn read_config(
                     "rope_parameters",
                 )
             }),
-            None => number(v, legacy, default).map_err(|m| (m, "rope_parameters")),
+            None => number(v, legacy, default),
         }
     };
-    let window = number(v, "local_attention", 128.0).map_err(|m| (m, "local_attention"))? as usize;
-    let drop = |key: &'static str| number(v, key, 0.0).map_err(|m| (m, key));
-    let pooling = text(v, "classifier_pooling", "cls").map_err(|m| (m, "classifier_pooling"))?;
+    let window = number(v, "local_attention", 128.0)? as usize;
+    let pooling = text(v, "classifier_pooling", "cls")?;
     if !matches!(pooling, "cls" | "mean") {
         return Err((
             format!("classifier_pooling `{pooling}` is not cls or mean"),
             "classifier_pooling",
         ));
     }
-    let act = text(v, "classifier_activation", &c.hidden_act)
-        .map_err(|m| (m, "classifier_activation"))?;
+    let act = text(v, "classifier_activation", &c.hidden_act)?;
     Ok(ModernBertLayout {
         global_every: every,
         window_half: window / 2,
         global_theta: theta("full_attention", "global_rope_theta", 160_000.0)?,
         local_theta: theta("sliding_attention", "local_rope_theta", 10_000.0)?,
-        embedding_dropout: drop("embedding_dropout")?,
-        attention_dropout: drop("attention_dropout")?,
-        mlp_dropout: drop("mlp_dropout")?,
+        embedding_dropout: number(v, "embedding_dropout", 0.0)?,
+        attention_dropout: number(v, "attention_dropout", 0.0)?,
+        mlp_dropout: number(v, "mlp_dropout", 0.0)?,
         mean_pooling: pooling == "mean",
         pooler_act: Activation::parse(act).map_err(|m| (m, "classifier_activation"))?,
     })
