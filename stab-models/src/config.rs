@@ -305,13 +305,21 @@ impl EncoderConfig {
             .key("num_attention_heads")
             .hint(hint));
         }
-        for (key, p) in [
-            ("hidden_dropout_prob", self.hidden_dropout_prob),
-            (
-                "attention_probs_dropout_prob",
-                self.attention_probs_dropout_prob,
-            ),
-        ] {
+        let dropouts = match self.family {
+            ModelFamily::ModernBert(m) => vec![
+                ("embedding_dropout", m.embedding_dropout),
+                ("attention_dropout", self.attention_probs_dropout_prob),
+                ("mlp_dropout", self.hidden_dropout_prob),
+            ],
+            _ => vec![
+                ("hidden_dropout_prob", self.hidden_dropout_prob),
+                (
+                    "attention_probs_dropout_prob",
+                    self.attention_probs_dropout_prob,
+                ),
+            ],
+        };
+        for (key, p) in dropouts {
             if !(0.0..1.0).contains(&p) {
                 return Err(
                     InputError::new(format!("{key} = {p} is not a probability in [0, 1)"))
@@ -568,6 +576,11 @@ mod tests {
             panic!()
         };
         assert_eq!((m.global_theta, m.local_theta), (80_000.0, 5_000.0));
+        // ModernBERT's dropout keys are range-checked under their own names.
+        for key in ["embedding_dropout", "attention_dropout", "mlp_dropout"] {
+            let e = family_config("tiny-modernbert", |v| v[key] = 1.5.into()).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+        }
         let e = family_config("tiny-modernbert", |v| v["mlp_bias"] = true.into()).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("mlp_bias"), "{e}");
         let e = family_config("tiny-modernbert", |v| {
