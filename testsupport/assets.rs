@@ -20,9 +20,22 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `testdata/fixtures`: tiny-bert, tiny-roberta, golden.
+/// `testdata/fixtures`: the tiny models of every family, golden.
 pub fn fixtures() -> PathBuf {
     root().join("testdata/fixtures")
+}
+
+/// Copy the files of fixture `name` (e.g. `tiny-bert`) into `to`, leaving out the file
+/// names in `skip`: a model directory a test can change.
+pub fn copy_fixture(name: &str, to: &Path, skip: &[&str]) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(fixtures().join(name)).unwrap() {
+        let p = e.unwrap().path();
+        let file = p.file_name().unwrap();
+        if !skip.iter().any(|s| file == *s) {
+            std::fs::copy(&p, to.join(file)).unwrap();
+        }
+    }
 }
 
 /// `testdata/data`: sliced task files in the official layouts, with `splits/`.

@@ -1,6 +1,6 @@
 //! Each bad model directory gives one clear error that names the file and the problem.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::Device;
 use stab_core::error::is_input_error;
@@ -9,20 +9,10 @@ use stab_models::load_encoder;
 #[path = "../../testsupport/assets.rs"]
 mod assets;
 
-fn tiny_bert() -> PathBuf {
-    assets::fixtures().join("tiny-bert")
-}
-
 /// A copy of tiny-bert with `skip` left out and `edit` applied.
 fn variant(skip: &[&str], edit: impl FnOnce(&Path)) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(tiny_bert()).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.file_name().unwrap().to_str().unwrap().to_string();
-        if !skip.contains(&name.as_str()) {
-            std::fs::copy(&p, tmp.path().join(&name)).unwrap();
-        }
-    }
+    assets::copy_fixture("tiny-bert", tmp.path(), skip);
     edit(tmp.path());
     tmp
 }

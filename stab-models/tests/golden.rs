@@ -459,15 +459,7 @@ fn minilm_matches_pytorch() {
 #[test]
 fn pytorch_bin_checkpoint_matches_safetensors() {
     let tmp = tempfile::tempdir().unwrap();
-    for f in [
-        "config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "vocab.txt",
-    ] {
-        std::fs::copy(tiny("tiny-bert").join(f), tmp.path().join(f)).unwrap();
-    }
+    assets::copy_fixture("tiny-bert", tmp.path(), &["model.safetensors"]);
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch_model.bin"),
         tmp.path().join("pytorch_model.bin"),
@@ -490,11 +482,7 @@ fn tiny_modernbert_pooler_matches_hf_sequence_classification() {
     let tmp = tempfile::tempdir().unwrap();
     for pooling in ["cls", "mean"] {
         let dir = tmp.path().join(pooling);
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in std::fs::read_dir(tiny("tiny-modernbert")).unwrap() {
-            let f = f.unwrap().path();
-            std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
-        }
+        assets::copy_fixture("tiny-modernbert", &dir, &[]);
         let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
         let config = config.replace(
             "\"classifier_pooling\": \"cls\"",
@@ -519,13 +507,7 @@ fn tiny_modernbert_pooler_matches_hf_sequence_classification() {
 #[test]
 fn modernbert_pytorch_bin_matches_safetensors() {
     let tmp = tempfile::tempdir().unwrap();
-    for f in std::fs::read_dir(tiny("tiny-modernbert")).unwrap() {
-        let f = f.unwrap().path();
-        if f.extension().is_some_and(|e| e == "safetensors") {
-            continue;
-        }
-        std::fs::copy(&f, tmp.path().join(f.file_name().unwrap())).unwrap();
-    }
+    assets::copy_fixture("tiny-modernbert", tmp.path(), &["model.safetensors"]);
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/modernbert_pytorch_model.bin"),
         tmp.path().join("pytorch_model.bin"),

@@ -10,14 +10,10 @@ use stab_models::{ModelFamily, load_encoder, resolve_model_in};
 #[path = "../../testsupport/assets.rs"]
 mod assets;
 
-fn lay_out(cache: &Path, id: &str, fixture: &Path) -> std::path::PathBuf {
+fn lay_out(cache: &Path, id: &str, fixture: &str) -> std::path::PathBuf {
     let repo = cache.join(format!("models--{}", id.replace('/', "--")));
     let snap = repo.join("snapshots/0123abcd");
-    std::fs::create_dir_all(&snap).unwrap();
-    for f in std::fs::read_dir(fixture).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, snap.join(f.file_name().unwrap())).unwrap();
-    }
+    assets::copy_fixture(fixture, &snap, &[]);
     std::fs::create_dir_all(repo.join("refs")).unwrap();
     std::fs::write(repo.join("refs/main"), "0123abcd").unwrap();
     snap
@@ -26,7 +22,6 @@ fn lay_out(cache: &Path, id: &str, fixture: &Path) -> std::path::PathBuf {
 #[test]
 fn family_hub_ids_resolve_through_the_cache_and_load() {
     let tmp = tempfile::tempdir().unwrap();
-    let fixtures = assets::root().join("testdata/fixtures");
     let cache = hf_hub::Cache::new(tmp.path().to_path_buf());
     for (id, fixture, want) in [
         (
@@ -45,7 +40,7 @@ fn family_hub_ids_resolve_through_the_cache_and_load() {
             "ELECTRA",
         ),
     ] {
-        let snap = lay_out(tmp.path(), id, &fixtures.join(fixture));
+        let snap = lay_out(tmp.path(), id, fixture);
         let dir = resolve_model_in(id, &cache, false).unwrap_or_else(|e| panic!("{id}: {e}"));
         assert_eq!(dir, snap);
         let (encoder, report) = load_encoder(&dir, &Device::flex()).unwrap();

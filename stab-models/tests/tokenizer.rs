@@ -44,12 +44,7 @@ fn golden_ids(name: &str) -> (Vec<TextInput>, Vec<i64>, usize) {
 
 fn without_tokenizer_json(name: &str) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(shared().join("fixtures").join(name)).unwrap() {
-        let p = e.unwrap().path();
-        if p.file_name().unwrap() != "tokenizer.json" {
-            std::fs::copy(&p, tmp.path().join(p.file_name().unwrap())).unwrap();
-        }
-    }
+    assets::copy_fixture(name, tmp.path(), &["tokenizer.json"]);
     tmp
 }
 
