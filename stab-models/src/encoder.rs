@@ -478,8 +478,10 @@ impl Encoder {
         }
     }
 
-    /// Mean of the last layer over real tokens [B, H] (sentence-encoder pooling).
-    pub fn mean_pool(out: &EncoderOutput, attention_mask: Tensor<2>) -> Tensor<2> {
+    /// Mean of the last layer over the real tokens of `batch` [B, H] (sentence-encoder
+    /// pooling).
+    pub fn mean_pool(&self, out: &EncoderOutput, batch: &TokenBatch) -> Tensor<2> {
+        let attention_mask = self.real_tokens(batch);
         let h = out.last();
         let [b, t, _] = h.dims();
         let m = attention_mask.reshape([b, t, 1]);
@@ -526,6 +528,15 @@ impl Encoder {
     /// Run the encoder on a tokenized batch; returns every hidden state.
     pub fn forward(&self, batch: &TokenBatch) -> EncoderOutput {
         self.forward_perturbed(batch, None)
+    }
+
+    /// 1 at the real tokens of `batch`, 0 at padding [B, T].
+    fn real_tokens(&self, batch: &TokenBatch) -> Tensor<2> {
+        let m: Vec<f32> = batch.attention_mask.iter().map(|&v| v as f32).collect();
+        Tensor::<2>::from_data(
+            TensorData::new(m, [batch.batch, batch.seq_len]),
+            &self.device(),
+        )
     }
 
     fn device(&self) -> Device {
@@ -594,10 +605,10 @@ impl Encoder {
         let types = ints(self.fed_token_types(batch));
         let positions = ints(self.position_ids(batch));
         let ctx = self.attention_context(batch);
-        let padding = self.embeddings.zero_padding.then(|| {
-            let m: Vec<f32> = batch.attention_mask.iter().map(|&v| v as f32).collect();
-            Tensor::<2>::from_data(TensorData::new(m, [b, t]), &device).reshape([b, t, 1])
-        });
+        let padding = self
+            .embeddings
+            .zero_padding
+            .then(|| self.real_tokens(batch).reshape([b, t, 1]));
         self.forward_shifted(ids, types, positions, ctx, padding, word_shift)
     }
 
@@ -654,12 +665,7 @@ impl Encoder {
     pub fn pool(&self, out: &EncoderOutput, batch: &TokenBatch) -> Tensor<2> {
         let p = &self.pooler;
         let input = if p.mean {
-            let m: Vec<f32> = batch.attention_mask.iter().map(|&v| v as f32).collect();
-            let mask = Tensor::<2>::from_data(
-                TensorData::new(m, [batch.batch, batch.seq_len]),
-                &self.device(),
-            );
-            Self::mean_pool(out, mask)
+            self.mean_pool(out, batch)
         } else {
             out.first_token()
         };

@@ -110,19 +110,7 @@ pub fn encoder_head_input(
         None => HeadInput::Pooled(match pooling {
             Pooling::Pooler => encoder.pool(&out, &input.tokens),
             Pooling::Cls => out.first_token(),
-            Pooling::Mean => {
-                let (b, t) = (input.tokens.batch, input.tokens.seq_len);
-                let m: Vec<f32> = input
-                    .tokens
-                    .attention_mask
-                    .iter()
-                    .map(|&v| v as f32)
-                    .collect();
-                Encoder::mean_pool(
-                    &out,
-                    Tensor::<2>::from_data(TensorData::new(m, [b, t]), device),
-                )
-            }
+            Pooling::Mean => encoder.mean_pool(&out, &input.tokens),
         }),
     };
     (head_input, out)
