@@ -82,11 +82,10 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
             println!("  (none; local directories work as they are)");
         }
         for m in cache {
-            let kind = stab_models::resolve_model(&m)
-                .ok()
+            let kind = stab_models::source::cached_model_dir(&m)
                 .and_then(|d| stab_models::EncoderConfig::from_dir(&d).ok())
                 .map_or_else(
-                    || "not a supported encoder".to_string(),
+                    || "incomplete, or not a supported encoder".to_string(),
                     |c| c.family.name().to_string(),
                 );
             println!("  {m:<40} {kind}");

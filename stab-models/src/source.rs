@@ -104,6 +104,12 @@ pub fn cached_models() -> Vec<String> {
     v
 }
 
+/// The local directory of a cached hub id, when the cache holds a complete model (never
+/// downloads).
+pub fn cached_model_dir(id: &str) -> Option<PathBuf> {
+    cached_dir(&hub_cache(), id)
+}
+
 fn cached_dir(cache: &hf_hub::Cache, id: &str) -> Option<PathBuf> {
     let repo = cache.model(id.to_string());
     let config = repo.get("config.json")?;
