@@ -3,6 +3,7 @@
 //!
 //! * [`fixtures`] — the tiny models and golden files, carried in `testdata/fixtures`.
 //! * [`slices`] — slices of the official task files with split files, in `testdata/data`.
+//! * [`hub_cache`] — the same slices as Hub parquet files in a hand-laid HF cache.
 //! * [`full_data`] — the complete GLUE/SuperGLUE files: `$STAB_SHARED/data`, or a
 //!   `shared/data` beside the repository. Absent on a fresh clone: the test prints
 //!   `SKIPPED (why)` and passes, unless `STAB_REQUIRE_ASSETS=1` (CI), where it fails.
@@ -41,6 +42,12 @@ pub fn copy_fixture(name: &str, to: &Path, skip: &[&str]) {
 /// `testdata/data`: sliced task files in the official layouts, with `splits/`.
 pub fn slices() -> PathBuf {
     root().join("testdata/data")
+}
+
+/// `testdata/hub`: a Hugging Face cache laid out by hand with the slices as Hub parquet
+/// files (`scripts/make_hub_testdata.py`).
+pub fn hub_cache() -> PathBuf {
+    root().join("testdata/hub")
 }
 
 fn required() -> bool {

@@ -1,13 +1,21 @@
-//! `stab data check --task NAME --data-dir DIR [--json]`: validate a task's files and print
-//! the split sizes (train/dev after the fixed 90/10 split, test = official dev) and the
-//! label distribution.
+//! `stab data check` and `stab data fetch`.
+//!
+//! * `check --task NAME (--data-dir DIR | --hub) [--json]`: read a task from either
+//!   source, print the split sizes (train/dev after the fixed 90/10 split, test = official
+//!   dev) and the label distribution.
+//! * `fetch --tasks T,… [--to DIR]`: put the tasks' Hub parquet files in the Hugging Face
+//!   cache (for machines without a network, which then run with `source = "hub"` and
+//!   `HF_HUB_OFFLINE=1`), and with `--to` also write the official layout and the author's
+//!   split files into DIR (for `source = "dir"`).
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
+use stab_core::{DataOrigin, InputError};
 use stab_data::tasks::label_counts;
-use stab_data::{SplitSource, resolve_split, task_def};
+use stab_data::{DatasetCache, HubDataset, SplitSource, resolve_split, task_def};
 
 #[derive(Args)]
 pub struct DataArgs {
@@ -21,42 +29,87 @@ enum DataCommand {
     Check {
         #[arg(long)]
         task: String,
+        /// The official layouts (source = "dir").
+        #[arg(long, required_unless_present = "hub", conflicts_with = "hub")]
+        data_dir: Option<PathBuf>,
+        /// Read the task from the Hugging Face Hub through the cache (source = "hub").
         #[arg(long)]
-        data_dir: PathBuf,
+        hub: bool,
         /// Fraction of train held out as dev (the seeded fallback).
         #[arg(long, default_value_t = 0.1)]
         dev_fraction: f64,
-        /// Fixed split files <task>.json (default: <data dir>/splits when it exists).
+        /// Fixed split files <task>.json (default: <data dir>/splits when it exists; the
+        /// author's built-in files with --hub).
         #[arg(long)]
         splits: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
+    /// Download tasks from the Hugging Face Hub into its cache (and the official layout).
+    Fetch {
+        /// Comma-separated task names (`stab list tasks`).
+        #[arg(long, value_delimiter = ',', required = true)]
+        tasks: Vec<String>,
+        /// Also write glue/<TASK>/…, superglue/<Task>/… and splits/ into DIR.
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
 }
 
 pub fn data(args: DataArgs) -> anyhow::Result<()> {
-    let DataCommand::Check {
-        task,
-        data_dir,
-        dev_fraction,
-        splits,
-        json,
-    } = args.command;
-    if !(dev_fraction > 0.0 && dev_fraction < 1.0) {
-        return Err(stab_core::InputError::new(format!(
-            "--dev-fraction {dev_fraction} is out of range"
-        ))
-        .key("--dev-fraction")
-        .hint("a fraction in (0, 1), e.g. 0.1")
-        .into());
+    match args.command {
+        DataCommand::Check {
+            task,
+            data_dir,
+            hub,
+            dev_fraction,
+            splits,
+            json,
+        } => check(
+            &task,
+            data_dir.as_deref(),
+            hub,
+            dev_fraction,
+            splits.as_deref(),
+            json,
+        ),
+        DataCommand::Fetch { tasks, to } => fetch(&tasks, to.as_deref()),
     }
-    let def = task_def(&task)?;
-    let loaded = def.load(&data_dir)?;
-    let splits_dir = stab_data::splits_dir(&data_dir, splits.as_deref(), "--splits")?;
-    let resolved = resolve_split(&loaded, splits_dir.as_deref(), dev_fraction)?;
+}
+
+fn check(
+    task: &str,
+    data_dir: Option<&Path>,
+    hub: bool,
+    dev_fraction: f64,
+    splits: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if !(dev_fraction > 0.0 && dev_fraction < 1.0) {
+        return Err(
+            InputError::new(format!("--dev-fraction {dev_fraction} is out of range"))
+                .key("--dev-fraction")
+                .hint("a fraction in (0, 1), e.g. 0.1")
+                .into(),
+        );
+    }
+    let def = task_def(task)?;
+    let no_overrides = BTreeMap::new();
+    let origin = match (hub, data_dir) {
+        (false, Some(dir)) => DataOrigin::Dir(dir),
+        _ => DataOrigin::Hub(&no_overrides),
+    };
+    let loaded = stab_data::load_task(def, origin, &DatasetCache::from_env())?;
+    let files = stab_data::split_files(origin, splits, "--splits")?;
+    let resolved = resolve_split(&loaded.data, files.as_ref(), dev_fraction)?;
     let split_text = match &resolved.source {
         SplitSource::File(p) => format!("fixed split file {}", p.display()),
+        SplitSource::Author(t) => format!("the author's split file {t}.json (built in)"),
         SplitSource::Seeded { dev_fraction } => format!("seeded split, dev = ⌈{dev_fraction}·n⌉"),
+    };
+    let source = match origin {
+        DataOrigin::Dir(dir) => dir.join(def.dir).display().to_string(),
+        DataOrigin::Hub(o) => format!("Hub {}", HubDataset::of(def, o).describe()),
     };
     let s = resolved.splits;
     let labels = |rows: &[stab_data::Example]| -> serde_json::Map<String, serde_json::Value> {
@@ -70,19 +123,18 @@ pub fn data(args: DataArgs) -> anyhow::Result<()> {
             "{}",
             json!({
                 "task": def.name,
+                "source": source,
                 "splits": {"train": s.train.len(), "dev": s.dev.len(), "test": s.test.len()},
                 "labels": {"train": labels(&s.train), "dev": labels(&s.dev), "test": labels(&s.test)},
                 "metric": def.metric,
                 "split": {"source": split_text, "hash": resolved.hash},
+                "data": format!("{:016x}", loaded.fingerprint),
             })
         );
     } else {
         println!(
-            "{}: {} ({:?} head, metric {})",
-            def.name,
-            data_dir.join(def.dir).display(),
-            def.head,
-            def.metric
+            "{}: {source} ({:?} head, metric {})",
+            def.name, def.head, def.metric
         );
         println!("  split: {split_text} ({})", resolved.hash);
         for (name, rows) in [("train", &s.train), ("dev", &s.dev), ("test", &s.test)] {
@@ -94,4 +146,78 @@ pub fn data(args: DataArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn fetch(tasks: &[String], to: Option<&Path>) -> anyhow::Result<()> {
+    let defs = tasks
+        .iter()
+        .map(|t| {
+            task_def(t.trim()).map_err(|e| InputError {
+                key: Some("--tasks".into()),
+                ..e
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let cache = DatasetCache::from_env().with_progress(true);
+    let no_overrides = BTreeMap::new();
+    let mut fetched = Vec::new();
+    for def in defs {
+        let ds = HubDataset::of(def, &no_overrides);
+        let task = stab_data::hub::load(def, &ds, &cache)?;
+        println!(
+            "{}: {} — {} train, {} test rows ({} parquet files in {})",
+            def.name,
+            ds.describe(),
+            task.data.train.len(),
+            task.data.test.len(),
+            task.files.len(),
+            cache.root().display()
+        );
+        fetched.push((def, task));
+    }
+    if let Some(dir) = to {
+        for (def, task) in &fetched {
+            let written = write_official(dir, def, task)?;
+            for path in written {
+                println!("  wrote {}", path.display());
+            }
+        }
+        println!(
+            "use it with [data] source = \"dir\", dir = \"{}\" (or stab data check --task T --data-dir {})",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Write a task's official files and its author split file (when it has one) under `dir`.
+fn write_official(
+    dir: &Path,
+    def: &stab_data::TaskDef,
+    task: &stab_data::HubTask,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (file, text) in [
+        (def.files.0, &task.train_text),
+        (def.files.1, &task.test_text),
+    ] {
+        let path = def.path(dir, file);
+        write(&path, text.text.as_bytes())?;
+        written.push(path);
+    }
+    if let Some(split) = stab_data::author_split(def.name) {
+        let path = dir.join("splits").join(format!("{}.json", def.name));
+        write(&path, split.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| stab_core::atomic::io_error("create", parent, e))?;
+    }
+    stab_core::atomic::write_file(path, bytes)
 }

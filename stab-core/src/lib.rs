@@ -38,7 +38,9 @@ pub use error::InputError;
 pub use overrides::Override;
 pub use params::{MethodParams, ParamKind, ParamSpec};
 pub use plan::{FinetuneJob, Plan, RunJob, RunSpec};
-pub use recipe::{Pooling, Recipe, RecipeKind, TrainMode};
+pub use recipe::{
+    DataOrigin, DataSection, DataSourceKind, HubDatasetSpec, Pooling, Recipe, RecipeKind, TrainMode,
+};
 pub use record::{InputFingerprint, RunRecord};
 pub use registry::{MethodEntry, StudyEntry, TaskEntry};
 pub use seed::{ComponentSeeds, derive_seed, stable_hash};

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
 use crate::params::{MethodParams, resolve_params};
-use crate::recipe::{DataSection, ModelSection, Recipe, RecipeKind, TrainMode, TrainSection};
+use crate::recipe::{
+    DataSection, DataSourceKind, ModelSection, Recipe, RecipeKind, TrainMode, TrainSection,
+};
 use crate::registry;
 use crate::seed::stable_hash;
 use crate::synthetic::{SyntheticSettings, SyntheticTable};
@@ -626,6 +628,7 @@ fn check_finetune(
             return err(key, e.message, limit.hint);
         }
     }
+    check_data_source(data).or_else(|(key, msg, hint)| err(&key, msg, &hint))?;
     if data.tasks.is_empty() {
         return err(
             "data.tasks",
@@ -644,6 +647,73 @@ fn check_finetune(
                     e.message
                 },
                 e.hint.as_deref().unwrap_or(""),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `data.source` against `data.dir` and `[data.hub]`: (key, message, hint) of the first
+/// inconsistency.
+fn check_data_source(data: &DataSection) -> Result<(), (String, String, String)> {
+    let fail = |key: &str, msg: &str, hint: &str| Err((key.into(), msg.into(), hint.into()));
+    match data.source {
+        DataSourceKind::Dir if data.dir.is_none() => {
+            return fail(
+                "data.dir",
+                "`dir` is missing: source = \"dir\" reads the task files from a directory",
+                "set dir = \"path/to/data\" (holding glue/<TASK>/… and superglue/<Task>/…), or source = \"hub\" to read the tasks from the Hugging Face Hub",
+            );
+        }
+        DataSourceKind::Dir if !data.hub.is_empty() => {
+            return fail(
+                "data.hub",
+                "[data.hub] only applies with source = \"hub\"",
+                "set source = \"hub\", or remove the [data.hub] table",
+            );
+        }
+        DataSourceKind::Hub if data.dir.is_some() => {
+            return fail(
+                "data.dir",
+                "`dir` is not read with source = \"hub\"",
+                "remove `dir`, or set source = \"dir\" to read that directory",
+            );
+        }
+        _ => {}
+    }
+    for (task, spec) in &data.hub {
+        let key = format!("data.hub.{task}");
+        if let Err(e) = registry::task(task) {
+            return Err((key, e.message, e.hint.unwrap_or_default()));
+        }
+        let repo_ok = spec.dataset.split('/').count() == 2
+            && spec
+                .dataset
+                .split('/')
+                .all(|p| !p.is_empty() && !p.contains(char::is_whitespace));
+        if !repo_ok {
+            return fail(
+                &format!("{key}.dataset"),
+                &format!("`{}` is not a Hub dataset id", spec.dataset),
+                "an id is `owner/name`, e.g. dataset = \"nyu-mll/glue\"",
+            );
+        }
+        if spec.config.trim().is_empty() || spec.config.contains(['/', '\\']) {
+            return fail(
+                &format!("{key}.config"),
+                &format!("`{}` is not a dataset config name", spec.config),
+                "the config is the dataset's subset, e.g. config = \"rte\"",
+            );
+        }
+        if spec
+            .revision
+            .as_deref()
+            .is_some_and(|r| r.trim().is_empty() || r.contains(".."))
+        {
+            return fail(
+                &format!("{key}.revision"),
+                "the revision is empty or not a revision name",
+                "a branch, tag or commit, e.g. revision = \"main\"; leave it out for main",
             );
         }
     }

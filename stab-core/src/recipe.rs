@@ -101,10 +101,17 @@ impl<'de> Deserialize<'de> for Pooling {
 }
 
 /// `[data]`: where the task files are and how they are split and perturbed.
+///
+/// `source` and `hub` are left out of the serialised form at their defaults, so run ids
+/// of directory-sourced recipes stay what they were before the Hub source existed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
-    pub dir: PathBuf,
+    #[serde(default, skip_serializing_if = "DataSourceKind::is_dir")]
+    pub source: DataSourceKind,
+    /// The official layouts (`source = "dir"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
     pub tasks: Vec<String>,
     #[serde(default = "default_dev_fraction")]
     pub dev_fraction: f64,
@@ -112,9 +119,60 @@ pub struct DataSection {
     pub train_fraction: f64,
     #[serde(default)]
     pub drop_fraction: f64,
-    /// Fixed split files `<task>.json` (default: `<dir>/splits` when it exists).
+    /// Fixed split files `<task>.json` (default: `<dir>/splits` when it exists; with
+    /// `source = "hub"`, the paper author's split files built into stab).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub splits: Option<PathBuf>,
+    /// Per-task Hub datasets replacing the default mapping (`[data.hub.rte]`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hub: BTreeMap<String, HubDatasetSpec>,
+}
+
+/// Where `[data]` reads the task files from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataSourceKind {
+    /// `data.dir` in the official GLUE/SuperGLUE layouts.
+    #[default]
+    Dir,
+    /// Hugging Face datasets (parquet) through the Hugging Face cache.
+    Hub,
+}
+
+impl DataSourceKind {
+    pub fn is_dir(&self) -> bool {
+        *self == DataSourceKind::Dir
+    }
+}
+
+/// One task's Hugging Face dataset: `dataset` (a Hub repository id), its `config`, and
+/// an optional `revision` (a branch, tag or commit; default `main`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubDatasetSpec {
+    pub dataset: String,
+    pub config: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+}
+
+/// Where one recipe's task data comes from, as the sum type the data path works with
+/// ([`DataSection::origin`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DataOrigin<'a> {
+    Dir(&'a Path),
+    Hub(&'a BTreeMap<String, HubDatasetSpec>),
+}
+
+impl DataSection {
+    /// The source of the task files; a checked recipe always has one.
+    pub fn origin(&self) -> DataOrigin<'_> {
+        match (self.source, &self.dir) {
+            (DataSourceKind::Dir, Some(dir)) => DataOrigin::Dir(dir),
+            (DataSourceKind::Dir, None) => DataOrigin::Dir(Path::new("data")),
+            (DataSourceKind::Hub, _) => DataOrigin::Hub(&self.hub),
+        }
+    }
 }
 
 /// Seed components pinned across a grid (`[train] fixed_seeds = { data_order = 0 }`);

@@ -8,7 +8,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use stab_core::derive_seed;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use stab_core::{InputError, stable_hash};
 
@@ -19,6 +19,8 @@ use crate::tasks::{Example, TaskData};
 pub enum SplitSource {
     /// A fixed split file (`<splits dir>/<task>.json`), e.g. the paper author's.
     File(std::path::PathBuf),
+    /// The paper author's split file of the task, built into stab.
+    Author(&'static str),
     /// The seeded ⌈dev_fraction·n⌉ fallback.
     Seeded { dev_fraction: f64 },
 }
@@ -30,6 +32,53 @@ pub struct ResolvedSplit {
     pub source: SplitSource,
     /// `file:<16 hex>` or `seeded:<16 hex>`: a hash of the sorted dev group ids.
     pub hash: String,
+}
+
+/// Where a run's fixed split files come from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub enum SplitFiles {
+    /// `<task>.json` files in a directory.
+    Dir(PathBuf),
+    /// The paper author's files built into stab ([`author_split`]).
+    Author,
+}
+
+/// The paper author's fixed 90/10 split files (docs/methods.md §3.3), as row numbers of
+/// the official train files; the same files as `shared/data/splits`.
+const AUTHOR_SPLITS: &[(&str, &str)] = &[
+    ("cb", include_str!("../splits/cb.json")),
+    ("cola", include_str!("../splits/cola.json")),
+    ("mrpc", include_str!("../splits/mrpc.json")),
+    ("rte", include_str!("../splits/rte.json")),
+    ("sst2", include_str!("../splits/sst2.json")),
+    ("wnli", include_str!("../splits/wnli.json")),
+    ("wsc", include_str!("../splits/wsc.json")),
+];
+
+/// The text of the paper author's split file of `task`, when there is one (QQP, BoolQ,
+/// MultiRC and WiC have none and use the seeded split).
+pub fn author_split(task: &str) -> Option<&'static str> {
+    AUTHOR_SPLITS
+        .iter()
+        .find(|(t, _)| *t == task)
+        .map(|(_, text)| *text)
+}
+
+/// The fixed split files of a data source: `named` (the recipe's `data.splits` or
+/// `--splits`, given as `key`), which must exist; else `<dir>/splits` when it exists
+/// (`source = "dir"`), or the author's built-in files (`source = "hub"`).
+pub fn split_files(
+    origin: stab_core::DataOrigin<'_>,
+    named: Option<&Path>,
+    key: &str,
+) -> Result<Option<SplitFiles>, InputError> {
+    match origin {
+        stab_core::DataOrigin::Hub(_) if named.is_none() => Ok(Some(SplitFiles::Author)),
+        stab_core::DataOrigin::Hub(_) => {
+            Ok(splits_dir(Path::new(""), named, key)?.map(SplitFiles::Dir))
+        }
+        stab_core::DataOrigin::Dir(dir) => Ok(splits_dir(dir, named, key)?.map(SplitFiles::Dir)),
+    }
 }
 
 /// The directory of fixed split files a run uses: `named` (the recipe's `data.splits` or
@@ -58,15 +107,24 @@ pub fn splits_dir(
 /// seeded fallback. A split file that does not fit the train file is an input error.
 pub fn resolve_split(
     data: &TaskData,
-    splits_dir: Option<&Path>,
+    files: Option<&SplitFiles>,
     dev_fraction: f64,
 ) -> Result<ResolvedSplit, InputError> {
-    let file = splits_dir
-        .map(|d| d.join(format!("{}.json", data.def.name)))
-        .filter(|p| p.is_file());
-    let (splits, source) = match file {
-        Some(path) => (fixed_split(data, &path)?, SplitSource::File(path)),
-        None => (
+    let name = data.def.name;
+    let (splits, source) = match files {
+        Some(SplitFiles::Dir(d)) if d.join(format!("{name}.json")).is_file() => {
+            let path = d.join(format!("{name}.json"));
+            (fixed_split(data, &path)?, SplitSource::File(path))
+        }
+        Some(SplitFiles::Author) if author_split(name).is_some() => {
+            let text = author_split(name).expect("checked");
+            let origin = format!("stab's built-in author split {name}.json");
+            (
+                fixed_split_text(data, text, &origin)?,
+                SplitSource::Author(name),
+            )
+        }
+        _ => (
             dev_split(data, dev_fraction),
             SplitSource::Seeded { dev_fraction },
         ),
@@ -74,7 +132,7 @@ pub fn resolve_split(
     let mut groups: Vec<u64> = splits.dev.iter().map(|e| e.group).collect();
     groups.dedup();
     let bytes: Vec<u8> = groups.iter().flat_map(|g| g.to_le_bytes()).collect();
-    let kind = if matches!(source, SplitSource::File(_)) {
+    let kind = if !matches!(source, SplitSource::Seeded { .. }) {
         "file"
     } else {
         "seeded"
@@ -97,15 +155,22 @@ struct SplitFile {
 /// Read a fixed split file: `{"train_rows", "dev_rows", "dev": [0-based train-file rows]}`.
 pub fn fixed_split(data: &TaskData, path: &Path) -> Result<Splits, InputError> {
     let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        InputError::new(format!("cannot read the split file: {e}")).file(file.clone())
+    })?;
+    fixed_split_text(data, &text, &file)
+}
+
+/// [`fixed_split`] of a split file's text; `file` names it in messages.
+pub fn fixed_split_text(data: &TaskData, text: &str, file: &str) -> Result<Splits, InputError> {
+    let file = file.to_string();
     let bad = |m: String| {
         InputError::new(m).file(file.clone()).hint(format!(
             "a split file lists the 0-based data rows of {}'s train file that form dev; remove it to use the seeded 90/10 split",
             data.def.name
         ))
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| bad(format!("cannot read the split file: {e}")))?;
-    let f: SplitFile = serde_json::from_str(&text)
+    let f: SplitFile = serde_json::from_str(text)
         .map_err(|e| bad(format!("not a split file: {e}")).line(Some(e.line())))?;
     let n = data
         .train

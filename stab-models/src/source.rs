@@ -15,7 +15,7 @@ const TOKENIZER: &[&str] = &["tokenizer.json", "vocab.txt", "vocab.json", "merge
 
 /// The standard cache: `HF_HUB_CACHE` (or the legacy `HUGGINGFACE_HUB_CACHE`), else
 /// `$HF_HOME/hub`, else `~/.cache/huggingface/hub` (hf-hub itself reads only `HF_HOME`).
-fn hub_cache() -> hf_hub::Cache {
+pub fn hub_cache() -> hf_hub::Cache {
     ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"]
         .iter()
         .find_map(|k| std::env::var_os(k).filter(|v| !v.is_empty()))
@@ -23,14 +23,15 @@ fn hub_cache() -> hf_hub::Cache {
         .unwrap_or_else(hf_hub::Cache::from_env)
 }
 
-fn offline() -> bool {
+/// `HF_HUB_OFFLINE` is set (to anything but `0`): nothing is downloaded.
+pub fn hub_offline() -> bool {
     std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 /// Resolve `spec` (a directory or a hub id such as `roberta-base` or
 /// `FacebookAI/roberta-base`) to a local directory holding the model's files.
 pub fn resolve_model(spec: &str) -> Result<PathBuf, InputError> {
-    resolve_model_in(spec, &hub_cache(), !offline())
+    resolve_model_in(spec, &hub_cache(), !hub_offline())
 }
 
 /// [`resolve_model`] with an explicit cache and download permission.

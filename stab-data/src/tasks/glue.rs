@@ -1,22 +1,19 @@
 //! GLUE TSV readers. The official files are tab-separated without quoting (quotes are
 //! literal text), may start with a UTF-8 BOM (MRPC), and may lack a final newline (CoLA dev).
 
-use std::path::Path;
-
 use stab_core::InputError;
 
-use super::{Example, TaskDef};
+use super::{Example, TaskDef, TaskText};
 
 /// Rows of a TSV file as (1-based line, fields), header skipped when `header`.
 fn rows(
-    path: &Path,
+    src: &TaskText,
     header: Option<&[&str]>,
     columns: usize,
 ) -> Result<Vec<(usize, Vec<String>)>, InputError> {
-    let file = path.display().to_string();
-    let text = super::read_text(path)?;
+    let file = src.origin.clone();
     let mut out = Vec::new();
-    for (i, line) in text.split('\n').enumerate() {
+    for (i, line) in src.text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if let (0, Some(names)) = (i, header) {
             let found: Vec<&str> = line.split('\t').map(str::trim).collect();
@@ -57,20 +54,20 @@ fn rows(
 }
 
 fn build(
-    path: &Path,
+    src: &TaskText,
     def: &TaskDef,
     header: Option<&[&str]>,
     columns: usize,
     label: usize,
     texts: &[usize],
 ) -> Result<Vec<Example>, InputError> {
-    rows(path, header, columns)?
+    rows(src, header, columns)?
         .into_iter()
         .enumerate()
         .map(|(k, (line, f))| {
             Ok(Example {
                 segments: texts.iter().map(|&c| f[c].clone()).collect(),
-                label: def.label_id(f[label].trim(), path, line)?,
+                label: def.label_id(f[label].trim(), &src.origin, line)?,
                 spans: Vec::new(),
                 question: None,
                 group: k as u64,
@@ -80,19 +77,19 @@ fn build(
 }
 
 /// CoLA: no header; source, label, original label, sentence.
-pub fn cola(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
-    build(path, def, None, 4, 1, &[3])
+pub fn cola(src: &TaskText, def: &TaskDef) -> Result<Vec<Example>, InputError> {
+    build(src, def, None, 4, 1, &[3])
 }
 
 /// SST-2: sentence, label.
-pub fn sst2(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
-    build(path, def, Some(&["sentence", "label"]), 2, 1, &[0])
+pub fn sst2(src: &TaskText, def: &TaskDef) -> Result<Vec<Example>, InputError> {
+    build(src, def, Some(&["sentence", "label"]), 2, 1, &[0])
 }
 
 /// MRPC: Quality, #1 ID, #2 ID, #1 String, #2 String.
-pub fn mrpc(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
+pub fn mrpc(src: &TaskText, def: &TaskDef) -> Result<Vec<Example>, InputError> {
     build(
-        path,
+        src,
         def,
         Some(&["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]),
         5,
@@ -102,9 +99,9 @@ pub fn mrpc(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
 }
 
 /// QQP: id, qid1, qid2, question1, question2, is_duplicate.
-pub fn qqp(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
+pub fn qqp(src: &TaskText, def: &TaskDef) -> Result<Vec<Example>, InputError> {
     build(
-        path,
+        src,
         def,
         Some(&[
             "id",
@@ -121,9 +118,9 @@ pub fn qqp(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
 }
 
 /// RTE and WNLI: index, sentence1, sentence2, label.
-pub fn rte_wnli(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
+pub fn rte_wnli(src: &TaskText, def: &TaskDef) -> Result<Vec<Example>, InputError> {
     build(
-        path,
+        src,
         def,
         Some(&["index", "sentence1", "sentence2", "label"]),
         4,

@@ -47,7 +47,17 @@ pub struct TaskDef {
     pub files: (&'static str, &'static str),
     /// Rows of the official train file (MultiRC: answer rows), for run cost estimates.
     pub train_rows: u64,
-    reader: fn(&Path, &TaskDef) -> Result<Vec<Example>, InputError>,
+    /// The task's Hugging Face dataset and config (`source = "hub"`).
+    pub hub: (&'static str, &'static str),
+    reader: fn(&TaskText, &TaskDef) -> Result<Vec<Example>, InputError>,
+}
+
+/// The text of one task file in its official format, and where it came from (a path,
+/// or the Hub files it was converted from), for messages.
+#[derive(Debug, Clone)]
+pub struct TaskText {
+    pub origin: String,
+    pub text: String,
 }
 
 /// The task's train rows and test rows (the official dev set).
@@ -61,6 +71,7 @@ pub struct TaskData {
 pub const TASKS: &[TaskDef] = &[
     TaskDef {
         name: "cola",
+        hub: ("nyu-mll/glue", "cola"),
         train_rows: 8551,
         labels: &["0", "1"],
         head: HeadKind::Classification,
@@ -71,6 +82,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "sst2",
+        hub: ("nyu-mll/glue", "sst2"),
         train_rows: 67349,
         labels: &["0", "1"],
         head: HeadKind::Classification,
@@ -81,6 +93,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "mrpc",
+        hub: ("nyu-mll/glue", "mrpc"),
         train_rows: 3668,
         labels: &["0", "1"],
         head: HeadKind::Classification,
@@ -91,6 +104,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "qqp",
+        hub: ("nyu-mll/glue", "qqp"),
         train_rows: 363846,
         labels: &["0", "1"],
         head: HeadKind::Classification,
@@ -101,6 +115,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "rte",
+        hub: ("nyu-mll/glue", "rte"),
         train_rows: 2490,
         labels: &["entailment", "not_entailment"],
         head: HeadKind::Classification,
@@ -111,6 +126,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "wnli",
+        hub: ("nyu-mll/glue", "wnli"),
         train_rows: 635,
         labels: &["0", "1"],
         head: HeadKind::Classification,
@@ -121,6 +137,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "cb",
+        hub: ("aps/super_glue", "cb"),
         train_rows: 250,
         labels: &["entailment", "contradiction", "neutral"],
         head: HeadKind::Classification,
@@ -131,6 +148,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "wsc",
+        hub: ("aps/super_glue", "wsc.fixed"),
         train_rows: 554,
         labels: &["False", "True"],
         head: HeadKind::SpanComparison,
@@ -141,6 +159,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "boolq",
+        hub: ("aps/super_glue", "boolq"),
         train_rows: 9427,
         labels: &["False", "True"],
         head: HeadKind::Classification,
@@ -151,6 +170,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "multirc",
+        hub: ("aps/super_glue", "multirc"),
         train_rows: 27243,
         labels: &["0", "1"],
         head: HeadKind::Classification,
@@ -161,6 +181,7 @@ pub const TASKS: &[TaskDef] = &[
     },
     TaskDef {
         name: "wic",
+        hub: ("aps/super_glue", "wic"),
         train_rows: 5428,
         labels: &["False", "True"],
         head: HeadKind::SpanComparison,
@@ -234,39 +255,51 @@ impl TaskDef {
 
     /// Read train and test (official dev) from the official layout under `data_dir`.
     pub fn load(&self, data_dir: &Path) -> Result<TaskData, InputError> {
-        let read = |file: &str| -> Result<Vec<Example>, InputError> {
+        let read = |file: &str| -> Result<TaskText, InputError> {
             let path = self.path(data_dir, file);
             if !path.is_file() {
                 return Err(InputError::new(format!("missing file {}", path.display()))
                     .hint(format!(
-                        "the {} task expects {dir}/{} and {dir}/{} under the data dir ({}); GLUE as glue/<TASK>/{{train,dev}}.tsv, SuperGLUE as superglue/<Task>/{{train,val}}.jsonl",
+                        "the {} task expects {dir}/{} and {dir}/{} under the data dir ({}); GLUE as glue/<TASK>/{{train,dev}}.tsv, SuperGLUE as superglue/<Task>/{{train,val}}.jsonl (`stab data fetch --tasks {} --to DIR` writes them from the Hugging Face Hub)",
                         self.name,
                         self.files.0,
                         self.files.1,
                         data_dir.display(),
+                        self.name,
                         dir = self.dir
                     )));
             }
-            let rows = (self.reader)(&path, self)?;
+            Ok(TaskText {
+                origin: path.display().to_string(),
+                text: read_text(&path)?,
+            })
+        };
+        self.parse(&read(self.files.0)?, &read(self.files.1)?)
+    }
+
+    /// Parse the texts of the train and test (official dev) files.
+    pub fn parse(&self, train: &TaskText, test: &TaskText) -> Result<TaskData, InputError> {
+        let rows = |src: &TaskText| -> Result<Vec<Example>, InputError> {
+            let rows = (self.reader)(src, self)?;
             if rows.is_empty() {
                 return Err(InputError::new("the file has no examples")
-                    .file(path.display().to_string())
+                    .file(src.origin.clone())
                     .hint("an empty split cannot be trained or evaluated; check the download"));
             }
             Ok(rows)
         };
         Ok(TaskData {
             def: *self,
-            train: read(self.files.0)?,
-            test: read(self.files.1)?,
+            train: rows(train)?,
+            test: rows(test)?,
         })
     }
 
     /// The label id of `label`, or a located error listing the label set.
-    fn label_id(&self, label: &str, file: &Path, line: usize) -> Result<usize, InputError> {
+    fn label_id(&self, label: &str, file: &str, line: usize) -> Result<usize, InputError> {
         self.labels.iter().position(|l| *l == label).ok_or_else(|| {
             InputError::new(format!("unknown label `{label}` for {}", self.name))
-                .file(file.display().to_string())
+                .file(file.to_string())
                 .line(Some(line))
                 .hint(format!("expected one of: {}", self.labels.join(", ")))
         })

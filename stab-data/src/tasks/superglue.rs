@@ -1,32 +1,29 @@
 //! SuperGLUE JSONL readers (one JSON object per line, official v2 files).
 
-use std::path::Path;
-
 use serde_json::Value;
 use stab_core::InputError;
 
-use super::{Example, TaskDef};
+use super::{Example, TaskDef, TaskText};
 
 /// The most rows (and passage ids) a task file may have.
 const MAX_ROWS: u64 = 100_000_000;
 
 struct Lines<'a> {
-    path: &'a Path,
+    src: &'a TaskText,
 }
 
 impl Lines<'_> {
     fn err(&self, line: usize, m: String) -> InputError {
         InputError::new(m)
-            .file(self.path.display().to_string())
+            .file(self.src.origin.clone())
             .line(Some(line))
             .hint("each line must be one JSON object of the official SuperGLUE file")
     }
 
     /// Parsed objects with their 1-based line numbers.
     fn read(&self) -> Result<Vec<(usize, Value)>, InputError> {
-        let text = super::read_text(self.path)?;
         let mut out = Vec::new();
-        for (i, line) in text.lines().enumerate() {
+        for (i, line) in self.src.text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
@@ -64,7 +61,7 @@ impl Lines<'_> {
             Value::Number(n) => n.to_string(),
             other => other.to_string(),
         };
-        def.label_id(&s, self.path, line)
+        def.label_id(&s, &self.src.origin, line)
     }
 }
 
@@ -79,8 +76,8 @@ fn example(segments: Vec<String>, label: usize, group: u64) -> Example {
 }
 
 /// CB: premise, hypothesis, label.
-pub fn cb(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
-    let l = Lines { path };
+pub fn cb(src: &TaskText, def: &TaskDef) -> Result<Vec<Example>, InputError> {
+    let l = Lines { src };
     l.read()?
         .into_iter()
         .enumerate()
@@ -98,8 +95,8 @@ pub fn cb(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
 }
 
 /// BoolQ: question first, then passage.
-pub fn boolq(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
-    let l = Lines { path };
+pub fn boolq(src: &TaskText, def: &TaskDef) -> Result<Vec<Example>, InputError> {
+    let l = Lines { src };
     l.read()?
         .into_iter()
         .enumerate()
@@ -139,8 +136,8 @@ pub fn word_char_spans(text: &str) -> Vec<(usize, usize)> {
 
 /// WSC: the text, span1 = noun phrase at word `span1_index` (as many words as
 /// `span1_text`), span2 = pronoun at `span2_index`.
-pub fn wsc(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
-    let l = Lines { path };
+pub fn wsc(src: &TaskText, def: &TaskDef) -> Result<Vec<Example>, InputError> {
+    let l = Lines { src };
     l.read()?
         .into_iter()
         .enumerate()
@@ -177,8 +174,8 @@ pub fn wsc(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
 }
 
 /// WiC: word, sentence1, sentence2; spans [start1, end1) in sentence1, [start2, end2) in sentence2.
-pub fn wic(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
-    let l = Lines { path };
+pub fn wic(src: &TaskText, def: &TaskDef) -> Result<Vec<Example>, InputError> {
+    let l = Lines { src };
     l.read()?
         .into_iter()
         .enumerate()
@@ -210,8 +207,8 @@ pub fn wic(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
 /// MultiRC: one row per answer with segments [paragraph, question, answer]; the template
 /// joins the first two with a space (`paragraph question`, no separator) and pairs them with
 /// the answer. Rows carry the global question idx and are grouped by passage for the split.
-pub fn multirc(path: &Path, def: &TaskDef) -> Result<Vec<Example>, InputError> {
-    let l = Lines { path };
+pub fn multirc(src: &TaskText, def: &TaskDef) -> Result<Vec<Example>, InputError> {
+    let l = Lines { src };
     let mut out = Vec::new();
     for (n, v) in l.read()? {
         let passage_idx = l.uint(&v, "idx", n)?;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use stab_core::plan::{FinetuneJob, RunJob};
 use stab_core::{InputError, InputFingerprint, RunSpec, stable_hash};
 use stab_data::encode::{EncodedRow, encode_examples};
-use stab_data::{Splits, TaskDef, resolve_split, task_def};
+use stab_data::{DatasetCache, Splits, TaskDef, resolve_split, task_def};
 use stab_models::{EncoderConfig, TextEncoder, load_encoder, resolve_model};
 
 use super::features::FeatureSet;
@@ -34,8 +34,8 @@ struct TaskKey<'a> {
     model_dir: &'a Path,
     task: &'a str,
     max_len: usize,
-    data_dir: &'a Path,
-    splits: Option<&'a Path>,
+    data: &'a stab_core::DataSection,
+    splits: Option<&'a stab_data::SplitFiles>,
     dev_fraction: f64,
 }
 
@@ -197,23 +197,23 @@ impl Engine {
         model_dir: &Path,
         name: &str,
     ) -> anyhow::Result<Arc<PreparedTask>> {
-        let splits_dir =
-            stab_data::splits_dir(&job.data.dir, job.data.splits.as_deref(), "data.splits")?;
+        let split_files =
+            stab_data::split_files(job.data.origin(), job.data.splits.as_deref(), "data.splits")?;
         let (key, _) = cache_key(&TaskKey {
             model_dir,
             task: name,
             max_len: job.model.max_len,
-            data_dir: &job.data.dir,
-            splits: splits_dir.as_deref(),
+            data: &job.data,
+            splits: split_files.as_ref(),
             dev_fraction: job.data.dev_fraction,
         });
         if let Some(t) = self.tasks.lock().expect("task cache").get(&key) {
             return Ok(t.clone());
         }
         let def = *task_def(name)?;
-        let data = def.load(&job.data.dir)?;
-        let data_hash = task_files_hash(&def, &job.data.dir)?;
-        let resolved = resolve_split(&data, splits_dir.as_deref(), job.data.dev_fraction)?;
+        let loaded = stab_data::load_task(&def, job.data.origin(), &DatasetCache::from_env())?;
+        let (data, data_hash) = (loaded.data, loaded.fingerprint);
+        let resolved = resolve_split(&data, split_files.as_ref(), job.data.dev_fraction)?;
         let config = EncoderConfig::from_dir(model_dir)?;
         let tokenizer = TextEncoder::for_model(model_dir, &config)?;
         let encode = |rows: &[stab_data::Example], part: &str| {
@@ -253,19 +253,6 @@ impl Engine {
             .insert(dir.to_path_buf(), h);
         Ok(h)
     }
-}
-
-/// Hash of a task's train and test files, in that order, each with its length.
-fn task_files_hash(def: &TaskDef, data_dir: &Path) -> anyhow::Result<u64> {
-    let mut bytes = Vec::new();
-    for name in [def.files.0, def.files.1] {
-        let path = data_dir.join(def.dir).join(name);
-        let content =
-            std::fs::read(&path).map_err(|e| stab_core::atomic::io_error("read", &path, e))?;
-        bytes.extend_from_slice(&(content.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&content);
-    }
-    Ok(stable_hash(&bytes))
 }
 
 pub(super) fn finetune_job(spec: &RunSpec) -> anyhow::Result<&FinetuneJob> {

@@ -1,0 +1,109 @@
+//! Task data from the Hugging Face Hub (`[data] source = "hub"`, docs/data.md).
+//!
+//! Each task maps to a Hub dataset and config ([`TaskDef::hub`], overridable per task in
+//! `[data.hub.<task>]`). Its `train` and `validation` splits (the Hub's `test` split has
+//! hidden labels and is never read) are parquet shards in the standard Hugging Face
+//! cache, downloaded there when missing and allowed ([`DatasetCache`]). The rows are put
+//! in the official order by their `idx` column — so the fixed split files, which number
+//! the rows of the official train files, apply unchanged — and written out as the text of
+//! the official file ([`official`]), which the task's own reader then parses: the Hub and
+//! the official files go through one parser, and `stab data fetch --to` writes exactly
+//! what a run reads.
+
+mod cache;
+pub mod official;
+mod parquet_rows;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use stab_core::{HubDatasetSpec, InputError, stable_hash};
+
+use crate::tasks::{TaskData, TaskDef, TaskText};
+
+pub use cache::DatasetCache;
+
+/// One task's Hub dataset.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HubDataset {
+    pub task: &'static str,
+    /// The repository id, e.g. `nyu-mll/glue`.
+    pub repo: String,
+    pub config: String,
+    /// Branch, tag or commit (`main` by default).
+    pub revision: String,
+}
+
+impl HubDataset {
+    /// The task's dataset: the recipe's override, else stab's mapping.
+    pub fn of(def: &TaskDef, overrides: &BTreeMap<String, HubDatasetSpec>) -> Self {
+        match overrides.get(def.name) {
+            Some(o) => HubDataset {
+                task: def.name,
+                repo: o.dataset.clone(),
+                config: o.config.clone(),
+                revision: o.revision.clone().unwrap_or_else(|| "main".into()),
+            },
+            None => HubDataset {
+                task: def.name,
+                repo: def.hub.0.into(),
+                config: def.hub.1.into(),
+                revision: "main".into(),
+            },
+        }
+    }
+
+    /// `nyu-mll/glue (config rte)`, with a revision other than main.
+    pub fn describe(&self) -> String {
+        let rev = if self.revision == "main" {
+            String::new()
+        } else {
+            format!(", revision {}", self.revision)
+        };
+        format!("{} (config {}{rev})", self.repo, self.config)
+    }
+}
+
+/// The Hub's name of the official dev set, stab's test split.
+pub const VALIDATION: &str = "validation";
+
+/// A task read from the Hub.
+#[derive(Debug, Clone)]
+pub struct HubTask {
+    pub data: TaskData,
+    /// The official-format texts of train and test (what `stab data fetch --to` writes).
+    pub train_text: TaskText,
+    pub test_text: TaskText,
+    /// The parquet files read, train's then validation's.
+    pub files: Vec<PathBuf>,
+    /// Hash of those files' bytes, in that order, each with its length.
+    pub fingerprint: u64,
+}
+
+/// Read a task's train and validation splits from the Hub dataset `ds`.
+pub fn load(def: &TaskDef, ds: &HubDataset, cache: &DatasetCache) -> Result<HubTask, InputError> {
+    let mut files = Vec::new();
+    let mut texts = Vec::new();
+    for split in ["train", VALIDATION] {
+        let shards = cache.shards(ds, split)?;
+        texts.push(official::convert(def, ds, split, &shards)?);
+        files.extend(shards);
+    }
+    let mut bytes = Vec::new();
+    for f in &files {
+        let content = std::fs::read(f).map_err(|e| {
+            InputError::new(format!("cannot read: {e}")).file(f.display().to_string())
+        })?;
+        bytes.extend_from_slice(&(content.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&content);
+    }
+    let test_text = texts.pop().expect("two splits");
+    let train_text = texts.pop().expect("two splits");
+    Ok(HubTask {
+        data: def.parse(&train_text, &test_text)?,
+        train_text,
+        test_text,
+        files,
+        fingerprint: stable_hash(&bytes),
+    })
+}
