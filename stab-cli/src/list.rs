@@ -42,9 +42,15 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
         }
     }
     if all || matches!(args.what, Some(What::Tasks)) {
-        println!("tasks ([data] tasks = [...]):");
+        println!("tasks ([data] tasks = [...]; Hub dataset of source = \"hub\"):");
         for t in registry::tasks() {
-            println!("  {:<10} {:<18} {}", t.name, t.metric, t.summary);
+            let hub = stab_data::task_def(t.name)
+                .map(|d| format!("{}:{}", d.hub.0, d.hub.1))
+                .unwrap_or_default();
+            println!(
+                "  {:<10} {:<18} {:<26} {}",
+                t.name, t.metric, hub, t.summary
+            );
         }
     }
     if all || matches!(args.what, Some(What::Factors)) {

@@ -285,3 +285,81 @@ fn multirc(def: &TaskDef, rows: &[At]) -> Result<String, InputError> {
     flush(&mut passage, &mut lines);
     Ok(lines.join("\n") + "\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task_def;
+
+    /// Lines of hand-made Hub rows, parsed back by the task's reader.
+    fn parse(task: &str, rows: &[Value]) -> crate::TaskData {
+        let def = task_def(task).unwrap();
+        let file = Path::new("hand.parquet");
+        let mut lines: Vec<String> = header(task).into_iter().map(String::from).collect();
+        for (row, v) in rows.iter().enumerate() {
+            let at = At {
+                file,
+                row,
+                obj: v.as_object().unwrap(),
+            };
+            lines.push(line(def, &at).unwrap());
+        }
+        let text = TaskText {
+            origin: "hand".into(),
+            text: lines.join("\n") + "\n",
+        };
+        def.parse(&text, &text).unwrap()
+    }
+
+    #[test]
+    fn qqp_and_boolq_rows_become_their_official_lines() {
+        // Neither has a slice in testdata (no QQP files, no BoolQ train file).
+        let qqp = parse(
+            "qqp",
+            &[
+                json!({"question1": "How do I learn Rust?", "question2": "What is the best way to learn Rust?", "label": 1, "idx": 0}),
+                json!({"question1": "Why is the sky blue?", "question2": "Why is grass green?", "label": 0, "idx": 1}),
+            ],
+        );
+        assert_eq!(qqp.train.len(), 2);
+        assert_eq!(
+            qqp.train[0].segments,
+            [
+                "How do I learn Rust?",
+                "What is the best way to learn Rust?"
+            ]
+        );
+        assert_eq!((qqp.train[0].label, qqp.train[1].label), (1, 0));
+        let boolq = parse(
+            "boolq",
+            &[
+                json!({"question": "is the sky blue", "passage": "The sky is blue by day.", "idx": 0, "label": 1}),
+            ],
+        );
+        // BoolQ puts the question first; label 1 is `True`.
+        assert_eq!(
+            boolq.train[0].segments,
+            ["is the sky blue", "The sky is blue by day."]
+        );
+        assert_eq!(
+            task_def("boolq").unwrap().labels[boolq.train[0].label],
+            "True"
+        );
+    }
+
+    #[test]
+    fn a_text_a_tsv_cannot_carry_is_refused() {
+        let def = task_def("rte").unwrap();
+        let v = json!({"sentence1": "a\tb", "sentence2": "c", "label": 0, "idx": 0});
+        let at = At {
+            file: Path::new("x.parquet"),
+            row: 3,
+            obj: v.as_object().unwrap(),
+        };
+        let e = line(def, &at).unwrap_err().to_string();
+        assert!(
+            e.contains("row 3") && e.contains("`sentence1`") && e.contains("x.parquet"),
+            "{e}"
+        );
+    }
+}
