@@ -4,6 +4,10 @@ the Hub's schema (nyu-mll/glue, aps/super_glue) made from the task slices in
 testdata/data, so the Hub data source is tested without a network. Needs pyarrow.
 
     python3 scripts/make_hub_testdata.py testdata
+    python3 scripts/make_hub_testdata.py --data ../shared/data --out CACHE --tasks cb,rte,mrpc
+
+The second form lays out a cache of the full task files (for trying the Hub route, e.g.
+the README's first study, without a network); it writes no error-path variants.
 
 Each dataset is `datasets--<owner>--<name>/{refs/main, snapshots/<commit>/<config>/
 {train,validation}-00000-of-00001.parquet}`, as `huggingface_hub` lays it out (plain files
@@ -20,9 +24,12 @@ import json, os, random, shutil, sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-root = sys.argv[1]
-data = f"{root}/data"
-out = f"{root}/hub"
+if sys.argv[1] == "--data":
+    args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+    data, out, only, bad_variants = args["--data"], args["--out"], args["--tasks"].split(","), False
+else:
+    root = sys.argv[1]
+    data, out, only, bad_variants = f"{root}/data", f"{root}/hub", None, True
 COMMIT = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed"
 shutil.rmtree(out, ignore_errors=True)
 
@@ -78,6 +85,8 @@ def write(repo, config, split, rows, labels, columns, shards=1):
 
 
 def glue(task, d, header, cols):
+    if only is not None and task not in only:
+        return
     for split, f in [("train", "train.tsv"), ("validation", "dev.tsv")]:
         rows = []
         for i, r in enumerate(tsv(f"{data}/glue/{d}/{f}", header)):
@@ -99,6 +108,8 @@ TF = ["False", "True"]
 
 
 def superglue(config, d, convert, columns, labels=TF, files=("train.jsonl", "val.jsonl")):
+    if only is not None and config.split(".")[0] not in only:
+        return
     for split, f in zip(["train", "validation"], files):
         rows = [r for o in jsonl(f"{data}/superglue/{d}/{f}") for r in convert(o)]
         write("aps/super_glue", config, split, rows, labels, columns)
@@ -122,6 +133,9 @@ superglue("multirc", "MultiRC", lambda o: [
     for q in o["passage"]["questions"] for a in q["answers"]],
           ["paragraph", "question", "answer", "idx", "label"])
 
+if not bad_variants:
+    print("wrote", out)
+    sys.exit(0)
 # Error paths: RTE variants in a dataset of their own.
 rte = [{"sentence1": r[1], "sentence2": r[2], "label": LABELS["rte"].index(r[3].strip()), "idx": i}
        for i, r in enumerate(tsv(f"{data}/glue/RTE/train.tsv", True))]
