@@ -59,7 +59,8 @@ pub fn brown_forsythe(groups: &[&[f64]]) -> Option<(f64, f64)> {
     Some((w, f.sf(w)))
 }
 
-fn median(v: &[f64]) -> f64 {
+/// The median of `v` (the mean of the two middle values for an even count).
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let n = s.len();

@@ -8,6 +8,7 @@
 pub mod analyses;
 pub mod attribution;
 pub mod conclusions;
+pub mod cost;
 pub mod findings;
 pub mod finetune;
 pub mod html;
@@ -137,6 +138,7 @@ impl Report {
                 // The contract keys (runs, stability, aggregate, predictions) at the top.
                 let mut doc = serde_json::to_value(self.findings()).expect("findings serialise");
                 doc["format"] = "stab-report/1".into();
+                doc["cost"] = cost::cost_json(&self.of_kind(RecipeKind::Finetune));
                 let mut text = serde_json::to_string_pretty(&doc).expect("findings serialise");
                 text.push('\n');
                 text
@@ -153,6 +155,7 @@ impl Report {
                     out.push_str(&conclusions::sections(f, true));
                     out.push_str(&fine.attribution_section());
                     out.push_str(&fine.expected_max_section(true));
+                    out.push_str(&cost::cost_section(&self.of_kind(RecipeKind::Finetune)));
                 }
                 out.push_str(&self.analyses.markdown());
                 if out.is_empty() {
