@@ -4,7 +4,8 @@
 //!
 //! One training step of MiniLM-L6 (forward, backward, AdamW) on a batch of 16 × 128 tokens
 //! with a 2-class head on the first token, and the eval forward alone. Threads come from
-//! RAYON_NUM_THREADS (default: all cores). The last line is the same figures as JSON, for
+//! RAYON_NUM_THREADS (default: all cores); `STAB_BENCH_ONLY=eval` stops after the eval
+//! forward (to profile it alone). The last line is the same figures as JSON, for
 //! `bench/vs_pytorch.sh`, which runs this and PyTorch on the same batch side by side.
 
 use std::path::PathBuf;
@@ -72,6 +73,11 @@ fn main() {
         }
     }
 
+    if std::env::var("STAB_BENCH_ONLY").as_deref() == Ok("eval") {
+        // For profiling the eval forward alone (`perf record`).
+        println!("  eval forward: median {:.3} s", median(eval_times));
+        return;
+    }
     let device = Device::flex().autodiff();
     let (encoder, _) = load_encoder(&dir, &device).unwrap();
     let head = LinearConfig::new(encoder.config.hidden_size, 2).init(&device);
