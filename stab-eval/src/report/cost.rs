@@ -144,30 +144,13 @@ mod tests {
     use super::*;
 
     fn rec(task: &str, method: &str, seed: u64, wall_s: f64, steps: u64) -> RunRecord {
-        RunRecord {
-            run_id: format!("{task}-{method}-s{seed}"),
-            recipe: "r".into(),
-            kind: stab_core::RecipeKind::Finetune,
-            task: task.into(),
-            method: method.into(),
-            method_params: Default::default(),
-            seed,
-            mode: None,
-            sweep: Default::default(),
-            metrics: [("primary".to_string(), 0.5)].into(),
-            dev_best: None,
-            best_step: None,
-            steps,
-            wall_s,
-            stab_version: "t".into(),
-            threads: 2,
-            synthetic: None,
-            diverged: false,
-            seeds: None,
-            split: None,
-            inputs: None,
-            details: serde_json::Value::Null,
-        }
+        let mut r = crate::report::finetune::tests::rec(task, method, 0.5);
+        r.run_id = format!("{task}-{method}-s{seed}");
+        r.seed = seed;
+        r.wall_s = wall_s;
+        r.steps = steps;
+        r.threads = 2;
+        r
     }
 
     #[test]

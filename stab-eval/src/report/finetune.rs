@@ -539,11 +539,12 @@ fn mean_sd(mean: f64, sd: Option<f64>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use stab_core::RecipeKind;
 
-    fn rec(task: &str, method: &str, primary: f64) -> RunRecord {
+    /// A finished fine-tuning record with only the fields the tables read.
+    pub(crate) fn rec(task: &str, method: &str, primary: f64) -> RunRecord {
         RunRecord {
             run_id: format!("{task}-{method}-{primary}"),
             recipe: "r".into(),
