@@ -81,6 +81,27 @@ fn tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(burn::tensor::TensorData::new(data, shape))
 }
 
+/// `t` as a contiguous f32 tensor that alone owns exactly its elements, so that a kernel may
+/// write its result over them: `t` itself when it already is one (an intermediate nothing
+/// else holds: the usual case in evaluation, and for incoming gradients), else a copy. This
+/// saves the zeroed output buffer and a pass over memory per fused operation.
+fn writable(t: FlexTensor) -> FlexTensor {
+    let n = t.layout().shape().num_elements();
+    let whole =
+        t.is_contiguous() && t.layout().start_offset() == 0 && t.storage::<f32>().len() == n;
+    if whole && t.is_unique() {
+        return t;
+    }
+    let shape = t.layout().shape().clone();
+    tensor(values(&contiguous(t)).to_vec(), shape)
+}
+
+/// The elements of a tensor made by [`writable`].
+fn values_mut(t: &mut FlexTensor) -> &mut [f32] {
+    t.try_storage_mut::<f32>()
+        .expect("a uniquely owned f32 tensor (see `writable`)")
+}
+
 /// Fixed-order reduction of 16 lane sums plus a tail (deterministic).
 #[inline(always)]
 fn reduce16(mut acc: [f32; LANES], tail: f32) -> f32 {
@@ -142,35 +163,33 @@ fn centred_squares16(a: &[f32], m: f32) -> f32 {
     reduce16(acc, tail)
 }
 
-/// LayerNorm forward: (y, μ per row, r per row).
+/// LayerNorm forward over `x` in place (x ← y); returns (μ per row, r per row).
 fn layer_norm_forward(
-    x: &[f32],
+    x: &mut [f32],
     gamma: &[f32],
     beta: &[f32],
     eps: f64,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+) -> (Vec<f32>, Vec<f32>) {
     let d = gamma.len();
     let rows = x.len() / d;
-    let mut y = vec![0f32; x.len()];
     let mut mean = vec![0f32; rows];
     let mut rstd = vec![0f32; rows];
-    y.par_chunks_mut(d)
-        .zip(x.par_chunks(d))
+    x.par_chunks_mut(d)
         .zip(mean.par_iter_mut().zip(rstd.par_iter_mut()))
         .with_min_len(16)
-        .for_each(|((yr, xr), (m, s))| (*m, *s) = layer_norm_row(xr, yr, gamma, beta, eps));
-    (y, mean, rstd)
+        .for_each(|(row, (m, s))| (*m, *s) = layer_norm_row(row, gamma, beta, eps));
+    (mean, rstd)
 }
 
 multiversion! {
-    /// One row of the LayerNorm forward; returns (μ, r).
-    fn layer_norm_row(xr: &[f32], yr: &mut [f32], gamma: &[f32], beta: &[f32], eps: f64) -> (f32, f32) {
-        let d = xr.len();
-        let mu = sum16(xr) / d as f32;
-        let var = centred_squares16(xr, mu) / d as f32;
+    /// One row of the LayerNorm forward, in place; returns (μ, r).
+    fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f64) -> (f32, f32) {
+        let d = row.len();
+        let mu = sum16(row) / d as f32;
+        let var = centred_squares16(row, mu) / d as f32;
         let inv = 1.0 / ((var as f64 + eps).sqrt() as f32);
-        for (((y, &x), &g), &b) in yr.iter_mut().zip(xr).zip(gamma).zip(beta) {
-            *y = (x - mu) * inv * g + b;
+        for ((v, &g), &b) in row.iter_mut().zip(gamma).zip(beta) {
+            *v = (*v - mu) * inv * g + b;
         }
         (mu, inv)
     }
@@ -261,97 +280,109 @@ multiversion! {
     }
 }
 
-/// GELU value, or ∂L/∂x = g ⊙ GELU'(x) when `grad` is given.
-fn gelu_map(x: &[f32], grad: Option<&[f32]>) -> Vec<f32> {
-    const CHUNK: usize = 1 << 14;
-    let mut out = vec![0f32; x.len()];
-    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, oc)| {
-        let range = c * CHUNK..c * CHUNK + oc.len();
-        gelu_chunk(&x[range.clone()], oc, grad.map(|g| &g[range]));
-    });
-    out
+/// Elements per parallel task of the GELU kernels.
+const GELU_CHUNK: usize = 1 << 14;
+
+/// x ← GELU(x).
+fn gelu_values(x: &mut [f32]) {
+    x.par_chunks_mut(GELU_CHUNK).for_each(gelu_values_chunk);
+}
+
+/// g ← g ⊙ GELU'(x): ∂L/∂x from g = ∂L/∂GELU(x).
+fn gelu_grads(x: &[f32], g: &mut [f32]) {
+    g.par_chunks_mut(GELU_CHUNK)
+        .zip(x.par_chunks(GELU_CHUNK))
+        .for_each(|(gc, xc)| gelu_grads_chunk(xc, gc));
 }
 
 multiversion! {
-    fn gelu_chunk(xs: &[f32], out: &mut [f32], grad: Option<&[f32]>) {
-        for (i, (xl, ol)) in xs.chunks(LANES).zip(out.chunks_mut(LANES)).enumerate() {
+    fn gelu_values_chunk(xs: &mut [f32]) {
+        for xl in xs.chunks_mut(LANES) {
             let mut lane = [0f32; LANES];
             lane[..xl.len()].copy_from_slice(xl);
-            let (value, slope) = gelu16(lane, grad.is_some());
-            match grad {
-                None => ol.copy_from_slice(&value[..ol.len()]),
-                Some(g) => {
-                    for ((o, &gv), &sl) in ol.iter_mut().zip(&g[i * LANES..]).zip(&slope) {
-                        *o = gv * sl;
-                    }
-                }
+            let (value, _) = gelu16(lane, false);
+            xl.copy_from_slice(&value[..xl.len()]);
+        }
+    }
+}
+
+multiversion! {
+    fn gelu_grads_chunk(xs: &[f32], gs: &mut [f32]) {
+        for (xl, gl) in xs.chunks(LANES).zip(gs.chunks_mut(LANES)) {
+            let mut lane = [0f32; LANES];
+            lane[..xl.len()].copy_from_slice(xl);
+            let (_, slope) = gelu16(lane, true);
+            for (gv, &sl) in gl.iter_mut().zip(&slope) {
+                *gv *= sl;
             }
         }
     }
 }
 
-/// softmax(scale·S + m) per row of `t` values; row r belongs to batch r / rows_per_batch.
+/// S ← softmax(scale·S + m) per row of `t` values, in place; row r belongs to batch
+/// r / rows_per_batch.
 fn masked_softmax_forward(
-    scores: &[f32],
+    scores: &mut [f32],
     mask: &[f32],
     t: usize,
     rows_per_batch: usize,
     scale: f32,
-) -> Vec<f32> {
-    let mut p = vec![0f32; scores.len()];
-    p.par_chunks_mut(t)
+) {
+    scores
+        .par_chunks_mut(t)
         .enumerate()
         .with_min_len(64)
-        .for_each(|(r, pr)| {
-            let sr = &scores[r * t..(r + 1) * t];
-            let mr = &mask[(r / rows_per_batch) * t..][..t];
-            softmax_row(sr, mr, pr, scale);
-        });
-    p
+        .for_each(|(r, row)| softmax_row(row, &mask[(r / rows_per_batch) * t..][..t], scale));
 }
 
 multiversion! {
-    /// p = softmax(scale·s + m) for one row.
-    fn softmax_row(sr: &[f32], mr: &[f32], pr: &mut [f32], scale: f32) {
-        for ((p, &s), &m) in pr.iter_mut().zip(sr).zip(mr) {
-            *p = s * scale + m;
+    /// row ← softmax(scale·row + m). The maximum is taken in the scaling pass and the sum in
+    /// the exponential pass; both give what separate passes give (a maximum is exact, and
+    /// the sum adds in [`sum16`]'s order: lanes over whole blocks, then the tail).
+    fn softmax_row(row: &mut [f32], mr: &[f32], scale: f32) {
+        let mut max = f32::MIN;
+        for (v, &m) in row.iter_mut().zip(mr) {
+            *v = *v * scale + m;
+            max = max.max(*v);
         }
-        let max = pr.iter().copied().fold(f32::MIN, f32::max);
-        for block in pr.chunks_mut(LANES) {
+        let (mut acc, mut tail) = ([0f32; LANES], 0f32);
+        for block in row.chunks_mut(LANES) {
             let mut lane = [0f32; LANES];
             for (l, v) in block.iter().enumerate() {
                 lane[l] = v - max;
             }
             let e = exp16(lane);
+            let whole = block.len() == LANES;
             for (l, v) in block.iter_mut().enumerate() {
                 // Below e^−87 (masked keys) the exact value underflows f32: 0, as expf.
                 *v = if lane[l] < -87.0 { 0.0 } else { e[l] };
+                if whole {
+                    acc[l] += *v;
+                } else {
+                    tail += *v;
+                }
             }
         }
-        let inv = 1.0 / sum16(pr);
-        for v in pr.iter_mut() {
+        let inv = 1.0 / reduce16(acc, tail);
+        for v in row.iter_mut() {
             *v *= inv;
         }
     }
 }
 
-/// ∂L/∂S = scale·p ⊙ (g − Σ_j g_j p_j) per row.
-fn masked_softmax_backward(p: &[f32], g: &[f32], t: usize, scale: f32) -> Vec<f32> {
-    let mut dx = vec![0f32; p.len()];
-    dx.par_chunks_mut(t)
-        .enumerate()
+/// g ← ∂L/∂S = scale·p ⊙ (g − Σ_j g_j p_j) per row, in place over g = ∂L/∂p.
+fn masked_softmax_backward(p: &[f32], g: &mut [f32], t: usize, scale: f32) {
+    g.par_chunks_mut(t)
+        .zip(p.par_chunks(t))
         .with_min_len(64)
-        .for_each(|(r, dr)| {
-            softmax_backward_row(&p[r * t..(r + 1) * t], &g[r * t..(r + 1) * t], dr, scale);
-        });
-    dx
+        .for_each(|(gr, pr)| softmax_backward_row(pr, gr, scale));
 }
 
 multiversion! {
-    fn softmax_backward_row(pr: &[f32], gr: &[f32], dr: &mut [f32], scale: f32) {
+    fn softmax_backward_row(pr: &[f32], gr: &mut [f32], scale: f32) {
         let dot = dot16(gr, pr);
-        for ((o, &p), &g) in dr.iter_mut().zip(pr).zip(gr) {
-            *o = scale * p * (g - dot);
+        for (g, &p) in gr.iter_mut().zip(pr) {
+            *g = scale * p * (*g - dot);
         }
     }
 }
@@ -368,24 +399,24 @@ impl FusedOps for Flex {
         beta: FlexTensor,
         epsilon: f64,
     ) -> FlexTensor {
-        let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
-        let shape = x.layout().shape().clone();
-        let (y, _, _) = layer_norm_forward(values(&x), values(&gamma), values(&beta), epsilon);
-        tensor(y, shape)
+        let (mut y, gamma, beta) = (writable(x), contiguous(gamma), contiguous(beta));
+        layer_norm_forward(values_mut(&mut y), values(&gamma), values(&beta), epsilon);
+        y
     }
 
     fn fused_gelu(x: FlexTensor) -> FlexTensor {
-        let x = contiguous(x);
-        tensor(gelu_map(values(&x), None), x.layout().shape().clone())
+        let mut y = writable(x);
+        gelu_values(values_mut(&mut y));
+        y
     }
 
     fn fused_masked_softmax(scores: FlexTensor, mask: FlexTensor, scale: f64) -> FlexTensor {
-        let (scores, mask) = (contiguous(scores), contiguous(mask));
-        let shape = scores.layout().shape().clone();
+        let (mut p, mask) = (writable(scores), contiguous(mask));
+        let shape = p.layout().shape().clone();
         let t = shape[shape.num_dims() - 1];
         let per = rows_per_batch(&shape, mask.layout().shape());
-        let p = masked_softmax_forward(values(&scores), values(&mask), t, per, scale as f32);
-        tensor(p, shape)
+        masked_softmax_forward(values_mut(&mut p), values(&mask), t, per, scale as f32);
+        p
     }
 }
 
@@ -426,11 +457,11 @@ impl Backward<Flex, 1> for GeluBackward {
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, cp: &mut Checkpointer) {
         let [node_x] = ops.parents;
-        let g = contiguous(grads.consume::<Flex>(&ops.node));
+        let mut g = writable(grads.consume::<Flex>(&ops.node));
         let x = contiguous(cp.retrieve_node_output::<FlexTensor>(ops.state));
         if let Some(node) = node_x {
-            let dx = gelu_map(values(&x), Some(values(&g)));
-            grads.register::<Flex>(node.id, tensor(dx, x.layout().shape().clone()));
+            gelu_grads(values(&x), values_mut(&mut g));
+            grads.register::<Flex>(node.id, g);
         }
     }
 }
@@ -444,13 +475,13 @@ impl Backward<Flex, 1> for MaskedSoftmaxBackward {
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_scores] = ops.parents;
-        let g = contiguous(grads.consume::<Flex>(&ops.node));
+        let mut g = writable(grads.consume::<Flex>(&ops.node));
         let (p, scale) = ops.state;
         if let Some(node) = node_scores {
-            let shape = p.layout().shape().clone();
+            let shape = p.layout().shape();
             let t = shape[shape.num_dims() - 1];
-            let dx = masked_softmax_backward(values(&p), values(&g), t, scale);
-            grads.register::<Flex>(node.id, tensor(dx, shape));
+            masked_softmax_backward(values(&p), values_mut(&mut g), t, scale);
+            grads.register::<Flex>(node.id, g);
         }
     }
 }
@@ -463,11 +494,10 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         epsilon: f64,
     ) -> FloatTensor<Self> {
         let forward = |x: FlexTensor, gamma: FlexTensor, beta: FlexTensor| {
-            let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
-            let shape = x.layout().shape().clone();
-            let (y, mean, rstd) =
-                layer_norm_forward(values(&x), values(&gamma), values(&beta), epsilon);
-            (tensor(y, shape), mean, rstd)
+            let (mut y, gamma, beta) = (writable(x), contiguous(gamma), contiguous(beta));
+            let (mean, rstd) =
+                layer_norm_forward(values_mut(&mut y), values(&gamma), values(&beta), epsilon);
+            (y, mean, rstd)
         };
         match LayerNormBackward
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
@@ -712,10 +742,52 @@ mod tests {
                 .build()
                 .unwrap()
                 .install(|| {
-                    let (_, mean, rstd) = layer_norm_forward(&x, &gamma, &beta, 1e-12);
+                    let (mean, rstd) = layer_norm_forward(&mut x.clone(), &gamma, &beta, 1e-12);
                     layer_norm_backward(&x, &gamma, &mean, &rstd, &g)
                 })
         };
         assert_eq!(run(1), run(3));
+    }
+
+    /// Each forward kernel on an input it alone holds writes over it (no new buffer), and
+    /// gives the same bits as on an input someone else still holds, which stays unchanged.
+    #[test]
+    fn forward_kernels_write_over_an_unshared_input_with_the_same_result() {
+        let x: Vec<f32> = (0..2 * 3 * 5 * 40)
+            .map(|i| ((i * 7919) % 1000) as f32 / 97.0 - 5.0)
+            .collect();
+        let mask: Vec<f32> = (0..2 * 40)
+            .map(|i| if i % 7 == 3 { -1e4 } else { 0.0 })
+            .collect();
+        let gamma: Vec<f32> = (0..40).map(|j| 0.5 + j as f32 / 40.0).collect();
+        let beta: Vec<f32> = (0..40).map(|j| j as f32 / 80.0 - 0.2).collect();
+        let check = |what: &str, shape: Vec<usize>, op: &dyn Fn(FlexTensor) -> FlexTensor| {
+            let alone = tensor(x.clone(), Shape::from(shape.clone()));
+            let buffer = alone.storage::<f32>().as_ptr();
+            let alone = op(alone);
+            assert_eq!(
+                alone.storage::<f32>().as_ptr(),
+                buffer,
+                "{what}: a new buffer"
+            );
+            let held = tensor(x.clone(), Shape::from(shape));
+            let shared = op(held.clone());
+            assert_eq!(values(&held), &x[..], "{what}: the held input changed");
+            let bits = |t: &FlexTensor| values(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&alone), bits(&shared), "{what}");
+            assert_ne!(bits(&alone), bits(&held), "{what}: nothing computed");
+        };
+        check("gelu", vec![2, 3, 5, 40], &|t| Flex::fused_gelu(t));
+        let m = || tensor(mask.clone(), Shape::new([2, 40]));
+        check("softmax", vec![2, 3, 5, 40], &|t| {
+            Flex::fused_masked_softmax(t, m(), 0.125)
+        });
+        let (g, b) = (
+            || tensor(gamma.clone(), Shape::new([40])),
+            || tensor(beta.clone(), Shape::new([40])),
+        );
+        check("layer norm", vec![30, 40], &|t| {
+            Flex::fused_layer_norm(t, g(), b(), 1e-12)
+        });
     }
 }
