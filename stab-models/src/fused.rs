@@ -336,31 +336,29 @@ fn masked_softmax_forward(
 }
 
 multiversion! {
-    /// row ← softmax(scale·row + m). The maximum is taken in the scaling pass and the sum in
-    /// the exponential pass; both give what separate passes give (a maximum is exact, and
-    /// the sum adds in [`sum16`]'s order: lanes over whole blocks, then the tail).
+    /// row ← softmax(scale·row + m). The maximum and the sum are taken in 16 lanes (the
+    /// maximum is exact in any order; the sum adds in [`sum16`]'s order, lanes over whole
+    /// blocks then the tail, during the exponential pass).
     fn softmax_row(row: &mut [f32], mr: &[f32], scale: f32) {
-        let mut max = f32::MIN;
         for (v, &m) in row.iter_mut().zip(mr) {
             *v = *v * scale + m;
-            max = max.max(*v);
         }
+        let max = max16(row);
         let (mut acc, mut tail) = ([0f32; LANES], 0f32);
-        for block in row.chunks_mut(LANES) {
-            let mut lane = [0f32; LANES];
-            for (l, v) in block.iter().enumerate() {
-                lane[l] = v - max;
+        let mut blocks = row.chunks_exact_mut(LANES);
+        for block in &mut blocks {
+            let e = shifted_exp16(block, max);
+            for l in 0..LANES {
+                block[l] = e[l];
+                acc[l] += e[l];
             }
-            let e = exp16(lane);
-            let whole = block.len() == LANES;
-            for (l, v) in block.iter_mut().enumerate() {
-                // Below e^−87 (masked keys) the exact value underflows f32: 0, as expf.
-                *v = if lane[l] < -87.0 { 0.0 } else { e[l] };
-                if whole {
-                    acc[l] += *v;
-                } else {
-                    tail += *v;
-                }
+        }
+        let rest = blocks.into_remainder();
+        if !rest.is_empty() {
+            let e = shifted_exp16(rest, max);
+            for (v, &x) in rest.iter_mut().zip(&e) {
+                *v = x;
+                tail += x;
             }
         }
         let inv = 1.0 / reduce16(acc, tail);
@@ -368,6 +366,37 @@ multiversion! {
             *v *= inv;
         }
     }
+}
+
+/// max_j a_j in 16 lanes (f32::MIN for an empty slice).
+#[inline(always)]
+fn max16(a: &[f32]) -> f32 {
+    let mut acc = [f32::MIN; LANES];
+    let c = a.chunks_exact(LANES);
+    let tail = c.remainder().iter().copied().fold(f32::MIN, f32::max);
+    for x in c {
+        for l in 0..LANES {
+            acc[l] = acc[l].max(x[l]);
+        }
+    }
+    acc.into_iter().fold(tail, f32::max)
+}
+
+/// e^(v − max) for up to 16 values; 0 below e^−87 (masked keys), where the exact value
+/// underflows f32, as expf gives.
+#[inline(always)]
+fn shifted_exp16(block: &[f32], max: f32) -> [f32; LANES] {
+    let mut lane = [0f32; LANES];
+    for (l, v) in block.iter().enumerate() {
+        lane[l] = v - max;
+    }
+    let mut e = exp16(lane);
+    for l in 0..LANES {
+        if lane[l] < -87.0 {
+            e[l] = 0.0;
+        }
+    }
+    e
 }
 
 /// g ← ∂L/∂S = scale·p ⊙ (g − Σ_j g_j p_j) per row, in place over g = ∂L/∂p.
