@@ -348,8 +348,8 @@ multiversion! {
         let mut blocks = row.chunks_exact_mut(LANES);
         for block in &mut blocks {
             let e = shifted_exp16(block, max);
+            block.copy_from_slice(&e);
             for l in 0..LANES {
-                block[l] = e[l];
                 acc[l] += e[l];
             }
         }
