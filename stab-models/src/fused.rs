@@ -86,14 +86,15 @@ fn tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
 /// else holds: the usual case in evaluation, and for incoming gradients), else a copy. This
 /// saves the zeroed output buffer and a pass over memory per fused operation.
 fn writable(t: FlexTensor) -> FlexTensor {
+    // A strided input is copied here once; that copy is contiguous and owned alone.
+    let t = contiguous(t);
     let n = t.layout().shape().num_elements();
-    let whole =
-        t.is_contiguous() && t.layout().start_offset() == 0 && t.storage::<f32>().len() == n;
+    let whole = t.layout().start_offset() == 0 && t.storage::<f32>().len() == n;
     if whole && t.is_unique() {
         return t;
     }
     let shape = t.layout().shape().clone();
-    tensor(values(&contiguous(t)).to_vec(), shape)
+    tensor(values(&t).to_vec(), shape)
 }
 
 /// The elements of a tensor made by [`writable`].
@@ -818,5 +819,11 @@ mod tests {
         check("layer norm", vec![30, 40], &|t| {
             Flex::fused_layer_norm(t, g(), b(), 1e-12)
         });
+        // A strided view is copied once and computed like its contiguous copy.
+        let strided = tensor(x.clone(), Shape::new([40, 30])).transpose(0, 1);
+        let want = Flex::fused_gelu(strided.to_contiguous());
+        let got = Flex::fused_gelu(strided);
+        assert_eq!(got.layout().shape(), want.layout().shape());
+        assert_eq!(values(&got), values(&want), "gelu of a strided view");
     }
 }
