@@ -19,4 +19,4 @@ trap 'rm -rf "$work"' EXIT
     || { cat "$work/run.log" >&2; exit 1; }
 "$stab" report "$work/store" --html >/dev/null
 python3 scripts/check_report_html.py "$work/store/report.html"
-python3 scripts/check_report_html.py docs/examples/minilm-head-all-methods/report.html
+python3 scripts/check_report_html.py results/minilm-head-all-methods/report.html

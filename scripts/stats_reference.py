@@ -17,7 +17,7 @@ import rliable
 from rliable import library as rly
 from rliable import metrics
 
-# Score lists (x100) of real MiniLM CB runs (docs/examples/minilm-peft-cb) and two
+# Score lists (x100) of real MiniLM CB runs (results/minilm-peft-cb) and two
 # synthetic pairs: a clear winner and two overlapping normals.
 rng = np.random.default_rng(0)
 PAIRS = {

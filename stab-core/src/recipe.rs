@@ -561,7 +561,7 @@ impl Recipe {
                     if !present {
                         return Err(self
                             .error(key, format!("a fine-tuning recipe needs a [{key}] table"))
-                            .hint("see the recipe reference in README.md"));
+                            .hint("see the recipe reference in docs/recipes.md"));
                     }
                 }
                 if b.methods.is_empty() {
@@ -665,14 +665,14 @@ fn toml_error(e: &toml::de::Error, source: &str, file: &str) -> InputError {
         return base
             .message_with(format!("missing required key `{name}`"))
             .key(scoped(name))
-            .hint("see the recipe reference in README.md");
+            .hint("see the recipe reference in docs/recipes.md");
     }
     if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
         let key = line.and_then(|l| source.lines().nth(l - 1)).and_then(|l| {
             l.split_once('=')
                 .map(|(k, _)| k.trim().trim_matches('"').to_string())
         });
-        let mut err = base.hint("check the value's type against the recipe reference in README.md");
+        let mut err = base.hint("check the value's type against the recipe reference in docs/recipes.md");
         if let Some(k) = key.filter(|k| !k.is_empty() && !k.starts_with('[')) {
             err = err.key(scoped(&k));
         }
