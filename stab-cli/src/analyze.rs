@@ -8,17 +8,16 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use stab_core::InputError;
-use stab_data::encode::encode_examples;
-use stab_data::tasks::HeadKind;
-use stab_eval::report::analyses::{self, Analyses};
-use stab_methods::analysis::bounds::{self as theory, BoundConstants, Constant};
-use stab_methods::analysis::loo::{binary_problems, linear_head_loo};
-use stab_methods::analysis::{
+use stab_analysis::bounds::{self as theory, BoundConstants, Constant};
+use stab_analysis::loo::{binary_problems, linear_head_loo};
+use stab_analysis::{
     LinearLooSettings, ModelLoss, TaylorSettings, taylor_validity, weight_distance_on,
 };
-use stab_methods::engine::{Checkpoint, Engine, TaskModel, TokenInput};
-use stab_models::{HeadShape, TaskHead, TextEncoder, read_safetensors};
+use stab_core::InputError;
+use stab_data::encode::encode_examples;
+use stab_eval::report::analyses::{self, Analyses};
+use stab_models::{TextEncoder, read_safetensors};
+use stab_train::{Checkpoint, Engine, TokenInput};
 
 use crate::device::Chosen;
 
@@ -425,43 +424,10 @@ fn taylor(
     let device = base.autodiff();
     let ckpt = Checkpoint::open(checkpoint, &device)?;
     let meta = &ckpt.file.metadata;
-    let task_name = task
-        .or_else(|| meta.get("stab_task").cloned())
-        .ok_or_else(|| {
-            InputError::new("the checkpoint does not name its task")
-                .file(checkpoint.display().to_string())
-                .hint("pass --task NAME")
-        })?;
+    let (model, task_name) = ckpt.task_model(task.as_deref(), &device)?;
     let def = stab_data::task_def(&task_name)?;
-    let Some(encoder) = ckpt.encoder.clone() else {
-        return Err(InputError::new(
-            "a head-tuning checkpoint has no encoder weights; the Taylor check perturbs every parameter",
-        )
-        .file(checkpoint.display().to_string())
-        .hint("use a full fine-tuning checkpoint (mode = \"full\", save_best = true)")
-        .into());
-    };
-    let pooling = match meta.get("stab_pooling").map(String::as_str) {
-        Some("cls") => stab_core::Pooling::Cls,
-        Some("mean") => stab_core::Pooling::Mean,
-        _ => stab_core::Pooling::Pooler,
-    };
-    let hidden = encoder.config.hidden_size;
-    let shape = HeadShape {
-        out_layers: ckpt.heads().unwrap_or(1),
-        replicate_dense: ckpt.file.tensors.iter().any(|(k, t)| {
-            k.ends_with(".dense.weight") && k.starts_with("stab_head.") && t.shape[0] > 1
-        }),
-    };
-    let classes = def.labels.len();
-    let head = match def.head {
-        HeadKind::Classification => {
-            TaskHead::classification(hidden, classes, 0.0, shape, 0, &device)
-        }
-        HeadKind::SpanComparison => TaskHead::span(hidden, classes, 0.0, shape, 0, &device),
-    };
-    let head = ckpt.fill_head(head)?;
-    let limit = encoder.config.max_tokens();
+    let config = &model.encoder.as_ref().expect("a full checkpoint").config;
+    let limit = config.max_tokens();
     let max_len = match max_len {
         Some(m) if m > limit || m < 8 => {
             return Err(InputError::new(format!(
@@ -478,7 +444,7 @@ fn taylor(
             .unwrap_or(128)
             .min(limit),
     };
-    let tok = TextEncoder::for_model(checkpoint, &encoder.config)?;
+    let tok = TextEncoder::for_model(checkpoint, config)?;
     let data = def.load(data_dir)?;
     let n = batch.min(data.train.len());
     if n < batch {
@@ -489,13 +455,8 @@ fn taylor(
     }
     let rows = encode_examples(&tok, &data.train[..n], max_len)?;
     let refs: Vec<_> = rows.iter().collect();
-    let input = TokenInput::new(&refs, encoder.config.pad_id() as i64, None);
+    let input = TokenInput::new(&refs, config.pad_id() as i64, None);
     let labels: Vec<usize> = rows.iter().map(|r| r.label).collect();
-    let model = TaskModel {
-        encoder: Some(encoder),
-        head,
-        pooling,
-    };
     let mut loss = ModelLoss::new(model, input, labels, &device)?;
     let w = loss.vector()?;
     eprintln!(

@@ -15,9 +15,9 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams};
 use clap::{Args, Subcommand};
 use serde_json::json;
-use stab_methods::engine::cross_entropy;
-use stab_methods::engine::optim::clip_global_norm;
 use stab_models::{Encoder, HostReads, NoiseStream, TextEncoder, TextInput, load_encoder};
+use stab_train::cross_entropy;
+use stab_train::optim::clip_global_norm;
 
 #[derive(Args)]
 pub struct BenchArgs {

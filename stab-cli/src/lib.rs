@@ -1,7 +1,7 @@
 //! `stab`: recipe → plan → run → record → report (docs/design.md §3).
 //!
 //! The command is a library so that a method plugin can ship its own `stab` binary with
-//! its methods linked in (README, "Writing a method plugin"):
+//! its methods linked in (docs/plugins.md, "Linking"):
 //!
 //! ```no_run
 //! // use my_plugin as _;   // links the plugin's `inventory` registrations
@@ -17,6 +17,7 @@
 // binary never names is not linked and its registrations vanish (docs/burn.md §8.2).
 use stab_data as _;
 use stab_methods as _;
+use stab_synthetic as _;
 
 mod analyze;
 mod bench;
@@ -63,6 +64,36 @@ enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// Speed of a training update and an eval forward on a device (bench/device_step.sh).
     Bench(bench::BenchArgs),
+}
+
+/// The command-line reference as Markdown: the long `--help` of `stab` and of every
+/// subcommand, in declaration order. `docs/cli-reference.md` is this text; a test fails when
+/// the two differ, so the page cannot drift from the flags (`STAB_BLESS=1` rewrites it).
+pub fn cli_reference() -> String {
+    use clap::CommandFactory;
+    fn walk(cmd: &mut clap::Command, path: &str, out: &mut String) {
+        let help = cmd.render_long_help().to_string();
+        out.push_str(&format!(
+            "## `{path}`\n\n```text\n{}\n```\n\n",
+            help.trim_end()
+        ));
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .filter(|name| name != "help")
+            .collect();
+        for name in names {
+            let sub = cmd.find_subcommand_mut(&name).expect("listed subcommand");
+            walk(sub, &format!("{path} {name}"), out);
+        }
+    }
+    let mut cmd = Cli::command().term_width(100);
+    cmd.build();
+    let mut out = String::from(
+        "# `stab` command-line reference\n\nGenerated from `stab --help` by `stab_cli::cli_reference` (`STAB_BLESS=1 cargo test -p stab-cli --test cli_reference` rewrites it). What the commands do beyond their flags: [cli.md](cli.md).\n\n",
+    );
+    walk(&mut cmd, "stab", &mut out);
+    out
 }
 
 /// Outcome of a command that ran runs.
@@ -121,7 +152,7 @@ fn real_main() -> ExitCode {
         eprintln!("error: plugins registered twice: {}", dups.join(", "));
         return ExitCode::from(1);
     }
-    let hollow = stab_methods::engine::unimplemented_methods();
+    let hollow = stab_train::unimplemented_methods();
     if !hollow.is_empty() {
         eprintln!(
             "error: methods registered without a working implementation: {}",

@@ -25,7 +25,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
         for m in registry::methods() {
             let defaults =
                 stab_core::params::resolve_params(m.name, m.params, &toml::Table::new())?;
-            let state = match stab_methods::engine::build(m.name, &defaults) {
+            let state = match stab_train::build(m.name, &defaults) {
                 Ok(_) => String::new(),
                 Err(why) => format!(" [not runnable in this build: {why}]"),
             };

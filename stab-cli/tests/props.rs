@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use stab_core::{Plan, Recipe};
 use stab_data as _;
 use stab_methods as _;
+use stab_synthetic as _;
 
 const SYNTHETIC: &str = "name = \"p\"\nkind = \"synthetic\"\n[synthetic]\nfactor = \"margin\"\ndatasets = 3\npoints = 40\nsteps = 20\n";
 const FINETUNE: &str = "name = \"p\"\n[model]\npath = \"m\"\n[data]\ndir = \"d\"\ntasks = [\"rte\"]\n[train]\nseeds = 2\n[[methods]]\nname = \"mmr\"\n[sweep]\n\"train.lr\" = [1e-5]\n";

@@ -672,7 +672,8 @@ fn toml_error(e: &toml::de::Error, source: &str, file: &str) -> InputError {
             l.split_once('=')
                 .map(|(k, _)| k.trim().trim_matches('"').to_string())
         });
-        let mut err = base.hint("check the value's type against the recipe reference in docs/recipes.md");
+        let mut err =
+            base.hint("check the value's type against the recipe reference in docs/recipes.md");
         if let Some(k) = key.filter(|k| !k.is_empty() && !k.starts_with('[')) {
             err = err.key(scoped(&k));
         }

@@ -3,7 +3,7 @@
 //! offset mapping — the first and last token of the span's text that overlap it.
 
 use stab_core::InputError;
-use stab_models::{TextEncoder, TextInput, TokenBatch};
+use stab_text::{TextEncoder, TextInput, TokenBatch};
 
 use crate::tasks::Example;
 

@@ -9,14 +9,11 @@
 //!   converted to the official files' text ([`HubDataset`], [`DatasetCache`]).
 //! * [`source`] — [`load_task`]: a task's rows from whichever source the recipe names.
 //! * [`split`] — the fixed 90/10 train/dev split and per-seed perturbations ([`Splits`]).
-//! * [`synthetic`] — the two-ball generator of the synthetic head-tuning studies
-//!   (docs/methods.md §7.2): [`TwoBalls`] → [`LabeledPoints`].
 
 pub mod encode;
 pub mod hub;
 pub mod source;
 pub mod split;
-pub mod synthetic;
 pub mod tasks;
 
 pub use hub::{DatasetCache, HubDataset, HubTask};
@@ -25,5 +22,4 @@ pub use split::{
     ResolvedSplit, SplitFiles, SplitSource, Splits, author_split, dev_split, fixed_split, perturb,
     resolve_split, split_files, splits_dir,
 };
-pub use synthetic::{LabeledPoints, TwoBalls};
 pub use tasks::{Example, HeadKind, TaskData, TaskDef, task_def};

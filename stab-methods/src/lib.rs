@@ -1,29 +1,26 @@
-//! # stab-methods
-//!
-//! Training engines and the built-in plugins.
-//!
-//! * [`linear`] — solvers for linear heads on fixed features: vectorised full-batch GD
-//!   (single and multi-head) and the SMO hard-margin SVM.
-//! * [`synthetic`] — the five synthetic factor studies of docs/methods.md §7, one plugin file
-//!   each (heads, samples, margin, distance, bound).
-//! * [`engine`] — the fine-tuning engine and the [`Method`](engine::Method) trait.
-//! * [`analysis`] — weight distance, Taylor validity, LOO stability on real features and
-//!   the paper's bounds (`stab analyze`).
-//! * [`methods`] — the fine-tuning method plugins (FineTune, MHLoss, MMR, …), one file each.
+//! Fine-tuning method plugins, one file each. Each declares its typed parameters
+//! (`stab_core::method_params!`), implements [`Method`](stab_train::Method) and
+//! [`MethodPlugin`](stab_train::MethodPlugin), and registers with one
+//! `register_method!`; recipe validation, `stab list methods`, cost estimates and the
+//! engine all read that one registration (docs/plugins.md).
 
-pub mod analysis;
-pub mod engine;
-pub mod linear;
-pub mod methods;
-pub mod synthetic;
+pub mod adapter;
+pub mod bitfit;
+pub mod child_tuning;
+pub mod ema;
+pub mod finetune;
+pub mod llrd;
+pub mod lnsr;
+pub mod lora;
+pub mod mhloss;
+pub mod mixout;
+pub mod mmr;
+pub mod noisytune;
+pub mod r3f;
+pub mod rdrop;
+pub mod reinit;
+pub mod sam;
+pub mod surt;
 
-pub use engine::{Engine, Method, MethodPlugin};
-
-/// What `register_method!` expands to (not an API).
-#[doc(hidden)]
-pub mod __private {
-    pub use inventory;
-    pub use stab_core::MethodEntry;
-    pub use stab_core::params::TypedParams;
-}
-pub use linear::{AugmentedPoints, LogisticGd, Smo, SvmSolution};
+pub use stab_train as engine;
+pub use stab_train::{Engine, Method, MethodPlugin, register_method};

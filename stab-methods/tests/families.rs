@@ -182,7 +182,7 @@ fn mixout_and_lnsr_reach_every_layer_of_each_family() {
         let paths: Vec<String> = params::collect(&encoder).into_keys().collect();
         let mixed: Vec<&String> = paths
             .iter()
-            .filter(|p| stab_methods::methods::mixout::is_mixed_linear(&format!("encoder.{p}"), 2))
+            .filter(|p| stab_methods::mixout::is_mixed_linear(&format!("encoder.{p}"), 2))
             .collect();
         // q, k, v, attention output, FFN in and out per layer, the pooler, ELECTRA's projection.
         let extra = usize::from(family == "tiny-electra");

@@ -13,9 +13,9 @@ use stab_methods::engine::params::{self, ParamTransform};
 use stab_methods::engine::{
     Engine, Method, PrepareContext, StepContext, StepView, TaskModel, TokenInput,
 };
-use stab_methods::methods::lnsr::{LnsrVariant, NoiseStability};
-use stab_methods::methods::mixout::MixOut;
-use stab_methods::methods::surt::{MaskedLmSettings, masked_lm_training};
+use stab_methods::lnsr::{LnsrVariant, NoiseStability};
+use stab_methods::mixout::MixOut;
+use stab_methods::surt::{MaskedLmSettings, masked_lm_training};
 use stab_models::{HeadShape, NoiseStream, TaskHead, TextEncoder, load_encoder};
 
 #[path = "../../testsupport/assets.rs"]

@@ -10,18 +10,16 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use stab_core::{Plan, Pooling, Recipe, RunRecord, RunSpec};
 use stab_data::encode::EncodedRow;
+use stab_methods::child_tuning::{ChildTuning, ChildTuningParams, ChildVariant, in_child_search};
+use stab_methods::ema::{EmaParams, WeightAverage};
 use stab_methods::engine::params::{self, ParamTransform};
 use stab_methods::engine::{
     Engine, Method, StepContext, StepRunner, StepView, TaskModel, TokenInput, TrainingData,
     cross_entropy,
 };
-use stab_methods::methods::child_tuning::{
-    ChildTuning, ChildTuningParams, ChildVariant, in_child_search,
-};
-use stab_methods::methods::ema::{EmaParams, WeightAverage};
-use stab_methods::methods::noisytune::{noisy_encoder, sample_std};
-use stab_methods::methods::rdrop::RDrop;
-use stab_methods::methods::sam::{Sam, ascent_point};
+use stab_methods::noisytune::{noisy_encoder, sample_std};
+use stab_methods::rdrop::RDrop;
+use stab_methods::sam::{Sam, ascent_point};
 use stab_models::{HeadShape, NoiseStream, TaskHead, TextEncoder, load_encoder};
 
 #[path = "../../testsupport/assets.rs"]
@@ -730,8 +728,8 @@ fn ema_and_swa_average_the_weights_as_their_updates_say() {
 
 #[test]
 fn r3f_term_is_lambda_times_the_symmetric_kl_to_a_pass_with_its_own_noise() {
-    use stab_methods::methods::r3f::{R3f, R3fNoise, embedding_noise};
-    use stab_methods::methods::rdrop::symmetric_kl;
+    use stab_methods::r3f::{R3f, R3fNoise, embedding_noise};
+    use stab_methods::rdrop::symmetric_kl;
     let (model, dev) = task_model(false);
     let (rows, pad) = cb_rows(&model);
     let data = Rows {

@@ -13,8 +13,8 @@ use stab_methods::engine::{
     Capabilities, EncoderChange, Engine, Method, MethodPlugin, PrepareContext, Prepared, Progress,
     StepContext, StepRunner, TaskModel,
 };
-use stab_methods::methods::llrd::LayerwiseLrDecay;
-use stab_methods::methods::reinit::ReinitTopLayers;
+use stab_methods::llrd::LayerwiseLrDecay;
+use stab_methods::reinit::ReinitTopLayers;
 use stab_models::{Encoder, EncoderConfig};
 
 #[path = "../../testsupport/assets.rs"]

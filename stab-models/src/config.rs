@@ -452,6 +452,15 @@ impl EncoderConfig {
     }
 }
 
+impl stab_text::VocabConfig for EncoderConfig {
+    fn pad_id(&self) -> usize {
+        EncoderConfig::pad_id(self)
+    }
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,9 +15,9 @@
 //! * [`peft`] — modules parameter-efficient methods add: LoRA's [`LowRank`], adapters' [`Bottleneck`].
 //! * [`loader`] — weights from safetensors / PyTorch files with a [`LoadReport`].
 //! * [`checkpoint`] — Hugging Face names for saved weights; safetensors read/write ([`TensorFile`]).
-//! * [`tokenizer`] — padding, truncation and offsets ([`TextEncoder`], [`TokenBatch`]).
+//! * [`tokenizer`], [`source`] — re-exported from `stab-text` (tokenization; model directories
+//!   and hub ids), which needs no burn.
 //! * [`simd`] — run-time CPU dispatch (AVX-512 / AVX2 / baseline) of the host kernels.
-//! * [`source`] — local directories and hub ids through the HF cache ([`resolve_model`]).
 
 pub mod activation;
 pub mod allocator;
@@ -33,8 +33,7 @@ pub mod names;
 pub mod peft;
 pub mod placement;
 pub mod simd;
-pub mod source;
-pub mod tokenizer;
+pub use stab_text::{source, tokenizer};
 
 pub use allocator::Allocator;
 pub use checkpoint::{NamedTensor, TensorFile, read_safetensors, write_safetensors};
@@ -48,5 +47,4 @@ pub use heads::{
 pub use loader::{LoadReport, load_encoder, materialize};
 pub use peft::{Bottleneck, BottleneckActivation, LowRank};
 pub use placement::{HostReads, KernelPath, is_host};
-pub use source::{resolve_model, resolve_model_in};
-pub use tokenizer::{TextEncoder, TextInput, TokenBatch};
+pub use stab_text::{TextEncoder, TextInput, TokenBatch, resolve_model, resolve_model_in};

@@ -4,7 +4,7 @@
 //! (`use stab_example_dimension_study as _;`) can run `factor = "dim"` recipes.
 
 use stab_core::{StudyEntry, StudyOutcome, SyntheticSettings, SyntheticStudy};
-use stab_methods::synthetic::{axis_details, collect_rows, outcome, over_datasets, svm_stability};
+use stab_synthetic::studies::{axis_details, collect_rows, outcome, over_datasets, svm_stability};
 
 pub struct Dimension;
 

@@ -23,8 +23,8 @@ impl DatasetCache {
     /// `HF_HUB_OFFLINE` is set.
     pub fn from_env() -> Self {
         Self::new(
-            stab_models::source::hub_cache().path().clone(),
-            !stab_models::source::hub_offline(),
+            stab_text::source::hub_cache().path().clone(),
+            !stab_text::source::hub_offline(),
         )
     }
 

@@ -4,7 +4,7 @@
 //!
 //! A record is `{"analysis": "distance"|"taylor"|"loo"|"bounds", "subject": …, "task": …,
 //! "result": {…}, "stab_version": …, "at": unix seconds}`, where `result` is the
-//! serialised outcome (`stab_methods::analysis`).
+//! serialised outcome (`stab_analysis`).
 
 use std::collections::BTreeMap;
 use std::io::Write;

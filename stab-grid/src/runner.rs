@@ -1,0 +1,330 @@
+//! The grid runner: claim → run → append, for every kind of grid (docs/design.md §7).
+//!
+//! A run is *claimed* (an advisory lock in `DIR/claims/`, released by the OS when a process
+//! dies), the store is re-read so a run another process finished meanwhile is skipped, the
+//! [`Executor`] runs it, and its record is appended with one `write` + `fsync`: the commit
+//! point. A killed grid leaves no record for the run in flight, which resume runs again.
+//! With `jobs` workers, each computes on its own pool of threads/jobs threads; a run's
+//! record does not depend on its thread count.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+
+use anyhow::Context;
+use stab_core::store::ResultsStore;
+use stab_core::{RunClaim, RunRecord, RunSpec, Shard};
+
+use crate::event::{EventSink, GridEvent, Skip};
+use crate::executor::{Executor, RunContext};
+use crate::resume;
+use crate::schedule::{Next, PlanOrder, Schedule};
+
+/// Runs a grid's specs through an [`Executor`] into one results directory.
+pub struct GridRunner<'e> {
+    executor: &'e (dyn Executor + 'e),
+    out: PathBuf,
+    shard: Option<Shard>,
+    jobs: usize,
+    fresh: bool,
+}
+
+/// What a grid did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GridSummary {
+    /// Runs the grid was given.
+    pub planned: usize,
+    /// Of which already finished in the store (reused, not run).
+    pub in_store: usize,
+    /// Runs executed and recorded now.
+    pub recorded: usize,
+    /// Runs that failed (nothing recorded for them).
+    pub failed: usize,
+    /// Runs another process was running or had finished.
+    pub skipped: usize,
+}
+
+struct Queue<'s> {
+    schedule: &'s mut dyn Schedule,
+    in_flight: usize,
+    started: usize,
+}
+
+impl<'e> GridRunner<'e> {
+    /// A runner writing into `out` (`runs.jsonl`), one job, resuming.
+    pub fn new(executor: &'e (dyn Executor + 'e), out: impl Into<PathBuf>) -> Self {
+        Self {
+            executor,
+            out: out.into(),
+            shard: None,
+            jobs: 1,
+            fresh: false,
+        }
+    }
+
+    /// Write this shard's store file (`runs.shard-I-of-N.jsonl`).
+    pub fn shard(mut self, shard: Option<Shard>) -> Self {
+        self.shard = shard;
+        self
+    }
+
+    /// Runs executed at once when the executor allows it (threads split evenly).
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    /// Run every spec again, even those already in the store (records are appended).
+    pub fn fresh(mut self, fresh: bool) -> Self {
+        self.fresh = fresh;
+        self
+    }
+
+    /// The results directory.
+    pub fn out(&self) -> &Path {
+        &self.out
+    }
+
+    /// Run `specs` (a plan, or a shard of one) in plan order. Every input is checked and
+    /// finished runs are compared with today's files before anything is written; runs
+    /// already in the store are skipped unless the runner is `fresh`.
+    pub fn run(&self, specs: &[&RunSpec], events: EventSink<'_>) -> anyhow::Result<GridSummary> {
+        let contents = ResultsStore::read_dir(&self.out)?;
+        if !contents.skipped.is_empty() {
+            tracing::warn!(
+                "{} store line(s) skipped (torn, not UTF-8 or not a record); their runs count as unfinished. First: {}",
+                contents.skipped.len(),
+                contents.skipped[0]
+            );
+        }
+        self.executor.check_inputs(specs)?;
+        if !self.fresh {
+            resume::check_unchanged(self.executor, specs, &contents, &self.out)?;
+        }
+        let finished = contents.finished();
+        let pending: Vec<&RunSpec> = specs
+            .iter()
+            .copied()
+            .filter(|s| self.fresh || !finished.contains(&s.run_id))
+            .collect();
+        let mut schedule = PlanOrder::new(pending.iter().map(|s| (*s).clone()));
+        let in_store = specs.len() - pending.len();
+        self.drive(&mut schedule, &pending, in_store, pending.len(), events)
+    }
+
+    /// Run what `schedule` hands out until it says `Done`. The schedule decides which runs
+    /// exist and in which order (it leaves out what it considers finished); the runner
+    /// still claims each run and skips one another process finished.
+    pub fn run_schedule(
+        &self,
+        schedule: &mut dyn Schedule,
+        events: EventSink<'_>,
+    ) -> anyhow::Result<GridSummary> {
+        self.drive(schedule, &[], 0, usize::MAX, events)
+    }
+
+    fn drive(
+        &self,
+        schedule: &mut dyn Schedule,
+        pending: &[&RunSpec],
+        in_store: usize,
+        most: usize,
+        events: EventSink<'_>,
+    ) -> anyhow::Result<GridSummary> {
+        let threads = rayon::current_num_threads();
+        let workers = if self.executor.concurrent() {
+            self.jobs.min(most).max(1)
+        } else {
+            1
+        };
+        let per_worker = (threads / workers).max(1);
+        events(GridEvent::Started {
+            planned: pending.len() + in_store,
+            in_store,
+            pending,
+            workers,
+            threads_per_worker: per_worker,
+        });
+        let mut summary = GridSummary {
+            planned: pending.len() + in_store,
+            in_store,
+            recorded: 0,
+            failed: 0,
+            skipped: 0,
+        };
+        if most == 0 {
+            return Ok(summary);
+        }
+        let store = Mutex::new(ResultsStore::open(&self.out, self.shard)?);
+        let queue = (
+            Mutex::new(Queue {
+                schedule,
+                in_flight: 0,
+                started: 0,
+            }),
+            Condvar::new(),
+        );
+        let counts = [
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+        ];
+        let worker = |pool: Option<rayon::ThreadPool>| {
+            let threads = if pool.is_some() { per_worker } else { threads };
+            self.work(&queue, &store, &counts, threads, pool.as_ref(), events)
+        };
+        if workers == 1 {
+            worker(None)?;
+        } else {
+            let outcomes: Vec<anyhow::Result<()>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..workers)
+                    .map(|_| {
+                        s.spawn(|| {
+                            let pool = rayon::ThreadPoolBuilder::new()
+                                .num_threads(per_worker)
+                                .build()
+                                .context("cannot build a job's thread pool")?;
+                            worker(Some(pool))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            });
+            outcomes.into_iter().collect::<anyhow::Result<()>>()?;
+        }
+        let [recorded, failed, skipped] = counts.map(AtomicUsize::into_inner);
+        let store = store.into_inner().expect("store");
+        events(GridEvent::Finished {
+            recorded,
+            failed,
+            store: store.path(),
+        });
+        summary.recorded = recorded;
+        summary.failed = failed;
+        summary.skipped = skipped;
+        Ok(summary)
+    }
+
+    /// One worker: take runs from the schedule until it is done.
+    fn work(
+        &self,
+        queue: &(Mutex<Queue<'_>>, Condvar),
+        store: &Mutex<ResultsStore>,
+        counts: &[AtomicUsize; 3],
+        threads: usize,
+        pool: Option<&rayon::ThreadPool>,
+        events: EventSink<'_>,
+    ) -> anyhow::Result<()> {
+        let (lock, wake) = queue;
+        loop {
+            let (spec, index) = {
+                let mut q = lock.lock().expect("schedule");
+                loop {
+                    let in_flight = q.in_flight;
+                    match q.schedule.next(in_flight) {
+                        Next::Run(spec) => {
+                            q.in_flight += 1;
+                            q.started += 1;
+                            break (spec, q.started - 1);
+                        }
+                        Next::Done => return Ok(()),
+                        Next::Wait if q.in_flight > 0 => q = wake.wait(q).expect("schedule"),
+                        Next::Wait => anyhow::bail!(
+                            "the grid's schedule waits for a run to end, but none is running (a bug in the schedule)"
+                        ),
+                    }
+                }
+            };
+            let outcome = self.one(&spec, index, store, counts, threads, pool, events);
+            let mut q = lock.lock().expect("schedule");
+            q.in_flight -= 1;
+            q.schedule
+                .ended(&spec, outcome.as_ref().ok().and_then(Option::as_ref));
+            wake.notify_all();
+            drop(q);
+            outcome?;
+        }
+    }
+
+    /// Claim, execute and record one run. `Ok(None)`: skipped or failed (an event says
+    /// which); `Err`: the store or the claims cannot be used, which stops the grid.
+    #[allow(clippy::too_many_arguments)]
+    fn one(
+        &self,
+        spec: &RunSpec,
+        index: usize,
+        store: &Mutex<ResultsStore>,
+        counts: &[AtomicUsize; 3],
+        threads: usize,
+        pool: Option<&rayon::ThreadPool>,
+        events: EventSink<'_>,
+    ) -> anyhow::Result<Option<RunRecord>> {
+        let claimed = claim(&store.lock().expect("store"), &self.out, spec, self.fresh)?;
+        let _claim = match claimed {
+            Ok(claim) => claim,
+            Err(why) => {
+                counts[2].fetch_add(1, Ordering::SeqCst);
+                events(GridEvent::RunSkipped { spec, why });
+                return Ok(None);
+            }
+        };
+        events(GridEvent::RunStarted { spec, index });
+        let progress = |progress| events(GridEvent::Progress { spec, progress });
+        let ctx = RunContext {
+            out: &self.out,
+            threads,
+            progress: &progress,
+        };
+        let execute = || self.executor.execute(spec, &ctx);
+        let result = match pool {
+            Some(pool) => pool.install(execute),
+            None => execute(),
+        }
+        .and_then(|done| {
+            store.lock().expect("store").append(&done.record)?;
+            Ok(done)
+        });
+        match result {
+            Ok(done) => {
+                counts[0].fetch_add(1, Ordering::SeqCst);
+                events(GridEvent::RunFinished {
+                    record: &done.record,
+                    summary: &done.summary,
+                });
+                Ok(Some(done.record))
+            }
+            Err(error) => {
+                counts[1].fetch_add(1, Ordering::SeqCst);
+                events(GridEvent::RunFailed {
+                    spec,
+                    error: &error,
+                });
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Claim a run for this process (see `ResultsStore::claim`), then make sure no other
+/// process finished it meanwhile.
+fn claim(
+    store: &ResultsStore,
+    out: &Path,
+    spec: &RunSpec,
+    fresh: bool,
+) -> anyhow::Result<Result<RunClaim, Skip>> {
+    let Some(claim) = store.claim(&spec.run_id)? else {
+        return Ok(Err(Skip::RunningElsewhere));
+    };
+    if !fresh
+        && ResultsStore::read_dir(out)?
+            .finished()
+            .contains(&spec.run_id)
+    {
+        return Ok(Err(Skip::FinishedElsewhere));
+    }
+    Ok(Ok(claim))
+}

@@ -1,0 +1,24 @@
+//! FineTune (docs/methods.md §2.1): update every trainable parameter by the task
+//! cross-entropy. Every [`Method`] hook keeps its default.
+
+use stab_core::params::NoParams;
+
+use stab_train::{Method, MethodPlugin};
+
+/// Plain fine-tuning.
+pub struct FineTune;
+
+impl Method for FineTune {}
+
+impl MethodPlugin for FineTune {
+    const NAME: &'static str = "finetune";
+    const SUMMARY: &'static str =
+        "plain fine-tuning: task cross-entropy on every trainable parameter (§2.1)";
+    type Params = NoParams;
+
+    fn from_params(_: NoParams) -> Result<Self, String> {
+        Ok(FineTune)
+    }
+}
+
+stab_train::register_method!(FineTune);

@@ -1,0 +1,305 @@
+//! LoRA, low-rank adaptation (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language
+//! Models"; docs/methods.md §11.1): every target Linear W of the encoder is frozen and gets a
+//! trainable low-rank update,
+//!
+//! W' = W + (α/r)·A·B, A `[d_in, r]` Kaiming-uniform, B `[r, d_out]` zero,
+//!
+//! applied as `xW + b + (α/r)·dropout(x)·A·B` in training (so the first forward equals
+//! FineTune's). Only the updates and the task head train: r·(d_in + d_out) parameters per
+//! target and layer. At every evaluation the update is merged into W (W* = W + (α/r)·A·B),
+//! so the scored and saved model is a plain encoder; a checkpoint also carries the update
+//! itself in HF PEFT's format, in `peft/` (`adapter_model.safetensors` +
+//! `adapter_config.json`), which `peft.PeftModel.from_pretrained(pre_trained, "<ckpt>/peft")`
+//! loads on top of the pre-trained model. (Not beside `model.safetensors`: with peft
+//! installed, transformers' `from_pretrained` applies an adapter it finds in a model
+//! directory to that directory's weights, which are merged already.)
+//!
+//! In head tuning the encoder is frozen and LoRA adds nothing (the run equals FineTune's).
+
+use serde::{Deserialize, Serialize};
+use stab_core::derive_seed;
+use stab_core::recipe::TrainMode;
+use stab_models::peft::merge_low_rank;
+use stab_models::{EncoderConfig, LowRank, NamedTensor, TensorFile};
+
+use stab_train::{
+    AdaptContext, CheckpointFile, ExportContext, Method, MethodPlugin, StepContext, TaskModel,
+    params,
+};
+
+/// A Linear layer LoRA may update, named as in `targets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoraTarget {
+    Query,
+    Key,
+    Value,
+    /// The attention block's output projection.
+    AttentionOutput,
+    /// The FFN's first layer.
+    Intermediate,
+    /// The FFN's second layer.
+    Output,
+}
+
+impl LoraTarget {
+    /// Every target, in the order of the `targets` choices.
+    pub const ALL: [LoraTarget; 6] = [
+        Self::Query,
+        Self::Key,
+        Self::Value,
+        Self::AttentionOutput,
+        Self::Intermediate,
+        Self::Output,
+    ];
+
+    /// The module's name under an HF BERT layer (`encoder.layer.N.<this>`).
+    pub fn hf_module(self) -> &'static str {
+        match self {
+            Self::Query => "attention.self.query",
+            Self::Key => "attention.self.key",
+            Self::Value => "attention.self.value",
+            Self::AttentionOutput => "attention.output.dense",
+            Self::Intermediate => "intermediate.dense",
+            Self::Output => "output.dense",
+        }
+    }
+
+    /// The slot's path under a stab layer (`encoder.layer.N.<this>`).
+    fn stab_slot(self) -> &'static str {
+        match self {
+            Self::Query => "attention.self_attn.lora_query",
+            Self::Key => "attention.self_attn.lora_key",
+            Self::Value => "attention.self_attn.lora_value",
+            Self::AttentionOutput => "attention.output.lora",
+            Self::Intermediate => "intermediate.lora",
+            Self::Output => "output.lora",
+        }
+    }
+
+    fn dims(self, c: &EncoderConfig) -> (usize, usize) {
+        let (h, i) = (c.hidden_size, c.intermediate_size);
+        match self {
+            Self::Intermediate => (h, c.intermediate_width()),
+            Self::Output => (i, h),
+            _ => (h, h),
+        }
+    }
+}
+
+stab_core::method_params! {
+    /// LoRA's parameters.
+    pub struct LowRankAdaptation {
+        /// rank r of the update A·B
+        pub r: usize = int(1, 4096, 8),
+        /// scale α: the update is (α/r)·A·B
+        pub alpha: f64 = float(0.0, 1e6, 16.0),
+        /// dropout on the update's input
+        pub dropout: f64 = float(0.0, 0.99, 0.1),
+        /// the Linear layers updated in every encoder layer
+        pub targets: Vec<LoraTarget> = names(
+            &["query", "key", "value", "attention_output", "intermediate", "output"],
+            &["query", "value"]
+        ),
+    }
+}
+
+/// The slots of one layer, by target.
+fn slot(layer: &mut stab_models::encoder::Layer, t: LoraTarget) -> &mut Option<LowRank> {
+    match t {
+        LoraTarget::Query => &mut layer.attention.self_attn.lora_query,
+        LoraTarget::Key => &mut layer.attention.self_attn.lora_key,
+        LoraTarget::Value => &mut layer.attention.self_attn.lora_value,
+        LoraTarget::AttentionOutput => &mut layer.attention.output.lora,
+        LoraTarget::Intermediate => &mut layer.intermediate.lora,
+        LoraTarget::Output => &mut layer.output.lora,
+    }
+}
+
+/// The Linear a target updates.
+fn linear(layer: &mut stab_models::encoder::Layer, t: LoraTarget) -> &mut burn::nn::Linear {
+    match t {
+        LoraTarget::Query => &mut layer.attention.self_attn.query,
+        LoraTarget::Key => &mut layer.attention.self_attn.key,
+        LoraTarget::Value => &mut layer.attention.self_attn.value,
+        LoraTarget::AttentionOutput => &mut layer.attention.output.dense,
+        LoraTarget::Intermediate => &mut layer.intermediate.dense,
+        LoraTarget::Output => &mut layer.output.dense,
+    }
+}
+
+impl Method for LowRankAdaptation {
+    fn check_model(&self, config: &EncoderConfig) -> Result<(), String> {
+        let smallest = self
+            .targets
+            .iter()
+            .map(|t| {
+                let (a, b) = t.dims(config);
+                a.min(b)
+            })
+            .min()
+            .unwrap_or(usize::MAX);
+        if self.r > smallest {
+            return Err(format!(
+                "r = {} exceeds the smallest target dimension {smallest}; use r in 1..={smallest}",
+                self.r
+            ));
+        }
+        Ok(())
+    }
+
+    fn adapt(&self, mut model: TaskModel, ctx: &AdaptContext) -> TaskModel {
+        let Some(encoder) = model.encoder.as_mut() else {
+            return model;
+        };
+        if ctx.mode == TrainMode::Head {
+            return model;
+        }
+        for (i, layer) in encoder.encoder.layer.iter_mut().enumerate() {
+            for &t in &self.targets {
+                let (d_in, d_out) = t.dims(ctx.config);
+                let seed = derive_seed(ctx.seed, &["lora", &i.to_string(), t.stab_slot()]);
+                *slot(layer, t) = Some(LowRank::new(
+                    d_in,
+                    d_out,
+                    (self.r, self.alpha, self.dropout),
+                    seed,
+                    ctx.noise,
+                    ctx.device,
+                ));
+            }
+        }
+        model
+    }
+
+    fn trains(&self, path: &str) -> bool {
+        path.starts_with("head.") || path.contains(".lora")
+    }
+
+    fn eval_model(&self, mut model: TaskModel, _: &StepContext) -> TaskModel {
+        if let Some(encoder) = model.encoder.as_mut() {
+            for layer in &mut encoder.encoder.layer {
+                for t in LoraTarget::ALL {
+                    if let Some(update) = slot(layer, t).take() {
+                        let w = linear(layer, t).clone();
+                        *linear(layer, t) = merge_low_rank(w, &update);
+                    }
+                }
+            }
+        }
+        model
+    }
+
+    fn checkpoint_files(
+        &self,
+        trained: &TaskModel,
+        ctx: &ExportContext,
+    ) -> anyhow::Result<Vec<(String, CheckpointFile)>> {
+        let Some(encoder) = &trained.encoder else {
+            return Ok(Vec::new());
+        };
+        Ok(vec![
+            (
+                "peft/adapter_model.safetensors".into(),
+                CheckpointFile::Tensors(self.peft_tensors(encoder)?),
+            ),
+            (
+                "peft/adapter_config.json".into(),
+                CheckpointFile::Bytes(self.peft_config(ctx).into_bytes()),
+            ),
+        ])
+    }
+}
+
+impl LowRankAdaptation {
+    /// The updates under HF PEFT's names: `base_model.model.encoder.layer.N.<module>.lora_A.weight`
+    /// `[r, d_in]` and `lora_B.weight` `[d_out, r]` (torch layouts).
+    fn peft_tensors(&self, encoder: &stab_models::Encoder) -> anyhow::Result<TensorFile> {
+        let all = params::collect(encoder);
+        let mut file = TensorFile::default();
+        for i in 0..encoder.encoder.layer.len() {
+            for &t in &self.targets {
+                let at = |m: &str| format!("encoder.layer.{i}.{}.{m}", t.stab_slot());
+                let (Some(a), Some(b)) = (all.get(&at("a")), all.get(&at("b"))) else {
+                    anyhow::bail!("layer {i} has no LoRA update of {}", t.hf_module());
+                };
+                let name = |m: &str| {
+                    format!(
+                        "base_model.model.encoder.layer.{i}.{}.{m}.weight",
+                        t.hf_module()
+                    )
+                };
+                for (key, p) in [(name("lora_A"), a), (name("lora_B"), b)] {
+                    let values = p
+                        .values
+                        .clone()
+                        .into_data()
+                        .convert::<f32>()
+                        .try_to_vec::<f32>()
+                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                    let (rows, cols) = (p.shape[0], p.shape[1]);
+                    file.tensors.insert(
+                        key,
+                        NamedTensor {
+                            shape: vec![cols, rows],
+                            values: stab_models::checkpoint::transpose(&values, rows, cols),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(file)
+    }
+
+    /// HF PEFT's `adapter_config.json` for these updates.
+    fn peft_config(&self, ctx: &ExportContext) -> String {
+        let qkv = self
+            .targets
+            .iter()
+            .all(|t| matches!(t, LoraTarget::Query | LoraTarget::Key | LoraTarget::Value));
+        // PEFT matches a list by name suffix, a string as a full regex; the dense layers
+        // share the suffix `dense`, so they are written as a regex.
+        let targets = if qkv {
+            serde_json::json!(
+                self.targets
+                    .iter()
+                    .map(|t| t.hf_module().rsplit('.').next().unwrap_or_default())
+                    .collect::<Vec<_>>()
+            )
+        } else {
+            let alternatives: Vec<String> = self
+                .targets
+                .iter()
+                .map(|t| t.hf_module().replace('.', r"\."))
+                .collect();
+            serde_json::json!(format!(r".*\.layer\.\d+\.({})", alternatives.join("|")))
+        };
+        serde_json::to_string_pretty(&serde_json::json!({
+            "peft_type": "LORA",
+            "base_model_name_or_path": ctx.model_dir.display().to_string(),
+            "r": self.r,
+            "lora_alpha": self.alpha,
+            "lora_dropout": self.dropout,
+            "target_modules": targets,
+            "bias": "none",
+            "fan_in_fan_out": false,
+            "inference_mode": true,
+            "init_lora_weights": true,
+            "modules_to_save": null,
+            "task_type": null,
+        }))
+        .expect("json")
+    }
+}
+
+impl MethodPlugin for LowRankAdaptation {
+    const NAME: &'static str = "lora";
+    const SUMMARY: &'static str = "LoRA (Hu et al. 2021): frozen encoder, W + (α/r)·A·B on the targets, merged for evaluation";
+    type Params = Self;
+
+    fn from_params(p: Self) -> Result<Self, String> {
+        Ok(p)
+    }
+}
+
+stab_train::register_method!(LowRankAdaptation);

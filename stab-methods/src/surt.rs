@@ -1,0 +1,346 @@
+//! SURT, self unsupervised re-training (paper §3.3; docs/methods.md §2.6): masked-LM training
+//! of the pre-trained encoder on the task's own training inputs (no labels, the
+//! fine-tuning template, the 90% train split only), then FineTune from the re-trained
+//! encoder with a fresh pooler and head.
+//!
+//! Masked LM as HF `run_mlm.py` / `DataCollatorForLanguageModeling`: dynamic masking (a
+//! new mask each time a row is batched) of `mask_rate` = 15% of the non-special, non-pad
+//! tokens, selected tokens replaced 80% by the mask token, 10% by a random token, 10%
+//! unchanged; the loss is the cross-entropy on the selected positions only. The MLM head
+//! (dense → activation → LayerNorm → decoder tied to the word embeddings + bias) is the
+//! checkpoint's, or HF-initialised from the preparation seed when the checkpoint lacks it
+//! (MiniLM). AdamW β (0.9, 0.999), ε 1e-8, no weight decay, lr 5e-5 decaying linearly to
+//! 0 without warmup, batch 8, 3 epochs, gradient clip 1.0.
+//!
+//! `share_mlm = true` (default) re-trains once per task from a task-level seed; the
+//! engine caches the encoder on disk and every seed fine-tunes from it (in head tuning,
+//! its frozen features are cached too). `false` re-trains per run from the run's seed on
+//! the run's own training rows.
+
+use burn::module::Param;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Int, Tensor, TensorData};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use stab_core::derive_seed;
+use stab_core::recipe::TrainMode;
+use stab_data::encode::{EncodedRow, collate};
+use stab_models::Encoder;
+
+use stab_train::optim::{AdamWSettings, adamw_with, clip_global_norm};
+use stab_train::{
+    EncoderChange, LinearWarmupDecay, Method, MethodPlugin, PrepareContext, Prepared,
+};
+
+/// The masked-LM phase's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MaskedLmSettings {
+    pub mask_rate: f64,
+    pub epochs: u64,
+    pub lr: f64,
+    pub batch_size: usize,
+    /// 0 = no cap.
+    pub max_steps: u64,
+}
+
+/// SURT: masked-LM re-training, then FineTune.
+#[derive(Debug, Clone, Copy)]
+pub struct SelfUnsupervisedRetraining {
+    pub mlm: MaskedLmSettings,
+    pub share_mlm: bool,
+}
+
+/// The masked positions of one batch: flat position and original token id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MaskedTokens {
+    pub positions: Vec<usize>,
+    pub labels: Vec<i64>,
+}
+
+/// Dynamic masking of a padded batch in place (HF's collator): each real, non-special
+/// token is selected with probability `rate`; a selected token becomes `mask_id` with
+/// probability 0.8, a uniformly random id below `vocab` with 0.1, and stays with 0.1.
+pub fn mask_tokens(
+    ids: &mut [i64],
+    attention: &[i64],
+    special: &[i64],
+    mask_id: i64,
+    vocab: usize,
+    rate: f64,
+    rng: &mut impl Rng,
+) -> MaskedTokens {
+    let mut out = MaskedTokens::default();
+    for (k, id) in ids.iter_mut().enumerate() {
+        if attention[k] == 0 || special.binary_search(id).is_ok() {
+            continue;
+        }
+        if !rng.random_bool(rate) {
+            continue;
+        }
+        out.positions.push(k);
+        out.labels.push(*id);
+        let r: f64 = rng.random();
+        if r < 0.8 {
+            *id = mask_id;
+        } else if r < 0.9 {
+            *id = rng.random_range(0..vocab as i64);
+        }
+    }
+    out
+}
+
+/// HF's initialisation of an MLM head absent from the checkpoint, drawn from `seed`:
+/// N(0, 0.02²) dense weight, zero biases, unit LayerNorm.
+fn init_mlm_head(encoder: &mut Encoder, seed: u64, device: &burn::tensor::Device) {
+    let m = &mut encoder.mlm;
+    let [d_in, d_out] = m.dense.weight.dims();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let normal = Normal::new(0.0f32, 0.02).expect("valid std");
+    let w: Vec<f32> = (0..d_in * d_out).map(|_| normal.sample(&mut rng)).collect();
+    m.dense.weight =
+        Param::from_tensor(Tensor::from_data(TensorData::new(w, [d_in, d_out]), device));
+    if let Some(b) = &mut m.dense.bias {
+        *b = Param::from_tensor(Tensor::zeros([d_out], device));
+    }
+    m.layer_norm.gamma = Param::from_tensor(Tensor::ones([d_out], device));
+    if let Some(beta) = &mut m.layer_norm.beta {
+        *beta = Param::from_tensor(Tensor::zeros([d_out], device));
+    }
+    let v = m.bias.dims()[0];
+    m.bias = Param::from_tensor(Tensor::zeros([v], device));
+}
+
+/// Masked-LM training of `encoder` on `rows`; returns the encoder and the record details
+/// (the loss curve: mean loss per 1/20 of the steps, and per epoch).
+pub fn masked_lm_training(
+    mut encoder: Encoder,
+    ctx: &PrepareContext,
+    s: &MaskedLmSettings,
+) -> anyhow::Result<Prepared> {
+    let device = ctx.device;
+    if ctx.initialised.iter().any(|p| p.starts_with("mlm")) {
+        init_mlm_head(&mut encoder, derive_seed(ctx.seed, &["mlm-head"]), device);
+    }
+    let special = ctx.tokenizer.special_ids();
+    let mask_id = ctx.tokenizer.mask_id().ok_or_else(|| {
+        anyhow::anyhow!("SURT needs a mask token ([MASK] or <mask>) in the model's vocabulary")
+    })?;
+    let vocab = encoder.config.vocab_size;
+    let n = ctx.train.len();
+    anyhow::ensure!(n > 0, "SURT has no training rows to re-train on");
+    let batch = s.batch_size.max(1);
+    let per_epoch = n.div_ceil(batch) as u64;
+    let mut total = s.epochs.saturating_mul(per_epoch);
+    if s.max_steps > 0 {
+        total = total.min(s.max_steps);
+    }
+    let schedule = LinearWarmupDecay::new(s.lr, 0.0, total);
+    let mut optim = adamw_with(
+        &encoder,
+        AdamWSettings {
+            weight_decay: 0.0,
+            bias_correction: true,
+        },
+        |_| 1.0,
+    );
+    let mut order = ChaCha8Rng::seed_from_u64(derive_seed(ctx.seed, &["mlm-order"]));
+    let mut masking = ChaCha8Rng::seed_from_u64(derive_seed(ctx.seed, &["mlm-mask"]));
+    let report_every = (total / 20).max(1);
+    let (mut curve, mut epochs) = (Vec::new(), Vec::new());
+    let (mut window, mut epoch_sum) = ((0.0, 0u64), (0.0, 0u64));
+    let (mut selected, mut eligible) = (0usize, 0usize);
+    let mut step = 0u64;
+    'epochs: for _ in 0..s.epochs.max(1) {
+        let mut rows: Vec<usize> = (0..n).collect();
+        rows.shuffle(&mut order);
+        for chunk in rows.chunks(batch) {
+            if step >= total {
+                break 'epochs;
+            }
+            let refs: Vec<&EncodedRow> = chunk.iter().map(|&i| &ctx.train[i]).collect();
+            let mut tokens = collate(&refs, ctx.pad_id);
+            eligible += tokens
+                .input_ids
+                .iter()
+                .zip(&tokens.attention_mask)
+                .filter(|&(id, &m)| m == 1 && special.binary_search(id).is_err())
+                .count();
+            let masked = mask_tokens(
+                &mut tokens.input_ids,
+                &tokens.attention_mask,
+                &special,
+                mask_id,
+                vocab,
+                s.mask_rate,
+                &mut masking,
+            );
+            step += 1;
+            if masked.positions.is_empty() {
+                continue;
+            }
+            selected += masked.positions.len();
+            let k = masked.positions.len();
+            let out = encoder.forward(&tokens);
+            let last = out.last();
+            let [b, t, h] = last.dims();
+            let pos = Tensor::<1, Int>::from_data(
+                TensorData::new(
+                    masked
+                        .positions
+                        .iter()
+                        .map(|&p| p as i64)
+                        .collect::<Vec<_>>(),
+                    [k],
+                ),
+                device,
+            );
+            let picked = last.reshape([b * t, h]).select(0, pos).reshape([1, k, h]);
+            let logits = encoder.mlm_logits(picked); // [1, K, V]
+            let labels =
+                Tensor::<3, Int>::from_data(TensorData::new(masked.labels, [1, k, 1]), device);
+            let loss = log_softmax(logits, 2).gather(2, labels).mean().neg();
+            let value = stab_models::HostReads::scalar(loss.clone());
+            anyhow::ensure!(
+                value.is_finite(),
+                "SURT's masked-LM loss diverged at step {step}"
+            );
+            let mut grads = burn::optim::GradientsParams::from_grads(loss.backward(), &encoder);
+            clip_global_norm(&encoder, &mut grads, 1.0);
+            encoder = optim.step(schedule.lr(step - 1), encoder, grads);
+            (ctx.report)(step, total, value);
+            window = (window.0 + value, window.1 + 1);
+            epoch_sum = (epoch_sum.0 + value, epoch_sum.1 + 1);
+            if step.is_multiple_of(report_every) || step == total {
+                curve.push((step, window.0 / window.1.max(1) as f64));
+                window = (0.0, 0);
+            }
+        }
+        epochs.push(epoch_sum.0 / epoch_sum.1.max(1) as f64);
+        epoch_sum = (0.0, 0);
+    }
+    Ok(Prepared {
+        encoder,
+        details: serde_json::json!({
+            "method": "surt",
+            "mlm_loss": curve,
+            "mlm_epoch_loss": epochs,
+            "mlm_steps": step,
+            "mlm_rows": n,
+            "selected_share": selected as f64 / eligible.max(1) as f64,
+        }),
+    })
+}
+
+impl Method for SelfUnsupervisedRetraining {
+    fn encoder_change(&self, _mode: TrainMode) -> EncoderChange {
+        if self.share_mlm {
+            let s = &self.mlm;
+            EncoderChange::PerTask(format!(
+                "surt|rate={}|epochs={}|lr={}|batch={}|max_steps={}",
+                s.mask_rate, s.epochs, s.lr, s.batch_size, s.max_steps
+            ))
+        } else {
+            EncoderChange::PerRun
+        }
+    }
+
+    fn prepare_encoder(&self, encoder: Encoder, ctx: &PrepareContext) -> anyhow::Result<Prepared> {
+        masked_lm_training(encoder, ctx, &self.mlm)
+    }
+}
+
+stab_core::method_params! {
+    /// SURT's parameters.
+    pub struct SurtParams {
+        /// fraction of tokens selected for MLM (80/10/10 replacement)
+        pub mask_rate: f64 = float(0.01, 0.99, 0.15),
+        /// MLM epochs over the 90% train split
+        pub mlm_epochs: u64 = int(1, 1000, 3),
+        /// MLM peak learning rate (linear decay, no warmup)
+        pub mlm_lr: f64 = float(0.0, 1.0, 5e-5),
+        /// MLM batch size
+        pub mlm_batch_size: usize = int(1, 4096, 8),
+        /// cap on MLM steps (0 = none)
+        pub mlm_max_steps: u64 = int(0, 100_000_000, 0),
+        /// true: one MLM phase per task, cached and shared by every seed; false: one per run
+        pub share_mlm: bool = flag(true),
+    }
+}
+
+impl MethodPlugin for SelfUnsupervisedRetraining {
+    const NAME: &'static str = "surt";
+    const SUMMARY: &'static str =
+        "self unsupervised re-training (§2.6): MLM on the task's train inputs, then fine-tune";
+    const COST: f64 = 1.3;
+    type Params = SurtParams;
+
+    fn from_params(p: SurtParams) -> Result<Self, String> {
+        Ok(SelfUnsupervisedRetraining {
+            mlm: MaskedLmSettings {
+                mask_rate: p.mask_rate,
+                epochs: p.mlm_epochs,
+                lr: p.mlm_lr,
+                batch_size: p.mlm_batch_size,
+                max_steps: p.mlm_max_steps,
+            },
+            share_mlm: p.share_mlm,
+        })
+    }
+}
+
+stab_train::register_method!(SelfUnsupervisedRetraining);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_selects_fifteen_percent_and_replaces_eighty_ten_ten() {
+        let special = vec![0i64, 101, 102];
+        let (mask_id, vocab) = (103i64, 30_000usize);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (mut eligible, mut sel, mut to_mask, mut kept, mut random) = (0, 0, 0, 0, 0);
+        for _ in 0..1100 {
+            // 100 real tokens with [CLS]/[SEP] at the ends, then 20 pads.
+            let mut ids: Vec<i64> = (0..120)
+                .map(|k| match k {
+                    0 => 101,
+                    99 => 102,
+                    k if k >= 100 => 0,
+                    k => 1000 + k as i64,
+                })
+                .collect();
+            let att: Vec<i64> = (0..120).map(|k| i64::from(k < 100)).collect();
+            let before = ids.clone();
+            let m = mask_tokens(&mut ids, &att, &special, mask_id, vocab, 0.15, &mut rng);
+            eligible += 98usize;
+            sel += m.positions.len();
+            for (&p, &l) in m.positions.iter().zip(&m.labels) {
+                assert!(p != 0 && p < 99, "special or pad position {p} selected");
+                assert_eq!(l, before[p]);
+                if ids[p] == mask_id {
+                    to_mask += 1;
+                } else if ids[p] == before[p] {
+                    kept += 1;
+                } else {
+                    random += 1;
+                }
+            }
+            for k in [0usize, 99, 100, 119] {
+                assert_eq!(ids[k], before[k]);
+            }
+        }
+        let within = |count: usize, n: usize, p: f64| {
+            let sd = (n as f64 * p * (1.0 - p)).sqrt();
+            (count as f64 - n as f64 * p).abs() < 3.0 * sd
+        };
+        assert!(eligible >= 100_000);
+        assert!(within(sel, eligible, 0.15), "selected {sel} of {eligible}");
+        // A random replacement equals the original with probability 1/vocab: negligible.
+        assert!(within(to_mask, sel, 0.8), "mask {to_mask} of {sel}");
+        assert!(within(random, sel, 0.1), "random {random} of {sel}");
+        assert!(within(kept, sel, 0.1), "kept {kept} of {sel}");
+    }
+}
