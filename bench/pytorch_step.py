@@ -2,7 +2,7 @@
 """The PyTorch side of the side-by-side encoder benchmark (bench/vs_pytorch.sh).
 
 Measures, on the same MiniLM checkpoint and the same inputs as stab's benchmarks
-(`cargo bench -p stab-models --bench encoder`, `cargo bench -p stab-methods --bench encode`):
+(`cargo bench -p stab-models --bench encoder`, `cargo bench -p stab-train --bench encode`):
 
 * a training step (forward in train mode with dropout, backward, AdamW lr 2e-5, eps 1e-8,
   weight decay 0.01) of the encoder plus a 2-class linear head on the first token, on a

@@ -5,7 +5,7 @@
 #   * a training step (forward with dropout, backward, AdamW) on a batch of 16 x 128 tokens:
 #     stab_models' `encoder` bench and bench/pytorch_step.py;
 #   * the eval forward of that batch (PyTorch under torch.inference_mode());
-#   * feature encoding of the real RTE train file for head tuning, in examples/s: stab_methods'
+#   * feature encoding of the real RTE train file for head tuning, in examples/s: stab_train's
 #     `encode` bench (the engine's encode_features) and the same protocol in PyTorch (rows
 #     sorted by length, batches of 64 padded to the batch's longest, mean pooling).
 #
@@ -35,7 +35,7 @@ done
 "$python" -c "import torch, transformers" 2>/dev/null || {
     echo "$python cannot import torch and transformers (see the header of $0)" >&2; exit 2; }
 cargo bench -q -p stab-models --bench encoder --no-run 2>/dev/null
-cargo bench -q -p stab-methods --bench encode --no-run 2>/dev/null
+cargo bench -q -p stab-train --bench encode --no-run 2>/dev/null
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
@@ -46,7 +46,7 @@ for t in ${THREADS:-1 2}; do
         --steps "$steps" 2>/dev/null | tail -1 >"$out/torch.json"
     RAYON_NUM_THREADS=$t STAB_BENCH_STEPS=$steps cargo bench -q -p stab-models --bench encoder \
         2>/dev/null | sed -n 's/^json: //p' >"$out/step.json"
-    RAYON_NUM_THREADS=$t cargo bench -q -p stab-methods --bench encode 2>/dev/null \
+    RAYON_NUM_THREADS=$t cargo bench -q -p stab-train --bench encode 2>/dev/null \
         | sed -n 's/^json: //p' >"$out/encode.json"
     "$python" - "$out" "$cpu (family $family, model $model)" "$t" <<'EOF'
 import json, sys

@@ -20,7 +20,7 @@ impl MethodPlugin for NoDropout {
     const NAME: &'static str = "test-finetune-no-dropout";
     const SUMMARY: &'static str = "test only: FineTune with every dropout off";
     type Params = stab_core::params::NoParams;
-    fn from_params(_: Self::Params) -> Result<Self, String> {
+    fn from_params(_: Self::Params) -> Result<Self, stab_core::Refusal> {
         Ok(Self)
     }
 }

@@ -69,9 +69,9 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
     if all || matches!(args.what, Some(What::Models)) {
         println!(
             "models ([model] path = DIR or hub id; model types {}):",
-            stab_models::config::SUPPORTED_MODEL_TYPES.join(", ")
+            stab_models::config::supported_model_types().join(", ")
         );
-        for f in stab_models::families::FAMILIES {
+        for f in stab_models::families::FAMILIES.iter().map(|f| &f.info) {
             println!(
                 "  {:<11} {:<11} e.g. {}",
                 f.model_type,

@@ -22,9 +22,8 @@ pub struct ReportArgs {
 }
 
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
-    let format: ReportFormat = args.format.parse().map_err(|m: String| {
-        InputError::new(m)
-            .key("--format")
+    let format: ReportFormat = args.format.parse().map_err(|m: stab_core::Refusal| {
+        m.at(InputError::new("").key("--format"))
             .hint("use md, csv, latex or json")
     })?;
     if !args.dir.is_dir() {

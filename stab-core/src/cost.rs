@@ -9,7 +9,8 @@
 //! by `train_fraction` and `1 − drop_fraction`.
 //! Synthetic: datasets × points × (steps + LOO refits).
 
-use crate::plan::{RunJob, RunSpec};
+use crate::plan::spec::{RunJob, RunSpec};
+use crate::plan::stack::Stack;
 use crate::recipe::TrainMode;
 
 /// Official train-file rows of a task, as its registration declares them (5,000 for a
@@ -20,9 +21,9 @@ fn train_rows(task: &str) -> f64 {
 
 /// Relative cost of a method's update against FineTune's, as the plugins declare it: the
 /// product over a stack (`reinit+llrd`); an unknown plugin counts as FineTune.
-fn method_factor(method: &str) -> f64 {
-    method
-        .split('+')
+fn method_factor(stack: &Stack) -> f64 {
+    stack
+        .names()
         .map(|m| crate::registry::method(m).map_or(1.0, |e| e.cost))
         .product()
 }
@@ -48,7 +49,7 @@ pub fn run_cost(spec: &RunSpec) -> f64 {
                 TrainMode::Head if !t.head_encoder_dropout => 0.02,
                 _ => 1.0,
             };
-            updates * batch * j.model.max_len as f64 * mode * method_factor(&spec.method)
+            updates * batch * j.model.max_len as f64 * mode * method_factor(&spec.stack())
         }
         RunJob::Synthetic(s) => {
             (s.datasets.max(1) * s.points.max(1)) as f64

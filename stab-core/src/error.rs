@@ -69,6 +69,68 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
+/// Why a plugin refuses what it was given — a combination of its parameters, a model it
+/// cannot run on, a factor value — or why a value is refused where no file is known yet.
+/// The plugin API's error type; the caller places it at the recipe's key as an
+/// [`InputError`] ([`Refusal::at`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What is wrong, as a sentence about the value.
+    pub reason: String,
+    /// What to do instead, when there is a useful hint.
+    pub hint: Option<String>,
+}
+
+impl Refusal {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// This refusal as an input error `at` a place (file, line, key), its message prefixed
+    /// by `at`'s message when it has one (`methods[0] (mhloss): …`); the refusal's hint
+    /// wins over `at`'s.
+    pub fn at(self, at: InputError) -> InputError {
+        let message = if at.message.is_empty() {
+            self.reason
+        } else {
+            format!("{}: {}", at.message, self.reason)
+        };
+        InputError {
+            message,
+            hint: self.hint.or(at.hint),
+            ..at
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+impl From<String> for Refusal {
+    fn from(reason: String) -> Self {
+        Self::new(reason)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(reason: &str) -> Self {
+        Self::new(reason)
+    }
+}
+
 /// True when `err` (or anything in its chain) is an [`InputError`].
 pub fn is_input_error(err: &anyhow::Error) -> bool {
     err.chain()

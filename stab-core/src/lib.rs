@@ -3,8 +3,12 @@
 //! The vocabulary every other stab crate speaks, and the contracts users rely on
 //! (`docs/design.md` §3–5). This crate depends on no other stab crate.
 //!
-//! * [`recipe`] — the TOML recipe schema, with key-precise errors ([`Recipe`]).
-//! * [`plan`] — expansion of a recipe into independent grid cells ([`RunSpec`], [`Plan`]).
+//! * [`recipe`] — the TOML recipe: its tables and their shape ([`Recipe`]), the sections
+//!   as written ([`recipe::ModelSection`], …), with key-precise errors.
+//! * [`overrides`] — `--set KEY=VALUE` applied to a recipe's source ([`Override`]).
+//! * [`plan`] — expansion of a recipe into independent grid cells ([`RunSpec`], [`Plan`]):
+//!   the spec, the fine-tuning and synthetic grids, method stacks ([`Stack`]).
+//! * [`cost`], [`shard`] — estimated run cost and cost-balanced shards ([`Shard`]).
 //! * [`record`] — the result record appended per finished run ([`RunRecord`]).
 //! * [`store`] — the append-only JSONL results store with resume ([`ResultsStore`]).
 //! * [`predictions`] — a run's test predictions, one file per run beside the store.
@@ -34,10 +38,10 @@ pub mod study;
 pub mod suggest;
 pub mod synthetic;
 
-pub use error::InputError;
+pub use error::{InputError, Refusal};
 pub use overrides::Override;
 pub use params::{MethodParams, ParamKind, ParamSpec};
-pub use plan::{FinetuneJob, Plan, RunJob, RunSpec};
+pub use plan::{FinetuneJob, MethodCall, Plan, RunJob, RunSpec, Stack};
 pub use recipe::{
     DataOrigin, DataSection, DataSourceKind, HubDatasetSpec, Pooling, Recipe, RecipeKind, TrainMode,
 };

@@ -208,6 +208,22 @@ fn describe(v: &toml::Value) -> &'static str {
     }
 }
 
+impl Recipe {
+    /// Read a recipe file and apply `--set` overrides.
+    pub fn from_file_with(path: &std::path::Path, sets: &[Override]) -> Result<Self, InputError> {
+        if sets.is_empty() {
+            return Self::from_file(path);
+        }
+        let file = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            InputError::new(format!("cannot read the recipe: {e}"))
+                .file(file.clone())
+                .hint("pass the path of a TOML recipe, e.g. recipes/quickstart.toml")
+        })?;
+        apply(&source, &file, sets)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

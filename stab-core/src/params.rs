@@ -5,6 +5,7 @@
 //! parsing, defaults, range checks, `stab list methods` and did-you-mean errors all come
 //! from that one declaration.
 
+use crate::error::Refusal;
 use std::collections::BTreeMap;
 
 use crate::error::InputError;
@@ -95,11 +96,11 @@ pub trait TypedParams: Sized + serde::de::DeserializeOwned + serde::Serialize {
 
     /// The typed value of parameters that [`resolve_params`] validated against
     /// [`Self::SPECS`].
-    fn from_params(params: &MethodParams) -> Result<Self, String> {
+    fn from_params(params: &MethodParams) -> Result<Self, Refusal> {
         let map: serde_json::Map<String, serde_json::Value> =
             params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         serde_json::from_value(serde_json::Value::Object(map))
-            .map_err(|e| format!("parameters do not fit the declaration: {e}"))
+            .map_err(|e| format!("parameters do not fit the declaration: {e}").into())
     }
 
     /// Every parameter at its default.
@@ -242,29 +243,32 @@ impl ParamSpec {
     }
 
     /// Check one recipe value against this spec.
-    pub fn check(&self, value: &toml::Value) -> Result<serde_json::Value, String> {
+    pub fn check(&self, value: &toml::Value) -> Result<serde_json::Value, Refusal> {
         match self.kind {
             ParamKind::Float { min, max } => {
                 let v = match value {
                     toml::Value::Float(f) => *f,
                     toml::Value::Integer(i) => *i as f64,
-                    other => return Err(format!("expected a float, found {}", other.type_str())),
+                    other => {
+                        return Err(format!("expected a float, found {}", other.type_str()).into());
+                    }
                 };
                 if !(min..=max).contains(&v) || v.is_nan() {
-                    return Err(format!(
-                        "{v} is out of range; expected a float in [{min}, {max}]"
-                    ));
+                    return Err(
+                        format!("{v} is out of range; expected a float in [{min}, {max}]").into(),
+                    );
                 }
                 Ok(serde_json::json!(v))
             }
             ParamKind::Int { min, max } => {
                 let toml::Value::Integer(v) = value else {
-                    return Err(format!("expected an integer, found {}", value.type_str()));
+                    return Err(format!("expected an integer, found {}", value.type_str()).into());
                 };
                 if !(min..=max).contains(v) {
                     return Err(format!(
                         "{v} is out of range; expected an integer in [{min}, {max}]"
-                    ));
+                    )
+                    .into());
                 }
                 Ok(serde_json::json!(v))
             }
@@ -274,23 +278,22 @@ impl ParamSpec {
                         "expected one of {}, found {}",
                         choices.join("|"),
                         value.type_str()
-                    ));
+                    )
+                    .into());
                 };
                 if !choices.contains(&s.as_str()) {
                     return Err(format!(
                         "`{s}` is not one of {}{}",
                         choices.join("|"),
                         did_you_mean(s, choices.iter().copied())
-                    ));
+                    )
+                    .into());
                 }
                 Ok(serde_json::json!(s))
             }
             ParamKind::Bool => match value {
                 toml::Value::Boolean(b) => Ok(serde_json::json!(b)),
-                other => Err(format!(
-                    "expected true or false, found {}",
-                    other.type_str()
-                )),
+                other => Err(format!("expected true or false, found {}", other.type_str()).into()),
             },
             ParamKind::Names(allowed) => check_names(allowed, value),
         }
@@ -298,28 +301,29 @@ impl ParamSpec {
 }
 
 /// A list of distinct names out of `allowed`, non-empty.
-fn check_names(allowed: &[&str], value: &toml::Value) -> Result<serde_json::Value, String> {
+fn check_names(allowed: &[&str], value: &toml::Value) -> Result<serde_json::Value, Refusal> {
     let expected = format!("a list of names out of {}", allowed.join("|"));
     let toml::Value::Array(items) = value else {
-        return Err(format!("expected {expected}, found {}", value.type_str()));
+        return Err(format!("expected {expected}, found {}", value.type_str()).into());
     };
     if items.is_empty() {
-        return Err(format!("the list is empty; expected {expected}"));
+        return Err(format!("the list is empty; expected {expected}").into());
     }
     let mut out: Vec<&str> = Vec::new();
     for item in items {
         let toml::Value::String(s) = item else {
-            return Err(format!("expected {expected}, found a {}", item.type_str()));
+            return Err(format!("expected {expected}, found a {}", item.type_str()).into());
         };
         if !allowed.contains(&s.as_str()) {
             return Err(format!(
                 "`{s}` is not one of {}{}",
                 allowed.join("|"),
                 did_you_mean(s, allowed.iter().copied())
-            ));
+            )
+            .into());
         }
         if out.contains(&s.as_str()) {
-            return Err(format!("`{s}` is listed twice"));
+            return Err(format!("`{s}` is listed twice").into());
         }
         out.push(s);
     }

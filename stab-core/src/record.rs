@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::params::MethodParams;
-use crate::plan::RunSpec;
+use crate::plan::spec::RunSpec;
 use crate::recipe::{RecipeKind, TrainMode};
 use crate::synthetic::SyntheticSettings;
 

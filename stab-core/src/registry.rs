@@ -5,6 +5,7 @@
 //! Lookups fail with an [`InputError`] that names the nearest valid name.
 
 use crate::error::InputError;
+use crate::error::Refusal;
 use crate::params::{MethodParams, ParamSpec};
 use crate::study::SyntheticStudy;
 use crate::suggest::did_you_mean;
@@ -22,7 +23,7 @@ pub struct MethodEntry {
     pub params: &'static [ParamSpec],
     /// Cross-parameter checks beyond each parameter's own range (the plugin builds itself
     /// from the parameters; an `Err` is the reason it cannot).
-    pub validate: fn(&MethodParams) -> Result<(), String>,
+    pub validate: fn(&MethodParams) -> Result<(), Refusal>,
     /// Compute of an update relative to FineTune's (1.0), for balancing shards: a second
     /// forward pass is about 1.4, a masked-LM phase before training 1.3.
     pub cost: f64,

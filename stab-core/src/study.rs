@@ -5,6 +5,7 @@
 //! running gives it fully resolved [`SyntheticSettings`] and gets back the aggregate
 //! metrics over all datasets.
 
+use crate::error::Refusal;
 use std::collections::BTreeMap;
 
 use crate::synthetic::SyntheticSettings;
@@ -32,7 +33,7 @@ pub trait SyntheticStudy: Send + Sync {
     fn default_steps(&self) -> u64;
 
     /// Apply one factor value to the base settings. Errors name what is wrong with the value.
-    fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, String>;
+    fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, Refusal>;
 
     /// Run the study for one factor value. `progress` is called once per finished dataset.
     fn run(

@@ -13,6 +13,7 @@
 //! In head tuning the encoder is frozen and adapters add nothing (the run equals FineTune's).
 
 use serde::{Deserialize, Serialize};
+use stab_core::Refusal;
 use stab_core::derive_seed;
 use stab_core::recipe::TrainMode;
 use stab_models::{Bottleneck, BottleneckActivation};
@@ -89,7 +90,7 @@ impl MethodPlugin for BottleneckAdapters {
     const COST: f64 = 1.05;
     type Params = Self;
 
-    fn from_params(p: Self) -> Result<Self, String> {
+    fn from_params(p: Self) -> Result<Self, Refusal> {
         Ok(p)
     }
 }

@@ -4,6 +4,7 @@
 //! output, both FFN layers, the pooler) and every LayerNorm's β — and the task head train;
 //! every other weight stays at its pre-trained value.
 
+use stab_core::Refusal;
 use stab_core::params::NoParams;
 
 use stab_train::{Method, MethodPlugin};
@@ -17,13 +18,14 @@ pub fn is_bias_or_head(path: &str) -> bool {
 }
 
 impl Method for BiasTermsOnly {
-    fn check_model(&self, config: &stab_models::EncoderConfig) -> Result<(), String> {
-        match config.family {
-            stab_models::ModelFamily::ModernBert(_) => Err(
-                "BitFit trains the encoder's bias terms, and ModernBERT has none (no Linear or LayerNorm biases): it would be head tuning; use mode = \"head\" or another method".into(),
-            ),
-            _ => Ok(()),
+    fn check_model(&self, config: &stab_models::EncoderConfig) -> Result<(), Refusal> {
+        if config.family.spec().layout().biases {
+            return Ok(());
         }
+        Err(format!(
+            "BitFit trains the encoder's bias terms, and {} has none (no Linear or LayerNorm biases): it would be head tuning; use mode = \"head\" or another method",
+            config.family.name()
+        ).into())
     }
 
     fn trains(&self, path: &str) -> bool {
@@ -37,7 +39,7 @@ impl MethodPlugin for BiasTermsOnly {
         "BitFit (Ben Zaken et al. 2022): only the encoder's bias terms and the task head train";
     type Params = NoParams;
 
-    fn from_params(_: NoParams) -> Result<Self, String> {
+    fn from_params(_: NoParams) -> Result<Self, Refusal> {
         Ok(BiasTermsOnly)
     }
 }

@@ -23,6 +23,7 @@
 //! ChildTuning-D has no encoder-layer gradient to mask and equals FineTune. Both may use
 //! cached features.
 
+use stab_core::Refusal;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -224,7 +225,7 @@ impl MethodPlugin for ChildTuning {
     const COST: f64 = 1.1;
     type Params = ChildTuningParams;
 
-    fn from_params(p: ChildTuningParams) -> Result<Self, String> {
+    fn from_params(p: ChildTuningParams) -> Result<Self, Refusal> {
         Ok(ChildTuning::new(p))
     }
 }

@@ -18,6 +18,7 @@
 //!
 //! Head tuning: the head's weights are averaged, on cached features.
 
+use stab_core::Refusal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
@@ -167,7 +168,7 @@ impl MethodPlugin for WeightAverage {
     const COST: f64 = 1.05;
     type Params = EmaParams;
 
-    fn from_params(p: EmaParams) -> Result<Self, String> {
+    fn from_params(p: EmaParams) -> Result<Self, Refusal> {
         Ok(WeightAverage::new(p))
     }
 }

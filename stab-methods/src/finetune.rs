@@ -1,6 +1,7 @@
 //! FineTune (docs/methods.md §2.1): update every trainable parameter by the task
 //! cross-entropy. Every [`Method`] hook keeps its default.
 
+use stab_core::Refusal;
 use stab_core::params::NoParams;
 
 use stab_train::{Method, MethodPlugin};
@@ -16,7 +17,7 @@ impl MethodPlugin for FineTune {
         "plain fine-tuning: task cross-entropy on every trainable parameter (§2.1)";
     type Params = NoParams;
 
-    fn from_params(_: NoParams) -> Result<Self, String> {
+    fn from_params(_: NoParams) -> Result<Self, Refusal> {
         Ok(FineTune)
     }
 }

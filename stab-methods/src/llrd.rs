@@ -3,6 +3,7 @@
 //! at lr·ξ^(L−l), the embeddings at lr·ξ^(L+1), and the pooler and task head at lr, so
 //! lower, more general layers move less.
 
+use stab_core::Refusal;
 use stab_train::{Method, MethodPlugin};
 
 stab_core::method_params! {
@@ -48,7 +49,7 @@ impl MethodPlugin for LayerwiseLrDecay {
         "layer-wise learning-rate decay: layer l at lr·ξ^(L−l), embeddings ξ^(L+1), head lr";
     type Params = Self;
 
-    fn from_params(p: Self) -> Result<Self, String> {
+    fn from_params(p: Self) -> Result<Self, Refusal> {
         Ok(p)
     }
 }

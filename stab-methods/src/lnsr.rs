@@ -16,6 +16,7 @@
 //! perturb, and the term is absent: in head tuning LNSR has no gradient on trainable
 //! parameters (§5), so the run equals FineTune.
 
+use stab_core::Refusal;
 use std::collections::BTreeMap;
 
 use burn::module::Module;
@@ -127,7 +128,7 @@ impl MethodPlugin for NoiseStability {
     const COST: f64 = 1.4;
     type Params = Self;
 
-    fn from_params(p: Self) -> Result<Self, String> {
+    fn from_params(p: Self) -> Result<Self, Refusal> {
         Ok(p)
     }
 }

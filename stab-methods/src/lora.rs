@@ -17,6 +17,7 @@
 //! In head tuning the encoder is frozen and LoRA adds nothing (the run equals FineTune's).
 
 use serde::{Deserialize, Serialize};
+use stab_core::Refusal;
 use stab_core::derive_seed;
 use stab_core::recipe::TrainMode;
 use stab_models::peft::merge_low_rank;
@@ -129,7 +130,7 @@ fn linear(layer: &mut stab_models::encoder::Layer, t: LoraTarget) -> &mut burn::
 }
 
 impl Method for LowRankAdaptation {
-    fn check_model(&self, config: &EncoderConfig) -> Result<(), String> {
+    fn check_model(&self, config: &EncoderConfig) -> Result<(), Refusal> {
         let smallest = self
             .targets
             .iter()
@@ -143,7 +144,8 @@ impl Method for LowRankAdaptation {
             return Err(format!(
                 "r = {} exceeds the smallest target dimension {smallest}; use r in 1..={smallest}",
                 self.r
-            ));
+            )
+            .into());
         }
         Ok(())
     }
@@ -297,7 +299,7 @@ impl MethodPlugin for LowRankAdaptation {
     const SUMMARY: &'static str = "LoRA (Hu et al. 2021): frozen encoder, W + (α/r)·A·B on the targets, merged for evaluation";
     type Params = Self;
 
-    fn from_params(p: Self) -> Result<Self, String> {
+    fn from_params(p: Self) -> Result<Self, Refusal> {
         Ok(p)
     }
 }

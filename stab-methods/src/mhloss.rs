@@ -6,6 +6,7 @@
 //! `replicate = "head"` replicates the dense + tanh layer with them (a recorded variant).
 
 use serde::{Deserialize, Serialize};
+use stab_core::Refusal;
 use stab_models::HeadShape;
 
 use stab_train::{Capabilities, Method, MethodPlugin};
@@ -51,7 +52,7 @@ impl MethodPlugin for MultiHeadLoss {
     const COST: f64 = 1.05;
     type Params = MultiHeadParams;
 
-    fn from_params(p: MultiHeadParams) -> Result<Self, String> {
+    fn from_params(p: MultiHeadParams) -> Result<Self, Refusal> {
         Ok(MultiHeadLoss {
             shape: HeadShape {
                 out_layers: p.heads,

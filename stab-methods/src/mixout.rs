@@ -16,6 +16,7 @@
 use burn::module::Module;
 use burn::tensor::{Shape, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
+use stab_core::Refusal;
 use stab_models::NoiseStream;
 use stab_models::dropout::host_keep_mask;
 
@@ -202,7 +203,7 @@ impl MethodPlugin for MixOut {
     const COST: f64 = 1.05;
     type Params = MixOutParams;
 
-    fn from_params(p: MixOutParams) -> Result<Self, String> {
+    fn from_params(p: MixOutParams) -> Result<Self, Refusal> {
         match p.variant {
             MixOutVariant::Ref if p.p >= 1.0 => Err(
                 "p = 1 makes every weight its start value; use p < 1 with variant = \"ref\"".into(),

@@ -4,6 +4,7 @@
 //! mean over the class pairs present in the batch; with fewer than two classes R = 0.
 
 use burn::tensor::{Tensor, TensorData};
+use stab_core::Refusal;
 use stab_train::{Method, MethodPlugin, StepView};
 
 stab_core::method_params! {
@@ -74,7 +75,7 @@ impl MethodPlugin for MaxMarginRegulariser {
         "max-margin regulariser (§2.4): CE + α / (1 + ‖class-centroid distance‖)";
     type Params = Self;
 
-    fn from_params(p: Self) -> Result<Self, String> {
+    fn from_params(p: Self) -> Result<Self, Refusal> {
         Ok(p)
     }
 }

@@ -17,6 +17,7 @@ use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Uniform};
+use stab_core::Refusal;
 use stab_core::recipe::TrainMode;
 use stab_models::Encoder;
 
@@ -104,7 +105,7 @@ impl MethodPlugin for NoisyTune {
     const SUMMARY: &'static str = "NoisyTune (Wu et al. 2022): perturb each encoder tensor by U(−λ/2, λ/2)·std before fine-tuning";
     type Params = Self;
 
-    fn from_params(p: Self) -> Result<Self, String> {
+    fn from_params(p: Self) -> Result<Self, Refusal> {
         Ok(p)
     }
 }

@@ -18,6 +18,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 use serde::{Deserialize, Serialize};
+use stab_core::Refusal;
 
 use super::rdrop::symmetric_kl;
 use stab_train::{Capabilities, Method, MethodPlugin, StepView};
@@ -100,7 +101,7 @@ impl MethodPlugin for R3f {
     const COST: f64 = 2.0;
     type Params = Self;
 
-    fn from_params(p: Self) -> Result<Self, String> {
+    fn from_params(p: Self) -> Result<Self, Refusal> {
         Ok(p)
     }
 }

@@ -14,6 +14,7 @@
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::log_softmax;
+use stab_core::Refusal;
 
 use stab_train::{Method, MethodPlugin, StepView, cross_entropy};
 
@@ -56,7 +57,7 @@ impl MethodPlugin for RDrop {
     const COST: f64 = 2.0;
     type Params = Self;
 
-    fn from_params(p: Self) -> Result<Self, String> {
+    fn from_params(p: Self) -> Result<Self, Refusal> {
         Ok(p)
     }
 }

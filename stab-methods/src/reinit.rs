@@ -12,6 +12,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
+use stab_core::Refusal;
 use stab_core::recipe::TrainMode;
 use stab_models::Encoder;
 
@@ -66,13 +67,14 @@ pub fn reinit_from(encoder: Encoder, first: usize, seed: u64) -> Encoder {
 }
 
 impl Method for ReinitTopLayers {
-    fn check_model(&self, config: &stab_models::EncoderConfig) -> Result<(), String> {
+    fn check_model(&self, config: &stab_models::EncoderConfig) -> Result<(), Refusal> {
         let total = config.num_hidden_layers;
         if self.layers > total {
             return Err(format!(
                 "k = {} but the model has {total} layers; use k in 0..={total}",
                 self.layers
-            ));
+            )
+            .into());
         }
         Ok(())
     }
@@ -113,7 +115,7 @@ impl MethodPlugin for ReinitTopLayers {
     const SUMMARY: &'static str = "re-initialise the top k encoder layers and the pooler before fine-tuning (Zhang et al. 2021)";
     type Params = ReinitParams;
 
-    fn from_params(p: ReinitParams) -> Result<Self, String> {
+    fn from_params(p: ReinitParams) -> Result<Self, Refusal> {
         Ok(ReinitTopLayers { layers: p.k })
     }
 }

@@ -16,6 +16,7 @@
 use burn::module::Param;
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
+use stab_core::Refusal;
 use stab_models::HostReads;
 
 use stab_train::optim;
@@ -94,7 +95,7 @@ impl MethodPlugin for Sam {
     const COST: f64 = 2.0;
     type Params = Self;
 
-    fn from_params(p: Self) -> Result<Self, String> {
+    fn from_params(p: Self) -> Result<Self, Refusal> {
         Ok(p)
     }
 }

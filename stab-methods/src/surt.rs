@@ -24,6 +24,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
+use stab_core::Refusal;
 use stab_core::derive_seed;
 use stab_core::recipe::TrainMode;
 use stab_data::encode::{EncodedRow, collate};
@@ -276,7 +277,7 @@ impl MethodPlugin for SelfUnsupervisedRetraining {
     const COST: f64 = 1.3;
     type Params = SurtParams;
 
-    fn from_params(p: SurtParams) -> Result<Self, String> {
+    fn from_params(p: SurtParams) -> Result<Self, Refusal> {
         Ok(SelfUnsupervisedRetraining {
             mlm: MaskedLmSettings {
                 mask_rate: p.mask_rate,

@@ -61,7 +61,7 @@ struct ReinitWithDecay {
     decay: LayerwiseLrDecay,
 }
 impl Method for ReinitWithDecay {
-    fn check_model(&self, config: &EncoderConfig) -> Result<(), String> {
+    fn check_model(&self, config: &EncoderConfig) -> Result<(), stab_core::Refusal> {
         self.reinit.check_model(config)
     }
     fn encoder_change(&self, mode: stab_core::TrainMode) -> EncoderChange {
@@ -78,7 +78,7 @@ impl MethodPlugin for ReinitWithDecay {
     const NAME: &'static str = "test-reinit-with-decay";
     const SUMMARY: &'static str = "test only: reinit k = 1 and llrd ξ = 0.8 in one method";
     type Params = stab_core::params::NoParams;
-    fn from_params(_: Self::Params) -> Result<Self, String> {
+    fn from_params(_: Self::Params) -> Result<Self, stab_core::Refusal> {
         Ok(Self {
             reinit: ReinitTopLayers { layers: 1 },
             decay: LayerwiseLrDecay { xi: 0.8 },
@@ -114,7 +114,7 @@ impl MethodPlugin for TwiceStep {
     const NAME: &'static str = "test-twice-step";
     const SUMMARY: &'static str = "test only: the engine's step run twice";
     type Params = stab_core::params::NoParams;
-    fn from_params(_: Self::Params) -> Result<Self, String> {
+    fn from_params(_: Self::Params) -> Result<Self, stab_core::Refusal> {
         Ok(Self)
     }
 }
@@ -134,7 +134,7 @@ impl MethodPlugin for OtherStep {
     const NAME: &'static str = "test-other-step";
     const SUMMARY: &'static str = "test only: declares a train step";
     type Params = stab_core::params::NoParams;
-    fn from_params(_: Self::Params) -> Result<Self, String> {
+    fn from_params(_: Self::Params) -> Result<Self, stab_core::Refusal> {
         Ok(Self)
     }
 }
@@ -168,7 +168,7 @@ impl MethodPlugin for HeadGradientsOnly {
     const NAME: &'static str = "test-head-gradients-only";
     const SUMMARY: &'static str = "test only: drops the encoder's gradients";
     type Params = stab_core::params::NoParams;
-    fn from_params(_: Self::Params) -> Result<Self, String> {
+    fn from_params(_: Self::Params) -> Result<Self, stab_core::Refusal> {
         Ok(Self)
     }
 }
@@ -185,7 +185,7 @@ impl MethodPlugin for HeadOnly {
     const NAME: &'static str = "test-head-only";
     const SUMMARY: &'static str = "test only: trains the head alone";
     type Params = stab_core::params::NoParams;
-    fn from_params(_: Self::Params) -> Result<Self, String> {
+    fn from_params(_: Self::Params) -> Result<Self, stab_core::Refusal> {
         Ok(Self)
     }
 }
@@ -203,11 +203,16 @@ fn a_stack_gets_the_joined_name_and_each_methods_parameters() {
         serde_json::to_value(&runs[0].method_params).unwrap(),
         serde_json::json!({"reinit": {"k": 1}, "llrd": {"xi": 0.9}})
     );
-    let stack = runs[0].method_stack();
-    assert_eq!(stack.len(), 2);
+    let stack = runs[0].stack();
+    assert_eq!(stack.names().collect::<Vec<_>>(), ["reinit", "llrd"]);
+    // The record's two fields read back into the stack the recipe wrote.
     assert_eq!(
-        (stack[0].0.as_str(), stack[1].0.as_str()),
-        ("reinit", "llrd")
+        stab_core::Stack::from_identity(&runs[0].method, &runs[0].method_params),
+        stack
+    );
+    assert_eq!(
+        stack.identity(),
+        (runs[0].method.clone(), runs[0].method_params.clone())
     );
 }
 

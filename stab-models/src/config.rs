@@ -3,36 +3,24 @@
 //! (ModernBERT's `hidden_activation` and `norm_eps` are aliases); what a family adds is
 //! read into its [`ModelFamily`] variant (docs/models.md).
 
+use stab_core::Refusal;
 use std::path::Path;
 
 use serde::Deserialize;
 use serde_json::Value;
 use stab_core::InputError;
 
-pub use crate::families::deberta::RelativeAttention;
-pub use crate::families::modernbert::ModernBertLayout;
+pub use crate::families::{Electra, ModelFamily, ModernBertLayout, RelativeAttention};
 
 /// The fewest tokens a model must allow (the smallest `max_len` stab accepts).
 pub const MIN_TOKENS: usize = 8;
 
-/// The `model_type` values with a port in this crate.
-pub const SUPPORTED_MODEL_TYPES: &[&str] =
-    &["bert", "roberta", "electra", "deberta-v2", "modernbert"];
-
-/// An encoder family, with what its `config.json` adds to the shared transformer.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ModelFamily {
-    /// BERT: absolute positions 0..T−1, token types, post-LN layers.
-    Bert,
-    /// RoBERTa: BERT with positions counted after the pad id and one token type.
-    Roberta,
-    /// ELECTRA (the discriminator): BERT's layers over embeddings `embedding_size` wide,
-    /// projected to `hidden_size` by `embeddings_project` when the two differ.
-    Electra { embedding_size: usize },
-    /// DeBERTa-v2/v3 (`deberta-v2`): disentangled relative attention, no absolute positions.
-    Deberta(RelativeAttention),
-    /// ModernBERT: pre-norm, RoPE, GeGLU, alternating global and sliding-window attention.
-    ModernBert(ModernBertLayout),
+/// The `model_type` values with a port in this crate (the family registry's).
+pub fn supported_model_types() -> Vec<&'static str> {
+    crate::families::FAMILIES
+        .iter()
+        .map(|f| f.info.model_type)
+        .collect()
 }
 
 /// The activation named by `hidden_act`.
@@ -46,12 +34,12 @@ pub enum Activation {
 }
 
 impl Activation {
-    pub(crate) fn parse(name: &str) -> Result<Self, String> {
+    pub(crate) fn parse(name: &str) -> Result<Self, Refusal> {
         match name {
             "gelu" => Ok(Activation::Gelu),
             "gelu_new" | "gelu_pytorch_tanh" => Ok(Activation::GeluTanh),
             "relu" => Ok(Activation::Relu),
-            other => Err(format!("unsupported activation `{other}`")),
+            other => Err(format!("unsupported activation `{other}`").into()),
         }
     }
 }
@@ -133,47 +121,6 @@ pub(crate) fn text<'a>(
     field(v, key, default, "a string", Value::as_str)
 }
 
-impl ModelFamily {
-    /// The family of `model_type`, reading the keys it adds from the whole file `v`.
-    /// Errors name the key.
-    fn read(c: &EncoderConfig, v: &Value) -> Result<Self, KeyError> {
-        match c.model_type.as_str() {
-            "bert" => Ok(Self::Bert),
-            "roberta" => Ok(Self::Roberta),
-            "electra" => {
-                let e = number(v, "embedding_size", c.hidden_size as f64)?;
-                Ok(Self::Electra {
-                    embedding_size: e as usize,
-                })
-            }
-            "deberta-v2" => crate::families::deberta::read_config(c, v).map(Self::Deberta),
-            "modernbert" => crate::families::modernbert::read_config(c, v).map(Self::ModernBert),
-            other => Err((format!("unsupported model_type `{other}`"), "model_type")),
-        }
-    }
-
-    /// The family's name in messages and `stab list models`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Bert => "BERT",
-            Self::Roberta => "RoBERTa",
-            Self::Electra { .. } => "ELECTRA",
-            Self::Deberta(_) => "DeBERTa-v2/v3",
-            Self::ModernBert(_) => "ModernBERT",
-        }
-    }
-
-    /// Whether the embeddings add a token-type table.
-    pub fn has_token_types(&self) -> bool {
-        matches!(self, Self::Bert | Self::Roberta | Self::Electra { .. })
-    }
-
-    /// Whether the embeddings add an absolute position table.
-    pub fn has_absolute_positions(&self) -> bool {
-        matches!(self, Self::Bert | Self::Roberta | Self::Electra { .. })
-    }
-}
-
 impl EncoderConfig {
     /// Read `DIR/config.json`.
     pub fn from_dir(dir: &Path) -> Result<Self, InputError> {
@@ -198,7 +145,7 @@ impl EncoderConfig {
         let mut c: EncoderConfig = serde_json::from_value(value.clone()).map_err(bad)?;
         c.family = ModelFamily::read(&c, &value).map_err(|(m, key)| {
             let hint = if key == "model_type" {
-                format!("supported model types: {}", SUPPORTED_MODEL_TYPES.join(", "))
+                format!("supported model types: {}", supported_model_types().join(", "))
             } else {
                 format!(
                     "stab's `{}` port supports the configurations of the released checkpoints (docs/models.md)",
@@ -207,16 +154,13 @@ impl EncoderConfig {
             };
             InputError::new(m).file(file).key(key).hint(hint)
         })?;
-        if let ModelFamily::ModernBert(m) = c.family {
-            // ModernBERT's own dropout keys fill the shared ones.
-            c.hidden_dropout_prob = m.mlp_dropout;
-            c.attention_probs_dropout_prob = m.attention_dropout;
-        }
+        let family = c.family;
+        family.spec().adjust(&mut c);
         if !c.family.has_token_types() {
             c.type_vocab_size = 0;
         }
         c.activation().map_err(|m| {
-            InputError::new(m)
+            InputError::new(m.reason)
                 .file(file)
                 .key("hidden_act")
                 .hint("supported: gelu, gelu_new, gelu_pytorch_tanh, relu")
@@ -261,42 +205,7 @@ impl EncoderConfig {
         if self.family.has_token_types() {
             limits::TYPE_VOCAB.check_usize("type_vocab_size", self.type_vocab_size)?;
         }
-        match self.family {
-            ModelFamily::Electra { embedding_size } => {
-                limits::HIDDEN_SIZE.check_usize("embedding_size", embedding_size)?
-            }
-            ModelFamily::Deberta(r)
-                if (r.span() == 0 || r.span() > limits::POSITIONS.max as usize) =>
-            {
-                return Err(InputError::new(format!(
-                    "the relative position table would have {} rows",
-                    2 * r.span()
-                ))
-                .key("position_buckets")
-                .hint("DeBERTa-v3 uses position_buckets = 256"));
-            }
-            ModelFamily::ModernBert(m) if m.window_half == 0 => {
-                return Err(InputError::new("local_attention must be at least 2")
-                    .key("local_attention")
-                    .hint("ModernBERT uses local_attention = 128"));
-            }
-            ModelFamily::ModernBert(m)
-                if !self.head_dim().is_multiple_of(2)
-                    || !m.global_theta.is_finite()
-                    || m.global_theta <= 1.0
-                    || !m.local_theta.is_finite()
-                    || m.local_theta <= 1.0 =>
-            {
-                return Err(InputError::new(
-                    "RoPE needs an even head size and rope_theta values above 1",
-                )
-                .key("rope_parameters")
-                .hint(
-                    "ModernBERT uses head size 64 and rope_theta 160000 (global) / 10000 (local)",
-                ));
-            }
-            _ => {}
-        }
+        self.family.spec().validate(self)?;
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(InputError::new(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
@@ -305,21 +214,7 @@ impl EncoderConfig {
             .key("num_attention_heads")
             .hint(hint));
         }
-        let dropouts = match self.family {
-            ModelFamily::ModernBert(m) => vec![
-                ("embedding_dropout", m.embedding_dropout),
-                ("attention_dropout", self.attention_probs_dropout_prob),
-                ("mlp_dropout", self.hidden_dropout_prob),
-            ],
-            _ => vec![
-                ("hidden_dropout_prob", self.hidden_dropout_prob),
-                (
-                    "attention_probs_dropout_prob",
-                    self.attention_probs_dropout_prob,
-                ),
-            ],
-        };
-        for (key, p) in dropouts {
+        for (key, p) in self.family.spec().dropouts(self) {
             if !(0.0..1.0).contains(&p) {
                 return Err(
                     InputError::new(format!("{key} = {p} is not a probability in [0, 1)"))
@@ -380,57 +275,37 @@ impl EncoderConfig {
         };
         let rows = (self.vocab_size + positions + self.type_vocab_size) as u128;
         let embeddings = rows * e + 2 * e + if e == h { 0 } else { e * h + h };
-        let ffn_out = if matches!(self.family, ModelFamily::ModernBert(_)) {
-            2 * i
-        } else {
-            i
-        };
+        let ffn_out = self.intermediate_width() as u128;
         let layer = 4 * (h * h + h) + (h * ffn_out + ffn_out) + (i * h + h) + 4 * h;
-        let relative = match self.family {
-            ModelFamily::Deberta(r) => 2 * r.span() as u128 * h + 2 * h,
-            _ => 0,
-        };
+        let relative = self.family.spec().extra_parameters(self);
         embeddings + relative + self.num_hidden_layers as u128 * layer + 2 * (h * h + h)
     }
 
     /// The first feed-forward projection's output width: `intermediate_size`, twice that
     /// for ModernBERT's gated GeGLU (input and gate).
     pub fn intermediate_width(&self) -> usize {
-        match self.family {
-            ModelFamily::ModernBert(_) => 2 * self.intermediate_size,
-            _ => self.intermediate_size,
-        }
+        self.family.spec().intermediate_width(self)
     }
 
     /// The width of the embedding tables (ELECTRA's `embedding_size`; else the hidden size).
     pub fn embedding_size(&self) -> usize {
-        match self.family {
-            ModelFamily::Electra { embedding_size } => embedding_size,
-            _ => self.hidden_size,
-        }
+        self.family.spec().embedding_size(self)
     }
 
-    pub fn activation(&self) -> Result<Activation, String> {
+    pub fn activation(&self) -> Result<Activation, Refusal> {
         Activation::parse(&self.hidden_act)
     }
 
     /// The padding id (BERT 0, RoBERTa 1 unless the config says otherwise).
     pub fn pad_id(&self) -> usize {
-        self.pad_token_id.unwrap_or(match self.family {
-            ModelFamily::Roberta => 1,
-            _ => 0,
-        })
+        self.pad_token_id
+            .unwrap_or_else(|| self.family.spec().default_pad_id())
     }
 
     /// The longest input the position embeddings allow (RoBERTa's positions start after
     /// the pad id, so it fits pad_id + 1 fewer tokens).
     pub fn max_tokens(&self) -> usize {
-        match self.family {
-            ModelFamily::Roberta => self
-                .max_position_embeddings
-                .saturating_sub(self.pad_id() + 1),
-            _ => self.max_position_embeddings,
-        }
+        self.family.spec().max_tokens(self)
     }
 
     /// `n` tokens per input (given as `key`) fit the position embeddings, else one input
@@ -600,7 +475,10 @@ mod tests {
         assert_eq!(e.key.as_deref(), Some("layer_types"), "{e}");
 
         let c = family_config("tiny-electra", |_| {}).unwrap();
-        assert_eq!(c.family, ModelFamily::Electra { embedding_size: 16 });
+        assert_eq!(
+            c.family,
+            ModelFamily::Electra(Electra { embedding_size: 16 })
+        );
         assert_eq!(c.embedding_size(), 16);
     }
 

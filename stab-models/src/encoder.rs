@@ -23,10 +23,11 @@ use burn::tensor::activation::{gelu_approximate, relu, tanh};
 use crate::fused;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::config::{Activation, EncoderConfig, ModelFamily};
+use crate::config::{Activation, EncoderConfig};
 use crate::dropout::FastDropout as Dropout;
-use crate::families::{deberta, modernbert};
+use crate::families::{NormPlacement, PoolerActivation, Positions};
 use crate::peft::{Bottleneck, LowRank, through_adapter, with_low_rank};
+use crate::rows::on_rows;
 use crate::tokenizer::TokenBatch;
 
 fn act<const D: usize>(a: Activation, x: Tensor<D>) -> Tensor<D> {
@@ -42,15 +43,6 @@ fn act<const D: usize>(a: Activation, x: Tensor<D>) -> Tensor<D> {
 /// the weight); one large product lets the gemm kernel split the work across threads.
 fn dense(l: &Linear, x: Tensor<3>) -> Tensor<3> {
     on_rows(x, |x| l.forward(x))
-}
-
-/// `f` applied to [B, T, in] as one [B·T, in] matrix, the result back as [B, T, out] (the
-/// shape of every per-token linear map: see [`dense`]).
-pub(crate) fn on_rows(x: Tensor<3>, f: impl FnOnce(Tensor<2>) -> Tensor<2>) -> Tensor<3> {
-    let [b, t, d] = x.dims();
-    let y = f(x.reshape([b * t, d]));
-    let n = y.dims()[1];
-    y.reshape([b, t, n])
 }
 
 fn hf_embedding(rows: usize, d: usize, device: &Device) -> Embedding {
@@ -69,7 +61,7 @@ fn zero_bias(mut l: Linear) -> Linear {
 
 /// A Linear layer with HF's init, with a bias unless the family has none (ModernBERT).
 fn family_linear(c: &EncoderConfig, d_in: usize, d_out: usize, device: &Device) -> Linear {
-    let biased = !matches!(c.family, ModelFamily::ModernBert(_));
+    let biased = c.family.spec().layout().biases;
     zero_bias(
         LinearConfig::new(d_in, d_out)
             .with_bias(biased)
@@ -84,7 +76,7 @@ fn family_linear(c: &EncoderConfig, d_in: usize, d_out: usize, device: &Device) 
 fn layer_norm_of(c: &EncoderConfig, d: usize, device: &Device) -> LayerNorm {
     LayerNormConfig::new(d)
         .with_epsilon(c.layer_norm_eps)
-        .with_bias(!matches!(c.family, ModelFamily::ModernBert(_)))
+        .with_bias(c.family.spec().layout().biases)
         .init(device)
 }
 
@@ -172,15 +164,6 @@ pub struct Output {
     pub adapter: Option<Bottleneck>,
 }
 
-/// Where a layer puts its LayerNorms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NormPlacement {
-    /// `x = LN(x + f(x))` for each sub-layer (BERT, RoBERTa, ELECTRA, DeBERTa).
-    Post,
-    /// `x = x + f(LN(x))` (ModernBERT).
-    Pre,
-}
-
 /// One transformer layer.
 #[derive(Module, Debug)]
 pub struct Layer {
@@ -209,15 +192,6 @@ pub struct Layers {
     pub layer_norm: Option<LayerNorm>,
     /// ModernBERT's norm after the last layer (`final_norm`).
     pub final_norm: Option<LayerNorm>,
-}
-
-/// The pooler's activation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoolerActivation {
-    /// BERT's `tanh(W·h₀ + b)`.
-    Tanh,
-    /// DeBERTa's `ContextPooler`, ELECTRA's classification head, ModernBERT's `head`.
-    Of(Activation),
 }
 
 /// The pooler, per family HF's sequence-classification pooling (docs/models.md §3):
@@ -280,17 +254,6 @@ pub struct AttentionContext {
     pub positions: Positions,
 }
 
-/// The family's position information inside attention.
-#[derive(Debug, Clone)]
-pub enum Positions {
-    /// Positions were added to the embeddings (BERT, RoBERTa, ELECTRA).
-    InEmbeddings,
-    /// DeBERTa's disentangled attention ([`deberta::Relative`]).
-    Relative(Box<deberta::Relative>),
-    /// ModernBERT's rotary embeddings and sliding window ([`modernbert::Rotary`]).
-    Rotary(Box<modernbert::Rotary>),
-}
-
 /// Every hidden state of a forward pass.
 #[derive(Debug, Clone)]
 pub struct EncoderOutput {
@@ -314,18 +277,10 @@ impl EncoderOutput {
     }
 }
 
-/// ModernBERT's layout, when the config is ModernBERT's.
-fn modern_layout(c: &EncoderConfig) -> Option<crate::config::ModernBertLayout> {
-    match c.family {
-        ModelFamily::ModernBert(m) => Some(m),
-        _ => None,
-    }
-}
-
 impl Embeddings {
     fn new(c: &EncoderConfig, device: &Device) -> Self {
-        let (e, h, family) = (c.embedding_size(), c.hidden_size, c.family);
-        let dropout = modern_layout(c).map_or(c.hidden_dropout_prob, |m| m.embedding_dropout);
+        let (e, h, family) = (c.embedding_size(), c.hidden_size, c.family.spec());
+        let dropout = family.embedding_dropout(c);
         Self {
             word_embeddings: hf_embedding(c.vocab_size, e, device),
             position_embeddings: family
@@ -337,7 +292,7 @@ impl Embeddings {
             layer_norm: layer_norm_of(c, e, device),
             dropout: Dropout::new(dropout),
             project: (e != h).then(|| family_linear(c, e, h, device)),
-            zero_padding: matches!(family, ModelFamily::Deberta(_)),
+            zero_padding: family.layout().zero_padding,
         }
     }
 }
@@ -346,26 +301,26 @@ impl Layer {
     /// Layer `i` of the family's stack.
     fn new(c: &EncoderConfig, i: usize, device: &Device) -> Self {
         let h = c.hidden_size;
-        let modern = modern_layout(c);
+        let family = c.family.spec();
+        let layout = family.layout();
         let self_attn = SelfAttention {
             query: family_linear(c, h, h, device),
             key: family_linear(c, h, h, device),
             value: family_linear(c, h, h, device),
             dropout: Dropout::new(c.attention_probs_dropout_prob),
             heads: c.num_attention_heads,
-            position_dropout: matches!(c.family, ModelFamily::Deberta(_))
+            position_dropout: layout
+                .position_dropout
                 .then(|| Dropout::new(c.hidden_dropout_prob)),
-            local: modern.is_some_and(|m| !m.is_global(i)),
+            local: family.local_attention(i),
             lora_query: None,
             lora_key: None,
             lora_value: None,
         };
         let output = SelfOutput {
             dense: family_linear(c, h, h, device),
-            // ModernBERT's layer 0 has no attention norm (the embeddings' norm precedes it).
-            layer_norm: (modern.is_none() || i > 0).then(|| layer_norm(c, device)),
-            // ModernBERT drops the attention output with `attention_dropout`.
-            dropout: Dropout::new(if modern.is_some() {
+            layer_norm: (layout.first_attention_norm || i > 0).then(|| layer_norm(c, device)),
+            dropout: Dropout::new(if layout.attention_output_dropout {
                 c.attention_probs_dropout_prob
             } else {
                 c.hidden_dropout_prob
@@ -388,33 +343,20 @@ impl Layer {
             },
             activation: c.activation().expect("validated config"),
             layer_norm_eps: c.layer_norm_eps,
-            norm: if modern.is_some() {
-                NormPlacement::Pre
-            } else {
-                NormPlacement::Post
-            },
-            gated: modern.is_some(),
+            norm: layout.norm,
+            gated: layout.gated,
         }
     }
 }
 
 impl Pooler {
     fn new(c: &EncoderConfig, device: &Device) -> Self {
-        let (activation, norm, mean) = match c.family {
-            ModelFamily::Bert | ModelFamily::Roberta => (PoolerActivation::Tanh, None, false),
-            ModelFamily::Electra { .. } => (PoolerActivation::Of(Activation::Gelu), None, false),
-            ModelFamily::Deberta(r) => (PoolerActivation::Of(r.pooler_act), None, false),
-            ModelFamily::ModernBert(m) => (
-                PoolerActivation::Of(m.pooler_act),
-                Some(layer_norm(c, device)),
-                m.mean_pooling,
-            ),
-        };
+        let spec = c.family.spec().pooler();
         Self {
             dense: family_linear(c, c.hidden_size, c.hidden_size, device),
-            norm,
-            activation,
-            mean,
+            norm: spec.norm.then(|| layer_norm(c, device)),
+            activation: spec.activation,
+            mean: spec.mean,
         }
     }
 }
@@ -424,14 +366,14 @@ impl Encoder {
     /// biases, unit LayerNorm). Call [`crate::materialize`] before loading weights.
     pub fn new(config: &EncoderConfig, device: &Device) -> Self {
         let c = config;
-        let (rel_embeddings, rel_norm) = match c.family {
-            ModelFamily::Deberta(r) => (
-                Some(hf_embedding(2 * r.span(), c.hidden_size, device)),
-                r.norm_table.then(|| layer_norm(c, device)),
+        let (rel_embeddings, rel_norm) = match c.family.spec().relative_table() {
+            Some((rows, norm)) => (
+                Some(hf_embedding(rows, c.hidden_size, device)),
+                norm.then(|| layer_norm(c, device)),
             ),
-            _ => (None, None),
+            None => (None, None),
         };
-        let modern = matches!(c.family, ModelFamily::ModernBert(_));
+        let final_norm = c.family.spec().layout().final_norm;
         Self {
             embeddings: Embeddings::new(c, device),
             encoder: Layers {
@@ -440,7 +382,7 @@ impl Encoder {
                     .collect(),
                 rel_embeddings,
                 layer_norm: rel_norm,
-                final_norm: modern.then(|| layer_norm(c, device)),
+                final_norm: final_norm.then(|| layer_norm(c, device)),
             },
             pooler: Pooler::new(c, device),
             mlm: MlmHead {
@@ -495,22 +437,10 @@ impl Encoder {
         let (b, t) = (batch.batch, batch.seq_len);
         let pad = self.config.pad_id() as i64;
         let mut out = vec![0i64; b * t];
+        let family = self.config.family.spec();
         for r in 0..b {
-            let mut count = 0;
-            for k in 0..t {
-                out[r * t + k] = match self.config.family {
-                    ModelFamily::Roberta => {
-                        let id = batch.input_ids[r * t + k];
-                        if id != pad {
-                            count += 1;
-                            pad + count
-                        } else {
-                            pad
-                        }
-                    }
-                    _ => k as i64,
-                };
-            }
+            let row = r * t..(r + 1) * t;
+            family.position_ids(&batch.input_ids[row.clone()], pad, &mut out[row]);
         }
         out
     }
@@ -565,30 +495,17 @@ impl Encoder {
     }
 
     fn positions(&self, t: usize) -> Positions {
-        let device = self.device();
-        match self.config.family {
-            ModelFamily::Deberta(r) => {
-                let table = self
-                    .encoder
-                    .rel_embeddings
-                    .as_ref()
-                    .expect("DeBERTa has a relative table")
-                    .weight
-                    .val();
-                let table = match &self.encoder.layer_norm {
-                    Some(ln) => fused::layer_norm(ln, table, self.config.layer_norm_eps),
-                    None => table,
-                };
-                Positions::Relative(Box::new(deberta::Relative::new(&r, table, t, &device)))
+        let table = self.encoder.rel_embeddings.as_ref().map(|e| {
+            let table = e.weight.val();
+            match &self.encoder.layer_norm {
+                Some(ln) => fused::layer_norm(ln, table, self.config.layer_norm_eps),
+                None => table,
             }
-            ModelFamily::ModernBert(m) => Positions::Rotary(Box::new(modernbert::Rotary::new(
-                &m,
-                self.config.head_dim(),
-                t,
-                &device,
-            ))),
-            _ => Positions::InEmbeddings,
-        }
+        });
+        self.config
+            .family
+            .spec()
+            .positions(table, &self.config, t, &self.device())
     }
 
     /// [`Encoder::forward`] with `word_shift` [B, T, E] added to the word embeddings

@@ -5,8 +5,9 @@
 //! * [`allocator`] — the binaries' allocator, mimalloc keeping freed memory ([`Allocator`]).
 //! * [`config`] — Hugging Face `config.json` of every family ([`EncoderConfig`], [`ModelFamily`]).
 //! * [`encoder`] — the shared encoder layers in burn, pooler and MLM head ([`Encoder`]).
-//! * [`families`] — what ELECTRA, DeBERTa-v3 and ModernBERT add (relative attention, RoPE, window).
-//! * [`names`] — each family's HF tensor names ↔ stab's module paths.
+//! * [`families`] — one file per family implementing [`families::Family`] (its config keys,
+//!   module variant, positions, pooler, HF names), and the registry ([`families::FAMILIES`]).
+//! * [`names`] — HF tensor names ↔ stab's module paths, through the config's family.
 //! * [`activation`] — the exact GELU with a vectorised erf.
 //! * [`dropout`] — inverted dropout drawing from a run's [`NoiseStream`] ([`FastDropout`]).
 //! * [`fused`] — LayerNorm, GELU and masked softmax as single host kernels with their backward.
@@ -32,6 +33,7 @@ pub mod loader;
 pub mod names;
 pub mod peft;
 pub mod placement;
+mod rows;
 pub mod simd;
 pub use stab_text::{source, tokenizer};
 

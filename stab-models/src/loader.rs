@@ -8,6 +8,7 @@
 //! `weight/bias` to `gamma/beta`; every float tensor is cast to f32. Tied decoders,
 //! buffers and pre-training heads are skipped.
 
+use stab_core::Refusal;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -114,13 +115,14 @@ fn row_block(
     bytes: &[u8],
     path: String,
     (part, parts): (usize, usize),
-) -> Result<PackTensor, String> {
+) -> Result<PackTensor, Refusal> {
     let mut shape = t.shape.to_vec();
     if shape.is_empty() || !shape[0].is_multiple_of(parts) {
         return Err(format!(
             "`{}` of shape {shape:?} does not split into {parts} row blocks",
             t.name
-        ));
+        )
+        .into());
     }
     shape[0] /= parts;
     let block = bytes.len() / parts;
@@ -141,8 +143,8 @@ fn renamed(
     source: BTreeMap<String, PackTensor>,
     file: &str,
 ) -> Result<Vec<PackTensor>, InputError> {
-    let mismatch = |m: String| {
-        InputError::new(m)
+    let mismatch = |m: Refusal| {
+        InputError::new(m.reason)
             .file(file)
             .hint("config.json and the weights do not belong together")
     };

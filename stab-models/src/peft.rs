@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
 use crate::dropout::{FastDropout, NoiseStream};
-use crate::encoder::on_rows;
+use crate::rows::on_rows;
 
 /// LoRA's update of one Linear layer.
 #[derive(Module, Debug)]

@@ -46,8 +46,8 @@ fn family_hub_ids_resolve_through_the_cache_and_load() {
         let (encoder, report) = load_encoder(&dir, &Device::flex()).unwrap();
         assert_eq!(encoder.config.family.name(), want, "{id}");
         assert!(report.unexpected.is_empty(), "{id}: {report}");
-        if let ModelFamily::Electra { embedding_size } = encoder.config.family {
-            assert_eq!(embedding_size, 16);
+        if let ModelFamily::Electra(e) = encoder.config.family {
+            assert_eq!(e.embedding_size, 16);
         }
     }
     // A legacy id without the organisation finds the organisation's copy.

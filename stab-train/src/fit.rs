@@ -15,8 +15,8 @@ use crate::evaluate::{Part, Source};
 use crate::method::{Method, StepContext};
 use crate::model::TaskModel;
 use crate::optim::{AdamWSettings, adamw_with};
-use crate::run::{Progress, RunStats};
 use crate::setup::RunSetup;
+use crate::stats::{Progress, RunStats};
 use crate::step::{TrainRows, update};
 use crate::stopping::{EarlyStopping, Verdict};
 

@@ -57,7 +57,7 @@ impl Engine {
         progress: &(dyn Fn(Progress) + Sync),
     ) -> anyhow::Result<TrainFeatures> {
         let job = finetune_job(spec)?;
-        let method = MethodStack::build(&spec.method_stack())?;
+        let method = MethodStack::build(&spec.stack())?;
         let model_dir = resolve_model(&job.model.path)?;
         let task = self.task(job, &model_dir, &spec.task)?;
         let device = self.device.clone().autodiff();

@@ -4,7 +4,7 @@
 //! docs/methods.md §4–5); burn-train's place in stab. The method plugins themselves are
 //! `stab-methods`; the grid runner that drives the engine is `stab-grid`.
 //!
-//! * [`run`] — one run end to end ([`Engine`], [`Progress`]).
+//! * [`run`] — one run end to end ([`Engine`], [`Progress`], [`RunStats`]).
 //! * [`method`] — the [`Method`] trait plugins implement, with [`Capabilities`].
 //! * [`plugin`] — the [`MethodPlugin`] declaration, `register_method!` and the registry
 //!   of implementations ([`build`]).
@@ -37,6 +37,7 @@ pub mod schedule;
 mod session;
 mod setup;
 pub mod stack;
+mod stats;
 mod step;
 pub mod stopping;
 

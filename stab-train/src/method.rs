@@ -35,6 +35,7 @@
 //! of its own derived from the run's dropout seed and the method's name, so they never
 //! shift the dropout masks the run would draw without the method.
 
+use stab_core::Refusal;
 use std::collections::BTreeSet;
 
 use burn::optim::GradientsParams;
@@ -231,7 +232,7 @@ impl StepView<'_> {
 pub trait Method: Send {
     /// Whether the method can run on a model with this config (checked before any run,
     /// an `Err` is the reader's error message: say what is wrong and what fits).
-    fn check_model(&self, _config: &EncoderConfig) -> Result<(), String> {
+    fn check_model(&self, _config: &EncoderConfig) -> Result<(), Refusal> {
         Ok(())
     }
 

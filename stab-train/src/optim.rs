@@ -15,11 +15,14 @@ use burn::optim::{
 use burn::tensor::{Device, Tensor};
 use stab_models::{HostReads, KernelPath};
 
-/// Every float parameter's dotted path and id, in module order.
+/// Every float parameter's path and id, in module order, as burn-store's snapshot names
+/// them (`dense.weight`, `head.Classification.out.bias`).
 pub fn param_paths<M: Module>(module: &M) -> Vec<(String, ParamId)> {
-    crate::params::param_info(module)
+    use burn::store::ModuleSnapshot;
+    module
+        .collect(None, None, false)
         .into_iter()
-        .map(|p| (p.path, p.id))
+        .filter_map(|t| Some((t.name, ParamId::from(t.param_id?))))
         .collect()
 }
 
@@ -307,6 +310,32 @@ mod tests {
 
     fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().convert::<f32>().try_to_vec().unwrap()
+    }
+
+    /// burn-store's snapshot names every parameter of a task model as stab's own walk does,
+    /// with the same ids, in the same order (the optimiser's groups hang on both).
+    #[test]
+    fn snapshot_paths_are_the_walks_paths_on_a_task_model() {
+        let config = stab_models::EncoderConfig::parse(
+            r#"{"model_type":"deberta-v2","vocab_size":30,"hidden_size":8,"num_hidden_layers":2,
+            "num_attention_heads":2,"intermediate_size":16,"max_position_embeddings":64,
+            "relative_attention":true,"share_att_key":true,"position_biased_input":false,
+            "pos_att_type":["p2c","c2p"],"position_buckets":8,"norm_rel_ebd":"layer_norm"}"#,
+            "config.json",
+        )
+        .unwrap();
+        let dev = Device::flex();
+        let model = crate::TaskModel {
+            encoder: Some(stab_models::Encoder::new(&config, &dev)),
+            head: stab_models::TaskHead::span(8, 2, 0.1, Default::default(), 0, &dev),
+            pooling: stab_core::Pooling::Mean,
+        };
+        let walk: Vec<(String, ParamId)> = crate::params::param_info(&model)
+            .into_iter()
+            .map(|p| (p.path, p.id))
+            .collect();
+        assert!(walk.len() > 30);
+        assert_eq!(param_paths(&model), walk);
     }
 
     #[test]

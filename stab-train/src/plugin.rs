@@ -8,6 +8,7 @@
 //! [`MethodEntry`](stab_core::MethodEntry) that recipe validation, planning, cost estimates
 //! and `stab list methods` read, and the [`MethodBuilder`] the engine builds it with.
 
+use stab_core::Refusal;
 use stab_core::params::TypedParams;
 use stab_core::{InputError, MethodParams};
 
@@ -26,24 +27,24 @@ pub trait MethodPlugin: Method + Sized + 'static {
 
     /// The method from its parameters, or why these parameters cannot run (a
     /// cross-parameter constraint; each parameter's own range is checked already).
-    fn from_params(params: Self::Params) -> Result<Self, String>;
+    fn from_params(params: Self::Params) -> Result<Self, Refusal>;
 }
 
 /// How the engine builds a registered method from a run's parameters.
 pub struct MethodBuilder {
     pub name: &'static str,
-    pub build: fn(&MethodParams) -> Result<Box<dyn Method>, String>,
+    pub build: fn(&MethodParams) -> Result<Box<dyn Method>, Refusal>,
 }
 inventory::collect!(MethodBuilder);
 
 /// [`MethodBuilder::build`] of a plugin.
-pub fn build_plugin<P: MethodPlugin>(params: &MethodParams) -> Result<Box<dyn Method>, String> {
+pub fn build_plugin<P: MethodPlugin>(params: &MethodParams) -> Result<Box<dyn Method>, Refusal> {
     let typed = P::Params::from_params(params)?;
     Ok(Box::new(P::from_params(typed)?))
 }
 
 /// [`MethodEntry::validate`](stab_core::MethodEntry::validate) of a plugin: it builds.
-pub fn validate_plugin<P: MethodPlugin>(params: &MethodParams) -> Result<(), String> {
+pub fn validate_plugin<P: MethodPlugin>(params: &MethodParams) -> Result<(), Refusal> {
     P::from_params(P::Params::from_params(params)?).map(|_| ())
 }
 

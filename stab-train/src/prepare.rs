@@ -18,8 +18,8 @@ use stab_models::{Encoder, LoadReport, NoiseStream, load_encoder};
 use crate::cache_file::Cached;
 use crate::method::{EncoderChange, Method, PrepareContext};
 use crate::params;
-use crate::run::Progress;
 use crate::session::{Engine, PreparedTask, cache_key};
+use crate::stats::Progress;
 
 /// Where a run's encoder stands after [`Method::prepare_encoder`].
 pub(super) struct PreparedEncoder {

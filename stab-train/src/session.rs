@@ -167,7 +167,7 @@ impl Engine {
     /// resolve), without training: input errors surface before any run starts.
     pub fn check(&self, spec: &RunSpec) -> anyhow::Result<()> {
         let job = finetune_job(spec)?;
-        let method = MethodStack::build(&spec.method_stack())?;
+        let method = MethodStack::build(&spec.stack())?;
         let model_dir = resolve_model(&job.model.path)?;
         let config = self.check_model(&model_dir)?;
         method.check_model(&config).map_err(|why| {

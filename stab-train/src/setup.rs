@@ -23,10 +23,10 @@ use crate::method::{AdaptContext, Capabilities, Method};
 use crate::model::TaskModel;
 use crate::params;
 use crate::prepare::reinit_pooler;
-use crate::run::{Progress, RunStats};
 use crate::schedule::LinearWarmupDecay;
 use crate::session::{Engine, PreparedTask, finetune_job};
 use crate::stack::MethodStack;
+use crate::stats::{Progress, RunStats};
 
 /// A run, ready to train.
 pub(super) struct RunSetup<'a> {
@@ -131,7 +131,7 @@ impl Engine {
     ) -> anyhow::Result<RunSetup<'a>> {
         let job = finetune_job(spec)?;
         let seeds = ComponentSeeds::derive(spec.seed, &job.train.fixed_seeds);
-        let method = MethodStack::build(&spec.method_stack())?.with_noise_seed(seeds.dropout);
+        let method = MethodStack::build(&spec.stack())?.with_noise_seed(seeds.dropout);
         let caps = method.capabilities();
         let model_dir = resolve_model(&job.model.path)?;
         let config = EncoderConfig::from_dir(&model_dir)?;

@@ -23,9 +23,10 @@
 
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
+use stab_core::Refusal;
 use stab_core::derive_seed;
 use stab_core::recipe::TrainMode;
-use stab_core::{InputError, MethodParams};
+use stab_core::{InputError, Stack};
 use stab_models::{Encoder, EncoderConfig, HeadShape, NoiseStream};
 
 use crate::method::{
@@ -44,13 +45,14 @@ pub struct MethodStack {
 
 impl MethodStack {
     /// Build and check a run's stack (`RunSpec::method_stack`).
-    pub fn build(stack: &[(String, MethodParams)]) -> Result<Self, InputError> {
+    pub fn build(stack: &Stack) -> Result<Self, InputError> {
         let mut parts: Vec<(String, Box<dyn Method>)> = Vec::new();
-        for (name, params) in stack {
+        for call in stack.calls() {
+            let name = &call.name;
             if parts.iter().any(|(n, _)| n == name) {
                 return Err(conflict(format!("`{name}` is stacked twice")));
             }
-            parts.push((name.clone(), build(name, params)?));
+            parts.push((name.clone(), build(name, &call.params)?));
         }
         let streams = vec![NoiseStream::default(); parts.len()];
         let s = Self { parts, streams };
@@ -145,11 +147,14 @@ fn conflict(message: String) -> InputError {
 }
 
 impl Method for MethodStack {
-    fn check_model(&self, config: &EncoderConfig) -> Result<(), String> {
+    fn check_model(&self, config: &EncoderConfig) -> Result<(), Refusal> {
         for (name, m) in &self.parts {
             m.check_model(config).map_err(|e| {
                 if self.parts.len() > 1 {
-                    format!("{name}: {e}")
+                    Refusal {
+                        reason: format!("{name}: {}", e.reason),
+                        ..e
+                    }
                 } else {
                     e
                 }

@@ -3,6 +3,7 @@
 //! blocks and registers itself with `inventory::submit!`; any binary that links this crate
 //! (`use stab_example_dimension_study as _;`) can run `factor = "dim"` recipes.
 
+use stab_core::Refusal;
 use stab_core::{StudyEntry, StudyOutcome, SyntheticSettings, SyntheticStudy};
 use stab_synthetic::studies::{axis_details, collect_rows, outcome, over_datasets, svm_stability};
 
@@ -18,11 +19,9 @@ impl SyntheticStudy for Dimension {
     fn default_steps(&self) -> u64 {
         0
     }
-    fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, String> {
+    fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, Refusal> {
         if value.fract() != 0.0 || !(1.0..=64.0).contains(&value) {
-            return Err(format!(
-                "the dimension must be an integer in 1..=64, got {value}"
-            ));
+            return Err(format!("the dimension must be an integer in 1..=64, got {value}").into());
         }
         let mut s = base.clone();
         s.dim = value as usize;

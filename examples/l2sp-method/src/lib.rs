@@ -13,6 +13,7 @@
 //! `src/main.rs`).
 
 use burn::tensor::Tensor;
+use stab_core::Refusal;
 use stab_methods::engine::{Method, MethodPlugin, StepView, params};
 
 stab_core::method_params! {
@@ -63,7 +64,7 @@ impl MethodPlugin for L2StartingPoint {
         "L2-SP (Li et al. 2018): CE + (β/2)·‖w − w⁰‖² over the pre-trained weights";
     type Params = Self;
 
-    fn from_params(p: Self) -> Result<Self, String> {
+    fn from_params(p: Self) -> Result<Self, Refusal> {
         Ok(p)
     }
 }

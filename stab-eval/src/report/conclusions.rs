@@ -554,13 +554,15 @@ fn iqm_plot(f: &Findings) -> Option<String> {
         let y = top + rh * (i as f64 + 0.5);
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n<line x1=\"{}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\" stroke=\"#1f77b4\" stroke-width=\"3\"/>\n<circle cx=\"{}\" cy=\"{y}\" r=\"5\" fill=\"#d62728\"/>",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n<line x1=\"{}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\" stroke=\"{}\" stroke-width=\"3\"/>\n<circle cx=\"{}\" cy=\"{y}\" r=\"5\" fill=\"{}\"/>",
             left - 8.0,
             y + 4.0,
             esc(m),
             sx(*a),
             sx(*b),
-            sx(*v)
+            super::plot::hex(0),
+            sx(*v),
+            super::plot::hex(3)
         );
     }
     let axis_y = top + rh * rows.len() as f64 + 8.0;

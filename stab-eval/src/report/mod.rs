@@ -17,6 +17,7 @@ pub mod synthetic;
 pub mod table;
 pub mod violin;
 
+use stab_core::Refusal;
 use std::path::{Path, PathBuf};
 
 use stab_core::store::ResultsStore;
@@ -33,16 +34,16 @@ pub enum ReportFormat {
 }
 
 impl std::str::FromStr for ReportFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Refusal;
+    fn from_str(s: &str) -> Result<Self, Refusal> {
         match s {
             "md" | "markdown" => Ok(Self::Markdown),
             "csv" => Ok(Self::Csv),
             "latex" | "tex" => Ok(Self::Latex),
             "json" => Ok(Self::Json),
-            other => Err(format!(
-                "unknown format `{other}`; expected md, csv, latex or json"
-            )),
+            other => {
+                Err(format!("unknown format `{other}`; expected md, csv, latex or json").into())
+            }
         }
     }
 }

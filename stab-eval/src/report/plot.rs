@@ -17,6 +17,12 @@ pub struct Series {
     pub points: Vec<(f64, f64, f64)>,
 }
 
+/// Colour `i` of [`COLORS`] as an SVG/HTML hex string, for plots drawn without plotters.
+pub(crate) fn hex(i: usize) -> String {
+    let RGBColor(r, g, b) = COLORS[i % COLORS.len()];
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
 /// Twelve distinguishable colours (a method grid rarely has more rows).
 pub(crate) const COLORS: [RGBColor; 12] = [
     RGBColor(31, 119, 180),

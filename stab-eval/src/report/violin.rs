@@ -6,23 +6,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use super::plot::COLORS;
 use crate::stats::Summary;
-
-/// Twelve distinguishable colours (a method grid rarely has more rows).
-pub(crate) const COLORS: [RGBColor; 12] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-    RGBColor(0, 0, 128),
-    RGBColor(128, 0, 0),
-];
 
 /// Gaussian KDE of `values` at `at` (Silverman's bandwidth; a small floor when every
 /// value is equal).

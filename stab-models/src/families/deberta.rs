@@ -25,7 +25,117 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use serde_json::Value;
 
+use stab_core::InputError;
+
+use super::{Family, FamilyInfo, Layout, ModelFamily, PoolerSpec, Registered};
+use super::{HfName, Positions, Target};
 use crate::config::{Activation, EncoderConfig, KeyError, flag, number, text};
+
+pub const REGISTERED: Registered = Registered {
+    info: FamilyInfo {
+        model_type: "deberta-v2",
+        name: "DeBERTa-v2/v3",
+        prefix: "deberta.",
+        hub_ids: &["microsoft/deberta-v3-base", "microsoft/deberta-v3-large"],
+        pooler: "pooler_hidden_act(W·h₀ + b), drawn (HF ContextPooler)",
+        mlm: "lm_predictions.lm_head (enhanced-decoder names, legacy = false)",
+        notes: "every method; needs tokenizer.json (convert spm.model once with transformers)",
+        ignored: &["mask_predictions.", "lm_predictions.lm_head.decoder."],
+    },
+    read,
+};
+
+fn read(c: &EncoderConfig, v: &Value) -> Result<ModelFamily, KeyError> {
+    read_config(c, v).map(ModelFamily::Deberta)
+}
+
+impl Family for RelativeAttention {
+    fn info(&self) -> &'static FamilyInfo {
+        &REGISTERED.info
+    }
+
+    fn has_token_types(&self) -> bool {
+        false
+    }
+
+    fn has_absolute_positions(&self) -> bool {
+        false
+    }
+
+    /// The relative table and its norm.
+    fn extra_parameters(&self, c: &EncoderConfig) -> u128 {
+        let h = c.hidden_size as u128;
+        2 * self.span() as u128 * h + 2 * h
+    }
+
+    fn validate(&self, _: &EncoderConfig) -> Result<(), InputError> {
+        if self.span() == 0 || self.span() > stab_core::limits::POSITIONS.max as usize {
+            return Err(InputError::new(format!(
+                "the relative position table would have {} rows",
+                2 * self.span()
+            ))
+            .key("position_buckets")
+            .hint("DeBERTa-v3 uses position_buckets = 256"));
+        }
+        Ok(())
+    }
+
+    fn layout(&self) -> Layout {
+        Layout {
+            zero_padding: true,
+            position_dropout: true,
+            ..Layout::BERT
+        }
+    }
+
+    fn pooler(&self) -> PoolerSpec {
+        PoolerSpec::of(self.pooler_act)
+    }
+
+    fn relative_table(&self) -> Option<(usize, bool)> {
+        Some((2 * self.span(), self.norm_table))
+    }
+
+    /// `LN(rel_embeddings)` and the bucket indices for length `t`.
+    fn positions(
+        &self,
+        table: Option<Tensor<2>>,
+        _: &EncoderConfig,
+        t: usize,
+        device: &Device,
+    ) -> Positions {
+        let table = table.expect("DeBERTa has a relative table");
+        Positions::Relative(Box::new(Relative::new(self, table, t, device)))
+    }
+
+    /// BERT's names with `{query,key,value}_proj` and the MLM head under `lm_predictions`.
+    fn stab_paths(&self, name: &str) -> Vec<Target> {
+        let base = super::strip_prefix(name);
+        let path = match base.strip_prefix("lm_predictions.lm_head.") {
+            Some(rest) => format!("mlm.{rest}").replace("LayerNorm", "layer_norm"),
+            None => super::bert::stab_path(name),
+        };
+        let mut path = path;
+        for (from, into) in [
+            ("self_attn.query_proj.", "self_attn.query."),
+            ("self_attn.key_proj.", "self_attn.key."),
+            ("self_attn.value_proj.", "self_attn.value."),
+        ] {
+            path = path.replace(from, into);
+        }
+        super::to(path)
+    }
+
+    fn hf_name(&self, path: &str) -> Option<HfName> {
+        let mut hf = super::bert::hf_name(path)?;
+        for m in ["query", "key", "value"] {
+            hf.name = hf
+                .name
+                .replace(&format!(".self.{m}."), &format!(".self.{m}_proj."));
+        }
+        Some(hf)
+    }
+}
 
 /// DeBERTa's relative attention (He et al. 2021, §3.1; v3's log buckets).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,7 +218,7 @@ pub fn read_config(c: &EncoderConfig, v: &Value) -> Result<RelativeAttention, Ke
         c2p: types.iter().any(|t| t == "c2p"),
         p2c: types.iter().any(|t| t == "p2c"),
         norm_table: text(v, "norm_rel_ebd", "none")?.contains("layer_norm"),
-        pooler_act: Activation::parse(pooler).map_err(|m| (m, "pooler_hidden_act"))?,
+        pooler_act: Activation::parse(pooler).map_err(|m| (m.reason, "pooler_hidden_act"))?,
     })
 }
 

@@ -1,10 +1,99 @@
-//! What each encoder family adds to the shared transformer of [`crate::encoder`]: its maths
-//! (DeBERTa's relative attention, ModernBERT's rotations and window) and the map between
-//! its Hugging Face tensor names and stab's module paths ([`crate::names`]).
+//! The encoder families, one file each, and the registry that lists them.
+//!
+//! A family is a value that implements [`Family`]: the questions the shared code asks about
+//! a model — which keys its `config.json` adds, which variant of the shared modules it
+//! builds (biases, norm placement, gating, positions, pooler), how its Hugging Face tensor
+//! names map onto stab's module paths, and what `stab list models` says about it. The
+//! shared encoder ([`crate::encoder`]), the config reader ([`crate::config`]), the loader
+//! and the checkpoint writer ([`crate::names`]) ask these questions and name no family.
+//!
+//! The registry is this file: the [`ModelFamily`] value a config holds, its arm in
+//! [`ModelFamily::spec`], and its entry in [`FAMILIES`]. Adding a family is one new file
+//! plus those lines (the checklist: docs/models.md §8).
 
+pub mod bert;
 pub mod deberta;
 pub mod electra;
 pub mod modernbert;
+pub mod roberta;
+
+use burn::tensor::{Device, Tensor};
+use serde_json::Value;
+use stab_core::InputError;
+
+use crate::config::{Activation, EncoderConfig, KeyError};
+
+pub use deberta::RelativeAttention;
+pub use electra::Electra;
+pub use modernbert::ModernBertLayout;
+
+/// A model family as a config holds it: which family, with what its keys add.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ModelFamily {
+    Bert,
+    Roberta,
+    Electra(Electra),
+    Deberta(RelativeAttention),
+    ModernBert(ModernBertLayout),
+}
+
+/// Every family with a port, in `stab list models` order.
+pub const FAMILIES: &[Registered] = &[
+    bert::REGISTERED,
+    roberta::REGISTERED,
+    electra::REGISTERED,
+    deberta::REGISTERED,
+    modernbert::REGISTERED,
+];
+
+impl ModelFamily {
+    /// The family's answers to the shared code's questions.
+    pub fn spec(&self) -> &dyn Family {
+        match self {
+            Self::Bert => &bert::Bert,
+            Self::Roberta => &roberta::Roberta,
+            Self::Electra(e) => e,
+            Self::Deberta(r) => r,
+            Self::ModernBert(m) => m,
+        }
+    }
+
+    /// The family of `c.model_type`, reading the keys it adds from the whole file `v`.
+    pub(crate) fn read(c: &EncoderConfig, v: &Value) -> Result<Self, KeyError> {
+        let known = FAMILIES
+            .iter()
+            .find(|f| f.info.model_type == c.model_type)
+            .ok_or_else(|| {
+                (
+                    format!("unsupported model_type `{}`", c.model_type),
+                    "model_type",
+                )
+            })?;
+        (known.read)(c, v)
+    }
+
+    /// The family's name in messages and `stab list models`.
+    pub fn name(&self) -> &'static str {
+        self.spec().info().name
+    }
+
+    /// Whether the embeddings add a token-type table.
+    pub fn has_token_types(&self) -> bool {
+        self.spec().has_token_types()
+    }
+
+    /// Whether the embeddings add an absolute position table.
+    pub fn has_absolute_positions(&self) -> bool {
+        self.spec().has_absolute_positions()
+    }
+}
+
+/// A family in the registry: what `stab list models` says, and how its keys are read.
+#[derive(Debug, Clone, Copy)]
+pub struct Registered {
+    pub info: FamilyInfo,
+    pub read: fn(&EncoderConfig, &Value) -> Result<ModelFamily, KeyError>,
+}
 
 /// What `stab list models` says about a family.
 #[derive(Debug, Clone, Copy)]
@@ -12,6 +101,11 @@ pub struct FamilyInfo {
     /// `model_type` in `config.json`.
     pub model_type: &'static str,
     pub name: &'static str,
+    /// The prefix of the task model's names (`bert.` in `BertForSequenceClassification`).
+    pub prefix: &'static str,
+    /// Tensors deliberately not loaded (tied decoders, buffers, pre-training heads), after
+    /// the prefix.
+    pub ignored: &'static [&'static str],
     /// Hub ids of the usual base checkpoints.
     pub hub_ids: &'static [&'static str],
     /// What `pooling = "pooler"` computes.
@@ -22,55 +116,279 @@ pub struct FamilyInfo {
     pub notes: &'static str,
 }
 
-/// Every family with a port, in `stab list models` order.
-pub const FAMILIES: &[FamilyInfo] = &[
-    FamilyInfo {
-        model_type: "bert",
-        name: "BERT",
-        hub_ids: &[
-            "bert-base-uncased",
-            "sentence-transformers/all-MiniLM-L6-v2",
-        ],
-        pooler: "tanh(W·h₀ + b), loaded when the checkpoint has it",
-        mlm: "cls.predictions (drawn when absent)",
-        notes: "every method",
-    },
-    FamilyInfo {
-        model_type: "roberta",
-        name: "RoBERTa",
-        hub_ids: &["FacebookAI/roberta-base", "FacebookAI/roberta-large"],
-        pooler: "tanh(W·h₀ + b), drawn (no pooler weights)",
-        mlm: "lm_head",
-        notes: "every method",
-    },
-    FamilyInfo {
-        model_type: "electra",
-        name: "ELECTRA",
-        hub_ids: &[
-            "google/electra-base-discriminator",
-            "google/electra-large-discriminator",
-        ],
-        pooler: "gelu(W·h₀ + b), drawn (ElectraClassificationHead's dense layer)",
-        mlm: "generator-shaped head (hidden → embedding_size), drawn: a discriminator has none",
-        notes: "every method; MixOut also mixes embeddings_project",
-    },
-    FamilyInfo {
-        model_type: "deberta-v2",
-        name: "DeBERTa-v3",
-        hub_ids: &["microsoft/deberta-v3-base", "microsoft/deberta-v3-large"],
-        pooler: "pooler_hidden_act(W·h₀ + b), drawn (HF ContextPooler)",
-        mlm: "lm_predictions.lm_head (enhanced-decoder names, legacy = false)",
-        notes: "every method; needs tokenizer.json (convert spm.model once with transformers)",
-    },
-    FamilyInfo {
-        model_type: "modernbert",
-        name: "ModernBERT",
-        hub_ids: &[
-            "answerdotai/ModernBERT-base",
-            "answerdotai/ModernBERT-large",
-        ],
-        pooler: "LN(act(W·p)), p = [CLS] or the mean (classifier_pooling), W and LN loaded from `head`",
-        mlm: "head + decoder.bias",
-        notes: "no biases: BitFit is refused; dropout 0 in the released configs (R-Drop's two passes coincide)",
-    },
-];
+/// Where a layer puts its LayerNorms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormPlacement {
+    /// `x = LN(x + f(x))` for each sub-layer (BERT, RoBERTa, ELECTRA, DeBERTa).
+    Post,
+    /// `x = x + f(LN(x))` (ModernBERT).
+    Pre,
+}
+
+/// The pooler's activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolerActivation {
+    /// BERT's `tanh(W·h₀ + b)`.
+    Tanh,
+    /// DeBERTa's `ContextPooler`, ELECTRA's classification head, ModernBERT's `head`.
+    Of(Activation),
+}
+
+/// The family's position information inside attention.
+#[derive(Debug, Clone)]
+pub enum Positions {
+    /// Positions were added to the embeddings (BERT, RoBERTa, ELECTRA).
+    InEmbeddings,
+    /// DeBERTa's disentangled attention ([`deberta::Relative`]).
+    Relative(Box<deberta::Relative>),
+    /// ModernBERT's rotary embeddings and sliding window ([`modernbert::Rotary`]).
+    Rotary(Box<modernbert::Rotary>),
+}
+
+/// Which variant of the shared layer stack a family builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Linear layers and LayerNorms have biases (all but ModernBERT).
+    pub biases: bool,
+    /// Where each layer puts its norms.
+    pub norm: NormPlacement,
+    /// A gated feed-forward, `act(a) ⊙ g` (ModernBERT's GeGLU).
+    pub gated: bool,
+    /// Layer 0 has an attention norm (ModernBERT's relies on the embeddings' norm).
+    pub first_attention_norm: bool,
+    /// A norm after the last layer.
+    pub final_norm: bool,
+    /// The attention output is dropped with the attention-probability dropout (else the
+    /// hidden dropout).
+    pub attention_output_dropout: bool,
+    /// Padded positions of the embedding output are zeroed (DeBERTa's mask multiply).
+    pub zero_padding: bool,
+    /// The relative-position table is dropped with the hidden dropout (DeBERTa).
+    pub position_dropout: bool,
+}
+
+impl Layout {
+    /// BERT's layer: biases, post-norm, plain feed-forward.
+    pub const BERT: Layout = Layout {
+        biases: true,
+        norm: NormPlacement::Post,
+        gated: false,
+        first_attention_norm: true,
+        final_norm: false,
+        attention_output_dropout: false,
+        zero_padding: false,
+        position_dropout: false,
+    };
+}
+
+/// What the pooler computes for `pooling = "pooler"` (docs/models.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolerSpec {
+    pub activation: PoolerActivation,
+    /// A LayerNorm after the activation (ModernBERT's `head.norm`).
+    pub norm: bool,
+    /// The pooler reads the mean of the real tokens instead of the first token.
+    pub mean: bool,
+}
+
+impl PoolerSpec {
+    /// BERT's `tanh(W·h₀ + b)`.
+    pub const TANH: PoolerSpec = PoolerSpec {
+        activation: PoolerActivation::Tanh,
+        norm: false,
+        mean: false,
+    };
+
+    /// `act(W·h₀ + b)` on the first token.
+    pub fn of(activation: Activation) -> Self {
+        Self {
+            activation: PoolerActivation::Of(activation),
+            norm: false,
+            mean: false,
+        }
+    }
+}
+
+/// The questions shared code asks a family. Every method has BERT's answer as its
+/// default, so a family states only how it differs.
+pub trait Family: Sync {
+    /// What `stab list models` says about it.
+    fn info(&self) -> &'static FamilyInfo;
+
+    // config.json
+
+    /// Whether the embeddings add a token-type table.
+    fn has_token_types(&self) -> bool {
+        true
+    }
+    /// Whether the embeddings add an absolute position table.
+    fn has_absolute_positions(&self) -> bool {
+        true
+    }
+    /// The width of the embedding tables.
+    fn embedding_size(&self, c: &EncoderConfig) -> usize {
+        c.hidden_size
+    }
+    /// The first feed-forward projection's output width.
+    fn intermediate_width(&self, c: &EncoderConfig) -> usize {
+        c.intermediate_size
+    }
+    /// Parameters outside the shared layout (DeBERTa's relative table).
+    fn extra_parameters(&self, c: &EncoderConfig) -> u128 {
+        let _ = c;
+        0
+    }
+    /// The padding id when `config.json` names none.
+    fn default_pad_id(&self) -> usize {
+        0
+    }
+    /// The longest input the position embeddings allow.
+    fn max_tokens(&self, c: &EncoderConfig) -> usize {
+        c.max_position_embeddings
+    }
+    /// Fill shared fields from the family's own keys, right after reading.
+    fn adjust(&self, c: &mut EncoderConfig) {
+        let _ = c;
+    }
+    /// The dropout probabilities validated, under the keys the file names them by.
+    fn dropouts(&self, c: &EncoderConfig) -> Vec<(&'static str, f64)> {
+        vec![
+            ("hidden_dropout_prob", c.hidden_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                c.attention_probs_dropout_prob,
+            ),
+        ]
+    }
+    /// Checks of the family's own keys, beyond the shared ones; errors name the key.
+    fn validate(&self, c: &EncoderConfig) -> Result<(), InputError> {
+        let _ = c;
+        Ok(())
+    }
+
+    // modules
+
+    /// The variant of the shared layer stack.
+    fn layout(&self) -> Layout {
+        Layout::BERT
+    }
+    /// The embeddings' dropout probability.
+    fn embedding_dropout(&self, c: &EncoderConfig) -> f64 {
+        c.hidden_dropout_prob
+    }
+    /// Whether layer `i` attends only within a sliding window.
+    fn local_attention(&self, layer: usize) -> bool {
+        let _ = layer;
+        false
+    }
+    /// The pooler.
+    fn pooler(&self) -> PoolerSpec {
+        PoolerSpec::TANH
+    }
+    /// Rows of a relative-position table and whether it passes a LayerNorm (DeBERTa).
+    fn relative_table(&self) -> Option<(usize, bool)> {
+        None
+    }
+    /// Position ids of one row of token ids: 0..T−1.
+    fn position_ids(&self, ids: &[i64], pad: i64, out: &mut [i64]) {
+        let _ = (ids, pad);
+        for (k, o) in out.iter_mut().enumerate() {
+            *o = k as i64;
+        }
+    }
+    /// The position information every layer's attention needs for length `t`, from the
+    /// relative table (after its norm) when the family has one.
+    fn positions(
+        &self,
+        table: Option<Tensor<2>>,
+        c: &EncoderConfig,
+        t: usize,
+        device: &Device,
+    ) -> Positions {
+        let _ = (table, c, t, device);
+        Positions::InEmbeddings
+    }
+
+    // names
+
+    /// Where a Hugging Face tensor goes in stab's module tree.
+    fn stab_paths(&self, name: &str) -> Vec<Target> {
+        bert::stab_paths(name)
+    }
+    /// A stab parameter's name in the family's base model.
+    fn hf_name(&self, path: &str) -> Option<HfName> {
+        bert::hf_name(path)
+    }
+}
+
+// What every family's names share.
+
+/// One destination of a source tensor: a module path, and for a fused tensor the block of
+/// rows it takes (`part` of `parts` equal row blocks: ModernBERT's `Wqkv`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub path: String,
+    pub part: Option<(usize, usize)>,
+}
+
+/// The whole tensor into `path`.
+pub fn to(path: String) -> Vec<Target> {
+    vec![Target { path, part: None }]
+}
+
+/// The same whole tensor into each of `paths`.
+pub fn to_each(paths: &[&str]) -> Vec<Target> {
+    paths
+        .iter()
+        .map(|p| Target {
+            path: p.to_string(),
+            part: None,
+        })
+        .collect()
+}
+
+/// A name without a family's task-model prefix (`bert.`, `roberta.`, …, `model.`).
+pub fn strip_prefix(name: &str) -> &str {
+    for f in FAMILIES {
+        if let Some(rest) = name.strip_prefix(f.info.prefix) {
+            return rest;
+        }
+    }
+    name
+}
+
+/// A parameter's name in the family's base model (`BertModel`, `ElectraModel`,
+/// `DebertaV2Model`, `ModernBertModel`; the pooler under the name the family's
+/// sequence-classification model loads), with whether its values are transposed (burn keeps
+/// Linear weights `[in, out]`) and, for a block of a fused tensor, which block. `None` for
+/// what the base model does not have (the MLM and discriminator heads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HfName {
+    pub name: String,
+    pub transposed: bool,
+    pub part: Option<(usize, usize)>,
+}
+
+/// What every family shares in `names::hf_name`: `None` for the pre-training heads; a norm's
+/// `gamma`/`beta` as `weight`/`bias`; whether the values are a transposed Linear weight.
+pub fn hf_parameter(burn_path: &str) -> Option<(String, bool)> {
+    if burn_path.starts_with("mlm.") || burn_path.starts_with("discriminator.") {
+        return None;
+    }
+    let in_norm = burn_path.contains("layer_norm.") || burn_path.contains("norm.");
+    let mut name = burn_path.to_string();
+    if in_norm {
+        if let Some(stem) = name.strip_suffix(".gamma") {
+            name = format!("{stem}.weight");
+        } else if let Some(stem) = name.strip_suffix(".beta") {
+            name = format!("{stem}.bias");
+        }
+    }
+    let linear_weight = name.ends_with(".weight")
+        && !name.starts_with("embeddings.word_embeddings")
+        && !name.starts_with("embeddings.position_embeddings")
+        && !name.starts_with("embeddings.token_type_embeddings")
+        && !name.starts_with("encoder.rel_embeddings")
+        && !in_norm;
+    Some((name, linear_weight))
+}

@@ -22,7 +22,138 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use serde_json::Value;
 
+use stab_core::InputError;
+
+use super::{self as names, HfName, NormPlacement, PoolerActivation, Positions, Target};
+use super::{Family, FamilyInfo, Layout, ModelFamily, PoolerSpec, Registered};
 use crate::config::{Activation, EncoderConfig, KeyError, flag, number, text};
+
+pub const REGISTERED: Registered = Registered {
+    info: FamilyInfo {
+        model_type: "modernbert",
+        name: "ModernBERT",
+        prefix: "model.",
+        hub_ids: &[
+            "answerdotai/ModernBERT-base",
+            "answerdotai/ModernBERT-large",
+        ],
+        pooler: "LN(act(W·p)), p = [CLS] or the mean (classifier_pooling), W and LN loaded from `head`",
+        mlm: "head + decoder.bias",
+        notes: "no biases: BitFit is refused; dropout 0 in the released configs (R-Drop's two passes coincide)",
+        ignored: &["decoder.weight"],
+    },
+    read,
+};
+
+fn read(c: &EncoderConfig, v: &Value) -> Result<ModelFamily, KeyError> {
+    read_config(c, v).map(ModelFamily::ModernBert)
+}
+
+impl Family for ModernBertLayout {
+    fn info(&self) -> &'static FamilyInfo {
+        &REGISTERED.info
+    }
+
+    fn has_token_types(&self) -> bool {
+        false
+    }
+
+    fn has_absolute_positions(&self) -> bool {
+        false
+    }
+
+    /// GeGLU's input and gate.
+    fn intermediate_width(&self, c: &EncoderConfig) -> usize {
+        2 * c.intermediate_size
+    }
+
+    /// ModernBERT's own dropout keys fill the shared ones.
+    fn adjust(&self, c: &mut EncoderConfig) {
+        c.hidden_dropout_prob = self.mlp_dropout;
+        c.attention_probs_dropout_prob = self.attention_dropout;
+    }
+
+    fn dropouts(&self, c: &EncoderConfig) -> Vec<(&'static str, f64)> {
+        vec![
+            ("embedding_dropout", self.embedding_dropout),
+            ("attention_dropout", c.attention_probs_dropout_prob),
+            ("mlp_dropout", c.hidden_dropout_prob),
+        ]
+    }
+
+    fn validate(&self, c: &EncoderConfig) -> Result<(), InputError> {
+        if self.window_half == 0 {
+            return Err(InputError::new("local_attention must be at least 2")
+                .key("local_attention")
+                .hint("ModernBERT uses local_attention = 128"));
+        }
+        if !c.head_dim().is_multiple_of(2)
+            || !self.global_theta.is_finite()
+            || self.global_theta <= 1.0
+            || !self.local_theta.is_finite()
+            || self.local_theta <= 1.0
+        {
+            return Err(InputError::new(
+                "RoPE needs an even head size and rope_theta values above 1",
+            )
+            .key("rope_parameters")
+            .hint("ModernBERT uses head size 64 and rope_theta 160000 (global) / 10000 (local)"));
+        }
+        Ok(())
+    }
+
+    fn layout(&self) -> Layout {
+        Layout {
+            biases: false,
+            norm: NormPlacement::Pre,
+            gated: true,
+            first_attention_norm: false,
+            final_norm: true,
+            attention_output_dropout: true,
+            ..Layout::BERT
+        }
+    }
+
+    fn embedding_dropout(&self, _: &EncoderConfig) -> f64 {
+        self.embedding_dropout
+    }
+
+    fn local_attention(&self, layer: usize) -> bool {
+        !self.is_global(layer)
+    }
+
+    fn pooler(&self) -> PoolerSpec {
+        PoolerSpec {
+            activation: PoolerActivation::Of(self.pooler_act),
+            norm: true,
+            mean: self.mean_pooling,
+        }
+    }
+
+    fn positions(
+        &self,
+        _: Option<Tensor<2>>,
+        c: &EncoderConfig,
+        t: usize,
+        device: &Device,
+    ) -> Positions {
+        Positions::Rotary(Box::new(Rotary::new(self, c.head_dim(), t, device)))
+    }
+
+    fn stab_paths(&self, name: &str) -> Vec<Target> {
+        stab_paths(name)
+    }
+
+    fn hf_name(&self, path: &str) -> Option<HfName> {
+        let (name, transposed) = names::hf_parameter(path)?;
+        let (name, part) = hf_name(&name)?;
+        Some(HfName {
+            name,
+            transposed,
+            part,
+        })
+    }
+}
 
 /// ModernBERT's layer pattern, rotary bases and dropouts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -116,7 +247,7 @@ pub fn read_config(c: &EncoderConfig, v: &Value) -> Result<ModernBertLayout, Key
         attention_dropout: number(v, "attention_dropout", 0.0)?,
         mlp_dropout: number(v, "mlp_dropout", 0.0)?,
         mean_pooling: pooling == "mean",
-        pooler_act: Activation::parse(act).map_err(|m| (m, "classifier_activation"))?,
+        pooler_act: Activation::parse(act).map_err(|m| (m.reason, "classifier_activation"))?,
     })
 }
 
@@ -194,4 +325,72 @@ impl Rotary {
             scores
         }
     }
+}
+
+/// Where a ModernBERT tensor goes: `Wqkv` into three row blocks, `head` into both the
+/// pooler and the MLM head.
+fn stab_paths(name: &str) -> Vec<Target> {
+    let base = names::strip_prefix(name);
+    let simple = |p: &str| names::to(p.to_string());
+    match base {
+        "embeddings.tok_embeddings.weight" => return simple("embeddings.word_embeddings.weight"),
+        "embeddings.norm.weight" => return simple("embeddings.layer_norm.weight"),
+        "final_norm.weight" => return simple("encoder.final_norm.weight"),
+        "decoder.bias" => return simple("mlm.bias"),
+        "head.dense.weight" => {
+            return names::to_each(&["pooler.dense.weight", "mlm.dense.weight"]);
+        }
+        "head.norm.weight" => {
+            return names::to_each(&["pooler.norm.weight", "mlm.layer_norm.weight"]);
+        }
+        _ => {}
+    }
+    let Some((n, rest)) = base.strip_prefix("layers.").and_then(|r| r.split_once('.')) else {
+        return simple(base);
+    };
+    let layer = format!("encoder.layer.{n}");
+    match rest {
+        "attn.Wqkv.weight" => ["query", "key", "value"]
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Target {
+                path: format!("{layer}.attention.self_attn.{m}.weight"),
+                part: Some((i, 3)),
+            })
+            .collect(),
+        "attn.Wo.weight" => names::to(format!("{layer}.attention.output.dense.weight")),
+        "attn_norm.weight" => names::to(format!("{layer}.attention.output.layer_norm.weight")),
+        "mlp_norm.weight" => names::to(format!("{layer}.output.layer_norm.weight")),
+        "mlp.Wi.weight" => names::to(format!("{layer}.intermediate.dense.weight")),
+        "mlp.Wo.weight" => names::to(format!("{layer}.output.dense.weight")),
+        _ => simple(base),
+    }
+}
+
+/// A stab parameter's ModernBertModel name, and its block of `Wqkv`.
+fn hf_name(path: &str) -> Option<(String, Option<(usize, usize)>)> {
+    let fixed = match path {
+        "embeddings.word_embeddings.weight" => Some("embeddings.tok_embeddings.weight"),
+        "embeddings.layer_norm.weight" => Some("embeddings.norm.weight"),
+        "encoder.final_norm.weight" => Some("final_norm.weight"),
+        "pooler.dense.weight" => Some("head.dense.weight"),
+        "pooler.norm.weight" => Some("head.norm.weight"),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        return Some((f.to_string(), None));
+    }
+    let (n, rest) = path.strip_prefix("encoder.layer.")?.split_once('.')?;
+    let (hf, part) = match rest {
+        "attention.self_attn.query.weight" => ("attn.Wqkv.weight", Some((0, 3))),
+        "attention.self_attn.key.weight" => ("attn.Wqkv.weight", Some((1, 3))),
+        "attention.self_attn.value.weight" => ("attn.Wqkv.weight", Some((2, 3))),
+        "attention.output.dense.weight" => ("attn.Wo.weight", None),
+        "attention.output.layer_norm.weight" => ("attn_norm.weight", None),
+        "output.layer_norm.weight" => ("mlp_norm.weight", None),
+        "intermediate.dense.weight" => ("mlp.Wi.weight", None),
+        "output.dense.weight" => ("mlp.Wo.weight", None),
+        _ => return Some((format!("layers.{n}.{rest}"), None)),
+    };
+    Some((format!("layers.{n}.{hf}"), part))
 }

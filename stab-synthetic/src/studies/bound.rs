@@ -1,5 +1,6 @@
 //! Fig. 9 — bound B on ‖x‖ at fixed margin γ. Δ̂ should fall as B shrinks.
 
+use stab_core::Refusal;
 use stab_core::{StudyEntry, StudyOutcome, SyntheticSettings, SyntheticStudy};
 
 use super::margin::svm_and_gd_study;
@@ -16,12 +17,13 @@ impl SyntheticStudy for Bound {
     fn default_steps(&self) -> u64 {
         1000
     }
-    fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, String> {
+    fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, Refusal> {
         if value.is_nan() || value <= base.margin {
             return Err(format!(
                 "bound B = {value} must exceed the margin γ = {}",
                 base.margin
-            ));
+            )
+            .into());
         }
         let mut s = base.clone();
         s.set_margin_and_bound(base.margin, value);

@@ -16,6 +16,7 @@
 use crate::points::unit_vector;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use stab_core::Refusal;
 use stab_core::{StudyEntry, StudyOutcome, SyntheticSettings, SyntheticStudy};
 use stab_eval::LeaveOneOutStability;
 
@@ -36,14 +37,16 @@ impl SyntheticStudy for Distance {
     fn default_steps(&self) -> u64 {
         100
     }
-    fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, String> {
+    fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, Refusal> {
         if !value.is_finite() || value < 0.0 {
-            return Err(format!(
-                "the distance ρ = ‖w0 − w*‖ must be finite and ≥ 0, got {value}"
-            ));
+            return Err(
+                format!("the distance ρ = ‖w0 − w*‖ must be finite and ≥ 0, got {value}").into(),
+            );
         }
         if base.mu <= 0.0 {
-            return Err("the distance study needs mu > 0 (a finite optimum w*)".to_string());
+            return Err("the distance study needs mu > 0 (a finite optimum w*)"
+                .to_string()
+                .into());
         }
         let mut s = base.clone();
         s.distance = value;

@@ -6,6 +6,7 @@
 //! (paired: S and S^i runs share the heads' inits), with the SVM's exact Δ̂ as the
 //! reference the heads converge to. More heads should close the gap faster.
 
+use stab_core::Refusal;
 use stab_core::{StudyEntry, StudyOutcome, SyntheticSettings, SyntheticStudy};
 use stab_eval::{LeaveOneOutStability, Summary, normalized_distance};
 
@@ -27,7 +28,7 @@ impl SyntheticStudy for Heads {
     fn default_steps(&self) -> u64 {
         10_000
     }
-    fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, String> {
+    fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, Refusal> {
         let mut s = base.clone();
         s.heads = integer_value(value, "the head count H", 1)?;
         s.value = value;

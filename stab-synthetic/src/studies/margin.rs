@@ -6,6 +6,7 @@
 //! hard-margin SVM's exact LOO stability Δ̂, its margin γ_S, and GD's sampled LOO
 //! stability at T (from w(0) = 0), per dataset.
 
+use stab_core::Refusal;
 use stab_core::{StudyEntry, StudyOutcome, SyntheticSettings, SyntheticStudy};
 use stab_eval::normalized_distance;
 
@@ -27,9 +28,9 @@ impl SyntheticStudy for Margin {
     fn default_steps(&self) -> u64 {
         1000
     }
-    fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, String> {
+    fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, Refusal> {
         if value.is_nan() || value <= 0.0 {
-            return Err(format!("the margin γ must be positive, got {value}"));
+            return Err(format!("the margin γ must be positive, got {value}").into());
         }
         let mut s = base.clone();
         s.margin = value;

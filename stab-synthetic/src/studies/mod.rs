@@ -14,6 +14,7 @@ mod heads;
 mod margin;
 mod samples;
 
+use stab_core::Refusal;
 use std::collections::BTreeMap;
 
 use crate::points::{LabeledPoints, TwoBalls};
@@ -252,9 +253,9 @@ pub fn outcome(
 }
 
 /// Parse an integer-valued factor value (points, heads).
-pub fn integer_value(value: f64, what: &str, min: usize) -> Result<usize, String> {
+pub fn integer_value(value: f64, what: &str, min: usize) -> Result<usize, Refusal> {
     if value.fract() != 0.0 || value < min as f64 {
-        return Err(format!("{what} must be an integer ≥ {min}, got {value}"));
+        return Err(format!("{what} must be an integer ≥ {min}, got {value}").into());
     }
     Ok(value as usize)
 }

@@ -1,5 +1,6 @@
 //! Fig. 6 — sample count n. Δ̂ should fall as n grows (docs/methods.md §7.2: γ = 0.5, B = 3).
 
+use stab_core::Refusal;
 use stab_core::{StudyEntry, StudyOutcome, SyntheticSettings, SyntheticStudy};
 
 use super::integer_value;
@@ -17,7 +18,7 @@ impl SyntheticStudy for Samples {
     fn default_steps(&self) -> u64 {
         1000
     }
-    fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, String> {
+    fn apply(&self, base: &SyntheticSettings, value: f64) -> Result<SyntheticSettings, Refusal> {
         let mut s = base.clone();
         s.points = integer_value(value, "the sample count n", 4)?;
         s.value = value;

@@ -1,0 +1,477 @@
+//! The fine-tuning grid: tasks × methods (with their stacks) × seeds × `[sweep]` values,
+//! each cell's resolved sections range-checked with errors at the recipe's keys.
+
+use std::collections::BTreeMap;
+
+use crate::error::InputError;
+use crate::recipe::{DataSection, DataSourceKind, ModelSection, Recipe, TrainSection};
+use crate::registry;
+
+use super::spec::{FinetuneJob, RunJob, RunSpec};
+use crate::params::resolve_params;
+
+use super::stack::{MethodCall, Stack, resolve_stack};
+
+/// The sections a sweep key may address, with their TOML form for generic assignment.
+fn set_path(value: &mut toml::Value, field: &str, v: &toml::Value) -> bool {
+    match value.as_table_mut() {
+        Some(t) => {
+            t.insert(field.to_string(), v.clone());
+            true
+        }
+        None => false,
+    }
+}
+
+/// Range checks of the fine-tuning sections (and of swept values, named by their sweep key).
+fn check_finetune(
+    recipe: &Recipe,
+    cell: &[(String, toml::Value)],
+    train: &TrainSection,
+    data: &DataSection,
+    model: &ModelSection,
+) -> Result<(), InputError> {
+    let err = |key: &str, msg: String, hint: &str| {
+        let swept = cell.iter().any(|(k, _)| k == key);
+        let shown = if swept {
+            format!("sweep.{key}")
+        } else {
+            key.to_string()
+        };
+        let e = if swept {
+            recipe.error(&format!("sweep.{key}"), format!("swept {msg}"))
+        } else {
+            recipe.error(key, msg)
+        };
+        Err(InputError {
+            key: Some(shown),
+            ..e.hint(hint)
+        })
+    };
+    // (key, value, low, low included, high, high included, hint)
+    let floats = [
+        (
+            "train.lr",
+            train.lr,
+            0.0,
+            false,
+            10.0,
+            true,
+            "a learning rate such as 2e-5",
+        ),
+        (
+            "train.warmup",
+            train.warmup,
+            0.0,
+            true,
+            1.0,
+            true,
+            "a fraction of the updates in [0, 1], e.g. 0.1",
+        ),
+        (
+            "train.weight_decay",
+            train.weight_decay,
+            0.0,
+            true,
+            1.0,
+            false,
+            "e.g. 0.01",
+        ),
+        (
+            "train.grad_clip",
+            train.grad_clip,
+            0.0,
+            true,
+            1e6,
+            true,
+            "a global-norm bound such as 1.0 (0 turns clipping off)",
+        ),
+        (
+            "data.dev_fraction",
+            data.dev_fraction,
+            0.0,
+            false,
+            1.0,
+            false,
+            "a fraction in (0, 1), e.g. 0.1",
+        ),
+        (
+            "data.train_fraction",
+            data.train_fraction,
+            0.0,
+            false,
+            1.0,
+            true,
+            "a fraction in (0, 1], e.g. 0.5",
+        ),
+        (
+            "data.drop_fraction",
+            data.drop_fraction,
+            0.0,
+            true,
+            1.0,
+            false,
+            "a fraction in [0, 1), e.g. 0.1",
+        ),
+    ];
+    for (key, v, lo, lo_in, hi, hi_in, hint) in floats {
+        let ok = v.is_finite()
+            && (if lo_in { v >= lo } else { v > lo })
+            && (if hi_in { v <= hi } else { v < hi });
+        if !ok {
+            let range = format!(
+                "{}{lo}, {hi}{}",
+                if lo_in { "[" } else { "(" },
+                if hi_in { "]" } else { ")" }
+            );
+            return err(
+                key,
+                format!("{key} = {v} is out of range; expected a number in {range}"),
+                hint,
+            );
+        }
+    }
+    use crate::limits;
+    let ints = [
+        ("train.epochs", train.epochs, limits::EPOCHS),
+        (
+            "train.batch_size",
+            train.batch_size as u64,
+            limits::BATCH_SIZE,
+        ),
+        ("train.patience", train.patience, limits::PATIENCE),
+        ("train.max_steps", train.max_steps, limits::MAX_STEPS),
+        ("train.eval_every", train.eval_every, limits::EVAL_EVERY),
+        ("model.max_len", model.max_len as u64, limits::MAX_LEN),
+        ("train.seeds", train.seeds.len(), limits::SEEDS),
+    ];
+    for (key, v, limit) in ints {
+        if let Err(e) = limit.check(key, v) {
+            return err(key, e.message, limit.hint);
+        }
+    }
+    check_data_source(data).or_else(|(key, msg, hint)| err(&key, msg, &hint))?;
+    if data.tasks.is_empty() {
+        return err(
+            "data.tasks",
+            "`tasks` is empty".into(),
+            "e.g. tasks = [\"rte\", \"cb\"]",
+        );
+    }
+    for task in &data.tasks {
+        if let Err(e) = registry::task(task) {
+            let swept = cell.iter().any(|(k, _)| k == "data.tasks");
+            return err(
+                "data.tasks",
+                if swept {
+                    format!("value {}", e.message)
+                } else {
+                    e.message
+                },
+                e.hint.as_deref().unwrap_or(""),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `data.source` against `data.dir` and `[data.hub]`: (key, message, hint) of the first
+/// inconsistency.
+fn check_data_source(data: &DataSection) -> Result<(), (String, String, String)> {
+    let fail = |key: &str, msg: &str, hint: &str| Err((key.into(), msg.into(), hint.into()));
+    match data.source {
+        DataSourceKind::Dir if data.dir.is_none() => {
+            return fail(
+                "data.dir",
+                "`dir` is missing: source = \"dir\" reads the task files from a directory",
+                "set dir = \"path/to/data\" (holding glue/<TASK>/… and superglue/<Task>/…), or source = \"hub\" to read the tasks from the Hugging Face Hub",
+            );
+        }
+        DataSourceKind::Dir if !data.hub.is_empty() => {
+            return fail(
+                "data.hub",
+                "[data.hub] only applies with source = \"hub\"",
+                "set source = \"hub\", or remove the [data.hub] table",
+            );
+        }
+        DataSourceKind::Hub if data.dir.is_some() => {
+            return fail(
+                "data.dir",
+                "`dir` is not read with source = \"hub\"",
+                "remove `dir`, or set source = \"dir\" to read that directory",
+            );
+        }
+        _ => {}
+    }
+    for (task, spec) in &data.hub {
+        let key = format!("data.hub.{task}");
+        if let Err(e) = registry::task(task) {
+            return Err((key, e.message, e.hint.unwrap_or_default()));
+        }
+        let repo_ok = spec.dataset.split('/').count() == 2
+            && spec
+                .dataset
+                .split('/')
+                .all(|p| !p.is_empty() && !p.contains(char::is_whitespace));
+        if !repo_ok {
+            return fail(
+                &format!("{key}.dataset"),
+                &format!("`{}` is not a Hub dataset id", spec.dataset),
+                "an id is `owner/name`, e.g. dataset = \"nyu-mll/glue\"",
+            );
+        }
+        if spec.config.trim().is_empty() || spec.config.contains(['/', '\\']) {
+            return fail(
+                &format!("{key}.config"),
+                &format!("`{}` is not a dataset config name", spec.config),
+                "the config is the dataset's subset, e.g. config = \"rte\"",
+            );
+        }
+        if spec
+            .revision
+            .as_deref()
+            .is_some_and(|r| r.trim().is_empty() || r.contains(".."))
+        {
+            return fail(
+                &format!("{key}.revision"),
+                "the revision is empty or not a revision name",
+                "a branch, tag or commit, e.g. revision = \"main\"; leave it out for main",
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError> {
+    let b = &recipe.body;
+    let model = b.model.clone().expect("shape checked");
+    let data = b.data.clone().expect("shape checked");
+    let train = b.train.clone().unwrap_or_default();
+    if data.tasks.is_empty() {
+        return Err(recipe
+            .error("data.tasks", "`tasks` is empty")
+            .hint("e.g. tasks = [\"rte\", \"cb\"]"));
+    }
+    for task in &data.tasks {
+        registry::task(task).map_err(|e| {
+            let mut located = recipe.error("data.tasks", e.message);
+            located.hint = e.hint;
+            located
+        })?;
+    }
+    // Methods: name + parameters validated by the plugin's declared schema; a table may
+    // stack further methods on its own (`stack = [{ name = "llrd", xi = 0.9 }]`).
+    let methods = b
+        .methods
+        .iter()
+        .enumerate()
+        .map(|(i, table)| resolve_stack(recipe, i, table))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Sweep: cartesian product over keys, each key addressing a section field or a
+    // method parameter (`mmr.alpha`).
+    let mut cells: Vec<Vec<(String, toml::Value)>> = vec![Vec::new()];
+    for (key, values) in &b.sweep {
+        if values.get_ref().is_empty() {
+            return Err(recipe
+                .error_at(
+                    values.span(),
+                    &format!("sweep.{key}"),
+                    "sweep values are empty",
+                )
+                .hint("list at least one value"));
+        }
+        let (head, _field) = key.split_once('.').ok_or_else(|| {
+            recipe
+                .error_at(
+                    values.span(),
+                    &format!("sweep.{key}"),
+                    format!("sweep key `{key}` must be `section.key`"),
+                )
+                .hint("e.g. \"train.lr\" = [1e-5, 2e-5], or \"mmr.alpha\" = [0.1, 1, 10]")
+        })?;
+        let known_section = ["train", "data", "model"].contains(&head);
+        let names = || methods.iter().flat_map(Stack::names);
+        if !known_section && !names().any(|n| n == head) {
+            let mut options = vec!["train", "data", "model"];
+            options.extend(names());
+            return Err(recipe
+                .error_at(values.span(), &format!("sweep.{key}"), format!("sweep key `{key}` addresses `{head}`, which is neither a section nor a method of this recipe{}", crate::suggest::did_you_mean(head, options.iter().copied())))
+                .hint("sweep keys look like \"train.lr\" or \"<method>.<param>\""));
+        }
+        let planned = cells.len().saturating_mul(values.get_ref().len());
+        if planned > 1_000_000 {
+            return Err(recipe
+                .error_at(
+                    values.span(),
+                    &format!("sweep.{key}"),
+                    format!("the sweep grows to {planned} cells; at most 1000000"),
+                )
+                .hint("sweep fewer keys or values at once"));
+        }
+        cells = cells
+            .into_iter()
+            .flat_map(|cell| {
+                values.get_ref().iter().map(move |v| {
+                    let mut c = cell.clone();
+                    c.push((key.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect();
+    }
+    // The [train] keys the recipe sets itself (a profile fills only the others).
+    let given_train: Vec<String> = recipe
+        .source
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|t| {
+            t.get("train")
+                .and_then(|v| v.as_table())
+                .map(|t| t.keys().cloned().collect())
+        })
+        .unwrap_or_default();
+    let mut runs = Vec::new();
+    for cell in &cells {
+        let mut train_v = toml::Value::try_from(&train).expect("train serialises");
+        let mut data_v = toml::Value::try_from(&data).expect("data serialises");
+        let mut model_v = toml::Value::try_from(&model).expect("model serialises");
+        let mut method_overrides: Vec<(&str, &str, &toml::Value)> = Vec::new();
+        for (key, v) in cell {
+            let (head, field) = key.split_once('.').expect("checked");
+            match head {
+                "train" => set_path(&mut train_v, field, v),
+                "data" => set_path(&mut data_v, field, v),
+                "model" => set_path(&mut model_v, field, v),
+                _ => {
+                    method_overrides.push((head, field, v));
+                    true
+                }
+            };
+        }
+        let sweep_err = |section: &str, e: toml::de::Error| {
+            recipe
+                .error(
+                    &format!("sweep.{section}"),
+                    format!("a swept value does not fit [{section}]: {}", e.message()),
+                )
+                .hint("sweep keys must name existing keys with values of their type")
+        };
+        let mut train_c: TrainSection = train_v.try_into().map_err(|e| sweep_err("train", e))?;
+        let mut given = given_train.clone();
+        given.extend(
+            cell.iter()
+                .filter_map(|(k, _)| k.strip_prefix("train.").map(str::to_string)),
+        );
+        train_c.apply_profile(&given);
+        let data_c: DataSection = data_v.try_into().map_err(|e| sweep_err("data", e))?;
+        let model_c: ModelSection = model_v.try_into().map_err(|e| sweep_err("model", e))?;
+        // The same checks whether a value is written in its section or swept.
+        check_finetune(recipe, cell, &train_c, &data_c, &model_c)?;
+        for stack in &methods {
+            let mut sweep = BTreeMap::new();
+            for (key, v) in cell {
+                let head = key.split_once('.').map(|(h, _)| h).unwrap_or("");
+                if ["train", "data", "model"].contains(&head) {
+                    sweep.insert(key.clone(), serde_json::to_value(v).unwrap_or_default());
+                }
+            }
+            let stack = with_swept_params(recipe, stack, &method_overrides, &mut sweep)?;
+            let cell = Cell {
+                recipe,
+                model: &model_c,
+                data: &data_c,
+                train: &train_c,
+                sweep: &sweep,
+            };
+            runs.extend(cell.runs(&stack));
+        }
+    }
+    Ok(runs)
+}
+
+/// A method override of the sweep: (method, parameter, value).
+type MethodOverride<'a> = (&'a str, &'a str, &'a toml::Value);
+
+/// `stack` with this cell's swept method parameters (`mmr.alpha`), each validated by its
+/// plugin and recorded in `sweep`.
+fn with_swept_params(
+    recipe: &Recipe,
+    stack: &Stack,
+    overrides: &[MethodOverride<'_>],
+    sweep: &mut BTreeMap<String, serde_json::Value>,
+) -> Result<Stack, InputError> {
+    let mut resolved = Vec::new();
+    for call in stack.calls() {
+        let mut params = call.params.clone();
+        for (head, field, v) in overrides.iter().filter(|(h, _, _)| *h == call.name) {
+            let entry = registry::method(&call.name).expect("validated");
+            let mut t = toml::Table::new();
+            t.insert(field.to_string(), (*v).clone());
+            let one = resolve_params(&format!("sweep `{head}.{field}`"), entry.params, &t)
+                .map_err(|e| InputError {
+                    file: Some(recipe.file.clone()),
+                    key: Some(format!("sweep.{head}.{field}")),
+                    ..e
+                })?;
+            params.insert(field.to_string(), one[*field].clone());
+            (entry.validate)(&params).map_err(|m| {
+                recipe
+                    .error(
+                        &format!("sweep.{head}.{field}"),
+                        format!("swept {head}.{field} = {v}: {m}"),
+                    )
+                    .hint("the same values are refused in the method's own table")
+            })?;
+            sweep.insert(
+                format!("{head}.{field}"),
+                serde_json::to_value(v).unwrap_or_default(),
+            );
+        }
+        resolved.push(MethodCall {
+            name: call.name.clone(),
+            params,
+        });
+    }
+    Ok(Stack(resolved))
+}
+
+/// One cell of the sweep: its resolved sections and swept values.
+struct Cell<'a> {
+    recipe: &'a Recipe,
+    model: &'a ModelSection,
+    data: &'a DataSection,
+    train: &'a TrainSection,
+    sweep: &'a BTreeMap<String, serde_json::Value>,
+}
+
+impl Cell<'_> {
+    /// The cell's runs of one stack: task × seed, in that order.
+    fn runs(&self, stack: &Stack) -> Vec<RunSpec> {
+        let (method, method_params) = stack.identity();
+        let mut runs = Vec::new();
+        for task in &self.data.tasks {
+            for seed in self.train.seeds.values() {
+                let mut data = self.data.clone();
+                data.tasks = vec![task.clone()];
+                let mut train = self.train.clone();
+                train.seeds = crate::recipe::Seeds::List(vec![seed]);
+                let spec = RunSpec {
+                    run_id: String::new(),
+                    recipe: self.recipe.name().to_string(),
+                    task: task.clone(),
+                    method: method.clone(),
+                    method_params: method_params.clone(),
+                    seed,
+                    sweep: self.sweep.clone(),
+                    job: RunJob::Finetune(FinetuneJob {
+                        model: self.model.clone(),
+                        data,
+                        train,
+                    }),
+                };
+                runs.push(spec.with_id(&format!("{task}-{method}-s{seed}")));
+            }
+        }
+        runs
+    }
+}
