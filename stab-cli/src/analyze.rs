@@ -239,12 +239,15 @@ fn publish(dir: &Path, rec: &Value) -> anyhow::Result<()> {
         Some("loo") => analyses::loo_markdown(&one),
         _ => analyses::bounds_markdown(&one),
     };
-    print!("{md}");
+    {
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), "{md}");
+    }
     let plots = Analyses::load(dir)?.plots(&dir.join("plots"));
     for (p, why) in &plots.failed {
-        eprintln!("warning: plot {} not written: {why}", p.display());
+        errln!("warning: plot {} not written: {why}", p.display());
     }
-    eprintln!(
+    errln!(
         "appended to {}; {} plots in {}",
         path.display(),
         plots.written.len(),
@@ -448,7 +451,7 @@ fn taylor(
     let data = def.load(data_dir)?;
     let n = batch.min(data.train.len());
     if n < batch {
-        eprintln!(
+        errln!(
             "taylor: --batch {batch} but {task_name} has {} training examples; the batch is all {n}",
             data.train.len()
         );
@@ -459,7 +462,7 @@ fn taylor(
     let labels: Vec<usize> = rows.iter().map(|r| r.label).collect();
     let mut loss = ModelLoss::new(model, input, labels, &device)?;
     let w = loss.vector()?;
-    eprintln!(
+    errln!(
         "taylor: {} parameters, batch of {n} {task_name} examples, {} perturbations × 3 passes (f64)",
         w.len(),
         settings.ps.len() * settings.repeats
@@ -467,7 +470,7 @@ fn taylor(
     let started = std::time::Instant::now();
     let result = taylor_validity(&mut loss, &w, &settings, |done, total| {
         if done % 10 == 0 || done == total {
-            eprintln!(
+            errln!(
                 "taylor: {done}/{total} perturbations, {:.0}s",
                 started.elapsed().as_secs_f64()
             );
@@ -536,7 +539,7 @@ fn loo(
             .expect("a task of the plan has a run");
         let started = std::time::Instant::now();
         let feats = engine.train_features(spec, &|_| {})?;
-        eprintln!(
+        errln!(
             "loo: {task}: {} × {} features ({:.0}s)",
             feats.labels.len(),
             feats.dim,
@@ -549,7 +552,7 @@ fn loo(
             let t = std::time::Instant::now();
             let m = linear_head_loo(&name, &points, &settings)
                 .with_context(|| format!("{task}: {name}"))?;
-            eprintln!("loo: {task} ({name}) in {:.0}s", t.elapsed().as_secs_f64());
+            errln!("loo: {task} ({name}) in {:.0}s", t.elapsed().as_secs_f64());
             problems.push(m);
         }
         let result = json!({

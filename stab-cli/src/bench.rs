@@ -192,12 +192,12 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let masks = mask_cost(&encoder_config, batch, tokens.seq_len, &plain, repeats)?;
     let (tr, ev) = (median(train_times), median(eval_times));
     let name = crate::device::describe(&chosen);
-    println!(
+    outln!(
         "{device} ({name}; {weights}), batch {batch} x {seq}: training update median {tr:.3} s, eval forward median {ev:.3} s ({repeats} repeats, {reads} host reads per update; of the update, dropout masks drawn on the host and uploaded {:.1} ms, {:.0} MB)",
         masks.0 * 1e3,
         masks.1 / 1e6
     );
-    println!(
+    outln!(
         "json: {}",
         json!({"device": device, "adapter": name, "weights": weights, "batch": batch, "seq": seq, "repeats": repeats,
                "train_step_s": tr, "eval_forward_s": ev, "host_reads_per_update": reads,

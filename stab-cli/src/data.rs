@@ -53,6 +53,10 @@ enum DataCommand {
         /// Also write glue/<TASK>/…, superglue/<Task>/… and splits/ into DIR.
         #[arg(long)]
         to: Option<PathBuf>,
+        /// Replace files under --to that differ from what the Hub holds (without it, a
+        /// differing file is refused before anything is written).
+        #[arg(long)]
+        overwrite: bool,
     },
 }
 
@@ -73,7 +77,11 @@ pub fn data(args: DataArgs) -> anyhow::Result<()> {
             splits.as_deref(),
             json,
         ),
-        DataCommand::Fetch { tasks, to } => fetch(&tasks, to.as_deref()),
+        DataCommand::Fetch {
+            tasks,
+            to,
+            overwrite,
+        } => fetch(&tasks, to.as_deref(), overwrite),
     }
 }
 
@@ -119,7 +127,7 @@ fn check(
             .collect()
     };
     if json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "task": def.name,
@@ -132,23 +140,25 @@ fn check(
             })
         );
     } else {
-        println!(
+        outln!(
             "{}: {source} ({:?} head, metric {})",
-            def.name, def.head, def.metric
+            def.name,
+            def.head,
+            def.metric
         );
-        println!("  split: {split_text} ({})", resolved.hash);
+        outln!("  split: {split_text} ({})", resolved.hash);
         for (name, rows) in [("train", &s.train), ("dev", &s.dev), ("test", &s.test)] {
             let dist: Vec<String> = label_counts(def, rows)
                 .into_iter()
                 .map(|(l, c)| format!("{l}: {c}"))
                 .collect();
-            println!("  {name:<5} {:>6} rows   {}", rows.len(), dist.join(", "));
+            outln!("  {name:<5} {:>6} rows   {}", rows.len(), dist.join(", "));
         }
     }
     Ok(())
 }
 
-fn fetch(tasks: &[String], to: Option<&Path>) -> anyhow::Result<()> {
+fn fetch(tasks: &[String], to: Option<&Path>, overwrite: bool) -> anyhow::Result<()> {
     let defs = tasks
         .iter()
         .map(|t| {
@@ -164,7 +174,7 @@ fn fetch(tasks: &[String], to: Option<&Path>) -> anyhow::Result<()> {
     for def in defs {
         let ds = HubDataset::of(def, &no_overrides);
         let task = stab_data::hub::load(def, &ds, &cache)?;
-        println!(
+        outln!(
             "{}: {} — {} train, {} test rows ({} parquet files in {})",
             def.name,
             ds.describe(),
@@ -176,13 +186,18 @@ fn fetch(tasks: &[String], to: Option<&Path>) -> anyhow::Result<()> {
         fetched.push((def, task));
     }
     if let Some(dir) = to {
-        for (def, task) in &fetched {
-            let written = write_official(dir, def, task)?;
-            for path in written {
-                println!("  wrote {}", path.display());
-            }
+        let files: Vec<(PathBuf, Vec<u8>)> = fetched
+            .iter()
+            .flat_map(|(def, task)| official_files(dir, def, task))
+            .collect();
+        for (path, bytes) in &files {
+            stab_core::atomic::check_replace(path, Some(bytes), "--to", overwrite)?;
         }
-        println!(
+        for (path, bytes) in &files {
+            write(path, bytes)?;
+            outln!("  wrote {}", path.display());
+        }
+        outln!(
             "use it with [data] source = \"dir\", dir = \"{}\" (or stab data check --task T --data-dir {})",
             dir.display(),
             dir.display()
@@ -191,27 +206,25 @@ fn fetch(tasks: &[String], to: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Write a task's official files and its author split file (when it has one) under `dir`.
-fn write_official(
+/// A task's official files and its author split file (when it has one) under `dir`, with
+/// their contents.
+fn official_files(
     dir: &Path,
     def: &stab_data::TaskDef,
     task: &stab_data::HubTask,
-) -> anyhow::Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
+) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
     for (file, text) in [
         (def.files.0, &task.train_text),
         (def.files.1, &task.test_text),
     ] {
-        let path = def.path(dir, file);
-        write(&path, text.text.as_bytes())?;
-        written.push(path);
+        files.push((def.path(dir, file), text.text.as_bytes().to_vec()));
     }
     if let Some(split) = stab_data::author_split(def.name) {
         let path = dir.join("splits").join(format!("{}.json", def.name));
-        write(&path, split.as_bytes())?;
-        written.push(path);
+        files.push((path, split.as_bytes().to_vec()));
     }
-    Ok(written)
+    files
 }
 
 fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

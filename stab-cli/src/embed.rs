@@ -90,14 +90,14 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         })
         .collect();
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({ "model": args.model, "max_len": args.max_len, "inputs": rows })
         );
     } else {
         for (r, input) in inputs.iter().enumerate() {
             let cls = &last[r * t * h..r * t * h + h];
-            println!(
+            outln!(
                 "input {r}: {:?}{}",
                 input.text,
                 input
@@ -105,11 +105,11 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
                     .as_ref()
                     .map_or(String::new(), |p| format!(" / {p:?}"))
             );
-            println!(
+            outln!(
                 "  tokens: {}",
                 tok.tokens(&batch, r)[..batch.lengths()[r]].join(" ")
             );
-            println!("  cls[..8]: {:?}", &cls[..8.min(h)]);
+            outln!("  cls[..8]: {:?}", &cls[..8.min(h)]);
         }
     }
     Ok(())

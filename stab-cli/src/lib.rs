@@ -13,6 +13,24 @@
 //! Exit codes: 0 ok; 1 a run failed (the others still ran and were recorded); 2 bad input
 //! (recipe, data, model), with a message naming the file, line or key and a hint.
 
+/// `println!` that never panics: a closed stdout (`stab report DIR | head`) must not stop
+/// the work or turn into an internal error; what could not be printed is dropped.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that never panics: a closed stderr (`stab run R 2>&1 | head -3`) must not
+/// stop a grid; the store and the files are written whatever happens to the messages.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 // The plugin crates register methods, tasks and studies through `inventory`; a crate the
 // binary never names is not linked and its registrations vanish (docs/burn.md §8.2).
 use stab_data as _;
@@ -96,6 +114,13 @@ pub fn cli_reference() -> String {
     out
 }
 
+/// Colour codes only on a terminal, and never with `NO_COLOR` set (no-color.org): pipes,
+/// log files and Slurm logs get plain text.
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Outcome of a command that ran runs.
 pub enum Done {
     Ok,
@@ -124,7 +149,7 @@ pub fn main() -> ExitCode {
                 .location()
                 .map(|l| format!(" at {}:{}", l.file(), l.line()))
                 .unwrap_or_default();
-            eprintln!(
+            errln!(
                 "internal error: stab stopped on a bug{at}: {what}. Please report it with the command and recipe you ran (STAB_BACKTRACE=1 shows a backtrace)."
             );
         }));
@@ -143,18 +168,22 @@ fn real_main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour())
+        // A log line that cannot be written (a closed pipe) is dropped; the default reports
+        // it on stderr with a panicking print, which would stop the grid.
+        .log_internal_errors(false)
         .with_target(false)
         // Spans (the engine's step phases, at TRACE) report their time when they close.
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .init();
     let dups = stab_core::registry::duplicate_names();
     if !dups.is_empty() {
-        eprintln!("error: plugins registered twice: {}", dups.join(", "));
+        errln!("error: plugins registered twice: {}", dups.join(", "));
         return ExitCode::from(1);
     }
     let hollow = stab_train::unimplemented_methods();
     if !hollow.is_empty() {
-        eprintln!(
+        errln!(
             "error: methods registered without a working implementation: {}",
             hollow.join("; ")
         );
@@ -176,10 +205,10 @@ fn real_main() -> ExitCode {
         Err(e) => {
             if is_input_error(&e) {
                 // The whole chain: a context ("CKPT against BASE") is followed by its reason.
-                eprintln!("error: {e:#}");
+                errln!("error: {e:#}");
                 ExitCode::from(2)
             } else {
-                eprintln!("error: {e:#}");
+                errln!("error: {e:#}");
                 ExitCode::from(1)
             }
         }

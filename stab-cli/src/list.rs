@@ -21,7 +21,7 @@ pub struct ListArgs {
 pub fn list(args: ListArgs) -> anyhow::Result<()> {
     let all = args.what.is_none();
     if all || matches!(args.what, Some(What::Methods)) {
-        println!("methods ([[methods]] name = ...):");
+        outln!("methods ([[methods]] name = ...):");
         for m in registry::methods() {
             let defaults =
                 stab_core::params::resolve_params(m.name, m.params, &toml::Table::new())?;
@@ -29,9 +29,9 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
                 Ok(_) => String::new(),
                 Err(why) => format!(" [not runnable in this build: {why}]"),
             };
-            println!("  {:<10} {}{state}", m.name, m.summary);
+            outln!("  {:<10} {}{state}", m.name, m.summary);
             for p in m.params {
-                println!(
+                outln!(
                     "      {:<15} = {:<10} {} — {}",
                     p.name,
                     p.default_text(),
@@ -42,22 +42,25 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
         }
     }
     if all || matches!(args.what, Some(What::Tasks)) {
-        println!("tasks ([data] tasks = [...]; Hub dataset of source = \"hub\"):");
+        outln!("tasks ([data] tasks = [...]; Hub dataset of source = \"hub\"):");
         for t in registry::tasks() {
             let hub = stab_data::task_def(t.name)
                 .map(|d| format!("{}:{}", d.hub.0, d.hub.1))
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "  {:<10} {:<18} {:<26} {}",
-                t.name, t.metric, hub, t.summary
+                t.name,
+                t.metric,
+                hub,
+                t.summary
             );
         }
     }
     if all || matches!(args.what, Some(What::Factors)) {
-        println!("synthetic factors ([synthetic] factor = ...):");
+        outln!("synthetic factors ([synthetic] factor = ...):");
         for s in registry::studies() {
             let study = (s.build)();
-            println!(
+            outln!(
                 "  {:<10} {} (default values {:?}, steps {})",
                 s.factor,
                 s.summary,
@@ -67,25 +70,25 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
         }
     }
     if all || matches!(args.what, Some(What::Models)) {
-        println!(
+        outln!(
             "models ([model] path = DIR or hub id; model types {}):",
             stab_models::config::supported_model_types().join(", ")
         );
         for f in stab_models::families::FAMILIES.iter().map(|f| &f.info) {
-            println!(
+            outln!(
                 "  {:<11} {:<11} e.g. {}",
                 f.model_type,
                 f.name,
                 f.hub_ids.join(", ")
             );
-            println!("      pooler: {}", f.pooler);
-            println!("      SURT's MLM head: {}", f.mlm);
-            println!("      methods: {}", f.notes);
+            outln!("      pooler: {}", f.pooler);
+            outln!("      SURT's MLM head: {}", f.mlm);
+            outln!("      methods: {}", f.notes);
         }
         let cache = stab_models::source::cached_models();
-        println!("in the Hugging Face cache:");
+        outln!("in the Hugging Face cache:");
         if cache.is_empty() {
-            println!("  (none; local directories work as they are)");
+            outln!("  (none; local directories work as they are)");
         }
         for m in cache {
             let kind = stab_models::source::cached_model_dir(&m)
@@ -94,13 +97,13 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
                     || "incomplete, or not a supported encoder".to_string(),
                     |c| c.family.name().to_string(),
                 );
-            println!("  {m:<40} {kind}");
+            outln!("  {m:<40} {kind}");
         }
     }
     if all || matches!(args.what, Some(What::Devices)) {
-        println!("devices (--device ...; name, type, whether it computes in f64):");
+        outln!("devices (--device ...; name, type, whether it computes in f64):");
         for line in crate::device::list() {
-            println!("{line}");
+            outln!("{line}");
         }
     }
     Ok(())

@@ -18,6 +18,9 @@ pub struct PlanArgs {
     /// shard per run).
     #[arg(long)]
     slurm: Option<PathBuf>,
+    /// Replace an existing --slurm FILE (without it, an existing file is refused).
+    #[arg(long)]
+    overwrite: bool,
     /// sbatch: CPU cores per array task; each shard runs with this many threads.
     #[arg(long, default_value_t = 4, value_name = "N")]
     cpus_per_task: usize,
@@ -50,18 +53,32 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<()> {
     } else {
         1
     });
-    println!(
+    // The script first: a refusal (an existing file, a bad flag) prints nothing else.
+    let script = match &args.slurm {
+        Some(path) => {
+            let script = sbatch_script(&args, &recipe, plan.runs.len(), shards)?;
+            stab_core::atomic::check_replace(
+                path,
+                Some(script.as_bytes()),
+                "--slurm",
+                args.overwrite,
+            )?;
+            Some((path, script))
+        }
+        None => None,
+    };
+    outln!(
         "# {} ({:?}): {} runs, out = {}",
         recipe.name(),
         plan.kind,
         plan.runs.len(),
         recipe.out_dir().display()
     );
-    println!("shard\trun_id\ttask\tmethod\tseed\tsweep");
+    outln!("shard\trun_id\ttask\tmethod\tseed\tsweep");
     let assignment = plan.shards(shards);
     for (r, shard) in plan.runs.iter().zip(&assignment) {
         let sweep: Vec<String> = r.sweep.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!(
+        outln!(
             "{}\t{}\t{}\t{}\t{}\t{}",
             shard,
             r.run_id,
@@ -84,13 +101,12 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<()> {
             .iter()
             .map(|l| format!("{:.1}%", 100.0 * l / total))
             .collect();
-        println!("# runs per shard: {}", counts.join(" "));
-        println!("# estimated cost per shard: {}", shares.join(" "));
+        outln!("# runs per shard: {}", counts.join(" "));
+        outln!("# estimated cost per shard: {}", shares.join(" "));
     }
-    if let Some(path) = &args.slurm {
-        let script = sbatch_script(&args, &recipe, plan.runs.len(), shards)?;
+    if let Some((path, script)) = script {
         stab_core::atomic::write_file(path, script.as_bytes())?;
-        eprintln!("wrote {} (sbatch --array=0-{})", path.display(), shards - 1);
+        errln!("wrote {} (sbatch --array=0-{})", path.display(), shards - 1);
     }
     Ok(())
 }

@@ -52,11 +52,14 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
             .into(),
         Err(e) => e,
     })?;
-    print!("{}", report.render(format));
+    {
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), "{}", report.render(format));
+    }
     let written = report.write_plots(&plots)?;
     let (files, failed) = (written.written, written.failed);
     if !files.is_empty() {
-        eprintln!("wrote {} plots to {}", files.len(), plots.display());
+        errln!("wrote {} plots to {}", files.len(), plots.display());
     }
     for (path, why) in &failed {
         tracing::warn!("could not write the plot {}: {why}", path.display());
@@ -69,7 +72,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
             &report.render(ReportFormat::Markdown),
             &files,
         )?;
-        eprintln!("wrote {}", page.display());
+        errln!("wrote {}", page.display());
     }
     Ok(())
 }

@@ -183,13 +183,13 @@ impl Bar {
             GridEvent::Progress { progress, .. } if workers == 1 => self.progress(progress),
             GridEvent::Progress { .. } => {}
             GridEvent::RunFinished { summary, .. } => {
-                bar.suspend(|| eprintln!("{summary}"));
+                bar.suspend(|| errln!("{summary}"));
                 if workers > 1 {
                     bar.inc(1);
                 }
             }
             GridEvent::RunFailed { spec, error } => {
-                bar.suspend(|| eprintln!("FAILED {}: {error:#}", spec.run_id));
+                bar.suspend(|| errln!("FAILED {}: {error:#}", spec.run_id));
                 if workers > 1 {
                     bar.inc(1);
                 }

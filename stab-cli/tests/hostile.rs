@@ -120,6 +120,9 @@ fn hostile_inputs_exit_0_1_or_2_with_one_clear_message() {
         Case { what: "flag: plan --shards 10⁶", args: vec!["plan".into(), file(synthetic("").as_bytes()), "--shards".into(), "1000000".into()], code: 2, says: "--shards" },
         Case { what: "flag: data check --dev-fraction nan", args: vec!["data".into(), "check".into(), "--task".into(), "cb".into(), "--data-dir".into(), data_s.clone(), "--dev-fraction".into(), "NaN".into()], code: 2, says: "--dev-fraction" },
         Case { what: "flag: embed --max-len 100000", args: vec!["embed".into(), "--model".into(), tiny_s.clone(), "--text".into(), "hi".into(), "--max-len".into(), "100000".into()], code: 2, says: "--max-len" },
+        // Round 4: files the user named are never replaced unasked.
+        Case { what: "flag: plan --slurm onto the recipe itself", args: { let f = file(synthetic("").as_bytes()); vec!["plan".into(), f.clone(), "--slurm".into(), f] }, code: 2, says: "--overwrite" },
+        Case { what: "flag: plan --slurm onto a directory", args: vec!["plan".into(), file(synthetic("").as_bytes()), "--slurm".into(), t.display().to_string()], code: 2, says: "a directory" },
     ];
     // Data files.
     let bad_data = t.join("bad-data");

@@ -204,6 +204,35 @@ fn data_fetch_to_writes_the_official_layout_that_reads_back_the_same() {
         err.contains("splits/rte.json") && err.contains("the train file has 160"),
         "{err}"
     );
+    // Again: the same files are no replacement. A file that differs is refused before
+    // anything is written, and replaced with --overwrite.
+    let fetch = |extra: &[&str]| {
+        stab(&cache)
+            .args(["data", "fetch", "--tasks", "rte,multirc,wic", "--to"])
+            .arg(&to)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert!(fetch(&[]).status.success());
+    let wic = to.join("superglue/WiC/train.jsonl");
+    let good = std::fs::read(&wic).unwrap();
+    std::fs::write(to.join("glue/RTE/dev.tsv"), b"mine\n").unwrap();
+    std::fs::write(&wic, b"mine too\n").unwrap();
+    let refused = fetch(&[]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("dev.tsv") && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&wic).unwrap(),
+        b"mine too\n",
+        "written before refusing"
+    );
+    assert!(fetch(&["--overwrite"]).status.success());
+    assert_eq!(std::fs::read(&wic).unwrap(), good);
 }
 
 #[test]

@@ -80,6 +80,39 @@ pub fn create_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| io_error("create the directory", dir, e))
 }
 
+/// Refuse to replace `path`, a file the user named, unless they said so with `flag`'s
+/// `--overwrite`. A file that already holds exactly `bytes` is no replacement (running a
+/// command twice is safe). Call it before any work, so a refusal leaves nothing behind.
+pub fn check_replace(
+    path: &Path,
+    bytes: Option<&[u8]>,
+    flag: &str,
+    overwrite: bool,
+) -> Result<(), crate::error::InputError> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let same = meta.is_file() && bytes.is_some_and(|b| std::fs::read(path).is_ok_and(|c| c == b));
+    if (overwrite && !meta.is_dir()) || same {
+        return Ok(());
+    }
+    let what = if meta.is_dir() {
+        "a directory"
+    } else {
+        "a file"
+    };
+    Err(crate::error::InputError::new(format!(
+        "{} is {what} that exists; stab replaces a file only when asked to",
+        path.display()
+    ))
+    .key(flag)
+    .hint(if meta.is_dir() {
+        "name a file path, not a directory".to_string()
+    } else {
+        "choose another path, or pass --overwrite to replace it".to_string()
+    }))
+}
+
 /// Write `bytes` as the whole content of `path`, atomically.
 pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     write_with(path, |w| w.write_all(bytes))

@@ -18,10 +18,14 @@ use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 use crate::stats::Summary;
 
 /// The Brown–Forsythe statistic and its p-value for equal variances across `groups`.
-/// `None` with fewer than two groups, an empty group, or no spread at all.
+/// `None` with fewer than two groups, an empty group, no spread at all, or a score that is
+/// not a finite number (a diverged run: the test of variances is undefined, not 0 or 1).
 pub fn brown_forsythe(groups: &[&[f64]]) -> Option<(f64, f64)> {
     let k = groups.len();
     if k < 2 || groups.iter().any(|g| g.is_empty()) {
+        return None;
+    }
+    if groups.iter().flat_map(|g| g.iter()).any(|v| !v.is_finite()) {
         return None;
     }
     let z: Vec<Vec<f64>> = groups
@@ -55,6 +59,10 @@ pub fn brown_forsythe(groups: &[&[f64]]) -> Option<(f64, f64)> {
     }
     let (d1, d2) = ((k - 1) as f64, (n - k) as f64);
     let w = d2 / d1 * between / within;
+    // Huge finite scores overflow the sums of squares: no statistic, not a panic.
+    if !(w.is_finite() && within.is_finite() && w >= 0.0) {
+        return None;
+    }
     let f = FisherSnedecor::new(d1, d2).ok()?;
     Some((w, f.sf(w)))
 }

@@ -89,7 +89,7 @@ impl RunSpec {
                 json(&Some(s)),
             ),
         };
-        serde_json::json!({
+        let mut canonical = serde_json::json!({
             "kind": json(&kind),
             "task": self.task,
             "method": self.method,
@@ -101,7 +101,9 @@ impl RunSpec {
             "data": data,
             "train": train,
             "synthetic": synthetic,
-        })
+        });
+        positive_zero(&mut canonical);
+        canonical
     }
 
     /// The recipe kind of the run.
@@ -126,5 +128,20 @@ impl RunSpec {
             RunJob::Synthetic(s) => Some(s),
             RunJob::Finetune(_) => None,
         }
+    }
+}
+
+/// `-0.0` and `0.0` are one value of a setting: every negative zero becomes `0.0`, so they
+/// name one run.
+fn positive_zero(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n)
+            if n.as_f64().is_some_and(|x| x == 0.0 && x.is_sign_negative()) =>
+        {
+            *v = serde_json::json!(0.0);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(positive_zero),
+        serde_json::Value::Object(o) => o.values_mut().for_each(positive_zero),
+        _ => {}
     }
 }
