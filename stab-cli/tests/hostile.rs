@@ -485,6 +485,50 @@ fn round3_cases(
         code: 2,
         says: "parameters, more than stab can hold",
     });
+    // Round 4: a config value the port does not implement is refused with its key, as
+    // written, never taken as another value.
+    let modern = assets::fixtures().join("tiny-modernbert");
+    let electra = assets::fixtures().join("tiny-electra");
+    for (name, base, what, edit, says) in [
+        (
+            "m-yarn",
+            &modern,
+            "config: ModernBERT RoPE scaling yarn",
+            (|c: &mut serde_json::Value| {
+                c["rope_scaling"] = serde_json::json!({"rope_type": "yarn", "factor": 4.0})
+            }) as fn(&mut serde_json::Value),
+            "rope_scaling",
+        ),
+        (
+            "m-every0",
+            &modern,
+            "config: ModernBERT global_attn_every_n_layers = 0",
+            |c| c["global_attn_every_n_layers"] = 0.into(),
+            "global_attn_every_n_layers",
+        ),
+        (
+            "m-types",
+            &modern,
+            "config: ModernBERT layer_types of the wrong length",
+            |c| c["layer_types"] = serde_json::json!(["full_attention"]),
+            "layer_types",
+        ),
+        (
+            "m-emb",
+            &electra,
+            "config: ELECTRA embedding_size = -16",
+            |c| c["embedding_size"] = (-16).into(),
+            "-16",
+        ),
+    ] {
+        let dir = model_with(t, name, base, edit);
+        cases.push(Case {
+            what,
+            args: embed(&dir, &["--text", "hi"]),
+            code: 2,
+            says,
+        });
+    }
     // Weights that pass the config check: read whole before the first run.
     let shape = model_with(t, "m-shape", tiny, |c| c["intermediate_size"] = 40.into());
     cases.push(Case {

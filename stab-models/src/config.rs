@@ -110,6 +110,18 @@ fn field<'a, T>(
 pub(crate) fn number(v: &Value, key: &'static str, default: f64) -> Result<f64, KeyError> {
     field(v, key, default, "a number", Value::as_f64)
 }
+/// A count (a non-negative integer) at `key`; a negative or fractional value is refused as
+/// written, never wrapped to another value.
+pub(crate) fn count(v: &Value, key: &'static str, default: usize) -> Result<usize, KeyError> {
+    let x = number(v, key, default as f64)?;
+    if x < 0.0 || x.fract() != 0.0 || x > u32::MAX as f64 {
+        return Err((
+            format!("`{key}` must be a whole non-negative number, found {x}"),
+            key,
+        ));
+    }
+    Ok(x as usize)
+}
 pub(crate) fn flag(v: &Value, key: &'static str, default: bool) -> Result<bool, KeyError> {
     field(v, key, default, "true or false", Value::as_bool)
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::{self as names, HfName, Target};
 use super::{Family, FamilyInfo, ModelFamily, Registered};
-use crate::config::{EncoderConfig, KeyError, number};
+use crate::config::{EncoderConfig, KeyError, count};
 
 /// ELECTRA, with the width of its embedding tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +45,8 @@ pub const REGISTERED: Registered = Registered {
 };
 
 fn read(c: &EncoderConfig, v: &Value) -> Result<ModelFamily, KeyError> {
-    let e = number(v, "embedding_size", c.hidden_size as f64)?;
     Ok(ModelFamily::Electra(Electra {
-        embedding_size: e as usize,
+        embedding_size: count(v, "embedding_size", c.hidden_size)?,
     }))
 }
 

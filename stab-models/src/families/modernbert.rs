@@ -26,7 +26,7 @@ use stab_core::InputError;
 
 use super::{self as names, HfName, NormPlacement, PoolerActivation, Positions, Target};
 use super::{Family, FamilyInfo, Layout, ModelFamily, PoolerSpec, Registered};
-use crate::config::{Activation, EncoderConfig, KeyError, flag, number, text};
+use crate::config::{Activation, EncoderConfig, KeyError, count, flag, number, text};
 
 pub const REGISTERED: Registered = Registered {
     info: FamilyInfo {
@@ -195,9 +195,28 @@ pub fn read_config(c: &EncoderConfig, v: &Value) -> Result<ModernBertLayout, Key
             ));
         }
     }
-    let every = number(v, "global_attn_every_n_layers", 3.0)? as usize;
-    let every = every.max(1);
-    if let Some(Value::Array(types)) = v.get("layer_types") {
+    let every = count(v, "global_attn_every_n_layers", 3)?;
+    if every == 0 {
+        return Err((
+            "`global_attn_every_n_layers` is 0: ModernBERT needs a global layer every n ≥ 1 layers"
+                .into(),
+            "global_attn_every_n_layers",
+        ));
+    }
+    if let Some(types) = v.get("layer_types").filter(|t| !t.is_null()) {
+        let Value::Array(types) = types else {
+            return Err(("`layer_types` must be a list".into(), "layer_types"));
+        };
+        if types.len() != c.num_hidden_layers {
+            return Err((
+                format!(
+                    "`layer_types` lists {} layers, but num_hidden_layers = {}",
+                    types.len(),
+                    c.num_hidden_layers
+                ),
+                "layer_types",
+            ));
+        }
         for (i, t) in types.iter().enumerate() {
             let want = if i.is_multiple_of(every) {
                 "full_attention"
@@ -212,6 +231,39 @@ pub fn read_config(c: &EncoderConfig, v: &Value) -> Result<ModernBertLayout, Key
                     "layer_types",
                 ));
             }
+        }
+    }
+    // RoPE scaling (YaRN, linear, dynamic…) changes the rotations: refused, not ignored.
+    for (path, scaling) in [
+        ("rope_scaling", v.get("rope_scaling")),
+        (
+            "rope_parameters.full_attention",
+            v.get("rope_parameters")
+                .and_then(|r| r.get("full_attention")),
+        ),
+        (
+            "rope_parameters.sliding_attention",
+            v.get("rope_parameters")
+                .and_then(|r| r.get("sliding_attention")),
+        ),
+    ] {
+        let kind = scaling.filter(|s| !s.is_null()).map(|s| {
+            s.get("rope_type")
+                .or_else(|| s.get("type"))
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+        });
+        if let Some(kind) = kind.filter(|k| *k != "default") {
+            return Err((
+                format!(
+                    "RoPE scaling `{kind}` ({path}) is not supported: stab's ModernBERT port implements the default rotations"
+                ),
+                if path == "rope_scaling" {
+                    "rope_scaling"
+                } else {
+                    "rope_parameters"
+                },
+            ));
         }
     }
     let theta = |kind: &str, legacy: &'static str, default: f64| -> Result<f64, KeyError> {
