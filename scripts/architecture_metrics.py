@@ -92,9 +92,16 @@ for c in crates:
     edges = {m: set() for m in mods}
     for m, p in mods.items():
         text = "\n".join(
-            l for l in p.read_text().split("\n") if not l.lstrip().startswith("//")
+            l
+            for l in p.read_text().split("#[cfg(test)]")[0].split("\n")
+            if not l.lstrip().startswith("//")
         )
-        for path in re.findall(r"crate::((?:\w+::)*\w+)", text):
+        parent = m.rsplit("::", 1)[0] if "::" in m else ""
+        found = re.findall(r"crate::((?:\w+::)*\w+)", text)
+        # `super::x` inside a non-test file names a sibling module (tests' `super::*` aside).
+        for rel in re.findall(r"(?<![\w:])super::((?:\w+::)*\w+)", text):
+            found.append(f"{parent}::{rel}" if parent else rel)
+        for path in found:
             segs = path.split("::")
             for k in range(len(segs), 0, -1):
                 cand = "::".join(segs[:k])

@@ -34,6 +34,12 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         );
     }
     let report = Report::load(&args.dir)?;
+    if let Some(first) = report.conflicts.first() {
+        tracing::warn!(
+            "{} run(s) were recorded more than once with different results (e.g. {first}); the report uses the latest record of each. Another experiment or a --fresh rerun wrote into this directory",
+            report.conflicts.len()
+        );
+    }
     for s in &report.skipped {
         tracing::warn!("skipped an unreadable store line: {s}");
     }

@@ -524,7 +524,7 @@ fn round3_cases(
         let dir = model_with(t, name, base, edit);
         cases.push(Case {
             what,
-            args: embed(&dir, &["--text", "hi"]),
+            args: embed(&dir, &["--text", "hi", "--max-len", "32"]),
             code: 2,
             says,
         });

@@ -163,3 +163,45 @@ fn a_negative_zero_names_the_same_run_as_zero() {
     assert_eq!(zero.len(), 1);
     assert_eq!(zero, negative);
 }
+
+#[test]
+fn a_run_recorded_twice_with_different_results_is_named_not_silently_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = write(tmp.path(), "r.toml", SYNTHETIC);
+    let out = tmp.path().join("out");
+    let run = stab()
+        .args([
+            "run",
+            recipe.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let store = out.join("runs.jsonl");
+    let text = std::fs::read_to_string(&store).unwrap();
+    let first = text.lines().next().unwrap();
+    // The same line again: no conflict. The run with another result: named.
+    let mut other: serde_json::Value = serde_json::from_str(first).unwrap();
+    other["metrics"]["delta_mean"] = serde_json::json!(0.5);
+    std::fs::write(&store, format!("{text}{first}\n")).unwrap();
+    let quiet = stab()
+        .args(["report", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(quiet.status.success());
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("more than once"));
+    std::fs::write(&store, format!("{text}{first}\n{other}\n")).unwrap();
+    let loud = stab()
+        .args(["report", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&loud.stderr);
+    assert!(loud.status.success(), "{err}");
+    assert!(
+        err.contains("1 run(s) were recorded more than once with different results")
+            && err.contains(other["run_id"].as_str().unwrap()),
+        "{err}"
+    );
+}

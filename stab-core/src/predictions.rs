@@ -6,10 +6,19 @@
 
 use std::path::{Path, PathBuf};
 
+use std::io::Read;
+
 use serde::{Deserialize, Serialize};
+
+use crate::error::Refusal;
+use crate::record::RunRecord;
 
 /// The format tag of a predictions file.
 pub const FORMAT: &str = "predictions/1";
+
+/// The largest predictions file stab reads: a test split of a million examples takes about
+/// 7 MB, so anything past 64 MiB is not a predictions file (and is never read whole).
+pub const MAX_BYTES: u64 = 64 << 20;
 
 /// The predicted label ids of one run on its test split.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,16 +51,14 @@ pub fn write(results_dir: &Path, p: &RunPredictions) -> anyhow::Result<()> {
 }
 
 /// The predictions of run `run_id`, if its file exists and is one (`Err` names the file
-/// and what is wrong with it).
+/// and what is wrong with it). The file is read only up to [`MAX_BYTES`].
 pub fn read(results_dir: &Path, run_id: &str) -> anyhow::Result<Option<RunPredictions>> {
     let file = path(results_dir, run_id);
-    let text = match std::fs::read_to_string(&file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => anyhow::bail!("cannot read {}: {e}", file.display()),
+    let p = match parse(&file) {
+        Ok(Some(p)) => p,
+        Ok(None) => return Ok(None),
+        Err(why) => anyhow::bail!("{}: {why}", file.display()),
     };
-    let p: RunPredictions = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{} is not a predictions file: {e}", file.display()))?;
     anyhow::ensure!(
         p.format == FORMAT && p.run_id == run_id,
         "{} holds {} predictions of run {}; expected {FORMAT} of {run_id}",
@@ -60,6 +67,70 @@ pub fn read(results_dir: &Path, run_id: &str) -> anyhow::Result<Option<RunPredic
         p.run_id
     );
     Ok(Some(p))
+}
+
+/// The predictions of `record`'s run, checked against the record: the format, run id,
+/// task, split and data hash must be the record's, and the file must hold at least one
+/// prediction. `Ok(None)` when the run has no file; `Err` says why the file cannot stand
+/// for the run (a report names it and leaves the run out of what it computes).
+pub fn read_for(results_dir: &Path, record: &RunRecord) -> Result<Option<RunPredictions>, Refusal> {
+    let Some(p) = parse(&path(results_dir, &record.run_id))? else {
+        return Ok(None);
+    };
+    let mismatch = |what: &str, found: &str, want: &str| {
+        Refusal::new(format!(
+            "holds the {what} `{found}`, but the record says `{want}`"
+        ))
+    };
+    if p.format != FORMAT {
+        return Err(mismatch("format", &p.format, FORMAT));
+    }
+    if p.run_id != record.run_id {
+        return Err(mismatch("run", &p.run_id, &record.run_id));
+    }
+    if p.task != record.task {
+        return Err(mismatch("task", &p.task, &record.task));
+    }
+    if let Some(split) = record.split.as_deref().filter(|s| *s != p.split) {
+        return Err(mismatch("split", &p.split, split));
+    }
+    if let Some(data) = record
+        .inputs
+        .as_ref()
+        .map(|i| i.data.as_str())
+        .filter(|d| *d != p.data)
+    {
+        return Err(mismatch("data hash", &p.data, data));
+    }
+    if p.predicted.is_empty() {
+        return Err(Refusal::new("holds no predictions"));
+    }
+    Ok(Some(p))
+}
+
+/// A predictions file read within [`MAX_BYTES`]; `None` when it does not exist.
+fn parse(file: &Path) -> Result<Option<RunPredictions>, Refusal> {
+    let f = match std::fs::File::open(file) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Refusal::new(format!("cannot be read: {e}"))),
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(Refusal::new("is not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Refusal::new(format!("cannot be read: {e}")))?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(Refusal::new(format!(
+            "is larger than {} MiB, far more than any test split's predictions",
+            MAX_BYTES >> 20
+        )));
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Refusal::new(format!("is not a predictions file: {e}")))
 }
 
 #[cfg(test)]

@@ -45,6 +45,26 @@ impl StoreContents {
         self.records.iter().map(|r| r.run_id.clone()).collect()
     }
 
+    /// Run ids recorded more than once with different results (metrics or divergence): a
+    /// `--fresh` rerun that came out otherwise, or stores of two experiments merged.
+    /// [`StoreContents::latest`] keeps the last; whoever reads the store must say so.
+    pub fn conflicting(&self) -> Vec<String> {
+        let mut first: BTreeMap<&str, &RunRecord> = BTreeMap::new();
+        let mut out = std::collections::BTreeSet::new();
+        for r in &self.records {
+            match first.get(r.run_id.as_str()) {
+                Some(f) if !same_result(f, r) => {
+                    out.insert(r.run_id.clone());
+                }
+                Some(_) => {}
+                None => {
+                    first.insert(&r.run_id, r);
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
     /// One record per run id (the latest written wins), ordered by run id.
     pub fn latest(&self) -> Vec<RunRecord> {
         let mut by_id: BTreeMap<&str, &RunRecord> = BTreeMap::new();
@@ -53,6 +73,16 @@ impl StoreContents {
         }
         by_id.into_values().cloned().collect()
     }
+}
+
+/// Whether two records of one run hold the same result (NaN equal to NaN).
+fn same_result(a: &RunRecord, b: &RunRecord) -> bool {
+    a.diverged == b.diverged
+        && a.metrics.len() == b.metrics.len()
+        && a.metrics
+            .iter()
+            .zip(&b.metrics)
+            .all(|((ka, va), (kb, vb))| ka == kb && (va == vb || (va.is_nan() && vb.is_nan())))
 }
 
 impl ResultsStore {

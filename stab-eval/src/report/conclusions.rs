@@ -163,35 +163,8 @@ pub fn summary(f: &Findings) -> String {
             improving.join("; ")
         }
     );
-    let churn: Vec<String> = f
-        .predictions
-        .iter()
-        .flat_map(|(t, m)| {
-            m.iter().filter_map(move |(name, p)| {
-                let [lo, hi] = p.disagreement_vs_finetune_ci?;
-                (lo > 0.0 || hi < 0.0).then(|| {
-                    let word = if lo > 0.0 { "more" } else { "less" };
-                    format!(
-                        "{name} on {t} ({word} churn: {:.1}% of examples per seed pair)",
-                        p.disagreement
-                    )
-                })
-            })
-        })
-        .collect();
-    if !f.predictions.is_empty() {
-        let _ = writeln!(
-            out,
-            "- **Predictions**: {}.",
-            if churn.is_empty() {
-                "no method's seed-to-seed disagreement differs from FineTune's (95% bootstrap over examples)".to_string()
-            } else {
-                format!(
-                    "disagreement differs from FineTune's for {}",
-                    churn.join("; ")
-                )
-            }
-        );
+    if let Some(line) = predictions_line(f) {
+        let _ = writeln!(out, "{line}");
     }
     // Methods bit-identical to FineTune, with the tasks where they are.
     let mut same_by_method: std::collections::BTreeMap<&String, Vec<&String>> = Default::default();
@@ -366,7 +339,11 @@ pub fn sections(f: &Findings, plots: bool) -> String {
                     vec![
                         t.clone(),
                         name.clone(),
-                        p.runs.to_string(),
+                        if p.runs < p.cell_runs {
+                            format!("{} of {} (fewer runs)", p.runs, p.cell_runs)
+                        } else {
+                            p.runs.to_string()
+                        },
                         format!("{:.1}", p.disagreement),
                         format!("{:.1}", p.unstable_share),
                         interval(p.disagreement_vs_finetune_ci),
@@ -381,6 +358,7 @@ pub fn sections(f: &Findings, plots: bool) -> String {
             "## Prediction instability\n\nFrom each run's stored test predictions: the mean share of test examples two seeds predict differently (churn), the share of examples not predicted alike by every seed, and the difference in churn from FineTune with a 95% bootstrap interval over examples. Two methods with equal score SDs can differ here.\n\n{}\n",
             Table { header, rows }.markdown()
         );
+        out.push_str(&rejected_paragraph(f));
         if plots {
             for t in f.predictions.keys() {
                 let _ = writeln!(
@@ -392,6 +370,77 @@ pub fn sections(f: &Findings, plots: bool) -> String {
         }
     }
     out
+}
+
+/// The summary's line on prediction churn: which methods' seed-to-seed disagreement differs
+/// from FineTune's, and whether any cell's statistic used fewer runs than it holds.
+fn predictions_line(f: &Findings) -> Option<String> {
+    let churn: Vec<String> = f
+        .predictions
+        .iter()
+        .flat_map(|(t, m)| {
+            m.iter().filter_map(move |(name, p)| {
+                let [lo, hi] = p.disagreement_vs_finetune_ci?;
+                (lo > 0.0 || hi < 0.0).then(|| {
+                    let word = if lo > 0.0 { "more" } else { "less" };
+                    let fewer = if p.runs < p.cell_runs {
+                        format!(", over {} of its {} runs", p.runs, p.cell_runs)
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "{name} on {t} ({word} churn: {:.1}% of examples per seed pair{fewer})",
+                        p.disagreement
+                    )
+                })
+            })
+        })
+        .collect();
+    let short = f
+        .predictions
+        .values()
+        .flat_map(|m| m.values())
+        .filter(|p| p.runs < p.cell_runs)
+        .count();
+    if f.predictions.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "- **Predictions**{}: {}.",
+        if short > 0 {
+            format!(
+                " (computed over fewer runs than their cells hold for {short} method×task cells; {} prediction files not used)",
+                f.rejected_predictions.len()
+            )
+        } else {
+            String::new()
+        },
+        if churn.is_empty() {
+            "no method's seed-to-seed disagreement differs from FineTune's (95% bootstrap over examples)".to_string()
+        } else {
+            format!(
+                "disagreement differs from FineTune's for {}",
+                churn.join("; ")
+            )
+        }
+    ))
+}
+
+/// The prediction files a report did not use, named with the reason (empty when none).
+fn rejected_paragraph(f: &Findings) -> String {
+    if f.rejected_predictions.is_empty() {
+        return String::new();
+    }
+    let named: Vec<String> = f
+        .rejected_predictions
+        .iter()
+        .map(|r| format!("`{}` {}", r.file, r.reason))
+        .collect();
+    format!(
+        "**Prediction files not used** ({}; those runs are left out of this section's statistics, and the runs column says how many remain): {}.\n\n",
+        named.len(),
+        named.join("; ")
+    )
 }
 
 /// The findings' CSV columns after the fine-tuning table's: failed runs, ASO ε_min, the

@@ -115,8 +115,11 @@ pub struct Aggregate {
 /// Instability of one task × method's test predictions across seeds.
 #[derive(Debug, Clone, Serialize)]
 pub struct PredictionStability {
-    /// Runs whose predictions were found.
+    /// Runs whose predictions were found and fit their records (the statistics' evidence).
     pub runs: usize,
+    /// Runs of the cell: when larger than `runs`, the statistics use fewer runs than the
+    /// cell holds, and the report says so.
+    pub cell_runs: usize,
     pub examples: usize,
     /// Mean over pairs of seeds of the share of examples predicted differently, ×100.
     pub disagreement: f64,
@@ -138,7 +141,18 @@ pub struct Findings {
     pub stability: BTreeMap<String, BTreeMap<String, Stability>>,
     pub aggregate: BTreeMap<String, Aggregate>,
     pub predictions: BTreeMap<String, BTreeMap<String, PredictionStability>>,
+    /// Prediction files that could not stand for their runs, with the reason; those runs
+    /// are left out of the prediction statistics.
+    pub rejected_predictions: Vec<RejectedPredictions>,
     pub settings: Settings,
+}
+
+/// A prediction file a report did not use.
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectedPredictions {
+    pub run_id: String,
+    pub file: String,
+    pub reason: String,
 }
 
 /// One run as the findings read it.
@@ -227,14 +241,16 @@ impl Findings {
         let runs = run_summaries(&cells, &baseline);
         let stability = stabilities(&cells, &baseline, &settings);
         let aggregate = aggregates(&cells, &baseline, &settings);
+        let mut rejected_predictions = Vec::new();
         let predictions = dir.map_or_else(BTreeMap::new, |d| {
-            prediction_stabilities(&cells, &baseline, d, &settings)
+            prediction_stabilities(&cells, &baseline, d, &settings, &mut rejected_predictions)
         });
         Self {
             runs,
             stability,
             aggregate,
             predictions,
+            rejected_predictions,
             settings,
         }
     }
@@ -441,15 +457,51 @@ fn aggregates(
     out
 }
 
-/// The predicted labels of each run of a cell found on disk, aligned by example, with
-/// whether the run failed.
-fn load_predictions(runs: &[Run], dir: &Path) -> Vec<(Vec<u32>, bool)> {
-    let mut out: Vec<(Vec<u32>, bool)> = Vec::new();
+/// The predicted labels of each run of a cell found on disk and fitting its record, aligned
+/// by example, with whether the run failed. A file that does not fit (another run, task,
+/// split or data, damaged, oversized, or another length than most of the cell's files) goes
+/// to `rejected`, named.
+fn load_predictions(
+    runs: &[Run],
+    dir: &Path,
+    rejected: &mut Vec<RejectedPredictions>,
+) -> Vec<(Vec<u32>, bool)> {
+    let reject = |r: &Run, reason: String| RejectedPredictions {
+        run_id: r.record.run_id.clone(),
+        file: stab_core::predictions::path(dir, &r.record.run_id)
+            .display()
+            .to_string(),
+        reason,
+    };
+    let mut found: Vec<(&Run, Vec<u32>)> = Vec::new();
     for r in runs {
-        if let Ok(Some(p)) = stab_core::predictions::read(dir, &r.record.run_id)
-            && out.first().is_none_or(|f| f.0.len() == p.predicted.len())
-        {
-            out.push((p.predicted, r.failed()));
+        match stab_core::predictions::read_for(dir, r.record) {
+            Ok(Some(p)) => found.push((r, p.predicted)),
+            Ok(None) => {}
+            Err(why) => rejected.push(reject(r, why.reason)),
+        }
+    }
+    // The cell's length: the one most files have (the first of equally common ones).
+    let mut counts: Vec<(usize, usize)> = Vec::new();
+    for (_, p) in &found {
+        match counts.iter_mut().find(|(len, _)| *len == p.len()) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((p.len(), 1)),
+        }
+    }
+    let most = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    let length = counts.iter().find(|(_, n)| *n == most).map(|(len, _)| *len);
+    let mut out = Vec::new();
+    for (r, p) in found {
+        match length {
+            Some(n) if n != p.len() => rejected.push(reject(
+                r,
+                format!(
+                    "holds {} predictions where most of the cell's files hold {n}",
+                    p.len()
+                ),
+            )),
+            _ => out.push((p, r.failed())),
         }
     }
     out
@@ -480,12 +532,13 @@ fn prediction_stabilities(
     baseline: &dyn Fn(&str) -> String,
     dir: &Path,
     settings: &Settings,
+    rejected: &mut Vec<RejectedPredictions>,
 ) -> BTreeMap<String, BTreeMap<String, PredictionStability>> {
     let mut out: BTreeMap<String, BTreeMap<String, PredictionStability>> = BTreeMap::new();
     for (task, methods) in cells {
         let with_failed: BTreeMap<&String, Vec<(Vec<u32>, bool)>> = methods
             .iter()
-            .map(|(m, runs)| (m, load_predictions(runs, dir)))
+            .map(|(m, runs)| (m, load_predictions(runs, dir, rejected)))
             .filter(|(_, p)| p.len() > 1)
             .collect();
         let loaded: BTreeMap<&String, Vec<Vec<u32>>> = with_failed
@@ -520,6 +573,7 @@ fn prediction_stabilities(
                 (*method).clone(),
                 PredictionStability {
                     runs: preds.len(),
+                    cell_runs: methods[*method].len(),
                     examples: n,
                     disagreement: 100.0 * mean_of(&disagree).unwrap_or(0.0),
                     unstable_share: 100.0 * unstable as f64 / n.max(1) as f64,

@@ -63,6 +63,9 @@ pub struct Report {
     pub analyses: analyses::Analyses,
     /// Store lines that could not be read (`file:line: reason`).
     pub skipped: Vec<String>,
+    /// Run ids recorded several times with different results; the report uses the latest
+    /// record of each and says so.
+    pub conflicts: Vec<String>,
     /// The store directory (where the runs' prediction files are), if loaded from one.
     pub dir: Option<PathBuf>,
     findings: std::sync::OnceLock<findings::Findings>,
@@ -74,12 +77,14 @@ impl Report {
         let contents = ResultsStore::read_dir(dir)?;
         let analyses = analyses::Analyses::load(dir)?;
         let records = contents.latest();
+        let conflicts = contents.conflicting();
         let mut skipped = contents.skipped;
         skipped.extend(analyses.skipped.iter().cloned());
         Ok(Self {
             records,
             analyses,
             skipped,
+            conflicts,
             dir: Some(dir.to_path_buf()),
             findings: std::sync::OnceLock::new(),
         })
@@ -90,6 +95,7 @@ impl Report {
             records,
             analyses: analyses::Analyses::default(),
             skipped: Vec::new(),
+            conflicts: Vec::new(),
             dir: None,
             findings: std::sync::OnceLock::new(),
         }

@@ -203,69 +203,8 @@ pub fn read_config(c: &EncoderConfig, v: &Value) -> Result<ModernBertLayout, Key
             "global_attn_every_n_layers",
         ));
     }
-    if let Some(types) = v.get("layer_types").filter(|t| !t.is_null()) {
-        let Value::Array(types) = types else {
-            return Err(("`layer_types` must be a list".into(), "layer_types"));
-        };
-        if types.len() != c.num_hidden_layers {
-            return Err((
-                format!(
-                    "`layer_types` lists {} layers, but num_hidden_layers = {}",
-                    types.len(),
-                    c.num_hidden_layers
-                ),
-                "layer_types",
-            ));
-        }
-        for (i, t) in types.iter().enumerate() {
-            let want = if i.is_multiple_of(every) {
-                "full_attention"
-            } else {
-                "sliding_attention"
-            };
-            if t.as_str() != Some(want) {
-                return Err((
-                    format!(
-                        "layer_types[{i}] is {t}, but global_attn_every_n_layers = {every} implies \"{want}\" (stab supports the regular pattern only)"
-                    ),
-                    "layer_types",
-                ));
-            }
-        }
-    }
-    // RoPE scaling (YaRN, linear, dynamic…) changes the rotations: refused, not ignored.
-    for (path, scaling) in [
-        ("rope_scaling", v.get("rope_scaling")),
-        (
-            "rope_parameters.full_attention",
-            v.get("rope_parameters")
-                .and_then(|r| r.get("full_attention")),
-        ),
-        (
-            "rope_parameters.sliding_attention",
-            v.get("rope_parameters")
-                .and_then(|r| r.get("sliding_attention")),
-        ),
-    ] {
-        let kind = scaling.filter(|s| !s.is_null()).map(|s| {
-            s.get("rope_type")
-                .or_else(|| s.get("type"))
-                .and_then(Value::as_str)
-                .unwrap_or("default")
-        });
-        if let Some(kind) = kind.filter(|k| *k != "default") {
-            return Err((
-                format!(
-                    "RoPE scaling `{kind}` ({path}) is not supported: stab's ModernBERT port implements the default rotations"
-                ),
-                if path == "rope_scaling" {
-                    "rope_scaling"
-                } else {
-                    "rope_parameters"
-                },
-            ));
-        }
-    }
+    check_layer_types(c, v, every)?;
+    refuse_rope_scaling(v)?;
     let theta = |kind: &str, legacy: &'static str, default: f64| -> Result<f64, KeyError> {
         match v
             .get("rope_parameters")
@@ -301,6 +240,79 @@ pub fn read_config(c: &EncoderConfig, v: &Value) -> Result<ModernBertLayout, Key
         mean_pooling: pooling == "mean",
         pooler_act: Activation::parse(act).map_err(|m| (m.reason, "classifier_activation"))?,
     })
+}
+
+/// `layer_types`, when given, lists every layer and follows the regular pattern of
+/// `global_attn_every_n_layers` (the only one the port implements).
+fn check_layer_types(c: &EncoderConfig, v: &Value, every: usize) -> Result<(), KeyError> {
+    if let Some(types) = v.get("layer_types").filter(|t| !t.is_null()) {
+        let Value::Array(types) = types else {
+            return Err(("`layer_types` must be a list".into(), "layer_types"));
+        };
+        if types.len() != c.num_hidden_layers {
+            return Err((
+                format!(
+                    "`layer_types` lists {} layers, but num_hidden_layers = {}",
+                    types.len(),
+                    c.num_hidden_layers
+                ),
+                "layer_types",
+            ));
+        }
+        for (i, t) in types.iter().enumerate() {
+            let want = if i.is_multiple_of(every) {
+                "full_attention"
+            } else {
+                "sliding_attention"
+            };
+            if t.as_str() != Some(want) {
+                return Err((
+                    format!(
+                        "layer_types[{i}] is {t}, but global_attn_every_n_layers = {every} implies \"{want}\" (stab supports the regular pattern only)"
+                    ),
+                    "layer_types",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// RoPE scaling (YaRN, linear, dynamic…) changes the rotations: refused, not ignored.
+fn refuse_rope_scaling(v: &Value) -> Result<(), KeyError> {
+    for (path, scaling) in [
+        ("rope_scaling", v.get("rope_scaling")),
+        (
+            "rope_parameters.full_attention",
+            v.get("rope_parameters")
+                .and_then(|r| r.get("full_attention")),
+        ),
+        (
+            "rope_parameters.sliding_attention",
+            v.get("rope_parameters")
+                .and_then(|r| r.get("sliding_attention")),
+        ),
+    ] {
+        let kind = scaling.filter(|s| !s.is_null()).map(|s| {
+            s.get("rope_type")
+                .or_else(|| s.get("type"))
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+        });
+        if let Some(kind) = kind.filter(|k| *k != "default") {
+            return Err((
+                format!(
+                    "RoPE scaling `{kind}` ({path}) is not supported: stab's ModernBERT port implements the default rotations"
+                ),
+                if path == "rope_scaling" {
+                    "rope_scaling"
+                } else {
+                    "rope_parameters"
+                },
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The bias that closes a key outside the window (finite: see the module docs).
