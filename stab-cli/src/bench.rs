@@ -130,7 +130,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     use stab_core::limits;
     limits::BATCH_SIZE.check_usize("--batch", batch)?;
     limits::MAX_LEN.check_usize("--seq", seq)?;
-    limits::SEEDS.check_usize("--repeats", repeats)?;
+    limits::BENCH_REPEATS.check_usize("--repeats", repeats)?;
     let chosen = crate::device::parse(&device)?;
     let plain = chosen.device.clone();
     let (encoder, weights) = encoder_of(&model, &plain)?;

@@ -122,6 +122,7 @@ fn hostile_inputs_exit_0_1_or_2_with_one_clear_message() {
         Case { what: "flag: embed --max-len 100000", args: vec!["embed".into(), "--model".into(), tiny_s.clone(), "--text".into(), "hi".into(), "--max-len".into(), "100000".into()], code: 2, says: "--max-len" },
         // Round 4: files the user named are never replaced unasked.
         Case { what: "flag: plan --slurm onto the recipe itself", args: { let f = file(synthetic("").as_bytes()); vec!["plan".into(), f.clone(), "--slurm".into(), f] }, code: 2, says: "--overwrite" },
+        Case { what: "flag: bench step --repeats 0", args: vec!["bench".into(), "step".into(), "--model".into(), tiny_s.clone(), "--repeats".into(), "0".into()], code: 2, says: "e.g. --repeats 10" },
         Case { what: "flag: plan --slurm onto a directory", args: vec!["plan".into(), file(synthetic("").as_bytes()), "--slurm".into(), t.display().to_string()], code: 2, says: "a directory" },
     ];
     // Data files.

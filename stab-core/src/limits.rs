@@ -47,6 +47,7 @@ impl Limit {
 
 // Recipes (fine-tuning).
 pub const SEEDS: Limit = Limit::new(1, 10_000, "e.g. seeds = 10 or seeds = [0, 3, 7]");
+pub const BENCH_REPEATS: Limit = Limit::new(1, 10_000, "e.g. --repeats 10");
 pub const EPOCHS: Limit = Limit::new(
     1,
     1_000_000,
