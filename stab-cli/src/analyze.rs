@@ -234,11 +234,12 @@ fn publish(dir: &Path, rec: &Value) -> anyhow::Result<()> {
     let path = analyses::append(dir, rec)?;
     let one = [rec];
     let md = match rec["analysis"].as_str() {
-        Some("distance") => analyses::distance_markdown(&one),
-        Some("taylor") => analyses::taylor_markdown(&one),
-        Some("loo") => analyses::loo_markdown(&one),
-        _ => analyses::bounds_markdown(&one),
-    };
+        Some("distance") => analyses::distance_doc(&one),
+        Some("taylor") => analyses::taylor_doc(&one),
+        Some("loo") => analyses::loo_doc(&one),
+        _ => analyses::bounds_doc(&one),
+    }
+    .markdown();
     {
         use std::io::Write as _;
         let _ = write!(std::io::stdout(), "{md}");
@@ -427,8 +428,8 @@ fn taylor(
     let device = base.autodiff();
     let ckpt = Checkpoint::open(checkpoint, &device)?;
     let meta = &ckpt.file.metadata;
-    let (model, task_name) = ckpt.task_model(task.as_deref(), &device)?;
-    let def = stab_data::task_def(&task_name)?;
+    let (model, def) = ckpt.task_model(task.as_deref(), &device)?;
+    let task_name = def.name;
     let config = &model.encoder.as_ref().expect("a full checkpoint").config;
     let limit = config.max_tokens();
     let max_len = match max_len {
@@ -486,7 +487,7 @@ fn taylor(
     let mut value = serde_json::to_value(&result)?;
     value["batch"] = json!(n);
     value["seconds"] = json!(started.elapsed().as_secs_f64());
-    publish(&target, &record("taylor", &subject, &task_name, value))
+    publish(&target, &record("taylor", &subject, task_name, value))
 }
 
 fn loo(

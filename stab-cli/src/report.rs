@@ -72,12 +72,8 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     }
     if args.html {
         let title = format!("stab report: {}", args.dir.display());
-        let page = stab_eval::report::html::write_page(
-            &args.dir,
-            &title,
-            &report.render(ReportFormat::Markdown),
-            &files,
-        )?;
+        let page =
+            stab_eval::report::html::write_page(&args.dir, &title, &report.document(), &files)?;
         errln!("wrote {}", page.display());
     }
     Ok(())

@@ -125,6 +125,8 @@ struct Bar {
     bar: ProgressBar,
     kind: RecipeKind,
     workers: Mutex<usize>,
+    /// Runs the grid will execute (for "run k/N").
+    pending: Mutex<usize>,
     last_dev: Mutex<f64>,
     head: Mutex<String>,
 }
@@ -135,6 +137,7 @@ impl Bar {
             bar: ProgressBar::new(0),
             kind,
             workers: Mutex::new(1),
+            pending: Mutex::new(0),
             last_dev: Mutex::new(f64::NAN),
             head: Mutex::new(String::new()),
         }
@@ -157,6 +160,7 @@ impl Bar {
                 ..
             } => {
                 *self.workers.lock().expect("workers") = workers;
+                *self.pending.lock().expect("pending") = pending.len();
                 let threads = rayon::current_num_threads();
                 tracing::info!(
                     "{planned}, {in_store} already in the store, {} to run, {threads} threads, results in {}",
@@ -175,7 +179,8 @@ impl Bar {
                 }
             }
             GridEvent::RunStarted { spec, index } if workers == 1 => {
-                let head = format!("run {}: {}", index + 1, spec.run_id);
+                let pending = *self.pending.lock().expect("pending");
+                let head = format!("run {}/{pending}: {}", index + 1, spec.run_id);
                 bar.set_message(head.clone());
                 *self.head.lock().expect("head") = head;
             }

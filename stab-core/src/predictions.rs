@@ -50,25 +50,6 @@ pub fn write(results_dir: &Path, p: &RunPredictions) -> anyhow::Result<()> {
     crate::atomic::write_file(&file, serde_json::to_string(p)?.as_bytes())
 }
 
-/// The predictions of run `run_id`, if its file exists and is one (`Err` names the file
-/// and what is wrong with it). The file is read only up to [`MAX_BYTES`].
-pub fn read(results_dir: &Path, run_id: &str) -> anyhow::Result<Option<RunPredictions>> {
-    let file = path(results_dir, run_id);
-    let p = match parse(&file) {
-        Ok(Some(p)) => p,
-        Ok(None) => return Ok(None),
-        Err(why) => anyhow::bail!("{}: {why}", file.display()),
-    };
-    anyhow::ensure!(
-        p.format == FORMAT && p.run_id == run_id,
-        "{} holds {} predictions of run {}; expected {FORMAT} of {run_id}",
-        file.display(),
-        p.format,
-        p.run_id
-    );
-    Ok(Some(p))
-}
-
 /// The predictions of `record`'s run, checked against the record: the format, run id,
 /// task, split and data hash must be the record's, and the file must hold at least one
 /// prediction. `Ok(None)` when the run has no file; `Err` says why the file cannot stand
@@ -149,13 +130,43 @@ mod tests {
             predicted: vec![0, 2, 1],
         };
         write(dir.path(), &p).unwrap();
-        assert_eq!(read(dir.path(), "cb-finetune-s0-1").unwrap(), Some(p));
-        assert_eq!(read(dir.path(), "other").unwrap(), None);
+        let record = |run_id: &str| RunRecord {
+            run_id: run_id.into(),
+            recipe: "r".into(),
+            kind: crate::RecipeKind::Finetune,
+            task: "cb".into(),
+            method: "finetune".into(),
+            method_params: Default::default(),
+            seed: 0,
+            mode: None,
+            sweep: Default::default(),
+            metrics: Default::default(),
+            dev_best: None,
+            best_step: None,
+            steps: 1,
+            wall_s: 0.0,
+            stab_version: "t".into(),
+            threads: 1,
+            synthetic: None,
+            diverged: false,
+            seeds: None,
+            split: Some("file:1".into()),
+            inputs: None,
+            details: serde_json::Value::Null,
+        };
+        let read = |run_id: &str| read_for(dir.path(), &record(run_id));
+        assert_eq!(read("cb-finetune-s0-1").unwrap(), Some(p));
+        assert_eq!(read("other").unwrap(), None);
         std::fs::write(path(dir.path(), "bad"), "{").unwrap();
-        let e = read(dir.path(), "bad").unwrap_err().to_string();
-        assert!(
-            e.contains("bad.json") && e.contains("not a predictions file"),
-            "{e}"
-        );
+        let e = read("bad").unwrap_err().to_string();
+        assert!(e.contains("not a predictions file"), "{e}");
+        // A file of another run under this run's name.
+        std::fs::copy(
+            path(dir.path(), "cb-finetune-s0-1"),
+            path(dir.path(), "copy"),
+        )
+        .unwrap();
+        let e = read("copy").unwrap_err().to_string();
+        assert!(e.contains("the run `cb-finetune-s0-1`"), "{e}");
     }
 }

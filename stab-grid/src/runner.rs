@@ -50,6 +50,23 @@ struct Queue<'s> {
     started: usize,
 }
 
+/// What the workers of one grid share: the schedule, the store, the counts, the events.
+struct Shared<'s, 'v> {
+    queue: Mutex<Queue<'s>>,
+    wake: Condvar,
+    store: Mutex<ResultsStore>,
+    recorded: AtomicUsize,
+    failed: AtomicUsize,
+    skipped: AtomicUsize,
+    events: EventSink<'v>,
+}
+
+/// One worker's compute: its thread count and, beside other workers, its own pool.
+struct Worker {
+    threads: usize,
+    pool: Option<rayon::ThreadPool>,
+}
+
 impl<'e> GridRunner<'e> {
     /// A runner writing into `out` (`runs.jsonl`), one job, resuming.
     pub fn new(executor: &'e (dyn Executor + 'e), out: impl Into<PathBuf>) -> Self {
@@ -155,26 +172,25 @@ impl<'e> GridRunner<'e> {
         if most == 0 {
             return Ok(summary);
         }
-        let store = Mutex::new(ResultsStore::open(&self.out, self.shard)?);
-        let queue = (
-            Mutex::new(Queue {
+        let shared = Shared {
+            queue: Mutex::new(Queue {
                 schedule,
                 in_flight: 0,
                 started: 0,
             }),
-            Condvar::new(),
-        );
-        let counts = [
-            AtomicUsize::new(0),
-            AtomicUsize::new(0),
-            AtomicUsize::new(0),
-        ];
-        let worker = |pool: Option<rayon::ThreadPool>| {
-            let threads = if pool.is_some() { per_worker } else { threads };
-            self.work(&queue, &store, &counts, threads, pool.as_ref(), events)
+            wake: Condvar::new(),
+            store: Mutex::new(ResultsStore::open(&self.out, self.shard)?),
+            recorded: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            skipped: AtomicUsize::new(0),
+            events,
         };
         if workers == 1 {
-            worker(None)?;
+            let worker = Worker {
+                threads,
+                pool: None,
+            };
+            self.work(&shared, &worker)?;
         } else {
             let outcomes: Vec<anyhow::Result<()>> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..workers)
@@ -184,7 +200,11 @@ impl<'e> GridRunner<'e> {
                                 .num_threads(per_worker)
                                 .build()
                                 .context("cannot build a job's thread pool")?;
-                            worker(Some(pool))
+                            let worker = Worker {
+                                threads: per_worker,
+                                pool: Some(pool),
+                            };
+                            self.work(&shared, &worker)
                         })
                     })
                     .collect();
@@ -195,33 +215,23 @@ impl<'e> GridRunner<'e> {
             });
             outcomes.into_iter().collect::<anyhow::Result<()>>()?;
         }
-        let [recorded, failed, skipped] = counts.map(AtomicUsize::into_inner);
-        let store = store.into_inner().expect("store");
+        summary.recorded = shared.recorded.into_inner();
+        summary.failed = shared.failed.into_inner();
+        summary.skipped = shared.skipped.into_inner();
+        let store = shared.store.into_inner().expect("store");
         events(GridEvent::Finished {
-            recorded,
-            failed,
+            recorded: summary.recorded,
+            failed: summary.failed,
             store: store.path(),
         });
-        summary.recorded = recorded;
-        summary.failed = failed;
-        summary.skipped = skipped;
         Ok(summary)
     }
 
     /// One worker: take runs from the schedule until it is done.
-    fn work(
-        &self,
-        queue: &(Mutex<Queue<'_>>, Condvar),
-        store: &Mutex<ResultsStore>,
-        counts: &[AtomicUsize; 3],
-        threads: usize,
-        pool: Option<&rayon::ThreadPool>,
-        events: EventSink<'_>,
-    ) -> anyhow::Result<()> {
-        let (lock, wake) = queue;
+    fn work(&self, shared: &Shared<'_, '_>, worker: &Worker) -> anyhow::Result<()> {
         loop {
             let (spec, index) = {
-                let mut q = lock.lock().expect("schedule");
+                let mut q = shared.queue.lock().expect("schedule");
                 loop {
                     let in_flight = q.in_flight;
                     match q.schedule.next(in_flight) {
@@ -231,19 +241,19 @@ impl<'e> GridRunner<'e> {
                             break (spec, q.started - 1);
                         }
                         Next::Done => return Ok(()),
-                        Next::Wait if q.in_flight > 0 => q = wake.wait(q).expect("schedule"),
+                        Next::Wait if q.in_flight > 0 => q = shared.wake.wait(q).expect("schedule"),
                         Next::Wait => anyhow::bail!(
                             "the grid's schedule waits for a run to end, but none is running (a bug in the schedule)"
                         ),
                     }
                 }
             };
-            let outcome = self.one(&spec, index, store, counts, threads, pool, events);
-            let mut q = lock.lock().expect("schedule");
+            let outcome = self.one(&spec, index, shared, worker);
+            let mut q = shared.queue.lock().expect("schedule");
             q.in_flight -= 1;
             q.schedule
                 .ended(&spec, outcome.as_ref().ok().and_then(Option::as_ref));
-            wake.notify_all();
+            shared.wake.notify_all();
             drop(q);
             outcome?;
         }
@@ -251,22 +261,24 @@ impl<'e> GridRunner<'e> {
 
     /// Claim, execute and record one run. `Ok(None)`: skipped or failed (an event says
     /// which); `Err`: the store or the claims cannot be used, which stops the grid.
-    #[allow(clippy::too_many_arguments)]
     fn one(
         &self,
         spec: &RunSpec,
         index: usize,
-        store: &Mutex<ResultsStore>,
-        counts: &[AtomicUsize; 3],
-        threads: usize,
-        pool: Option<&rayon::ThreadPool>,
-        events: EventSink<'_>,
+        shared: &Shared<'_, '_>,
+        worker: &Worker,
     ) -> anyhow::Result<Option<RunRecord>> {
-        let claimed = claim(&store.lock().expect("store"), &self.out, spec, self.fresh)?;
+        let events = shared.events;
+        let claimed = claim(
+            &shared.store.lock().expect("store"),
+            &self.out,
+            spec,
+            self.fresh,
+        )?;
         let _claim = match claimed {
             Ok(claim) => claim,
             Err(why) => {
-                counts[2].fetch_add(1, Ordering::SeqCst);
+                shared.skipped.fetch_add(1, Ordering::SeqCst);
                 events(GridEvent::RunSkipped { spec, why });
                 return Ok(None);
             }
@@ -275,21 +287,21 @@ impl<'e> GridRunner<'e> {
         let progress = |progress| events(GridEvent::Progress { spec, progress });
         let ctx = RunContext {
             out: &self.out,
-            threads,
+            threads: worker.threads,
             progress: &progress,
         };
         let execute = || self.executor.execute(spec, &ctx);
-        let result = match pool {
+        let result = match &worker.pool {
             Some(pool) => pool.install(execute),
             None => execute(),
         }
         .and_then(|done| {
-            store.lock().expect("store").append(&done.record)?;
+            shared.store.lock().expect("store").append(&done.record)?;
             Ok(done)
         });
         match result {
             Ok(done) => {
-                counts[0].fetch_add(1, Ordering::SeqCst);
+                shared.recorded.fetch_add(1, Ordering::SeqCst);
                 events(GridEvent::RunFinished {
                     record: &done.record,
                     summary: &done.summary,
@@ -297,7 +309,7 @@ impl<'e> GridRunner<'e> {
                 Ok(Some(done.record))
             }
             Err(error) => {
-                counts[1].fetch_add(1, Ordering::SeqCst);
+                shared.failed.fetch_add(1, Ordering::SeqCst);
                 events(GridEvent::RunFailed {
                     spec,
                     error: &error,

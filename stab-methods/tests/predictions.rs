@@ -24,7 +24,7 @@ fn a_run_stores_its_test_predictions_and_its_majority_class_score() {
     let recipe = Recipe::parse(&text, "t.toml").unwrap();
     let spec = Plan::from_recipe(&recipe).unwrap().runs.remove(0);
     let (record, _) = eng.run(&spec, &quiet).unwrap();
-    let stored = stab_core::predictions::read(dir.path(), &record.run_id)
+    let stored = stab_core::predictions::read_for(dir.path(), &record)
         .unwrap()
         .expect("the run wrote its predictions");
     assert_eq!(stored.task, "cb");

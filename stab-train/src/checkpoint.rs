@@ -197,11 +197,12 @@ impl Checkpoint {
     /// pooling it was trained with. The head's shape comes from the metadata the run wrote
     /// (`stab_head_layers`, `stab_head_replicate_dense`); checkpoints written before those
     /// keys are read from their tensors' shapes. The head is in the dropout-free eval form.
+    /// Returns the model and its task's definition.
     pub fn task_model(
         &self,
         task: Option<&str>,
         device: &Device,
-    ) -> anyhow::Result<(TaskModel, String)> {
+    ) -> anyhow::Result<(TaskModel, &'static stab_data::TaskDef)> {
         let meta = &self.file.metadata;
         let task = task
             .map(str::to_string)
@@ -242,7 +243,7 @@ impl Checkpoint {
             head,
             pooling,
         };
-        Ok((model, task))
+        Ok((model, def))
     }
 
     /// The saved head's shape: from the metadata, else from its tensors (older checkpoints).

@@ -14,6 +14,7 @@ use plotters::prelude::*;
 use serde_json::Value;
 
 use super::PlotsWritten;
+use super::doc::Doc;
 use super::plot::{COLORS, Series, line_plot};
 use super::table::{Table, num};
 
@@ -99,22 +100,27 @@ impl Analyses {
 
     /// Every analysis as Markdown sections.
     pub fn markdown(&self) -> String {
-        let mut out = String::new();
+        self.document().markdown()
+    }
+
+    /// Every analysis as report sections.
+    pub fn document(&self) -> Doc {
+        let mut out = Doc::new();
         let distance = self.of("distance");
         if !distance.is_empty() {
-            out.push_str(&distance_markdown(&distance));
+            out.append(distance_doc(&distance));
         }
         let taylor = self.of("taylor");
         if !taylor.is_empty() {
-            out.push_str(&taylor_markdown(&taylor));
+            out.append(taylor_doc(&taylor));
         }
         let loo = self.of("loo");
         if !loo.is_empty() {
-            out.push_str(&loo_markdown(&loo));
+            out.append(loo_doc(&loo));
         }
         let bounds = self.of("bounds");
         if !bounds.is_empty() {
-            out.push_str(&bounds_markdown(&bounds));
+            out.append(bounds_doc(&bounds));
         }
         out
     }
@@ -227,13 +233,15 @@ fn cells(v: &[String]) -> Vec<String> {
 }
 
 /// Table 6 analogue (totals) and the per-layer tables.
-pub fn distance_markdown(records: &[&Value]) -> String {
-    let mut out = String::from(
-        "## Weight distance after fine-tuning (paper Table 6)\n\n\
+pub fn distance_doc(records: &[&Value]) -> Doc {
+    let mut out = Doc::new();
+    out.heading("Weight distance after fine-tuning (paper Table 6)")
+        .paragraph(
+            "\
          ‖w* − w0‖_p / ‖w0‖_p over the parameters with a pre-trained value (embeddings and \
          layers; the pooler and the head are left out of the total), p = 2 and 1; for p = ∞, \
-         max|w* − w0| / max|w0|.\n\n",
-    );
+         max|w* − w0| / max|w0|.",
+        );
     let mut totals = Table {
         header: cells(&["task", "checkpoint", "params", "L2", "L1", "L∞"].map(String::from)),
         rows: Vec::new(),
@@ -251,13 +259,9 @@ pub fn distance_markdown(records: &[&Value]) -> String {
             ]);
         }
     }
-    out.push_str(&totals.markdown());
+    out.table(totals);
     for r in records {
-        out.push_str(&format!(
-            "\n### Per layer: {} ({})\n\n",
-            subject(r),
-            task(r)
-        ));
+        out.subheading(format!("Per layer: {} ({})", subject(r), task(r)));
         let mut t = Table {
             header: cells(&["group", "params", "L2", "L1", "L∞", "in total"].map(String::from)),
             rows: Vec::new(),
@@ -272,24 +276,25 @@ pub fn distance_markdown(records: &[&Value]) -> String {
                 if row["in_total"] == true { "yes" } else { "no" }.into(),
             ]);
         }
-        out.push_str(&t.markdown());
+        out.table(t);
     }
-    out.push('\n');
     out
 }
 
 /// Fig. 11 analogue as a table per checkpoint.
-pub fn taylor_markdown(records: &[&Value]) -> String {
-    let mut out = String::from(
-        "## Taylor validity around the fine-tuned weights (paper Fig. 11)\n\n\
+pub fn taylor_doc(records: &[&Value]) -> Doc {
+    let mut out = Doc::new();
+    out.heading("Taylor validity around the fine-tuned weights (paper Fig. 11)")
+        .paragraph(
+            "\
          f = mean cross-entropy on a fixed training batch in eval mode; w = w* ⊙ (1 + p(U − 0.5)); \
          f̂ = f(w*) + gᵀr + ½ rᵀHr with rᵀHr by central differences of gradients in f64. \
-         Gap = |f̂ − f| / |f|, mean ± sd and max over the perturbations.\n\n",
-    );
+         Gap = |f̂ − f| / |f|, mean ± sd and max over the perturbations.",
+        );
     for r in records {
         let res = &r["result"];
-        out.push_str(&format!(
-            "### {} ({}): f(w*) = {}, ‖∇f(w*)‖ = {}, {} parameters, {} perturbations per p, h = {}\n\n",
+        out.subheading(format!(
+            "{} ({}): f(w*) = {}, ‖∇f(w*)‖ = {}, {} parameters, {} perturbations per p, h = {}",
             subject(r),
             task(r),
             num(f(&res["f_star"])),
@@ -324,22 +329,23 @@ pub fn taylor_markdown(records: &[&Value]) -> String {
                 num(f(&p["mean_quadratic"])),
             ]);
         }
-        out.push_str(&t.markdown());
-        out.push('\n');
+        out.table(t);
     }
     out
 }
 
 /// LOO stability per task, problem and head count, with the features' geometry.
-pub fn loo_markdown(records: &[&Value]) -> String {
-    let mut out = String::from(
-        "## Leave-one-out stability of heads on frozen features (paper §4.3 on real data)\n\n\
+pub fn loo_doc(records: &[&Value]) -> Doc {
+    let mut out = Doc::new();
+    out.heading("Leave-one-out stability of heads on frozen features (paper §4.3 on real data)")
+        .paragraph(
+            "\
          Linear heads on the pooled features (augmented with −1), full-batch logistic GD with \
          η = 1/β; H heads averaged (H = 1 is FineTune; MMR is FineTune here, its regulariser is \
          constant on frozen features). Δ̂ = mean over sampled left-out points of \
          ‖w̄_S/‖w̄_S‖ − w̄_{S∖i}/‖w̄_{S∖i}‖‖, ± sd. γ_S, B = max‖x‖ and r = min‖x‖ from the \
-         hard-margin SVM on the same features.\n\n",
-    );
+         hard-margin SVM on the same features.",
+        );
     let mut geometry = Table {
         header: cells(
             &[
@@ -419,23 +425,22 @@ pub fn loo_markdown(records: &[&Value]) -> String {
             }
         }
     }
-    out.push_str(&geometry.markdown());
-    out.push('\n');
-    out.push_str(&deltas.markdown());
-    out.push('\n');
+    out.table(geometry).table(deltas);
     out
 }
 
 /// The bound terms per task with the constants they used.
-pub fn bounds_markdown(records: &[&Value]) -> String {
-    let mut out = String::from(
-        "## The paper's bounds from measured constants (docs/methods.md §9)\n\n\
+pub fn bounds_doc(records: &[&Value]) -> Doc {
+    let mut out = Doc::new();
+    out.heading("The paper's bounds from measured constants (docs/methods.md §9)")
+        .paragraph(
+            "\
          Each constant is marked measured (on the task) or assumed; each bound lists its terms \
-         and the one that dominates.\n\n",
-    );
+         and the one that dominates.",
+        );
     for r in records {
         let res = &r["result"];
-        out.push_str(&format!("### {}\n\n", subject(r)));
+        out.subheading(subject(r));
         let mut k = Table {
             header: cells(&["constant", "value", "source"].map(String::from)),
             rows: Vec::new(),
@@ -454,8 +459,7 @@ pub fn bounds_markdown(records: &[&Value]) -> String {
                 ]);
             }
         }
-        out.push_str(&k.markdown());
-        out.push('\n');
+        out.table(k);
         let mut b = Table {
             header: cells(&["bound", "terms", "total", "dominant", "note"].map(String::from)),
             rows: Vec::new(),
@@ -475,8 +479,7 @@ pub fn bounds_markdown(records: &[&Value]) -> String {
                 bound["note"].as_str().unwrap_or("").to_string(),
             ]);
         }
-        out.push_str(&b.markdown());
-        out.push('\n');
+        out.table(b);
     }
     out
 }

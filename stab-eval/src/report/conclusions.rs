@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::PlotsWritten;
+use super::doc::Doc;
 use super::findings::Findings;
 use super::table::Table;
 
@@ -34,8 +35,24 @@ pub fn agreement_plot(task: &str) -> String {
 }
 
 /// The summary paragraph list: what is significant, what the grid can detect, what failed.
-pub fn summary(f: &Findings) -> String {
-    let mut out = String::from("## Summary\n\n");
+pub fn summary(f: &Findings) -> Doc {
+    let items = [
+        Some(failed_item(f)),
+        Some(sd_item(f)),
+        Some(aso_item(f)),
+        detectable_item(f),
+        Some(across_tasks_item(f)),
+        predictions_line(f),
+        identical_item(f),
+    ];
+    let mut doc = Doc::new();
+    doc.heading("Summary")
+        .list(items.into_iter().flatten().collect());
+    doc
+}
+
+/// The summary's failed runs, per task.
+fn failed_item(f: &Findings) -> String {
     let runs: usize = f.runs.values().flat_map(|m| m.values()).map(|r| r.n).sum();
     // Failed runs per task (the main table has them per method).
     let by_task: Vec<(String, usize, usize)> = f
@@ -57,9 +74,8 @@ pub fn summary(f: &Findings) -> String {
         .filter(|t| t.1 > 0)
         .map(|(t, k, n)| format!("{t} {k} of {n}"))
         .collect();
-    let _ = writeln!(
-        out,
-        "- **Failed runs** (test score at or below the majority class): {}.",
+    format!(
+        "**Failed runs** (test score at or below the majority class): {}.",
         if !judged {
             "not judged (the records predate the majority-class score)".to_string()
         } else if total_failed == 0 {
@@ -70,7 +86,11 @@ pub fn summary(f: &Findings) -> String {
                 tasks.join(", ")
             )
         }
-    );
+    )
+}
+
+/// The summary's SD comparisons significant after Holm's adjustment.
+fn sd_item(f: &Findings) -> String {
     let mut sig = Vec::new();
     let mut tested = 0;
     for (task, m) in &f.stability {
@@ -86,16 +106,19 @@ pub fn summary(f: &Findings) -> String {
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "- **SD against FineTune**: {} of {tested} comparisons significant after Holm's adjustment{}.",
+    format!(
+        "**SD against FineTune**: {} of {tested} comparisons significant after Holm's adjustment{}.",
         sig.len(),
         if sig.is_empty() {
             String::new()
         } else {
             format!(": {}", sig.join("; "))
         }
-    );
+    )
+}
+
+/// The summary's methods almost stochastically better than FineTune.
+fn aso_item(f: &Findings) -> String {
     let better: Vec<String> = f
         .stability
         .iter()
@@ -107,39 +130,45 @@ pub fn summary(f: &Findings) -> String {
                 })
         })
         .collect();
-    let _ = writeln!(
-        out,
-        "- **Scores against FineTune** (Almost Stochastic Order, 95% confidence): {}.",
+    format!(
+        "**Scores against FineTune** (Almost Stochastic Order, 95% confidence): {}.",
         if better.is_empty() {
             "no method is almost stochastically better than FineTune on any task".to_string()
         } else {
             format!("almost stochastically better: {}", better.join("; "))
         }
-    );
+    )
+}
+
+/// The summary's line on the SD ratio this grid can detect.
+fn detectable_item(f: &Findings) -> Option<String> {
     let compared: Vec<&super::findings::Stability> =
         f.stability.values().flat_map(|m| m.values()).collect();
     if !compared.is_empty() && compared.iter().all(|s| s.min_detectable_sd_ratio.is_none()) {
-        let _ = writeln!(
-            out,
-            "- **What this grid can detect**: too few seeds for Brown–Forsythe to reach 80% power even for an SD ratio of 0.01; a ratio of 0.7 needs {} seeds per arm.",
+        return Some(format!(
+            "**What this grid can detect**: too few seeds for Brown–Forsythe to reach 80% power even for an SD ratio of 0.01; a ratio of 0.7 needs {} seeds per arm.",
             seeds_text(compared[0].seeds_for_ratio_0_7)
-        );
+        ));
     }
     if let Some(s) = compared
         .iter()
         .find(|s| s.min_detectable_sd_ratio.is_some())
     {
         let n = s.n;
-        let _ = writeln!(
-            out,
-            "- **What this grid can detect**: with {n} seeds per arm, Brown–Forsythe detects (80% power, α = 0.05) an SD ratio of {} or below, i.e. only reductions of the SD by {:.0}% or more; a ratio of 0.7 needs {} seeds per arm, 0.5 needs {} (simulation under normality, {} draws per point). A non-significant SD difference here is not evidence of equal stability.",
+        return Some(format!(
+            "**What this grid can detect**: with {n} seeds per arm, Brown–Forsythe detects (80% power, α = 0.05) an SD ratio of {} or below, i.e. only reductions of the SD by {:.0}% or more; a ratio of 0.7 needs {} seeds per arm, 0.5 needs {} (simulation under normality, {} draws per point). A non-significant SD difference here is not evidence of equal stability.",
             num(s.min_detectable_sd_ratio),
             100.0 * (1.0 - s.min_detectable_sd_ratio.unwrap_or(1.0)),
             seeds_text(s.seeds_for_ratio_0_7),
             seeds_text(s.seeds_for_ratio_0_5),
             f.settings.power_simulations
-        );
+        ));
     }
+    None
+}
+
+/// The summary's across-task probabilities of improvement that exclude 50%.
+fn across_tasks_item(f: &Findings) -> String {
     let improving: Vec<String> = f
         .aggregate
         .iter()
@@ -154,18 +183,18 @@ pub fn summary(f: &Findings) -> String {
             })
         })
         .collect();
-    let _ = writeln!(
-        out,
-        "- **Across tasks** (probability of improving on FineTune, stratified bootstrap): {}.",
+    format!(
+        "**Across tasks** (probability of improving on FineTune, stratified bootstrap): {}.",
         if improving.is_empty() {
             "no interval excludes 50%".to_string()
         } else {
             improving.join("; ")
         }
-    );
-    if let Some(line) = predictions_line(f) {
-        let _ = writeln!(out, "{line}");
-    }
+    )
+}
+
+/// The summary's methods bit-identical to FineTune, with the tasks where they are.
+fn identical_item(f: &Findings) -> Option<String> {
     // Methods bit-identical to FineTune, with the tasks where they are.
     let mut same_by_method: std::collections::BTreeMap<&String, Vec<&String>> = Default::default();
     for (t, m) in &f.runs {
@@ -186,190 +215,197 @@ pub fn summary(f: &Findings) -> String {
             }
         })
         .collect();
-    if !same.is_empty() {
-        let _ = writeln!(
-            out,
-            "- **Identical to FineTune** (every seed bit for bit, not separate results): {}.",
+    (!same.is_empty()).then(|| {
+        format!(
+            "**Identical to FineTune** (every seed bit for bit, not separate results): {}.",
             same.join(", ")
-        );
-    }
-    out.push('\n');
-    out
+        )
+    })
 }
 
 /// The tables and plot references of the findings (after the main table).
-pub fn sections(f: &Findings, plots: bool) -> String {
-    let mut out = String::new();
+pub fn sections(f: &Findings, plots: bool) -> Doc {
+    let mut doc = Doc::new();
     if !f.stability.is_empty() {
-        let header = [
-            "task",
-            "method",
-            "n",
-            "SD [95% CI]",
-            "FineTune SD",
-            "SD change",
-            "p (B–F)",
-            "p (Holm)",
-            "w/o failed: ratio, p, ε_min",
-            "ASO ε_min",
-            "detectable ratio",
-        ]
-        .map(String::from)
-        .to_vec();
-        let p3 = |v: Option<f64>| v.map_or("–".into(), |p| format!("{p:.3}"));
-        let mut rows = Vec::new();
-        for (task, m) in &f.stability {
-            for (method, s) in m {
-                let mut row = vec![task.clone(), method.clone(), s.n.to_string()];
-                if f.runs[task][method].identical_to_finetune {
-                    row.push("= FineTune (bit-identical runs)".into());
-                    row.extend(std::iter::repeat_n(String::new(), 7));
-                    rows.push(row);
-                    continue;
-                }
-                let change = match s.sd_ratio {
-                    Some(r) => {
-                        let arrow = if r < 1.0 { " ↓" } else { "" };
-                        let star = if s.bf_p_holm.is_some_and(|p| p < 0.05) {
-                            " *"
-                        } else {
-                            ""
-                        };
-                        format!("{:+.0}%{arrow}{star}", 100.0 * (r - 1.0))
-                    }
-                    None => "–".into(),
-                };
-                row.extend([
-                    match (s.sd, s.sd_ci) {
-                        (Some(sd), Some([a, b])) => format!("{sd:.2} [{a:.2}, {b:.2}]"),
-                        _ => "–".into(),
-                    },
-                    num(s.finetune_sd),
-                    change,
-                    p3(s.bf_p),
-                    p3(s.bf_p_holm),
-                    format!(
-                        "{}, {}, {}",
-                        num(s.sd_ratio_without_failed),
-                        p3(s.bf_p_without_failed),
-                        num(s.aso_eps_min_without_failed)
-                    ),
-                    num(s.aso_eps_min),
-                    s.min_detectable_sd_ratio
-                        .map_or("< 0.01".into(), |r| format!("{r:.2}")),
-                ]);
-                rows.push(row);
-            }
-        }
-        let _ = write!(
-            out,
-            "## Stability against FineTune\n\nPer task, each method's SD over seeds with a 95% percentile-bootstrap interval (2,000 resamples), its change against FineTune's SD (↓ lower; * significant at 5% after Holm's adjustment over the table), the Brown–Forsythe test of equal variances (Levene, median-centred), the same without failed runs, ASO's ε_min of the method over FineTune (below 0.5: almost stochastically better; deep-significance's computation, 95% confidence, {} bootstrap resamples), and the SD ratio these seed counts detect with 80% power.\n\n{}\n",
-            f.settings.aso_bootstrap,
-            Table { header, rows }.markdown()
-        );
-        if plots {
-            let _ = writeln!(
-                out,
-                "![SD change against FineTune per task and method]({HEATMAP})\n"
-            );
-        }
+        stability_section(&mut doc, f, plots);
     }
     if !f.aggregate.is_empty() {
-        let header = [
-            "method",
-            "tasks",
-            "IQM [95% CI]",
-            "P(> FineTune) % [95% CI]",
-            "w/o failed: IQM, P",
-        ]
-        .map(String::from)
-        .to_vec();
-        let rows = f
-            .aggregate
-            .iter()
-            .map(|(m, a)| {
+        aggregate_section(&mut doc, f, plots);
+    }
+    if !f.predictions.is_empty() {
+        predictions_section(&mut doc, f, plots);
+    }
+    doc
+}
+
+/// Each method's SD against FineTune's, per task: the table and the heatmap.
+fn stability_section(doc: &mut Doc, f: &Findings, plots: bool) {
+    let header = [
+        "task",
+        "method",
+        "n",
+        "SD [95% CI]",
+        "FineTune SD",
+        "SD change",
+        "p (B–F)",
+        "p (Holm)",
+        "w/o failed: ratio, p, ε_min",
+        "ASO ε_min",
+        "detectable ratio",
+    ]
+    .map(String::from)
+    .to_vec();
+    let p3 = |v: Option<f64>| v.map_or("–".into(), |p| format!("{p:.3}"));
+    let mut rows = Vec::new();
+    for (task, m) in &f.stability {
+        for (method, s) in m {
+            let mut row = vec![task.clone(), method.clone(), s.n.to_string()];
+            if f.runs[task][method].identical_to_finetune {
+                row.push("= FineTune (bit-identical runs)".into());
+                row.extend(std::iter::repeat_n(String::new(), 7));
+                rows.push(row);
+                continue;
+            }
+            let change = match s.sd_ratio {
+                Some(r) => {
+                    let arrow = if r < 1.0 { " ↓" } else { "" };
+                    let star = if s.bf_p_holm.is_some_and(|p| p < 0.05) {
+                        " *"
+                    } else {
+                        ""
+                    };
+                    format!("{:+.0}%{arrow}{star}", 100.0 * (r - 1.0))
+                }
+                None => "–".into(),
+            };
+            row.extend([
+                match (s.sd, s.sd_ci) {
+                    (Some(sd), Some([a, b])) => format!("{sd:.2} [{a:.2}, {b:.2}]"),
+                    _ => "–".into(),
+                },
+                num(s.finetune_sd),
+                change,
+                p3(s.bf_p),
+                p3(s.bf_p_holm),
+                format!(
+                    "{}, {}, {}",
+                    num(s.sd_ratio_without_failed),
+                    p3(s.bf_p_without_failed),
+                    num(s.aso_eps_min_without_failed)
+                ),
+                num(s.aso_eps_min),
+                s.min_detectable_sd_ratio
+                    .map_or("< 0.01".into(), |r| format!("{r:.2}")),
+            ]);
+            rows.push(row);
+        }
+    }
+    doc.section(
+        "Stability against FineTune",
+        &format!("Per task, each method's SD over seeds with a 95% percentile-bootstrap interval (2,000 resamples), its change against FineTune's SD (↓ lower; * significant at 5% after Holm's adjustment over the table), the Brown–Forsythe test of equal variances (Levene, median-centred), the same without failed runs, ASO's ε_min of the method over FineTune (below 0.5: almost stochastically better; deep-significance's computation, 95% confidence, {} bootstrap resamples), and the SD ratio these seed counts detect with 80% power.",
+        f.settings.aso_bootstrap),
+        Table { header, rows },
+    );
+    if plots {
+        doc.plot("SD change against FineTune per task and method", HEATMAP);
+    }
+}
+
+/// The across-task aggregates (IQM, probability of improvement) and their plot.
+fn aggregate_section(doc: &mut Doc, f: &Findings, plots: bool) {
+    let header = [
+        "method",
+        "tasks",
+        "IQM [95% CI]",
+        "P(> FineTune) % [95% CI]",
+        "w/o failed: IQM, P",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = f
+        .aggregate
+        .iter()
+        .map(|(m, a)| {
+            vec![
+                m.clone(),
+                a.tasks.to_string(),
+                format!("{} {}", num(a.iqm), interval(a.iqm_ci)),
+                format!(
+                    "{} {}",
+                    a.p_improvement.map_or("–".into(), |p| format!("{p:.1}")),
+                    interval(a.p_improvement_ci)
+                ),
+                format!(
+                    "{}, {}",
+                    num(a.iqm_without_failed),
+                    a.p_improvement_without_failed
+                        .map_or("–".into(), |p| format!("{p:.1}"))
+                ),
+            ]
+        })
+        .collect();
+    doc.section(
+        "Across tasks",
+        &format!("Scores normalised per task (0 = the majority class, 100 = a perfect score). IQM: the interquartile mean of every run of every task; P(> FineTune): the probability that a run of the method beats a run of FineTune on the same task, averaged over tasks (rliable's aggregates); 95% stratified-bootstrap intervals ({} resamples).",
+        f.settings.aggregate_bootstrap),
+        Table { header, rows },
+    );
+    if plots {
+        doc.plot("IQM of the normalised scores with 95% intervals", IQM_PLOT);
+    }
+}
+
+/// Prediction churn per task and method, rejected prediction files, agreement plots.
+fn predictions_section(doc: &mut Doc, f: &Findings, plots: bool) {
+    let header = [
+        "task",
+        "method",
+        "runs",
+        "disagreement %",
+        "unstable examples %",
+        "disagreement − FineTune's [95% CI]",
+        "w/o failed: disagreement %",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = f
+        .predictions
+        .iter()
+        .flat_map(|(t, m)| {
+            m.iter().map(move |(name, p)| {
                 vec![
-                    m.clone(),
-                    a.tasks.to_string(),
-                    format!("{} {}", num(a.iqm), interval(a.iqm_ci)),
-                    format!(
-                        "{} {}",
-                        a.p_improvement.map_or("–".into(), |p| format!("{p:.1}")),
-                        interval(a.p_improvement_ci)
-                    ),
-                    format!(
-                        "{}, {}",
-                        num(a.iqm_without_failed),
-                        a.p_improvement_without_failed
-                            .map_or("–".into(), |p| format!("{p:.1}"))
-                    ),
+                    t.clone(),
+                    name.clone(),
+                    if p.runs < p.cell_runs {
+                        format!("{} of {} (fewer runs)", p.runs, p.cell_runs)
+                    } else {
+                        p.runs.to_string()
+                    },
+                    format!("{:.1}", p.disagreement),
+                    format!("{:.1}", p.unstable_share),
+                    interval(p.disagreement_vs_finetune_ci),
+                    p.disagreement_without_failed
+                        .map_or("–".into(), |d| format!("{d:.1}")),
                 ]
             })
-            .collect();
-        let _ = write!(
-            out,
-            "## Across tasks\n\nScores normalised per task (0 = the majority class, 100 = a perfect score). IQM: the interquartile mean of every run of every task; P(> FineTune): the probability that a run of the method beats a run of FineTune on the same task, averaged over tasks (rliable's aggregates); 95% stratified-bootstrap intervals ({} resamples).\n\n{}\n",
-            f.settings.aggregate_bootstrap,
-            Table { header, rows }.markdown()
-        );
-        if plots {
-            let _ = writeln!(
-                out,
-                "![IQM of the normalised scores with 95% intervals]({IQM_PLOT})\n"
+        })
+        .collect();
+    doc.section(
+        "Prediction instability",
+        "From each run's stored test predictions: the mean share of test examples two seeds predict differently (churn), the share of examples not predicted alike by every seed, and the difference in churn from FineTune with a 95% bootstrap interval over examples. Two methods with equal score SDs can differ here.",
+        Table { header, rows },
+    );
+    if let Some(rejected) = rejected_paragraph(f) {
+        doc.paragraph(rejected);
+    }
+    if plots {
+        for t in f.predictions.keys() {
+            doc.plot(
+                format!("{t}: per-example agreement across seeds"),
+                agreement_plot(t),
             );
         }
     }
-    if !f.predictions.is_empty() {
-        let header = [
-            "task",
-            "method",
-            "runs",
-            "disagreement %",
-            "unstable examples %",
-            "disagreement − FineTune's [95% CI]",
-            "w/o failed: disagreement %",
-        ]
-        .map(String::from)
-        .to_vec();
-        let rows = f
-            .predictions
-            .iter()
-            .flat_map(|(t, m)| {
-                m.iter().map(move |(name, p)| {
-                    vec![
-                        t.clone(),
-                        name.clone(),
-                        if p.runs < p.cell_runs {
-                            format!("{} of {} (fewer runs)", p.runs, p.cell_runs)
-                        } else {
-                            p.runs.to_string()
-                        },
-                        format!("{:.1}", p.disagreement),
-                        format!("{:.1}", p.unstable_share),
-                        interval(p.disagreement_vs_finetune_ci),
-                        p.disagreement_without_failed
-                            .map_or("–".into(), |d| format!("{d:.1}")),
-                    ]
-                })
-            })
-            .collect();
-        let _ = write!(
-            out,
-            "## Prediction instability\n\nFrom each run's stored test predictions: the mean share of test examples two seeds predict differently (churn), the share of examples not predicted alike by every seed, and the difference in churn from FineTune with a 95% bootstrap interval over examples. Two methods with equal score SDs can differ here.\n\n{}\n",
-            Table { header, rows }.markdown()
-        );
-        out.push_str(&rejected_paragraph(f));
-        if plots {
-            for t in f.predictions.keys() {
-                let _ = writeln!(
-                    out,
-                    "![{t}: per-example agreement across seeds]({})\n",
-                    agreement_plot(t)
-                );
-            }
-        }
-    }
-    out
 }
 
 /// The summary's line on prediction churn: which methods' seed-to-seed disagreement differs
@@ -406,7 +442,7 @@ fn predictions_line(f: &Findings) -> Option<String> {
         return None;
     }
     Some(format!(
-        "- **Predictions**{}: {}.",
+        "**Predictions**{}: {}.",
         if short > 0 {
             format!(
                 " (computed over fewer runs than their cells hold for {short} method×task cells; {} prediction files not used)",
@@ -427,20 +463,20 @@ fn predictions_line(f: &Findings) -> Option<String> {
 }
 
 /// The prediction files a report did not use, named with the reason (empty when none).
-fn rejected_paragraph(f: &Findings) -> String {
+fn rejected_paragraph(f: &Findings) -> Option<String> {
     if f.rejected_predictions.is_empty() {
-        return String::new();
+        return None;
     }
     let named: Vec<String> = f
         .rejected_predictions
         .iter()
         .map(|r| format!("`{}` {}", r.file, r.reason))
         .collect();
-    format!(
-        "**Prediction files not used** ({}; those runs are left out of this section's statistics, and the runs column says how many remain): {}.\n\n",
+    Some(format!(
+        "**Prediction files not used** ({}; those runs are left out of this section's statistics, and the runs column says how many remain): {}.",
         named.len(),
         named.join("; ")
-    )
+    ))
 }
 
 /// The findings' CSV columns after the fine-tuning table's: failed runs, ASO ε_min, the

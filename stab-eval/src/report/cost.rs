@@ -128,15 +128,18 @@ pub fn cost_table(rows: &[CostRow]) -> Table {
 }
 
 /// The report's cost section (empty without timed runs).
-pub fn cost_section(records: &[&RunRecord]) -> String {
+pub fn cost_section(records: &[&RunRecord]) -> super::doc::Doc {
+    let mut doc = super::doc::Doc::new();
     let rows = cost_rows(records);
     if rows.is_empty() {
-        return String::new();
+        return doc;
     }
-    format!(
-        "## Cost against FineTune\n\nMedian wall time of a run and per update (wall time over updates, so early stopping does not flatter a method), each against FineTune's on the same task. A run's wall time includes loading, any preparation pass, evaluation and the test; runs that shared a busy machine inflate it, so compare medians of runs made alike.\n\n{}\n",
-        cost_table(&rows).markdown()
-    )
+    doc.section(
+        "Cost against FineTune",
+        "Median wall time of a run and per update (wall time over updates, so early stopping does not flatter a method), each against FineTune's on the same task. A run's wall time includes loading, any preparation pass, evaluation and the test; runs that shared a busy machine inflate it, so compare medians of runs made alike.",
+        cost_table(&rows),
+    );
+    doc
 }
 
 #[cfg(test)]
@@ -183,7 +186,7 @@ mod tests {
         // No FineTune on RTE: no ratio.
         assert_eq!(rows[2].task, "rte");
         assert_eq!(rows[2].update_ratio, None);
-        let md = cost_section(&refs);
+        let md = cost_section(&refs).markdown();
         assert!(md.contains("## Cost against FineTune"), "{md}");
         assert!(md.contains("1.83×"), "{md}");
         let json = cost_json(&refs);
@@ -200,6 +203,6 @@ mod tests {
         ];
         let refs: Vec<&RunRecord> = records.iter().collect();
         assert!(cost_rows(&refs).is_empty());
-        assert_eq!(cost_section(&refs), "");
+        assert!(cost_section(&refs).is_empty());
     }
 }

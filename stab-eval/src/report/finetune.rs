@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use stab_core::RunRecord;
 
+use super::doc::Doc;
 use super::plot::{Series, line_plot};
 use super::table::{Table, csv_field};
 use crate::stats::Summary;
@@ -191,58 +192,76 @@ impl FinetuneTable {
     }
 
     pub fn markdown(&self) -> String {
-        let mut out = self.main_section(false);
+        self.document().markdown()
+    }
+
+    /// The tables without the findings' sections and without plots (a library caller's
+    /// quick view; `stab report` adds the findings).
+    pub fn document(&self) -> Doc {
+        let mut doc = self.main_section(false);
         let rows = self.stability();
         if !rows.is_empty() {
-            out.push_str(&format!(
-                "## Stability against FineTune\n\nPer task, each method's SD over seeds with a 95% percentile-bootstrap interval (2,000 resamples), its change against FineTune's SD, and the Brown–Forsythe test of equal variances (Levene, median-centred) with Holm's adjustment over the whole table. ↓ marks a lower SD; * marks a difference significant at 5% after adjustment.\n\n{}\n",
-                stability_table(&rows).markdown()
-            ));
+            doc.section(
+                "Stability against FineTune",
+                "Per task, each method's SD over seeds with a 95% percentile-bootstrap interval (2,000 resamples), its change against FineTune's SD, and the Brown–Forsythe test of equal variances (Levene, median-centred) with Holm's adjustment over the whole table. ↓ marks a lower SD; * marks a difference significant at 5% after adjustment.",
+                stability_table(&rows),
+            );
         }
-        out.push_str(&self.attribution_section());
-        out.push_str(&self.expected_max_section(false));
-        out
+        doc.append(self.attribution_section());
+        doc.append(self.expected_max_section(false));
+        doc
     }
 
     /// The mean ± SD table, and (with `plots`) the per-task violin plots after it.
-    pub fn main_section(&self, plots: bool) -> String {
-        let mut out = format!(
-            "## Fine-tuning: test primary metric ×100, mean ± SD over seeds\n\nSD is the sample SD over seeds (ddof = 1); AVG is the mean of the per-task means ± the mean of the per-task SDs (the paper's convention). \"k failed\": runs at or below the score of always predicting the test split's majority class.\n\n{}\n",
-            self.table().markdown()
+    pub fn main_section(&self, plots: bool) -> Doc {
+        let mut doc = Doc::new();
+        doc.section(
+            "Fine-tuning: test primary metric ×100, mean ± SD over seeds",
+            "SD is the sample SD over seeds (ddof = 1); AVG is the mean of the per-task means ± the mean of the per-task SDs (the paper's convention). \"k failed\": runs at or below the score of always predicting the test split's majority class.",
+            self.table(),
         );
         if plots {
             for t in self.tasks() {
-                out.push_str(&format!("![{t}: test score per seed](violin-{t}.svg)\n\n"));
+                doc.plot(
+                    format!("{t}: test score per seed"),
+                    format!("violin-{t}.svg"),
+                );
             }
         }
-        out
+        doc
     }
 
     /// The variance attribution table, when the grid has one.
-    pub fn attribution_section(&self) -> String {
+    pub fn attribution_section(&self) -> Doc {
+        let mut doc = Doc::new();
         if self.attribution.is_empty() {
-            return String::new();
+            return doc;
         }
-        format!(
-            "## Variance attribution by seed component\n\nRuns that differ in one seed component only (the others pinned with `[train] fixed_seeds`): the pooled SD of the score ×100 due to each component, with the runs it rests on, and its share of the summed variance.\n\n{}\n",
-            super::attribution::table(&self.attribution).markdown()
-        )
+        doc.section(
+            "Variance attribution by seed component",
+            "Runs that differ in one seed component only (the others pinned with `[train] fixed_seeds`): the pooled SD of the score ×100 due to each component, with the runs it rests on, and its share of the summed variance.",
+            super::attribution::table(&self.attribution),
+        );
+        doc
     }
 
     /// The expected-max table, and (with `plots`) its per-task plots after it.
-    pub fn expected_max_section(&self, plots: bool) -> String {
-        let mut out = format!(
-            "## Expected best test score of n runs\n\nE[max of n runs drawn from the observed seeds] ± its sd (Dodge et al. 2019): what a practitioner who keeps the best of n fine-tuning runs can expect.\n\n{}\n",
-            self.expected_max_table().markdown()
+    pub fn expected_max_section(&self, plots: bool) -> Doc {
+        let mut doc = Doc::new();
+        doc.section(
+            "Expected best test score of n runs",
+            "E[max of n runs drawn from the observed seeds] ± its sd (Dodge et al. 2019): what a practitioner who keeps the best of n fine-tuning runs can expect.",
+            self.expected_max_table(),
         );
         if plots {
             for t in self.tasks() {
-                out.push_str(&format!(
-                    "![{t}: expected best of n runs](expected-max-{t}.svg)\n\n"
-                ));
+                doc.plot(
+                    format!("{t}: expected best of n runs"),
+                    format!("expected-max-{t}.svg"),
+                );
             }
         }
-        out
+        doc
     }
 
     /// One violin plot per task (paper Fig. 10): `violin-<task>.svg`; for a numeric

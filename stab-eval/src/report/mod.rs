@@ -9,6 +9,7 @@ pub mod analyses;
 pub mod attribution;
 pub mod conclusions;
 pub mod cost;
+pub mod doc;
 pub mod findings;
 pub mod finetune;
 pub mod html;
@@ -127,10 +128,11 @@ impl Report {
 
     /// Render every table in `format`.
     pub fn render(&self, format: ReportFormat) -> String {
-        let synth = synthetic::SyntheticTables::from_records(&self.of_kind(RecipeKind::Synthetic));
-        let fine = self.finetune_table();
+        let synth =
+            || synthetic::SyntheticTables::from_records(&self.of_kind(RecipeKind::Synthetic));
         match format {
             ReportFormat::Csv => {
+                let (synth, fine) = (synth(), self.finetune_table());
                 // One CSV per kind; a store holds one kind in practice.
                 if !synth.is_empty() {
                     synth.csv()
@@ -151,26 +153,14 @@ impl Report {
                 text
             }
             ReportFormat::Markdown => {
-                let mut out = String::new();
-                if !synth.is_empty() {
-                    out.push_str(&synth.markdown());
+                let doc = self.document();
+                if doc.is_empty() {
+                    return "(no finished runs in this store)\n".into();
                 }
-                if !fine.is_empty() {
-                    let f = self.findings();
-                    out.push_str(&conclusions::summary(f));
-                    out.push_str(&fine.main_section(true));
-                    out.push_str(&conclusions::sections(f, true));
-                    out.push_str(&fine.attribution_section());
-                    out.push_str(&fine.expected_max_section(true));
-                    out.push_str(&cost::cost_section(&self.of_kind(RecipeKind::Finetune)));
-                }
-                out.push_str(&self.analyses.markdown());
-                if out.is_empty() {
-                    out.push_str("(no finished runs in this store)\n");
-                }
-                out
+                doc.markdown()
             }
             ReportFormat::Latex => {
+                let (synth, fine) = (synth(), self.finetune_table());
                 let mut out = String::new();
                 if !synth.is_empty() {
                     out.push_str(&synth.latex());
@@ -181,6 +171,29 @@ impl Report {
                 out
             }
         }
+    }
+
+    /// The report as a document (what the Markdown and the HTML page render): the
+    /// synthetic tables, then the fine-tuning summary, tables, findings and cost, then the
+    /// analyses. Plot blocks name the files [`Report::write_plots`] writes.
+    pub fn document(&self) -> doc::Doc {
+        let mut doc = doc::Doc::new();
+        let synth = synthetic::SyntheticTables::from_records(&self.of_kind(RecipeKind::Synthetic));
+        if !synth.is_empty() {
+            doc.append(synth.document());
+        }
+        let fine = self.finetune_table();
+        if !fine.is_empty() {
+            let f = self.findings();
+            doc.append(conclusions::summary(f))
+                .append(fine.main_section(true))
+                .append(conclusions::sections(f, true))
+                .append(fine.attribution_section())
+                .append(fine.expected_max_section(true))
+                .append(cost::cost_section(&self.of_kind(RecipeKind::Finetune)));
+        }
+        doc.append(self.analyses.document());
+        doc
     }
 
     /// Write the SVG plots into `dir`: the files written, and those it could not write

@@ -240,11 +240,16 @@ impl SyntheticTables {
     }
 
     pub fn markdown(&self) -> String {
-        let mut out = String::new();
+        self.document().markdown()
+    }
+
+    /// One section per table: its title and the table.
+    pub fn document(&self) -> super::doc::Doc {
+        let mut doc = super::doc::Doc::new();
         for (title, t) in self.tables() {
-            out.push_str(&format!("## {title}\n\n{}\n", t.markdown()));
+            doc.heading(title).table(t);
         }
-        out
+        doc
     }
 
     pub fn latex(&self) -> String {

@@ -1,7 +1,7 @@
 //! Plain table rendering shared by the report sections.
 
 /// A table: header and rows of cells.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Table {
     pub header: Vec<String>,
     pub rows: Vec<Vec<String>>,

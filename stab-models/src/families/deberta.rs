@@ -111,11 +111,10 @@ impl Family for RelativeAttention {
     /// BERT's names with `{query,key,value}_proj` and the MLM head under `lm_predictions`.
     fn stab_paths(&self, name: &str) -> Vec<Target> {
         let base = super::strip_prefix(name);
-        let path = match base.strip_prefix("lm_predictions.lm_head.") {
+        let mut path = match base.strip_prefix("lm_predictions.lm_head.") {
             Some(rest) => format!("mlm.{rest}").replace("LayerNorm", "layer_norm"),
             None => super::bert::stab_path(name),
         };
-        let mut path = path;
         for (from, into) in [
             ("self_attn.query_proj.", "self_attn.query."),
             ("self_attn.key_proj.", "self_attn.key."),
