@@ -150,7 +150,7 @@ fn group_of(name: &str) -> (u8, usize, String) {
 pub fn weight_distance(
     pretrained: &TensorFile,
     finetuned: &TensorFile,
-) -> anyhow::Result<WeightDistance> {
+) -> stab_core::Result<WeightDistance> {
     weight_distance_on(pretrained, finetuned, &Device::flex())
 }
 
@@ -160,7 +160,7 @@ pub fn weight_distance_on(
     pretrained: &TensorFile,
     finetuned: &TensorFile,
     device: &Device,
-) -> anyhow::Result<WeightDistance> {
+) -> stab_core::Result<WeightDistance> {
     distance_on_path(pretrained, finetuned, device, KernelPath::of(device))
 }
 
@@ -169,7 +169,7 @@ fn distance_on_path(
     finetuned: &TensorFile,
     device: &Device,
     path: KernelPath,
-) -> anyhow::Result<WeightDistance> {
+) -> stab_core::Result<WeightDistance> {
     let base: BTreeMap<&str, _> = pretrained
         .tensors
         .iter()

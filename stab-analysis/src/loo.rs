@@ -133,12 +133,13 @@ pub fn linear_head_loo(
     problem: &str,
     points: &LabeledPoints,
     s: &LinearLooSettings,
-) -> anyhow::Result<HeadLooStability> {
-    anyhow::ensure!(points.len() >= 2, "{problem}: fewer than 2 points");
-    anyhow::ensure!(
-        points.y.iter().any(|&y| y > 0.0) && points.y.iter().any(|&y| y < 0.0),
-        "{problem}: one class only"
-    );
+) -> stab_core::Result<HeadLooStability> {
+    if points.len() < 2 {
+        return Err(stab_core::internal!("{problem}: fewer than 2 points"));
+    }
+    if !(points.y.iter().any(|&y| y > 0.0) && points.y.iter().any(|&y| y < 0.0)) {
+        return Err(stab_core::internal!("{problem}: one class only"));
+    }
     let ss = synthetic_settings(s, points.len(), points.dim);
     let d = Dataset {
         index: 0,

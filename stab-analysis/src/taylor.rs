@@ -28,9 +28,9 @@ pub trait Objective {
     /// Number of parameters.
     fn dim(&self) -> usize;
     /// f(w) and ∇f(w).
-    fn value_grad(&mut self, w: &[f64]) -> anyhow::Result<(f64, Vec<f64>)>;
+    fn value_grad(&mut self, w: &[f64]) -> stab_core::Result<(f64, Vec<f64>)>;
     /// f(w) (the default computes the gradient too).
-    fn value(&mut self, w: &[f64]) -> anyhow::Result<f64> {
+    fn value(&mut self, w: &[f64]) -> stab_core::Result<f64> {
         Ok(self.value_grad(w)?.0)
     }
 }
@@ -40,7 +40,12 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// rᵀ∇²f(w)r by central differences of gradients with step h.
-pub fn quadratic_form(f: &mut dyn Objective, w: &[f64], r: &[f64], h: f64) -> anyhow::Result<f64> {
+pub fn quadratic_form(
+    f: &mut dyn Objective,
+    w: &[f64],
+    r: &[f64],
+    h: f64,
+) -> stab_core::Result<f64> {
     let shifted = |s: f64| -> Vec<f64> { w.iter().zip(r).map(|(a, b)| a + s * b).collect() };
     let (_, gp) = f.value_grad(&shifted(h))?;
     let (_, gm) = f.value_grad(&shifted(-h))?;
@@ -108,8 +113,10 @@ pub fn taylor_validity(
     w_star: &[f64],
     settings: &TaylorSettings,
     mut progress: impl FnMut(usize, usize),
-) -> anyhow::Result<TaylorValidity> {
-    anyhow::ensure!(w_star.len() == f.dim(), "w* has the wrong length");
+) -> stab_core::Result<TaylorValidity> {
+    if w_star.len() != f.dim() {
+        return Err(stab_core::internal!("w* has the wrong length"));
+    }
     let (f_star, g) = f.value_grad(w_star)?;
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
     let mut points = Vec::new();
@@ -182,11 +189,12 @@ impl ModelLoss {
         input: TokenInput,
         labels: Vec<usize>,
         device: &Device,
-    ) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            model.encoder.is_some(),
-            "the Taylor check needs the encoder's weights (a full fine-tuning checkpoint)"
-        );
+    ) -> stab_core::Result<Self> {
+        if model.encoder.is_none() {
+            return Err(stab_core::internal!(
+                "the Taylor check needs the encoder's weights (a full fine-tuning checkpoint)"
+            ));
+        }
         let model = stab_models::without_dropout(model);
         let layout = params::collect(&model)
             .into_iter()
@@ -203,7 +211,7 @@ impl ModelLoss {
     }
 
     /// The model's current parameters as one f64 vector.
-    pub fn vector(&self) -> anyhow::Result<Vec<f64>> {
+    pub fn vector(&self) -> stab_core::Result<Vec<f64>> {
         let all = params::collect(&self.model);
         let mut out = Vec::new();
         for (path, _) in &self.layout {
@@ -213,7 +221,7 @@ impl ModelLoss {
                 .into_data()
                 .convert::<f64>()
                 .try_into_vec::<f64>()
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                .map_err(|e| stab_core::internal!("{e:?}"))?;
             out.extend(v);
         }
         Ok(out)
@@ -263,7 +271,7 @@ impl Objective for ModelLoss {
         self.layout.iter().map(|(_, n)| n).sum()
     }
 
-    fn value_grad(&mut self, w: &[f64]) -> anyhow::Result<(f64, Vec<f64>)> {
+    fn value_grad(&mut self, w: &[f64]) -> stab_core::Result<(f64, Vec<f64>)> {
         let model = self.with(w);
         let forward = model.forward_tokens(&self.input, &self.device);
         let [_, b, c] = forward.head.logits.dims();
@@ -281,7 +289,7 @@ impl Objective for ModelLoss {
                         .convert::<f64>()
                         .try_into_vec::<f64>()
                         .map_err(|e| {
-                            anyhow::anyhow!("cannot read the gradient of {path}: {e:?}")
+                            stab_core::internal!("cannot read the gradient of {path}: {e:?}")
                         })?,
                 ),
                 None => g.extend(std::iter::repeat_n(0.0, *n)),
@@ -306,7 +314,7 @@ mod tests {
         fn dim(&self) -> usize {
             self.b.len()
         }
-        fn value_grad(&mut self, w: &[f64]) -> anyhow::Result<(f64, Vec<f64>)> {
+        fn value_grad(&mut self, w: &[f64]) -> stab_core::Result<(f64, Vec<f64>)> {
             let d = self.dim();
             let aw: Vec<f64> = (0..d)
                 .map(|i| dot(&self.a[i * d..(i + 1) * d], w))
@@ -326,7 +334,7 @@ mod tests {
         fn dim(&self) -> usize {
             self.x[0].len()
         }
-        fn value_grad(&mut self, w: &[f64]) -> anyhow::Result<(f64, Vec<f64>)> {
+        fn value_grad(&mut self, w: &[f64]) -> stab_core::Result<(f64, Vec<f64>)> {
             let n = self.x.len() as f64;
             let mut f = 0.0;
             let mut g = vec![0.0; self.dim()];

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use stab_analysis::bounds::{self as theory, BoundConstants, Constant};
@@ -13,6 +12,7 @@ use stab_analysis::loo::{binary_problems, linear_head_loo};
 use stab_analysis::{
     LinearLooSettings, ModelLoss, TaylorSettings, taylor_validity, weight_distance_on,
 };
+use stab_core::Context as _;
 use stab_core::InputError;
 use stab_data::encode::encode_examples;
 use stab_eval::report::analyses::{self, Analyses};
@@ -135,7 +135,7 @@ enum AnalyzeCommand {
     },
 }
 
-pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
+pub fn analyze(args: AnalyzeArgs) -> stab_core::Result<()> {
     match args.command {
         AnalyzeCommand::Distance {
             checkpoints,
@@ -230,7 +230,7 @@ fn record(analysis: &str, subject: &str, task: &str, result: Value) -> Value {
 }
 
 /// Append `rec` to `dir`, print its section, and write the directory's analysis plots.
-fn publish(dir: &Path, rec: &Value) -> anyhow::Result<()> {
+fn publish(dir: &Path, rec: &Value) -> stab_core::Result<()> {
     let path = analyses::append(dir, rec)?;
     let one = [rec];
     let md = match rec["analysis"].as_str() {
@@ -261,7 +261,7 @@ fn publish(dir: &Path, rec: &Value) -> anyhow::Result<()> {
 /// checkpoint belongs to (`<out>` of `<out>/checkpoints/<id>`). Anything else (a model
 /// directory, a copied checkpoint) is input and is never written into: `--out` is
 /// required.
-fn target_of(checkpoint: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
+fn target_of(checkpoint: &Path, out: Option<&Path>) -> stab_core::Result<PathBuf> {
     if let Some(out) = out {
         return Ok(out.to_path_buf());
     }
@@ -278,7 +278,7 @@ fn target_of(checkpoint: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// Checkpoint directories named directly or found under `<dir>/checkpoints/`.
-fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+fn expand(paths: &[PathBuf]) -> stab_core::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         if p.join("model.safetensors").is_file() {
@@ -324,12 +324,12 @@ fn distance(
     pretrained: Option<PathBuf>,
     out: Option<PathBuf>,
     device: &Chosen,
-) -> anyhow::Result<()> {
+) -> stab_core::Result<()> {
     // Every target known before the first analysis runs.
     let targets = expand(&checkpoints)?
         .into_iter()
         .map(|dir| Ok((target_of(&dir, out.as_deref())?, dir)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<stab_core::Result<Vec<_>>>()?;
     for (target, dir) in targets {
         let tuned = read_safetensors(&dir.join("model.safetensors"))?;
         if tuned.metadata.contains_key("stab_encoder") {
@@ -376,7 +376,7 @@ fn distance(
 }
 
 /// `analyze taylor` runs in f64 on the host: any other device is one exit-2 error.
-fn taylor_on(device: &Chosen) -> anyhow::Result<()> {
+fn taylor_on(device: &Chosen) -> stab_core::Result<()> {
     if !stab_models::is_host(&device.device) {
         let f64 = if crate::device::has_f64(&device.device) {
             "computes in f64, but the Taylor check is verified on the host CPU only"
@@ -399,7 +399,7 @@ fn taylor(
     max_len: Option<usize>,
     settings: TaylorSettings,
     out: Option<PathBuf>,
-) -> anyhow::Result<()> {
+) -> stab_core::Result<()> {
     use stab_core::limits;
     limits::TAYLOR_BATCH.check_usize("--batch", batch)?;
     limits::TAYLOR_REPEATS.check_usize("--repeats", settings.repeats)?;
@@ -424,7 +424,7 @@ fn taylor(
     // f64 everywhere: set before any tensor exists.
     let mut base = burn::tensor::Device::flex();
     base.configure(burn::tensor::FloatDType::F64)
-        .map_err(|e| anyhow::anyhow!("cannot switch the device to f64: {e:?}"))?;
+        .map_err(|e| stab_core::internal!("cannot switch the device to f64: {e:?}"))?;
     let device = base.autodiff();
     let ckpt = Checkpoint::open(checkpoint, &device)?;
     let meta = &ckpt.file.metadata;
@@ -496,7 +496,7 @@ fn loo(
     settings: LinearLooSettings,
     out: Option<PathBuf>,
     device: &Chosen,
-) -> anyhow::Result<()> {
+) -> stab_core::Result<()> {
     use stab_core::limits;
     if settings.heads.is_empty() {
         return Err(InputError::new("--heads lists no head count")
@@ -577,7 +577,7 @@ fn bounds(
     c_xi: f64,
     mu_over_beta: f64,
     svm_c: f64,
-) -> anyhow::Result<()> {
+) -> stab_core::Result<()> {
     check_constants(delta, c, c_xi, mu_over_beta, svm_c)?;
     let all = Analyses::load(dir)?;
     let of = |kind: &str| -> Vec<&Value> {
@@ -690,7 +690,7 @@ fn check_constants(
     c_xi: f64,
     mu_over_beta: f64,
     svm_c: f64,
-) -> anyhow::Result<()> {
+) -> stab_core::Result<()> {
     let open = |v: f64, lo: f64, hi: f64| v.is_finite() && v > lo && v < hi;
     for (key, v, ok, range) in [
         (

@@ -61,7 +61,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn encoder_of(
     dir: &std::path::Path,
     device: &burn::tensor::Device,
-) -> anyhow::Result<(Encoder, &'static str)> {
+) -> stab_core::Result<(Encoder, &'static str)> {
     if stab_models::loader::weights_file(dir).is_ok() {
         return Ok((load_encoder(dir, device)?.0, "pre-trained weights"));
     }
@@ -81,7 +81,7 @@ fn mask_cost(
     seq: usize,
     device: &burn::tensor::Device,
     repeats: usize,
-) -> anyhow::Result<(f64, f64)> {
+) -> stab_core::Result<(f64, f64)> {
     use burn::tensor::{Tensor, TensorData};
     use stab_models::dropout::host_keep_mask;
     let (h, heads) = (config.hidden_size, config.num_attention_heads);
@@ -112,14 +112,14 @@ fn mask_cost(
             .collect();
         device
             .sync()
-            .map_err(|e| anyhow::anyhow!("device sync: {e:?}"))?;
+            .map_err(|e| stab_core::internal!("device sync: {e:?}"))?;
         times.push(t0.elapsed().as_secs_f64());
         drop(masks);
     }
     Ok((median(times), bytes as f64))
 }
 
-pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+pub fn bench(args: BenchArgs) -> stab_core::Result<()> {
     let BenchCommand::Step {
         model,
         device,
@@ -183,7 +183,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         // Wait for the update itself (a device queues it).
         plain
             .sync()
-            .map_err(|e| anyhow::anyhow!("device sync: {e:?}"))?;
+            .map_err(|e| stab_core::internal!("device sync: {e:?}"))?;
         if i > 0 {
             train_times.push(t0.elapsed().as_secs_f64());
         }

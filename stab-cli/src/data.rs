@@ -60,7 +60,7 @@ enum DataCommand {
     },
 }
 
-pub fn data(args: DataArgs) -> anyhow::Result<()> {
+pub fn data(args: DataArgs) -> stab_core::Result<()> {
     match args.command {
         DataCommand::Check {
             task,
@@ -92,7 +92,7 @@ fn check(
     dev_fraction: f64,
     splits: Option<&Path>,
     json: bool,
-) -> anyhow::Result<()> {
+) -> stab_core::Result<()> {
     if !(dev_fraction > 0.0 && dev_fraction < 1.0) {
         return Err(
             InputError::new(format!("--dev-fraction {dev_fraction} is out of range"))
@@ -158,7 +158,7 @@ fn check(
     Ok(())
 }
 
-fn fetch(tasks: &[String], to: Option<&Path>, overwrite: bool) -> anyhow::Result<()> {
+fn fetch(tasks: &[String], to: Option<&Path>, overwrite: bool) -> stab_core::Result<()> {
     let defs = tasks
         .iter()
         .map(|t| {
@@ -227,7 +227,7 @@ fn official_files(
     files
 }
 
-fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write(path: &Path, bytes: &[u8]) -> stab_core::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| stab_core::atomic::io_error("create", parent, e))?;

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use burn::module::Module;
 use clap::Args;
 use serde_json::json;
@@ -36,7 +36,7 @@ pub struct EmbedArgs {
     device: String,
 }
 
-pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
+pub fn embed(args: EmbedArgs) -> stab_core::Result<()> {
     let inputs = match (&args.text, &args.inputs) {
         (Some(t), None) => vec![TextInput {
             text: t.clone(),

@@ -50,7 +50,6 @@ mod run;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stab_core::error::is_input_error;
 
 #[derive(Parser)]
 #[command(
@@ -202,15 +201,14 @@ fn real_main() -> ExitCode {
     match result {
         Ok(Done::Ok) => ExitCode::SUCCESS,
         Ok(Done::RunsFailed) => ExitCode::from(1),
-        Err(e) => {
-            if is_input_error(&e) {
-                // The whole chain: a context ("CKPT against BASE") is followed by its reason.
-                errln!("error: {e:#}");
-                ExitCode::from(2)
-            } else {
-                errln!("error: {e:#}");
-                ExitCode::from(1)
-            }
+        Err(stab_core::Error::Input(e)) => {
+            errln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e @ stab_core::Error::Internal(_)) => {
+            // The whole chain: a context is followed by its reason.
+            errln!("error: {e}");
+            ExitCode::from(1)
         }
     }
 }
@@ -220,7 +218,7 @@ fn real_main() -> ExitCode {
 pub fn load_plan(
     path: &std::path::Path,
     sets: &[String],
-) -> anyhow::Result<(stab_core::Recipe, stab_core::Plan)> {
+) -> stab_core::Result<(stab_core::Recipe, stab_core::Plan)> {
     let sets: Vec<stab_core::Override> =
         sets.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
     let recipe = stab_core::Recipe::from_file_with(path, &sets)?;

@@ -18,7 +18,7 @@ pub struct ListArgs {
     what: Option<What>,
 }
 
-pub fn list(args: ListArgs) -> anyhow::Result<()> {
+pub fn list(args: ListArgs) -> stab_core::Result<()> {
     let all = args.what.is_none();
     if all || matches!(args.what, Some(What::Methods)) {
         outln!("methods ([[methods]] name = ...):");

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use clap::Args;
 use stab_core::InputError;
 
@@ -43,7 +43,7 @@ pub struct PlanArgs {
     sets: Vec<String>,
 }
 
-pub fn plan(args: PlanArgs) -> anyhow::Result<()> {
+pub fn plan(args: PlanArgs) -> stab_core::Result<()> {
     let (recipe, plan) = crate::load_plan(&args.recipe, &args.sets)?;
     if let Some(n) = args.shards {
         stab_core::limits::SHARDS.check_usize("--shards", n)?;
@@ -117,7 +117,7 @@ fn sbatch_script(
     recipe: &stab_core::Recipe,
     runs: usize,
     shards: usize,
-) -> anyhow::Result<String> {
+) -> stab_core::Result<String> {
     for (key, value) in [
         ("--mem", &args.mem),
         ("--time", &args.time),

@@ -21,7 +21,7 @@ pub struct ReportArgs {
     html: bool,
 }
 
-pub fn report(args: ReportArgs) -> anyhow::Result<()> {
+pub fn report(args: ReportArgs) -> stab_core::Result<()> {
     let format: ReportFormat = args.format.parse().map_err(|m: stab_core::Refusal| {
         m.at(InputError::new("").key("--format"))
             .hint("use md, csv, latex or json")
@@ -40,6 +40,17 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
             report.conflicts.len()
         );
     }
+    if let Some(first) = report.findings().pooled.first() {
+        tracing::warn!(
+            "{} seed(s) are held twice by one row from runs of different settings (e.g. {} on {}, seed {}: {} and {}); the report pools them. Run each setting into its own directory",
+            report.findings().pooled.len(),
+            first.method,
+            first.task,
+            first.seed,
+            first.run_ids[0],
+            first.run_ids[1]
+        );
+    }
     for s in &report.skipped {
         tracing::warn!("skipped an unreadable store line: {s}");
     }
@@ -52,11 +63,11 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     }
     // Where the plots go must be writable before anything is printed.
     let plots = args.plots.unwrap_or_else(|| args.dir.join("plots"));
-    stab_core::atomic::create_dir(&plots).map_err(|e| match e.downcast::<InputError>() {
-        Ok(ie) => ie
+    stab_core::atomic::create_dir(&plots).map_err(|e| match e {
+        stab_core::Error::Input(ie) => ie
             .hint("the plots are written beside the report: pass --plots DIR somewhere writable")
             .into(),
-        Err(e) => e,
+        e => e,
     })?;
     {
         use std::io::Write as _;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use stab_core::{RecipeKind, RunSpec, Shard};
@@ -42,7 +42,7 @@ pub struct RunArgs {
     sets: Vec<String>,
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<Done> {
+pub fn run(args: RunArgs) -> stab_core::Result<Done> {
     let (recipe, plan) = crate::load_plan(&args.recipe, &args.sets)?;
     let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose()?;
     let device = crate::device::parse(&args.device)?;

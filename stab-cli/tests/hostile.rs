@@ -557,6 +557,38 @@ fn round3_cases(
         code: 2,
         says: "cannot read the weights",
     });
+    // Weights holding a NaN: refused when the model is read, for a run and for embed.
+    let nan = model_with(t, "m-nan", tiny, |_| {});
+    let nan_weights = nan.join("model.safetensors");
+    let mut file = stab_models::read_safetensors(&nan_weights).unwrap();
+    let query = file
+        .tensors
+        .iter_mut()
+        .find(|(n, _)| n.contains("layer.0.attention.self.query.weight"))
+        .expect("tiny-bert has a query weight")
+        .1;
+    query.values[3] = f32::NAN;
+    stab_models::write_safetensors(&nan_weights, &file).unwrap();
+    cases.push(Case {
+        what: "model: a NaN weight (run)",
+        args: run(recipe(t, "r-nan", &nan, data_s, "", ""), out("o-nan")),
+        code: 2,
+        says: "holds a non-finite value",
+    });
+    cases.push(Case {
+        what: "model: a NaN weight (embed)",
+        args: embed(&nan, &["--text", "hi", "--max-len", "32"]),
+        code: 2,
+        says: "holds a non-finite value",
+    });
+    // config.json with fewer layers than the weights: not a silently dropped layer.
+    let layers = model_with(t, "m-layers", tiny, |c| c["num_hidden_layers"] = 1.into());
+    cases.push(Case {
+        what: "config: num_hidden_layers = 1 with 2-layer weights",
+        args: embed(&layers, &["--text", "hi", "--max-len", "32"]),
+        code: 2,
+        says: "num_hidden_layers = 1, but the weights hold layer 1",
+    });
 
     // embed --max-len: the recipes' range, and never more ids than asked for.
     let long_pair = [

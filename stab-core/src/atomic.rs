@@ -53,7 +53,7 @@ fn parent_of(path: &Path) -> &Path {
 /// The error of an I/O operation on `path`: an [`InputError`] when the user can fix it
 /// (permissions, read-only file system, wrong kind of path), else a plain error; both
 /// name the path.
-pub fn io_error(what: &str, path: &Path, e: io::Error) -> anyhow::Error {
+pub fn io_error(what: &str, path: &Path, e: io::Error) -> crate::Error {
     use io::ErrorKind::*;
     let fixable = matches!(
         e.kind(),
@@ -71,12 +71,14 @@ pub fn io_error(what: &str, path: &Path, e: io::Error) -> anyhow::Error {
             })
             .into()
     } else {
-        anyhow::Error::new(e).context(format!("cannot {what} {}", path.display()))
+        crate::Error::Internal(
+            anyhow::Error::new(e).context(format!("cannot {what} {}", path.display())),
+        )
     }
 }
 
 /// Create `dir` and its parents, with an error naming it.
-pub fn create_dir(dir: &Path) -> anyhow::Result<()> {
+pub fn create_dir(dir: &Path) -> crate::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| io_error("create the directory", dir, e))
 }
 
@@ -114,7 +116,7 @@ pub fn check_replace(
 }
 
 /// Write `bytes` as the whole content of `path`, atomically.
-pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_file(path: &Path, bytes: &[u8]) -> crate::Result<()> {
     write_with(path, |w| w.write_all(bytes))
 }
 
@@ -124,7 +126,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 pub fn write_with(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let parent = parent_of(path);
     create_dir(parent)?;
     clean_stale(parent);
@@ -158,7 +160,7 @@ pub struct AtomicDir {
 
 impl AtomicDir {
     /// Start writing the directory `target`.
-    pub fn create(target: &Path) -> anyhow::Result<Self> {
+    pub fn create(target: &Path) -> crate::Result<Self> {
         let parent = parent_of(target);
         create_dir(parent)?;
         clean_stale(parent);
@@ -188,7 +190,7 @@ impl AtomicDir {
     }
 
     /// Put the directory in place: an older one at the target is replaced.
-    pub fn commit(mut self) -> anyhow::Result<()> {
+    pub fn commit(mut self) -> crate::Result<()> {
         let _ = std::fs::remove_file(self.tmp.join(".lock"));
         let result = (|| -> io::Result<()> {
             if self.target.exists() {
@@ -292,10 +294,7 @@ mod tests {
         let in_the_way = dir.path().join("a").join("sub");
         std::fs::create_dir(&in_the_way).unwrap();
         let e = write_file(&in_the_way, b"x").unwrap_err();
-        assert!(
-            crate::error::is_input_error(&e),
-            "a directory in the way: {e:#}"
-        );
+        assert!(e.as_input().is_some(), "a directory in the way: {e}");
         std::fs::remove_dir(&in_the_way).unwrap();
         let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
             .unwrap()
@@ -361,7 +360,7 @@ mod tests {
         let file = dir.path().join("plain");
         std::fs::write(&file, b"x").unwrap();
         let e = write_file(&file.join("f"), b"x").unwrap_err();
-        assert!(crate::error::is_input_error(&e), "{e:#}");
+        assert!(e.as_input().is_some(), "{e:#}");
         assert!(e.to_string().contains("plain"), "{e}");
         let probe = ro.join("probe");
         if std::fs::write(&probe, b"").is_ok() {
@@ -373,7 +372,7 @@ mod tests {
             return;
         }
         let e = write_file(&ro.join("f"), b"x").unwrap_err();
-        assert!(crate::error::is_input_error(&e), "{e:#}");
+        assert!(e.as_input().is_some(), "{e:#}");
         assert!(e.to_string().contains("ro/f"), "{e}");
     }
 }

@@ -1,7 +1,14 @@
-//! The "bad input" error class: a recipe, data file or model the user must fix.
+//! stab's errors, as a caller tells them apart (docs/design.md §3).
 //!
-//! The CLI maps an [`InputError`] anywhere in an error chain to exit code 2
-//! (docs/design.md §3); every other failure is exit code 1.
+//! - [`InputError`]: a recipe, data file, model directory or store the user must fix —
+//!   where (file, line, key), what was expected, and a hint. The CLI exits with code 2.
+//! - [`Error`]: what a library call returns — [`Error::Input`] or [`Error::Internal`] (an
+//!   I/O failure, a backend error, a bug, with its chain of context; exit code 1).
+//! - [`Refusal`]: the plugin API's "no" to a value, placed at a recipe key by the caller.
+//!
+//! An `InputError` is deliberately not a `std::error::Error`: it cannot disappear into an
+//! `anyhow::Error`, so every path that can produce one returns [`Result`], and a caller
+//! matches on [`Error::Input`] instead of searching an error chain.
 
 use std::fmt;
 
@@ -18,6 +25,9 @@ pub struct InputError {
     pub message: String,
     /// How to fix it, if there is a useful hint.
     pub hint: Option<String>,
+    /// What was being done when it was found, outermost first (`DIR against BASE`),
+    /// shown before the place.
+    pub context: Vec<String>,
 }
 
 impl InputError {
@@ -28,6 +38,7 @@ impl InputError {
             key: None,
             message: message.into(),
             hint: None,
+            context: Vec::new(),
         }
     }
     pub fn file(mut self, file: impl Into<String>) -> Self {
@@ -50,6 +61,9 @@ impl InputError {
 
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for context in &self.context {
+            write!(f, "{context}: ")?;
+        }
         match (&self.file, self.line) {
             (Some(file), Some(line)) => write!(f, "{file}:{line}: ")?,
             (Some(file), None) => write!(f, "{file}: ")?,
@@ -67,7 +81,124 @@ impl fmt::Display for InputError {
     }
 }
 
-impl std::error::Error for InputError {}
+/// What a stab library call returns on failure. Its `Debug` is its message, so that
+/// `fn main() -> stab_core::Result<()>` prints a readable error.
+pub enum Error {
+    /// The user must fix an input.
+    Input(InputError),
+    /// Anything else, with its chain of context.
+    Internal(anyhow::Error),
+}
+
+/// A stab library result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The input error, if this is one.
+    pub fn as_input(&self) -> Option<&InputError> {
+        match self {
+            Self::Input(e) => Some(e),
+            Self::Internal(_) => None,
+        }
+    }
+
+    /// Add context (what was being done): an internal error's chain grows; an input error
+    /// shows it before its place.
+    pub fn context(self, context: impl fmt::Display + Send + Sync + 'static) -> Self {
+        match self {
+            Self::Input(mut e) => {
+                e.context.insert(0, context.to_string());
+                Self::Input(e)
+            }
+            Self::Internal(e) => Self::Internal(e.context(context)),
+        }
+    }
+
+    /// This error as an `anyhow::Error` for a caller that only reports it (tests,
+    /// examples); an input error keeps its message.
+    pub fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            Self::Input(e) => anyhow::Error::msg(e.to_string()),
+            Self::Internal(e) => e,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Input(e) => e.fmt(f),
+            // The whole chain: a context is followed by its reason.
+            Self::Internal(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Input(e) => write!(f, "{e}"),
+            Self::Internal(e) => write!(f, "{e:?}"),
+        }
+    }
+}
+
+impl From<InputError> for Error {
+    fn from(e: InputError) -> Self {
+        Self::Input(e)
+    }
+}
+
+/// Sound because an `anyhow::Error` cannot hold an [`InputError`] (not a `std::error::Error`).
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Internal(e)
+    }
+}
+
+/// An I/O failure is internal (a caller that knows the file names it with `context`).
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// A JSON failure of stab's own values is internal (input files are read with located
+/// errors of their own).
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// `.context(…)` on a stab [`Result`], like anyhow's on its own.
+pub trait Context<T> {
+    fn context<C: fmt::Display + Send + Sync + 'static>(self, context: C) -> Result<T>;
+    fn with_context<C: fmt::Display + Send + Sync + 'static>(
+        self,
+        context: impl FnOnce() -> C,
+    ) -> Result<T>;
+}
+
+impl<T> Context<T> for Result<T> {
+    fn context<C: fmt::Display + Send + Sync + 'static>(self, context: C) -> Result<T> {
+        self.map_err(|e| e.context(context))
+    }
+    fn with_context<C: fmt::Display + Send + Sync + 'static>(
+        self,
+        context: impl FnOnce() -> C,
+    ) -> Result<T> {
+        self.map_err(|e| e.context(context()))
+    }
+}
+
+/// An internal error from a message: `return Err(internal!("…"))`.
+#[macro_export]
+macro_rules! internal {
+    ($($arg:tt)*) => {
+        $crate::error::Error::Internal($crate::__anyhow::anyhow!($($arg)*))
+    };
+}
 
 /// Why a plugin refuses what it was given — a combination of its parameters, a model it
 /// cannot run on, a factor value — or why a value is refused where no file is known yet.
@@ -117,7 +248,8 @@ impl fmt::Display for Refusal {
     }
 }
 
-impl std::error::Error for Refusal {}
+// Not a `std::error::Error` either: a refusal is placed at its key ([`Refusal::at`]) or
+// turned into an input error by its caller, never passed on as an internal error.
 
 impl From<String> for Refusal {
     fn from(reason: String) -> Self {
@@ -129,10 +261,4 @@ impl From<&str> for Refusal {
     fn from(reason: &str) -> Self {
         Self::new(reason)
     }
-}
-
-/// True when `err` (or anything in its chain) is an [`InputError`].
-pub fn is_input_error(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|e| e.downcast_ref::<InputError>().is_some())
 }

@@ -38,7 +38,9 @@ pub mod study;
 pub mod suggest;
 pub mod synthetic;
 
-pub use error::{InputError, Refusal};
+#[doc(hidden)]
+pub use anyhow as __anyhow;
+pub use error::{Context, Error, InputError, Refusal, Result};
 pub use overrides::Override;
 pub use params::{MethodParams, ParamKind, ParamSpec};
 pub use plan::{FinetuneJob, MethodCall, Plan, RunJob, RunSpec, Stack};

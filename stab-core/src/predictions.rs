@@ -42,7 +42,7 @@ pub fn path(results_dir: &Path, run_id: &str) -> PathBuf {
 }
 
 /// Write a run's predictions atomically.
-pub fn write(results_dir: &Path, p: &RunPredictions) -> anyhow::Result<()> {
+pub fn write(results_dir: &Path, p: &RunPredictions) -> crate::Result<()> {
     let file = path(results_dir, &p.run_id);
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;

@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::Context as _;
 
 use crate::record::RunRecord;
 use crate::shard::Shard;
@@ -87,7 +87,7 @@ fn same_result(a: &RunRecord, b: &RunRecord) -> bool {
 
 impl ResultsStore {
     /// Open (creating if needed) the store file in `dir`: `runs.jsonl`, or the shard's own.
-    pub fn open(dir: &Path, shard: Option<Shard>) -> anyhow::Result<Self> {
+    pub fn open(dir: &Path, shard: Option<Shard>) -> crate::Result<Self> {
         crate::atomic::create_dir(dir)?;
         // The claims directory too, so an unwritable out dir fails here, before any run.
         crate::atomic::create_dir(&dir.join("claims"))?;
@@ -126,24 +126,25 @@ impl ResultsStore {
     }
 
     /// Append one record as one line, then fsync. Returns once it is durable.
-    pub fn append(&mut self, record: &RunRecord) -> anyhow::Result<()> {
+    pub fn append(&mut self, record: &RunRecord) -> crate::Result<()> {
         let mut line = serde_json::to_string(record).context("cannot serialise a run record")?;
         line.push('\n');
         self.file
             .write_all(line.as_bytes())
             .and_then(|_| self.file.sync_data())
-            .with_context(|| format!("cannot append to {}", self.path.display()))
+            .with_context(|| format!("cannot append to {}", self.path.display()))?;
+        Ok(())
     }
 
     /// `DIR/runs/<run_id>/`, created on demand, for a run's larger artifacts.
-    pub fn artifact_dir(&self, run_id: &str) -> anyhow::Result<PathBuf> {
+    pub fn artifact_dir(&self, run_id: &str) -> crate::Result<PathBuf> {
         let d = self.dir.join("runs").join(run_id);
         crate::atomic::create_dir(&d)?;
         Ok(d)
     }
 
     /// Read every `runs*.jsonl` in `dir` (a missing directory reads as empty).
-    pub fn read_dir(dir: &Path) -> anyhow::Result<StoreContents> {
+    pub fn read_dir(dir: &Path) -> crate::Result<StoreContents> {
         let mut out = StoreContents::default();
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -190,7 +191,7 @@ impl ResultsStore {
     /// `DIR/claims/<run_id>.lock`, held until the [`RunClaim`] drops (or the process
     /// dies: the OS releases it, so a killed run never stays claimed). `None` when another
     /// process holds it. Claim, then re-read the store: the run may have finished meanwhile.
-    pub fn claim(&self, run_id: &str) -> anyhow::Result<Option<RunClaim>> {
+    pub fn claim(&self, run_id: &str) -> crate::Result<Option<RunClaim>> {
         let dir = self.dir.join("claims");
         crate::atomic::create_dir(&dir)?;
         let path = dir.join(format!("{run_id}.lock"));
@@ -203,9 +204,9 @@ impl ResultsStore {
         match file.try_lock() {
             Ok(()) => Ok(Some(RunClaim { _file: file })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(e).with_context(|| format!("cannot lock {}", path.display()))
-            }
+            Err(std::fs::TryLockError::Error(e)) => Err(anyhow::Error::new(e)
+                .context(format!("cannot lock {}", path.display()))
+                .into()),
         }
     }
 }

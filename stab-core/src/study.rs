@@ -40,7 +40,7 @@ pub trait SyntheticStudy: Send + Sync {
         &self,
         settings: &SyntheticSettings,
         progress: &(dyn Fn() + Sync),
-    ) -> anyhow::Result<StudyOutcome>;
+    ) -> crate::Result<StudyOutcome>;
 
     /// Axis label of the factor in tables and plots.
     fn axis_label(&self) -> &'static str;

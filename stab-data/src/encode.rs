@@ -59,7 +59,7 @@ pub fn encode_rows(
     tok: &TextEncoder,
     rows: &[Example],
     max_len: usize,
-) -> anyhow::Result<TokenBatch> {
+) -> stab_core::Result<TokenBatch> {
     let pad = tok.tokenizer().id_to_token(tok.pad_id).unwrap_or_default();
     let sep = separator_for(&pad);
     let specials = tok.pair_special_tokens();
@@ -119,7 +119,7 @@ pub fn encode_examples(
     tok: &TextEncoder,
     rows: &[Example],
     max_len: usize,
-) -> anyhow::Result<Vec<EncodedRow>> {
+) -> stab_core::Result<Vec<EncodedRow>> {
     let pad = tok.tokenizer().id_to_token(tok.pad_id).unwrap_or_default();
     let sep = separator_for(&pad);
     let mut out = Vec::with_capacity(rows.len());

@@ -55,7 +55,7 @@ pub enum GridEvent<'a> {
     /// A run failed (nothing was recorded for it); the grid goes on.
     RunFailed {
         spec: &'a RunSpec,
-        error: &'a anyhow::Error,
+        error: &'a stab_core::Error,
     },
     /// A run was not executed here.
     RunSkipped { spec: &'a RunSpec, why: Skip },

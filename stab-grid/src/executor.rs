@@ -27,14 +27,14 @@ pub struct Executed {
 pub trait Executor: Sync {
     /// Check the inputs of every run before anything is written, so a bad model, data file
     /// or method is one input error and no store is touched.
-    fn check_inputs(&self, specs: &[&RunSpec]) -> anyhow::Result<()> {
+    fn check_inputs(&self, specs: &[&RunSpec]) -> stab_core::Result<()> {
         let _ = specs;
         Ok(())
     }
 
     /// The files a run reads today, for comparing with a finished run's record on resume;
     /// `None` when the run reads no files.
-    fn fingerprint(&self, spec: &RunSpec) -> anyhow::Result<Option<InputFingerprint>> {
+    fn fingerprint(&self, spec: &RunSpec) -> stab_core::Result<Option<InputFingerprint>> {
         let _ = spec;
         Ok(None)
     }
@@ -46,5 +46,5 @@ pub trait Executor: Sync {
 
     /// Execute one run. Artifacts are written before returning; the runner appends the
     /// record (the commit point).
-    fn execute(&self, spec: &RunSpec, ctx: &RunContext<'_>) -> anyhow::Result<Executed>;
+    fn execute(&self, spec: &RunSpec, ctx: &RunContext<'_>) -> stab_core::Result<Executed>;
 }

@@ -16,7 +16,7 @@ pub fn check_unchanged(
     specs: &[&RunSpec],
     contents: &StoreContents,
     out: &Path,
-) -> anyhow::Result<()> {
+) -> stab_core::Result<()> {
     let latest: HashMap<&str, &RunRecord> = contents
         .records
         .iter()

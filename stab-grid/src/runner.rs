@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
-use anyhow::Context;
+use anyhow::Context as _;
 use stab_core::store::ResultsStore;
 use stab_core::{RunClaim, RunRecord, RunSpec, Shard};
 
@@ -105,7 +105,7 @@ impl<'e> GridRunner<'e> {
     /// Run `specs` (a plan, or a shard of one) in plan order. Every input is checked and
     /// finished runs are compared with today's files before anything is written; runs
     /// already in the store are skipped unless the runner is `fresh`.
-    pub fn run(&self, specs: &[&RunSpec], events: EventSink<'_>) -> anyhow::Result<GridSummary> {
+    pub fn run(&self, specs: &[&RunSpec], events: EventSink<'_>) -> stab_core::Result<GridSummary> {
         let contents = ResultsStore::read_dir(&self.out)?;
         if !contents.skipped.is_empty() {
             tracing::warn!(
@@ -136,7 +136,7 @@ impl<'e> GridRunner<'e> {
         &self,
         schedule: &mut dyn Schedule,
         events: EventSink<'_>,
-    ) -> anyhow::Result<GridSummary> {
+    ) -> stab_core::Result<GridSummary> {
         self.drive(schedule, &[], 0, usize::MAX, events)
     }
 
@@ -147,7 +147,7 @@ impl<'e> GridRunner<'e> {
         in_store: usize,
         most: usize,
         events: EventSink<'_>,
-    ) -> anyhow::Result<GridSummary> {
+    ) -> stab_core::Result<GridSummary> {
         let threads = rayon::current_num_threads();
         let workers = if self.executor.concurrent() {
             self.jobs.min(most).max(1)
@@ -192,7 +192,7 @@ impl<'e> GridRunner<'e> {
             };
             self.work(&shared, &worker)?;
         } else {
-            let outcomes: Vec<anyhow::Result<()>> = std::thread::scope(|s| {
+            let outcomes: Vec<stab_core::Result<()>> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..workers)
                     .map(|_| {
                         s.spawn(|| {
@@ -213,7 +213,7 @@ impl<'e> GridRunner<'e> {
                     .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                     .collect()
             });
-            outcomes.into_iter().collect::<anyhow::Result<()>>()?;
+            outcomes.into_iter().collect::<stab_core::Result<()>>()?;
         }
         summary.recorded = shared.recorded.into_inner();
         summary.failed = shared.failed.into_inner();
@@ -228,7 +228,7 @@ impl<'e> GridRunner<'e> {
     }
 
     /// One worker: take runs from the schedule until it is done.
-    fn work(&self, shared: &Shared<'_, '_>, worker: &Worker) -> anyhow::Result<()> {
+    fn work(&self, shared: &Shared<'_, '_>, worker: &Worker) -> stab_core::Result<()> {
         loop {
             let (spec, index) = {
                 let mut q = shared.queue.lock().expect("schedule");
@@ -242,9 +242,11 @@ impl<'e> GridRunner<'e> {
                         }
                         Next::Done => return Ok(()),
                         Next::Wait if q.in_flight > 0 => q = shared.wake.wait(q).expect("schedule"),
-                        Next::Wait => anyhow::bail!(
-                            "the grid's schedule waits for a run to end, but none is running (a bug in the schedule)"
-                        ),
+                        Next::Wait => {
+                            return Err(stab_core::internal!(
+                                "the grid's schedule waits for a run to end, but none is running (a bug in the schedule)"
+                            ));
+                        }
                     }
                 }
             };
@@ -267,7 +269,7 @@ impl<'e> GridRunner<'e> {
         index: usize,
         shared: &Shared<'_, '_>,
         worker: &Worker,
-    ) -> anyhow::Result<Option<RunRecord>> {
+    ) -> stab_core::Result<Option<RunRecord>> {
         let events = shared.events;
         let claimed = claim(
             &shared.store.lock().expect("store"),
@@ -327,7 +329,7 @@ fn claim(
     out: &Path,
     spec: &RunSpec,
     fresh: bool,
-) -> anyhow::Result<Result<RunClaim, Skip>> {
+) -> stab_core::Result<Result<RunClaim, Skip>> {
     let Some(claim) = store.claim(&spec.run_id)? else {
         return Ok(Err(Skip::RunningElsewhere));
     };

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use stab_core::{RunRecord, RunSpec};
 
 use crate::event::RunProgress;
@@ -19,7 +19,7 @@ impl Executor for SyntheticExecutor {
         false
     }
 
-    fn execute(&self, spec: &RunSpec, ctx: &RunContext<'_>) -> anyhow::Result<Executed> {
+    fn execute(&self, spec: &RunSpec, ctx: &RunContext<'_>) -> stab_core::Result<Executed> {
         let settings = spec
             .synthetic()
             .context("a synthetic run without settings")?;

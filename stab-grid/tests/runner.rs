@@ -41,9 +41,11 @@ impl Scripted {
 }
 
 impl Executor for Scripted {
-    fn execute(&self, spec: &RunSpec, ctx: &RunContext<'_>) -> anyhow::Result<Executed> {
+    fn execute(&self, spec: &RunSpec, ctx: &RunContext<'_>) -> stab_core::Result<Executed> {
         self.executed.lock().unwrap().push(spec.run_id.clone());
-        anyhow::ensure!(!self.fail.contains(&spec.run_id), "scripted failure");
+        if self.fail.contains(&spec.run_id) {
+            return Err(stab_core::internal!("scripted failure"));
+        }
         let mut record = RunRecord::for_spec(spec);
         record.metrics = BTreeMap::from([("primary".to_string(), spec.seed as f64)]);
         record.threads = ctx.threads;

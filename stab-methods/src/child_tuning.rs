@@ -164,7 +164,7 @@ impl Method for ChildTuning {
         model: &TaskModel,
         data: &dyn TrainingData,
         _ctx: &StepContext,
-    ) -> anyhow::Result<()> {
+    ) -> stab_core::Result<()> {
         if self.params.variant != ChildVariant::D {
             return Ok(());
         }
@@ -176,7 +176,7 @@ impl Method for ChildTuning {
             let v = HostReads::data(f.clone())
                 .convert::<f32>()
                 .try_into_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                .map_err(|e| stab_core::internal!("{e:?}"))?;
             spans.push((*id, all.len(), v.len(), f.device()));
             all.extend(v);
         }

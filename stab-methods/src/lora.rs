@@ -196,7 +196,7 @@ impl Method for LowRankAdaptation {
         &self,
         trained: &TaskModel,
         ctx: &ExportContext,
-    ) -> anyhow::Result<Vec<(String, CheckpointFile)>> {
+    ) -> stab_core::Result<Vec<(String, CheckpointFile)>> {
         let Some(encoder) = &trained.encoder else {
             return Ok(Vec::new());
         };
@@ -216,14 +216,17 @@ impl Method for LowRankAdaptation {
 impl LowRankAdaptation {
     /// The updates under HF PEFT's names: `base_model.model.encoder.layer.N.<module>.lora_A.weight`
     /// `[r, d_in]` and `lora_B.weight` `[d_out, r]` (torch layouts).
-    fn peft_tensors(&self, encoder: &stab_models::Encoder) -> anyhow::Result<TensorFile> {
+    fn peft_tensors(&self, encoder: &stab_models::Encoder) -> stab_core::Result<TensorFile> {
         let all = params::collect(encoder);
         let mut file = TensorFile::default();
         for i in 0..encoder.encoder.layer.len() {
             for &t in &self.targets {
                 let at = |m: &str| format!("encoder.layer.{i}.{}.{m}", t.stab_slot());
                 let (Some(a), Some(b)) = (all.get(&at("a")), all.get(&at("b"))) else {
-                    anyhow::bail!("layer {i} has no LoRA update of {}", t.hf_module());
+                    return Err(stab_core::internal!(
+                        "layer {i} has no LoRA update of {}",
+                        t.hf_module()
+                    ));
                 };
                 let name = |m: &str| {
                     format!(
@@ -238,7 +241,7 @@ impl LowRankAdaptation {
                         .into_data()
                         .convert::<f32>()
                         .try_to_vec::<f32>()
-                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                        .map_err(|e| stab_core::internal!("{e:?}"))?;
                     let (rows, cols) = (p.shape[0], p.shape[1]);
                     file.tensors.insert(
                         key,

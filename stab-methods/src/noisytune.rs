@@ -92,7 +92,11 @@ impl Method for NoisyTune {
         }
     }
 
-    fn prepare_encoder(&self, encoder: Encoder, ctx: &PrepareContext) -> anyhow::Result<Prepared> {
+    fn prepare_encoder(
+        &self,
+        encoder: Encoder,
+        ctx: &PrepareContext,
+    ) -> stab_core::Result<Prepared> {
         Ok(Prepared {
             encoder: noisy_encoder(encoder, self.lambda, ctx.seed),
             details: serde_json::json!({"method": "noisytune", "lambda": self.lambda}),

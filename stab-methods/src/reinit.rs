@@ -87,13 +87,18 @@ impl Method for ReinitTopLayers {
         }
     }
 
-    fn prepare_encoder(&self, encoder: Encoder, ctx: &PrepareContext) -> anyhow::Result<Prepared> {
+    fn prepare_encoder(
+        &self,
+        encoder: Encoder,
+        ctx: &PrepareContext,
+    ) -> stab_core::Result<Prepared> {
         let total = encoder.encoder.layer.len();
-        anyhow::ensure!(
-            self.layers <= total,
-            "reinit.k = {} but the model has {total} layers",
-            self.layers
-        );
+        if self.layers > total {
+            return Err(stab_core::internal!(
+                "reinit.k = {} but the model has {total} layers",
+                self.layers
+            ));
+        }
         let first = total - self.layers;
         Ok(Prepared {
             encoder: reinit_from(encoder, first, ctx.seed),

@@ -119,18 +119,22 @@ pub fn masked_lm_training(
     mut encoder: Encoder,
     ctx: &PrepareContext,
     s: &MaskedLmSettings,
-) -> anyhow::Result<Prepared> {
+) -> stab_core::Result<Prepared> {
     let device = ctx.device;
     if ctx.initialised.iter().any(|p| p.starts_with("mlm")) {
         init_mlm_head(&mut encoder, derive_seed(ctx.seed, &["mlm-head"]), device);
     }
     let special = ctx.tokenizer.special_ids();
     let mask_id = ctx.tokenizer.mask_id().ok_or_else(|| {
-        anyhow::anyhow!("SURT needs a mask token ([MASK] or <mask>) in the model's vocabulary")
+        stab_core::internal!("SURT needs a mask token ([MASK] or <mask>) in the model's vocabulary")
     })?;
     let vocab = encoder.config.vocab_size;
     let n = ctx.train.len();
-    anyhow::ensure!(n > 0, "SURT has no training rows to re-train on");
+    if n == 0 {
+        return Err(stab_core::internal!(
+            "SURT has no training rows to re-train on"
+        ));
+    }
     let batch = s.batch_size.max(1);
     let per_epoch = n.div_ceil(batch) as u64;
     let mut total = s.epochs.saturating_mul(per_epoch);
@@ -203,10 +207,11 @@ pub fn masked_lm_training(
                 Tensor::<3, Int>::from_data(TensorData::new(masked.labels, [1, k, 1]), device);
             let loss = log_softmax(logits, 2).gather(2, labels).mean().neg();
             let value = stab_models::HostReads::scalar(loss.clone());
-            anyhow::ensure!(
-                value.is_finite(),
-                "SURT's masked-LM loss diverged at step {step}"
-            );
+            if !value.is_finite() {
+                return Err(stab_core::internal!(
+                    "SURT's masked-LM loss diverged at step {step}"
+                ));
+            }
             let mut grads = burn::optim::GradientsParams::from_grads(loss.backward(), &encoder);
             clip_global_norm(&encoder, &mut grads, 1.0);
             encoder = optim.step(schedule.lr(step - 1), encoder, grads);
@@ -247,7 +252,11 @@ impl Method for SelfUnsupervisedRetraining {
         }
     }
 
-    fn prepare_encoder(&self, encoder: Encoder, ctx: &PrepareContext) -> anyhow::Result<Prepared> {
+    fn prepare_encoder(
+        &self,
+        encoder: Encoder,
+        ctx: &PrepareContext,
+    ) -> stab_core::Result<Prepared> {
         masked_lm_training(encoder, ctx, &self.mlm)
     }
 }

@@ -67,7 +67,11 @@ impl Method for ReinitWithDecay {
     fn encoder_change(&self, mode: stab_core::TrainMode) -> EncoderChange {
         self.reinit.encoder_change(mode)
     }
-    fn prepare_encoder(&self, encoder: Encoder, ctx: &PrepareContext) -> anyhow::Result<Prepared> {
+    fn prepare_encoder(
+        &self,
+        encoder: Encoder,
+        ctx: &PrepareContext,
+    ) -> stab_core::Result<Prepared> {
         self.reinit.prepare_encoder(encoder, ctx)
     }
     fn lr_scale(&self, path: &str, layers: usize) -> f64 {
@@ -285,9 +289,7 @@ fn impossible_stacks_are_input_errors_before_any_run() {
             continue;
         }
         let e = checked.unwrap_err();
-        let input = e
-            .downcast_ref::<stab_core::InputError>()
-            .expect("an input error");
+        let input = e.as_input().expect("an input error");
         assert!(input.message.contains(why), "{methods}: {input}");
     }
 }

@@ -44,7 +44,7 @@ pub fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 /// Write `file` to `path` as safetensors (f32), atomically (a temporary file renamed).
-pub fn write_safetensors(path: &Path, file: &TensorFile) -> anyhow::Result<()> {
+pub fn write_safetensors(path: &Path, file: &TensorFile) -> stab_core::Result<()> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = file
         .tensors
         .iter()
@@ -59,19 +59,19 @@ pub fn write_safetensors(path: &Path, file: &TensorFile) -> anyhow::Result<()> {
             TensorView::new(Dtype::F32, shape.clone(), raw).map(|v| (name.as_str(), v))
         })
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| stab_core::internal!("{e}"))?;
     let mut metadata: HashMap<String, String> = file.metadata.clone().into_iter().collect();
     metadata
         .entry("format".into())
         .or_insert_with(|| "pt".into());
     let encoded = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        .map_err(|e| stab_core::internal!("cannot write {}: {e}", path.display()))?;
     stab_core::atomic::write_file(path, &encoded)
 }
 
 /// Read every floating-point tensor of a safetensors file as f32 (F32, F64, F16 and BF16
 /// are converted; integer buffers such as `position_ids` are skipped).
-pub fn read_safetensors(path: &Path) -> anyhow::Result<TensorFile> {
+pub fn read_safetensors(path: &Path) -> stab_core::Result<TensorFile> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| {
         InputError::new(format!("cannot read: {e}"))

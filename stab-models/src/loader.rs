@@ -177,7 +177,7 @@ fn renamed(
 
 /// Build an encoder from a model directory: config, random init (seeded by the caller
 /// through `device.seed`), then the checkpoint's tensors.
-pub fn load_encoder(dir: &Path, device: &Device) -> anyhow::Result<(Encoder, LoadReport)> {
+pub fn load_encoder(dir: &Path, device: &Device) -> stab_core::Result<(Encoder, LoadReport)> {
     let config = EncoderConfig::from_dir(dir)?;
     let weights = weights_file(dir)?;
     let file = weights.display().to_string();
@@ -190,6 +190,8 @@ pub fn load_encoder(dir: &Path, device: &Device) -> anyhow::Result<(Encoder, Loa
         encoder = encoder.with_discriminator(device);
     }
     materialize(&encoder);
+    check_layers(&config, &source, &file)?;
+    check_finite(&source, &file)?;
     let tensors = renamed(&config, source, &file)?;
     let adapter: Box<dyn ModuleAdapter> =
         Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)));
@@ -201,8 +203,10 @@ pub fn load_encoder(dir: &Path, device: &Device) -> anyhow::Result<(Encoder, Loa
                 expected,
                 found,
             } => InputError::new(format!(
-                "tensor `{path}` has shape {:?} in the checkpoint, but config.json implies {:?}",
-                found, expected
+                "tensor `{}` has shape {:?} in the checkpoint, but config.json implies {:?}",
+                names::hf_name(config.family, path).map_or_else(|| path.clone(), |h| h.name),
+                found.as_slice(),
+                expected.as_slice()
             ))
             .file(file)
             .hint("config.json and the weights do not belong together"),
@@ -235,6 +239,58 @@ pub fn load_encoder(dir: &Path, device: &Device) -> anyhow::Result<(Encoder, Loa
         unexpected: result.unused.clone(),
     };
     Ok((encoder, report))
+}
+
+/// The weights hold no more layers than `config.json` says (extra layers would be
+/// dropped in silence).
+fn check_layers(
+    config: &EncoderConfig,
+    source: &BTreeMap<String, PackTensor>,
+    file: &str,
+) -> Result<(), InputError> {
+    let deepest = source
+        .keys()
+        .filter_map(|name| names::layer_index(name).map(|i| (i, name)))
+        .max_by_key(|(i, _)| *i);
+    match deepest {
+        Some((i, name)) if i >= config.num_hidden_layers => Err(InputError::new(format!(
+            "config.json says num_hidden_layers = {}, but the weights hold layer {i} (`{name}`)",
+            config.num_hidden_layers
+        ))
+        .file(file)
+        .key("num_hidden_layers")
+        .hint("config.json and the weights do not belong together; use the config the weights came with")),
+        _ => Ok(()),
+    }
+}
+
+/// Every float value of the weights is finite: a model with NaN or infinite weights
+/// would train and score as if it were a model.
+fn check_finite(source: &BTreeMap<String, PackTensor>, file: &str) -> Result<(), InputError> {
+    for (name, t) in source {
+        // A value is non-finite when its exponent bits are all ones.
+        let (width, mask): (usize, u64) = match t.dtype {
+            DType::F64 => (8, 0x7FF0_0000_0000_0000),
+            DType::F32 => (4, 0x7F80_0000),
+            DType::F16 => (2, 0x7C00),
+            DType::BF16 => (2, 0x7F80),
+            _ => continue,
+        };
+        let bytes = t.to_bytes().map_err(|e| corrupt(file, e.to_string()))?;
+        let bad = bytes.chunks_exact(width).position(|b| {
+            let mut word = [0u8; 8];
+            word[..width].copy_from_slice(b);
+            u64::from_le_bytes(word) & mask == mask
+        });
+        if let Some(at) = bad {
+            return Err(InputError::new(format!(
+                "tensor `{name}` holds a non-finite value (NaN or infinity) at element {at}"
+            ))
+            .file(file)
+            .hint("the weights are damaged or come from a diverged training run; use a finite checkpoint"));
+        }
+    }
+    Ok(())
 }
 
 fn corrupt(file: &str, detail: String) -> InputError {

@@ -2,6 +2,7 @@
 //! through the standard Hugging Face cache (`HF_HOME`, `HF_HUB_CACHE`), downloading with
 //! `hf-hub` only when allowed (not under `HF_HUB_OFFLINE=1`) and reachable.
 
+use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 
 use stab_core::InputError;
@@ -119,18 +120,23 @@ fn cached_dir(cache: &hf_hub::Cache, id: &str) -> Option<PathBuf> {
     (REQUIRED.iter().all(|g| has(g)) && has(TOKENIZER)).then_some(dir)
 }
 
-fn download(id: &str) -> anyhow::Result<PathBuf> {
+fn download(id: &str) -> stab_core::Result<PathBuf> {
     let api = hf_hub::api::sync::ApiBuilder::from_env()
         .with_cache_dir(hub_cache().path().clone())
         .with_progress(false)
-        .build()?;
+        .build()
+        .context("cannot set up the Hugging Face Hub client")?;
     let repo = api.model(id.to_string());
-    let config = repo.get("config.json")?;
+    let config = repo
+        .get("config.json")
+        .with_context(|| format!("cannot download {id}'s config.json"))?;
     repo.get("model.safetensors")
-        .or_else(|_| repo.get("pytorch_model.bin"))?;
+        .or_else(|_| repo.get("pytorch_model.bin"))
+        .with_context(|| format!("cannot download {id}'s weights"))?;
     repo.get("tokenizer.json")
         .or_else(|_| repo.get("vocab.json").and_then(|_| repo.get("merges.txt")))
-        .or_else(|_| repo.get("vocab.txt"))?;
+        .or_else(|_| repo.get("vocab.txt"))
+        .with_context(|| format!("cannot download {id}'s tokenizer"))?;
     let _ = repo.get("tokenizer_config.json");
     Ok(config
         .parent()

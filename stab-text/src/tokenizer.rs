@@ -237,7 +237,7 @@ impl TextEncoder {
     /// The result is exactly what `tokenizers` gives with `longest_first` truncation, but
     /// memory does not grow with the text: a text longer than [`WHOLE_TEXT_BYTES`] is
     /// tokenized only as far as truncation can keep (see [`TextEncoder::bounded_prefix`]).
-    pub fn encode(&self, inputs: &[TextInput], max_len: usize) -> anyhow::Result<TokenBatch> {
+    pub fn encode(&self, inputs: &[TextInput], max_len: usize) -> stab_core::Result<TokenBatch> {
         self.encode_chunked(inputs, max_len, WHOLE_TEXT_BYTES)
     }
 
@@ -249,7 +249,7 @@ impl TextEncoder {
         inputs: &[TextInput],
         max_len: usize,
         whole_bytes: usize,
-    ) -> anyhow::Result<TokenBatch> {
+    ) -> stab_core::Result<TokenBatch> {
         use rayon::prelude::*;
         let single = self.added_tokens(false);
         let pair = self.added_tokens(true);
@@ -270,12 +270,12 @@ impl TextEncoder {
         let encs: Vec<tokenizers::Encoding> = inputs
             .par_iter()
             .map(|i| parts.encode(i, max_len, added(i).0))
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<stab_core::Result<_>>()?;
         if let Some((k, e)) = encs.iter().enumerate().find(|(_, e)| e.len() > max_len) {
-            anyhow::bail!(
+            return Err(stab_core::internal!(
                 "input {k} has {} tokens after truncation to {max_len} (a tokenizer that adds tokens after truncation?)",
                 e.len()
-            );
+            ));
         }
         Ok(self.pad(&encs))
     }
@@ -290,7 +290,7 @@ impl TextEncoder {
 
     /// The tokens of `text` alone: no special tokens, and none of the truncation or
     /// padding `tokenizer.json` may have built in.
-    pub fn encode_plain(&self, text: &str) -> anyhow::Result<tokenizers::Encoding> {
+    pub fn encode_plain(&self, text: &str) -> stab_core::Result<tokenizers::Encoding> {
         self.pieces(WHOLE_TEXT_BYTES).raw(text)
     }
 
@@ -350,13 +350,13 @@ impl TextEncoder {
     /// `tokens`, or the whole text. Its tokens are the first tokens of the whole text's:
     /// texts are cut only where whitespace follows a non-whitespace character, a point no
     /// pre-tokenizer of these families merges across. Memory is bounded by the prefix.
-    pub fn bounded_prefix<'t>(&self, text: &'t str, tokens: usize) -> anyhow::Result<&'t str> {
+    pub fn bounded_prefix<'t>(&self, text: &'t str, tokens: usize) -> stab_core::Result<&'t str> {
         self.pieces(WHOLE_TEXT_BYTES).prefix(text, tokens)
     }
 
     /// The number of tokens of `text` (no special tokens), counted chunk by chunk in
     /// bounded memory, stopping once it reaches `cap`.
-    pub fn count_tokens_upto(&self, text: &str, cap: usize) -> anyhow::Result<usize> {
+    pub fn count_tokens_upto(&self, text: &str, cap: usize) -> stab_core::Result<usize> {
         self.pieces(WHOLE_TEXT_BYTES).count(text, cap)
     }
 
@@ -506,10 +506,10 @@ struct Pieces<'a> {
 }
 
 impl Pieces<'_> {
-    fn raw(&self, text: &str) -> anyhow::Result<tokenizers::Encoding> {
+    fn raw(&self, text: &str) -> stab_core::Result<tokenizers::Encoding> {
         self.raw
             .encode_char_offsets(text, false)
-            .map_err(|e| anyhow::anyhow!("tokenization failed: {e}"))
+            .map_err(|e| stab_core::internal!("tokenization failed: {e}"))
     }
 
     /// The chunks of `text`: pieces of about `whole_bytes`, each cut before a space that
@@ -551,7 +551,7 @@ impl Pieces<'_> {
         })
     }
 
-    fn prefix<'t>(&self, text: &'t str, tokens: usize) -> anyhow::Result<&'t str> {
+    fn prefix<'t>(&self, text: &'t str, tokens: usize) -> stab_core::Result<&'t str> {
         if text.len() <= self.whole_bytes {
             return Ok(text);
         }
@@ -566,7 +566,7 @@ impl Pieces<'_> {
         Ok(&text[..end])
     }
 
-    fn count(&self, text: &str, cap: usize) -> anyhow::Result<usize> {
+    fn count(&self, text: &str, cap: usize) -> stab_core::Result<usize> {
         let mut count = 0;
         for chunk in self.chunks(text) {
             count += self.raw(chunk)?.len();
@@ -584,7 +584,7 @@ impl Pieces<'_> {
         input: &TextInput,
         max_len: usize,
         added: usize,
-    ) -> anyhow::Result<tokenizers::Encoding> {
+    ) -> stab_core::Result<tokenizers::Encoding> {
         let budget = max_len - added;
         // One more token than can be kept, so a cut text is known to be cut.
         let need = budget + 1;
@@ -626,7 +626,7 @@ impl Pieces<'_> {
         };
         self.full
             .post_process(first, second, true)
-            .map_err(|e| anyhow::anyhow!("tokenization failed: {e}"))
+            .map_err(|e| stab_core::internal!("tokenization failed: {e}"))
     }
 }
 

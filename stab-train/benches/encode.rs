@@ -21,12 +21,12 @@ use stab_train::features::encode_features;
 #[global_allocator]
 static GLOBAL: stab_models::Allocator = stab_models::Allocator;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> stab_core::Result<()> {
     stab_models::allocator::keep_freed_memory();
-    let dir = |var: &str| -> anyhow::Result<PathBuf> {
+    let dir = |var: &str| -> stab_core::Result<PathBuf> {
         std::env::var_os(var)
             .map(PathBuf::from)
-            .ok_or_else(|| anyhow::anyhow!("set {var} (see the header of benches/encode.rs)"))
+            .ok_or_else(|| stab_core::internal!("set {var} (see the header of benches/encode.rs)"))
     };
     let (model, data) = (dir("STAB_MINILM_DIR")?, dir("STAB_DATA_DIR")?);
     let repeats: usize = std::env::var("STAB_BENCH_REPEATS")

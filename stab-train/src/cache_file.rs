@@ -49,7 +49,7 @@ fn checksum(file: &TensorFile) -> u32 {
 }
 
 /// Write `file` as `format` (e.g. `features/3`), checksummed, atomically.
-pub fn write(path: &Path, format: &str, mut file: TensorFile) -> anyhow::Result<()> {
+pub fn write(path: &Path, format: &str, mut file: TensorFile) -> stab_core::Result<()> {
     file.metadata.insert(FORMAT.into(), format.into());
     // The writer's own tag, set here so that the checksum covers what is written.
     file.metadata

@@ -34,17 +34,17 @@ const COPIED: &[&str] = &[
     "merges.txt",
 ];
 
-fn host(values: &Tensor<1>) -> anyhow::Result<Vec<f32>> {
+fn host(values: &Tensor<1>) -> stab_core::Result<Vec<f32>> {
     values
         .clone()
         .into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .map_err(|e| stab_core::internal!("{e:?}"))
 }
 
 /// The model's tensors under checkpoint names.
-pub fn tensors(model: &TaskModel) -> anyhow::Result<BTreeMap<String, NamedTensor>> {
+pub fn tensors(model: &TaskModel) -> stab_core::Result<BTreeMap<String, NamedTensor>> {
     let mut out = BTreeMap::new();
     if let Some(encoder) = &model.encoder {
         // Blocks of fused tensors (ModernBERT's Wqkv), joined in block order below.
@@ -95,7 +95,7 @@ pub fn save(
     dir: &Path,
     metadata: BTreeMap<String, String>,
     extra: &[(String, CheckpointFile)],
-) -> anyhow::Result<()> {
+) -> stab_core::Result<()> {
     let tmp = stab_core::atomic::AtomicDir::create(dir)?;
     let mut file = TensorFile {
         tensors: tensors(model)?,
@@ -134,7 +134,7 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// Read `<dir>/model.safetensors` (and its encoder through the regular loader).
-    pub fn open(dir: &Path, device: &Device) -> anyhow::Result<Self> {
+    pub fn open(dir: &Path, device: &Device) -> stab_core::Result<Self> {
         let weights = dir.join("model.safetensors");
         if !weights.is_file() {
             return Err(InputError::new("no model.safetensors here")
@@ -156,7 +156,7 @@ impl Checkpoint {
     }
 
     /// `head` (built with the checkpoint's shape) with the checkpoint's values.
-    pub fn fill_head(&self, head: TaskHead) -> anyhow::Result<TaskHead> {
+    pub fn fill_head(&self, head: TaskHead) -> stab_core::Result<TaskHead> {
         struct Fill<'a> {
             file: &'a TensorFile,
             missing: Vec<String>,
@@ -202,7 +202,7 @@ impl Checkpoint {
         &self,
         task: Option<&str>,
         device: &Device,
-    ) -> anyhow::Result<(TaskModel, &'static stab_data::TaskDef)> {
+    ) -> stab_core::Result<(TaskModel, &'static stab_data::TaskDef)> {
         let meta = &self.file.metadata;
         let task = task
             .map(str::to_string)

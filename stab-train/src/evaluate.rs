@@ -1,7 +1,7 @@
 //! Scoring a model on a part of the task: predicted labels in eval-mode batches, from
 //! token rows (the encoder runs) or cached features, and the task's metrics on them.
 
-use anyhow::Context;
+use anyhow::Context as _;
 use burn::tensor::{Device, Tensor};
 use stab_data::encode::EncodedRow;
 use stab_eval::metrics::PrimaryMetric;
@@ -130,7 +130,7 @@ impl Source<'_> {
         model: &TaskModel,
         part: Part,
         task: &PreparedTask,
-    ) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+    ) -> stab_core::Result<std::collections::BTreeMap<String, f64>> {
         Ok(self.metrics_and_predictions(model, part, task)?.0)
     }
 
@@ -140,7 +140,7 @@ impl Source<'_> {
         model: &TaskModel,
         part: Part,
         task: &PreparedTask,
-    ) -> anyhow::Result<(std::collections::BTreeMap<String, f64>, Vec<usize>)> {
+    ) -> stab_core::Result<(std::collections::BTreeMap<String, f64>, Vec<usize>)> {
         let rows = if part == Part::Dev {
             &task.dev
         } else {
@@ -156,7 +156,7 @@ impl Source<'_> {
         model: &TaskModel,
         part: Part,
         task: &PreparedTask,
-    ) -> anyhow::Result<f64> {
+    ) -> stab_core::Result<f64> {
         Ok(self.metrics(model, part, task)?["primary"])
     }
 }
@@ -166,7 +166,7 @@ fn score_rows(
     pred: &[usize],
     rows: &[EncodedRow],
     task: &PreparedTask,
-) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+) -> stab_core::Result<std::collections::BTreeMap<String, f64>> {
     let metric = PrimaryMetric::parse(task.def.metric)
         .with_context(|| format!("unknown metric {}", task.def.metric))?;
     let gold: Vec<usize> = rows.iter().map(|r| r.label).collect();
@@ -177,7 +177,7 @@ fn score_rows(
 /// The primary metric of always predicting the most frequent label of the test split
 /// (the lowest label id among ties): the score at or below which a run has failed
 /// (Mosbach et al. 2021; MCC gives 0).
-pub(super) fn majority_score(task: &PreparedTask) -> anyhow::Result<f64> {
+pub(super) fn majority_score(task: &PreparedTask) -> stab_core::Result<f64> {
     let mut counts = vec![0usize; task.def.labels.len()];
     for r in &task.test {
         counts[r.label] += 1;

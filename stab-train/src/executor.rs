@@ -13,7 +13,7 @@ use crate::session::Engine;
 impl Executor for Engine {
     /// Every spec's method, model files, data and split; runs that differ only in seed or
     /// training settings need one check.
-    fn check_inputs(&self, specs: &[&RunSpec]) -> anyhow::Result<()> {
+    fn check_inputs(&self, specs: &[&RunSpec]) -> stab_core::Result<()> {
         let mut checked = HashSet::new();
         for spec in specs {
             let mut key = spec.canonical();
@@ -28,11 +28,11 @@ impl Executor for Engine {
         Ok(())
     }
 
-    fn fingerprint(&self, spec: &RunSpec) -> anyhow::Result<Option<InputFingerprint>> {
+    fn fingerprint(&self, spec: &RunSpec) -> stab_core::Result<Option<InputFingerprint>> {
         self.inputs(spec).map(Some)
     }
 
-    fn execute(&self, spec: &RunSpec, ctx: &RunContext<'_>) -> anyhow::Result<Executed> {
+    fn execute(&self, spec: &RunSpec, ctx: &RunContext<'_>) -> stab_core::Result<Executed> {
         let (record, stats) = self.run(spec, ctx.progress)?;
         let summary = done_line(&record, &stats);
         Ok(Executed { record, summary })

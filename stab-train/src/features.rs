@@ -156,7 +156,7 @@ pub fn by_length(rows: &[EncodedRow]) -> Vec<usize> {
 const FORMAT: &str = "features/3";
 
 /// Save feature sets atomically, checksummed, with the key text they were encoded under.
-pub fn save(path: &Path, sets: &[FeatureSet], description: &str) -> anyhow::Result<()> {
+pub fn save(path: &Path, sets: &[FeatureSet], description: &str) -> stab_core::Result<()> {
     let mut file = TensorFile::default();
     let meta = &mut file.metadata;
     meta.insert("sets".into(), sets.len().to_string());

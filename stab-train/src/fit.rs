@@ -80,7 +80,7 @@ pub(super) fn fit(
     fixed_order: Option<&[Vec<usize>]>,
     stats: &mut RunStats,
     progress: &(dyn Fn(Progress) + Sync),
-) -> anyhow::Result<Fit> {
+) -> stab_core::Result<Fit> {
     check_fixed_order(s, fixed_order)?;
     progress(Progress::Start {
         total: s.plan.total,
@@ -109,14 +109,16 @@ pub(super) fn fit(
 }
 
 /// A fixed batch order must cover the planned updates with rows the run has.
-fn check_fixed_order(s: &RunSetup, fixed: Option<&[Vec<usize>]>) -> anyhow::Result<()> {
+fn check_fixed_order(s: &RunSetup, fixed: Option<&[Vec<usize>]>) -> stab_core::Result<()> {
     let (n, total) = (s.train_rows.len(), s.plan.total);
-    if let Some(fixed) = fixed {
-        anyhow::ensure!(
-            fixed.len() as u64 >= total && fixed.iter().flatten().all(|&i| i < n),
+    let Some(fixed) = fixed else {
+        return Ok(());
+    };
+    if (fixed.len() as u64) < total || fixed.iter().flatten().any(|&i| i >= n) {
+        return Err(stab_core::internal!(
             "the fixed batch order has {} batches for {total} updates, or a row beyond the {n} training rows",
             fixed.len()
-        );
+        ));
     }
     Ok(())
 }
@@ -170,7 +172,7 @@ impl<'a> Training<'a> {
     }
 
     /// The methods' look at the training rows before the first update.
-    fn before_training(&self) -> anyhow::Result<()> {
+    fn before_training(&self) -> stab_core::Result<()> {
         let s = self.s;
         let labels: Vec<usize> = s.train_encoded.iter().map(|r| r.label).collect();
         let data = TrainRows {
@@ -244,7 +246,7 @@ impl<'a> Training<'a> {
         &mut self,
         stats: &mut RunStats,
         progress: &(dyn Fn(Progress) + Sync),
-    ) -> anyhow::Result<Next> {
+    ) -> stab_core::Result<Next> {
         let (s, step) = (self.s, self.fit.steps);
         let eval_start = Instant::now();
         // The weights are kept unmixed; a method that changes the evaluated model
@@ -301,7 +303,7 @@ pub(super) fn context<'a>(s: &'a RunSetup, start: &'a TaskModel, step: u64) -> S
 
 /// The selected weights as the methods evaluate them, scored on test: the model, every
 /// metric, and the predicted label of each test row.
-pub(super) fn test_metrics(s: &RunSetup, fit: &Fit) -> anyhow::Result<TestScore> {
+pub(super) fn test_metrics(s: &RunSetup, fit: &Fit) -> stab_core::Result<TestScore> {
     let start = s.model.clone();
     let model = if s.method.capabilities().selects_evaluated {
         fit.selected.clone()

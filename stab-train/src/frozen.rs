@@ -55,7 +55,7 @@ impl Engine {
         &self,
         spec: &RunSpec,
         progress: &(dyn Fn(Progress) + Sync),
-    ) -> anyhow::Result<TrainFeatures> {
+    ) -> stab_core::Result<TrainFeatures> {
         let job = finetune_job(spec)?;
         let method = MethodStack::build(&spec.stack())?;
         let model_dir = resolve_model(&job.model.path)?;
@@ -135,7 +135,7 @@ impl Engine {
         run: (u64, &[EncodedRow]),
         device: &Device,
         progress: &(dyn Fn(Progress) + Sync),
-    ) -> anyhow::Result<(Vec<FeatureSet>, serde_json::Value)> {
+    ) -> stab_core::Result<(Vec<FeatureSet>, serde_json::Value)> {
         let plain = device.clone().without_autodiff();
         let (mut encoder, report, details) = if *change == EncoderChange::Unchanged {
             let (encoder, report) = load_encoder(model_dir, &plain)?;
@@ -178,7 +178,7 @@ impl Engine {
         run: (u64, &[EncodedRow]),
         device: &Device,
         progress: &(dyn Fn(Progress) + Sync),
-    ) -> anyhow::Result<Frozen> {
+    ) -> stab_core::Result<Frozen> {
         let (key_text, key) = cache_key(&FeatureKey {
             cache: "features",
             version: 2,

@@ -250,7 +250,11 @@ pub trait Method: Send {
     /// [`Method::encoder_change`] is not `Unchanged`). Everything the preparation wants
     /// recorded goes into [`Prepared::details`]: a per-task preparation is read back from
     /// its cache without calling this again.
-    fn prepare_encoder(&self, encoder: Encoder, _ctx: &PrepareContext) -> anyhow::Result<Prepared> {
+    fn prepare_encoder(
+        &self,
+        encoder: Encoder,
+        _ctx: &PrepareContext,
+    ) -> stab_core::Result<Prepared> {
         Ok(Prepared {
             encoder,
             details: serde_json::Value::Null,
@@ -295,7 +299,7 @@ pub trait Method: Send {
         _model: &TaskModel,
         _data: &dyn TrainingData,
         _ctx: &StepContext,
-    ) -> anyhow::Result<()> {
+    ) -> stab_core::Result<()> {
         Ok(())
     }
 
@@ -335,7 +339,7 @@ pub trait Method: Send {
         &self,
         _trained: &TaskModel,
         _ctx: &ExportContext,
-    ) -> anyhow::Result<Vec<(String, CheckpointFile)>> {
+    ) -> stab_core::Result<Vec<(String, CheckpointFile)>> {
         Ok(Vec::new())
     }
 }

@@ -218,7 +218,7 @@ pub fn param_info<M: Module>(module: &M) -> Vec<ParamInfo> {
 const FORMAT: &str = "parameters/3";
 
 /// Write every float parameter of `module` to `path`, atomically and checksummed.
-pub fn save<M: Module>(module: &M, path: &Path) -> anyhow::Result<()> {
+pub fn save<M: Module>(module: &M, path: &Path) -> stab_core::Result<()> {
     let mut file = TensorFile::default();
     for (name, p) in collect(module) {
         let values = p
@@ -226,7 +226,7 @@ pub fn save<M: Module>(module: &M, path: &Path) -> anyhow::Result<()> {
             .into_data()
             .convert::<f32>()
             .try_to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .map_err(|e| stab_core::internal!("{e:?}"))?;
         file.tensors.insert(
             name,
             NamedTensor {

@@ -50,7 +50,7 @@ impl Engine {
         model_dir: &Path,
         task: &PreparedTask,
         change_key: &str,
-    ) -> anyhow::Result<u64> {
+    ) -> stab_core::Result<u64> {
         let key = PreparedKey {
             cache: "prepared-encoder",
             version: 2,
@@ -78,7 +78,7 @@ impl Engine {
         model_dir: &Path,
         task: &PreparedTask,
         change_key: &str,
-    ) -> anyhow::Result<Option<serde_json::Value>> {
+    ) -> stab_core::Result<Option<serde_json::Value>> {
         let key = self.prepared_key(job, model_dir, task, change_key)?;
         let (_, side) = self.prepared_paths(key);
         let Ok(text) = std::fs::read_to_string(side) else {
@@ -103,7 +103,7 @@ impl Engine {
         (run_seed, run_train): (u64, &[EncodedRow]),
         device: &Device,
         progress: &(dyn Fn(Progress) + Sync),
-    ) -> anyhow::Result<PreparedEncoder> {
+    ) -> stab_core::Result<PreparedEncoder> {
         let (encoder, report) = load_encoder(model_dir, device)?;
         let step_report = |step, total, loss| progress(Progress::Prepare { step, total, loss });
         let prepare = |encoder: Encoder, seed: u64, train: &[EncodedRow]| {
@@ -123,7 +123,7 @@ impl Engine {
             };
             let t0 = Instant::now();
             let prepared = method.prepare_encoder(encoder, &ctx)?;
-            anyhow::Ok((prepared, t0.elapsed().as_secs_f64()))
+            Ok::<_, stab_core::Error>((prepared, t0.elapsed().as_secs_f64()))
         };
         match change {
             EncoderChange::Unchanged => Ok(PreparedEncoder {

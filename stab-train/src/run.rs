@@ -39,7 +39,7 @@ impl Engine {
         &self,
         spec: &RunSpec,
         progress: &(dyn Fn(Progress) + Sync),
-    ) -> anyhow::Result<(RunRecord, RunStats)> {
+    ) -> stab_core::Result<(RunRecord, RunStats)> {
         self.train(spec, progress).map(|t| (t.record, t.stats))
     }
 
@@ -48,7 +48,7 @@ impl Engine {
         &self,
         spec: &RunSpec,
         progress: &(dyn Fn(Progress) + Sync),
-    ) -> anyhow::Result<TrainedRun> {
+    ) -> stab_core::Result<TrainedRun> {
         let start = Instant::now();
         let setup = self.setup(spec, progress)?;
         let mut stats = setup.stats.clone();
@@ -95,7 +95,7 @@ impl Engine {
         fit: &Fit,
         metrics: std::collections::BTreeMap<String, f64>,
         stats: &RunStats,
-    ) -> anyhow::Result<RunRecord> {
+    ) -> stab_core::Result<RunRecord> {
         let (best_step, dev_best) = fit
             .stopping
             .best()
@@ -146,7 +146,7 @@ impl Engine {
         s: &RunSetup,
         fit: &Fit,
         model: &TaskModel,
-    ) -> anyhow::Result<String> {
+    ) -> stab_core::Result<String> {
         let spec = s.spec;
         let job = s.job;
         let rel = format!("checkpoints/{}", spec.run_id);

@@ -7,9 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context;
 use burn::tensor::Device;
 use serde::Serialize;
+use stab_core::Context as _;
 use stab_core::plan::{FinetuneJob, RunJob};
 use stab_core::{InputError, InputFingerprint, RunSpec, stable_hash};
 use stab_data::encode::{EncodedRow, encode_examples};
@@ -123,7 +123,7 @@ impl Engine {
     /// the tokenizer against the vocabulary, and every weight against the config — so a
     /// damaged or mismatched model is one input error before any run, not a failure of
     /// every run.
-    pub(super) fn check_model(&self, model_dir: &Path) -> anyhow::Result<EncoderConfig> {
+    pub(super) fn check_model(&self, model_dir: &Path) -> stab_core::Result<EncoderConfig> {
         let config = EncoderConfig::from_dir(model_dir)?;
         if self
             .models_checked
@@ -144,7 +144,7 @@ impl Engine {
 
     /// What a run reads besides its settings, as content hashes (the record's `inputs`):
     /// resume reuses a finished run only while these are unchanged.
-    pub fn inputs(&self, spec: &RunSpec) -> anyhow::Result<InputFingerprint> {
+    pub fn inputs(&self, spec: &RunSpec) -> stab_core::Result<InputFingerprint> {
         let job = finetune_job(spec)?;
         let model_dir = resolve_model(&job.model.path)?;
         let task = self.task(job, &model_dir, &spec.task)?;
@@ -155,7 +155,7 @@ impl Engine {
         &self,
         model_dir: &Path,
         task: &PreparedTask,
-    ) -> anyhow::Result<InputFingerprint> {
+    ) -> stab_core::Result<InputFingerprint> {
         Ok(InputFingerprint {
             model: format!("{:016x}", self.model_hash(model_dir)?),
             data: format!("{:016x}", task.data_hash),
@@ -165,7 +165,7 @@ impl Engine {
 
     /// Check that a spec can run here (its method is implemented, its data and model
     /// resolve), without training: input errors surface before any run starts.
-    pub fn check(&self, spec: &RunSpec) -> anyhow::Result<()> {
+    pub fn check(&self, spec: &RunSpec) -> stab_core::Result<()> {
         let job = finetune_job(spec)?;
         let method = MethodStack::build(&spec.stack())?;
         let model_dir = resolve_model(&job.model.path)?;
@@ -196,7 +196,7 @@ impl Engine {
         job: &FinetuneJob,
         model_dir: &Path,
         name: &str,
-    ) -> anyhow::Result<Arc<PreparedTask>> {
+    ) -> stab_core::Result<Arc<PreparedTask>> {
         let split_files =
             stab_data::split_files(job.data.origin(), job.data.splits.as_deref(), "data.splits")?;
         let (key, _) = cache_key(&TaskKey {
@@ -240,7 +240,7 @@ impl Engine {
     }
 
     /// Hash of a model directory's config and weights (the feature cache key's model part).
-    pub(super) fn model_hash(&self, dir: &Path) -> anyhow::Result<u64> {
+    pub(super) fn model_hash(&self, dir: &Path) -> stab_core::Result<u64> {
         if let Some(h) = self.model_hashes.lock().expect("hash cache").get(dir) {
             return Ok(*h);
         }
@@ -255,7 +255,7 @@ impl Engine {
     }
 }
 
-pub(super) fn finetune_job(spec: &RunSpec) -> anyhow::Result<&FinetuneJob> {
+pub(super) fn finetune_job(spec: &RunSpec) -> stab_core::Result<&FinetuneJob> {
     match &spec.job {
         RunJob::Finetune(j) => Ok(j),
         RunJob::Synthetic(_) => Err(InputError::new(format!(

@@ -128,7 +128,7 @@ impl Engine {
         &self,
         spec: &'a RunSpec,
         progress: &(dyn Fn(Progress) + Sync),
-    ) -> anyhow::Result<RunSetup<'a>> {
+    ) -> stab_core::Result<RunSetup<'a>> {
         let job = finetune_job(spec)?;
         let seeds = ComponentSeeds::derive(spec.seed, &job.train.fixed_seeds);
         let method = MethodStack::build(&spec.stack())?.with_noise_seed(seeds.dropout);
@@ -215,7 +215,7 @@ impl Engine {
         &self,
         n: &EncoderNeeds,
         progress: &(dyn Fn(Progress) + Sync),
-    ) -> anyhow::Result<EncoderSide> {
+    ) -> stab_core::Result<EncoderSide> {
         let change = n.method.encoder_change(n.job.train.mode);
         let device = self.device.clone().autodiff();
         let run = (n.spec.seed, n.train);
@@ -282,7 +282,11 @@ impl Engine {
 
 /// The run seed's training rows (train_fraction / drop_fraction by group), as indices
 /// into the task's train split.
-fn run_rows(task: &PreparedTask, spec: &RunSpec, job: &FinetuneJob) -> anyhow::Result<Vec<usize>> {
+fn run_rows(
+    task: &PreparedTask,
+    spec: &RunSpec,
+    job: &FinetuneJob,
+) -> stab_core::Result<Vec<usize>> {
     let kept = perturb(
         task.splits.clone(),
         task.def.name,
@@ -294,10 +298,11 @@ fn run_rows(task: &PreparedTask, spec: &RunSpec, job: &FinetuneJob) -> anyhow::R
     let rows: Vec<usize> = (0..task.train.len())
         .filter(|&i| kept_groups.contains(&task.splits.train[i].group))
         .collect();
-    anyhow::ensure!(
-        !rows.is_empty(),
-        "no training rows left after train_fraction/drop_fraction"
-    );
+    if rows.is_empty() {
+        return Err(stab_core::internal!(
+            "no training rows left after train_fraction/drop_fraction"
+        ));
+    }
     Ok(rows)
 }
 
@@ -329,7 +334,7 @@ fn fresh_head(
 
 /// Protocol: T = epochs·⌈n/batch⌉ capped by max_steps, W = ⌊warmup·T⌋, an evaluation
 /// every epoch unless `eval_every` says otherwise.
-fn update_plan(job: &FinetuneJob, n: usize) -> anyhow::Result<UpdatePlan> {
+fn update_plan(job: &FinetuneJob, n: usize) -> stab_core::Result<UpdatePlan> {
     let t = &job.train;
     let batch = t.batch_size.max(1);
     let per_epoch = n.div_ceil(batch) as u64;
@@ -337,12 +342,13 @@ fn update_plan(job: &FinetuneJob, n: usize) -> anyhow::Result<UpdatePlan> {
     if t.max_steps > 0 {
         total = total.min(t.max_steps);
     }
-    anyhow::ensure!(
-        total > 0,
-        "the schedule has no updates (epochs = {}, max_steps = {})",
-        t.epochs,
-        t.max_steps
-    );
+    if total == 0 {
+        return Err(stab_core::internal!(
+            "the schedule has no updates (epochs = {}, max_steps = {})",
+            t.epochs,
+            t.max_steps
+        ));
+    }
     Ok(UpdatePlan {
         total,
         batch,

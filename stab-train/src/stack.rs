@@ -184,7 +184,11 @@ impl Method for MethodStack {
             .map_or(EncoderChange::Unchanged, |m| m.encoder_change(mode))
     }
 
-    fn prepare_encoder(&self, encoder: Encoder, ctx: &PrepareContext) -> anyhow::Result<Prepared> {
+    fn prepare_encoder(
+        &self,
+        encoder: Encoder,
+        ctx: &PrepareContext,
+    ) -> stab_core::Result<Prepared> {
         match self.changer(ctx.mode) {
             Some(m) => m.prepare_encoder(encoder, ctx),
             None => Ok(Prepared {
@@ -222,7 +226,7 @@ impl Method for MethodStack {
         model: &TaskModel,
         data: &dyn TrainingData,
         ctx: &StepContext,
-    ) -> anyhow::Result<()> {
+    ) -> stab_core::Result<()> {
         for (m, ctx) in self.with_ctx(ctx) {
             m.before_training(model, data, &ctx)?;
         }
@@ -265,14 +269,15 @@ impl Method for MethodStack {
         &self,
         trained: &TaskModel,
         ctx: &ExportContext,
-    ) -> anyhow::Result<Vec<(String, CheckpointFile)>> {
+    ) -> stab_core::Result<Vec<(String, CheckpointFile)>> {
         let mut out: Vec<(String, CheckpointFile)> = Vec::new();
         for (name, m) in &self.parts {
             for (file, content) in m.checkpoint_files(trained, ctx)? {
-                anyhow::ensure!(
-                    !out.iter().any(|(f, _)| *f == file),
-                    "{name} writes the checkpoint file {file}, which another method of the stack writes too"
-                );
+                if out.iter().any(|(f, _)| *f == file) {
+                    return Err(stab_core::internal!(
+                        "{name} writes the checkpoint file {file}, which another method of the stack writes too"
+                    ));
+                }
                 out.push((file, content));
             }
         }

@@ -32,7 +32,7 @@ impl SyntheticStudy for Dimension {
         &self,
         s: &SyntheticSettings,
         progress: &(dyn Fn() + Sync),
-    ) -> anyhow::Result<StudyOutcome> {
+    ) -> stab_core::Result<StudyOutcome> {
         let rows = over_datasets(s, progress, |d| {
             let svm = svm_stability(s, &d.points)?;
             Ok(vec![

@@ -5,7 +5,7 @@
 use stab_core::{SyntheticSettings, registry};
 use stab_example_dimension_study as _;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> stab_core::Result<()> {
     let study = registry::study("dim")?;
     let mut base = SyntheticSettings::defaults("dim", study.default_steps());
     base.datasets = 100;
@@ -16,7 +16,9 @@ fn main() -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|");
     for d in study.default_values() {
-        let s = study.apply(&base, d).map_err(anyhow::Error::msg)?;
+        let s = study
+            .apply(&base, d)
+            .map_err(|r| r.at(stab_core::InputError::new(format!("dim = {d}"))))?;
         let out = study.run(&s, &|| {})?;
         let m = &out.metrics;
         println!(

@@ -19,7 +19,7 @@ use stab_grid::{GridEvent, GridRunner};
 // The method plugins register through `inventory`; naming the crate links them.
 use stab_methods as _;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> stab_core::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = std::env::args()
         .nth(1)
@@ -88,6 +88,8 @@ fn main() -> anyhow::Result<()> {
             s.n
         );
     }
-    anyhow::ensure!(summary.failed == 0, "{} runs failed", summary.failed);
+    if summary.failed > 0 {
+        return Err(stab_core::internal!("{} runs failed", summary.failed));
+    }
     Ok(())
 }

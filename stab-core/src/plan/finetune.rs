@@ -24,6 +24,38 @@ fn set_path(value: &mut toml::Value, field: &str, v: &toml::Value) -> bool {
 }
 
 /// Range checks of the fine-tuning sections (and of swept values, named by their sweep key).
+/// Where a fine-tuning setting is written: the recipe, or the sweep when the cell sets it.
+struct CellAt<'a> {
+    recipe: &'a Recipe,
+    cell: &'a [(String, toml::Value)],
+}
+
+impl CellAt<'_> {
+    /// An input error at `key` (`sweep.KEY` when the cell sweeps it).
+    fn err(&self, key: &str, msg: String, hint: &str) -> InputError {
+        let swept = self.swept(key);
+        let shown = if swept {
+            format!("sweep.{key}")
+        } else {
+            key.to_string()
+        };
+        let e = if swept {
+            self.recipe
+                .error(&format!("sweep.{key}"), format!("swept {msg}"))
+        } else {
+            self.recipe.error(key, msg)
+        };
+        InputError {
+            key: Some(shown),
+            ..e.hint(hint)
+        }
+    }
+
+    fn swept(&self, key: &str) -> bool {
+        self.cell.iter().any(|(k, _)| k == key)
+    }
+}
+
 fn check_finetune(
     recipe: &Recipe,
     cell: &[(String, toml::Value)],
@@ -31,23 +63,18 @@ fn check_finetune(
     data: &DataSection,
     model: &ModelSection,
 ) -> Result<(), InputError> {
-    let err = |key: &str, msg: String, hint: &str| {
-        let swept = cell.iter().any(|(k, _)| k == key);
-        let shown = if swept {
-            format!("sweep.{key}")
-        } else {
-            key.to_string()
-        };
-        let e = if swept {
-            recipe.error(&format!("sweep.{key}"), format!("swept {msg}"))
-        } else {
-            recipe.error(key, msg)
-        };
-        Err(InputError {
-            key: Some(shown),
-            ..e.hint(hint)
-        })
-    };
+    let at = CellAt { recipe, cell };
+    check_float_ranges(&at, train, data)?;
+    check_counts(&at, train, model)?;
+    check_data(&at, data)
+}
+
+/// The float settings within their ranges.
+fn check_float_ranges(
+    at: &CellAt<'_>,
+    train: &TrainSection,
+    data: &DataSection,
+) -> Result<(), InputError> {
     // (key, value, low, low included, high, high included, hint)
     let floats = [
         (
@@ -124,13 +151,22 @@ fn check_finetune(
                 if lo_in { "[" } else { "(" },
                 if hi_in { "]" } else { ")" }
             );
-            return err(
+            return Err(at.err(
                 key,
                 format!("{key} = {v} is out of range; expected a number in {range}"),
                 hint,
-            );
+            ));
         }
     }
+    Ok(())
+}
+
+/// The counts within `crate::limits`.
+fn check_counts(
+    at: &CellAt<'_>,
+    train: &TrainSection,
+    model: &ModelSection,
+) -> Result<(), InputError> {
     use crate::limits;
     let ints = [
         ("train.epochs", train.epochs, limits::EPOCHS),
@@ -147,21 +183,26 @@ fn check_finetune(
     ];
     for (key, v, limit) in ints {
         if let Err(e) = limit.check(key, v) {
-            return err(key, e.message, limit.hint);
+            return Err(at.err(key, e.message, limit.hint));
         }
     }
-    check_data_source(data).or_else(|(key, msg, hint)| err(&key, msg, &hint))?;
+    Ok(())
+}
+
+/// The data source and the tasks.
+fn check_data(at: &CellAt<'_>, data: &DataSection) -> Result<(), InputError> {
+    check_data_source(data).map_err(|(key, msg, hint)| at.err(&key, msg, &hint))?;
     if data.tasks.is_empty() {
-        return err(
+        return Err(at.err(
             "data.tasks",
             "`tasks` is empty".into(),
             "e.g. tasks = [\"rte\", \"cb\"]",
-        );
+        ));
     }
     for task in &data.tasks {
         if let Err(e) = registry::task(task) {
-            let swept = cell.iter().any(|(k, _)| k == "data.tasks");
-            return err(
+            let swept = at.swept("data.tasks");
+            return Err(at.err(
                 "data.tasks",
                 if swept {
                     format!("value {}", e.message)
@@ -169,7 +210,7 @@ fn check_finetune(
                     e.message
                 },
                 e.hint.as_deref().unwrap_or(""),
-            );
+            ));
         }
     }
     Ok(())
@@ -267,10 +308,44 @@ pub(super) fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError>
         .enumerate()
         .map(|(i, table)| resolve_stack(recipe, i, table))
         .collect::<Result<Vec<_>, _>>()?;
-    // Sweep: cartesian product over keys, each key addressing a section field or a
-    // method parameter (`mmr.alpha`).
-    let mut cells: Vec<Vec<(String, toml::Value)>> = vec![Vec::new()];
-    for (key, values) in &b.sweep {
+    let cells = sweep_cells(recipe, &methods)?;
+    let given_train = given_train_keys(recipe);
+    let mut runs = Vec::new();
+    for cell in &cells {
+        let (train_c, data_c, model_c, method_overrides) =
+            cell_sections(recipe, cell, (&train, &data, &model), &given_train)?;
+        // The same checks whether a value is written in its section or swept.
+        check_finetune(recipe, cell, &train_c, &data_c, &model_c)?;
+        // The swept section keys, as the records show them; each stack adds its own.
+        let section_sweep: BTreeMap<String, serde_json::Value> = cell
+            .iter()
+            .filter(|(key, _)| {
+                let head = key.split_once('.').map(|(h, _)| h).unwrap_or("");
+                ["train", "data", "model"].contains(&head)
+            })
+            .map(|(key, v)| (key.clone(), serde_json::to_value(v).unwrap_or_default()))
+            .collect();
+        for stack in &methods {
+            let mut sweep = section_sweep.clone();
+            let stack = with_swept_params(recipe, stack, &method_overrides, &mut sweep)?;
+            let cell = Cell {
+                recipe,
+                model: &model_c,
+                data: &data_c,
+                train: &train_c,
+                sweep: &sweep,
+            };
+            runs.extend(cell.runs(&stack));
+        }
+    }
+    Ok(runs)
+}
+
+/// The sweep's cells: the cartesian product over its keys, each key addressing a section
+/// field or a method parameter (`mmr.alpha`) of one of `methods`.
+fn sweep_cells(recipe: &Recipe, methods: &[Stack]) -> Result<Vec<SweepCell>, InputError> {
+    let mut cells: Vec<SweepCell> = vec![Vec::new()];
+    for (key, values) in &recipe.body.sweep {
         if values.get_ref().is_empty() {
             return Err(recipe
                 .error_at(
@@ -319,8 +394,12 @@ pub(super) fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError>
             })
             .collect();
     }
-    // The [train] keys the recipe sets itself (a profile fills only the others).
-    let given_train: Vec<String> = recipe
+    Ok(cells)
+}
+
+/// The [train] keys the recipe sets itself (a profile fills only the others).
+fn given_train_keys(recipe: &Recipe) -> Vec<String> {
+    recipe
         .source
         .parse::<toml::Table>()
         .ok()
@@ -329,64 +408,62 @@ pub(super) fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError>
                 .and_then(|v| v.as_table())
                 .map(|t| t.keys().cloned().collect())
         })
-        .unwrap_or_default();
-    let mut runs = Vec::new();
-    for cell in &cells {
-        let mut train_v = toml::Value::try_from(&train).expect("train serialises");
-        let mut data_v = toml::Value::try_from(&data).expect("data serialises");
-        let mut model_v = toml::Value::try_from(&model).expect("model serialises");
-        let mut method_overrides: Vec<(&str, &str, &toml::Value)> = Vec::new();
-        for (key, v) in cell {
-            let (head, field) = key.split_once('.').expect("checked");
-            match head {
-                "train" => set_path(&mut train_v, field, v),
-                "data" => set_path(&mut data_v, field, v),
-                "model" => set_path(&mut model_v, field, v),
-                _ => {
-                    method_overrides.push((head, field, v));
-                    true
-                }
-            };
-        }
-        let sweep_err = |section: &str, e: toml::de::Error| {
-            recipe
-                .error(
-                    &format!("sweep.{section}"),
-                    format!("a swept value does not fit [{section}]: {}", e.message()),
-                )
-                .hint("sweep keys must name existing keys with values of their type")
-        };
-        let mut train_c: TrainSection = train_v.try_into().map_err(|e| sweep_err("train", e))?;
-        let mut given = given_train.clone();
-        given.extend(
-            cell.iter()
-                .filter_map(|(k, _)| k.strip_prefix("train.").map(str::to_string)),
-        );
-        train_c.apply_profile(&given);
-        let data_c: DataSection = data_v.try_into().map_err(|e| sweep_err("data", e))?;
-        let model_c: ModelSection = model_v.try_into().map_err(|e| sweep_err("model", e))?;
-        // The same checks whether a value is written in its section or swept.
-        check_finetune(recipe, cell, &train_c, &data_c, &model_c)?;
-        for stack in &methods {
-            let mut sweep = BTreeMap::new();
-            for (key, v) in cell {
-                let head = key.split_once('.').map(|(h, _)| h).unwrap_or("");
-                if ["train", "data", "model"].contains(&head) {
-                    sweep.insert(key.clone(), serde_json::to_value(v).unwrap_or_default());
-                }
+        .unwrap_or_default()
+}
+
+/// One sweep cell: (key, value) pairs.
+type SweepCell = Vec<(String, toml::Value)>;
+
+/// The sections as this cell sets them (swept values written in, the train profile
+/// applied), and the cell's method overrides.
+fn cell_sections<'c>(
+    recipe: &Recipe,
+    cell: &'c [(String, toml::Value)],
+    (train, data, model): (&TrainSection, &DataSection, &ModelSection),
+    given_train: &[String],
+) -> Result<
+    (
+        TrainSection,
+        DataSection,
+        ModelSection,
+        Vec<MethodOverride<'c>>,
+    ),
+    InputError,
+> {
+    let mut train_v = toml::Value::try_from(train).expect("train serialises");
+    let mut data_v = toml::Value::try_from(data).expect("data serialises");
+    let mut model_v = toml::Value::try_from(model).expect("model serialises");
+    let mut method_overrides: Vec<(&str, &str, &toml::Value)> = Vec::new();
+    for (key, v) in cell {
+        let (head, field) = key.split_once('.').expect("checked");
+        match head {
+            "train" => set_path(&mut train_v, field, v),
+            "data" => set_path(&mut data_v, field, v),
+            "model" => set_path(&mut model_v, field, v),
+            _ => {
+                method_overrides.push((head, field, v));
+                true
             }
-            let stack = with_swept_params(recipe, stack, &method_overrides, &mut sweep)?;
-            let cell = Cell {
-                recipe,
-                model: &model_c,
-                data: &data_c,
-                train: &train_c,
-                sweep: &sweep,
-            };
-            runs.extend(cell.runs(&stack));
-        }
+        };
     }
-    Ok(runs)
+    let sweep_err = |section: &str, e: toml::de::Error| {
+        recipe
+            .error(
+                &format!("sweep.{section}"),
+                format!("a swept value does not fit [{section}]: {}", e.message()),
+            )
+            .hint("sweep keys must name existing keys with values of their type")
+    };
+    let mut train_c: TrainSection = train_v.try_into().map_err(|e| sweep_err("train", e))?;
+    let mut given = given_train.to_vec();
+    given.extend(
+        cell.iter()
+            .filter_map(|(k, _)| k.strip_prefix("train.").map(str::to_string)),
+    );
+    train_c.apply_profile(&given);
+    let data_c: DataSection = data_v.try_into().map_err(|e| sweep_err("data", e))?;
+    let model_c: ModelSection = model_v.try_into().map_err(|e| sweep_err("model", e))?;
+    Ok((train_c, data_c, model_c, method_overrides))
 }
 
 /// A method override of the sweep: (method, parameter, value).

@@ -140,6 +140,36 @@ pub(super) fn plan_synthetic(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError
 }
 
 /// Checks of the fixed settings that hold whatever the factor value.
+/// Where a synthetic setting is written: the study's table, else the top `[synthetic]`.
+struct At<'a> {
+    recipe: &'a Recipe,
+    path: &'a str,
+    table: &'a SyntheticTable,
+    top: &'a SyntheticTable,
+}
+
+impl At<'_> {
+    /// An input error at `key` of this table (at its span when known).
+    fn err(&self, key: &str, span: Option<std::ops::Range<usize>>, msg: String) -> InputError {
+        let full = format!("{}.{key}", self.path);
+        match span {
+            Some(sp) => self.recipe.error_at(sp, &full, msg),
+            None => self.recipe.error(&full, msg),
+        }
+    }
+}
+
+/// The span of a setting: the study's table, else the top table.
+macro_rules! span {
+    ($at:expr, $f:ident) => {
+        $at.table
+            .$f
+            .as_ref()
+            .or($at.top.$f.as_ref())
+            .map(|v| v.span())
+    };
+}
+
 fn check_base(
     recipe: &Recipe,
     path: &str,
@@ -147,44 +177,55 @@ fn check_base(
     top: &SyntheticTable,
     s: &SyntheticSettings,
 ) -> Result<(), InputError> {
-    let at = |key: &str, span: Option<std::ops::Range<usize>>, msg: String| {
-        let full = format!("{path}.{key}");
-        match span {
-            Some(sp) => recipe.error_at(sp, &full, msg),
-            None => recipe.error(&full, msg),
-        }
+    let at = At {
+        recipe,
+        path,
+        table,
+        top,
     };
-    macro_rules! span {
-        ($f:ident) => {
-            table.$f.as_ref().or(top.$f.as_ref()).map(|v| v.span())
-        };
-    }
+    check_finite(&at, s)?;
+    check_sizes(&at, s)?;
+    check_steps_and_loo(&at, s)?;
+    check_geometry(&at, s)?;
+    check_counts(&at, s)
+}
+
+/// Every float and factor value finite (TOML can spell nan and inf).
+fn check_finite(at: &At<'_>, s: &SyntheticSettings) -> Result<(), InputError> {
     // Every float finite (TOML can spell nan and inf).
     for (key, v, sp) in [
-        ("margin", s.margin, span!(margin)),
-        ("bound", s.bound, span!(bound)),
-        ("init_std", s.init_std, span!(init_std)),
-        ("mu", s.mu, span!(mu)),
-        ("svm_c", s.svm_c, span!(svm_c)),
-        ("svm_tol", s.svm_tol, span!(svm_tol)),
+        ("margin", s.margin, span!(at, margin)),
+        ("bound", s.bound, span!(at, bound)),
+        ("init_std", s.init_std, span!(at, init_std)),
+        ("mu", s.mu, span!(at, mu)),
+        ("svm_c", s.svm_c, span!(at, svm_c)),
+        ("svm_tol", s.svm_tol, span!(at, svm_tol)),
     ] {
         if !v.is_finite() {
-            return Err(at(key, sp, format!("{key} = {v} is not a finite number"))
+            return Err(at
+                .err(key, sp, format!("{key} = {v} is not a finite number"))
                 .hint("use a finite value"));
         }
     }
-    if let Some(v) = table
+    if let Some(v) = at
+        .table
         .values
         .as_ref()
         .filter(|v| v.get_ref().iter().any(|x| !x.is_finite()))
     {
-        return Err(at(
-            "values",
-            Some(v.span()),
-            "`values` holds a non-finite number".into(),
-        )
-        .hint("use finite factor values"));
+        return Err(at
+            .err(
+                "values",
+                Some(v.span()),
+                "`values` holds a non-finite number".into(),
+            )
+            .hint("use finite factor values"));
     }
+    Ok(())
+}
+
+/// Sizes within what a study can use (`crate::limits`).
+fn check_sizes(at: &At<'_>, s: &SyntheticSettings) -> Result<(), InputError> {
     // Sizes: bounded by what a study can use (`crate::limits`), so no input asks for
     // absurd memory or time.
     use crate::limits;
@@ -193,111 +234,136 @@ fn check_base(
             "datasets",
             s.datasets as u64,
             limits::DATASETS,
-            span!(datasets),
+            span!(at, datasets),
         ),
-        ("points", s.points as u64, limits::POINTS, span!(points)),
-        ("heads", s.heads as u64, limits::HEADS, span!(heads)),
-        ("steps", s.steps, limits::GD_STEPS, span!(steps)),
+        ("points", s.points as u64, limits::POINTS, span!(at, points)),
+        ("heads", s.heads as u64, limits::HEADS, span!(at, heads)),
+        ("steps", s.steps, limits::GD_STEPS, span!(at, steps)),
         (
             "loo_samples",
             s.loo_samples as u64,
             limits::LOO_SAMPLES,
-            span!(loo_samples),
+            span!(at, loo_samples),
         ),
     ] {
         if v > limit.max {
-            return Err(at(
-                key,
-                sp,
-                format!("{key} = {v} is too large; at most {}", limit.max),
-            )
-            .hint(limit.hint));
+            return Err(at
+                .err(
+                    key,
+                    sp,
+                    format!("{key} = {v} is too large; at most {}", limit.max),
+                )
+                .hint(limit.hint));
         }
     }
+    Ok(())
+}
+
+/// GD steps, left-out samples and checkpoints that leave something to compute.
+fn check_steps_and_loo(at: &At<'_>, s: &SyntheticSettings) -> Result<(), InputError> {
     if s.steps == 0 {
-        return Err(at(
-            "steps",
-            span!(steps),
-            "steps = 0 leaves nothing to compute".into(),
-        )
-        .hint("GD needs at least one iteration, e.g. steps = 1000"));
+        return Err(at
+            .err(
+                "steps",
+                span!(at, steps),
+                "steps = 0 leaves nothing to compute".into(),
+            )
+            .hint("GD needs at least one iteration, e.g. steps = 1000"));
     }
     if s.loo_samples == 0 && (s.gd_loo || s.factor == "heads" || s.factor == "distance") {
-        return Err(at(
-            "loo_samples",
-            span!(loo_samples),
-            "loo_samples = 0 leaves no left-out point to measure".into(),
-        )
-        .hint("the default is 10"));
+        return Err(at
+            .err(
+                "loo_samples",
+                span!(at, loo_samples),
+                "loo_samples = 0 leaves no left-out point to measure".into(),
+            )
+            .hint("the default is 10"));
     }
     if s.loo_samples > s.points {
-        return Err(at(
-            "loo_samples",
-            span!(loo_samples),
-            format!(
-                "loo_samples = {} exceeds points = {}",
-                s.loo_samples, s.points
-            ),
-        )
-        .hint("sample at most as many left-out points as there are points"));
+        return Err(at
+            .err(
+                "loo_samples",
+                span!(at, loo_samples),
+                format!(
+                    "loo_samples = {} exceeds points = {}",
+                    s.loo_samples, s.points
+                ),
+            )
+            .hint("sample at most as many left-out points as there are points"));
     }
     if s.checkpoints.is_empty() {
-        return Err(at(
-            "checkpoints",
-            span!(checkpoints),
-            "`checkpoints` is empty".into(),
-        )
-        .hint("e.g. checkpoints = [10, 100, 1000], or omit it"));
+        return Err(at
+            .err(
+                "checkpoints",
+                span!(at, checkpoints),
+                "`checkpoints` is empty".into(),
+            )
+            .hint("e.g. checkpoints = [10, 100, 1000], or omit it"));
     }
+    Ok(())
+}
+
+/// The two balls fit: 0 < margin < bound (unless margin is the factor).
+fn check_geometry(at: &At<'_>, s: &SyntheticSettings) -> Result<(), InputError> {
     if s.factor != "margin" && s.margin >= s.bound {
-        let span = span!(margin).or(span!(bound));
-        return Err(at(
-            "margin",
-            span,
-            format!(
-                "margin γ = {} must be smaller than bound B = {}",
-                s.margin, s.bound
-            ),
-        )
-        .hint("the balls have radius (B − γ)/2 > 0; e.g. margin = 0.5, bound = 3"));
+        let span = span!(at, margin).or(span!(at, bound));
+        return Err(at
+            .err(
+                "margin",
+                span,
+                format!(
+                    "margin γ = {} must be smaller than bound B = {}",
+                    s.margin, s.bound
+                ),
+            )
+            .hint("the balls have radius (B − γ)/2 > 0; e.g. margin = 0.5, bound = 3"));
     }
     if s.factor != "margin" && s.margin <= 0.0 {
-        return Err(at(
-            "margin",
-            span!(margin),
-            format!("margin γ = {} must be positive", s.margin),
-        )
-        .hint("e.g. margin = 0.5"));
+        return Err(at
+            .err(
+                "margin",
+                span!(at, margin),
+                format!("margin γ = {} must be positive", s.margin),
+            )
+            .hint("e.g. margin = 0.5"));
     }
+    Ok(())
+}
+
+/// Counts, solver settings and checkpoint order.
+fn check_counts(at: &At<'_>, s: &SyntheticSettings) -> Result<(), InputError> {
     if s.datasets == 0 {
-        return Err(at(
-            "datasets",
-            span!(datasets),
-            "datasets must be at least 1".into(),
-        )
-        .hint("the paper uses 500"));
+        return Err(at
+            .err(
+                "datasets",
+                span!(at, datasets),
+                "datasets must be at least 1".into(),
+            )
+            .hint("the paper uses 500"));
     }
     if s.points < 4 {
-        return Err(at(
-            "points",
-            span!(points),
-            format!("points = {} is too few; need at least 4", s.points),
-        )
-        .hint("the paper uses 2000"));
+        return Err(at
+            .err(
+                "points",
+                span!(at, points),
+                format!("points = {} is too few; need at least 4", s.points),
+            )
+            .hint("the paper uses 2000"));
     }
     if s.dim == 0 || s.dim > 64 {
-        return Err(at(
-            "dim",
-            span!(dim),
-            format!("dim = {} is out of range; expected 1..=64", s.dim),
-        )
-        .hint("the default is 2"));
+        return Err(at
+            .err(
+                "dim",
+                span!(at, dim),
+                format!("dim = {} is out of range; expected 1..=64", s.dim),
+            )
+            .hint("the default is 2"));
     }
     if s.heads == 0 {
-        return Err(at("heads", span!(heads), "heads must be at least 1".into()));
+        return Err(at.err("heads", span!(at, heads), "heads must be at least 1".into()));
     }
     if s.svm_c <= 0.0 || s.svm_tol <= 0.0 || s.mu < 0.0 || s.init_std < 0.0 {
-        return Err(at(
+        return Err(at.err(
             "svm_c",
             None,
             "svm_c and svm_tol must be positive, mu and init_std non-negative".into(),
@@ -305,15 +371,16 @@ fn check_base(
     }
     let cps = &s.checkpoints;
     if cps.iter().any(|&t| t == 0 || t > s.steps) || cps.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(at(
-            "checkpoints",
-            span!(checkpoints),
-            format!(
-                "checkpoints {cps:?} must increase strictly within 1..={}",
-                s.steps
-            ),
-        )
-        .hint("e.g. checkpoints = [10, 100, 1000] with steps = 1000"));
+        return Err(at
+            .err(
+                "checkpoints",
+                span!(at, checkpoints),
+                format!(
+                    "checkpoints {cps:?} must increase strictly within 1..={}",
+                    s.steps
+                ),
+            )
+            .hint("e.g. checkpoints = [10, 100, 1000] with steps = 1000"));
     }
     Ok(())
 }

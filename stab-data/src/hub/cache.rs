@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
+
 use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Repo, RepoType};
 use stab_core::InputError;
@@ -105,15 +107,17 @@ impl DatasetCache {
     }
 
     /// Download the split's shards into the cache; the files as the cache holds them.
-    fn download(&self, ds: &HubDataset, split: &str) -> anyhow::Result<Vec<PathBuf>> {
+    fn download(&self, ds: &HubDataset, split: &str) -> stab_core::Result<Vec<PathBuf>> {
         let api = ApiBuilder::from_env()
             .with_cache_dir(self.root.clone())
             .with_progress(false)
-            .build()?;
+            .build()
+            .context("cannot set up the Hugging Face Hub client")?;
         let repo = Repo::with_revision(ds.repo.clone(), RepoType::Dataset, ds.revision.clone());
         let remote = api.repo(repo.clone());
         let mut names: Vec<String> = remote
-            .info()?
+            .info()
+            .with_context(|| format!("cannot list the files of the dataset {}", ds.repo))?
             .siblings
             .into_iter()
             .map(|s| s.rfilename)
@@ -125,8 +129,12 @@ impl DatasetCache {
         for name in names {
             let path = match cache.get(&name) {
                 Some(path) => path,
-                None if self.progress => remote.download_with_progress(&name, Bar::new())?,
-                None => remote.download(&name)?,
+                None => if self.progress {
+                    remote.download_with_progress(&name, Bar::new())
+                } else {
+                    remote.download(&name)
+                }
+                .with_context(|| format!("cannot download {name} of the dataset {}", ds.repo))?,
             };
             files.push(path);
         }

@@ -22,7 +22,7 @@ use super::table::{Table, num};
 pub const FILE: &str = "analyses.jsonl";
 
 /// Append one analysis record to `dir/analyses.jsonl` (one line, flushed and synced).
-pub fn append(dir: &Path, record: &Value) -> anyhow::Result<PathBuf> {
+pub fn append(dir: &Path, record: &Value) -> stab_core::Result<PathBuf> {
     stab_core::atomic::create_dir(dir)?;
     let path = dir.join(FILE);
     let mut f = std::fs::OpenOptions::new()
@@ -47,7 +47,7 @@ pub struct Analyses {
 }
 
 impl Analyses {
-    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+    pub fn load(dir: &Path) -> stab_core::Result<Self> {
         let path = dir.join(FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -128,7 +128,7 @@ impl Analyses {
     /// The analyses' SVG plots into `dir`.
     pub fn plots(&self, dir: &Path) -> PlotsWritten {
         let mut out = PlotsWritten::default();
-        let mut note = |path: PathBuf, r: anyhow::Result<()>| match r {
+        let mut note = |path: PathBuf, r: stab_core::Result<()>| match r {
             Ok(()) => out.written.push(path),
             Err(e) => out.failed.push((path, format!("{e:#}"))),
         };
@@ -485,7 +485,7 @@ pub fn bounds_doc(records: &[&Value]) -> Doc {
 }
 
 /// Per-layer L2 / L1 / L∞ ratios as grouped bars.
-fn distance_bars(path: &Path, record: &Value) -> anyhow::Result<()> {
+fn distance_bars(path: &Path, record: &Value) -> stab_core::Result<()> {
     let rows: Vec<(String, [f64; 3])> = record["result"]["rows"]
         .as_array()
         .into_iter()
@@ -497,7 +497,9 @@ fn distance_bars(path: &Path, record: &Value) -> anyhow::Result<()> {
             )
         })
         .collect();
-    anyhow::ensure!(!rows.is_empty(), "no rows to plot");
+    if rows.is_empty() {
+        return Err(stab_core::internal!("no rows to plot"));
+    }
     let top = rows
         .iter()
         .flat_map(|r| r.1)
@@ -509,7 +511,7 @@ fn distance_bars(path: &Path, record: &Value) -> anyhow::Result<()> {
     let width = (90 * k as u32 + 200).clamp(700, 2400);
     let mut svg = String::new();
     let root = SVGBackend::with_string(&mut svg, (width, 520)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.fill(&WHITE).map_err(|e| stab_core::internal!("{e}"))?;
     let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -520,7 +522,7 @@ fn distance_bars(path: &Path, record: &Value) -> anyhow::Result<()> {
         .x_label_area_size(50)
         .y_label_area_size(80)
         .build_cartesian_2d(-0.5f64..(k as f64 - 0.5), 0f64..top)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| stab_core::internal!("{e}"))?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -536,7 +538,7 @@ fn distance_bars(path: &Path, record: &Value) -> anyhow::Result<()> {
         .x_desc("parameter group")
         .y_desc("‖w* − w0‖ / ‖w0‖")
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| stab_core::internal!("{e}"))?;
     for (m, name) in ["L2", "L1", "L∞"].iter().enumerate() {
         let color = COLORS[m];
         let x0 = -0.36 + 0.24 * m as f64;
@@ -550,7 +552,7 @@ fn distance_bars(path: &Path, record: &Value) -> anyhow::Result<()> {
                         Rectangle::new([(x, 0.0), (x + 0.22, r.1[m])], color.filled())
                     }),
             )
-            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .map_err(|e| stab_core::internal!("{e}"))?
             .label(*name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
     }
@@ -559,8 +561,8 @@ fn distance_bars(path: &Path, record: &Value) -> anyhow::Result<()> {
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| stab_core::internal!("{e}"))?;
+    root.present().map_err(|e| stab_core::internal!("{e}"))?;
     drop(chart);
     drop(root);
     stab_core::atomic::write_file(path, svg.as_bytes())

@@ -38,6 +38,8 @@ pub fn agreement_plot(task: &str) -> String {
 pub fn summary(f: &Findings) -> Doc {
     let items = [
         Some(failed_item(f)),
+        diverged_item(f),
+        pooled_item(f),
         Some(sd_item(f)),
         Some(aso_item(f)),
         detectable_item(f),
@@ -87,6 +89,41 @@ fn failed_item(f: &Findings) -> String {
             )
         }
     )
+}
+
+/// The summary's diverged runs (no score: left out of every statistic), by row.
+fn diverged_item(f: &Findings) -> Option<String> {
+    let rows: Vec<String> = f
+        .runs
+        .iter()
+        .flat_map(|(t, m)| {
+            m.iter()
+                .filter(|(_, r)| r.diverged > 0)
+                .map(move |(name, r)| {
+                    format!("{name} on {t} {} of {}", r.diverged, r.n + r.diverged)
+                })
+        })
+        .collect();
+    (!rows.is_empty()).then(|| {
+        format!(
+            "**Diverged runs** (a non-finite loss or metric: no score, so left out of every statistic; the main table counts them): {}.",
+            rows.join(", ")
+        )
+    })
+}
+
+/// The summary's warning about rows that hold one seed twice from different settings.
+fn pooled_item(f: &Findings) -> Option<String> {
+    let first = f.pooled.first()?;
+    Some(format!(
+        "**Runs of different settings pooled** ({} seeds held twice; the report cannot tell the experiments apart): e.g. {} on {}, seed {}: `{}` and `{}`. Run each setting into its own directory, or sweep the setting in one recipe.",
+        f.pooled.len(),
+        first.method,
+        first.task,
+        first.seed,
+        first.run_ids[0],
+        first.run_ids[1]
+    ))
 }
 
 /// The summary's SD comparisons significant after Holm's adjustment.

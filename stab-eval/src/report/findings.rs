@@ -23,7 +23,7 @@ use std::path::Path;
 use serde::Serialize;
 use stab_core::RunRecord;
 
-use super::finetune::{BASELINE, group_labels};
+use super::finetune::{BASELINE, Grouping};
 use crate::aggregate::{
     iqm, paired_stratified_interval, probability_of_improvement, stratified_interval,
 };
@@ -74,6 +74,27 @@ pub struct RunSummary {
     pub sd_without_failed: Option<f64>,
     /// Every seed's run equals FineTune's bit for bit (scores and curves).
     pub identical_to_finetune: bool,
+    /// Runs that diverged (a non-finite loss or metric): they have no score, so they are
+    /// not among the `n` runs of any statistic.
+    pub diverged: usize,
+}
+
+impl RunSummary {
+    /// A row without a scored run (all of its runs diverged).
+    fn none() -> Self {
+        Self {
+            n: 0,
+            mean: f64::NAN,
+            sd: None,
+            failed: 0,
+            failed_share: 0.0,
+            majority: None,
+            mean_without_failed: None,
+            sd_without_failed: None,
+            identical_to_finetune: false,
+            diverged: 0,
+        }
+    }
 }
 
 /// One task × method against FineTune.
@@ -144,7 +165,19 @@ pub struct Findings {
     /// Prediction files that could not stand for their runs, with the reason; those runs
     /// are left out of the prediction statistics.
     pub rejected_predictions: Vec<RejectedPredictions>,
+    /// Rows that hold one seed twice from runs of different settings under one recipe name
+    /// (the report cannot tell the experiments apart; rerun them into separate directories).
+    pub pooled: Vec<PooledSeed>,
     pub settings: Settings,
+}
+
+/// One seed held twice by one row.
+#[derive(Debug, Clone, Serialize)]
+pub struct PooledSeed {
+    pub task: String,
+    pub method: String,
+    pub seed: u64,
+    pub run_ids: [String; 2],
 }
 
 /// A prediction file a report did not use.
@@ -207,10 +240,17 @@ impl Findings {
     /// The findings of the fine-tuning records of a store directory (`dir` holds their
     /// prediction files; `None` skips the prediction statistics).
     pub fn from_records(records: &[&RunRecord], dir: Option<&Path>, settings: Settings) -> Self {
-        let labels = group_labels(records);
+        let grouping = Grouping::of(records);
         let mut cells: Cells = BTreeMap::new();
         let mut sweeps: BTreeMap<String, String> = BTreeMap::new();
-        for (r, (label, sweep)) in records.iter().zip(labels) {
+        let mut diverged: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for r in records {
+            let (label, sweep) = grouping.label(r, None);
+            if r.diverged {
+                sweeps.insert(label.clone(), sweep);
+                *diverged.entry((r.task.clone(), label)).or_default() += 1;
+                continue;
+            }
             let Some(p) = r.metrics.get("primary") else {
                 continue;
             };
@@ -238,7 +278,24 @@ impl Findings {
             }
         }
         let baseline = |label: &str| format!("{BASELINE}{}", sweeps[label]);
-        let runs = run_summaries(&cells, &baseline);
+        let mut runs = run_summaries(&cells, &baseline);
+        for ((task, label), k) in diverged {
+            runs.entry(task)
+                .or_default()
+                .entry(label)
+                .or_insert_with(RunSummary::none)
+                .diverged = k;
+        }
+        let pooled = grouping
+            .pooled
+            .into_iter()
+            .map(|(task, method, seed, run_ids)| PooledSeed {
+                task,
+                method,
+                seed,
+                run_ids,
+            })
+            .collect();
         let stability = stabilities(&cells, &baseline, &settings);
         let aggregate = aggregates(&cells, &baseline, &settings);
         let mut rejected_predictions = Vec::new();
@@ -251,6 +308,7 @@ impl Findings {
             aggregate,
             predictions,
             rejected_predictions,
+            pooled,
             settings,
         }
     }
@@ -301,6 +359,7 @@ fn run_summaries(
                     mean_without_failed: mean_of(&ok),
                     sd_without_failed: sd_of(&ok),
                     identical_to_finetune: identical,
+                    diverged: 0,
                 },
             );
         }

@@ -32,40 +32,179 @@ pub struct FinetuneTable {
     /// (row label, task) → runs at or below the majority-class test score, filled from
     /// the report's findings ([`super::findings::Findings::failed_counts`]).
     pub failed: BTreeMap<(String, String), usize>,
+    /// (row label, task) → diverged runs: a non-finite loss or metric, so their metrics
+    /// are not scores; they are left out of every statistic and counted here.
+    pub diverged: BTreeMap<(String, String), usize>,
 }
 
-/// A row label: the method, the parameters in which its runs differ from other runs of
-/// the same method (`mixout variant=author p=0.1`), and the sweep values.
-fn group_name(r: &RunRecord, varying: &BTreeMap<String, Vec<String>>) -> (String, String) {
-    group_name_without(r, varying, None)
+/// How the report names its rows: the method, the parameters in which its runs differ
+/// from other runs of the same method (`mixout variant=author p=0.1`), the sweep values,
+/// and — so that runs of different experiments are never pooled — every input in which
+/// the runs of a task differ (`mode=head`, `model=7eb634c1`, `data=…`, `split=…`), plus
+/// the recipe where one method's runs of one seed came from several recipes (different
+/// settings). The context is part of the sweep part, so a method is compared with the
+/// FineTune runs of the same experiment.
+pub struct Grouping {
+    varying: BTreeMap<String, Vec<String>>,
+    context: BTreeMap<String, Vec<ContextKey>>,
+    by_recipe: std::collections::BTreeSet<(String, String)>,
+    /// Rows that still hold one seed twice from different run ids (one recipe name, two
+    /// settings): (task, row label, seed, the two run ids).
+    pub pooled: Vec<(String, String, u64, [String; 2])>,
 }
 
-/// [`group_name`] leaving out one sweep key.
-fn group_name_without(
-    r: &RunRecord,
-    varying: &BTreeMap<String, Vec<String>>,
-    skip: Option<&str>,
-) -> (String, String) {
-    let mut name = r.method.clone();
-    for k in varying.get(&r.method).into_iter().flatten() {
-        if let Some(v) = r.method_params.get(k) {
-            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-            name.push_str(&format!(" {k}={v}"));
+/// An input that makes runs different experiments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ContextKey {
+    Mode,
+    Model,
+    Data,
+    Split,
+}
+
+impl ContextKey {
+    const ALL: [ContextKey; 4] = [Self::Mode, Self::Model, Self::Data, Self::Split];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Mode => "mode",
+            Self::Model => "model",
+            Self::Data => "data",
+            Self::Split => "split",
         }
     }
-    let sweep: String = r
-        .sweep
-        .iter()
-        .filter(|(k, _)| Some(k.as_str()) != skip)
-        .map(|(k, v)| format!(" {k}={v}"))
-        .collect();
-    (format!("{name}{sweep}"), sweep)
+
+    /// The record's value (a fingerprint shortened to 8 characters); a seeded split is
+    /// drawn per seed, so it names no experiment.
+    fn value(self, r: &RunRecord) -> Option<String> {
+        let short = |h: &str| h.chars().take(8).collect::<String>();
+        match self {
+            Self::Mode => r.mode.map(|m| format!("{m:?}").to_lowercase()),
+            Self::Model => r.inputs.as_ref().map(|i| short(&i.model)),
+            Self::Data => r.inputs.as_ref().map(|i| short(&i.data)),
+            Self::Split => r
+                .split
+                .as_deref()
+                .and_then(|s| s.strip_prefix("file:"))
+                .map(|h| format!("file:{}", short(h))),
+        }
+    }
+}
+
+impl Grouping {
+    pub fn of(records: &[&RunRecord]) -> Self {
+        let varying = varying_params(records);
+        let mut values: BTreeMap<&str, BTreeMap<&'static str, Vec<Option<String>>>> =
+            BTreeMap::new();
+        for r in records {
+            for key in ContextKey::ALL {
+                let seen = values
+                    .entry(&r.task)
+                    .or_default()
+                    .entry(key.name())
+                    .or_default();
+                let v = key.value(r);
+                if !seen.contains(&v) {
+                    seen.push(v);
+                }
+            }
+        }
+        let context = values
+            .into_iter()
+            .map(|(task, keys)| {
+                let differ = ContextKey::ALL
+                    .into_iter()
+                    .filter(|k| keys.get(k.name()).is_some_and(|v| v.len() > 1))
+                    .collect();
+                (task.to_string(), differ)
+            })
+            .collect();
+        let mut grouping = Self {
+            varying,
+            context,
+            by_recipe: Default::default(),
+            pooled: Vec::new(),
+        };
+        grouping.by_recipe = grouping.mixed_recipes(records);
+        grouping.pooled = grouping.same_seed_twice(records);
+        grouping
+    }
+
+    /// (task, method) groups in which one row would hold one seed twice from different
+    /// recipes: their rows name the recipe.
+    fn mixed_recipes(
+        &self,
+        records: &[&RunRecord],
+    ) -> std::collections::BTreeSet<(String, String)> {
+        let mut seen: BTreeMap<(String, String, u64), (&str, &str)> = BTreeMap::new();
+        let mut mixed = std::collections::BTreeSet::new();
+        for r in records {
+            let (label, _) = self.label(r, None);
+            match seen.get(&(r.task.clone(), label.clone(), r.seed)) {
+                Some((id, recipe)) if *id != r.run_id && *recipe != r.recipe => {
+                    mixed.insert((r.task.clone(), r.method.clone()));
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert((r.task.clone(), label, r.seed), (&r.run_id, &r.recipe));
+                }
+            }
+        }
+        mixed
+    }
+
+    /// Rows that hold one seed twice from different runs after the recipes are told apart.
+    fn same_seed_twice(&self, records: &[&RunRecord]) -> Vec<(String, String, u64, [String; 2])> {
+        let mut seen: BTreeMap<(String, String, u64), &str> = BTreeMap::new();
+        let mut twice = Vec::new();
+        for r in records {
+            let (label, _) = self.label(r, None);
+            let key = (r.task.clone(), label, r.seed);
+            match seen.get(&key) {
+                Some(id) if *id != r.run_id => {
+                    let (task, label, seed) = key;
+                    twice.push((task, label, seed, [id.to_string(), r.run_id.clone()]));
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(key, &r.run_id);
+                }
+            }
+        }
+        twice
+    }
+
+    /// A record's row label and its sweep part (sweep values and experiment context),
+    /// leaving out the sweep key `skip`.
+    pub fn label(&self, r: &RunRecord, skip: Option<&str>) -> (String, String) {
+        let mut name = r.method.clone();
+        for k in self.varying.get(&r.method).into_iter().flatten() {
+            if let Some(v) = r.method_params.get(k) {
+                let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                name.push_str(&format!(" {k}={v}"));
+            }
+        }
+        let mut sweep: String = r
+            .sweep
+            .iter()
+            .filter(|(k, _)| Some(k.as_str()) != skip)
+            .map(|(k, v)| format!(" {k}={v}"))
+            .collect();
+        for key in self.context.get(&r.task).into_iter().flatten() {
+            let v = key.value(r).unwrap_or_else(|| "?".into());
+            sweep.push_str(&format!(" {}={v}", key.name()));
+        }
+        if self.by_recipe.contains(&(r.task.clone(), r.method.clone())) {
+            sweep.push_str(&format!(" recipe={}", r.recipe));
+        }
+        (format!("{name}{sweep}"), sweep)
+    }
 }
 
 /// Each record's row label and sweep part, in the order given.
 pub fn group_labels(records: &[&RunRecord]) -> Vec<(String, String)> {
-    let varying = varying_params(records);
-    records.iter().map(|r| group_name(r, &varying)).collect()
+    let grouping = Grouping::of(records);
+    records.iter().map(|r| grouping.label(r, None)).collect()
 }
 
 /// Per method name, the parameters whose values differ between its runs.
@@ -96,10 +235,17 @@ impl FinetuneTable {
         let mut cells: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
         let mut sweeps = BTreeMap::new();
         let mut swept: BTreeMap<SweptCell, SweptScores> = BTreeMap::new();
-        let varying = varying_params(records);
+        let grouping = Grouping::of(records);
+        let mut diverged: BTreeMap<(String, String), usize> = BTreeMap::new();
         for r in records {
+            if r.diverged {
+                let (label, sweep) = grouping.label(r, None);
+                sweeps.insert(label.clone(), sweep);
+                *diverged.entry((label, r.task.clone())).or_default() += 1;
+                continue;
+            }
             if let Some(p) = r.metrics.get("primary") {
-                let (label, sweep) = group_name(r, &varying);
+                let (label, sweep) = grouping.label(r, None);
                 if let [(key, value)] = r.sweep.iter().collect::<Vec<_>>()[..]
                     && let Some(x) = value.as_f64()
                 {
@@ -122,7 +268,7 @@ impl FinetuneTable {
             }
         }
         let attribution = super::attribution::attribute(records, |r| {
-            group_name_without(r, &varying, Some("train.fixed_seeds")).0
+            grouping.label(r, Some("train.fixed_seeds")).0
         });
         Self {
             cells,
@@ -130,11 +276,12 @@ impl FinetuneTable {
             swept,
             attribution,
             failed: BTreeMap::new(),
+            diverged,
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.cells.is_empty()
+        self.cells.is_empty() && self.diverged.is_empty()
     }
 
     pub fn tasks(&self) -> Vec<String> {
@@ -148,19 +295,41 @@ impl FinetuneTable {
         t
     }
 
+    /// The tasks and row labels of the scored runs and of the diverged ones.
+    fn rows_with_diverged(&self) -> (Vec<String>, Vec<String>) {
+        let mut tasks = self.tasks();
+        tasks.extend(self.diverged.keys().map(|(_, t)| t.clone()));
+        tasks.sort();
+        tasks.dedup();
+        let mut labels: Vec<String> = self.cells.keys().cloned().collect();
+        labels.extend(self.diverged.keys().map(|(l, _)| l.clone()));
+        labels.sort();
+        labels.dedup();
+        (tasks, labels)
+    }
+
     pub fn table(&self) -> Table {
-        let tasks = self.tasks();
+        let (tasks, labels) = self.rows_with_diverged();
         let mut header = vec!["method".to_string()];
         header.extend(tasks.iter().cloned());
         header.push("AVG".to_string());
-        let rows = self
-            .cells
+        let empty = BTreeMap::new();
+        let rows = labels
             .iter()
-            .map(|(method, by_task)| {
+            .map(|method| {
+                let by_task = self.cells.get(method).unwrap_or(&empty);
                 let mut row = vec![method.clone()];
                 let (mut means, mut sds) = (Vec::new(), Vec::new());
                 let mut single = false;
                 for t in &tasks {
+                    let key = (method.clone(), t.clone());
+                    let mut notes = String::new();
+                    if let Some(k) = self.failed.get(&key) {
+                        notes.push_str(&format!(", {k} failed"));
+                    }
+                    if let Some(k) = self.diverged.get(&key) {
+                        notes.push_str(&format!(", {k} diverged"));
+                    }
                     match by_task.get(t) {
                         Some(v) => {
                             let s = Summary::of(v);
@@ -168,12 +337,9 @@ impl FinetuneTable {
                             sds.push(s.sd);
                             single |= s.n < 2;
                             let sd = (s.n > 1).then_some(s.sd);
-                            let failed = match self.failed.get(&(method.clone(), t.clone())) {
-                                Some(k) => format!(", {k} failed"),
-                                None => String::new(),
-                            };
-                            row.push(format!("{} (n={}{failed})", mean_sd(s.mean, sd), s.n));
+                            row.push(format!("{} (n={}{notes})", mean_sd(s.mean, sd), s.n));
                         }
+                        None if !notes.is_empty() => row.push(format!("– (n=0{notes})")),
                         None => row.push("–".to_string()),
                     }
                 }
@@ -270,7 +436,7 @@ impl FinetuneTable {
     /// runs per task: `expected-max-<task>.svg`.
     pub fn plots(&self, dir: &std::path::Path) -> super::PlotsWritten {
         let mut out = super::PlotsWritten::default();
-        let mut record = |path: std::path::PathBuf, r: anyhow::Result<()>| match r {
+        let mut record = |path: std::path::PathBuf, r: stab_core::Result<()>| match r {
             Ok(()) => out.written.push(path),
             Err(e) => out.failed.push((path, format!("{e:#}"))),
         };
@@ -369,12 +535,24 @@ impl FinetuneTable {
         let mut header = vec!["task".to_string(), "method".to_string()];
         header.extend(ns.iter().map(|n| format!("n = {n}")));
         let mut rows = Vec::new();
-        for task in self.tasks() {
-            for (method, by_task) in &self.cells {
-                let Some(v) = by_task.get(&task) else {
+        let (tasks, labels) = self.rows_with_diverged();
+        for task in &tasks {
+            for method in &labels {
+                let v = self
+                    .cells
+                    .get(method)
+                    .and_then(|t| t.get(task))
+                    .map_or(&[][..], Vec::as_slice);
+                let diverged = self.diverged.get(&(method.clone(), task.clone()));
+                if v.is_empty() && diverged.is_none() {
                     continue;
+                }
+                let label = match diverged {
+                    Some(1) => format!("{method} (1 diverged run left out)"),
+                    Some(k) => format!("{method} ({k} diverged runs left out)"),
+                    None => method.clone(),
                 };
-                let mut row = vec![task.clone(), method.clone()];
+                let mut row = vec![task.clone(), label];
                 for &n in &ns {
                     row.push(if n <= v.len() {
                         let (m, var) = expected_max(v, n);
@@ -705,6 +883,84 @@ pub(crate) mod tests {
                 "mixout p=0.9 variant=ref",
                 "mmr"
             ]
+        );
+    }
+
+    /// Runs of two models in one store are two experiments: their own rows, each compared
+    /// with its own FineTune (issue #34: "finetune, cb, n = 4" with seeds counted twice).
+    #[test]
+    fn runs_of_different_models_are_never_pooled() {
+        let run = |method: &str, model: &str, seed: u64, primary: f64| {
+            let mut r = rec("cb", method, primary);
+            r.run_id = format!("cb-{method}-{model}-{seed}");
+            r.seed = seed;
+            r.inputs = Some(stab_core::InputFingerprint {
+                model: model.into(),
+                data: "d".into(),
+                split: "file:s".into(),
+            });
+            r
+        };
+        let rs = [
+            run("finetune", "aaaaaaaaaa", 0, 0.5),
+            run("finetune", "aaaaaaaaaa", 1, 0.6),
+            run("finetune", "bbbbbbbbbb", 0, 0.7),
+            run("finetune", "bbbbbbbbbb", 1, 0.8),
+            run("mmr", "bbbbbbbbbb", 0, 0.75),
+            run("mmr", "bbbbbbbbbb", 1, 0.85),
+        ];
+        let refs: Vec<&RunRecord> = rs.iter().collect();
+        let table = FinetuneTable::from_records(&refs);
+        let names: Vec<&String> = table.cells.keys().collect();
+        assert_eq!(
+            names,
+            [
+                "finetune model=aaaaaaaa",
+                "finetune model=bbbbbbbb",
+                "mmr model=bbbbbbbb"
+            ]
+        );
+        assert!(table.cells.values().all(|t| t["cb"].len() == 2));
+        let stab = table.stability();
+        let mmr = stab.iter().find(|r| r.method.starts_with("mmr")).unwrap();
+        assert_eq!(mmr.base_sd, Summary::of(&[70.0, 80.0]).sd);
+        // One recipe name, two settings, one seed twice: named, not hidden.
+        let mut again = run("finetune", "aaaaaaaaaa", 0, 0.9);
+        again.run_id = "cb-finetune-other-settings".into();
+        let mut with_dup = refs.clone();
+        with_dup.push(&again);
+        assert_eq!(Grouping::of(&with_dup).pooled.len(), 1);
+        // From another recipe: that recipe gets its own row instead.
+        again.recipe = "r2".into();
+        let mut with_other = refs.clone();
+        with_other.push(&again);
+        let grouping = Grouping::of(&with_other);
+        assert!(grouping.pooled.is_empty());
+        assert!(grouping.label(&again, None).0.ends_with("recipe=r2"));
+    }
+
+    /// A diverged run has no score: counted, shown, left out of every statistic.
+    #[test]
+    fn diverged_runs_are_counted_not_scored() {
+        let mut bad = rec("cb", "finetune", 0.33);
+        bad.diverged = true;
+        bad.run_id = "cb-finetune-bad".into();
+        bad.seed = 2;
+        let mut second = rec("cb", "finetune", 0.7);
+        second.seed = 1;
+        let rs = [rec("cb", "finetune", 0.5), second, bad];
+        let refs: Vec<&RunRecord> = rs.iter().collect();
+        let table = FinetuneTable::from_records(&refs);
+        assert_eq!(table.cells["finetune"]["cb"], [50.0, 70.0]);
+        let row = &table.table().rows[0];
+        assert!(row[1].contains("n=2, 1 diverged"), "{row:?}");
+        let f = super::super::findings::Findings::from_records(&refs, None, Default::default());
+        assert_eq!(
+            (
+                f.runs["cb"]["finetune"].n,
+                f.runs["cb"]["finetune"].diverged
+            ),
+            (2, 1)
         );
     }
 }

@@ -14,7 +14,7 @@ pub fn write_page(
     title: &str,
     doc: &Doc,
     plots: &[std::path::PathBuf],
-) -> anyhow::Result<std::path::PathBuf> {
+) -> stab_core::Result<std::path::PathBuf> {
     // In the order the plots were written, which "More plots" keeps.
     let mut svgs: Vec<(String, String)> = Vec::new();
     for p in plots {

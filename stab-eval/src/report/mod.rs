@@ -74,7 +74,7 @@ pub struct Report {
 
 impl Report {
     /// Read every `runs*.jsonl` in `dir`.
-    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+    pub fn load(dir: &Path) -> stab_core::Result<Self> {
         let contents = ResultsStore::read_dir(dir)?;
         let analyses = analyses::Analyses::load(dir)?;
         let records = contents.latest();
@@ -198,7 +198,7 @@ impl Report {
 
     /// Write the SVG plots into `dir`: the files written, and those it could not write
     /// with the reason.
-    pub fn write_plots(&self, dir: &Path) -> anyhow::Result<PlotsWritten> {
+    pub fn write_plots(&self, dir: &Path) -> stab_core::Result<PlotsWritten> {
         let synth = synthetic::SyntheticTables::from_records(&self.of_kind(RecipeKind::Synthetic));
         let fine = finetune::FinetuneTable::from_records(&self.of_kind(RecipeKind::Finetune));
         if synth.is_empty() && fine.is_empty() && self.analyses.is_empty() {

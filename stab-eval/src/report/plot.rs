@@ -48,13 +48,18 @@ pub fn line_plot(
     series: &[Series],
     log_x: bool,
     log_y: bool,
-) -> anyhow::Result<()> {
+) -> stab_core::Result<()> {
     let all: Vec<(f64, f64, f64)> = series
         .iter()
         .flat_map(|s| s.points.iter().copied())
         .filter(|p| p.0.is_finite() && p.1.is_finite())
         .collect();
-    anyhow::ensure!(!all.is_empty(), "nothing to plot for {}", path.display());
+    if all.is_empty() {
+        return Err(stab_core::internal!(
+            "nothing to plot for {}",
+            path.display()
+        ));
+    }
     let log_x = log_x && all.iter().all(|p| p.0 > 0.0);
     let log_y = log_y && all.iter().all(|p| p.1 > 0.0);
     let floor = all
@@ -81,7 +86,7 @@ pub fn line_plot(
 
     let mut svg = String::new();
     let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.fill(&WHITE).map_err(|e| stab_core::internal!("{e}"))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(16)
@@ -91,7 +96,7 @@ pub fn line_plot(
             TickedAxis::new(x0, x1, ticks_on(x0, x1, log_x, integer_x)),
             TickedAxis::new(y0, y1, ticks(y0, y1, log_y)),
         )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| stab_core::internal!("{e}"))?;
     let fmt = |log: bool| {
         move |v: &f64| {
             if log {
@@ -108,7 +113,7 @@ pub fn line_plot(
         .x_label_formatter(&fmt(log_x))
         .y_label_formatter(&fmt(log_y))
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| stab_core::internal!("{e}"))?;
     let k = series.len();
     let cap = 0.006 * (x1 - x0);
     for (i, s) in series.iter().enumerate() {
@@ -123,14 +128,14 @@ pub fn line_plot(
             .collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .map_err(|e| stab_core::internal!("{e}"))?
             .label(s.name.clone())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
             });
         chart
             .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| stab_core::internal!("{e}"))?;
         chart
             .draw_series(
                 s.points
@@ -151,15 +156,15 @@ pub fn line_plot(
                         ]
                     }),
             )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| stab_core::internal!("{e}"))?;
     }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| stab_core::internal!("{e}"))?;
+    root.present().map_err(|e| stab_core::internal!("{e}"))?;
     drop(chart);
     drop(root);
     stab_core::atomic::write_file(path, svg.as_bytes())

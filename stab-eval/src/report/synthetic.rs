@@ -313,7 +313,7 @@ impl SyntheticTables {
     pub fn plots(&self, dir: &Path) -> super::PlotsWritten {
         let mut files = Vec::new();
         let mut failed = Vec::new();
-        let mut keep = |path: PathBuf, result: anyhow::Result<()>| match result {
+        let mut keep = |path: PathBuf, result: stab_core::Result<()>| match result {
             Ok(()) => files.push(path),
             Err(e) => failed.push((path, format!("{e:#}"))),
         };

@@ -51,13 +51,18 @@ pub fn violin_plot(
     title: &str,
     y_label: &str,
     groups: &[(String, Vec<f64>)],
-) -> anyhow::Result<()> {
+) -> stab_core::Result<()> {
     let all: Vec<f64> = groups
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
         .filter(|v| v.is_finite())
         .collect();
-    anyhow::ensure!(!all.is_empty(), "nothing to plot for {}", path.display());
+    if all.is_empty() {
+        return Err(stab_core::internal!(
+            "nothing to plot for {}",
+            path.display()
+        ));
+    }
     let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     // Room for the density tails: three bandwidths of the widest group beyond the data. A
@@ -77,7 +82,7 @@ pub fn violin_plot(
     let width = (200 * k as u32).clamp(600, 2400);
     let mut svg = String::new();
     let root = SVGBackend::with_string(&mut svg, (width, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.fill(&WHITE).map_err(|e| stab_core::internal!("{e}"))?;
     let labels: Vec<String> = groups.iter().map(|(l, _)| l.clone()).collect();
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
@@ -85,7 +90,7 @@ pub fn violin_plot(
         .x_label_area_size(60)
         .y_label_area_size(70)
         .build_cartesian_2d(-0.5f64..(k as f64 - 0.5), y0..y1)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| stab_core::internal!("{e}"))?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -102,7 +107,7 @@ pub fn violin_plot(
         })
         .y_desc(y_label)
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| stab_core::internal!("{e}"))?;
     let grid: Vec<f64> = (0..=120)
         .map(|i| y0 + (y1 - y0) * i as f64 / 120.0)
         .collect();
@@ -144,14 +149,14 @@ pub fn violin_plot(
                     outline.clone(),
                     color.mix(0.3),
                 )))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(|e| stab_core::internal!("{e}"))?;
             outline.push(outline[0]);
             chart
                 .draw_series(std::iter::once(PathElement::new(
                     outline,
                     color.stroke_width(1),
                 )))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(|e| stab_core::internal!("{e}"))?;
         }
         chart
             .draw_series(
@@ -159,7 +164,7 @@ pub fn violin_plot(
                     .filter(|x| x.is_finite())
                     .map(|&y| Circle::new((c, y), 3, color.filled())),
             )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| stab_core::internal!("{e}"))?;
         let mean = Summary::of(v).mean;
         if mean.is_finite() {
             chart
@@ -167,10 +172,10 @@ pub fn violin_plot(
                     vec![(c - 0.2, mean), (c + 0.2, mean)],
                     BLACK.stroke_width(2),
                 )))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(|e| stab_core::internal!("{e}"))?;
         }
     }
-    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.present().map_err(|e| stab_core::internal!("{e}"))?;
     drop(chart);
     drop(root);
     stab_core::atomic::write_file(path, svg.as_bytes())

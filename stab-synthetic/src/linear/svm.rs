@@ -124,196 +124,283 @@ impl Smo {
     }
 
     /// Solve the SVM on `data` (both classes must be present).
-    pub fn solve(&self, data: &LabeledPoints) -> anyhow::Result<SvmSolution> {
-        let n = data.len();
-        let d = data.dim;
+    pub fn solve(&self, data: &LabeledPoints) -> stab_core::Result<SvmSolution> {
         let y = &data.y;
-        let x = &data.x;
-        anyhow::ensure!(
-            y.iter().any(|&v| v > 0.0) && y.iter().any(|&v| v < 0.0),
-            "the SVM needs both classes"
-        );
-        let c = self.c;
-        let kdiag: Vec<f64> = (0..n)
-            .map(|i| data.point(i).iter().map(|a| a * a).sum())
-            .collect();
-        let dot_raw =
-            |i: usize, j: usize| -> f64 { (0..d).map(|k| x[i * d + k] * x[j * d + k]).sum() };
-        // High-dimensional features (real encoder features, d in the hundreds): every
-        // iteration would recompute two kernel rows at n·d each, so the whole Gram matrix is
-        // computed once (same sums, same order: the solution is unchanged). Low d (the
-        // synthetic sets) keeps the on-the-fly dots, which are cheaper than the memory.
-        let gram: Option<Vec<f64>> = (d >= 16 && n <= GRAM_MAX_POINTS).then(|| {
-            use rayon::prelude::*;
-            let mut g = vec![0.0; n * n];
-            g.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
-                for (j, v) in row.iter_mut().enumerate() {
-                    *v = dot_raw(i, j);
-                }
-            });
-            g
-        });
-        let dot = |i: usize, j: usize| -> f64 {
-            match &gram {
-                Some(g) => g[i * n + j],
-                None => dot_raw(i, j),
-            }
-        };
+        if !(y.iter().any(|&v| v > 0.0) && y.iter().any(|&v| v < 0.0)) {
+            return Err(stab_core::internal!("the SVM needs both classes"));
+        }
+        let (n, d, x) = (data.len(), data.dim, &data.x);
+        let problem = Dual::new(data, self.c);
         let mut alpha = vec![0.0; n];
         let mut v = vec![0.0; d];
         let mut grad = vec![-1.0; n]; // G = Qα − 1
         let mut iterations = 0;
         let mut violation;
         loop {
-            // Working set selection (WSS 2).
-            let mut gmax = f64::NEG_INFINITY;
-            let mut i_sel = usize::MAX;
-            let mut gmax2 = f64::NEG_INFINITY;
-            for t in 0..n {
-                let up = if y[t] > 0.0 {
-                    alpha[t] < c
-                } else {
-                    alpha[t] > 0.0
-                };
-                let low = if y[t] > 0.0 {
-                    alpha[t] > 0.0
-                } else {
-                    alpha[t] < c
-                };
-                let mg = -y[t] * grad[t];
-                if up && mg >= gmax {
-                    gmax = mg;
-                    i_sel = t;
-                }
-                if low && -mg >= gmax2 {
-                    gmax2 = -mg;
-                }
-            }
+            let (i, gmax, gmax2) = problem.select_i(&alpha, &grad);
             violation = gmax + gmax2;
             if violation < self.tol || iterations >= self.max_iter {
                 break;
             }
-            let i = i_sel;
-            let mut j_sel = usize::MAX;
-            let mut obj_min = f64::INFINITY;
-            for t in 0..n {
-                let low = if y[t] > 0.0 {
-                    alpha[t] > 0.0
-                } else {
-                    alpha[t] < c
-                };
-                if !low {
-                    continue;
-                }
-                let b = gmax + y[t] * grad[t];
-                if b > 0.0 {
-                    let mut a = kdiag[i] + kdiag[t] - 2.0 * dot(i, t);
-                    if a <= 0.0 {
-                        a = 1e-12;
-                    }
-                    let obj = -(b * b) / a;
-                    if obj <= obj_min {
-                        obj_min = obj;
-                        j_sel = t;
-                    }
-                }
-            }
-            if j_sel == usize::MAX {
+            let Some(j) = problem.select_j(i, gmax, &alpha, &grad) else {
                 break;
-            }
-            let j = j_sel;
+            };
             iterations += 1;
-            // Two-variable update with clipping (LIBSVM).
             let (old_i, old_j) = (alpha[i], alpha[j]);
-            let mut quad = kdiag[i] + kdiag[j] - 2.0 * dot(i, j);
-            if quad <= 0.0 {
-                quad = 1e-12;
-            }
-            let (mut ai, mut aj) = (old_i, old_j);
-            if y[i] != y[j] {
-                let delta = (-grad[i] - grad[j]) / quad;
-                let diff = ai - aj;
-                ai += delta;
-                aj += delta;
-                if diff > 0.0 {
-                    if aj < 0.0 {
-                        aj = 0.0;
-                        ai = diff;
-                    }
-                } else if ai < 0.0 {
-                    ai = 0.0;
-                    aj = -diff;
-                }
-                if diff > 0.0 {
-                    if ai > c {
-                        ai = c;
-                        aj = c - diff;
-                    }
-                } else if aj > c {
-                    aj = c;
-                    ai = c + diff;
-                }
-            } else {
-                let delta = (grad[i] - grad[j]) / quad;
-                let sum = ai + aj;
-                ai -= delta;
-                aj += delta;
-                if sum > c {
-                    if ai > c {
-                        ai = c;
-                        aj = sum - c;
-                    }
-                } else if aj < 0.0 {
-                    aj = 0.0;
-                    ai = sum;
-                }
-                if sum > c {
-                    if aj > c {
-                        aj = c;
-                        ai = sum - c;
-                    }
-                } else if ai < 0.0 {
-                    ai = 0.0;
-                    aj = sum;
-                }
-            }
+            let (ai, aj) = problem.pair_update(i, j, old_i, old_j, &grad);
             alpha[i] = ai;
             alpha[j] = aj;
             let (di, dj) = ((ai - old_i) * y[i], (aj - old_j) * y[j]);
             for k in 0..d {
                 v[k] += di * x[i * d + k] + dj * x[j * d + k];
             }
-            match &gram {
-                // LIBSVM's incremental update, O(n) with the cached kernel.
-                Some(g) => {
-                    for t in 0..n {
-                        grad[t] += y[t] * (di * g[t * n + i] + dj * g[t * n + j]);
-                    }
+            problem.update_gradient(&mut grad, &v, (i, di), (j, dj));
+        }
+        // NaN counts as not converged.
+        if violation.partial_cmp(&self.tol) != Some(std::cmp::Ordering::Less) {
+            return Err(stab_core::internal!(
+                "SMO did not converge in {} iterations (violation {violation:e})",
+                self.max_iter
+            ));
+        }
+        // Recompute v from α to shed accumulated rounding, then b (LIBSVM's ρ).
+        let v = problem.normal(&alpha);
+        let b = problem.intercept(&alpha, &v);
+        Ok(SvmSolution {
+            v,
+            b,
+            alpha,
+            c: self.c,
+            iterations,
+            violation,
+        })
+    }
+}
+
+/// The dual problem of one data set: the points, the box bound C, the kernel diagonal
+/// and, for high-dimensional features, the cached Gram matrix.
+struct Dual<'a> {
+    x: &'a [f64],
+    y: &'a [f64],
+    n: usize,
+    d: usize,
+    c: f64,
+    kdiag: Vec<f64>,
+    gram: Option<Vec<f64>>,
+}
+
+// The loops index parallel arrays (y, α, G, the kernel) by the point index, as SMO's
+// formulas do.
+#[allow(clippy::needless_range_loop)]
+impl<'a> Dual<'a> {
+    fn new(data: &'a LabeledPoints, c: f64) -> Self {
+        let (n, d) = (data.len(), data.dim);
+        let kdiag = (0..n)
+            .map(|i| data.point(i).iter().map(|a| a * a).sum())
+            .collect();
+        let mut dual = Self {
+            x: &data.x,
+            y: &data.y,
+            n,
+            d,
+            c,
+            kdiag,
+            gram: None,
+        };
+        // High-dimensional features (real encoder features, d in the hundreds): every
+        // iteration would recompute two kernel rows at n·d each, so the whole Gram matrix is
+        // computed once (same sums, same order: the solution is unchanged). Low d (the
+        // synthetic sets) keeps the on-the-fly dots, which are cheaper than the memory.
+        if d >= 16 && n <= GRAM_MAX_POINTS {
+            use rayon::prelude::*;
+            let mut g = vec![0.0; n * n];
+            g.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = dual.dot_raw(i, j);
                 }
-                None => {
-                    for t in 0..n {
-                        grad[t] = y[t] * (0..d).map(|k| v[k] * x[t * d + k]).sum::<f64>() - 1.0;
-                    }
+            });
+            dual.gram = Some(g);
+        }
+        dual
+    }
+
+    fn dot_raw(&self, i: usize, j: usize) -> f64 {
+        let (x, d) = (self.x, self.d);
+        (0..d).map(|k| x[i * d + k] * x[j * d + k]).sum()
+    }
+
+    fn dot(&self, i: usize, j: usize) -> f64 {
+        match &self.gram {
+            Some(g) => g[i * self.n + j],
+            None => self.dot_raw(i, j),
+        }
+    }
+
+    /// α_t can grow along y_t (the set I_up).
+    fn up(&self, alpha: &[f64], t: usize) -> bool {
+        if self.y[t] > 0.0 {
+            alpha[t] < self.c
+        } else {
+            alpha[t] > 0.0
+        }
+    }
+
+    /// α_t can shrink along y_t (the set I_low).
+    fn low(&self, alpha: &[f64], t: usize) -> bool {
+        if self.y[t] > 0.0 {
+            alpha[t] > 0.0
+        } else {
+            alpha[t] < self.c
+        }
+    }
+
+    /// The first index of the working set (WSS 2): i = argmax over I_up of −y_t G_t, with
+    /// m(α) = that maximum and −M(α) = the maximum over I_low of y_t G_t.
+    fn select_i(&self, alpha: &[f64], grad: &[f64]) -> (usize, f64, f64) {
+        let mut gmax = f64::NEG_INFINITY;
+        let mut i_sel = usize::MAX;
+        let mut gmax2 = f64::NEG_INFINITY;
+        for t in 0..self.n {
+            let mg = -self.y[t] * grad[t];
+            if self.up(alpha, t) && mg >= gmax {
+                gmax = mg;
+                i_sel = t;
+            }
+            if self.low(alpha, t) && -mg >= gmax2 {
+                gmax2 = -mg;
+            }
+        }
+        (i_sel, gmax, gmax2)
+    }
+
+    /// The second index (second-order selection): j in I_low minimising −b²/a with
+    /// b = m(α) + y_t G_t > 0 and a = K_ii + K_tt − 2K_it.
+    fn select_j(&self, i: usize, gmax: f64, alpha: &[f64], grad: &[f64]) -> Option<usize> {
+        let mut j_sel = None;
+        let mut obj_min = f64::INFINITY;
+        for t in 0..self.n {
+            if !self.low(alpha, t) {
+                continue;
+            }
+            let b = gmax + self.y[t] * grad[t];
+            if b > 0.0 {
+                let mut a = self.kdiag[i] + self.kdiag[t] - 2.0 * self.dot(i, t);
+                if a <= 0.0 {
+                    a = 1e-12;
+                }
+                let obj = -(b * b) / a;
+                if obj <= obj_min {
+                    obj_min = obj;
+                    j_sel = Some(t);
                 }
             }
         }
-        anyhow::ensure!(
-            violation < self.tol,
-            "SMO did not converge in {} iterations (violation {violation:e})",
-            self.max_iter
-        );
-        // Recompute v from α to shed accumulated rounding, then b (LIBSVM's ρ).
-        v = vec![0.0; d];
-        for i in 0..n {
+        j_sel
+    }
+
+    /// The two-variable subproblem's solution, clipped to the box (LIBSVM).
+    fn pair_update(&self, i: usize, j: usize, ai: f64, aj: f64, grad: &[f64]) -> (f64, f64) {
+        let c = self.c;
+        let mut quad = self.kdiag[i] + self.kdiag[j] - 2.0 * self.dot(i, j);
+        if quad <= 0.0 {
+            quad = 1e-12;
+        }
+        let (mut ai, mut aj) = (ai, aj);
+        if self.y[i] != self.y[j] {
+            let delta = (-grad[i] - grad[j]) / quad;
+            let diff = ai - aj;
+            ai += delta;
+            aj += delta;
+            if diff > 0.0 {
+                if aj < 0.0 {
+                    aj = 0.0;
+                    ai = diff;
+                }
+            } else if ai < 0.0 {
+                ai = 0.0;
+                aj = -diff;
+            }
+            if diff > 0.0 {
+                if ai > c {
+                    ai = c;
+                    aj = c - diff;
+                }
+            } else if aj > c {
+                aj = c;
+                ai = c + diff;
+            }
+        } else {
+            let delta = (grad[i] - grad[j]) / quad;
+            let sum = ai + aj;
+            ai -= delta;
+            aj += delta;
+            if sum > c {
+                if ai > c {
+                    ai = c;
+                    aj = sum - c;
+                }
+            } else if aj < 0.0 {
+                aj = 0.0;
+                ai = sum;
+            }
+            if sum > c {
+                if aj > c {
+                    aj = c;
+                    ai = sum - c;
+                }
+            } else if ai < 0.0 {
+                ai = 0.0;
+                aj = sum;
+            }
+        }
+        (ai, aj)
+    }
+
+    /// G after α_i and α_j moved by `di`/y_i and `dj`/y_j: LIBSVM's incremental update
+    /// with the cached kernel (O(n)), else recomputed from v (O(n·d)).
+    fn update_gradient(
+        &self,
+        grad: &mut [f64],
+        v: &[f64],
+        (i, di): (usize, f64),
+        (j, dj): (usize, f64),
+    ) {
+        let (n, d, x, y) = (self.n, self.d, self.x, self.y);
+        match &self.gram {
+            Some(g) => {
+                for t in 0..n {
+                    grad[t] += y[t] * (di * g[t * n + i] + dj * g[t * n + j]);
+                }
+            }
+            None => {
+                for t in 0..n {
+                    grad[t] = y[t] * (0..d).map(|k| v[k] * x[t * d + k]).sum::<f64>() - 1.0;
+                }
+            }
+        }
+    }
+
+    /// v = Σ α_i y_i x_i.
+    fn normal(&self, alpha: &[f64]) -> Vec<f64> {
+        let (d, x, y) = (self.d, self.x, self.y);
+        let mut v = vec![0.0; d];
+        for i in 0..self.n {
             if alpha[i] > 0.0 {
                 for k in 0..d {
                     v[k] += alpha[i] * y[i] * x[i * d + k];
                 }
             }
         }
+        v
+    }
+
+    /// The bias b (LIBSVM's ρ): the mean of y_t G_t over free α_t, else the middle of the
+    /// bounds the others give.
+    fn intercept(&self, alpha: &[f64], v: &[f64]) -> f64 {
+        let (c, d, x, y) = (self.c, self.d, self.x, self.y);
         let (mut ub, mut lb, mut sum_free, mut n_free) =
             (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize);
-        for t in 0..n {
+        for t in 0..self.n {
             let g = y[t] * (0..d).map(|k| v[k] * x[t * d + k]).sum::<f64>() - 1.0;
             let yg = y[t] * g;
             if alpha[t] >= c {
@@ -333,19 +420,11 @@ impl Smo {
                 n_free += 1;
             }
         }
-        let b = if n_free > 0 {
+        if n_free > 0 {
             sum_free / n_free as f64
         } else {
             (ub + lb) / 2.0
-        };
-        Ok(SvmSolution {
-            v,
-            b,
-            alpha,
-            c,
-            iterations,
-            violation,
-        })
+        }
     }
 }
 

@@ -34,7 +34,7 @@ impl SyntheticStudy for Bound {
         &self,
         s: &SyntheticSettings,
         progress: &(dyn Fn() + Sync),
-    ) -> anyhow::Result<StudyOutcome> {
+    ) -> stab_core::Result<StudyOutcome> {
         svm_and_gd_study(s, progress, self.axis_label(), self.log_axis())
     }
     fn axis_label(&self) -> &'static str {

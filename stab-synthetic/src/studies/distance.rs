@@ -57,7 +57,7 @@ impl SyntheticStudy for Distance {
         &self,
         s: &SyntheticSettings,
         progress: &(dyn Fn() + Sync),
-    ) -> anyhow::Result<StudyOutcome> {
+    ) -> stab_core::Result<StudyOutcome> {
         let rows = over_datasets(s, progress, |d| {
             let gd = LogisticGd::new(&d.augmented, s.mu);
             let mut w_star = vec![0.0; d.augmented.dim];

@@ -38,7 +38,7 @@ impl SyntheticStudy for Heads {
         &self,
         s: &SyntheticSettings,
         progress: &(dyn Fn() + Sync),
-    ) -> anyhow::Result<StudyOutcome> {
+    ) -> stab_core::Result<StudyOutcome> {
         struct Row {
             svm_delta: f64,
             margin: f64,

@@ -44,7 +44,7 @@ impl SyntheticStudy for Margin {
         &self,
         s: &SyntheticSettings,
         progress: &(dyn Fn() + Sync),
-    ) -> anyhow::Result<StudyOutcome> {
+    ) -> stab_core::Result<StudyOutcome> {
         svm_and_gd_study(s, progress, self.axis_label(), self.log_axis())
     }
     fn axis_label(&self) -> &'static str {
@@ -65,7 +65,7 @@ pub(super) fn svm_and_gd_study(
     progress: &(dyn Fn() + Sync),
     axis_label: &str,
     log_axis: bool,
-) -> anyhow::Result<StudyOutcome> {
+) -> stab_core::Result<StudyOutcome> {
     let rows = over_datasets(s, progress, |d| {
         let svm = svm_stability(s, &d.points)?;
         let mut row = vec![

@@ -18,11 +18,11 @@ use stab_core::Refusal;
 use std::collections::BTreeMap;
 
 use crate::points::{LabeledPoints, TwoBalls};
-use anyhow::Context;
 use rand::{SeedableRng, seq::index::sample};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
+use stab_core::Context as _;
 use stab_core::{StudyOutcome, SyntheticSettings, derive_seed};
 use stab_eval::stability::distance;
 use stab_eval::{LeaveOneOutStability, Summary, normalized_distance};
@@ -65,8 +65,8 @@ pub fn dataset(s: &SyntheticSettings, index: usize) -> Dataset {
 pub fn over_datasets<T: Send>(
     s: &SyntheticSettings,
     progress: &(dyn Fn() + Sync),
-    f: impl Fn(&Dataset) -> anyhow::Result<T> + Sync,
-) -> anyhow::Result<Vec<T>> {
+    f: impl Fn(&Dataset) -> stab_core::Result<T> + Sync,
+) -> stab_core::Result<Vec<T>> {
     (0..s.datasets)
         .into_par_iter()
         .map(|i| {
@@ -85,18 +85,22 @@ pub struct SvmStability {
 }
 
 /// Solve the SVM on S and on S^i for every support vector i (docs/methods.md §7.5).
-pub fn svm_stability(s: &SyntheticSettings, data: &LabeledPoints) -> anyhow::Result<SvmStability> {
+pub fn svm_stability(
+    s: &SyntheticSettings,
+    data: &LabeledPoints,
+) -> stab_core::Result<SvmStability> {
     let smo = Smo {
         c: s.svm_c,
         tol: s.svm_tol,
         ..Smo::default()
     };
     let solution = smo.solve(data)?;
-    anyhow::ensure!(
-        solution.is_hard_margin(),
-        "the SVM hit the box bound C = {} (the set is not separated); raise svm_c",
-        s.svm_c
-    );
+    if !(solution.is_hard_margin()) {
+        return Err(stab_core::internal!(
+            "the SVM hit the box bound C = {} (the set is not separated); raise svm_c",
+            s.svm_c
+        ));
+    }
     let w = solution.augmented();
     let mut deltas = Vec::new();
     for i in solution.support() {
