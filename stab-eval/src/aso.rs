@@ -80,6 +80,25 @@ fn ratio_of_sorted(a: &[f64], b: &[f64], t: &[f64], dt: f64) -> f64 {
     if total == 0.0 { 0.5 } else { violated / total }
 }
 
+/// A bootstrap resample of sorted scores drawn through their quantile function, sorted:
+/// the draws are counted per position and written out in order (the same values a sort
+/// of the draws would give, in O(n)).
+fn sorted_resample(sorted: &[f64], rng: &mut ChaCha8Rng, counts: &mut Vec<u32>, out: &mut [f64]) {
+    let n = sorted.len() as i64;
+    counts.clear();
+    counts.resize(sorted.len(), 0);
+    for _ in 0..sorted.len() {
+        let p = rng.random::<f64>();
+        let index = (n as f64 * p).ceil() as i64;
+        counts[(index - 1).clamp(0, n - 1) as usize] += 1;
+    }
+    let mut at = 0;
+    for (&x, &k) in sorted.iter().zip(counts.iter()) {
+        out[at..at + k as usize].fill(x);
+        at += k as usize;
+    }
+}
+
 /// ε_min of A (`a`, the method thought better) against B (`b`); `None` when a list is
 /// empty.
 pub fn aso_eps_min(a: &[f64], b: &[f64], s: &AsoSettings) -> Option<f64> {
@@ -94,16 +113,11 @@ pub fn aso_eps_min(a: &[f64], b: &[f64], s: &AsoSettings) -> Option<f64> {
     let mut rb = vec![0.0; sb.len()];
     let (n, m) = (sa.len() as f64, sb.len() as f64);
     let c = (n * m / (n + m)).sqrt();
+    let (mut ca, mut cb) = (Vec::new(), Vec::new());
     let scaled: Vec<f64> = (0..s.bootstrap)
         .map(|_| {
-            for x in ra.iter_mut() {
-                *x = quantile(&sa, rng.random::<f64>());
-            }
-            for x in rb.iter_mut() {
-                *x = quantile(&sb, rng.random::<f64>());
-            }
-            ra.sort_by(f64::total_cmp);
-            rb.sort_by(f64::total_cmp);
+            sorted_resample(&sa, &mut rng, &mut ca, &mut ra);
+            sorted_resample(&sb, &mut rng, &mut cb, &mut rb);
             c * (ratio_of_sorted(&ra, &rb, &t, s.dt) - eps)
         })
         .collect();

@@ -7,11 +7,20 @@
 //! N(0, 1), the method N(0, r²)) whose Brown–Forsythe p-value is below α. The draws are
 //! common to every r at a seed count (seeded from the settings and the counts), so the
 //! power curve is a deterministic function that the searches below can bisect.
+//!
+//! Above [`SIMULATED_SEEDS`] seeds in both arms together the power is computed from the
+//! large-sample distribution instead (a simulation there costs minutes, and the normal
+//! approximation it would confirm is tight): with z = |x − median| half-normal, mean
+//! μ = σ√(2/π) and variance v = σ²(1 − 2/π), Brown–Forsythe's W is the square of the
+//! pooled two-sample t of the z's, t ≈ N(Δ/(s_p·k), σ_Δ²/(s_p·k)²) with Δ = μ₁ − μ₂,
+//! k = √(1/n + 1/m), σ_Δ² = v₁/n + v₂/m and s_p² the pooled variance; the power is
+//! P(|t| > z_{1−α/2}). A test checks it against the simulation at 200 seeds per arm.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use stab_core::derive_seed;
+use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::variance::brown_forsythe;
 
@@ -72,25 +81,66 @@ impl Draws {
     }
 }
 
+/// Seed counts (both arms together) up to which the power is simulated.
+pub const SIMULATED_SEEDS: usize = 400;
+
+/// The large-sample power of Brown–Forsythe (module docs) for normal scores.
+pub fn bf_power_asymptotic(n: usize, m: usize, ratio: f64, alpha: f64) -> f64 {
+    let normal = Normal::standard();
+    let (nf, mf) = (n as f64, m as f64);
+    let mean = (2.0 / std::f64::consts::PI).sqrt();
+    let var = 1.0 - 2.0 / std::f64::consts::PI;
+    let (v1, v2) = (var, var * ratio * ratio);
+    let delta = mean * (1.0 - ratio);
+    let pooled = (((nf - 1.0) * v1 + (mf - 1.0) * v2) / (nf + mf - 2.0)).sqrt();
+    let k = (1.0 / nf + 1.0 / mf).sqrt();
+    let spread = (v1 / nf + v2 / mf).sqrt();
+    let c = normal.inverse_cdf(1.0 - alpha / 2.0) * pooled * k;
+    normal.cdf((delta - c) / spread) + normal.cdf((-delta - c) / spread)
+}
+
+/// A power curve over the SD ratio at fixed seed counts.
+enum Curve {
+    Simulated(Draws),
+    Asymptotic(usize, usize),
+}
+
+impl Curve {
+    fn new(n: usize, m: usize, s: &PowerSettings) -> Self {
+        if n + m <= SIMULATED_SEEDS {
+            Self::Simulated(Draws::new(n, m, s))
+        } else {
+            Self::Asymptotic(n, m)
+        }
+    }
+
+    fn power(&self, ratio: f64, alpha: f64) -> f64 {
+        match self {
+            Self::Simulated(draws) => draws.power(ratio, alpha),
+            Self::Asymptotic(n, m) => bf_power_asymptotic(*n, *m, ratio, alpha),
+        }
+    }
+}
+
 /// The power of Brown–Forsythe at level α to detect an SD ratio `ratio` with `n`
 /// FineTune seeds and `m` method seeds.
 pub fn bf_power(n: usize, m: usize, ratio: f64, s: &PowerSettings) -> f64 {
-    Draws::new(n, m, s).power(ratio, s.alpha)
+    Curve::new(n, m, s).power(ratio, s.alpha)
 }
 
 /// The SD ratio closest to 1 (below it) that Brown–Forsythe detects with the settings'
 /// power at these seed counts: every smaller ratio (a larger reduction) is detected at
 /// least as often. `None` when not even a ratio of 0.01 is.
 pub fn min_detectable_ratio(n: usize, m: usize, s: &PowerSettings) -> Option<f64> {
-    let draws = Draws::new(n, m, s);
+    let curve = Curve::new(n, m, s);
     let (mut lo, mut hi) = (0.01, 1.0);
-    if draws.power(lo, s.alpha) < s.power {
+    if curve.power(lo, s.alpha) < s.power {
         return None;
     }
     // Invariant: power(lo) ≥ target > power(hi) (at r = 1 the power is about α).
     for _ in 0..30 {
         let mid = 0.5 * (lo + hi);
-        if draws.power(mid, s.alpha) >= s.power {
+        if curve.power(mid, s.alpha) >= s.power {
             lo = mid;
         } else {
             hi = mid;
@@ -123,5 +173,22 @@ mod tests {
         assert!(bf_power(10, 10, r * 0.999, &s) >= 0.8);
         let n = seeds_needed(0.5, 100, &s).unwrap();
         assert!(bf_power(n, n, 0.5, &s) >= 0.8 && bf_power(n - 1, n - 1, 0.5, &s) < 0.8);
+    }
+
+    /// Where the simulation stops, the large-sample power agrees with it.
+    #[test]
+    fn the_large_sample_power_matches_the_simulation_at_200_seeds_per_arm() {
+        let s = PowerSettings::default();
+        let draws = Draws::new(200, 200, &s);
+        for ratio in [0.7, 0.8, 0.85, 0.9, 1.0] {
+            let simulated = draws.power(ratio, s.alpha);
+            let asymptotic = bf_power_asymptotic(200, 200, ratio, s.alpha);
+            assert!(
+                (simulated - asymptotic).abs() < 0.03,
+                "ratio {ratio}: simulated {simulated}, asymptotic {asymptotic}"
+            );
+        }
+        // And it keeps growing with the seeds.
+        assert!(bf_power(5000, 5000, 0.95, &s) > bf_power(1000, 1000, 0.95, &s));
     }
 }

@@ -118,20 +118,42 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
 /// Expected maximum score of `n` runs drawn with replacement from `scores`, and its
 /// variance: with the scores sorted v₁ ≤ … ≤ v_N, P(max = v_i) = (i/N)ⁿ − ((i − 1)/N)ⁿ.
 pub fn expected_max(scores: &[f64], n: usize) -> (f64, f64) {
+    expected_max_curve(scores, &[n])[0]
+}
+
+/// [`expected_max`] at each of `ns`, from one sort of the scores.
+pub fn expected_max_curve(scores: &[f64], ns: &[usize]) -> Vec<(f64, f64)> {
     let big_n = scores.len();
-    if big_n == 0 || n == 0 {
-        return (f64::NAN, f64::NAN);
-    }
     let mut v = scores.to_vec();
     v.sort_by(f64::total_cmp);
     let nf = big_n as f64;
-    let (mut mean, mut second) = (0.0, 0.0);
-    for (i, x) in v.iter().enumerate() {
-        let w = ((i + 1) as f64 / nf).powi(n as i32) - (i as f64 / nf).powi(n as i32);
-        mean += w * x;
-        second += w * x * x;
+    ns.iter()
+        .map(|&n| {
+            if big_n == 0 || n == 0 {
+                return (f64::NAN, f64::NAN);
+            }
+            let (mut mean, mut second) = (0.0, 0.0);
+            for (i, x) in v.iter().enumerate() {
+                let w = ((i + 1) as f64 / nf).powi(n as i32) - (i as f64 / nf).powi(n as i32);
+                mean += w * x;
+                second += w * x * x;
+            }
+            (mean, (second - mean * mean).max(0.0))
+        })
+        .collect()
+}
+
+/// The run counts an expected-max curve is drawn at: every n up to 64 runs, else 64
+/// log-spaced counts from 1 to all of them (a curve of 10,000 points costs 10⁸ terms).
+pub fn curve_points(runs: usize) -> Vec<usize> {
+    if runs <= 64 {
+        return (1..=runs).collect();
     }
-    (mean, (second - mean * mean).max(0.0))
+    let mut ns: Vec<usize> = (0..64)
+        .map(|k| (runs as f64).powf(k as f64 / 63.0).round() as usize)
+        .collect();
+    ns.dedup();
+    ns
 }
 
 #[cfg(test)]

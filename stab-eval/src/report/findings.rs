@@ -26,6 +26,7 @@ use stab_core::RunRecord;
 use super::finetune::{BASELINE, Grouping};
 use crate::aggregate::{
     iqm, paired_stratified_interval, probability_of_improvement, stratified_interval,
+    stratified_interval_unordered,
 };
 use crate::aso::{AsoSettings, aso_eps_min};
 use crate::power::{PowerSettings, min_detectable_ratio, seeds_needed};
@@ -497,7 +498,8 @@ fn aggregates(
             Aggregate {
                 tasks: all.len(),
                 iqm: iqm(&all),
-                iqm_ci: stratified_interval(&all, iqm, reps, 0.95, 1).map(|(a, b)| [a, b]),
+                iqm_ci: stratified_interval_unordered(&all, iqm, reps, 0.95, 1)
+                    .map(|(a, b)| [a, b]),
                 p_improvement: versus
                     .and_then(|(x, y)| probability_of_improvement(x, y))
                     .map(|p| 100.0 * p),

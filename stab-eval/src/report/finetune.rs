@@ -10,7 +10,9 @@ use super::doc::Doc;
 use super::plot::{Series, line_plot};
 use super::table::{Table, csv_field};
 use crate::stats::Summary;
-use crate::variance::{bootstrap_sd_interval, brown_forsythe, expected_max, holm};
+use crate::variance::{
+    bootstrap_sd_interval, brown_forsythe, curve_points, expected_max, expected_max_curve, holm,
+};
 
 /// (sweep key, method label without the sweep, task).
 pub type SweptCell = (String, String, String);
@@ -484,11 +486,11 @@ impl FinetuneTable {
                 .iter()
                 .filter_map(|(m, by_task)| {
                     let v = by_task.get(&task)?;
-                    let points = (1..=v.len())
-                        .map(|n| {
-                            let (mean, var) = expected_max(v, n);
-                            (n as f64, mean, var.sqrt())
-                        })
+                    let ns = curve_points(v.len());
+                    let points = ns
+                        .iter()
+                        .zip(expected_max_curve(v, &ns))
+                        .map(|(&n, (mean, var))| (n as f64, mean, var.sqrt()))
                         .collect();
                     Some(Series {
                         name: m.clone(),
