@@ -226,5 +226,52 @@ pub fn load_plan(
         let source = std::fs::read_to_string(path).unwrap_or_default();
         stab_core::overrides::relocate(e, &sets, &source, &path.display().to_string())
     })?;
+    check_stacks(&recipe, &plan)?;
     Ok((recipe, plan))
+}
+
+/// Every method stack of the plan can be built (the hooks its methods take combine),
+/// refused at the `[[methods]]` table that asks for it, before anything runs or prints.
+fn check_stacks(recipe: &stab_core::Recipe, plan: &stab_core::Plan) -> stab_core::Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for spec in &plan.runs {
+        if spec.kind() != stab_core::RecipeKind::Finetune || !seen.insert(&spec.method) {
+            continue;
+        }
+        let stack = spec.stack();
+        let mode = spec.mode().unwrap_or_default();
+        let built =
+            stab_train::MethodStack::build(&stack).and_then(|m| m.check_mode(mode).map(|_| m));
+        if let Err(e) = built {
+            let first = stack.names().next().unwrap_or_default().to_string();
+            let table = recipe
+                .body
+                .methods
+                .iter()
+                .position(|t| t.get_ref().get("name").and_then(|n| n.as_str()) == Some(&first));
+            if e.key.as_deref() == Some("train.mode") {
+                return Err(recipe
+                    .error("train.mode", e.message)
+                    .hint(e.hint.unwrap_or_default())
+                    .into());
+            }
+            return Err(match table {
+                Some(i) => {
+                    let at = &recipe.body.methods[i];
+                    let located = recipe.error_at(
+                        at.span(),
+                        &format!("methods[{i}].stack"),
+                        e.message.clone(),
+                    );
+                    stab_core::InputError {
+                        hint: e.hint,
+                        ..located
+                    }
+                }
+                None => e,
+            }
+            .into());
+        }
+    }
+    Ok(())
 }

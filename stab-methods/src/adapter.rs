@@ -51,6 +51,13 @@ impl BottleneckAdapters {
 }
 
 impl Method for BottleneckAdapters {
+    fn capabilities(&self) -> stab_train::Capabilities {
+        stab_train::Capabilities {
+            chooses_trainable: true,
+            ..Default::default()
+        }
+    }
+
     fn adapt(&self, mut model: TaskModel, ctx: &AdaptContext) -> TaskModel {
         let Some(encoder) = model.encoder.as_mut() else {
             return model;

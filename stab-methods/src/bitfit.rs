@@ -18,6 +18,13 @@ pub fn is_bias_or_head(path: &str) -> bool {
 }
 
 impl Method for BiasTermsOnly {
+    fn capabilities(&self) -> stab_train::Capabilities {
+        stab_train::Capabilities {
+            chooses_trainable: true,
+            ..Default::default()
+        }
+    }
+
     fn check_model(&self, config: &stab_models::EncoderConfig) -> Result<(), Refusal> {
         if config.family.spec().layout().biases {
             return Ok(());

@@ -130,6 +130,13 @@ fn linear(layer: &mut stab_models::encoder::Layer, t: LoraTarget) -> &mut burn::
 }
 
 impl Method for LowRankAdaptation {
+    fn capabilities(&self) -> stab_train::Capabilities {
+        stab_train::Capabilities {
+            chooses_trainable: true,
+            ..Default::default()
+        }
+    }
+
     fn check_model(&self, config: &EncoderConfig) -> Result<(), Refusal> {
         let smallest = self
             .targets

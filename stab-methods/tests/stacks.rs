@@ -278,6 +278,14 @@ fn impossible_stacks_are_input_errors_before_any_run() {
             "change the encoder",
         ),
         (
+            "name = \"lora\"\nstack = [{ name = \"bitfit\" }]",
+            "each choose which parameters train",
+        ),
+        (
+            "name = \"adapter\"\nstack = [{ name = \"lora\" }]",
+            "each choose which parameters train",
+        ),
+        (
             "name = \"mhloss\"\nstack = [{ name = \"mixout\" }, { name = \"test-head-only\" }]",
             "",
         ),

@@ -66,6 +66,11 @@ pub struct Capabilities {
     /// the average as it stood then), not the selected raw weights passed through
     /// [`Method::eval_model`] again.
     pub selects_evaluated: bool,
+    /// The method chooses which parameters train ([`Method::trains`] names its own set:
+    /// LoRA's matrices, BitFit's biases, the adapters). A stack trains only what every
+    /// method lets train, so two such methods would leave only the head: at most one
+    /// method of a stack may.
+    pub chooses_trainable: bool,
 }
 
 impl Default for Capabilities {
@@ -77,6 +82,7 @@ impl Default for Capabilities {
             replaces_training_model: false,
             overrides_step: false,
             selects_evaluated: false,
+            chooses_trainable: false,
         }
     }
 }

@@ -168,6 +168,7 @@ impl Engine {
     pub fn check(&self, spec: &RunSpec) -> stab_core::Result<()> {
         let job = finetune_job(spec)?;
         let method = MethodStack::build(&spec.stack())?;
+        method.check_mode(job.train.mode)?;
         let model_dir = resolve_model(&job.model.path)?;
         let config = self.check_model(&model_dir)?;
         method.check_model(&config).map_err(|why| {

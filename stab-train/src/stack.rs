@@ -65,12 +65,33 @@ impl MethodStack {
         s.exclusive("override the train step", |m| {
             m.capabilities().overrides_step
         })?;
+        s.exclusive(
+            "choose which parameters train (stacked, only what every one of them lets train would: the head)",
+            |m| m.capabilities().chooses_trainable,
+        )?;
         for mode in [TrainMode::Full, TrainMode::Head] {
             s.exclusive("change the encoder", |m| {
                 m.encoder_change(mode) != EncoderChange::Unchanged
             })?;
         }
         Ok(s)
+    }
+
+    /// Refuse a stack whose parameter-choosing method would do nothing in `mode`: head
+    /// tuning freezes the encoder, so LoRA, BitFit or adapters there would be plain head
+    /// tuning recorded under their name.
+    pub fn check_mode(&self, mode: TrainMode) -> Result<(), InputError> {
+        if mode != TrainMode::Head {
+            return Ok(());
+        }
+        match self.parts.iter().find(|(_, m)| m.capabilities().chooses_trainable) {
+            Some((name, _)) => Err(InputError::new(format!(
+                "`{name}` chooses which encoder parameters train, but mode = \"head\" freezes the encoder: the run would be plain head tuning recorded as {name}"
+            ))
+            .key("train.mode")
+            .hint(format!("run {name} with mode = \"full\" (it trains only its own parameters there)"))),
+            None => Ok(()),
+        }
     }
 
     /// Give each method its own noise stream, seeded from `seed` (the run's dropout seed)
