@@ -8,7 +8,7 @@
 //! | `capabilities` | cached features and dropout only if every method allows them; the head shape of the one method that sets one; the test scores the selected evaluated model if any method asks |
 //! | `encoder_change`, `prepare_encoder` | the one method that changes the encoder |
 //! | `adapt`, `before_training`, `adjust_gradients`, `after_update`, `eval_model` | each method in the written order |
-//! | `trains` | a parameter trains only if every method lets it |
+//! | `trains` | a parameter trains only if every method lets it; at most one method may choose its own set (`capabilities().chooses_trainable`: LoRA, BitFit, adapters), and none in head mode, where the encoder is frozen |
 //! | `lr_scale` | the product of the factors |
 //! | `training_model`, `train_step` | the one method that declares it |
 //! | `loss_terms` | all terms, in the written order |
