@@ -325,54 +325,72 @@ fn distance(
     out: Option<PathBuf>,
     device: &Chosen,
 ) -> stab_core::Result<()> {
-    // Every target known before the first analysis runs.
+    // Every target known, and every checkpoint measured, before the first row is
+    // appended: a damaged checkpoint leaves no rows behind for a rerun to duplicate.
     let targets = expand(&checkpoints)?
         .into_iter()
         .map(|dir| Ok((target_of(&dir, out.as_deref())?, dir)))
         .collect::<stab_core::Result<Vec<_>>>()?;
-    for (target, dir) in targets {
-        let tuned = read_safetensors(&dir.join("model.safetensors"))?;
-        if tuned.metadata.contains_key("stab_encoder") {
-            return Err(InputError::new(
-                "a head-tuning checkpoint: the encoder did not move, there is no distance to measure",
-            )
-            .file(dir.display().to_string())
-            .hint("measure full fine-tuning checkpoints (mode = \"full\")")
-            .into());
-        }
-        let base_dir = match (&pretrained, tuned.metadata.get("stab_model")) {
-            (Some(p), _) => p.clone(),
-            (None, Some(m)) => PathBuf::from(m),
-            (None, None) => {
-                return Err(
-                    InputError::new("the checkpoint does not name its pre-trained model")
-                        .file(dir.display().to_string())
-                        .hint("pass --pretrained DIR")
-                        .into(),
-                );
-            }
-        };
-        let weights = stab_models::loader::weights_file(&base_dir)?;
-        if weights.extension().is_none_or(|e| e != "safetensors") {
-            return Err(InputError::new("the pre-trained weights are not safetensors")
-                .file(weights.display().to_string())
-                .hint("convert pytorch_model.bin to model.safetensors (safetensors' convert script)")
-                .into());
-        }
-        let base = read_safetensors(&weights)?;
-        let d = weight_distance_on(&base, &tuned, &device.device)
-            .with_context(|| format!("{} against {}", dir.display(), base_dir.display()))?;
-        let subject = tuned
-            .metadata
-            .get("stab_run_id")
-            .cloned()
-            .unwrap_or_else(|| dir.file_name().unwrap_or_default().to_string_lossy().into());
-        let task = tuned.metadata.get("stab_task").cloned().unwrap_or_default();
-        let mut result = serde_json::to_value(&d)?;
-        result["pretrained"] = json!(base_dir.display().to_string());
-        publish(&target, &record("distance", &subject, &task, result))?;
+    let rows = targets
+        .into_iter()
+        .map(|(target, dir)| Ok((target, distance_row(&dir, pretrained.as_deref(), device)?)))
+        .collect::<stab_core::Result<Vec<_>>>()?;
+    for (target, row) in rows {
+        publish(&target, &row)?;
     }
     Ok(())
+}
+
+/// The distance record of one checkpoint against its pre-trained model.
+fn distance_row(
+    dir: &Path,
+    pretrained: Option<&Path>,
+    device: &Chosen,
+) -> stab_core::Result<serde_json::Value> {
+    let tuned = read_safetensors(&dir.join("model.safetensors"))?;
+    if tuned.metadata.contains_key("stab_encoder") {
+        return Err(InputError::new(
+            "a head-tuning checkpoint: the encoder did not move, there is no distance to measure",
+        )
+        .file(dir.display().to_string())
+        .hint("measure full fine-tuning checkpoints (mode = \"full\")")
+        .into());
+    }
+    let base_dir = match (pretrained, tuned.metadata.get("stab_model")) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(m)) => PathBuf::from(m),
+        (None, None) => {
+            return Err(
+                InputError::new("the checkpoint does not name its pre-trained model")
+                    .file(dir.display().to_string())
+                    .hint("pass --pretrained DIR")
+                    .into(),
+            );
+        }
+    };
+    let weights = stab_models::loader::weights_file(&base_dir)?;
+    if weights.extension().is_none_or(|e| e != "safetensors") {
+        return Err(
+            InputError::new("the pre-trained weights are not safetensors")
+                .file(weights.display().to_string())
+                .hint(
+                    "convert pytorch_model.bin to model.safetensors (safetensors' convert script)",
+                )
+                .into(),
+        );
+    }
+    let base = read_safetensors(&weights)?;
+    let d = weight_distance_on(&base, &tuned, &device.device)
+        .with_context(|| format!("{} against {}", dir.display(), base_dir.display()))?;
+    let subject = tuned
+        .metadata
+        .get("stab_run_id")
+        .cloned()
+        .unwrap_or_else(|| dir.file_name().unwrap_or_default().to_string_lossy().into());
+    let task = tuned.metadata.get("stab_task").cloned().unwrap_or_default();
+    let mut result = serde_json::to_value(&d)?;
+    result["pretrained"] = json!(base_dir.display().to_string());
+    Ok(record("distance", &subject, &task, result))
 }
 
 /// `analyze taylor` runs in f64 on the host: any other device is one exit-2 error.

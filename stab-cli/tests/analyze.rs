@@ -57,6 +57,32 @@ fn every_analysis_runs_on_real_checkpoints_and_reaches_the_report() {
     let store = tmp.path().join("full");
     let data = assets::root().join("testdata/data");
 
+    // A damaged checkpoint after a good one: refused before the first row, so a rerun
+    // never appends a duplicate (issue #34).
+    let copy = tmp.path().join("copy");
+    let mut ckpts: Vec<PathBuf> = std::fs::read_dir(store.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    ckpts.sort();
+    for c in &ckpts {
+        let to = copy.join("checkpoints").join(c.file_name().unwrap());
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(c).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let last = copy
+        .join("checkpoints")
+        .join(ckpts.last().unwrap().file_name().unwrap())
+        .join("model.safetensors");
+    let bytes = std::fs::read(&last).unwrap();
+    std::fs::write(&last, &bytes[..bytes.len() / 2]).unwrap();
+    let out = stab(&["analyze", "distance", copy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!copy.join("analyses.jsonl").exists(), "no row from the good checkpoint");
+
     ok(&["analyze", "distance", store.to_str().unwrap()]);
     let recs = analyses(&store);
     assert_eq!(recs.len(), 2, "one per checkpoint");
