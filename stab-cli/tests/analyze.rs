@@ -81,7 +81,10 @@ fn every_analysis_runs_on_real_checkpoints_and_reaches_the_report() {
     std::fs::write(&last, &bytes[..bytes.len() / 2]).unwrap();
     let out = stab(&["analyze", "distance", copy.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(!copy.join("analyses.jsonl").exists(), "no row from the good checkpoint");
+    assert!(
+        !copy.join("analyses.jsonl").exists(),
+        "no row from the good checkpoint"
+    );
 
     ok(&["analyze", "distance", store.to_str().unwrap()]);
     let recs = analyses(&store);

@@ -1084,6 +1084,61 @@ fn round3_cases(
         says: "r-warm.toml:11: key `train.warmup`",
     });
     avoid.push(("recipe: --set beside a bad key of the file", "with --set"));
+    // --set messages (round 4): a method's parameter by name or by place, a key of
+    // another tool, a method given as a value, a training key inside a method.
+    let two = write(
+        "r-set",
+        ft(
+            "",
+            "[[methods]]\nname = \"sam\"\n[[methods]]\nname = \"lora\"\n",
+        ),
+    );
+    for (what, set, code, says) in [
+        ("recipe: --set METHOD.PARAM", "sam.rho=0.1", 0, "cb-sam-s0"),
+        (
+            "recipe: --set methods[i].PARAM",
+            "methods[2].r=4",
+            0,
+            "cb-lora-s0",
+        ),
+        (
+            "recipe: --set methods[i].PARAM out of range",
+            "methods[2].r=-4",
+            2,
+            "--set methods[2].r=-4: key `methods[2].r`",
+        ),
+        (
+            "recipe: --set an unknown method",
+            "sma.rho=2",
+            2,
+            "`sma` is neither a table of the recipe nor one of its [[methods]]; did you mean `sam`?",
+        ),
+        (
+            "recipe: --set learning_rate",
+            "train.learning_rate=1e-3",
+            2,
+            "unknown key `learning_rate` in [train]; did you mean `lr`?",
+        ),
+        (
+            "recipe: --set train.mode = a method",
+            "train.mode=lora",
+            2,
+            "key `train.mode`: unknown value `lora`",
+        ),
+        (
+            "recipe: --set a [train] key in a method",
+            "lora.lr=1e-3",
+            2,
+            "--set lora.lr=1e-3: key `methods[2].lr`: `lr` is a [train] key, not a parameter of methods[2] (lora)",
+        ),
+    ] {
+        cases.push(Case {
+            what,
+            args: args(&["plan", &two, "--set", set]),
+            code,
+            says,
+        });
+    }
     (cases, avoid)
 }
 

@@ -53,6 +53,10 @@ impl Override {
         key == self.key
             || key.starts_with(&format!("{}.", self.key))
             || self.key.ends_with(&format!(".{key}"))
+            // METHOD.PARAM, resolved to methods[i].PARAM.
+            || self.key.split_once('.').is_some_and(|(_, param)| {
+                key.starts_with("methods[") && key.ends_with(&format!("].{param}"))
+            })
     }
 }
 
@@ -72,6 +76,69 @@ pub fn locate(err: InputError, sets: &[Override]) -> InputError {
     }
 }
 
+/// `methods[i]` → i.
+fn method_index(part: &str) -> Option<usize> {
+    part.strip_prefix("methods[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// The key an override sets: `<method>.<param>` (a method of the recipe's [[methods]]
+/// tables, not a table of the recipe) is that table's parameter, `methods[i].<param>`;
+/// any other key as written.
+fn method_key(table: &toml::Table, o: &Override) -> Result<String, InputError> {
+    let Some((head, rest)) = o.key.split_once('.') else {
+        return Ok(o.key.clone());
+    };
+    if table.contains_key(head) || TABLES.contains(&head) || method_index(head).is_some() {
+        return Ok(o.key.clone());
+    }
+    let methods = table.get("methods").and_then(|m| m.as_array());
+    let named: Vec<usize> = methods
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, t)| t.get("name").and_then(|n| n.as_str()) == Some(head))
+        .map(|(i, _)| i)
+        .collect();
+    match named[..] {
+        [i] => Ok(format!("methods[{i}].{rest}")),
+        [] => {
+            let names: Vec<&str> = methods
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.get("name").and_then(|n| n.as_str()))
+                .collect();
+            let mut options: Vec<&str> = TABLES.to_vec();
+            options.extend(&names);
+            Err(InputError::new(format!(
+                "{}: `{head}` is neither a table of the recipe nor one of its [[methods]]{}",
+                o.label(),
+                crate::suggest::did_you_mean(head, options.iter().copied())
+            ))
+            .key("--set")
+            .hint(format!(
+                "--set reaches model.KEY, data.KEY, train.KEY, sweep.KEY, and a method's parameter as METHOD.PARAM or methods[i].PARAM (this recipe's methods: {})",
+                names.join(", ")
+            )))
+        }
+        _ => Err(InputError::new(format!(
+            "{}: {} [[methods]] tables are named `{head}`",
+            o.label(),
+            named.len()
+        ))
+        .key("--set")
+        .hint(format!(
+            "name the table by its place: --set methods[{}].{rest}={}",
+            named[0], o.raw
+        ))),
+    }
+}
+
+/// The tables a recipe may hold.
+const TABLES: [&str; 6] = ["model", "data", "train", "sweep", "synthetic", "methods"];
+
 /// The recipe at `file` (source `source`) with `sets` applied and validated.
 pub fn apply(source: &str, file: &str, sets: &[Override]) -> Result<Recipe, InputError> {
     if sets.is_empty() {
@@ -90,8 +157,32 @@ pub fn apply(source: &str, file: &str, sets: &[Override]) -> Result<Recipe, Inpu
     let mut table: toml::Table =
         toml::from_str(source).map_err(|_| Recipe::parse(source, file).unwrap_err())?;
     for o in sets {
-        let parts: Vec<&str> = o.key.split('.').map(str::trim).collect();
+        let key = method_key(&table, o)?;
+        let parts: Vec<&str> = key.split('.').map(str::trim).collect();
         let (last, path) = parts.split_last().expect("non-empty key");
+        if let Some(i) = path.first().and_then(|p| method_index(p)) {
+            let methods = table.get_mut("methods").and_then(|m| m.as_array_mut());
+            let Some(entry) = methods
+                .and_then(|m| m.get_mut(i))
+                .and_then(|t| t.as_table_mut())
+            else {
+                return Err(InputError::new(format!(
+                    "{}: the recipe has no [[methods]] table {i} (counting from 0)",
+                    o.label()
+                ))
+                .key("--set")
+                .hint("methods[0] is the first [[methods]] table of the recipe"));
+            };
+            if path.len() != 1 {
+                return Err(InputError::new(format!(
+                    "{}: a method's parameters are one level deep (methods[{i}].PARAM)",
+                    o.label()
+                ))
+                .key("--set"));
+            }
+            entry.insert(last.to_string(), o.value.clone());
+            continue;
+        }
         let mut at = &mut table;
         for (i, part) in path.iter().enumerate() {
             let entry = at
@@ -118,7 +209,32 @@ pub fn apply(source: &str, file: &str, sets: &[Override]) -> Result<Recipe, Inpu
         .map_err(|e| InputError::new(format!("cannot apply --set: {e}")).key("--set"))?;
     let labels: Vec<String> = sets.iter().map(Override::label).collect();
     let generated = format!("{file} with {}", labels.join(" "));
-    Recipe::parse(&text, &generated).map_err(|e| relocate(e, sets, source, file))
+    Recipe::parse(&text, &generated).map_err(|e| relocate(value_key(e, sets), sets, source, file))
+}
+
+/// An error about a value that names no key (serde's "unknown value `lora`") gets the
+/// key of the `--set` that gave that value, and a method named as a value is pointed to
+/// `[[methods]]`.
+fn value_key(mut e: InputError, sets: &[Override]) -> InputError {
+    let Some(value) = e
+        .message
+        .strip_prefix("unknown value `")
+        .and_then(|r| r.split('`').next())
+    else {
+        return e;
+    };
+    if e.key.is_none()
+        && let Some(o) = sets.iter().find(|o| o.value.as_str() == Some(value))
+    {
+        e.key = Some(o.key.clone());
+    }
+    if crate::registry::methods().iter().any(|m| m.name == value) {
+        let hint = e.hint.take().unwrap_or_default();
+        e.hint = Some(format!(
+            "{hint}; `{value}` is a method: add a [[methods]] table with name = \"{value}\""
+        ));
+    }
+    e
 }
 
 /// Place an error found in a recipe with `sets` applied: at the `--set` that caused it,

@@ -332,6 +332,31 @@ fn check_names(allowed: &[&str], value: &toml::Value) -> Result<serde_json::Valu
 
 /// Validate a plugin table (without its `name` key) against `specs` and fill defaults.
 /// `owner` names the table in errors, e.g. `methods[2] (mmr)`.
+/// The recipe table a common training, model or data key belongs to.
+fn section_of(key: &str) -> Option<&'static str> {
+    const TRAIN: [&str; 10] = [
+        "lr",
+        "epochs",
+        "batch_size",
+        "warmup",
+        "weight_decay",
+        "seeds",
+        "max_steps",
+        "grad_clip",
+        "mode",
+        "patience",
+    ];
+    if TRAIN.contains(&key) {
+        Some("train")
+    } else if ["max_len", "path", "pooling"].contains(&key) {
+        Some("model")
+    } else if ["tasks", "dir", "source"].contains(&key) {
+        Some("data")
+    } else {
+        None
+    }
+}
+
 pub fn resolve_params(
     owner: &str,
     specs: &[ParamSpec],
@@ -340,6 +365,15 @@ pub fn resolve_params(
     let mut out = MethodParams::new();
     for (key, value) in table {
         let Some(spec) = specs.iter().find(|s| s.name == key) else {
+            if let Some(section) = section_of(key) {
+                return Err(InputError::new(format!(
+                    "`{key}` is a [{section}] key, not a parameter of {owner}"
+                ))
+                .key(key.clone())
+                .hint(format!(
+                    "set {section}.{key} in [{section}] (it applies to every method of the recipe), or sweep \"{section}.{key}\""
+                )));
+            }
             let valid: Vec<&str> = specs.iter().map(|s| s.name).collect();
             let listing = if valid.is_empty() {
                 "it takes no parameters".to_string()

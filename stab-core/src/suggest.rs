@@ -23,6 +23,14 @@ where
     I: IntoIterator<Item = &'a str>,
 {
     let lower = name.to_lowercase();
+    let candidates: Vec<&'a str> = candidates.into_iter().collect();
+    // Other tools' spellings of stab's keys (Hugging Face's TrainingArguments and
+    // run_glue.py): no edit distance links `learning_rate` to `lr`.
+    if let Some(&(_, ours)) = SYNONYMS.iter().find(|(theirs, _)| *theirs == lower)
+        && let Some(c) = candidates.iter().find(|c| **c == ours)
+    {
+        return Some(c);
+    }
     let mut best: Option<(usize, &'a str)> = None;
     for c in candidates {
         let cl = c.to_lowercase();
@@ -37,6 +45,24 @@ where
     let limit = (name.chars().count() / 3).max(2);
     best.filter(|(d, _)| *d <= limit).map(|(_, c)| c)
 }
+
+/// (another tool's name, stab's).
+const SYNONYMS: [(&str, &str); 14] = [
+    ("learning_rate", "lr"),
+    ("num_train_epochs", "epochs"),
+    ("num_epochs", "epochs"),
+    ("per_device_train_batch_size", "batch_size"),
+    ("train_batch_size", "batch_size"),
+    ("warmup_ratio", "warmup"),
+    ("max_grad_norm", "grad_clip"),
+    ("max_seq_length", "max_len"),
+    ("max_length", "max_len"),
+    ("model_name_or_path", "path"),
+    ("eval_steps", "eval_every"),
+    ("early_stopping_patience", "patience"),
+    ("seed", "seeds"),
+    ("task_name", "tasks"),
+];
 
 /// " did you mean `x`?" or an empty string.
 pub fn did_you_mean<'a, I>(name: &str, candidates: I) -> String
