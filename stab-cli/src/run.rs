@@ -217,11 +217,17 @@ impl Bar {
             GridEvent::Finished {
                 recorded,
                 failed,
+                skipped,
                 store,
             } => {
                 bar.finish_and_clear();
+                let elsewhere = if skipped > 0 {
+                    format!(", {skipped} left to other processes")
+                } else {
+                    String::new()
+                };
                 tracing::info!(
-                    "{recorded} runs recorded, {failed} failed; store: {}",
+                    "{recorded} runs recorded by this process, {failed} failed{elsewhere}; store: {}",
                     store.display()
                 );
             }

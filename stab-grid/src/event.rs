@@ -61,8 +61,11 @@ pub enum GridEvent<'a> {
     RunSkipped { spec: &'a RunSpec, why: Skip },
     /// The grid ended.
     Finished {
+        /// Runs this process executed and recorded.
         recorded: usize,
         failed: usize,
+        /// Runs another process was running or had finished.
+        skipped: usize,
         store: &'a Path,
     },
 }

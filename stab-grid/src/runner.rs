@@ -222,6 +222,7 @@ impl<'e> GridRunner<'e> {
         events(GridEvent::Finished {
             recorded: summary.recorded,
             failed: summary.failed,
+            skipped: summary.skipped,
             store: store.path(),
         });
         Ok(summary)

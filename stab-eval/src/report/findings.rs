@@ -67,6 +67,7 @@ pub struct RunSummary {
     pub mean: f64,
     pub sd: Option<f64>,
     pub failed: usize,
+    #[serde(serialize_with = "fraction::plain")]
     pub failed_share: f64,
     /// The majority-class score the runs were judged against (`None` for records that
     /// predate it: nothing counted as failed).
@@ -127,10 +128,13 @@ pub struct Aggregate {
     pub iqm: Option<f64>,
     pub iqm_ci: Option<[f64; 2]>,
     /// P(method > FineTune) ×100, over the tasks both have.
+    #[serde(serialize_with = "fraction::option")]
     pub p_improvement: Option<f64>,
+    #[serde(serialize_with = "fraction::interval")]
     pub p_improvement_ci: Option<[f64; 2]>,
     /// The IQM and P(> FineTune) with failed runs left out (of both arms).
     pub iqm_without_failed: Option<f64>,
+    #[serde(serialize_with = "fraction::option")]
     pub p_improvement_without_failed: Option<f64>,
 }
 
@@ -144,15 +148,19 @@ pub struct PredictionStability {
     pub cell_runs: usize,
     pub examples: usize,
     /// Mean over pairs of seeds of the share of examples predicted differently, ×100.
+    #[serde(serialize_with = "fraction::plain")]
     pub disagreement: f64,
     /// Share of examples not predicted alike by every seed, ×100.
+    #[serde(serialize_with = "fraction::plain")]
     pub unstable_share: f64,
     /// Examples by the share of seeds agreeing with the most common prediction, in ten
     /// bins of [0, 1] (the last holds full agreement).
     pub agreement_histogram: Vec<usize>,
     /// 95% bootstrap interval (over examples) of disagreement minus FineTune's, ×100.
+    #[serde(serialize_with = "fraction::interval")]
     pub disagreement_vs_finetune_ci: Option<[f64; 2]>,
     /// The disagreement among the runs that did not fail (two or more), ×100.
+    #[serde(serialize_with = "fraction::option")]
     pub disagreement_without_failed: Option<f64>,
 }
 
@@ -655,6 +663,30 @@ fn paired_mean_interval(diff: &[f64], reps: usize) -> Option<[f64; 2]> {
         .map(|(a, b)| [100.0 * a, 100.0 * b])
 }
 
+/// Probabilities and shares are percentages inside the report (its tables print them so)
+/// and fractions in [0, 1] in its JSON, as rliable gives them (docs/design.md §5).
+mod fraction {
+    use serde::Serializer;
+
+    pub fn plain<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(v / 100.0)
+    }
+
+    pub fn option<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_some(&(v / 100.0)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn interval<S: Serializer>(v: &Option<[f64; 2]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some([a, b]) => s.serialize_some(&[a / 100.0, b / 100.0]),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -686,6 +718,26 @@ mod tests {
             inputs: None,
             details: serde_json::json!({"majority_test": 0.4, "dev_curve": [[1, primary]]}),
         }
+    }
+
+    /// Probabilities and shares are fractions in the JSON (rliable's unit), percentages in
+    /// the tables; scores stay ×100.
+    #[test]
+    fn json_gives_probabilities_as_fractions_and_scores_times_100() {
+        let records: Vec<RunRecord> = [(0, 0.5), (1, 0.6), (2, 0.55)]
+            .into_iter()
+            .flat_map(|(seed, p)| [rec("finetune", seed, p), rec("better", seed, p + 0.3)])
+            .collect();
+        let refs: Vec<&RunRecord> = records.iter().collect();
+        let f = Findings::from_records(&refs, None, Settings::default());
+        assert_eq!(f.aggregate["better"].p_improvement, Some(100.0));
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["aggregate"]["better"]["p_improvement"], 1.0);
+        assert_eq!(
+            json["runs"]["cb"]["better"]["mean"],
+            f.runs["cb"]["better"].mean
+        );
+        assert!(f.runs["cb"]["better"].mean > 80.0);
     }
 
     #[test]

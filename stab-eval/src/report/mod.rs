@@ -146,7 +146,7 @@ impl Report {
             ReportFormat::Json => {
                 // The contract keys (runs, stability, aggregate, predictions) at the top.
                 let mut doc = serde_json::to_value(self.findings()).expect("findings serialise");
-                doc["format"] = "stab-report/1".into();
+                doc["format"] = "stab-report/2".into();
                 doc["cost"] = cost::cost_json(&self.of_kind(RecipeKind::Finetune));
                 let mut text = serde_json::to_string_pretty(&doc).expect("findings serialise");
                 text.push('\n');
