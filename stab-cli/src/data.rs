@@ -168,7 +168,7 @@ fn fetch(tasks: &[String], to: Option<&Path>, overwrite: bool) -> stab_core::Res
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let cache = DatasetCache::from_env().with_progress(true);
+    let cache = DatasetCache::from_env().for_fetch();
     let no_overrides = BTreeMap::new();
     let mut fetched = Vec::new();
     for def in defs {
@@ -222,7 +222,16 @@ fn official_files(
     }
     if let Some(split) = stab_data::author_split(def.name) {
         let path = dir.join("splits").join(format!("{}.json", def.name));
-        files.push((path, split.as_bytes().to_vec()));
+        // The author split indexes the full train file: a partial dataset (a mirror's
+        // slice) would get a split file that does not fit it.
+        match stab_data::split::fixed_split_text(&task.data, split, &path.display().to_string()) {
+            Ok(_) => files.push((path, split.as_bytes().to_vec())),
+            Err(e) => tracing::warn!(
+                "{}: the author's split does not fit the fetched train split ({}); no split file written, so runs on this directory use the seeded dev split",
+                def.name,
+                e.message
+            ),
+        }
     }
     files
 }

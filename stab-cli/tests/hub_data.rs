@@ -156,7 +156,6 @@ fn data_fetch_to_writes_the_official_layout_that_reads_back_the_same() {
         "glue/RTE/dev.tsv",
         "superglue/MultiRC/val.jsonl",
         "superglue/WiC/train.jsonl",
-        "splits/rte.json",
     ] {
         assert!(to.join(f).is_file(), "{f}: {said}");
     }
@@ -191,18 +190,23 @@ fn data_fetch_to_writes_the_official_layout_that_reads_back_the_same() {
             "{h}"
         );
     }
-    // RTE's written split file is the author's, numbering the full train file: the
-    // 160-row slice is refused, naming the file and both counts.
+    // RTE's author split numbers the full train file, which this 160-row slice is not:
+    // no split file that does not fit is written, and the fetch says so.
+    assert!(!to.join("splits/rte.json").exists(), "{said}");
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("rte: the author's split does not fit the fetched train split"),
+        "{warned}"
+    );
     let out = stab(&cache)
         .args(["data", "check", "--task", "rte", "--data-dir"])
         .arg(&to)
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("splits/rte.json") && err.contains("the train file has 160"),
-        "{err}"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     // Again: the same files are no replacement. A file that differs is refused before
     // anything is written, and replaced with --overwrite.
@@ -263,6 +267,44 @@ fn an_offline_hub_run_with_nothing_cached_is_one_exit_2_error() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // The fetch's own failure does not recommend running the fetch again.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("stab data fetch --tasks"), "{err}");
+
+    // A cache whose refs/main names no snapshot is named as damaged, not as missing data.
+    let broken = tmp.path().join("broken");
+    copy_tree(&assets::root().join("testdata/hub"), &broken);
+    std::fs::write(
+        broken.join("datasets--aps--super_glue/refs/main"),
+        "0000000000000000000000000000000000000000",
+    )
+    .unwrap();
+    let out = stab(&broken)
+        .arg("run")
+        .arg(&r)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("refs/main names the commit `0000000000000000000000000000000000000000`"),
+        "{err}"
+    );
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
 }
 
 #[test]

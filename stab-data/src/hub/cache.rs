@@ -18,6 +18,8 @@ pub struct DatasetCache {
     root: PathBuf,
     allow_download: bool,
     progress: bool,
+    /// The caller is `stab data fetch`: its failures get hints that do not recommend it.
+    fetching: bool,
 }
 
 impl DatasetCache {
@@ -35,7 +37,16 @@ impl DatasetCache {
             root,
             allow_download,
             progress: false,
+            fetching: false,
         }
+    }
+
+    /// For `stab data fetch`: progress bars, and failures explained without recommending
+    /// the command that failed.
+    pub fn for_fetch(mut self) -> Self {
+        self.progress = true;
+        self.fetching = true;
+        self
     }
 
     /// Show a progress bar per downloaded file (on stderr).
@@ -48,15 +59,36 @@ impl DatasetCache {
         &self.root
     }
 
+    /// The cache directory of the dataset's repository.
+    fn repo_dir(&self, ds: &HubDataset) -> PathBuf {
+        self.root
+            .join(format!("datasets--{}", ds.repo.replace('/', "--")))
+    }
+
     /// The snapshot directory of the dataset's revision, when the cache has one.
     fn snapshot(&self, ds: &HubDataset) -> Option<PathBuf> {
-        let repo = self
-            .root
-            .join(format!("datasets--{}", ds.repo.replace('/', "--")));
+        let repo = self.repo_dir(ds);
         let commit = std::fs::read_to_string(repo.join("refs").join(&ds.revision))
             .map(|c| c.trim().to_string())
             .unwrap_or_else(|_| ds.revision.clone());
         Some(repo.join("snapshots").join(commit)).filter(|d| d.is_dir())
+    }
+
+    /// A ref of the revision that names no snapshot (a damaged cache), as a sentence.
+    fn broken_ref(&self, ds: &HubDataset) -> Option<String> {
+        let file = self.repo_dir(ds).join("refs").join(&ds.revision);
+        let commit = std::fs::read_to_string(&file).ok()?;
+        let commit = commit.trim();
+        let ok = !commit.is_empty()
+            && !commit.contains(['/', '\\'])
+            && self.repo_dir(ds).join("snapshots").join(commit).is_dir();
+        (!ok).then(|| {
+            format!(
+                "the cache's ref {} names the commit `{}`, which has no snapshot in the cache",
+                file.display(),
+                commit.chars().take(64).collect::<String>()
+            )
+        })
     }
 
     /// The split's shards in the cache, in name order (empty when none).
@@ -83,6 +115,14 @@ impl DatasetCache {
         if !cached.is_empty() {
             return Ok(cached);
         }
+        if let Some(broken) = self.broken_ref(ds) {
+            return Err(InputError::new(format!(
+                "dataset {}: {broken}",
+                ds.describe()
+            ))
+            .file(self.repo_dir(ds).display().to_string())
+            .hint("the cache is damaged: delete that dataset's directory from the cache and fetch it again"));
+        }
         let why = if self.allow_download {
             match self.download(ds, split) {
                 Ok(files) if !files.is_empty() => return Ok(files),
@@ -90,20 +130,28 @@ impl DatasetCache {
                     "the dataset has no {split} parquet files under {}/",
                     ds.config
                 ),
+                Err(stab_core::Error::Internal(e)) => {
+                    format!("downloading failed: {e}: {}", e.root_cause())
+                }
                 Err(e) => format!("downloading failed: {e}"),
             }
         } else {
             "HF_HUB_OFFLINE is set, so nothing was downloaded".to_string()
+        };
+        let hint = if self.fetching {
+            "stab data fetch needs a connection to huggingface.co (or a mirror in HF_ENDPOINT); on a machine without one, copy a cache filled elsewhere and point HF_HOME / HF_HUB_CACHE at it".to_string()
+        } else {
+            format!(
+                "fetch it where there is a network: `stab data fetch --tasks {}` fills that cache (copy it, or point HF_HOME / HF_HUB_CACHE at a copy); or `stab data fetch --tasks {} --to DIR` writes the official files for source = \"dir\"",
+                ds.task, ds.task
+            )
         };
         Err(InputError::new(format!(
             "dataset {} has no {split} split in the Hugging Face cache at {} ({why})",
             ds.describe(),
             self.root.display()
         ))
-        .hint(format!(
-            "fetch it where there is a network: `stab data fetch --tasks {}` fills that cache (copy it, or point HF_HOME / HF_HUB_CACHE at a copy); or `stab data fetch --tasks {} --to DIR` writes the official files for source = \"dir\"",
-            ds.task, ds.task
-        )))
+        .hint(hint))
     }
 
     /// Download the split's shards into the cache; the files as the cache holds them.
