@@ -16,6 +16,8 @@
 //!
 //! In head tuning the encoder is frozen and LoRA adds nothing (the run equals FineTune's).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use stab_core::Refusal;
 use stab_core::derive_seed;
@@ -54,12 +56,13 @@ impl LoraTarget {
         Self::Output,
     ];
 
-    /// The module's name under an HF BERT layer (`encoder.layer.N.<this>`).
-    pub fn hf_module(self) -> &'static str {
+    /// The Linear the update belongs to, under a stab layer (`encoder.layer.N.<this>`);
+    /// the family's name map gives its Hugging Face module.
+    fn stab_linear(self) -> &'static str {
         match self {
-            Self::Query => "attention.self.query",
-            Self::Key => "attention.self.key",
-            Self::Value => "attention.self.value",
+            Self::Query => "attention.self_attn.query",
+            Self::Key => "attention.self_attn.key",
+            Self::Value => "attention.self_attn.value",
             Self::AttentionOutput => "attention.output.dense",
             Self::Intermediate => "intermediate.dense",
             Self::Output => "output.dense",
@@ -207,41 +210,72 @@ impl Method for LowRankAdaptation {
         let Some(encoder) = &trained.encoder else {
             return Ok(Vec::new());
         };
+        let modules = self.peft_modules(encoder)?;
         Ok(vec![
             (
                 "peft/adapter_model.safetensors".into(),
-                CheckpointFile::Tensors(self.peft_tensors(encoder)?),
+                CheckpointFile::Tensors(self.peft_tensors(&modules)),
             ),
             (
                 "peft/adapter_config.json".into(),
-                CheckpointFile::Bytes(self.peft_config(ctx).into_bytes()),
+                CheckpointFile::Bytes(self.peft_config(ctx, &modules).into_bytes()),
             ),
         ])
     }
 }
 
+/// One LoRA update in torch layouts: A `[r, d_in]`, B `[d_out, r]`.
+struct Update {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    d_in: usize,
+    d_out: usize,
+    /// Which block of a fused module's rows it updates (ModernBERT's `Wqkv`): (k, n).
+    part: Option<(usize, usize)>,
+}
+
+/// The updates of one Hugging Face module, and the rank and α PEFT must give it.
+struct ModuleUpdate {
+    a: NamedTensor,
+    b: NamedTensor,
+    /// Updates fused into this module (1, or 2 for query and value in `Wqkv`).
+    count: usize,
+}
+
 impl LowRankAdaptation {
-    /// The updates under HF PEFT's names: `base_model.model.encoder.layer.N.<module>.lora_A.weight`
-    /// `[r, d_in]` and `lora_B.weight` `[d_out, r]` (torch layouts).
-    fn peft_tensors(&self, encoder: &stab_models::Encoder) -> stab_core::Result<TensorFile> {
+    /// The updates under HF PEFT's names for the model's family:
+    /// `base_model.model.<module>.lora_A.weight` `[r, d_in]` and `lora_B.weight`
+    /// `[d_out, r]`, where `<module>` is the family's Hugging Face module of the updated
+    /// Linear (`attention.self.query_proj` in DeBERTa). Updates of the row blocks of one
+    /// fused module (ModernBERT's query and value in `attn.Wqkv`) become one update of
+    /// rank r·m: A stacks their A's, B places each B in its rows and rank columns, and
+    /// α·m keeps the scale α/r (PEFT's `rank_pattern` / `alpha_pattern`).
+    fn peft_modules(
+        &self,
+        encoder: &stab_models::Encoder,
+    ) -> stab_core::Result<BTreeMap<String, ModuleUpdate>> {
         let all = params::collect(encoder);
-        let mut file = TensorFile::default();
+        let family = encoder.config.family;
+        let mut grouped: BTreeMap<String, Vec<Update>> = BTreeMap::new();
         for i in 0..encoder.encoder.layer.len() {
             for &t in &self.targets {
                 let at = |m: &str| format!("encoder.layer.{i}.{}.{m}", t.stab_slot());
                 let (Some(a), Some(b)) = (all.get(&at("a")), all.get(&at("b"))) else {
                     return Err(stab_core::internal!(
                         "layer {i} has no LoRA update of {}",
-                        t.hf_module()
+                        t.stab_linear()
                     ));
                 };
-                let name = |m: &str| {
-                    format!(
-                        "base_model.model.encoder.layer.{i}.{}.{m}.weight",
-                        t.hf_module()
-                    )
-                };
-                for (key, p) in [(name("lora_A"), a), (name("lora_B"), b)] {
+                let weight = format!("encoder.layer.{i}.{}.weight", t.stab_linear());
+                let hf = stab_models::names::hf_name(family, &weight).ok_or_else(|| {
+                    stab_core::internal!("{weight} has no Hugging Face name in this family")
+                })?;
+                let module = hf
+                    .name
+                    .strip_suffix(".weight")
+                    .unwrap_or(&hf.name)
+                    .to_string();
+                let torch = |p: &params::FlatParam| -> stab_core::Result<Vec<f32>> {
                     let values = p
                         .values
                         .clone()
@@ -249,50 +283,54 @@ impl LowRankAdaptation {
                         .convert::<f32>()
                         .try_to_vec::<f32>()
                         .map_err(|e| stab_core::internal!("{e:?}"))?;
-                    let (rows, cols) = (p.shape[0], p.shape[1]);
-                    file.tensors.insert(
-                        key,
-                        NamedTensor {
-                            shape: vec![cols, rows],
-                            values: stab_models::checkpoint::transpose(&values, rows, cols),
-                        },
-                    );
-                }
+                    Ok(stab_models::checkpoint::transpose(
+                        &values, p.shape[0], p.shape[1],
+                    ))
+                };
+                grouped.entry(module).or_default().push(Update {
+                    a: torch(a)?,
+                    b: torch(b)?,
+                    d_in: a.shape[0],
+                    d_out: b.shape[1],
+                    part: hf.part,
+                });
             }
         }
-        Ok(file)
+        Ok(grouped
+            .into_iter()
+            .map(|(module, updates)| (module, fuse(self.r, &updates)))
+            .collect())
     }
 
-    /// HF PEFT's `adapter_config.json` for these updates.
-    fn peft_config(&self, ctx: &ExportContext) -> String {
-        let qkv = self
-            .targets
-            .iter()
-            .all(|t| matches!(t, LoraTarget::Query | LoraTarget::Key | LoraTarget::Value));
-        // PEFT matches a list by name suffix, a string as a full regex; the dense layers
-        // share the suffix `dense`, so they are written as a regex.
-        let targets = if qkv {
-            serde_json::json!(
-                self.targets
-                    .iter()
-                    .map(|t| t.hf_module().rsplit('.').next().unwrap_or_default())
-                    .collect::<Vec<_>>()
-            )
-        } else {
-            let alternatives: Vec<String> = self
-                .targets
-                .iter()
-                .map(|t| t.hf_module().replace('.', r"\."))
-                .collect();
-            serde_json::json!(format!(r".*\.layer\.\d+\.({})", alternatives.join("|")))
-        };
+    fn peft_tensors(&self, modules: &BTreeMap<String, ModuleUpdate>) -> TensorFile {
+        let mut file = TensorFile::default();
+        for (module, u) in modules {
+            let name = |m: &str| format!("base_model.model.{module}.{m}.weight");
+            file.tensors.insert(name("lora_A"), u.a.clone());
+            file.tensors.insert(name("lora_B"), u.b.clone());
+        }
+        file
+    }
+
+    /// HF PEFT's `adapter_config.json` for these updates: every updated module by its full
+    /// name (PEFT matches a name exactly), fused modules with their rank and α.
+    fn peft_config(&self, ctx: &ExportContext, modules: &BTreeMap<String, ModuleUpdate>) -> String {
+        let fused = || modules.iter().filter(|(_, u)| u.count > 1);
+        let ranks: serde_json::Map<String, serde_json::Value> = fused()
+            .map(|(m, u)| (m.clone(), serde_json::json!(self.r * u.count)))
+            .collect();
+        let alphas: serde_json::Map<String, serde_json::Value> = fused()
+            .map(|(m, u)| (m.clone(), serde_json::json!(self.alpha * u.count as f64)))
+            .collect();
         serde_json::to_string_pretty(&serde_json::json!({
             "peft_type": "LORA",
             "base_model_name_or_path": ctx.model_dir.display().to_string(),
             "r": self.r,
             "lora_alpha": self.alpha,
             "lora_dropout": self.dropout,
-            "target_modules": targets,
+            "target_modules": modules.keys().collect::<Vec<_>>(),
+            "rank_pattern": ranks,
+            "alpha_pattern": alphas,
             "bias": "none",
             "fan_in_fan_out": false,
             "inference_mode": true,
@@ -301,6 +339,38 @@ impl LowRankAdaptation {
             "task_type": null,
         }))
         .expect("json")
+    }
+}
+
+/// The updates of one module as one PEFT update (see [`LowRankAdaptation::peft_modules`]).
+fn fuse(r: usize, updates: &[Update]) -> ModuleUpdate {
+    let m = updates.len();
+    let d_in = updates[0].d_in;
+    let (parts, d_part) = match updates[0].part {
+        Some((_, n)) => (n, updates[0].d_out),
+        None => (1, updates[0].d_out),
+    };
+    let d_out = parts * d_part;
+    let mut a = Vec::with_capacity(r * m * d_in);
+    let mut b = vec![0.0f32; d_out * r * m];
+    for (j, u) in updates.iter().enumerate() {
+        a.extend_from_slice(&u.a);
+        let block = u.part.map_or(0, |(k, _)| k);
+        for row in 0..d_part {
+            let to = (block * d_part + row) * r * m + j * r;
+            b[to..to + r].copy_from_slice(&u.b[row * r..(row + 1) * r]);
+        }
+    }
+    ModuleUpdate {
+        a: NamedTensor {
+            shape: vec![r * m, d_in],
+            values: a,
+        },
+        b: NamedTensor {
+            shape: vec![d_out, r * m],
+            values: b,
+        },
+        count: m,
     }
 }
 

@@ -28,9 +28,18 @@ fn tiny() -> PathBuf {
 }
 
 fn train(eng: &Engine, methods: &str, extra_train: &str) -> (TrainedRun, Vec<f64>) {
+    train_on(&tiny(), eng, methods, extra_train)
+}
+
+fn train_on(
+    model: &std::path::Path,
+    eng: &Engine,
+    methods: &str,
+    extra_train: &str,
+) -> (TrainedRun, Vec<f64>) {
     let text = format!(
         "name = \"t\"\n[model]\npath = \"{}\"\nmax_len = 64\n[data]\ndir = \"{}\"\ntasks = [\"cb\"]\ntrain_fraction = 0.3\n[train]\nmode = \"full\"\nbatch_size = 8\nmax_steps = 8\neval_every = 4\nlr = 1e-2\nseeds = [4]\n{extra_train}[[methods]]\n{methods}\n",
-        tiny().display(),
+        model.display(),
         testdata().join("data").display()
     );
     let recipe = Recipe::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
@@ -195,7 +204,12 @@ fn lora_checkpoints_merged_weights_and_its_update_in_peft_format() {
     assert_eq!(config["r"], 2);
     assert_eq!(
         config["target_modules"],
-        serde_json::json!(["query", "value"])
+        serde_json::json!([
+            "encoder.layer.0.attention.self.query",
+            "encoder.layer.0.attention.self.value",
+            "encoder.layer.1.attention.self.query",
+            "encoder.layer.1.attention.self.value"
+        ])
     );
     assert_eq!(adapter.tensors.len(), 2 * 2 * 2);
     let base = stab_models::read_safetensors(&tiny().join("model.safetensors")).unwrap();
@@ -308,5 +322,66 @@ fn peft_methods_change_training_and_are_listed() {
         .collect();
     for n in ["lora", "bitfit", "adapter"] {
         assert!(names.contains(&n));
+    }
+}
+
+/// Each family's adapter files name that family's Hugging Face modules (issue #34:
+/// DeBERTa's were BERT's). ModernBERT fuses query, key and value into `attn.Wqkv`: the
+/// query and value updates become one update of rank 2r there, A stacking theirs and B
+/// holding each in its row block, with α doubled so the scale stays α/r. (HF PEFT itself
+/// loads each family's files: scripts/check_peft.py.)
+#[test]
+fn peft_files_use_each_familys_module_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = Engine::new(Device::flex(), dir.path());
+    let read = |run: &TrainedRun, file: &str| {
+        dir.path()
+            .join(run.record.details["checkpoint"].as_str().unwrap())
+            .join("peft")
+            .join(file)
+    };
+    let lora = "name = \"lora\"\nr = 2\nalpha = 8.0";
+    let (deberta, _) = train_on(
+        &testdata().join("fixtures/tiny-deberta-v3"),
+        &eng,
+        lora,
+        "save_best = true\n",
+    );
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(read(&deberta, "adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        config["target_modules"][0],
+        "encoder.layer.0.attention.self.query_proj"
+    );
+    let (modern, _) = train_on(
+        &testdata().join("fixtures/tiny-modernbert"),
+        &eng,
+        lora,
+        "save_best = true\n",
+    );
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(read(&modern, "adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["target_modules"][0], "layers.0.attn.Wqkv");
+    assert_eq!(config["rank_pattern"]["layers.0.attn.Wqkv"], 4);
+    assert_eq!(config["alpha_pattern"]["layers.0.attn.Wqkv"], 16.0);
+    let adapter =
+        stab_models::read_safetensors(&read(&modern, "adapter_model.safetensors")).unwrap();
+    let b = &adapter.tensors["base_model.model.layers.0.attn.Wqkv.lora_B.weight"];
+    let h = b.shape[0] / 3;
+    assert_eq!(b.shape[1], 4);
+    // Key rows (the middle block) are untouched; the query block uses only the first rank
+    // pair, the value block only the second.
+    for row in 0..3 * h {
+        for k in 0..4 {
+            let v = b.values[row * 4 + k];
+            let live = (row < h && k < 2) || (row >= 2 * h && k >= 2);
+            if !live {
+                assert_eq!(v, 0.0, "row {row}, rank {k}");
+            }
+        }
     }
 }
