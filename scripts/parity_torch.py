@@ -12,6 +12,12 @@ STAB_PARITY_EXPORT=DIR first, which writes DIR/head_init.json.
 Writes testdata/parity/cb_minilm.json: the batch order (drawn here, numpy, fixed seed),
 the loss of every update, the test predictions and test metrics after the last update.
 torch and transformers are this script's dependencies, never stab's.
+
+With --lora INIT (lora_init.json from the same STAB_PARITY_EXPORT run) it trains LoRA
+instead, through HF PEFT: peft.get_peft_model(LoraConfig(r=8, lora_alpha=16,
+lora_dropout=0, target_modules=["query", "value"])) on the encoder, lora_A from stab's
+draw, lora_B = 0 (PEFT's own init), learning rate 5e-4, and writes
+testdata/parity/cb_minilm_lora.json (peft is then a dependency too).
 """
 
 import argparse
@@ -44,13 +50,27 @@ def batch(tok, enc, idx):
 
 
 class Model(torch.nn.Module):
-    def __init__(self, model_dir, init):
+    def __init__(self, model_dir, init, lora=None):
         super().__init__()
         config = BertConfig.from_pretrained(
             model_dir, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
         )
         self.encoder = BertModel.from_pretrained(model_dir, config=config)
         h = config.hidden_size
+        if lora is not None:
+            from peft import LoraConfig, get_peft_model
+
+            self.encoder = get_peft_model(
+                self.encoder,
+                LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["query", "value"]),
+            )
+            layers = self.encoder.base_model.model.encoder.layer
+            for i, start in enumerate(lora):
+                for target in ["query", "value"]:
+                    module = getattr(layers[i].attention.self, target)
+                    a = torch.tensor(start[target], dtype=torch.float32).reshape(8, h)
+                    module.lora_A["default"].weight.data.copy_(a)
+                    assert module.lora_B["default"].weight.abs().max() == 0
         self.dense = torch.nn.Linear(h, h)
         self.out = torch.nn.Linear(h, len(LABELS))
         for name, layer in [("dense", self.dense), ("out", self.out)]:
@@ -84,8 +104,13 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--init", required=True, help="head_init.json from STAB_PARITY_EXPORT")
     ap.add_argument("--data", default=str(ROOT / "testdata/data"))
-    ap.add_argument("--out", default=str(ROOT / "testdata/parity/cb_minilm.json"))
+    ap.add_argument("--lora", help="lora_init.json from STAB_PARITY_EXPORT: train LoRA via PEFT")
+    ap.add_argument("--out")
     args = ap.parse_args()
+    lora = json.loads(pathlib.Path(args.lora).read_text()) if args.lora else None
+    name = "cb_minilm_lora.json" if lora else "cb_minilm.json"
+    out_path = args.out or str(ROOT / "testdata/parity" / name)
+    lr = 5e-4 if lora else LR
     torch.manual_seed(0)
     torch.set_num_threads(2)
     data = pathlib.Path(args.data)
@@ -105,15 +130,15 @@ def main():
         order += [perm[i : i + BATCH] for i in range(0, len(perm), BATCH)]
     order = order[:UPDATES]
 
-    model = Model(args.model, json.loads(pathlib.Path(args.init).read_text()))
+    model = Model(args.model, json.loads(pathlib.Path(args.init).read_text()), lora)
     model.train()
     no_decay = ["bias", "LayerNorm.weight", "LayerNorm.bias"]
-    named = list(model.named_parameters())
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [
         {"params": [p for n, p in named if not any(k in n for k in no_decay)], "weight_decay": WD},
         {"params": [p for n, p in named if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
-    opt = torch.optim.AdamW(groups, lr=LR, betas=(0.9, 0.999), eps=1e-8)
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
     w = int(WARMUP * UPDATES)
 
     def factor(k):
@@ -128,7 +153,7 @@ def main():
         losses.append(loss.item())
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        torch.nn.utils.clip_grad_norm_([p for _, p in named], CLIP)
         opt.step()
         sched.step()
     model.eval()
@@ -137,18 +162,23 @@ def main():
         for i in range(0, len(test_enc), EVAL_BATCH):
             idx = list(range(i, min(i + EVAL_BATCH, len(test_enc))))
             pred += model(batch(tok, test_enc, idx)).argmax(-1).tolist()
+    what = "LoRA through HF PEFT" if lora else "PyTorch reference"
     out = {
-        "what": "scripts/parity_torch.py: MiniLM on testdata CB, 30 updates, PyTorch reference",
+        "what": f"scripts/parity_torch.py: MiniLM on testdata CB, 30 updates, {what}",
         "torch": torch.__version__,
-        "settings": {"max_len": MAX_LEN, "batch": BATCH, "updates": UPDATES, "lr": LR,
+        "settings": {"max_len": MAX_LEN, "batch": BATCH, "updates": UPDATES, "lr": lr,
                      "warmup": WARMUP, "weight_decay": WD, "grad_clip": CLIP},
         "batch_order": order,
         "losses": losses,
         "test_predictions": pred,
         "test_metrics": metrics(pred, test_y),
     }
-    pathlib.Path(args.out).write_text(json.dumps(out) + "\n")
-    print(f"wrote {args.out}: loss {losses[0]:.4f} -> {losses[-1]:.4f}, test {out['test_metrics']}")
+    if lora:
+        import peft
+
+        out["peft"] = peft.__version__
+    pathlib.Path(out_path).write_text(json.dumps(out) + "\n")
+    print(f"wrote {out_path}: loss {losses[0]:.4f} -> {losses[-1]:.4f}, test {out['test_metrics']}")
 
 
 if __name__ == "__main__":

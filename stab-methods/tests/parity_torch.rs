@@ -30,9 +30,21 @@ fn golden_path() -> PathBuf {
     assets::root().join("testdata/parity/cb_minilm.json")
 }
 
+fn lora_golden_path() -> PathBuf {
+    assets::root().join("testdata/parity/cb_minilm_lora.json")
+}
+
+/// LoRA as HF PEFT's `LoraConfig(r=8, lora_alpha=16, lora_dropout=0,
+/// target_modules=["query", "value"])`, dropout off everywhere.
+const LORA: &str = "name = \"lora\"\nr = 8\nalpha = 16.0\ndropout = 0.0\ntargets = [\"query\", \"value\"]\nstack = [{ name = \"test-finetune-no-dropout\" }]";
+
 fn spec(minilm: &std::path::Path) -> RunSpec {
+    spec_with(minilm, "name = \"test-finetune-no-dropout\"", "1e-4")
+}
+
+fn spec_with(minilm: &std::path::Path, method: &str, lr: &str) -> RunSpec {
     let text = format!(
-        "name = \"parity\"\n[model]\npath = \"{}\"\nmax_len = 128\n[data]\ndir = \"{}\"\ntasks = [\"cb\"]\n[train]\nmode = \"full\"\nbatch_size = 16\nmax_steps = 30\neval_every = 30\nlr = 1e-4\nwarmup = 0.1\nweight_decay = 0.01\ngrad_clip = 1.0\nseeds = [0]\n[[methods]]\nname = \"test-finetune-no-dropout\"\n",
+        "name = \"parity\"\n[model]\npath = \"{}\"\nmax_len = 128\n[data]\ndir = \"{}\"\ntasks = [\"cb\"]\n[train]\nmode = \"full\"\nbatch_size = 16\nmax_steps = 30\neval_every = 30\nlr = {lr}\nwarmup = 0.1\nweight_decay = 0.01\ngrad_clip = 1.0\nseeds = [0]\n[[methods]]\n{method}\n",
         minilm.display(),
         assets::slices().display()
     );
@@ -121,4 +133,91 @@ fn full_fine_tuning_matches_pytorch_update_by_update() {
             r.metrics[name]
         );
     }
+}
+
+/// LoRA's starting A of every layer's query and value, in torch's `[r, d_in]` layout, as
+/// the run draws them (`lora.rs`: the adapt seed, then layer and slot), for the script.
+fn export_lora_init(spec: &RunSpec, config: &stab_models::EncoderConfig, dir: &std::path::Path) {
+    let stab_core::plan::RunJob::Finetune(job) = &spec.job else {
+        unreachable!()
+    };
+    let seeds = ComponentSeeds::derive(spec.seed, &job.train.fixed_seeds);
+    let adapt = stab_core::derive_seed(seeds.head_init, &["adapt"]);
+    let h = config.hidden_size;
+    let mut layers = Vec::new();
+    for i in 0..config.num_hidden_layers {
+        let mut layer = serde_json::Map::new();
+        for (target, slot) in [
+            ("query", "attention.self_attn.lora_query"),
+            ("value", "attention.self_attn.lora_value"),
+        ] {
+            let seed = stab_core::derive_seed(adapt, &["lora", &i.to_string(), slot]);
+            let low = stab_models::LowRank::new(
+                h,
+                h,
+                (8, 16.0, 0.0),
+                seed,
+                &Default::default(),
+                &Device::flex(),
+            );
+            let a = low.a.val().into_data().try_to_vec::<f32>().unwrap();
+            let torch: Vec<f32> = (0..8)
+                .flat_map(|k| (0..h).map(move |j| (k, j)))
+                .map(|(k, j)| a[j * 8 + k])
+                .collect();
+            layer.insert(target.into(), serde_json::json!(torch));
+        }
+        layers.push(serde_json::Value::Object(layer));
+    }
+    let path = dir.join("lora_init.json");
+    std::fs::write(&path, serde_json::Value::Array(layers).to_string()).unwrap();
+    eprintln!("wrote {}", path.display());
+}
+
+/// LoRA (r 8, α 16, query and value, dropout off) against HF PEFT's `get_peft_model` on
+/// the same model, batch order, head and starting A (issue #34): every update's loss
+/// within 1e-4 relative. `scripts/parity_torch.py --lora` wrote the reference.
+#[test]
+fn lora_matches_hf_peft_update_by_update() {
+    let Some(minilm) = assets::minilm("parity_torch (lora)") else {
+        return;
+    };
+    let spec = spec_with(&minilm, LORA, "5e-4");
+    if let Some(dir) = std::env::var_os("STAB_PARITY_EXPORT") {
+        let config = stab_models::EncoderConfig::from_dir(&minilm).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        export_lora_init(&spec, &config, std::path::Path::new(&dir));
+        return;
+    }
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lora_golden_path()).unwrap()).unwrap();
+    let order: Vec<Vec<usize>> = serde_json::from_value(golden["batch_order"].clone()).unwrap();
+    let want: Vec<f64> = serde_json::from_value(golden["losses"].clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let eng = Engine::new(Device::flex(), dir.path()).with_batch_order(order);
+    let losses = std::sync::Mutex::new(Vec::new());
+    eng.train(&spec, &|p| {
+        if let Progress::Step { loss, .. } = p {
+            losses.lock().unwrap().push(loss);
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let got = losses.into_inner().unwrap();
+    assert_eq!(got.len(), want.len(), "updates");
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs() / w.abs().max(1e-12))
+        .fold(0.0f64, f64::max);
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        eprintln!("update {:2}: stab {g:.7}  peft {w:.7}", k + 1);
+    }
+    eprintln!(
+        "LoRA: largest relative difference over {} updates: {worst:.2e}",
+        got.len()
+    );
+    assert!(
+        worst <= 1e-4,
+        "per-update LoRA losses differ from HF PEFT's by up to {worst:.2e} (relative)"
+    );
 }
