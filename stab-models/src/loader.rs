@@ -220,10 +220,15 @@ pub fn load_encoder(dir: &Path, device: &Device) -> stab_core::Result<(Encoder, 
         .map(|(p, _)| p.clone())
         .partition(|p| MAY_BE_MISSING.iter().any(|m| p.starts_with(m)));
     if !missing.is_empty() {
+        // Named as the checkpoint would name them.
+        let shown: Vec<String> = missing
+            .iter()
+            .map(|p| names::hf_name(config.family, p).map_or_else(|| p.clone(), |h| h.name))
+            .collect();
         return Err(InputError::new(format!(
             "the checkpoint lacks {} encoder tensors: {}",
             missing.len(),
-            missing.join(", ")
+            shown.join(", ")
         ))
         .file(file)
         .hint(format!(

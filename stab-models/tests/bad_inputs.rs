@@ -103,3 +103,22 @@ fn sentencepiece_only_directory_says_how_to_convert() {
         "{err}"
     );
 }
+
+/// A tensor missing from the weights is named as the checkpoint names it, not by stab's
+/// internal path (issue #34).
+#[test]
+fn a_missing_tensor_is_named_as_the_checkpoint_names_it() {
+    let d = variant(&[], |p| {
+        let file = p.join("model.safetensors");
+        let mut w = stab_models::read_safetensors(&file).unwrap();
+        w.tensors
+            .retain(|name, _| !name.ends_with("encoder.layer.1.attention.self.query.weight"));
+        stab_models::write_safetensors(&file, &w).unwrap();
+    });
+    let m = error_of(d.path());
+    assert!(
+        m.contains("lacks 1 encoder tensors: encoder.layer.1.attention.self.query.weight"),
+        "{m}"
+    );
+    assert!(!m.contains("self_attn"), "{m}");
+}
