@@ -25,9 +25,20 @@ pub struct InputError {
     pub message: String,
     /// How to fix it, if there is a useful hint.
     pub hint: Option<String>,
+    /// Context and further problems, rare enough to live behind a pointer (an error
+    /// stays small on the paths that return it).
+    pub extra: Option<Box<Extra>>,
+}
+
+/// The rarer parts of an [`InputError`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extra {
     /// What was being done when it was found, outermost first (`DIR against BASE`),
     /// shown before the place.
     pub context: Vec<String>,
+    /// Further problems found in the same check, shown after this one (a recipe with
+    /// several bad values says all of them at once).
+    pub more: Vec<InputError>,
 }
 
 impl InputError {
@@ -38,7 +49,7 @@ impl InputError {
             key: None,
             message: message.into(),
             hint: None,
-            context: Vec::new(),
+            extra: None,
         }
     }
     pub fn file(mut self, file: impl Into<String>) -> Self {
@@ -57,11 +68,28 @@ impl InputError {
         self.hint = Some(hint.into());
         self
     }
+    /// This error followed by `more` found in the same check.
+    pub fn with_more(mut self, more: Vec<InputError>) -> Self {
+        if !more.is_empty() {
+            self.extra.get_or_insert_default().more.extend(more);
+        }
+        self
+    }
+
+    /// What was being done, shown before the place (outermost first).
+    pub fn context(&self) -> &[String] {
+        self.extra.as_ref().map_or(&[], |x| &x.context)
+    }
+
+    /// Further problems found in the same check.
+    pub fn more(&self) -> &[InputError] {
+        self.extra.as_ref().map_or(&[], |x| &x.more)
+    }
 }
 
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for context in &self.context {
+        for context in self.context() {
             write!(f, "{context}: ")?;
         }
         match (&self.file, self.line) {
@@ -76,6 +104,9 @@ impl fmt::Display for InputError {
         write!(f, "{}", self.message)?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
+        }
+        for more in self.more() {
+            write!(f, "\nerror: {more}")?;
         }
         Ok(())
     }
@@ -107,7 +138,10 @@ impl Error {
     pub fn context(self, context: impl fmt::Display + Send + Sync + 'static) -> Self {
         match self {
             Self::Input(mut e) => {
-                e.context.insert(0, context.to_string());
+                e.extra
+                    .get_or_insert_default()
+                    .context
+                    .insert(0, context.to_string());
                 Self::Input(e)
             }
             Self::Internal(e) => Self::Internal(e.context(context)),

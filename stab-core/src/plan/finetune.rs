@@ -64,9 +64,15 @@ fn check_finetune(
     model: &ModelSection,
 ) -> Result<(), InputError> {
     let at = CellAt { recipe, cell };
-    check_float_ranges(&at, train, data)?;
-    check_counts(&at, train, model)?;
-    check_data(&at, data)
+    // Every range and count at once: a user fixes them in one edit.
+    let mut errors = check_float_ranges(&at, train, data);
+    errors.extend(check_counts(&at, train, model));
+    errors.extend(check_data(&at, data).err());
+    let mut errors = errors.into_iter();
+    match errors.next() {
+        Some(first) => Err(first.with_more(errors.collect())),
+        None => Ok(()),
+    }
 }
 
 /// The float settings within their ranges.
@@ -74,7 +80,8 @@ fn check_float_ranges(
     at: &CellAt<'_>,
     train: &TrainSection,
     data: &DataSection,
-) -> Result<(), InputError> {
+) -> Vec<InputError> {
+    let mut errors = Vec::new();
     // (key, value, low, low included, high, high included, hint)
     let floats = [
         (
@@ -151,22 +158,19 @@ fn check_float_ranges(
                 if lo_in { "[" } else { "(" },
                 if hi_in { "]" } else { ")" }
             );
-            return Err(at.err(
+            errors.push(at.err(
                 key,
                 format!("{key} = {v} is out of range; expected a number in {range}"),
                 hint,
             ));
         }
     }
-    Ok(())
+    errors
 }
 
 /// The counts within `crate::limits`.
-fn check_counts(
-    at: &CellAt<'_>,
-    train: &TrainSection,
-    model: &ModelSection,
-) -> Result<(), InputError> {
+fn check_counts(at: &CellAt<'_>, train: &TrainSection, model: &ModelSection) -> Vec<InputError> {
+    let mut errors = Vec::new();
     use crate::limits;
     let ints = [
         ("train.epochs", train.epochs, limits::EPOCHS),
@@ -183,10 +187,10 @@ fn check_counts(
     ];
     for (key, v, limit) in ints {
         if let Err(e) = limit.check(key, v) {
-            return Err(at.err(key, e.message, limit.hint));
+            errors.push(at.err(key, e.message, limit.hint));
         }
     }
-    Ok(())
+    errors
 }
 
 /// The data source and the tasks.
