@@ -32,6 +32,7 @@ use crate::aso::{AsoSettings, aso_eps_min};
 use crate::power::{PowerSettings, min_detectable_ratio, seeds_needed};
 use crate::stats::Summary;
 use crate::variance::{bootstrap_sd_interval, brown_forsythe, holm};
+use rayon::prelude::*;
 
 /// The computation's sizes and seeds, reported with the results.
 #[derive(Debug, Clone, Serialize)]
@@ -341,7 +342,7 @@ impl Findings {
 
 fn run_summaries(
     cells: &Cells,
-    baseline: &dyn Fn(&str) -> String,
+    baseline: &(dyn Fn(&str) -> String + Sync),
 ) -> BTreeMap<String, BTreeMap<String, RunSummary>> {
     let mut out: BTreeMap<String, BTreeMap<String, RunSummary>> = BTreeMap::new();
     for (task, methods) in cells {
@@ -378,7 +379,7 @@ fn run_summaries(
 
 fn stabilities(
     cells: &Cells,
-    baseline: &dyn Fn(&str) -> String,
+    baseline: &(dyn Fn(&str) -> String + Sync),
     settings: &Settings,
 ) -> BTreeMap<String, BTreeMap<String, Stability>> {
     let power = PowerSettings {
@@ -393,9 +394,9 @@ fn stabilities(
         bootstrap: settings.aso_bootstrap,
         ..AsoSettings::default()
     };
-    let mut detectable: BTreeMap<(usize, usize), Option<f64>> = BTreeMap::new();
-    let mut out: BTreeMap<String, BTreeMap<String, Stability>> = BTreeMap::new();
-    let mut tested: Vec<(String, String, f64)> = Vec::new();
+    // Each comparison is computed on its own (own seeds), so in parallel: the same
+    // numbers, in the same order, on any thread count.
+    let mut items = Vec::new();
     for (task, methods) in cells {
         for (method, runs) in methods {
             let base_label = baseline(method);
@@ -405,56 +406,35 @@ fn stabilities(
             let Some(base) = methods.get(&base_label) else {
                 continue;
             };
-            let (v, b) = (
-                values(runs, Which::All, score),
-                values(base, Which::All, score),
-            );
-            let ratio = |v: &[f64], b: &[f64]| match (sd_of(v), sd_of(b)) {
-                (Some(s), Some(t)) if t > 0.0 => Some(s / t),
-                _ => None,
-            };
-            let bf = |v: &[f64], b: &[f64]| {
-                (v.len() > 1 && b.len() > 1)
-                    .then(|| brown_forsythe(&[v, b]).map(|(_, p)| p))
-                    .flatten()
-            };
-            let v_ok = values(runs, Which::WithoutFailed, score);
-            let b_ok = values(base, Which::WithoutFailed, score);
-            let p = bf(&v, &b);
-            if let Some(p) = p {
-                tested.push((task.clone(), method.clone(), p));
-            }
-            let testable = v.len() > 1 && b.len() > 1;
-            let det = if testable {
-                *detectable
-                    .entry((b.len(), v.len()))
-                    .or_insert_with(|| min_detectable_ratio(b.len(), v.len(), &power))
-            } else {
-                None
-            };
-            out.entry(task.clone()).or_default().insert(
-                method.clone(),
-                Stability {
-                    n: v.len(),
-                    sd: sd_of(&v),
-                    sd_ci: (v.len() > 1).then(|| {
-                        let (lo, hi) = bootstrap_sd_interval(&v, 2000, 0.05, 0);
-                        [lo, hi]
-                    }),
-                    finetune_sd: sd_of(&b),
-                    sd_ratio: ratio(&v, &b),
-                    bf_p: p,
-                    bf_p_holm: None,
-                    sd_ratio_without_failed: ratio(&v_ok, &b_ok),
-                    bf_p_without_failed: bf(&v_ok, &b_ok),
-                    aso_eps_min: aso_eps_min(&v, &b, &aso),
-                    aso_eps_min_without_failed: aso_eps_min(&v_ok, &b_ok, &aso),
-                    min_detectable_sd_ratio: det,
-                    seeds_for_ratio_0_7: seeds_07,
-                    seeds_for_ratio_0_5: seeds_05,
-                },
-            );
+            items.push((task, method, runs, base));
         }
+    }
+    let counts: BTreeSet<(usize, usize)> = items
+        .iter()
+        .map(|(_, _, runs, base)| (base.len(), runs.len()))
+        .filter(|&(b, v)| b > 1 && v > 1)
+        .collect();
+    let detectable: BTreeMap<(usize, usize), Option<f64>> = counts
+        .into_par_iter()
+        .map(|(b, v)| ((b, v), min_detectable_ratio(b, v, &power)))
+        .collect();
+    let computed: Vec<(&String, &String, Stability)> = items
+        .par_iter()
+        .map(|&(task, method, runs, base)| {
+            let det = |v: usize, b: usize| detectable.get(&(b, v)).copied().flatten();
+            let s = stability(runs, base, &aso, det, (seeds_07, seeds_05));
+            (task, method, s)
+        })
+        .collect();
+    let mut out: BTreeMap<String, BTreeMap<String, Stability>> = BTreeMap::new();
+    let mut tested: Vec<(String, String, f64)> = Vec::new();
+    for (task, method, s) in computed {
+        if let Some(p) = s.bf_p {
+            tested.push((task.clone(), method.clone(), p));
+        }
+        out.entry(task.clone())
+            .or_default()
+            .insert(method.clone(), s);
     }
     let adjusted = holm(&tested.iter().map(|t| t.2).collect::<Vec<_>>());
     for ((task, method, _), a) in tested.iter().zip(adjusted) {
@@ -463,6 +443,62 @@ fn stabilities(
         }
     }
     out
+}
+
+/// One method's runs against FineTune's on one task (`det`: the detectable SD ratio at
+/// (method, FineTune) seed counts; `seeds`: seeds needed for ratios 0.7 and 0.5).
+fn stability(
+    runs: &[Run],
+    base: &[Run],
+    aso: &AsoSettings,
+    det: impl Fn(usize, usize) -> Option<f64>,
+    (seeds_07, seeds_05): (Option<usize>, Option<usize>),
+) -> Stability {
+    let (v, b) = (
+        values(runs, Which::All, score),
+        values(base, Which::All, score),
+    );
+    let ratio = |v: &[f64], b: &[f64]| match (sd_of(v), sd_of(b)) {
+        (Some(s), Some(t)) if t > 0.0 => Some(s / t),
+        _ => None,
+    };
+    let bf = |v: &[f64], b: &[f64]| {
+        (v.len() > 1 && b.len() > 1)
+            .then(|| brown_forsythe(&[v, b]).map(|(_, p)| p))
+            .flatten()
+    };
+    let v_ok = values(runs, Which::WithoutFailed, score);
+    let b_ok = values(base, Which::WithoutFailed, score);
+    let ((eps, eps_ok), sd_ci) = rayon::join(
+        || {
+            rayon::join(
+                || aso_eps_min(&v, &b, aso),
+                || aso_eps_min(&v_ok, &b_ok, aso),
+            )
+        },
+        || {
+            (v.len() > 1).then(|| {
+                let (lo, hi) = bootstrap_sd_interval(&v, 2000, 0.05, 0);
+                [lo, hi]
+            })
+        },
+    );
+    Stability {
+        n: v.len(),
+        sd: sd_of(&v),
+        sd_ci,
+        finetune_sd: sd_of(&b),
+        sd_ratio: ratio(&v, &b),
+        bf_p: bf(&v, &b),
+        bf_p_holm: None,
+        sd_ratio_without_failed: ratio(&v_ok, &b_ok),
+        bf_p_without_failed: bf(&v_ok, &b_ok),
+        aso_eps_min: eps,
+        aso_eps_min_without_failed: eps_ok,
+        min_detectable_sd_ratio: det(v.len(), b.len()),
+        seeds_for_ratio_0_7: seeds_07,
+        seeds_for_ratio_0_5: seeds_05,
+    }
 }
 
 /// A score on the normalised scale: 0 at the majority class, 100 at a perfect score.
@@ -475,55 +511,71 @@ fn normalised(r: &Run) -> f64 {
 
 fn aggregates(
     cells: &Cells,
-    baseline: &dyn Fn(&str) -> String,
+    baseline: &(dyn Fn(&str) -> String + Sync),
     settings: &Settings,
 ) -> BTreeMap<String, Aggregate> {
-    let methods: BTreeSet<&String> = cells.values().flat_map(|m| m.keys()).collect();
-    let mut out = BTreeMap::new();
-    for method in methods {
-        let base_label = baseline(method);
-        // Per task, the method's normalised scores, and those paired with FineTune's.
-        let strata = |which| -> Vec<Vec<f64>> {
-            cells
-                .values()
-                .filter_map(|m| m.get(method))
-                .map(|runs| values(runs, which, normalised))
-                .collect()
-        };
-        let pairs = |which| -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
-            cells
-                .values()
-                .filter_map(|m| Some((m.get(method)?, m.get(&base_label)?)))
-                .map(|(a, b)| (values(a, which, normalised), values(b, which, normalised)))
-                .unzip()
-        };
-        let reps = settings.aggregate_bootstrap;
-        let (all, paired) = (strata(Which::All), pairs(Which::All));
-        let (all_ok, (x_ok, y_ok)) = (strata(Which::WithoutFailed), pairs(Which::WithoutFailed));
-        let versus = (*method != base_label && !paired.0.is_empty()).then_some(&paired);
-        out.insert(
-            method.clone(),
-            Aggregate {
-                tasks: all.len(),
-                iqm: iqm(&all),
-                iqm_ci: stratified_interval_unordered(&all, iqm, reps, 0.95, 1)
-                    .map(|(a, b)| [a, b]),
-                p_improvement: versus
-                    .and_then(|(x, y)| probability_of_improvement(x, y))
-                    .map(|p| 100.0 * p),
-                p_improvement_ci: versus
-                    .and_then(|(x, y)| {
-                        paired_stratified_interval(x, y, probability_of_improvement, reps, 0.95, 2)
-                    })
-                    .map(|(a, b)| [100.0 * a, 100.0 * b]),
-                iqm_without_failed: iqm(&all_ok),
-                p_improvement_without_failed: versus
-                    .and_then(|_| probability_of_improvement(&x_ok, &y_ok))
-                    .map(|p| 100.0 * p),
-            },
-        );
+    let methods: Vec<&String> = cells
+        .values()
+        .flat_map(|m| m.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    methods
+        .into_par_iter()
+        .map(|method| (method.clone(), aggregate(cells, method, baseline, settings)))
+        .collect()
+}
+
+/// One method's across-task aggregates.
+fn aggregate(
+    cells: &Cells,
+    method: &String,
+    baseline: &(dyn Fn(&str) -> String + Sync),
+    settings: &Settings,
+) -> Aggregate {
+    let base_label = baseline(method);
+    // Per task, the method's normalised scores, and those paired with FineTune's.
+    let strata = |which| -> Vec<Vec<f64>> {
+        cells
+            .values()
+            .filter_map(|m| m.get(method))
+            .map(|runs| values(runs, which, normalised))
+            .collect()
+    };
+    let pairs = |which| -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+        cells
+            .values()
+            .filter_map(|m| Some((m.get(method)?, m.get(&base_label)?)))
+            .map(|(a, b)| (values(a, which, normalised), values(b, which, normalised)))
+            .unzip()
+    };
+    let reps = settings.aggregate_bootstrap;
+    let (all, paired) = (strata(Which::All), pairs(Which::All));
+    let (all_ok, (x_ok, y_ok)) = (strata(Which::WithoutFailed), pairs(Which::WithoutFailed));
+    let versus = (*method != base_label && !paired.0.is_empty()).then_some(&paired);
+    let (iqm_ci, p_improvement_ci) = rayon::join(
+        || stratified_interval_unordered(&all, iqm, reps, 0.95, 1).map(|(a, b)| [a, b]),
+        || {
+            versus
+                .and_then(|(x, y)| {
+                    paired_stratified_interval(x, y, probability_of_improvement, reps, 0.95, 2)
+                })
+                .map(|(a, b)| [100.0 * a, 100.0 * b])
+        },
+    );
+    Aggregate {
+        tasks: all.len(),
+        iqm: iqm(&all),
+        iqm_ci,
+        p_improvement: versus
+            .and_then(|(x, y)| probability_of_improvement(x, y))
+            .map(|p| 100.0 * p),
+        p_improvement_ci,
+        iqm_without_failed: iqm(&all_ok),
+        p_improvement_without_failed: versus
+            .and_then(|_| probability_of_improvement(&x_ok, &y_ok))
+            .map(|p| 100.0 * p),
     }
-    out
 }
 
 /// The predicted labels of each run of a cell found on disk and fitting its record, aligned
@@ -598,7 +650,7 @@ fn per_example(preds: &[Vec<u32>]) -> (Vec<f64>, Vec<f64>) {
 
 fn prediction_stabilities(
     cells: &Cells,
-    baseline: &dyn Fn(&str) -> String,
+    baseline: &(dyn Fn(&str) -> String + Sync),
     dir: &Path,
     settings: &Settings,
     rejected: &mut Vec<RejectedPredictions>,
