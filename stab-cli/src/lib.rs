@@ -242,6 +242,19 @@ fn check_stacks(recipe: &stab_core::Recipe, plan: &stab_core::Plan) -> stab_core
         let mode = spec.mode().unwrap_or_default();
         let built =
             stab_train::MethodStack::build(&stack).and_then(|m| m.check_mode(mode).map(|_| m));
+        if let Ok(m) = &built
+            && let Some(why) = stab_train::Method::no_op(m, mode)
+        {
+            tracing::warn!(
+                "`{}` changes nothing in mode = {}: {why}. Its runs will equal FineTune's (recorded as details.no_op; the report marks them)",
+                spec.method,
+                if mode == stab_core::recipe::TrainMode::Head {
+                    "head"
+                } else {
+                    "full"
+                }
+            );
+        }
         if let Err(e) = built {
             let first = stack.names().next().unwrap_or_default().to_string();
             let table = recipe

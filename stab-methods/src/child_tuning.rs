@@ -24,6 +24,7 @@
 //! cached features.
 
 use stab_core::Refusal;
+use stab_core::recipe::TrainMode;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -159,6 +160,11 @@ impl ChildTuning {
 }
 
 impl Method for ChildTuning {
+    fn no_op(&self, mode: TrainMode) -> Option<&'static str> {
+        (self.params.variant == ChildVariant::D && mode == TrainMode::Head)
+            .then_some("the task-driven mask selects encoder gradients, and head tuning has none")
+    }
+
     fn before_training(
         &self,
         model: &TaskModel,

@@ -4,6 +4,7 @@
 //! lower, more general layers move less.
 
 use stab_core::Refusal;
+use stab_core::recipe::TrainMode;
 use stab_train::{Method, MethodPlugin};
 
 stab_core::method_params! {
@@ -38,6 +39,12 @@ pub fn layer_factor(xi: f64, path: &str, layers: usize) -> f64 {
 }
 
 impl Method for LayerwiseLrDecay {
+    fn no_op(&self, mode: TrainMode) -> Option<&'static str> {
+        (mode == TrainMode::Head).then_some(
+            "it scales the learning rates of the encoder's layers, which head tuning freezes; the head keeps the base rate",
+        )
+    }
+
     fn lr_scale(&self, path: &str, layers: usize) -> f64 {
         layer_factor(self.xi, path, layers)
     }

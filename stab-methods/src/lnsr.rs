@@ -17,6 +17,7 @@
 //! parameters (§5), so the run equals FineTune.
 
 use stab_core::Refusal;
+use stab_core::recipe::TrainMode;
 use std::collections::BTreeMap;
 
 use burn::module::Module;
@@ -64,6 +65,12 @@ pub fn word_noise(ids: &[i64], dim: usize, sigma: f64, seed: u64) -> Vec<f32> {
 }
 
 impl Method for NoiseStability {
+    fn no_op(&self, mode: TrainMode) -> Option<&'static str> {
+        (mode == TrainMode::Head).then_some(
+            "with a frozen encoder its noise term has no gradient on a trainable parameter",
+        )
+    }
+
     fn loss_terms(&self, step: &StepView) -> Vec<(&'static str, Tensor<1>)> {
         let (Some(input), Some(hidden), Some(encoder)) = (
             step.input,

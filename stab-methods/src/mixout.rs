@@ -17,6 +17,7 @@ use burn::module::Module;
 use burn::tensor::{Shape, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use stab_core::Refusal;
+use stab_core::recipe::TrainMode;
 use stab_models::NoiseStream;
 use stab_models::dropout::host_keep_mask;
 
@@ -128,6 +129,12 @@ impl ParamTransform for MixEval<'_> {
 }
 
 impl Method for MixOut {
+    fn no_op(&self, mode: TrainMode) -> Option<&'static str> {
+        (matches!(self, MixOut::Author { .. }) && mode == TrainMode::Head).then_some(
+            "the author variant mixes the encoder with its start values at evaluation, and head tuning keeps the encoder at its start values",
+        )
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             // MixOut-ref replaces dropout; the fork trains plainly.

@@ -280,6 +280,14 @@ pub trait Method: Send {
         true
     }
 
+    /// Why the method changes nothing in `mode`, if it does (its runs there equal
+    /// FineTune's: MixOut's author variant, LNSR and LLRD in head tuning). A protocol may
+    /// list such a run on purpose, so it is not refused: the plan says so up front and the
+    /// record carries the reason (`details.no_op`).
+    fn no_op(&self, _mode: stab_core::recipe::TrainMode) -> Option<&'static str> {
+        None
+    }
+
     /// Learning-rate factor of the parameter at `path` in a model with `layers` encoder
     /// layers. Read once when the optimiser is built.
     fn lr_scale(&self, _path: &str, _layers: usize) -> f64 {

@@ -130,6 +130,9 @@ impl Engine {
         if !fit.term_curves.is_empty() {
             record.details["loss_terms"] = serde_json::json!(fit.term_curves);
         }
+        if let Some(why) = s.method.no_op(s.job.train.mode) {
+            record.details["no_op"] = why.into();
+        }
         if !s.prepare_details.is_null() {
             record.details["prepare"] = s.prepare_details.clone();
         }

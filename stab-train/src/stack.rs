@@ -227,6 +227,16 @@ impl Method for MethodStack {
         self.methods().all(|m| m.trains(path))
     }
 
+    fn no_op(&self, mode: TrainMode) -> Option<&'static str> {
+        // A stack does nothing only when none of its methods does anything; the reason
+        // of the first stands for the stack.
+        let reasons: Vec<&'static str> = self
+            .methods()
+            .map(|m| m.no_op(mode))
+            .collect::<Option<_>>()?;
+        reasons.first().copied()
+    }
+
     fn lr_scale(&self, path: &str, layers: usize) -> f64 {
         self.methods().map(|m| m.lr_scale(path, layers)).product()
     }
