@@ -150,7 +150,8 @@ fn every_method_runs_on_every_family_in_both_modes() {
     for family in FAMILIES {
         for mode in ["full", "head"] {
             for method in METHODS {
-                // Every method plans in both modes (none refuses head tuning).
+                // Every method plans in both modes; the parameter-choosing ones (LoRA,
+                // BitFit, adapters) are refused in head tuning, where they would do nothing.
                 let runs = specs(
                     family,
                     "",
@@ -159,6 +160,14 @@ fn every_method_runs_on_every_family_in_both_modes() {
                     ),
                 );
                 let result = eng.check(&runs[0]).and_then(|()| eng.run(&runs[0], &quiet));
+                let chooses = ["lora", "bitfit", "adapter"]
+                    .iter()
+                    .any(|m| method.contains(&format!("\"{m}\"")));
+                if mode == "head" && chooses {
+                    let e = result.expect_err("refused in head tuning");
+                    assert!(format!("{e:#}").contains("freezes the encoder"), "{e:#}");
+                    continue;
+                }
                 if family == "tiny-modernbert" && method.contains("bitfit") {
                     let e = result.expect_err("BitFit refuses a model without biases");
                     assert!(format!("{e:#}").contains("ModernBERT has none"), "{e:#}");

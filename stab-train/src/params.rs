@@ -3,6 +3,17 @@
 //! ([`transform`]), and save or load them as a checksummed safetensors snapshot. Methods use
 //! this to reach weights by name (MixOut, L2-SP, re-initialisation); the engine uses it to
 //! cache prepared encoders.
+//!
+//! Why these walks are stab's own and not burn-store's `ModuleSnapshot` (which gives the
+//! optimiser its parameter paths, `optim::param_paths`, and loads Hugging Face weights):
+//! a snapshot holds copies of the data, while [`collect`] hands out the live tensors
+//! (MixOut and L2-SP keep the start values on the device, without a round trip through
+//! host bytes); [`gradients`] reads a backward pass's `GradientsParams` by path, which a
+//! snapshot does not carry; [`transform`]/[`rewrite`] rebuild a module in place keeping
+//! every `ParamId` (the optimiser's state hangs on them); [`param_info`] needs each
+//! parameter's `requires_grad`, which snapshots drop; and [`load`] converts a cached f32
+//! snapshot to the module's own float type, where burn-store's apply refuses a dtype
+//! mismatch (an f16 or f64 module would lose its cache).
 
 use std::collections::BTreeMap;
 use std::path::Path;
