@@ -229,10 +229,12 @@ fn value_key(mut e: InputError, sets: &[Override]) -> InputError {
         e.key = Some(o.key.clone());
     }
     if crate::registry::methods().iter().any(|m| m.name == value) {
-        let hint = e.hint.take().unwrap_or_default();
-        e.hint = Some(format!(
-            "{hint}; `{value}` is a method: add a [[methods]] table with name = \"{value}\""
-        ));
+        let method =
+            format!("`{value}` is a method: add a [[methods]] table with name = \"{value}\"");
+        e.hint = Some(match e.hint.take() {
+            Some(hint) => format!("{hint}; {method}"),
+            None => method,
+        });
     }
     e
 }

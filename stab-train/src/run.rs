@@ -130,6 +130,9 @@ impl Engine {
         if !fit.term_curves.is_empty() {
             record.details["loss_terms"] = serde_json::json!(fit.term_curves);
         }
+        if !s.spec.method_train.is_empty() {
+            record.details["method_train"] = serde_json::json!(s.spec.method_train);
+        }
         if let Some(why) = s.method.no_op(s.job.train.mode) {
             record.details["no_op"] = why.into();
         }

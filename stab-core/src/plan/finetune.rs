@@ -10,7 +10,7 @@ use crate::registry;
 use super::spec::{FinetuneJob, RunJob, RunSpec};
 use crate::params::resolve_params;
 
-use super::stack::{MethodCall, Stack, resolve_stack};
+use super::stack::{MethodCall, Stack, resolve_stack, train_overrides};
 
 /// The sections a sweep key may address, with their TOML form for generic assignment.
 fn set_path(value: &mut toml::Value, field: &str, v: &toml::Value) -> bool {
@@ -306,13 +306,19 @@ pub(super) fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError>
     }
     // Methods: name + parameters validated by the plugin's declared schema; a table may
     // stack further methods on its own (`stack = [{ name = "llrd", xi = 0.9 }]`).
-    let methods = b
+    let stacks = b
         .methods
         .iter()
         .enumerate()
         .map(|(i, table)| resolve_stack(recipe, i, table))
         .collect::<Result<Vec<_>, _>>()?;
-    let cells = sweep_cells(recipe, &methods)?;
+    let own_train = b
+        .methods
+        .iter()
+        .enumerate()
+        .map(|(i, table)| train_overrides(recipe, i, table))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cells = sweep_cells(recipe, &stacks)?;
     let given_train = given_train_keys(recipe);
     let mut runs = Vec::new();
     for cell in &cells {
@@ -329,17 +335,29 @@ pub(super) fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError>
             })
             .map(|(key, v)| (key.clone(), serde_json::to_value(v).unwrap_or_default()))
             .collect();
-        for stack in &methods {
+        for (i, (stack, own)) in stacks.iter().zip(&own_train).enumerate() {
             let mut sweep = section_sweep.clone();
             let stack = with_swept_params(recipe, stack, &method_overrides, &mut sweep)?;
+            let train_m = match own {
+                Some(own) => method_train(recipe, i, &train_c, own, cell, (&data_c, &model_c))?,
+                None => train_c.clone(),
+            };
             let cell = Cell {
                 recipe,
                 model: &model_c,
                 data: &data_c,
-                train: &train_c,
+                train: &train_m,
                 sweep: &sweep,
             };
-            runs.extend(cell.runs(&stack));
+            let shown: BTreeMap<String, serde_json::Value> = own
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
+                .collect();
+            runs.extend(cell.runs(&stack).into_iter().map(|mut spec| {
+                spec.method_train = shown.clone();
+                spec
+            }));
         }
     }
     Ok(runs)
@@ -470,6 +488,80 @@ fn cell_sections<'c>(
     Ok((train_c, data_c, model_c, method_overrides))
 }
 
+/// The cell's [train] with the `i`-th method's own keys written over it, checked like
+/// the section itself and located at `methods[i].train.KEY`.
+fn method_train(
+    recipe: &Recipe,
+    i: usize,
+    train: &TrainSection,
+    own: &toml::Table,
+    cell: &[(String, toml::Value)],
+    (data, model): (&DataSection, &ModelSection),
+) -> Result<TrainSection, InputError> {
+    // At the table's `train = …` line.
+    let span = recipe.body.methods[i].span();
+    let line = recipe.source.get(span.start..).and_then(|text| {
+        let mut offset = 0;
+        for (n, l) in text.split_inclusive('\n').enumerate() {
+            let t = l.trim_start();
+            if n > 0 && t.starts_with('[') {
+                break;
+            }
+            if t.starts_with("train") {
+                return Some(span.start + offset);
+            }
+            offset += l.len();
+        }
+        None
+    });
+    let at = |key: &str, message: String| {
+        let full = format!("methods[{i}].train.{key}");
+        recipe.error_at(line.map_or(span.clone(), |l| l..l), &full, message)
+    };
+    let mut v = toml::Value::try_from(train).expect("train serialises");
+    for (key, value) in own {
+        if key == "seeds" || key == "fixed_seeds" {
+            return Err(at(key, format!("`{key}` is the grid's, not one method's"))
+                .hint("every method runs on the same seeds; set them in [train]"));
+        }
+        if cell
+            .iter()
+            .any(|(k, _)| k.strip_prefix("train.") == Some(key))
+        {
+            return Err(at(
+                key,
+                format!("train.{key} is swept, and this method sets it too"),
+            )
+            .hint(
+                "sweep it or set it per method, not both (the record would show the swept value)",
+            ));
+        }
+        set_path(&mut v, key, value);
+    }
+    let train_m: TrainSection = v.try_into().map_err(|e: toml::de::Error| {
+        let key = own
+            .keys()
+            .find(|k| e.message().contains(&format!("`{k}`")))
+            .cloned()
+            .unwrap_or_default();
+        at(&key, format!("not a [train] value: {}", e.message()))
+            .hint("methods[i].train takes the keys of [train], e.g. train = { lr = 5e-4 }")
+    })?;
+    check_finetune(recipe, cell, &train_m, data, model).map_err(|e| {
+        let key = e
+            .key
+            .as_deref()
+            .and_then(|k| k.strip_prefix("train."))
+            .unwrap_or("");
+        let located = at(key, e.message.clone());
+        InputError {
+            hint: e.hint,
+            ..located
+        }
+    })?;
+    Ok(train_m)
+}
+
 /// A method override of the sweep: (method, parameter, value).
 type MethodOverride<'a> = (&'a str, &'a str, &'a toml::Value);
 
@@ -544,6 +636,7 @@ impl Cell<'_> {
                     method_params: method_params.clone(),
                     seed,
                     sweep: self.sweep.clone(),
+                    method_train: BTreeMap::new(),
                     job: RunJob::Finetune(FinetuneJob {
                         model: self.model.clone(),
                         data,

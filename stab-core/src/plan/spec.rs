@@ -24,6 +24,10 @@ pub struct RunSpec {
     pub sweep: BTreeMap<String, serde_json::Value>,
     /// What the run does, with the settings of its kind.
     pub job: RunJob,
+    /// The [train] keys its `[[methods]]` table set for it (`train = { lr = 5e-4 }`),
+    /// already in `job`; kept to show in the record. Not hashed on its own: `job` is.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub method_train: BTreeMap<String, serde_json::Value>,
 }
 
 /// The kind-specific part of a run.

@@ -104,6 +104,9 @@ pub(super) fn resolve_stack(
             .key(key)
     };
     let mut params = table.get_ref().clone();
+    // The method's own training keys (`train = { lr = 5e-4 }`) are the plan's concern,
+    // not the plugin's parameters ([`train_overrides`]).
+    params.remove("train");
     let stacked = match params.remove("stack") {
         None => Vec::new(),
         Some(toml::Value::Array(items)) => items,
@@ -145,6 +148,28 @@ pub(super) fn resolve_stack(
         stack.push(m);
     }
     Ok(Stack(stack))
+}
+
+/// The `i`-th `[[methods]]` table's own training keys (`train = { lr = 5e-4 }`): they
+/// replace the recipe's `[train]` values (and swept ones) for this method's runs, so each
+/// method of a comparison can run at its own learning rate. `None` without a `train` key.
+pub(super) fn train_overrides(
+    recipe: &Recipe,
+    i: usize,
+    table: &toml::Spanned<toml::Table>,
+) -> Result<Option<toml::Table>, InputError> {
+    match table.get_ref().get("train") {
+        None => Ok(None),
+        Some(toml::Value::Table(t)) => Ok(Some(t.clone())),
+        Some(other) => Err(InputError::new(format!(
+            "methods[{i}].train must be a table of [train] keys, found {}",
+            other.type_str()
+        ))
+        .file(recipe.file.clone())
+        .line(Some(recipe.line_of(table.span().start)))
+        .key(format!("methods[{i}].train"))
+        .hint("e.g. train = { lr = 5e-4 }")),
+    }
 }
 
 /// One `[[methods]]` table (or stacked table): its registered name and its parameters,

@@ -132,6 +132,7 @@ pub(super) fn plan_synthetic(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError
                 seed: settings.seed,
                 sweep,
                 job: RunJob::Synthetic(settings),
+                method_train: BTreeMap::new(),
             };
             runs.push(spec.with_id(&format!("{}-{}", study.factor(), value)));
         }

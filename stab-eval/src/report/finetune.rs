@@ -77,18 +77,17 @@ impl ContextKey {
     }
 
     /// The record's value (a fingerprint shortened to 8 characters); a seeded split is
-    /// drawn per seed, so it names no experiment.
+    /// drawn per seed, so all seeded splits are one value.
     fn value(self, r: &RunRecord) -> Option<String> {
         let short = |h: &str| h.chars().take(8).collect::<String>();
         match self {
             Self::Mode => r.mode.map(|m| format!("{m:?}").to_lowercase()),
             Self::Model => r.inputs.as_ref().map(|i| short(&i.model)),
             Self::Data => r.inputs.as_ref().map(|i| short(&i.data)),
-            Self::Split => r
-                .split
-                .as_deref()
-                .and_then(|s| s.strip_prefix("file:"))
-                .map(|h| format!("file:{}", short(h))),
+            Self::Split => r.split.as_deref().map(|s| match s.strip_prefix("file:") {
+                Some(h) => format!("file:{}", short(h)),
+                None => "seeded".to_string(),
+            }),
         }
     }
 }
@@ -193,7 +192,7 @@ impl Grouping {
             .map(|(k, v)| format!(" {k}={v}"))
             .collect();
         for key in self.context.get(&r.task).into_iter().flatten() {
-            let v = key.value(r).unwrap_or_else(|| "?".into());
+            let v = key.value(r).unwrap_or_else(|| "unrecorded".into());
             sweep.push_str(&format!(" {}={v}", key.name()));
         }
         if self.by_recipe.contains(&(r.task.clone(), r.method.clone())) {
