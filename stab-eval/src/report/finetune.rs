@@ -178,8 +178,22 @@ impl Grouping {
     /// A record's row label and its sweep part (sweep values and experiment context),
     /// leaving out the sweep key `skip`.
     pub fn label(&self, r: &RunRecord, skip: Option<&str>) -> (String, String) {
+        // A swept parameter of the run's own method (`mhloss.heads`) is in its
+        // `method_params`, so it names the row through them; it is not part of the cell
+        // the method is compared with FineTune in (FineTune has no such key).
+        let own = |k: &str| {
+            k.split_once('.')
+                .is_some_and(|(head, _)| r.method.split('+').any(|m| m == head))
+        };
+        let skip_param = skip
+            .filter(|k| own(k))
+            .and_then(|k| k.split_once('.'))
+            .map(|(_, p)| p);
         let mut name = r.method.clone();
         for k in self.varying.get(&r.method).into_iter().flatten() {
+            if Some(k.as_str()) == skip_param {
+                continue;
+            }
             if let Some(v) = r.method_params.get(k) {
                 let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
                 name.push_str(&format!(" {k}={v}"));
@@ -188,7 +202,7 @@ impl Grouping {
         let mut sweep: String = r
             .sweep
             .iter()
-            .filter(|(k, _)| Some(k.as_str()) != skip)
+            .filter(|(k, _)| Some(k.as_str()) != skip && !own(k))
             .map(|(k, v)| format!(" {k}={v}"))
             .collect();
         for key in self.context.get(&r.task).into_iter().flatten() {
@@ -250,7 +264,8 @@ impl FinetuneTable {
                 if let [(key, value)] = r.sweep.iter().collect::<Vec<_>>()[..]
                     && let Some(x) = value.as_f64()
                 {
-                    let base = label.strip_suffix(&sweep).unwrap_or(&label).to_string();
+                    let (without, rest) = grouping.label(r, Some(key));
+                    let base = without.strip_suffix(&rest).unwrap_or(&without).to_string();
                     swept
                         .entry((key.clone(), base, r.task.clone()))
                         .or_default()
@@ -963,5 +978,32 @@ pub(crate) mod tests {
             ),
             (2, 1)
         );
+    }
+
+    /// A method-parameter sweep (`mhloss.heads`) belongs to that method's rows: FineTune has
+    /// no such key, and each value is compared with the FineTune of the same cell.
+    #[test]
+    fn a_method_parameter_sweep_is_compared_with_finetune() {
+        let mut rs = Vec::new();
+        for seed in 0..3u64 {
+            let mut f = rec("cb", "finetune", 0.5 + 0.01 * seed as f64);
+            f.seed = seed;
+            f.run_id = format!("f{seed}");
+            rs.push(f);
+            for heads in [5, 50] {
+                let mut m = rec("cb", "mhloss", 0.6 + 0.02 * seed as f64);
+                m.seed = seed;
+                m.run_id = format!("m{heads}-{seed}");
+                m.sweep = [("mhloss.heads".to_string(), serde_json::json!(heads))].into();
+                m.method_params = [("heads".to_string(), serde_json::json!(heads))].into();
+                rs.push(m);
+            }
+        }
+        let refs: Vec<&RunRecord> = rs.iter().collect();
+        let table = FinetuneTable::from_records(&refs);
+        let compared: Vec<String> = table.stability().into_iter().map(|r| r.method).collect();
+        assert_eq!(compared, ["mhloss heads=5", "mhloss heads=50"]);
+        // The SD-against-heads plot still gets one line over the swept values.
+        assert_eq!(table.swept.len(), 1, "{:?}", table.swept.keys());
     }
 }
