@@ -100,3 +100,17 @@ pub fn minilm(test: &str) -> Option<PathBuf> {
         ),
     }
 }
+
+/// Copy the directory tree `from` into `to` (created), files and subdirectories.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}

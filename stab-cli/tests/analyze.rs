@@ -60,19 +60,12 @@ fn every_analysis_runs_on_real_checkpoints_and_reaches_the_report() {
     // A damaged checkpoint after a good one: refused before the first row, so a rerun
     // never appends a duplicate (issue #34).
     let copy = tmp.path().join("copy");
+    assets::copy_tree(&store.join("checkpoints"), &copy.join("checkpoints"));
     let mut ckpts: Vec<PathBuf> = std::fs::read_dir(store.join("checkpoints"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     ckpts.sort();
-    for c in &ckpts {
-        let to = copy.join("checkpoints").join(c.file_name().unwrap());
-        std::fs::create_dir_all(&to).unwrap();
-        for f in std::fs::read_dir(c).unwrap() {
-            let f = f.unwrap().path();
-            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
-        }
-    }
     let last = copy
         .join("checkpoints")
         .join(ckpts.last().unwrap().file_name().unwrap())

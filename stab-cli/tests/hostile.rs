@@ -817,7 +817,7 @@ fn round3_cases(
 
     // Run identity: a changed split file is not resumed as the old experiment.
     let ident = t.join("d-ident");
-    copy_tree(&assets::slices(), &ident);
+    assets::copy_tree(&assets::slices(), &ident);
     let ident_recipe = recipe(t, "r-ident", tiny, &s(&ident), "mode = \"head\"", "");
     setup_run(&run(ident_recipe.clone(), out("o-ident")));
     let split_path = ident.join("splits/cb.json");
@@ -928,7 +928,7 @@ fn round3_cases(
         .unwrap()
         .unwrap()
         .path();
-    copy_tree(&real, &ckpts.join(".tmp-checkpoint-killed"));
+    assets::copy_tree(&real, &ckpts.join(".tmp-checkpoint-killed"));
     cases.push(Case {
         what: "analyze distance with a killed run's temporary checkpoint",
         args: args(&["analyze", "distance", &out("o-ckpt")]),
@@ -1186,19 +1186,6 @@ fn after_round3(t: &Path) {
             1,
             "cache files with different modes: {modes:?}"
         );
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_tree(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
     }
 }
 

@@ -246,13 +246,16 @@ fn an_offline_hub_run_with_nothing_cached_is_one_exit_2_error() {
     std::fs::create_dir(&empty).unwrap();
     let r = recipe(tmp.path(), "hub", "source = \"hub\"");
     let out_dir = tmp.path().join("out");
-    let out = stab(&empty)
-        .arg("run")
-        .arg(&r)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let run_on = |cache: &Path| {
+        stab(cache)
+            .arg("run")
+            .arg(&r)
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .unwrap()
+    };
+    let out = run_on(&empty);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -273,38 +276,19 @@ fn an_offline_hub_run_with_nothing_cached_is_one_exit_2_error() {
 
     // A cache whose refs/main names no snapshot is named as damaged, not as missing data.
     let broken = tmp.path().join("broken");
-    copy_tree(&assets::root().join("testdata/hub"), &broken);
+    assets::copy_tree(&assets::root().join("testdata/hub"), &broken);
     std::fs::write(
         broken.join("datasets--aps--super_glue/refs/main"),
         "0000000000000000000000000000000000000000",
     )
     .unwrap();
-    let out = stab(&broken)
-        .arg("run")
-        .arg(&r)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let out = run_on(&broken);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("refs/main names the commit `0000000000000000000000000000000000000000`"),
         "{err}"
     );
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_tree(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
 }
 
 #[test]

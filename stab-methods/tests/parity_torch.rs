@@ -77,27 +77,25 @@ fn export_head_init(spec: &RunSpec, hidden: usize, dir: &std::path::Path) {
     eprintln!("wrote {}", path.display());
 }
 
-#[test]
-fn full_fine_tuning_matches_pytorch_update_by_update() {
-    let Some(minilm) = assets::minilm("parity_torch") else {
-        return;
-    };
-    let spec = spec(&minilm);
-    if let Some(dir) = std::env::var_os("STAB_PARITY_EXPORT") {
-        let config = stab_models::EncoderConfig::from_dir(&minilm).unwrap();
-        export_head_init(&spec, config.hidden_size, std::path::Path::new(&dir));
-        return;
-    }
-    let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(golden_path()).unwrap()).unwrap();
+fn read_golden(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Train `spec` on the golden file's batch order and hold every update's loss within
+/// 1e-4 relative of the reference's (`who`: the reference in the messages).
+fn train_against(
+    spec: &RunSpec,
+    golden: &serde_json::Value,
+    short: &str,
+    who: &str,
+) -> stab_methods::engine::TrainedRun {
     let order: Vec<Vec<usize>> = serde_json::from_value(golden["batch_order"].clone()).unwrap();
     let want: Vec<f64> = serde_json::from_value(golden["losses"].clone()).unwrap();
-
     let dir = tempfile::tempdir().unwrap();
     let eng = Engine::new(Device::flex(), dir.path()).with_batch_order(order);
     let losses = std::sync::Mutex::new(Vec::new());
     let trained = eng
-        .train(&spec, &|p| {
+        .train(spec, &|p| {
             if let Progress::Step { loss, .. } = p {
                 losses.lock().unwrap().push(loss);
             }
@@ -111,16 +109,34 @@ fn full_fine_tuning_matches_pytorch_update_by_update() {
         .map(|(g, w)| (g - w).abs() / w.abs().max(1e-12))
         .fold(0.0f64, f64::max);
     for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-        eprintln!("update {:2}: stab {g:.7}  torch {w:.7}", k + 1);
+        eprintln!("update {:2}: stab {g:.7}  {short} {w:.7}", k + 1);
     }
     eprintln!(
-        "largest relative difference over {} updates: {worst:.2e}",
+        "{}: largest relative difference over {} updates: {worst:.2e}",
+        spec.method,
         got.len()
     );
     assert!(
         worst <= 1e-4,
-        "per-update losses differ from PyTorch's by up to {worst:.2e} (relative)"
+        "per-update losses of {} differ from {who} by up to {worst:.2e} (relative)",
+        spec.method
     );
+    trained
+}
+
+#[test]
+fn full_fine_tuning_matches_pytorch_update_by_update() {
+    let Some(minilm) = assets::minilm("parity_torch") else {
+        return;
+    };
+    let spec = spec(&minilm);
+    if let Some(dir) = std::env::var_os("STAB_PARITY_EXPORT") {
+        let config = stab_models::EncoderConfig::from_dir(&minilm).unwrap();
+        export_head_init(&spec, config.hidden_size, std::path::Path::new(&dir));
+        return;
+    }
+    let golden = read_golden(&golden_path());
+    let trained = train_against(&spec, &golden, "torch", "PyTorch's");
 
     // The test predictions of the trained weights, against PyTorch's.
     let r = &trained.record;
@@ -189,35 +205,6 @@ fn lora_matches_hf_peft_update_by_update() {
         export_lora_init(&spec, &config, std::path::Path::new(&dir));
         return;
     }
-    let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(lora_golden_path()).unwrap()).unwrap();
-    let order: Vec<Vec<usize>> = serde_json::from_value(golden["batch_order"].clone()).unwrap();
-    let want: Vec<f64> = serde_json::from_value(golden["losses"].clone()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let eng = Engine::new(Device::flex(), dir.path()).with_batch_order(order);
-    let losses = std::sync::Mutex::new(Vec::new());
-    eng.train(&spec, &|p| {
-        if let Progress::Step { loss, .. } = p {
-            losses.lock().unwrap().push(loss);
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    let got = losses.into_inner().unwrap();
-    assert_eq!(got.len(), want.len(), "updates");
-    let worst = got
-        .iter()
-        .zip(&want)
-        .map(|(g, w)| (g - w).abs() / w.abs().max(1e-12))
-        .fold(0.0f64, f64::max);
-    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-        eprintln!("update {:2}: stab {g:.7}  peft {w:.7}", k + 1);
-    }
-    eprintln!(
-        "LoRA: largest relative difference over {} updates: {worst:.2e}",
-        got.len()
-    );
-    assert!(
-        worst <= 1e-4,
-        "per-update LoRA losses differ from HF PEFT's by up to {worst:.2e} (relative)"
-    );
+    let golden = read_golden(&lora_golden_path());
+    train_against(&spec, &golden, "peft", "HF PEFT's");
 }

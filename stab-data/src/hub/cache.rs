@@ -49,12 +49,6 @@ impl DatasetCache {
         self
     }
 
-    /// Show a progress bar per downloaded file (on stderr).
-    pub fn with_progress(mut self, progress: bool) -> Self {
-        self.progress = progress;
-        self
-    }
-
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -130,7 +124,8 @@ impl DatasetCache {
                     "the dataset has no {split} parquet files under {}/",
                     ds.config
                 ),
-                Err(stab_core::Error::Internal(e)) => {
+                // What was being done, then the root cause (the chain between repeats it).
+                Err(stab_core::Error::Internal(e)) if e.chain().count() > 1 => {
                     format!("downloading failed: {e}: {}", e.root_cause())
                 }
                 Err(e) => format!("downloading failed: {e}"),

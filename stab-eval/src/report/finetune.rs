@@ -131,48 +131,54 @@ impl Grouping {
         grouping
     }
 
+    /// Every record whose (task, row label, seed) an earlier record with another run id
+    /// already holds: (that record, the earlier one).
+    fn seeds_held_twice<'r>(
+        &self,
+        records: &[&'r RunRecord],
+    ) -> Vec<(&'r RunRecord, &'r RunRecord)> {
+        let mut first: BTreeMap<(String, String, u64), &RunRecord> = BTreeMap::new();
+        let mut twice = Vec::new();
+        for &r in records {
+            let key = (r.task.clone(), self.label(r, None).0, r.seed);
+            match first.get(&key) {
+                Some(&earlier) if earlier.run_id != r.run_id => twice.push((r, earlier)),
+                Some(_) => {}
+                None => {
+                    first.insert(key, r);
+                }
+            }
+        }
+        twice
+    }
+
     /// (task, method) groups in which one row would hold one seed twice from different
     /// recipes: their rows name the recipe.
     fn mixed_recipes(
         &self,
         records: &[&RunRecord],
     ) -> std::collections::BTreeSet<(String, String)> {
-        let mut seen: BTreeMap<(String, String, u64), (&str, &str)> = BTreeMap::new();
-        let mut mixed = std::collections::BTreeSet::new();
-        for r in records {
-            let (label, _) = self.label(r, None);
-            match seen.get(&(r.task.clone(), label.clone(), r.seed)) {
-                Some((id, recipe)) if *id != r.run_id && *recipe != r.recipe => {
-                    mixed.insert((r.task.clone(), r.method.clone()));
-                }
-                Some(_) => {}
-                None => {
-                    seen.insert((r.task.clone(), label, r.seed), (&r.run_id, &r.recipe));
-                }
-            }
-        }
-        mixed
+        self.seeds_held_twice(records)
+            .into_iter()
+            .filter(|(r, earlier)| r.recipe != earlier.recipe)
+            .map(|(r, _)| (r.task.clone(), r.method.clone()))
+            .collect()
     }
 
     /// Rows that hold one seed twice from different runs after the recipes are told apart.
     fn same_seed_twice(&self, records: &[&RunRecord]) -> Vec<(String, String, u64, [String; 2])> {
-        let mut seen: BTreeMap<(String, String, u64), &str> = BTreeMap::new();
-        let mut twice = Vec::new();
-        for r in records {
-            let (label, _) = self.label(r, None);
-            let key = (r.task.clone(), label, r.seed);
-            match seen.get(&key) {
-                Some(id) if *id != r.run_id => {
-                    let (task, label, seed) = key;
-                    twice.push((task, label, seed, [id.to_string(), r.run_id.clone()]));
-                }
-                Some(_) => {}
-                None => {
-                    seen.insert(key, &r.run_id);
-                }
-            }
-        }
-        twice
+        self.seeds_held_twice(records)
+            .into_iter()
+            .map(|(r, earlier)| {
+                let label = self.label(r, None).0;
+                (
+                    r.task.clone(),
+                    label,
+                    r.seed,
+                    [earlier.run_id.clone(), r.run_id.clone()],
+                )
+            })
+            .collect()
     }
 
     /// A record's row label and its sweep part (sweep values and experiment context),

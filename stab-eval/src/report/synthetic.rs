@@ -239,10 +239,6 @@ impl SyntheticTables {
         out
     }
 
-    pub fn markdown(&self) -> String {
-        self.document().markdown()
-    }
-
     /// One section per table: its title and the table.
     pub fn document(&self) -> super::doc::Doc {
         let mut doc = super::doc::Doc::new();
