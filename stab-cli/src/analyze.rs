@@ -1,5 +1,5 @@
 //! `stab analyze distance|taylor|loo|bounds`: the measurements of docs/methods.md §8–9 on
-//! real models and tasks. Each appends its results to `DIR/analyses.jsonl` (read by
+//! real models and tasks (`stab analyze sequential`: see `replay.rs`). Each appends its results to `DIR/analyses.jsonl` (read by
 //! `stab report DIR`), prints the same tables the report shows, and writes its plots to
 //! `DIR/plots/`.
 
@@ -29,6 +29,9 @@ pub struct AnalyzeArgs {
 
 #[derive(Subcommand)]
 enum AnalyzeCommand {
+    /// Replay the sequential seed rule over a finished grid: per arm, after how many seeds
+    /// (in seed order) it would have stopped, with which decision, and the runs it saves.
+    Sequential(crate::replay::SequentialArgs),
     /// Weight distance ‖w* − w0‖_p / ‖w0‖_p (Table 6) of fine-tuned checkpoints, in total
     /// and per layer.
     Distance {
@@ -137,6 +140,7 @@ enum AnalyzeCommand {
 
 pub fn analyze(args: AnalyzeArgs) -> stab_core::Result<()> {
     match args.command {
+        AnalyzeCommand::Sequential(args) => crate::replay::sequential(args),
         AnalyzeCommand::Distance {
             checkpoints,
             pretrained,

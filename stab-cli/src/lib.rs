@@ -44,6 +44,7 @@ mod device;
 mod embed;
 mod list;
 mod plan;
+mod replay;
 mod report;
 mod run;
 

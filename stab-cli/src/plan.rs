@@ -74,6 +74,16 @@ pub fn plan(args: PlanArgs) -> stab_core::Result<()> {
         plan.runs.len(),
         recipe.out_dir().display()
     );
+    if let Some(d) = recipe.sequential() {
+        outln!(
+            "# sequential: these are every arm's seeds up to seeds.max = {}; rounds run {} seeds per arm, then {} more for each arm still undecided against {} (at most {} rounds)",
+            d.max,
+            d.min,
+            d.step,
+            d.baseline,
+            d.looks().len()
+        );
+    }
     outln!("shard\trun_id\ttask\tmethod\tseed\tsweep");
     let assignment = plan.shards(shards);
     for (r, shard) in plan.runs.iter().zip(&assignment) {
@@ -180,6 +190,13 @@ fn sbatch_script(
         s.push_str(&format!("#SBATCH --partition={partition}\n"));
     }
     s.push_str(&format!("#SBATCH --output=stab-{job}-%A_%a.log\n"));
+    if let Some(d) = recipe.sequential() {
+        s.push_str(&format!(
+            "# Sequential seeds: one array runs one round (each task its shard of the round's runs).\n# Submit it once per round, at most {} times, e.g.\n#   for r in $(seq {}); do sbatch --wait THIS_FILE || break; done\n# A round already run does nothing; `stab run` without --shard finishes a grid too.\n",
+            d.looks().len(),
+            d.looks().len()
+        ));
+    }
     s.push_str("set -euo pipefail\n");
     let sets: String = args
         .sets

@@ -109,14 +109,79 @@ pub fn run(args: RunArgs) -> stab_core::Result<Done> {
         plan.runs.len(),
         shard.map_or(String::new(), |s| format!(", {} in shard {s}", mine.len())),
     );
-    let summary = runner.run(&mine, &|event| bar.show(event, &planned, &out));
-    bar.bar.finish_and_clear();
-    let summary = summary?;
+    let summary = match recipe.sequential() {
+        Some(design) => {
+            let all: Vec<&RunSpec> = plan.runs.iter().collect();
+            let planned = format!(
+                "{}: sequential, at most {} runs ({} seeds per arm in rounds of {} after the first {}){}",
+                recipe.name(),
+                plan.runs.len(),
+                design.max,
+                design.step,
+                design.min,
+                shard.map_or(String::new(), |s| format!(", one round's shard {s}")),
+            );
+            let ran = runner.run_sequential(&all, design, &|event| bar.show(event, &planned, &out));
+            bar.bar.finish_and_clear();
+            let (summary, states) = ran?;
+            show_decisions(&states, design, shard.is_some());
+            summary
+        }
+        None => {
+            let ran = runner.run(&mine, &|event| bar.show(event, &planned, &out));
+            bar.bar.finish_and_clear();
+            ran?
+        }
+    };
     Ok(if summary.failed > 0 {
         Done::RunsFailed
     } else {
         Done::Ok
     })
+}
+
+/// Each arm's decisions after the rounds run, and what is left to run.
+fn show_decisions(
+    states: &[stab_grid::ArmState],
+    design: &stab_core::sequential::SequentialDesign,
+    sharded: bool,
+) {
+    let mut open = 0;
+    for s in states {
+        let decisions: Vec<String> = s
+            .outcomes
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} {} after {} seeds ({} rounds)",
+                    o.question,
+                    o.decision.name(),
+                    o.n,
+                    o.rounds
+                )
+            })
+            .collect();
+        if s.outcomes.iter().any(|o| o.next_n.is_some()) {
+            open += 1;
+        }
+        errln!(
+            "{} {} vs {}: {}",
+            s.task,
+            s.label,
+            design.baseline,
+            decisions.join("; ")
+        );
+    }
+    if open > 0 {
+        let why = if sharded {
+            "run the next round's array"
+        } else {
+            "a run failed (see above); run again to retry it and go on"
+        };
+        errln!("{open} arm(s) still need seeds: {why}");
+    } else {
+        errln!("every arm is decided or at seeds.max = {}", design.max);
+    }
 }
 
 /// The progress bar and the lines printed as a grid runs: datasets for a synthetic grid,

@@ -14,6 +14,7 @@
 //! * [`predictions`] — a run's test predictions, one file per run beside the store.
 //! * [`registry`] — `inventory` registries of methods, tasks and synthetic studies.
 //! * [`study`] — the trait a synthetic study plugin implements ([`SyntheticStudy`]).
+//! * [`sequential`] — the `[seeds]` table: fixed or sequential seed allocation ([`sequential::SequentialDesign`]).
 //! * [`seed`] — stable hashing and seed derivation ([`stable_hash`], [`derive_seed`]).
 //! * [`error`] — [`InputError`], the "bad input" error class (exit code 2).
 //! * [`limits`] — the bounds of every size that decides an allocation ([`limits::Limit`]).
@@ -32,6 +33,7 @@ pub mod recipe;
 pub mod record;
 pub mod registry;
 pub mod seed;
+pub mod sequential;
 pub mod shard;
 pub mod store;
 pub mod study;

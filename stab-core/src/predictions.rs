@@ -153,6 +153,7 @@ mod tests {
             split: Some("file:1".into()),
             inputs: None,
             details: serde_json::Value::Null,
+            sequential: None,
         };
         let read = |run_id: &str| read_for(dir.path(), &record(run_id));
         assert_eq!(read("cb-finetune-s0-1").unwrap(), Some(p));

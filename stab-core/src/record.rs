@@ -53,6 +53,10 @@ pub struct RunRecord {
     /// finished run whose inputs have changed since (see [`InputFingerprint`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<InputFingerprint>,
+    /// The round of a sequential grid the run belonged to, and the design
+    /// (`[seeds] policy = "sequential"`), so reports replay its decisions from the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<crate::sequential::SequentialMark>,
     /// Kind-specific structured output (e.g. curves).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub details: serde_json::Value,
@@ -83,6 +87,7 @@ impl RunRecord {
             seeds: None,
             split: None,
             inputs: None,
+            sequential: spec.sequential.clone(),
             details: serde_json::Value::Null,
         }
     }

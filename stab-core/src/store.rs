@@ -240,6 +240,7 @@ mod tests {
             split: None,
             inputs: None,
             details: serde_json::Value::Null,
+            sequential: None,
         }
     }
 

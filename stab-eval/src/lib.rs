@@ -11,6 +11,8 @@
 //!   per task ([`PrimaryMetric`]).
 //! * [`aso`] — Almost Stochastic Order's ε_min (deep-significance's computation).
 //! * [`power`] — Brown–Forsythe power and the seeds a stability claim needs.
+//! * [`sequential`] — the sequential seed rule: error spending over looks, Brown–Forsythe
+//!   and Welch per look, futility by two one-sided tests ([`sequential::Rule`]).
 //! * [`aggregate`] — across tasks: IQM, probability of improvement, stratified bootstrap
 //!   intervals (rliable's computations).
 //! * [`report`] — tables (Markdown, CSV) and SVG plots from a results store.
@@ -20,6 +22,7 @@ pub mod aso;
 pub mod metrics;
 pub mod power;
 pub mod report;
+pub mod sequential;
 pub mod stability;
 pub mod stats;
 pub mod variance;

@@ -34,6 +34,7 @@ fn record(task: &str, method: &str, seed: u64, primary: f64) -> RunRecord {
         split: None,
         inputs: None,
         details: serde_json::Value::Null,
+        sequential: None,
     }
 }
 

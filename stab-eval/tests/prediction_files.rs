@@ -36,6 +36,7 @@ fn record(method: &str, seed: u64, primary: f64) -> RunRecord {
             split: "file:1".into(),
         }),
         details: serde_json::Value::Null,
+        sequential: None,
     }
 }
 

@@ -9,6 +9,7 @@
 //! * [`executor`] — what runs one spec ([`Executor`], [`RunContext`], [`Executed`]).
 //! * [`event`] — what a grid reports while it runs ([`GridEvent`], [`RunProgress`]).
 //! * [`schedule`] — which run comes next ([`Schedule`], [`PlanOrder`]).
+//! * [`sequential`] — rounds of seeds for the arms still undecided ([`SequentialSchedule`]).
 //! * [`runner`] — the loop itself ([`GridRunner`], [`GridSummary`]).
 //! * [`resume`] — which finished runs a grid may reuse.
 //! * [`synthetic`] — the executor of the synthetic studies.
@@ -18,10 +19,12 @@ pub mod executor;
 pub mod resume;
 pub mod runner;
 pub mod schedule;
+pub mod sequential;
 pub mod synthetic;
 
 pub use event::{GridEvent, RunProgress, Skip};
 pub use executor::{Executed, Executor, RunContext};
 pub use runner::{GridRunner, GridSummary};
 pub use schedule::{Next, PlanOrder, Schedule};
+pub use sequential::{ArmState, SequentialSchedule};
 pub use synthetic::SyntheticExecutor;

@@ -19,6 +19,8 @@ use crate::event::{EventSink, GridEvent, Skip};
 use crate::executor::{Executor, RunContext};
 use crate::resume;
 use crate::schedule::{Next, PlanOrder, Schedule};
+use crate::sequential::{ArmState, SequentialSchedule};
+use stab_core::sequential::SequentialDesign;
 
 /// Runs a grid's specs through an [`Executor`] into one results directory.
 pub struct GridRunner<'e> {
@@ -127,6 +129,37 @@ impl<'e> GridRunner<'e> {
         let mut schedule = PlanOrder::new(pending.iter().map(|s| (*s).clone()));
         let in_store = specs.len() - pending.len();
         self.drive(&mut schedule, &pending, in_store, pending.len(), events)
+    }
+
+    /// Run a sequential grid (docs/methods.md §13.6): `specs` is its universe (every arm's
+    /// seeds up to `design.max`); rounds are handed out by a [`SequentialSchedule`] from
+    /// what the store holds, checked like [`GridRunner::run`] before anything is written.
+    /// With a shard, only that shard's share of the next round runs (one Slurm array
+    /// task). Returns the summary and every arm's decisions after the rounds run.
+    pub fn run_sequential(
+        &self,
+        specs: &[&RunSpec],
+        design: &SequentialDesign,
+        events: EventSink<'_>,
+    ) -> stab_core::Result<(GridSummary, Vec<ArmState>)> {
+        let contents = ResultsStore::read_dir(&self.out)?;
+        self.executor.check_inputs(specs)?;
+        if !self.fresh {
+            resume::check_unchanged(self.executor, specs, &contents, &self.out)?;
+        }
+        let records = if self.fresh {
+            Vec::new()
+        } else {
+            contents.latest()
+        };
+        let mut schedule = SequentialSchedule::new(design, specs, &records, self.shard)?;
+        let finished = contents.finished();
+        let in_store = specs
+            .iter()
+            .filter(|s| finished.contains(&s.run_id))
+            .count();
+        let summary = self.drive(&mut schedule, &[], in_store, usize::MAX, events)?;
+        Ok((summary, schedule.states()))
     }
 
     /// Run what `schedule` hands out until it says `Done`. The schedule decides which runs

@@ -168,6 +168,49 @@ fn check_float_ranges(
     errors
 }
 
+/// A sequential design's values, and its fit with the recipe: the design chooses the
+/// seeds, and its baseline is one of the recipe's methods.
+fn check_sequential(
+    recipe: &Recipe,
+    design: &crate::sequential::SequentialDesign,
+    stacks: &[Stack],
+    given_train: &[String],
+) -> Result<(), InputError> {
+    design.check().map_err(|e| {
+        let key = e.key.clone().unwrap_or_else(|| "seeds".into());
+        let mut located = recipe.error(&key, e.message);
+        located.hint = e.hint;
+        located
+    })?;
+    if given_train.iter().any(|k| k == "seeds") || recipe.body.sweep.contains_key("train.seeds") {
+        return Err(recipe
+            .error("train.seeds", "train.seeds and [seeds] policy = \"sequential\" both choose the seeds")
+            .hint("drop train.seeds: a sequential grid runs seeds 0, 1, … up to seeds.max, round by round"));
+    }
+    let names: Vec<String> = stacks.iter().map(|s| s.identity().0).collect();
+    if !names.contains(&design.baseline) {
+        return Err(recipe
+            .error(
+                "seeds.baseline",
+                format!(
+                    "seeds.baseline = \"{}\" is not a method of this recipe{}",
+                    design.baseline,
+                    crate::suggest::did_you_mean(
+                        &design.baseline,
+                        names.iter().map(String::as_str)
+                    )
+                ),
+            )
+            .hint(format!("the recipe's methods: {}", names.join(", "))));
+    }
+    if names.len() < 2 {
+        return Err(recipe
+            .error("seeds", "a sequential grid compares methods with the baseline, but this recipe has one method")
+            .hint("add the methods to compare with [[methods]] tables, or use train.seeds"));
+    }
+    Ok(())
+}
+
 /// The counts within `crate::limits`.
 fn check_counts(at: &CellAt<'_>, train: &TrainSection, model: &ModelSection) -> Vec<InputError> {
     let mut errors = Vec::new();
@@ -320,6 +363,12 @@ pub(super) fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError>
         .collect::<Result<Vec<_>, _>>()?;
     let cells = sweep_cells(recipe, &stacks)?;
     let given_train = given_train_keys(recipe);
+    let mut train = train;
+    if let Some(design) = recipe.sequential() {
+        check_sequential(recipe, design, &stacks, &given_train)?;
+        // The universe of a sequential grid: seeds 0..max, run ids as a fixed grid's.
+        train.seeds = crate::recipe::Seeds::Count(design.max);
+    }
     let mut runs = Vec::new();
     for cell in &cells {
         let (train_c, data_c, model_c, method_overrides) =
@@ -637,6 +686,7 @@ impl Cell<'_> {
                     seed,
                     sweep: self.sweep.clone(),
                     method_train: BTreeMap::new(),
+                    sequential: None,
                     job: RunJob::Finetune(FinetuneJob {
                         model: self.model.clone(),
                         data,

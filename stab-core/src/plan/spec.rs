@@ -28,6 +28,10 @@ pub struct RunSpec {
     /// already in `job`; kept to show in the record. Not hashed on its own: `job` is.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub method_train: BTreeMap<String, serde_json::Value>,
+    /// The round of a sequential grid that runs it, set by the schedule; a label, not part
+    /// of the run's identity (the same seed is the same run in any round or design).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<crate::sequential::SequentialMark>,
 }
 
 /// The kind-specific part of a run.

@@ -133,6 +133,7 @@ pub(super) fn plan_synthetic(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError
                 sweep,
                 job: RunJob::Synthetic(settings),
                 method_train: BTreeMap::new(),
+                sequential: None,
             };
             runs.push(spec.with_id(&format!("{}-{}", study.factor(), value)));
         }

@@ -52,6 +52,8 @@ pub struct RecipeBody {
     #[serde(default)]
     pub sweep: BTreeMap<String, Spanned<Vec<toml::Value>>>,
     pub synthetic: Option<SyntheticTable>,
+    /// How seeds are spent: `train.seeds` for every arm, or rounds (docs/methods.md §13.6).
+    pub seeds: Option<crate::sequential::SeedPolicy>,
 }
 
 impl Recipe {
@@ -84,6 +86,14 @@ impl Recipe {
 
     pub fn kind(&self) -> RecipeKind {
         self.body.kind
+    }
+
+    /// The sequential design, when `[seeds] policy = "sequential"`.
+    pub fn sequential(&self) -> Option<&crate::sequential::SequentialDesign> {
+        match &self.body.seeds {
+            Some(crate::sequential::SeedPolicy::Sequential(d)) => Some(d),
+            _ => None,
+        }
     }
 
     /// The results directory: `out`, or `runs/<name>`.
@@ -160,6 +170,7 @@ impl Recipe {
                     ("train", b.train.is_some()),
                     ("methods", !b.methods.is_empty()),
                     ("sweep", !b.sweep.is_empty()),
+                    ("seeds", b.seeds.is_some()),
                 ];
                 if let Some((key, _)) = foreign.iter().find(|(_, present)| *present) {
                     return Err(self

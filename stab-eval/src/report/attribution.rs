@@ -166,6 +166,7 @@ mod tests {
             split: None,
             inputs: None,
             details: serde_json::Value::Null,
+            sequential: None,
         }
     }
 

@@ -769,6 +769,7 @@ mod tests {
             split: None,
             inputs: None,
             details: serde_json::json!({"majority_test": 0.4, "dev_curve": [[1, primary]]}),
+            sequential: None,
         }
     }
 

@@ -787,6 +787,7 @@ pub(crate) mod tests {
             split: None,
             inputs: None,
             details: serde_json::Value::Null,
+            sequential: None,
         }
     }
 

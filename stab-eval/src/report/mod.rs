@@ -148,6 +148,11 @@ impl Report {
                 let mut doc = serde_json::to_value(self.findings()).expect("findings serialise");
                 doc["format"] = "stab-report/2".into();
                 doc["cost"] = cost::cost_json(&self.of_kind(RecipeKind::Finetune));
+                if let Some(replay) = self.sequential() {
+                    let (arms, design) = sequential_json(&replay);
+                    doc["sequential"] = arms;
+                    doc["sequential_design"] = design;
+                }
                 let mut text = serde_json::to_string_pretty(&doc).expect("findings serialise");
                 text.push('\n');
                 text
@@ -173,6 +178,14 @@ impl Report {
         }
     }
 
+    /// The decisions of a sequential grid, replayed from its records with the design they
+    /// carry (`None` for a fixed-design store).
+    pub fn sequential(&self) -> Option<crate::sequential::replay::SequentialReplay> {
+        let fine = self.of_kind(RecipeKind::Finetune);
+        let design = crate::sequential::replay::recorded_design(&fine)?;
+        Some(crate::sequential::replay::replay(&fine, &design))
+    }
+
     /// The report as a document (what the Markdown and the HTML page render): the
     /// synthetic tables, then the fine-tuning summary, tables, findings and cost, then the
     /// analyses. Plot blocks name the files [`Report::write_plots`] writes.
@@ -187,8 +200,11 @@ impl Report {
             let f = self.findings();
             doc.append(conclusions::summary(f))
                 .append(fine.main_section(true))
-                .append(conclusions::sections(f, true))
-                .append(fine.attribution_section())
+                .append(conclusions::sections(f, true));
+            if let Some(replay) = self.sequential() {
+                doc.append(replay.document("Sequential seeds: decisions and seeds spent"));
+            }
+            doc.append(fine.attribution_section())
                 .append(fine.expected_max_section(true))
                 .append(cost::cost_section(&self.of_kind(RecipeKind::Finetune)));
         }
@@ -223,4 +239,35 @@ impl Report {
         }
         Ok(out)
     }
+}
+
+/// `sequential[task][method] = {decision, n, rounds, …}` (one object per question when
+/// both are asked: `{sd: {…}, mean: {…}}`), and the design with the seeds spent.
+fn sequential_json(
+    replay: &crate::sequential::replay::SequentialReplay,
+) -> (serde_json::Value, serde_json::Value) {
+    let mut by_task = serde_json::Map::new();
+    for a in &replay.arms {
+        let task = by_task
+            .entry(a.task.clone())
+            .or_insert_with(|| serde_json::json!({}));
+        let entry = &mut task[&a.method];
+        if entry.is_null() {
+            *entry = serde_json::json!({});
+        }
+        let v = serde_json::to_value(a).expect("arm serialises");
+        if replay.design.question.asked().len() == 1 {
+            *entry = v;
+        } else {
+            entry[a.question] = v;
+        }
+    }
+    let design = serde_json::json!({
+        "design": replay.design,
+        "comparisons": replay.comparisons,
+        "baselines": replay.baselines,
+        "runs_saved": replay.runs_saved,
+        "runs_available": replay.runs_available,
+    });
+    (serde_json::Value::Object(by_task), design)
 }

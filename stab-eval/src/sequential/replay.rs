@@ -1,0 +1,250 @@
+//! The rule replayed over a store (`stab analyze sequential DIR`, and the report of a
+//! sequential grid): each arm's scores taken in seed order, look after look, as a
+//! sequential grid would have seen them. Arms are the report's rows
+//! ([`Grouping`](crate::report::finetune::Grouping)), each compared with the baseline's
+//! row of the same task and sweep cell.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use stab_core::RunRecord;
+use stab_core::sequential::SequentialDesign;
+
+use super::{Decision, Rule, score};
+use crate::report::finetune::Grouping;
+
+/// One arm on one question.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArmReplay {
+    pub task: String,
+    /// The report's row label of the arm (method, parameters, sweep cell).
+    pub method: String,
+    pub question: &'static str,
+    pub decision: Decision,
+    /// Seeds per arm at the deciding (or last) look.
+    pub n: usize,
+    /// Looks made.
+    pub rounds: usize,
+    /// Scored seeds the store holds for the arm.
+    pub available: usize,
+    /// Seeds the store holds beyond those the rule used (what a sequential grid saves).
+    pub saved: usize,
+    /// Seeds the next look needs when the store ran out before a decision.
+    pub next_n: Option<usize>,
+    pub p: f64,
+    pub level: f64,
+    /// SD ratio (mean absolute deviations) or mean difference, at the last look.
+    pub estimate: f64,
+}
+
+/// The rule over a whole store.
+#[derive(Debug, Clone, Serialize)]
+pub struct SequentialReplay {
+    pub design: SequentialDesign,
+    /// Comparisons alpha was split over (arms × questions).
+    pub comparisons: usize,
+    pub arms: Vec<ArmReplay>,
+    /// Per (task, baseline row): seeds the baseline needed (its longest arm's) and held.
+    pub baselines: Vec<BaselineUse>,
+    /// Runs in the store the rule never looked at (arms' and baselines').
+    pub runs_saved: usize,
+    /// Scored runs of the compared arms and baselines in the store.
+    pub runs_available: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineUse {
+    pub task: String,
+    pub method: String,
+    pub n: usize,
+    pub available: usize,
+}
+
+/// A report row: its sweep part and its scores by seed (`None`: diverged).
+type Row = (String, BTreeMap<u64, Option<f64>>);
+
+/// Replay `design` over `records` (fine-tuning runs; the latest record of each run).
+pub fn replay(records: &[&RunRecord], design: &SequentialDesign) -> SequentialReplay {
+    let grouping = Grouping::of(records);
+    // (task, row label) → (sweep part, scores by seed).
+    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
+    for r in records {
+        let (label, sweep) = grouping.label(r, None);
+        rows.entry((r.task.clone(), label))
+            .or_insert_with(|| (sweep, BTreeMap::new()))
+            .1
+            .insert(r.seed, score(r));
+    }
+    let ordered = |seeds: &BTreeMap<u64, Option<f64>>| -> Vec<f64> {
+        seeds.values().flatten().copied().collect()
+    };
+    // Pairs (arm row, baseline row).
+    let mut pairs = Vec::new();
+    for ((task, label), (sweep, _)) in &rows {
+        let base = format!("{}{sweep}", design.baseline);
+        if *label != base && rows.contains_key(&(task.clone(), base.clone())) {
+            pairs.push((task.clone(), label.clone(), base));
+        }
+    }
+    let questions = design.question.asked();
+    let rule = Rule::new(design, pairs.len() * questions.len());
+    let mut arms = Vec::new();
+    let mut base_n: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (task, label, base) in &pairs {
+        let a = ordered(&rows[&(task.clone(), label.clone())].1);
+        let b = ordered(&rows[&(task.clone(), base.clone())].1);
+        let mut used = 0;
+        for &q in questions {
+            let o = rule.replay(q, &a, &b);
+            used = used.max(o.n);
+            arms.push(ArmReplay {
+                task: task.clone(),
+                method: label.clone(),
+                question: o.question,
+                decision: o.decision,
+                n: o.n,
+                rounds: o.rounds,
+                available: a.len(),
+                saved: 0,
+                next_n: o.next_n,
+                p: o.p,
+                level: o.level,
+                estimate: o.estimate,
+            });
+        }
+        let arm_used = used.min(a.len());
+        for arm in arms.iter_mut().rev().take(questions.len()) {
+            arm.saved = a.len() - arm_used;
+        }
+        let e = base_n.entry((task.clone(), base.clone())).or_default();
+        *e = (*e).max(used);
+    }
+    let baselines: Vec<BaselineUse> = base_n
+        .into_iter()
+        .map(|((task, method), n)| {
+            let available = ordered(&rows[&(task.clone(), method.clone())].1).len();
+            BaselineUse {
+                n: n.min(available),
+                task,
+                method,
+                available,
+            }
+        })
+        .collect();
+    let arm_rows: BTreeMap<(&str, &str), usize> = arms
+        .iter()
+        .map(|a| ((a.task.as_str(), a.method.as_str()), a.saved))
+        .collect();
+    let arm_avail: usize = pairs
+        .iter()
+        .map(|(t, l, _)| ordered(&rows[&(t.clone(), l.clone())].1).len())
+        .sum();
+    let runs_saved = arm_rows.values().sum::<usize>()
+        + baselines.iter().map(|b| b.available - b.n).sum::<usize>();
+    let runs_available = arm_avail + baselines.iter().map(|b| b.available).sum::<usize>();
+    SequentialReplay {
+        design: design.clone(),
+        comparisons: rule.comparisons,
+        arms,
+        baselines,
+        runs_saved,
+        runs_available,
+    }
+}
+
+/// The design of a sequential grid's records, if the store holds one (the latest run's).
+pub fn recorded_design(records: &[&RunRecord]) -> Option<SequentialDesign> {
+    records
+        .iter()
+        .rev()
+        .find_map(|r| r.sequential.as_ref().map(|m| m.design.clone()))
+}
+
+impl SequentialReplay {
+    /// Each arm's decision, seeds and rounds as a table.
+    pub fn table(&self) -> crate::report::table::Table {
+        let header = [
+            "task", "method", "question", "decision", "seeds", "rounds", "in store", "saved",
+            "estimate", "p", "level",
+        ];
+        let rows = self
+            .arms
+            .iter()
+            .map(|a| {
+                let decision = match (a.decision, a.next_n) {
+                    (Decision::Undecided, Some(n)) => format!("undecided (next look at {n} seeds)"),
+                    (d, _) => d.name().to_string(),
+                };
+                let estimate = if a.question == "sd" {
+                    format!("SD ratio {:.2}", a.estimate)
+                } else {
+                    format!("{:+.2} points", a.estimate)
+                };
+                vec![
+                    a.task.clone(),
+                    a.method.clone(),
+                    a.question.to_string(),
+                    decision,
+                    a.n.to_string(),
+                    a.rounds.to_string(),
+                    a.available.to_string(),
+                    a.saved.to_string(),
+                    estimate,
+                    fmt_p(a.p),
+                    fmt_p(a.level),
+                ]
+            })
+            .collect();
+        crate::report::table::Table {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows,
+        }
+    }
+
+    /// The replay as a report section.
+    pub fn document(&self, heading: &str) -> crate::report::doc::Doc {
+        let d = &self.design;
+        let mut doc = crate::report::doc::Doc::new();
+        doc.heading(heading);
+        doc.paragraph(format!(
+            "Each arm against {} on the same task, its seeds taken in seed order: a look at {} seeds, then every {} more up to {}; \
+             *lower*/*higher* is decided when Brown–Forsythe's permutation p-value (SD) or Welch's (mean) falls below the look's level \
+             (alpha = {} spent over the looks, Pocock-type, split over {} comparisons), *no_difference* when the SD ratio lies within \
+             ({}, {:.2}) at the look's share of beta = {} (docs/methods.md §13.6). Lower SD is more stable.",
+            d.baseline, d.min, d.step, d.max, d.alpha, self.comparisons, d.smallest_ratio, 1.0 / d.smallest_ratio, d.beta
+        ));
+        doc.table(self.table());
+        let decided = self.arms.iter().filter(|a| a.decision.is_decided()).count();
+        let mut items = vec![format!(
+            "{decided} of {} comparisons decided.",
+            self.arms.len()
+        )];
+        for b in &self.baselines {
+            items.push(format!(
+                "{} {}: the baseline needed {} of its {} seeds.",
+                b.task, b.method, b.n, b.available
+            ));
+        }
+        if self.runs_saved > 0 {
+            items.push(format!(
+                "A sequential grid would have run {} of these {} runs ({} saved, {:.0}%).",
+                self.runs_available - self.runs_saved,
+                self.runs_available,
+                self.runs_saved,
+                100.0 * self.runs_saved as f64 / self.runs_available.max(1) as f64
+            ));
+        }
+        doc.list(items);
+        doc
+    }
+}
+
+fn fmt_p(p: f64) -> String {
+    if !p.is_finite() {
+        "–".into()
+    } else if p < 1e-4 {
+        format!("{p:.1e}")
+    } else {
+        format!("{p:.4}")
+    }
+}
