@@ -178,15 +178,25 @@ fn score_rows(
 /// (the lowest label id among ties): the score at or below which a run has failed
 /// (Mosbach et al. 2021; MCC gives 0).
 pub(super) fn majority_score(task: &PreparedTask) -> stab_core::Result<f64> {
+    majority_on(&task.test, task)
+}
+
+/// The same on the dev split: the line a run's dev score must rise above
+/// (`stop_failed`).
+pub(super) fn majority_dev_score(task: &PreparedTask) -> stab_core::Result<f64> {
+    majority_on(&task.dev, task)
+}
+
+fn majority_on(rows: &[EncodedRow], task: &PreparedTask) -> stab_core::Result<f64> {
     let mut counts = vec![0usize; task.def.labels.len()];
-    for r in &task.test {
+    for r in rows {
         counts[r.label] += 1;
     }
     let majority = (0..counts.len())
         .max_by_key(|&c| (counts[c], std::cmp::Reverse(c)))
         .unwrap_or(0);
-    let pred = vec![majority; task.test.len()];
-    Ok(score_rows(&pred, &task.test, task)?["primary"])
+    let pred = vec![majority; rows.len()];
+    Ok(score_rows(&pred, rows, task)?["primary"])
 }
 
 fn argmax(logits: Tensor<2>) -> Vec<usize> {

@@ -50,6 +50,8 @@ pub(super) struct Fit {
     pub term_curves: BTreeMap<&'static str, Vec<(u64, f64)>>,
     pub steps: u64,
     pub diverged: bool,
+    /// `stop_failed`: the update at which the run was stopped as failed.
+    pub stopped_failed: Option<u64>,
 }
 
 /// Whether the loop goes on after a step.
@@ -72,6 +74,31 @@ struct Training<'a> {
     /// Whether the test scores the evaluated model of the selected evaluation.
     selects_evaluated: bool,
     fit: Fit,
+    failed: Option<FailedWatch>,
+}
+
+/// `stop_failed = { after = K }`: evaluations in a row, after warmup, at or below the
+/// majority-class dev score (docs/methods.md §13.1).
+struct FailedWatch {
+    after: u64,
+    majority_dev: f64,
+    warmup: u64,
+    below: u64,
+}
+
+impl FailedWatch {
+    /// Whether the run has now failed, counting the evaluation at `step`.
+    fn observe(&mut self, step: u64, dev: f64) -> bool {
+        if step <= self.warmup {
+            return false;
+        }
+        if dev.is_nan() || dev <= self.majority_dev + 1e-12 {
+            self.below += 1;
+        } else {
+            self.below = 0;
+        }
+        self.below >= self.after
+    }
 }
 
 /// Train a set-up run: epochs of batches, one update each, a dev evaluation when due.
@@ -86,6 +113,14 @@ pub(super) fn fit(
         total: s.plan.total,
     });
     let mut t = Training::new(s);
+    if let Some(stop) = s.job.train.stop_failed {
+        t.failed = Some(FailedWatch {
+            after: stop.after.max(1),
+            majority_dev: crate::evaluate::majority_dev_score(&s.task)?,
+            warmup: s.plan.schedule.warmup_steps,
+            below: 0,
+        });
+    }
     t.before_training()?;
     let mut order = ChaCha8Rng::seed_from_u64(s.seeds.data_order);
     let loop_start = Instant::now();
@@ -167,7 +202,9 @@ impl<'a> Training<'a> {
                 term_curves: BTreeMap::new(),
                 steps: 0,
                 diverged: false,
+                stopped_failed: None,
             },
+            failed: None,
         }
     }
 
@@ -266,7 +303,7 @@ impl<'a> Training<'a> {
         }
         progress(Progress::Eval { step, dev });
         stats.eval_s += eval_start.elapsed().as_secs_f64();
-        Ok(match self.fit.stopping.observe(step, dev) {
+        let next = match self.fit.stopping.observe(step, dev) {
             Verdict::Improved => {
                 self.best = Some(if self.selects_evaluated {
                     evaluated
@@ -277,7 +314,14 @@ impl<'a> Training<'a> {
             }
             Verdict::Stop if step >= s.job.train.min_steps => Next::Stop,
             Verdict::Continue | Verdict::Stop => Next::Continue,
-        })
+        };
+        if let Some(watch) = &mut self.failed
+            && watch.observe(step, dev)
+        {
+            self.fit.stopped_failed = Some(step);
+            return Ok(Next::Stop);
+        }
+        Ok(next)
     }
 
     /// The fit's result: the best-dev weights, or the last ones if dev never scored.
@@ -325,4 +369,25 @@ pub(super) struct TestScore {
     pub model: TaskModel,
     pub metrics: BTreeMap<String, f64>,
     pub predictions: Vec<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FailedWatch;
+
+    #[test]
+    fn a_run_fails_after_k_evaluations_in_a_row_at_or_below_the_majority_after_warmup() {
+        let mut w = FailedWatch {
+            after: 3,
+            majority_dev: 0.5,
+            warmup: 10,
+            below: 0,
+        };
+        // During warmup nothing counts.
+        assert!(!w.observe(5, 0.1) && !w.observe(10, 0.1));
+        // Two at the majority, a recovery resets, then three in a row (NaN counts).
+        assert!(!w.observe(11, 0.5) && !w.observe(12, 0.4) && !w.observe(13, 0.6));
+        assert!(!w.observe(14, 0.5) && !w.observe(15, f64::NAN));
+        assert!(w.observe(16, 0.3));
+    }
 }

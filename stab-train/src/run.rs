@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use stab_core::{RunRecord, RunSpec};
 
-use crate::evaluate::majority_score;
+use crate::evaluate::{majority_dev_score, majority_score};
 use crate::fit::{Fit, fit, test_metrics};
 use crate::method::{ExportContext, Method};
 use crate::model::TaskModel;
@@ -132,6 +132,13 @@ impl Engine {
         }
         if !s.spec.method_train.is_empty() {
             record.details["method_train"] = serde_json::json!(s.spec.method_train);
+        }
+        if s.job.train.stop_failed.is_some() {
+            record.details["majority_dev"] = majority_dev_score(task)?.into();
+        }
+        if let Some(step) = fit.stopped_failed {
+            record.details["stopped"] = "failed".into();
+            record.details["stopped_at"] = step.into();
         }
         if let Some(why) = s.method.no_op(s.job.train.mode) {
             record.details["no_op"] = why.into();

@@ -280,10 +280,23 @@ pub struct TrainSection {
     /// Mosbach et al. (2021) traced as a cause of failed fine-tuning runs.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub adam_bias_correction: bool,
+    /// Stop a run whose dev score stays at or below the majority-class score for
+    /// `after` evaluations in a row once warmup is over (`stop_failed = { after = 5 }`);
+    /// it is recorded as the failed run it is (`details.stopped = "failed"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_failed: Option<StopFailed>,
     /// Write each run's best-dev weights as safetensors with Hugging Face names
     /// (`<out>/checkpoints/<run_id>/`), for `stab analyze` and any HF tool.
     #[serde(default, skip_serializing_if = "is_false")]
     pub save_best: bool,
+}
+
+/// `[train] stop_failed = { after = K }` (docs/methods.md §13.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopFailed {
+    /// Evaluations in a row at or below the majority-class dev score.
+    pub after: u64,
 }
 
 fn is_false(b: &bool) -> bool {

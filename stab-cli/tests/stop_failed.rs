@@ -1,0 +1,58 @@
+//! `[train] stop_failed = { after = K }` on the tiny BERT fixture, whose CB head never rises
+//! above the majority class on dev: every run stops K evaluations after warmup and is
+//! recorded as failed, with its test metrics; without the key the same runs go on.
+
+use std::path::Path;
+use std::process::Command;
+
+#[path = "../../testsupport/assets.rs"]
+mod assets;
+
+fn run_grid(dir: &Path, stop: &str) -> Vec<serde_json::Value> {
+    let root = assets::root().join("testdata");
+    let recipe = dir.join("sf.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "name = \"sf\"\n[model]\npath = \"{}\"\nmax_len = 32\n[data]\ndir = \"{}\"\ntasks = [\"cb\"]\n[train]\nmode = \"head\"\nmax_steps = 40\neval_every = 2\nwarmup = 0.1\nbatch_size = 8\nlr = 0.3\nseeds = 2\n{stop}[[methods]]\nname = \"finetune\"\n",
+            root.join("fixtures/tiny-bert").display(),
+            root.join("data").display()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_stab"))
+        .env("STAB_LOG", "warn")
+        .args(["run", recipe.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(out.join("runs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn runs_at_the_majority_class_stop_early_and_are_recorded_as_failed() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let stopped = run_grid(a.path(), "stop_failed = { after = 3 }\n");
+    let full = run_grid(b.path(), "");
+    assert_eq!(stopped.len(), 2);
+    for (s, f) in stopped.iter().zip(&full) {
+        let d = &s["details"];
+        // Warmup is 4 updates: evaluations at 6, 8 and 10 are the three in a row.
+        assert_eq!((d["stopped"].as_str(), d["stopped_at"].as_u64()), (Some("failed"), Some(10)), "{s}");
+        assert_eq!(s["steps"], 10);
+        let curve = d["dev_curve"].as_array().unwrap();
+        let majority = d["majority_dev"].as_f64().unwrap();
+        assert!(curve.iter().skip(2).all(|p| p[1].as_f64().unwrap() <= majority + 1e-12), "{s}");
+        // Nothing is dropped: a record with test metrics, at or below the majority.
+        assert!(s["metrics"]["primary"].as_f64().unwrap() <= d["majority_test"].as_f64().unwrap() + 1e-12);
+        // The key is part of the run's identity; the run without it trains on.
+        assert_ne!(s["run_id"], f["run_id"]);
+        assert_eq!(f["steps"], 40);
+        assert!(f["details"].get("stopped").is_none());
+    }
+}
