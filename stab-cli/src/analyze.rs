@@ -32,6 +32,9 @@ enum AnalyzeCommand {
     /// Replay the sequential seed rule over a finished grid: per arm, after how many seeds
     /// (in seed order) it would have stopped, with which decision, and the runs it saves.
     Sequential(crate::replay::SequentialArgs),
+    /// Replay `[train] stop_failed` on a finished grid's stored dev curves: runs stopped,
+    /// runs stopped that later recovered, updates saved.
+    StopFailed(crate::replay::StopFailedArgs),
     /// Weight distance ‖w* − w0‖_p / ‖w0‖_p (Table 6) of fine-tuned checkpoints, in total
     /// and per layer.
     Distance {
@@ -141,6 +144,7 @@ enum AnalyzeCommand {
 pub fn analyze(args: AnalyzeArgs) -> stab_core::Result<()> {
     match args.command {
         AnalyzeCommand::Sequential(args) => crate::replay::sequential(args),
+        AnalyzeCommand::StopFailed(args) => crate::replay::stop_failed(args),
         AnalyzeCommand::Distance {
             checkpoints,
             pretrained,

@@ -103,3 +103,113 @@ pub fn sequential(args: SequentialArgs) -> stab_core::Result<()> {
     }
     Ok(())
 }
+
+/// `stab analyze stop-failed DIR`: `[train] stop_failed` replayed on stored dev curves.
+#[derive(Args)]
+pub struct StopFailedArgs {
+    /// A results directory whose records hold dev curves.
+    dir: PathBuf,
+    /// Evaluations in a row at or below the majority-class dev score.
+    #[arg(long, default_value_t = 5)]
+    after: u64,
+    /// The task files (for the majority-class dev score of records that do not carry it).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Fixed split files (default: DATA_DIR/splits, else the author's built in).
+    #[arg(long)]
+    splits: Option<PathBuf>,
+    /// text (a Markdown table) or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+}
+
+pub fn stop_failed(args: StopFailedArgs) -> stab_core::Result<()> {
+    use std::collections::BTreeMap;
+    use stab_eval::early_stop::{self, Majority};
+    stab_core::limits::PATIENCE.check("--after", args.after)?;
+    let contents = stab_core::ResultsStore::read_dir(&args.dir)?;
+    let latest = contents.latest();
+    let records: Vec<&stab_core::RunRecord> = latest
+        .iter()
+        .filter(|r| r.kind == stab_core::RecipeKind::Finetune && r.details["dev_curve"].is_array())
+        .collect();
+    let tasks: std::collections::BTreeSet<&str> = records.iter().map(|r| r.task.as_str()).collect();
+    let mut majority = BTreeMap::new();
+    for task in tasks {
+        let carried = records.iter().filter(|r| r.task == task).find_map(|r| {
+            Some(Majority {
+                dev: r.details["majority_dev"].as_f64()?,
+                test: r.details["majority_test"].as_f64()?,
+            })
+        });
+        let m = match (carried, &args.data_dir) {
+            (Some(m), _) => m,
+            (None, Some(dir)) => majority_from_data(task, dir, args.splits.as_deref())?,
+            (None, None) => {
+                return Err(stab_core::InputError::new(format!(
+                    "the records of `{task}` in {} do not carry the majority-class dev score",
+                    args.dir.display()
+                ))
+                .key("--data-dir")
+                .hint("pass --data-dir with the task files the grid read (and --splits if it used other split files)")
+                .into());
+            }
+        };
+        majority.insert(task.to_string(), m);
+    }
+    let labels = stab_eval::report::finetune::group_labels(&records);
+    let by_id: BTreeMap<&str, String> = records
+        .iter()
+        .zip(labels)
+        .map(|(r, (label, _))| (r.run_id.as_str(), label))
+        .collect();
+    let rows = early_stop::replay(&records, &majority, args.after, |r| by_id[r.run_id.as_str()].clone());
+    if args.format == "json" {
+        let doc = serde_json::json!({"after": args.after, "majority": majority, "rows": rows});
+        outln!("{}", serde_json::to_string_pretty(&doc).expect("serialises"));
+    } else {
+        outln!(
+            "stop_failed = {{ after = {} }} replayed on {} runs' dev curves (majority-class dev/test scores per task: {})\n",
+            args.after,
+            records.len(),
+            majority
+                .iter()
+                .map(|(t, m)| format!("{t} {:.4}/{:.4}", m.dev, m.test))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        outln!("{}", early_stop::table(&rows).markdown());
+    }
+    Ok(())
+}
+
+/// The majority-class primary score of a task's dev and test splits, from its files.
+fn majority_from_data(
+    task: &str,
+    dir: &std::path::Path,
+    splits: Option<&std::path::Path>,
+) -> stab_core::Result<stab_eval::early_stop::Majority> {
+    let def = stab_data::task_def(task)?;
+    let origin = stab_core::DataOrigin::Dir(dir);
+    let loaded = stab_data::load_task(def, origin, &stab_data::DatasetCache::from_env())?;
+    let files = stab_data::split_files(origin, splits, "--splits")?;
+    let s = stab_data::resolve_split(&loaded.data, files.as_ref(), 0.1)?.splits;
+    let metric = stab_eval::PrimaryMetric::parse(def.metric)
+        .ok_or_else(|| stab_core::internal!("unknown metric {}", def.metric))?;
+    let score = |rows: &[stab_data::Example]| {
+        let mut counts = vec![0usize; def.labels.len()];
+        for r in rows {
+            counts[r.label] += 1;
+        }
+        let majority = (0..counts.len())
+            .max_by_key(|&c| (counts[c], std::cmp::Reverse(c)))
+            .unwrap_or(0);
+        let gold: Vec<usize> = rows.iter().map(|r| r.label).collect();
+        let questions: Option<Vec<u64>> = rows.iter().map(|r| r.question).collect();
+        metric.evaluate(&vec![majority; rows.len()], &gold, def.labels.len(), questions.as_deref())["primary"]
+    };
+    Ok(stab_eval::early_stop::Majority {
+        dev: score(&s.dev),
+        test: score(&s.test),
+    })
+}

@@ -56,3 +56,42 @@ fn runs_at_the_majority_class_stop_early_and_are_recorded_as_failed() {
         assert!(f["details"].get("stopped").is_none());
     }
 }
+
+#[test]
+fn analyze_stop_failed_replays_the_rule_on_stored_dev_curves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = run_grid(tmp.path(), "");
+    let out = tmp.path().join("out");
+    let analyze = |extra: &[&str]| {
+        let mut args = vec!["analyze", "stop-failed", out.to_str().unwrap(), "--after", "3"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_stab"))
+            .env("STAB_LOG", "warn")
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    // The records of a grid without the key do not carry the dev majority: one clear error.
+    let bare = analyze(&[]);
+    assert_eq!(bare.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("--data-dir"));
+    let data = assets::root().join("testdata/data");
+    let o = analyze(&["--data-dir", data.to_str().unwrap(), "--format", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = &doc["rows"][0];
+    // The same stop as the engine's (update 10 of 40), on both runs.
+    assert_eq!((row["runs"].as_u64(), row["stopped"].as_u64()), (Some(2), Some(2)), "{doc}");
+    assert_eq!(row["updates_saved"], 60);
+    // A stopped run "recovers" when its full curve later rises above the dev majority.
+    let majority = doc["majority"]["cb"]["dev"].as_f64().unwrap();
+    let recovered = full
+        .iter()
+        .filter(|r| {
+            r["details"]["dev_curve"].as_array().unwrap().iter().any(|p| {
+                p[0].as_u64().unwrap() > 10 && p[1].as_f64().unwrap() > majority + 1e-12
+            })
+        })
+        .count();
+    assert_eq!(row["recovered_dev"].as_u64(), Some(recovered as u64), "{doc}");
+}

@@ -9,6 +9,7 @@
 //!   intervals, Holm's adjustment, expected max over n runs.
 //! * [`metrics`] — accuracy, F1, macro-F1, MCC, MultiRC EM and the jiant primary metric
 //!   per task ([`PrimaryMetric`]).
+//! * [`early_stop`] — `stop_failed` replayed on stored dev curves.
 //! * [`aso`] — Almost Stochastic Order's ε_min (deep-significance's computation).
 //! * [`power`] — Brown–Forsythe power and the seeds a stability claim needs.
 //! * [`sequential`] — the sequential seed rule: error spending over looks, Brown–Forsythe
@@ -19,6 +20,7 @@
 
 pub mod aggregate;
 pub mod aso;
+pub mod early_stop;
 pub mod metrics;
 pub mod power;
 pub mod report;

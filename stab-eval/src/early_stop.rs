@@ -1,0 +1,149 @@
+//! `stop_failed` replayed on stored dev curves (`stab analyze stop-failed`): which finished
+//! runs the rule would have stopped, whether any of them would have recovered, and the
+//! updates it would have saved (docs/methods.md §13.1).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use stab_core::RunRecord;
+
+/// The majority-class primary scores of one task's dev and test splits.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Majority {
+    pub dev: f64,
+    pub test: f64,
+}
+
+/// One (task, method) row.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StopRow {
+    pub task: String,
+    pub method: String,
+    pub runs: usize,
+    /// Runs the rule stops.
+    pub stopped: usize,
+    /// Of those, runs whose dev score later rose above the majority.
+    pub recovered_dev: usize,
+    /// Of those, runs whose final test score is above the test majority: runs the rule
+    /// would have turned from good into failed.
+    pub recovered_test: usize,
+    /// Runs that are failed at the end (test at or below the majority).
+    pub failed: usize,
+    pub updates: u64,
+    pub updates_saved: u64,
+}
+
+/// The update at which `stop_failed = { after }` stops a run with this dev curve, or `None`.
+pub fn stop_step(curve: &[(u64, f64)], warmup: u64, majority_dev: f64, after: u64) -> Option<u64> {
+    let mut below = 0;
+    for &(step, dev) in curve {
+        if step <= warmup {
+            continue;
+        }
+        if dev.is_nan() || dev <= majority_dev + 1e-12 {
+            below += 1;
+        } else {
+            below = 0;
+        }
+        if below >= after.max(1) {
+            return Some(step);
+        }
+    }
+    None
+}
+
+/// Replay the rule over every fine-tuning record with a dev curve; `label` names a
+/// record's row (the report's row label).
+pub fn replay(
+    records: &[&RunRecord],
+    majority: &BTreeMap<String, Majority>,
+    after: u64,
+    label: impl Fn(&RunRecord) -> String,
+) -> Vec<StopRow> {
+    let mut rows: BTreeMap<(String, String), StopRow> = BTreeMap::new();
+    for r in records {
+        let Some(m) = majority.get(&r.task) else { continue };
+        let curve: Vec<(u64, f64)> = r.details["dev_curve"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| Some((p.get(0)?.as_u64()?, p.get(1)?.as_f64().unwrap_or(f64::NAN))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let warmup = r.details["warmup_steps"].as_u64().unwrap_or(0);
+        let method = label(r);
+        let row = rows.entry((r.task.clone(), method.clone())).or_insert_with(|| StopRow {
+            task: r.task.clone(),
+            method,
+            ..Default::default()
+        });
+        let test = r.metrics.get("primary").copied().unwrap_or(f64::NAN);
+        row.runs += 1;
+        row.updates += r.steps;
+        if !(test > m.test + 1e-12) {
+            row.failed += 1;
+        }
+        if let Some(step) = stop_step(&curve, warmup, m.dev, after) {
+            row.stopped += 1;
+            row.updates_saved += r.steps.saturating_sub(step);
+            if curve.iter().any(|&(s, d)| s > step && d > m.dev + 1e-12) {
+                row.recovered_dev += 1;
+            }
+            if test > m.test + 1e-12 {
+                row.recovered_test += 1;
+            }
+        }
+    }
+    rows.into_values().collect()
+}
+
+/// The rows as a table, with a total.
+pub fn table(rows: &[StopRow]) -> crate::report::table::Table {
+    let mut out: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.task.clone(),
+                r.method.clone(),
+                r.runs.to_string(),
+                r.failed.to_string(),
+                r.stopped.to_string(),
+                r.recovered_dev.to_string(),
+                r.recovered_test.to_string(),
+                format!("{} of {}", r.updates_saved, r.updates),
+            ]
+        })
+        .collect();
+    let sum = |f: fn(&StopRow) -> u64| rows.iter().map(f).sum::<u64>();
+    out.push(vec![
+        "all".into(),
+        String::new(),
+        sum(|r| r.runs as u64).to_string(),
+        sum(|r| r.failed as u64).to_string(),
+        sum(|r| r.stopped as u64).to_string(),
+        sum(|r| r.recovered_dev as u64).to_string(),
+        sum(|r| r.recovered_test as u64).to_string(),
+        format!("{} of {}", sum(|r| r.updates_saved), sum(|r| r.updates)),
+    ]);
+    crate::report::table::Table {
+        header: ["task", "method", "runs", "failed", "stopped", "dev recovered later", "test above majority", "updates saved"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        rows: out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stop_step;
+
+    #[test]
+    fn stops_after_k_in_a_row_past_warmup() {
+        let curve = [(10, 0.3), (20, 0.3), (30, 0.3), (40, 0.6), (50, 0.3), (60, 0.2), (70, 0.3)];
+        assert_eq!(stop_step(&curve, 10, 0.5, 3), Some(70));
+        assert_eq!(stop_step(&curve, 0, 0.5, 3), Some(30));
+        assert_eq!(stop_step(&curve, 0, 0.1, 3), None);
+    }
+}
