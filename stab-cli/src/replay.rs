@@ -124,8 +124,8 @@ pub struct StopFailedArgs {
 }
 
 pub fn stop_failed(args: StopFailedArgs) -> stab_core::Result<()> {
-    use std::collections::BTreeMap;
     use stab_eval::early_stop::{self, Majority};
+    use std::collections::BTreeMap;
     stab_core::limits::PATIENCE.check("--after", args.after)?;
     let contents = stab_core::ResultsStore::read_dir(&args.dir)?;
     let latest = contents.latest();
@@ -163,10 +163,15 @@ pub fn stop_failed(args: StopFailedArgs) -> stab_core::Result<()> {
         .zip(labels)
         .map(|(r, (label, _))| (r.run_id.as_str(), label))
         .collect();
-    let rows = early_stop::replay(&records, &majority, args.after, |r| by_id[r.run_id.as_str()].clone());
+    let rows = early_stop::replay(&records, &majority, args.after, |r| {
+        by_id[r.run_id.as_str()].clone()
+    });
     if args.format == "json" {
         let doc = serde_json::json!({"after": args.after, "majority": majority, "rows": rows});
-        outln!("{}", serde_json::to_string_pretty(&doc).expect("serialises"));
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("serialises")
+        );
     } else {
         outln!(
             "stop_failed = {{ after = {} }} replayed on {} runs' dev curves (majority-class dev/test scores per task: {})\n",
@@ -206,7 +211,12 @@ fn majority_from_data(
             .unwrap_or(0);
         let gold: Vec<usize> = rows.iter().map(|r| r.label).collect();
         let questions: Option<Vec<u64>> = rows.iter().map(|r| r.question).collect();
-        metric.evaluate(&vec![majority; rows.len()], &gold, def.labels.len(), questions.as_deref())["primary"]
+        metric.evaluate(
+            &vec![majority; rows.len()],
+            &gold,
+            def.labels.len(),
+            questions.as_deref(),
+        )["primary"]
     };
     Ok(stab_eval::early_stop::Majority {
         dev: score(&s.dev),

@@ -86,10 +86,6 @@ pub fn run(args: RunArgs) -> stab_core::Result<Done> {
         );
     }
     let out = args.out.unwrap_or_else(|| recipe.out_dir());
-    let mine: Vec<&RunSpec> = match shard {
-        Some(s) => plan.shard(s.index, s.count),
-        None => plan.runs.iter().collect(),
-    };
     let engine;
     let executor: &dyn Executor = if recipe.kind() == RecipeKind::Finetune {
         engine =
@@ -103,19 +99,35 @@ pub fn run(args: RunArgs) -> stab_core::Result<Done> {
         .jobs(args.jobs)
         .fresh(args.fresh);
     let bar = Bar::new(recipe.kind());
+    let mut runs = plan.runs.clone();
+    let mut search_failed = 0;
+    if let Some(tune) = &recipe.body.tune {
+        let (tuned, failed) = search(&runner, tune, &plan.runs, shard, &bar, &out)?;
+        search_failed = failed;
+        match tuned {
+            Some(tuned) => runs = tuned,
+            // Another shard's search runs are still to come: not a failure of this task.
+            None if failed == 0 && shard.is_some() => return Ok(Done::Ok),
+            None => return Ok(Done::RunsFailed),
+        }
+    }
+    let mine: Vec<&RunSpec> = match shard {
+        Some(s) => shard_of(&runs, s),
+        None => runs.iter().collect(),
+    };
     let planned = format!(
         "{}: {} runs planned{}",
         recipe.name(),
-        plan.runs.len(),
+        runs.len(),
         shard.map_or(String::new(), |s| format!(", {} in shard {s}", mine.len())),
     );
     let summary = match recipe.sequential() {
         Some(design) => {
-            let all: Vec<&RunSpec> = plan.runs.iter().collect();
+            let all: Vec<&RunSpec> = runs.iter().collect();
             let planned = format!(
                 "{}: sequential, at most {} runs ({} seeds per arm in rounds of {} after the first {}){}",
                 recipe.name(),
-                plan.runs.len(),
+                runs.len(),
                 design.max,
                 design.step,
                 design.min,
@@ -133,11 +145,93 @@ pub fn run(args: RunArgs) -> stab_core::Result<Done> {
             ran?
         }
     };
-    Ok(if summary.failed > 0 {
+    Ok(if summary.failed + search_failed > 0 {
         Done::RunsFailed
     } else {
         Done::Ok
     })
+}
+
+/// The runs of shard `s` among `runs`, balanced by estimated cost.
+fn shard_of(runs: &[RunSpec], s: Shard) -> Vec<&RunSpec> {
+    let assignment = stab_core::cost::balanced_shards(runs, s.count);
+    runs.iter()
+        .zip(assignment)
+        .filter(|(_, i)| *i == s.index)
+        .map(|(r, _)| r)
+        .collect()
+}
+
+/// `[tune]`: run the search (this shard's share of it), then read every arm's choice from
+/// the store: the study's runs at the chosen values (`None` while a search run is missing:
+/// failed here, or another shard's still to run), and the search runs that failed here.
+fn search(
+    runner: &GridRunner<'_>,
+    tune: &stab_core::tune::TuneTable,
+    universe: &[RunSpec],
+    shard: Option<Shard>,
+    bar: &Bar,
+    out: &std::path::Path,
+) -> stab_core::Result<(Option<Vec<RunSpec>>, usize)> {
+    let all: Vec<&RunSpec> = universe.iter().collect();
+    let search = stab_grid::tune::search_runs(tune, &all)?;
+    let mine: Vec<&RunSpec> = match shard {
+        Some(s) => shard_of(&search, s),
+        None => search.iter().collect(),
+    };
+    let planned = format!(
+        "[tune] search of {} over {} values, {} seeds per value and arm: {} runs{}",
+        tune.key,
+        tune.values.len(),
+        tune.seeds,
+        search.len(),
+        shard.map_or(String::new(), |s| format!(", {} in shard {s}", mine.len())),
+    );
+    let ran = runner.run(&mine, &|event| bar.show(event, &planned, out));
+    bar.bar.finish_and_clear();
+    let summary = ran?;
+    let records = stab_core::ResultsStore::read_dir(out)?.latest();
+    let choices = stab_grid::tune::choices(tune, &all, &records)?;
+    for c in &choices {
+        let values: Vec<String> = c
+            .values
+            .iter()
+            .map(|(v, scores)| {
+                let done: Vec<f64> = scores.iter().flatten().copied().collect();
+                let mean = done.iter().sum::<f64>() / done.len().max(1) as f64;
+                format!(
+                    "{v}: dev {:.4} ({} of {} runs)",
+                    mean,
+                    done.len(),
+                    scores.len()
+                )
+            })
+            .collect();
+        let chosen = c
+            .chosen
+            .as_ref()
+            .map_or("not yet".to_string(), |v| v.to_string());
+        errln!(
+            "tune {} {}: {} → {} = {chosen}",
+            c.task,
+            c.arm,
+            values.join(", "),
+            tune.key
+        );
+    }
+    if choices.iter().any(|c| c.chosen.is_none()) {
+        errln!(
+            "the [tune] search is not complete{}: run again to go on to the study",
+            if shard.is_some() {
+                " (other shards' search runs, or a failed one)"
+            } else {
+                " (a search run failed, see above)"
+            }
+        );
+        return Ok((None, summary.failed));
+    }
+    let tuned = stab_grid::tune::tuned_runs(tune, &all, &choices)?;
+    Ok((Some(tuned), summary.failed))
 }
 
 /// Each arm's decisions after the rounds run, and what is left to run.

@@ -23,7 +23,12 @@ fn run_grid(dir: &Path, stop: &str) -> Vec<serde_json::Value> {
     let out = dir.join("out");
     let o = Command::new(env!("CARGO_BIN_EXE_stab"))
         .env("STAB_LOG", "warn")
-        .args(["run", recipe.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            recipe.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -43,13 +48,26 @@ fn runs_at_the_majority_class_stop_early_and_are_recorded_as_failed() {
     for (s, f) in stopped.iter().zip(&full) {
         let d = &s["details"];
         // Warmup is 4 updates: evaluations at 6, 8 and 10 are the three in a row.
-        assert_eq!((d["stopped"].as_str(), d["stopped_at"].as_u64()), (Some("failed"), Some(10)), "{s}");
+        assert_eq!(
+            (d["stopped"].as_str(), d["stopped_at"].as_u64()),
+            (Some("failed"), Some(10)),
+            "{s}"
+        );
         assert_eq!(s["steps"], 10);
         let curve = d["dev_curve"].as_array().unwrap();
         let majority = d["majority_dev"].as_f64().unwrap();
-        assert!(curve.iter().skip(2).all(|p| p[1].as_f64().unwrap() <= majority + 1e-12), "{s}");
+        assert!(
+            curve
+                .iter()
+                .skip(2)
+                .all(|p| p[1].as_f64().unwrap() <= majority + 1e-12),
+            "{s}"
+        );
         // Nothing is dropped: a record with test metrics, at or below the majority.
-        assert!(s["metrics"]["primary"].as_f64().unwrap() <= d["majority_test"].as_f64().unwrap() + 1e-12);
+        assert!(
+            s["metrics"]["primary"].as_f64().unwrap()
+                <= d["majority_test"].as_f64().unwrap() + 1e-12
+        );
         // The key is part of the run's identity; the run without it trains on.
         assert_ne!(s["run_id"], f["run_id"]);
         assert_eq!(f["steps"], 40);
@@ -63,7 +81,13 @@ fn analyze_stop_failed_replays_the_rule_on_stored_dev_curves() {
     let full = run_grid(tmp.path(), "");
     let out = tmp.path().join("out");
     let analyze = |extra: &[&str]| {
-        let mut args = vec!["analyze", "stop-failed", out.to_str().unwrap(), "--after", "3"];
+        let mut args = vec![
+            "analyze",
+            "stop-failed",
+            out.to_str().unwrap(),
+            "--after",
+            "3",
+        ];
         args.extend_from_slice(extra);
         Command::new(env!("CARGO_BIN_EXE_stab"))
             .env("STAB_LOG", "warn")
@@ -81,17 +105,27 @@ fn analyze_stop_failed_replays_the_rule_on_stored_dev_curves() {
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let row = &doc["rows"][0];
     // The same stop as the engine's (update 10 of 40), on both runs.
-    assert_eq!((row["runs"].as_u64(), row["stopped"].as_u64()), (Some(2), Some(2)), "{doc}");
+    assert_eq!(
+        (row["runs"].as_u64(), row["stopped"].as_u64()),
+        (Some(2), Some(2)),
+        "{doc}"
+    );
     assert_eq!(row["updates_saved"], 60);
     // A stopped run "recovers" when its full curve later rises above the dev majority.
     let majority = doc["majority"]["cb"]["dev"].as_f64().unwrap();
     let recovered = full
         .iter()
         .filter(|r| {
-            r["details"]["dev_curve"].as_array().unwrap().iter().any(|p| {
-                p[0].as_u64().unwrap() > 10 && p[1].as_f64().unwrap() > majority + 1e-12
-            })
+            r["details"]["dev_curve"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p[0].as_u64().unwrap() > 10 && p[1].as_f64().unwrap() > majority + 1e-12)
         })
         .count();
-    assert_eq!(row["recovered_dev"].as_u64(), Some(recovered as u64), "{doc}");
+    assert_eq!(
+        row["recovered_dev"].as_u64(),
+        Some(recovered as u64),
+        "{doc}"
+    );
 }

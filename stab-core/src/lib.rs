@@ -19,6 +19,7 @@
 //! * [`error`] — [`InputError`], the "bad input" error class (exit code 2).
 //! * [`limits`] — the bounds of every size that decides an allocation ([`limits::Limit`]).
 //! * [`atomic`] — whole-file writes through a locked temporary, and stale-temporary cleanup.
+//! * [`tune`] — `[tune]`: a search on dev per method before the seed study ([`tune::TuneTable`]).
 //! * [`suggest`] — did-you-mean lookups ([`nearest`]).
 
 pub mod atomic;
@@ -39,6 +40,7 @@ pub mod store;
 pub mod study;
 pub mod suggest;
 pub mod synthetic;
+pub mod tune;
 
 #[doc(hidden)]
 pub use anyhow as __anyhow;

@@ -154,6 +154,7 @@ mod tests {
             inputs: None,
             details: serde_json::Value::Null,
             sequential: None,
+            tune: None,
         };
         let read = |run_id: &str| read_for(dir.path(), &record(run_id));
         assert_eq!(read("cb-finetune-s0-1").unwrap(), Some(p));

@@ -57,6 +57,10 @@ pub struct RunRecord {
     /// (`[seeds] policy = "sequential"`), so reports replay its decisions from the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequential: Option<crate::sequential::SequentialMark>,
+    /// A tuned grid's search run (`stage = "search"`, left out of the study's statistics)
+    /// or a study run at its arm's chosen value (`"chosen"`), with the key and value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune: Option<crate::tune::TuneMark>,
     /// Kind-specific structured output (e.g. curves).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub details: serde_json::Value,
@@ -88,6 +92,7 @@ impl RunRecord {
             split: None,
             inputs: None,
             sequential: spec.sequential.clone(),
+            tune: spec.tune.clone(),
             details: serde_json::Value::Null,
         }
     }

@@ -241,6 +241,7 @@ mod tests {
             inputs: None,
             details: serde_json::Value::Null,
             sequential: None,
+            tune: None,
         }
     }
 

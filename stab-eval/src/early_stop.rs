@@ -62,26 +62,32 @@ pub fn replay(
 ) -> Vec<StopRow> {
     let mut rows: BTreeMap<(String, String), StopRow> = BTreeMap::new();
     for r in records {
-        let Some(m) = majority.get(&r.task) else { continue };
+        let Some(m) = majority.get(&r.task) else {
+            continue;
+        };
         let curve: Vec<(u64, f64)> = r.details["dev_curve"]
             .as_array()
             .map(|a| {
                 a.iter()
-                    .filter_map(|p| Some((p.get(0)?.as_u64()?, p.get(1)?.as_f64().unwrap_or(f64::NAN))))
+                    .filter_map(|p| {
+                        Some((p.get(0)?.as_u64()?, p.get(1)?.as_f64().unwrap_or(f64::NAN)))
+                    })
                     .collect()
             })
             .unwrap_or_default();
         let warmup = r.details["warmup_steps"].as_u64().unwrap_or(0);
         let method = label(r);
-        let row = rows.entry((r.task.clone(), method.clone())).or_insert_with(|| StopRow {
-            task: r.task.clone(),
-            method,
-            ..Default::default()
-        });
+        let row = rows
+            .entry((r.task.clone(), method.clone()))
+            .or_insert_with(|| StopRow {
+                task: r.task.clone(),
+                method,
+                ..Default::default()
+            });
         let test = r.metrics.get("primary").copied().unwrap_or(f64::NAN);
         row.runs += 1;
         row.updates += r.steps;
-        if !(test > m.test + 1e-12) {
+        if test.is_nan() || test <= m.test + 1e-12 {
             row.failed += 1;
         }
         if let Some(step) = stop_step(&curve, warmup, m.dev, after) {
@@ -127,10 +133,19 @@ pub fn table(rows: &[StopRow]) -> crate::report::table::Table {
         format!("{} of {}", sum(|r| r.updates_saved), sum(|r| r.updates)),
     ]);
     crate::report::table::Table {
-        header: ["task", "method", "runs", "failed", "stopped", "dev recovered later", "test above majority", "updates saved"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        header: [
+            "task",
+            "method",
+            "runs",
+            "failed",
+            "stopped",
+            "dev recovered later",
+            "test above majority",
+            "updates saved",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
         rows: out,
     }
 }
@@ -141,7 +156,15 @@ mod tests {
 
     #[test]
     fn stops_after_k_in_a_row_past_warmup() {
-        let curve = [(10, 0.3), (20, 0.3), (30, 0.3), (40, 0.6), (50, 0.3), (60, 0.2), (70, 0.3)];
+        let curve = [
+            (10, 0.3),
+            (20, 0.3),
+            (30, 0.3),
+            (40, 0.6),
+            (50, 0.3),
+            (60, 0.2),
+            (70, 0.3),
+        ];
         assert_eq!(stop_step(&curve, 10, 0.5, 3), Some(70));
         assert_eq!(stop_step(&curve, 0, 0.5, 3), Some(30));
         assert_eq!(stop_step(&curve, 0, 0.1, 3), None);

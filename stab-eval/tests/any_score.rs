@@ -35,6 +35,7 @@ fn record(task: &str, method: &str, seed: u64, primary: f64) -> RunRecord {
         inputs: None,
         details: serde_json::Value::Null,
         sequential: None,
+        tune: None,
     }
 }
 

@@ -37,6 +37,7 @@ fn record(method: &str, seed: u64, primary: f64) -> RunRecord {
         }),
         details: serde_json::Value::Null,
         sequential: None,
+        tune: None,
     }
 }
 

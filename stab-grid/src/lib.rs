@@ -10,6 +10,7 @@
 //! * [`event`] — what a grid reports while it runs ([`GridEvent`], [`RunProgress`]).
 //! * [`schedule`] — which run comes next ([`Schedule`], [`PlanOrder`]).
 //! * [`sequential`] — rounds of seeds for the arms still undecided ([`SequentialSchedule`]).
+//! * [`tune`] — `[tune]`: each arm's search runs, its chosen value, the study at it.
 //! * [`runner`] — the loop itself ([`GridRunner`], [`GridSummary`]).
 //! * [`resume`] — which finished runs a grid may reuse.
 //! * [`synthetic`] — the executor of the synthetic studies.
@@ -21,6 +22,7 @@ pub mod runner;
 pub mod schedule;
 pub mod sequential;
 pub mod synthetic;
+pub mod tune;
 
 pub use event::{GridEvent, RunProgress, Skip};
 pub use executor::{Executed, Executor, RunContext};

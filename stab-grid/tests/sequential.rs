@@ -65,6 +65,7 @@ fn universe(max: u64) -> Vec<RunSpec> {
                 job: job.clone(),
                 method_train: BTreeMap::new(),
                 sequential: None,
+                tune: None,
             });
         }
     }

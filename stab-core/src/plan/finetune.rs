@@ -409,7 +409,102 @@ pub(super) fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError>
             }));
         }
     }
+    if let Some(tune) = &b.tune {
+        check_tune(recipe, tune, &runs, &own_train)?;
+    }
     Ok(runs)
+}
+
+/// `[tune]`: a `[train]` key no method and no sweep sets, whose every value makes a valid
+/// run (checked like the key written in `[train]`).
+fn check_tune(
+    recipe: &Recipe,
+    tune: &crate::tune::TuneTable,
+    runs: &[RunSpec],
+    own_train: &[Option<toml::Table>],
+) -> Result<(), InputError> {
+    let field = tune.field();
+    let allowed = toml::Value::try_from(TrainSection::default()).expect("train serialises");
+    let known = allowed
+        .as_table()
+        .map(|t| t.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    if !tune.key.starts_with("train.")
+        || ["seeds", "fixed_seeds", "mode"].contains(&field)
+        || !known.iter().any(|k| k == field)
+            && ![
+                "stop_failed",
+                "save_best",
+                "adam_bias_correction",
+                "head_encoder_dropout",
+            ]
+            .contains(&field)
+    {
+        return Err(recipe
+            .error(
+                "tune.key",
+                format!(
+                    "tune.key = \"{}\" is not a [train] key a search can vary",
+                    tune.key
+                ),
+            )
+            .hint("e.g. key = \"train.lr\" (any [train] key but seeds, fixed_seeds and mode)"));
+    }
+    if tune.values.is_empty() {
+        return Err(recipe
+            .error("tune.values", "tune.values is empty")
+            .hint("e.g. values = [1e-5, 2e-5, 5e-5]"));
+    }
+    crate::limits::SEEDS
+        .check("tune.seeds", tune.seeds)
+        .map_err(|e| recipe.error("tune.seeds", e.message).hint("e.g. seeds = 3"))?;
+    if recipe.body.sweep.contains_key(&tune.key) {
+        return Err(recipe
+            .error("tune.key", format!("{} is swept and tuned", tune.key))
+            .hint("tune it or sweep it, not both"));
+    }
+    if let Some(i) = own_train
+        .iter()
+        .position(|own| own.as_ref().is_some_and(|t| t.contains_key(field)))
+    {
+        return Err(recipe
+            .error(
+                "tune.key",
+                format!(
+                    "{} is tuned, and methods[{i}] sets it with its own train = {{ … }}",
+                    tune.key
+                ),
+            )
+            .hint("drop the method's own value: the search chooses one per method"));
+    }
+    let Some(first) = runs.first() else {
+        return Ok(());
+    };
+    for v in &tune.values {
+        let value = serde_json::to_value(v).unwrap_or_default();
+        let bad = |msg: String| {
+            recipe
+                .error(
+                    "tune.values",
+                    format!("tune.values: {} = {v} {msg}", tune.key),
+                )
+                .hint("every value must be one [train] would take")
+        };
+        let spec = first
+            .with_train_value(
+                field,
+                &value,
+                crate::tune::TUNE_SEED_BASE,
+                crate::tune::TuneStage::Search,
+            )
+            .map_err(|e| bad(format!("is not a valid value ({e})")))?;
+        let RunJob::Finetune(job) = &spec.job else {
+            continue;
+        };
+        check_finetune(recipe, &[], &job.train, &job.data, &job.model)
+            .map_err(|e| bad(format!("is refused: {}", e.message)))?;
+    }
+    Ok(())
 }
 
 /// The sweep's cells: the cartesian product over its keys, each key addressing a section
@@ -687,6 +782,7 @@ impl Cell<'_> {
                     sweep: self.sweep.clone(),
                     method_train: BTreeMap::new(),
                     sequential: None,
+                    tune: None,
                     job: RunJob::Finetune(FinetuneJob {
                         model: self.model.clone(),
                         data,

@@ -32,6 +32,10 @@ pub struct RunSpec {
     /// of the run's identity (the same seed is the same run in any round or design).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequential: Option<crate::sequential::SequentialMark>,
+    /// A tuned grid's search run, or a study run at its arm's chosen value (`[tune]`);
+    /// the value itself is in `job`, which the id hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune: Option<crate::tune::TuneMark>,
 }
 
 /// The kind-specific part of a run.

@@ -134,6 +134,7 @@ pub(super) fn plan_synthetic(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError
                 job: RunJob::Synthetic(settings),
                 method_train: BTreeMap::new(),
                 sequential: None,
+                tune: None,
             };
             runs.push(spec.with_id(&format!("{}-{}", study.factor(), value)));
         }

@@ -54,6 +54,8 @@ pub struct RecipeBody {
     pub synthetic: Option<SyntheticTable>,
     /// How seeds are spent: `train.seeds` for every arm, or rounds (docs/methods.md §13.6).
     pub seeds: Option<crate::sequential::SeedPolicy>,
+    /// A search on dev of one `[train]` key per method before the seed study.
+    pub tune: Option<crate::tune::TuneTable>,
 }
 
 impl Recipe {
@@ -171,6 +173,7 @@ impl Recipe {
                     ("methods", !b.methods.is_empty()),
                     ("sweep", !b.sweep.is_empty()),
                     ("seeds", b.seeds.is_some()),
+                    ("tune", b.tune.is_some()),
                 ];
                 if let Some((key, _)) = foreign.iter().find(|(_, present)| *present) {
                     return Err(self

@@ -770,6 +770,7 @@ mod tests {
             inputs: None,
             details: serde_json::json!({"majority_test": 0.4, "dev_curve": [[1, primary]]}),
             sequential: None,
+            tune: None,
         }
     }
 

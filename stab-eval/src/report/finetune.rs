@@ -788,6 +788,7 @@ pub(crate) mod tests {
             inputs: None,
             details: serde_json::Value::Null,
             sequential: None,
+            tune: None,
         }
     }
 

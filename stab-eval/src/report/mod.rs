@@ -16,6 +16,7 @@ pub mod html;
 pub mod plot;
 pub mod synthetic;
 pub mod table;
+pub mod tune;
 pub mod violin;
 
 use stab_core::Refusal;
@@ -59,7 +60,10 @@ pub struct PlotsWritten {
 
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// The runs the report's statistics use (a `[tune]` search's runs left out).
     pub records: Vec<RunRecord>,
+    /// A `[tune]` search's runs: shown in their own section, never in the study's.
+    pub tuning: Vec<RunRecord>,
     /// `stab analyze` results of the directory.
     pub analyses: analyses::Analyses,
     /// Store lines that could not be read (`file:line: reason`).
@@ -77,12 +81,13 @@ impl Report {
     pub fn load(dir: &Path) -> stab_core::Result<Self> {
         let contents = ResultsStore::read_dir(dir)?;
         let analyses = analyses::Analyses::load(dir)?;
-        let records = contents.latest();
+        let (tuning, records) = split_search(contents.latest());
         let conflicts = contents.conflicting();
         let mut skipped = contents.skipped;
         skipped.extend(analyses.skipped.iter().cloned());
         Ok(Self {
             records,
+            tuning,
             analyses,
             skipped,
             conflicts,
@@ -92,8 +97,10 @@ impl Report {
     }
 
     pub fn from_records(records: Vec<RunRecord>) -> Self {
+        let (tuning, records) = split_search(records);
         Self {
             records,
+            tuning,
             analyses: analyses::Analyses::default(),
             skipped: Vec::new(),
             conflicts: Vec::new(),
@@ -148,6 +155,9 @@ impl Report {
                 let mut doc = serde_json::to_value(self.findings()).expect("findings serialise");
                 doc["format"] = "stab-report/2".into();
                 doc["cost"] = cost::cost_json(&self.of_kind(RecipeKind::Finetune));
+                if !self.tuning.is_empty() {
+                    doc["tuning"] = tune::tuning_json(&self.tuning, &self.records);
+                }
                 if let Some(replay) = self.sequential() {
                     let (arms, design) = sequential_json(&replay);
                     doc["sequential"] = arms;
@@ -201,6 +211,9 @@ impl Report {
             doc.append(conclusions::summary(f))
                 .append(fine.main_section(true))
                 .append(conclusions::sections(f, true));
+            if !self.tuning.is_empty() {
+                doc.append(tune::tuning_section(&self.tuning, &self.records));
+            }
             if let Some(replay) = self.sequential() {
                 doc.append(replay.document("Sequential seeds: decisions and seeds spent"));
             }
@@ -239,6 +252,15 @@ impl Report {
         }
         Ok(out)
     }
+}
+
+/// (a `[tune]` search's runs, the rest).
+fn split_search(records: Vec<RunRecord>) -> (Vec<RunRecord>, Vec<RunRecord>) {
+    records.into_iter().partition(|r| {
+        r.tune
+            .as_ref()
+            .is_some_and(|t| t.stage == stab_core::tune::TuneStage::Search)
+    })
 }
 
 /// `sequential[task][method] = {decision, n, rounds, …}` (one object per question when
