@@ -84,6 +84,23 @@ pub fn plan(args: PlanArgs) -> stab_core::Result<()> {
             d.looks().len()
         );
     }
+    if let Some(t) = &recipe.body.tune {
+        outln!(
+            "# [tune]: first {} search runs ({} × {} values × {} seeds per arm, on dev); then these runs, each at its arm's chosen {} (their run ids follow from the choice)",
+            t.values.len() as u64
+                * t.seeds
+                * plan
+                    .runs
+                    .iter()
+                    .map(|r| (&r.task, &r.method, &r.method_params, &r.sweep))
+                    .collect::<std::collections::HashSet<_>>()
+                    .len() as u64,
+            t.key,
+            t.values.len(),
+            t.seeds,
+            t.key
+        );
+    }
     outln!("shard\trun_id\ttask\tmethod\tseed\tsweep");
     let assignment = plan.shards(shards);
     for (r, shard) in plan.runs.iter().zip(&assignment) {

@@ -96,7 +96,13 @@ pub fn replay(records: &[&RunRecord], design: &SequentialDesign) -> SequentialRe
         let mut used = 0;
         for &q in questions {
             let o = rule.replay(q, &a, &b);
-            used = used.max(o.n);
+            // An arm the store ran out on before a decision used every seed it has (the
+            // rule wanted more): nothing of it is saved.
+            used = used.max(if o.next_n.is_some() {
+                a.len().max(b.len())
+            } else {
+                o.n
+            });
             arms.push(ArmReplay {
                 task: task.clone(),
                 method: label.clone(),
@@ -246,5 +252,42 @@ fn fmt_p(p: f64) -> String {
         format!("{p:.1e}")
     } else {
         format!("{p:.4}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(method: &str, seed: u64, primary: f64) -> RunRecord {
+        serde_json::from_value(serde_json::json!({
+            "run_id": format!("{method}-{seed}"), "recipe": "r", "task": "cb", "method": method,
+            "method_params": {}, "seed": seed, "mode": "head", "sweep": {},
+            "metrics": {"primary": primary}, "dev_best": null, "best_step": null, "steps": 1,
+            "wall_s": 0.0, "stab_version": "0"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_store_too_small_for_the_first_look_saves_nothing_and_names_the_next_look() {
+        let records: Vec<RunRecord> = (0..3)
+            .flat_map(|s| {
+                [
+                    rec("finetune", s, 0.5 + 0.01 * s as f64),
+                    rec("mmr", s, 0.6 - 0.02 * s as f64),
+                ]
+            })
+            .collect();
+        let refs: Vec<&RunRecord> = records.iter().collect();
+        let r = replay(&refs, &SequentialDesign::default());
+        assert_eq!(r.arms.len(), 1);
+        let a = &r.arms[0];
+        assert_eq!(
+            (a.decision, a.n, a.next_n, a.saved),
+            (Decision::Undecided, 0, Some(5), 0)
+        );
+        assert_eq!((r.runs_saved, r.runs_available), (0, 6));
+        assert_eq!(r.baselines[0].n, 3);
     }
 }
