@@ -1,7 +1,7 @@
 //! The sequential seed rule by simulation: error rate under the null, power and seeds
 //! spent under SD ratios 0.5 and 0.3, for normal, skewed and resampled-real scores.
 //!
-//! `cargo run --release -p stab-eval --example sequential_sim -- [GRIDS] [RESULTS_DIR]`
+//! `cargo run --release -p stab-eval --example sequential_sim -- [GRIDS] [RESULTS_DIR] [all|null|power] [all|normal|skewed|resampled]`
 //! (default 2000 grids; the resampled scores are the FineTune arm of
 //! `results/minilm-stabilisers-cb`, failed runs included).
 
@@ -16,6 +16,8 @@ fn main() -> stab_core::Result<()> {
     let store = args
         .next()
         .unwrap_or_else(|| "results/minilm-stabilisers-cb".into());
+    let rows = args.next().unwrap_or_else(|| "all".into());
+    let only = args.next().unwrap_or_else(|| "all".into());
     let Scores::Resampled(real) = Scores::from_store(std::path::Path::new(&store), "finetune")?
     else {
         unreachable!("from_store resamples")
@@ -31,6 +33,9 @@ fn main() -> stab_core::Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for scores in [Scores::Normal, Scores::Skewed, Scores::Resampled(real)] {
+        if only != "all" && only != scores.name() {
+            continue;
+        }
         for (arms, ratio, sd_shift) in [
             (1, 1.0, 0.0),
             (5, 1.0, 0.0),
@@ -42,6 +47,9 @@ fn main() -> stab_core::Result<()> {
             (1, 0.3, 0.0),
             (5, 0.3, 0.0),
         ] {
+            if (rows == "null" && ratio != 1.0) || (rows == "power" && ratio == 1.0) {
+                continue;
+            }
             let shift = sd_shift * sd(&scores);
             let s = simulate(&design, &scores, arms, ArmEffect { ratio, shift }, grids, 7);
             println!(
