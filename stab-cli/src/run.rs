@@ -329,6 +329,10 @@ impl Bar {
                 if self.kind == RecipeKind::Synthetic {
                     self.style("{spinner} [{elapsed_precise}] {bar:32} {pos}/{len} datasets ({eta} left) {msg}");
                     bar.set_length(pending.iter().map(|r| datasets(r)).sum());
+                } else if workers > 1 && pending.is_empty() {
+                    // A sequential grid: rounds are decided as it goes.
+                    self.style("{spinner} [{elapsed_precise}] {pos} runs {msg}");
+                    bar.set_message(format!("{workers} jobs × {threads_per_worker} threads"));
                 } else if workers > 1 {
                     self.style("{spinner} [{elapsed_precise}] {bar:28} {pos}/{len} runs ({eta} left) {msg}");
                     bar.set_length(pending.len() as u64);
@@ -339,7 +343,13 @@ impl Bar {
             }
             GridEvent::RunStarted { spec, index } if workers == 1 => {
                 let pending = *self.pending.lock().expect("pending");
-                let head = format!("run {}/{pending}: {}", index + 1, spec.run_id);
+                // A sequential grid does not know its run count in advance.
+                let of = if pending > 0 {
+                    format!("/{pending}")
+                } else {
+                    String::new()
+                };
+                let head = format!("run {}{of}: {}", index + 1, spec.run_id);
                 bar.set_message(head.clone());
                 *self.head.lock().expect("head") = head;
             }
