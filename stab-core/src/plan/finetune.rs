@@ -415,6 +415,20 @@ pub(super) fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError>
     Ok(runs)
 }
 
+/// Whether a search may vary the `[train]` field: any field but the seeds and the mode.
+fn tunable(field: &str) -> bool {
+    let defaults = toml::Value::try_from(TrainSection::default()).expect("train serialises");
+    let shown = defaults.as_table().is_some_and(|t| t.contains_key(field));
+    // Fields a default [train] leaves out of its serialisation.
+    let optional = [
+        "stop_failed",
+        "save_best",
+        "adam_bias_correction",
+        "head_encoder_dropout",
+    ];
+    (shown || optional.contains(&field)) && !["seeds", "fixed_seeds", "mode"].contains(&field)
+}
+
 /// `[tune]`: a `[train]` key no method and no sweep sets, whose every value makes a valid
 /// run (checked like the key written in `[train]`).
 fn check_tune(
@@ -424,22 +438,7 @@ fn check_tune(
     own_train: &[Option<toml::Table>],
 ) -> Result<(), InputError> {
     let field = tune.field();
-    let allowed = toml::Value::try_from(TrainSection::default()).expect("train serialises");
-    let known = allowed
-        .as_table()
-        .map(|t| t.keys().cloned().collect::<Vec<_>>())
-        .unwrap_or_default();
-    if !tune.key.starts_with("train.")
-        || ["seeds", "fixed_seeds", "mode"].contains(&field)
-        || !known.iter().any(|k| k == field)
-            && ![
-                "stop_failed",
-                "save_best",
-                "adam_bias_correction",
-                "head_encoder_dropout",
-            ]
-            .contains(&field)
-    {
+    if !tune.key.starts_with("train.") || !tunable(field) {
         return Err(recipe
             .error(
                 "tune.key",

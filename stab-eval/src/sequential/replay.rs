@@ -63,11 +63,13 @@ pub struct BaselineUse {
 /// A report row: its sweep part and its scores by seed (`None`: diverged).
 type Row = (String, BTreeMap<u64, Option<f64>>);
 
-/// Replay `design` over `records` (fine-tuning runs; the latest record of each run).
-pub fn replay(records: &[&RunRecord], design: &SequentialDesign) -> SequentialReplay {
+/// (task, row label) → row.
+type Rows = BTreeMap<(String, String), Row>;
+
+/// The records as the report's rows.
+fn rows(records: &[&RunRecord]) -> Rows {
     let grouping = Grouping::of(records);
-    // (task, row label) → (sweep part, scores by seed).
-    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
+    let mut rows = Rows::new();
     for r in records {
         let (label, sweep) = grouping.label(r, None);
         rows.entry((r.task.clone(), label))
@@ -75,60 +77,91 @@ pub fn replay(records: &[&RunRecord], design: &SequentialDesign) -> SequentialRe
             .1
             .insert(r.seed, score(r));
     }
-    let ordered = |seeds: &BTreeMap<u64, Option<f64>>| -> Vec<f64> {
-        seeds.values().flatten().copied().collect()
-    };
-    // Pairs (arm row, baseline row).
-    let mut pairs = Vec::new();
-    for ((task, label), (sweep, _)) in &rows {
-        let base = format!("{}{sweep}", design.baseline);
-        if *label != base && rows.contains_key(&(task.clone(), base.clone())) {
-            pairs.push((task.clone(), label.clone(), base));
-        }
+    rows
+}
+
+/// A row's scores in seed order, diverged runs left out.
+fn ordered(rows: &Rows, task: &str, label: &str) -> Vec<f64> {
+    rows[&(task.to_string(), label.to_string())]
+        .1
+        .values()
+        .flatten()
+        .copied()
+        .collect()
+}
+
+/// (task, arm row, baseline row) for every row with a baseline row in its cell.
+fn pairs(rows: &Rows, design: &SequentialDesign) -> Vec<(String, String, String)> {
+    rows.iter()
+        .filter_map(|((task, label), (sweep, _))| {
+            let base = format!("{}{sweep}", design.baseline);
+            (*label != base && rows.contains_key(&(task.clone(), base.clone())))
+                .then(|| (task.clone(), label.clone(), base))
+        })
+        .collect()
+}
+
+/// One arm on every question, and the seeds the rule used of it. An arm the store ran out
+/// on before a decision used every seed there is (the rule wanted more): none is saved.
+fn replay_arm(
+    rule: &Rule<'_>,
+    task: &str,
+    label: &str,
+    a: &[f64],
+    b: &[f64],
+) -> (Vec<ArmReplay>, usize) {
+    let mut used = 0;
+    let mut out = Vec::new();
+    for &q in rule.design.question.asked() {
+        let o = rule.replay(q, a, b);
+        used = used.max(if o.next_n.is_some() {
+            a.len().max(b.len())
+        } else {
+            o.n
+        });
+        out.push(ArmReplay {
+            task: task.to_string(),
+            method: label.to_string(),
+            question: o.question,
+            decision: o.decision,
+            n: o.n,
+            rounds: o.rounds,
+            available: a.len(),
+            saved: 0,
+            next_n: o.next_n,
+            p: o.p,
+            level: o.level,
+            estimate: o.estimate,
+        });
     }
-    let questions = design.question.asked();
-    let rule = Rule::new(design, pairs.len() * questions.len());
+    let saved = a.len() - used.min(a.len());
+    for arm in &mut out {
+        arm.saved = saved;
+    }
+    (out, used)
+}
+
+/// Replay `design` over `records` (fine-tuning runs; the latest record of each run).
+pub fn replay(records: &[&RunRecord], design: &SequentialDesign) -> SequentialReplay {
+    let rows = rows(records);
+    let pairs = pairs(&rows, design);
+    let rule = Rule::new(design, pairs.len() * design.question.asked().len());
     let mut arms = Vec::new();
-    let mut base_n: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let (mut base_n, mut arm_avail, mut arm_saved) =
+        (BTreeMap::<(String, String), usize>::new(), 0, 0);
     for (task, label, base) in &pairs {
-        let a = ordered(&rows[&(task.clone(), label.clone())].1);
-        let b = ordered(&rows[&(task.clone(), base.clone())].1);
-        let mut used = 0;
-        for &q in questions {
-            let o = rule.replay(q, &a, &b);
-            // An arm the store ran out on before a decision used every seed it has (the
-            // rule wanted more): nothing of it is saved.
-            used = used.max(if o.next_n.is_some() {
-                a.len().max(b.len())
-            } else {
-                o.n
-            });
-            arms.push(ArmReplay {
-                task: task.clone(),
-                method: label.clone(),
-                question: o.question,
-                decision: o.decision,
-                n: o.n,
-                rounds: o.rounds,
-                available: a.len(),
-                saved: 0,
-                next_n: o.next_n,
-                p: o.p,
-                level: o.level,
-                estimate: o.estimate,
-            });
-        }
-        let arm_used = used.min(a.len());
-        for arm in arms.iter_mut().rev().take(questions.len()) {
-            arm.saved = a.len() - arm_used;
-        }
+        let a = ordered(&rows, task, label);
+        let (replayed, used) = replay_arm(&rule, task, label, &a, &ordered(&rows, task, base));
+        arm_avail += a.len();
+        arm_saved += replayed[0].saved;
+        arms.extend(replayed);
         let e = base_n.entry((task.clone(), base.clone())).or_default();
         *e = (*e).max(used);
     }
     let baselines: Vec<BaselineUse> = base_n
         .into_iter()
         .map(|((task, method), n)| {
-            let available = ordered(&rows[&(task.clone(), method.clone())].1).len();
+            let available = ordered(&rows, &task, &method).len();
             BaselineUse {
                 n: n.min(available),
                 task,
@@ -137,16 +170,7 @@ pub fn replay(records: &[&RunRecord], design: &SequentialDesign) -> SequentialRe
             }
         })
         .collect();
-    let arm_rows: BTreeMap<(&str, &str), usize> = arms
-        .iter()
-        .map(|a| ((a.task.as_str(), a.method.as_str()), a.saved))
-        .collect();
-    let arm_avail: usize = pairs
-        .iter()
-        .map(|(t, l, _)| ordered(&rows[&(t.clone(), l.clone())].1).len())
-        .sum();
-    let runs_saved = arm_rows.values().sum::<usize>()
-        + baselines.iter().map(|b| b.available - b.n).sum::<usize>();
+    let runs_saved = arm_saved + baselines.iter().map(|b| b.available - b.n).sum::<usize>();
     let runs_available = arm_avail + baselines.iter().map(|b| b.available).sum::<usize>();
     SequentialReplay {
         design: design.clone(),
