@@ -202,21 +202,9 @@ fn majority_from_data(
     let metric = stab_eval::PrimaryMetric::parse(def.metric)
         .ok_or_else(|| stab_core::internal!("unknown metric {}", def.metric))?;
     let score = |rows: &[stab_data::Example]| {
-        let mut counts = vec![0usize; def.labels.len()];
-        for r in rows {
-            counts[r.label] += 1;
-        }
-        let majority = (0..counts.len())
-            .max_by_key(|&c| (counts[c], std::cmp::Reverse(c)))
-            .unwrap_or(0);
         let gold: Vec<usize> = rows.iter().map(|r| r.label).collect();
         let questions: Option<Vec<u64>> = rows.iter().map(|r| r.question).collect();
-        metric.evaluate(
-            &vec![majority; rows.len()],
-            &gold,
-            def.labels.len(),
-            questions.as_deref(),
-        )["primary"]
+        metric.majority(&gold, def.labels.len(), questions.as_deref())
     };
     Ok(stab_eval::early_stop::Majority {
         dev: score(&s.dev),

@@ -95,6 +95,20 @@ impl PrimaryMetric {
         })
     }
 
+    /// The primary score of always predicting the most frequent gold label (the lowest
+    /// label id among ties): the score at or below which a run has failed (Mosbach et al.
+    /// 2021; MCC gives 0).
+    pub fn majority(self, gold: &[usize], classes: usize, question: Option<&[u64]>) -> f64 {
+        let mut counts = vec![0usize; classes];
+        for &g in gold {
+            counts[g] += 1;
+        }
+        let majority = (0..counts.len())
+            .max_by_key(|&c| (counts[c], std::cmp::Reverse(c)))
+            .unwrap_or(0);
+        self.evaluate(&vec![majority; gold.len()], gold, classes, question)["primary"]
+    }
+
     /// `primary` plus every component metric. `question` is required for MultiRC.
     pub fn evaluate(
         self,

@@ -188,15 +188,11 @@ pub(super) fn majority_dev_score(task: &PreparedTask) -> stab_core::Result<f64> 
 }
 
 fn majority_on(rows: &[EncodedRow], task: &PreparedTask) -> stab_core::Result<f64> {
-    let mut counts = vec![0usize; task.def.labels.len()];
-    for r in rows {
-        counts[r.label] += 1;
-    }
-    let majority = (0..counts.len())
-        .max_by_key(|&c| (counts[c], std::cmp::Reverse(c)))
-        .unwrap_or(0);
-    let pred = vec![majority; rows.len()];
-    Ok(score_rows(&pred, rows, task)?["primary"])
+    let metric = PrimaryMetric::parse(task.def.metric)
+        .with_context(|| format!("unknown metric {}", task.def.metric))?;
+    let gold: Vec<usize> = rows.iter().map(|r| r.label).collect();
+    let questions: Option<Vec<u64>> = rows.iter().map(|r| r.question).collect();
+    Ok(metric.majority(&gold, task.def.labels.len(), questions.as_deref()))
 }
 
 fn argmax(logits: Tensor<2>) -> Vec<usize> {
