@@ -33,23 +33,49 @@ pub struct StopRow {
     pub updates_saved: u64,
 }
 
-/// The update at which `stop_failed = { after }` stops a run with this dev curve, or `None`.
-pub fn stop_step(curve: &[(u64, f64)], warmup: u64, majority_dev: f64, after: u64) -> Option<u64> {
-    let mut below = 0;
-    for &(step, dev) in curve {
-        if step <= warmup {
-            continue;
-        }
-        if dev.is_nan() || dev <= majority_dev + 1e-12 {
-            below += 1;
-        } else {
-            below = 0;
-        }
-        if below >= after.max(1) {
-            return Some(step);
+/// `stop_failed = { after = K }`: evaluations in a row, after warmup, at or below the
+/// majority-class dev score; a NaN score counts as below. The engine stops a run with it;
+/// [`stop_step`] replays it on a stored curve.
+#[derive(Debug, Clone)]
+pub struct FailedWatch {
+    pub after: u64,
+    pub majority_dev: f64,
+    /// Evaluations at or before this update do not count.
+    pub warmup: u64,
+    below: u64,
+}
+
+impl FailedWatch {
+    pub fn new(after: u64, majority_dev: f64, warmup: u64) -> Self {
+        Self {
+            after: after.max(1),
+            majority_dev,
+            warmup,
+            below: 0,
         }
     }
-    None
+
+    /// Whether the run has now failed, counting the evaluation at `step`.
+    pub fn observe(&mut self, step: u64, dev: f64) -> bool {
+        if step <= self.warmup {
+            return false;
+        }
+        if dev.is_nan() || dev <= self.majority_dev + 1e-12 {
+            self.below += 1;
+        } else {
+            self.below = 0;
+        }
+        self.below >= self.after
+    }
+}
+
+/// The update at which `stop_failed = { after }` stops a run with this dev curve, or `None`.
+pub fn stop_step(curve: &[(u64, f64)], warmup: u64, majority_dev: f64, after: u64) -> Option<u64> {
+    let mut watch = FailedWatch::new(after, majority_dev, warmup);
+    curve
+        .iter()
+        .find(|&&(step, dev)| watch.observe(step, dev))
+        .map(|&(step, _)| step)
 }
 
 /// Replay the rule over every fine-tuning record with a dev curve; `label` names a
@@ -152,7 +178,18 @@ pub fn table(rows: &[StopRow]) -> crate::report::table::Table {
 
 #[cfg(test)]
 mod tests {
-    use super::stop_step;
+    use super::{FailedWatch, stop_step};
+
+    #[test]
+    fn a_run_fails_after_k_evaluations_in_a_row_at_or_below_the_majority_after_warmup() {
+        let mut w = FailedWatch::new(3, 0.5, 10);
+        // During warmup nothing counts.
+        assert!(!w.observe(5, 0.1) && !w.observe(10, 0.1));
+        // Two at the majority, a recovery resets, then three in a row (NaN counts).
+        assert!(!w.observe(11, 0.5) && !w.observe(12, 0.4) && !w.observe(13, 0.6));
+        assert!(!w.observe(14, 0.5) && !w.observe(15, f64::NAN));
+        assert!(w.observe(16, 0.3));
+    }
 
     #[test]
     fn stops_after_k_in_a_row_past_warmup() {

@@ -19,6 +19,7 @@ use crate::setup::RunSetup;
 use crate::stats::{Progress, RunStats};
 use crate::step::{TrainRows, update};
 use crate::stopping::{EarlyStopping, Verdict};
+use stab_eval::early_stop::FailedWatch;
 
 /// Mean of a value over the updates since the last evaluation.
 #[derive(Debug, Clone, Copy, Default)]
@@ -77,30 +78,6 @@ struct Training<'a> {
     failed: Option<FailedWatch>,
 }
 
-/// `stop_failed = { after = K }`: evaluations in a row, after warmup, at or below the
-/// majority-class dev score (docs/methods.md §13.1).
-struct FailedWatch {
-    after: u64,
-    majority_dev: f64,
-    warmup: u64,
-    below: u64,
-}
-
-impl FailedWatch {
-    /// Whether the run has now failed, counting the evaluation at `step`.
-    fn observe(&mut self, step: u64, dev: f64) -> bool {
-        if step <= self.warmup {
-            return false;
-        }
-        if dev.is_nan() || dev <= self.majority_dev + 1e-12 {
-            self.below += 1;
-        } else {
-            self.below = 0;
-        }
-        self.below >= self.after
-    }
-}
-
 /// Train a set-up run: epochs of batches, one update each, a dev evaluation when due.
 pub(super) fn fit(
     s: &RunSetup,
@@ -114,12 +91,11 @@ pub(super) fn fit(
     });
     let mut t = Training::new(s);
     if let Some(stop) = s.job.train.stop_failed {
-        t.failed = Some(FailedWatch {
-            after: stop.after.max(1),
-            majority_dev: crate::evaluate::majority_dev_score(&s.task)?,
-            warmup: s.plan.schedule.warmup_steps,
-            below: 0,
-        });
+        t.failed = Some(FailedWatch::new(
+            stop.after,
+            crate::evaluate::majority_dev_score(&s.task)?,
+            s.plan.schedule.warmup_steps,
+        ));
     }
     t.before_training()?;
     let mut order = ChaCha8Rng::seed_from_u64(s.seeds.data_order);
@@ -369,25 +345,4 @@ pub(super) struct TestScore {
     pub model: TaskModel,
     pub metrics: BTreeMap<String, f64>,
     pub predictions: Vec<usize>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::FailedWatch;
-
-    #[test]
-    fn a_run_fails_after_k_evaluations_in_a_row_at_or_below_the_majority_after_warmup() {
-        let mut w = FailedWatch {
-            after: 3,
-            majority_dev: 0.5,
-            warmup: 10,
-            below: 0,
-        };
-        // During warmup nothing counts.
-        assert!(!w.observe(5, 0.1) && !w.observe(10, 0.1));
-        // Two at the majority, a recovery resets, then three in a row (NaN counts).
-        assert!(!w.observe(11, 0.5) && !w.observe(12, 0.4) && !w.observe(13, 0.6));
-        assert!(!w.observe(14, 0.5) && !w.observe(15, f64::NAN));
-        assert!(w.observe(16, 0.3));
-    }
 }
