@@ -270,10 +270,7 @@ impl Schedule for SequentialSchedule {
 fn cells(design: &SequentialDesign, specs: &[&RunSpec]) -> stab_core::Result<Vec<Cell>> {
     let mut by_cell: BTreeMap<String, BTreeMap<String, Arm>> = BTreeMap::new();
     for spec in specs {
-        let own = |k: &str| {
-            k.split_once('.')
-                .is_some_and(|(head, _)| spec.method.split('+').any(|m| m == head))
-        };
+        let own = |k: &str| stab_core::plan::is_own_method_key(&spec.method, k);
         let sweep: BTreeMap<&String, &serde_json::Value> =
             spec.sweep.iter().filter(|(k, _)| !own(k)).collect();
         let cell = format!(

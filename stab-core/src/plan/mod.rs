@@ -22,7 +22,7 @@ use crate::error::InputError;
 use crate::recipe::{Recipe, RecipeKind};
 
 pub use spec::{FinetuneJob, RunJob, RunSpec};
-pub use stack::{MethodCall, Stack};
+pub use stack::{MethodCall, Stack, is_own_method_key};
 
 /// The ordered runs of one recipe.
 #[derive(Debug, Clone)]

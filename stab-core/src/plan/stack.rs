@@ -223,3 +223,11 @@ fn resolve_method(
         params: resolved,
     })
 }
+
+/// Whether the sweep key `key` (`mhloss.heads`) sets a parameter of one of the methods of
+/// the run's `method` (a stack is named `a+b`) rather than a section key (`train.lr`): such
+/// a key names the method's configuration, not the cell it is compared in.
+pub fn is_own_method_key(method: &str, key: &str) -> bool {
+    key.split_once('.')
+        .is_some_and(|(head, _)| method.split('+').any(|m| m == head))
+}

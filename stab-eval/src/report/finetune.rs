@@ -187,10 +187,7 @@ impl Grouping {
         // A swept parameter of the run's own method (`mhloss.heads`) is in its
         // `method_params`, so it names the row through them; it is not part of the cell
         // the method is compared with FineTune in (FineTune has no such key).
-        let own = |k: &str| {
-            k.split_once('.')
-                .is_some_and(|(head, _)| r.method.split('+').any(|m| m == head))
-        };
+        let own = |k: &str| stab_core::plan::is_own_method_key(&r.method, k);
         let skip_param = skip
             .filter(|k| own(k))
             .and_then(|k| k.split_once('.'))
