@@ -112,7 +112,7 @@ pub fn run(args: RunArgs) -> stab_core::Result<Done> {
         }
     }
     let mine: Vec<&RunSpec> = match shard {
-        Some(s) => shard_of(&runs, s),
+        Some(s) => stab_core::cost::shard_of(&runs, s.index, s.count),
         None => runs.iter().collect(),
     };
     let planned = format!(
@@ -152,16 +152,6 @@ pub fn run(args: RunArgs) -> stab_core::Result<Done> {
     })
 }
 
-/// The runs of shard `s` among `runs`, balanced by estimated cost.
-fn shard_of(runs: &[RunSpec], s: Shard) -> Vec<&RunSpec> {
-    let assignment = stab_core::cost::balanced_shards(runs, s.count);
-    runs.iter()
-        .zip(assignment)
-        .filter(|(_, i)| *i == s.index)
-        .map(|(r, _)| r)
-        .collect()
-}
-
 /// `[tune]`: run the search (this shard's share of it), then read every arm's choice from
 /// the store: the study's runs at the chosen values (`None` while a search run is missing:
 /// failed here, or another shard's still to run), and the search runs that failed here.
@@ -176,7 +166,7 @@ fn search(
     let all: Vec<&RunSpec> = universe.iter().collect();
     let search = stab_grid::tune::search_runs(tune, &all)?;
     let mine: Vec<&RunSpec> = match shard {
-        Some(s) => shard_of(&search, s),
+        Some(s) => stab_core::cost::shard_of(&search, s.index, s.count),
         None => search.iter().collect(),
     };
     let planned = format!(

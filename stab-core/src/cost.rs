@@ -58,6 +58,15 @@ pub fn run_cost(spec: &RunSpec) -> f64 {
     }
 }
 
+/// The runs of shard `index` (0-based) of `count`, in order ([`balanced_shards`]).
+pub fn shard_of(runs: &[RunSpec], index: usize, count: usize) -> Vec<&RunSpec> {
+    runs.iter()
+        .zip(balanced_shards(runs, count))
+        .filter(|(_, s)| *s == index)
+        .map(|(r, _)| r)
+        .collect()
+}
+
 /// Shard of every run (in plan order) among `count` shards, balanced by cost: the runs,
 /// most expensive first (ties by run id), each go to the least loaded shard (ties to the
 /// lowest index) — the longest-processing-time rule, deterministic for a plan.

@@ -234,12 +234,9 @@ impl Schedule for SequentialSchedule {
         if let Some(shard) = self.one_round {
             // The shard's share of the whole round, so the shares do not depend on which
             // of the round's runs are recorded already.
-            let assignment = stab_core::cost::balanced_shards(&round, shard.count);
-            round = round
+            round = stab_core::cost::shard_of(&round, shard.index, shard.count)
                 .into_iter()
-                .zip(assignment)
-                .filter(|(_, s)| *s == shard.index)
-                .map(|(r, _)| r)
+                .cloned()
                 .collect();
         }
         round.retain(|run| {

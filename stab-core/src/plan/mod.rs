@@ -54,13 +54,7 @@ impl Plan {
     /// The runs of shard `index` (0-based) of `count`, balanced by estimated cost
     /// ([`crate::cost::balanced_shards`]).
     pub fn shard(&self, index: usize, count: usize) -> Vec<&RunSpec> {
-        let assignment = self.shards(count);
-        self.runs
-            .iter()
-            .zip(assignment)
-            .filter(|(_, s)| *s == index)
-            .map(|(r, _)| r)
-            .collect()
+        crate::cost::shard_of(&self.runs, index, count)
     }
 
     /// Every run's shard among `count`, in plan order.
