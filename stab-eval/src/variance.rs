@@ -69,13 +69,19 @@ pub fn brown_forsythe(groups: &[&[f64]]) -> Option<(f64, f64)> {
 
 /// The median of `v` (the mean of the two middle values for an even count).
 pub(crate) fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
+    median_in_place(&mut v.to_vec())
+}
+
+/// The median of a scratch slice (reordered).
+pub(crate) fn median_in_place(w: &mut [f64]) -> f64 {
+    let n = w.len();
+    let (_, hi, _) = w.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let hi = *hi;
     if n % 2 == 1 {
-        s[n / 2]
+        hi
     } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
+        let lo = w[..n / 2].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lo + hi) / 2.0
     }
 }
 

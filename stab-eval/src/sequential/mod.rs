@@ -29,7 +29,7 @@ use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::variance::median;
+use crate::variance::{median, median_in_place};
 
 /// What the rule says of one arm on one question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -362,19 +362,6 @@ fn recentred_bf(ga: &[f64], gb: &[f64], work: &mut [f64]) -> (f64, f64) {
         within,
         bf_statistic(n, [sums[0][0], sums[1][0]], [sums[0][1], sums[1][1]]),
     )
-}
-
-/// The median of a scratch slice (reordered).
-fn median_in_place(w: &mut [f64]) -> f64 {
-    let n = w.len();
-    let (_, hi, _) = w.select_nth_unstable_by(n / 2, f64::total_cmp);
-    let hi = *hi;
-    if n % 2 == 1 {
-        hi
-    } else {
-        let lo = w[..n / 2].iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (lo + hi) / 2.0
-    }
 }
 
 fn abs_deviations(v: &[f64]) -> Vec<f64> {
