@@ -3,30 +3,13 @@
 //! fixed store, and the recipe errors.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 #[path = "../../testsupport/assets.rs"]
 mod assets;
+#[path = "../../testsupport/stab_cli.rs"]
+mod stab_cli;
 
-fn stab() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_stab"));
-    c.env("STAB_LOG", "warn");
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    stab().args(args).output().unwrap()
-}
-
-fn run_ok(args: &[&str]) -> Output {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "stab {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use stab_cli::{records, run, run_ok};
 
 fn recipe(dir: &Path, seeds: &str, train: &str) -> PathBuf {
     let root = assets::root().join("testdata");
@@ -42,14 +25,6 @@ fn recipe(dir: &Path, seeds: &str, train: &str) -> PathBuf {
 
 const SEQUENTIAL: &str =
     "[seeds]\npolicy = \"sequential\"\nmin = 3\nstep = 2\nmax = 7\nsmallest_ratio = 0.5\n";
-
-fn records(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("runs.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 #[test]
 fn a_sequential_grid_records_its_rounds_resumes_and_reports_its_decisions() {
@@ -114,8 +89,9 @@ fn analyze_sequential_replays_a_fixed_store_and_says_what_it_saves() {
     let out = tmp.path().join("out");
     let o = out.to_str().unwrap();
     run_ok(&["run", r.to_str().unwrap(), "--out", o]);
-    let json: serde_json::Value = serde_json::from_slice(
-        &run_ok(&[
+    // The rule of the sequential recipe above, replayed on 8 fixed seeds.
+    let replay = |extra: &[&str]| {
+        let mut args = vec![
             "analyze",
             "sequential",
             o,
@@ -125,12 +101,11 @@ fn analyze_sequential_replays_a_fixed_store_and_says_what_it_saves() {
             "2",
             "--max",
             "7",
-            "--format",
-            "json",
-        ])
-        .stdout,
-    )
-    .unwrap();
+        ];
+        args.extend_from_slice(extra);
+        run_ok(&args).stdout
+    };
+    let json: serde_json::Value = serde_json::from_slice(&replay(&["--format", "json"])).unwrap();
     let arms = json["arms"].as_array().unwrap();
     assert_eq!(arms.len(), 1, "{json}");
     let a = &arms[0];
@@ -139,21 +114,7 @@ fn analyze_sequential_replays_a_fixed_store_and_says_what_it_saves() {
     }
     assert_eq!(a["available"], 8);
     assert_eq!(a["saved"].as_u64().unwrap(), 8 - a["n"].as_u64().unwrap());
-    let md = String::from_utf8(
-        run_ok(&[
-            "analyze",
-            "sequential",
-            o,
-            "--min",
-            "3",
-            "--step",
-            "2",
-            "--max",
-            "7",
-        ])
-        .stdout,
-    )
-    .unwrap();
+    let md = String::from_utf8(replay(&[])).unwrap();
     assert!(md.contains("| cb   | mhloss"), "{md}");
     // A baseline the store does not hold is one clear error.
     let bad = run(&["analyze", "sequential", o, "--baseline", "finetun"]);

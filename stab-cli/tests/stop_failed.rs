@@ -3,10 +3,13 @@
 //! recorded as failed, with its test metrics; without the key the same runs go on.
 
 use std::path::Path;
-use std::process::Command;
 
 #[path = "../../testsupport/assets.rs"]
 mod assets;
+#[path = "../../testsupport/stab_cli.rs"]
+mod stab_cli;
+
+use stab_cli::{records, run, run_ok};
 
 fn run_grid(dir: &Path, stop: &str) -> Vec<serde_json::Value> {
     let root = assets::root().join("testdata");
@@ -21,22 +24,13 @@ fn run_grid(dir: &Path, stop: &str) -> Vec<serde_json::Value> {
     )
     .unwrap();
     let out = dir.join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_stab"))
-        .env("STAB_LOG", "warn")
-        .args([
-            "run",
-            recipe.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::read_to_string(out.join("runs.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    run_ok(&[
+        "run",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    records(&out)
 }
 
 #[test]
@@ -89,11 +83,7 @@ fn analyze_stop_failed_replays_the_rule_on_stored_dev_curves() {
             "3",
         ];
         args.extend_from_slice(extra);
-        Command::new(env!("CARGO_BIN_EXE_stab"))
-            .env("STAB_LOG", "warn")
-            .args(&args)
-            .output()
-            .unwrap()
+        run(&args)
     };
     // The records of a grid without the key do not carry the dev majority: one clear error.
     let bare = analyze(&[]);

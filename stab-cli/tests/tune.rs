@@ -3,18 +3,13 @@
 //! and the recipe errors.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 #[path = "../../testsupport/assets.rs"]
 mod assets;
+#[path = "../../testsupport/stab_cli.rs"]
+mod stab_cli;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stab"))
-        .env("STAB_LOG", "warn")
-        .args(args)
-        .output()
-        .unwrap()
-}
+use stab_cli::{records, run, run_ok};
 
 fn recipe(dir: &Path, tune: &str, methods: &str) -> PathBuf {
     let root = assets::root().join("testdata");
@@ -39,17 +34,8 @@ fn each_method_runs_its_study_at_its_own_best_dev_value() {
     let r = recipe(tmp.path(), TUNE, "[[methods]]\nname = \"mmr\"\n");
     let out = tmp.path().join("out");
     let (r, o) = (r.to_str().unwrap(), out.to_str().unwrap());
-    let first = run(&["run", r, "--out", o]);
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    let recs: Vec<serde_json::Value> = std::fs::read_to_string(out.join("runs.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    run_ok(&["run", r, "--out", o]);
+    let recs = records(&out);
     let (search, study): (Vec<_>, Vec<_>) =
         recs.iter().partition(|r| r["tune"]["stage"] == "search");
     // 2 methods × 2 values × 2 search seeds; 2 methods × 2 study seeds.
@@ -75,15 +61,8 @@ fn each_method_runs_its_study_at_its_own_best_dev_value() {
         }
     }
     // Resume: nothing runs again.
-    let again = run(&["run", r, "--out", o]);
-    assert!(again.status.success());
-    assert_eq!(
-        std::fs::read_to_string(out.join("runs.jsonl"))
-            .unwrap()
-            .lines()
-            .count(),
-        12
-    );
+    run_ok(&["run", r, "--out", o]);
+    assert_eq!(records(&out).len(), 12);
     // The report: search runs only in their section; the study's table has n = 2.
     let json: serde_json::Value =
         serde_json::from_slice(&run(&["report", o, "--format", "json"]).stdout).unwrap();

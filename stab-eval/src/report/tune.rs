@@ -9,6 +9,7 @@ use stab_core::tune::TuneStage;
 use super::doc::Doc;
 use super::finetune::group_labels;
 use super::table::Table;
+use crate::stats::Summary;
 
 /// (task, arm label) → value (as text) → best dev scores of its search runs.
 type Searched = BTreeMap<(String, String), BTreeMap<String, Vec<f64>>>;
@@ -46,10 +47,6 @@ fn chosen(study: &[RunRecord]) -> BTreeMap<(String, String), String> {
         .collect()
 }
 
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
-}
-
 /// The section: one row per arm, one column per value, and the chosen value.
 pub fn tuning_section(tuning: &[RunRecord], study: &[RunRecord]) -> Doc {
     let (searched, key) = searched(tuning);
@@ -74,7 +71,7 @@ pub fn tuning_section(tuning: &[RunRecord], study: &[RunRecord]) -> Doc {
             let mut row = vec![task.clone(), label.clone()];
             for v in &values {
                 row.push(by_value.get(v).map_or("–".into(), |d| {
-                    format!("{:.2} (n = {})", 100.0 * mean(d), d.len())
+                    format!("{:.2} (n = {})", 100.0 * Summary::of(d).mean, d.len())
                 }));
             }
             let method = label.split(' ').next().unwrap_or(label).to_string();
@@ -109,7 +106,7 @@ pub fn tuning_json(tuning: &[RunRecord], study: &[RunRecord]) -> serde_json::Val
         let method = label.split(' ').next().unwrap_or(&label).to_string();
         let values: Vec<serde_json::Value> = by_value
             .iter()
-            .map(|(v, d)| serde_json::json!({"value": v, "dev_mean": mean(d), "runs": d.len()}))
+            .map(|(v, d)| serde_json::json!({"value": v, "dev_mean": Summary::of(d).mean, "runs": d.len()}))
             .collect();
         let entry = out
             .entry(task.clone())
