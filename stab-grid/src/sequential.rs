@@ -262,6 +262,16 @@ impl Schedule for SequentialSchedule {
     }
 }
 
+/// ` key=value` for each setting: how a label names a method's parameters and sweep values.
+pub(crate) fn settings_text<'a>(
+    settings: impl IntoIterator<Item = (&'a String, &'a serde_json::Value)>,
+) -> String {
+    settings
+        .into_iter()
+        .map(|(k, v)| format!(" {k}={v}"))
+        .collect()
+}
+
 /// The cell of a run: its task and the sweep values other than its own method's
 /// parameters (FineTune has no `mhloss.heads`); the arm within it: method and parameters.
 fn cells(design: &SequentialDesign, specs: &[&RunSpec]) -> stab_core::Result<Vec<Cell>> {
@@ -275,18 +285,12 @@ fn cells(design: &SequentialDesign, specs: &[&RunSpec]) -> stab_core::Result<Vec
             spec.task,
             serde_json::to_string(&sweep).unwrap_or_default()
         );
-        let params: String = spec
-            .method_params
-            .iter()
-            .map(|(k, v)| format!(" {k}={v}"))
-            .collect();
-        let own_sweep: String = spec
-            .sweep
-            .iter()
-            .filter(|(k, _)| own(k))
-            .map(|(k, v)| format!(" {k}={v}"))
-            .collect();
-        let label = format!("{}{params}{own_sweep}", spec.method);
+        let label = format!(
+            "{}{}{}",
+            spec.method,
+            settings_text(&spec.method_params),
+            settings_text(spec.sweep.iter().filter(|(k, _)| own(k)))
+        );
         by_cell
             .entry(cell)
             .or_default()

@@ -9,6 +9,8 @@ use serde::Serialize;
 use stab_core::tune::{TUNE_SEED_BASE, TuneStage, TuneTable};
 use stab_core::{InputError, RunRecord, RunSpec};
 
+use crate::sequential::settings_text;
+
 /// One arm's search: each value's dev scores, and the value chosen.
 #[derive(Debug, Clone, Serialize)]
 pub struct Choice {
@@ -35,17 +37,12 @@ fn arm_key(spec: &RunSpec) -> String {
 }
 
 fn arm_label(spec: &RunSpec) -> String {
-    let params: String = spec
-        .method_params
-        .iter()
-        .map(|(k, v)| format!(" {k}={v}"))
-        .collect();
-    let sweep: String = spec
-        .sweep
-        .iter()
-        .map(|(k, v)| format!(" {k}={v}"))
-        .collect();
-    format!("{}{params}{sweep}", spec.method)
+    format!(
+        "{}{}{}",
+        spec.method,
+        settings_text(&spec.method_params),
+        settings_text(&spec.sweep)
+    )
 }
 
 /// The first run of every arm, in plan order.
