@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use stab_core::sequential::{Question, SequentialDesign};
+use stab_core::sequential::{Question, SequentialDesign, Spending};
 
 /// The `[seeds]` keys as flags (docs/methods.md §13.6).
 #[derive(Args)]
@@ -37,6 +37,9 @@ pub struct SequentialArgs {
     /// Per comparison, the chance of "no practical difference" at the smallest practical one.
     #[arg(long, default_value_t = 0.2)]
     beta: f64,
+    /// How alpha and beta are spent over the looks: power=RHO (t^RHO) or pocock.
+    #[arg(long, default_value = "power=1.5")]
+    spending: Spending,
     /// text (a Markdown table) or json.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     format: String,
@@ -57,6 +60,7 @@ pub fn sequential(args: SequentialArgs) -> stab_core::Result<()> {
         smallest_ratio: args.smallest_ratio,
         smallest_difference: args.smallest_difference,
         beta: args.beta,
+        spending: args.spending,
     };
     design.check().map_err(|mut e| {
         e.key = e

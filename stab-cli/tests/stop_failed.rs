@@ -118,4 +118,10 @@ fn analyze_stop_failed_replays_the_rule_on_stored_dev_curves() {
         Some(recovered as u64),
         "{doc}"
     );
+    // The stop changes a record only when the full run's best dev came after it.
+    let changed = full
+        .iter()
+        .filter(|r| r["best_step"].as_u64().unwrap() > 10)
+        .count();
+    assert_eq!(row["changed"].as_u64(), Some(changed as u64), "{doc}");
 }

@@ -24,9 +24,13 @@ pub struct StopRow {
     pub stopped: usize,
     /// Of those, runs whose dev score later rose above the majority.
     pub recovered_dev: usize,
-    /// Of those, runs whose final test score is above the test majority: runs the rule
-    /// would have turned from good into failed.
-    pub recovered_test: usize,
+    /// Of those, runs whose best dev evaluation came after the stop: the only runs whose
+    /// record the stop changes (a stopped run keeps its best-dev weights, so a run whose
+    /// best came before the stop is recorded with the same test scores).
+    pub changed: usize,
+    /// Of the changed runs, those whose full run ended above the test majority: at most
+    /// this many good runs the rule would have turned into worse ones.
+    pub good_lost: usize,
     /// Runs that are failed at the end (test at or below the majority).
     pub failed: usize,
     pub updates: u64,
@@ -122,8 +126,11 @@ pub fn replay(
             if curve.iter().any(|&(s, d)| s > step && d > m.dev + 1e-12) {
                 row.recovered_dev += 1;
             }
-            if test > m.test + 1e-12 {
-                row.recovered_test += 1;
+            if r.best_step.is_some_and(|b| b > step) {
+                row.changed += 1;
+                if test > m.test + 1e-12 {
+                    row.good_lost += 1;
+                }
             }
         }
     }
@@ -142,7 +149,8 @@ pub fn table(rows: &[StopRow]) -> crate::report::table::Table {
                 r.failed.to_string(),
                 r.stopped.to_string(),
                 r.recovered_dev.to_string(),
-                r.recovered_test.to_string(),
+                r.changed.to_string(),
+                r.good_lost.to_string(),
                 format!("{} of {}", r.updates_saved, r.updates),
             ]
         })
@@ -155,7 +163,8 @@ pub fn table(rows: &[StopRow]) -> crate::report::table::Table {
         sum(|r| r.failed as u64).to_string(),
         sum(|r| r.stopped as u64).to_string(),
         sum(|r| r.recovered_dev as u64).to_string(),
-        sum(|r| r.recovered_test as u64).to_string(),
+        sum(|r| r.changed as u64).to_string(),
+        sum(|r| r.good_lost as u64).to_string(),
         format!("{} of {}", sum(|r| r.updates_saved), sum(|r| r.updates)),
     ]);
     crate::report::table::Table {
@@ -166,7 +175,8 @@ pub fn table(rows: &[StopRow]) -> crate::report::table::Table {
             "failed",
             "stopped",
             "dev recovered later",
-            "test above majority",
+            "record changed (best dev after the stop)",
+            "of those, good runs",
             "updates saved",
         ]
         .iter()

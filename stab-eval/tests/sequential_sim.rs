@@ -35,9 +35,14 @@ fn under_the_null_no_more_than_alpha_of_grids_decide_anything() {
             },
         ),
     ] {
-        let s = simulate(&design, &scores, arms, effect, 600, 11);
+        let grids = 600;
+        let s = simulate(&design, &scores, arms, effect, grids, 11);
+        // The share over `grids` simulated grids is itself an estimate: fail when it is
+        // above alpha by more than its one-sided 99 % Monte Carlo margin (the long
+        // campaign, 2,000 grids a row, is in docs/methods.md §13.6).
+        let margin = 2.33 * (design.alpha * (1.0 - design.alpha) / grids as f64).sqrt();
         assert!(
-            s.any_decision <= design.alpha,
+            s.any_decision <= design.alpha + margin,
             "{} × {arms}: {s:?}",
             scores.name()
         );

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use stab_core::sequential::{SequentialDesign, SequentialMark};
 use stab_core::{InputError, RunRecord, RunSpec, Shard};
-use stab_eval::sequential::{Outcome, Rule, score};
+use stab_eval::sequential::{Comparison, Outcome, Rule, score};
 
 use crate::schedule::{Next, Schedule};
 
@@ -83,12 +83,6 @@ impl SequentialSchedule {
         })
     }
 
-    /// Comparisons the grid's error rate is split over: arms × questions.
-    pub fn comparisons(&self) -> usize {
-        let arms: usize = self.cells.iter().map(|c| c.arms.len()).sum();
-        arms * self.design.question.asked().len()
-    }
-
     /// The scored prefix of an arm: scores of its seeds in order up to the first seed not
     /// yet recorded; `(scores, seeds recorded in that prefix)`.
     fn prefix(&self, arm: &Arm) -> (Vec<f64>, usize) {
@@ -107,28 +101,53 @@ impl SequentialSchedule {
 
     /// Every arm's decisions from the scores recorded so far.
     pub fn states(&self) -> Vec<ArmState> {
-        let rule = Rule::new(&self.design, self.comparisons());
+        let mut outcomes = self.outcomes(usize::MAX).into_iter();
         let mut states = Vec::new();
         for cell in &self.cells {
-            let (base, _) = self.prefix(&cell.baseline);
             for arm in &cell.arms {
-                let (scores, seeds_run) = self.prefix(arm);
-                let outcomes = self
-                    .design
-                    .question
-                    .asked()
-                    .iter()
-                    .map(|&q| rule.replay(q, &scores, &base))
-                    .collect();
                 states.push(ArmState {
                     task: arm.task.clone(),
                     label: arm.label.clone(),
-                    outcomes,
-                    seeds_run,
+                    outcomes: outcomes.next().unwrap_or_default(),
+                    seeds_run: self.prefix(arm).1,
                 });
             }
         }
         states
+    }
+
+    /// The rule over the grid's first `upto` scores of every arm and baseline, all arms
+    /// together (they share alpha): per arm in cell order, its outcome on each question.
+    fn outcomes(&self, upto: usize) -> Vec<Vec<Outcome>> {
+        let prefix = |arm: &Arm| {
+            let (mut scores, _) = self.prefix(arm);
+            scores.truncate(upto);
+            scores
+        };
+        let sides: Vec<(Vec<f64>, Vec<f64>)> = self
+            .cells
+            .iter()
+            .flat_map(|cell| {
+                let base = prefix(&cell.baseline);
+                cell.arms.iter().map(move |arm| (prefix(arm), base.clone()))
+            })
+            .collect();
+        let questions = self.design.question.asked();
+        let comparisons: Vec<Comparison> = sides
+            .iter()
+            .flat_map(|(arm, base)| {
+                questions.iter().map(move |&question| Comparison {
+                    question,
+                    arm,
+                    base,
+                })
+            })
+            .collect();
+        Rule::new(&self.design)
+            .replay_grid(&comparisons)
+            .chunks(questions.len())
+            .map(<[Outcome]>::to_vec)
+            .collect()
     }
 
     /// The round the grid is in and all of its runs (recorded or not): the first round
@@ -162,25 +181,18 @@ impl SequentialSchedule {
             if r == 0 { 0 } else { looks[r - 1] as usize },
             looks[r] as usize,
         );
-        let rule = Rule::new(&self.design, self.comparisons());
+        let outcomes = (r > 0).then(|| self.outcomes(before));
+        let mut arm_index = 0;
         let mut out = Vec::new();
         for cell in &self.cells {
-            let (mut base, _) = self.prefix(&cell.baseline);
-            base.truncate(before);
             let mut any = false;
             for arm in &cell.arms {
-                if r > 0 {
-                    let (mut scores, _) = self.prefix(arm);
-                    scores.truncate(before);
-                    let open = self
-                        .design
-                        .question
-                        .asked()
-                        .iter()
-                        .any(|&q| rule.replay(q, &scores, &base).next_n == Some(target));
-                    if !open {
-                        continue;
-                    }
+                let open = outcomes
+                    .as_ref()
+                    .is_none_or(|o| o[arm_index].iter().any(|o| o.next_n == Some(target)));
+                arm_index += 1;
+                if !open {
+                    continue;
                 }
                 any = true;
                 out.extend(self.window(arm, before, target, r));

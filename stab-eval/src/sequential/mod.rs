@@ -4,11 +4,14 @@
 //!
 //! * Looks at `n_k = min, min + step, …, max` seeds per arm ([`SequentialDesign::looks`]).
 //! * Error spending: the probability of a wrong *lower*/*higher* decision, `alpha`, is spent
-//!   over the looks by the Pocock-type function of Lan & DeMets (1983),
-//!   `α(t) = α · ln(1 + (e − 1)·t)` with `t = n_k / max`, and split evenly over the grid's
-//!   `m` comparisons (arms × questions): look `k` tests at `(α(t_k) − α(t_{k−1})) / m`.
-//!   The union bound makes the grid's error rate at most `α` whatever the dependence
-//!   between looks and arms, provided each look's test holds its level.
+//!   over the looks by a spending function `f` ([`Spending`](stab_core::sequential::Spending): `t^1.5` by default, or
+//!   Lan & DeMets' Pocock type), `t = n_k / max`, and shared over the grid's `m`
+//!   comparisons (arms × questions) by Holm's rule: look `k` tests a comparison at
+//!   `α · (f(t_k) − f(t_{k−1})) / m'`, `m'` the comparisons not yet rejected, and a
+//!   rejection re-tests the others' looks so far at the larger level (Maurer & Bretz
+//!   2013). Each intersection of hypotheses is tested by a weighted union bound over
+//!   comparisons and looks, so the grid's error rate is at most `α` whatever the
+//!   dependence between looks and arms, provided each look's test holds its level.
 //! * The per-look tests: Brown–Forsythe's statistic for the SD, its p-value by permutation
 //!   of the absolute deviations (so ties and the atoms of failed runs are what the
 //!   reference distribution is made of, not a normal approximation); Welch's t for the mean.
@@ -73,12 +76,6 @@ pub fn score(record: &stab_core::RunRecord) -> Option<f64> {
         .filter(|s| s.is_finite())
 }
 
-/// The Pocock-type spending function of Lan & DeMets: the share of `total` spent by
-/// information fraction `t` ∈ [0, 1].
-pub fn spent(total: f64, t: f64) -> f64 {
-    total * (1.0 + (std::f64::consts::E - 1.0) * t.clamp(0.0, 1.0)).ln()
-}
-
 /// One arm on one question, replayed over its seeds in seed order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
@@ -99,20 +96,36 @@ pub struct Outcome {
     pub estimate: f64,
 }
 
-/// The rule of one grid: its design and its number of comparisons.
+/// One comparison of a grid: an arm's scores against its baseline's, in seed order.
+#[derive(Debug, Clone, Copy)]
+pub struct Comparison<'s> {
+    pub question: Question,
+    pub arm: &'s [f64],
+    pub base: &'s [f64],
+}
+
+/// One look's test of one comparison.
+#[derive(Debug, Clone, Copy)]
+struct Look {
+    look: usize,
+    p: f64,
+    /// The direction the estimate points to.
+    direction: Decision,
+    estimate: f64,
+    futile: bool,
+}
+
+/// The rule of one grid: its design's looks and spending.
 #[derive(Debug, Clone)]
 pub struct Rule<'d> {
     pub design: &'d SequentialDesign,
-    /// Comparisons in the grid (arms × questions): alpha is split evenly over them.
-    pub comparisons: usize,
     looks: Vec<u64>,
 }
 
 impl<'d> Rule<'d> {
-    pub fn new(design: &'d SequentialDesign, comparisons: usize) -> Self {
+    pub fn new(design: &'d SequentialDesign) -> Self {
         Self {
             design,
-            comparisons: comparisons.max(1),
             looks: design.looks(),
         }
     }
@@ -122,60 +135,171 @@ impl<'d> Rule<'d> {
         &self.looks
     }
 
-    fn fraction(&self, look: usize) -> f64 {
-        self.looks[look] as f64 / self.design.max as f64
-    }
-
-    fn increment(&self, total: f64, look: usize) -> f64 {
-        let before = if look == 0 {
-            0.0
-        } else {
-            spent(total, self.fraction(look - 1))
+    /// The share of an error rate that look `look` spends: `f(t_k) − f(t_{k−1})`.
+    pub fn increment(&self, look: usize) -> f64 {
+        let f = |k: usize| {
+            self.design
+                .spending
+                .spent(self.looks[k] as f64 / self.design.max as f64)
         };
-        spent(total, self.fraction(look)) - before
+        f(look) - if look == 0 { 0.0 } else { f(look - 1) }
     }
 
-    /// The two-sided level of look `look`'s *lower*/*higher* test of one comparison.
-    pub fn level(&self, look: usize) -> f64 {
-        self.increment(self.design.alpha, look) / self.comparisons as f64
+    /// The two-sided level of look `look`'s *lower*/*higher* test of a comparison that
+    /// holds the share `weight` of alpha.
+    pub fn level(&self, look: usize, weight: f64) -> f64 {
+        weight * self.design.alpha * self.increment(look)
     }
 
     /// The one-sided level of each of look `look`'s two futility tests.
     pub fn futility_level(&self, look: usize) -> f64 {
-        self.increment(self.design.beta, look)
+        self.design.beta * self.increment(look)
     }
 
-    /// Look `look` on one question, with the first `n_look` scores of each side.
-    pub fn decide(
+    /// Replay one comparison alone (the whole of alpha is its own).
+    pub fn replay(&self, question: Question, arm: &[f64], base: &[f64]) -> Outcome {
+        self.replay_grid(&[Comparison {
+            question,
+            arm,
+            base,
+        }])
+        .remove(0)
+    }
+
+    /// Replay a grid's comparisons together, look after look while each has the seeds,
+    /// until each is decided or at `max`.
+    ///
+    /// Alpha is shared by Holm's rule in its group-sequential form (Maurer & Bretz 2013):
+    /// each of the `m` comparisons not yet decided *lower*/*higher* holds `1/m'` of it,
+    /// `m'` the number not rejected; a rejection passes its share on, and every open
+    /// comparison's looks so far are tested again at the larger level.
+    pub fn replay_grid(&self, comparisons: &[Comparison<'_>]) -> Vec<Outcome> {
+        let mut out: Vec<Outcome> = comparisons
+            .iter()
+            .map(|c| Outcome {
+                question: c.question.name(),
+                decision: Decision::Undecided,
+                n: 0,
+                rounds: 0,
+                next_n: Some(self.looks[0] as usize),
+                p: f64::NAN,
+                level: f64::NAN,
+                estimate: f64::NAN,
+            })
+            .collect();
+        let mut history: Vec<Vec<Look>> = vec![Vec::new(); comparisons.len()];
+        let mut waiting = vec![false; comparisons.len()];
+        let mut rejected = 0usize;
+        let m = comparisons.len();
+        for (look, &n) in self.looks.iter().enumerate() {
+            let n = n as usize;
+            let (least, most) = (self.level(look, 1.0 / m as f64), self.level(look, 1.0));
+            for (i, c) in comparisons.iter().enumerate() {
+                if waiting[i] || out[i].decision.is_decided() {
+                    continue;
+                }
+                if c.arm.len() < n || c.base.len() < n {
+                    waiting[i] = true;
+                    out[i].next_n = Some(n);
+                    continue;
+                }
+                let t = self.test(c.question, look, &c.arm[..n], &c.base[..n], least, most);
+                out[i] = Outcome {
+                    n,
+                    rounds: look + 1,
+                    next_n: (look + 1 < self.looks.len()).then(|| self.looks[look + 1] as usize),
+                    p: t.p,
+                    estimate: t.estimate,
+                    ..out[i].clone()
+                };
+                history[i].push(t);
+            }
+            // Holm: reject what crosses its level, pass the share on, test again.
+            while let Some((i, t, level)) = self.crossing(&out, &history, m - rejected) {
+                out[i].decision = t.direction;
+                out[i].next_n = None;
+                out[i].level = level;
+                rejected += 1;
+            }
+            let weight = 1.0 / (m - rejected).max(1) as f64;
+            for (o, h) in out.iter_mut().zip(&history) {
+                if o.decision.is_decided() || h.last().is_none_or(|t| t.look != look) {
+                    continue;
+                }
+                o.level = self.level(look, weight);
+                if h.last().is_some_and(|t| t.futile) {
+                    o.decision = Decision::NoDifference;
+                    o.next_n = None;
+                }
+            }
+        }
+        out
+    }
+
+    /// The first open comparison with a look whose p-value is below its level when `open`
+    /// comparisons share alpha: `(index, that look, the level)`.
+    fn crossing(
+        &self,
+        out: &[Outcome],
+        history: &[Vec<Look>],
+        open: usize,
+    ) -> Option<(usize, Look, f64)> {
+        let weight = 1.0 / open.max(1) as f64;
+        out.iter().zip(history).enumerate().find_map(|(i, (o, h))| {
+            if o.decision.is_decided() {
+                return None;
+            }
+            h.iter()
+                .map(|t| (t, self.level(t.look, weight)))
+                .find(|(t, level)| t.p < *level)
+                .map(|(t, level)| (i, *t, level))
+        })
+    }
+
+    /// Look `look`'s test of one question on the first `n_k` scores of each side; the
+    /// p-value is resolved for any level in `least..=most`.
+    fn test(
         &self,
         question: Question,
         look: usize,
         arm: &[f64],
         base: &[f64],
-    ) -> (Decision, f64, f64) {
-        match question {
-            Question::Mean => self.decide_mean(look, arm, base),
-            _ => self.decide_sd(look, arm, base),
-        }
-    }
-
-    fn decide_sd(&self, look: usize, arm: &[f64], base: &[f64]) -> (Decision, f64, f64) {
-        let (da, db) = (abs_deviations(arm), abs_deviations(base));
-        let (ma, mb) = (mean(&da), mean(&db));
-        let ratio = ma / mb;
-        let level = self.level(look);
-        let Some(p) = permutation_bf(arm, base, level) else {
-            return (Decision::Undecided, f64::NAN, ratio);
+        least: f64,
+        most: f64,
+    ) -> Look {
+        let (p, estimate, lower, futile) = match question {
+            Question::Mean => self.test_mean(look, arm, base),
+            _ => self.test_sd(look, arm, base, least, most),
         };
-        if p < level {
-            let d = if ma < mb {
+        Look {
+            look,
+            p,
+            direction: if lower {
                 Decision::Lower
             } else {
                 Decision::Higher
-            };
-            return (d, p, ratio);
+            },
+            estimate,
+            futile,
         }
+    }
+
+    /// Brown–Forsythe by permutation, and TOST on ln(SD ratio) for futility:
+    /// `(p, ratio, lower, futile)`.
+    fn test_sd(
+        &self,
+        look: usize,
+        arm: &[f64],
+        base: &[f64],
+        least: f64,
+        most: f64,
+    ) -> (f64, f64, bool, bool) {
+        let (da, db) = (abs_deviations(arm), abs_deviations(base));
+        let (ma, mb) = (mean(&da), mean(&db));
+        let ratio = ma / mb;
+        let p = permutation_bf(arm, base, least, most).unwrap_or(f64::NAN);
         // TOST on ln(ratio): the delta method's standard error of ln(d̄_a / d̄_b).
+        let mut futile = false;
         if ma > 0.0 && mb > 0.0 {
             let se = (var(&da) / (da.len() as f64 * ma * ma)
                 + var(&db) / (db.len() as f64 * mb * mb))
@@ -183,74 +307,26 @@ impl<'d> Rule<'d> {
             let z = Normal::standard().inverse_cdf(1.0 - self.futility_level(look));
             let bound = -self.design.smallest_ratio.ln();
             let est = ratio.ln();
-            if se.is_finite() && est - z * se > -bound && est + z * se < bound {
-                return (Decision::NoDifference, p, ratio);
-            }
+            futile = se.is_finite() && est - z * se > -bound && est + z * se < bound;
         }
-        (Decision::Undecided, p, ratio)
+        (p, ratio, ma < mb, futile)
     }
 
-    fn decide_mean(&self, look: usize, arm: &[f64], base: &[f64]) -> (Decision, f64, f64) {
+    /// Welch's t, and TOST on the mean difference for futility: `(p, diff, lower, futile)`.
+    fn test_mean(&self, look: usize, arm: &[f64], base: &[f64]) -> (f64, f64, bool, bool) {
         let diff = mean(arm) - mean(base);
         let Some((se, df)) = welch(arm, base) else {
-            return (Decision::Undecided, f64::NAN, diff);
+            return (f64::NAN, diff, diff < 0.0, false);
         };
         let Ok(t) = StudentsT::new(0.0, 1.0, df) else {
-            return (Decision::Undecided, f64::NAN, diff);
+            return (f64::NAN, diff, diff < 0.0, false);
         };
         let p = 2.0 * t.sf((diff / se).abs());
-        if p < self.level(look) {
-            let d = if diff < 0.0 {
-                Decision::Lower
-            } else {
-                Decision::Higher
-            };
-            return (d, p, diff);
-        }
-        if let Some(delta) = self.design.smallest_difference {
+        let futile = self.design.smallest_difference.is_some_and(|delta| {
             let q = t.inverse_cdf(1.0 - self.futility_level(look));
-            if diff - q * se > -delta && diff + q * se < delta {
-                return (Decision::NoDifference, p, diff);
-            }
-        }
-        (Decision::Undecided, p, diff)
-    }
-
-    /// Replay one arm against its baseline over their scores in seed order: look after
-    /// look while both sides have the seeds, until a decision or `max`.
-    pub fn replay(&self, question: Question, arm: &[f64], base: &[f64]) -> Outcome {
-        let mut out = Outcome {
-            question: question.name(),
-            decision: Decision::Undecided,
-            n: 0,
-            rounds: 0,
-            next_n: Some(self.looks[0] as usize),
-            p: f64::NAN,
-            level: f64::NAN,
-            estimate: f64::NAN,
-        };
-        for (look, &n) in self.looks.iter().enumerate() {
-            let n = n as usize;
-            if arm.len() < n || base.len() < n {
-                out.next_n = Some(n);
-                return out;
-            }
-            let (decision, p, estimate) = self.decide(question, look, &arm[..n], &base[..n]);
-            out = Outcome {
-                decision,
-                n,
-                rounds: look + 1,
-                next_n: None,
-                p,
-                level: self.level(look),
-                estimate,
-                ..out
-            };
-            if decision.is_decided() {
-                return out;
-            }
-        }
-        out
+            diff - q * se > -delta && diff + q * se < delta
+        });
+        (p, diff, diff < 0.0, futile)
     }
 }
 
@@ -278,10 +354,12 @@ fn bf_statistic(n: [f64; 2], sum: [f64; 2], sq: [f64; 2]) -> f64 {
 /// Every relabelled group is centred on its own median again before the statistic is
 /// recomputed, as the observed groups were. Each p-value is drawn by the sequential Monte
 /// Carlo of Besag & Clifford (1991): stop after 20 relabellings at least as extreme as the
-/// observed (p = 20/L), else after `⌈20/level⌉` draws (p = (g + 1)/(draws + 1)); both are
-/// valid p-values. The draws are seeded by the scores, so a replay gives the same p.
+/// observed (p = 20/L), else after `⌈20/least⌉` draws (p = (g + 1)/(draws + 1)); both are
+/// valid p-values, resolved down to `least`, the smallest level the p-value may be
+/// compared with. The raw relabelling is drawn only when the residuals' p-value is below
+/// `most`, the largest. The draws are seeded by the scores, so a replay gives the same p.
 /// `None` without spread.
-pub fn permutation_bf(a: &[f64], b: &[f64], level: f64) -> Option<f64> {
+pub fn permutation_bf(a: &[f64], b: &[f64], least: f64, most: f64) -> Option<f64> {
     let (na, nb) = (a.len(), b.len());
     if na < 2 || nb < 2 || a.iter().chain(b).any(|v| !v.is_finite()) {
         return None;
@@ -300,12 +378,12 @@ pub fn permutation_bf(a: &[f64], b: &[f64], level: f64) -> Option<f64> {
     }
     let bytes: Vec<u8> = a.iter().chain(b).flat_map(|v| v.to_le_bytes()).collect();
     let seed = stab_core::stable_hash(&bytes) ^ na as u64;
-    let p_residuals = permutation_p(&residuals, na, observed, level, seed, &mut work);
-    if p_residuals >= level {
+    let p_residuals = permutation_p(&residuals, na, observed, least, seed, &mut work);
+    if p_residuals >= most {
         return Some(p_residuals);
     }
     let raw: Vec<f64> = a.iter().chain(b).copied().collect();
-    let p_raw = permutation_p(&raw, na, observed, level, seed ^ 1, &mut work);
+    let p_raw = permutation_p(&raw, na, observed, least, seed ^ 1, &mut work);
     Some(p_raw.max(p_residuals))
 }
 
@@ -397,6 +475,7 @@ fn welch(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stab_core::sequential::Spending;
 
     fn design() -> SequentialDesign {
         SequentialDesign::default()
@@ -404,16 +483,77 @@ mod tests {
 
     #[test]
     fn spending_adds_up_to_alpha_over_the_looks() {
-        let d = design();
-        let rule = Rule::new(&d, 3);
-        let total: f64 = (0..rule.looks().len()).map(|k| rule.level(k)).sum();
-        assert!((total * 3.0 - 0.05).abs() < 1e-12, "{total}");
-        assert!((spent(0.05, 1.0) - 0.05).abs() < 1e-15);
-        // Pocock-type: the first look (t = 5/60) spends ln(1 + (e−1)/12) ≈ 13.4% of alpha.
-        assert!(
-            (rule.level(0) * 3.0 / 0.05 - (1.0 + (std::f64::consts::E - 1.0) / 12.0).ln()).abs()
-                < 1e-12
-        );
+        for spending in [Spending::Pocock, Spending::Power(1.5), Spending::Power(1.0)] {
+            let d = SequentialDesign {
+                spending,
+                ..design()
+            };
+            let rule = Rule::new(&d);
+            let total: f64 = (0..rule.looks().len())
+                .map(|k| rule.level(k, 1.0 / 3.0))
+                .sum();
+            assert!((total * 3.0 - 0.05).abs() < 1e-12, "{spending:?}: {total}");
+        }
+        // Pocock-type: the first look (t = 5/60) spends ln(1 + (e−1)/12) ≈ 13.4% of alpha;
+        // t^1.5 spends (1/12)^1.5 ≈ 2.4%.
+        let pocock = SequentialDesign {
+            spending: Spending::Pocock,
+            ..design()
+        };
+        let first = Rule::new(&pocock).level(0, 1.0) / 0.05;
+        assert!((first - (1.0 + (std::f64::consts::E - 1.0) / 12.0).ln()).abs() < 1e-12);
+        let first = Rule::new(&design()).level(0, 1.0) / 0.05;
+        assert!((first - (1.0f64 / 12.0).powf(1.5)).abs() < 1e-12);
+    }
+
+    /// Holm's rule: a comparison whose p-value lies between `α/2` and `α` is rejected when
+    /// the other of two is (its share passes on), and not when the other is not.
+    #[test]
+    fn a_rejection_passes_its_alpha_on() {
+        let d = SequentialDesign {
+            min: 10,
+            max: 10,
+            ..design()
+        };
+        let rule = Rule::new(&d);
+        let base: Vec<f64> = (0..10)
+            .map(|i| Normal::standard().inverse_cdf((i as f64 + 0.5) / 10.0))
+            .collect();
+        let shifted = |by: f64| base.iter().rev().map(|x| x + by).collect::<Vec<_>>();
+        let p_of = |arm: &[f64]| rule.replay(Question::Mean, arm, &base).p;
+        // Bisect the shift whose Welch p-value is 0.035.
+        let (mut lo, mut hi) = (0.0, 3.0);
+        for _ in 0..60 {
+            let mid = 0.5 * (lo + hi);
+            if p_of(&shifted(mid)) > 0.035 {
+                lo = mid
+            } else {
+                hi = mid
+            }
+        }
+        let borderline = shifted(hi);
+        let (strong, none) = (shifted(5.0), shifted(0.1));
+        let grid = |other: &[f64]| {
+            rule.replay_grid(&[
+                Comparison {
+                    question: Question::Mean,
+                    arm: other,
+                    base: &base,
+                },
+                Comparison {
+                    question: Question::Mean,
+                    arm: &borderline,
+                    base: &base,
+                },
+            ])
+        };
+        let both = grid(&strong);
+        assert_eq!(both[0].decision, Decision::Higher, "{both:?}");
+        assert_eq!(both[1].decision, Decision::Higher, "{both:?}");
+        assert!((both[1].level - 0.05).abs() < 1e-12, "{both:?}");
+        let alone = grid(&none);
+        assert_eq!(alone[1].decision, Decision::Undecided, "{alone:?}");
+        assert!((alone[1].level - 0.025).abs() < 1e-12, "{alone:?}");
     }
 
     #[test]
@@ -422,7 +562,7 @@ mod tests {
             smallest_ratio: 0.5,
             ..design()
         };
-        let rule = Rule::new(&d, 1);
+        let rule = Rule::new(&d);
         // Deterministic quantile-spaced "normal" scores: the arm's spread is a tenth.
         let z: Vec<f64> = (0..60)
             .map(|i| Normal::standard().inverse_cdf((((i * 37) % 60) as f64 + 0.5) / 60.0))
@@ -436,7 +576,7 @@ mod tests {
         let o = rule.replay(Question::Sd, &same, &base);
         assert_eq!(o.decision, Decision::NoDifference, "{o:?}");
         // Ten seeds of a fixed store: undecided, and the next look needs 15.
-        let o = Rule::new(&design(), 1).replay(Question::Sd, &same[..10], &base[..10]);
+        let o = Rule::new(&design()).replay(Question::Sd, &same[..10], &base[..10]);
         assert_eq!(
             (o.decision, o.n, o.next_n),
             (Decision::Undecided, 10, Some(15))

@@ -10,7 +10,7 @@ use serde::Serialize;
 use stab_core::RunRecord;
 use stab_core::sequential::SequentialDesign;
 
-use super::{Decision, Rule, score};
+use super::{Comparison, Decision, Rule, score};
 use crate::report::finetune::Grouping;
 
 /// One arm on one question.
@@ -41,7 +41,7 @@ pub struct ArmReplay {
 #[derive(Debug, Clone, Serialize)]
 pub struct SequentialReplay {
     pub design: SequentialDesign,
-    /// Comparisons alpha was split over (arms × questions).
+    /// Comparisons alpha was shared over (arms × questions).
     pub comparisons: usize,
     pub arms: Vec<ArmReplay>,
     /// Per (task, baseline row): seeds the baseline needed (its longest arm's) and held.
@@ -101,25 +101,31 @@ fn pairs(rows: &Rows, design: &SequentialDesign) -> Vec<(String, String, String)
         .collect()
 }
 
-/// One arm on every question, and the seeds the rule used of it. An arm the store ran out
-/// on before a decision used every seed there is (the rule wanted more): none is saved.
+/// One arm's outcomes on every question, and the seeds the rule used of it. An arm the
+/// store ran out on before a decision used every seed there is (the rule wanted more):
+/// none is saved.
 fn replay_arm(
-    rule: &Rule<'_>,
+    outcomes: &[super::Outcome],
     task: &str,
     label: &str,
     a: &[f64],
     b: &[f64],
 ) -> (Vec<ArmReplay>, usize) {
-    let mut used = 0;
-    let mut out = Vec::new();
-    for &q in rule.design.question.asked() {
-        let o = rule.replay(q, a, b);
-        used = used.max(if o.next_n.is_some() {
-            a.len().max(b.len())
-        } else {
-            o.n
-        });
-        out.push(ArmReplay {
+    let used = outcomes
+        .iter()
+        .map(|o| {
+            if o.next_n.is_some() {
+                a.len().max(b.len())
+            } else {
+                o.n
+            }
+        })
+        .max()
+        .unwrap_or(0);
+    let saved = a.len() - used.min(a.len());
+    let out = outcomes
+        .iter()
+        .map(|o| ArmReplay {
             task: task.to_string(),
             method: label.to_string(),
             question: o.question,
@@ -127,31 +133,47 @@ fn replay_arm(
             n: o.n,
             rounds: o.rounds,
             available: a.len(),
-            saved: 0,
+            saved,
             next_n: o.next_n,
             p: o.p,
             level: o.level,
             estimate: o.estimate,
-        });
-    }
-    let saved = a.len() - used.min(a.len());
-    for arm in &mut out {
-        arm.saved = saved;
-    }
+        })
+        .collect();
     (out, used)
 }
 
-/// Replay `design` over `records` (fine-tuning runs; the latest record of each run).
+/// Replay `design` over `records` (fine-tuning runs; the latest record of each run): all
+/// arms together, as one grid shares alpha.
 pub fn replay(records: &[&RunRecord], design: &SequentialDesign) -> SequentialReplay {
     let rows = rows(records);
     let pairs = pairs(&rows, design);
-    let rule = Rule::new(design, pairs.len() * design.question.asked().len());
+    let rule = Rule::new(design);
+    let questions = design.question.asked();
+    let scores: Vec<(Vec<f64>, Vec<f64>)> = pairs
+        .iter()
+        .map(|(task, label, base)| (ordered(&rows, task, label), ordered(&rows, task, base)))
+        .collect();
+    let comparisons: Vec<Comparison> = scores
+        .iter()
+        .flat_map(|(a, b)| {
+            questions.iter().map(move |&question| Comparison {
+                question,
+                arm: a,
+                base: b,
+            })
+        })
+        .collect();
+    let outcomes = rule.replay_grid(&comparisons);
     let mut arms = Vec::new();
     let (mut base_n, mut arm_avail, mut arm_saved) =
         (BTreeMap::<(String, String), usize>::new(), 0, 0);
-    for (task, label, base) in &pairs {
-        let a = ordered(&rows, task, label);
-        let (replayed, used) = replay_arm(&rule, task, label, &a, &ordered(&rows, task, base));
+    for (((task, label, base), (a, b)), outcomes) in pairs
+        .iter()
+        .zip(&scores)
+        .zip(outcomes.chunks(questions.len()))
+    {
+        let (replayed, used) = replay_arm(outcomes, task, label, a, b);
         arm_avail += a.len();
         arm_saved += replayed[0].saved;
         arms.extend(replayed);
@@ -174,7 +196,7 @@ pub fn replay(records: &[&RunRecord], design: &SequentialDesign) -> SequentialRe
     let runs_available = arm_avail + baselines.iter().map(|b| b.available).sum::<usize>();
     SequentialReplay {
         design: design.clone(),
-        comparisons: rule.comparisons,
+        comparisons: comparisons.len(),
         arms,
         baselines,
         runs_saved,
@@ -239,9 +261,10 @@ impl SequentialReplay {
         doc.paragraph(format!(
             "Each arm against {} on the same task, its seeds taken in seed order: a look at {} seeds, then every {} more up to {}; \
              *lower*/*higher* is decided when Brown–Forsythe's permutation p-value (SD) or Welch's (mean) falls below the look's level \
-             (alpha = {} spent over the looks, Pocock-type, split over {} comparisons), *no_difference* when the SD ratio lies within \
-             ({}, {:.2}) at the look's share of beta = {} (docs/methods.md §13.6). Lower SD is more stable.",
-            d.baseline, d.min, d.step, d.max, d.alpha, self.comparisons, d.smallest_ratio, 1.0 / d.smallest_ratio, d.beta
+             (alpha = {} spent over the looks by {}, shared over {} comparisons by Holm's rule: a rejection passes its share on), \
+             *no_difference* when the SD ratio lies within ({}, {:.2}) at the look's share of beta = {} (docs/methods.md §13.6). \
+             Lower SD is more stable.",
+            d.baseline, d.min, d.step, d.max, d.alpha, d.spending, self.comparisons, d.smallest_ratio, 1.0 / d.smallest_ratio, d.beta
         ));
         doc.table(self.table());
         let decided = self.arms.iter().filter(|a| a.decision.is_decided()).count();

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use stab_core::sequential::{Question, SequentialDesign};
 
-use super::{Decision, Rule};
+use super::{Comparison, Decision, Rule};
 use crate::variance::{brown_forsythe, median};
 
 /// Where simulated scores come from.
@@ -115,7 +115,7 @@ pub fn simulate(
     seed: u64,
 ) -> SimSummary {
     let ArmEffect { ratio, shift } = effect;
-    let rule = Rule::new(design, arms);
+    let rule = Rule::new(design);
     let max = design.max as usize;
     let centre = scores.centre();
     let fixed_level = design.alpha / arms as f64;
@@ -125,23 +125,32 @@ pub fn simulate(
             let mut rng =
                 ChaCha8Rng::seed_from_u64(seed ^ (g as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let base: Vec<f64> = (0..max).map(|_| scores.draw(&mut rng)).collect();
-            let mut decisions = Vec::with_capacity(arms);
-            let mut ns = Vec::with_capacity(arms);
-            let mut fixed = 0usize;
-            for _ in 0..arms {
-                let arm: Vec<f64> = (0..max)
-                    .map(|_| centre + ratio * (scores.draw(&mut rng) - centre) + shift)
-                    .collect();
-                let o = rule.replay(Question::Sd, &arm, &base);
-                decisions.push(o.decision);
-                ns.push(o.n);
-                let lower_sd =
-                    crate::stats::Summary::of(&arm).sd < crate::stats::Summary::of(&base).sd;
-                if lower_sd && brown_forsythe(&[&arm, &base]).is_some_and(|(_, p)| p < fixed_level)
-                {
-                    fixed += 1;
-                }
-            }
+            let arm_scores: Vec<Vec<f64>> = (0..arms)
+                .map(|_| {
+                    (0..max)
+                        .map(|_| centre + ratio * (scores.draw(&mut rng) - centre) + shift)
+                        .collect()
+                })
+                .collect();
+            let comparisons: Vec<Comparison> = arm_scores
+                .iter()
+                .map(|arm| Comparison {
+                    question: Question::Sd,
+                    arm,
+                    base: &base,
+                })
+                .collect();
+            let outcomes = rule.replay_grid(&comparisons);
+            let decisions = outcomes.iter().map(|o| o.decision).collect();
+            let ns = outcomes.iter().map(|o| o.n).collect();
+            let fixed = arm_scores
+                .iter()
+                .filter(|arm| {
+                    let lower_sd =
+                        crate::stats::Summary::of(arm).sd < crate::stats::Summary::of(&base).sd;
+                    lower_sd && brown_forsythe(&[arm, &base]).is_some_and(|(_, p)| p < fixed_level)
+                })
+                .count();
             (decisions, ns, fixed)
         })
         .collect();
