@@ -31,6 +31,8 @@ pub enum Activation {
     /// tanh approximation (`gelu_new`, `gelu_pytorch_tanh`).
     GeluTanh,
     Relu,
+    /// x·σ(x) (`silu`, `swish`): the gate of Llama's and Qwen's SwiGLU.
+    Silu,
 }
 
 impl Activation {
@@ -39,30 +41,60 @@ impl Activation {
             "gelu" => Ok(Activation::Gelu),
             "gelu_new" | "gelu_pytorch_tanh" => Ok(Activation::GeluTanh),
             "relu" => Ok(Activation::Relu),
+            "silu" | "swish" => Ok(Activation::Silu),
             other => Err(format!("unsupported activation `{other}`").into()),
         }
     }
 }
 
-/// The fields of `config.json` the forward pass needs; unknown fields are ignored.
+/// The fields of `config.json` the forward pass needs; unknown fields are ignored. GPT-2's
+/// names (`n_embd`, `n_layer`, `n_head`, `n_inner`, `n_positions`, `activation_function`,
+/// `layer_norm_epsilon`, `resid_pdrop`, `attn_pdrop`) and Llama's (`rms_norm_eps`,
+/// `attention_dropout`) are aliases of BERT's.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EncoderConfig {
     pub model_type: String,
     pub vocab_size: usize,
+    #[serde(alias = "n_embd")]
     pub hidden_size: usize,
+    #[serde(alias = "n_layer")]
     pub num_hidden_layers: usize,
+    #[serde(alias = "n_head")]
     pub num_attention_heads: usize,
+    /// Key/value heads of grouped-query attention (Llama, Qwen); `None`: one per head.
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// The width of one attention head when the config sets it (Llama, Qwen3); else
+    /// `hidden_size / num_attention_heads`.
+    #[serde(default, rename = "head_dim")]
+    pub head_dim_key: Option<usize>,
+    /// 0 when absent or null (GPT-2's `n_inner = null`: the family fills in 4 × hidden).
+    #[serde(default, alias = "n_inner", deserialize_with = "null_as_zero")]
     pub intermediate_size: usize,
-    #[serde(default = "default_act", alias = "hidden_activation")]
+    #[serde(
+        default = "default_act",
+        alias = "hidden_activation",
+        alias = "activation_function"
+    )]
     pub hidden_act: String,
-    #[serde(default = "default_dropout")]
+    #[serde(default = "default_dropout", alias = "resid_pdrop")]
     pub hidden_dropout_prob: f64,
-    #[serde(default = "default_dropout")]
+    #[serde(
+        default = "default_dropout",
+        alias = "attn_pdrop",
+        alias = "attention_dropout"
+    )]
     pub attention_probs_dropout_prob: f64,
+    #[serde(alias = "n_positions")]
     pub max_position_embeddings: usize,
     #[serde(default = "default_type_vocab")]
     pub type_vocab_size: usize,
-    #[serde(default = "default_eps", alias = "norm_eps")]
+    #[serde(
+        default = "default_eps",
+        alias = "norm_eps",
+        alias = "layer_norm_epsilon",
+        alias = "rms_norm_eps"
+    )]
     pub layer_norm_eps: f64,
     #[serde(default)]
     pub pad_token_id: Option<usize>,
@@ -72,6 +104,10 @@ pub struct EncoderConfig {
     /// The family and what it adds, read from the same file by [`EncoderConfig::parse`].
     #[serde(skip, default = "default_family")]
     pub family: ModelFamily,
+}
+
+fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    Ok(Option::<usize>::deserialize(d)?.unwrap_or(0))
 }
 
 fn default_act() -> String {
@@ -175,7 +211,7 @@ impl EncoderConfig {
             InputError::new(m.reason)
                 .file(file)
                 .key("hidden_act")
-                .hint("supported: gelu, gelu_new, gelu_pytorch_tanh, relu")
+                .hint("supported: gelu, gelu_new, gelu_pytorch_tanh, relu, silu")
         })?;
         c.validate().map_err(|e| InputError {
             file: Some(file.to_string()),
@@ -218,7 +254,20 @@ impl EncoderConfig {
             limits::TYPE_VOCAB.check_usize("type_vocab_size", self.type_vocab_size)?;
         }
         self.family.spec().validate(self)?;
-        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+        if let Some(d) = self.head_dim_key {
+            limits::HIDDEN_SIZE.check_usize("head_dim", d)?;
+        }
+        let kv = self.kv_heads();
+        if kv == 0 || !self.num_attention_heads.is_multiple_of(kv) {
+            return Err(InputError::new(format!(
+                "num_attention_heads {} is not a multiple of num_key_value_heads {kv}",
+                self.num_attention_heads
+            ))
+            .key("num_key_value_heads")
+            .hint(hint));
+        }
+        if self.head_dim_key.is_none() && !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err(InputError::new(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
@@ -334,8 +383,15 @@ impl EncoderConfig {
         )
     }
 
+    /// The width of one attention head.
     pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
+        self.head_dim_key
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// Key/value heads (grouped-query attention); the attention heads without it.
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
 }
 
@@ -496,10 +552,10 @@ mod tests {
 
     #[test]
     fn unsupported_type_names_the_supported_ones() {
-        let e = EncoderConfig::parse(&BERT.replace("\"bert\"", "\"gpt2\""), "c.json").unwrap_err();
+        let e = EncoderConfig::parse(&BERT.replace("\"bert\"", "\"t5\""), "c.json").unwrap_err();
         let m = e.to_string();
         assert!(
-            m.contains("unsupported model_type `gpt2`") && m.contains("bert, roberta"),
+            m.contains("unsupported model_type `t5`") && m.contains("bert, roberta"),
             "{m}"
         );
     }

@@ -136,6 +136,43 @@ fn row_block(
     ))
 }
 
+/// A 2-D tensor [r, c] (raw bytes) as [c, r]: a GPT-2 `Conv1D` weight, stored [in, out],
+/// as the [out, in] a Linear's checkpoint holds.
+fn transposed(t: PackTensor, bytes: Vec<u8>) -> Result<(PackTensor, Vec<u8>), Refusal> {
+    let [r, c] = t.shape.as_slice() else {
+        return Err(format!(
+            "`{}` of shape {:?} is not a 2-D Conv1D weight",
+            t.name, t.shape
+        )
+        .into());
+    };
+    let (r, c) = (*r, *c);
+    let width = t.dtype.size();
+    if bytes.len() != r * c * width {
+        return Err(format!(
+            "`{}` holds {} bytes, not {r} × {c} values",
+            t.name,
+            bytes.len()
+        )
+        .into());
+    }
+    let mut out = vec![0u8; bytes.len()];
+    for i in 0..r {
+        for j in 0..c {
+            let (from, to) = ((i * c + j) * width, (j * r + i) * width);
+            out[to..to + width].copy_from_slice(&bytes[from..from + width]);
+        }
+    }
+    let t = PackTensor::new(
+        t.name.clone(),
+        t.dtype,
+        vec![c, r],
+        None,
+        burn::tensor::Bytes::from_bytes_vec(out.clone()),
+    );
+    Ok((t, out))
+}
+
 /// The checkpoint's tensors under stab's paths (the names left out on purpose dropped).
 /// A fused tensor's bytes are read once for all its blocks.
 fn renamed(
@@ -154,8 +191,18 @@ fn renamed(
             continue;
         }
         let targets = names::stab_paths(config.family, &name);
-        if targets.iter().any(|target| target.part.is_some()) {
-            let bytes = t.to_bytes().map_err(|e| corrupt(file, e.to_string()))?;
+        if targets
+            .iter()
+            .any(|target| target.part.is_some() || target.transpose)
+        {
+            let mut bytes = t
+                .to_bytes()
+                .map_err(|e| corrupt(file, e.to_string()))?
+                .to_vec();
+            let mut t = t;
+            if targets.iter().any(|target| target.transpose) {
+                (t, bytes) = transposed(t, bytes).map_err(mismatch)?;
+            }
             for target in targets {
                 let part = target.part.unwrap_or((0, 1));
                 out.push(row_block(&t, &bytes, target.path, part).map_err(mismatch)?);

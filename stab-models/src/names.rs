@@ -32,13 +32,14 @@ pub fn hf_name(family: ModelFamily, burn_path: &str) -> Option<HfName> {
     family.spec().hf_name(burn_path)
 }
 
-/// The layer index of a tensor named in any family's HF layout (`encoder.layer.N.` or
-/// ModernBERT's `layers.N.`), after [`strip_prefix`].
+/// The layer index of a tensor named in any family's HF layout (`encoder.layer.N.`,
+/// ModernBERT's and Llama's `layers.N.`, GPT-2's `h.N.`), after [`strip_prefix`].
 pub fn layer_index(name: &str) -> Option<usize> {
     let base = strip_prefix(name);
     let rest = base
         .strip_prefix("encoder.layer.")
-        .or_else(|| base.strip_prefix("layers."))?;
+        .or_else(|| base.strip_prefix("layers."))
+        .or_else(|| base.strip_prefix("h."))?;
     rest.split('.').next()?.parse().ok()
 }
 

@@ -50,11 +50,11 @@ fn missing_weights() {
 #[test]
 fn unsupported_model_type() {
     let d = variant(&[], |p| {
-        edit_config(p, "\"model_type\": \"bert\"", "\"model_type\": \"gpt2\"")
+        edit_config(p, "\"model_type\": \"bert\"", "\"model_type\": \"t5\"")
     });
     let m = error_of(d.path());
     assert!(
-        m.contains("unsupported model_type `gpt2`") && m.contains("bert, roberta"),
+        m.contains("unsupported model_type `t5`") && m.contains("bert, roberta"),
         "{m}"
     );
 }

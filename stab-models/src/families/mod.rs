@@ -1,4 +1,6 @@
-//! The encoder families, one file each, and the registry that lists them.
+//! The model families, one file each, and the registry that lists them: the encoders
+//! (BERT, RoBERTa, ELECTRA, DeBERTa-v3, ModernBERT) and the decoders fine-tuned as
+//! classifiers (GPT-2, Llama, Qwen2, Qwen3), which are the same layer stack made causal.
 //!
 //! A family is a value that implements [`Family`]: the questions the shared code asks about
 //! a model — which keys its `config.json` adds, which variant of the shared modules it
@@ -14,7 +16,11 @@
 pub mod bert;
 pub mod deberta;
 pub mod electra;
+pub mod gpt2;
+pub mod llama;
 pub mod modernbert;
+pub mod qwen2;
+pub mod qwen3;
 pub mod roberta;
 
 use burn::tensor::{Device, Tensor};
@@ -25,6 +31,7 @@ use crate::config::{Activation, EncoderConfig, KeyError};
 
 pub use deberta::RelativeAttention;
 pub use electra::Electra;
+pub use llama::{LlamaLayout, Rope};
 pub use modernbert::ModernBertLayout;
 
 /// A model family as a config holds it: which family, with what its keys add.
@@ -35,6 +42,9 @@ pub enum ModelFamily {
     Electra(Electra),
     Deberta(RelativeAttention),
     ModernBert(ModernBertLayout),
+    Gpt2(gpt2::Gpt2),
+    /// Llama, Qwen2 and Qwen3 (which its [`LlamaLayout::kind`] says).
+    Llama(LlamaLayout),
 }
 
 /// Every family with a port, in `stab list models` order.
@@ -44,6 +54,10 @@ pub const FAMILIES: &[Registered] = &[
     electra::REGISTERED,
     deberta::REGISTERED,
     modernbert::REGISTERED,
+    gpt2::REGISTERED,
+    llama::REGISTERED,
+    qwen2::REGISTERED,
+    qwen3::REGISTERED,
 ];
 
 impl ModelFamily {
@@ -55,6 +69,8 @@ impl ModelFamily {
             Self::Electra(e) => e,
             Self::Deberta(r) => r,
             Self::ModernBert(m) => m,
+            Self::Gpt2(g) => g,
+            Self::Llama(l) => l,
         }
     }
 
@@ -85,6 +101,12 @@ impl ModelFamily {
     /// Whether the embeddings add an absolute position table.
     pub fn has_absolute_positions(&self) -> bool {
         self.spec().has_absolute_positions()
+    }
+
+    /// Whether the family is a decoder: causal attention, positions from the attention
+    /// mask, the last real token as the sequence's vector.
+    pub fn is_decoder(&self) -> bool {
+        self.spec().layout().causal
     }
 }
 
@@ -143,17 +165,33 @@ pub enum Positions {
     Relative(Box<deberta::Relative>),
     /// ModernBERT's rotary embeddings and sliding window ([`modernbert::Rotary`]).
     Rotary(Box<modernbert::Rotary>),
+    /// A decoder's rotary embeddings at each row's own positions ([`llama::RowRotary`]).
+    RotaryRows(Box<llama::RowRotary>),
 }
 
 /// Which variant of the shared layer stack a family builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
-    /// Linear layers and LayerNorms have biases (all but ModernBERT).
+    /// Linear layers and LayerNorms have biases (all but ModernBERT, Llama and Qwen).
     pub biases: bool,
+    /// The query, key and value projections have biases (Qwen2's, while its others
+    /// have none).
+    pub qkv_biases: bool,
+    /// RMSNorm (`x / √(mean(x²) + ε) · w`, Llama, Qwen) instead of LayerNorm.
+    pub rms_norm: bool,
+    /// A norm after the embeddings (the encoders; decoders have none).
+    pub embedding_norm: bool,
+    /// Causal attention: position i attends to keys j ≤ i (the decoders).
+    pub causal: bool,
+    /// Qwen3's RMSNorm of each query and key head before the rotation.
+    pub qk_norm: bool,
     /// Where each layer puts its norms.
     pub norm: NormPlacement,
-    /// A gated feed-forward, `act(a) ⊙ g` (ModernBERT's GeGLU).
+    /// A gated feed-forward, `act(a) ⊙ g` (ModernBERT's GeGLU, Llama's SwiGLU).
     pub gated: bool,
+    /// The gate's two projections are separate Linears (Llama's `gate_proj` and `up_proj`:
+    /// `intermediate.dense` and `intermediate.up`), not halves of one (ModernBERT's `Wi`).
+    pub split_gate: bool,
     /// Layer 0 has an attention norm (ModernBERT's relies on the embeddings' norm).
     pub first_attention_norm: bool,
     /// A norm after the last layer.
@@ -171,8 +209,14 @@ impl Layout {
     /// BERT's layer: biases, post-norm, plain feed-forward.
     pub const BERT: Layout = Layout {
         biases: true,
+        qkv_biases: true,
+        rms_norm: false,
+        embedding_norm: true,
+        causal: false,
+        qk_norm: false,
         norm: NormPlacement::Post,
         gated: false,
+        split_gate: false,
         first_attention_norm: true,
         final_norm: false,
         attention_output_dropout: false,
@@ -289,12 +333,26 @@ pub trait Family: Sync {
     fn relative_table(&self) -> Option<(usize, bool)> {
         None
     }
-    /// Position ids of one row of token ids: 0..T−1.
-    fn position_ids(&self, ids: &[i64], pad: i64, out: &mut [i64]) {
+    /// Position ids of one row of token ids (`mask`: its attention mask): 0..T−1; a
+    /// decoder's count the real tokens before each (`cumsum(mask) − 1`), 1 at padding,
+    /// so that left and right padding give the same positions.
+    fn position_ids(&self, ids: &[i64], mask: &[i64], pad: i64, out: &mut [i64]) {
         let _ = (ids, pad);
+        if self.layout().causal {
+            let mut seen = 0i64;
+            for (o, &m) in out.iter_mut().zip(mask) {
+                seen += i64::from(m != 0);
+                *o = if m != 0 { seen - 1 } else { 1 };
+            }
+            return;
+        }
         for (k, o) in out.iter_mut().enumerate() {
             *o = k as i64;
         }
+    }
+    /// A decoder's rotary embedding (Llama, Qwen); `None` for the rest.
+    fn rope(&self) -> Option<Rope> {
+        None
     }
     /// The position information every layer's attention needs for length `t`, from the
     /// relative table (after its norm) when the family has one.
@@ -324,16 +382,23 @@ pub trait Family: Sync {
 // What every family's names share.
 
 /// One destination of a source tensor: a module path, and for a fused tensor the block of
-/// rows it takes (`part` of `parts` equal row blocks: ModernBERT's `Wqkv`).
+/// rows it takes (`part` of `parts` equal row blocks: ModernBERT's `Wqkv`). `transpose`:
+/// the source is a GPT-2 `Conv1D` weight, stored [in, out], which is transposed to a
+/// Linear's [out, in] before anything else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub path: String,
     pub part: Option<(usize, usize)>,
+    pub transpose: bool,
 }
 
 /// The whole tensor into `path`.
 pub fn to(path: String) -> Vec<Target> {
-    vec![Target { path, part: None }]
+    vec![Target {
+        path,
+        part: None,
+        transpose: false,
+    }]
 }
 
 /// The same whole tensor into each of `paths`.
@@ -343,11 +408,13 @@ pub fn to_each(paths: &[&str]) -> Vec<Target> {
         .map(|p| Target {
             path: p.to_string(),
             part: None,
+            transpose: false,
         })
         .collect()
 }
 
-/// A name without a family's task-model prefix (`bert.`, `roberta.`, …, `model.`).
+/// A name without a family's task-model prefix (`bert.`, `roberta.`, …, `model.`,
+/// `transformer.`).
 pub fn strip_prefix(name: &str) -> &str {
     for f in FAMILIES {
         if let Some(rest) = name.strip_prefix(f.info.prefix) {

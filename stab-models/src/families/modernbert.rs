@@ -105,6 +105,7 @@ impl Family for ModernBertLayout {
     fn layout(&self) -> Layout {
         Layout {
             biases: false,
+            qkv_biases: false,
             norm: NormPlacement::Pre,
             gated: true,
             first_attention_norm: false,
@@ -420,6 +421,7 @@ fn stab_paths(name: &str) -> Vec<Target> {
             .map(|(i, m)| Target {
                 path: format!("{layer}.attention.self_attn.{m}.weight"),
                 part: Some((i, 3)),
+                transpose: false,
             })
             .collect(),
         "attn.Wo.weight" => names::to(format!("{layer}.attention.output.dense.weight")),

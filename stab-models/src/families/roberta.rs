@@ -44,7 +44,7 @@ impl Family for Roberta {
         c.max_position_embeddings.saturating_sub(c.pad_id() + 1)
     }
 
-    fn position_ids(&self, ids: &[i64], pad: i64, out: &mut [i64]) {
+    fn position_ids(&self, ids: &[i64], _mask: &[i64], pad: i64, out: &mut [i64]) {
         let mut count = 0;
         for (o, &id) in out.iter_mut().zip(ids) {
             *o = if id != pad {

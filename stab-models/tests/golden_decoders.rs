@@ -1,0 +1,231 @@
+//! Decoder parity with PyTorch (transformers 5.24) on the golden files of the four tiny
+//! decoders (`testdata/fixtures/golden`, "Decoder files" in its README): token ids and
+//! masks exact; every hidden state on the real tokens, the final norm's output and the
+//! sequence-classification logits (a `score` head at HF's last token) within 1e-4; the
+//! last-token index by HF's rule, also with an eos appended; and the left-padded batch
+//! giving the right-padded logits (positions from the attention mask).
+
+use std::path::PathBuf;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde_json::Value;
+use stab_models::{TextEncoder, TextInput, TokenBatch, load_encoder};
+
+#[path = "../../testsupport/assets.rs"]
+mod assets;
+
+const DECODERS: [&str; 4] = ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"];
+
+fn fixtures() -> PathBuf {
+    assets::root().join("testdata/fixtures")
+}
+
+fn golden(name: &str) -> Value {
+    let p = fixtures().join(format!("golden/{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn ints(v: &Value) -> Vec<i64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()))
+        .collect()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Array(a) => a.iter().flat_map(floats).collect(),
+        Value::Number(n) => vec![n.as_f64().unwrap()],
+        other => panic!("not a number: {other}"),
+    }
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect()
+}
+
+/// Max |a − b| over the real tokens of [B, T, H] layouts.
+fn max_diff_real(a: &[f64], b: &[f64], mask: &[i64], h: usize) -> f64 {
+    let mut worst: f64 = 0.0;
+    for (k, &m) in mask.iter().enumerate() {
+        if m == 0 {
+            continue;
+        }
+        for j in 0..h {
+            worst = worst.max((a[k * h + j] - b[k * h + j]).abs());
+        }
+    }
+    worst
+}
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "lengths");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// A batch of given ids and mask (no offsets: the forward pass does not read them).
+fn batch_of(ids: Vec<i64>, mask: Vec<i64>, b: usize) -> TokenBatch {
+    let t = ids.len() / b;
+    TokenBatch {
+        batch: b,
+        seq_len: t,
+        token_type_ids: vec![0; ids.len()],
+        input_ids: ids,
+        attention_mask: mask,
+        offsets: vec![Vec::new(); b],
+        sequence_ids: vec![Vec::new(); b],
+    }
+}
+
+/// `score(h_last)`: the golden `score` weight [3, H] applied to vectors [B, H].
+fn score(g: &Value, vectors: Tensor<2>, device: &Device) -> Vec<f64> {
+    let w = floats(&g["sequence_classification"]["score_weight"]);
+    let h = vectors.dims()[1];
+    let w = Tensor::<2>::from_data(
+        TensorData::new(w.iter().map(|&x| x as f32).collect(), [w.len() / h, h]),
+        device,
+    );
+    to_vec(vectors.matmul(w.transpose()))
+}
+
+fn check(name: &str) {
+    let g = golden(name);
+    let dir = fixtures().join(name);
+    let device = Device::flex();
+    let (encoder, report) = load_encoder(&dir, &device).unwrap();
+    eprintln!("{name}: {report}");
+    assert!(report.unexpected.is_empty(), "{name}: {report}");
+    let encoder = encoder.valid();
+    let tok = TextEncoder::from_dir(&dir, encoder.config.pad_id()).unwrap();
+    let inputs: Vec<TextInput> = g["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| TextInput {
+            text: i["text"].as_str().unwrap().to_string(),
+            text_pair: i["text_pair"].as_str().map(String::from),
+        })
+        .collect();
+    let max_len = g["tokenizer_settings"]["max_length"].as_u64().unwrap() as usize;
+    let batch = tok.encode(&inputs, max_len).unwrap();
+    assert_eq!(batch.input_ids, ints(&g["input_ids"]), "{name}: input ids");
+    assert_eq!(
+        batch.attention_mask,
+        ints(&g["attention_mask"]),
+        "{name}: attention mask"
+    );
+    let h = encoder.config.hidden_size;
+    let out = encoder.forward(&batch);
+    let layers = g["hidden_states"].as_array().unwrap();
+    for (l, want) in layers.iter().enumerate() {
+        let d = max_diff_real(
+            &to_vec(out.hidden_states[l].clone()),
+            &floats(want),
+            &batch.attention_mask,
+            h,
+        );
+        eprintln!("{name}: hidden_states[{l}] max |Δ| = {d:.2e}");
+        assert!(d < 1e-4, "{name}: hidden_states[{l}] differs by {d:e}");
+    }
+    let d = max_diff_real(
+        &to_vec(out.last()),
+        &floats(&g["last_hidden_state"]),
+        &batch.attention_mask,
+        h,
+    );
+    eprintln!("{name}: last_hidden_state max |Δ| = {d:.2e}");
+    assert!(d < 1e-4, "{name}: last_hidden_state differs by {d:e}");
+
+    let index: Vec<i64> = encoder
+        .last_token_index(&batch)
+        .iter()
+        .map(|&i| i as i64)
+        .collect();
+    let want: Vec<i64> = g["last_token_index"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
+    assert_eq!(index, want, "{name}: last token index");
+    let logits = score(&g, encoder.last_token(&out, &batch), &device);
+    let d = max_diff(&logits, &floats(&g["sequence_classification"]["logits"]));
+    eprintln!("{name}: classification logits max |Δ| = {d:.2e}");
+    assert!(d < 1e-4, "{name}: classification logits differ by {d:e}");
+
+    // Left padding, positions from the attention mask: the right-padded logits.
+    let left = &g["left_padded"];
+    let b = batch.batch;
+    let lb = batch_of(ints(&left["input_ids"]), ints(&left["attention_mask"]), b);
+    let want = floats(&left["sequence_classification_logits_positions_from_mask"]);
+    let lout = encoder.forward(&lb);
+    let left_logits = score(&g, encoder.last_token(&lout, &lb), &device);
+    let d = max_diff(&left_logits, &want);
+    eprintln!("{name}: left-padded logits max |Δ| = {d:.2e}");
+    assert!(d < 1e-4, "{name}: left-padded logits differ by {d:e}");
+    assert!(
+        max_diff(&left_logits, &logits) < 1e-4,
+        "{name}: left ≠ right"
+    );
+
+    // An eos after each row's last real token: HF's rule skips it when pad = eos.
+    let eos = &g["last_token_index_eos_appended"];
+    let t = batch.seq_len;
+    let eos_id = eos["eos_token_id"].as_i64().unwrap();
+    let pad = encoder.config.pad_id() as i64;
+    let mut ids = Vec::with_capacity(b * (t + 1));
+    for r in 0..b {
+        let row = &batch.input_ids[r * t..(r + 1) * t];
+        let len = batch.attention_mask[r * t..(r + 1) * t]
+            .iter()
+            .filter(|&&m| m != 0)
+            .count();
+        ids.extend_from_slice(&row[..len]);
+        ids.push(eos_id);
+        ids.extend(std::iter::repeat_n(pad, t - len));
+    }
+    let appended = batch_of(ids, vec![1; b * (t + 1)], b);
+    let index: Vec<i64> = encoder
+        .last_token_index(&appended)
+        .iter()
+        .map(|&i| i as i64)
+        .collect();
+    let want: Vec<i64> = eos["last_token_index"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
+    assert_eq!(index, want, "{name}: last token index with an eos appended");
+}
+
+#[test]
+fn tiny_gpt2_matches_pytorch() {
+    check(DECODERS[0]);
+}
+
+#[test]
+fn tiny_llama_matches_pytorch() {
+    check(DECODERS[1]);
+}
+
+#[test]
+fn tiny_qwen2_matches_pytorch() {
+    check(DECODERS[2]);
+}
+
+#[test]
+fn tiny_qwen3_matches_pytorch() {
+    check(DECODERS[3]);
+}
