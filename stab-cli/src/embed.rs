@@ -28,7 +28,8 @@ pub struct EmbedArgs {
     inputs: Option<PathBuf>,
     #[arg(long, default_value_t = 128)]
     max_len: usize,
-    /// Print one JSON object with ids, masks, cls and last_hidden_state.
+    /// Print one JSON object with ids, masks, cls, the last token (a decoder's sentence
+    /// vector: HF's last non-pad token) and last_hidden_state.
     #[arg(long)]
     json: bool,
     /// cpu, wgpu[:N] or cuda:N (`stab list devices`).
@@ -71,6 +72,8 @@ pub fn embed(args: EmbedArgs) -> stab_core::Result<()> {
         .convert::<f32>()
         .try_to_vec::<f32>()
         .context("reading the outputs")?;
+    let last_index = encoder.last_token_index(&batch);
+    let decoder = encoder.config.family.is_decoder();
     let rows: Vec<serde_json::Value> = inputs
         .iter()
         .enumerate()
@@ -78,6 +81,7 @@ pub fn embed(args: EmbedArgs) -> stab_core::Result<()> {
             let states: Vec<&[f32]> = (0..t)
                 .map(|k| &last[(r * t + k) * h..(r * t + k + 1) * h])
                 .collect();
+            let k = last_index[r];
             json!({
                 "text": input.text,
                 "text_pair": input.text_pair,
@@ -85,6 +89,8 @@ pub fn embed(args: EmbedArgs) -> stab_core::Result<()> {
                 "attention_mask": batch.row(&batch.attention_mask, r),
                 "token_type_ids": batch.row(&batch.token_type_ids, r),
                 "cls": states[0],
+                "last_token_index": k,
+                "last_token": states[k],
                 "last_hidden_state": states,
             })
         })
@@ -109,7 +115,12 @@ pub fn embed(args: EmbedArgs) -> stab_core::Result<()> {
                 "  tokens: {}",
                 tok.tokens(&batch, r)[..batch.lengths()[r]].join(" ")
             );
-            outln!("  cls[..8]: {:?}", &cls[..8.min(h)]);
+            if decoder {
+                let k = (r * t + last_index[r]) * h;
+                outln!("  last token[..8]: {:?}", &last[k..k + 8.min(h)]);
+            } else {
+                outln!("  cls[..8]: {:?}", &cls[..8.min(h)]);
+            }
         }
     }
     Ok(())

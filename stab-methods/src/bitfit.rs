@@ -26,7 +26,8 @@ impl Method for BiasTermsOnly {
     }
 
     fn check_model(&self, config: &stab_models::EncoderConfig) -> Result<(), Refusal> {
-        if config.family.spec().layout().biases {
+        let layout = config.family.spec().layout();
+        if layout.biases || layout.qkv_biases {
             return Ok(());
         }
         Err(format!(

@@ -81,12 +81,16 @@ impl LoraTarget {
         }
     }
 
+    /// The target's (input, output) width; grouped-query attention's keys and values
+    /// are `kv_heads × head_dim` wide, a decoder's queries `heads × head_dim`.
     fn dims(self, c: &EncoderConfig) -> (usize, usize) {
-        let (h, i) = (c.hidden_size, c.intermediate_size);
+        let (h, i, d) = (c.hidden_size, c.intermediate_size, c.head_dim());
         match self {
             Self::Intermediate => (h, c.intermediate_width()),
             Self::Output => (i, h),
-            _ => (h, h),
+            Self::Query => (h, c.num_attention_heads * d),
+            Self::Key | Self::Value => (h, c.kv_heads() * d),
+            Self::AttentionOutput => (c.num_attention_heads * d, h),
         }
     }
 }

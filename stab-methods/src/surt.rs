@@ -240,6 +240,19 @@ pub fn masked_lm_training(
 }
 
 impl Method for SelfUnsupervisedRetraining {
+    /// SURT's re-training is masked-LM training; a decoder's would be causal-LM training
+    /// on the task's texts with its own LM head, which stab does not implement yet.
+    fn check_model(&self, config: &stab_models::EncoderConfig) -> Result<(), Refusal> {
+        if config.family.is_decoder() {
+            return Err(format!(
+                "SURT re-trains the encoder as a masked LM, and {} is a decoder (its re-training would be causal-LM training, not implemented yet); use another method",
+                config.family.name()
+            )
+            .into());
+        }
+        Ok(())
+    }
+
     fn encoder_change(&self, _mode: TrainMode) -> EncoderChange {
         if self.share_mlm {
             let s = &self.mlm;

@@ -18,6 +18,7 @@ use stab_models::read_safetensors;
 mod assets;
 
 const FAMILIES: [&str; 3] = ["tiny-electra", "tiny-deberta-v3", "tiny-modernbert"];
+const DECODERS: [&str; 4] = ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"];
 
 fn testdata() -> PathBuf {
     assets::root().join("testdata")
@@ -177,6 +178,84 @@ fn every_method_runs_on_every_family_in_both_modes() {
                 finite_losses(&r);
                 assert!(r.metrics["primary"].is_finite(), "{family} {method}");
             }
+        }
+    }
+}
+
+/// Every method on every decoder in both modes: it runs with finite losses, or is refused
+/// before training with its reason (BitFit without biases, SURT's masked-LM re-training).
+#[test]
+fn every_method_runs_on_every_decoder_in_both_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = Engine::new(Device::flex(), dir.path());
+    for family in DECODERS {
+        for mode in ["full", "head"] {
+            for method in METHODS {
+                let runs = specs(
+                    family,
+                    "",
+                    &format!(
+                        "tasks = [\"cb\"]\ntrain_fraction = 0.3\n[train]\nmode = \"{mode}\"\nbatch_size = 8\nmax_steps = 2\nseeds = 1\nlr = 1e-3\n[[methods]]\n{method}\n"
+                    ),
+                );
+                let result = eng.check(&runs[0]).and_then(|()| eng.run(&runs[0], &quiet));
+                let chooses = ["lora", "bitfit", "adapter"]
+                    .iter()
+                    .any(|m| method.contains(&format!("\"{m}\"")));
+                let refusal = if mode == "head" && chooses {
+                    Some("freezes the encoder")
+                } else if method.contains("\"surt\"") {
+                    Some("is a decoder")
+                } else if method.contains("bitfit")
+                    && family != "tiny-gpt2"
+                    && family != "tiny-qwen2"
+                {
+                    Some("has none")
+                } else {
+                    None
+                };
+                if let Some(reason) = refusal {
+                    let e = result.expect_err("refused");
+                    assert!(
+                        format!("{e:#}").contains(reason),
+                        "{family} {method}: {e:#}"
+                    );
+                    continue;
+                }
+                let (r, _) = result.unwrap_or_else(|e| panic!("{family} {mode} {method}: {e:#}"));
+                finite_losses(&r);
+                assert!(r.metrics["primary"].is_finite(), "{family} {method}");
+            }
+        }
+    }
+}
+
+/// FineTune and LoRA lower the training loss of every decoder on CB over 20 epochs.
+#[test]
+fn loss_falls_on_cb_for_finetune_and_lora_on_every_decoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = Engine::new(Device::flex(), dir.path());
+    for family in DECODERS {
+        for method in [
+            "name = \"finetune\"",
+            "name = \"lora\"\nr = 4\ndropout = 0.0",
+        ] {
+            let runs = specs(
+                family,
+                "",
+                &format!(
+                    "tasks = [\"cb\"]\ntrain_fraction = 0.5\n[train]\nmode = \"full\"\nbatch_size = 8\nepochs = 20\nlr = 1e-3\nwarmup = 0.0\npatience = 1000\nseeds = 1\n[[methods]]\n{method}\n"
+                ),
+            );
+            let (r, _) = eng.run(&runs[0], &quiet).unwrap();
+            let curve = finite_losses(&r);
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+            let (first, last) = (mean(&curve[..3]), mean(&curve[curve.len() - 3..]));
+            eprintln!("{family} {method}: train loss {first:.3} → {last:.3}");
+            assert!(
+                last < first - 0.03,
+                "{family} {method}: loss {first} → {last}"
+            );
         }
     }
 }

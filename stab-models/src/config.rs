@@ -204,6 +204,17 @@ impl EncoderConfig {
         })?;
         let family = c.family;
         family.spec().adjust(&mut c);
+        if family.is_decoder() && c.pad_token_id.is_none() {
+            // A decoder without a pad token (GPT-2, Llama 3) pads with its eos, the usual
+            // `tokenizer.pad_token = tokenizer.eos_token`; HF's last-token rule then skips
+            // trailing eos tokens, as it does for GPT-2's own pad = eos.
+            c.pad_token_id = match value.get("eos_token_id") {
+                Some(Value::Array(ids)) => ids.first().and_then(Value::as_u64),
+                Some(id) => id.as_u64(),
+                None => None,
+            }
+            .map(|id| id as usize);
+        }
         if !c.family.has_token_types() {
             c.type_vocab_size = 0;
         }

@@ -224,6 +224,7 @@ impl Checkpoint {
         let pooling = match meta.get("stab_pooling").map(String::as_str) {
             Some("cls") => stab_core::Pooling::Cls,
             Some("mean") => stab_core::Pooling::Mean,
+            Some("last") => stab_core::Pooling::Last,
             _ => stab_core::Pooling::Pooler,
         };
         let shape = self.head_shape();

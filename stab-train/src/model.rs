@@ -108,9 +108,13 @@ pub fn encoder_head_input(
             HeadInput::Spans { tokens, mask }
         }
         None => HeadInput::Pooled(match pooling {
+            Pooling::Pooler if encoder.config.family.is_decoder() => {
+                encoder.last_token(&out, &input.tokens)
+            }
             Pooling::Pooler => encoder.pool(&out, &input.tokens),
             Pooling::Cls => out.first_token(),
             Pooling::Mean => encoder.mean_pool(&out, &input.tokens),
+            Pooling::Last => encoder.last_token(&out, &input.tokens),
         }),
     };
     (head_input, out)

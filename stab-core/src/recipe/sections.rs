@@ -19,7 +19,9 @@ pub struct ModelSection {
     pub pooling: Pooling,
 }
 
-/// The vector a classification head reads from the encoder (docs/design.md §4).
+/// The vector a classification head reads from the encoder (docs/design.md §4). A decoder
+/// (GPT-2, Llama, Qwen) has no pooler: `pooler`, the default, reads its last token, as
+/// Hugging Face's `*ForSequenceClassification` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pooling {
@@ -30,17 +32,20 @@ pub enum Pooling {
     Cls,
     /// The mean of the last layer over real tokens (sentence encoders such as MiniLM).
     Mean,
+    /// The last layer's vector at the last token: the rightmost whose id is not the pad
+    /// id (Hugging Face's rule for decoders).
+    Last,
 }
 
 impl<'de> Deserialize<'de> for Pooling {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        const NAMES: &[&str] = &["pooler", "cls", "mean"];
+        const NAMES: &[&str] = &["pooler", "cls", "mean", "last"];
         struct V;
         impl serde::de::Visitor<'_> for V {
             type Value = Pooling;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str(
-                    "one of the strings \"pooler\", \"cls\", \"mean\" (e.g. pooling = \"cls\")",
+                    "one of the strings \"pooler\", \"cls\", \"mean\", \"last\" (e.g. pooling = \"cls\")",
                 )
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Pooling, E> {
@@ -48,6 +53,7 @@ impl<'de> Deserialize<'de> for Pooling {
                     "pooler" => Ok(Pooling::Pooler),
                     "cls" => Ok(Pooling::Cls),
                     "mean" => Ok(Pooling::Mean),
+                    "last" => Ok(Pooling::Last),
                     other => Err(E::unknown_variant(other, NAMES)),
                 }
             }
