@@ -3,14 +3,17 @@
 //! masks exact; every hidden state on the real tokens, the final norm's output and the
 //! sequence-classification logits (a `score` head at HF's last token) within 1e-4; the
 //! last-token index by HF's rule, also with an eos appended; and the left-padded batch
-//! giving the right-padded logits (positions from the attention mask).
+//! giving the right-padded logits (positions from the attention mask); and the recorded
+//! three AdamW steps of sequence classification within 1e-5 relative on the losses.
 
 use std::path::PathBuf;
 
-use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::module::{Module, Param};
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde_json::Value;
-use stab_models::{TextEncoder, TextInput, TokenBatch, load_encoder};
+use stab_models::{Encoder, TextEncoder, TextInput, TokenBatch, load_encoder, without_dropout};
 
 #[path = "../../testsupport/assets.rs"]
 mod assets;
@@ -208,6 +211,114 @@ fn check(name: &str) {
         .map(|x| x.as_i64().unwrap())
         .collect();
     assert_eq!(index, want, "{name}: last token index with an eos appended");
+}
+
+#[derive(Module, Debug)]
+struct Classifier {
+    encoder: Encoder,
+    score: Linear,
+}
+
+/// The golden `train_step`: `AutoModelForSequenceClassification` (a bias-free `score`
+/// head at HF's last token) trained by AdamW over every parameter for three steps on the
+/// right-padded batch, dropout off; the losses within 1e-5 relative, the gradient's global
+/// norm within 1e-4 relative.
+fn check_train_step(name: &str) {
+    let g = golden(name);
+    let ts = &g["train_step"];
+    let dir = fixtures().join(name);
+    let device = Device::flex().autodiff();
+    let (encoder, _) = load_encoder(&dir, &device).unwrap();
+    let h = encoder.config.hidden_size;
+    let w = floats(&ts["score_weight_init"]); // PyTorch [3, H]
+    let classes = w.len() / h;
+    let wt: Vec<f32> = (0..h)
+        .flat_map(|i| (0..classes).map(move |o| (o, i)))
+        .map(|(o, i)| w[o * h + i] as f32)
+        .collect();
+    let mut score = LinearConfig::new(h, classes).with_bias(false).init(&device);
+    score.weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(wt, [h, classes]),
+        &device,
+    ));
+    let mut model = without_dropout(Classifier { encoder, score });
+    let tok = TextEncoder::from_dir(&dir, model.encoder.config.pad_id()).unwrap();
+    let inputs: Vec<TextInput> = g["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| TextInput {
+            text: i["text"].as_str().unwrap().to_string(),
+            text_pair: i["text_pair"].as_str().map(String::from),
+        })
+        .collect();
+    let max_len = g["tokenizer_settings"]["max_length"].as_u64().unwrap() as usize;
+    let batch = tok.encode(&inputs, max_len).unwrap();
+    let labels: Vec<i64> = ts["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
+    let targets =
+        Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [labels.len()]), &device);
+    let opt = &ts["optimizer"];
+    let mut optim = AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(opt["eps"].as_f64().unwrap() as f32)
+        .with_weight_decay(opt["weight_decay"].as_f64().unwrap() as f32)
+        .init();
+    let lr = opt["lr"].as_f64().unwrap();
+    let want = floats(&ts["losses"]);
+    for (k, want_loss) in want.iter().enumerate() {
+        let out = model.encoder.forward(&batch);
+        let logits = model.score.forward(model.encoder.last_token(&out, &batch));
+        let loss = burn::nn::loss::CrossEntropyLossConfig::new()
+            .init(&device)
+            .forward(logits, targets.clone());
+        let got = to_vec(loss.clone())[0];
+        eprintln!("{name}: train step {k}: loss {got:.8} vs {want_loss:.8}");
+        assert!(
+            (got - want_loss).abs() <= 1e-5 * want_loss.abs(),
+            "{name}: loss after {k} AdamW steps: {got} vs {want_loss}"
+        );
+        if k + 1 == want.len() {
+            break;
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let norm = global_norm(&model, &grads);
+        let want_norm = ts["grad_global_l2_norm_per_step"][k].as_f64().unwrap();
+        assert!(
+            (norm - want_norm).abs() <= 1e-4 * want_norm,
+            "{name}: grad norm at step {k}: {norm} vs {want_norm}"
+        );
+        model = optim.step(lr, model, grads);
+    }
+}
+
+fn global_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
+    struct Sq<'a> {
+        grads: &'a GradientsParams,
+        acc: f64,
+    }
+    impl burn::module::ModuleVisitor for Sq<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(p.id) {
+                self.acc += to_vec(g).iter().map(|v| v * v).sum::<f64>();
+            }
+        }
+    }
+    let mut v = Sq { grads, acc: 0.0 };
+    model.visit(&mut v);
+    v.acc.sqrt()
+}
+
+#[test]
+fn decoders_adamw_runs_match_pytorch() {
+    for name in DECODERS {
+        check_train_step(name);
+    }
 }
 
 #[test]
