@@ -8,6 +8,7 @@
 //!   `shared/data` beside the repository. Absent on a fresh clone: the test prints
 //!   `SKIPPED (why)` and passes, unless `STAB_REQUIRE_ASSETS=1` (CI), where it fails.
 //! * [`minilm`] — the real MiniLM model (`$STAB_MINILM_DIR`), likewise.
+//! * [`device`] — a device a test needs (a wgpu adapter), likewise.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -64,6 +65,12 @@ fn missing(test: &str, why: &str) -> Option<PathBuf> {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "SKIPPED ({test}: {why})");
     None
+}
+
+/// Whether a device a test needs is `present`; when it is not, print why the test is
+/// skipped (or fail under `STAB_REQUIRE_ASSETS=1`) and return false.
+pub fn device(test: &str, present: bool, why: &str) -> bool {
+    present || missing(test, why).is_some()
 }
 
 /// The full task data, or `None` after printing why the test is skipped.

@@ -3,7 +3,8 @@
 //! * `cpu` is burn's flex backend, with stab's host kernels (`stab_models::KernelPath`).
 //! * `wgpu` is burn's wgpu backend (Vulkan on Linux, Metal on macOS, DX12 on Windows) on
 //!   the adapter wgpu prefers; `wgpu:N` is the N-th adapter of `stab list devices`. Built
-//!   with `--features wgpu`; Mesa's lavapipe is a software Vulkan adapter on the CPU.
+//!   with the `wgpu` feature (on by default); Mesa's lavapipe is a software Vulkan adapter
+//!   on the CPU.
 //! * `cuda:N` is burn's CUDA backend, built with `--features cuda` (its build downloads
 //!   LLVM).
 //!
@@ -65,7 +66,7 @@ fn available() -> Vec<&'static str> {
     if cfg!(feature = "wgpu") {
         forms.extend(["wgpu", "wgpu:N"]);
     } else {
-        forms.push("wgpu (in a build with --features wgpu)");
+        forms.push("wgpu (in a build with the wgpu feature, the default)");
     }
     if cfg!(feature = "cuda") {
         forms.push("cuda:N");
@@ -205,12 +206,12 @@ fn adapter_type(device: &Device) -> &'static str {
 fn wgpu(_index: Option<usize>, spec: &str) -> Result<Device, InputError> {
     Err(InputError::new(format!("device `{spec}` is not available in this build"))
         .key("--device")
-        .hint("rebuild with `cargo build --release -p stab-cli --features wgpu` (Vulkan, Metal, DX12; builds offline), or use --device cpu"))
+        .hint("this stab was built with --no-default-features; rebuild with `cargo build --release -p stab-cli` (wgpu: Vulkan, Metal, DX12; builds offline), or use --device cpu"))
 }
 
 #[cfg(not(feature = "wgpu"))]
 fn wgpu_lines() -> Vec<String> {
-    vec!["  (wgpu: not in this build; rebuild with --features wgpu)".into()]
+    vec!["  (wgpu: not in this build, made with --no-default-features; rebuild without it)".into()]
 }
 
 #[cfg(feature = "cuda")]

@@ -114,7 +114,7 @@ fn hostile_inputs_exit_0_1_or_2_with_one_clear_message() {
         Case { what: "flag: --shard 3/2", args: vec!["run".into(), file(synthetic("").as_bytes()), "--shard".into(), "3/2".into()], code: 2, says: "shard" },
         Case { what: "flag: --shard abc", args: vec!["run".into(), file(synthetic("").as_bytes()), "--shard".into(), "abc".into()], code: 2, says: "shard" },
         Case { what: "flag: --device cuda:0 (not built)", args: vec!["run".into(), file(synthetic("").as_bytes()), "--device".into(), "cuda:0".into()], code: 2, says: "not available in this build" },
-        Case { what: "flag: --device wgpu (not built)", args: vec!["embed".into(), "--model".into(), "m".into(), "--text".into(), "a".into(), "--device".into(), "wgpu".into()], code: 2, says: "not available in this build" },
+        Case { what: "flag: --device wgpu:99 (no such adapter)", args: vec!["embed".into(), "--model".into(), "m".into(), "--text".into(), "a".into(), "--device".into(), "wgpu:99".into()], code: 2, says: "no such wgpu adapter" },
         Case { what: "bench: --seq beyond the positions", args: vec!["bench".into(), "step".into(), "--model".into(), tiny_s.clone(), "--seq".into(), "600".into()], code: 2, says: "exceeds the model's 64 positions" },
         Case { what: "bench: model missing", args: vec!["bench".into(), "step".into(), "--model".into(), out("nomodel")], code: 2, says: "config.json" },
         Case { what: "flag: --device tpu:0 (unknown)", args: vec!["analyze".into(), "distance".into(), "c".into(), "--device".into(), "tpu:0".into()], code: 2, says: "unknown device `tpu:0`" },

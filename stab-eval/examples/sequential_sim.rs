@@ -29,9 +29,9 @@ fn main() -> stab_core::Result<()> {
     );
     println!("resampled: {} FineTune scores of {store}", real.len());
     println!(
-        "| scores | arms | SD ratio | shift (SDs) | grids with any lower/higher | lower | higher | no difference | undecided | seeds per arm | baseline seeds | fixed design (max seeds) lower |"
+        "| scores | arms | SD ratio | shift (SDs) | grids with any lower/higher | lower | higher | no difference | undecided | seeds per arm | baseline seeds | fixed design (max seeds) lower, F-test | the same, permutation test |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for scores in [Scores::Normal, Scores::Skewed, Scores::Resampled(real)] {
         if only != "all" && only != scores.name() {
             continue;
@@ -53,7 +53,7 @@ fn main() -> stab_core::Result<()> {
             let shift = sd_shift * sd(&scores);
             let s = simulate(&design, &scores, arms, ArmEffect { ratio, shift }, grids, 7);
             println!(
-                "| {} | {arms} | {ratio} | {sd_shift} | {:.4} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} | {:.1} | {:.3} |",
+                "| {} | {arms} | {ratio} | {sd_shift} | {:.4} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} | {:.1} | {:.3} | {:.3} |",
                 scores.name(),
                 s.any_decision,
                 s.lower,
@@ -62,7 +62,8 @@ fn main() -> stab_core::Result<()> {
                 s.undecided,
                 s.mean_arm_seeds,
                 s.mean_baseline_seeds,
-                s.fixed_lower
+                s.fixed_lower,
+                s.fixed_lower_permutation
             );
         }
     }

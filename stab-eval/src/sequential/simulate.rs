@@ -94,6 +94,9 @@ pub struct SimSummary {
     /// Share of arms a fixed design at `max` seeds calls lower (Brown–Forsythe at
     /// alpha / arms, the same grid-wide error rate).
     pub fixed_lower: f64,
+    /// The same with the rule's own test (Brown–Forsythe by permutation) at `alpha / arms`:
+    /// the fixed design that holds its level on any scores.
+    pub fixed_lower_permutation: f64,
 }
 
 /// What a simulated arm differs in from the baseline.
@@ -119,7 +122,7 @@ pub fn simulate(
     let max = design.max as usize;
     let centre = scores.centre();
     let fixed_level = design.alpha / arms as f64;
-    let per_grid: Vec<(Vec<Decision>, Vec<usize>, usize)> = (0..grids)
+    let per_grid: Vec<(Vec<Decision>, Vec<usize>, (usize, usize))> = (0..grids)
         .into_par_iter()
         .map(|g| {
             let mut rng =
@@ -143,15 +146,25 @@ pub fn simulate(
             let outcomes = rule.replay_grid(&comparisons);
             let decisions = outcomes.iter().map(|o| o.decision).collect();
             let ns = outcomes.iter().map(|o| o.n).collect();
+            let lower_sd = |arm: &[f64]| {
+                crate::stats::Summary::of(arm).sd < crate::stats::Summary::of(&base).sd
+            };
             let fixed = arm_scores
                 .iter()
                 .filter(|arm| {
-                    let lower_sd =
-                        crate::stats::Summary::of(arm).sd < crate::stats::Summary::of(&base).sd;
-                    lower_sd && brown_forsythe(&[arm, &base]).is_some_and(|(_, p)| p < fixed_level)
+                    lower_sd(arm)
+                        && brown_forsythe(&[arm, &base]).is_some_and(|(_, p)| p < fixed_level)
                 })
                 .count();
-            (decisions, ns, fixed)
+            let fixed_permutation = arm_scores
+                .iter()
+                .filter(|arm| {
+                    lower_sd(arm)
+                        && super::permutation_bf(arm, &base, fixed_level, fixed_level)
+                            .is_some_and(|p| p < fixed_level)
+                })
+                .count();
+            (decisions, ns, (fixed, fixed_permutation))
         })
         .collect();
     let total_arms = (grids * arms).max(1) as f64;
@@ -187,6 +200,8 @@ pub fn simulate(
             .map(|(_, ns, _)| ns.iter().copied().max().unwrap_or(0))
             .sum::<usize>() as f64
             / grids.max(1) as f64,
-        fixed_lower: per_grid.iter().map(|(_, _, f)| f).sum::<usize>() as f64 / total_arms,
+        fixed_lower: per_grid.iter().map(|(_, _, f)| f.0).sum::<usize>() as f64 / total_arms,
+        fixed_lower_permutation: per_grid.iter().map(|(_, _, f)| f.1).sum::<usize>() as f64
+            / total_arms,
     }
 }
