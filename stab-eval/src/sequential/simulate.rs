@@ -122,7 +122,10 @@ pub fn simulate(
     let max = design.max as usize;
     let centre = scores.centre();
     let fixed_level = design.alpha / arms as f64;
-    let per_grid: Vec<(Vec<Decision>, Vec<usize>, (usize, usize))> = (0..grids)
+    // Per grid: the decisions, the seeds each arm used, and the arms the fixed design calls
+    // lower with the F-test and with the permutation test.
+    type Grid = (Vec<Decision>, Vec<usize>, (usize, usize));
+    let per_grid: Vec<Grid> = (0..grids)
         .into_par_iter()
         .map(|g| {
             let mut rng =

@@ -99,14 +99,8 @@ impl Family for Gpt2 {
     }
 
     fn hf_name(&self, path: &str) -> Option<HfName> {
-        let (name, transposed) = names::hf_parameter(path)?;
-        let (name, part, conv) = hf_name(&name)?;
-        // A Conv1D weight is stored as burn keeps a Linear's: [in, out].
-        Some(HfName {
-            name,
-            transposed: transposed && !conv,
-            part,
-        })
+        let (name, _) = names::hf_parameter(path)?;
+        hf_name(&name)
     }
 }
 
@@ -156,23 +150,28 @@ fn stab_paths(name: &str) -> Vec<Target> {
     }
 }
 
-/// A stab parameter (norm `gamma`/`beta` already `weight`/`bias`) under GPT2Model's names:
-/// the name, the block of `c_attn` it fills, and whether it is a Conv1D weight.
-fn hf_name(name: &str) -> Option<(String, Option<(usize, usize)>, bool)> {
+/// A stab parameter (norm `gamma`/`beta` already `weight`/`bias`) under GPT2Model's names,
+/// with the block of `c_attn` it fills. Nothing is transposed: a Conv1D weight is stored
+/// as burn keeps a Linear's, [in, out].
+fn hf_name(name: &str) -> Option<HfName> {
+    let plain = |name: String| {
+        Some(HfName {
+            name,
+            transposed: false,
+            part: None,
+        })
+    };
     match name {
-        "embeddings.word_embeddings.weight" => return Some(("wte.weight".into(), None, false)),
-        "embeddings.position_embeddings.weight" => {
-            return Some(("wpe.weight".into(), None, false));
-        }
+        "embeddings.word_embeddings.weight" => return plain("wte.weight".into()),
+        "embeddings.position_embeddings.weight" => return plain("wpe.weight".into()),
         _ => {}
     }
     if let Some(param) = name.strip_prefix("encoder.final_norm.") {
-        return Some((format!("ln_f.{param}"), None, false));
+        return plain(format!("ln_f.{param}"));
     }
     let rest = name.strip_prefix("encoder.layer.")?;
     let (i, tail) = rest.split_once('.')?;
     let (module, param) = tail.rsplit_once('.')?;
-    let conv = param == "weight";
     let (hf, part) = match module {
         "attention.self_attn.query" => ("attn.c_attn", Some((0, 3))),
         "attention.self_attn.key" => ("attn.c_attn", Some((1, 3))),
@@ -184,8 +183,11 @@ fn hf_name(name: &str) -> Option<(String, Option<(usize, usize)>, bool)> {
         "output.dense" => ("mlp.c_proj", None),
         _ => return None,
     };
-    let norm = hf.starts_with("ln_");
-    Some((format!("h.{i}.{hf}.{param}"), part, conv && !norm))
+    Some(HfName {
+        name: format!("h.{i}.{hf}.{param}"),
+        transposed: false,
+        part,
+    })
 }
 
 #[cfg(test)]
@@ -209,9 +211,10 @@ mod tests {
             ("encoder.layer.0.attention.output.layer_norm.weight", false)
         );
         assert!(stab_paths("h.0.attn.bias").is_empty());
+        let key = hf_name("encoder.layer.0.attention.self_attn.key.weight").unwrap();
         assert_eq!(
-            hf_name("encoder.layer.0.attention.self_attn.key.weight"),
-            Some(("h.0.attn.c_attn.weight".into(), Some((1, 3)), true))
+            (key.name.as_str(), key.part, key.transposed),
+            ("h.0.attn.c_attn.weight", Some((1, 3)), false)
         );
     }
 }
