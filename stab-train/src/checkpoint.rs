@@ -49,6 +49,7 @@ pub fn tensors(model: &TaskModel) -> stab_core::Result<BTreeMap<String, NamedTen
     if let Some(encoder) = &model.encoder {
         // Blocks of fused tensors (ModernBERT's Wqkv), joined in block order below.
         let mut blocks: BTreeMap<String, Vec<(usize, NamedTensor)>> = BTreeMap::new();
+        let mut conv1d = std::collections::BTreeSet::new();
         for (path, p) in params::collect(encoder) {
             let Some(hf) = hf_name(encoder.config.family, &path) else {
                 continue;
@@ -64,14 +65,23 @@ pub fn tensors(model: &TaskModel) -> stab_core::Result<BTreeMap<String, NamedTen
                 None => {
                     out.insert(hf.name, tensor);
                 }
-                Some((part, _)) => blocks.entry(hf.name).or_default().push((part, tensor)),
+                Some((part, _)) => {
+                    if hf.conv1d {
+                        conv1d.insert(hf.name.clone());
+                    }
+                    blocks.entry(hf.name).or_default().push((part, tensor));
+                }
             }
         }
         for (name, mut parts) in blocks {
             parts.sort_by_key(|(i, _)| *i);
             let mut shape = parts[0].1.shape.clone();
             shape[0] = parts.iter().map(|(_, t)| t.shape[0]).sum();
-            let values = parts.into_iter().flat_map(|(_, t)| t.values).collect();
+            let mut values: Vec<f32> = parts.into_iter().flat_map(|(_, t)| t.values).collect();
+            if conv1d.contains(&name) && shape.len() == 2 {
+                values = transpose(&values, shape[0], shape[1]);
+                shape.swap(0, 1);
+            }
             out.insert(name, NamedTensor { shape, values });
         }
     }

@@ -81,5 +81,6 @@ pub fn hf_name(path: &str) -> Option<HfName> {
         name: bert_name(&name),
         transposed,
         part: None,
+        conv1d: false,
     })
 }

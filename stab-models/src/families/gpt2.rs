@@ -151,14 +151,15 @@ fn stab_paths(name: &str) -> Vec<Target> {
 }
 
 /// A stab parameter (norm `gamma`/`beta` already `weight`/`bias`) under GPT2Model's names,
-/// with the block of `c_attn` it fills. Nothing is transposed: a Conv1D weight is stored
-/// as burn keeps a Linear's, [in, out].
+/// with the block of `c_attn` it fills. A Conv1D weight is stored as burn keeps a Linear's,
+/// [in, out]; only `c_attn`'s blocks are turned for the join ([`HfName::conv1d`]).
 fn hf_name(name: &str) -> Option<HfName> {
     let plain = |name: String| {
         Some(HfName {
             name,
             transposed: false,
             part: None,
+            conv1d: false,
         })
     };
     match name {
@@ -183,10 +184,14 @@ fn hf_name(name: &str) -> Option<HfName> {
         "output.dense" => ("mlp.c_proj", None),
         _ => return None,
     };
+    // c_attn's weight joins three column blocks: each is written as a Linear's [out, in]
+    // rows, and the joined [3·out, in] transposed back to Conv1D's [in, 3·out].
+    let fused = part.is_some() && param == "weight";
     Some(HfName {
         name: format!("h.{i}.{hf}.{param}"),
-        transposed: false,
+        transposed: fused,
         part,
+        conv1d: fused,
     })
 }
 
@@ -214,7 +219,7 @@ mod tests {
         let key = hf_name("encoder.layer.0.attention.self_attn.key.weight").unwrap();
         assert_eq!(
             (key.name.as_str(), key.part, key.transposed),
-            ("h.0.attn.c_attn.weight", Some((1, 3)), false)
+            ("h.0.attn.c_attn.weight", Some((1, 3)), true)
         );
     }
 }

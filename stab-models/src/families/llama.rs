@@ -340,6 +340,7 @@ impl Family for LlamaLayout {
             name,
             transposed,
             part,
+            conv1d: false,
         })
     }
 }

@@ -434,6 +434,9 @@ pub struct HfName {
     pub name: String,
     pub transposed: bool,
     pub part: Option<(usize, usize)>,
+    /// The fused tensor is a GPT-2 `Conv1D` weight ([in, out]): its blocks are written
+    /// transposed as row blocks and the joined tensor is transposed back.
+    pub conv1d: bool,
 }
 
 /// What every family shares in `names::hf_name`: `None` for the pre-training heads; a norm's

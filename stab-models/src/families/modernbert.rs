@@ -152,6 +152,7 @@ impl Family for ModernBertLayout {
             name,
             transposed,
             part,
+            conv1d: false,
         })
     }
 }
