@@ -9,63 +9,22 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::LinearConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde_json::Value;
-use stab_models::{Encoder, TextEncoder, TextInput, load_encoder, without_dropout};
+use stab_models::{Encoder, TextEncoder, load_encoder, without_dropout};
 
 #[path = "../../testsupport/assets.rs"]
 mod assets;
+#[path = "../../testsupport/golden.rs"]
+mod golden_files;
+
+use golden_files::{Classifier, floats, global_norm, golden, inputs, ints, to_vec};
 
 /// `testdata/`: the fixtures and the sliced task files, laid out like `shared/`.
 fn shared() -> PathBuf {
     assets::root().join("testdata")
-}
-
-fn golden(name: &str) -> Value {
-    let p = shared()
-        .join("fixtures/golden")
-        .join(format!("{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
-}
-
-fn ints(v: &Value) -> Vec<i64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()))
-        .collect()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    match v {
-        Value::Array(a) => a.iter().flat_map(floats).collect(),
-        Value::Number(n) => vec![n.as_f64().unwrap()],
-        other => panic!("not a number: {other}"),
-    }
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f64::from)
-        .collect()
-}
-
-fn inputs(g: &Value) -> Vec<TextInput> {
-    g["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| TextInput {
-            text: i["text"].as_str().unwrap().to_string(),
-            text_pair: i["text_pair"].as_str().map(String::from),
-        })
-        .collect()
 }
 
 /// Max |a − b| over positions where `keep` is true (a, b laid out [B, T, H]).
@@ -212,12 +171,6 @@ fn check_mlm(name: &str, l: &Loaded) {
     assert!((loss - g["loss"].as_f64().unwrap()).abs() < 1e-4);
 }
 
-#[derive(Module, Debug)]
-struct Classifier {
-    encoder: Encoder,
-    head: Linear,
-}
-
 fn check_train_step(name: &str, dir: &Path) {
     let g = golden(name);
     let ts = &g["train_step"];
@@ -304,23 +257,6 @@ fn check_train_step(name: &str, dir: &Path) {
         }
         model = optim.step(lr, model, grads);
     }
-}
-
-fn global_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
-    struct Sq<'a> {
-        grads: &'a GradientsParams,
-        acc: f64,
-    }
-    impl burn::module::ModuleVisitor for Sq<'_> {
-        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-            if let Some(g) = self.grads.get::<D>(p.id) {
-                self.acc += to_vec(g).iter().map(|v| v * v).sum::<f64>();
-            }
-        }
-    }
-    let mut v = Sq { grads, acc: 0.0 };
-    model.visit(&mut v);
-    v.acc.sqrt()
 }
 
 fn tiny(name: &str) -> PathBuf {

@@ -9,50 +9,23 @@
 use std::path::PathBuf;
 
 use burn::module::{Module, Param};
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::LinearConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde_json::Value;
-use stab_models::{Encoder, TextEncoder, TextInput, TokenBatch, load_encoder, without_dropout};
+use stab_models::{TextEncoder, TokenBatch, load_encoder, without_dropout};
 
 #[path = "../../testsupport/assets.rs"]
 mod assets;
+#[path = "../../testsupport/golden.rs"]
+mod golden_files;
+
+use golden_files::{Classifier, floats, global_norm, golden, inputs, ints, to_vec};
 
 const DECODERS: [&str; 4] = ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"];
 
 fn fixtures() -> PathBuf {
     assets::root().join("testdata/fixtures")
-}
-
-fn golden(name: &str) -> Value {
-    let p = fixtures().join(format!("golden/{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
-fn ints(v: &Value) -> Vec<i64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()))
-        .collect()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    match v {
-        Value::Array(a) => a.iter().flat_map(floats).collect(),
-        Value::Number(n) => vec![n.as_f64().unwrap()],
-        other => panic!("not a number: {other}"),
-    }
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f64::from)
-        .collect()
 }
 
 /// Max |a − b| over the real tokens of [B, T, H] layouts.
@@ -91,6 +64,12 @@ fn batch_of(ids: Vec<i64>, mask: Vec<i64>, b: usize) -> TokenBatch {
     }
 }
 
+/// [`stab_models::Encoder::last_token_index`] as the golden files spell it.
+fn last_token_index(encoder: &stab_models::Encoder, batch: &TokenBatch) -> Vec<i64> {
+    let index = encoder.last_token_index(batch);
+    index.into_iter().map(|i| i as i64).collect()
+}
+
 /// `score(h_last)`: the golden `score` weight [3, H] applied to vectors [B, H].
 fn score(g: &Value, vectors: Tensor<2>, device: &Device) -> Vec<f64> {
     let w = floats(&g["sequence_classification"]["score_weight"]);
@@ -111,15 +90,7 @@ fn check(name: &str) {
     assert!(report.unexpected.is_empty(), "{name}: {report}");
     let encoder = encoder.valid();
     let tok = TextEncoder::from_dir(&dir, encoder.config.pad_id()).unwrap();
-    let inputs: Vec<TextInput> = g["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| TextInput {
-            text: i["text"].as_str().unwrap().to_string(),
-            text_pair: i["text_pair"].as_str().map(String::from),
-        })
-        .collect();
+    let inputs = inputs(&g);
     let max_len = g["tokenizer_settings"]["max_length"].as_u64().unwrap() as usize;
     let batch = tok.encode(&inputs, max_len).unwrap();
     assert_eq!(batch.input_ids, ints(&g["input_ids"]), "{name}: input ids");
@@ -150,18 +121,11 @@ fn check(name: &str) {
     eprintln!("{name}: last_hidden_state max |Δ| = {d:.2e}");
     assert!(d < 1e-4, "{name}: last_hidden_state differs by {d:e}");
 
-    let index: Vec<i64> = encoder
-        .last_token_index(&batch)
-        .iter()
-        .map(|&i| i as i64)
-        .collect();
-    let want: Vec<i64> = g["last_token_index"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_i64().unwrap())
-        .collect();
-    assert_eq!(index, want, "{name}: last token index");
+    assert_eq!(
+        last_token_index(&encoder, &batch),
+        ints(&g["last_token_index"]),
+        "{name}: last token index"
+    );
     let logits = score(&g, encoder.last_token(&out, &batch), &device);
     let d = max_diff(&logits, &floats(&g["sequence_classification"]["logits"]));
     eprintln!("{name}: classification logits max |Δ| = {d:.2e}");
@@ -199,24 +163,11 @@ fn check(name: &str) {
         ids.extend(std::iter::repeat_n(pad, t - len));
     }
     let appended = batch_of(ids, vec![1; b * (t + 1)], b);
-    let index: Vec<i64> = encoder
-        .last_token_index(&appended)
-        .iter()
-        .map(|&i| i as i64)
-        .collect();
-    let want: Vec<i64> = eos["last_token_index"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_i64().unwrap())
-        .collect();
-    assert_eq!(index, want, "{name}: last token index with an eos appended");
-}
-
-#[derive(Module, Debug)]
-struct Classifier {
-    encoder: Encoder,
-    score: Linear,
+    assert_eq!(
+        last_token_index(&encoder, &appended),
+        ints(&eos["last_token_index"]),
+        "{name}: last token index with an eos appended"
+    );
 }
 
 /// The golden `train_step`: `AutoModelForSequenceClassification` (a bias-free `score`
@@ -241,25 +192,15 @@ fn check_train_step(name: &str) {
         TensorData::new(wt, [h, classes]),
         &device,
     ));
-    let mut model = without_dropout(Classifier { encoder, score });
+    let mut model = without_dropout(Classifier {
+        encoder,
+        head: score,
+    });
     let tok = TextEncoder::from_dir(&dir, model.encoder.config.pad_id()).unwrap();
-    let inputs: Vec<TextInput> = g["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| TextInput {
-            text: i["text"].as_str().unwrap().to_string(),
-            text_pair: i["text_pair"].as_str().map(String::from),
-        })
-        .collect();
+    let inputs = inputs(&g);
     let max_len = g["tokenizer_settings"]["max_length"].as_u64().unwrap() as usize;
     let batch = tok.encode(&inputs, max_len).unwrap();
-    let labels: Vec<i64> = ts["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_i64().unwrap())
-        .collect();
+    let labels = ints(&ts["labels"]);
     let targets =
         Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [labels.len()]), &device);
     let opt = &ts["optimizer"];
@@ -273,7 +214,7 @@ fn check_train_step(name: &str) {
     let want = floats(&ts["losses"]);
     for (k, want_loss) in want.iter().enumerate() {
         let out = model.encoder.forward(&batch);
-        let logits = model.score.forward(model.encoder.last_token(&out, &batch));
+        let logits = model.head.forward(model.encoder.last_token(&out, &batch));
         let loss = burn::nn::loss::CrossEntropyLossConfig::new()
             .init(&device)
             .forward(logits, targets.clone());
@@ -295,23 +236,6 @@ fn check_train_step(name: &str) {
         );
         model = optim.step(lr, model, grads);
     }
-}
-
-fn global_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
-    struct Sq<'a> {
-        grads: &'a GradientsParams,
-        acc: f64,
-    }
-    impl burn::module::ModuleVisitor for Sq<'_> {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            if let Some(g) = self.grads.get::<D>(p.id) {
-                self.acc += to_vec(g).iter().map(|v| v * v).sum::<f64>();
-            }
-        }
-    }
-    let mut v = Sq { grads, acc: 0.0 };
-    model.visit(&mut v);
-    v.acc.sqrt()
 }
 
 #[test]
