@@ -144,15 +144,19 @@ const METHODS: &[&str] = &[
     "name = \"ema\"",
 ];
 
-#[test]
-fn every_method_runs_on_every_family_in_both_modes() {
+/// Every method on every one of `families` in both modes: it runs with finite losses, or it
+/// is refused before training with its reason. The parameter-choosing methods (LoRA,
+/// BitFit, adapters) are refused in head tuning, where they would do nothing; `refusal`
+/// names what else a family refuses, and the words its message must contain.
+fn every_method_in_both_modes(
+    families: &[&str],
+    refusal: impl Fn(&str, &str) -> Option<&'static str>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let eng = Engine::new(Device::flex(), dir.path());
-    for family in FAMILIES {
+    for &family in families {
         for mode in ["full", "head"] {
             for method in METHODS {
-                // Every method plans in both modes; the parameter-choosing ones (LoRA,
-                // BitFit, adapters) are refused in head tuning, where they would do nothing.
                 let runs = specs(
                     family,
                     "",
@@ -164,14 +168,17 @@ fn every_method_runs_on_every_family_in_both_modes() {
                 let chooses = ["lora", "bitfit", "adapter"]
                     .iter()
                     .any(|m| method.contains(&format!("\"{m}\"")));
-                if mode == "head" && chooses {
-                    let e = result.expect_err("refused in head tuning");
-                    assert!(format!("{e:#}").contains("freezes the encoder"), "{e:#}");
-                    continue;
-                }
-                if family == "tiny-modernbert" && method.contains("bitfit") {
-                    let e = result.expect_err("BitFit refuses a model without biases");
-                    assert!(format!("{e:#}").contains("ModernBERT has none"), "{e:#}");
+                let refused = if mode == "head" && chooses {
+                    Some("freezes the encoder")
+                } else {
+                    refusal(family, method)
+                };
+                if let Some(reason) = refused {
+                    let e = result.expect_err("refused");
+                    assert!(
+                        format!("{e:#}").contains(reason),
+                        "{family} {mode} {method}: {e:#}"
+                    );
                     continue;
                 }
                 let (r, _) = result.unwrap_or_else(|e| panic!("{family} {mode} {method}: {e:#}"));
@@ -182,52 +189,27 @@ fn every_method_runs_on_every_family_in_both_modes() {
     }
 }
 
+#[test]
+fn every_method_runs_on_every_family_in_both_modes() {
+    every_method_in_both_modes(&FAMILIES, |family, method| {
+        // BitFit refuses a model without biases.
+        (family == "tiny-modernbert" && method.contains("bitfit")).then_some("ModernBERT has none")
+    });
+}
+
 /// Every method on every decoder in both modes: it runs with finite losses, or is refused
 /// before training with its reason (BitFit without biases, SURT's masked-LM re-training).
 #[test]
 fn every_method_runs_on_every_decoder_in_both_modes() {
-    let dir = tempfile::tempdir().unwrap();
-    let eng = Engine::new(Device::flex(), dir.path());
-    for family in DECODERS {
-        for mode in ["full", "head"] {
-            for method in METHODS {
-                let runs = specs(
-                    family,
-                    "",
-                    &format!(
-                        "tasks = [\"cb\"]\ntrain_fraction = 0.3\n[train]\nmode = \"{mode}\"\nbatch_size = 8\nmax_steps = 2\nseeds = 1\nlr = 1e-3\n[[methods]]\n{method}\n"
-                    ),
-                );
-                let result = eng.check(&runs[0]).and_then(|()| eng.run(&runs[0], &quiet));
-                let chooses = ["lora", "bitfit", "adapter"]
-                    .iter()
-                    .any(|m| method.contains(&format!("\"{m}\"")));
-                let refusal = if mode == "head" && chooses {
-                    Some("freezes the encoder")
-                } else if method.contains("\"surt\"") {
-                    Some("is a decoder")
-                } else if method.contains("bitfit")
-                    && family != "tiny-gpt2"
-                    && family != "tiny-qwen2"
-                {
-                    Some("has none")
-                } else {
-                    None
-                };
-                if let Some(reason) = refusal {
-                    let e = result.expect_err("refused");
-                    assert!(
-                        format!("{e:#}").contains(reason),
-                        "{family} {method}: {e:#}"
-                    );
-                    continue;
-                }
-                let (r, _) = result.unwrap_or_else(|e| panic!("{family} {mode} {method}: {e:#}"));
-                finite_losses(&r);
-                assert!(r.metrics["primary"].is_finite(), "{family} {method}");
-            }
+    every_method_in_both_modes(&DECODERS, |family, method| {
+        if method.contains("\"surt\"") {
+            Some("is a decoder")
+        } else if method.contains("bitfit") && family != "tiny-gpt2" && family != "tiny-qwen2" {
+            Some("has none")
+        } else {
+            None
         }
-    }
+    });
 }
 
 /// FineTune and LoRA lower the training loss of every decoder on CB over 20 epochs.
