@@ -30,29 +30,125 @@ use stab_train::{
     params,
 };
 
-/// A Linear layer LoRA may update, named as in `targets`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// A Linear layer LoRA may update, in every family's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LoraTarget {
     Query,
     Key,
     Value,
     /// The attention block's output projection.
     AttentionOutput,
-    /// The FFN's first layer.
+    /// The FFN's first layer (a gated FFN's gate).
     Intermediate,
+    /// A gated FFN's separate up projection (Llama's `up_proj`).
+    Up,
     /// The FFN's second layer.
     Output,
 }
 
+/// A name in `targets`: stab's names, which mean the same layers in every family, or the
+/// module names Hugging Face PEFT users write for the decoders (Llama, Mistral, Qwen:
+/// `q_proj` … `down_proj`; GPT-2: `c_attn` = query, key and value, `c_proj` = both output
+/// projections, `c_fc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoraTargetName {
+    Query,
+    Key,
+    Value,
+    AttentionOutput,
+    Intermediate,
+    Up,
+    Output,
+    QProj,
+    KProj,
+    VProj,
+    OProj,
+    GateProj,
+    UpProj,
+    DownProj,
+    CAttn,
+    CProj,
+    CFc,
+}
+
+/// The choices of `targets`, in [`LoraTargetName`]'s order.
+const TARGET_NAMES: &[&str] = &[
+    "query",
+    "key",
+    "value",
+    "attention_output",
+    "intermediate",
+    "up",
+    "output",
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+    "c_attn",
+    "c_proj",
+    "c_fc",
+];
+
+impl LoraTargetName {
+    /// The layers the name updates.
+    pub fn targets(self) -> &'static [LoraTarget] {
+        use LoraTarget::*;
+        match self {
+            Self::Query | Self::QProj => &[Query],
+            Self::Key | Self::KProj => &[Key],
+            Self::Value | Self::VProj => &[Value],
+            Self::AttentionOutput | Self::OProj => &[AttentionOutput],
+            Self::Intermediate | Self::GateProj | Self::CFc => &[Intermediate],
+            Self::Up | Self::UpProj => &[Up],
+            Self::Output | Self::DownProj => &[Output],
+            Self::CAttn => &[Query, Key, Value],
+            Self::CProj => &[AttentionOutput, Output],
+        }
+    }
+
+    /// The family whose module the name is (`None`: stab's own name, good everywhere).
+    fn family(self) -> Option<&'static str> {
+        match self {
+            Self::QProj
+            | Self::KProj
+            | Self::VProj
+            | Self::OProj
+            | Self::GateProj
+            | Self::UpProj
+            | Self::DownProj => Some("Llama, Mistral, Qwen2 and Qwen3"),
+            Self::CAttn | Self::CProj | Self::CFc => Some("GPT-2"),
+            _ => None,
+        }
+    }
+
+    /// Whether the name is a module of `family`'s.
+    fn fits(self, family: stab_models::ModelFamily) -> bool {
+        use stab_models::ModelFamily as F;
+        match self {
+            Self::CAttn | Self::CProj | Self::CFc => matches!(family, F::Gpt2(_)),
+            _ if self.family().is_some() => matches!(family, F::Llama(_)),
+            _ => true,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        TARGET_NAMES[self as usize]
+    }
+}
+
 impl LoraTarget {
-    /// Every target, in the order of the `targets` choices.
-    pub const ALL: [LoraTarget; 6] = [
+    /// Every target.
+    pub const ALL: [LoraTarget; 7] = [
         Self::Query,
         Self::Key,
         Self::Value,
         Self::AttentionOutput,
         Self::Intermediate,
+        Self::Up,
         Self::Output,
     ];
 
@@ -65,6 +161,7 @@ impl LoraTarget {
             Self::Value => "attention.self_attn.value",
             Self::AttentionOutput => "attention.output.dense",
             Self::Intermediate => "intermediate.dense",
+            Self::Up => "intermediate.up",
             Self::Output => "output.dense",
         }
     }
@@ -77,6 +174,7 @@ impl LoraTarget {
             Self::Value => "attention.self_attn.lora_value",
             Self::AttentionOutput => "attention.output.lora",
             Self::Intermediate => "intermediate.lora",
+            Self::Up => "intermediate.lora_up",
             Self::Output => "output.lora",
         }
     }
@@ -87,6 +185,7 @@ impl LoraTarget {
         let (h, i, d) = (c.hidden_size, c.intermediate_size, c.head_dim());
         match self {
             Self::Intermediate => (h, c.intermediate_width()),
+            Self::Up => (h, i),
             Self::Output => (i, h),
             Self::Query => (h, c.num_attention_heads * d),
             Self::Key | Self::Value => (h, c.kv_heads() * d),
@@ -104,11 +203,8 @@ stab_core::method_params! {
         pub alpha: f64 = float(0.0, 1e6, 16.0),
         /// dropout on the update's input
         pub dropout: f64 = float(0.0, 0.99, 0.1),
-        /// the Linear layers updated in every encoder layer
-        pub targets: Vec<LoraTarget> = names(
-            &["query", "key", "value", "attention_output", "intermediate", "output"],
-            &["query", "value"]
-        ),
+        /// the Linear layers updated in every layer: stab's names (any family) or the decoders' PEFT module names
+        pub targets: Vec<LoraTargetName> = names(TARGET_NAMES, &["query", "value"]),
     }
 }
 
@@ -120,6 +216,7 @@ fn slot(layer: &mut stab_models::encoder::Layer, t: LoraTarget) -> &mut Option<L
         LoraTarget::Value => &mut layer.attention.self_attn.lora_value,
         LoraTarget::AttentionOutput => &mut layer.attention.output.lora,
         LoraTarget::Intermediate => &mut layer.intermediate.lora,
+        LoraTarget::Up => &mut layer.intermediate.lora_up,
         LoraTarget::Output => &mut layer.output.lora,
     }
 }
@@ -132,7 +229,26 @@ fn linear(layer: &mut stab_models::encoder::Layer, t: LoraTarget) -> &mut burn::
         LoraTarget::Value => &mut layer.attention.self_attn.value,
         LoraTarget::AttentionOutput => &mut layer.attention.output.dense,
         LoraTarget::Intermediate => &mut layer.intermediate.dense,
+        LoraTarget::Up => layer
+            .intermediate
+            .up
+            .as_mut()
+            .expect("check_model refuses `up` without an up projection"),
         LoraTarget::Output => &mut layer.output.dense,
+    }
+}
+
+impl LowRankAdaptation {
+    /// The layers `targets` names, each once, in [`LoraTarget`]'s order.
+    pub fn resolved_targets(&self) -> Vec<LoraTarget> {
+        let mut all: Vec<LoraTarget> = self
+            .targets
+            .iter()
+            .flat_map(|n| n.targets().iter().copied())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
     }
 }
 
@@ -145,8 +261,26 @@ impl Method for LowRankAdaptation {
     }
 
     fn check_model(&self, config: &EncoderConfig) -> Result<(), Refusal> {
+        let family = config.family;
+        if let Some(name) = self.targets.iter().find(|n| !n.fits(family)) {
+            return Err(format!(
+                "target `{}` is a module name of {}, and this model is {}; stab's names (query, key, value, attention_output, intermediate, up, output) work on every family",
+                name.as_str(),
+                name.family().unwrap_or("another family"),
+                family.name()
+            )
+            .into());
+        }
+        let split = family.spec().layout().split_gate;
+        if !split && self.resolved_targets().contains(&LoraTarget::Up) {
+            return Err(format!(
+                "target `up` is a gated feed-forward's separate up projection (Llama's up_proj), which {} has not; use intermediate and output",
+                family.name()
+            )
+            .into());
+        }
         let smallest = self
-            .targets
+            .resolved_targets()
             .iter()
             .map(|t| {
                 let (a, b) = t.dims(config);
@@ -171,8 +305,9 @@ impl Method for LowRankAdaptation {
         if ctx.mode == TrainMode::Head {
             return model;
         }
+        let targets = self.resolved_targets();
         for (i, layer) in encoder.encoder.layer.iter_mut().enumerate() {
-            for &t in &self.targets {
+            for &t in &targets {
                 let (d_in, d_out) = t.dims(ctx.config);
                 let seed = derive_seed(ctx.seed, &["lora", &i.to_string(), t.stab_slot()]);
                 *slot(layer, t) = Some(LowRank::new(
@@ -196,6 +331,9 @@ impl Method for LowRankAdaptation {
         if let Some(encoder) = model.encoder.as_mut() {
             for layer in &mut encoder.encoder.layer {
                 for t in LoraTarget::ALL {
+                    if t == LoraTarget::Up && layer.intermediate.up.is_none() {
+                        continue;
+                    }
                     if let Some(update) = slot(layer, t).take() {
                         let w = linear(layer, t).clone();
                         *linear(layer, t) = merge_low_rank(w, &update);
@@ -214,15 +352,35 @@ impl Method for LowRankAdaptation {
         let Some(encoder) = &trained.encoder else {
             return Ok(Vec::new());
         };
-        let modules = self.peft_modules(encoder)?;
+        // A decoder's checkpoint is a `*ForSequenceClassification`: the adapter then wraps
+        // that model (PEFT's SEQ_CLS task), its modules under the task model's prefix and
+        // the `score` head saved whole (`modules_to_save`).
+        let score = stab_train::checkpoint::hf_score(trained)?;
+        let prefix = match score {
+            Some(_) => encoder.config.family.spec().info().prefix,
+            None => "",
+        };
+        let modules: BTreeMap<String, ModuleUpdate> = self
+            .peft_modules(encoder)?
+            .into_iter()
+            .map(|(m, u)| (format!("{prefix}{m}"), u))
+            .collect();
+        let mut tensors = self.peft_tensors(&modules);
+        if let Some(score) = &score {
+            tensors
+                .tensors
+                .insert("base_model.model.score.weight".into(), score.clone());
+        }
+        let conv1d = matches!(encoder.config.family, stab_models::ModelFamily::Gpt2(_));
+        let config = self.peft_config(ctx, &modules, score.is_some(), conv1d);
         Ok(vec![
             (
                 "peft/adapter_model.safetensors".into(),
-                CheckpointFile::Tensors(self.peft_tensors(&modules)),
+                CheckpointFile::Tensors(tensors),
             ),
             (
                 "peft/adapter_config.json".into(),
-                CheckpointFile::Bytes(self.peft_config(ctx, &modules).into_bytes()),
+                CheckpointFile::Bytes(config.into_bytes()),
             ),
         ])
     }
@@ -262,7 +420,7 @@ impl LowRankAdaptation {
         let family = encoder.config.family;
         let mut grouped: BTreeMap<String, Vec<Update>> = BTreeMap::new();
         for i in 0..encoder.encoder.layer.len() {
-            for &t in &self.targets {
+            for &t in &self.resolved_targets() {
                 let at = |m: &str| format!("encoder.layer.{i}.{}.{m}", t.stab_slot());
                 let (Some(a), Some(b)) = (all.get(&at("a")), all.get(&at("b"))) else {
                     return Err(stab_core::internal!(
@@ -317,8 +475,17 @@ impl LowRankAdaptation {
     }
 
     /// HF PEFT's `adapter_config.json` for these updates: every updated module by its full
-    /// name (PEFT matches a name exactly), fused modules with their rank and α.
-    fn peft_config(&self, ctx: &ExportContext, modules: &BTreeMap<String, ModuleUpdate>) -> String {
+    /// name (PEFT matches a name exactly), fused modules with their rank and α; for a
+    /// sequence classifier (`seq_cls`) PEFT's `SEQ_CLS` task with `score` saved whole;
+    /// `fan_in_fan_out` for GPT-2's Conv1D modules (weights stored `[in, out]`; the update's
+    /// A and B keep Linear's layout either way).
+    fn peft_config(
+        &self,
+        ctx: &ExportContext,
+        modules: &BTreeMap<String, ModuleUpdate>,
+        seq_cls: bool,
+        conv1d: bool,
+    ) -> String {
         let fused = || modules.iter().filter(|(_, u)| u.count > 1);
         let ranks: serde_json::Map<String, serde_json::Value> = fused()
             .map(|(m, u)| (m.clone(), serde_json::json!(self.r * u.count)))
@@ -336,11 +503,11 @@ impl LowRankAdaptation {
             "rank_pattern": ranks,
             "alpha_pattern": alphas,
             "bias": "none",
-            "fan_in_fan_out": false,
+            "fan_in_fan_out": conv1d,
             "inference_mode": true,
             "init_lora_weights": true,
-            "modules_to_save": null,
-            "task_type": null,
+            "modules_to_save": if seq_cls { serde_json::json!(["score"]) } else { serde_json::Value::Null },
+            "task_type": if seq_cls { serde_json::json!("SEQ_CLS") } else { serde_json::Value::Null },
         }))
         .expect("json")
     }

@@ -98,6 +98,9 @@ pub struct EncoderConfig {
     pub layer_norm_eps: f64,
     #[serde(default)]
     pub pad_token_id: Option<usize>,
+    /// σ of the N(0, σ²) initialisation of fresh weights (the decoders' `score` head).
+    #[serde(default = "default_initializer_range")]
+    pub initializer_range: f64,
     /// `dtype` (transformers ≥ 4.56) or `torch_dtype` (older files).
     #[serde(default, alias = "torch_dtype")]
     pub dtype: Option<String>,
@@ -115,6 +118,9 @@ fn default_act() -> String {
 }
 fn default_dropout() -> f64 {
     0.1
+}
+fn default_initializer_range() -> f64 {
+    0.02
 }
 fn default_type_vocab() -> usize {
     2

@@ -182,6 +182,8 @@ pub struct Intermediate {
     pub up: Option<Linear>,
     /// A LoRA update of `dense`.
     pub lora: Option<LowRank>,
+    /// A LoRA update of `up` (Llama's `up_proj`).
+    pub lora_up: Option<LowRank>,
 }
 
 /// Feed-forward output projection with residual and the FFN sub-block's LayerNorm
@@ -384,6 +386,7 @@ impl Layer {
                     .split_gate
                     .then(|| family_linear(c, h, c.intermediate_size, device)),
                 lora: None,
+                lora_up: None,
             },
             output: Output {
                 dense: family_linear(c, c.intermediate_size, h, device),
@@ -783,7 +786,7 @@ impl Layer {
             let gate = with_low_rank(|x| dense(&i.dense, x), &i.lora, x.clone());
             let z = out
                 .dropout
-                .forward(act(self.activation, gate) * dense(up, x));
+                .forward(act(self.activation, gate) * with_low_rank(|x| dense(up, x), &i.lora_up, x));
             return with_low_rank(|z| dense(&out.dense, z), &out.lora, z);
         }
         let inter = with_low_rank(|x| dense(&i.dense, x), &i.lora, x);

@@ -6,6 +6,10 @@
 //!   `a_t = wᵀh_t + c`, softmax over the span's tokens, weighted sum), the two span vectors
 //!   concatenated to `e` (2d), then `logits = W dropout(e) + b`.
 //!
+//! * Score (the decoders' head, as Hugging Face's `*ForSequenceClassification` draws it):
+//!   one bias-free linear layer on the last token's vector, `logits = W p`, W drawn
+//!   N(0, σ²) with σ the config's `initializer_range`; no dropout.
+//!
 //! Every head returns `e`, the features entering the final linear layer before its
 //! dropout (what MMR regularises, §2.4), and logits `[H, B, C]`, one slice per output
 //! layer. Every layer starts from PyTorch's `nn.Linear` default U(−1/√fan_in, 1/√fan_in)
@@ -17,14 +21,16 @@ use burn::tensor::activation::{softmax, tanh};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
 
 use crate::dropout::{FastDropout, NoiseStream};
 
-/// H independent linear layers d_in → d_out: weight `[H, d_in, d_out]`, bias `[H, 1, d_out]`.
+/// H independent linear layers d_in → d_out: weight `[H, d_in, d_out]`, bias `[H, 1, d_out]`
+/// (none in the score head).
 #[derive(Module, Debug)]
 pub struct OutputLayers {
     pub weight: Param<Tensor<3>>,
-    pub bias: Param<Tensor<3>>,
+    pub bias: Option<Param<Tensor<3>>>,
 }
 
 impl OutputLayers {
@@ -60,10 +66,37 @@ impl OutputLayers {
                 TensorData::new(w, [heads, d_in, d_out]),
                 device,
             )),
-            bias: Param::from_tensor(Tensor::from_data(
+            bias: Some(Param::from_tensor(Tensor::from_data(
                 TensorData::new(b, [heads, 1, d_out]),
                 device,
+            ))),
+        }
+    }
+
+    /// H bias-free layers with weights N(0, σ²), drawn in PyTorch's `[out, in]` order
+    /// layer after layer from `rng` (Hugging Face's `_init_weights` for `score`).
+    pub fn normal(
+        heads: usize,
+        d_in: usize,
+        d_out: usize,
+        sigma: f64,
+        rng: &mut ChaCha8Rng,
+        device: &Device,
+    ) -> Self {
+        let normal = Normal::new(0.0f64, sigma).expect("a finite, non-negative initializer_range");
+        let mut w = Vec::with_capacity(heads * d_in * d_out);
+        for _ in 0..heads {
+            let torch: Vec<f32> = (0..d_out * d_in)
+                .map(|_| normal.sample(rng) as f32)
+                .collect();
+            w.extend((0..d_in).flat_map(|i| (0..d_out).map(move |o| (i, o))).map(|(i, o)| torch[o * d_in + i]));
+        }
+        Self {
+            weight: Param::from_tensor(Tensor::from_data(
+                TensorData::new(w, [heads, d_in, d_out]),
+                device,
             )),
+            bias: None,
         }
     }
 
@@ -81,7 +114,11 @@ impl OutputLayers {
         } else {
             x
         };
-        x.matmul(self.weight.val()) + self.bias.val()
+        let y = x.matmul(self.weight.val());
+        match &self.bias {
+            Some(b) => y + b.val(),
+            None => y,
+        }
     }
 
     /// One layer holding the mean weights and bias: its output equals the mean of the H
@@ -89,7 +126,10 @@ impl OutputLayers {
     pub fn averaged(&self) -> OutputLayers {
         OutputLayers {
             weight: Param::from_tensor(self.weight.val().mean_dim(0)),
-            bias: Param::from_tensor(self.bias.val().mean_dim(0)),
+            bias: self
+                .bias
+                .as_ref()
+                .map(|b| Param::from_tensor(b.val().mean_dim(0))),
         }
     }
 }
@@ -138,11 +178,18 @@ pub struct SpanComparisonHead {
     pub dropout: FastDropout,
 }
 
+/// The decoders' classification head: `score`, bias-free, on the pooled vector.
+#[derive(Module, Debug)]
+pub struct ScoreHead {
+    pub out: OutputLayers,
+}
+
 /// A task's head.
 #[derive(Module, Debug)]
 pub enum TaskHead {
     Classification(ClassificationHead),
     Span(SpanComparisonHead),
+    Score(ScoreHead),
 }
 
 /// How many copies of the head's layers: `out_layers` final layers, and whether the
@@ -187,6 +234,21 @@ impl TaskHead {
         })
     }
 
+    /// A fresh score head (Hugging Face's `*ForSequenceClassification` on a decoder):
+    /// `shape.out_layers` bias-free layers `hidden → classes` drawn N(0, `sigma`²).
+    pub fn score(
+        hidden: usize,
+        classes: usize,
+        sigma: f64,
+        shape: HeadShape,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let out = OutputLayers::normal(shape.out_layers, hidden, classes, sigma, &mut rng, device);
+        TaskHead::Score(ScoreHead { out })
+    }
+
     /// A fresh span-comparison head (two spans of `hidden`-dim tokens, 2 labels).
     pub fn span(
         hidden: usize,
@@ -211,6 +273,7 @@ impl TaskHead {
         match self {
             TaskHead::Classification(h) => h.dropout.stream = stream.clone(),
             TaskHead::Span(h) => h.dropout.stream = stream.clone(),
+            TaskHead::Score(_) => {}
         }
     }
 
@@ -219,6 +282,7 @@ impl TaskHead {
         match self {
             TaskHead::Classification(h) => &h.out,
             TaskHead::Span(h) => &h.out,
+            TaskHead::Score(h) => &h.out,
         }
     }
 
@@ -245,7 +309,12 @@ impl TaskHead {
                     logits,
                 }
             }
-            (TaskHead::Classification(_), HeadInput::Spans { .. }) => {
+            (TaskHead::Score(h), HeadInput::Pooled(p)) => {
+                let features = p.unsqueeze_dim::<3>(0);
+                let logits = h.out.forward(features.clone());
+                HeadOutput { features, logits }
+            }
+            (TaskHead::Classification(_) | TaskHead::Score(_), HeadInput::Spans { .. }) => {
                 panic!("a classification head reads pooled vectors")
             }
             (TaskHead::Span(_), HeadInput::Pooled(_)) => panic!("a span head reads span tokens"),

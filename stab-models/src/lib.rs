@@ -43,7 +43,7 @@ pub use config::{EncoderConfig, ModelFamily};
 pub use dropout::{FastDropout, NoiseStream};
 pub use encoder::{Encoder, EncoderOutput, without_dropout};
 pub use heads::{
-    ClassificationHead, HeadInput, HeadOutput, HeadShape, OutputLayers, SpanComparisonHead,
+    ClassificationHead, HeadInput, HeadOutput, HeadShape, OutputLayers, ScoreHead, SpanComparisonHead,
     TaskHead,
 };
 pub use loader::{LoadReport, load_encoder, materialize};

@@ -82,8 +82,13 @@ fn score(g: &Value, vectors: Tensor<2>, device: &Device) -> Vec<f64> {
 }
 
 fn check(name: &str) {
+    check_dir(name, &fixtures().join(name));
+}
+
+/// [`check`] on the weights and tokenizer in `dir`, against `name`'s golden file.
+fn check_dir(name: &str, dir: &std::path::Path) {
     let g = golden(name);
-    let dir = fixtures().join(name);
+    let dir = dir.to_path_buf();
     let device = Device::flex();
     let (encoder, report) = load_encoder(&dir, &device).unwrap();
     eprintln!("{name}: {report}");
@@ -263,4 +268,29 @@ fn tiny_qwen2_matches_pytorch() {
 #[test]
 fn tiny_qwen3_matches_pytorch() {
     check(DECODERS[3]);
+}
+
+/// A Mistral config (Llama's layout under another name, `sliding_window = null`) on
+/// tiny-llama's weights gives tiny-llama's golden outputs; a sliding window is refused by
+/// its key.
+#[test]
+fn mistral_configs_without_a_window_load_as_llama() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixtures().join("tiny-llama");
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, tmp.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let config_path = tmp.path().join("config.json");
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["model_type"] = "mistral".into();
+    config["architectures"] = serde_json::json!(["MistralForCausalLM"]);
+    config["sliding_window"] = Value::Null;
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    check_dir("tiny-llama", tmp.path());
+    config["sliding_window"] = 4096.into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let err = load_encoder(tmp.path(), &Device::flex()).unwrap_err().to_string();
+    assert!(err.contains("sliding_window") && err.contains("4096"), "{err}");
 }

@@ -85,6 +85,14 @@ pub fn tensors(model: &TaskModel) -> stab_core::Result<BTreeMap<String, NamedTen
             out.insert(name, NamedTensor { shape, values });
         }
     }
+    if let Some(score) = hf_score(model)? {
+        let prefix = model.encoder.as_ref().map_or("", |e| e.config.family.spec().info().prefix);
+        out = out
+            .into_iter()
+            .map(|(k, v)| (format!("{prefix}{k}"), v))
+            .collect();
+        out.insert("score.weight".into(), score);
+    }
     for (path, p) in params::collect(&model.head) {
         out.insert(
             format!("{HEAD_PREFIX}{path}"),
@@ -95,6 +103,72 @@ pub fn tensors(model: &TaskModel) -> stab_core::Result<BTreeMap<String, NamedTen
         );
     }
     Ok(out)
+}
+
+/// Whether a checkpoint of `model` is a Hugging Face `*ForSequenceClassification`: a
+/// decoder's full model with the `score` head reading the last token (pooling `last` or
+/// `pooler`). Then its base-model tensors carry the task model's prefix (`model.`,
+/// `transformer.`) and the head is also written as `score.weight` `[C, d]` (the mean of
+/// MHLoss's layers, the predictor stab scores).
+pub fn hf_score(model: &TaskModel) -> stab_core::Result<Option<NamedTensor>> {
+    let (Some(encoder), TaskHead::Score(head)) = (&model.encoder, &model.head) else {
+        return Ok(None);
+    };
+    let last = matches!(model.pooling, stab_core::Pooling::Last | stab_core::Pooling::Pooler);
+    if !encoder.config.family.is_decoder() || !last {
+        return Ok(None);
+    }
+    let w = head.out.averaged().weight.val();
+    let [_, d, c] = w.dims();
+    let values = host(&w.reshape([d * c]))?;
+    Ok(Some(NamedTensor {
+        shape: vec![c, d],
+        values: transpose(&values, d, c),
+    }))
+}
+
+/// The model directory's `config.json`, made a sequence classifier's where the checkpoint
+/// is one ([`hf_score`]): `architectures`, the task's labels (`id2label`, `label2id`, so
+/// `num_labels`), and `pad_token_id` (stab's pad, the eos token where the config has none,
+/// so HF finds the last token the same way).
+fn classifier_config(
+    model: &TaskModel,
+    model_dir: &Path,
+    task: Option<&str>,
+) -> stab_core::Result<Option<Vec<u8>>> {
+    let (Some(encoder), Some(task)) = (&model.encoder, task) else {
+        return Ok(None);
+    };
+    let Some(class) = encoder.config.family.sequence_classifier() else {
+        return Ok(None);
+    };
+    if hf_score(model)?.is_none() {
+        return Ok(None);
+    }
+    let path = model_dir.join("config.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| stab_core::atomic::io_error("read", &path, e))?;
+    let mut config: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| stab_core::internal!("{}: {e}", path.display()))?;
+    let labels = stab_data::task_def(task)?.labels;
+    let id2label: serde_json::Map<_, _> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i.to_string(), serde_json::json!(l)))
+        .collect();
+    let label2id: serde_json::Map<_, _> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.to_string(), serde_json::json!(i)))
+        .collect();
+    config["architectures"] = serde_json::json!([class]);
+    config["id2label"] = id2label.into();
+    config["label2id"] = label2id.into();
+    config["problem_type"] = serde_json::json!("single_label_classification");
+    config["pad_token_id"] = serde_json::json!(encoder.config.pad_id());
+    let mut bytes = serde_json::to_vec_pretty(&config).expect("json");
+    bytes.push(b'\n');
+    Ok(Some(bytes))
 }
 
 /// Write `model` as `<dir>` (a model directory), replacing an older one atomically: the
@@ -116,7 +190,15 @@ pub fn save(
             .insert("stab_encoder".into(), model_dir.display().to_string());
     }
     stab_models::write_safetensors(&tmp.path().join("model.safetensors"), &file)?;
-    for name in COPIED {
+    let task = file.metadata.get("stab_task").map(String::as_str);
+    let config = classifier_config(model, model_dir, task)?;
+    if let Some(bytes) = &config {
+        stab_core::atomic::write_file(&tmp.path().join("config.json"), bytes)?;
+    }
+    for name in COPIED
+        .iter()
+        .filter(|n| config.is_none() || **n != "config.json")
+    {
         let src = model_dir.join(name);
         if src.is_file() {
             std::fs::copy(&src, tmp.path().join(name))
@@ -238,16 +320,8 @@ impl Checkpoint {
             _ => stab_core::Pooling::Pooler,
         };
         let shape = self.head_shape();
-        let hidden = encoder.config.hidden_size;
         let classes = def.labels.len();
-        let head = match def.head {
-            stab_data::HeadKind::Classification => {
-                TaskHead::classification(hidden, classes, 0.0, shape, 0, device)
-            }
-            stab_data::HeadKind::SpanComparison => {
-                TaskHead::span(hidden, classes, 0.0, shape, 0, device)
-            }
-        };
+        let head = crate::model::fresh_head(&encoder.config, def.head, classes, 0.0, shape, 0, device);
         let head = self.fill_head(head)?;
         let model = TaskModel {
             encoder: Some(encoder),

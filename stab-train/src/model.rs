@@ -7,6 +7,33 @@ use stab_core::Pooling;
 use stab_data::encode::{EncodedRow, collate};
 use stab_models::{Encoder, EncoderOutput, HeadInput, HeadOutput, TaskHead, TokenBatch};
 
+/// A fresh head for a task on a model of `config`: the jiant heads of docs/methods.md §1.2
+/// on encoders; on decoders Hugging Face's bias-free `score` layer (drawn N(0, σ²) with the
+/// config's `initializer_range`, no dropout) for classification, and the span head for
+/// span tasks (HF has none). `dropout` is the head's dropout where it has one.
+pub fn fresh_head(
+    config: &stab_models::EncoderConfig,
+    kind: stab_data::HeadKind,
+    classes: usize,
+    dropout: f64,
+    shape: stab_models::HeadShape,
+    seed: u64,
+    device: &Device,
+) -> TaskHead {
+    let hidden = config.hidden_size;
+    match kind {
+        stab_data::HeadKind::Classification if config.family.is_decoder() => {
+            TaskHead::score(hidden, classes, config.initializer_range, shape, seed, device)
+        }
+        stab_data::HeadKind::Classification => {
+            TaskHead::classification(hidden, classes, dropout, shape, seed, device)
+        }
+        stab_data::HeadKind::SpanComparison => {
+            TaskHead::span(hidden, classes, dropout, shape, seed, device)
+        }
+    }
+}
+
 /// Encoder + head. `encoder` is `None` in head tuning on cached features.
 #[derive(Module, Debug)]
 pub struct TaskModel {

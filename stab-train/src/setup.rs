@@ -14,7 +14,6 @@ use stab_core::recipe::TrainMode;
 use stab_core::{ComponentSeeds, RunSpec, derive_seed};
 use stab_data::encode::EncodedRow;
 use stab_data::perturb;
-use stab_data::tasks::HeadKind;
 use stab_models::{EncoderConfig, NoiseStream, TaskHead, resolve_model};
 
 use crate::evaluate::Source;
@@ -315,21 +314,13 @@ fn fresh_head(
     seed: u64,
     device: &Device,
 ) -> TaskHead {
-    let classes = task.def.labels.len();
-    let hidden = config.hidden_size;
     let dropout = if caps.dropout {
         config.hidden_dropout_prob
     } else {
         0.0
     };
-    match task.def.head {
-        HeadKind::Classification => {
-            TaskHead::classification(hidden, classes, dropout, caps.head, seed, device)
-        }
-        HeadKind::SpanComparison => {
-            TaskHead::span(hidden, classes, dropout, caps.head, seed, device)
-        }
-    }
+    let classes = task.def.labels.len();
+    crate::model::fresh_head(config, task.def.head, classes, dropout, caps.head, seed, device)
 }
 
 /// Protocol: T = epochs·⌈n/batch⌉ capped by max_steps, W = ⌊warmup·T⌋, an evaluation

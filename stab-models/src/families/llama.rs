@@ -42,6 +42,8 @@ pub const REGISTERED: Registered = Registered {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LlamaKind {
     Llama,
+    /// Llama's layout under Mistral's name (no sliding window).
+    Mistral,
     /// Biases on the query, key and value projections.
     Qwen2,
     /// Per-head RMSNorm of queries and keys; `head_dim` defaults to 128.
@@ -268,6 +270,7 @@ impl Family for LlamaLayout {
     fn info(&self) -> &'static FamilyInfo {
         match self.kind {
             LlamaKind::Llama => &REGISTERED.info,
+            LlamaKind::Mistral => &super::mistral::REGISTERED.info,
             LlamaKind::Qwen2 => &super::qwen2::REGISTERED.info,
             LlamaKind::Qwen3 => &super::qwen3::REGISTERED.info,
         }

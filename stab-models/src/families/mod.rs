@@ -18,6 +18,7 @@ pub mod deberta;
 pub mod electra;
 pub mod gpt2;
 pub mod llama;
+pub mod mistral;
 pub mod modernbert;
 pub mod qwen2;
 pub mod qwen3;
@@ -43,7 +44,7 @@ pub enum ModelFamily {
     Deberta(RelativeAttention),
     ModernBert(ModernBertLayout),
     Gpt2(gpt2::Gpt2),
-    /// Llama, Qwen2 and Qwen3 (which its [`LlamaLayout::kind`] says).
+    /// Llama, Mistral, Qwen2 and Qwen3 (which its [`LlamaLayout::kind`] says).
     Llama(LlamaLayout),
 }
 
@@ -56,6 +57,7 @@ pub const FAMILIES: &[Registered] = &[
     modernbert::REGISTERED,
     gpt2::REGISTERED,
     llama::REGISTERED,
+    mistral::REGISTERED,
     qwen2::REGISTERED,
     qwen3::REGISTERED,
 ];
@@ -101,6 +103,22 @@ impl ModelFamily {
     /// Whether the embeddings add an absolute position table.
     pub fn has_absolute_positions(&self) -> bool {
         self.spec().has_absolute_positions()
+    }
+
+    /// The Hugging Face class a decoder's `save_best` checkpoint is (`architectures` in
+    /// its config.json); `None` for the encoders, whose checkpoints hold stab's jiant head
+    /// beside the base model.
+    pub fn sequence_classifier(&self) -> Option<&'static str> {
+        match self {
+            Self::Gpt2(_) => Some("GPT2ForSequenceClassification"),
+            Self::Llama(l) => Some(match l.kind {
+                llama::LlamaKind::Llama => "LlamaForSequenceClassification",
+                llama::LlamaKind::Mistral => "MistralForSequenceClassification",
+                llama::LlamaKind::Qwen2 => "Qwen2ForSequenceClassification",
+                llama::LlamaKind::Qwen3 => "Qwen3ForSequenceClassification",
+            }),
+            _ => None,
+        }
     }
 
     /// Whether the family is a decoder: causal attention, positions from the attention
