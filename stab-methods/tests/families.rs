@@ -333,21 +333,40 @@ fn save_best_writes_each_familys_hf_names_and_loads_back_exactly() {
             "head.",
             "lm_head.",
         ];
+        // A decoder's checkpoint is its `*ForSequenceClassification`: the base model under
+        // the task model's prefix (as the pre-trained causal-LM files name it) and `score`.
+        let decoder = DECODERS.contains(&family);
         let expected: BTreeMap<&str, &Vec<usize>> = source
             .tensors
             .iter()
-            .map(|(k, t)| (base_name(k), &t.shape))
-            .filter(|(k, _)| !heads.iter().any(|h| k.starts_with(h)))
+            .map(|(k, t)| (if decoder { k.as_str() } else { base_name(k) }, &t.shape))
+            .filter(|(k, _)| !heads.iter().any(|h| base_name(k).starts_with(h)))
             .collect();
         let encoder: BTreeMap<&str, &Vec<usize>> = saved
             .tensors
             .iter()
             .filter(|(k, _)| {
-                !k.starts_with("stab_head.") && !k.starts_with("pooler.") && !k.starts_with("head.")
+                !k.starts_with("stab_head.")
+                    && !k.starts_with("pooler.")
+                    && !k.starts_with("head.")
+                    && *k != "score.weight"
             })
             .map(|(k, t)| (k.as_str(), &t.shape))
             .collect();
         assert_eq!(encoder, expected, "{family}");
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap();
+        if decoder {
+            let hidden = trained.model.encoder.as_ref().unwrap().config.hidden_size;
+            assert_eq!(saved.tensors["score.weight"].shape, [3, hidden], "{family}");
+            let class = config["architectures"][0].as_str().unwrap();
+            assert!(class.ends_with("ForSequenceClassification"), "{family}: {class}");
+            assert_eq!(config["id2label"]["2"], "neutral", "{family}");
+            assert!(config["pad_token_id"].is_u64(), "{family}");
+        } else {
+            assert!(config.get("id2label").is_none(), "{family}: the config is copied");
+        }
         let ckpt = Checkpoint::open(&dir, &Device::flex()).unwrap();
         let want = params::collect(trained.model.encoder.as_ref().unwrap());
         let got = params::collect(ckpt.encoder.as_ref().unwrap());
@@ -361,5 +380,15 @@ fn save_best_writes_each_familys_hf_names_and_loads_back_exactly() {
                 |p: &params::FlatParam| p.values.clone().into_data().try_to_vec::<f32>().unwrap();
             assert_eq!(host(p), host(&got[path]), "{family} {path}");
         }
+        // The head comes back as it was trained (the decoders' `score`, the jiant head).
+        let (back, _) = ckpt.task_model(None, &Device::flex()).unwrap();
+        let host = |p: &params::FlatParam| p.values.clone().into_data().to_vec::<f32>().unwrap();
+        let want = params::collect(&trained.model.head);
+        let got = params::collect(&back.head);
+        assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>());
+        for (path, p) in &want {
+            assert_eq!(host(p), host(&got[path]), "{family} head {path}");
+        }
+        assert_eq!(decoder, want.keys().any(|k| k.starts_with("Score.")), "{family}");
     }
 }

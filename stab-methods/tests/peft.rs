@@ -385,3 +385,84 @@ fn peft_files_use_each_familys_module_names() {
         }
     }
 }
+
+/// A decoder's adapter is PEFT's `SEQ_CLS` form of its `*ForSequenceClassification`
+/// checkpoint: modules under the task model's prefix, named as PEFT names them (the recipe
+/// may use those names), every linear target including Llama's `up_proj`, and `score`
+/// saved whole. GPT-2's `c_attn` (query, key and value) is one module of rank 3r.
+/// (HF PEFT loads these files and gives the merged checkpoint's logits:
+/// scripts/check_decoder_checkpoints.py.)
+#[test]
+fn decoder_adapters_are_peft_sequence_classifiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = Engine::new(Device::flex(), dir.path());
+    let read = |run: &TrainedRun, file: &str| {
+        dir.path()
+            .join(run.record.details["checkpoint"].as_str().unwrap())
+            .join("peft")
+            .join(file)
+    };
+    let all = "targets = [\"q_proj\", \"k_proj\", \"v_proj\", \"o_proj\", \"gate_proj\", \"up_proj\", \"down_proj\"]";
+    let (llama, _) = train_on(
+        &testdata().join("fixtures/tiny-llama"),
+        &eng,
+        &format!("name = \"lora\"\nr = 2\nalpha = 8.0\n{all}"),
+        "save_best = true\n",
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(read(&llama, "adapter_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["task_type"], "SEQ_CLS");
+    assert_eq!(config["modules_to_save"], serde_json::json!(["score"]));
+    let modules: Vec<&str> = config["target_modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(modules.len(), 2 * 7, "{modules:?}");
+    assert!(modules.contains(&"model.layers.1.mlp.up_proj"), "{modules:?}");
+    let adapter =
+        stab_models::read_safetensors(&read(&llama, "adapter_model.safetensors")).unwrap();
+    assert_eq!(adapter.tensors["base_model.model.score.weight"].shape, [3, 32]);
+    let up = &adapter.tensors["base_model.model.model.layers.0.mlp.up_proj.lora_B.weight"];
+    assert_eq!(up.shape, [64, 2]);
+    assert!(up.values.iter().any(|&v| v != 0.0), "the up projection's update trained");
+
+    let (gpt2, _) = train_on(
+        &testdata().join("fixtures/tiny-gpt2"),
+        &eng,
+        "name = \"lora\"\nr = 2\nalpha = 8.0\ntargets = [\"c_attn\"]",
+        "save_best = true\n",
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(read(&gpt2, "adapter_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["fan_in_fan_out"], true);
+    assert_eq!(config["rank_pattern"]["transformer.h.0.attn.c_attn"], 6);
+    assert_eq!(config["alpha_pattern"]["transformer.h.0.attn.c_attn"], 24.0);
+}
+
+/// A PEFT module name of another family, or `up` where the feed-forward has no separate up
+/// projection, is refused before training with the reason.
+#[test]
+fn lora_refuses_module_names_of_other_families() {
+    let eng = Engine::new(Device::flex(), tempfile::tempdir().unwrap().path());
+    let cases = [
+        ("tiny-bert", "q_proj", "module name of Llama"),
+        ("tiny-llama", "c_attn", "module name of GPT-2"),
+        ("tiny-gpt2", "down_proj", "module name of Llama"),
+        ("tiny-bert", "up", "separate up projection"),
+    ];
+    for (model, target, why) in cases {
+        let text = format!(
+            "name = \"t\"\n[model]\npath = \"{}\"\nmax_len = 64\n[data]\ndir = \"{}\"\ntasks = [\"cb\"]\n[train]\nmode = \"full\"\nseeds = [4]\n[[methods]]\nname = \"lora\"\ntargets = [\"{target}\"]\n",
+            testdata().join("fixtures").join(model).display(),
+            testdata().join("data").display()
+        );
+        let recipe = Recipe::parse(&text, "t.toml").unwrap();
+        let spec = &Plan::from_recipe(&recipe).unwrap().runs[0];
+        let err = format!("{:#}", eng.check(spec).expect_err("refused"));
+        assert!(err.contains(why) && err.contains(target), "{model} {target}: {err}");
+    }
+}
