@@ -376,8 +376,11 @@ fn distance_row(
             );
         }
     };
-    let weights = stab_models::loader::weights_file(&base_dir)?;
-    if weights.extension().is_none_or(|e| e != "safetensors") {
+    let files = stab_models::loader::weight_files(&base_dir)?;
+    if let Some(weights) = files
+        .iter()
+        .find(|w| w.extension().is_none_or(|e| e != "safetensors"))
+    {
         return Err(
             InputError::new("the pre-trained weights are not safetensors")
                 .file(weights.display().to_string())
@@ -387,7 +390,10 @@ fn distance_row(
                 .into(),
         );
     }
-    let base = read_safetensors(&weights)?;
+    let mut base = stab_models::TensorFile::default();
+    for shard in &files {
+        base.tensors.extend(read_safetensors(shard)?.tensors);
+    }
     let d = weight_distance_on(&base, &tuned, &device.device)
         .with_context(|| format!("{} against {}", dir.display(), base_dir.display()))?;
     let subject = tuned

@@ -333,3 +333,49 @@ fn inconsistent_data_keys_are_exit_2_with_the_key() {
         assert!(err.contains(key) && err.contains(says), "{data}: {err}");
     }
 }
+
+/// `model.path` a Hub id, for every family: `stab run` resolves it through the cache
+/// (offline) and fine-tunes it; each family's run is recorded with a finite dev score.
+#[test]
+fn every_family_runs_from_its_hub_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("hub");
+    let families = [
+        ("google-bert/bert-base-uncased", "tiny-bert"),
+        ("FacebookAI/roberta-base", "tiny-roberta"),
+        ("google/electra-base-discriminator", "tiny-electra"),
+        ("microsoft/deberta-v3-base", "tiny-deberta-v3"),
+        ("answerdotai/ModernBERT-base", "tiny-modernbert"),
+        ("openai-community/gpt2", "tiny-gpt2"),
+        ("HuggingFaceTB/SmolLM2-135M", "tiny-llama"),
+        ("Qwen/Qwen2.5-0.5B", "tiny-qwen2"),
+        ("Qwen/Qwen3-0.6B", "tiny-qwen3"),
+    ];
+    for (id, fixture) in families {
+        let repo = cache.join(format!("models--{}", id.replace('/', "--")));
+        assets::copy_fixture(fixture, &repo.join("snapshots/0123abcd"), &[]);
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), "0123abcd").unwrap();
+        let name = fixture.replace('-', "_");
+        let path = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"{name}\"\n[model]\npath = \"{id}\"\nmax_len = 64\n[data]\ndir = \"{}\"\ntasks = [\"cb\"]\ntrain_fraction = 0.3\n[train]\nmax_steps = 2\nbatch_size = 8\nseeds = 1\n[[methods]]\nname = \"finetune\"\n",
+                assets::slices().display()
+            ),
+        )
+        .unwrap();
+        let out = tmp.path().join(&name);
+        ok(
+            stab(&cache)
+                .args(["run", path.to_str().unwrap(), "--out", out.to_str().unwrap()])
+                .output()
+                .unwrap(),
+            id,
+        );
+        let runs = records(&out);
+        assert_eq!(runs.len(), 1, "{id}");
+        assert!(runs[0]["dev_best"].as_f64().is_some_and(f64::is_finite), "{id}: {}", runs[0]);
+    }
+}

@@ -382,7 +382,7 @@ fn save_best_writes_each_familys_hf_names_and_loads_back_exactly() {
         }
         // The head comes back as it was trained (the decoders' `score`, the jiant head).
         let (back, _) = ckpt.task_model(None, &Device::flex()).unwrap();
-        let host = |p: &params::FlatParam| p.values.clone().into_data().to_vec::<f32>().unwrap();
+        let host = |p: &params::FlatParam| p.values.clone().into_data().try_to_vec::<f32>().unwrap();
         let want = params::collect(&trained.model.head);
         let got = params::collect(&back.head);
         assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>());

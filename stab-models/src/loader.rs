@@ -80,15 +80,77 @@ pub fn materialize<M: Module>(module: &M) {
 
 /// The weights file of a model directory.
 pub fn weights_file(dir: &Path) -> Result<PathBuf, InputError> {
-    ["model.safetensors", "pytorch_model.bin"]
-        .iter()
-        .map(|f| dir.join(f))
-        .find(|p| p.exists())
-        .ok_or_else(|| {
-            InputError::new("no weights: neither model.safetensors nor pytorch_model.bin is there")
-                .file(dir.display().to_string())
-                .hint("download the model's weights into the directory (safetensors preferred)")
-        })
+    [
+        "model.safetensors",
+        "model.safetensors.index.json",
+        "pytorch_model.bin",
+        "pytorch_model.bin.index.json",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .find(|p| p.exists())
+    .ok_or_else(|| {
+        InputError::new("no weights: neither model.safetensors nor pytorch_model.bin (nor a sharded index of either) is there")
+            .file(dir.display().to_string())
+            .hint("download the model's weights into the directory (safetensors preferred)")
+    })
+}
+
+/// The files that hold the weights: the one [`weights_file`], or for a sharded checkpoint
+/// (`*.index.json`, Hugging Face's `weight_map` from tensor name to shard) every shard it
+/// names, once each, in name order.
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
+    let first = weights_file(dir)?;
+    let Some(name) = first.file_name().and_then(|n| n.to_str()) else {
+        return Ok(vec![first]);
+    };
+    if !name.ends_with(".index.json") {
+        return Ok(vec![first]);
+    }
+    let file = first.display().to_string();
+    let bad = |why: String| {
+        InputError::new(why)
+            .file(file.clone())
+            .hint("a sharded checkpoint's index maps every tensor name to a shard file beside it (`weight_map`)")
+    };
+    let text = std::fs::read_to_string(&first).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let index: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let map = index
+        .get("weight_map")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| bad("no `weight_map` object".into()))?;
+    let mut shards = std::collections::BTreeSet::new();
+    for (tensor, shard) in map {
+        let shard = shard
+            .as_str()
+            .filter(|s| !s.contains('/') && !s.contains('\\'))
+            .ok_or_else(|| bad(format!("`weight_map.{tensor}` is not a file name beside the index")))?;
+        shards.insert(shard.to_string());
+    }
+    let files: Vec<PathBuf> = shards.iter().map(|s| dir.join(s)).collect();
+    if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+        return Err(bad(format!("the shard {} is missing", missing.display())));
+    }
+    if files.is_empty() {
+        return Err(bad("`weight_map` names no shard".into()));
+    }
+    Ok(files)
+}
+
+/// Every tensor of the weight files by name (a sharded checkpoint's shards together).
+fn read_all(files: &[PathBuf]) -> Result<BTreeMap<String, PackTensor>, InputError> {
+    let mut all = BTreeMap::new();
+    for f in files {
+        for (name, t) in read_tensors(f)? {
+            if all.insert(name.clone(), t).is_some() {
+                return Err(InputError::new(format!("tensor `{name}` is in two shards"))
+                    .file(f.display().to_string())
+                    .hint("the shards of one checkpoint hold each tensor once"));
+            }
+        }
+    }
+    Ok(all)
 }
 
 /// Every tensor of a weights file by name.
@@ -228,7 +290,7 @@ pub fn load_encoder(dir: &Path, device: &Device) -> stab_core::Result<(Encoder, 
     let config = EncoderConfig::from_dir(dir)?;
     let weights = weights_file(dir)?;
     let file = weights.display().to_string();
-    let source = read_tensors(&weights)?;
+    let source = read_all(&weight_files(dir)?)?;
     let mut encoder = Encoder::new(&config, device);
     if source
         .keys()

@@ -10,7 +10,12 @@ use stab_core::InputError;
 /// Files a model directory must have (one of each group).
 const REQUIRED: &[&[&str]] = &[
     &["config.json"],
-    &["model.safetensors", "pytorch_model.bin"],
+    &[
+        "model.safetensors",
+        "model.safetensors.index.json",
+        "pytorch_model.bin",
+        "pytorch_model.bin.index.json",
+    ],
 ];
 const TOKENIZER: &[&str] = &["tokenizer.json", "vocab.txt", "vocab.json", "merges.txt"];
 
@@ -130,9 +135,7 @@ fn download(id: &str) -> stab_core::Result<PathBuf> {
     let config = repo
         .get("config.json")
         .with_context(|| format!("cannot download {id}'s config.json"))?;
-    repo.get("model.safetensors")
-        .or_else(|_| repo.get("pytorch_model.bin"))
-        .with_context(|| format!("cannot download {id}'s weights"))?;
+    download_weights(&repo).with_context(|| format!("cannot download {id}'s weights"))?;
     repo.get("tokenizer.json")
         .or_else(|_| repo.get("vocab.json").and_then(|_| repo.get("merges.txt")))
         .or_else(|_| repo.get("vocab.txt"))
@@ -142,6 +145,34 @@ fn download(id: &str) -> stab_core::Result<PathBuf> {
         .parent()
         .expect("a file in a snapshot directory")
         .to_path_buf())
+}
+
+/// A repo's weights: the single file, or a sharded checkpoint's index and every shard it
+/// names (safetensors preferred).
+fn download_weights(repo: &hf_hub::api::sync::ApiRepo) -> anyhow::Result<()> {
+    for (single, index) in [
+        ("model.safetensors", "model.safetensors.index.json"),
+        ("pytorch_model.bin", "pytorch_model.bin.index.json"),
+    ] {
+        if repo.get(single).is_ok() {
+            return Ok(());
+        }
+        if let Ok(path) = repo.get(index) {
+            let map: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+            let shards: std::collections::BTreeSet<&str> = map["weight_map"]
+                .as_object()
+                .context("the index has no weight_map")?
+                .values()
+                .filter_map(serde_json::Value::as_str)
+                .collect();
+            for shard in shards {
+                repo.get(shard)
+                    .with_context(|| format!("cannot download the shard {shard}"))?;
+            }
+            return Ok(());
+        }
+    }
+    anyhow::bail!("the repo has none of model.safetensors, pytorch_model.bin or their sharded indexes")
 }
 
 #[cfg(test)]

@@ -246,7 +246,9 @@ impl Engine {
             return Ok(*h);
         }
         let mut bytes = std::fs::read(dir.join("config.json"))?;
-        bytes.extend(std::fs::read(stab_models::loader::weights_file(dir)?)?);
+        for file in stab_models::loader::weight_files(dir)? {
+            bytes.extend(std::fs::read(file)?);
+        }
         let h = stable_hash(&bytes);
         self.model_hashes
             .lock()
