@@ -369,13 +369,22 @@ fn every_family_runs_from_its_hub_id() {
         let out = tmp.path().join(&name);
         ok(
             stab(&cache)
-                .args(["run", path.to_str().unwrap(), "--out", out.to_str().unwrap()])
+                .args([
+                    "run",
+                    path.to_str().unwrap(),
+                    "--out",
+                    out.to_str().unwrap(),
+                ])
                 .output()
                 .unwrap(),
             id,
         );
         let runs = records(&out);
         assert_eq!(runs.len(), 1, "{id}");
-        assert!(runs[0]["dev_best"].as_f64().is_some_and(f64::is_finite), "{id}: {}", runs[0]);
+        assert!(
+            runs[0]["dev_best"].as_f64().is_some_and(f64::is_finite),
+            "{id}: {}",
+            runs[0]
+        );
     }
 }

@@ -12,12 +12,20 @@
 //! (MiniLM). AdamW β (0.9, 0.999), ε 1e-8, no weight decay, lr 5e-5 decaying linearly to
 //! 0 without warmup, batch 8, 3 epochs, gradient clip 1.0.
 //!
+//! On a decoder (GPT-2, Llama, Mistral, Qwen) the re-training is causal-LM training instead,
+//! the objective it was pre-trained with ([`causal_lm_training`]): every real token but the
+//! last predicts the next one, `L = −mean log softmax(h_t Wᵀ)[x_{t+1}]` over the batch's
+//! real pairs, as HF's `*ForCausalLM` with padding labelled −100, through the model's own LM
+//! head W: the word embeddings when they are tied, else `lm_head.weight` (trained with the
+//! model during this phase, then dropped; drawn N(0, σ²) when the checkpoint lacks it).
+//! `mask_rate` does not apply there. The same optimiser, schedule, batch and epochs.
+//!
 //! `share_mlm = true` (default) re-trains once per task from a task-level seed; the
 //! engine caches the encoder on disk and every seed fine-tunes from it (in head tuning,
 //! its frozen features are cached too). `false` re-trains per run from the run's seed on
 //! the run's own training rows.
 
-use burn::module::Param;
+use burn::module::{Module, Param};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
@@ -239,20 +247,192 @@ pub fn masked_lm_training(
     })
 }
 
-impl Method for SelfUnsupervisedRetraining {
-    /// SURT's re-training is masked-LM training; a decoder's would be causal-LM training
-    /// on the task's texts with its own LM head, which stab does not implement yet.
-    fn check_model(&self, config: &stab_models::EncoderConfig) -> Result<(), Refusal> {
-        if config.family.is_decoder() {
-            return Err(format!(
-                "SURT re-trains the encoder as a masked LM, and {} is a decoder (its re-training would be causal-LM training, not implemented yet); use another method",
-                config.family.name()
-            )
-            .into());
+/// A decoder with its LM head, for the causal-LM phase: `lm_head` `[V, H]` when the head is
+/// not the word embeddings.
+#[derive(Module, Debug)]
+struct CausalLm {
+    encoder: Encoder,
+    lm_head: Option<Param<Tensor<2>>>,
+}
+
+impl CausalLm {
+    /// The decoder and its head: tied (`tie_word_embeddings`, or no `lm_head.weight` when
+    /// the key is absent), the checkpoint's `lm_head.weight`, or N(0, σ²) from `seed`.
+    fn new(
+        encoder: Encoder,
+        model_dir: &std::path::Path,
+        seed: u64,
+        device: &burn::tensor::Device,
+    ) -> stab_core::Result<Self> {
+        let c = &encoder.config;
+        let stored = match c.tie_word_embeddings {
+            Some(true) => None,
+            _ => stab_models::loader::read_tensor(model_dir, LM_HEAD)?,
+        };
+        let (v, h) = (c.vocab_size, c.hidden_size);
+        let lm_head = match (c.tie_word_embeddings, stored) {
+            (Some(true), _) | (None, None) => None,
+            (_, Some((values, shape))) => {
+                Some(Tensor::from_data(TensorData::new(values, shape), device))
+            }
+            (Some(false), None) => {
+                let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, &["lm-head"]));
+                let normal = Normal::new(0.0f32, c.initializer_range as f32).expect("valid std");
+                let w: Vec<f32> = (0..v * h).map(|_| normal.sample(&mut rng)).collect();
+                Some(Tensor::from_data(TensorData::new(w, [v, h]), device))
+            }
+        };
+        if let Some(w) = &lm_head
+            && w.dims() != [v, h]
+        {
+            return Err(stab_core::internal!(
+                "lm_head.weight has shape {:?}, not [{v}, {h}]",
+                w.dims()
+            ));
         }
-        Ok(())
+        Ok(Self {
+            encoder,
+            lm_head: lm_head.map(Param::from_tensor),
+        })
     }
 
+    /// The mean next-token cross-entropy over the given (position, next token) pairs.
+    fn loss(
+        &self,
+        tokens: &stab_models::TokenBatch,
+        positions: Vec<i64>,
+        labels: Vec<i64>,
+    ) -> Tensor<1> {
+        let k = positions.len();
+        let last = self.encoder.forward(tokens).last();
+        let device = last.device();
+        let [b, t, h] = last.dims();
+        let pos = Tensor::<1, Int>::from_data(TensorData::new(positions, [k]), &device);
+        let picked = last.reshape([b * t, h]).select(0, pos).reshape([1, k, h]);
+        let labels = Tensor::<3, Int>::from_data(TensorData::new(labels, [1, k, 1]), &device);
+        log_softmax(self.logits(picked), 2)
+            .gather(2, labels)
+            .mean()
+            .neg()
+    }
+
+    /// Next-token logits `[1, K, V]` of hidden states `[1, K, H]`.
+    fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        let w = match &self.lm_head {
+            Some(w) => w.val(),
+            None => self.encoder.embeddings.word_embeddings.weight.val(),
+        };
+        let [_, k, h] = hidden.dims();
+        let v = w.dims()[0];
+        hidden
+            .reshape([k, h])
+            .matmul(w.transpose())
+            .reshape([1, k, v])
+    }
+}
+
+/// The checkpoint name of a decoder's untied LM head (beside the task model's prefix).
+const LM_HEAD: &str = "lm_head.weight";
+
+/// The (input position, next token) pairs of a right- or left-padded batch: every real
+/// token whose successor in its row is real.
+fn next_token_pairs(ids: &[i64], attention: &[i64], seq_len: usize) -> (Vec<i64>, Vec<i64>) {
+    let (mut positions, mut labels) = (Vec::new(), Vec::new());
+    for (k, &m) in attention.iter().enumerate() {
+        if m == 1 && (k + 1) % seq_len != 0 && attention[k + 1] == 1 {
+            positions.push(k as i64);
+            labels.push(ids[k + 1]);
+        }
+    }
+    (positions, labels)
+}
+
+/// Causal-LM training of a decoder on `rows` (SURT on decoders; the module docs give the
+/// loss); returns the decoder and the record details, as [`masked_lm_training`] does.
+pub fn causal_lm_training(
+    encoder: Encoder,
+    ctx: &PrepareContext,
+    s: &MaskedLmSettings,
+) -> stab_core::Result<Prepared> {
+    let device = ctx.device;
+    let n = ctx.train.len();
+    if n == 0 {
+        return Err(stab_core::internal!(
+            "SURT has no training rows to re-train on"
+        ));
+    }
+    let mut model = CausalLm::new(encoder, ctx.model_dir, ctx.seed, device)?;
+    let tied = model.lm_head.is_none();
+    let batch = s.batch_size.max(1);
+    let mut total = s.epochs.saturating_mul(n.div_ceil(batch) as u64);
+    if s.max_steps > 0 {
+        total = total.min(s.max_steps);
+    }
+    let schedule = LinearWarmupDecay::new(s.lr, 0.0, total);
+    let settings = AdamWSettings {
+        weight_decay: 0.0,
+        bias_correction: true,
+    };
+    let mut optim = adamw_with(&model, settings, |_| 1.0);
+    let mut order = ChaCha8Rng::seed_from_u64(derive_seed(ctx.seed, &["mlm-order"]));
+    let report_every = (total / 20).max(1);
+    let (mut curve, mut epochs) = (Vec::new(), Vec::new());
+    let (mut window, mut epoch_sum) = ((0.0, 0u64), (0.0, 0u64));
+    let (mut step, mut predicted) = (0u64, 0usize);
+    'epochs: for _ in 0..s.epochs.max(1) {
+        let mut rows: Vec<usize> = (0..n).collect();
+        rows.shuffle(&mut order);
+        for chunk in rows.chunks(batch) {
+            if step >= total {
+                break 'epochs;
+            }
+            let refs: Vec<&EncodedRow> = chunk.iter().map(|&i| &ctx.train[i]).collect();
+            let tokens = collate(&refs, ctx.pad_id);
+            let (positions, labels) =
+                next_token_pairs(&tokens.input_ids, &tokens.attention_mask, tokens.seq_len);
+            step += 1;
+            let k = positions.len();
+            if k == 0 {
+                continue;
+            }
+            predicted += k;
+            let loss = model.loss(&tokens, positions, labels);
+            let value = stab_models::HostReads::scalar(loss.clone());
+            if !value.is_finite() {
+                return Err(stab_core::internal!(
+                    "SURT's causal-LM loss diverged at step {step}"
+                ));
+            }
+            let mut grads = burn::optim::GradientsParams::from_grads(loss.backward(), &model);
+            clip_global_norm(&model, &mut grads, 1.0);
+            model = optim.step(schedule.lr(step - 1), model, grads);
+            (ctx.report)(step, total, value);
+            window = (window.0 + value, window.1 + 1);
+            epoch_sum = (epoch_sum.0 + value, epoch_sum.1 + 1);
+            if step.is_multiple_of(report_every) || step == total {
+                curve.push((step, window.0 / window.1.max(1) as f64));
+                window = (0.0, 0);
+            }
+        }
+        epochs.push(epoch_sum.0 / epoch_sum.1.max(1) as f64);
+        epoch_sum = (0.0, 0);
+    }
+    Ok(Prepared {
+        encoder: model.encoder,
+        details: serde_json::json!({
+            "method": "surt",
+            "objective": "causal_lm",
+            "lm_head": if tied { "tied" } else { "own" },
+            "clm_loss": curve,
+            "clm_epoch_loss": epochs,
+            "clm_steps": step,
+            "clm_rows": n,
+            "predicted_tokens": predicted,
+        }),
+    })
+}
+
+impl Method for SelfUnsupervisedRetraining {
     fn encoder_change(&self, _mode: TrainMode) -> EncoderChange {
         if self.share_mlm {
             let s = &self.mlm;
@@ -270,7 +450,11 @@ impl Method for SelfUnsupervisedRetraining {
         encoder: Encoder,
         ctx: &PrepareContext,
     ) -> stab_core::Result<Prepared> {
-        masked_lm_training(encoder, ctx, &self.mlm)
+        if encoder.config.family.is_decoder() {
+            causal_lm_training(encoder, ctx, &self.mlm)
+        } else {
+            masked_lm_training(encoder, ctx, &self.mlm)
+        }
     }
 }
 
@@ -318,6 +502,80 @@ stab_train::register_method!(SelfUnsupervisedRetraining);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The causal-LM loss of each tiny decoder on its golden batch (tied heads: GPT-2,
+    /// Qwen2; untied: Llama, Qwen3) equals HF's `*ForCausalLM` loss with padding labelled
+    /// −100 (the golden `lm.loss`), and the logits at the golden positions its `lm.logits`.
+    #[test]
+    fn causal_lm_loss_is_hugging_faces() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/fixtures");
+        for name in ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"] {
+            let dir = root.join(name);
+            let golden: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(root.join(format!("golden/{name}.json"))).unwrap(),
+            )
+            .unwrap();
+            let device = burn::tensor::Device::flex();
+            let (encoder, _) = stab_models::load_encoder(&dir, &device).unwrap();
+            let encoder = stab_models::without_dropout(encoder);
+            let model = CausalLm::new(encoder, &dir, 0, &device).unwrap();
+            let tied = model.lm_head.is_none();
+            let ints = |v: &serde_json::Value| -> Vec<i64> {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()))
+                    .collect()
+            };
+            let (ids, mask) = (ints(&golden["input_ids"]), ints(&golden["attention_mask"]));
+            let t = golden["seq_len"].as_u64().unwrap() as usize;
+            let tokens = stab_models::TokenBatch {
+                batch: ids.len() / t,
+                seq_len: t,
+                token_type_ids: vec![0; ids.len()],
+                input_ids: ids.clone(),
+                attention_mask: mask.clone(),
+                offsets: Vec::new(),
+                sequence_ids: Vec::new(),
+            };
+            let (positions, labels) = next_token_pairs(&ids, &mask, t);
+            let loss = stab_models::HostReads::scalar(model.loss(&tokens, positions, labels));
+            let want = golden["lm"]["loss"].as_f64().unwrap();
+            assert!(
+                (loss - want).abs() <= 1e-5 * want,
+                "{name}: {loss} vs HF {want}"
+            );
+            let last = model.encoder.forward(&tokens).last();
+            let h = last.dims()[2];
+            for (k, p) in golden["lm"]["positions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+            {
+                let (row, at) = (
+                    p[0].as_u64().unwrap() as usize,
+                    p[1].as_u64().unwrap() as usize,
+                );
+                let hidden = last.clone().slice([row..row + 1, at..at + 1, 0..h]);
+                let logits: Vec<f32> = model.logits(hidden).into_data().try_to_vec().unwrap();
+                let want = golden["lm"]["logits"][k].as_array().unwrap();
+                let worst = logits
+                    .iter()
+                    .zip(want)
+                    .map(|(a, b)| (*a as f64 - b.as_f64().unwrap()).abs())
+                    .fold(0.0, f64::max);
+                assert!(
+                    worst < 1e-4,
+                    "{name} position {k}: logits differ by {worst}"
+                );
+            }
+            eprintln!(
+                "{name}: causal-LM loss {loss:.6} vs HF {want:.6} ({} head)",
+                if tied { "tied" } else { "own" }
+            );
+        }
+    }
 
     #[test]
     fn masking_selects_fifteen_percent_and_replaces_eighty_ten_ten() {

@@ -218,6 +218,7 @@ fn masked_lm_loss_falls_on_tiny_bert() {
         train: &rows,
         tokenizer: &tok,
         pad_id: encoder.config.pad_id() as i64,
+        model_dir: &tiny(),
         seed: 5,
         noise: &noise,
         initialised: &report.initialised,
@@ -245,6 +246,55 @@ fn masked_lm_loss_falls_on_tiny_bert() {
         epochs[7] < 0.8 * epochs[0],
         "the masked-LM loss falls: {epochs:?}"
     );
+}
+
+/// SURT on a decoder: causal-LM training on CB's inputs lowers the next-token loss, with a
+/// tied head (GPT-2) and an own one (Llama).
+#[test]
+fn causal_lm_loss_falls_on_the_tiny_decoders() {
+    for name in ["tiny-gpt2", "tiny-llama"] {
+        let model = testdata().join("fixtures").join(name);
+        let dev = Device::flex().autodiff();
+        let (encoder, report) = load_encoder(&model, &dev).unwrap();
+        let tok = TextEncoder::from_dir(&model, encoder.config.pad_id()).unwrap();
+        let rows = cb_rows(&tok);
+        let noise = NoiseStream::new(1);
+        let ctx = PrepareContext {
+            train: &rows,
+            tokenizer: &tok,
+            pad_id: encoder.config.pad_id() as i64,
+            model_dir: &model,
+            seed: 5,
+            noise: &noise,
+            initialised: &report.initialised,
+            mode: stab_core::recipe::TrainMode::Full,
+            device: &dev,
+            report: &|_, _, _| {},
+        };
+        let settings = MaskedLmSettings {
+            mask_rate: 0.15,
+            epochs: 8,
+            lr: 1e-3,
+            batch_size: 8,
+            max_steps: 0,
+        };
+        let p = stab_methods::surt::causal_lm_training(encoder, &ctx, &settings).unwrap();
+        let epochs: Vec<f64> = p.details["clm_epoch_loss"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        eprintln!(
+            "{name}: causal-LM loss per epoch: {epochs:?} ({} head)",
+            p.details["lm_head"]
+        );
+        assert_eq!(epochs.len(), 8);
+        assert!(
+            epochs[7] < 0.8 * epochs[0],
+            "{name}: the causal-LM loss falls: {epochs:?}"
+        );
+    }
 }
 
 /// tiny-bert with a fresh 3-class head, on the autodiff device.

@@ -409,9 +409,10 @@ fn decoder_adapters_are_peft_sequence_classifiers() {
         &format!("name = \"lora\"\nr = 2\nalpha = 8.0\n{all}"),
         "save_best = true\n",
     );
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(read(&llama, "adapter_config.json")).unwrap())
-            .unwrap();
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(read(&llama, "adapter_config.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(config["task_type"], "SEQ_CLS");
     assert_eq!(config["modules_to_save"], serde_json::json!(["score"]));
     let modules: Vec<&str> = config["target_modules"]
@@ -421,13 +422,22 @@ fn decoder_adapters_are_peft_sequence_classifiers() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(modules.len(), 2 * 7, "{modules:?}");
-    assert!(modules.contains(&"model.layers.1.mlp.up_proj"), "{modules:?}");
+    assert!(
+        modules.contains(&"model.layers.1.mlp.up_proj"),
+        "{modules:?}"
+    );
     let adapter =
         stab_models::read_safetensors(&read(&llama, "adapter_model.safetensors")).unwrap();
-    assert_eq!(adapter.tensors["base_model.model.score.weight"].shape, [3, 32]);
+    assert_eq!(
+        adapter.tensors["base_model.model.score.weight"].shape,
+        [3, 32]
+    );
     let up = &adapter.tensors["base_model.model.model.layers.0.mlp.up_proj.lora_B.weight"];
     assert_eq!(up.shape, [64, 2]);
-    assert!(up.values.iter().any(|&v| v != 0.0), "the up projection's update trained");
+    assert!(
+        up.values.iter().any(|&v| v != 0.0),
+        "the up projection's update trained"
+    );
 
     let (gpt2, _) = train_on(
         &testdata().join("fixtures/tiny-gpt2"),
@@ -463,6 +473,9 @@ fn lora_refuses_module_names_of_other_families() {
         let recipe = Recipe::parse(&text, "t.toml").unwrap();
         let spec = &Plan::from_recipe(&recipe).unwrap().runs[0];
         let err = format!("{:#}", eng.check(spec).expect_err("refused"));
-        assert!(err.contains(why) && err.contains(target), "{model} {target}: {err}");
+        assert!(
+            err.contains(why) && err.contains(target),
+            "{model} {target}: {err}"
+        );
     }
 }

@@ -98,6 +98,9 @@ pub struct EncoderConfig {
     pub layer_norm_eps: f64,
     #[serde(default)]
     pub pad_token_id: Option<usize>,
+    /// Whether a decoder's LM head is its word embeddings (`None`: the key is absent).
+    #[serde(default)]
+    pub tie_word_embeddings: Option<bool>,
     /// σ of the N(0, σ²) initialisation of fresh weights (the decoders' `score` head).
     #[serde(default = "default_initializer_range")]
     pub initializer_range: f64,

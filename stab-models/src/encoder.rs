@@ -784,9 +784,9 @@ impl Layer {
         let out = &self.output;
         if let Some(up) = &i.up {
             let gate = with_low_rank(|x| dense(&i.dense, x), &i.lora, x.clone());
-            let z = out
-                .dropout
-                .forward(act(self.activation, gate) * with_low_rank(|x| dense(up, x), &i.lora_up, x));
+            let z = out.dropout.forward(
+                act(self.activation, gate) * with_low_rank(|x| dense(up, x), &i.lora_up, x),
+            );
             return with_low_rank(|z| dense(&out.dense, z), &out.lora, z);
         }
         let inter = with_low_rank(|x| dense(&i.dense, x), &i.lora, x);

@@ -89,7 +89,11 @@ impl OutputLayers {
             let torch: Vec<f32> = (0..d_out * d_in)
                 .map(|_| normal.sample(rng) as f32)
                 .collect();
-            w.extend((0..d_in).flat_map(|i| (0..d_out).map(move |o| (i, o))).map(|(i, o)| torch[o * d_in + i]));
+            w.extend(
+                (0..d_in)
+                    .flat_map(|i| (0..d_out).map(move |o| (i, o)))
+                    .map(|(i, o)| torch[o * d_in + i]),
+            );
         }
         Self {
             weight: Param::from_tensor(Tensor::from_data(

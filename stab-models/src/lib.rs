@@ -43,8 +43,8 @@ pub use config::{EncoderConfig, ModelFamily};
 pub use dropout::{FastDropout, NoiseStream};
 pub use encoder::{Encoder, EncoderOutput, without_dropout};
 pub use heads::{
-    ClassificationHead, HeadInput, HeadOutput, HeadShape, OutputLayers, ScoreHead, SpanComparisonHead,
-    TaskHead,
+    ClassificationHead, HeadInput, HeadOutput, HeadShape, OutputLayers, ScoreHead,
+    SpanComparisonHead, TaskHead,
 };
 pub use loader::{LoadReport, load_encoder, materialize};
 pub use peft::{Bottleneck, BottleneckActivation, LowRank};

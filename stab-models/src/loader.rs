@@ -125,7 +125,11 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
         let shard = shard
             .as_str()
             .filter(|s| !s.contains('/') && !s.contains('\\'))
-            .ok_or_else(|| bad(format!("`weight_map.{tensor}` is not a file name beside the index")))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "`weight_map.{tensor}` is not a file name beside the index"
+                ))
+            })?;
         shards.insert(shard.to_string());
     }
     let files: Vec<PathBuf> = shards.iter().map(|s| dir.join(s)).collect();
@@ -136,6 +140,24 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
         return Err(bad("`weight_map` names no shard".into()));
     }
     Ok(files)
+}
+
+/// One tensor of a model directory's weights by its checkpoint name (`lm_head.weight`), as
+/// f32 values and its shape; `None` when the checkpoint has no such tensor.
+pub fn read_tensor(dir: &Path, name: &str) -> stab_core::Result<Option<(Vec<f32>, Vec<usize>)>> {
+    let mut all = read_all(&weight_files(dir)?)?;
+    let Some(t) = all.remove(name) else {
+        return Ok(None);
+    };
+    let file = weights_file(dir)?.display().to_string();
+    let bytes = t.to_bytes().map_err(|e| corrupt(&file, e.to_string()))?;
+    let shape = t.shape.to_vec();
+    let data = burn::tensor::TensorData::from_bytes_vec(bytes.to_vec(), shape.clone(), t.dtype);
+    let values = data
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| corrupt(&file, format!("{e:?}")))?;
+    Ok(Some((values, shape)))
 }
 
 /// Every tensor of the weight files by name (a sharded checkpoint's shards together).

@@ -291,6 +291,11 @@ fn mistral_configs_without_a_window_load_as_llama() {
     check_dir("tiny-llama", tmp.path());
     config["sliding_window"] = 4096.into();
     std::fs::write(&config_path, config.to_string()).unwrap();
-    let err = load_encoder(tmp.path(), &Device::flex()).unwrap_err().to_string();
-    assert!(err.contains("sliding_window") && err.contains("4096"), "{err}");
+    let err = load_encoder(tmp.path(), &Device::flex())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sliding_window") && err.contains("4096"),
+        "{err}"
+    );
 }

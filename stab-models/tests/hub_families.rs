@@ -102,7 +102,8 @@ fn decoder_hub_ids_and_sharded_checkpoints_load() {
     let dir = resolve_model_in(id, &cache, false).unwrap();
     let (sharded, report) = load_encoder(&dir, &Device::flex()).unwrap();
     assert!(report.unexpected.is_empty(), "{report}");
-    let (single, _) = load_encoder(&assets::fixtures().join("tiny-llama"), &Device::flex()).unwrap();
+    let (single, _) =
+        load_encoder(&assets::fixtures().join("tiny-llama"), &Device::flex()).unwrap();
     let values = |e: &stab_models::Encoder| {
         e.embeddings
             .word_embeddings

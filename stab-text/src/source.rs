@@ -172,7 +172,9 @@ fn download_weights(repo: &hf_hub::api::sync::ApiRepo) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    anyhow::bail!("the repo has none of model.safetensors, pytorch_model.bin or their sharded indexes")
+    anyhow::bail!(
+        "the repo has none of model.safetensors, pytorch_model.bin or their sharded indexes"
+    )
 }
 
 #[cfg(test)]

@@ -86,7 +86,10 @@ pub fn tensors(model: &TaskModel) -> stab_core::Result<BTreeMap<String, NamedTen
         }
     }
     if let Some(score) = hf_score(model)? {
-        let prefix = model.encoder.as_ref().map_or("", |e| e.config.family.spec().info().prefix);
+        let prefix = model
+            .encoder
+            .as_ref()
+            .map_or("", |e| e.config.family.spec().info().prefix);
         out = out
             .into_iter()
             .map(|(k, v)| (format!("{prefix}{k}"), v))
@@ -114,7 +117,10 @@ pub fn hf_score(model: &TaskModel) -> stab_core::Result<Option<NamedTensor>> {
     let (Some(encoder), TaskHead::Score(head)) = (&model.encoder, &model.head) else {
         return Ok(None);
     };
-    let last = matches!(model.pooling, stab_core::Pooling::Last | stab_core::Pooling::Pooler);
+    let last = matches!(
+        model.pooling,
+        stab_core::Pooling::Last | stab_core::Pooling::Pooler
+    );
     if !encoder.config.family.is_decoder() || !last {
         return Ok(None);
     }
@@ -148,8 +154,8 @@ fn classifier_config(
     let path = model_dir.join("config.json");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| stab_core::atomic::io_error("read", &path, e))?;
-    let mut config: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| stab_core::internal!("{}: {e}", path.display()))?;
+    let mut config: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| stab_core::internal!("{}: {e}", path.display()))?;
     let labels = stab_data::task_def(task)?.labels;
     let id2label: serde_json::Map<_, _> = labels
         .iter()
@@ -321,7 +327,8 @@ impl Checkpoint {
         };
         let shape = self.head_shape();
         let classes = def.labels.len();
-        let head = crate::model::fresh_head(&encoder.config, def.head, classes, 0.0, shape, 0, device);
+        let head =
+            crate::model::fresh_head(&encoder.config, def.head, classes, 0.0, shape, 0, device);
         let head = self.fill_head(head)?;
         let model = TaskModel {
             encoder: Some(encoder),

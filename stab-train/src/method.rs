@@ -108,6 +108,9 @@ pub struct PrepareContext<'a> {
     pub train: &'a [EncodedRow],
     pub tokenizer: &'a TextEncoder,
     pub pad_id: i64,
+    /// The pre-trained model's directory (tensors the encoder does not load: a decoder's
+    /// untied `lm_head.weight`).
+    pub model_dir: &'a std::path::Path,
     /// The seed of the change: derived from the task for [`EncoderChange::PerTask`],
     /// from the run seed for [`EncoderChange::PerRun`].
     pub seed: u64,

@@ -22,9 +22,14 @@ pub fn fresh_head(
 ) -> TaskHead {
     let hidden = config.hidden_size;
     match kind {
-        stab_data::HeadKind::Classification if config.family.is_decoder() => {
-            TaskHead::score(hidden, classes, config.initializer_range, shape, seed, device)
-        }
+        stab_data::HeadKind::Classification if config.family.is_decoder() => TaskHead::score(
+            hidden,
+            classes,
+            config.initializer_range,
+            shape,
+            seed,
+            device,
+        ),
         stab_data::HeadKind::Classification => {
             TaskHead::classification(hidden, classes, dropout, shape, seed, device)
         }

@@ -114,6 +114,7 @@ impl Engine {
                 train,
                 tokenizer: &task.tokenizer,
                 pad_id: task.pad_id,
+                model_dir,
                 seed,
                 noise: &noise,
                 initialised: &report.initialised,

@@ -320,7 +320,15 @@ fn fresh_head(
         0.0
     };
     let classes = task.def.labels.len();
-    crate::model::fresh_head(config, task.def.head, classes, dropout, caps.head, seed, device)
+    crate::model::fresh_head(
+        config,
+        task.def.head,
+        classes,
+        dropout,
+        caps.head,
+        seed,
+        device,
+    )
 }
 
 /// Protocol: T = epochs·⌈n/batch⌉ capped by max_steps, W = ⌊warmup·T⌋, an evaluation
