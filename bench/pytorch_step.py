@@ -34,30 +34,41 @@ WORDS = (
 )
 
 
-def step_batch(tok):
-    texts = [f" {i} ".join([WORDS] * 12) for i in range(16)]
-    enc = tok(texts, max_length=128, truncation=True, padding="longest", return_tensors="pt")
-    assert tuple(enc["input_ids"].shape) == (16, 128), enc["input_ids"].shape
+def step_batch(tok, batch=16, seq=128):
+    texts = [f" {i} ".join([WORDS] * seq) for i in range(batch)]
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    enc = tok(texts, max_length=seq, truncation=True, padding="longest", return_tensors="pt")
+    assert tuple(enc["input_ids"].shape) == (batch, seq), enc["input_ids"].shape
     return enc
 
 
-def train_steps(model_dir, enc, steps):
+def train_steps(model_dir, enc, steps, lora=None, pool="first"):
+    """Full fine-tuning's update, or with `lora` = r LoRA's (PEFT, r, alpha 2r, dropout 0.1,
+    every linear layer of every block, the base frozen); the head reads the first token, or
+    the last (decoders: every row is full, so HF's last token is the last position)."""
     torch.manual_seed(0)
     encoder = AutoModel.from_pretrained(model_dir, attn_implementation=ATTN)
+    if lora:
+        from peft import LoraConfig, get_peft_model
+        encoder = get_peft_model(encoder, LoraConfig(r=lora, lora_alpha=2 * lora, lora_dropout=0.1,
+                                                     target_modules="all-linear"))
     head = torch.nn.Linear(encoder.config.hidden_size, 2)
-    params = list(encoder.parameters()) + list(head.parameters())
+    params = [p for p in encoder.parameters() if p.requires_grad] + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=2e-5, eps=1e-8, weight_decay=0.01)
-    labels = torch.tensor([i % 2 for i in range(16)])
+    labels = torch.tensor([i % 2 for i in range(enc["input_ids"].shape[0])])
+    at = 0 if pool == "first" else -1
     encoder.train()
     times, fwd, bwd, upd = [], [], [], []
     for i in range(steps + 1):
         t0 = time.perf_counter()
         out = encoder(**enc).last_hidden_state
-        loss = torch.nn.functional.cross_entropy(head(out[:, 0]), labels)
+        loss = torch.nn.functional.cross_entropy(head(out[:, at]), labels)
         loss.item()
         t1 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         t2 = time.perf_counter()
         opt.step()
         t3 = time.perf_counter()
@@ -131,6 +142,11 @@ def main():
     ap.add_argument("--rte", help="RTE train.tsv (skip the encoding benchmark without it)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--lora", type=int, default=None, help="time LoRA's update of this rank (PEFT, all-linear)")
+    ap.add_argument("--pool", default="first", choices=["first", "last"])
+    ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--attention", default="sdpa", choices=["sdpa", "eager"],
                     help="transformers' attention kernel (sdpa, its default, is the fused one)")
     args = ap.parse_args()
@@ -138,14 +154,15 @@ def main():
         torch.set_num_threads(args.threads)
     ATTN = args.attention
     tok = AutoTokenizer.from_pretrained(args.model)
-    enc = step_batch(tok)
-    step, parts = train_steps(args.model, enc, args.steps)
+    enc = step_batch(tok, args.batch, args.seq)
+    step, parts = train_steps(args.model, enc, args.steps, args.lora, args.pool)
     result = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "train_step_s": step,
         "train_parts_s": parts,
-        "eval_forward_s": eval_forward(args.model, enc, args.steps),
+        "eval_forward_s": None if args.no_eval else eval_forward(args.model, enc, args.steps),
+        "lora": args.lora,
         "attention": ATTN,
     }
     if args.rte:

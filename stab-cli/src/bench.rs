@@ -2,7 +2,9 @@
 //!
 //! The speed of one full fine-tuning update and of one eval forward on a device, as the
 //! engine does them: the encoder with dropout (masks drawn on the host), a 2-class head on
-//! the first token, cross-entropy, global-norm clipping and AdamW, then a read of the loss.
+//! the first token (a decoder's last token), cross-entropy, global-norm clipping and AdamW,
+//! then a read of the loss. With `--lora R` the update is LoRA's instead: rank R (α = 2R,
+//! dropout 0.1) on every linear layer of every block, the rest frozen.
 //! Medians of N after one warm-up (which also compiles a GPU device's kernels). Prints a
 //! human line and a `json:` line (bench/device_step.sh reads it). Built into the binary so
 //! that a machine without a network or a toolchain can run it.
@@ -41,7 +43,48 @@ enum BenchCommand {
         seq: usize,
         #[arg(long, default_value_t = 10)]
         repeats: usize,
+        /// Time LoRA's update of rank R on every linear layer (the base frozen) instead of
+        /// full fine-tuning's.
+        #[arg(long, value_name = "R")]
+        lora: Option<usize>,
     },
+}
+
+/// LoRA of rank `r` on every linear layer of every block (PEFT's `all-linear`), every
+/// other parameter but the head frozen.
+fn with_lora(mut model: Classifier, r: usize, device: &burn::tensor::Device) -> Classifier {
+    use burn::module::Param;
+    use burn::tensor::Tensor;
+    use stab_models::LowRank;
+    let c = model.encoder.config.clone();
+    let noise = NoiseStream::new(1);
+    let (h, d) = (c.hidden_size, c.head_dim());
+    let (q, kv) = (c.num_attention_heads * d, c.kv_heads() * d);
+    let new = |i: usize, o: usize, seed: u64| Some(LowRank::new(i, o, (r, 2.0 * r as f64, 0.1), seed, &noise, device));
+    for (k, layer) in model.encoder.encoder.layer.iter_mut().enumerate() {
+        let seed = 10 * k as u64;
+        let a = &mut layer.attention;
+        a.self_attn.lora_query = new(h, q, seed);
+        a.self_attn.lora_key = new(h, kv, seed + 1);
+        a.self_attn.lora_value = new(h, kv, seed + 2);
+        a.output.lora = new(q, h, seed + 3);
+        layer.intermediate.lora = new(h, c.intermediate_width(), seed + 4);
+        if layer.intermediate.up.is_some() {
+            layer.intermediate.lora_up = new(h, c.intermediate_size, seed + 5);
+        }
+        layer.output.lora = new(c.intermediate_size, h, seed + 6);
+    }
+    struct Freeze;
+    impl stab_train::params::ParamRewrite for Freeze {
+        fn rewrite<const D: usize>(&mut self, path: &str, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if path.contains("lora") || path.starts_with("head.") {
+                p
+            } else {
+                p.set_require_grad(false)
+            }
+        }
+    }
+    stab_train::params::rewrite(model, &mut Freeze)
 }
 
 #[derive(Module, Debug)]
@@ -126,6 +169,7 @@ pub fn bench(args: BenchArgs) -> stab_core::Result<()> {
         batch,
         seq,
         repeats,
+        lora,
     } = args.command;
     use stab_core::limits;
     limits::BATCH_SIZE.check_usize("--batch", batch)?;
@@ -164,6 +208,10 @@ pub fn bench(args: BenchArgs) -> stab_core::Result<()> {
     encoder.set_noise(&NoiseStream::new(0));
     let head = LinearConfig::new(encoder.config.hidden_size, 2).init(&train_device);
     let mut model_ = Classifier { encoder, head };
+    if let Some(r) = lora {
+        model_ = with_lora(model_, r, &train_device);
+    }
+    let decoder = encoder_config.family.is_decoder();
     let mut optim = AdamWConfig::new()
         .with_epsilon(1e-8)
         .with_weight_decay(0.01)
@@ -174,7 +222,12 @@ pub fn bench(args: BenchArgs) -> stab_core::Result<()> {
     for i in 0..=repeats {
         let t0 = Instant::now();
         let out = model_.encoder.forward(&tokens);
-        let logits = model_.head.forward(out.first_token()).unsqueeze_dim(0);
+        let pooled = if decoder {
+            model_.encoder.last_token(&out, &tokens)
+        } else {
+            out.first_token()
+        };
+        let logits = model_.head.forward(pooled).unsqueeze_dim(0);
         let loss = cross_entropy(logits, &labels, &train_device);
         HostReads::scalar(loss.clone());
         let mut grads = GradientsParams::from_grads(loss.backward(), &model_);
@@ -192,14 +245,15 @@ pub fn bench(args: BenchArgs) -> stab_core::Result<()> {
     let masks = mask_cost(&encoder_config, batch, tokens.seq_len, &plain, repeats)?;
     let (tr, ev) = (median(train_times), median(eval_times));
     let name = crate::device::describe(&chosen);
+    let update = lora.map_or("full fine-tuning".to_string(), |r| format!("LoRA r = {r}"));
     outln!(
-        "{device} ({name}; {weights}), batch {batch} x {seq}: training update median {tr:.3} s, eval forward median {ev:.3} s ({repeats} repeats, {reads} host reads per update; of the update, dropout masks drawn on the host and uploaded {:.1} ms, {:.0} MB)",
+        "{device} ({name}; {weights}), batch {batch} x {seq}: training update ({update}) median {tr:.3} s, eval forward median {ev:.3} s ({repeats} repeats, {reads} host reads per update; of the update, dropout masks drawn on the host and uploaded {:.1} ms, {:.0} MB)",
         masks.0 * 1e3,
         masks.1 / 1e6
     );
     outln!(
         "json: {}",
-        json!({"device": device, "adapter": name, "weights": weights, "batch": batch, "seq": seq, "repeats": repeats,
+        json!({"device": device, "adapter": name, "update": update, "weights": weights, "batch": batch, "seq": seq, "repeats": repeats,
                "train_step_s": tr, "eval_forward_s": ev, "host_reads_per_update": reads,
                "mask_s": masks.0, "mask_bytes": masks.1,
                "threads": rayon::current_num_threads()})
