@@ -82,7 +82,7 @@ pub fn list(args: ListArgs) -> stab_core::Result<()> {
                 f.hub_ids.join(", ")
             );
             outln!("      pooler: {}", f.pooler);
-            outln!("      SURT's MLM head: {}", f.mlm);
+            outln!("      SURT's LM head: {}", f.mlm);
             outln!("      methods: {}", f.notes);
         }
         let cache = stab_models::source::cached_models();

@@ -2,7 +2,8 @@
 //! with the text. It must give exactly what `tokenizers` gives with its own
 //! `longest_first` truncation and batch padding: ids, types, masks, offsets and sequence
 //! ids, for singles and pairs, for WordPiece (tiny-bert) and byte-level BPE
-//! (tiny-roberta). Chunks of a few bytes make every text of the test take the chunked
+//! (tiny-roberta, and the decoders' tokenizers with the BOS/EOS their post-processors add:
+//! tiny-gpt2, tiny-llama, tiny-qwen2, tiny-qwen3). Chunks of a few bytes make every text of the test take the chunked
 //! path. `PROPTEST_CASES=10000` runs the long campaign.
 
 use proptest::prelude::*;
@@ -14,6 +15,16 @@ use tokenizers::{
 
 #[path = "../../testsupport/assets.rs"]
 mod assets;
+
+/// Every tokenizer the tests cover.
+const TOKENIZERS: [&str; 6] = [
+    "tiny-bert",
+    "tiny-roberta",
+    "tiny-gpt2",
+    "tiny-llama",
+    "tiny-qwen2",
+    "tiny-qwen3",
+];
 
 fn encoder(name: &str) -> TextEncoder {
     let dir = assets::fixtures().join(name);
@@ -127,9 +138,9 @@ proptest! {
         inputs in prop::collection::vec(input(), 1..4),
         max_len in 8usize..40,
         chunk in 1usize..48,
-        family in prop::bool::ANY,
+        family in 0usize..TOKENIZERS.len(),
     ) {
-        let tok = encoder(if family { "tiny-bert" } else { "tiny-roberta" });
+        let tok = encoder(TOKENIZERS[family]);
         let want = reference(&tok, &inputs, max_len);
         let got = tok.encode_chunked(&inputs, max_len, chunk).unwrap();
         prop_assert_eq!(&got, &want);
@@ -139,7 +150,7 @@ proptest! {
 
     #[test]
     fn bounded_prefixes_start_the_whole_texts_tokens(t in text(), n in 0usize..40) {
-        for name in ["tiny-bert", "tiny-roberta"] {
+        for name in TOKENIZERS {
             let tok = encoder(name);
             let whole = tok.tokenizer().encode(t.as_str(), false).unwrap();
             let count = tok.count_tokens_upto(&t, usize::MAX).unwrap();
@@ -168,7 +179,13 @@ fn a_max_len_below_the_special_tokens_is_an_error_not_a_silent_overflow() {
 
 #[test]
 fn a_megabyte_line_is_tokenized_as_far_as_truncation_keeps() {
-    let tok = encoder("tiny-bert");
+    for name in ["tiny-bert", "tiny-llama", "tiny-qwen3"] {
+        megabyte_line(name);
+    }
+}
+
+fn megabyte_line(name: &str) {
+    let tok = encoder(name);
     let long = "hello world ".repeat(200_000);
     let inputs = [
         TextInput::pair(long.clone(), "the bank"),
@@ -183,7 +200,7 @@ fn a_megabyte_line_is_tokenized_as_far_as_truncation_keeps() {
     ];
     assert_eq!(b, tok.encode(&short, 16).unwrap());
     eprintln!(
-        "2.4 MB of text encoded in {:.2}s",
+        "{name}: 2.4 MB of text encoded in {:.2}s",
         started.elapsed().as_secs_f64()
     );
 }
@@ -194,8 +211,8 @@ proptest! {
     /// `stab embed --max-len`: any limit gives at most that many ids, or a clear error
     /// when the special tokens alone do not fit.
     #[test]
-    fn any_max_len_is_respected_or_refused(inputs in prop::collection::vec(input(), 1..3), max_len in 0usize..24, family in prop::bool::ANY) {
-        let tok = encoder(if family { "tiny-bert" } else { "tiny-roberta" });
+    fn any_max_len_is_respected_or_refused(inputs in prop::collection::vec(input(), 1..3), max_len in 0usize..24, family in 0usize..TOKENIZERS.len()) {
+        let tok = encoder(TOKENIZERS[family]);
         match tok.encode(&inputs, max_len) {
             Ok(b) => {
                 prop_assert!(b.seq_len <= max_len);

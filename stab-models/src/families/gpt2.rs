@@ -22,7 +22,7 @@ pub const REGISTERED: Registered = Registered {
         prefix: "transformer.",
         hub_ids: &["openai-community/gpt2", "distilbert/distilgpt2"],
         pooler: "none: the last token by HF's rule (pooling = \"pooler\" or \"last\")",
-        mlm: "causal-LM head: the tied word embeddings or lm_head.weight (SURT re-trains through it)",
+        mlm: "the tied word embeddings or lm_head.weight (causal-LM re-training)",
         notes: "decoder; Conv1D weights",
         ignored: &["lm_head.weight", "score.weight"],
     },

@@ -31,7 +31,7 @@ pub const REGISTERED: Registered = Registered {
         prefix: "model.",
         hub_ids: &["HuggingFaceTB/SmolLM2-135M", "meta-llama/Llama-3.2-1B"],
         pooler: "none: the last token by HF's rule (pooling = \"pooler\" or \"last\")",
-        mlm: "causal-LM head: the tied word embeddings or lm_head.weight (SURT re-trains through it)",
+        mlm: "the tied word embeddings or lm_head.weight (causal-LM re-training)",
         notes: "decoder; no biases (BitFit refused)",
         ignored: &["lm_head.weight", "score.weight"],
     },

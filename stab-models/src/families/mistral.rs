@@ -14,7 +14,7 @@ pub const REGISTERED: Registered = Registered {
         prefix: "model.",
         hub_ids: &["mistralai/Mistral-7B-v0.3"],
         pooler: "none: the last token by HF's rule (pooling = \"pooler\" or \"last\")",
-        mlm: "causal-LM head: the tied word embeddings or lm_head.weight (SURT re-trains through it)",
+        mlm: "the tied word embeddings or lm_head.weight (causal-LM re-training)",
         notes: "decoder; Llama's layout; sliding_window must be null",
         ignored: &["lm_head.weight", "score.weight"],
     },

@@ -11,7 +11,7 @@ pub const REGISTERED: Registered = Registered {
         prefix: "model.",
         hub_ids: &["Qwen/Qwen2.5-0.5B"],
         pooler: "none: the last token by HF's rule (pooling = \"pooler\" or \"last\")",
-        mlm: "causal-LM head: the tied word embeddings or lm_head.weight (SURT re-trains through it)",
+        mlm: "the tied word embeddings or lm_head.weight (causal-LM re-training)",
         notes: "decoder; biases on q/k/v only",
         ignored: &["lm_head.weight", "score.weight"],
     },

@@ -13,7 +13,7 @@ pub const REGISTERED: Registered = Registered {
         prefix: "model.",
         hub_ids: &["Qwen/Qwen3-0.6B-Base"],
         pooler: "none: the last token by HF's rule (pooling = \"pooler\" or \"last\")",
-        mlm: "causal-LM head: the tied word embeddings or lm_head.weight (SURT re-trains through it)",
+        mlm: "the tied word embeddings or lm_head.weight (causal-LM re-training)",
         notes: "decoder; per-head q/k RMSNorm; no biases (BitFit refused)",
         ignored: &["lm_head.weight", "score.weight"],
     },
