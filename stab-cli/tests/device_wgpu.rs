@@ -343,15 +343,41 @@ fn every_family_fine_tunes_on_the_device_like_the_cpu() {
     if !adapter("every_family_fine_tunes_on_the_device_like_the_cpu") {
         return;
     }
+    fine_tune_on_both(
+        &["tiny-electra", "tiny-deberta-v3", "tiny-modernbert"],
+        10,
+        "[[methods]]\nname = \"lnsr\"\nvariant = \"original\"\n",
+    );
+}
+
+/// The decoders train on the device as on the CPU: FineTune (the `score` head at the last
+/// token), LoRA on every linear layer, and SURT's causal-LM phase.
+#[test]
+fn every_decoder_fine_tunes_on_the_device_like_the_cpu() {
+    if !adapter("every_decoder_fine_tunes_on_the_device_like_the_cpu") {
+        return;
+    }
+    fine_tune_on_both(
+        &["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"],
+        5,
+        "[[methods]]\nname = \"lora\"\nr = 4\ntargets = [\"query\", \"key\", \"value\", \"attention_output\", \"intermediate\", \"output\"]\n",
+    );
+}
+
+/// FineTune, SURT and `extra` on each of `families` for `steps` updates, on the CPU and on
+/// the device: the records follow each other ([`compare`]).
+fn fine_tune_on_both(families: &[&str], steps: usize, extra: &str) {
     let (dev, test) = rows("cb");
-    for family in ["tiny-electra", "tiny-deberta-v3", "tiny-modernbert"] {
+    for family in families {
         let tmp = tempfile::tempdir().unwrap();
         let recipe = write_recipe_for(
             tmp.path(),
             family,
-            "tasks = [\"cb\"]\n[train]\nmode = \"full\"\nmax_steps = 10\nbatch_size = 8\neval_every = 1\nlr = 1e-4\nseeds = 1\n\
-             [[methods]]\nname = \"finetune\"\n[[methods]]\nname = \"lnsr\"\nvariant = \"original\"\n\
-             [[methods]]\nname = \"surt\"\nmlm_max_steps = 5\n",
+            &format!(
+                "tasks = [\"cb\"]\n[train]\nmode = \"full\"\nmax_steps = {steps}\nbatch_size = 8\neval_every = 1\nlr = 1e-4\nseeds = 1\n\
+                 [[methods]]\nname = \"finetune\"\n{extra}\
+                 [[methods]]\nname = \"surt\"\nmlm_max_steps = 5\n"
+            ),
         );
         let cpu = records(&recipe, &tmp.path().join("cpu"), "cpu", 1);
         let gpu = records(&recipe, &tmp.path().join("gpu"), DEVICE, 1);
