@@ -60,7 +60,16 @@ fn with_lora(mut model: Classifier, r: usize, device: &burn::tensor::Device) -> 
     let noise = NoiseStream::new(1);
     let (h, d) = (c.hidden_size, c.head_dim());
     let (q, kv) = (c.num_attention_heads * d, c.kv_heads() * d);
-    let new = |i: usize, o: usize, seed: u64| Some(LowRank::new(i, o, (r, 2.0 * r as f64, 0.1), seed, &noise, device));
+    let new = |i: usize, o: usize, seed: u64| {
+        Some(LowRank::new(
+            i,
+            o,
+            (r, 2.0 * r as f64, 0.1),
+            seed,
+            &noise,
+            device,
+        ))
+    };
     for (k, layer) in model.encoder.encoder.layer.iter_mut().enumerate() {
         let seed = 10 * k as u64;
         let a = &mut layer.attention;

@@ -18,7 +18,7 @@ use burn::module::{Module, Param};
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
-use burn::tensor::activation::{gelu_approximate, relu, silu, tanh};
+use burn::tensor::activation::{gelu_approximate, relu, tanh};
 
 use crate::fused;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -35,7 +35,7 @@ fn act<const D: usize>(a: Activation, x: Tensor<D>) -> Tensor<D> {
         Activation::Gelu => fused::gelu(x),
         Activation::GeluTanh => gelu_approximate(x),
         Activation::Relu => relu(x),
-        Activation::Silu => silu(x),
+        Activation::Silu => crate::activation::silu(x),
     }
 }
 
@@ -44,6 +44,9 @@ fn act<const D: usize>(a: Activation, x: Tensor<D>) -> Tensor<D> {
 pub fn norm<const D: usize>(ln: &LayerNorm, x: Tensor<D>, eps: f64, rms: bool) -> Tensor<D> {
     if !rms {
         return fused::layer_norm(ln, x, eps);
+    }
+    if let Some(y) = fused::rms_norm_inference(&x, &ln.gamma.val(), eps) {
+        return y;
     }
     let inv = x
         .clone()
@@ -833,17 +836,9 @@ impl SelfAttention {
             split(project(&self.key, &self.lora_key, x.clone()), kv),
         );
         let v = split(project(&self.value, &self.lora_value, x), kv);
-        // Grouped-query attention: each key/value head serves `n / kv` query heads in turn.
-        let (k, v) = if kv == n {
-            (k, v)
-        } else {
-            let repeat = |y: Tensor<4>| {
-                y.unsqueeze_dim::<5>(2)
-                    .repeat_dim(2, n / kv)
-                    .reshape([b, n, t, d])
-            };
-            (repeat(k), repeat(v))
-        };
+        if kv != n {
+            return self.grouped(q, k, v, ctx);
+        }
         let (scores, scale_dim) = match &ctx.positions {
             Positions::InEmbeddings => (q.matmul(k.swap_dims(2, 3)), d),
             Positions::Relative(rel) => {
@@ -865,6 +860,39 @@ impl SelfAttention {
         let probs = fused::masked_softmax(scores, ctx.mask.clone(), scale_dim);
         let probs = self.dropout.forward(probs);
         probs.matmul(v).swap_dims(1, 2).reshape([b, t, n * d])
+    }
+
+    /// Grouped-query attention (Llama, Qwen): query heads `g·j … g·j + g − 1` read key/value
+    /// head j (g = heads / kv_heads). The g query heads of a group are stacked as the rows
+    /// of one [g·T, d] block, so each key/value head enters its products once instead of
+    /// being copied g times; the scores [B, kv, g·T, T] are the [B, heads, T, T] of the
+    /// plain layout, reshaped.
+    fn grouped(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        ctx: &AttentionContext,
+    ) -> Tensor<3> {
+        let [b, n, t, d] = q.dims();
+        let kv = self.kv_heads;
+        let (q, k) = match &ctx.positions {
+            Positions::RotaryRows(rot) => (rot.rotate(q), rot.rotate(k)),
+            Positions::InEmbeddings => (q, k),
+            _ => unreachable!("grouped-query attention is read for decoders only"),
+        };
+        let g = n / kv;
+        let scores = q
+            .reshape([b, kv, g * t, d])
+            .matmul(k.swap_dims(2, 3))
+            .reshape([b, n, t, t]);
+        let probs = fused::masked_softmax(scores, ctx.mask.clone(), d);
+        let probs = self.dropout.forward(probs).reshape([b, kv, g * t, t]);
+        probs
+            .matmul(v)
+            .reshape([b, n, t, d])
+            .swap_dims(1, 2)
+            .reshape([b, t, n * d])
     }
 }
 

@@ -57,7 +57,9 @@ pub trait FusedOps: Backend {
     /// Exact GELU.
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// softmax(scale·scores + mask) over the last axis; `mask` is [B, T], added to every
-    /// row of batch b (scores [B, heads, Tq, T]).
+    /// row of batch b (scores [B, heads, Tq, T]), or [B, Tm, T] with Tm dividing Tq: row q
+    /// of every head of batch b gets mask row q mod Tm (a decoder's causal mask, Tm = T;
+    /// grouped-query rows stacked as [B, kv, g·T, T]).
     fn fused_masked_softmax(
         scores: FloatTensor<Self>,
         mask: FloatTensor<Self>,
@@ -321,19 +323,22 @@ multiversion! {
 }
 
 /// S ← softmax(scale·S + m) per row of `t` values, in place; row r belongs to batch
-/// r / rows_per_batch.
+/// r / rows_per_batch and reads mask row (r / rows_per_batch)·mask_rows + r mod mask_rows.
 fn masked_softmax_forward(
     scores: &mut [f32],
     mask: &[f32],
     t: usize,
-    rows_per_batch: usize,
+    (rows_per_batch, mask_rows): (usize, usize),
     scale: f32,
 ) {
     scores
         .par_chunks_mut(t)
         .enumerate()
         .with_min_len(64)
-        .for_each(|(r, row)| softmax_row(row, &mask[(r / rows_per_batch) * t..][..t], scale));
+        .for_each(|(r, row)| {
+            let m = (r / rows_per_batch) * mask_rows + r % mask_rows;
+            softmax_row(row, &mask[m * t..][..t], scale)
+        });
 }
 
 multiversion! {
@@ -444,8 +449,16 @@ impl FusedOps for Flex {
         let (mut p, mask) = (writable(scores), contiguous(mask));
         let shape = p.layout().shape().clone();
         let t = shape[shape.num_dims() - 1];
-        let per = rows_per_batch(&shape, mask.layout().shape());
-        masked_softmax_forward(values_mut(&mut p), values(&mask), t, per, scale as f32);
+        let m = mask.layout().shape().clone();
+        let per = rows_per_batch(&shape, &m);
+        let mask_rows = if m.num_dims() == 3 { m[1] } else { 1 };
+        masked_softmax_forward(
+            values_mut(&mut p),
+            values(&mask),
+            t,
+            (per, mask_rows),
+            scale as f32,
+        );
         p
     }
 }
@@ -627,19 +640,48 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_gelu(x.into_dispatch()))
 }
 
+/// RMSNorm `x / √(mean(x²) + ε) · γ` over the last axis in one pass per row, for
+/// inference on the host (f32, no autodiff); `None` elsewhere (the caller then uses
+/// burn's operations, which also carry the gradient).
+pub fn rms_norm_inference<const D: usize>(
+    x: &Tensor<D>,
+    gamma: &Tensor<1>,
+    epsilon: f64,
+) -> Option<Tensor<D>> {
+    if !fusable(x) || x.device().is_autodiff() {
+        return None;
+    }
+    let shape = x.shape();
+    let d = shape[D - 1];
+    let mut v: Vec<f32> = x.to_data().convert::<f32>().try_into_vec::<f32>().ok()?;
+    let g: Vec<f32> = gamma.to_data().convert::<f32>().try_into_vec::<f32>().ok()?;
+    v.par_chunks_mut(d).with_min_len(16).for_each(|row| {
+        let r = 1.0 / ((dot16(row, row) / d as f32) as f64 + epsilon).sqrt() as f32;
+        for (y, w) in row.iter_mut().zip(&g) {
+            *y *= r * w;
+        }
+    });
+    Some(Tensor::from_data(
+        burn::tensor::TensorData::new(v, shape),
+        &x.device(),
+    ))
+}
+
 /// softmax(QKᵀ/√head_dim + mask) over the last axis, from the raw products QKᵀ
-/// [B, heads, Tq, T] and the additive key mask [B, 1, 1, T]: the fused kernel on the host in
-/// f32 (which multiplies by 1/√head_dim), burn's operations elsewhere.
+/// [B, heads, Tq, T] and the additive mask: [B, 1, 1, T] (a key mask) or [B, 1, Tq, T] (a
+/// decoder's, one row per query). The fused kernel on the host in f32 (which multiplies
+/// by 1/√head_dim), burn's operations elsewhere.
 pub fn masked_softmax(scores: Tensor<4>, mask: Tensor<4>, head_dim: usize) -> Tensor<4> {
     let root = (head_dim as f64).sqrt();
-    if !fusable(&scores) || mask.dims()[1] != 1 || mask.dims()[2] != 1 {
+    let [b, one, tm, t] = mask.dims();
+    let tq = scores.dims()[2];
+    if !fusable(&scores) || one != 1 || (tm != 1 && tm != tq) {
         return burn::tensor::activation::softmax(scores.div_scalar(root) + mask, 3);
     }
     let scale = 1.0 / root;
-    let [b, _, _, t] = mask.dims();
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_masked_softmax(
         scores.into_dispatch(),
-        mask.reshape([b, t]).into_dispatch(),
+        mask.reshape([b, tm, t]).into_dispatch(),
         scale,
     ))
 }
@@ -746,6 +788,42 @@ mod tests {
                 assert_eq!(p, 0.0, "masked key {i}");
             }
         }
+        let ga = (pa * w.clone()).sum().backward();
+        let gb = (pb * w).sum().backward();
+        assert_close(
+            &vals(sa.grad(&ga).unwrap()),
+            &vals(sb.grad(&gb).unwrap()),
+            1e-5,
+            "dS",
+        );
+    }
+
+    /// A decoder's mask, one row per query ([B, 1, Tq, T]: causal, with a left pad whose
+    /// row closes every key), on the fused kernel: burn's value and gradient.
+    #[test]
+    fn masked_softmax_takes_a_mask_row_per_query() {
+        let dev = Device::flex().autodiff();
+        let (b, h, t, d) = (2, 3, 9, 16);
+        let s = Tensor::<4>::random([b, h, t, t], Distribution::Normal(0.0, 8.0), &dev);
+        let w = Tensor::<4>::random([b, h, t, t], Distribution::Default, &dev);
+        let mut mask = vec![f32::MIN; b * t * t];
+        for r in 0..b {
+            for i in 0..t {
+                for j in 0..=i {
+                    // Row 1 is left-padded by two tokens.
+                    if r == 0 || j >= 2 {
+                        mask[(r * t + i) * t + j] = 0.0;
+                    }
+                }
+            }
+        }
+        let mask = Tensor::<4>::from_data(TensorData::new(mask, [b, 1, t, t]), &dev);
+        let (sa, sb) = (leaf(&s), leaf(&s));
+        let pa = masked_softmax(sa.clone(), mask.clone(), d);
+        let pb = burn::tensor::activation::softmax(sb.clone().div_scalar(4.0) + mask, 3);
+        let fused = vals(pa.clone());
+        assert!(fused.iter().all(|p| p.is_finite()));
+        assert_close(&fused, &vals(pb.clone()), 1e-6, "p");
         let ga = (pa * w.clone()).sum().backward();
         let gb = (pb * w).sum().backward();
         assert_close(
