@@ -654,7 +654,11 @@ pub fn rms_norm_inference<const D: usize>(
     let shape = x.shape();
     let d = shape[D - 1];
     let mut v: Vec<f32> = x.to_data().convert::<f32>().try_into_vec::<f32>().ok()?;
-    let g: Vec<f32> = gamma.to_data().convert::<f32>().try_into_vec::<f32>().ok()?;
+    let g: Vec<f32> = gamma
+        .to_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .ok()?;
     v.par_chunks_mut(d).with_min_len(16).for_each(|row| {
         let r = 1.0 / ((dot16(row, row) / d as f32) as f64 + epsilon).sqrt() as f32;
         for (y, w) in row.iter_mut().zip(&g) {

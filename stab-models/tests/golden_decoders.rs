@@ -299,3 +299,19 @@ fn mistral_configs_without_a_window_load_as_llama() {
         "{err}"
     );
 }
+
+/// GPT-2 from a PyTorch `pytorch_model.bin` (its Conv1D weights, tied embeddings; written
+/// from the safetensors file by `tests/fixtures/make_pytorch_bin.py`) gives the golden
+/// outputs the safetensors file gives.
+#[test]
+fn gpt2_from_a_pytorch_bin_matches_pytorch() {
+    let tmp = tempfile::tempdir().unwrap();
+    assets::copy_fixture("tiny-gpt2", tmp.path(), &["model.safetensors"]);
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tiny-gpt2-pytorch_model.bin"),
+        tmp.path().join("pytorch_model.bin"),
+    )
+    .unwrap();
+    check_dir("tiny-gpt2", tmp.path());
+}

@@ -124,6 +124,9 @@ impl Rope {
 pub struct RowRotary {
     cos: Tensor<4>,
     sin: Tensor<4>,
+    /// The same angles' cosines and sines on the host, [B, T, d] row-major (the one-pass
+    /// rotation of inference).
+    host: (Vec<f32>, Vec<f32>),
 }
 
 impl RowRotary {
@@ -142,20 +145,68 @@ impl RowRotary {
                 }
             }
         }
-        let make = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [b, 1, t, d]), device);
+        let make =
+            |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [b, 1, t, d]), device);
         Self {
-            cos: make(cos),
-            sin: make(sin),
+            cos: make(&cos),
+            sin: make(&sin),
+            host: (cos, sin),
         }
     }
 
     /// `rope(x)` for heads x [B, n, T, d].
     pub fn rotate(&self, x: Tensor<4>) -> Tensor<4> {
+        if let Some(y) = self.rotate_inference(&x) {
+            return y;
+        }
         let [b, n, t, d] = x.dims();
         let x1 = x.clone().slice([0..b, 0..n, 0..t, 0..d / 2]);
         let x2 = x.clone().slice([0..b, 0..n, 0..t, d / 2..d]);
         let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
         x * self.cos.clone() + rotated * self.sin.clone()
+    }
+}
+
+impl RowRotary {
+    /// [`RowRotary::rotate`] in one pass on the host for inference (f32, no autodiff),
+    /// with the same operations in the same order (x·cos, then + rotated·sin); `None`
+    /// elsewhere.
+    fn rotate_inference(&self, x: &Tensor<4>) -> Option<Tensor<4>> {
+        let device = x.device();
+        if x.dtype() != burn::tensor::DType::F32
+            || !crate::placement::is_host(&device)
+            || device.is_autodiff()
+        {
+            return None;
+        }
+        let [b, n, t, d] = x.dims();
+        let v: Vec<f32> = x.to_data().convert::<f32>().try_into_vec::<f32>().ok()?;
+        let (cos, sin) = &self.host;
+        let mut out = vec![0f32; v.len()];
+        let half = d / 2;
+        use rayon::prelude::*;
+        out.par_chunks_mut(t * d)
+            .enumerate()
+            .for_each(|(bh, block)| {
+                let row0 = (bh / n) * t;
+                for (ti, o) in block.chunks_mut(d).enumerate() {
+                    let xr = &v[(bh * t + ti) * d..][..d];
+                    let (c, s) = (&cos[(row0 + ti) * d..][..d], &sin[(row0 + ti) * d..][..d]);
+                    for i in 0..d {
+                        let rotated = if i < half {
+                            -xr[i + half]
+                        } else {
+                            xr[i - half]
+                        };
+                        o[i] = xr[i] * c[i] + rotated * s[i];
+                    }
+                }
+            });
+        let _ = b;
+        Some(Tensor::from_data(
+            TensorData::new(out, [b, n, t, d]),
+            &device,
+        ))
     }
 }
 
