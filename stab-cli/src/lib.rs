@@ -52,11 +52,25 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The exit codes, as every verb's `--help` ends with them.
+const EXIT_CODES: &str = "Exit codes:
+  0  done (for run: every run recorded)
+  1  runs failed (recorded as failed; the others finished), or an I/O or internal error
+  2  bad input: a recipe, flag, file or model that cannot be used (nothing was written)
+  3  a bug in stab (please report it with the command and recipe)";
+
 #[derive(Parser)]
 #[command(
     name = "stab",
     version,
-    about = "Measure and improve the stability of fine-tuning pre-trained transformers"
+    about = "Measure and improve the stability of fine-tuning pre-trained transformers",
+    after_long_help = help(&[
+        ("stab run recipes/quickstart.toml", "run a recipe's grid (a killed grid resumes)"),
+        ("stab report runs/quickstart --html", "tables, statistics and plots of its results"),
+        ("stab plan r.toml --shards 8 --slurm grid.sbatch", "the grid as a Slurm array job"),
+        ("stab list methods", "the methods and their parameters"),
+        ("stab <verb> --help", "each verb's flags, examples and exit codes"),
+    ])
 )]
 struct Cli {
     #[command(subcommand)]
@@ -66,22 +80,77 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a recipe's grid; finished runs already in the store are skipped (resume).
+    #[command(after_long_help = help(&[
+        ("stab run recipes/quickstart.toml", "the whole grid into the recipe's `out`"),
+        ("stab run r.toml --out runs/try1 --jobs 2", "another results directory, two runs at a time"),
+        ("stab run r.toml --shard 3/8", "one eighth of the grid (a cluster array task)"),
+        ("stab run r.toml --set train.lr=3e-5 --device wgpu", "a recipe value overridden, on a GPU"),
+    ]))]
     Run(run::RunArgs),
     /// List a recipe's runs, optionally split into shards or written as a Slurm array job.
+    #[command(after_long_help = help(&[
+        ("stab plan r.toml", "every run: id, task, method, seed"),
+        ("stab plan r.toml --shards 8", "the runs in 8 cost-balanced shards"),
+        ("stab plan r.toml --shards 8 --slurm grid.sbatch --out /scratch/runs", "an sbatch array job writing to /scratch/runs"),
+    ]))]
     Plan(plan::PlanArgs),
     /// Tables and plots from a results directory (merges every runs*.jsonl).
+    #[command(after_long_help = help(&[
+        ("stab report runs/quickstart", "Markdown tables and plots (report.md, plots/)"),
+        ("stab report runs/quickstart --html", "the same as one HTML page"),
+        ("stab report runs/quickstart --format json", "the statistics as JSON on stdout"),
+    ]))]
     Report(report::ReportArgs),
-    /// What the registries hold: methods (with parameters), tasks, synthetic factors.
+    /// What stab knows: methods (with parameters), tasks, model families, devices and
+    /// synthetic factors.
+    #[command(after_long_help = help(&[
+        ("stab list", "everything"),
+        ("stab list methods", "methods, their parameters and defaults"),
+        ("stab list models", "model families, their hub ids and cached models"),
+        ("stab list devices", "cpu and the GPUs this build can use"),
+    ]))]
     List(list::ListArgs),
     /// Encoder outputs for texts, in eval mode (parity checks, debugging).
+    #[command(after_long_help = help(&[
+        ("stab embed --model DIR --text \"a sentence\"", "token ids and the pooled vector"),
+        ("stab embed --model DIR --inputs texts.jsonl --json", "every hidden state of each line, as JSON"),
+    ]))]
     Embed(embed::EmbedArgs),
-    /// Task data tools: `stab data check --task NAME --data-dir DIR [--json]`.
+    /// Task data: check a task's files (`check`), or fetch tasks from the Hugging Face Hub
+    /// (`fetch`).
+    #[command(after_long_help = help(&[
+        ("stab data check --task rte --data-dir data", "counts per split and label, or the first bad line"),
+        ("stab data fetch --tasks rte,cb --to data", "download from the Hub and write the official layout"),
+    ]))]
     Data(data::DataArgs),
     /// Measurements that explain stability: weight distance, Taylor validity, LOO of heads
-    /// on real features, the paper's bounds (results in DIR/analyses.jsonl).
+    /// on real features, the paper's bounds, and replays of the sequential rule and of
+    /// early stopping (results in DIR/analyses.jsonl).
+    #[command(after_long_help = help(&[
+        ("stab analyze distance runs/full", "‖w* − w0‖ of every checkpoint, per layer"),
+        ("stab analyze sequential runs/head --baseline finetune", "when the sequential rule would have stopped each arm"),
+        ("stab analyze stop-failed runs/full --after 3", "what stopping failed runs early would have saved"),
+    ]))]
     Analyze(analyze::AnalyzeArgs),
     /// Speed of a training update and an eval forward on a device (bench/device_step.sh).
+    #[command(after_long_help = help(&[
+        ("stab bench step --model DIR", "full fine-tuning update and eval forward, 16 × 128, on the CPU"),
+        ("stab bench step --model DIR --device wgpu --lora 8", "LoRA's update on a GPU"),
+    ]))]
     Bench(bench::BenchArgs),
+}
+
+/// A verb's long help epilogue: its examples, then the exit codes.
+fn help(examples: &[(&str, &str)]) -> String {
+    let width = examples.iter().map(|(c, _)| c.chars().count()).max().unwrap_or(0);
+    let mut s = String::from("Examples:\n");
+    for (command, what) in examples {
+        let pad = width - command.chars().count();
+        s.push_str(&format!("  {command}{}  {what}\n", " ".repeat(pad)));
+    }
+    s.push('\n');
+    s.push_str(EXIT_CODES);
+    s
 }
 
 /// The command-line reference as Markdown: the long `--help` of `stab` and of every

@@ -10,6 +10,10 @@ use stab_core::InputError;
 pub struct PlanArgs {
     /// The recipe (TOML).
     recipe: PathBuf,
+    /// Results directory the runs write to (default: the recipe's `out`, else
+    /// runs/<name>); the sbatch script passes it to `stab run --out`.
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Split the runs into N shards balanced by estimated cost (task size × epochs × method)
     /// and show each run's shard.
     #[arg(long)]
@@ -67,12 +71,13 @@ pub fn plan(args: PlanArgs) -> stab_core::Result<()> {
         }
         None => None,
     };
+    let out = args.out.clone().unwrap_or_else(|| recipe.out_dir());
     outln!(
-        "# {} ({:?}): {} runs, out = {}",
+        "# {} ({}): {} runs, out = {}",
         recipe.name(),
-        plan.kind,
+        format!("{:?}", plan.kind).to_lowercase(),
         plan.runs.len(),
-        recipe.out_dir().display()
+        out.display()
     );
     if let Some(d) = recipe.sequential() {
         outln!(
@@ -191,7 +196,7 @@ fn sbatch_script(
     ));
     s.push_str(&format!(
         "# Each array task runs one shard into its own store file; `stab report {}` merges them.\n",
-        recipe.out_dir().display()
+        args.out.clone().unwrap_or_else(|| recipe.out_dir()).display()
     ));
     s.push_str(&format!("#SBATCH --job-name=stab-{job}\n"));
     s.push_str(&format!("#SBATCH --array=0-{}\n", shards - 1));
@@ -220,8 +225,15 @@ fn sbatch_script(
         .iter()
         .map(|kv| format!(" --set {}", shell_quote(kv)))
         .collect();
+    let out = match &args.out {
+        Some(dir) => {
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            format!(" --out {}", shell_quote(&dir.display().to_string()))
+        }
+        None => String::new(),
+    };
     s.push_str(&format!(
-        "{} run {}{sets} --shard \"${{SLURM_ARRAY_TASK_ID}}/{shards}\" --threads \"${{SLURM_CPUS_PER_TASK:-1}}\"\n",
+        "{} run {}{sets}{out} --shard \"${{SLURM_ARRAY_TASK_ID}}/{shards}\" --threads \"${{SLURM_CPUS_PER_TASK:-1}}\"\n",
         shell_quote(&stab.display().to_string()),
         shell_quote(&recipe_path.display().to_string()),
     ));
