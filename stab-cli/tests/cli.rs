@@ -459,7 +459,7 @@ fn finetune_recipe_is_validated_and_planned() {
     );
     let plan = String::from_utf8(run_ok(&["plan", ok.to_str().unwrap()]).stdout).unwrap();
     // finetune: 2 tasks × 3 seeds × 2 lr; mmr: × 2 alphas.
-    assert!(plan.starts_with("# ft (Finetune): 36 runs"), "{plan}");
+    assert!(plan.starts_with("# ft (finetune): 36 runs"), "{plan}");
     let bad = write(
         tmp.path(),
         "bad.toml",
