@@ -142,7 +142,11 @@ enum Command {
 
 /// A verb's long help epilogue: its examples, then the exit codes.
 fn help(examples: &[(&str, &str)]) -> String {
-    let width = examples.iter().map(|(c, _)| c.chars().count()).max().unwrap_or(0);
+    let width = examples
+        .iter()
+        .map(|(c, _)| c.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut s = String::from("Examples:\n");
     for (command, what) in examples {
         let pad = width - command.chars().count();

@@ -196,7 +196,10 @@ fn sbatch_script(
     ));
     s.push_str(&format!(
         "# Each array task runs one shard into its own store file; `stab report {}` merges them.\n",
-        args.out.clone().unwrap_or_else(|| recipe.out_dir()).display()
+        args.out
+            .clone()
+            .unwrap_or_else(|| recipe.out_dir())
+            .display()
     ));
     s.push_str(&format!("#SBATCH --job-name=stab-{job}\n"));
     s.push_str(&format!("#SBATCH --array=0-{}\n", shards - 1));
