@@ -54,7 +54,11 @@ pub fn brown_forsythe(groups: &[&[f64]]) -> Option<(f64, f64)> {
         .zip(&means)
         .flat_map(|(g, m)| g.iter().map(move |v| (v - m).powi(2)))
         .sum();
-    if within == 0.0 {
+    // No spread within the groups, also when round-off leaves a few ulps of it: with two
+    // scores a group's deviations from its median are equal by construction, so groups of
+    // two give W = x/0 (a p-value of 0 from nothing but rounding).
+    let scale: f64 = z.iter().flatten().map(|v| v * v).sum();
+    if within <= 1e-12 * scale {
         return None;
     }
     let (d1, d2) = ((k - 1) as f64, (n - k) as f64);
@@ -165,6 +169,17 @@ pub fn curve_points(runs: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two seeds per arm: each arm's deviations from its median are equal, so there is
+    /// no within-arm spread and no test (it used to give p ≈ 0 from round-off).
+    #[test]
+    fn brown_forsythe_with_two_scores_per_group_is_undefined() {
+        let a = [0.2618, 0.2141];
+        let b = [0.3171, 0.2986];
+        assert_eq!(brown_forsythe(&[&a, &b]), None);
+        let c = [0.3171, 0.2986, 0.3050];
+        assert!(brown_forsythe(&[&a, &c]).is_some());
+    }
 
     #[test]
     fn brown_forsythe_matches_scipy_levene_median() {
