@@ -125,14 +125,19 @@ impl LoraTargetName {
         }
     }
 
-    /// Whether the name is a module of `family`'s.
+    /// Whether the name is a module of `family`'s: stab's own names always are; a PEFT
+    /// name when the family's Hugging Face name of every layer it stands for has it as a
+    /// segment (`layers.0.self_attn.q_proj.weight`, `h.0.attn.c_attn.weight`).
     fn fits(self, family: stab_models::ModelFamily) -> bool {
-        use stab_models::ModelFamily as F;
-        match self {
-            Self::CAttn | Self::CProj | Self::CFc => matches!(family, F::Gpt2(_)),
-            _ if self.family().is_some() => matches!(family, F::Llama(_)),
-            _ => true,
+        if self.family().is_none() {
+            return true;
         }
+        let peft = self.as_str();
+        self.targets().iter().all(|t| {
+            let weight = format!("encoder.layer.0.{}.weight", t.stab_linear());
+            stab_models::names::hf_name(family, &weight)
+                .is_some_and(|hf| hf.name.split('.').any(|segment| segment == peft))
+        })
     }
 
     fn as_str(self) -> &'static str {
@@ -371,7 +376,7 @@ impl Method for LowRankAdaptation {
                 .tensors
                 .insert("base_model.model.score.weight".into(), score.clone());
         }
-        let conv1d = matches!(encoder.config.family, stab_models::ModelFamily::Gpt2(_));
+        let conv1d = modules.values().any(|u| u.conv1d);
         let config = self.peft_config(ctx, &modules, score.is_some(), conv1d);
         Ok(vec![
             (
@@ -394,6 +399,9 @@ struct Update {
     d_out: usize,
     /// Which block of a fused module's rows it updates (ModernBERT's `Wqkv`): (k, n).
     part: Option<(usize, usize)>,
+    /// The module is a `Conv1D`: a joined block one (`hf.conv1d`), or a whole weight kept
+    /// in burn's [in, out] layout (not `transposed`, unlike every Linear).
+    conv1d: bool,
 }
 
 /// The updates of one Hugging Face module, and the rank and α PEFT must give it.
@@ -402,6 +410,9 @@ struct ModuleUpdate {
     b: NamedTensor,
     /// Updates fused into this module (1, or 2 for query and value in `Wqkv`).
     count: usize,
+    /// The module is a GPT-2 `Conv1D` (its weight stored [in, out]): PEFT's
+    /// `fan_in_fan_out`.
+    conv1d: bool,
 }
 
 impl LowRankAdaptation {
@@ -455,6 +466,7 @@ impl LowRankAdaptation {
                     d_in: a.shape[0],
                     d_out: b.shape[1],
                     part: hf.part,
+                    conv1d: hf.conv1d || !hf.transposed,
                 });
             }
         }
@@ -542,6 +554,7 @@ fn fuse(r: usize, updates: &[Update]) -> ModuleUpdate {
             values: b,
         },
         count: m,
+        conv1d: updates.iter().any(|u| u.conv1d),
     }
 }
 

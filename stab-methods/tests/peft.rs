@@ -201,6 +201,10 @@ fn lora_checkpoints_merged_weights_and_its_update_in_peft_format() {
     )
     .unwrap();
     assert_eq!(config["peft_type"], "LORA");
+    assert_eq!(
+        config["fan_in_fan_out"], false,
+        "BERT's modules are Linears"
+    );
     assert_eq!(config["r"], 2);
     assert_eq!(
         config["target_modules"],
