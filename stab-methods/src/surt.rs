@@ -36,7 +36,7 @@ use stab_core::Refusal;
 use stab_core::derive_seed;
 use stab_core::recipe::TrainMode;
 use stab_data::encode::{EncodedRow, collate};
-use stab_models::Encoder;
+use stab_models::{Encoder, TokenBatch};
 
 use stab_train::optim::{AdamWSettings, adamw_with, clip_global_norm};
 use stab_train::{
@@ -137,6 +137,67 @@ pub fn masked_lm_training(
         stab_core::internal!("SURT needs a mask token ([MASK] or <mask>) in the model's vocabulary")
     })?;
     let vocab = encoder.config.vocab_size;
+    let mut masking = ChaCha8Rng::seed_from_u64(derive_seed(ctx.seed, &["mlm-mask"]));
+    let (mut selected, mut eligible) = (0usize, 0usize);
+    let (encoder, curves) = retrain(encoder, ctx, s, "masked-LM", |encoder, mut tokens| {
+        eligible += tokens
+            .input_ids
+            .iter()
+            .zip(&tokens.attention_mask)
+            .filter(|&(id, &m)| m == 1 && special.binary_search(id).is_err())
+            .count();
+        let masked = mask_tokens(
+            &mut tokens.input_ids,
+            &tokens.attention_mask,
+            &special,
+            mask_id,
+            vocab,
+            s.mask_rate,
+            &mut masking,
+        );
+        if masked.positions.is_empty() {
+            return None;
+        }
+        selected += masked.positions.len();
+        let positions = masked.positions.iter().map(|&p| p as i64).collect();
+        let last = encoder.forward(&tokens).last();
+        Some(cross_entropy_at(last, positions, masked.labels, |h| {
+            encoder.mlm_logits(h)
+        }))
+    })?;
+    Ok(Prepared {
+        encoder,
+        details: serde_json::json!({
+            "method": "surt",
+            "mlm_loss": curves.curve,
+            "mlm_epoch_loss": curves.epochs,
+            "mlm_steps": curves.steps,
+            "mlm_rows": ctx.train.len(),
+            "selected_share": selected as f64 / eligible.max(1) as f64,
+        }),
+    })
+}
+
+/// The loss curves of a re-training phase: the mean loss per 1/20 of the steps and per
+/// epoch, and the steps taken.
+struct Curves {
+    curve: Vec<(u64, f64)>,
+    epochs: Vec<f64>,
+    steps: u64,
+}
+
+/// The loop SURT's two objectives share: `s.epochs` shuffles of the training rows (from
+/// the preparation seed) in batches of `s.batch_size`, capped at `s.max_steps`; AdamW
+/// (no weight decay) at `s.lr` decaying linearly to 0 without warmup, gradients clipped
+/// to norm 1.0. `batch_loss` gives a padded batch's loss, or `None` when it has nothing
+/// to predict (the step still counts). `objective` names the loss in errors.
+fn retrain<M: Module>(
+    mut model: M,
+    ctx: &PrepareContext,
+    s: &MaskedLmSettings,
+    objective: &str,
+    mut batch_loss: impl FnMut(&M, TokenBatch) -> Option<Tensor<1>>,
+) -> stab_core::Result<(M, Curves)> {
     let n = ctx.train.len();
     if n == 0 {
         return Err(stab_core::internal!(
@@ -144,26 +205,20 @@ pub fn masked_lm_training(
         ));
     }
     let batch = s.batch_size.max(1);
-    let per_epoch = n.div_ceil(batch) as u64;
-    let mut total = s.epochs.saturating_mul(per_epoch);
+    let mut total = s.epochs.saturating_mul(n.div_ceil(batch) as u64);
     if s.max_steps > 0 {
         total = total.min(s.max_steps);
     }
     let schedule = LinearWarmupDecay::new(s.lr, 0.0, total);
-    let mut optim = adamw_with(
-        &encoder,
-        AdamWSettings {
-            weight_decay: 0.0,
-            bias_correction: true,
-        },
-        |_| 1.0,
-    );
+    let settings = AdamWSettings {
+        weight_decay: 0.0,
+        bias_correction: true,
+    };
+    let mut optim = adamw_with(&model, settings, |_| 1.0);
     let mut order = ChaCha8Rng::seed_from_u64(derive_seed(ctx.seed, &["mlm-order"]));
-    let mut masking = ChaCha8Rng::seed_from_u64(derive_seed(ctx.seed, &["mlm-mask"]));
     let report_every = (total / 20).max(1);
     let (mut curve, mut epochs) = (Vec::new(), Vec::new());
     let (mut window, mut epoch_sum) = ((0.0, 0u64), (0.0, 0u64));
-    let (mut selected, mut eligible) = (0usize, 0usize);
     let mut step = 0u64;
     'epochs: for _ in 0..s.epochs.max(1) {
         let mut rows: Vec<usize> = (0..n).collect();
@@ -173,56 +228,20 @@ pub fn masked_lm_training(
                 break 'epochs;
             }
             let refs: Vec<&EncodedRow> = chunk.iter().map(|&i| &ctx.train[i]).collect();
-            let mut tokens = collate(&refs, ctx.pad_id);
-            eligible += tokens
-                .input_ids
-                .iter()
-                .zip(&tokens.attention_mask)
-                .filter(|&(id, &m)| m == 1 && special.binary_search(id).is_err())
-                .count();
-            let masked = mask_tokens(
-                &mut tokens.input_ids,
-                &tokens.attention_mask,
-                &special,
-                mask_id,
-                vocab,
-                s.mask_rate,
-                &mut masking,
-            );
+            let tokens = collate(&refs, ctx.pad_id);
             step += 1;
-            if masked.positions.is_empty() {
+            let Some(loss) = batch_loss(&model, tokens) else {
                 continue;
-            }
-            selected += masked.positions.len();
-            let k = masked.positions.len();
-            let out = encoder.forward(&tokens);
-            let last = out.last();
-            let [b, t, h] = last.dims();
-            let pos = Tensor::<1, Int>::from_data(
-                TensorData::new(
-                    masked
-                        .positions
-                        .iter()
-                        .map(|&p| p as i64)
-                        .collect::<Vec<_>>(),
-                    [k],
-                ),
-                device,
-            );
-            let picked = last.reshape([b * t, h]).select(0, pos).reshape([1, k, h]);
-            let logits = encoder.mlm_logits(picked); // [1, K, V]
-            let labels =
-                Tensor::<3, Int>::from_data(TensorData::new(masked.labels, [1, k, 1]), device);
-            let loss = log_softmax(logits, 2).gather(2, labels).mean().neg();
+            };
             let value = stab_models::HostReads::scalar(loss.clone());
             if !value.is_finite() {
                 return Err(stab_core::internal!(
-                    "SURT's masked-LM loss diverged at step {step}"
+                    "SURT's {objective} loss diverged at step {step}"
                 ));
             }
-            let mut grads = burn::optim::GradientsParams::from_grads(loss.backward(), &encoder);
-            clip_global_norm(&encoder, &mut grads, 1.0);
-            encoder = optim.step(schedule.lr(step - 1), encoder, grads);
+            let mut grads = burn::optim::GradientsParams::from_grads(loss.backward(), &model);
+            clip_global_norm(&model, &mut grads, 1.0);
+            model = optim.step(schedule.lr(step - 1), model, grads);
             (ctx.report)(step, total, value);
             window = (window.0 + value, window.1 + 1);
             epoch_sum = (epoch_sum.0 + value, epoch_sum.1 + 1);
@@ -234,17 +253,35 @@ pub fn masked_lm_training(
         epochs.push(epoch_sum.0 / epoch_sum.1.max(1) as f64);
         epoch_sum = (0.0, 0);
     }
-    Ok(Prepared {
-        encoder,
-        details: serde_json::json!({
-            "method": "surt",
-            "mlm_loss": curve,
-            "mlm_epoch_loss": epochs,
-            "mlm_steps": step,
-            "mlm_rows": n,
-            "selected_share": selected as f64 / eligible.max(1) as f64,
-        }),
-    })
+    let steps = step;
+    Ok((
+        model,
+        Curves {
+            curve,
+            epochs,
+            steps,
+        },
+    ))
+}
+
+/// The mean cross-entropy `−mean log softmax(logits(h_p))[y_p]` over the given positions
+/// p of hidden states `last` [B, T, H] (flat indices b·T + t) and their labels y_p.
+fn cross_entropy_at(
+    last: Tensor<3>,
+    positions: Vec<i64>,
+    labels: Vec<i64>,
+    logits: impl FnOnce(Tensor<3>) -> Tensor<3>,
+) -> Tensor<1> {
+    let k = positions.len();
+    let device = last.device();
+    let [b, t, h] = last.dims();
+    let pos = Tensor::<1, Int>::from_data(TensorData::new(positions, [k]), &device);
+    let picked = last.reshape([b * t, h]).select(0, pos).reshape([1, k, h]);
+    let labels = Tensor::<3, Int>::from_data(TensorData::new(labels, [1, k, 1]), &device);
+    log_softmax(logits(picked), 2)
+        .gather(2, labels)
+        .mean()
+        .neg()
 }
 
 /// A decoder with its LM head, for the causal-LM phase: `lm_head` `[V, H]` when the head is
@@ -297,23 +334,9 @@ impl CausalLm {
     }
 
     /// The mean next-token cross-entropy over the given (position, next token) pairs.
-    fn loss(
-        &self,
-        tokens: &stab_models::TokenBatch,
-        positions: Vec<i64>,
-        labels: Vec<i64>,
-    ) -> Tensor<1> {
-        let k = positions.len();
+    fn loss(&self, tokens: &TokenBatch, positions: Vec<i64>, labels: Vec<i64>) -> Tensor<1> {
         let last = self.encoder.forward(tokens).last();
-        let device = last.device();
-        let [b, t, h] = last.dims();
-        let pos = Tensor::<1, Int>::from_data(TensorData::new(positions, [k]), &device);
-        let picked = last.reshape([b * t, h]).select(0, pos).reshape([1, k, h]);
-        let labels = Tensor::<3, Int>::from_data(TensorData::new(labels, [1, k, 1]), &device);
-        log_softmax(self.logits(picked), 2)
-            .gather(2, labels)
-            .mean()
-            .neg()
+        cross_entropy_at(last, positions, labels, |h| self.logits(h))
     }
 
     /// Next-token logits `[1, K, V]` of hidden states `[1, K, H]`.
@@ -354,79 +377,28 @@ pub fn causal_lm_training(
     ctx: &PrepareContext,
     s: &MaskedLmSettings,
 ) -> stab_core::Result<Prepared> {
-    let device = ctx.device;
-    let n = ctx.train.len();
-    if n == 0 {
-        return Err(stab_core::internal!(
-            "SURT has no training rows to re-train on"
-        ));
-    }
-    let mut model = CausalLm::new(encoder, ctx.model_dir, ctx.seed, device)?;
+    let model = CausalLm::new(encoder, ctx.model_dir, ctx.seed, ctx.device)?;
     let tied = model.lm_head.is_none();
-    let batch = s.batch_size.max(1);
-    let mut total = s.epochs.saturating_mul(n.div_ceil(batch) as u64);
-    if s.max_steps > 0 {
-        total = total.min(s.max_steps);
-    }
-    let schedule = LinearWarmupDecay::new(s.lr, 0.0, total);
-    let settings = AdamWSettings {
-        weight_decay: 0.0,
-        bias_correction: true,
-    };
-    let mut optim = adamw_with(&model, settings, |_| 1.0);
-    let mut order = ChaCha8Rng::seed_from_u64(derive_seed(ctx.seed, &["mlm-order"]));
-    let report_every = (total / 20).max(1);
-    let (mut curve, mut epochs) = (Vec::new(), Vec::new());
-    let (mut window, mut epoch_sum) = ((0.0, 0u64), (0.0, 0u64));
-    let (mut step, mut predicted) = (0u64, 0usize);
-    'epochs: for _ in 0..s.epochs.max(1) {
-        let mut rows: Vec<usize> = (0..n).collect();
-        rows.shuffle(&mut order);
-        for chunk in rows.chunks(batch) {
-            if step >= total {
-                break 'epochs;
-            }
-            let refs: Vec<&EncodedRow> = chunk.iter().map(|&i| &ctx.train[i]).collect();
-            let tokens = collate(&refs, ctx.pad_id);
-            let (positions, labels) =
-                next_token_pairs(&tokens.input_ids, &tokens.attention_mask, tokens.seq_len);
-            step += 1;
-            let k = positions.len();
-            if k == 0 {
-                continue;
-            }
-            predicted += k;
-            let loss = model.loss(&tokens, positions, labels);
-            let value = stab_models::HostReads::scalar(loss.clone());
-            if !value.is_finite() {
-                return Err(stab_core::internal!(
-                    "SURT's causal-LM loss diverged at step {step}"
-                ));
-            }
-            let mut grads = burn::optim::GradientsParams::from_grads(loss.backward(), &model);
-            clip_global_norm(&model, &mut grads, 1.0);
-            model = optim.step(schedule.lr(step - 1), model, grads);
-            (ctx.report)(step, total, value);
-            window = (window.0 + value, window.1 + 1);
-            epoch_sum = (epoch_sum.0 + value, epoch_sum.1 + 1);
-            if step.is_multiple_of(report_every) || step == total {
-                curve.push((step, window.0 / window.1.max(1) as f64));
-                window = (0.0, 0);
-            }
+    let mut predicted = 0usize;
+    let (model, curves) = retrain(model, ctx, s, "causal-LM", |model, tokens| {
+        let (positions, labels) =
+            next_token_pairs(&tokens.input_ids, &tokens.attention_mask, tokens.seq_len);
+        if positions.is_empty() {
+            return None;
         }
-        epochs.push(epoch_sum.0 / epoch_sum.1.max(1) as f64);
-        epoch_sum = (0.0, 0);
-    }
+        predicted += positions.len();
+        Some(model.loss(&tokens, positions, labels))
+    })?;
     Ok(Prepared {
         encoder: model.encoder,
         details: serde_json::json!({
             "method": "surt",
             "objective": "causal_lm",
             "lm_head": if tied { "tied" } else { "own" },
-            "clm_loss": curve,
-            "clm_epoch_loss": epochs,
-            "clm_steps": step,
-            "clm_rows": n,
+            "clm_loss": curves.curve,
+            "clm_epoch_loss": curves.epochs,
+            "clm_steps": curves.steps,
+            "clm_rows": ctx.train.len(),
             "predicted_tokens": predicted,
         }),
     })
@@ -529,7 +501,7 @@ mod tests {
             };
             let (ids, mask) = (ints(&golden["input_ids"]), ints(&golden["attention_mask"]));
             let t = golden["seq_len"].as_u64().unwrap() as usize;
-            let tokens = stab_models::TokenBatch {
+            let tokens = TokenBatch {
                 batch: ids.len() / t,
                 seq_len: t,
                 token_type_ids: vec![0; ids.len()],
