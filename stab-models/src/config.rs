@@ -278,6 +278,18 @@ impl EncoderConfig {
             limits::HIDDEN_SIZE.check_usize("head_dim", d)?;
         }
         let kv = self.kv_heads();
+        if kv != self.num_attention_heads && !self.family.spec().layout().grouped_query {
+            return Err(InputError::new(format!(
+                "num_key_value_heads = {kv} differs from num_attention_heads = {}, and {} has no grouped-query attention",
+                self.num_attention_heads,
+                self.family.name()
+            ))
+            .key("num_key_value_heads")
+            .hint(format!(
+                "{}'s Hugging Face model ignores the key; remove it or set it to num_attention_heads",
+                self.family.name()
+            )));
+        }
         if kv == 0 || !self.num_attention_heads.is_multiple_of(kv) {
             return Err(InputError::new(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {kv}",

@@ -866,7 +866,9 @@ impl SelfAttention {
     /// head j (g = heads / kv_heads). The g query heads of a group are stacked as the rows
     /// of one [g·T, d] block, so each key/value head enters its products once instead of
     /// being copied g times; the scores [B, kv, g·T, T] are the [B, heads, T, T] of the
-    /// plain layout, reshaped.
+    /// plain layout, reshaped. Only the Llama layout reads `num_key_value_heads` (the
+    /// config refuses it elsewhere, `Layout::grouped_query`), so the positions are its
+    /// rotations.
     fn grouped(
         &self,
         q: Tensor<4>,
@@ -878,8 +880,7 @@ impl SelfAttention {
         let kv = self.kv_heads;
         let (q, k) = match &ctx.positions {
             Positions::RotaryRows(rot) => (rot.rotate(q), rot.rotate(k)),
-            Positions::InEmbeddings => (q, k),
-            _ => unreachable!("grouped-query attention is read for decoders only"),
+            _ => (q, k),
         };
         let g = n / kv;
         let scores = q

@@ -122,3 +122,37 @@ fn a_missing_tensor_is_named_as_the_checkpoint_names_it() {
     );
     assert!(!m.contains("self_attn"), "{m}");
 }
+
+/// `num_key_value_heads` below `num_attention_heads` on a family without grouped-query
+/// attention (every encoder, GPT-2: their Hugging Face models ignore the key) is refused
+/// by its key, not run into a crash (it used to stop DeBERTa and ModernBERT on a shape
+/// error or an unreachable branch); equal to the heads it is harmless.
+#[test]
+fn grouped_key_value_heads_are_refused_where_the_family_has_none() {
+    for fixture in [
+        "tiny-bert",
+        "tiny-deberta-v3",
+        "tiny-modernbert",
+        "tiny-gpt2",
+    ] {
+        let dir = assets::fixtures().join(fixture);
+        let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+        let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let heads = config
+            .get("num_attention_heads")
+            .or_else(|| config.get("n_head"))
+            .and_then(serde_json::Value::as_u64)
+            .unwrap();
+        config["num_key_value_heads"] = (heads / 2).into();
+        let err = stab_models::EncoderConfig::parse(&config.to_string(), "config.json")
+            .expect_err(fixture)
+            .to_string();
+        assert!(
+            err.contains("num_key_value_heads") && err.contains("no grouped-query attention"),
+            "{fixture}: {err}"
+        );
+        config["num_key_value_heads"] = heads.into();
+        stab_models::EncoderConfig::parse(&config.to_string(), "config.json")
+            .unwrap_or_else(|e| panic!("{fixture}: {e}"));
+    }
+}

@@ -371,6 +371,7 @@ impl Family for LlamaLayout {
             gated: true,
             split_gate: true,
             final_norm: true,
+            grouped_query: true,
             ..Layout::BERT
         }
     }

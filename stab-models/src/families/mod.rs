@@ -221,6 +221,10 @@ pub struct Layout {
     pub zero_padding: bool,
     /// The relative-position table is dropped with the hidden dropout (DeBERTa).
     pub position_dropout: bool,
+    /// Grouped-query attention: the config's `num_key_value_heads` is read (Llama, Mistral,
+    /// Qwen); elsewhere Hugging Face ignores the key, and stab refuses a value other than
+    /// `num_attention_heads`.
+    pub grouped_query: bool,
 }
 
 impl Layout {
@@ -240,6 +244,7 @@ impl Layout {
         attention_output_dropout: false,
         zero_padding: false,
         position_dropout: false,
+        grouped_query: false,
     };
 }
 
