@@ -329,6 +329,24 @@ fn peft_methods_change_training_and_are_listed() {
     }
 }
 
+/// A LoRA run's PEFT file `file` under results directory `out`.
+fn adapter_file(out: &std::path::Path, run: &TrainedRun, file: &str) -> PathBuf {
+    out.join(run.record.details["checkpoint"].as_str().unwrap())
+        .join("peft")
+        .join(file)
+}
+
+/// A LoRA run's `peft/adapter_config.json`.
+fn adapter_config(out: &std::path::Path, run: &TrainedRun) -> serde_json::Value {
+    let text = std::fs::read_to_string(adapter_file(out, run, "adapter_config.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A LoRA run's `peft/adapter_model.safetensors`.
+fn adapter_weights(out: &std::path::Path, run: &TrainedRun) -> stab_models::TensorFile {
+    stab_models::read_safetensors(&adapter_file(out, run, "adapter_model.safetensors")).unwrap()
+}
+
 /// Each family's adapter files name that family's Hugging Face modules (issue #34:
 /// DeBERTa's were BERT's). ModernBERT fuses query, key and value into `attn.Wqkv`: the
 /// query and value updates become one update of rank 2r there, A stacking theirs and B
@@ -338,12 +356,6 @@ fn peft_methods_change_training_and_are_listed() {
 fn peft_files_use_each_familys_module_names() {
     let dir = tempfile::tempdir().unwrap();
     let eng = Engine::new(Device::flex(), dir.path());
-    let read = |run: &TrainedRun, file: &str| {
-        dir.path()
-            .join(run.record.details["checkpoint"].as_str().unwrap())
-            .join("peft")
-            .join(file)
-    };
     let lora = "name = \"lora\"\nr = 2\nalpha = 8.0";
     let (deberta, _) = train_on(
         &testdata().join("fixtures/tiny-deberta-v3"),
@@ -351,10 +363,7 @@ fn peft_files_use_each_familys_module_names() {
         lora,
         "save_best = true\n",
     );
-    let config: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(read(&deberta, "adapter_config.json")).unwrap(),
-    )
-    .unwrap();
+    let config = adapter_config(dir.path(), &deberta);
     assert_eq!(
         config["target_modules"][0],
         "encoder.layer.0.attention.self.query_proj"
@@ -365,15 +374,11 @@ fn peft_files_use_each_familys_module_names() {
         lora,
         "save_best = true\n",
     );
-    let config: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(read(&modern, "adapter_config.json")).unwrap(),
-    )
-    .unwrap();
+    let config = adapter_config(dir.path(), &modern);
     assert_eq!(config["target_modules"][0], "layers.0.attn.Wqkv");
     assert_eq!(config["rank_pattern"]["layers.0.attn.Wqkv"], 4);
     assert_eq!(config["alpha_pattern"]["layers.0.attn.Wqkv"], 16.0);
-    let adapter =
-        stab_models::read_safetensors(&read(&modern, "adapter_model.safetensors")).unwrap();
+    let adapter = adapter_weights(dir.path(), &modern);
     let b = &adapter.tensors["base_model.model.layers.0.attn.Wqkv.lora_B.weight"];
     let h = b.shape[0] / 3;
     assert_eq!(b.shape[1], 4);
@@ -400,12 +405,6 @@ fn peft_files_use_each_familys_module_names() {
 fn decoder_adapters_are_peft_sequence_classifiers() {
     let dir = tempfile::tempdir().unwrap();
     let eng = Engine::new(Device::flex(), dir.path());
-    let read = |run: &TrainedRun, file: &str| {
-        dir.path()
-            .join(run.record.details["checkpoint"].as_str().unwrap())
-            .join("peft")
-            .join(file)
-    };
     let all = "targets = [\"q_proj\", \"k_proj\", \"v_proj\", \"o_proj\", \"gate_proj\", \"up_proj\", \"down_proj\"]";
     let (llama, _) = train_on(
         &testdata().join("fixtures/tiny-llama"),
@@ -413,10 +412,7 @@ fn decoder_adapters_are_peft_sequence_classifiers() {
         &format!("name = \"lora\"\nr = 2\nalpha = 8.0\n{all}"),
         "save_best = true\n",
     );
-    let config: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(read(&llama, "adapter_config.json")).unwrap(),
-    )
-    .unwrap();
+    let config = adapter_config(dir.path(), &llama);
     assert_eq!(config["task_type"], "SEQ_CLS");
     assert_eq!(config["modules_to_save"], serde_json::json!(["score"]));
     let modules: Vec<&str> = config["target_modules"]
@@ -430,8 +426,7 @@ fn decoder_adapters_are_peft_sequence_classifiers() {
         modules.contains(&"model.layers.1.mlp.up_proj"),
         "{modules:?}"
     );
-    let adapter =
-        stab_models::read_safetensors(&read(&llama, "adapter_model.safetensors")).unwrap();
+    let adapter = adapter_weights(dir.path(), &llama);
     assert_eq!(
         adapter.tensors["base_model.model.score.weight"].shape,
         [3, 32]
@@ -449,9 +444,7 @@ fn decoder_adapters_are_peft_sequence_classifiers() {
         "name = \"lora\"\nr = 2\nalpha = 8.0\ntargets = [\"c_attn\"]",
         "save_best = true\n",
     );
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(read(&gpt2, "adapter_config.json")).unwrap())
-            .unwrap();
+    let config = adapter_config(dir.path(), &gpt2);
     assert_eq!(config["fan_in_fan_out"], true);
     assert_eq!(config["rank_pattern"]["transformer.h.0.attn.c_attn"], 6);
     assert_eq!(config["alpha_pattern"]["transformer.h.0.attn.c_attn"], 24.0);
