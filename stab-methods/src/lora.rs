@@ -569,3 +569,19 @@ impl MethodPlugin for LowRankAdaptation {
 }
 
 stab_train::register_method!(LowRankAdaptation);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `targets`' choices are the enum's serde names, in its order (`as_str` indexes them).
+    #[test]
+    fn target_names_are_the_enums_serde_names() {
+        for &name in TARGET_NAMES {
+            let parsed: LoraTargetName = serde_json::from_value(serde_json::json!(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(parsed.as_str(), name);
+            assert_eq!(serde_json::to_value(parsed).unwrap(), name);
+        }
+    }
+}

@@ -111,17 +111,26 @@ pub fn tensors(model: &TaskModel) -> stab_core::Result<BTreeMap<String, NamedTen
 /// Whether a checkpoint of `model` is a Hugging Face `*ForSequenceClassification`: a
 /// decoder's full model with the `score` head reading the last token (pooling `last` or
 /// `pooler`). Then its base-model tensors carry the task model's prefix (`model.`,
-/// `transformer.`) and the head is also written as `score.weight` `[C, d]` (the mean of
-/// MHLoss's layers, the predictor stab scores).
-pub fn hf_score(model: &TaskModel) -> stab_core::Result<Option<NamedTensor>> {
-    let (Some(encoder), TaskHead::Score(head)) = (&model.encoder, &model.head) else {
-        return Ok(None);
-    };
+/// `transformer.`) and the head is also written as `score.weight` ([`hf_score`]).
+pub fn is_hf_classifier(model: &TaskModel) -> bool {
     let last = matches!(
         model.pooling,
         stab_core::Pooling::Last | stab_core::Pooling::Pooler
     );
-    if !encoder.config.family.is_decoder() || !last {
+    let decoder = model
+        .encoder
+        .as_ref()
+        .is_some_and(|e| e.config.family.is_decoder());
+    decoder && last && matches!(model.head, TaskHead::Score(_))
+}
+
+/// The `score.weight` `[C, d]` of a checkpoint that [`is_hf_classifier`] (the mean of
+/// MHLoss's layers, the predictor stab scores); `None` for any other.
+pub fn hf_score(model: &TaskModel) -> stab_core::Result<Option<NamedTensor>> {
+    let TaskHead::Score(head) = &model.head else {
+        return Ok(None);
+    };
+    if !is_hf_classifier(model) {
         return Ok(None);
     }
     let w = head.out.averaged().weight.val();
@@ -134,7 +143,7 @@ pub fn hf_score(model: &TaskModel) -> stab_core::Result<Option<NamedTensor>> {
 }
 
 /// The model directory's `config.json`, made a sequence classifier's where the checkpoint
-/// is one ([`hf_score`]): `architectures`, the task's labels (`id2label`, `label2id`, so
+/// is one ([`is_hf_classifier`]): `architectures`, the task's labels (`id2label`, `label2id`, so
 /// `num_labels`), and `pad_token_id` (stab's pad, the eos token where the config has none,
 /// so HF finds the last token the same way).
 fn classifier_config(
@@ -148,7 +157,7 @@ fn classifier_config(
     let Some(class) = encoder.config.family.sequence_classifier() else {
         return Ok(None);
     };
-    if hf_score(model)?.is_none() {
+    if !is_hf_classifier(model) {
         return Ok(None);
     }
     let path = model_dir.join("config.json");
