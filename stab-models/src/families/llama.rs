@@ -202,7 +202,6 @@ impl RowRotary {
                     }
                 }
             });
-        let _ = b;
         Some(Tensor::from_data(
             TensorData::new(out, [b, n, t, d]),
             &device,
