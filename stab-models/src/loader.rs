@@ -80,14 +80,10 @@ pub fn materialize<M: Module>(module: &M) {
 
 /// The weights file of a model directory.
 pub fn weights_file(dir: &Path) -> Result<PathBuf, InputError> {
-    [
-        "model.safetensors",
-        "model.safetensors.index.json",
-        "pytorch_model.bin",
-        "pytorch_model.bin.index.json",
-    ]
-    .iter()
-    .map(|f| dir.join(f))
+    stab_text::source::WEIGHT_FILES
+        .iter()
+        .flat_map(|(single, index)| [single, index])
+        .map(|f| dir.join(f))
     .find(|p| p.exists())
     .ok_or_else(|| {
         InputError::new("no weights: neither model.safetensors nor pytorch_model.bin (nor a sharded index of either) is there")

@@ -7,14 +7,21 @@ use std::path::{Path, PathBuf};
 
 use stab_core::InputError;
 
+/// The files that can hold a model's weights, in the order they are preferred: each
+/// format's single file, then its sharded index (`weight_map` from tensor name to shard).
+pub const WEIGHT_FILES: [(&str, &str); 2] = [
+    ("model.safetensors", "model.safetensors.index.json"),
+    ("pytorch_model.bin", "pytorch_model.bin.index.json"),
+];
+
 /// Files a model directory must have (one of each group).
 const REQUIRED: &[&[&str]] = &[
     &["config.json"],
     &[
-        "model.safetensors",
-        "model.safetensors.index.json",
-        "pytorch_model.bin",
-        "pytorch_model.bin.index.json",
+        WEIGHT_FILES[0].0,
+        WEIGHT_FILES[0].1,
+        WEIGHT_FILES[1].0,
+        WEIGHT_FILES[1].1,
     ],
 ];
 const TOKENIZER: &[&str] = &["tokenizer.json", "vocab.txt", "vocab.json", "merges.txt"];
@@ -150,10 +157,7 @@ fn download(id: &str) -> stab_core::Result<PathBuf> {
 /// A repo's weights: the single file, or a sharded checkpoint's index and every shard it
 /// names (safetensors preferred).
 fn download_weights(repo: &hf_hub::api::sync::ApiRepo) -> anyhow::Result<()> {
-    for (single, index) in [
-        ("model.safetensors", "model.safetensors.index.json"),
-        ("pytorch_model.bin", "pytorch_model.bin.index.json"),
-    ] {
+    for (single, index) in WEIGHT_FILES {
         if repo.get(single).is_ok() {
             return Ok(());
         }
