@@ -47,6 +47,7 @@ mod plan;
 mod replay;
 mod report;
 mod run;
+mod track;
 
 use std::process::ExitCode;
 
@@ -138,6 +139,13 @@ enum Command {
         ("stab bench step --model DIR --device wgpu --lora 8", "LoRA's update on a GPU"),
     ]))]
     Bench(bench::BenchArgs),
+    /// Send a results directory's runs to TensorBoard event files or an MLflow server
+    /// (a grid that ran without `--track`, or runs a server missed while it was down).
+    #[command(after_long_help = help(&[
+        ("stab track runs/quickstart --to tensorboard", "event files in runs/quickstart/tensorboard"),
+        ("stab track runs/quickstart --to mlflow=http://127.0.0.1:5000", "every run the server lacks"),
+    ]))]
+    Track(track::TrackArgs),
 }
 
 /// A verb's long help epilogue: its examples, then the exit codes.
@@ -264,6 +272,7 @@ fn real_main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Run(a) => run::run(a),
+        Command::Track(a) => track::run(a),
         Command::Plan(a) => plan::plan(a).map(|_| Done::Ok),
         Command::Report(a) => report::report(a).map(|_| Done::Ok),
         Command::List(a) => list::list(a).map(|_| Done::Ok),

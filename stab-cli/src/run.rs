@@ -1,4 +1,4 @@
-//! `stab run RECIPE [--out DIR] [--shard I/N] [--device cpu|wgpu[:N]|cuda:N] [--threads N] [--jobs K] [--fresh]`
+//! `stab run RECIPE [--out DIR] [--shard I/N] [--device cpu|wgpu[:N]|cuda:N] [--threads N] [--jobs K] [--fresh] [--track T]`
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -40,10 +40,22 @@ pub struct RunArgs {
     /// (repeatable; validated like the file).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// Send each run's curves, settings and results to a tracker as the grid runs
+    /// (repeatable): `tensorboard` (event files in DIR/tensorboard), `tensorboard=PATH`, or
+    /// `mlflow=URL` (an MLflow tracking server). Tracking never changes a run; a tracker
+    /// that is down never stops the grid (docs/tracking.md).
+    #[arg(long = "track", value_name = "TRACKER")]
+    track: Vec<String>,
+    /// Seconds the grid waits at its end for a tracking server to take what is still
+    /// queued; what is left is reported (`stab track` sends it later from the store).
+    #[arg(long, default_value_t = 15.0, value_name = "SECONDS")]
+    track_wait: f64,
 }
 
 pub fn run(args: RunArgs) -> stab_core::Result<Done> {
     let (recipe, plan) = crate::load_plan(&args.recipe, &args.sets)?;
+    let targets = crate::track::targets(&args.track, "--track")?;
+    let wait = crate::track::wait(args.track_wait, "--track-wait")?;
     let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose()?;
     let device = crate::device::parse(&args.device)?;
     if recipe.kind() != RecipeKind::Finetune && !stab_models::is_host(&device.device) {
@@ -99,10 +111,26 @@ pub fn run(args: RunArgs) -> stab_core::Result<Done> {
         .jobs(args.jobs)
         .fresh(args.fresh);
     let bar = Bar::new(recipe.kind());
+    let tracker = crate::track::tracker(&targets, &out, stab_track::Attempt::Live);
+    let ran = grid(&runner, &recipe, &plan, shard, &bar, &tracker, &out);
+    crate::track::close(tracker, wait);
+    ran
+}
+
+/// The grid itself: the `[tune]` search if any, then the plain or sequential grid.
+fn grid(
+    runner: &GridRunner<'_>,
+    recipe: &stab_core::Recipe,
+    plan: &stab_core::Plan,
+    shard: Option<Shard>,
+    bar: &Bar,
+    tracker: &stab_track::Tracker,
+    out: &std::path::Path,
+) -> stab_core::Result<Done> {
     let mut runs = plan.runs.clone();
     let mut search_failed = 0;
     if let Some(tune) = &recipe.body.tune {
-        let (tuned, failed) = search(&runner, tune, &plan.runs, shard, &bar, &out)?;
+        let (tuned, failed) = search(runner, tune, &plan.runs, shard, bar, tracker, out)?;
         search_failed = failed;
         match tuned {
             Some(tuned) => runs = tuned,
@@ -133,14 +161,20 @@ pub fn run(args: RunArgs) -> stab_core::Result<Done> {
                 design.min,
                 shard.map_or(String::new(), |s| format!(", one round's shard {s}")),
             );
-            let ran = runner.run_sequential(&all, design, &|event| bar.show(event, &planned, &out));
+            let ran = runner.run_sequential(&all, design, &|event| {
+                tracker.observe(&event);
+                bar.show(event, &planned, out)
+            });
             bar.bar.finish_and_clear();
             let (summary, states) = ran?;
             show_decisions(&states, design, shard.is_some());
             summary
         }
         None => {
-            let ran = runner.run(&mine, &|event| bar.show(event, &planned, &out));
+            let ran = runner.run(&mine, &|event| {
+                tracker.observe(&event);
+                bar.show(event, &planned, out)
+            });
             bar.bar.finish_and_clear();
             ran?
         }
@@ -161,6 +195,7 @@ fn search(
     universe: &[RunSpec],
     shard: Option<Shard>,
     bar: &Bar,
+    tracker: &stab_track::Tracker,
     out: &std::path::Path,
 ) -> stab_core::Result<(Option<Vec<RunSpec>>, usize)> {
     let all: Vec<&RunSpec> = universe.iter().collect();
@@ -177,7 +212,10 @@ fn search(
         search.len(),
         shard.map_or(String::new(), |s| format!(", {} in shard {s}", mine.len())),
     );
-    let ran = runner.run(&mine, &|event| bar.show(event, &planned, out));
+    let ran = runner.run(&mine, &|event| {
+        tracker.observe(&event);
+        bar.show(event, &planned, out)
+    });
     bar.bar.finish_and_clear();
     let summary = ran?;
     let records = stab_core::ResultsStore::read_dir(out)?.latest();

@@ -6,14 +6,22 @@ use std::path::Path;
 use stab_core::{RunRecord, RunSpec};
 
 /// Progress inside the run in flight.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RunProgress {
     /// The run starts: `total` planned updates.
     Start { total: u64 },
     /// Update `step` (1-based) finished with this training loss.
     Step { step: u64, loss: f64 },
-    /// A dev evaluation.
-    Eval { step: u64, dev: f64 },
+    /// A dev evaluation after update `step`: the dev score, the mean training loss and
+    /// the mean of each loss term since the previous evaluation (the record's curves), and
+    /// the learning rate of the last update.
+    Eval {
+        step: u64,
+        dev: f64,
+        train_loss: f64,
+        terms: Vec<(&'static str, f64)>,
+        lr: f64,
+    },
     /// A step of the method's encoder preparation (SURT's masked-LM phase).
     Prepare { step: u64, total: u64, loss: f64 },
     /// A synthetic run finished one more of its datasets.

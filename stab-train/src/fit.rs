@@ -269,15 +269,25 @@ impl<'a> Training<'a> {
             .method
             .eval_model(weights.clone(), &context(s, &self.start, step));
         let dev = self.source.score(&evaluated, Part::Dev, &s.task)?;
-        self.fit.loss_curve.push((step, self.loss_mean.take()));
+        let train_loss = self.loss_mean.take();
+        self.fit.loss_curve.push((step, train_loss));
+        let mut terms = Vec::with_capacity(self.term_means.len());
         for (name, m) in &mut self.term_means {
+            let mean = m.take();
+            terms.push((*name, mean));
             self.fit
                 .term_curves
                 .entry(name)
                 .or_default()
-                .push((step, m.take()));
+                .push((step, mean));
         }
-        progress(Progress::Eval { step, dev });
+        progress(Progress::Eval {
+            step,
+            dev,
+            train_loss,
+            terms,
+            lr: s.plan.schedule.lr(step.saturating_sub(1)),
+        });
         stats.eval_s += eval_start.elapsed().as_secs_f64();
         let next = match self.fit.stopping.observe(step, dev) {
             Verdict::Improved => {

@@ -1,0 +1,324 @@
+//! The MLflow sink: one experiment per recipe, one MLflow run per stab run (tagged
+//! `stab.run_id`, grouped by `stab.group`), curves logged in batches, the record as an
+//! artifact.
+//!
+//! Delivery never holds a grid up. `send` only queues; a thread of the sink's own calls
+//! the server in event order, batching consecutive curve points of a run. A call that
+//! cannot reach the server is retried, with a back-off up to 5 s, until it succeeds or the
+//! sink is closed and its wait is over; what is still queued then is reported as
+//! undelivered (the records are in the store, and `stab track` sends them later). A call
+//! the server refuses is not retried: its run is reported.
+//!
+//! A run appears once per stab run: when a run starts, the server's active runs with its
+//! `stab.run_id` (an interrupted attempt, or an earlier one of a `--fresh` grid) are
+//! deleted first. A replay leaves a run the server already holds as `FINISHED` alone.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::event::{RunEnd, RunStart, TrackEvent};
+use crate::mlflow_api::{ApiError, ApiResult, MlflowApi, Point, RemoteRun};
+use crate::sink::{Delivery, Sink};
+
+/// Whether runs the server already finished are sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// A grid running now: each started run replaces the server's runs of its id.
+    Live,
+    /// Records sent again (`stab track`): runs the server holds as finished are skipped.
+    Replay,
+}
+
+enum Message {
+    Event(TrackEvent),
+    Close(Instant),
+}
+
+/// Sends events to one MLflow tracking server.
+pub struct MlflowSink {
+    url: String,
+    queue: Sender<Message>,
+    worker: JoinHandle<Delivery>,
+}
+
+impl MlflowSink {
+    /// Start delivering to the server at `url`; each call gives up after `timeout`.
+    pub fn start(url: &str, attempt: Attempt, timeout: Duration) -> Self {
+        let (queue, inbox) = mpsc::channel();
+        let api = MlflowApi::new(url, timeout);
+        let worker = std::thread::Builder::new()
+            .name("stab-mlflow".into())
+            .spawn(move || Courier::new(api, attempt).run(inbox))
+            .expect("cannot start the MLflow delivery thread");
+        Self {
+            url: url.to_string(),
+            queue,
+            worker,
+        }
+    }
+}
+
+impl Sink for MlflowSink {
+    fn send(&mut self, event: &TrackEvent) {
+        // The courier lives until close; a send can only fail after a panic there.
+        let _ = self.queue.send(Message::Event(event.clone()));
+    }
+
+    fn close(self: Box<Self>, wait: Duration) -> Delivery {
+        let _ = self.queue.send(Message::Close(Instant::now() + wait));
+        self.worker.join().unwrap_or_else(|_| Delivery {
+            target: format!("mlflow {}", self.url),
+            delivered: 0,
+            already_there: 0,
+            undelivered: BTreeSet::new(),
+            note: Some("the delivery thread panicked".into()),
+        })
+    }
+}
+
+/// The delivery thread's state.
+struct Courier {
+    api: MlflowApi,
+    attempt: Attempt,
+    /// Experiment id per recipe.
+    experiments: HashMap<String, String>,
+    /// The server's run of each stab run started here.
+    runs: HashMap<String, RemoteRun>,
+    pending: VecDeque<TrackEvent>,
+    /// Runs some of whose events the server refused.
+    refused: BTreeSet<String>,
+    /// Runs a replay found finished on the server.
+    present: BTreeSet<String>,
+    first_refusal: Option<String>,
+    warned_unreachable: bool,
+    deadline: Option<Instant>,
+    /// Runs whose end arrived.
+    delivered: usize,
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MOST_BACKOFF: Duration = Duration::from_secs(5);
+
+impl Courier {
+    fn new(api: MlflowApi, attempt: Attempt) -> Self {
+        Self {
+            api,
+            attempt,
+            experiments: HashMap::new(),
+            runs: HashMap::new(),
+            pending: VecDeque::new(),
+            refused: BTreeSet::new(),
+            present: BTreeSet::new(),
+            first_refusal: None,
+            warned_unreachable: false,
+            deadline: None,
+            delivered: 0,
+        }
+    }
+
+    fn take(&mut self, message: Message) {
+        match message {
+            Message::Event(e) => self.pending.push_back(e),
+            Message::Close(at) => self.deadline = Some(at),
+        }
+    }
+
+    fn run(mut self, inbox: Receiver<Message>) -> Delivery {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            if self.pending.is_empty() {
+                if self.deadline.is_some() {
+                    break;
+                }
+                match inbox.recv() {
+                    Ok(m) => self.take(m),
+                    Err(_) => break,
+                }
+            }
+            while let Ok(m) = inbox.try_recv() {
+                self.take(m);
+            }
+            match self.deliver_front() {
+                Ok(()) => backoff = FIRST_BACKOFF,
+                Err(why) => {
+                    if !self.warned_unreachable {
+                        tracing::warn!(
+                            "mlflow: {} is unreachable ({why}); the grid goes on, events are kept and retried",
+                            self.api.url()
+                        );
+                        self.warned_unreachable = true;
+                    }
+                    let mut pause = backoff;
+                    if let Some(deadline) = self.deadline {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        pause = pause.min(left);
+                    }
+                    match inbox.recv_timeout(pause) {
+                        Ok(m) => self.take(m),
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) if self.deadline.is_none() => break,
+                        Err(RecvTimeoutError::Disconnected) => std::thread::sleep(pause),
+                    }
+                    backoff = (backoff * 2).min(MOST_BACKOFF);
+                }
+            }
+        }
+        self.delivery()
+    }
+
+    fn delivery(self) -> Delivery {
+        let mut undelivered: BTreeSet<String> = self
+            .pending
+            .iter()
+            .map(|e| e.run_id().to_string())
+            .collect();
+        undelivered.extend(self.refused.iter().cloned());
+        Delivery {
+            target: format!("mlflow {}", self.api.url()),
+            delivered: self.delivered,
+            already_there: self.present.len(),
+            undelivered,
+            note: self
+                .first_refusal
+                .map(|why| format!("the server refused some calls; the first: {why}")),
+        }
+    }
+
+    /// Deliver the first queued event (with the curve points queued right behind it).
+    /// `Err`: the server is unreachable; the event stays queued.
+    fn deliver_front(&mut self) -> Result<(), String> {
+        let Some(event) = self.pending.front() else {
+            return Ok(());
+        };
+        let run_id = event.run_id().to_string();
+        let mut taken = 1;
+        let result = if self.present.contains(&run_id) {
+            Ok(())
+        } else if !self.runs.contains_key(&run_id) && !matches!(event, TrackEvent::Started(_)) {
+            // The run's start was refused (or it started before this sink did).
+            Ok(())
+        } else {
+            match event.clone() {
+                TrackEvent::Started(start) => self.start(&start),
+                TrackEvent::Logged { .. } => {
+                    let (points, n) = self.curve_points(&run_id);
+                    taken = n;
+                    let run = &self.runs[&run_id].id;
+                    self.api.log_batch(run, &points, &[], &[])
+                }
+                TrackEvent::Finished(end) => self.finish(&end),
+                TrackEvent::Failed { error, at_ms, .. } => {
+                    let run = self.runs[&run_id].id.clone();
+                    let tags = [("stab.error".to_string(), error)];
+                    self.api
+                        .log_batch(&run, &[], &[], &tags)
+                        .and_then(|()| self.api.end_run(&run, "FAILED", at_ms))
+                }
+            }
+        };
+        match result {
+            Err(ApiError::Unreachable(why)) => return Err(why),
+            Err(refused @ ApiError::Refused { .. }) => {
+                tracing::warn!("mlflow: {run_id}: {refused}");
+                self.first_refusal.get_or_insert(refused.to_string());
+                self.refused.insert(run_id.clone());
+            }
+            Ok(()) => {}
+        }
+        let ended = matches!(
+            self.pending.front(),
+            Some(TrackEvent::Finished(_) | TrackEvent::Failed { .. })
+        );
+        self.pending.drain(..taken);
+        if ended && self.runs.remove(&run_id).is_some() && !self.refused.contains(&run_id) {
+            self.delivered += 1;
+        }
+        Ok(())
+    }
+
+    /// The points of the consecutive `Logged` events of one run at the queue's front,
+    /// at most one batch, and how many events they came from.
+    fn curve_points(&self, run_id: &str) -> (Vec<Point>, usize) {
+        let mut points = Vec::new();
+        let mut n = 0;
+        for e in &self.pending {
+            let TrackEvent::Logged {
+                run_id: r,
+                step,
+                values,
+                at_ms,
+            } = e
+            else {
+                break;
+            };
+            if r != run_id || points.len() + values.len() > crate::mlflow_api::BATCH_METRICS {
+                break;
+            }
+            points.extend(values.iter().map(|(key, value)| Point {
+                key: key.clone(),
+                value: *value,
+                step: *step,
+                at_ms: *at_ms,
+            }));
+            n += 1;
+        }
+        (points, n.max(1))
+    }
+
+    fn experiment(&mut self, recipe: &str) -> ApiResult<String> {
+        if let Some(id) = self.experiments.get(recipe) {
+            return Ok(id.clone());
+        }
+        let id = self.api.experiment(recipe)?;
+        self.experiments.insert(recipe.to_string(), id.clone());
+        Ok(id)
+    }
+
+    /// Create the run (once per stab run on the server), then log its settings.
+    fn start(&mut self, start: &RunStart) -> ApiResult<()> {
+        if !self.runs.contains_key(&start.run_id) {
+            let experiment = self.experiment(&start.recipe)?;
+            let earlier = self
+                .api
+                .runs_tagged(&experiment, "stab.run_id", &start.run_id)?;
+            if self.attempt == Attempt::Replay && earlier.iter().any(|r| r.status == "FINISHED") {
+                self.present.insert(start.run_id.clone());
+                return Ok(());
+            }
+            for run in &earlier {
+                self.api.delete_run(&run.id)?;
+            }
+            let run = self
+                .api
+                .create_run(&experiment, &start.run_id, start.at_ms, &start.tags)?;
+            self.runs.insert(start.run_id.clone(), run);
+        }
+        let run = &self.runs[&start.run_id].id;
+        self.api.log_batch(run, &[], &start.params, &[])
+    }
+
+    /// The final metrics, the settings learned while running, the record, the status.
+    fn finish(&mut self, end: &RunEnd) -> ApiResult<()> {
+        let run = self.runs[&end.run_id].clone();
+        let points: Vec<Point> = end
+            .metrics
+            .iter()
+            .map(|(key, value)| Point {
+                key: key.clone(),
+                value: *value,
+                step: end.step,
+                at_ms: end.at_ms,
+            })
+            .collect();
+        self.api
+            .log_batch(&run.id, &points, &end.params, &end.tags)?;
+        self.api
+            .upload(&run.artifact_uri, "record.json", end.record.as_bytes())?;
+        self.api.end_run(&run.id, "FINISHED", end.at_ms)
+    }
+}
