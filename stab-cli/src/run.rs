@@ -111,7 +111,7 @@ pub fn run(args: RunArgs) -> stab_core::Result<Done> {
         .jobs(args.jobs)
         .fresh(args.fresh);
     let bar = Bar::new(recipe.kind());
-    let tracker = crate::track::tracker(&targets, &out, stab_track::Attempt::Live);
+    let tracker = crate::track::tracker(&targets, &out)?;
     let ran = grid(&runner, &recipe, &plan, shard, &bar, &tracker, &out);
     crate::track::close(tracker, wait);
     ran

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use stab_track::{Attempt, Target, Tracker};
+use stab_track::{Target, Tracker};
 
 use crate::Done;
 
@@ -37,7 +37,7 @@ pub fn run(args: TrackArgs) -> stab_core::Result<Done> {
         .hint("give the results directory of a grid that ran (`stab run` prints it)")
         .into());
     }
-    let tracker = tracker(&targets, &args.dir, Attempt::Replay);
+    let tracker = Tracker::new(targets.iter().map(|t| t.sink(&args.dir)).collect());
     stab_track::replay(&records.iter().collect::<Vec<_>>(), &tracker);
     Ok(if close(tracker, wait) {
         Done::Ok
@@ -63,9 +63,16 @@ pub fn wait(seconds: f64, key: &str) -> stab_core::Result<Duration> {
     })
 }
 
-/// The tracker of a grid writing into `out`.
-pub fn tracker(targets: &[Target], out: &Path, attempt: Attempt) -> Tracker {
-    Tracker::new(targets.iter().map(|t| t.sink(out, attempt)).collect())
+/// The tracker of a grid writing into `out`. The runs the store already holds are sent
+/// first, as replays: a tracker that missed some (it was down, or the grid was killed
+/// before it delivered them) gets them now, one that has them keeps them as they are.
+pub fn tracker(targets: &[Target], out: &Path) -> stab_core::Result<Tracker> {
+    let tracker = Tracker::new(targets.iter().map(|t| t.sink(out)).collect());
+    if !targets.is_empty() {
+        let records = stab_core::ResultsStore::read_dir(out)?.latest();
+        stab_track::replay(&records.iter().collect::<Vec<_>>(), &tracker);
+    }
+    Ok(tracker)
 }
 
 /// Close the tracker and say what each destination got; `false` when something did not

@@ -9,10 +9,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use stab_core::{RunRecord, RunSpec};
 use stab_grid::{GridEvent, RunProgress};
 
+/// Whether a run is running now or told again from its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Running now: it replaces whatever a tracker holds of the same run (an interrupted
+    /// attempt, or an earlier one of a `--fresh` grid).
+    Live,
+    /// A finished run's record sent again: a tracker that already holds it leaves it alone.
+    Replay,
+}
+
 /// A run begins: what identifies it and the settings it runs with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunStart {
     pub run_id: String,
+    pub attempt: Attempt,
     /// The recipe's name (one MLflow experiment per recipe).
     pub recipe: String,
     /// The configuration this run is one seed of (`rte mixout p=0.1`): runs that differ
@@ -209,6 +220,7 @@ impl RunStart {
         params.extend(method_and_sweep(&spec.method_params, &spec.sweep));
         Self {
             run_id: spec.run_id.clone(),
+            attempt: Attempt::Live,
             recipe: spec.recipe.clone(),
             group,
             tags,
@@ -228,6 +240,7 @@ impl RunStart {
         params.extend(method_and_sweep(&r.method_params, &r.sweep));
         Self {
             run_id: r.run_id.clone(),
+            attempt: Attempt::Replay,
             recipe: r.recipe.clone(),
             group,
             tags,

@@ -21,8 +21,8 @@ pub mod target;
 pub mod tensorboard;
 pub mod tracker;
 
-pub use event::{RunEnd, RunStart, TrackEvent};
-pub use mlflow::{Attempt, MlflowSink};
+pub use event::{Attempt, RunEnd, RunStart, TrackEvent};
+pub use mlflow::MlflowSink;
 pub use sink::{Delivery, Sink};
 pub use target::Target;
 pub use tensorboard::TensorBoardSink;

@@ -7,7 +7,8 @@
 //! cannot reach the server is retried, with a back-off up to 5 s, until it succeeds or the
 //! sink is closed and its wait is over; what is still queued then is reported as
 //! undelivered (the records are in the store, and `stab track` sends them later). A call
-//! the server refuses is not retried: its run is reported.
+//! the server refuses is not retried: its run is reported. Closing waits at most its wait
+//! plus one second: a call still hanging then is left behind with the thread.
 //!
 //! A run appears once per stab run: when a run starts, the server's active runs with its
 //! `stab.run_id` (an interrupted attempt, or an earlier one of a `--fresh` grid) are
@@ -15,21 +16,12 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::event::{RunEnd, RunStart, TrackEvent};
+use crate::event::{Attempt, RunEnd, RunStart, TrackEvent};
 use crate::mlflow_api::{ApiError, ApiResult, MlflowApi, Point, RemoteRun};
 use crate::sink::{Delivery, Sink};
-
-/// Whether runs the server already finished are sent again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
-    /// A grid running now: each started run replaces the server's runs of its id.
-    Live,
-    /// Records sent again (`stab track`): runs the server holds as finished are skipped.
-    Replay,
-}
 
 enum Message {
     Event(TrackEvent),
@@ -40,48 +32,81 @@ enum Message {
 pub struct MlflowSink {
     url: String,
     queue: Sender<Message>,
-    worker: JoinHandle<Delivery>,
+    report: Receiver<Delivery>,
+    /// Runs this sink was given events of.
+    sent: BTreeSet<String>,
+    settled: Arc<Mutex<Settled>>,
 }
+
+/// Runs the courier is done with, as it goes (what `close` reports if the courier is still
+/// inside a call when the wait ends).
+#[derive(Default)]
+struct Settled {
+    /// Runs whose every event arrived.
+    delivered: BTreeSet<String>,
+    /// Replayed runs the server already held as finished.
+    present: BTreeSet<String>,
+}
+
+/// How much longer than its wait `close` waits for the courier's own report.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 impl MlflowSink {
     /// Start delivering to the server at `url`; each call gives up after `timeout`.
-    pub fn start(url: &str, attempt: Attempt, timeout: Duration) -> Self {
+    pub fn start(url: &str, timeout: Duration) -> Self {
         let (queue, inbox) = mpsc::channel();
-        let api = MlflowApi::new(url, timeout);
-        let worker = std::thread::Builder::new()
+        let (done, report) = mpsc::channel();
+        let settled = Arc::new(Mutex::new(Settled::default()));
+        let courier = Courier::new(MlflowApi::new(url, timeout), Arc::clone(&settled));
+        std::thread::Builder::new()
             .name("stab-mlflow".into())
-            .spawn(move || Courier::new(api, attempt).run(inbox))
+            .spawn(move || {
+                let _ = done.send(courier.run(inbox));
+            })
             .expect("cannot start the MLflow delivery thread");
         Self {
             url: url.to_string(),
             queue,
-            worker,
+            report,
+            sent: BTreeSet::new(),
+            settled,
         }
     }
 }
 
 impl Sink for MlflowSink {
     fn send(&mut self, event: &TrackEvent) {
+        if !self.sent.contains(event.run_id()) {
+            self.sent.insert(event.run_id().to_string());
+        }
         // The courier lives until close; a send can only fail after a panic there.
         let _ = self.queue.send(Message::Event(event.clone()));
     }
 
     fn close(self: Box<Self>, wait: Duration) -> Delivery {
         let _ = self.queue.send(Message::Close(Instant::now() + wait));
-        self.worker.join().unwrap_or_else(|_| Delivery {
+        if let Ok(delivery) = self.report.recv_timeout(wait + CLOSE_GRACE) {
+            return delivery;
+        }
+        let settled = self.settled.lock().unwrap_or_else(|p| p.into_inner());
+        Delivery {
             target: format!("mlflow {}", self.url),
-            delivered: 0,
-            already_there: 0,
-            undelivered: BTreeSet::new(),
-            note: Some("the delivery thread panicked".into()),
-        })
+            delivered: settled.delivered.len(),
+            already_there: settled.present.len(),
+            undelivered: self
+                .sent
+                .iter()
+                .filter(|r| !settled.delivered.contains(*r) && !settled.present.contains(*r))
+                .cloned()
+                .collect(),
+            note: Some("the server was still inside a call when the wait ended".into()),
+        }
     }
 }
 
 /// The delivery thread's state.
 struct Courier {
     api: MlflowApi,
-    attempt: Attempt,
     /// Experiment id per recipe.
     experiments: HashMap<String, String>,
     /// The server's run of each stab run started here.
@@ -89,33 +114,32 @@ struct Courier {
     pending: VecDeque<TrackEvent>,
     /// Runs some of whose events the server refused.
     refused: BTreeSet<String>,
-    /// Runs a replay found finished on the server.
-    present: BTreeSet<String>,
+    settled: Arc<Mutex<Settled>>,
     first_refusal: Option<String>,
     warned_unreachable: bool,
     deadline: Option<Instant>,
-    /// Runs whose end arrived.
-    delivered: usize,
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MOST_BACKOFF: Duration = Duration::from_secs(5);
 
 impl Courier {
-    fn new(api: MlflowApi, attempt: Attempt) -> Self {
+    fn new(api: MlflowApi, settled: Arc<Mutex<Settled>>) -> Self {
         Self {
             api,
-            attempt,
+            settled,
             experiments: HashMap::new(),
             runs: HashMap::new(),
             pending: VecDeque::new(),
             refused: BTreeSet::new(),
-            present: BTreeSet::new(),
             first_refusal: None,
             warned_unreachable: false,
             deadline: None,
-            delivered: 0,
         }
+    }
+
+    fn settled(&self) -> std::sync::MutexGuard<'_, Settled> {
+        self.settled.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn take(&mut self, message: Message) {
@@ -178,10 +202,14 @@ impl Courier {
             .map(|e| e.run_id().to_string())
             .collect();
         undelivered.extend(self.refused.iter().cloned());
+        let (delivered, already_there) = {
+            let settled = self.settled();
+            (settled.delivered.len(), settled.present.len())
+        };
         Delivery {
             target: format!("mlflow {}", self.api.url()),
-            delivered: self.delivered,
-            already_there: self.present.len(),
+            delivered,
+            already_there,
             undelivered,
             note: self
                 .first_refusal
@@ -197,7 +225,7 @@ impl Courier {
         };
         let run_id = event.run_id().to_string();
         let mut taken = 1;
-        let result = if self.present.contains(&run_id) {
+        let result = if self.settled().present.contains(&run_id) {
             Ok(())
         } else if !self.runs.contains_key(&run_id) && !matches!(event, TrackEvent::Started(_)) {
             // The run's start was refused (or it started before this sink did).
@@ -236,7 +264,7 @@ impl Courier {
         );
         self.pending.drain(..taken);
         if ended && self.runs.remove(&run_id).is_some() && !self.refused.contains(&run_id) {
-            self.delivered += 1;
+            self.settled().delivered.insert(run_id);
         }
         Ok(())
     }
@@ -286,8 +314,8 @@ impl Courier {
             let earlier = self
                 .api
                 .runs_tagged(&experiment, "stab.run_id", &start.run_id)?;
-            if self.attempt == Attempt::Replay && earlier.iter().any(|r| r.status == "FINISHED") {
-                self.present.insert(start.run_id.clone());
+            if start.attempt == Attempt::Replay && earlier.iter().any(|r| r.status == "FINISHED") {
+                self.settled().present.insert(start.run_id.clone());
                 return Ok(());
             }
             for run in &earlier {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use stab_core::InputError;
 
-use crate::mlflow::{Attempt, MlflowSink};
+use crate::mlflow::MlflowSink;
 use crate::sink::Sink;
 use crate::tensorboard::TensorBoardSink;
 
@@ -50,13 +50,13 @@ impl Target {
     }
 
     /// The sink writing to this target; a relative TensorBoard directory is under `out`.
-    pub fn sink(&self, out: &Path, attempt: Attempt) -> Box<dyn Sink> {
+    pub fn sink(&self, out: &Path) -> Box<dyn Sink> {
         match self {
             Self::TensorBoard(dir) => {
                 let dir = dir.clone().unwrap_or_else(|| out.join("tensorboard"));
                 Box::new(TensorBoardSink::new(dir))
             }
-            Self::Mlflow(url) => Box::new(MlflowSink::start(url, attempt, CALL_TIMEOUT)),
+            Self::Mlflow(url) => Box::new(MlflowSink::start(url, CALL_TIMEOUT)),
         }
     }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
-use crate::event::TrackEvent;
+use crate::event::{Attempt, TrackEvent};
 use crate::sink::{Delivery, Sink};
 
 /// `tensorflow.Event`, the fields TensorBoard's scalars need.
@@ -178,6 +178,8 @@ pub struct TensorBoardSink {
     /// Runs whose file could not be written (reported once at the end).
     failed: HashMap<String, String>,
     finished: usize,
+    /// Replayed runs whose directory already held an event file.
+    already_there: usize,
 }
 
 impl TensorBoardSink {
@@ -187,6 +189,7 @@ impl TensorBoardSink {
             runs: HashMap::new(),
             failed: HashMap::new(),
             finished: 0,
+            already_there: 0,
         }
     }
 
@@ -199,8 +202,13 @@ impl TensorBoardSink {
     fn apply(&mut self, event: &TrackEvent) -> std::io::Result<()> {
         match event {
             TrackEvent::Started(start) => {
-                let w = EventWriter::create(&self.run_dir(&start.group, &start.run_id))?;
-                self.runs.insert(start.run_id.clone(), w);
+                let dir = self.run_dir(&start.group, &start.run_id);
+                if start.attempt == Attempt::Replay && holds_events(&dir) {
+                    self.already_there += 1;
+                } else {
+                    let w = EventWriter::create(&dir)?;
+                    self.runs.insert(start.run_id.clone(), w);
+                }
             }
             TrackEvent::Logged {
                 run_id,
@@ -247,11 +255,20 @@ impl Sink for TensorBoardSink {
         Delivery {
             target: format!("tensorboard {}", self.dir.display()),
             delivered: self.finished,
-            already_there: 0,
+            already_there: self.already_there,
             undelivered: self.failed.into_keys().collect(),
             note: None,
         }
     }
+}
+
+/// Whether `dir` holds an event file.
+fn holds_events(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().contains(".tfevents."))
+    })
 }
 
 /// A group label as one directory name: letters, digits and `.=_-` kept, anything else

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Tracking end to end (docs/tracking.md), run by .ci/run: a real MLflow tracking server
+# (PyPI's mlflow, SQLite backend store, its artifact proxy) on localhost, and TensorBoard's
+# own EventAccumulator, checking what `stab run --track` and `stab track` delivered
+# against the store (scripts/check_tracking.py):
+#   1. a grid tracked to MLflow and TensorBoard: every run, curve, tag and result arrives;
+#   2. a grid killed mid-run and resumed: the server holds each run once;
+#   3. the server killed mid-grid: the grid still records every run and says what the
+#      server missed; restarted, `stab track` sends it, and a second send adds nothing.
+#
+#   scripts/tracking_e2e.sh [path/to/stab]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STAB=$(realpath "${1:-target/debug/stab}")
+root=$PWD
+
+venv=target/tracking-venv
+if [ ! -x "$venv/bin/mlflow" ] || ! "$venv/bin/python" -c "import tensorboard" 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q mlflow==3.17.2 tensorboard==2.21.0
+fi
+py="$root/$venv/bin/python"
+
+tmp=$(mktemp -d)
+server_pid=
+grid_pid=
+cleanup() {
+    [ -n "$grid_pid" ] && kill -9 "$grid_pid" 2>/dev/null || true
+    [ -n "$server_pid" ] && { kill -9 -- "-$server_pid"; wait "$server_pid"; } 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+url=http://127.0.0.1:$port
+
+start_server() {
+    # Its own process group, so killing it takes its web workers too.
+    setsid "$root/$venv/bin/mlflow" server --backend-store-uri "sqlite:///$tmp/mlflow.db" \
+        --artifacts-destination "$tmp/artifacts" --host 127.0.0.1 --port "$port" --workers 1 \
+        >>"$tmp/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 120); do
+        curl -sf "$url/health" >/dev/null 2>&1 && return 0
+        sleep 0.5
+    done
+    cat "$tmp/server.log" >&2
+    echo "FAIL: the MLflow server did not start" >&2
+    exit 1
+}
+kill_server() {
+    kill -9 -- "-$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+
+# A tiny BERT head-tuning grid: `seeds` seeds of FineTune and MMR on the tasks given.
+recipe() { # name tasks seeds
+    cat >"$tmp/$1.toml" <<EOF
+name = "$1"
+[model]
+path = "$root/testdata/fixtures/tiny-bert"
+max_len = 32
+[data]
+dir = "$root/testdata/data"
+tasks = $2
+[train]
+mode = "head"
+max_steps = 40
+eval_every = 8
+batch_size = 8
+lr = 0.01
+seeds = $3
+[[methods]]
+name = "finetune"
+[[methods]]
+name = "mmr"
+EOF
+    echo "$tmp/$1.toml"
+}
+records() { cat "$1"/runs*.jsonl 2>/dev/null | wc -l; }
+wait_records() { # dir n pid: until the store holds n records (the grid must still run)
+    while [ "$(records "$1")" -lt "$2" ]; do
+        kill -0 "$3" 2>/dev/null || { echo "FAIL: the grid ended before $2 records" >&2; exit 1; }
+        sleep 0.05
+    done
+}
+
+start_server
+
+echo "== 1. a tracked grid: MLflow and TensorBoard"
+r=$(recipe e2e-tracked '["cb", "rte"]' 3)
+"$STAB" run "$r" --out "$tmp/tracked" --track "mlflow=$url" --track tensorboard 2>"$tmp/tracked.log"
+grep "tracking:" "$tmp/tracked.log"
+"$py" scripts/check_tracking.py "$tmp/tracked" --experiment e2e-tracked --mlflow "$url" \
+    --tensorboard "$tmp/tracked/tensorboard"
+
+echo "== 2. a tracked grid killed mid-run, then resumed: each run once on the server"
+r=$(recipe e2e-resumed '["cb"]' 12)
+"$STAB" run "$r" --out "$tmp/resumed" --track "mlflow=$url" 2>"$tmp/resumed-1.log" &
+grid_pid=$!
+wait_records "$tmp/resumed" 3 "$grid_pid"
+kill -9 "$grid_pid"
+wait "$grid_pid" 2>/dev/null || true
+grid_pid=
+killed_at=$(records "$tmp/resumed")
+"$STAB" run "$r" --out "$tmp/resumed" --track "mlflow=$url" 2>"$tmp/resumed-2.log"
+echo "killed after $killed_at of 24 records; resumed: $(grep "tracking:" "$tmp/resumed-2.log")"
+"$py" scripts/check_tracking.py "$tmp/resumed" --experiment e2e-resumed --mlflow "$url" --lr optional
+
+echo "== 3. the server killed mid-grid"
+r=$(recipe e2e-server-killed '["cb"]' 12)
+"$STAB" run "$r" --out "$tmp/killed" --track "mlflow=$url" --track-wait 2 2>"$tmp/killed.log" &
+grid_pid=$!
+wait_records "$tmp/killed" 3 "$grid_pid"
+kill_server
+status=0
+wait "$grid_pid" || status=$?
+grid_pid=
+if [ "$status" -ne 0 ] || [ "$(records "$tmp/killed")" -ne 24 ]; then
+    cat "$tmp/killed.log" >&2
+    echo "FAIL: with the server killed the grid exited $status with $(records "$tmp/killed") of 24 records" >&2
+    exit 1
+fi
+grep -q "not (complete)" "$tmp/killed.log" || { cat "$tmp/killed.log" >&2; echo "FAIL: the grid did not say what the server missed" >&2; exit 1; }
+echo "grid finished with 24 of 24 records; $(grep "tracking:" "$tmp/killed.log" | head -1)"
+start_server
+"$STAB" track "$tmp/killed" --to "mlflow=$url" 2>"$tmp/track-1.log"
+cat "$tmp/track-1.log"
+"$py" scripts/check_tracking.py "$tmp/killed" --experiment e2e-server-killed --mlflow "$url" --lr optional
+"$STAB" track "$tmp/killed" --to "mlflow=$url" 2>"$tmp/track-2.log"
+grep -q "0 runs delivered, 24 already there" "$tmp/track-2.log" || { cat "$tmp/track-2.log" >&2; echo "FAIL: a second send was not a no-op" >&2; exit 1; }
+echo "a second stab track: $(cat "$tmp/track-2.log")"
+"$py" scripts/check_tracking.py "$tmp/killed" --experiment e2e-server-killed --mlflow "$url" --lr optional
+
+echo "tracking end to end: OK"
