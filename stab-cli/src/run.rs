@@ -111,7 +111,14 @@ pub fn run(args: RunArgs) -> stab_core::Result<Done> {
         .jobs(args.jobs)
         .fresh(args.fresh);
     let bar = Bar::new(recipe.kind());
-    let tracker = crate::track::tracker(&targets, &out)?;
+    let mine: std::collections::HashSet<&str> = match shard {
+        Some(s) => stab_core::cost::shard_of(&plan.runs, s.index, s.count),
+        None => plan.runs.iter().collect(),
+    }
+    .into_iter()
+    .map(|r| r.run_id.as_str())
+    .collect();
+    let tracker = crate::track::tracker(&targets, &out, &mine)?;
     let ran = grid(&runner, &recipe, &plan, shard, &bar, &tracker, &out);
     crate::track::close(tracker, wait);
     ran

@@ -63,14 +63,23 @@ pub fn wait(seconds: f64, key: &str) -> stab_core::Result<Duration> {
     })
 }
 
-/// The tracker of a grid writing into `out`. The runs the store already holds are sent
-/// first, as replays: a tracker that missed some (it was down, or the grid was killed
-/// before it delivered them) gets them now, one that has them keeps them as they are.
-pub fn tracker(targets: &[Target], out: &Path) -> stab_core::Result<Tracker> {
+/// The tracker of a grid writing into `out`. The runs of `mine` (this process's share of
+/// the plan) the store already holds are sent first, as replays: a tracker that missed
+/// some (it was down, or the grid was killed before it delivered them) gets them now, one
+/// that has them keeps them as they are. Other shards' runs are theirs to send.
+pub fn tracker(
+    targets: &[Target],
+    out: &Path,
+    mine: &std::collections::HashSet<&str>,
+) -> stab_core::Result<Tracker> {
     let tracker = Tracker::new(targets.iter().map(|t| t.sink(out)).collect());
     if !targets.is_empty() {
         let records = stab_core::ResultsStore::read_dir(out)?.latest();
-        stab_track::replay(&records.iter().collect::<Vec<_>>(), &tracker);
+        let ours: Vec<_> = records
+            .iter()
+            .filter(|r| mine.contains(r.run_id.as_str()))
+            .collect();
+        stab_track::replay(&ours, &tracker);
     }
     Ok(tracker)
 }

@@ -113,7 +113,9 @@ impl MlflowApi {
                 Ok(id)
             }
             Err(ApiError::Refused { code, .. }) if code == "RESOURCE_DOES_NOT_EXIST" => {
-                match self.post("experiments/create", &json!({ "name": name })) {
+                // MLflow 3's UI opens an experiment of this kind on its training runs.
+                let kind = json!([{ "key": "mlflow.experimentKind", "value": "custom_model_development" }]);
+                match self.post("experiments/create", &json!({ "name": name, "tags": kind })) {
                     Ok(v) => Ok(text(&v["experiment_id"])),
                     // Another process created it meanwhile.
                     Err(ApiError::Refused { code, .. }) if code == "RESOURCE_ALREADY_EXISTS" => {

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# What tracking costs a head-tuning grid (release build): the 30-run grid of
+# bench/head-rte-grid.toml on cached MiniLM features, run without tracking, with
+# `--track mlflow=URL --track tensorboard` (a real MLflow server on this machine, SQLite
+# store), and with `--track mlflow=URL` while nothing listens there (a server that is
+# down). Each variant starts from a copy of the warmed feature cache in its own results
+# directory, ROUNDS times in turn. Prints runs/hour and the end-of-grid wait for each,
+# and the CPU model. Needs MiniLM under target/minilm, ../shared/data, and the venv of
+# scripts/tracking_e2e.sh (target/tracking-venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q -p stab-cli
+stab=$PWD/target/release/stab
+recipe=bench/head-rte-grid.toml
+rounds=${ROUNDS:-2}
+tmp=$(mktemp -d)
+server=
+trap '[ -n "$server" ] && kill -9 -- "-$server" 2>/dev/null; rm -rf "$tmp"' EXIT
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) threads"
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+setsid target/tracking-venv/bin/mlflow server --backend-store-uri "sqlite:///$tmp/mlflow.db" \
+    --artifacts-destination "$tmp/artifacts" --host 127.0.0.1 --port "$port" --workers 1 \
+    >"$tmp/server.log" 2>&1 &
+server=$!
+until curl -sf "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.5; done
+down=http://127.0.0.1:$(free_port)
+
+STAB_LOG=warn "$stab" run "$recipe" --out "$tmp/warm" >/dev/null 2>&1   # the feature cache
+runs=$("$stab" plan "$recipe" | grep -vc '^#\|^shard')
+
+timed() { # name args…: one grid from the warm cache; prints runs/hour
+    local name=$1 out="$tmp/$1-$round"; shift
+    mkdir -p "$out" && cp -r "$tmp/warm/cache" "$out/"
+    local start end
+    start=$(date +%s.%N)
+    STAB_LOG=warn "$stab" run "$recipe" --out "$out" "$@" 2>"$out.log" >/dev/null
+    end=$(date +%s.%N)
+    local last
+    last=$(stat -c %Y.%N "$out/runs.jsonl" 2>/dev/null || echo "$end")
+    python3 - "$name" "$runs" "$start" "$end" "$out/runs.jsonl" <<'PY'
+import json, os, sys
+name, runs, start, end, store = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+n = sum(1 for _ in open(store))
+last = os.stat(store).st_mtime
+grid, total = last - start, end - start
+print(f"{name:>22}: {n}/{runs} records in {grid:6.1f} s = {n * 3600 / grid:5.0f} runs/hour; command ended {total - grid:4.1f} s after the last record")
+PY
+    grep "tracking:" "$out.log" | sed 's/^/                          /' || true
+}
+for round in $(seq "$rounds"); do
+    echo "round $round"
+    timed untracked
+    timed mlflow+tensorboard --track "mlflow=http://127.0.0.1:$port" --track tensorboard
+    timed mlflow-down --track "mlflow=$down"
+done
