@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # What tracking costs a head-tuning grid (release build): the 30-run grid of
 # bench/head-rte-grid.toml on cached MiniLM features, run without tracking, with
-# `--track mlflow=URL --track tensorboard` (a real MLflow server on this machine, SQLite
-# store), and with `--track mlflow=URL` while nothing listens there (a server that is
-# down). Each variant starts from a copy of the warmed feature cache in its own results
+# `--track tensorboard`, with `--track mlflow=URL` (a real MLflow server on this machine,
+# SQLite store), with both, and with `--track mlflow=URL` while nothing listens there (a
+# server that is down). The server's own CPU time for each grid is printed too: on a
+# 2-core machine it competes with the training. Each variant starts from a copy of the warmed feature cache in its own results
 # directory, ROUNDS times in turn. Prints runs/hour and the end-of-grid wait for each,
 # and the CPU model. Needs MiniLM under target/minilm, ../shared/data, and the venv of
 # scripts/tracking_e2e.sh (target/tracking-venv).
@@ -28,6 +29,7 @@ until curl -sf "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.5; done
 down=http://127.0.0.1:$(free_port)
 
 STAB_LOG=warn "$stab" run "$recipe" --out "$tmp/warm" >/dev/null 2>&1   # the feature cache
+last_cpu=$(server_cpu)
 runs=$("$stab" plan "$recipe" | grep -vc '^#\|^shard')
 
 timed() { # name args…: one grid from the warm cache; prints runs/hour
@@ -48,10 +50,20 @@ grid, total = last - start, end - start
 print(f"{name:>22}: {n}/{runs} records in {grid:6.1f} s = {n * 3600 / grid:5.0f} runs/hour; command ended {total - grid:4.1f} s after the last record")
 PY
     grep "tracking:" "$out.log" | sed 's/^/                          /' || true
+    local cpu
+    cpu=$(server_cpu)
+    echo "                          mlflow server CPU during this grid: $(python3 -c "print(f'{$cpu - $last_cpu:.1f} s')")"
+    last_cpu=$cpu
 }
+server_cpu() { # user+system seconds of the server's process group so far
+    ps -o cputimes= -g "$server" 2>/dev/null | awk '{s += $1} END {print s + 0}'
+}
+last_cpu=0
 for round in $(seq "$rounds"); do
     echo "round $round"
     timed untracked
+    timed tensorboard --track tensorboard
+    timed mlflow --track "mlflow=http://127.0.0.1:$port"
     timed mlflow+tensorboard --track "mlflow=http://127.0.0.1:$port" --track tensorboard
     timed mlflow-down --track "mlflow=$down"
 done

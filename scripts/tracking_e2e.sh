@@ -3,7 +3,8 @@
 # (PyPI's mlflow, SQLite backend store, its artifact proxy) on localhost, and TensorBoard's
 # own EventAccumulator, checking what `stab run --track` and `stab track` delivered
 # against the store (scripts/check_tracking.py):
-#   1. a grid tracked to MLflow and TensorBoard: every run, curve, tag and result arrives;
+#   1. a grid tracked to MLflow and TensorBoard: every run, curve, tag and result arrives,
+#      and run again with --fresh the server holds each run's latest attempt once;
 #   2. a grid killed mid-run and resumed: the server holds each run once;
 #   3. the server killed mid-grid: the grid still records every run and says what the
 #      server missed; restarted, `stab track` sends it, and a second send adds nothing.
@@ -93,6 +94,11 @@ r=$(recipe e2e-tracked '["cb", "rte"]' 3)
 grep "tracking:" "$tmp/tracked.log"
 "$py" scripts/check_tracking.py "$tmp/tracked" --experiment e2e-tracked --mlflow "$url" \
     --tensorboard "$tmp/tracked/tensorboard"
+
+echo "== 1b. the same grid again with --fresh: the server keeps each run's latest attempt"
+"$STAB" run "$r" --out "$tmp/tracked" --fresh --track "mlflow=$url" 2>"$tmp/fresh.log"
+grep "tracking:" "$tmp/fresh.log"
+"$py" scripts/check_tracking.py "$tmp/tracked" --experiment e2e-tracked --mlflow "$url"
 
 echo "== 2. a tracked grid killed mid-run, then resumed: each run once on the server"
 r=$(recipe e2e-resumed '["cb"]' 12)

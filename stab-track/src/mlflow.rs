@@ -121,6 +121,9 @@ struct Courier {
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// How long curve points may wait for more of their run's points (one call for several
+/// evaluations); what a live view lags by at most.
+const LINGER: Duration = Duration::from_secs(1);
 const MOST_BACKOFF: Duration = Duration::from_secs(5);
 
 impl Courier {
@@ -163,6 +166,14 @@ impl Courier {
             }
             while let Ok(m) = inbox.try_recv() {
                 self.take(m);
+            }
+            if let Some(wait) = self.linger() {
+                match inbox.recv_timeout(wait) {
+                    Ok(m) => self.take(m),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => self.deadline = Some(Instant::now()),
+                }
+                continue;
             }
             match self.deliver_front() {
                 Ok(()) => backoff = FIRST_BACKOFF,
@@ -224,7 +235,12 @@ impl Courier {
             return Ok(());
         };
         let run_id = event.run_id().to_string();
-        let mut taken = 1;
+        if let TrackEvent::Started(s) = event
+            && s.attempt == Attempt::Live
+        {
+            // A run found finished by a replay runs again (`--fresh`): this attempt replaces it.
+            self.settled().present.remove(&run_id);
+        }
         let result = if self.settled().present.contains(&run_id) {
             Ok(())
         } else if !self.runs.contains_key(&run_id) && !matches!(event, TrackEvent::Started(_)) {
@@ -234,10 +250,16 @@ impl Courier {
             match event.clone() {
                 TrackEvent::Started(start) => self.start(&start),
                 TrackEvent::Logged { .. } => {
-                    let (points, n) = self.curve_points(&run_id);
-                    taken = n;
+                    let (points, positions) = self.curve_points(&run_id);
                     let run = &self.runs[&run_id].id;
-                    self.api.log_batch(run, &points, &[], &[])
+                    let sent = self.api.log_batch(run, &points, &[], &[]);
+                    if sent.is_ok() {
+                        // The front is the first of them; the others come out from the back.
+                        for &i in positions[1..].iter().rev() {
+                            self.pending.remove(i);
+                        }
+                    }
+                    sent
                 }
                 TrackEvent::Finished(end) => self.finish(&end),
                 TrackEvent::Failed { error, at_ms, .. } => {
@@ -262,29 +284,33 @@ impl Courier {
             self.pending.front(),
             Some(TrackEvent::Finished(_) | TrackEvent::Failed { .. })
         );
-        self.pending.drain(..taken);
+        self.pending.pop_front();
         if ended && self.runs.remove(&run_id).is_some() && !self.refused.contains(&run_id) {
             self.settled().delivered.insert(run_id);
         }
         Ok(())
     }
 
-    /// The points of the consecutive `Logged` events of one run at the queue's front,
-    /// at most one batch, and how many events they came from.
-    fn curve_points(&self, run_id: &str) -> (Vec<Point>, usize) {
+    /// The points of the queued `Logged` events of one run, from the front up to the
+    /// run's next other event (other runs' events in between stay queued), at most one
+    /// batch; and the queue positions they came from.
+    fn curve_points(&self, run_id: &str) -> (Vec<Point>, Vec<usize>) {
         let mut points = Vec::new();
-        let mut n = 0;
-        for e in &self.pending {
+        let mut taken = Vec::new();
+        for (i, e) in self.pending.iter().enumerate() {
+            if e.run_id() != run_id {
+                continue;
+            }
             let TrackEvent::Logged {
-                run_id: r,
                 step,
                 values,
                 at_ms,
+                ..
             } = e
             else {
                 break;
             };
-            if r != run_id || points.len() + values.len() > crate::mlflow_api::BATCH_METRICS {
+            if points.len() + values.len() > crate::mlflow_api::BATCH_METRICS && !taken.is_empty() {
                 break;
             }
             points.extend(values.iter().map(|(key, value)| Point {
@@ -293,9 +319,26 @@ impl Courier {
                 step: *step,
                 at_ms: *at_ms,
             }));
-            n += 1;
+            taken.push(i);
         }
-        (points, n.max(1))
+        (points, taken)
+    }
+
+    /// Whether to hold the curve points at the front a little longer, so that one call
+    /// carries several evaluations: they are younger than [`LINGER`], the sink is not
+    /// closing, and their run has not ended yet.
+    fn linger(&self) -> Option<Duration> {
+        let Some(TrackEvent::Logged { run_id, at_ms, .. }) = self.pending.front() else {
+            return None;
+        };
+        if self.deadline.is_some() {
+            return None;
+        }
+        let ended = self.pending.iter().any(|e| {
+            e.run_id() == run_id && matches!(e, TrackEvent::Finished(_) | TrackEvent::Failed { .. })
+        });
+        let age = Duration::from_millis(crate::event::now_ms().saturating_sub(*at_ms).max(0) as u64);
+        (!ended && age < LINGER).then(|| LINGER - age)
     }
 
     fn experiment(&mut self, recipe: &str) -> ApiResult<String> {

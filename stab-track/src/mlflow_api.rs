@@ -170,8 +170,9 @@ impl MlflowApi {
         Ok(remote(&v["run"]["info"]))
     }
 
-    /// Log metrics, params and tags, split into calls MLflow accepts. Logging the same
-    /// point or the same param value again is harmless (the server keeps one).
+    /// Log metrics, params and tags in as few calls as MLflow accepts (at most 1,000
+    /// items a call, of which at most 100 params and 100 tags). Logging the same point or
+    /// the same param value again is harmless (the server keeps one).
     pub fn log_batch(
         &self,
         run: &str,
@@ -179,8 +180,12 @@ impl MlflowApi {
         params: &[(String, String)],
         tags: &[(String, String)],
     ) -> ApiResult<()> {
-        for chunk in metrics.chunks(BATCH_METRICS) {
-            let metrics: Vec<Value> = chunk
+        let (mut metrics, mut params, mut tags) = (metrics, params, tags);
+        while !(metrics.is_empty() && params.is_empty() && tags.is_empty()) {
+            let np = params.len().min(BATCH_PARAMS);
+            let nt = tags.len().min(BATCH_PARAMS);
+            let nm = metrics.len().min(BATCH_METRICS - np - nt);
+            let points: Vec<Value> = metrics[..nm]
                 .iter()
                 .map(|p| {
                     json!({ "key": p.key, "value": number(p.value), "timestamp": p.at_ms, "step": p.step })
@@ -188,19 +193,14 @@ impl MlflowApi {
                 .collect();
             self.post(
                 "runs/log-batch",
-                &json!({ "run_id": run, "metrics": metrics }),
+                &json!({
+                    "run_id": run,
+                    "metrics": points,
+                    "params": pairs(&params[..np], PARAM_VALUE_MAX),
+                    "tags": pairs(&tags[..nt], TAG_VALUE_MAX),
+                }),
             )?;
-        }
-        for chunk in params.chunks(BATCH_PARAMS) {
-            let params = pairs(chunk, PARAM_VALUE_MAX);
-            self.post(
-                "runs/log-batch",
-                &json!({ "run_id": run, "params": params }),
-            )?;
-        }
-        for chunk in tags.chunks(BATCH_PARAMS) {
-            let tags = pairs(chunk, TAG_VALUE_MAX);
-            self.post("runs/log-batch", &json!({ "run_id": run, "tags": tags }))?;
+            (metrics, params, tags) = (&metrics[nm..], &params[np..], &tags[nt..]);
         }
         Ok(())
     }
