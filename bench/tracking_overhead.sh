@@ -19,6 +19,9 @@ server=
 trap '[ -n "$server" ] && kill -9 -- "-$server" 2>/dev/null; rm -rf "$tmp"' EXIT
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) threads"
 
+server_cpu() { # user+system seconds of the server's process group so far
+    ps -o cputimes= -g "$server" 2>/dev/null | awk '{s += $1} END {print s + 0}'
+}
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 setsid target/tracking-venv/bin/mlflow server --backend-store-uri "sqlite:///$tmp/mlflow.db" \
@@ -54,9 +57,6 @@ PY
     cpu=$(server_cpu)
     echo "                          mlflow server CPU during this grid: $(python3 -c "print(f'{$cpu - $last_cpu:.1f} s')")"
     last_cpu=$cpu
-}
-server_cpu() { # user+system seconds of the server's process group so far
-    ps -o cputimes= -g "$server" 2>/dev/null | awk '{s += $1} END {print s + 0}'
 }
 last_cpu=0
 for round in $(seq "$rounds"); do

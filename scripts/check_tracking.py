@@ -61,8 +61,12 @@ def check_mlflow(url, experiment, records, lr):
     assert exp is not None, f"no experiment {experiment!r} on {url}"
     runs = client.search_runs([exp.experiment_id], max_results=5000)
     by_id = {}
+    reports = []
     for run in runs:
-        by_id.setdefault(run.data.tags.get("stab.run_id"), []).append(run)
+        if run.data.tags.get("stab.report") == "true":
+            reports.append(run)
+        else:
+            by_id.setdefault(run.data.tags.get("stab.run_id"), []).append(run)
     extra = set(by_id) - set(records)
     assert not extra, f"runs on the server that the store does not hold: {sorted(extra)[:5]}"
     for run_id, r in records.items():
@@ -93,7 +97,19 @@ def check_mlflow(url, experiment, records, lr):
         with tempfile.TemporaryDirectory() as tmp:
             path = client.download_artifacts(run.info.run_id, "record.json", tmp)
             assert json.load(open(path)) == r, f"{run_id}: record.json differs from the store's record"
-    return len(records)
+    return len(records), client, reports
+
+
+def check_report(client, reports, store):
+    """One report run whose artifacts are the directory's report files, byte for byte."""
+    assert len(reports) == 1, f"{len(reports)} report runs (want 1)"
+    names = [n for n in ("report.html", "report.md", "report.json") if os.path.isfile(os.path.join(store, n))]
+    assert names, f"no report files in {store}"
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            path = client.download_artifacts(reports[0].info.run_id, name, tmp)
+            assert open(path, "rb").read() == open(os.path.join(store, name), "rb").read(), f"{name} differs"
+    return names
 
 
 def check_tensorboard(tb, records, lr):
@@ -121,6 +137,7 @@ def main():
     ap.add_argument("--experiment", required=True)
     ap.add_argument("--mlflow")
     ap.add_argument("--tensorboard")
+    ap.add_argument("--report", action="store_true", help="STORE's report files must be on the server, once")
     ap.add_argument("--lr", choices=["required", "absent", "optional"], default="required",
                     help="the learning-rate curve: sent live, absent from a replay")
     a = ap.parse_args()
@@ -128,8 +145,11 @@ def main():
     assert records, f"no records in {a.store}"
     lr = a.lr
     if a.mlflow:
-        n = check_mlflow(a.mlflow, a.experiment, records, lr)
+        n, client, reports = check_mlflow(a.mlflow, a.experiment, records, lr)
         print(f"mlflow {a.mlflow}: {n} runs, each once, FINISHED, tags, params, curves, test metrics and record.json as the store holds them")
+        if a.report:
+            names = check_report(client, reports, a.store)
+            print(f"mlflow {a.mlflow}: one report run holding {', '.join(names)} as the directory has them")
     if a.tensorboard:
         n = check_tensorboard(a.tensorboard, records, lr)
         print(f"tensorboard {a.tensorboard}: {n} runs read by EventAccumulator, curves and test metrics as the store holds them")

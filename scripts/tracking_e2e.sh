@@ -138,4 +138,11 @@ grep -q "0 runs delivered, 24 already there" "$tmp/track-2.log" || { cat "$tmp/t
 echo "a second stab track: $(cat "$tmp/track-2.log")"
 "$py" scripts/check_tracking.py "$tmp/killed" --experiment e2e-server-killed --mlflow "$url" --lr optional
 
+echo "== 4. stab track sends the grid's report as one run's artifacts (replacing an older one)"
+"$STAB" report "$tmp/killed" --html >/dev/null 2>&1
+"$STAB" track "$tmp/killed" --to "mlflow=$url" 2>/dev/null
+"$STAB" track "$tmp/killed" --to "mlflow=$url" 2>"$tmp/track-3.log"
+grep "report" "$tmp/track-3.log"
+"$py" scripts/check_tracking.py "$tmp/killed" --experiment e2e-server-killed --mlflow "$url" --lr optional --report
+
 echo "tracking end to end: OK"

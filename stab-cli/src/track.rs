@@ -39,11 +39,50 @@ pub fn run(args: TrackArgs) -> stab_core::Result<Done> {
     }
     let tracker = Tracker::new(targets.iter().map(|t| t.sink(&args.dir)).collect());
     stab_track::replay(&records.iter().collect::<Vec<_>>(), &tracker);
+    send_report(&args.dir, &records, &tracker)?;
     Ok(if close(tracker, wait) {
         Done::Ok
     } else {
         Done::RunsFailed
     })
+}
+
+/// The directory's `stab report` files, if it has them, to each recipe's experiment.
+fn send_report(
+    dir: &Path,
+    records: &[stab_core::RunRecord],
+    tracker: &Tracker,
+) -> stab_core::Result<()> {
+    let mut files = Vec::new();
+    for name in ["report.html", "report.md", "report.json"] {
+        let path = dir.join(name);
+        if path.is_file() {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            files.push((name.to_string(), bytes));
+        }
+    }
+    if files.is_empty() {
+        return Ok(());
+    }
+    let recipes: std::collections::BTreeSet<&str> =
+        records.iter().map(|r| r.recipe.as_str()).collect();
+    for recipe in recipes {
+        tracker.send(&stab_track::TrackEvent::Report {
+            recipe: recipe.to_string(),
+            files: files.clone(),
+            at_ms: stab_track::event::now_ms(),
+        });
+    }
+    errln!(
+        "tracking: the report ({}) goes with the runs",
+        files
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
 }
 
 /// The `--track`/`--to` values, each checked.

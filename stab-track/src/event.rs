@@ -72,7 +72,17 @@ pub enum TrackEvent {
         error: String,
         at_ms: i64,
     },
+    /// A grid's report files (`report.html`, `report.md`, `report.json`), for the recipe's
+    /// experiment; sent by `stab track`.
+    Report {
+        recipe: String,
+        files: Vec<(String, Vec<u8>)>,
+        at_ms: i64,
+    },
 }
+
+/// What [`TrackEvent::run_id`] says of a report.
+pub const REPORT_ID: &str = "report";
 
 impl TrackEvent {
     /// The run the event belongs to.
@@ -81,6 +91,7 @@ impl TrackEvent {
             Self::Started(s) => &s.run_id,
             Self::Finished(e) => &e.run_id,
             Self::Logged { run_id, .. } | Self::Failed { run_id, .. } => run_id,
+            Self::Report { .. } => REPORT_ID,
         }
     }
 

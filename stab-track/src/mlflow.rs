@@ -241,35 +241,14 @@ impl Courier {
             // A run found finished by a replay runs again (`--fresh`): this attempt replaces it.
             self.settled().present.remove(&run_id);
         }
-        let result = if self.settled().present.contains(&run_id) {
-            Ok(())
-        } else if !self.runs.contains_key(&run_id) && !matches!(event, TrackEvent::Started(_)) {
+        let skip = self.settled().present.contains(&run_id)
             // The run's start was refused (or it started before this sink did).
+            || (!self.runs.contains_key(&run_id)
+                && !matches!(event, TrackEvent::Started(_) | TrackEvent::Report { .. }));
+        let result = if skip {
             Ok(())
         } else {
-            match event.clone() {
-                TrackEvent::Started(start) => self.start(&start),
-                TrackEvent::Logged { .. } => {
-                    let (points, positions) = self.curve_points(&run_id);
-                    let run = &self.runs[&run_id].id;
-                    let sent = self.api.log_batch(run, &points, &[], &[]);
-                    if sent.is_ok() {
-                        // The front is the first of them; the others come out from the back.
-                        for &i in positions[1..].iter().rev() {
-                            self.pending.remove(i);
-                        }
-                    }
-                    sent
-                }
-                TrackEvent::Finished(end) => self.finish(&end),
-                TrackEvent::Failed { error, at_ms, .. } => {
-                    let run = self.runs[&run_id].id.clone();
-                    let tags = [("stab.error".to_string(), error)];
-                    self.api
-                        .log_batch(&run, &[], &[], &tags)
-                        .and_then(|()| self.api.end_run(&run, "FAILED", at_ms))
-                }
-            }
+            self.deliver(event.clone(), &run_id)
         };
         match result {
             Err(ApiError::Unreachable(why)) => return Err(why),
@@ -289,6 +268,35 @@ impl Courier {
             self.settled().delivered.insert(run_id);
         }
         Ok(())
+    }
+
+    /// One event's calls (`Logged`: with the run's other queued points).
+    fn deliver(&mut self, event: TrackEvent, run_id: &str) -> ApiResult<()> {
+        match event {
+            TrackEvent::Started(start) => self.start(&start),
+            TrackEvent::Logged { .. } => {
+                let (points, positions) = self.curve_points(run_id);
+                let run = &self.runs[run_id].id;
+                self.api.log_batch(run, &points, &[], &[])?;
+                // The front is the first of them; the others come out from the back.
+                for &i in positions[1..].iter().rev() {
+                    self.pending.remove(i);
+                }
+                Ok(())
+            }
+            TrackEvent::Finished(end) => self.finish(&end),
+            TrackEvent::Failed { error, at_ms, .. } => {
+                let run = self.runs[run_id].id.clone();
+                let tags = [("stab.error".to_string(), error)];
+                self.api.log_batch(&run, &[], &[], &tags)?;
+                self.api.end_run(&run, "FAILED", at_ms)
+            }
+            TrackEvent::Report {
+                recipe,
+                files,
+                at_ms,
+            } => self.report(&recipe, &files, at_ms),
+        }
     }
 
     /// The points of the queued `Logged` events of one run, from the front up to the
@@ -337,7 +345,8 @@ impl Courier {
         let ended = self.pending.iter().any(|e| {
             e.run_id() == run_id && matches!(e, TrackEvent::Finished(_) | TrackEvent::Failed { .. })
         });
-        let age = Duration::from_millis(crate::event::now_ms().saturating_sub(*at_ms).max(0) as u64);
+        let age =
+            Duration::from_millis(crate::event::now_ms().saturating_sub(*at_ms).max(0) as u64);
         (!ended && age < LINGER).then(|| LINGER - age)
     }
 
@@ -371,6 +380,24 @@ impl Courier {
         }
         let run = &self.runs[&start.run_id].id;
         self.api.log_batch(run, &[], &start.params, &[])
+    }
+
+    /// The report as the artifacts of one run named `report` (tag `stab.report`), which
+    /// replaces the experiment's earlier report run.
+    fn report(&mut self, recipe: &str, files: &[(String, Vec<u8>)], at_ms: i64) -> ApiResult<()> {
+        let experiment = self.experiment(recipe)?;
+        for run in self.api.runs_tagged(&experiment, "stab.report", "true")? {
+            self.api.delete_run(&run.id)?;
+        }
+        let tags = [
+            ("stab.report".to_string(), "true".to_string()),
+            ("stab.recipe".to_string(), recipe.to_string()),
+        ];
+        let run = self.api.create_run(&experiment, "report", at_ms, &tags)?;
+        for (name, bytes) in files {
+            self.api.upload(&run.artifact_uri, name, bytes)?;
+        }
+        self.api.end_run(&run.id, "FINISHED", at_ms)
     }
 
     /// The final metrics, the settings learned while running, the record, the status.

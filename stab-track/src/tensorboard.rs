@@ -229,6 +229,8 @@ impl TensorBoardSink {
             TrackEvent::Failed { run_id, .. } => {
                 self.runs.remove(run_id);
             }
+            // The report's plots are in the report itself.
+            TrackEvent::Report { .. } => {}
         }
         Ok(())
     }
