@@ -22,13 +22,16 @@ echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), 
 server_cpu() { # user+system seconds of the server's process group so far
     ps -o cputimes= -g "$server" 2>/dev/null | awk '{s += $1} END {print s + 0}'
 }
+healthy() { # url: the server answers /health (with python3, which every CI image has)
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/health", timeout=2)' "$1" 2>/dev/null
+}
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 setsid target/tracking-venv/bin/mlflow server --backend-store-uri "sqlite:///$tmp/mlflow.db" \
     --artifacts-destination "$tmp/artifacts" --host 127.0.0.1 --port "$port" --workers 1 \
     >"$tmp/server.log" 2>&1 &
 server=$!
-until curl -sf "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.5; done
+until healthy "http://127.0.0.1:$port"; do sleep 0.5; done
 down=http://127.0.0.1:$(free_port)
 
 STAB_LOG=warn "$stab" run "$recipe" --out "$tmp/warm" >/dev/null 2>&1   # the feature cache

@@ -34,6 +34,9 @@ trap cleanup EXIT
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 url=http://127.0.0.1:$port
 
+healthy() { # url: the server answers /health (with python3, which every CI image has)
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/health", timeout=2)' "$1" 2>/dev/null
+}
 start_server() {
     # Its own process group, so killing it takes its web workers too.
     setsid "$root/$venv/bin/mlflow" server --backend-store-uri "sqlite:///$tmp/mlflow.db" \
@@ -41,7 +44,7 @@ start_server() {
         >>"$tmp/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 120); do
-        curl -sf "$url/health" >/dev/null 2>&1 && return 0
+        healthy "$url" && return 0
         sleep 0.5
     done
     cat "$tmp/server.log" >&2
