@@ -13,12 +13,21 @@ pub struct ReportArgs {
     /// md (default), csv, latex or json (every table as one document; keys in docs/design.md §5).
     #[arg(long, default_value = "md")]
     format: String,
-    /// Where to write SVG plots (default DIR/plots).
+    /// Where to write SVG plots (default DIR/plots). Plots are written with the Markdown
+    /// report, with --html, or when this is given; csv, latex and json print only.
     #[arg(long)]
     plots: Option<PathBuf>,
     /// Also write DIR/report.html: one self-contained page with the tables and the plots.
     #[arg(long)]
     html: bool,
+}
+
+/// The recipes the records come from, for the page's title (`first-study`, or
+/// `minilm-peft-cb + minilm-peft-cb-lr` for a directory two recipes wrote into).
+fn recipe_names(report: &Report) -> String {
+    let names: std::collections::BTreeSet<&str> =
+        report.records.iter().map(|r| r.recipe.as_str()).collect();
+    names.into_iter().collect::<Vec<_>>().join(" + ")
 }
 
 pub fn report(args: ReportArgs) -> stab_core::Result<()> {
@@ -61,6 +70,12 @@ pub fn report(args: ReportArgs) -> stab_core::Result<()> {
                 .into(),
         );
     }
+    let with_plots = format == ReportFormat::Markdown || args.html || args.plots.is_some();
+    if !with_plots {
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), "{}", report.render(format));
+        return Ok(());
+    }
     // Where the plots go must be writable before anything is printed.
     let plots = args.plots.unwrap_or_else(|| args.dir.join("plots"));
     stab_core::atomic::create_dir(&plots).map_err(|e| match e {
@@ -82,7 +97,7 @@ pub fn report(args: ReportArgs) -> stab_core::Result<()> {
         tracing::warn!("could not write the plot {}: {why}", path.display());
     }
     if args.html {
-        let title = format!("stab report: {}", args.dir.display());
+        let title = format!("stab report: {}", recipe_names(&report));
         let page =
             stab_eval::report::html::write_page(&args.dir, &title, &report.document(), &files)?;
         errln!("wrote {}", page.display());

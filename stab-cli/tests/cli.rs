@@ -192,6 +192,12 @@ fn runs_record_reports_and_resume_without_repeating() {
     }
     // margin: 3 rows; heads: 2 values × 2 checkpoints.
     assert_eq!(csv.lines().count(), 1 + 3 + 4, "{csv}");
+    // csv and json print only: no plots as a side effect.
+    run_ok(&["report", o, "--format", "json"]);
+    assert!(
+        !out.join("plots").exists(),
+        "a csv or json report wrote plots"
+    );
     let md = String::from_utf8(run_ok(&["report", o]).stdout).unwrap();
     assert!(
         md.contains("## Synthetic study `margin`") && md.contains("| margin γ"),
