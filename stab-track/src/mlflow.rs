@@ -104,6 +104,9 @@ impl Sink for MlflowSink {
     }
 }
 
+/// Why the front event could not be delivered: the server did not answer (it stays queued).
+struct Unreachable(String);
+
 /// The delivery thread's state.
 struct Courier {
     api: MlflowApi,
@@ -177,7 +180,7 @@ impl Courier {
             }
             match self.deliver_front() {
                 Ok(()) => backoff = FIRST_BACKOFF,
-                Err(why) => {
+                Err(Unreachable(why)) => {
                     if !self.warned_unreachable {
                         tracing::warn!(
                             "mlflow: {} is unreachable ({why}); the grid goes on, events are kept and retried",
@@ -230,7 +233,7 @@ impl Courier {
 
     /// Deliver the first queued event (with the curve points queued right behind it).
     /// `Err`: the server is unreachable; the event stays queued.
-    fn deliver_front(&mut self) -> Result<(), String> {
+    fn deliver_front(&mut self) -> Result<(), Unreachable> {
         let Some(event) = self.pending.front() else {
             return Ok(());
         };
@@ -251,7 +254,7 @@ impl Courier {
             self.deliver(event.clone(), &run_id)
         };
         match result {
-            Err(ApiError::Unreachable(why)) => return Err(why),
+            Err(ApiError::Unreachable(why)) => return Err(Unreachable(why)),
             Err(refused @ ApiError::Refused { .. }) => {
                 tracing::warn!("mlflow: {run_id}: {refused}");
                 self.first_refusal.get_or_insert(refused.to_string());
