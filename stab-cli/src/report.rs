@@ -71,22 +71,24 @@ pub fn report(args: ReportArgs) -> stab_core::Result<()> {
         );
     }
     let with_plots = format == ReportFormat::Markdown || args.html || args.plots.is_some();
-    if !with_plots {
-        use std::io::Write as _;
-        let _ = write!(std::io::stdout(), "{}", report.render(format));
-        return Ok(());
-    }
     // Where the plots go must be writable before anything is printed.
     let plots = args.plots.unwrap_or_else(|| args.dir.join("plots"));
-    stab_core::atomic::create_dir(&plots).map_err(|e| match e {
-        stab_core::Error::Input(ie) => ie
-            .hint("the plots are written beside the report: pass --plots DIR somewhere writable")
-            .into(),
-        e => e,
-    })?;
+    if with_plots {
+        stab_core::atomic::create_dir(&plots).map_err(|e| match e {
+            stab_core::Error::Input(ie) => ie
+                .hint(
+                    "the plots are written beside the report: pass --plots DIR somewhere writable",
+                )
+                .into(),
+            e => e,
+        })?;
+    }
     {
         use std::io::Write as _;
         let _ = write!(std::io::stdout(), "{}", report.render(format));
+    }
+    if !with_plots {
+        return Ok(());
     }
     let written = report.write_plots(&plots)?;
     let (files, failed) = (written.written, written.failed);

@@ -111,14 +111,7 @@ pub fn run(args: RunArgs) -> stab_core::Result<Done> {
         .jobs(args.jobs)
         .fresh(args.fresh);
     let bar = Bar::new(recipe.kind());
-    let mine: std::collections::HashSet<&str> = match shard {
-        Some(s) => stab_core::cost::shard_of(&plan.runs, s.index, s.count),
-        None => plan.runs.iter().collect(),
-    }
-    .into_iter()
-    .map(|r| r.run_id.as_str())
-    .collect();
-    let tracker = crate::track::tracker(&targets, &out, &mine)?;
+    let tracker = crate::track::tracker(&targets, &out, &plan.runs, shard)?;
     let ran = grid(&runner, &recipe, &plan, shard, &bar, &tracker, &out);
     crate::track::close(tracker, wait);
     ran
@@ -168,20 +161,14 @@ fn grid(
                 design.min,
                 shard.map_or(String::new(), |s| format!(", one round's shard {s}")),
             );
-            let ran = runner.run_sequential(&all, design, &|event| {
-                tracker.observe(&event);
-                bar.show(event, &planned, out)
-            });
+            let ran = runner.run_sequential(&all, design, &watch(bar, tracker, &planned, out));
             bar.bar.finish_and_clear();
             let (summary, states) = ran?;
             show_decisions(&states, design, shard.is_some());
             summary
         }
         None => {
-            let ran = runner.run(&mine, &|event| {
-                tracker.observe(&event);
-                bar.show(event, &planned, out)
-            });
+            let ran = runner.run(&mine, &watch(bar, tracker, &planned, out));
             bar.bar.finish_and_clear();
             ran?
         }
@@ -191,6 +178,19 @@ fn grid(
     } else {
         Done::Ok
     })
+}
+
+/// Where a grid's events go: the trackers, then the progress bar and its lines.
+fn watch<'a>(
+    bar: &'a Bar,
+    tracker: &'a stab_track::Tracker,
+    planned: &'a str,
+    out: &'a std::path::Path,
+) -> impl Fn(GridEvent<'_>) + Sync + 'a {
+    move |event| {
+        tracker.observe(&event);
+        bar.show(event, planned, out)
+    }
 }
 
 /// `[tune]`: run the search (this shard's share of it), then read every arm's choice from
@@ -219,10 +219,7 @@ fn search(
         search.len(),
         shard.map_or(String::new(), |s| format!(", {} in shard {s}", mine.len())),
     );
-    let ran = runner.run(&mine, &|event| {
-        tracker.observe(&event);
-        bar.show(event, &planned, out)
-    });
+    let ran = runner.run(&mine, &watch(bar, tracker, &planned, out));
     bar.bar.finish_and_clear();
     let summary = ran?;
     let records = stab_core::ResultsStore::read_dir(out)?.latest();

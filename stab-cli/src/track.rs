@@ -38,7 +38,7 @@ pub fn run(args: TrackArgs) -> stab_core::Result<Done> {
         .into());
     }
     let tracker = Tracker::new(targets.iter().map(|t| t.sink(&args.dir)).collect());
-    stab_track::replay(&records.iter().collect::<Vec<_>>(), &tracker);
+    stab_track::replay(&records, &tracker);
     send_report(&args.dir, &records, &tracker)?;
     Ok(if close(tracker, wait) {
         Done::Ok
@@ -102,23 +102,29 @@ pub fn wait(seconds: f64, key: &str) -> stab_core::Result<Duration> {
     })
 }
 
-/// The tracker of a grid writing into `out`. The runs of `mine` (this process's share of
-/// the plan) the store already holds are sent first, as replays: a tracker that missed
-/// some (it was down, or the grid was killed before it delivered them) gets them now, one
-/// that has them keeps them as they are. Other shards' runs are theirs to send.
+/// The tracker of a grid writing into `out`. The runs of this process's share of the plan
+/// (`shard` of `runs`) that the store already holds are sent first, as replays: a tracker
+/// that missed some (it was down, or the grid was killed before it delivered them) gets
+/// them now, one that has them keeps them as they are. Other shards' runs are theirs to
+/// send.
 pub fn tracker(
     targets: &[Target],
     out: &Path,
-    mine: &std::collections::HashSet<&str>,
+    runs: &[stab_core::RunSpec],
+    shard: Option<stab_core::Shard>,
 ) -> stab_core::Result<Tracker> {
     let tracker = Tracker::new(targets.iter().map(|t| t.sink(out)).collect());
     if !targets.is_empty() {
+        let mine: std::collections::HashSet<&str> = match shard {
+            Some(s) => stab_core::cost::shard_of(runs, s.index, s.count),
+            None => runs.iter().collect(),
+        }
+        .into_iter()
+        .map(|r| r.run_id.as_str())
+        .collect();
         let records = stab_core::ResultsStore::read_dir(out)?.latest();
-        let ours: Vec<_> = records
-            .iter()
-            .filter(|r| mine.contains(r.run_id.as_str()))
-            .collect();
-        stab_track::replay(&ours, &tracker);
+        let ours = records.iter().filter(|r| mine.contains(r.run_id.as_str()));
+        stab_track::replay(ours, &tracker);
     }
     Ok(tracker)
 }

@@ -98,28 +98,33 @@ impl TrackEvent {
     /// The tracker's view of a grid event (`None` for what trackers do not keep: grid
     /// bookkeeping, single updates between evaluations).
     pub fn from_grid(event: &GridEvent<'_>) -> Option<Self> {
-        let at_ms = now_ms();
+        // Every update reports progress: the clock is read only for what is kept.
         Some(match event {
-            GridEvent::RunStarted { spec, .. } => Self::Started(RunStart::of_spec(spec, at_ms)),
+            GridEvent::RunStarted { spec, .. } => Self::Started(RunStart::of_spec(spec, now_ms())),
             GridEvent::Progress { spec, progress } => {
                 let (step, values) = progress_values(progress)?;
                 Self::Logged {
                     run_id: spec.run_id.clone(),
                     step,
                     values,
-                    at_ms,
+                    at_ms: now_ms(),
                 }
             }
             GridEvent::RunFinished { record, .. } => {
-                Self::Finished(RunEnd::of_record(record, at_ms))
+                Self::Finished(RunEnd::of_record(record, now_ms()))
             }
             GridEvent::RunFailed { spec, error } => Self::Failed {
                 run_id: spec.run_id.clone(),
                 error: format!("{error:#}"),
-                at_ms,
+                at_ms: now_ms(),
             },
             _ => return None,
         })
+    }
+
+    /// Whether this is the last event of its run (finished or failed).
+    pub fn ends_run(&self) -> bool {
+        matches!(self, Self::Finished(_) | Self::Failed { .. })
     }
 
     /// A finished run told again from its record: the start (settings the record keeps),
@@ -194,8 +199,7 @@ pub fn group_of(
 ) -> String {
     let mut group = format!("{task} {method}");
     for (k, v) in params.iter().chain(sweep) {
-        let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-        group.push_str(&format!(" {k}={v}"));
+        group.push_str(&format!(" {k}={}", json_text(v)));
     }
     group
 }
@@ -348,7 +352,7 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>)
 }
 
 /// A value as text: strings bare, anything else as JSON.
-fn json_text(v: &serde_json::Value) -> String {
+pub(crate) fn json_text(v: &serde_json::Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }
 

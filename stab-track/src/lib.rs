@@ -30,7 +30,7 @@ pub use tracker::Tracker;
 
 /// Send finished runs' records to a tracker again (runs the server lacks, a grid that ran
 /// without tracking), in the order given.
-pub fn replay(records: &[&stab_core::RunRecord], tracker: &Tracker) {
+pub fn replay<'r>(records: impl IntoIterator<Item = &'r stab_core::RunRecord>, tracker: &Tracker) {
     for record in records {
         for event in TrackEvent::from_record(record) {
             tracker.send(&event);

@@ -238,6 +238,7 @@ impl Courier {
             return Ok(());
         };
         let run_id = event.run_id().to_string();
+        let ended = event.ends_run();
         if let TrackEvent::Started(s) = event
             && s.attempt == Attempt::Live
         {
@@ -262,10 +263,6 @@ impl Courier {
             }
             Ok(()) => {}
         }
-        let ended = matches!(
-            self.pending.front(),
-            Some(TrackEvent::Finished(_) | TrackEvent::Failed { .. })
-        );
         self.pending.pop_front();
         if ended && self.runs.remove(&run_id).is_some() && !self.refused.contains(&run_id) {
             self.settled().delivered.insert(run_id);
@@ -324,12 +321,7 @@ impl Courier {
             if points.len() + values.len() > crate::mlflow_api::BATCH_METRICS && !taken.is_empty() {
                 break;
             }
-            points.extend(values.iter().map(|(key, value)| Point {
-                key: key.clone(),
-                value: *value,
-                step: *step,
-                at_ms: *at_ms,
-            }));
+            points.extend(Point::all(values, *step, *at_ms));
             taken.push(i);
         }
         (points, taken)
@@ -345,9 +337,10 @@ impl Courier {
         if self.deadline.is_some() {
             return None;
         }
-        let ended = self.pending.iter().any(|e| {
-            e.run_id() == run_id && matches!(e, TrackEvent::Finished(_) | TrackEvent::Failed { .. })
-        });
+        let ended = self
+            .pending
+            .iter()
+            .any(|e| e.run_id() == run_id && e.ends_run());
         let age =
             Duration::from_millis(crate::event::now_ms().saturating_sub(*at_ms).max(0) as u64);
         (!ended && age < LINGER).then(|| LINGER - age)
@@ -406,16 +399,7 @@ impl Courier {
     /// The final metrics, the settings learned while running, the record, the status.
     fn finish(&mut self, end: &RunEnd) -> ApiResult<()> {
         let run = self.runs[&end.run_id].clone();
-        let points: Vec<Point> = end
-            .metrics
-            .iter()
-            .map(|(key, value)| Point {
-                key: key.clone(),
-                value: *value,
-                step: end.step,
-                at_ms: end.at_ms,
-            })
-            .collect();
+        let points: Vec<Point> = Point::all(&end.metrics, end.step, end.at_ms).collect();
         self.api
             .log_batch(&run.id, &points, &end.params, &end.tags)?;
         self.api

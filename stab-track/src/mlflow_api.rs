@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::event::json_text as text;
+
 /// Why a call did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
@@ -57,6 +59,18 @@ pub struct Point {
     pub value: f64,
     pub step: u64,
     pub at_ms: i64,
+}
+
+impl Point {
+    /// The points of named values logged together at one step.
+    pub fn all(values: &[(String, f64)], step: u64, at_ms: i64) -> impl Iterator<Item = Point> {
+        values.iter().map(move |(key, value)| Point {
+            key: key.clone(),
+            value: *value,
+            step,
+            at_ms,
+        })
+    }
 }
 
 /// A client of one tracking server.
@@ -270,10 +284,6 @@ fn remote(info: &Value) -> RemoteRun {
         status: text(&info["status"]),
         artifact_uri: text(&info["artifact_uri"]),
     }
-}
-
-fn text(v: &Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }
 
 /// Key–value pairs as MLflow's JSON, values cut to `max` characters.

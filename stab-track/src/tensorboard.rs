@@ -8,7 +8,7 @@
 //! CRC-32C, the bytes, their masked CRC-32C, where mask(c) = ((c >> 15) | (c << 17)) +
 //! 0xa282ead8. The messages are declared with prost; the framing is the few lines below.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -119,7 +119,7 @@ impl EventWriter {
         std::fs::create_dir_all(dir)?;
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
-            if entry.file_name().to_string_lossy().contains(".tfevents.") {
+            if is_event_file(&entry) {
                 std::fs::remove_file(entry.path())?;
             }
         }
@@ -175,8 +175,8 @@ impl EventWriter {
 pub struct TensorBoardSink {
     dir: PathBuf,
     runs: HashMap<String, EventWriter>,
-    /// Runs whose file could not be written (reported once at the end).
-    failed: HashMap<String, String>,
+    /// Runs whose file could not be written (each warned about once, listed at the end).
+    failed: BTreeSet<String>,
     finished: usize,
     /// Replayed runs whose directory already held an event file.
     already_there: usize,
@@ -187,7 +187,7 @@ impl TensorBoardSink {
         Self {
             dir: dir.into(),
             runs: HashMap::new(),
-            failed: HashMap::new(),
+            failed: BTreeSet::new(),
             finished: 0,
             already_there: 0,
         }
@@ -238,7 +238,7 @@ impl TensorBoardSink {
 
 impl Sink for TensorBoardSink {
     fn send(&mut self, event: &TrackEvent) {
-        if self.failed.contains_key(event.run_id()) {
+        if self.failed.contains(event.run_id()) {
             return;
         }
         if let Err(e) = self.apply(event) {
@@ -248,8 +248,7 @@ impl Sink for TensorBoardSink {
                 self.dir.display()
             );
             self.runs.remove(event.run_id());
-            self.failed
-                .insert(event.run_id().to_string(), e.to_string());
+            self.failed.insert(event.run_id().to_string());
         }
     }
 
@@ -258,7 +257,7 @@ impl Sink for TensorBoardSink {
             target: format!("tensorboard {}", self.dir.display()),
             delivered: self.finished,
             already_there: self.already_there,
-            undelivered: self.failed.into_keys().collect(),
+            undelivered: self.failed,
             note: None,
         }
     }
@@ -266,11 +265,12 @@ impl Sink for TensorBoardSink {
 
 /// Whether `dir` holds an event file.
 fn holds_events(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().contains(".tfevents."))
-    })
+    std::fs::read_dir(dir).is_ok_and(|entries| entries.flatten().any(|e| is_event_file(&e)))
+}
+
+/// An event file by TensorBoard's naming (`…tfevents…`).
+fn is_event_file(entry: &std::fs::DirEntry) -> bool {
+    entry.file_name().to_string_lossy().contains(".tfevents.")
 }
 
 /// A group label as one directory name: letters, digits and `.=_-` kept, anything else

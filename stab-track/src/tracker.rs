@@ -13,18 +13,21 @@ use crate::sink::{Delivery, Sink};
 #[derive(Default)]
 pub struct Tracker {
     sinks: Mutex<Vec<Box<dyn Sink>>>,
+    /// No sink listens (fixed at construction: the grid's updates then cost no lock).
+    empty: bool,
 }
 
 impl Tracker {
     pub fn new(sinks: Vec<Box<dyn Sink>>) -> Self {
         Self {
+            empty: sinks.is_empty(),
             sinks: Mutex::new(sinks),
         }
     }
 
-    /// Whether any sink listens.
+    /// Whether no sink listens.
     pub fn is_empty(&self) -> bool {
-        self.sinks.lock().map_or(true, |s| s.is_empty())
+        self.empty
     }
 
     /// Observe one grid event (cheap for events trackers do not keep).
