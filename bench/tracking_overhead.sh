@@ -6,32 +6,26 @@
 # server that is down). The server's own CPU time for each grid is printed too: on a
 # 2-core machine it competes with the training. Each variant starts from a copy of the warmed feature cache in its own results
 # directory, ROUNDS times in turn. Prints runs/hour and the end-of-grid wait for each,
-# and the CPU model. Needs MiniLM under target/minilm, ../shared/data, and the venv of
-# scripts/tracking_e2e.sh (target/tracking-venv).
+# and the CPU model. Needs MiniLM under target/minilm and ../shared/data; the venv with
+# MLflow is made as scripts/tracking_e2e.sh makes it (scripts/mlflow_server.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p stab-cli
 stab=$PWD/target/release/stab
 recipe=bench/head-rte-grid.toml
 rounds=${ROUNDS:-2}
+source scripts/mlflow_server.sh
+ensure_tracking_venv
 tmp=$(mktemp -d)
-server=
-trap '[ -n "$server" ] && kill -9 -- "-$server" 2>/dev/null; rm -rf "$tmp"' EXIT
+server_pid=
+trap 'stop_mlflow; rm -rf "$tmp"' EXIT
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) threads"
 
-server_cpu() { # user+system seconds of the server's process group so far
-    ps -o cputimes= -g "$server" 2>/dev/null | awk '{s += $1} END {print s + 0}'
+server_cpu() { # user+system seconds of the server's process group (its session) so far
+    ps -o cputimes= -g "$server_pid" 2>/dev/null | awk '{s += $1} END {print s + 0}'
 }
-healthy() { # url: the server answers /health (with python3, which every CI image has)
-    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/health", timeout=2)' "$1" 2>/dev/null
-}
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
-setsid target/tracking-venv/bin/mlflow server --backend-store-uri "sqlite:///$tmp/mlflow.db" \
-    --artifacts-destination "$tmp/artifacts" --host 127.0.0.1 --port "$port" --workers 1 \
-    >"$tmp/server.log" 2>&1 &
-server=$!
-until healthy "http://127.0.0.1:$port"; do sleep 0.5; done
+start_mlflow "$tmp" "$port"
 down=http://127.0.0.1:$(free_port)
 
 STAB_LOG=warn "$stab" run "$recipe" --out "$tmp/warm" >/dev/null 2>&1   # the feature cache
@@ -45,8 +39,6 @@ timed() { # name args…: one grid from the warm cache; prints runs/hour
     start=$(date +%s.%N)
     STAB_LOG=warn "$stab" run "$recipe" --out "$out" "$@" 2>"$out.log" >/dev/null
     end=$(date +%s.%N)
-    local last
-    last=$(stat -c %Y.%N "$out/runs.jsonl" 2>/dev/null || echo "$end")
     python3 - "$name" "$runs" "$start" "$end" "$out/runs.jsonl" <<'PY'
 import json, os, sys
 name, runs, start, end, store = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
@@ -61,7 +53,6 @@ PY
     echo "                          mlflow server CPU during this grid: $(python3 -c "print(f'{$cpu - $last_cpu:.1f} s')")"
     last_cpu=$cpu
 }
-last_cpu=0
 for round in $(seq "$rounds"); do
     echo "round $round"
     timed untracked

@@ -7,7 +7,8 @@
 #      and run again with --fresh the server holds each run's latest attempt once;
 #   2. a grid killed mid-run and resumed: the server holds each run once;
 #   3. the server killed mid-grid: the grid still records every run and says what the
-#      server missed; restarted, `stab track` sends it, and a second send adds nothing.
+#      server missed; restarted, `stab track` sends it, and a second send adds nothing;
+#   4. `stab track` sends the grid's report as one run's artifacts.
 #
 #   scripts/tracking_e2e.sh [path/to/stab]
 set -euo pipefail
@@ -15,47 +16,21 @@ cd "$(dirname "$0")/.."
 STAB=$(realpath "${1:-target/debug/stab}")
 root=$PWD
 
-venv=target/tracking-venv
-if [ ! -x "$venv/bin/mlflow" ] || ! "$venv/bin/python" -c "import tensorboard" 2>/dev/null; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q mlflow==3.17.2 tensorboard==2.21.0
-fi
-py="$root/$venv/bin/python"
+source scripts/mlflow_server.sh
+ensure_tracking_venv
+py="$root/$tracking_venv/bin/python"
 
 tmp=$(mktemp -d)
 server_pid=
 grid_pid=
 cleanup() {
     [ -n "$grid_pid" ] && kill -9 "$grid_pid" 2>/dev/null || true
-    [ -n "$server_pid" ] && { kill -9 -- "-$server_pid"; wait "$server_pid"; } 2>/dev/null || true
+    stop_mlflow
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 url=http://127.0.0.1:$port
-
-healthy() { # url: the server answers /health (with python3, which every CI image has)
-    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/health", timeout=2)' "$1" 2>/dev/null
-}
-start_server() {
-    # Its own process group, so killing it takes its web workers too.
-    setsid "$root/$venv/bin/mlflow" server --backend-store-uri "sqlite:///$tmp/mlflow.db" \
-        --artifacts-destination "$tmp/artifacts" --host 127.0.0.1 --port "$port" --workers 1 \
-        >>"$tmp/server.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 120); do
-        healthy "$url" && return 0
-        sleep 0.5
-    done
-    cat "$tmp/server.log" >&2
-    echo "FAIL: the MLflow server did not start" >&2
-    exit 1
-}
-kill_server() {
-    kill -9 -- "-$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-}
 
 # A tiny BERT head-tuning grid: `seeds` seeds of FineTune and MMR on the tasks given.
 recipe() { # name tasks seeds
@@ -89,7 +64,7 @@ wait_records() { # dir n pid: until the store holds n records (the grid must sti
     done
 }
 
-start_server
+start_mlflow "$tmp" "$port"
 
 echo "== 1. a tracked grid: MLflow and TensorBoard"
 r=$(recipe e2e-tracked '["cb", "rte"]' 3)
@@ -121,7 +96,7 @@ r=$(recipe e2e-server-killed '["cb"]' 12)
 "$STAB" run "$r" --out "$tmp/killed" --track "mlflow=$url" --track-wait 2 2>"$tmp/killed.log" &
 grid_pid=$!
 wait_records "$tmp/killed" 3 "$grid_pid"
-kill_server
+stop_mlflow
 status=0
 wait "$grid_pid" || status=$?
 grid_pid=
@@ -132,7 +107,7 @@ if [ "$status" -ne 0 ] || [ "$(records "$tmp/killed")" -ne 24 ]; then
 fi
 grep -q "not (complete)" "$tmp/killed.log" || { cat "$tmp/killed.log" >&2; echo "FAIL: the grid did not say what the server missed" >&2; exit 1; }
 echo "grid finished with 24 of 24 records; $(grep "tracking:" "$tmp/killed.log" | head -1)"
-start_server
+start_mlflow "$tmp" "$port"
 "$STAB" track "$tmp/killed" --to "mlflow=$url" 2>"$tmp/track-1.log"
 cat "$tmp/track-1.log"
 "$py" scripts/check_tracking.py "$tmp/killed" --experiment e2e-server-killed --mlflow "$url" --lr optional
