@@ -22,14 +22,12 @@ pub enum Target {
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Target {
-    /// Parse one `--track` value; `key` names the option in the error.
+    /// Parse one `--track` value; `key` names the option in the error and its hint.
     pub fn parse(value: &str, key: &str) -> Result<Self, InputError> {
         let (name, arg) = match value.split_once('=') {
             Some((n, a)) => (n, Some(a)),
             None => (value, None),
         };
-        let hint =
-            "use --track tensorboard, --track tensorboard=DIR or --track mlflow=http://HOST:PORT";
         match (name, arg) {
             ("tensorboard", None) => Ok(Self::TensorBoard(None)),
             ("tensorboard", Some(dir)) if !dir.is_empty() => Ok(Self::TensorBoard(Some(dir.into()))),
@@ -40,12 +38,12 @@ impl Target {
                 "`{value}`: MLflow needs its tracking server's address, http://HOST:PORT or https://…"
             ))
             .key(key)
-            .hint("start one with `mlflow server --host 127.0.0.1 --port 5000`, then --track mlflow=http://127.0.0.1:5000")),
+            .hint(format!("start one with `mlflow server --host 127.0.0.1 --port 5000`, then {key} mlflow=http://127.0.0.1:5000"))),
             _ => Err(InputError::new(format!(
                 "`{value}` is not a tracker: expected tensorboard[=DIR] or mlflow=URL"
             ))
             .key(key)
-            .hint(hint)),
+            .hint(format!("use {key} tensorboard, {key} tensorboard=DIR or {key} mlflow=http://HOST:PORT"))),
         }
     }
 
