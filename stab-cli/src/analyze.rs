@@ -56,9 +56,10 @@ enum AnalyzeCommand {
     Taylor {
         /// A full fine-tuning checkpoint directory.
         checkpoint: PathBuf,
-        /// The data directory of the task (glue/…, superglue/…).
+        /// The data directory of a built-in task (glue/…, superglue/…); a custom task's
+        /// checkpoint names its own files.
         #[arg(long)]
-        data_dir: PathBuf,
+        data_dir: Option<PathBuf>,
         /// The task (default: the one the checkpoint was trained on).
         #[arg(long)]
         task: Option<String>,
@@ -172,7 +173,7 @@ pub fn analyze(args: AnalyzeArgs) -> stab_core::Result<()> {
             taylor_on(&crate::device::parse(&device)?)?;
             taylor(
                 &checkpoint,
-                &data_dir,
+                data_dir.as_deref(),
                 task,
                 batch,
                 max_len,
@@ -425,7 +426,7 @@ fn taylor_on(device: &Chosen) -> stab_core::Result<()> {
 
 fn taylor(
     checkpoint: &Path,
-    data_dir: &Path,
+    data_dir: Option<&Path>,
     task: Option<String>,
     batch: usize,
     max_len: Option<usize>,
@@ -461,7 +462,8 @@ fn taylor(
     let ckpt = Checkpoint::open(checkpoint, &device)?;
     let meta = &ckpt.file.metadata;
     let (model, def) = ckpt.task_model(task.as_deref(), &device)?;
-    let task_name = def.name;
+    let task_name = def.name().to_string();
+    let task_name = task_name.as_str();
     let config = &model.encoder.as_ref().expect("a full checkpoint").config;
     let limit = config.max_tokens();
     let max_len = match max_len {
@@ -481,7 +483,7 @@ fn taylor(
             .min(limit),
     };
     let tok = TextEncoder::for_model(checkpoint, config)?;
-    let data = def.load(data_dir)?;
+    let data = taylor_data(&def, meta, data_dir)?;
     let n = batch.min(data.train.len());
     if n < batch {
         errln!(
@@ -520,6 +522,39 @@ fn taylor(
     value["batch"] = json!(n);
     value["seconds"] = json!(started.elapsed().as_secs_f64());
     publish(&target, &record("taylor", &subject, task_name, value))
+}
+
+/// The rows of a checkpoint's task: a built-in task's from `--data-dir`, a custom task's
+/// from the files its checkpoint's table names.
+fn taylor_data(
+    task: &stab_data::Task,
+    meta: &std::collections::BTreeMap<String, String>,
+    data_dir: Option<&Path>,
+) -> stab_core::Result<stab_data::TaskData> {
+    match (task, data_dir) {
+        (stab_data::Task::Builtin(def), Some(dir)) => Ok(def.load(dir)?),
+        (stab_data::Task::Builtin(def), None) => Err(InputError::new(format!(
+            "--data-dir is missing: {} is read from the official files",
+            def.name
+        ))
+        .key("--data-dir")
+        .hint("point --data-dir at the directory holding glue/… and superglue/…")
+        .into()),
+        (stab_data::Task::Custom(c), _) => {
+            let spec = meta
+                .get("stab_task_spec")
+                .and_then(|t| serde_json::from_str::<stab_core::CustomTaskSpec>(t).ok())
+                .ok_or_else(|| {
+                    InputError::new(format!(
+                        "the checkpoint of custom task {} does not describe its files",
+                        c.name
+                    ))
+                    .key("stab_task_spec")
+                    .hint("use a checkpoint written by this version of stab")
+                })?;
+            Ok(stab_data::custom::load(&c.name, &spec)?.data)
+        }
+    }
 }
 
 fn loo(

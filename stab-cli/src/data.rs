@@ -2,7 +2,8 @@
 //!
 //! * `check --task NAME (--data-dir DIR | --hub) [--json]`: read a task from either
 //!   source, print the split sizes (train/dev after the fixed 90/10 split, test = official
-//!   dev) and the label distribution.
+//!   dev) and the label distribution; `check --recipe R [--task NAME]`: the same for the
+//!   tasks of a recipe as its runs read them, its own `[data.custom]` tasks included.
 //! * `fetch --tasks T,… [--to DIR]`: put the tasks' Hub parquet files in the Hugging Face
 //!   cache (for machines without a network, which then run with `source = "hub"` and
 //!   `HF_HUB_OFFLINE=1`), and with `--to` also write the official layout and the author's
@@ -25,23 +26,31 @@ pub struct DataArgs {
 
 #[derive(Subcommand)]
 enum DataCommand {
-    /// Validate a task's files and print counts per split and label.
+    /// Validate a task's files and print counts per split and label: a built-in task from
+    /// --data-dir or --hub, or the tasks of a recipe (its own tasks included) as its runs
+    /// read them.
     Check {
-        #[arg(long)]
-        task: String,
+        /// A built-in task; with --recipe, one of the recipe's tasks (default: all of them).
+        #[arg(long, required_unless_present = "recipe")]
+        task: Option<String>,
+        /// Check the tasks of this recipe, `[data.custom]` tasks included.
+        #[arg(long, conflicts_with_all = ["data_dir", "hub", "splits"])]
+        recipe: Option<PathBuf>,
         /// The official layouts (source = "dir").
-        #[arg(long, required_unless_present = "hub", conflicts_with = "hub")]
+        #[arg(long, required_unless_present_any = ["hub", "recipe"], conflicts_with = "hub")]
         data_dir: Option<PathBuf>,
         /// Read the task from the Hugging Face Hub through the cache (source = "hub").
         #[arg(long)]
         hub: bool,
-        /// Fraction of train held out as dev (the seeded fallback).
+        /// Fraction of train held out as dev (the seeded fallback; with --recipe, the
+        /// recipe's data.dev_fraction).
         #[arg(long, default_value_t = 0.1)]
         dev_fraction: f64,
         /// Fixed split files <task>.json (default: <data dir>/splits when it exists; the
         /// author's built-in files with --hub).
         #[arg(long)]
         splits: Option<PathBuf>,
+        /// One JSON object per task, a line each.
         #[arg(long)]
         json: bool,
     },
@@ -64,19 +73,29 @@ pub fn data(args: DataArgs) -> stab_core::Result<()> {
     match args.command {
         DataCommand::Check {
             task,
+            recipe,
             data_dir,
             hub,
             dev_fraction,
             splits,
             json,
-        } => check(
-            &task,
-            data_dir.as_deref(),
-            hub,
-            dev_fraction,
-            splits.as_deref(),
-            json,
-        ),
+        } => {
+            let checks = match (&recipe, &task) {
+                (Some(r), _) => recipe_checks(r, task.as_deref())?,
+                (None, Some(t)) => vec![flag_check(
+                    t,
+                    data_dir.as_deref(),
+                    hub,
+                    dev_fraction,
+                    splits.as_deref(),
+                )?],
+                (None, None) => unreachable!("clap requires --task without --recipe"),
+            };
+            for c in &checks {
+                print_check(c, json);
+            }
+            Ok(())
+        }
         DataCommand::Fetch {
             tasks,
             to,
@@ -85,14 +104,22 @@ pub fn data(args: DataArgs) -> stab_core::Result<()> {
     }
 }
 
-fn check(
+/// One task as a run would read it, and where it came from.
+struct TaskCheck {
+    loaded: stab_data::LoadedTask,
+    split: stab_data::ResolvedSplit,
+    /// The files or the Hub dataset, in words.
+    source: String,
+}
+
+/// A built-in task from the flags' source.
+fn flag_check(
     task: &str,
     data_dir: Option<&Path>,
     hub: bool,
     dev_fraction: f64,
     splits: Option<&Path>,
-    json: bool,
-) -> stab_core::Result<()> {
+) -> stab_core::Result<TaskCheck> {
     if !(dev_fraction > 0.0 && dev_fraction < 1.0) {
         return Err(
             InputError::new(format!("--dev-fraction {dev_fraction} is out of range"))
@@ -109,19 +136,98 @@ fn check(
     };
     let loaded = stab_data::load_task(def, origin, &DatasetCache::from_env())?;
     let files = stab_data::split_files(origin, splits, "--splits")?;
-    let resolved = resolve_split(&loaded.data, files.as_ref(), dev_fraction)?;
-    let split_text = match &resolved.source {
+    let split = resolve_split(&loaded.data, files.as_ref(), dev_fraction)?;
+    Ok(TaskCheck {
+        loaded,
+        split,
+        source: builtin_source(def, origin),
+    })
+}
+
+fn builtin_source(def: &'static stab_data::TaskDef, origin: DataOrigin<'_>) -> String {
+    match origin {
+        DataOrigin::Dir(dir) => dir.join(def.dir).display().to_string(),
+        DataOrigin::Hub(o) => format!("Hub {}", HubDataset::of(def, o).describe()),
+    }
+}
+
+/// The tasks of a recipe (or the one `task` names), each as its first run reads it.
+fn recipe_checks(recipe: &Path, task: Option<&str>) -> stab_core::Result<Vec<TaskCheck>> {
+    let (_, plan) = crate::load_plan(recipe, &[])?;
+    let mut jobs: Vec<(&str, &stab_core::FinetuneJob)> = Vec::new();
+    for spec in &plan.runs {
+        if let stab_core::RunJob::Finetune(job) = &spec.job
+            && !jobs.iter().any(|(t, _)| *t == spec.task)
+        {
+            jobs.push((&spec.task, job));
+        }
+    }
+    if jobs.is_empty() {
+        return Err(InputError::new("the recipe fine-tunes on no task")
+            .file(recipe.display().to_string())
+            .hint("`stab data check --recipe` reads the tasks of a fine-tuning recipe")
+            .into());
+    }
+    if let Some(t) = task
+        && !jobs.iter().any(|(name, _)| *name == t)
+    {
+        let names: Vec<&str> = jobs.iter().map(|(n, _)| *n).collect();
+        return Err(InputError::new(format!(
+            "the recipe has no task `{t}`{}",
+            stab_core::suggest::did_you_mean(t, names.iter().copied())
+        ))
+        .key("--task")
+        .hint(format!("its tasks: {}", names.join(", ")))
+        .into());
+    }
+    let cache = DatasetCache::from_env();
+    jobs.into_iter()
+        .filter(|(name, _)| task.is_none_or(|t| t == *name))
+        .map(|(name, job)| {
+            let data = &job.data;
+            let loaded = stab_data::load_recipe_task(name, data, &cache)?;
+            let files =
+                stab_data::split_files(data.origin(), data.splits.as_deref(), "data.splits")?;
+            let split = resolve_split(&loaded.data, files.as_ref(), data.dev_fraction)?;
+            let source = match (data.custom_task(name), loaded.data.task.builtin()) {
+                (Some(spec), _) => custom_source(spec),
+                (None, Some(def)) => builtin_source(def, data.origin()),
+                (None, None) => unreachable!("a task not in [data.custom] is built in"),
+            };
+            Ok(TaskCheck {
+                loaded,
+                split,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// A custom task's files, in words.
+fn custom_source(spec: &stab_core::CustomTaskSpec) -> String {
+    use stab_core::recipe::custom_task::TestRows;
+    let mut parts: Vec<String> = spec
+        .files()
+        .into_iter()
+        .map(|(k, p)| format!("{k} {}", p.display()))
+        .collect();
+    if let TestRows::Held { fraction } = spec.test_rows() {
+        parts.push(format!("test = {fraction} of train, held out"));
+    }
+    parts.join(", ")
+}
+
+fn print_check(c: &TaskCheck, json: bool) {
+    let task = &c.loaded.data.task;
+    let split_text = match &c.split.source {
         SplitSource::File(p) => format!("fixed split file {}", p.display()),
         SplitSource::Author(t) => format!("the author's split file {t}.json (built in)"),
         SplitSource::Seeded { dev_fraction } => format!("seeded split, dev = ⌈{dev_fraction}·n⌉"),
+        SplitSource::DevFile => "the task's dev file".to_string(),
     };
-    let source = match origin {
-        DataOrigin::Dir(dir) => dir.join(def.dir).display().to_string(),
-        DataOrigin::Hub(o) => format!("Hub {}", HubDataset::of(def, o).describe()),
-    };
-    let s = resolved.splits;
+    let s = &c.split.splits;
     let labels = |rows: &[stab_data::Example]| -> serde_json::Map<String, serde_json::Value> {
-        label_counts(def, rows)
+        label_counts(task, rows)
             .into_iter()
             .map(|(l, c)| (l.to_string(), json!(c)))
             .collect()
@@ -130,32 +236,32 @@ fn check(
         outln!(
             "{}",
             json!({
-                "task": def.name,
-                "source": source,
+                "task": task.name(),
+                "source": c.source,
                 "splits": {"train": s.train.len(), "dev": s.dev.len(), "test": s.test.len()},
                 "labels": {"train": labels(&s.train), "dev": labels(&s.dev), "test": labels(&s.test)},
-                "metric": def.metric,
-                "split": {"source": split_text, "hash": resolved.hash},
-                "data": format!("{:016x}", loaded.fingerprint),
+                "metric": task.metric(),
+                "split": {"source": split_text, "hash": c.split.hash},
+                "data": format!("{:016x}", c.loaded.fingerprint),
             })
         );
-    } else {
-        outln!(
-            "{}: {source} ({:?} head, metric {})",
-            def.name,
-            def.head,
-            def.metric
-        );
-        outln!("  split: {split_text} ({})", resolved.hash);
-        for (name, rows) in [("train", &s.train), ("dev", &s.dev), ("test", &s.test)] {
-            let dist: Vec<String> = label_counts(def, rows)
-                .into_iter()
-                .map(|(l, c)| format!("{l}: {c}"))
-                .collect();
-            outln!("  {name:<5} {:>6} rows   {}", rows.len(), dist.join(", "));
-        }
+        return;
     }
-    Ok(())
+    outln!(
+        "{}: {} ({:?} head, metric {})",
+        task.name(),
+        c.source,
+        task.head(),
+        task.metric()
+    );
+    outln!("  split: {split_text} ({})", c.split.hash);
+    for (name, rows) in [("train", &s.train), ("dev", &s.dev), ("test", &s.test)] {
+        let dist: Vec<String> = label_counts(task, rows)
+            .into_iter()
+            .map(|(l, c)| format!("{l}: {c}"))
+            .collect();
+        outln!("  {name:<5} {:>6} rows   {}", rows.len(), dist.join(", "));
+    }
 }
 
 fn fetch(tasks: &[String], to: Option<&Path>, overwrite: bool) -> stab_core::Result<()> {

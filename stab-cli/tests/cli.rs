@@ -853,3 +853,118 @@ fn shards_are_balanced_by_estimated_cost_not_by_count() {
     let again = String::from_utf8(run_ok(&["plan", r, "--shards", "3"]).stdout).unwrap();
     assert_eq!(plan, again);
 }
+
+/// A recipe's own task (docs/data.md §7) on the example CSV: head and full tuning, two
+/// methods, the held-out test rows written beside the store, `data check --recipe`, the
+/// report, and the checkpoint naming its classes; recipe errors at the table's keys.
+#[test]
+fn a_custom_task_runs_like_a_builtin_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = assets::root();
+    let table = format!(
+        "[data.custom.reviews]\ntrain = \"{}\"\ntext = \"review\"\nlabel = \"sentiment\"\n",
+        root.join("examples/own-task/reviews.csv").display()
+    );
+    let recipe = write(
+        tmp.path(),
+        "own.toml",
+        &format!(
+            "name = \"own\"\n[model]\npath = \"{}\"\nmax_len = 32\n[data]\ntasks = [\"reviews\"]\n{table}[train]\nmax_steps = 2\nbatch_size = 8\nseeds = 2\nsave_best = true\n[[methods]]\nname = \"finetune\"\n[[methods]]\nname = \"mmr\"\n[sweep]\n\"train.mode\" = [\"head\", \"full\"]\n",
+            root.join("testdata/fixtures/tiny-bert").display()
+        ),
+    );
+    let check = run_ok(&["data", "check", "--recipe", recipe.to_str().unwrap()]);
+    let check = String::from_utf8(check.stdout).unwrap();
+    assert!(
+        check.contains("reviews: train ") && check.contains("test = 0.2 of train, held out"),
+        "{check}"
+    );
+    assert!(
+        check.contains("train    360 rows") && check.contains("test     100 rows"),
+        "{check}"
+    );
+    let out_dir = tmp.path().join("out");
+    let out = out_dir.to_str().unwrap();
+    run_ok(&["run", recipe.to_str().unwrap(), "--out", out]);
+    let recs = records(&out_dir);
+    assert_eq!(recs.len(), 8, "2 methods × 2 modes × 2 seeds");
+    for r in &recs {
+        assert_eq!(r["task"], "reviews");
+        assert_eq!(r["inputs"]["data"], recs[0]["inputs"]["data"]);
+        assert!(r["split"].as_str().unwrap().starts_with("seeded:"), "{r}");
+        assert!(r["metrics"]["primary"].as_f64().unwrap().is_finite());
+    }
+    let splits: Vec<_> = std::fs::read_dir(out_dir.join("splits")).unwrap().collect();
+    assert_eq!(splits.len(), 1, "one held-out row list");
+    let held: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(splits[0].as_ref().unwrap().path()).unwrap())
+            .unwrap();
+    assert_eq!(held["test"].as_array().unwrap().len(), 100);
+    let table_out = String::from_utf8(run_ok(&["report", out]).stdout).unwrap();
+    assert!(table_out.contains("reviews"), "{table_out}");
+    // A full-tuning checkpoint names the task's classes and its table in its metadata.
+    let full: Vec<PathBuf> = recs
+        .iter()
+        .filter(|r| r["mode"] == "full")
+        .filter_map(|r| r["details"]["checkpoint"].as_str())
+        .map(|rel| out_dir.join(rel))
+        .collect();
+    assert_eq!(full.len(), 4, "save_best keeps every full run's model");
+    let bytes = std::fs::read(full[0].join("model.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let meta = &header["__metadata__"];
+    assert_eq!(meta["stab_labels"], "[\"negative\",\"positive\"]", "{meta}");
+    assert_eq!(meta["stab_metric"], "accuracy");
+    assert!(
+        meta["stab_task_spec"]
+            .as_str()
+            .unwrap()
+            .contains("reviews.csv"),
+        "{meta}"
+    );
+    run_ok(&["analyze", "distance", full[0].to_str().unwrap()]);
+
+    // Errors at the table's keys; `dir` is needed only for built-in tasks.
+    for (extra, words) in [
+        (
+            "tasks = [\"reveiws\"]\n",
+            &["unknown task `reveiws`", "did you mean `reviews`"][..],
+        ),
+        (
+            "tasks = [\"reviews\", \"rte\"]\n",
+            &["`dir` is missing"][..],
+        ),
+    ] {
+        let text = std::fs::read_to_string(&recipe)
+            .unwrap()
+            .replace("tasks = [\"reviews\"]\n", extra);
+        let bad = write(tmp.path(), "bad.toml", &text);
+        let o = stab()
+            .args(["plan", bad.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        for w in words {
+            assert!(err.contains(w), "`{w}` not in {err}");
+        }
+    }
+    let shadow = std::fs::read_to_string(&recipe)
+        .unwrap()
+        .replace("reviews", "rte");
+    let bad = write(
+        tmp.path(),
+        "bad.toml",
+        &format!("{shadow}\n").replace("[data]\n", "[data]\ndir = \"x\"\n"),
+    );
+    let o = stab()
+        .args(["plan", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("data.custom.rte") && err.contains("is a built-in task"),
+        "{err}"
+    );
+}

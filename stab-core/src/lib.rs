@@ -49,7 +49,8 @@ pub use overrides::Override;
 pub use params::{MethodParams, ParamKind, ParamSpec};
 pub use plan::{FinetuneJob, MethodCall, Plan, RunJob, RunSpec, Stack};
 pub use recipe::{
-    DataOrigin, DataSection, DataSourceKind, HubDatasetSpec, Pooling, Recipe, RecipeKind, TrainMode,
+    CustomTaskSpec, DataOrigin, DataSection, DataSourceKind, HubDatasetSpec, Pooling, Recipe,
+    RecipeKind, TrainMode,
 };
 pub use record::{InputFingerprint, RunRecord};
 pub use registry::{MethodEntry, StudyEntry, TaskEntry};

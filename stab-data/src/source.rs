@@ -1,21 +1,45 @@
-//! One entry point for a recipe's task data, whatever its source (`[data] source`): the
-//! official files in a directory, or the Hub through the Hugging Face cache.
+//! One entry point for a recipe's task data, whatever its source: a custom task's own
+//! files (`[data.custom.<name>]`), or a built-in task's (`[data] source`) official files in
+//! a directory or the Hub through the Hugging Face cache.
 
-use stab_core::{DataOrigin, InputError, stable_hash};
+use stab_core::{DataOrigin, DataSection, InputError, stable_hash};
 
+use crate::custom::{self, HeldOutTest};
 use crate::hub::{self, DatasetCache, HubDataset};
-use crate::tasks::{TaskData, TaskDef};
+use crate::tasks::{TaskData, TaskDef, task_def};
 
 /// A task's rows and the hash of the files they came from (a record's `inputs.data`).
 #[derive(Debug, Clone)]
 pub struct LoadedTask {
     pub data: TaskData,
     pub fingerprint: u64,
+    /// The train rows a custom task holds out as test (written beside the store).
+    pub held_out: Option<HeldOutTest>,
+}
+
+/// Read the task `name` of a recipe's `[data]`: its own table's files, or a built-in task
+/// from the section's source.
+pub fn load_recipe_task(
+    name: &str,
+    data: &DataSection,
+    cache: &DatasetCache,
+) -> Result<LoadedTask, InputError> {
+    match data.custom_task(name) {
+        Some(spec) => {
+            let c = custom::load(name, spec)?;
+            Ok(LoadedTask {
+                data: c.data,
+                fingerprint: c.fingerprint,
+                held_out: c.held_out,
+            })
+        }
+        None => load_task(task_def(name)?, data.origin(), cache),
+    }
 }
 
 /// Read a task from its source. `cache` serves `source = "hub"`.
 pub fn load_task(
-    def: &TaskDef,
+    def: &'static TaskDef,
     origin: DataOrigin<'_>,
     cache: &DatasetCache,
 ) -> Result<LoadedTask, InputError> {
@@ -25,6 +49,7 @@ pub fn load_task(
             Ok(LoadedTask {
                 data,
                 fingerprint: files_hash(def, dir)?,
+                held_out: None,
             })
         }
         DataOrigin::Hub(overrides) => {
@@ -32,6 +57,7 @@ pub fn load_task(
             Ok(LoadedTask {
                 data: task.data,
                 fingerprint: task.fingerprint,
+                held_out: None,
             })
         }
     }

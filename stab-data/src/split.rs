@@ -23,6 +23,8 @@ pub enum SplitSource {
     Author(&'static str),
     /// The seeded ⌈dev_fraction·n⌉ fallback.
     Seeded { dev_fraction: f64 },
+    /// A custom task's own dev file (`[data.custom.<name>] dev`).
+    DevFile,
 }
 
 /// A split and where it came from; `hash` identifies its dev rows.
@@ -103,31 +105,29 @@ pub fn splits_dir(
     }
 }
 
-/// The split of a task: `<splits_dir>/<task>.json` when that file exists, else the
-/// seeded fallback. A split file that does not fit the train file is an input error.
+/// The split of a task: a custom task's own dev file; a built-in task's
+/// `<splits_dir>/<task>.json` when that file exists; else the seeded fallback. A split
+/// file that does not fit the train file is an input error.
 pub fn resolve_split(
     data: &TaskData,
     files: Option<&SplitFiles>,
     dev_fraction: f64,
 ) -> Result<ResolvedSplit, InputError> {
-    let name = data.def.name;
-    let (splits, source) = match files {
-        Some(SplitFiles::Dir(d)) if d.join(format!("{name}.json")).is_file() => {
-            let path = d.join(format!("{name}.json"));
-            (fixed_split(data, &path)?, SplitSource::File(path))
-        }
-        Some(SplitFiles::Author) if author_split(name).is_some() => {
-            let text = author_split(name).expect("checked");
-            let origin = format!("stab's built-in author split {name}.json");
-            (
-                fixed_split_text(data, text, &origin)?,
-                SplitSource::Author(name),
-            )
-        }
-        _ => (
+    let (splits, source) = match (&data.dev, files) {
+        (Some(dev), _) => (
+            Splits {
+                train: data.train.clone(),
+                dev: dev.clone(),
+                test: data.test.clone(),
+            },
+            SplitSource::DevFile,
+        ),
+        // Split files number the rows of the official train files: built-in tasks only.
+        (None, _) if data.task.builtin().is_none() => (
             dev_split(data, dev_fraction),
             SplitSource::Seeded { dev_fraction },
         ),
+        (None, files) => split_for(data, files, dev_fraction)?,
     };
     let mut groups: Vec<u64> = splits.dev.iter().map(|e| e.group).collect();
     groups.dedup();
@@ -142,6 +142,33 @@ pub fn resolve_split(
         splits,
         source,
         hash,
+    })
+}
+
+/// A built-in task's dev split: its fixed split file when there is one, else seeded.
+fn split_for(
+    data: &TaskData,
+    files: Option<&SplitFiles>,
+    dev_fraction: f64,
+) -> Result<(Splits, SplitSource), InputError> {
+    let name = data.task.name();
+    Ok(match files {
+        Some(SplitFiles::Dir(d)) if d.join(format!("{name}.json")).is_file() => {
+            let path = d.join(format!("{name}.json"));
+            (fixed_split(data, &path)?, SplitSource::File(path))
+        }
+        Some(SplitFiles::Author) if author_split(name).is_some() => {
+            let text = author_split(name).expect("checked");
+            let origin = format!("stab's built-in author split {name}.json");
+            (
+                fixed_split_text(data, text, &origin)?,
+                SplitSource::Author(data.task.builtin().expect("a built-in task").name),
+            )
+        }
+        _ => (
+            dev_split(data, dev_fraction),
+            SplitSource::Seeded { dev_fraction },
+        ),
     })
 }
 
@@ -167,7 +194,7 @@ pub fn fixed_split_text(data: &TaskData, text: &str, file: &str) -> Result<Split
     let bad = |m: String| {
         InputError::new(m).file(file.clone()).hint(format!(
             "a split file lists the 0-based data rows of {}'s train file that form dev; remove it to use the seeded 90/10 split",
-            data.def.name
+            data.task.name()
         ))
     };
     let f: SplitFile = serde_json::from_str(text)
@@ -245,7 +272,7 @@ pub fn dev_split(data: &TaskData, dev_fraction: f64) -> Splits {
     let mut groups: Vec<u64> = data.train.iter().map(|e| e.group).collect();
     groups.sort_unstable();
     groups.dedup();
-    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(0, &["dev-split", data.def.name]));
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(0, &["dev-split", data.task.name()]));
     groups.shuffle(&mut rng);
     let n_dev = ((dev_fraction * groups.len() as f64) - 1e-9)
         .ceil()

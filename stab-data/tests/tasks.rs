@@ -43,7 +43,7 @@ fn available_tasks_load_with_expected_sizes() {
             (train, dev, test),
             "{name} split"
         );
-        let counts: Vec<usize> = label_counts(def, &s.test)
+        let counts: Vec<usize> = label_counts(&data.task, &s.test)
             .into_iter()
             .map(|(_, c)| c)
             .collect();
@@ -289,4 +289,269 @@ fn bad_inputs_are_located() {
     // Unknown task name.
     let e = task_def("rtee").unwrap_err().to_string();
     assert!(e.contains("did you mean `rte`"), "{e}");
+}
+
+/// Custom tasks (docs/data.md §7): the same rows from CSV, TSV and JSON Lines; parquet
+/// through the Hub reader's record reader; the held-out test split; one located error per
+/// malformed file.
+mod custom {
+    use std::path::Path;
+
+    use serde_json::json;
+    use stab_core::CustomTaskSpec;
+    use stab_data::custom::load;
+
+    fn spec(v: serde_json::Value) -> CustomTaskSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> String {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+
+    const CSV: &str = "review,sentiment\n\"good, really\",positive\nbad,negative\n\"a \"\"fine\"\" film\",positive\ndull,negative\nfun,positive\nslow,negative\nwarm,positive\n";
+
+    #[test]
+    fn csv_tsv_and_jsonl_give_the_same_rows() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let csv = write(d, "r.csv", CSV);
+        let tsv = write(
+            d,
+            "r.tsv",
+            "review\tsentiment\ngood, really\tpositive\nbad\tnegative\n\"a \"\"fine\"\" film\"\tpositive\ndull\tnegative\nfun\tpositive\nslow\tnegative\nwarm\tpositive\n",
+        );
+        let mut jsonl = String::new();
+        for (text, label) in [
+            ("good, really", "positive"),
+            ("bad", "negative"),
+            ("a \"fine\" film", "positive"),
+            ("dull", "negative"),
+            ("fun", "positive"),
+            ("slow", "negative"),
+            ("warm", "positive"),
+        ] {
+            jsonl.push_str(&json!({"review": text, "sentiment": label}).to_string());
+            jsonl.push('\n');
+        }
+        let jsonl = write(d, "r.jsonl", &jsonl);
+        let read = |file: &str| {
+            let s =
+                spec(json!({"train": file, "test": file, "text": "review", "label": "sentiment"}));
+            load("reviews", &s).unwrap()
+        };
+        let from_csv = read(&csv);
+        assert_eq!(from_csv.data.task.labels(), ["negative", "positive"]);
+        assert_eq!(from_csv.data.train.len(), 7);
+        assert_eq!(from_csv.data.train[0].segments, ["good, really"]);
+        assert_eq!(from_csv.data.train[2].segments, ["a \"fine\" film"]);
+        assert_eq!(
+            from_csv
+                .data
+                .train
+                .iter()
+                .map(|e| e.label)
+                .collect::<Vec<_>>(),
+            [1, 0, 1, 0, 1, 0, 1]
+        );
+        for other in [&tsv, &jsonl] {
+            let rows = read(other);
+            assert_eq!(rows.data.train, from_csv.data.train, "{other}");
+            assert_eq!(rows.data.task, from_csv.data.task, "{other}");
+        }
+        // Integer labels sort numerically; given class names fix the ids.
+        let ints = write(d, "i.csv", "t,label\na,10\nb,9\nc,10\n");
+        let s = spec(json!({"train": ints, "test": ints, "text": "t"}));
+        assert_eq!(load("ints", &s).unwrap().data.task.labels(), ["9", "10"]);
+        let s = spec(
+            json!({"train": csv, "test": csv, "text": "review", "label": "sentiment", "labels": ["positive", "negative"]}),
+        );
+        assert_eq!(load("r", &s).unwrap().data.train[0].label, 0);
+    }
+
+    #[test]
+    fn a_parquet_file_is_a_pair_task() {
+        let file = crate::assets::root().join(
+            "testdata/hub/datasets--aps--super_glue/snapshots/5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed/cb/train-00000-of-00001.parquet",
+        );
+        let s =
+            spec(json!({"train": file, "text": ["premise", "hypothesis"], "metric": "macro_f1"}));
+        let c = load("my_cb", &s).unwrap();
+        assert_eq!(c.data.task.labels(), ["0", "1", "2"]);
+        assert_eq!(c.data.task.metric(), "macro_f1");
+        let n = c.data.train.len() + c.data.test.len();
+        assert!(c.data.train.iter().all(|e| e.segments.len() == 2));
+        let held = c.held_out.unwrap();
+        assert_eq!(held.train_file_rows, n);
+        assert_eq!(held.test.len(), (0.2 * n as f64).ceil() as usize);
+        assert_eq!(c.data.test.len(), held.test.len());
+    }
+
+    #[test]
+    fn the_held_out_test_split_is_fixed_and_disjoint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut text = String::from("text,label\n");
+        for i in 0..100 {
+            text.push_str(&format!("row {i},{}\n", i % 2));
+        }
+        let f = write(tmp.path(), "t.csv", &text);
+        let s = spec(json!({"train": f, "text": "text", "test_fraction": 0.25}));
+        let a = load("t", &s).unwrap();
+        let b = load("t", &s).unwrap();
+        let held = a.held_out.clone().unwrap();
+        assert_eq!(held, b.held_out.unwrap(), "the same rows every time");
+        assert_eq!((a.data.train.len(), a.data.test.len()), (75, 25));
+        let test_rows: Vec<u64> = a.data.test.iter().map(|e| e.group).collect();
+        assert_eq!(
+            test_rows,
+            held.test.iter().map(|&r| r as u64).collect::<Vec<_>>()
+        );
+        assert!(
+            a.data
+                .train
+                .iter()
+                .all(|e| !held.test.contains(&(e.group as usize)))
+        );
+        assert!(held.file_name(a.fingerprint).starts_with("t-test-"));
+        // Another task name draws other rows.
+        assert_ne!(load("u", &s).unwrap().held_out.unwrap().test, held.test);
+        // Dev comes from the rest, as for the built-in tasks.
+        let split = stab_data::resolve_split(&a.data, None, 0.1).unwrap();
+        assert_eq!((split.splits.train.len(), split.splits.dev.len()), (67, 8));
+        assert_eq!(split.splits.test.len(), 25);
+    }
+
+    /// (file name, content, extra table keys, words of the error)
+    const HOSTILE: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "a.csv",
+            "text,label\nfine,1\n",
+            r#"{"text": "review"}"#,
+            &[
+                "a.csv:2:",
+                "column `review` is missing",
+                "the file's columns: label, text",
+                "data.custom.t.text",
+            ],
+        ),
+        (
+            "a.csv",
+            "review,label\nfine,pos\nbad,neg\nok,meh\n",
+            r#"{"text": "review", "labels": ["neg", "pos"]}"#,
+            &[
+                "a.csv:4:",
+                "unknown label `meh`",
+                "neg, pos",
+                "data.custom.t.labels",
+            ],
+        ),
+        (
+            "a.csv",
+            "review,label\nfine,pos\n\"bad\",neg,extra\n",
+            r#"{"text": "review"}"#,
+            &["a.csv:3:", "3 fields where the header has 2"],
+        ),
+        (
+            "a.csv",
+            "review,label\n",
+            r#"{"text": "review"}"#,
+            &["a.csv", "no data rows", "data.custom.t.train"],
+        ),
+        (
+            "a.csv",
+            "review,label\nfine,\nbad,neg\n",
+            r#"{"text": "review"}"#,
+            &["a.csv:2:", "no label in column `label`"],
+        ),
+        (
+            "a.csv",
+            "review,label\n  ,pos\nbad,neg\n",
+            r#"{"text": "review"}"#,
+            &["a.csv:2:", "no text in column `review`"],
+        ),
+        (
+            "a.csv",
+            "review,label\nfine,pos\nbad,pos\n",
+            r#"{"text": "review"}"#,
+            &[
+                "a.csv",
+                "every row of the train file has the label `pos`",
+                "data.custom.t.label",
+            ],
+        ),
+        (
+            "a.csv",
+            "review,review\nfine,pos\n",
+            r#"{"text": "review"}"#,
+            &["a.csv:1:", "column `review` appears twice"],
+        ),
+        (
+            "a.jsonl",
+            "{\"review\": \"fine\", \"label\": 1}\n{\"review\": \"bad\" \"label\": 0}\n",
+            r#"{"text": "review"}"#,
+            &["a.jsonl:2:", "not JSON"],
+        ),
+        (
+            "a.jsonl",
+            "{\"review\": \"fine\", \"label\": 1}\n[1, 2]\n",
+            r#"{"text": "review"}"#,
+            &["a.jsonl:2:", "not an object"],
+        ),
+        (
+            "a.jsonl",
+            "{\"review\": 5, \"label\": 1}\n{\"review\": \"b\", \"label\": 0}\n",
+            r#"{"text": "review"}"#,
+            &["a.jsonl:1:", "column `review` holds 5, not text"],
+        ),
+        (
+            "a.txt",
+            "review,label\nfine,1\n",
+            r#"{"text": "review"}"#,
+            &[
+                "cannot tell the format",
+                ".csv, .tsv, .jsonl or .parquet",
+                "data.custom.t.train",
+            ],
+        ),
+        (
+            "a.csv",
+            "review,label\na,x\nb,y\nc,z\n",
+            r#"{"text": "review", "metric": "f1"}"#,
+            &["metric `f1`", "3 classes", "data.custom.t.metric"],
+        ),
+        (
+            "a.csv",
+            "review,label\na,x\nb,y\n",
+            r#"{"text": "review", "test_fraction": 0.5}"#,
+            &["test_fraction 0.5 of 2 rows", "data.custom.t.test_fraction"],
+        ),
+        (
+            "a.parquet",
+            "not parquet",
+            r#"{"text": "review"}"#,
+            &["a.parquet", "not a parquet file", "DataFrame.to_parquet"],
+        ),
+    ];
+
+    #[test]
+    fn malformed_files_give_one_located_error() {
+        for (name, content, extra, words) in HOSTILE {
+            let tmp = tempfile::tempdir().unwrap();
+            let file = write(tmp.path(), name, content);
+            let mut table: serde_json::Value = serde_json::from_str(extra).unwrap();
+            table["train"] = json!(file);
+            let e = load("t", &spec(table)).unwrap_err().to_string();
+            for w in *words {
+                assert!(e.contains(w), "{name} {content:?}: `{w}` not in\n{e}");
+            }
+        }
+        let missing = spec(json!({"train": "no/such.csv", "text": "t"}));
+        let e = load("t", &missing).unwrap_err().to_string();
+        assert!(
+            e.contains("missing file no/such.csv") && e.contains("data.custom.t.train"),
+            "{e}"
+        );
+    }
 }

@@ -80,6 +80,10 @@ pub enum PrimaryMetric {
     AccAndMacroF1,
     /// (exact match by question + F1 over answer rows) / 2 (MultiRC).
     EmAndF1a,
+    /// Macro-averaged F1 over the classes (a custom task's `macro_f1`).
+    MacroF1,
+    /// F1 of the positive class, label id 1 (a custom two-class task's `f1`).
+    F1,
 }
 
 impl PrimaryMetric {
@@ -91,6 +95,8 @@ impl PrimaryMetric {
             "acc_and_f1" => Self::AccAndF1,
             "acc_and_macro_f1" => Self::AccAndMacroF1,
             "em_and_f1a" => Self::EmAndF1a,
+            "macro_f1" => Self::MacroF1,
+            "f1" => Self::F1,
             _ => return None,
         })
     }
@@ -136,6 +142,16 @@ impl PrimaryMetric {
                 let v = macro_f1(pred, gold, classes);
                 m.insert("macro_f1".into(), v);
                 (acc + v) / 2.0
+            }
+            Self::MacroF1 => {
+                let v = macro_f1(pred, gold, classes);
+                m.insert("macro_f1".into(), v);
+                v
+            }
+            Self::F1 => {
+                let v = f1(pred, gold, 1);
+                m.insert("f1".into(), v);
+                v
             }
             Self::EmAndF1a => {
                 let em =

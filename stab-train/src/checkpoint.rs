@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use stab_core::InputError;
+use stab_data::Task;
 use stab_models::checkpoint::{HEAD_PREFIX, transpose};
 use stab_models::names::hf_name;
 use stab_models::{
@@ -149,7 +150,7 @@ pub fn hf_score(model: &TaskModel) -> stab_core::Result<Option<NamedTensor>> {
 fn classifier_config(
     model: &TaskModel,
     model_dir: &Path,
-    task: Option<&str>,
+    task: Option<&Task>,
 ) -> stab_core::Result<Option<Vec<u8>>> {
     let (Some(encoder), Some(task)) = (&model.encoder, task) else {
         return Ok(None);
@@ -165,7 +166,7 @@ fn classifier_config(
         .map_err(|e| stab_core::atomic::io_error("read", &path, e))?;
     let mut config: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| stab_core::internal!("{}: {e}", path.display()))?;
-    let labels = stab_data::task_def(task)?.labels;
+    let labels = task.labels();
     let id2label: serde_json::Map<_, _> = labels
         .iter()
         .enumerate()
@@ -184,6 +185,33 @@ fn classifier_config(
     let mut bytes = serde_json::to_vec_pretty(&config).expect("json");
     bytes.push(b'\n');
     Ok(Some(bytes))
+}
+
+/// Metadata keys a checkpoint of a custom task carries: its class names (JSON list), its
+/// metric, and its `[data.custom]` table (JSON), so the checkpoint names its classes and
+/// `analyze` can read the task's files again.
+pub const CUSTOM_TASK_KEYS: [&str; 3] = ["stab_labels", "stab_metric", "stab_task_spec"];
+
+/// The task a checkpoint was trained on: a built-in task by name, else the custom task its
+/// metadata describes.
+pub fn task_of(meta: &BTreeMap<String, String>, name: &str, dir: &Path) -> stab_core::Result<Task> {
+    let Some(labels) = meta.get("stab_labels") else {
+        return Ok(Task::Builtin(stab_data::task_def(name)?));
+    };
+    let labels: Vec<String> = serde_json::from_str(labels).map_err(|e| {
+        InputError::new(format!(
+            "the metadata's stab_labels is not a list of names: {e}"
+        ))
+        .file(dir.display().to_string())
+    })?;
+    Ok(Task::Custom(std::sync::Arc::new(stab_data::CustomTask {
+        name: name.to_string(),
+        labels,
+        metric: meta
+            .get("stab_metric")
+            .cloned()
+            .unwrap_or_else(|| "accuracy".into()),
+    })))
 }
 
 /// Write `model` as `<dir>` (a model directory), replacing an older one atomically: the
@@ -205,8 +233,12 @@ pub fn save(
             .insert("stab_encoder".into(), model_dir.display().to_string());
     }
     stab_models::write_safetensors(&tmp.path().join("model.safetensors"), &file)?;
-    let task = file.metadata.get("stab_task").map(String::as_str);
-    let config = classifier_config(model, model_dir, task)?;
+    let task = file
+        .metadata
+        .get("stab_task")
+        .map(|name| task_of(&file.metadata, name, dir))
+        .transpose()?;
+    let config = classifier_config(model, model_dir, task.as_ref())?;
     if let Some(bytes) = &config {
         stab_core::atomic::write_file(&tmp.path().join("config.json"), bytes)?;
     }
@@ -309,7 +341,7 @@ impl Checkpoint {
         &self,
         task: Option<&str>,
         device: &Device,
-    ) -> stab_core::Result<(TaskModel, &'static stab_data::TaskDef)> {
+    ) -> stab_core::Result<(TaskModel, Task)> {
         let meta = &self.file.metadata;
         let task = task
             .map(str::to_string)
@@ -319,7 +351,11 @@ impl Checkpoint {
                     .file(self.dir.display().to_string())
                     .hint("pass --task NAME")
             })?;
-        let def = stab_data::task_def(&task)?;
+        let def = if meta.get("stab_task") == Some(&task) {
+            task_of(meta, &task, &self.dir)?
+        } else {
+            Task::Builtin(stab_data::task_def(&task)?)
+        };
         let Some(encoder) = self.encoder.clone() else {
             return Err(InputError::new(
                 "a head-tuning checkpoint holds no encoder weights (its metadata names the frozen encoder)",
@@ -335,9 +371,9 @@ impl Checkpoint {
             _ => stab_core::Pooling::Pooler,
         };
         let shape = self.head_shape();
-        let classes = def.labels.len();
+        let classes = def.classes();
         let head =
-            crate::model::fresh_head(&encoder.config, def.head, classes, 0.0, shape, 0, device);
+            crate::model::fresh_head(&encoder.config, def.head(), classes, 0.0, shape, 0, device);
         let head = self.fill_head(head)?;
         let model = TaskModel {
             encoder: Some(encoder),

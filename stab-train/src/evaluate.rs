@@ -167,11 +167,11 @@ fn score_rows(
     rows: &[EncodedRow],
     task: &PreparedTask,
 ) -> stab_core::Result<std::collections::BTreeMap<String, f64>> {
-    let metric = PrimaryMetric::parse(task.def.metric)
-        .with_context(|| format!("unknown metric {}", task.def.metric))?;
+    let metric = PrimaryMetric::parse(task.def.metric())
+        .with_context(|| format!("unknown metric {}", task.def.metric()))?;
     let gold: Vec<usize> = rows.iter().map(|r| r.label).collect();
     let questions: Option<Vec<u64>> = rows.iter().map(|r| r.question).collect();
-    Ok(metric.evaluate(pred, &gold, task.def.labels.len(), questions.as_deref()))
+    Ok(metric.evaluate(pred, &gold, task.def.classes(), questions.as_deref()))
 }
 
 /// The primary metric of always predicting the most frequent label of the test split
@@ -188,11 +188,11 @@ pub(super) fn majority_dev_score(task: &PreparedTask) -> stab_core::Result<f64> 
 }
 
 fn majority_on(rows: &[EncodedRow], task: &PreparedTask) -> stab_core::Result<f64> {
-    let metric = PrimaryMetric::parse(task.def.metric)
-        .with_context(|| format!("unknown metric {}", task.def.metric))?;
+    let metric = PrimaryMetric::parse(task.def.metric())
+        .with_context(|| format!("unknown metric {}", task.def.metric()))?;
     let gold: Vec<usize> = rows.iter().map(|r| r.label).collect();
     let questions: Option<Vec<u64>> = rows.iter().map(|r| r.question).collect();
-    Ok(metric.majority(&gold, task.def.labels.len(), questions.as_deref()))
+    Ok(metric.majority(&gold, task.def.classes(), questions.as_deref()))
 }
 
 fn argmax(logits: Tensor<2>) -> Vec<usize> {

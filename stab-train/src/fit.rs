@@ -210,7 +210,7 @@ impl<'a> Training<'a> {
         let step = self.fit.steps;
         let _span = tracing::trace_span!("update", step).entered();
         let labels: Vec<usize> = batch.iter().map(|&i| s.train_encoded[i].label).collect();
-        let classes = s.task.def.labels.len();
+        let classes = s.task.def.classes();
         let reads_before = HostReads::count();
         let ctx = context(s, &self.start, step);
         let model = std::mem::replace(&mut self.model, self.start.clone());

@@ -39,6 +39,8 @@ struct FeatureKey<'a> {
     version: u32,
     model: String,
     task: &'a str,
+    /// The task files' hash: a custom task's file can change under the same name.
+    data: String,
     split: &'a str,
     max_len: usize,
     pooling: stab_core::Pooling,
@@ -84,7 +86,12 @@ impl Engine {
             dim: *dim,
             features: data.iter().map(|&v| v as f64).collect(),
             labels: task.train.iter().map(|r| r.label).collect(),
-            classes: task.def.labels.iter().map(|l| l.to_string()).collect(),
+            classes: task
+                .def
+                .labels()
+                .into_iter()
+                .map(|l| l.to_string())
+                .collect(),
         })
     }
 
@@ -150,7 +157,7 @@ impl Engine {
             // so every seed and method of the task reads the same features.
             reinit_pooler(
                 &mut encoder,
-                derive_seed(0, &["frozen-pooler", task.def.name]),
+                derive_seed(0, &["frozen-pooler", task.def.name()]),
                 &plain,
             );
         }
@@ -181,13 +188,14 @@ impl Engine {
     ) -> stab_core::Result<Frozen> {
         let (key_text, key) = cache_key(&FeatureKey {
             cache: "features",
-            version: 2,
+            version: 3,
             model: format!("{:016x}", self.model_hash(model_dir)?),
-            task: task.def.name,
+            task: task.def.name(),
+            data: format!("{:016x}", task.data_hash),
             split: &task.split_hash,
             max_len: job.model.max_len,
             pooling: job.model.pooling,
-            head: task.def.head,
+            head: task.def.head(),
             prepared: match change {
                 EncoderChange::PerTask(k) => Some(k),
                 _ => None,

@@ -36,6 +36,8 @@ struct PreparedKey<'a> {
     version: u32,
     model: String,
     task: &'a str,
+    /// The task files' hash: a custom task's file can change under the same name.
+    data: String,
     split: &'a str,
     max_len: usize,
     /// The method's own description of its change ([`EncoderChange::PerTask`]).
@@ -53,9 +55,10 @@ impl Engine {
     ) -> stab_core::Result<u64> {
         let key = PreparedKey {
             cache: "prepared-encoder",
-            version: 2,
+            version: 3,
             model: format!("{:016x}", self.model_hash(model_dir)?),
-            task: task.def.name,
+            task: task.def.name(),
+            data: format!("{:016x}", task.data_hash),
             split: &task.split_hash,
             max_len: job.model.max_len,
             change: change_key,
@@ -156,7 +159,7 @@ impl Engine {
                         report,
                     });
                 }
-                let seed = derive_seed(0, &["prepare", task.def.name, change_key]);
+                let seed = derive_seed(0, &["prepare", task.def.name(), change_key]);
                 let (p, secs) = prepare(encoder, seed, &task.train)?;
                 let mut details = p.details;
                 if details.is_object() {
@@ -213,7 +216,7 @@ fn write_prepared(
     let saved = params::save(encoder, bin).and_then(|_| {
         let text = serde_json::to_string(&serde_json::json!({
             "change": change_key,
-            "task": task.def.name,
+            "task": task.def.name(),
             "split": task.split_hash,
             "details": details,
         }))?;

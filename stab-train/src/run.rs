@@ -184,6 +184,7 @@ impl Engine {
             ),
         ]
         .into_iter()
+        .chain(custom_task_metadata(s))
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let extra = s.method.checkpoint_files(
@@ -195,4 +196,21 @@ impl Engine {
         crate::checkpoint::save(model, &s.model_dir, &self.out.join(&rel), metadata, &extra)?;
         Ok(rel)
     }
+}
+
+/// A custom task's classes, metric and table, for its checkpoints
+/// ([`crate::checkpoint::CUSTOM_TASK_KEYS`]); nothing for a built-in task.
+fn custom_task_metadata(s: &RunSetup) -> Vec<(&'static str, String)> {
+    let Some(spec) = s.job.data.custom_task(&s.spec.task) else {
+        return Vec::new();
+    };
+    let [labels, metric, table] = crate::checkpoint::CUSTOM_TASK_KEYS;
+    vec![
+        (labels, serde_json::json!(s.task.def.labels()).to_string()),
+        (metric, s.task.def.metric().to_string()),
+        (
+            table,
+            serde_json::to_string(spec).expect("a table serialises"),
+        ),
+    ]
 }

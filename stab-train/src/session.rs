@@ -13,7 +13,7 @@ use stab_core::Context as _;
 use stab_core::plan::{FinetuneJob, RunJob};
 use stab_core::{InputError, InputFingerprint, RunSpec, stable_hash};
 use stab_data::encode::{EncodedRow, encode_examples};
-use stab_data::{DatasetCache, Splits, TaskDef, resolve_split, task_def};
+use stab_data::{DatasetCache, Splits, Task, resolve_split};
 use stab_models::{EncoderConfig, TextEncoder, load_encoder, resolve_model};
 
 use crate::features::FeatureSet;
@@ -41,7 +41,7 @@ struct TaskKey<'a> {
 
 /// A task read, split and tokenized once per process and shared by its runs.
 pub struct PreparedTask {
-    pub def: TaskDef,
+    pub def: Task,
     pub splits: Splits,
     pub train: Vec<EncodedRow>,
     pub dev: Vec<EncodedRow>,
@@ -211,9 +211,12 @@ impl Engine {
         if let Some(t) = self.tasks.lock().expect("task cache").get(&key) {
             return Ok(t.clone());
         }
-        let def = *task_def(name)?;
-        let loaded = stab_data::load_task(&def, job.data.origin(), &DatasetCache::from_env())?;
+        let loaded = stab_data::load_recipe_task(name, &job.data, &DatasetCache::from_env())?;
+        if let Some(held) = &loaded.held_out {
+            self.write_held_out(held, loaded.fingerprint)?;
+        }
         let (data, data_hash) = (loaded.data, loaded.fingerprint);
+        let def = data.task.clone();
         let resolved = resolve_split(&data, split_files.as_ref(), job.data.dev_fraction)?;
         let config = EncoderConfig::from_dir(model_dir)?;
         let tokenizer = TextEncoder::for_model(model_dir, &config)?;
@@ -238,6 +241,23 @@ impl Engine {
             .expect("task cache")
             .insert(key, prepared.clone());
         Ok(prepared)
+    }
+
+    /// Write a custom task's held-out test rows to `<out>/splits/`, once: the file is named
+    /// by the data's hash, so an existing one holds the same rows.
+    fn write_held_out(
+        &self,
+        held: &stab_data::custom::HeldOutTest,
+        fingerprint: u64,
+    ) -> stab_core::Result<()> {
+        let dir = self.out.join("splits");
+        let path = dir.join(held.file_name(fingerprint));
+        if path.is_file() {
+            return Ok(());
+        }
+        stab_core::atomic::create_dir(&dir)?;
+        let text = serde_json::to_string_pretty(held).expect("a split serialises");
+        stab_core::atomic::write_file(&path, format!("{text}\n").as_bytes())
     }
 
     /// Hash of a model directory's config and weights (the feature cache key's model part).

@@ -288,7 +288,7 @@ fn run_rows(
 ) -> stab_core::Result<Vec<usize>> {
     let kept = perturb(
         task.splits.clone(),
-        task.def.name,
+        task.def.name(),
         spec.seed,
         job.data.train_fraction,
         job.data.drop_fraction,
@@ -319,10 +319,10 @@ fn fresh_head(
     } else {
         0.0
     };
-    let classes = task.def.labels.len();
+    let classes = task.def.classes();
     crate::model::fresh_head(
         config,
-        task.def.head,
+        task.def.head(),
         classes,
         dropout,
         caps.head,

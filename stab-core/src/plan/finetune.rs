@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::InputError;
-use crate::recipe::{DataSection, DataSourceKind, ModelSection, Recipe, TrainSection};
+use crate::recipe::{DataSection, DataSourceKind, ModelSection, Recipe, TrainSection, custom_task};
 use crate::registry;
 
 use super::spec::{FinetuneJob, RunJob, RunSpec};
@@ -247,7 +247,7 @@ fn check_data(at: &CellAt<'_>, data: &DataSection) -> Result<(), InputError> {
         ));
     }
     for task in &data.tasks {
-        if let Err(e) = registry::task(task) {
+        if let Err(e) = known_task(data, task) {
             let swept = at.swept("data.tasks");
             return Err(at.err(
                 "data.tasks",
@@ -263,12 +263,34 @@ fn check_data(at: &CellAt<'_>, data: &DataSection) -> Result<(), InputError> {
     Ok(())
 }
 
+/// A task `tasks` may list: a built-in one or one of `[data.custom]`; an unknown name's
+/// error suggests the nearest of both.
+fn known_task(data: &DataSection, task: &str) -> Result<(), InputError> {
+    if data.custom.contains_key(task) {
+        return Ok(());
+    }
+    registry::task(task).map(|_| ()).map_err(|e| {
+        let names = registry::tasks()
+            .into_iter()
+            .map(|t| t.name)
+            .chain(data.custom.keys().map(String::as_str));
+        let mut err = InputError::new(format!(
+            "unknown task `{task}`{}",
+            crate::suggest::did_you_mean(task, names)
+        ));
+        err.hint = e.hint.map(|h| {
+            format!("{h}; a task of your own is defined in a [data.custom.<name>] table (docs/data.md §7)")
+        });
+        err
+    })
+}
+
 /// `data.source` against `data.dir` and `[data.hub]`: (key, message, hint) of the first
 /// inconsistency.
 fn check_data_source(data: &DataSection) -> Result<(), (String, String, String)> {
     let fail = |key: &str, msg: &str, hint: &str| Err((key.into(), msg.into(), hint.into()));
     match data.source {
-        DataSourceKind::Dir if data.dir.is_none() => {
+        DataSourceKind::Dir if data.dir.is_none() && data.lists_builtin() => {
             return fail(
                 "data.dir",
                 "`dir` is missing: source = \"dir\" reads the task files from a directory",
@@ -290,6 +312,21 @@ fn check_data_source(data: &DataSection) -> Result<(), (String, String, String)>
             );
         }
         _ => {}
+    }
+    for (task, spec) in &data.custom {
+        let key = format!("data.custom.{task}");
+        if let Err(msg) = custom_task::check_task_name(task) {
+            return fail(&key, &msg, "rename the table, e.g. [data.custom.reviews]");
+        }
+        if registry::task(task).is_ok() {
+            return fail(
+                &key,
+                &format!("`{task}` is a built-in task"),
+                "give your own task another name, e.g. [data.custom.my_rte]",
+            );
+        }
+        spec.check()
+            .map_err(|(k, m, h)| (format!("{key}.{k}"), m, h))?;
     }
     for (task, spec) in &data.hub {
         let key = format!("data.hub.{task}");
@@ -341,7 +378,7 @@ pub(super) fn plan_finetune(recipe: &Recipe) -> Result<Vec<RunSpec>, InputError>
             .hint("e.g. tasks = [\"rte\", \"cb\"]"));
     }
     for task in &data.tasks {
-        registry::task(task).map_err(|e| {
+        known_task(&data, task).map_err(|e| {
             let mut located = recipe.error("data.tasks", e.message);
             located.hint = e.hint;
             located

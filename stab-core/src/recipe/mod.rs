@@ -1,6 +1,7 @@
 //! The TOML recipe (docs/design.md §4): parsed with serde, every unknown key an error that
 //! names the nearest valid key, every error located at file:line.
 
+pub mod custom_task;
 mod sections;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use crate::error::InputError;
 use crate::suggest::did_you_mean;
 use crate::synthetic::SyntheticTable;
 
+pub use custom_task::CustomTaskSpec;
 pub use sections::*;
 
 /// What a recipe runs.

@@ -64,7 +64,7 @@ impl<'de> Deserialize<'de> for Pooling {
 
 /// `[data]`: where the task files are and how they are split and perturbed.
 ///
-/// `source` and `hub` are left out of the serialised form at their defaults, so run ids
+/// `source`, `hub` and `custom` are left out of the serialised form at their defaults, so run ids
 /// of directory-sourced recipes stay what they were before the Hub source existed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,6 +88,9 @@ pub struct DataSection {
     /// Per-task Hub datasets replacing the default mapping (`[data.hub.rte]`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub hub: BTreeMap<String, HubDatasetSpec>,
+    /// The user's own tasks, by the name `tasks` lists them under (`[data.custom.reviews]`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom: BTreeMap<String, super::CustomTaskSpec>,
 }
 
 /// Where `[data]` reads the task files from.
@@ -127,6 +130,16 @@ pub enum DataOrigin<'a> {
 }
 
 impl DataSection {
+    /// The user's own task named `task`, when the recipe defines one.
+    pub fn custom_task(&self, task: &str) -> Option<&super::CustomTaskSpec> {
+        self.custom.get(task)
+    }
+
+    /// Whether any listed task is a built-in one (read from `dir` or the Hub).
+    pub fn lists_builtin(&self) -> bool {
+        self.tasks.iter().any(|t| !self.custom.contains_key(t))
+    }
+
     /// The source of the task files; a checked recipe always has one.
     pub fn origin(&self) -> DataOrigin<'_> {
         match (self.source, &self.dir) {

@@ -12,7 +12,7 @@
 
 mod cache;
 pub mod official;
-mod parquet_rows;
+pub(crate) mod parquet_rows;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -81,7 +81,11 @@ pub struct HubTask {
 }
 
 /// Read a task's train and validation splits from the Hub dataset `ds`.
-pub fn load(def: &TaskDef, ds: &HubDataset, cache: &DatasetCache) -> Result<HubTask, InputError> {
+pub fn load(
+    def: &'static TaskDef,
+    ds: &HubDataset,
+    cache: &DatasetCache,
+) -> Result<HubTask, InputError> {
     let mut files = Vec::new();
     let mut texts = Vec::new();
     for split in ["train", VALIDATION] {

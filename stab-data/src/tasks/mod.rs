@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use stab_core::{InputError, TaskEntry};
 
+use crate::task::Task;
+
 /// One model input row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
@@ -60,11 +62,13 @@ pub struct TaskText {
     pub text: String,
 }
 
-/// The task's train rows and test rows (the official dev set).
+/// A task's rows: train, dev when the task has its own dev file (a custom task's `dev`;
+/// else dev is split off train), and test (for the built-in tasks, the official dev set).
 #[derive(Debug, Clone)]
 pub struct TaskData {
-    pub def: TaskDef,
+    pub task: Task,
     pub train: Vec<Example>,
+    pub dev: Option<Vec<Example>>,
     pub test: Vec<Example>,
 }
 
@@ -254,7 +258,7 @@ impl TaskDef {
     }
 
     /// Read train and test (official dev) from the official layout under `data_dir`.
-    pub fn load(&self, data_dir: &Path) -> Result<TaskData, InputError> {
+    pub fn load(&'static self, data_dir: &Path) -> Result<TaskData, InputError> {
         let read = |file: &str| -> Result<TaskText, InputError> {
             let path = self.path(data_dir, file);
             if !path.is_file() {
@@ -278,7 +282,7 @@ impl TaskDef {
     }
 
     /// Parse the texts of the train and test (official dev) files.
-    pub fn parse(&self, train: &TaskText, test: &TaskText) -> Result<TaskData, InputError> {
+    pub fn parse(&'static self, train: &TaskText, test: &TaskText) -> Result<TaskData, InputError> {
         let rows = |src: &TaskText| -> Result<Vec<Example>, InputError> {
             let rows = (self.reader)(src, self)?;
             if rows.is_empty() {
@@ -289,8 +293,9 @@ impl TaskDef {
             Ok(rows)
         };
         Ok(TaskData {
-            def: *self,
+            task: Task::Builtin(self),
             train: rows(train)?,
+            dev: None,
             test: rows(test)?,
         })
     }
@@ -329,10 +334,10 @@ pub(crate) fn read_text(path: &Path) -> Result<String, InputError> {
 }
 
 /// Label counts in label order.
-pub fn label_counts(def: &TaskDef, rows: &[Example]) -> Vec<(&'static str, usize)> {
-    def.labels
-        .iter()
+pub fn label_counts<'a>(task: &'a Task, rows: &[Example]) -> Vec<(&'a str, usize)> {
+    task.labels()
+        .into_iter()
         .enumerate()
-        .map(|(i, l)| (*l, rows.iter().filter(|e| e.label == i).count()))
+        .map(|(i, l)| (l, rows.iter().filter(|e| e.label == i).count()))
         .collect()
 }
