@@ -60,6 +60,9 @@ fn comparable(r: &RunRecord) -> serde_json::Value {
         }
         // A label on the record, not a result (checked in no_op.rs).
         d.remove("no_op");
+        // The settings the report's "what was run" block reads (added with #38): a copy
+        // of the run's inputs, holding the model's path, which differs between checkouts.
+        d.remove("settings");
         if let Some(p) = d.get_mut("prepare").and_then(|p| p.as_object_mut()) {
             p.remove("seconds");
             p.remove("cache");

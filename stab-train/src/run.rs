@@ -126,6 +126,7 @@ impl Engine {
             "update_host_reads": stats.update_host_reads,
             "trainable_params": s.params.trainable,
             "total_params": s.params.total,
+            "settings": settings(s, &self.device_name),
         });
         if !fit.term_curves.is_empty() {
             record.details["loss_terms"] = serde_json::json!(fit.term_curves);
@@ -213,4 +214,26 @@ fn custom_task_metadata(s: &RunSetup) -> Vec<(&'static str, String)> {
             serde_json::to_string(spec).expect("a table serialises"),
         ),
     ]
+}
+
+/// The settings a report's "what was run" block shows (stab-eval's `report::settings`):
+/// the model and its family, mode, pooling, length, the optimiser's schedule, the device.
+fn settings(s: &RunSetup, device: &str) -> serde_json::Value {
+    let (model, train) = (&s.job.model, &s.job.train);
+    serde_json::json!({
+        "model": model.path,
+        "family": s.config.family.name(),
+        "mode": train.mode,
+        "pooling": model.pooling,
+        "max_len": model.max_len,
+        "lr": train.lr,
+        "batch_size": train.batch_size,
+        "epochs": train.epochs,
+        "max_steps": train.max_steps,
+        "warmup": train.warmup,
+        "weight_decay": train.weight_decay,
+        "grad_clip": train.grad_clip,
+        "patience": train.patience,
+        "device": device,
+    })
 }

@@ -34,9 +34,12 @@ pub fn agreement_plot(task: &str) -> String {
     format!("agreement-{task}.svg")
 }
 
-/// The summary paragraph list: what is significant, what the grid can detect, what failed.
-pub fn summary(f: &Findings) -> Doc {
+/// The summary list: whether the arms differ beyond the method (`settings`,
+/// [`super::settings::WhatWasRun::summary_item`]), what is significant, what the grid can
+/// detect, what failed.
+pub fn summary(f: &Findings, settings: String) -> Doc {
     let items = [
+        Some(settings),
         Some(failed_item(f)),
         diverged_item(f),
         pooled_item(f),

@@ -14,6 +14,7 @@ pub mod findings;
 pub mod finetune;
 pub mod html;
 pub mod plot;
+pub mod settings;
 pub mod synthetic;
 pub mod table;
 pub mod tune;
@@ -155,6 +156,12 @@ impl Report {
                 let mut doc = serde_json::to_value(self.findings()).expect("findings serialise");
                 doc["format"] = "stab-report/2".into();
                 doc["cost"] = cost::cost_json(&self.of_kind(RecipeKind::Finetune));
+                let fine = self.of_kind(RecipeKind::Finetune);
+                if !fine.is_empty() {
+                    doc["what_was_run"] =
+                        serde_json::to_value(settings::WhatWasRun::from_records(&fine))
+                            .expect("settings serialise");
+                }
                 if !self.tuning.is_empty() {
                     doc["tuning"] = tune::tuning_json(&self.tuning, &self.records);
                 }
@@ -208,7 +215,9 @@ impl Report {
         let fine = self.finetune_table();
         if !fine.is_empty() {
             let f = self.findings();
-            doc.append(conclusions::summary(f))
+            let what = settings::WhatWasRun::from_records(&self.of_kind(RecipeKind::Finetune));
+            doc.append(what.document())
+                .append(conclusions::summary(f, what.summary_item()))
                 .append(fine.main_section(true))
                 .append(conclusions::sections(f, true));
             if !self.tuning.is_empty() {
