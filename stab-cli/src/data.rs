@@ -34,7 +34,7 @@ enum DataCommand {
         #[arg(long, required_unless_present = "recipe")]
         task: Option<String>,
         /// Check the tasks of this recipe, `[data.custom]` tasks included.
-        #[arg(long, conflicts_with_all = ["data_dir", "hub", "splits"])]
+        #[arg(long, conflicts_with_all = ["data_dir", "hub", "splits", "dev_fraction"])]
         recipe: Option<PathBuf>,
         /// The official layouts (source = "dir").
         #[arg(long, required_unless_present_any = ["hub", "recipe"], conflicts_with = "hub")]
@@ -42,7 +42,7 @@ enum DataCommand {
         /// Read the task from the Hugging Face Hub through the cache (source = "hub").
         #[arg(long)]
         hub: bool,
-        /// Fraction of train held out as dev (the seeded fallback; with --recipe, the
+        /// Fraction of train held out as dev (the seeded fallback; --recipe uses the
         /// recipe's data.dev_fraction).
         #[arg(long, default_value_t = 0.1)]
         dev_fraction: f64,

@@ -70,7 +70,7 @@ pub fn studies() -> Vec<&'static StudyEntry> {
     v
 }
 
-fn unknown(kind: &str, name: &str, names: &[&str]) -> InputError {
+pub(crate) fn unknown(kind: &str, name: &str, names: &[&str]) -> InputError {
     let known = if names.is_empty() {
         format!("no {kind}s are registered in this build")
     } else {

@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};
 use stab_core::recipe::custom_task::TestRows;
-use stab_core::{CustomTaskSpec, InputError, derive_seed, stable_hash};
+use stab_core::{CustomTaskSpec, InputError, derive_seed};
 
 use crate::task::{CustomTask, Task};
 use crate::tasks::{Example, TaskData, read_text};
@@ -111,22 +111,9 @@ pub fn load(name: &str, spec: &CustomTaskSpec) -> Result<CustomLoad, InputError>
             dev: dev_rows,
             test: test_rows,
         },
-        fingerprint: files_hash(spec)?,
+        fingerprint: crate::source::hash_files(spec.files().into_iter().map(|(_, p)| p))?,
         held_out,
     })
-}
-
-/// Hash of the task's files (train, dev, test, as given), each with its length.
-fn files_hash(spec: &CustomTaskSpec) -> Result<u64, InputError> {
-    let mut bytes = Vec::new();
-    for (_, path) in spec.files() {
-        let content = std::fs::read(path).map_err(|e| {
-            InputError::new(format!("cannot read: {e}")).file(path.display().to_string())
-        })?;
-        bytes.extend_from_slice(&(content.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&content);
-    }
-    Ok(stable_hash(&bytes))
 }
 
 /// Read a CSV, TSV, JSON Lines or parquet file, chosen by its extension.

@@ -65,10 +65,18 @@ pub fn load_task(
 
 /// Hash of a task's train and test files, in that order, each with its length.
 fn files_hash(def: &TaskDef, dir: &std::path::Path) -> Result<u64, InputError> {
+    hash_files([def.files.0, def.files.1].map(|name| def.path(dir, name)))
+}
+
+/// A record's `inputs.data`: the hash of the files' bytes, in order, each preceded by its
+/// length.
+pub(crate) fn hash_files<P: AsRef<std::path::Path>>(
+    paths: impl IntoIterator<Item = P>,
+) -> Result<u64, InputError> {
     let mut bytes = Vec::new();
-    for name in [def.files.0, def.files.1] {
-        let path = def.path(dir, name);
-        let content = std::fs::read(&path).map_err(|e| {
+    for path in paths {
+        let path = path.as_ref();
+        let content = std::fs::read(path).map_err(|e| {
             InputError::new(format!("cannot read: {e}")).file(path.display().to_string())
         })?;
         bytes.extend_from_slice(&(content.len() as u64).to_le_bytes());

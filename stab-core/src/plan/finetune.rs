@@ -269,20 +269,21 @@ fn known_task(data: &DataSection, task: &str) -> Result<(), InputError> {
     if data.custom.contains_key(task) {
         return Ok(());
     }
-    registry::task(task).map(|_| ()).map_err(|e| {
-        let names = registry::tasks()
-            .into_iter()
-            .map(|t| t.name)
-            .chain(data.custom.keys().map(String::as_str));
-        let mut err = InputError::new(format!(
-            "unknown task `{task}`{}",
-            crate::suggest::did_you_mean(task, names)
-        ));
-        err.hint = e.hint.map(|h| {
-            format!("{h}; a task of your own is defined in a [data.custom.<name>] table (docs/data.md §7)")
-        });
-        err
-    })
+    if registry::task(task).is_ok() {
+        return Ok(());
+    }
+    let names: Vec<&str> = registry::tasks()
+        .into_iter()
+        .map(|t| t.name)
+        .chain(data.custom.keys().map(String::as_str))
+        .collect();
+    let mut err = registry::unknown("task", task, &names);
+    err.hint = err.hint.map(|h| {
+        format!(
+            "{h}; a task of your own is defined in a [data.custom.<name>] table (docs/data.md §7)"
+        )
+    });
+    Err(err)
 }
 
 /// `data.source` against `data.dir` and `[data.hub]`: (key, message, hint) of the first

@@ -17,7 +17,7 @@ pub(crate) mod parquet_rows;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use stab_core::{HubDatasetSpec, InputError, stable_hash};
+use stab_core::{HubDatasetSpec, InputError};
 
 use crate::tasks::{TaskData, TaskDef, TaskText};
 
@@ -93,14 +93,7 @@ pub fn load(
         texts.push(official::convert(def, ds, split, &shards)?);
         files.extend(shards);
     }
-    let mut bytes = Vec::new();
-    for f in &files {
-        let content = std::fs::read(f).map_err(|e| {
-            InputError::new(format!("cannot read: {e}")).file(f.display().to_string())
-        })?;
-        bytes.extend_from_slice(&(content.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&content);
-    }
+    let fingerprint = crate::source::hash_files(&files)?;
     let test_text = texts.pop().expect("two splits");
     let train_text = texts.pop().expect("two splits");
     Ok(HubTask {
@@ -108,6 +101,6 @@ pub fn load(
         train_text,
         test_text,
         files,
-        fingerprint: stable_hash(&bytes),
+        fingerprint,
     })
 }
