@@ -304,7 +304,7 @@ fn full_tuning_on_the_device_follows_the_cpu_run_for_every_method() {
     let tmp = tempfile::tempdir().unwrap();
     let recipe = write_recipe(
         tmp.path(),
-        "tasks = [\"cb\"]\n[train]\nmode = \"full\"\nmax_steps = 20\nbatch_size = 8\neval_every = 1\nlr = 1e-4\nseeds = 1\n\
+        "tasks = [\"cb\"]\n[train]\nmode = \"full\"\nmax_steps = 10\nbatch_size = 8\neval_every = 5\nlr = 1e-4\nseeds = 1\n\
          [[methods]]\nname = \"finetune\"\n[[methods]]\nname = \"mixout\"\n[[methods]]\nname = \"mixout\"\nvariant = \"author\"\n\
          [[methods]]\nname = \"lnsr\"\n[[methods]]\nname = \"lnsr\"\nvariant = \"original\"\n\
          [[methods]]\nname = \"mhloss\"\n[[methods]]\nname = \"mmr\"\n[[methods]]\nname = \"surt\"\n\
@@ -345,7 +345,7 @@ fn every_family_fine_tunes_on_the_device_like_the_cpu() {
     }
     fine_tune_on_both(
         &["tiny-electra", "tiny-deberta-v3", "tiny-modernbert"],
-        10,
+        6,
         "[[methods]]\nname = \"lnsr\"\nvariant = \"original\"\n",
     );
 }
@@ -359,13 +359,14 @@ fn every_decoder_fine_tunes_on_the_device_like_the_cpu() {
     }
     fine_tune_on_both(
         &["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"],
-        5,
+        4,
         "[[methods]]\nname = \"lora\"\nr = 4\ntargets = [\"query\", \"key\", \"value\", \"attention_output\", \"intermediate\", \"output\"]\n",
     );
 }
 
-/// FineTune, SURT and `extra` on each of `families` for `steps` updates, on the CPU and on
-/// the device: the records follow each other ([`compare`]).
+/// FineTune, SURT and `extra` on each of `families` for `steps` updates (the loss of every
+/// update, dev evaluated twice), on the CPU and on the device: the records follow each
+/// other ([`compare`]).
 fn fine_tune_on_both(families: &[&str], steps: usize, extra: &str) {
     let (dev, test) = rows("cb");
     for family in families {
@@ -374,9 +375,10 @@ fn fine_tune_on_both(families: &[&str], steps: usize, extra: &str) {
             tmp.path(),
             family,
             &format!(
-                "tasks = [\"cb\"]\n[train]\nmode = \"full\"\nmax_steps = {steps}\nbatch_size = 8\neval_every = 1\nlr = 1e-4\nseeds = 1\n\
+                "tasks = [\"cb\"]\n[train]\nmode = \"full\"\nmax_steps = {steps}\nbatch_size = 8\neval_every = {}\nlr = 1e-4\nseeds = 1\n\
                  [[methods]]\nname = \"finetune\"\n{extra}\
-                 [[methods]]\nname = \"surt\"\nmlm_max_steps = 5\n"
+                 [[methods]]\nname = \"surt\"\nmlm_max_steps = 5\n",
+                steps / 2
             ),
         );
         let cpu = records(&recipe, &tmp.path().join("cpu"), "cpu", 1);
