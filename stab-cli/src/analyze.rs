@@ -552,7 +552,10 @@ fn taylor_data(
                     .key("stab_task_spec")
                     .hint("use a checkpoint written by this version of stab")
                 })?;
-            Ok(stab_data::custom::load(&c.name, &spec)?.data)
+            Ok(
+                stab_data::custom::load(&c.name, &spec, &stab_data::hub::DatasetCache::from_env())?
+                    .data,
+            )
         }
     }
 }

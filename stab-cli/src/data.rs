@@ -105,9 +105,9 @@ pub fn data(args: DataArgs) -> stab_core::Result<()> {
 }
 
 /// One task as a run would read it, and where it came from.
-struct TaskCheck {
-    loaded: stab_data::LoadedTask,
-    split: stab_data::ResolvedSplit,
+pub(crate) struct TaskCheck {
+    pub(crate) loaded: stab_data::LoadedTask,
+    pub(crate) split: stab_data::ResolvedSplit,
     /// The files or the Hub dataset, in words.
     source: String,
 }
@@ -152,7 +152,10 @@ fn builtin_source(def: &'static stab_data::TaskDef, origin: DataOrigin<'_>) -> S
 }
 
 /// The tasks of a recipe (or the one `task` names), each as its first run reads it.
-fn recipe_checks(recipe: &Path, task: Option<&str>) -> stab_core::Result<Vec<TaskCheck>> {
+pub(crate) fn recipe_checks(
+    recipe: &Path,
+    task: Option<&str>,
+) -> stab_core::Result<Vec<TaskCheck>> {
     let (_, plan) = crate::load_plan(recipe, &[])?;
     let mut jobs: Vec<(&str, &stab_core::FinetuneJob)> = Vec::new();
     for spec in &plan.runs {

@@ -117,8 +117,12 @@ pub struct StopFailedArgs {
     #[arg(long, default_value_t = 5)]
     after: u64,
     /// The task files (for the majority-class dev score of records that do not carry it).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "recipe")]
     data_dir: Option<PathBuf>,
+    /// The recipe the grid ran: its tasks are read as its runs read them (built-in and
+    /// `[data.custom]` tasks), for records that do not carry the majority-class dev score.
+    #[arg(long)]
+    recipe: Option<PathBuf>,
     /// Fixed split files (default: DATA_DIR/splits, else the author's built in).
     #[arg(long)]
     splits: Option<PathBuf>,
@@ -146,16 +150,17 @@ pub fn stop_failed(args: StopFailedArgs) -> stab_core::Result<()> {
                 test: r.details["majority_test"].as_f64()?,
             })
         });
-        let m = match (carried, &args.data_dir) {
-            (Some(m), _) => m,
-            (None, Some(dir)) => majority_from_data(task, dir, args.splits.as_deref())?,
-            (None, None) => {
+        let m = match (carried, &args.data_dir, &args.recipe) {
+            (Some(m), _, _) => m,
+            (None, Some(dir), _) => majority_from_data(task, dir, args.splits.as_deref())?,
+            (None, None, Some(recipe)) => majority_from_recipe(task, recipe)?,
+            (None, None, None) => {
                 return Err(stab_core::InputError::new(format!(
                     "the records of `{task}` in {} do not carry the majority-class dev score",
                     args.dir.display()
                 ))
-                .key("--data-dir")
-                .hint("pass --data-dir with the task files the grid read (and --splits if it used other split files)")
+                .key("--recipe")
+                .hint("pass --recipe with the recipe the grid ran (a task of your own is read from its table), or --data-dir with the built-in tasks' files (and --splits if the grid used other split files)")
                 .into());
             }
         };
@@ -192,6 +197,36 @@ pub fn stop_failed(args: StopFailedArgs) -> stab_core::Result<()> {
     Ok(())
 }
 
+/// The majority-class primary score of a task's dev and test splits, read as the runs of
+/// `recipe` read them.
+fn majority_from_recipe(
+    task: &str,
+    recipe: &std::path::Path,
+) -> stab_core::Result<stab_eval::early_stop::Majority> {
+    let check = crate::data::recipe_checks(recipe, Some(task))?
+        .pop()
+        .ok_or_else(|| stab_core::internal!("no check of task {task}"))?;
+    majority(&check.loaded.data.task, &check.split.splits)
+}
+
+/// The majority-class primary score of `task`'s dev and test splits.
+fn majority(
+    task: &stab_data::Task,
+    s: &stab_data::Splits,
+) -> stab_core::Result<stab_eval::early_stop::Majority> {
+    let metric = stab_eval::PrimaryMetric::parse(task.metric())
+        .ok_or_else(|| stab_core::internal!("unknown metric {}", task.metric()))?;
+    let score = |rows: &[stab_data::Example]| {
+        let gold: Vec<usize> = rows.iter().map(|r| r.label).collect();
+        let questions: Option<Vec<u64>> = rows.iter().map(|r| r.question).collect();
+        metric.majority(&gold, task.classes(), questions.as_deref())
+    };
+    Ok(stab_eval::early_stop::Majority {
+        dev: score(&s.dev),
+        test: score(&s.test),
+    })
+}
+
 /// The majority-class primary score of a task's dev and test splits, from its files.
 fn majority_from_data(
     task: &str,
@@ -203,15 +238,5 @@ fn majority_from_data(
     let loaded = stab_data::load_task(def, origin, &stab_data::DatasetCache::from_env())?;
     let files = stab_data::split_files(origin, splits, "--splits")?;
     let s = stab_data::resolve_split(&loaded.data, files.as_ref(), 0.1)?.splits;
-    let metric = stab_eval::PrimaryMetric::parse(def.metric)
-        .ok_or_else(|| stab_core::internal!("unknown metric {}", def.metric))?;
-    let score = |rows: &[stab_data::Example]| {
-        let gold: Vec<usize> = rows.iter().map(|r| r.label).collect();
-        let questions: Option<Vec<u64>> = rows.iter().map(|r| r.question).collect();
-        metric.majority(&gold, def.labels.len(), questions.as_deref())
-    };
-    Ok(stab_eval::early_stop::Majority {
-        dev: score(&s.dev),
-        test: score(&s.test),
-    })
+    majority(&loaded.data.task, &s)
 }

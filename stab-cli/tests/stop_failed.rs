@@ -93,6 +93,13 @@ fn analyze_stop_failed_replays_the_rule_on_stored_dev_curves() {
     let o = analyze(&["--data-dir", data.to_str().unwrap(), "--format", "json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // The recipe the grid ran reads the task as its runs did (so a task of one's own works
+    // too): the same majority-class scores.
+    let recipe = tmp.path().join("sf.toml");
+    let o = analyze(&["--recipe", recipe.to_str().unwrap(), "--format", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let by_recipe: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(by_recipe["majority"], doc["majority"]);
     let row = &doc["rows"][0];
     // The same stop as the engine's (update 10 of 40), on both runs.
     assert_eq!(

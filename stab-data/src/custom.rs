@@ -1,21 +1,24 @@
 //! The user's own task (`[data.custom.<name>]`, docs/data.md §7): labelled rows from a
-//! CSV, TSV, JSON Lines or parquet file, the text column(s) and the label column named by
+//! CSV, TSV, JSON Lines or parquet file, or from a Hugging Face Hub dataset's parquet
+//! splits (through the Hugging Face cache, as the Hub source of the built-in tasks), the text column(s) and the label column named by
 //! the recipe, the class names given or read off the train file, and test rows from a file
 //! or held out of train by a fixed seed.
 //!
 //! Every malformed input is one located error: the file and line (parquet: row), the
 //! column, what was expected, and the recipe key to change.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};
-use stab_core::recipe::custom_task::TestRows;
+use stab_core::recipe::custom_task::{CustomSource, TestRows};
 use stab_core::{CustomTaskSpec, InputError, derive_seed};
 
+use crate::hub::{DatasetCache, HubDataset};
 use crate::task::{CustomTask, Task};
 use crate::tasks::{Example, TaskData, read_text};
 
@@ -52,23 +55,30 @@ impl HeldOutTest {
 
 /// One table's rows: each with its line (text files) or row number (parquet), 1-based.
 struct Table {
+    /// The file, or the Hub dataset and split, in messages.
     file: String,
+    /// The files read, in order (their bytes are the run's `inputs.data`).
+    sources: Vec<PathBuf>,
     /// `line` or `row`, for messages.
     unit: &'static str,
+    /// The class names of the file's `ClassLabel` columns (parquet from the `datasets`
+    /// library), in id order; their cells already hold the names.
+    class_names: BTreeMap<String, Vec<String>>,
     rows: Vec<(usize, Map<String, Value>)>,
 }
 
-/// Read the custom task `name` as its table `spec` describes.
-pub fn load(name: &str, spec: &CustomTaskSpec) -> Result<CustomLoad, InputError> {
-    let key = |k: &str| format!("data.custom.{name}.{k}");
-    let train = read_table(&spec.train, &key("train"))?;
-    let dev = spec
-        .dev
-        .as_deref()
-        .map(|p| read_table(p, &key("dev")))
-        .transpose()?;
+/// Read the custom task `name` as its table `spec` describes (`cache` serves a Hub
+/// dataset).
+pub fn load(
+    name: &str,
+    spec: &CustomTaskSpec,
+    cache: &DatasetCache,
+) -> Result<CustomLoad, InputError> {
+    let read = |k: &str, p: &Path| read_role(name, spec, k, p, cache);
+    let train = read("train", &spec.train)?;
+    let dev = spec.dev.as_deref().map(|p| read("dev", p)).transpose()?;
     let test = match spec.test_rows() {
-        TestRows::File(p) => Some(read_table(p, &key("test"))?),
+        TestRows::File(p) => Some(read("test", p)?),
         TestRows::Held { .. } => None,
     };
     for table in [Some(&train), dev.as_ref(), test.as_ref()]
@@ -93,7 +103,7 @@ pub fn load(name: &str, spec: &CustomTaskSpec) -> Result<CustomLoad, InputError>
     let (test_rows, held_out) = match (&test, spec.test_rows()) {
         (Some(t), _) => (rows(t)?, None),
         (None, TestRows::Held { fraction }) => {
-            let held = hold_out(name, spec, &train, fraction)?;
+            let held = hold_out(name, &train, fraction)?;
             let in_test: std::collections::HashSet<u64> =
                 held.test.iter().map(|&r| r as u64).collect();
             let (test, rest) = train_rows
@@ -111,9 +121,75 @@ pub fn load(name: &str, spec: &CustomTaskSpec) -> Result<CustomLoad, InputError>
             dev: dev_rows,
             test: test_rows,
         },
-        fingerprint: crate::source::hash_files(spec.files().into_iter().map(|(_, p)| p))?,
+        fingerprint: crate::source::hash_files(
+            [Some(&train), dev.as_ref(), test.as_ref()]
+                .into_iter()
+                .flatten()
+                .flat_map(|t| &t.sources),
+        )?,
         held_out,
     })
+}
+
+/// One role's rows (`key`: train, dev or test): the file `p`, or the split `p` of the
+/// table's Hub dataset.
+fn read_role(
+    name: &str,
+    spec: &CustomTaskSpec,
+    key: &str,
+    p: &Path,
+    cache: &DatasetCache,
+) -> Result<Table, InputError> {
+    let key = format!("data.custom.{name}.{key}");
+    match spec.source() {
+        CustomSource::Files => read_table(p, &key),
+        CustomSource::Hub {
+            dataset,
+            config,
+            revision,
+        } => {
+            let ds = HubDataset {
+                task: name.to_string(),
+                custom: true,
+                repo: dataset.to_string(),
+                config: config.to_string(),
+                revision: revision.to_string(),
+            };
+            read_hub_split(&ds, &p.to_string_lossy(), &key, cache)
+        }
+    }
+}
+
+/// A Hub dataset's split: its parquet shards in name order, rows numbered across them.
+fn read_hub_split(
+    ds: &HubDataset,
+    split: &str,
+    key: &str,
+    cache: &DatasetCache,
+) -> Result<Table, InputError> {
+    let shards = cache.shards(ds, split).map_err(|e| e.key(key))?;
+    let mut rows = Vec::new();
+    let mut class_names = BTreeMap::new();
+    for shard in &shards {
+        let mut read = read_parquet(shard)?;
+        let offset = rows.len();
+        rows.extend(read.rows.drain(..).map(|(i, r)| (offset + i, r)));
+        class_names.append(&mut read.class_names);
+    }
+    let table = Table {
+        file: format!("{} split {split}", ds.describe()),
+        sources: shards,
+        unit: "row",
+        class_names,
+        rows,
+    };
+    if table.rows.is_empty() {
+        return Err(InputError::new("the split has no rows")
+            .file(table.file.clone())
+            .key(key)
+            .hint("an empty split cannot be trained or evaluated"));
+    }
+    Ok(table)
 }
 
 /// Read a CSV, TSV, JSON Lines or parquet file, chosen by its extension.
@@ -205,7 +281,9 @@ fn read_delimited(path: &Path, delimiter: u8) -> Result<Table, InputError> {
     }
     Ok(Table {
         file,
+        sources: vec![path.to_path_buf()],
         unit: "line",
+        class_names: BTreeMap::new(),
         rows,
     })
 }
@@ -233,7 +311,9 @@ fn read_jsonl(path: &Path) -> Result<Table, InputError> {
     }
     Ok(Table {
         file,
+        sources: vec![path.to_path_buf()],
         unit: "line",
+        class_names: BTreeMap::new(),
         rows,
     })
 }
@@ -246,9 +326,24 @@ fn read_parquet(path: &Path) -> Result<Table, InputError> {
         );
         e
     })?;
+    // A `ClassLabel` cell holds the class id; the table holds its name (an id outside the
+    // names, such as the Hub's -1 for a hidden label, stays as it is and is refused later).
+    for row in &mut read.rows {
+        for (column, names) in &read.class_names {
+            if let Some(cell) = row.get_mut(column)
+                && let Some(name) = cell
+                    .as_u64()
+                    .and_then(|id| names.get(usize::try_from(id).ok()?))
+            {
+                *cell = Value::String(name.clone());
+            }
+        }
+    }
     Ok(Table {
         file: path.display().to_string(),
+        sources: vec![path.to_path_buf()],
         unit: "row",
+        class_names: std::mem::take(&mut read.class_names),
         rows: read
             .rows
             .drain(..)
@@ -311,6 +406,12 @@ fn infer_labels(
     spec: &CustomTaskSpec,
     name: &str,
 ) -> Result<Vec<String>, InputError> {
+    // A dataset that names its classes gives them in its own id order.
+    if let Some(names) = train.class_names.get(&spec.label)
+        && names.len() >= 2
+    {
+        return Ok(names.clone());
+    }
     let mut seen = std::collections::BTreeSet::new();
     for (line, row) in &train.rows {
         let cell = row.get(&spec.label).ok_or_else(|| {
@@ -431,12 +532,7 @@ fn examples(
 }
 
 /// Hold ⌈fraction·n⌉ of train's rows out as test, drawn with the fixed seed of the task.
-fn hold_out(
-    name: &str,
-    spec: &CustomTaskSpec,
-    train: &Table,
-    fraction: f64,
-) -> Result<HeldOutTest, InputError> {
+fn hold_out(name: &str, train: &Table, fraction: f64) -> Result<HeldOutTest, InputError> {
     let n = train.rows.len();
     let n_test = ((fraction * n as f64) - 1e-9).ceil().max(0.0) as usize;
     // Train keeps at least two rows: one for dev, one to train on.
@@ -455,7 +551,7 @@ fn hold_out(
     test.sort_unstable();
     Ok(HeldOutTest {
         task: name.to_string(),
-        train_file: spec.train.display().to_string(),
+        train_file: train.file.clone(),
         fraction,
         train_file_rows: n,
         test,

@@ -26,7 +26,7 @@ pub fn load_recipe_task(
 ) -> Result<LoadedTask, InputError> {
     match data.custom_task(name) {
         Some(spec) => {
-            let c = custom::load(name, spec)?;
+            let c = custom::load(name, spec, cache)?;
             Ok(LoadedTask {
                 data: c.data,
                 fingerprint: c.fingerprint,

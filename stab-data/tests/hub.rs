@@ -211,3 +211,57 @@ fn the_built_in_author_splits_are_the_shared_files() {
         assert_eq!(stab_data::author_split(task), None);
     }
 }
+
+/// A custom task from a Hub dataset id (`[data.custom.<name>] dataset = …`): the splits
+/// `push_to_hub` lays out under `data/`, the ClassLabel's names (not sorted) as the classes
+/// in the dataset's id order, the rows those of the CSV they were made from, the shards'
+/// bytes as the data hash; a missing split is one located error.
+#[test]
+fn a_custom_task_reads_a_hub_dataset_by_id() {
+    let spec: stab_core::CustomTaskSpec = serde_json::from_value(serde_json::json!({
+        "dataset": "stab-tests/reviews",
+        "train": "train",
+        "test": "test",
+        "text": "review",
+        "label": "sentiment",
+    }))
+    .unwrap();
+    spec.check().unwrap();
+    let c = stab_data::custom::load("hubrev", &spec, &cache()).unwrap();
+    assert_eq!(c.data.task.labels(), ["positive", "negative"]);
+    assert_eq!((c.data.train.len(), c.data.test.len()), (80, 40));
+    assert!(c.held_out.is_none());
+    // The same rows as the CSV's first 80 lines.
+    let csv =
+        std::fs::read_to_string(assets::root().join("examples/own-task/reviews.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let first: Vec<(String, String)> = reader
+        .records()
+        .take(80)
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_string(), r[1].to_string())
+        })
+        .collect();
+    let labels = c.data.task.labels();
+    for (e, (text, label)) in c.data.train.iter().zip(&first) {
+        assert_eq!(e.segments, [text.as_str()]);
+        assert_eq!(&labels[e.label], label);
+    }
+    // The data hash is the shards' bytes: another table over the same dataset agrees.
+    let again = stab_data::custom::load("other", &spec, &cache()).unwrap();
+    assert_eq!(again.fingerprint, c.fingerprint);
+
+    let mut missing = spec.clone();
+    missing.test = Some("validation".into());
+    let e = stab_data::custom::load("hubrev", &missing, &cache())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("stab-tests/reviews")
+            && e.contains("validation")
+            && e.contains("data.custom.hubrev.test"),
+        "{e}"
+    );
+    assert!(e.contains("stab data check --recipe"), "{e}");
+}

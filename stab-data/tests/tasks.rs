@@ -298,8 +298,15 @@ mod custom {
     use std::path::Path;
 
     use serde_json::json;
-    use stab_core::CustomTaskSpec;
-    use stab_data::custom::load;
+    use stab_core::{CustomTaskSpec, InputError};
+    use stab_data::custom::CustomLoad;
+    use stab_data::hub::DatasetCache;
+
+    /// A file-based task's load (no Hub cache is read).
+    fn load(name: &str, spec: &CustomTaskSpec) -> Result<CustomLoad, InputError> {
+        let no_cache = DatasetCache::new(std::env::temp_dir().join("stab-no-hub-cache"), false);
+        stab_data::custom::load(name, spec, &no_cache)
+    }
 
     fn spec(v: serde_json::Value) -> CustomTaskSpec {
         serde_json::from_value(v).unwrap()
@@ -379,7 +386,11 @@ mod custom {
         let s =
             spec(json!({"train": file, "text": ["premise", "hypothesis"], "metric": "macro_f1"}));
         let c = load("my_cb", &s).unwrap();
-        assert_eq!(c.data.task.labels(), ["0", "1", "2"]);
+        // The file's ClassLabel names its classes, in id order.
+        assert_eq!(
+            c.data.task.labels(),
+            ["entailment", "contradiction", "neutral"]
+        );
         assert_eq!(c.data.task.metric(), "macro_f1");
         let n = c.data.train.len() + c.data.test.len();
         assert!(c.data.train.iter().all(|e| e.segments.len() == 2));

@@ -1,5 +1,5 @@
-//! `[data.custom.<name>]`: a task of the user's own, read from local files (docs/data.md
-//! §5). It trains a classification head like the built-in tasks and goes through every
+//! `[data.custom.<name>]`: a task of the user's own, read from local files or from a
+//! dataset on the Hugging Face Hub (docs/data.md §7). It trains a classification head like the built-in tasks and goes through every
 //! mode, method, report and analysis; what it needs beyond them is said here: which
 //! columns hold the text and the label, the class names, the metric, and where its test
 //! rows come from.
@@ -26,7 +26,8 @@ pub const DEFAULT_TEST_FRACTION: f64 = 0.2;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomTaskSpec {
-    /// The labelled rows: a `.csv`, `.tsv`, `.jsonl` or `.parquet` file.
+    /// The labelled rows: a `.csv`, `.tsv`, `.jsonl` or `.parquet` file; with `dataset`,
+    /// the name of the Hub dataset's split (`"train"`).
     pub train: PathBuf,
     /// Rows for early stopping and selection (default: the seeded `data.dev_fraction` of
     /// train, as for the built-in tasks).
@@ -52,6 +53,30 @@ pub struct CustomTaskSpec {
     /// The share of train held out as test when `test` is not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_fraction: Option<f64>,
+    /// A Hugging Face Hub dataset id (`owner/name`): `train`, `dev` and `test` then name
+    /// its splits, read as parquet through the Hugging Face cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// The dataset's config (default `"default"`: the Hub's `default/` folder or, as
+    /// `push_to_hub` lays it out, `data/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// Branch, tag or commit of the dataset (default `"main"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+}
+
+/// Where a custom task's rows are read from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CustomSource<'a> {
+    /// Local files (`train`, `dev`, `test` are paths).
+    Files,
+    /// A Hub dataset (`train`, `dev`, `test` name its splits).
+    Hub {
+        dataset: &'a str,
+        config: &'a str,
+        revision: &'a str,
+    },
 }
 
 fn default_label() -> String {
@@ -88,6 +113,17 @@ pub enum TestRows<'a> {
 }
 
 impl CustomTaskSpec {
+    pub fn source(&self) -> CustomSource<'_> {
+        match &self.dataset {
+            None => CustomSource::Files,
+            Some(dataset) => CustomSource::Hub {
+                dataset,
+                config: self.config.as_deref().unwrap_or("default"),
+                revision: self.revision.as_deref().unwrap_or("main"),
+            },
+        }
+    }
+
     pub fn test_rows(&self) -> TestRows<'_> {
         match &self.test {
             Some(path) => TestRows::File(path),
@@ -97,7 +133,8 @@ impl CustomTaskSpec {
         }
     }
 
-    /// The files the task reads, with their recipe keys, in the order train, dev, test.
+    /// The files (with `dataset`: the split names) the task reads, with their recipe keys,
+    /// in the order train, dev, test.
     pub fn files(&self) -> Vec<(&'static str, &Path)> {
         [
             ("train", Some(self.train.as_path())),
@@ -151,6 +188,8 @@ impl CustomTaskSpec {
                 &format!("one of: {}", CUSTOM_METRICS.join(", ")),
             );
         }
+        self.check_source()
+            .map_or(Ok(()), |(k, m, h)| fail(k, m, h))?;
         match (self.test.is_some(), self.test_fraction) {
             (true, Some(_)) => fail(
                 "test_fraction",
@@ -164,6 +203,52 @@ impl CustomTaskSpec {
             ),
             _ => Ok(()),
         }
+    }
+}
+
+impl CustomTaskSpec {
+    /// `dataset`, `config` and `revision` agree with each other and with the split names.
+    fn check_source(&self) -> Option<(&'static str, String, &'static str)> {
+        let Some(dataset) = &self.dataset else {
+            return [("config", &self.config), ("revision", &self.revision)]
+                .into_iter()
+                .find(|(_, v)| v.is_some())
+                .map(|(k, _)| {
+                    (
+                        k,
+                        format!("`{k}` applies only to a Hub dataset"),
+                        "add dataset = \"owner/name\", or remove the key",
+                    )
+                });
+        };
+        let parts: Vec<&str> = dataset.split('/').collect();
+        let name_ok = |p: &str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        };
+        if parts.len() > 2 || !parts.iter().all(|p| name_ok(p)) {
+            return Some((
+                "dataset",
+                format!("`{dataset}` is not a Hugging Face dataset id"),
+                "write the id as on the Hub, e.g. dataset = \"stanfordnlp/imdb\"",
+            ));
+        }
+        let file_like = |p: &str| {
+            [".csv", ".tsv", ".jsonl", ".ndjson", ".parquet"]
+                .iter()
+                .any(|e| p.to_ascii_lowercase().ends_with(e))
+        };
+        self.files()
+            .into_iter()
+            .find(|(_, p)| !p.to_str().is_some_and(|p| name_ok(p) && !file_like(p)))
+            .map(|(k, p)| {
+                (
+                    k,
+                    format!("`{}` is not a split name", p.display()),
+                    "with `dataset`, train, dev and test name the dataset's splits, e.g. train = \"train\", test = \"test\"",
+                )
+            })
     }
 }
 
@@ -243,6 +328,31 @@ mod tests {
             toml::from_str("train = \"t\"\ntext = [\"a\", \"b\", \"c\"]").unwrap();
         assert_eq!(too_many.check().unwrap_err().0, "text");
         assert!(spec("colour = 1").is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn a_hub_dataset_names_splits_and_its_keys_need_it() {
+        let key = |extra: &str| spec(extra).unwrap().check().unwrap_err().0;
+        assert_eq!(key("config = \"plain_text\""), "config");
+        assert_eq!(key("revision = \"v1\""), "revision");
+        // train = "t.csv" is a file name, not a split.
+        assert_eq!(key("dataset = \"stanfordnlp/imdb\""), "train");
+        let hub: CustomTaskSpec = toml::from_str(
+            "dataset = \"stanfordnlp/imdb\"\ntrain = \"train\"\ntest = \"test\"\ntext = \"text\"",
+        )
+        .unwrap();
+        assert!(hub.check().is_ok());
+        assert_eq!(
+            hub.source(),
+            CustomSource::Hub {
+                dataset: "stanfordnlp/imdb",
+                config: "default",
+                revision: "main"
+            }
+        );
+        let mut bad = hub.clone();
+        bad.dataset = Some("not an id".into());
+        assert_eq!(bad.check().unwrap_err().0, "dataset");
     }
 
     #[test]

@@ -90,17 +90,22 @@ impl DatasetCache {
         let Some(snapshot) = self.snapshot(ds) else {
             return Vec::new();
         };
-        let mut files: Vec<PathBuf> = walk(&snapshot.join(&ds.config), 2)
-            .into_iter()
-            .filter(|p| {
-                p.strip_prefix(&snapshot)
-                    .ok()
-                    .and_then(Path::to_str)
-                    .is_some_and(|rel| is_shard(&rel.replace('\\', "/"), &ds.config, split))
-            })
-            .collect();
-        files.sort();
-        files
+        for folder in ds.folders() {
+            let mut files: Vec<PathBuf> = walk(&snapshot.join(folder), 2)
+                .into_iter()
+                .filter(|p| {
+                    p.strip_prefix(&snapshot)
+                        .ok()
+                        .and_then(Path::to_str)
+                        .is_some_and(|rel| is_shard(&rel.replace('\\', "/"), folder, split))
+                })
+                .collect();
+            if !files.is_empty() {
+                files.sort();
+                return files;
+            }
+        }
+        Vec::new()
     }
 
     /// The split's shards: from the cache, else downloaded (when allowed).
@@ -135,6 +140,8 @@ impl DatasetCache {
         };
         let hint = if self.fetching {
             "stab data fetch needs a connection to huggingface.co (or a mirror in HF_ENDPOINT); on a machine without one, copy a cache filled elsewhere and point HF_HOME / HF_HUB_CACHE at it".to_string()
+        } else if ds.custom {
+            "read it once where there is a network (`stab data check --recipe R --task TASK` fills that cache), then copy the cache or point HF_HOME / HF_HUB_CACHE at a copy".to_string()
         } else {
             format!(
                 "fetch it where there is a network: `stab data fetch --tasks {}` fills that cache (copy it, or point HF_HOME / HF_HUB_CACHE at a copy); or `stab data fetch --tasks {} --to DIR` writes the official files for source = \"dir\"",
@@ -158,14 +165,26 @@ impl DatasetCache {
             .context("cannot set up the Hugging Face Hub client")?;
         let repo = Repo::with_revision(ds.repo.clone(), RepoType::Dataset, ds.revision.clone());
         let remote = api.repo(repo.clone());
-        let mut names: Vec<String> = remote
+        let listed: Vec<String> = remote
             .info()
             .with_context(|| format!("cannot list the files of the dataset {}", ds.repo))?
             .siblings
             .into_iter()
             .map(|s| s.rfilename)
-            .filter(|name| is_shard(name, &ds.config, split))
             .collect();
+        // The first folder of the config that holds the split.
+        let mut names: Vec<String> = ds
+            .folders()
+            .into_iter()
+            .map(|folder| {
+                listed
+                    .iter()
+                    .filter(|name| is_shard(name, folder, split))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .find(|names| !names.is_empty())
+            .unwrap_or_default();
         names.sort();
         let cache = hf_hub::Cache::new(self.root.clone()).repo(repo);
         let mut files = Vec::new();

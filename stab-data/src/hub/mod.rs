@@ -26,7 +26,12 @@ pub use cache::DatasetCache;
 /// One task's Hub dataset.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HubDataset {
-    pub task: &'static str,
+    /// The task it serves (a built-in task's name, or a custom task's).
+    pub task: String,
+    /// Whether the task is a `[data.custom]` one (`stab data fetch` serves only built-in
+    /// tasks; a custom one is fetched by reading it, e.g. with `stab data check`).
+    #[serde(skip)]
+    pub custom: bool,
     /// The repository id, e.g. `nyu-mll/glue`.
     pub repo: String,
     pub config: String,
@@ -39,18 +44,31 @@ impl HubDataset {
     pub fn of(def: &TaskDef, overrides: &BTreeMap<String, HubDatasetSpec>) -> Self {
         match overrides.get(def.name) {
             Some(o) => HubDataset {
-                task: def.name,
+                task: def.name.into(),
+                custom: false,
                 repo: o.dataset.clone(),
                 config: o.config.clone(),
                 revision: o.revision.clone().unwrap_or_else(|| "main".into()),
             },
             None => HubDataset {
-                task: def.name,
+                task: def.name.into(),
+                custom: false,
                 repo: def.hub.0.into(),
                 config: def.hub.1.into(),
                 revision: "main".into(),
             },
         }
+    }
+
+    /// The folders of the repository that may hold the config's parquet files: the
+    /// config's own, and for `default` also `data/` (how `push_to_hub` lays out a dataset
+    /// without configs).
+    pub fn folders(&self) -> Vec<&str> {
+        let mut out = vec![self.config.as_str()];
+        if self.config == "default" {
+            out.push("data");
+        }
+        out
     }
 
     /// `nyu-mll/glue (config rte)`, with a revision other than main.

@@ -1,6 +1,6 @@
 //! Rows of a Hub parquet file as JSON objects (column name → value), read with the
 //! `parquet` crate's record reader, and the class names the file's Hugging Face metadata
-//! gives its `label` column.
+//! gives its `ClassLabel` columns.
 
 use std::path::Path;
 
@@ -15,7 +15,10 @@ const MAX_ROWS: u64 = 100_000_000;
 /// One parquet file's rows and its label names (when the file says them).
 pub struct ParquetRows {
     pub rows: Vec<Map<String, Value>>,
+    /// The `label` column's class names.
     pub label_names: Option<Vec<String>>,
+    /// Every `ClassLabel` column's class names, in id order.
+    pub class_names: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 fn bad(file: &Path, what: String) -> InputError {
@@ -39,7 +42,8 @@ pub fn read(file: &Path) -> Result<ParquetRows, InputError> {
             format!("the file declares {n} rows (at most {limit} are read)"),
         ));
     }
-    let label_names = label_names(&reader);
+    let class_names = class_names(&reader);
+    let label_names = class_names.get("label").cloned();
     let mut rows = Vec::with_capacity(n as usize);
     let iter = reader
         .get_row_iter(None)
@@ -52,7 +56,11 @@ pub fn read(file: &Path) -> Result<ParquetRows, InputError> {
             .collect();
         rows.push(object);
     }
-    Ok(ParquetRows { rows, label_names })
+    Ok(ParquetRows {
+        rows,
+        label_names,
+        class_names,
+    })
 }
 
 /// A parquet value as JSON: strings, integers, booleans, structs; anything else the
@@ -79,15 +87,27 @@ fn json(field: &Field) -> Value {
     }
 }
 
-/// `info.features.label.names` of the file's `huggingface` metadata, which the
-/// `datasets` library writes into every parquet file it makes.
-fn label_names(reader: &SerializedFileReader<std::fs::File>) -> Option<Vec<String>> {
-    let kv = reader.metadata().file_metadata().key_value_metadata()?;
-    let text = kv.iter().find(|k| k.key == "huggingface")?.value.as_ref()?;
-    let meta: Value = serde_json::from_str(text).ok()?;
-    let names = meta.pointer("/info/features/label/names")?.as_array()?;
-    names
-        .iter()
-        .map(|n| n.as_str().map(str::to_string))
+/// The `names` of every `ClassLabel` in `info.features` of the file's `huggingface`
+/// metadata, which the `datasets` library writes into every parquet file it makes.
+fn class_names(
+    reader: &SerializedFileReader<std::fs::File>,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let features = || -> Option<Map<String, Value>> {
+        let kv = reader.metadata().file_metadata().key_value_metadata()?;
+        let text = kv.iter().find(|k| k.key == "huggingface")?.value.as_ref()?;
+        let meta: Value = serde_json::from_str(text).ok()?;
+        meta.pointer("/info/features")?.as_object().cloned()
+    };
+    features()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(column, f)| {
+            let names = f.get("names")?.as_array()?;
+            let names: Option<Vec<String>> = names
+                .iter()
+                .map(|n| n.as_str().map(str::to_string))
+                .collect();
+            Some((column, names?))
+        })
         .collect()
 }
