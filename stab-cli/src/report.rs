@@ -85,7 +85,11 @@ pub fn report(args: ReportArgs) -> stab_core::Result<()> {
     }
     {
         use std::io::Write as _;
-        let _ = write!(std::io::stdout(), "{}", report.render(format));
+        let text = match format {
+            ReportFormat::Markdown => report.markdown(&plots_link(&args.dir, &plots)),
+            other => report.render(other),
+        };
+        let _ = write!(std::io::stdout(), "{text}");
     }
     if !with_plots {
         return Ok(());
@@ -105,4 +109,20 @@ pub fn report(args: ReportArgs) -> stab_core::Result<()> {
         errln!("wrote {}", page.display());
     }
     Ok(())
+}
+
+/// The Markdown's image prefix: the plots folder as seen from DIR (where `report.md` is
+/// saved), `plots/` by default; a folder outside DIR is linked by its absolute path.
+fn plots_link(dir: &std::path::Path, plots: &std::path::Path) -> String {
+    let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (dir, plots) = (abs(dir), abs(plots));
+    let link = match plots.strip_prefix(&dir) {
+        Ok(rel) => rel.to_path_buf(),
+        Err(_) => plots,
+    };
+    let mut text = link.to_string_lossy().into_owned();
+    if !text.is_empty() && !text.ends_with('/') {
+        text.push('/');
+    }
+    text
 }

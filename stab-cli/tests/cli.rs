@@ -200,9 +200,17 @@ fn runs_record_reports_and_resume_without_repeating() {
     );
     let md = String::from_utf8(run_ok(&["report", o]).stdout).unwrap();
     assert!(
-        md.contains("## Synthetic study `margin`") && md.contains("| margin γ"),
+        md.contains("### Fig. 7: stability against margin γ (`margin`)")
+            && md.contains("| margin γ"),
         "{md}"
     );
+    // The summary says what each study predicts and whether it held; images link into plots/.
+    assert!(
+        md.contains("Lower Δ̂ means more stable")
+            && md.contains("- **margin** (Fig. 7): the paper predicts"),
+        "{md}"
+    );
+    assert!(md.contains("](plots/synthetic-margin.svg)"), "{md}");
     for svg in [
         "synthetic-margin.svg",
         "synthetic-heads.svg",

@@ -291,7 +291,7 @@ fn stability_section(doc: &mut Doc, f: &Findings, plots: bool) {
         "p (Holm)",
         "w/o failed: ratio, p, ε_min",
         "ASO ε_min",
-        "detectable ratio",
+        "detectable SD ratio",
     ]
     .map(String::from)
     .to_vec();
@@ -335,19 +335,22 @@ fn stability_section(doc: &mut Doc, f: &Findings, plots: bool) {
                 ),
                 num(s.aso_eps_min),
                 s.min_detectable_sd_ratio
-                    .map_or("< 0.01".into(), |r| format!("{r:.2}")),
+                    .map_or("none (too few seeds)".into(), |r| format!("≤ {r:.2}")),
             ]);
             rows.push(row);
         }
     }
     doc.section(
         "Stability against FineTune",
-        &format!("Per task, each method's SD over seeds with a 95% percentile-bootstrap interval (2,000 resamples), its change against FineTune's SD (↓ lower; * significant at 5% after Holm's adjustment over the table), the Brown–Forsythe test of equal variances (Levene, median-centred), the same without failed runs, ASO's ε_min of the method over FineTune (below 0.5: almost stochastically better; deep-significance's computation, 95% confidence, {} bootstrap resamples), and the SD ratio these seed counts detect with 80% power.",
+        &format!("Per task, each method's SD over seeds with a 95% percentile-bootstrap interval (2,000 resamples), its change against FineTune's SD (↓ lower; * significant at 5% after Holm's adjustment over the table), the Brown–Forsythe test of equal variances (Levene, median-centred), the same without failed runs, ASO's ε_min of the method over FineTune (below 0.5: almost stochastically better; deep-significance's computation, 95% confidence, {} bootstrap resamples), and the SD ratios these seed counts detect with 80% power (≤ r: a method whose SD is at most r times FineTune's is found; none: no ratio down to 0.01 is).",
         f.settings.aso_bootstrap),
         Table { header, rows },
     );
     if plots {
-        doc.plot("SD change against FineTune per task and method", HEATMAP);
+        doc.plot(
+            "Each cell is a method's SD over seeds divided by FineTune's on that task: blue below 1 (more stable), red above; a black outline and * mark a difference significant after Holm's adjustment.",
+            HEATMAP,
+        );
     }
 }
 
@@ -370,11 +373,10 @@ fn aggregate_section(doc: &mut Doc, f: &Findings, plots: bool) {
                 m.clone(),
                 a.tasks.to_string(),
                 format!("{} {}", num(a.iqm), interval(a.iqm_ci)),
-                format!(
-                    "{} {}",
-                    a.p_improvement.map_or("–".into(), |p| format!("{p:.1}")),
-                    interval(a.p_improvement_ci)
-                ),
+                match a.p_improvement {
+                    Some(p) => format!("{p:.1} {}", interval(a.p_improvement_ci)),
+                    None => "–".into(),
+                },
                 format!(
                     "{}, {}",
                     num(a.iqm_without_failed),
@@ -391,7 +393,10 @@ fn aggregate_section(doc: &mut Doc, f: &Findings, plots: bool) {
         Table { header, rows },
     );
     if plots {
-        doc.plot("IQM of the normalised scores with 95% intervals", IQM_PLOT);
+        doc.plot(
+            "The dot is each method's IQM, the bar its 95% stratified-bootstrap interval; overlapping bars are no evidence of a difference.",
+            IQM_PLOT,
+        );
     }
 }
 
@@ -441,7 +446,7 @@ fn predictions_section(doc: &mut Doc, f: &Findings, plots: bool) {
     if plots {
         for t in f.predictions.keys() {
             doc.plot(
-                format!("{t}: per-example agreement across seeds"),
+                "For each test example, the share of seeds that agree with its most common prediction; the taller the last bar (every seed agrees), the fewer examples a re-run would flip.",
                 agreement_plot(t),
             );
         }
@@ -668,7 +673,7 @@ fn iqm_plot(f: &Findings) -> Option<String> {
     let pad = ((hi - lo) * 0.1).max(1.0);
     let (x0, x1) = ((lo - pad).floor(), (hi + pad).ceil());
     let (left, width, rh, top) = (220.0, 520.0, 28.0, 50.0);
-    let h = top + rh * rows.len() as f64 + 50.0;
+    let h = top + rh * rows.len() as f64 + 70.0;
     let sx = |v: f64| left + width * (v - x0) / (x1 - x0);
     let total = left + width + 40.0;
     let mut s = format!(
@@ -705,6 +710,12 @@ fn iqm_plot(f: &Findings) -> Option<String> {
             axis_y + 16.0
         );
     }
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">normalised score (0: the majority class, 100: perfect)</text>",
+        left + width / 2.0,
+        axis_y + 36.0
+    );
     s.push_str("</svg>\n");
     Some(s)
 }
@@ -717,13 +728,53 @@ fn agreement_histogram(
     if m.is_empty() {
         return None;
     }
-    let (left, width, top, height) = (60.0, 600.0, 50.0, 260.0);
+    let (left, width, top, height) = (90.0, 600.0, 50.0, 260.0);
     let total_w = left + width + 220.0;
     let total_h = top + height + 50.0;
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{total_w}\" height=\"{total_h}\" viewBox=\"0 0 {total_w} {total_h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">{}: share of test examples by agreement across seeds</text>\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{total_w}\" height=\"{total_h}\" viewBox=\"0 0 {total_w} {total_h}\" font-family=\"sans-serif\" font-size=\"13\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">{}: share of test examples by agreement across seeds</text>\n",
         total_w / 2.0,
         esc(task)
+    );
+    // The y axis: share of test examples (%), from 0 to the tallest bar's tick.
+    let tallest = m
+        .values()
+        .flat_map(|p| {
+            let n = p.examples.max(1) as f64;
+            p.agreement_histogram
+                .iter()
+                .map(move |&c| 100.0 * c as f64 / n)
+        })
+        .fold(0.0, f64::max);
+    let y_ticks = super::plot::ticks(0.0, tallest.max(1.0), false);
+    let y_top = y_ticks
+        .last()
+        .copied()
+        .filter(|t| *t >= tallest)
+        .unwrap_or(tallest)
+        .max(1.0);
+    let sy = |share: f64| top + height * (1.0 - share / y_top);
+    let _ = writeln!(
+        s,
+        "<line x1=\"{left}\" x2=\"{left}\" y1=\"{top}\" y2=\"{}\" stroke=\"black\"/>",
+        top + height
+    );
+    for t in &y_ticks {
+        let y = sy(*t);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{}\" x2=\"{left}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"black\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            left - 5.0,
+            left - 8.0,
+            y + 4.0,
+            super::table::label_num(*t),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<text transform=\"translate({},{}) rotate(-90)\" text-anchor=\"middle\">test examples %</text>",
+        left - 52.0,
+        top + height / 2.0
     );
     let k = m.len() as f64;
     let bw = width / 10.0;
@@ -732,8 +783,7 @@ fn agreement_histogram(
         let fill = format!("rgb({},{},{})", color.0, color.1, color.2);
         let n = p.examples.max(1) as f64;
         for (b, &count) in p.agreement_histogram.iter().enumerate() {
-            let share = count as f64 / n;
-            let bar_h = height * share;
+            let bar_h = top + height - sy(100.0 * count as f64 / n);
             let x = left + bw * b as f64 + bw * i as f64 / k;
             let _ = writeln!(
                 s,

@@ -61,8 +61,10 @@ impl Doc {
         self
     }
 
+    /// A table, without its columns that hold no value ([`Table::without_empty_columns`]).
     pub fn table(&mut self, table: Table) -> &mut Self {
-        self.blocks.push(Block::Table(table));
+        self.blocks
+            .push(Block::Table(table.without_empty_columns()));
         self
     }
 
@@ -89,8 +91,15 @@ impl Doc {
         self.blocks.is_empty()
     }
 
-    /// GitHub-flavoured Markdown: each block followed by a blank line.
+    /// GitHub-flavoured Markdown: each block followed by a blank line; a plot's image
+    /// links to its bare file name ([`Doc::markdown_linking`] puts a folder before it).
     pub fn markdown(&self) -> String {
+        self.markdown_linking("")
+    }
+
+    /// [`Doc::markdown`] with every image link prefixed by `plots` (e.g. `"plots/"`: the
+    /// plots folder as seen from where the Markdown file will be).
+    pub fn markdown_linking(&self, plots: &str) -> String {
         let mut out = String::new();
         for block in &self.blocks {
             match block {
@@ -113,7 +122,7 @@ impl Doc {
                 }
                 Block::Table(table) => out.push_str(&table.markdown()),
                 Block::Plot { caption, file } => {
-                    out.push_str(&format!("![{caption}]({file})\n"));
+                    out.push_str(&format!("![{caption}]({plots}{file})\n"));
                 }
             }
             out.push('\n');
@@ -195,8 +204,9 @@ fn inline(s: &str) -> String {
     out
 }
 
+/// A table in a box that scrolls sideways when the table is wider than the page.
 fn table_html(table: &Table) -> String {
-    let mut out = String::from("<table>\n<thead><tr>");
+    let mut out = String::from("<div class=\"wide\"><table>\n<thead><tr>");
     for h in &table.header {
         out.push_str(&format!("<th>{}</th>", esc(h)));
     }
@@ -208,7 +218,7 @@ fn table_html(table: &Table) -> String {
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</tbody>\n</table>\n");
+    out.push_str("</tbody>\n</table></div>\n");
     out
 }
 

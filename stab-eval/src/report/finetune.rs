@@ -397,7 +397,8 @@ impl FinetuneTable {
         doc
     }
 
-    /// The mean ± SD table, and (with `plots`) the per-task violin plots after it.
+    /// The mean ± SD table, and (with `plots`) the per-task plots of the seeds' scores after
+    /// it.
     pub fn main_section(&self, plots: bool) -> Doc {
         let mut doc = Doc::new();
         doc.section(
@@ -407,9 +408,14 @@ impl FinetuneTable {
         );
         if plots {
             for t in self.tasks() {
+                let shape = if super::seed_scores::as_violins(&self.score_groups(&t)) {
+                    "the shaded shape a kernel density of the scores"
+                } else {
+                    "the box from the first to the third quartile with the median across it, whiskers to the lowest and highest score (fewer than 10 runs: too few for a density)"
+                };
                 doc.plot(
-                    format!("{t}: test score per seed"),
-                    format!("violin-{t}.svg"),
+                    format!("Each dot is one seed's test score, the black bar the mean; {shape}."),
+                    format!("scores-{t}.svg"),
                 );
             }
         }
@@ -441,7 +447,7 @@ impl FinetuneTable {
         if plots {
             for t in self.tasks() {
                 doc.plot(
-                    format!("{t}: expected best of n runs"),
+                    "The score a practitioner can expect from keeping the best of n runs (mean ± sd of the maximum); a method whose line rises steeply gains from re-running seeds.",
                     format!("expected-max-{t}.svg"),
                 );
             }
@@ -449,7 +455,15 @@ impl FinetuneTable {
         doc
     }
 
-    /// One violin plot per task (paper Fig. 10): `violin-<task>.svg`; for a numeric
+    /// Each method's per-seed test scores on `task`, in the table's row order.
+    fn score_groups(&self, task: &str) -> Vec<(String, Vec<f64>)> {
+        self.cells
+            .iter()
+            .filter_map(|(m, by_task)| by_task.get(task).map(|v| (m.clone(), v.clone())))
+            .collect()
+    }
+
+    /// One plot of the seeds' scores per task (paper Fig. 10): `scores-<task>.svg`; for a numeric
     /// sweep, the SD over seeds against the swept value per task (paper Figs. 1–4):
     /// `sd-vs-<key>-<task>.svg`, one line per method; and the expected best score of n
     /// runs per task: `expected-max-<task>.svg`.
@@ -528,13 +542,9 @@ impl FinetuneTable {
             record(path, r);
         }
         for task in self.tasks() {
-            let groups: Vec<(String, Vec<f64>)> = self
-                .cells
-                .iter()
-                .filter_map(|(m, by_task)| by_task.get(&task).map(|v| (m.clone(), v.clone())))
-                .collect();
-            let path = dir.join(format!("violin-{task}.svg"));
-            match super::violin::violin_plot(
+            let groups = self.score_groups(&task);
+            let path = dir.join(format!("scores-{task}.svg"));
+            match super::seed_scores::seed_scores_plot(
                 &path,
                 &format!("{task}: test primary metric ×100 per seed"),
                 "test ×100",
@@ -843,7 +853,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn sweeps_get_sd_vs_factor_plots_and_tasks_get_violins_and_expected_max() {
+    fn sweeps_get_sd_vs_factor_plots_and_tasks_get_score_plots_and_expected_max() {
         let mut rs = Vec::new();
         for (h, spread) in [(1.0, 4.0), (5.0, 2.0), (50.0, 1.0)] {
             for seed in 0..4 {
@@ -865,7 +875,7 @@ pub(crate) mod tests {
             .collect();
         for want in [
             "sd-vs-mhloss_heads-cb.svg",
-            "violin-cb.svg",
+            "scores-cb.svg",
             "expected-max-cb.svg",
         ] {
             assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");

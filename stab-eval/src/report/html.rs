@@ -42,7 +42,7 @@ pub fn write_page(
         body.push_str(&rest);
     }
     let page = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{t}</title>\n<style>\nbody {{ font-family: sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }}\ntable {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}\nth, td {{ border-bottom: 1px solid #ccc; padding: 0.25em 0.75em; text-align: left; white-space: nowrap; }}\nthead th {{ border-bottom: 2px solid #444; }}\nfigure {{ display: inline-block; vertical-align: top; margin: 1em 1em 1em 0; max-width: 48%; }}\nfigure svg {{ max-width: 100%; height: auto; }}\nli {{ margin: 0.3em 0; }}\nfigcaption {{ color: #666; font-size: 0.85em; }}\n</style>\n</head>\n<body>\n<h1>{t}</h1>\n{body}</body>\n</html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{t}</title>\n<style>\nbody {{ font-family: sans-serif; margin: 2em auto; padding: 0 1.5em; max-width: 1400px; color: #222; }}\n.wide {{ overflow-x: auto; }}\ntable {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}\nth, td {{ border-bottom: 1px solid #ccc; padding: 0.25em 0.75em; text-align: left; white-space: nowrap; }}\nthead th {{ border-bottom: 2px solid #444; }}\nfigure {{ display: inline-block; vertical-align: top; margin: 1em 1em 1em 0; max-width: 48%; }}\nfigure svg {{ max-width: 100%; height: auto; }}\nli {{ margin: 0.3em 0; }}\nfigcaption {{ color: #666; font-size: 0.85em; }}\n</style>\n</head>\n<body>\n<h1>{t}</h1>\n{body}</body>\n</html>\n",
         t = esc(title)
     );
     let path = dir.join("report.html");

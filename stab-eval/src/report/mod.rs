@@ -14,11 +14,16 @@ pub mod findings;
 pub mod finetune;
 pub mod html;
 pub mod plot;
+pub mod seed_scores;
 pub mod settings;
 pub mod synthetic;
+pub mod synthetic_trends;
 pub mod table;
 pub mod tune;
-pub mod violin;
+
+/// Where the Markdown's images point by default: `plots/` beside the saved report
+/// (`stab report DIR > DIR/report.md`, the plots in `DIR/plots/`).
+pub const DEFAULT_PLOTS_LINK: &str = "plots/";
 
 use stab_core::Refusal;
 use std::path::{Path, PathBuf};
@@ -174,13 +179,7 @@ impl Report {
                 text.push('\n');
                 text
             }
-            ReportFormat::Markdown => {
-                let doc = self.document();
-                if doc.is_empty() {
-                    return "(no finished runs in this store)\n".into();
-                }
-                doc.markdown()
-            }
+            ReportFormat::Markdown => self.markdown(DEFAULT_PLOTS_LINK),
             ReportFormat::Latex => {
                 let (synth, fine) = (synth(), self.finetune_table());
                 let mut out = String::new();
@@ -193,6 +192,17 @@ impl Report {
                 out
             }
         }
+    }
+
+    /// The report as Markdown whose images link to `plots_link` + the file name (the plots
+    /// folder as seen from where the Markdown is saved; [`DEFAULT_PLOTS_LINK`] for
+    /// `DIR/report.md` beside `DIR/plots/`).
+    pub fn markdown(&self, plots_link: &str) -> String {
+        let doc = self.document();
+        if doc.is_empty() {
+            return "(no finished runs in this store)\n".into();
+        }
+        doc.markdown_linking(plots_link)
     }
 
     /// The decisions of a sequential grid, replayed from its records with the design they

@@ -39,6 +39,9 @@ pub(crate) const COLORS: [RGBColor; 12] = [
     RGBColor(128, 0, 0),
 ];
 
+/// The width of a line plot's plotting canvas, without its legend column.
+const PLOT_W: u32 = 640;
+
 /// Draw `series` into an SVG file.
 pub fn line_plot(
     path: &Path,
@@ -84,14 +87,27 @@ pub fn line_plot(
     // Counts (runs n, heads H, epochs) get whole-number ticks.
     let integer_x = !log_x && all.iter().all(|p| p.0.fract() == 0.0);
 
+    let entries: Vec<(String, RGBColor)> = series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.clone(), COLORS[i % COLORS.len()]))
+        .collect();
     let mut svg = String::new();
-    let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
+    let legend = legend_rows(&entries, PLOT_W);
+    // A small canvas with large type: pages show plots two to a row, scaled down alike.
+    let legend_h = if legend.is_empty() {
+        0
+    } else {
+        16 + LEGEND_ROW * legend.len() as u32
+    };
+    let root = SVGBackend::with_string(&mut svg, (PLOT_W, 440 + legend_h)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| stab_core::internal!("{e}"))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(80)
+    let (plot_area, legend_area) = root.split_vertically(440);
+    let mut chart = ChartBuilder::on(&plot_area)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(50)
+        .y_label_area_size(84)
         .build_cartesian_2d(
             TickedAxis::new(x0, x1, ticks_on(x0, x1, log_x, integer_x)),
             TickedAxis::new(y0, y1, ticks(y0, y1, log_y)),
@@ -110,6 +126,8 @@ pub fn line_plot(
         .configure_mesh()
         .x_desc(x_label)
         .y_desc(y_label)
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 16))
         .x_label_formatter(&fmt(log_x))
         .y_label_formatter(&fmt(log_y))
         .draw()
@@ -117,7 +135,7 @@ pub fn line_plot(
     let k = series.len();
     let cap = 0.006 * (x1 - x0);
     for (i, s) in series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+        let color = entries[i].1;
         // Dodge: series i sits (i − (k − 1)/2)·1.2% of the x span off its x.
         let dx = (i as f64 - (k as f64 - 1.0) / 2.0) * 0.012 * (x1 - x0);
         let pts: Vec<(f64, f64)> = s
@@ -128,46 +146,92 @@ pub fn line_plot(
             .collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-            .map_err(|e| stab_core::internal!("{e}"))?
-            .label(s.name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            .map_err(|e| stab_core::internal!("{e}"))?;
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .map_err(|e| stab_core::internal!("{e}"))?;
+        let bars = s
+            .points
+            .iter()
+            .filter(|p| p.1.is_finite() && p.2 > 0.0)
+            .flat_map(|p| {
+                // On a log axis a bar whose lower end is at or below zero runs to the
+                // bottom of the plot without a cap (it continues below it).
+                let open = log_y && p.1 - p.2 <= 0.0;
+                let x = tx(p.0) + dx;
+                let (lo, hi) = (if open { y0 } else { ty(p.1 - p.2) }, ty(p.1 + p.2));
+                let mut parts = vec![
+                    PathElement::new(vec![(x, lo), (x, hi)], color.stroke_width(1)),
+                    PathElement::new(vec![(x - cap, hi), (x + cap, hi)], color.stroke_width(1)),
+                ];
+                if !open {
+                    parts.push(PathElement::new(
+                        vec![(x - cap, lo), (x + cap, lo)],
+                        color.stroke_width(1),
+                    ));
+                }
+                parts
             });
         chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-            .map_err(|e| stab_core::internal!("{e}"))?;
-        chart
-            .draw_series(
-                s.points
-                    .iter()
-                    .filter(|p| p.1.is_finite() && p.2 > 0.0)
-                    .flat_map(|p| {
-                        let (x, lo, hi) = (tx(p.0) + dx, ty(p.1 - p.2), ty(p.1 + p.2));
-                        [
-                            PathElement::new(vec![(x, lo), (x, hi)], color.stroke_width(1)),
-                            PathElement::new(
-                                vec![(x - cap, lo), (x + cap, lo)],
-                                color.stroke_width(1),
-                            ),
-                            PathElement::new(
-                                vec![(x - cap, hi), (x + cap, hi)],
-                                color.stroke_width(1),
-                            ),
-                        ]
-                    }),
-            )
+            .draw_series(bars)
             .map_err(|e| stab_core::internal!("{e}"))?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| stab_core::internal!("{e}"))?;
-    root.present().map_err(|e| stab_core::internal!("{e}"))?;
     drop(chart);
+    draw_legend(&legend_area, &legend)?;
+    root.present().map_err(|e| stab_core::internal!("{e}"))?;
+    drop(plot_area);
+    drop(legend_area);
     drop(root);
     stab_core::atomic::write_file(path, svg.as_bytes())
+}
+
+/// Height of one legend row, in pixels.
+const LEGEND_ROW: u32 = 24;
+
+/// The legend's entries laid out in rows below the plot (none when no series has a
+/// name), each entry a swatch and its label at 14 px, wrapped at `width`.
+pub(crate) fn legend_rows(
+    entries: &[(String, RGBColor)],
+    width: u32,
+) -> Vec<Vec<(i32, String, RGBColor)>> {
+    if entries.iter().all(|(n, _)| n.is_empty()) {
+        return Vec::new();
+    }
+    let mut rows: Vec<Vec<(i32, String, RGBColor)>> = vec![Vec::new()];
+    let mut x = 84; // under the plotting area, past the y labels
+    for (name, color) in entries {
+        let w = 48 + 8 * name.chars().count() as i32;
+        if x + w > width as i32 && !rows.last().is_some_and(Vec::is_empty) {
+            rows.push(Vec::new());
+            x = 84;
+        }
+        rows.last_mut()
+            .expect("a row")
+            .push((x, name.clone(), *color));
+        x += w;
+    }
+    rows
+}
+
+/// The legend below the plot (never over the data): [`legend_rows`], drawn.
+pub(crate) fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    rows: &[Vec<(i32, String, RGBColor)>],
+) -> stab_core::Result<()> {
+    let style = ("sans-serif", 14).into_font().color(&BLACK);
+    for (r, row) in rows.iter().enumerate() {
+        let y = 8 + (LEGEND_ROW as i32) * r as i32 + LEGEND_ROW as i32 / 2;
+        for (x, name, color) in row {
+            area.draw(&PathElement::new(
+                vec![(*x, y), (x + 24, y)],
+                color.stroke_width(3),
+            ))
+            .map_err(|e| stab_core::internal!("{e}"))?;
+            area.draw(&Text::new(name.clone(), (x + 30, y - 8), style.clone()))
+                .map_err(|e| stab_core::internal!("{e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Widen `lo..hi` by 5% each side; a range of one value (every point equal) gets ±5% of

@@ -71,7 +71,19 @@ fn value_of(r: &RunRecord) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn curve(r: &RunRecord) -> Vec<(u64, f64, f64, f64, f64)> {
+/// One checkpoint of the heads study's curve: mean ± SD over datasets of the averaged
+/// head's direction gap to the SVM and of its Δ̂, at iteration `t`.
+#[derive(Debug, Clone, Copy)]
+pub struct CurvePoint {
+    pub t: u64,
+    pub gap: f64,
+    pub gap_sd: f64,
+    pub delta: f64,
+    pub delta_sd: f64,
+}
+
+/// A record's curve (`details.curve`; empty for the studies without one).
+pub fn curve(r: &RunRecord) -> Vec<CurvePoint> {
     r.details
         .get("curve")
         .and_then(|c| c.as_array())
@@ -79,13 +91,13 @@ fn curve(r: &RunRecord) -> Vec<(u64, f64, f64, f64, f64)> {
             a.iter()
                 .map(|p| {
                     let f = |k: &str| p.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
-                    (
-                        p.get("t").and_then(|v| v.as_u64()).unwrap_or(0),
-                        f("direction_gap_mean"),
-                        f("direction_gap_sd"),
-                        f("delta_mean"),
-                        f("delta_sd"),
-                    )
+                    CurvePoint {
+                        t: p.get("t").and_then(|v| v.as_u64()).unwrap_or(0),
+                        gap: f("direction_gap_mean"),
+                        gap_sd: f("direction_gap_sd"),
+                        delta: f("delta_mean"),
+                        delta_sd: f("delta_sd"),
+                    }
                 })
                 .collect()
         })
@@ -93,6 +105,8 @@ fn curve(r: &RunRecord) -> Vec<(u64, f64, f64, f64, f64)> {
 }
 
 impl SyntheticTables {
+    /// The records grouped by study, in the paper's figure order, each study's runs sorted
+    /// by its factor value.
     pub fn from_records(records: &[&RunRecord]) -> Self {
         let mut factors: Vec<FactorRuns> = Vec::new();
         for r in records {
@@ -127,7 +141,14 @@ impl SyntheticTables {
                     .then_with(|| a.1.run_id.cmp(&b.1.run_id))
             });
         }
-        factors.sort_by(|a, b| a.factor.cmp(&b.factor));
+        // The paper's order (Figs. 5–9), which is every shipped recipe's; a store merged from
+        // shards has no order of its own. Studies the paper does not have come last.
+        factors.sort_by_key(|f| {
+            (
+                super::synthetic_trends::figure_rank(&f.factor),
+                f.factor.clone(),
+            )
+        });
         Self { factors }
     }
 
@@ -156,96 +177,168 @@ impl SyntheticTables {
         names
     }
 
-    /// Per factor: one summary table, and for the heads study the curve table.
-    pub fn tables(&self) -> Vec<(String, Table)> {
-        let mut out = Vec::new();
-        for f in &self.factors {
-            let names = Self::metric_names(f);
-            let mut header = vec![
-                f.axis_label.clone(),
-                "datasets".to_string(),
-                "n".to_string(),
-                "T".to_string(),
-            ];
-            header.extend(names.iter().map(|n| {
-                METRICS
-                    .iter()
-                    .find(|(m, _)| m == n)
-                    .map_or(n.clone(), |(_, l)| l.to_string())
-            }));
-            let rows = f
-                .runs
+    /// The label of `metric` in `f`'s table and plots.
+    fn label(f: &FactorRuns, metric: &str) -> String {
+        super::synthetic_trends::metric_label(&f.factor, metric)
+            .or_else(|| METRICS.iter().find(|(m, _)| *m == metric).map(|(_, l)| *l))
+            .map_or_else(|| metric.to_string(), str::to_string)
+    }
+
+    /// One study's table: a row per factor value, mean ± SD over datasets.
+    fn summary_table(f: &FactorRuns) -> Table {
+        let names = Self::metric_names(f);
+        let mut header = vec![
+            f.axis_label.clone(),
+            "datasets".to_string(),
+            "n".to_string(),
+            "T".to_string(),
+        ];
+        header.extend(names.iter().map(|n| Self::label(f, n)));
+        let rows = f
+            .runs
+            .iter()
+            .map(|(v, r)| {
+                let s = r.synthetic.as_ref();
+                let mut row = vec![
+                    label_num(*v),
+                    format!("{}", r.metrics.get("datasets").copied().unwrap_or(f64::NAN)),
+                    s.map_or("–".into(), |s| s.points.to_string()),
+                    s.map_or("–".into(), |s| s.steps.to_string()),
+                ];
+                row.extend(names.iter().map(|n| {
+                    let get = |k: String| r.metrics.get(&k).copied().unwrap_or(f64::NAN);
+                    mean_sd(get(format!("{n}_mean")), get(format!("{n}_sd")))
+                }));
+                row
+            })
+            .collect();
+        Table { header, rows }
+    }
+
+    /// The heads study's curves as two tables, a row per H and a column per checkpoint t:
+    /// the direction gap to the SVM, and Δ̂ of the averaged head.
+    fn curve_tables(f: &FactorRuns) -> Option<[Table; 2]> {
+        let curves: Vec<(f64, Vec<CurvePoint>)> = f
+            .runs
+            .iter()
+            .map(|(v, r)| (*v, curve(r)))
+            .filter(|(_, c)| !c.is_empty())
+            .collect();
+        let ts: Vec<u64> = curves.first()?.1.iter().map(|p| p.t).collect();
+        let table = |value: &dyn Fn(&CurvePoint) -> String| {
+            let mut header = vec![f.axis_label.clone()];
+            header.extend(ts.iter().map(|t| format!("t = {t}")));
+            let rows = curves
                 .iter()
-                .map(|(v, r)| {
-                    let s = r.synthetic.as_ref();
-                    let mut row = vec![
-                        label_num(*v),
-                        format!("{}", r.metrics.get("datasets").copied().unwrap_or(f64::NAN)),
-                        s.map_or("–".into(), |s| s.points.to_string()),
-                        s.map_or("–".into(), |s| s.steps.to_string()),
-                    ];
-                    row.extend(names.iter().map(|n| {
-                        let m = r
-                            .metrics
-                            .get(&format!("{n}_mean"))
-                            .copied()
-                            .unwrap_or(f64::NAN);
-                        let sd = r
-                            .metrics
-                            .get(&format!("{n}_sd"))
-                            .copied()
-                            .unwrap_or(f64::NAN);
-                        mean_sd(m, sd)
-                    }));
+                .map(|(v, c)| {
+                    let mut row = vec![label_num(*v)];
+                    row.extend(
+                        ts.iter()
+                            .map(|t| c.iter().find(|p| p.t == *t).map_or("–".into(), value)),
+                    );
                     row
                 })
                 .collect();
+            Table { header, rows }
+        };
+        Some([
+            table(&|p| mean_sd(p.gap, p.gap_sd)),
+            table(&|p| mean_sd(p.delta, p.delta_sd)),
+        ])
+    }
+
+    /// Per study: its table, and for the heads study its two curve tables (titles and
+    /// tables, for LaTeX).
+    pub fn tables(&self) -> Vec<(String, Table)> {
+        let mut out = Vec::new();
+        for f in &self.factors {
             out.push((
                 format!("Synthetic study `{}`: mean ± SD over datasets", f.factor),
-                Table { header, rows },
+                Self::summary_table(f),
             ));
-            let curves: Vec<(f64, Vec<_>)> = f
-                .runs
-                .iter()
-                .map(|(v, r)| (*v, curve(r)))
-                .filter(|(_, c)| !c.is_empty())
-                .collect();
-            if !curves.is_empty() {
-                let mut t = Table {
-                    header: vec![
-                        f.axis_label.clone(),
-                        "t".into(),
-                        "gap to SVM direction".into(),
-                        "Δ̂ of averaged head".into(),
-                    ],
-                    rows: Vec::new(),
-                };
-                for (v, c) in curves {
-                    for (step, g, gsd, d, dsd) in c {
-                        t.rows.push(vec![
-                            label_num(v),
-                            step.to_string(),
-                            mean_sd(g, gsd),
-                            mean_sd(d, dsd),
-                        ]);
-                    }
-                }
+            if let Some([gap, delta]) = Self::curve_tables(f) {
                 out.push((
-                    format!("Synthetic study `{}`: curve over iterations t", f.factor),
-                    t,
+                    format!(
+                        "Synthetic study `{}`: direction gap to the SVM at iteration t",
+                        f.factor
+                    ),
+                    gap,
+                ));
+                out.push((
+                    format!(
+                        "Synthetic study `{}`: Δ̂ of the averaged head at iteration t",
+                        f.factor
+                    ),
+                    delta,
                 ));
             }
         }
         out
     }
 
-    /// One section per table: its title and the table.
+    /// The report: what Δ̂ is, a summary line per study (the paper's prediction and whether
+    /// it held), then a section per study in recipe order — its table with the columns equal
+    /// on every row said once above it, and its plots.
     pub fn document(&self) -> super::doc::Doc {
         let mut doc = super::doc::Doc::new();
-        for (title, t) in self.tables() {
-            doc.heading(title).table(t);
+        doc.heading("Synthetic stability studies (the paper's §4.3)")
+            .paragraph(INTRO)
+            .list(self.factors.iter().filter_map(study_line).collect());
+        for f in &self.factors {
+            let curves = Self::curve_tables(f);
+            let mut summary = Self::summary_table(f);
+            if curves.is_some() {
+                // The final gap and Δ̂ are the curve tables' last columns.
+                summary = drop_columns(
+                    summary,
+                    &[&Self::label(f, "delta"), &Self::label(f, "direction_gap")],
+                );
+            }
+            let (table, same) = split_constant_columns(summary);
+            doc.subheading(study_title(f));
+            if !same.is_empty() {
+                doc.paragraph(format!("Every row: {}.", same.join("; ")));
+            }
+            if table.header.len() > 1 {
+                doc.table(table);
+            }
+            if let Some([gap, delta]) = curves {
+                doc.paragraph("The averaged head's direction gap to the SVM, mean ± SD over datasets, at each checkpoint t:")
+                    .table(gap)
+                    .paragraph("Its Δ̂ at each checkpoint t:")
+                    .table(delta);
+            }
+            for (file, caption) in Self::plot_files(f) {
+                doc.plot(caption, file);
+            }
         }
         doc
+    }
+
+    /// A study's plot files and their captions (what [`SyntheticTables::plots`] writes).
+    fn plot_files(f: &FactorRuns) -> Vec<(String, String)> {
+        let against = (
+            format!("synthetic-{}.svg", f.factor),
+            format!(
+                "Mean over datasets against {}, bars ±1 SD; lower is more stable. Log axes: a bar that runs to the bottom without a cap continues below zero (its SD exceeds its mean).",
+                f.axis_label
+            ),
+        );
+        if f.runs.iter().all(|(_, r)| curve(r).is_empty()) {
+            return vec![against];
+        }
+        // The curves tell the study's story; the final Δ̂ against the factor comes last.
+        vec![
+            (
+                format!("synthetic-{}-gap-vs-t.svg", f.factor),
+                "The averaged head's direction gap to the SVM against the iteration t, one line per head count: the more heads, the lower the line starts.".to_string(),
+            ),
+            (
+                format!("synthetic-{}-delta-vs-t.svg", f.factor),
+                "Δ̂ of the averaged head against the iteration t, one line per head count.".to_string(),
+            ),
+            against,
+        ]
     }
 
     pub fn latex(&self) -> String {
@@ -286,14 +379,14 @@ impl SyntheticTables {
                     out.push_str(&row(String::new(), &[]));
                     out.push('\n');
                 } else {
-                    for (t, g, gsd, d, dsd) in c {
+                    for p in c {
                         let o = [
-                            ("direction_gap_mean", g),
-                            ("direction_gap_sd", gsd),
-                            ("delta_mean", d),
-                            ("delta_sd", dsd),
+                            ("direction_gap_mean", p.gap),
+                            ("direction_gap_sd", p.gap_sd),
+                            ("delta_mean", p.delta),
+                            ("delta_sd", p.delta_sd),
                         ];
-                        out.push_str(&row(t.to_string(), &o));
+                        out.push_str(&row(p.t.to_string(), &o));
                         out.push('\n');
                     }
                 }
@@ -326,12 +419,20 @@ impl SyntheticTables {
                     })
                     .collect(),
             };
-            let mut series = vec![series_of("delta", "Δ̂")];
+            let mut series = vec![series_of("delta", &Self::label(f, "delta"))];
             if f.runs
                 .iter()
                 .any(|(_, r)| r.metrics.contains_key("gd_delta_mean"))
             {
-                series.push(series_of("gd_delta", "GD Δ̂ at T"));
+                let steps = f
+                    .runs
+                    .first()
+                    .and_then(|(_, r)| r.synthetic.as_ref())
+                    .map(|s| s.steps);
+                series.push(series_of(
+                    "gd_delta",
+                    &steps.map_or("GD Δ̂ at T".into(), |t| format!("GD Δ̂ at T = {t}")),
+                ));
             }
             let path = dir.join(format!("synthetic-{}.svg", f.factor));
             let result = line_plot(
@@ -358,14 +459,14 @@ impl SyntheticTables {
                     let series: Vec<Series> = curves
                         .iter()
                         .map(|(v, c)| Series {
-                            name: format!("{} = {}", f.factor, label_num(*v)),
+                            name: format!("H = {}", label_num(*v)),
                             points: c
                                 .iter()
-                                .map(|&(t, g, gsd, d, dsd)| {
+                                .map(|p| {
                                     if which == 0 {
-                                        (t as f64, g, gsd)
+                                        (p.t as f64, p.gap, p.gap_sd)
                                     } else {
-                                        (t as f64, d, dsd)
+                                        (p.t as f64, p.delta, p.delta_sd)
                                     }
                                 })
                                 .collect(),
@@ -389,5 +490,85 @@ impl SyntheticTables {
             written: files,
             failed,
         }
+    }
+}
+
+/// The synthetic report's opening paragraph: what the studies measure, and which way is
+/// better.
+const INTRO: &str = "Each study trains linear heads on random linearly separable datasets (docs/methods.md §7) and measures **Δ̂, the normalised leave-one-out stability**: how far the direction of the head trained on all n points moves when one training point is left out (the paper's Def. 2.3). **Lower Δ̂ means more stable.** SVM Δ̂ is exact for the max-margin direction that gradient descent on the logistic loss converges to; GD Δ̂ at T is measured on the head after T gradient steps. Every number is a mean ± SD over the study's random datasets. What each study predicts, and whether it held here:";
+
+/// A study's line in the summary list.
+fn study_line(f: &FactorRuns) -> Option<String> {
+    if f.factor == "heads" {
+        return super::synthetic_trends::heads_line(f);
+    }
+    let p = super::synthetic_trends::PREDICTIONS
+        .iter()
+        .find(|p| p.factor == f.factor)?;
+    super::synthetic_trends::prediction_line(p, f)
+}
+
+/// A study's section title: its figure and the factor it varies.
+fn study_title(f: &FactorRuns) -> String {
+    let figure = if f.factor == "heads" {
+        Some("Fig. 5")
+    } else {
+        super::synthetic_trends::PREDICTIONS
+            .iter()
+            .find(|p| p.factor == f.factor)
+            .map(|p| p.figure)
+    };
+    match figure {
+        Some(fig) => format!("{fig}: stability against {} (`{}`)", f.axis_label, f.factor),
+        None => format!("Stability against {} (`{}`)", f.axis_label, f.factor),
+    }
+}
+
+/// The table without the columns named `names`.
+fn drop_columns(t: Table, names: &[&str]) -> Table {
+    let keep: Vec<bool> = t
+        .header
+        .iter()
+        .map(|h| !names.contains(&h.as_str()))
+        .collect();
+    t.keep_columns(&keep)
+}
+
+/// The table without its columns that hold one value on every row or repeat the first
+/// column (the factor, which always stays), and the constant columns as "name value"
+/// phrases.
+fn split_constant_columns(t: Table) -> (Table, Vec<String>) {
+    if t.rows.len() < 2 {
+        return (t, Vec::new());
+    }
+    let constant = |c: usize| c > 0 && t.rows.iter().all(|r| r[c] == t.rows[0][c]);
+    // A column that repeats the factor (the samples study's n) says nothing either.
+    let repeats_factor = |c: usize| c > 0 && t.rows.iter().all(|r| r[c] == r[0]);
+    let keep: Vec<bool> = (0..t.header.len())
+        .map(|c| !constant(c) && !repeats_factor(c))
+        .collect();
+    let same = (0..t.header.len())
+        .filter(|c| constant(*c))
+        .map(|c| format!("{} {}", t.header[c], t.rows[0][c]))
+        .collect();
+    (t.keep_columns(&keep), same)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_equal_on_every_row_are_said_once() {
+        let t = Table {
+            header: vec!["ρ".into(), "datasets".into(), "Δ̂".into()],
+            rows: vec![
+                vec!["0.01".into(), "200".into(), "1e-4".into()],
+                vec!["0.1".into(), "200".into(), "2e-4".into()],
+            ],
+        };
+        let (t, same) = split_constant_columns(t);
+        assert_eq!(t.header, ["ρ", "Δ̂"]);
+        assert_eq!(same, ["datasets 200"]);
     }
 }

@@ -8,6 +8,37 @@ pub struct Table {
 }
 
 impl Table {
+    /// The table without the columns that hold no value in any row (every cell empty or
+    /// "–"): a report never shows a column that says nothing. A table without rows is
+    /// returned as it is.
+    pub fn without_empty_columns(self) -> Self {
+        let empty = |c: usize| {
+            !self.rows.is_empty()
+                && self.rows.iter().all(|r| {
+                    r.get(c)
+                        .is_none_or(|v| v.trim().is_empty() || v.trim() == "–")
+                })
+        };
+        let keep: Vec<bool> = (0..self.header.len()).map(|c| !empty(c)).collect();
+        self.keep_columns(&keep)
+    }
+
+    /// The table with only the columns whose entry in `keep` is true.
+    pub fn keep_columns(self, keep: &[bool]) -> Self {
+        let pick = |cells: Vec<String>| -> Vec<String> {
+            cells
+                .into_iter()
+                .zip(keep)
+                .filter(|(_, k)| **k)
+                .map(|(v, _)| v)
+                .collect()
+        };
+        Self {
+            header: pick(self.header),
+            rows: self.rows.into_iter().map(pick).collect(),
+        }
+    }
+
     /// GitHub-flavoured Markdown with aligned columns.
     pub fn markdown(&self) -> String {
         let cols = self.header.len();
@@ -70,6 +101,25 @@ impl Table {
         }
         out.push_str("\\bottomrule\n\\end{tabular}\n\n");
         out
+    }
+}
+
+#[cfg(test)]
+mod empty_column_tests {
+    use super::Table;
+
+    #[test]
+    fn columns_without_a_value_are_dropped() {
+        let t = Table {
+            header: vec!["method".into(), "n = 5".into(), "n = 10".into()],
+            rows: vec![
+                vec!["finetune".into(), "72.6".into(), "–".into()],
+                vec!["mmr".into(), "–".into(), "".into()],
+            ],
+        }
+        .without_empty_columns();
+        assert_eq!(t.header, ["method", "n = 5"]);
+        assert_eq!(t.rows, [["finetune", "72.6"], ["mmr", "–"]]);
     }
 }
 
