@@ -1,8 +1,8 @@
-//! What the golden-file tests of the encoders (`stab-models/tests/golden.rs`) and the
+//! What the golden-file tests of the encoders (`stab-models/tests/models/golden.rs`) and the
 //! decoders (`golden_decoders.rs`) share: reading a golden file, its inputs and number
 //! arrays, a tensor's values, the classifier of a recorded AdamW run and the global norm of
-//! its gradients. Included with `#[path = "../../testsupport/golden.rs"] mod golden_files;`
-//! after `mod assets;`; not part of any library's API.
+//! its gradients. Included by `stab-models/tests/models/main.rs` as `mod golden_files;`
+//! beside `mod assets;`; not part of any library's API.
 #![allow(dead_code)]
 
 use burn::module::{Module, Param};

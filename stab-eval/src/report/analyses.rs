@@ -527,14 +527,7 @@ fn distance_bars(path: &Path, record: &Value) -> stab_core::Result<()> {
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(k.max(1))
-        .x_label_formatter(&|x: &f64| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
-                labels[i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&|x: &f64| super::plot::category_label(&labels, *x))
         .x_desc("parameter group")
         .y_desc("‖w* − w0‖ / ‖w0‖")
         .draw()

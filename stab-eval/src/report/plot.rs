@@ -39,6 +39,16 @@ pub(crate) const COLORS: [RGBColor; 12] = [
     RGBColor(128, 0, 0),
 ];
 
+/// The label of a category axis at `x`: category i sits at x = i; other ticks are blank.
+pub(crate) fn category_label(labels: &[String], x: f64) -> String {
+    let i = x.round();
+    if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+        labels[i as usize].clone()
+    } else {
+        String::new()
+    }
+}
+
 /// The width of a line plot's plotting canvas, without its legend column.
 const PLOT_W: u32 = 640;
 

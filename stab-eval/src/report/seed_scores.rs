@@ -116,14 +116,7 @@ pub fn seed_scores_plot(
         .y_label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 18))
         .x_labels(k.max(1))
-        .x_label_formatter(&|x: &f64| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
-                labels[i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&|x: &f64| super::plot::category_label(&labels, *x))
         .y_desc(y_label)
         .draw()
         .map_err(|e| stab_core::internal!("{e}"))?;

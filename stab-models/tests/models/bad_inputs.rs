@@ -5,8 +5,7 @@ use std::path::Path;
 use burn::tensor::Device;
 use stab_models::load_encoder;
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 /// A copy of tiny-bert with `skip` left out and `edit` applied.
 fn variant(skip: &[&str], edit: impl FnOnce(&Path)) -> tempfile::TempDir {

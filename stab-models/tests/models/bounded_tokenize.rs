@@ -13,8 +13,7 @@ use tokenizers::{
     TruncationStrategy,
 };
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 /// Every tokenizer the tests cover.
 const TOKENIZERS: [&str; 6] = [

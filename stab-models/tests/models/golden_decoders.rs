@@ -15,10 +15,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde_json::Value;
 use stab_models::{TextEncoder, TokenBatch, load_encoder, without_dropout};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
-#[path = "../../testsupport/golden.rs"]
-mod golden_files;
+use crate::assets;
+use crate::golden_files;
 
 use golden_files::{Classifier, floats, global_norm, golden, inputs, ints, to_vec};
 

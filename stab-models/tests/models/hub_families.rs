@@ -7,8 +7,7 @@ use std::path::Path;
 use burn::tensor::Device;
 use stab_models::{ModelFamily, load_encoder, resolve_model_in};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 fn lay_out(cache: &Path, id: &str, fixture: &str) -> std::path::PathBuf {
     let repo = cache.join(format!("models--{}", id.replace('/', "--")));

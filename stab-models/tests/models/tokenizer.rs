@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 use stab_models::{EncoderConfig, TextEncoder, TextInput};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 /// `testdata/`: the fixtures and the sliced task files, laid out like `shared/`.
 fn shared() -> PathBuf {
