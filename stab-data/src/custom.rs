@@ -1,8 +1,8 @@
 //! The user's own task (`[data.custom.<name>]`, docs/data.md §7): labelled rows from a
 //! CSV, TSV, JSON Lines or parquet file, or from a Hugging Face Hub dataset's parquet
-//! splits (through the Hugging Face cache, as the Hub source of the built-in tasks), the text column(s) and the label column named by
-//! the recipe, the class names given or read off the train file, and test rows from a file
-//! or held out of train by a fixed seed.
+//! splits (through the Hugging Face cache, as the Hub source of the built-in tasks); the
+//! text column(s) and the label column named by the recipe, the class names given or read
+//! off the train file, and test rows from a file or held out of train by a fixed seed.
 //!
 //! Every malformed input is one located error: the file and line (parquet: row), the
 //! column, what was expected, and the recipe key to change.

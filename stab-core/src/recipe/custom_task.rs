@@ -1,8 +1,8 @@
 //! `[data.custom.<name>]`: a task of the user's own, read from local files or from a
-//! dataset on the Hugging Face Hub (docs/data.md §7). It trains a classification head like the built-in tasks and goes through every
-//! mode, method, report and analysis; what it needs beyond them is said here: which
-//! columns hold the text and the label, the class names, the metric, and where its test
-//! rows come from.
+//! dataset on the Hugging Face Hub (docs/data.md §7). It trains a classification head like
+//! the built-in tasks and goes through every mode, method, report and analysis; what it
+//! needs beyond them is said here: which columns hold the text and the label, the class
+//! names, the metric, and where its test rows come from.
 
 use std::path::{Path, PathBuf};
 
@@ -204,9 +204,7 @@ impl CustomTaskSpec {
             _ => Ok(()),
         }
     }
-}
 
-impl CustomTaskSpec {
     /// `dataset`, `config` and `revision` agree with each other and with the split names.
     fn check_source(&self) -> Option<(&'static str, String, &'static str)> {
         let Some(dataset) = &self.dataset else {
