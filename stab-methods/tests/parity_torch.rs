@@ -1,6 +1,7 @@
 //! End-to-end parity of full fine-tuning with PyTorch + transformers (issue #19, item 5):
-//! MiniLM on CB (the sliced files in `testdata/`), dropout off, 30 updates with the real
-//! schedule (linear warmup over ⌊0.1·30⌋ updates, then decay), global-norm clipping at 1.0
+//! MiniLM on CB (the sliced files in `testdata/`), inputs cut to 64 tokens, batches of 8,
+//! dropout off, 30 updates with the real schedule (linear warmup over ⌊0.1·30⌋ updates,
+//! then decay), global-norm clipping at 1.0
 //! and AdamW with HF's weight-decay groups, on a batch order both sides read from
 //! `testdata/parity/cb_minilm.json`. `scripts/parity_torch.py` wrote that file: the order,
 //! PyTorch's loss at every update and its test predictions after the 30 updates. The head
@@ -42,9 +43,15 @@ fn spec(minilm: &std::path::Path) -> RunSpec {
     spec_with(minilm, "name = \"test-finetune-no-dropout\"", "1e-4")
 }
 
+/// The protocol's sizes, as `scripts/parity_torch.py` has them (the golden files' `settings`
+/// must agree: [`check_settings`]).
+const MAX_LEN: u64 = 64;
+const BATCH: u64 = 8;
+const UPDATES: u64 = 30;
+
 fn spec_with(minilm: &std::path::Path, method: &str, lr: &str) -> RunSpec {
     let text = format!(
-        "name = \"parity\"\n[model]\npath = \"{}\"\nmax_len = 128\n[data]\ndir = \"{}\"\ntasks = [\"cb\"]\n[train]\nmode = \"full\"\nbatch_size = 16\nmax_steps = 30\neval_every = 30\nlr = {lr}\nwarmup = 0.1\nweight_decay = 0.01\ngrad_clip = 1.0\nseeds = [0]\n[[methods]]\n{method}\n",
+        "name = \"parity\"\n[model]\npath = \"{}\"\nmax_len = {MAX_LEN}\n[data]\ndir = \"{}\"\ntasks = [\"cb\"]\n[train]\nmode = \"full\"\nbatch_size = {BATCH}\nmax_steps = {UPDATES}\neval_every = {UPDATES}\nlr = {lr}\nwarmup = 0.1\nweight_decay = 0.01\ngrad_clip = 1.0\nseeds = [0]\n[[methods]]\n{method}\n",
         minilm.display(),
         assets::slices().display()
     );
@@ -78,7 +85,24 @@ fn export_head_init(spec: &RunSpec, hidden: usize, dir: &std::path::Path) {
 }
 
 fn read_golden(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    check_settings(&golden, path);
+    golden
+}
+
+/// The reference was written for this test's sizes; a script run with other constants
+/// would otherwise fail as a loss difference.
+fn check_settings(golden: &serde_json::Value, path: &std::path::Path) {
+    let settings = &golden["settings"];
+    for (key, want) in [("max_len", MAX_LEN), ("batch", BATCH), ("updates", UPDATES)] {
+        assert_eq!(
+            settings[key].as_u64(),
+            Some(want),
+            "{}: settings.{key} is not this test's; rerun scripts/parity_torch.py (module docs)",
+            path.display()
+        );
+    }
 }
 
 /// Train `spec` on the golden file's batch order and hold every update's loss within
