@@ -5,11 +5,16 @@
 
 tracking_venv=target/tracking-venv
 
-# Create the venv unless it already has both packages.
+# Create the venv unless it already has both packages. uv (from PyPI, into the venv) does
+# the install: on 2 cores it takes 6 s where pip took 60 (CI creates this venv every run).
+# Bytecode is compiled at install, as pip does: without it every Python process of the
+# checks compiles MLflow anew, which doubled the checks' time.
 ensure_tracking_venv() {
     if [ ! -x "$tracking_venv/bin/mlflow" ] || ! "$tracking_venv/bin/python" -c "import tensorboard" 2>/dev/null; then
         python3 -m venv "$tracking_venv"
-        "$tracking_venv/bin/pip" install -q mlflow==3.17.2 tensorboard==2.21.0
+        "$tracking_venv/bin/pip" install -q uv
+        "$tracking_venv/bin/uv" pip install -q --compile-bytecode --python "$tracking_venv/bin/python" \
+            mlflow==3.17.2 tensorboard==2.21.0
     fi
 }
 
