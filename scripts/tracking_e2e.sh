@@ -56,6 +56,9 @@ name = "mmr"
 EOF
     echo "$tmp/$1.toml"
 }
+# A busy machine (CI runs other checks beside this one) can slow the server past the
+# grid's default wait at its end; the checks that expect every run delivered wait longer.
+wait_long=(--track-wait 120)
 records() { cat "$1"/runs*.jsonl 2>/dev/null | wc -l; }
 wait_records() { # dir n pid: until the store holds n records (the grid must still run)
     while [ "$(records "$1")" -lt "$2" ]; do
@@ -68,26 +71,26 @@ start_mlflow "$tmp" "$port"
 
 echo "== 1. a tracked grid: MLflow and TensorBoard"
 r=$(recipe e2e-tracked '["cb", "rte"]' 3)
-"$STAB" run "$r" --out "$tmp/tracked" --track "mlflow=$url" --track tensorboard 2>"$tmp/tracked.log"
+"$STAB" run "$r" --out "$tmp/tracked" "${wait_long[@]}" --track "mlflow=$url" --track tensorboard 2>"$tmp/tracked.log"
 grep "tracking:" "$tmp/tracked.log"
 "$py" scripts/check_tracking.py "$tmp/tracked" --experiment e2e-tracked --mlflow "$url" \
     --tensorboard "$tmp/tracked/tensorboard"
 
 echo "== 1b. the same grid again with --fresh: the server keeps each run's latest attempt"
-"$STAB" run "$r" --out "$tmp/tracked" --fresh --track "mlflow=$url" 2>"$tmp/fresh.log"
+"$STAB" run "$r" --out "$tmp/tracked" --fresh "${wait_long[@]}" --track "mlflow=$url" 2>"$tmp/fresh.log"
 grep "tracking:" "$tmp/fresh.log"
 "$py" scripts/check_tracking.py "$tmp/tracked" --experiment e2e-tracked --mlflow "$url"
 
 echo "== 2. a tracked grid killed mid-run, then resumed: each run once on the server"
 r=$(recipe e2e-resumed '["cb"]' 12)
-"$STAB" run "$r" --out "$tmp/resumed" --track "mlflow=$url" 2>"$tmp/resumed-1.log" &
+"$STAB" run "$r" --out "$tmp/resumed" "${wait_long[@]}" --track "mlflow=$url" 2>"$tmp/resumed-1.log" &
 grid_pid=$!
 wait_records "$tmp/resumed" 3 "$grid_pid"
 kill -9 "$grid_pid"
 wait "$grid_pid" 2>/dev/null || true
 grid_pid=
 killed_at=$(records "$tmp/resumed")
-"$STAB" run "$r" --out "$tmp/resumed" --track "mlflow=$url" 2>"$tmp/resumed-2.log"
+"$STAB" run "$r" --out "$tmp/resumed" "${wait_long[@]}" --track "mlflow=$url" 2>"$tmp/resumed-2.log"
 echo "killed after $killed_at of 24 records; resumed: $(grep "tracking:" "$tmp/resumed-2.log")"
 "$py" scripts/check_tracking.py "$tmp/resumed" --experiment e2e-resumed --mlflow "$url" --lr optional
 
