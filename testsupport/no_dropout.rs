@@ -1,6 +1,6 @@
 //! FineTune with every dropout off, as the method `test-finetune-no-dropout`: the
-//! deterministic baseline several stab-methods tests compare against (included with
-//! `#[path = "../../testsupport/no_dropout.rs"] mod no_dropout;`; not part of any API).
+//! deterministic baseline several stab-methods tests compare against (included once by
+//! `stab-methods/tests/integration/main.rs`; not part of any API).
 
 use stab_methods::engine::{Capabilities, Method, MethodPlugin};
 

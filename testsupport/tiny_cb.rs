@@ -1,5 +1,5 @@
 //! The tiny-bert fixture on the CB slice, for the method tests of stab-methods (included
-//! with `#[path = "../../testsupport/tiny_cb.rs"] mod tiny_cb;` beside `mod assets;`).
+//! by `stab-methods/tests/integration/main.rs` beside `mod assets;`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

@@ -5,12 +5,7 @@
 use stab_core::{Plan, Recipe};
 use stab_eval::PrimaryMetric;
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
-#[path = "../../testsupport/tiny_cb.rs"]
-mod tiny_cb;
-
-use tiny_cb::{engine, quiet, testdata, tiny};
+use crate::tiny_cb::{engine, quiet, testdata, tiny};
 
 #[test]
 fn a_run_stores_its_test_predictions_and_its_majority_class_score() {

@@ -10,8 +10,7 @@ use stab_core::{Plan, Recipe, RunRecord};
 use stab_methods as _;
 use stab_methods::engine::{Engine, Progress};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 /// The method tables of the comparison, each run in full and head tuning.
 const METHODS: &[&str] = &[

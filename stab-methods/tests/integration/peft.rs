@@ -14,10 +14,7 @@ use stab_methods::engine::params;
 use stab_methods::engine::{Engine, Progress, TaskModel, TrainedRun};
 use stab_models::EncoderConfig;
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
-#[path = "../../testsupport/no_dropout.rs"]
-mod no_dropout;
+use crate::assets;
 
 fn testdata() -> PathBuf {
     assets::root().join("testdata")

@@ -17,10 +17,7 @@ use stab_methods::llrd::LayerwiseLrDecay;
 use stab_methods::reinit::ReinitTopLayers;
 use stab_models::{Encoder, EncoderConfig};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
-#[path = "../../testsupport/no_dropout.rs"]
-mod no_dropout;
+use crate::assets;
 
 fn testdata() -> PathBuf {
     assets::root().join("testdata")

@@ -7,8 +7,7 @@ use burn::tensor::Device;
 use stab_core::{Plan, Recipe, RunRecord};
 use stab_methods::engine::{Engine, Progress};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 fn run(eng: &Engine, mode: &str, method: &str) -> RunRecord {
     let testdata = assets::root().join("testdata");

@@ -11,8 +11,7 @@ use stab_core::{Plan, Recipe, RunRecord, RunSpec};
 use stab_methods as _;
 use stab_methods::engine::{Engine, Progress};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 /// `testdata/`: the fixtures and the sliced task files, laid out like `shared/`.
 fn shared() -> PathBuf {

@@ -14,8 +14,7 @@ use stab_methods::engine::{Checkpoint, Engine, Progress, params};
 use stab_models::checkpoint::base_name;
 use stab_models::read_safetensors;
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 const FAMILIES: [&str; 3] = ["tiny-electra", "tiny-deberta-v3", "tiny-modernbert"];
 const DECODERS: [&str; 4] = ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"];

@@ -8,7 +8,7 @@
 //! starts from stab's own initialisation, which this test exports for the script:
 //!
 //! ```sh
-//! STAB_MINILM_DIR=… STAB_PARITY_EXPORT=/tmp/parity cargo test -p stab-methods --test parity_torch
+//! STAB_MINILM_DIR=… STAB_PARITY_EXPORT=/tmp/parity cargo test -p stab-methods --test integration parity_torch
 //! /tmp/torchenv/bin/python scripts/parity_torch.py --model $STAB_MINILM_DIR --init /tmp/parity/head_init.json
 //! ```
 //!
@@ -22,10 +22,7 @@ use stab_core::{ComponentSeeds, Plan, Recipe, RunSpec};
 use stab_methods::engine::{Engine, Progress};
 use stab_models::{HeadShape, TaskHead};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
-#[path = "../../testsupport/no_dropout.rs"]
-mod no_dropout;
+use crate::assets;
 
 fn golden_path() -> PathBuf {
     assets::root().join("testdata/parity/cb_minilm.json")

@@ -11,8 +11,7 @@ use stab_methods::engine::{Checkpoint, Engine, Progress};
 use stab_models::checkpoint::base_name;
 use stab_models::{HeadShape, TaskHead, read_safetensors};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 fn testdata() -> PathBuf {
     assets::root().join("testdata")

@@ -18,14 +18,7 @@ use stab_methods::mixout::MixOut;
 use stab_methods::surt::{MaskedLmSettings, causal_lm_training, masked_lm_training};
 use stab_models::{HeadShape, NoiseStream, TaskHead, TextEncoder, load_encoder};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
-#[path = "../../testsupport/no_dropout.rs"]
-mod no_dropout;
-#[path = "../../testsupport/tiny_cb.rs"]
-mod tiny_cb;
-
-use tiny_cb::{cb_rows, engine, quiet, same_training, testdata, tiny, values};
+use crate::tiny_cb::{cb_rows, engine, quiet, same_training, testdata, tiny, values};
 
 fn specs(body: &str) -> Vec<RunSpec> {
     let text = format!(

@@ -22,12 +22,7 @@ use stab_methods::rdrop::RDrop;
 use stab_methods::sam::{Sam, ascent_point};
 use stab_models::{HeadShape, NoiseStream, TaskHead, TextEncoder, load_encoder};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
-#[path = "../../testsupport/tiny_cb.rs"]
-mod tiny_cb;
-
-use tiny_cb::{engine, quiet, same_training, testdata, tiny, values};
+use crate::tiny_cb::{engine, quiet, same_training, testdata, tiny, values};
 
 /// CB, 12 updates with an evaluation every 4, one seed, in `mode`.
 fn cb_spec(mode: &str, methods: &str) -> RunSpec {
@@ -227,7 +222,7 @@ fn task_model(dropout: bool) -> (TaskModel, Device) {
 fn cb_rows(model: &TaskModel) -> (Vec<EncodedRow>, i64) {
     let pad = model.encoder.as_ref().unwrap().config.pad_id();
     let tok = TextEncoder::from_dir(&tiny(), pad).unwrap();
-    (tiny_cb::cb_rows(&tok), pad as i64)
+    (crate::tiny_cb::cb_rows(&tok), pad as i64)
 }
 
 /// The CE gradients of a model on CB rows, computed here (not by the engine).
