@@ -31,6 +31,9 @@ pub const TEMP_PREFIX: &str = ".tmp-";
 /// they are at least this old.
 const UNLOCKED_AGE: Duration = Duration::from_secs(3600);
 
+/// How old a temporary with a free lock must be before it counts as a dead writer's.
+const LOCK_GRACE: Duration = Duration::from_secs(60);
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn temp_sibling(target: &Path) -> io::Result<PathBuf> {
@@ -252,13 +255,19 @@ pub fn clean_stale(dir: &Path) -> usize {
 }
 
 fn stale(path: &Path, name: &str, meta: &std::fs::Metadata) -> bool {
-    let old = meta
+    let age = meta
         .modified()
         .ok()
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
-        .is_some_and(|age| age >= UNLOCKED_AGE);
+        .and_then(|m| SystemTime::now().duration_since(m).ok());
+    let old = age.is_some_and(|age| age >= UNLOCKED_AGE);
     if !name.starts_with(TEMP_PREFIX) {
         return old;
+    }
+    // A writer creates its temporary, then locks it: in between the lock is free. A
+    // temporary younger than LOCK_GRACE is never taken for a dead writer's (without this,
+    // one job of `--jobs 3` removed another's fresh file and its rename failed).
+    if age.is_none_or(|age| age < LOCK_GRACE) {
+        return false;
     }
     let lock_file = if meta.is_dir() {
         path.join(".lock")
@@ -307,11 +316,18 @@ mod tests {
     fn stale_temporaries_go_and_live_ones_stay() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
+        let minutes_ago = SystemTime::now() - Duration::from_secs(120);
+        let backdate = |p: &Path| File::open(p).unwrap().set_modified(minutes_ago).unwrap();
         // A dead writer's file: nobody holds its lock.
         std::fs::write(d.join(".tmp-x.bin-1-0"), b"half").unwrap();
+        backdate(&d.join(".tmp-x.bin-1-0"));
         // A dead writer's directory, with its lock file.
         std::fs::create_dir(d.join(".tmp-ckpt-1-1")).unwrap();
         std::fs::write(d.join(".tmp-ckpt-1-1/.lock"), b"").unwrap();
+        backdate(&d.join(".tmp-ckpt-1-1"));
+        // A writer between creating its temporary and locking it: the lock is free, but
+        // the file is new.
+        std::fs::write(d.join(".tmp-z.bin-3-0"), b"").unwrap();
         // A live writer: this process holds the lock through another descriptor.
         let live = d.join(".tmp-y.bin-2-0");
         let f = File::create(&live).unwrap();
@@ -325,7 +341,15 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, [".features.bin.9.tmp", ".tmp-y.bin-2-0", "keep.bin"]);
+        assert_eq!(
+            names,
+            [
+                ".features.bin.9.tmp",
+                ".tmp-y.bin-2-0",
+                ".tmp-z.bin-3-0",
+                "keep.bin"
+            ]
+        );
         drop(f);
     }
 
