@@ -189,7 +189,7 @@ pub fn cli_reference() -> String {
     let mut cmd = Cli::command().term_width(100);
     cmd.build();
     let mut out = String::from(
-        "# `stab` command-line reference\n\nGenerated from `stab --help` by `stab_cli::cli_reference` (`STAB_BLESS=1 cargo test -p stab-cli --test cli_reference` rewrites it). What the commands do beyond their flags: [cli.md](cli.md).\n\n",
+        "# `stab` command-line reference\n\nGenerated from `stab --help` by `stab_cli::cli_reference` (`STAB_BLESS=1 cargo test -p stab-cli --test integration cli_reference` rewrites it). What the commands do beyond their flags: [cli.md](cli.md).\n\n",
     );
     walk(&mut cmd, "stab", &mut out);
     out

@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 fn stab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stab"))

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 fn stab() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_stab"));

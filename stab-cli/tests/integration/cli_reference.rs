@@ -21,6 +21,6 @@ fn the_cli_reference_page_is_the_help_of_every_command() {
     let then = std::fs::read_to_string(&page).unwrap_or_default();
     assert!(
         then == now,
-        "docs/cli-reference.md is out of date with the CLI's flags: run `STAB_BLESS=1 cargo test -p stab-cli --test cli_reference` and commit the page"
+        "docs/cli-reference.md is out of date with the CLI's flags: run `STAB_BLESS=1 cargo test -p stab-cli --test integration cli_reference` and commit the page"
     );
 }

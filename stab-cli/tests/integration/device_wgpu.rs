@@ -15,8 +15,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 const DEVICE: &str = "wgpu";
 

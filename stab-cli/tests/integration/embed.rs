@@ -5,8 +5,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 /// `testdata/`: the fixtures and the sliced task files, laid out like `shared/`.
 fn shared() -> PathBuf {

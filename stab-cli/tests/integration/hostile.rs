@@ -1,13 +1,12 @@
 //! Hostile inputs, as a new user would try them: recipes, flags, data files, model
 //! directories and stores. Every case must end with exit code 0, 1 or 2 and one clear
 //! message, never a panic. The table of cases, codes and first message lines is printed
-//! (`cargo test -p stab-cli --test hostile -- --nocapture`).
+//! (`cargo test -p stab-cli --test integration hostile -- --nocapture`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 /// The binary under test; `STAB_HOSTILE_BIN` runs the table against another build (for
 /// instance an older one, to see which cases it fails).

@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 /// `stab` offline on the hand-laid cache (or on `cache`).
 fn stab(cache: &Path) -> Command {

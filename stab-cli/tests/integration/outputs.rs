@@ -6,8 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
+use crate::assets;
 
 fn stab() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_stab"));

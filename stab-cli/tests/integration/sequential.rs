@@ -4,10 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
-#[path = "../../testsupport/stab_cli.rs"]
-mod stab_cli;
+use crate::assets;
+use crate::stab_cli;
 
 use stab_cli::{records, run, run_ok};
 

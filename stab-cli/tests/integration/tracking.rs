@@ -8,10 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-#[path = "../../testsupport/assets.rs"]
-mod assets;
-#[path = "../../testsupport/stab_cli.rs"]
-mod stab_cli;
+use crate::assets;
+use crate::stab_cli;
 
 use stab_cli::{records, run, run_ok};
 use stab_track::tensorboard::{What, read_events};
