@@ -4,12 +4,19 @@
 use stab_core::Refusal;
 use stab_core::params::NoParams;
 
-use stab_train::{Method, MethodPlugin};
+use stab_train::{Capabilities, Method, MethodPlugin};
 
 /// Plain fine-tuning.
 pub struct FineTune;
 
-impl Method for FineTune {}
+impl Method for FineTune {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            seed_batch: true,
+            ..Capabilities::default()
+        }
+    }
+}
 
 impl MethodPlugin for FineTune {
     const NAME: &'static str = "finetune";

@@ -5,7 +5,7 @@
 
 use stab_core::Refusal;
 use stab_core::recipe::TrainMode;
-use stab_train::{Method, MethodPlugin};
+use stab_train::{Capabilities, Method, MethodPlugin};
 
 stab_core::method_params! {
     /// lr·ξ^depth per layer.
@@ -39,6 +39,13 @@ pub fn layer_factor(xi: f64, path: &str, layers: usize) -> f64 {
 }
 
 impl Method for LayerwiseLrDecay {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            seed_batch: true,
+            ..Capabilities::default()
+        }
+    }
+
     fn no_op(&self, mode: TrainMode) -> Option<&'static str> {
         (mode == TrainMode::Head).then_some(
             "it scales the learning rates of the encoder's layers, which head tuning freezes; the head keeps the base rate",

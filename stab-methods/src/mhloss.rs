@@ -40,6 +40,7 @@ impl Method for MultiHeadLoss {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             head: self.shape,
+            seed_batch: true,
             ..Capabilities::default()
         }
     }

@@ -19,7 +19,7 @@ use stab_models::Encoder;
 use burn::tensor::Tensor;
 
 use stab_train::params::{self, ParamTransform};
-use stab_train::{EncoderChange, Method, MethodPlugin, PrepareContext, Prepared};
+use stab_train::{Capabilities, EncoderChange, Method, MethodPlugin, PrepareContext, Prepared};
 
 /// Re-initialise the top `layers` encoder layers.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +67,13 @@ pub fn reinit_from(encoder: Encoder, first: usize, seed: u64) -> Encoder {
 }
 
 impl Method for ReinitTopLayers {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            seed_batch: true,
+            ..Capabilities::default()
+        }
+    }
+
     fn check_model(&self, config: &stab_models::EncoderConfig) -> Result<(), Refusal> {
         let total = config.num_hidden_layers;
         if self.layers > total {

@@ -40,7 +40,7 @@ use stab_models::{Encoder, TokenBatch};
 
 use stab_train::optim::{AdamWSettings, adamw_with, clip_global_norm};
 use stab_train::{
-    EncoderChange, LinearWarmupDecay, Method, MethodPlugin, PrepareContext, Prepared,
+    Capabilities, EncoderChange, LinearWarmupDecay, Method, MethodPlugin, PrepareContext, Prepared,
 };
 
 /// The masked-LM phase's settings.
@@ -405,6 +405,13 @@ pub fn causal_lm_training(
 }
 
 impl Method for SelfUnsupervisedRetraining {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            seed_batch: true,
+            ..Capabilities::default()
+        }
+    }
+
     fn encoder_change(&self, _mode: TrainMode) -> EncoderChange {
         if self.share_mlm {
             let s = &self.mlm;

@@ -123,18 +123,31 @@ impl FastDropout {
     }
 
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        self.forward_members(input, std::slice::from_ref(&self.stream))
+    }
+
+    /// Dropout on a tensor that holds K seed-batched runs one after another (K equal
+    /// member-major parts of the flat buffer), member k's part masked from `streams[k]`:
+    /// each part gets the mask its run draws alone on a tensor of that part's shape.
+    pub fn forward_members<const D: usize>(
+        &self,
+        input: Tensor<D>,
+        streams: &[NoiseStream],
+    ) -> Tensor<D> {
         let device = input.device();
         if !self.training.is_enabled() || !device.is_autodiff() || self.prob == 0.0 {
             return input;
         }
         let shape = input.shape();
-        let seed = self.stream.next_seed();
-        // Drawn on the host on every device and uploaded: the same masks everywhere.
         let n = shape.num_elements();
-        let mask = Tensor::<D>::from_data(
-            TensorData::new(host_keep_mask(n, self.prob, seed), shape),
-            &device,
-        );
+        let per = n / streams.len().max(1);
+        debug_assert_eq!(per * streams.len(), n, "members of equal size");
+        // Drawn on the host on every device and uploaded: the same masks everywhere.
+        let mut values = Vec::with_capacity(n);
+        for stream in streams {
+            values.extend(host_keep_mask(per, self.prob, stream.next_seed()));
+        }
+        let mask = Tensor::<D>::from_data(TensorData::new(values, shape), &device);
         input * mask
     }
 }

@@ -109,12 +109,17 @@ impl OutputLayers {
         self.weight.dims()[0]
     }
 
-    /// `x` is `[H, B, d_in]`, or `[1, B, d_in]` shared by every layer; returns `[H, B, d_out]`.
+    /// `x` is `[H, B, d_in]`, or `[G, B, d_in]` with G dividing H: group g (one seed-batched
+    /// run; G = 1 alone) shared by its H/G consecutive layers. Returns `[H, B, d_out]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = self.heads();
         let [hx, b, d] = x.dims();
         let x = if hx == 1 && h > 1 {
             x.expand([h, b, d])
+        } else if hx < h {
+            x.reshape([hx, 1, b, d])
+                .expand([hx, h / hx, b, d])
+                .reshape([h, b, d])
         } else {
             x
         };
@@ -122,6 +127,30 @@ impl OutputLayers {
         match &self.bias {
             Some(b) => y + b.val(),
             None => y,
+        }
+    }
+
+    /// The layers of several stacks one after another (seed-batched runs): weight
+    /// `[ΣH, d_in, d_out]`, new parameters.
+    pub fn stack(parts: &[&OutputLayers]) -> OutputLayers {
+        let cat = |ts: Vec<Tensor<3>>| Param::from_tensor(Tensor::cat(ts, 0).detach());
+        OutputLayers {
+            weight: cat(parts.iter().map(|p| p.weight.val()).collect()),
+            bias: parts[0].bias.as_ref().map(|_| {
+                cat(parts
+                    .iter()
+                    .map(|p| p.bias.as_ref().expect("every part has a bias").val())
+                    .collect())
+            }),
+        }
+    }
+
+    /// Layers `[first, first + count)` as a stack of their own (new parameters).
+    pub fn layers(&self, first: usize, count: usize) -> OutputLayers {
+        let part = |t: Tensor<3>| Param::from_tensor(t.narrow(0, first, count).detach());
+        OutputLayers {
+            weight: part(self.weight.val()),
+            bias: self.bias.as_ref().map(|b| part(b.val())),
         }
     }
 
@@ -272,6 +301,58 @@ impl TaskHead {
         })
     }
 
+    /// The heads of K runs as one head whose every layer stack holds run 0's layers, then
+    /// run 1's, … ([`TaskHead::forward_members`] trains them together). The heads must have
+    /// one kind and shape; the stack's dropout stream is unused (each run brings its own).
+    pub fn stack(heads: &[&TaskHead]) -> TaskHead {
+        let layers = |f: fn(&TaskHead) -> &OutputLayers| {
+            OutputLayers::stack(&heads.iter().map(|h| f(h)).collect::<Vec<_>>())
+        };
+        match heads[0] {
+            TaskHead::Classification(h) => TaskHead::Classification(ClassificationHead {
+                dense: layers(|h| match h {
+                    TaskHead::Classification(h) => &h.dense,
+                    _ => panic!("stacked heads of one kind"),
+                }),
+                out: layers(TaskHead::out_layers),
+                dropout: FastDropout::new(h.dropout.prob),
+            }),
+            TaskHead::Span(h) => TaskHead::Span(SpanComparisonHead {
+                scorer: layers(|h| match h {
+                    TaskHead::Span(h) => &h.scorer,
+                    _ => panic!("stacked heads of one kind"),
+                }),
+                out: layers(TaskHead::out_layers),
+                dropout: FastDropout::new(h.dropout.prob),
+            }),
+            TaskHead::Score(_) => TaskHead::Score(ScoreHead {
+                out: layers(TaskHead::out_layers),
+            }),
+        }
+    }
+
+    /// Run `k`'s head out of a stack of `of` runs' heads ([`TaskHead::stack`]), as new
+    /// parameters with a fresh dropout stream.
+    pub fn member(&self, k: usize, of: usize) -> TaskHead {
+        let part = |l: &OutputLayers| {
+            let per = l.heads() / of;
+            l.layers(k * per, per)
+        };
+        match self {
+            TaskHead::Classification(h) => TaskHead::Classification(ClassificationHead {
+                dense: part(&h.dense),
+                out: part(&h.out),
+                dropout: FastDropout::new(h.dropout.prob),
+            }),
+            TaskHead::Span(h) => TaskHead::Span(SpanComparisonHead {
+                scorer: part(&h.scorer),
+                out: part(&h.out),
+                dropout: FastDropout::new(h.dropout.prob),
+            }),
+            TaskHead::Score(h) => TaskHead::Score(ScoreHead { out: part(&h.out) }),
+        }
+    }
+
     /// Give the head's dropout the run's noise stream.
     pub fn set_noise(&mut self, stream: &NoiseStream) {
         match self {
@@ -291,30 +372,54 @@ impl TaskHead {
     }
 
     pub fn forward(&self, input: HeadInput) -> HeadOutput {
+        match self {
+            TaskHead::Classification(h) => self.forward_members(input, &[h.dropout.stream.clone()]),
+            TaskHead::Span(h) => self.forward_members(input, &[h.dropout.stream.clone()]),
+            TaskHead::Score(_) => self.forward_members(input, &[NoiseStream::default()]),
+        }
+    }
+
+    /// The forward of K seed-batched runs' heads stacked by [`TaskHead::stack`]
+    /// (K = `streams.len()`): the input holds each run's B rows one run after another
+    /// (`[K·B, …]`), run k's dropout draws from `streams[k]`, and the output's leading
+    /// dimension is run-major (`logits` `[K·H, B, C]`). Run k's slice is what its head
+    /// computes alone: every product is per layer, every mask per run.
+    pub fn forward_members(&self, input: HeadInput, streams: &[NoiseStream]) -> HeadOutput {
+        let k = streams.len();
         match (self, input) {
             (TaskHead::Classification(h), HeadInput::Pooled(p)) => {
-                let x = h.dropout.forward(p).unsqueeze_dim::<3>(0);
+                let [rows, d] = p.dims();
+                let x = h
+                    .dropout
+                    .forward_members(p, streams)
+                    .reshape([k, rows / k, d]);
                 let features = tanh(h.dense.forward(x));
-                let logits = h.out.forward(h.dropout.forward(features.clone()));
+                let logits = h
+                    .out
+                    .forward(h.dropout.forward_members(features.clone(), streams));
                 HeadOutput { features, logits }
             }
             (TaskHead::Span(h), HeadInput::Spans { tokens, mask }) => {
-                let [b, two, s, d] = tokens.dims();
+                let [rows, two, s, d] = tokens.dims();
+                let b = rows / k;
                 let scores = h
                     .scorer
-                    .forward(tokens.clone().reshape([1, b * two * s, d]))
-                    .reshape([b, two, s])
+                    .forward(tokens.clone().reshape([k, b * two * s, d]))
+                    .reshape([rows, two, s])
                     + mask;
-                let weights = softmax(scores, 2).reshape([b, two, s, 1]);
-                let spans = (tokens * weights).sum_dim(2).reshape([1, b, two * d]);
-                let logits = h.out.forward(h.dropout.forward(spans.clone()));
+                let weights = softmax(scores, 2).reshape([rows, two, s, 1]);
+                let spans = (tokens * weights).sum_dim(2).reshape([k, b, two * d]);
+                let logits = h
+                    .out
+                    .forward(h.dropout.forward_members(spans.clone(), streams));
                 HeadOutput {
                     features: spans,
                     logits,
                 }
             }
             (TaskHead::Score(h), HeadInput::Pooled(p)) => {
-                let features = p.unsqueeze_dim::<3>(0);
+                let [rows, d] = p.dims();
+                let features = p.reshape([k, rows / k, d]);
                 let logits = h.out.forward(features.clone());
                 HeadOutput { features, logits }
             }

@@ -17,7 +17,7 @@ use crate::model::TaskModel;
 use crate::optim::{AdamWSettings, adamw_with};
 use crate::setup::RunSetup;
 use crate::stats::{Progress, RunStats};
-use crate::step::{TrainRows, update};
+use crate::step::{StepLoss, TrainRows, update};
 use crate::stopping::{EarlyStopping, Verdict};
 use stab_eval::early_stop::FailedWatch;
 
@@ -56,25 +56,25 @@ pub(super) struct Fit {
 }
 
 /// Whether the loop goes on after a step.
-enum Next {
+pub(super) enum Next {
     Continue,
     Stop,
 }
 
-/// The state of the fit loop between updates.
-struct Training<'a> {
-    s: &'a RunSetup<'a>,
+/// The state of the fit loop between updates (of one run; a seed batch keeps one per run).
+pub(super) struct Training<'a> {
+    pub(super) s: &'a RunSetup<'a>,
     source: Source<'a>,
     /// The start-of-training weights the methods compare against.
     start: TaskModel,
-    model: TaskModel,
+    pub(super) model: TaskModel,
     optim: burn::optim::ModuleOptimizer,
     best: Option<TaskModel>,
     loss_mean: IntervalMean,
     term_means: BTreeMap<&'static str, IntervalMean>,
     /// Whether the test scores the evaluated model of the selected evaluation.
     selects_evaluated: bool,
-    fit: Fit,
+    pub(super) fit: Fit,
     failed: Option<FailedWatch>,
 }
 
@@ -86,18 +86,7 @@ pub(super) fn fit(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> stab_core::Result<Fit> {
     check_fixed_order(s, fixed_order)?;
-    progress(Progress::Start {
-        total: s.plan.total,
-    });
-    let mut t = Training::new(s);
-    if let Some(stop) = s.job.train.stop_failed {
-        t.failed = Some(FailedWatch::new(
-            stop.after,
-            crate::evaluate::majority_dev_score(&s.task)?,
-            s.plan.schedule.warmup_steps,
-        ));
-    }
-    t.before_training()?;
+    let mut t = Training::start(s, progress)?;
     let mut order = ChaCha8Rng::seed_from_u64(s.seeds.data_order);
     let loop_start = Instant::now();
     'epochs: loop {
@@ -136,7 +125,7 @@ fn check_fixed_order(s: &RunSetup, fixed: Option<&[Vec<usize>]>) -> stab_core::R
 
 /// One epoch's batches: the seeded shuffle (drawn every epoch, also under a fixed order,
 /// so the data-order stream is the same either way), or the fixed order.
-fn epoch_batches(
+pub(super) fn epoch_batches(
     s: &RunSetup,
     order: &mut ChaCha8Rng,
     fixed: Option<&[Vec<usize>]>,
@@ -150,6 +139,27 @@ fn epoch_batches(
 }
 
 impl<'a> Training<'a> {
+    /// A run's fit state before its first update: progress told, the failed-run watch
+    /// armed, the methods' look at the training rows taken.
+    pub(super) fn start(
+        s: &'a RunSetup<'a>,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> stab_core::Result<Self> {
+        progress(Progress::Start {
+            total: s.plan.total,
+        });
+        let mut t = Training::new(s);
+        if let Some(stop) = s.job.train.stop_failed {
+            t.failed = Some(FailedWatch::new(
+                stop.after,
+                crate::evaluate::majority_dev_score(&s.task)?,
+                s.plan.schedule.warmup_steps,
+            ));
+        }
+        t.before_training()?;
+        Ok(t)
+    }
+
     fn new(s: &'a RunSetup<'a>) -> Self {
         let train = &s.job.train;
         let layers = s.config.num_hidden_layers;
@@ -228,6 +238,19 @@ impl<'a> Training<'a> {
             s.method.after_update(&model, &ctx);
         }
         self.model = model;
+        self.stepped(loss, HostReads::count() - reads_before, stats, progress)
+    }
+
+    /// The bookkeeping of an update that gave `loss` and read the device `reads` times:
+    /// a diverged loss stops the run (the model is the one before the update).
+    pub(super) fn stepped(
+        &mut self,
+        loss: StepLoss,
+        reads: u64,
+        stats: &mut RunStats,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Next {
+        let step = self.fit.steps;
         if !loss.total.is_finite() {
             self.fit.diverged = true;
             progress(Progress::Step {
@@ -236,7 +259,7 @@ impl<'a> Training<'a> {
             });
             return Next::Stop;
         }
-        stats.update_host_reads += HostReads::count() - reads_before;
+        stats.update_host_reads += reads;
         self.fit.steps += 1;
         self.loss_mean.add(loss.total);
         for (name, v) in &loss.terms {
@@ -249,13 +272,13 @@ impl<'a> Training<'a> {
         Next::Continue
     }
 
-    fn evaluation_due(&self) -> bool {
+    pub(super) fn evaluation_due(&self) -> bool {
         let (step, plan) = (self.fit.steps, self.s.plan);
         step.is_multiple_of(plan.eval_every) || step == plan.total
     }
 
     /// A dev evaluation: the curves' interval means, the score, early stopping.
-    fn evaluate(
+    pub(super) fn evaluate(
         &mut self,
         stats: &mut RunStats,
         progress: &(dyn Fn(Progress) + Sync),
@@ -311,7 +334,7 @@ impl<'a> Training<'a> {
     }
 
     /// The fit's result: the best-dev weights, or the last ones if dev never scored.
-    fn finish(mut self, stats: &mut RunStats) -> Fit {
+    pub(super) fn finish(mut self, stats: &mut RunStats) -> Fit {
         stats.updates = self.fit.steps;
         self.fit.selected = self.best.take().unwrap_or_else(|| self.model.valid());
         self.fit

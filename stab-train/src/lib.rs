@@ -16,6 +16,8 @@
 //!   Adam without bias correction, global-norm clipping.
 //! * [`params`] — parameters by path: transform, save and load ([`ParamTransform`]).
 //! * [`schedule`] — HF's linear warmup/decay ([`LinearWarmupDecay`]).
+//! * `seed_batch` — K runs that differ only in seed trained as one head on cached
+//!   features ([`Engine::train_seed_batch`]), each member bit for bit its solo run.
 //! * [`stopping`] — early stopping on the dev score ([`EarlyStopping`]).
 //! * [`executor`] — the engine as the grid runner's executor (`stab_grid::Executor`).
 
@@ -34,6 +36,7 @@ pub mod plugin;
 mod prepare;
 pub mod run;
 pub mod schedule;
+mod seed_batch;
 mod session;
 mod setup;
 pub mod stack;

@@ -31,7 +31,7 @@ pub fn is_no_decay(path: &str) -> bool {
     path.contains("bias") || path.contains("layer_norm") || path.contains("LayerNorm")
 }
 
-fn adamw_config(wd: f64) -> AdamWConfig {
+pub(crate) fn adamw_config(wd: f64) -> AdamWConfig {
     AdamWConfig::new()
         .with_beta_1(0.9)
         .with_beta_2(0.999)

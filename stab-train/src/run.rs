@@ -58,9 +58,22 @@ impl Engine {
             &mut stats,
             progress,
         )?;
-        let test = test_metrics(&setup, &fit)?;
+        self.conclude(&setup, fit, stats, start)
+    }
+
+    /// A fitted run's end: the selected weights scored on test, the predictions (and the
+    /// checkpoint) written, the record made.
+    pub(super) fn conclude(
+        &self,
+        setup: &RunSetup,
+        fit: Fit,
+        stats: RunStats,
+        start: Instant,
+    ) -> stab_core::Result<TrainedRun> {
+        let spec = setup.spec;
+        let test = test_metrics(setup, &fit)?;
         let model = test.model;
-        let mut record = self.record(&setup, &fit, test.metrics, &stats)?;
+        let mut record = self.record(setup, &fit, test.metrics, &stats)?;
         record.details["majority_test"] = majority_score(&setup.task)?.into();
         // Written before the record is appended, so a record never names a missing file.
         stab_core::predictions::write(
@@ -77,7 +90,7 @@ impl Engine {
         record.wall_s = start.elapsed().as_secs_f64();
         if setup.job.train.save_best {
             // Written before the record is appended, so a record never names a missing file.
-            let rel = self.save_checkpoint(&setup, &fit, &model)?;
+            let rel = self.save_checkpoint(setup, &fit, &model)?;
             record.details["checkpoint"] = serde_json::Value::String(rel);
         }
         Ok(TrainedRun {

@@ -185,9 +185,13 @@ impl Method for MethodStack {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let mut c = Capabilities::default();
+        let mut c = Capabilities {
+            seed_batch: true,
+            ..Capabilities::default()
+        };
         for m in self.methods() {
             let mc = m.capabilities();
+            c.seed_batch &= mc.seed_batch;
             c.cached_features &= mc.cached_features;
             c.dropout &= mc.dropout;
             if mc.head != HeadShape::default() {

@@ -28,6 +28,30 @@ pub fn cross_entropy(logits: Tensor<3>, labels: &[usize], device: &Device) -> Te
         .reshape([1])
 }
 
+/// Each run's mean cross-entropy in a seed batch of `k` runs (docs/methods.md §4.6):
+/// logits `[K·H, B, C]` and `labels` (K·B) run after run; returns `[K]`. Each run's
+/// value is computed by the ops [`cross_entropy`] uses on one run.
+pub(crate) fn cross_entropy_members(
+    logits: Tensor<3>,
+    labels: &[usize],
+    k: usize,
+    device: &Device,
+) -> Tensor<1> {
+    let [kh, b, _] = logits.dims();
+    let h = kh / k;
+    let idx: Vec<i64> = labels
+        .chunks(b)
+        .flat_map(|run| (0..h).flat_map(move |_| run.iter().map(|&l| l as i64)))
+        .collect();
+    let idx = Tensor::<3, Int>::from_data(TensorData::new(idx, [kh, b, 1]), device);
+    log_softmax(logits, 2)
+        .gather(2, idx)
+        .reshape([k, h * b])
+        .mean_dim(1)
+        .neg()
+        .reshape([k])
+}
+
 /// What one update reports.
 pub(super) struct StepLoss {
     /// The training loss (CE + terms); not finite when the run diverged (no update then).

@@ -23,5 +23,6 @@ mod peft;
 mod predictions;
 mod props_cache;
 mod records_golden;
+mod seed_batch;
 mod stabilisers;
 mod stacks;

@@ -1,0 +1,507 @@
+//! Seed-batched head tuning (docs/methods.md §4.6): the runs of one configuration that
+//! differ only in seed train on cached features as one model of K members. Member k's
+//! head is layers `[k·L, (k+1)·L)` of every stacked layer, its rows are the k-th block of
+//! the batch, its dropout masks come from its own stream, and its loss, gradient norm,
+//! clipping, AdamW state, evaluations, early stopping and selection are its own — so each
+//! member computes, op for op, what its run computes alone, and its record, predictions
+//! and checkpoint are the solo run's. A member that stops leaves the batch.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamWState, AdaptiveMomentumState, GradientsParams, Optimizer};
+use burn::tensor::Tensor;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use stab_core::RunSpec;
+use stab_core::recipe::TrainMode;
+use stab_models::{HostReads, TaskHead};
+
+use crate::fit::{Next, Training, epoch_batches, fit};
+use crate::method::{EncoderChange, Method};
+use crate::model::TaskModel;
+use crate::optim::{BertAdamW, adamw_config, is_no_decay};
+use crate::params::{self, ParamRewrite};
+use crate::run::TrainedRun;
+use crate::session::{Engine, finetune_job};
+use crate::setup::RunSetup;
+use crate::stack::MethodStack;
+use crate::stats::{Progress, RunStats};
+use crate::step::{StepLoss, cross_entropy_members};
+
+/// A run's progress callback.
+pub type ProgressFn<'a> = &'a (dyn Fn(Progress) + Sync);
+
+impl Engine {
+    /// What runs share when they may train in one seed batch: the run's settings without
+    /// its seed. `None` when the run trains alone: not head tuning on cached features, a
+    /// method that cannot batch ([`crate::Capabilities::seed_batch`]), an encoder changed
+    /// per run, or a fixed batch order.
+    pub fn seed_batch_key(&self, spec: &RunSpec) -> Option<String> {
+        if self.batch_order.is_some() {
+            return None;
+        }
+        let job = finetune_job(spec).ok()?;
+        if job.train.mode != TrainMode::Head || job.train.head_encoder_dropout {
+            return None;
+        }
+        let method = MethodStack::build(&spec.stack()).ok()?;
+        let caps = method.capabilities();
+        if !caps.seed_batch
+            || !caps.cached_features
+            || method.encoder_change(TrainMode::Head) == EncoderChange::PerRun
+        {
+            return None;
+        }
+        let mut key = spec.canonical();
+        let o = key.as_object_mut()?;
+        o.remove("seed");
+        o.get_mut("train")?.as_object_mut()?.remove("seeds");
+        Some(key.to_string())
+    }
+
+    /// Train runs that share a [`Engine::seed_batch_key`] together; one result per spec,
+    /// in order, each what [`Engine::train`] gives for it alone (timings aside). Runs
+    /// with other training-row counts (a `train_fraction`) form batches of their own; a
+    /// run that cannot batch trains alone.
+    pub fn train_seed_batch(
+        &self,
+        specs: &[&RunSpec],
+        progress: &[ProgressFn],
+    ) -> Vec<stab_core::Result<TrainedRun>> {
+        let start = Instant::now();
+        let mut results: Vec<Option<stab_core::Result<TrainedRun>>> =
+            specs.iter().map(|_| None).collect();
+        let mut setups = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            match self.setup(spec, progress[i]) {
+                Ok(s) => setups.push((i, s)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        let mut groups: BTreeMap<(bool, usize, u64), Vec<usize>> = BTreeMap::new();
+        for (j, (_, s)) in setups.iter().enumerate() {
+            let key = (s.cached, s.train_rows.len(), s.plan.total);
+            groups.entry(key).or_default().push(j);
+        }
+        for ((cached, _, _), members) in groups {
+            let runs: Vec<&RunSetup> = members.iter().map(|&j| &setups[j].1).collect();
+            let calls: Vec<ProgressFn> = members.iter().map(|&j| progress[setups[j].0]).collect();
+            let outcome = if cached && runs.len() > 1 {
+                self.fit_batch(&runs, &calls, start)
+            } else {
+                runs.iter()
+                    .zip(&calls)
+                    .map(|(s, p)| self.fit_alone(s, *p, start))
+                    .collect()
+            };
+            for (&j, r) in members.iter().zip(outcome) {
+                results[setups[j].0] = Some(r);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every spec has a result"))
+            .collect()
+    }
+
+    fn fit_alone(
+        &self,
+        s: &RunSetup,
+        progress: ProgressFn,
+        start: Instant,
+    ) -> stab_core::Result<TrainedRun> {
+        let mut stats = s.stats.clone();
+        let fit = fit(s, None, &mut stats, progress)?;
+        self.conclude(s, fit, stats, start)
+    }
+
+    /// Fit K ≥ 2 set-up runs as one batch and conclude each.
+    fn fit_batch(
+        &self,
+        setups: &[&RunSetup],
+        progress: &[ProgressFn],
+        start: Instant,
+    ) -> Vec<stab_core::Result<TrainedRun>> {
+        let mut stats: Vec<RunStats> = setups.iter().map(|s| s.stats.clone()).collect();
+        let fits = match SeedBatch::new(setups, progress) {
+            Ok(batch) => batch.fit(&mut stats),
+            Err(e) => {
+                return setups
+                    .iter()
+                    .map(|_| Err(stab_core::internal!("{e:#}")))
+                    .collect();
+            }
+        };
+        fits.into_iter()
+            .zip(setups)
+            .zip(stats)
+            .map(|((fit, s), st)| self.conclude(s, fit?, st, start))
+            .collect()
+    }
+}
+
+/// K runs training together.
+struct SeedBatch<'a> {
+    setups: &'a [&'a RunSetup<'a>],
+    progress: &'a [ProgressFn<'a>],
+    runs: Vec<Training<'a>>,
+    /// The runs still training, in their order in the stacked head.
+    active: Vec<usize>,
+    model: TaskModel,
+    optim: MemberAdamW,
+}
+
+impl<'a> SeedBatch<'a> {
+    fn new(
+        setups: &'a [&'a RunSetup<'a>],
+        progress: &'a [ProgressFn<'a>],
+    ) -> stab_core::Result<Self> {
+        let runs = setups
+            .iter()
+            .zip(progress)
+            .map(|(s, p)| Training::start(s, *p))
+            .collect::<stab_core::Result<Vec<_>>>()?;
+        let heads: Vec<&TaskHead> = setups.iter().map(|s| &s.model.head).collect();
+        let model = TaskModel {
+            encoder: None,
+            head: TaskHead::stack(&heads),
+            pooling: setups[0].model.pooling,
+        };
+        let optim = MemberAdamW::new(&model, setups[0]);
+        Ok(Self {
+            setups,
+            progress,
+            runs,
+            active: (0..setups.len()).collect(),
+            model,
+            optim,
+        })
+    }
+
+    /// Member `pos` of the stack as its own model (the run's noise stream attached).
+    fn member(&self, pos: usize) -> TaskModel {
+        let s = self.setups[self.active[pos]];
+        let mut head = self.model.head.member(pos, self.active.len());
+        head.set_noise(&s.noise);
+        TaskModel {
+            encoder: None,
+            head,
+            pooling: self.model.pooling,
+        }
+    }
+
+    /// Train until every member has stopped or the plan's updates are done; each
+    /// member's fit, in the setups' order.
+    fn fit(mut self, stats: &mut [RunStats]) -> Vec<stab_core::Result<crate::fit::Fit>> {
+        let k0 = self.setups.len();
+        let mut orders: Vec<ChaCha8Rng> = self
+            .setups
+            .iter()
+            .map(|s| ChaCha8Rng::seed_from_u64(s.seeds.data_order))
+            .collect();
+        let total = self.setups[0].plan.total;
+        let loop_start = Instant::now();
+        let mut errors: Vec<Option<stab_core::Error>> = (0..k0).map(|_| None).collect();
+        'epochs: loop {
+            let mut epochs: Vec<Vec<Vec<usize>>> = vec![Vec::new(); k0];
+            for &m in &self.active {
+                epochs[m] = epoch_batches(self.setups[m], &mut orders[m], None);
+            }
+            let batches = epochs[self.active[0]].len();
+            for b in 0..batches {
+                if self.runs[self.active[0]].fit.steps >= total {
+                    break 'epochs;
+                }
+                let stopped = self.update(&epochs, b, stats, &mut errors);
+                self.leave(&stopped);
+                if self.active.is_empty() {
+                    break 'epochs;
+                }
+            }
+        }
+        let elapsed = loop_start.elapsed().as_secs_f64();
+        for pos in 0..self.active.len() {
+            let m = self.active[pos];
+            self.runs[m].model = self.member(pos);
+        }
+        self.runs
+            .into_iter()
+            .zip(stats.iter_mut())
+            .zip(errors)
+            .map(|((run, st), err)| {
+                // Each run's share of the batch's loop.
+                st.train_s = elapsed / k0 as f64;
+                match err {
+                    Some(e) => Err(e),
+                    None => Ok(run.finish(st)),
+                }
+            })
+            .collect()
+    }
+
+    /// One update of every active member on its `b`-th batch of the epoch, then the
+    /// evaluations when due; returns the members that stopped.
+    fn update(
+        &mut self,
+        epochs: &[Vec<Vec<usize>>],
+        b: usize,
+        stats: &mut [RunStats],
+        errors: &mut [Option<stab_core::Error>],
+    ) -> Vec<usize> {
+        let s0 = self.setups[self.active[0]];
+        let step = self.runs[self.active[0]].fit.steps;
+        let k = self.active.len();
+        let reads_before = HostReads::count();
+        let (mut rows, mut labels, mut streams) = (Vec::new(), Vec::new(), Vec::new());
+        for &m in &self.active {
+            let s = self.setups[m];
+            rows.extend(epochs[m][b].iter().map(|&i| s.train_rows[i]));
+            labels.extend(epochs[m][b].iter().map(|&i| s.train_encoded[i].label));
+            streams.push(s.noise.clone());
+        }
+        let sets = s0.feature_sets.as_ref().expect("cached features");
+        let device = &s0.train_device;
+        let out = self
+            .model
+            .head
+            .forward_members(sets[0].batch(&rows, device), &streams);
+        let ce = cross_entropy_members(out.logits, &labels, k, device);
+        let losses = HostReads::values(ce.clone());
+        let mut grads = GradientsParams::from_grads(ce.sum().backward(), &self.model);
+        clip_members(&self.model, &mut grads, s0.job.train.grad_clip, k);
+        let diverged: Vec<usize> = (0..k).filter(|&p| !losses[p].is_finite()).collect();
+        let before: Vec<(usize, TaskModel)> =
+            diverged.iter().map(|&p| (p, self.member(p))).collect();
+        let model = std::mem::replace(&mut self.model, s0.model.clone());
+        self.model = self.optim.step(s0.plan.schedule.lr(step), model, grads);
+        let reads = HostReads::count() - reads_before;
+        let mut stopped = Vec::new();
+        for (pos, &m) in self.active.iter().enumerate() {
+            if let Some((_, pre)) = before.iter().find(|(p, _)| *p == pos) {
+                self.runs[m].model = pre.clone();
+            }
+            let loss = StepLoss {
+                total: f64::from(losses[pos]),
+                terms: Vec::new(),
+            };
+            if let Next::Stop = self.runs[m].stepped(loss, reads, &mut stats[m], self.progress[m]) {
+                stopped.push(m);
+            }
+        }
+        for pos in 0..k {
+            let m = self.active[pos];
+            if stopped.contains(&m) || !self.runs[m].evaluation_due() {
+                continue;
+            }
+            self.runs[m].model = self.member(pos);
+            match self.runs[m].evaluate(&mut stats[m], self.progress[m]) {
+                Ok(Next::Continue) => {}
+                Ok(Next::Stop) => stopped.push(m),
+                Err(e) => {
+                    errors[m] = Some(e);
+                    stopped.push(m);
+                }
+            }
+        }
+        stopped
+    }
+
+    /// Take the stopped members out of the stack (their runs keep their weights).
+    fn leave(&mut self, stopped: &[usize]) {
+        if stopped.is_empty() {
+            return;
+        }
+        let k = self.active.len();
+        let keep: Vec<usize> = (0..k)
+            .filter(|&p| !stopped.contains(&self.active[p]))
+            .collect();
+        for (pos, &m) in self.active.iter().enumerate() {
+            if stopped.contains(&m) && !self.runs[m].fit.diverged {
+                self.runs[m].model = self.member(pos);
+            }
+        }
+        if !keep.is_empty() {
+            let heads: Vec<TaskHead> = keep.iter().map(|&p| self.model.head.member(p, k)).collect();
+            let refs: Vec<&TaskHead> = heads.iter().collect();
+            self.model.head = TaskHead::stack(&refs);
+            self.optim.keep(&keep, k);
+        }
+        self.active = keep.iter().map(|&p| self.active[p]).collect();
+    }
+}
+
+/// Each member's global gradient-norm clip (`clip_global_norm` per member): the sum of
+/// squares of its rows of every gradient, in the module's order; its gradients scaled by
+/// `max_norm / (‖g‖ + 1e-6)` when ‖g‖ > `max_norm`.
+fn clip_members<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64, k: usize) {
+    struct SumSq<'a> {
+        grads: &'a GradientsParams,
+        k: usize,
+        acc: Option<Tensor<2>>,
+    }
+    impl ModuleVisitor for SumSq<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(p.id) {
+                let n = g.shape().num_elements();
+                let s = g.reshape([self.k, n / self.k]).square().sum_dim(1);
+                self.acc = Some(match self.acc.take() {
+                    Some(a) => a + s,
+                    None => s,
+                });
+            }
+        }
+    }
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        factors: Tensor<2>,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.remove::<D>(p.id) {
+                let dims = g.dims();
+                let [k, _] = self.factors.dims();
+                let n = g.shape().num_elements();
+                let scaled = (g.reshape([k, n / k]) * self.factors.clone()).reshape(dims);
+                self.grads.register::<D>(p.id, scaled);
+            }
+        }
+    }
+    if !(max_norm > 0.0 && max_norm.is_finite()) {
+        return;
+    }
+    let mut sq = SumSq {
+        grads,
+        k,
+        acc: None,
+    };
+    module.visit(&mut sq);
+    let Some(acc) = sq.acc else {
+        return;
+    };
+    let device = acc.device();
+    let norms = HostReads::values(acc.sqrt());
+    let factors: Vec<f32> = norms
+        .iter()
+        .map(|&v| {
+            let v = f64::from(v);
+            if v <= max_norm {
+                1.0
+            } else {
+                (max_norm / (v + 1e-6)) as f32
+            }
+        })
+        .collect();
+    if factors.iter().all(|&f| f == 1.0) {
+        return;
+    }
+    let factors = Tensor::<2>::from_data(burn::tensor::TensorData::new(factors, [k, 1]), &device);
+    module.visit(&mut Scale { grads, factors });
+}
+
+/// AdamW (or BERT's Adam) over the stacked head, each parameter's state kept flat so
+/// that a member's rows can be taken out. Each step is the optimiser of the solo run
+/// (`crate::optim::adamw_with`) applied to the stacked tensors: every op is elementwise.
+struct MemberAdamW {
+    /// Per parameter, in the module's order: lr factor, weight decay.
+    rules: Vec<(f64, f64)>,
+    states: Vec<Option<AdaptiveMomentumState<1>>>,
+    bias_correction: bool,
+}
+
+impl MemberAdamW {
+    fn new(model: &TaskModel, s: &RunSetup) -> Self {
+        let train = &s.job.train;
+        let layers = s.config.num_hidden_layers;
+        let rules: Vec<(f64, f64)> = crate::optim::param_paths(model)
+            .into_iter()
+            .map(|(path, _)| {
+                let wd = if is_no_decay(&path) {
+                    0.0
+                } else {
+                    train.weight_decay
+                };
+                (s.method.lr_scale(&path, layers), wd)
+            })
+            .collect();
+        Self {
+            states: rules.iter().map(|_| None).collect(),
+            rules,
+            bias_correction: train.adam_bias_correction,
+        }
+    }
+
+    fn step(&mut self, lr: f64, model: TaskModel, mut grads: GradientsParams) -> TaskModel {
+        struct Update<'a> {
+            optim: &'a mut MemberAdamW,
+            grads: &'a mut GradientsParams,
+            lr: f64,
+            index: usize,
+        }
+        impl ParamRewrite for Update<'_> {
+            fn rewrite<const D: usize>(
+                &mut self,
+                _path: &str,
+                param: Param<Tensor<D>>,
+            ) -> Param<Tensor<D>> {
+                let i = self.index;
+                self.index += 1;
+                let Some(grad) = self.grads.remove::<D>(param.id) else {
+                    return param;
+                };
+                let (id, tensor, _) = param.consume();
+                let dims = tensor.dims();
+                let n = tensor.shape().num_elements();
+                let flat = tensor.inner().reshape([n]);
+                let grad = grad.reshape([n]);
+                let (scale, wd) = self.optim.rules[i];
+                let lr = if scale == 1.0 {
+                    self.lr
+                } else {
+                    self.lr * scale
+                };
+                let state = self.optim.states[i].take();
+                let (next, state) = if self.optim.bias_correction {
+                    let (t, s) = adamw_config(wd).build().step(
+                        lr,
+                        flat,
+                        grad,
+                        state.map(|momentum| AdamWState { momentum }),
+                    );
+                    (t, s.map(|s| s.momentum))
+                } else {
+                    BertAdamW::new(wd).step(lr, flat, grad, state)
+                };
+                self.optim.states[i] = state;
+                Param::initialized(id, Tensor::from_inner(next.reshape(dims)).require_grad())
+            }
+        }
+        params::rewrite(
+            model,
+            &mut Update {
+                optim: self,
+                grads: &mut grads,
+                lr,
+                index: 0,
+            },
+        )
+    }
+
+    /// Keep the state rows of the members at positions `keep` of `k`.
+    fn keep(&mut self, keep: &[usize], k: usize) {
+        let rows = |t: Tensor<1>| {
+            let per = t.dims()[0] / k;
+            Tensor::cat(
+                keep.iter()
+                    .map(|&p| t.clone().narrow(0, p * per, per))
+                    .collect(),
+                0,
+            )
+        };
+        for state in self.states.iter_mut().flatten() {
+            state.moment_1 = rows(state.moment_1.clone());
+            state.moment_2 = rows(state.moment_2.clone());
+        }
+    }
+}
