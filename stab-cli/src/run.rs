@@ -32,6 +32,12 @@ pub struct RunArgs {
     /// run's results do not depend on its thread count).
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Most seeds of one configuration trained at once as one batch (head tuning on cached
+    /// features, methods that batch; records equal the solo runs'). Default: as many as a
+    /// quarter of the free memory holds, up to 64; 1 trains every seed alone. The recipe
+    /// key `train.seed_batch` caps it too.
+    #[arg(long, value_name = "K")]
+    seed_batch: Option<usize>,
     /// Run every planned run again, even those already in the store (records are appended;
     /// reports use the latest record of a run).
     #[arg(long)]
@@ -72,6 +78,9 @@ pub fn run(args: RunArgs) -> stab_core::Result<Done> {
         limits::THREADS.check_usize("--threads", n)?;
     }
     limits::JOBS.check_usize("--jobs", args.jobs)?;
+    if let Some(k) = args.seed_batch {
+        limits::SEED_BATCH.check_usize("--seed-batch", k)?;
+    }
     if let Some(n) = args.threads.filter(|&n| n < args.jobs) {
         return Err(stab_core::InputError::new(format!(
             "--jobs {} needs at least {} threads, but --threads is {n}",
@@ -109,12 +118,25 @@ pub fn run(args: RunArgs) -> stab_core::Result<Done> {
     let runner = GridRunner::new(executor, &out)
         .shard(shard)
         .jobs(args.jobs)
+        .seed_batch(seed_batch_cap(args.seed_batch, &plan))
         .fresh(args.fresh);
     let bar = Bar::new(recipe.kind());
     let tracker = crate::track::tracker(&targets, &out, &plan.runs, shard)?;
     let ran = grid(&runner, &recipe, &plan, shard, &bar, &tracker, &out);
     crate::track::close(tracker, wait);
     ran
+}
+
+/// The smaller of `--seed-batch` and the recipe's `train.seed_batch`; `None`: neither.
+fn seed_batch_cap(flag: Option<usize>, plan: &stab_core::Plan) -> Option<usize> {
+    let recipe = plan.runs.iter().find_map(|r| match &r.job {
+        stab_core::RunJob::Finetune(j) => j.train.seed_batch,
+        stab_core::RunJob::Synthetic(_) => None,
+    });
+    match (flag, recipe) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The grid itself: the `[tune]` search if any, then the plain or sequential grid.

@@ -67,28 +67,55 @@ pub fn shard_of(runs: &[RunSpec], index: usize, count: usize) -> Vec<&RunSpec> {
         .collect()
 }
 
-/// Shard of every run (in plan order) among `count` shards, balanced by cost: the runs,
-/// most expensive first (ties by run id), each go to the least loaded shard (ties to the
-/// lowest index) — the longest-processing-time rule, deterministic for a plan.
+/// What keeps runs in one shard: the seeds of one head-tuning configuration, which a
+/// shard trains as one seed batch (docs/methods.md §4.5); any other run is its own unit.
+fn shard_unit(spec: &RunSpec) -> String {
+    match &spec.job {
+        RunJob::Finetune(j) if j.train.mode == TrainMode::Head => {
+            let mut key = spec.canonical();
+            if let Some(o) = key.as_object_mut() {
+                o.remove("seed");
+                if let Some(t) = o.get_mut("train").and_then(|t| t.as_object_mut()) {
+                    t.remove("seeds");
+                }
+            }
+            key.to_string()
+        }
+        _ => spec.run_id.clone(),
+    }
+}
+
+/// Shard of every run (in plan order) among `count` shards, balanced by cost: the units
+/// (a run, or the seeds of one head-tuning configuration, which stay together so that
+/// their shard trains them as one seed batch), most expensive first (ties by their
+/// first run id), each go to the least loaded shard (ties to the lowest index) — the
+/// longest-processing-time rule, deterministic for a plan.
 pub fn balanced_shards(runs: &[RunSpec], count: usize) -> Vec<usize> {
     let count = count.max(1);
-    let costs: Vec<f64> = runs.iter().map(run_cost).collect();
-    let mut order: Vec<usize> = (0..runs.len()).collect();
-    order.sort_by(|&a, &b| {
-        costs[b]
-            .total_cmp(&costs[a])
-            .then_with(|| runs[a].run_id.cmp(&runs[b].run_id))
-    });
+    let mut units: std::collections::BTreeMap<String, (f64, &str, Vec<usize>)> =
+        std::collections::BTreeMap::new();
+    for (i, run) in runs.iter().enumerate() {
+        let unit = units
+            .entry(shard_unit(run))
+            .or_insert((0.0, run.run_id.as_str(), Vec::new()));
+        unit.0 += run_cost(run);
+        unit.1 = unit.1.min(run.run_id.as_str());
+        unit.2.push(i);
+    }
+    let mut order: Vec<(f64, &str, Vec<usize>)> = units.into_values().collect();
+    order.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
     let mut load = vec![0.0f64; count];
     let mut out = vec![0usize; runs.len()];
-    for i in order {
+    for (cost, _, members) in order {
         let (best, _) = load
             .iter()
             .enumerate()
             .min_by(|a, b| a.1.total_cmp(b.1).then(a.0.cmp(&b.0)))
             .expect("at least one shard");
-        out[i] = best;
-        load[best] += costs[i];
+        for i in members {
+            out[i] = best;
+        }
+        load[best] += cost;
     }
     out
 }

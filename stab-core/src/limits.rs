@@ -54,6 +54,11 @@ pub const EPOCHS: Limit = Limit::new(
     "e.g. epochs = 10 (the author profile uses 10000)",
 );
 pub const BATCH_SIZE: Limit = Limit::new(1, 4096, "e.g. batch_size = 16");
+pub const SEED_BATCH: Limit = Limit::new(
+    1,
+    4096,
+    "e.g. seed_batch = 16 (1 trains every seed alone; unset: as many as memory allows, up to 64)",
+);
 pub const PATIENCE: Limit = Limit::new(1, 1_000_000, "e.g. patience = 20");
 pub const MAX_STEPS: Limit = Limit::new(0, 100_000_000, "0 = no cap");
 pub const EVAL_EVERY: Limit = Limit::new(0, 100_000_000, "0 = once per epoch");

@@ -47,4 +47,32 @@ pub trait Executor: Sync {
     /// Execute one run. Artifacts are written before returning; the runner appends the
     /// record (the commit point).
     fn execute(&self, spec: &RunSpec, ctx: &RunContext<'_>) -> stab_core::Result<Executed>;
+
+    /// The key of the runs this run may execute with as one batch (seed batching: the
+    /// seeds of one configuration); `None`: it runs alone.
+    fn batch_key(&self, spec: &RunSpec) -> Option<String> {
+        let _ = spec;
+        None
+    }
+
+    /// Bytes one more member adds to a batch of `spec`'s key (weights, gradients,
+    /// optimiser state, activations), for sizing batches to the memory there is.
+    fn batch_member_bytes(&self, spec: &RunSpec) -> u64 {
+        let _ = spec;
+        1 << 20
+    }
+
+    /// Execute runs that share a batch key together, one context each; one outcome
+    /// per spec, in order, each what [`Executor::execute`] gives for it alone.
+    fn execute_batch(
+        &self,
+        specs: &[&RunSpec],
+        ctxs: &[RunContext<'_>],
+    ) -> Vec<stab_core::Result<Executed>> {
+        specs
+            .iter()
+            .zip(ctxs)
+            .map(|(s, c)| self.execute(s, c))
+            .collect()
+    }
 }

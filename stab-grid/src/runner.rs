@@ -16,7 +16,7 @@ use stab_core::store::ResultsStore;
 use stab_core::{RunClaim, RunRecord, RunSpec, Shard};
 
 use crate::event::{EventSink, GridEvent, Skip};
-use crate::executor::{Executor, RunContext};
+use crate::executor::{Executed, Executor, RunContext};
 use crate::resume;
 use crate::schedule::{Next, PlanOrder, Schedule};
 use crate::sequential::{ArmState, SequentialSchedule};
@@ -29,7 +29,14 @@ pub struct GridRunner<'e> {
     shard: Option<Shard>,
     jobs: usize,
     fresh: bool,
+    /// Most runs in one seed batch (`None`: as many as memory allows, up to
+    /// [`AUTO_SEED_BATCH`]; 1: every run alone).
+    seed_batch: Option<usize>,
 }
+
+/// The largest seed batch chosen without a cap: past it a batch of head-tuning runs gains
+/// little (measured in docs/speed.md) and a slow member holds back more runs.
+pub const AUTO_SEED_BATCH: usize = 64;
 
 /// What a grid did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +85,25 @@ impl<'e> GridRunner<'e> {
             shard: None,
             jobs: 1,
             fresh: false,
+            seed_batch: None,
         }
+    }
+
+    /// Cap the runs of one seed batch (`Some(1)`: every run alone; `None`: as many as a
+    /// quarter of the available memory holds, up to [`AUTO_SEED_BATCH`]).
+    pub fn seed_batch(mut self, most: Option<usize>) -> Self {
+        self.seed_batch = most.map(|k| k.max(1));
+        self
+    }
+
+    /// How many runs of `key` go in one batch: the cap, within a quarter of the
+    /// available memory shared by the workers.
+    fn batch_size(&self, spec: &RunSpec) -> usize {
+        let cap = self.seed_batch.unwrap_or(AUTO_SEED_BATCH);
+        let budget = available_memory() / 4 / self.jobs as u64;
+        let member = self.executor.batch_member_bytes(spec).max(1);
+        let fits = (budget / member).max(1) as usize;
+        cap.min(fits)
     }
 
     /// Write this shard's store file (`runs.shard-I-of-N.jsonl`).
@@ -264,15 +289,17 @@ impl<'e> GridRunner<'e> {
     /// One worker: take runs from the schedule until it is done.
     fn work(&self, shared: &Shared<'_, '_>, worker: &Worker) -> stab_core::Result<()> {
         loop {
-            let (spec, index) = {
+            let (specs, index) = {
                 let mut q = shared.queue.lock().expect("schedule");
                 loop {
                     let in_flight = q.in_flight;
                     match q.schedule.next(in_flight) {
                         Next::Run(spec) => {
-                            q.in_flight += 1;
-                            q.started += 1;
-                            break (spec, q.started - 1);
+                            let specs = self.with_batch(*spec, &mut *q.schedule);
+                            let first = q.started;
+                            q.in_flight += specs.len();
+                            q.started += specs.len();
+                            break (specs, first);
                         }
                         Next::Done => return Ok(()),
                         Next::Wait if q.in_flight > 0 => q = shared.wake.wait(q).expect("schedule"),
@@ -284,14 +311,140 @@ impl<'e> GridRunner<'e> {
                     }
                 }
             };
-            let outcome = self.one(&spec, index, shared, worker);
+            let outcomes = match specs.as_slice() {
+                [spec] => vec![self.one(spec, index, shared, worker)],
+                _ => self.batch(&specs, index, shared, worker),
+            };
             let mut q = shared.queue.lock().expect("schedule");
-            q.in_flight -= 1;
-            q.schedule
-                .ended(&spec, outcome.as_ref().ok().and_then(Option::as_ref));
+            q.in_flight -= specs.len();
+            for (spec, outcome) in specs.iter().zip(&outcomes) {
+                q.schedule
+                    .ended(spec, outcome.as_ref().ok().and_then(Option::as_ref));
+            }
             shared.wake.notify_all();
             drop(q);
-            outcome?;
+            for outcome in outcomes {
+                outcome?;
+            }
+        }
+    }
+
+    /// `spec` and the runs the schedule hands out now that may train with it in one
+    /// seed batch.
+    fn with_batch(&self, spec: RunSpec, schedule: &mut dyn Schedule) -> Vec<RunSpec> {
+        if self.seed_batch == Some(1) {
+            return vec![spec];
+        }
+        let Some(key) = self.executor.batch_key(&spec) else {
+            return vec![spec];
+        };
+        let most = self.batch_size(&spec);
+        let mut same = |s: &RunSpec| self.executor.batch_key(s).as_ref() == Some(&key);
+        let others = schedule.take_matching(&mut same, most.saturating_sub(1));
+        std::iter::once(spec).chain(others).collect()
+    }
+
+    /// Claim, execute as one seed batch, and record runs that share a batch key; one
+    /// outcome per spec, as [`GridRunner::one`] gives it.
+    fn batch(
+        &self,
+        specs: &[RunSpec],
+        index: usize,
+        shared: &Shared<'_, '_>,
+        worker: &Worker,
+    ) -> Vec<stab_core::Result<Option<RunRecord>>> {
+        let events = shared.events;
+        let mut outcomes: Vec<Option<stab_core::Result<Option<RunRecord>>>> =
+            specs.iter().map(|_| None).collect();
+        let mut claims = Vec::new();
+        let mut run: Vec<usize> = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let claimed = claim(
+                &shared.store.lock().expect("store"),
+                &self.out,
+                spec,
+                self.fresh,
+            );
+            match claimed {
+                Ok(Ok(c)) => {
+                    claims.push(c);
+                    run.push(i);
+                }
+                Ok(Err(why)) => {
+                    shared.skipped.fetch_add(1, Ordering::SeqCst);
+                    events(GridEvent::RunSkipped { spec, why });
+                    outcomes[i] = Some(Ok(None));
+                }
+                Err(e) => outcomes[i] = Some(Err(e)),
+            }
+        }
+        for (n, &i) in run.iter().enumerate() {
+            events(GridEvent::RunStarted {
+                spec: &specs[i],
+                index: index + n,
+            });
+        }
+        let progress: Vec<_> = run
+            .iter()
+            .map(|&i| {
+                let spec = &specs[i];
+                move |progress| events(GridEvent::Progress { spec, progress })
+            })
+            .collect();
+        let ctxs: Vec<RunContext> = progress
+            .iter()
+            .map(|p| RunContext {
+                out: &self.out,
+                threads: worker.threads,
+                progress: p,
+            })
+            .collect();
+        let members: Vec<&RunSpec> = run.iter().map(|&i| &specs[i]).collect();
+        let execute = || self.executor.execute_batch(&members, &ctxs);
+        let results = match &worker.pool {
+            Some(pool) => pool.install(execute),
+            None => execute(),
+        };
+        for (&i, result) in run.iter().zip(results) {
+            outcomes[i] = Some(Ok(self.record(&specs[i], result, shared)));
+        }
+        drop(claims);
+        outcomes
+            .into_iter()
+            .map(|o| o.expect("every run has an outcome"))
+            .collect()
+    }
+
+    /// Append an executed run's record (the commit point) and say so; a failed run is
+    /// counted and reported. `Some(record)` when the run was recorded.
+    fn record(
+        &self,
+        spec: &RunSpec,
+        result: stab_core::Result<Executed>,
+        shared: &Shared<'_, '_>,
+    ) -> Option<RunRecord> {
+        let events = shared.events;
+        let result = result.and_then(|done| {
+            shared.store.lock().expect("store").append(&done.record)?;
+            Ok(done)
+        });
+        match result {
+            Ok(done) => {
+                shared.recorded.fetch_add(1, Ordering::SeqCst);
+                events(GridEvent::RunFinished {
+                    record: &done.record,
+                    summary: &done.summary,
+                });
+                Some(done.record)
+            }
+            Err(error) => {
+                shared.failed.fetch_add(1, Ordering::SeqCst);
+                events(GridEvent::RunFailed {
+                    spec,
+                    error: &error,
+                });
+                None
+            }
         }
     }
 
@@ -330,29 +483,8 @@ impl<'e> GridRunner<'e> {
         let result = match &worker.pool {
             Some(pool) => pool.install(execute),
             None => execute(),
-        }
-        .and_then(|done| {
-            shared.store.lock().expect("store").append(&done.record)?;
-            Ok(done)
-        });
-        match result {
-            Ok(done) => {
-                shared.recorded.fetch_add(1, Ordering::SeqCst);
-                events(GridEvent::RunFinished {
-                    record: &done.record,
-                    summary: &done.summary,
-                });
-                Ok(Some(done.record))
-            }
-            Err(error) => {
-                shared.failed.fetch_add(1, Ordering::SeqCst);
-                events(GridEvent::RunFailed {
-                    spec,
-                    error: &error,
-                });
-                Ok(None)
-            }
-        }
+        };
+        Ok(self.record(spec, result, shared))
     }
 }
 
@@ -375,4 +507,17 @@ fn claim(
         return Ok(Err(Skip::FinishedElsewhere));
     }
     Ok(Ok(claim))
+}
+
+/// Bytes of memory available now (`MemAvailable` of /proc/meminfo); 4 GiB where the
+/// system does not say.
+fn available_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(4 << 30)
 }

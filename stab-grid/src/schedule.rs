@@ -24,6 +24,36 @@ pub trait Schedule: Send {
 
     /// A run ended: its record, or `None` when it failed or was skipped.
     fn ended(&mut self, spec: &RunSpec, record: Option<&RunRecord>);
+
+    /// Up to `most` runs handed out now, beside the one just given, that `matches` (a
+    /// seed batch's other members); none by default.
+    fn take_matching(
+        &mut self,
+        matches: &mut dyn FnMut(&RunSpec) -> bool,
+        most: usize,
+    ) -> Vec<RunSpec> {
+        let _ = (matches, most);
+        Vec::new()
+    }
+}
+
+/// Take up to `most` runs that match out of a queue, keeping the others' order.
+pub(crate) fn take_from(
+    queue: &mut VecDeque<RunSpec>,
+    matches: &mut dyn FnMut(&RunSpec) -> bool,
+    most: usize,
+) -> Vec<RunSpec> {
+    let mut taken = Vec::new();
+    let mut rest = VecDeque::with_capacity(queue.len());
+    for spec in queue.drain(..) {
+        if taken.len() < most && matches(&spec) {
+            taken.push(spec);
+        } else {
+            rest.push_back(spec);
+        }
+    }
+    *queue = rest;
+    taken
 }
 
 /// The plan's order, each run once: what `stab run` does with a fixed grid.
@@ -48,4 +78,12 @@ impl Schedule for PlanOrder {
     }
 
     fn ended(&mut self, _spec: &RunSpec, _record: Option<&RunRecord>) {}
+
+    fn take_matching(
+        &mut self,
+        matches: &mut dyn FnMut(&RunSpec) -> bool,
+        most: usize,
+    ) -> Vec<RunSpec> {
+        take_from(&mut self.queue, matches, most)
+    }
 }

@@ -262,6 +262,14 @@ impl Schedule for SequentialSchedule {
         }
     }
 
+    fn take_matching(
+        &mut self,
+        matches: &mut dyn FnMut(&RunSpec) -> bool,
+        most: usize,
+    ) -> Vec<RunSpec> {
+        crate::schedule::take_from(&mut self.queue, matches, most)
+    }
+
     fn ended(&mut self, spec: &RunSpec, record: Option<&RunRecord>) {
         match record {
             Some(r) => {

@@ -37,6 +37,35 @@ impl Executor for Engine {
         let summary = done_line(&record, &stats);
         Ok(Executed { record, summary })
     }
+
+    fn batch_key(&self, spec: &RunSpec) -> Option<String> {
+        self.seed_batch_key(spec)
+    }
+
+    fn batch_member_bytes(&self, spec: &RunSpec) -> u64 {
+        self.seed_batch_member_bytes(spec)
+    }
+
+    fn execute_batch(
+        &self,
+        specs: &[&RunSpec],
+        ctxs: &[RunContext<'_>],
+    ) -> Vec<stab_core::Result<Executed>> {
+        let progress: Vec<_> = ctxs.iter().map(|c| c.progress).collect();
+        let k = specs.len();
+        self.train_seed_batch(specs, &progress)
+            .into_iter()
+            .map(|r| {
+                r.map(|t| {
+                    let summary = format!("{} [seed batch of {k}]", done_line(&t.record, &t.stats));
+                    Executed {
+                        record: t.record,
+                        summary,
+                    }
+                })
+            })
+            .collect()
+    }
 }
 
 /// The line printed when a fine-tuning run finishes.

@@ -72,7 +72,7 @@ pub struct Capabilities {
     /// method of a stack may.
     pub chooses_trainable: bool,
     /// Head tuning on cached features may train this method's runs of one configuration
-    /// K seeds at once (docs/methods.md §4.6). True only for a method that adds no hook
+    /// K seeds at once (docs/methods.md §4.5). True only for a method that adds no hook
     /// a batch cannot split by run: no loss term, training model, step, gradient, update
     /// or evaluation hook, and no `before_training` — a head shape, an encoder change
     /// prepared per task and learning-rate factors batch; the engine checks the rest.

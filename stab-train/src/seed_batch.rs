@@ -1,4 +1,4 @@
-//! Seed-batched head tuning (docs/methods.md §4.6): the runs of one configuration that
+//! Seed-batched head tuning (docs/methods.md §4.5): the runs of one configuration that
 //! differ only in seed train on cached features as one model of K members. Member k's
 //! head is layers `[k·L, (k+1)·L)` of every stacked layer, its rows are the k-th block of
 //! the batch, its dropout masks come from its own stream, and its loss, gradient norm,
@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use stab_core::RunSpec;
 use stab_core::recipe::TrainMode;
-use stab_models::{HostReads, TaskHead};
+use stab_models::{HostReads, TaskHead, resolve_model};
 
 use crate::fit::{Next, Training, epoch_batches, fit};
 use crate::method::{EncoderChange, Method};
@@ -59,6 +59,27 @@ impl Engine {
         o.remove("seed");
         o.get_mut("train")?.as_object_mut()?.remove("seeds");
         Some(key.to_string())
+    }
+
+    /// What one more member adds to a seed batch of `spec`'s key, in bytes: its head's
+    /// weights, gradient, two AdamW moments and the update's temporaries, and a batch's
+    /// activations (an upper estimate; the runner sizes batches to memory with it).
+    pub fn seed_batch_member_bytes(&self, spec: &RunSpec) -> u64 {
+        let estimate = || -> Option<u64> {
+            let job = finetune_job(spec).ok()?;
+            let config =
+                stab_models::EncoderConfig::from_dir(&resolve_model(&job.model.path).ok()?).ok()?;
+            let shape = MethodStack::build(&spec.stack()).ok()?.capabilities().head;
+            let classes = stab_data::task_def(&spec.task).map_or(16, |t| t.labels.len()) as u64;
+            let (d, h) = (config.hidden_size as u64, shape.out_layers as u64);
+            let dense = if shape.replicate_dense { h } else { 1 };
+            // The span head's final layer reads 2d: count it for every head.
+            let params = dense * (d * d + d) + h * (2 * d * classes + classes) + d + 1;
+            let rows = job.train.batch_size as u64;
+            let activations = rows * (2 * d + dense * d * 3 + h * classes * 4);
+            Some(params * 4 * 6 + activations * 4 * 2)
+        };
+        estimate().unwrap_or(64 << 20)
     }
 
     /// Train runs that share a [`Engine::seed_batch_key`] together; one result per spec,

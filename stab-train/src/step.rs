@@ -28,7 +28,7 @@ pub fn cross_entropy(logits: Tensor<3>, labels: &[usize], device: &Device) -> Te
         .reshape([1])
 }
 
-/// Each run's mean cross-entropy in a seed batch of `k` runs (docs/methods.md §4.6):
+/// Each run's mean cross-entropy in a seed batch of `k` runs (docs/methods.md §4.5):
 /// logits `[K·H, B, C]` and `labels` (K·B) run after run; returns `[K]`. Each run's
 /// value is computed by the ops [`cross_entropy`] uses on one run.
 pub(crate) fn cross_entropy_members(

@@ -219,8 +219,19 @@ fn write_recipe_for(dir: &Path, model: &str, body: &str) -> PathBuf {
 
 /// Run a recipe on `device`; its records by run id.
 fn records(recipe: &Path, out: &Path, device: &str, jobs: usize) -> BTreeMap<String, Value> {
+    records_with(recipe, out, device, jobs, &[])
+}
+
+/// [`records`] with more `stab run` arguments.
+fn records_with(
+    recipe: &Path,
+    out: &Path,
+    device: &str,
+    jobs: usize,
+    more: &[&str],
+) -> BTreeMap<String, Value> {
     let jobs = jobs.to_string();
-    ok(&[
+    let mut args = vec![
         "run",
         recipe.to_str().unwrap(),
         "--out",
@@ -229,7 +240,9 @@ fn records(recipe: &Path, out: &Path, device: &str, jobs: usize) -> BTreeMap<Str
         device,
         "--jobs",
         &jobs,
-    ]);
+    ];
+    args.extend(more);
+    ok(&args);
     std::fs::read_to_string(out.join("runs.jsonl"))
         .unwrap()
         .lines()
@@ -399,12 +412,14 @@ fn head_tuning_with_features_encoded_on_the_device_follows_the_cpu_run() {
     let tmp = tempfile::tempdir().unwrap();
     let recipe = write_recipe(
         tmp.path(),
-        "tasks = [\"cb\", \"rte\"]\n[train]\nmode = \"head\"\nmax_steps = 20\nbatch_size = 8\neval_every = 1\nlr = 1e-3\nseeds = 1\n\
+        "tasks = [\"cb\", \"rte\"]\n[train]\nmode = \"head\"\nmax_steps = 20\nbatch_size = 8\neval_every = 1\nlr = 1e-3\nseeds = 3\n\
          [[methods]]\nname = \"finetune\"\n[[methods]]\nname = \"mhloss\"\n[[methods]]\nname = \"mmr\"\n",
     );
-    let cpu = records(&recipe, &tmp.path().join("cpu"), "cpu", 1);
+    // Every seed alone on the CPU; on the device FineTune's and MHLoss's three seeds
+    // train as one seed batch (the default), MMR's alone.
+    let cpu = records_with(&recipe, &tmp.path().join("cpu"), "cpu", 1, &["--seed-batch", "1"]);
     let gpu = records(&recipe, &tmp.path().join("gpu"), DEVICE, 1);
-    assert_eq!(cpu.len(), 6);
+    assert_eq!(cpu.len(), 18);
     for (id, c) in &cpu {
         let g = &gpu[id];
         let task = c["task"].as_str().unwrap();

@@ -15,6 +15,7 @@ mod hostile;
 mod hub_data;
 mod outputs;
 mod props;
+mod seed_batch;
 mod sequential;
 mod stop_failed;
 mod tracking;

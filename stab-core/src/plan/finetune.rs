@@ -228,6 +228,11 @@ fn check_counts(at: &CellAt<'_>, train: &TrainSection, model: &ModelSection) -> 
         ("model.max_len", model.max_len as u64, limits::MAX_LEN),
         ("train.seeds", train.seeds.len(), limits::SEEDS),
     ];
+    let ints = ints.into_iter().chain(
+        train
+            .seed_batch
+            .map(|k| ("train.seed_batch", k as u64, limits::SEED_BATCH)),
+    );
     for (key, v, limit) in ints {
         if let Err(e) = limit.check(key, v) {
             errors.push(at.err(key, e.message, limit.hint));

@@ -89,7 +89,11 @@ impl RunSpec {
                 json(&Some(j.train.mode)),
                 json(&Some(&j.model)),
                 json(&Some(&j.data)),
-                json(&Some(&j.train)),
+                // How many seeds train at once changes no result.
+                json(&Some(crate::recipe::TrainSection {
+                    seed_batch: None,
+                    ..j.train.clone()
+                })),
                 serde_json::Value::Null,
             ),
             RunJob::Synthetic(s) => (

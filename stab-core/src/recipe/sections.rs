@@ -308,6 +308,11 @@ pub struct TrainSection {
     /// (`<out>/checkpoints/<run_id>/`), for `stab analyze` and any HF tool.
     #[serde(default, skip_serializing_if = "is_false")]
     pub save_best: bool,
+    /// Most seeds of one configuration trained at once in head tuning on cached features
+    /// (docs/methods.md §4.5); unset: as many as memory allows, up to 64; 1: every seed
+    /// alone. Not part of a run's identity: a batched run's record is its solo run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_batch: Option<usize>,
 }
 
 /// `[train] stop_failed = { after = K }` (docs/methods.md §13.1).

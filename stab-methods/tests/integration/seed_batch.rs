@@ -1,4 +1,4 @@
-//! Seed batching (docs/methods.md §4.6): K runs trained as one head on cached features
+//! Seed batching (docs/methods.md §4.5): K runs trained as one head on cached features
 //! give, bit for bit, the records and predictions of the same runs trained alone — for
 //! every method that batches, with early stopping, a failed-run stop, gradient clipping,
 //! BERT's Adam, a span task and runs of other row counts in one call.
