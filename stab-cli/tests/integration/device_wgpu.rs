@@ -417,7 +417,13 @@ fn head_tuning_with_features_encoded_on_the_device_follows_the_cpu_run() {
     );
     // Every seed alone on the CPU; on the device FineTune's and MHLoss's three seeds
     // train as one seed batch (the default), MMR's alone.
-    let cpu = records_with(&recipe, &tmp.path().join("cpu"), "cpu", 1, &["--seed-batch", "1"]);
+    let cpu = records_with(
+        &recipe,
+        &tmp.path().join("cpu"),
+        "cpu",
+        1,
+        &["--seed-batch", "1"],
+    );
     let gpu = records(&recipe, &tmp.path().join("gpu"), DEVICE, 1);
     assert_eq!(cpu.len(), 18);
     for (id, c) in &cpu {

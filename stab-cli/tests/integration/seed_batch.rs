@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::assets;
-use crate::stab_cli::{records, run, run_ok};
+use crate::stab_cli::{records, run};
 
 fn recipe(dir: &Path, more: &str) -> std::path::PathBuf {
     let root = assets::root().join("testdata");
@@ -26,13 +26,15 @@ fn recipe(dir: &Path, more: &str) -> std::path::PathBuf {
     path
 }
 
-/// The store by run id, without timings and cache sources, with each run's predictions.
+/// The store by run id, without timings, thread counts and cache sources, with each run's predictions.
 fn store(out: &Path) -> BTreeMap<String, Value> {
     records(out)
         .into_iter()
         .map(|mut r| {
             let id = r["run_id"].as_str().unwrap().to_string();
             r["wall_s"] = Value::Null;
+            // The threads the run computed on (`--jobs` splits them), like timings.
+            r["threads"] = Value::Null;
             let d = r["details"].as_object_mut().unwrap();
             d.remove("seconds");
             d.remove("feature_cache");
@@ -43,10 +45,24 @@ fn store(out: &Path) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// `stab run RECIPE --out OUT ARGS…`, which must succeed; what it logged (the "done"
+/// line of each run).
 fn grid(recipe: &Path, out: &Path, args: &[&str]) -> String {
-    let mut all = vec!["run", recipe.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let mut all = vec![
+        "run",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
     all.extend(args);
-    String::from_utf8_lossy(&run_ok(&all).stdout).into_owned()
+    let done = std::process::Command::new(env!("CARGO_BIN_EXE_stab"))
+        .env("STAB_LOG", "info")
+        .args(&all)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&done.stderr).into_owned();
+    assert!(done.status.success(), "stab {all:?} failed:\n{said}");
+    said
 }
 
 #[test]
@@ -88,7 +104,10 @@ fn a_batched_run_completes_a_partial_store_without_repeating_a_run() {
         .collect();
     std::fs::write(out.join("runs.jsonl"), lines.join("\n") + "\n").unwrap();
     for l in &lines {
-        let id = serde_json::from_str::<Value>(l).unwrap()["run_id"].as_str().unwrap().to_string();
+        let id = serde_json::from_str::<Value>(l).unwrap()["run_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let name = format!("predictions/{id}.json");
         std::fs::copy(solo_out.join(&name), out.join(&name)).unwrap();
     }
@@ -102,11 +121,17 @@ fn a_batched_run_completes_a_partial_store_without_repeating_a_run() {
 fn a_seed_batch_of_zero_is_one_error_naming_its_key() {
     let tmp = tempfile::tempdir().unwrap();
     let recipe = recipe(tmp.path(), "seed_batch = 0\n");
-    let out = run(&["run", recipe.to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap()]);
+    let out = run(&[
+        "run",
+        recipe.to_str().unwrap(),
+        "--out",
+        tmp.path().join("o").to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("train.seed_batch"), "{err}");
     assert!(!tmp.path().join("o").exists(), "nothing written");
-    let flag = run(&["run", recipe.to_str().unwrap(), "--seed-batch", "0"]);
+    let good = self::recipe(tmp.path(), "");
+    let flag = run(&["run", good.to_str().unwrap(), "--seed-batch", "0"]);
     assert!(String::from_utf8_lossy(&flag.stderr).contains("--seed-batch"));
 }
