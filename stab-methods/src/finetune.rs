@@ -4,7 +4,7 @@
 use stab_core::Refusal;
 use stab_core::params::NoParams;
 
-use stab_train::{Capabilities, Method, MethodPlugin};
+use stab_train::{Capabilities, Method, MethodPlugin, SeedBatching};
 
 /// Plain fine-tuning.
 pub struct FineTune;
@@ -12,7 +12,7 @@ pub struct FineTune;
 impl Method for FineTune {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            seed_batch: true,
+            seed_batch: SeedBatching::Stacked,
             ..Capabilities::default()
         }
     }

@@ -5,7 +5,7 @@
 
 use stab_core::Refusal;
 use stab_core::recipe::TrainMode;
-use stab_train::{Capabilities, Method, MethodPlugin};
+use stab_train::{Capabilities, Method, MethodPlugin, SeedBatching};
 
 stab_core::method_params! {
     /// lr·ξ^depth per layer.
@@ -41,7 +41,7 @@ pub fn layer_factor(xi: f64, path: &str, layers: usize) -> f64 {
 impl Method for LayerwiseLrDecay {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            seed_batch: true,
+            seed_batch: SeedBatching::Stacked,
             ..Capabilities::default()
         }
     }

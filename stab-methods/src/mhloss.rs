@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use stab_core::Refusal;
 use stab_models::HeadShape;
 
-use stab_train::{Capabilities, Method, MethodPlugin};
+use stab_train::{Capabilities, Method, MethodPlugin, SeedBatching};
 
 /// What the H copies replicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -40,7 +40,7 @@ impl Method for MultiHeadLoss {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             head: self.shape,
-            seed_batch: true,
+            seed_batch: SeedBatching::Stacked,
             ..Capabilities::default()
         }
     }

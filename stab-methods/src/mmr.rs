@@ -5,7 +5,7 @@
 
 use burn::tensor::{Tensor, TensorData};
 use stab_core::Refusal;
-use stab_train::{Method, MethodPlugin, StepView};
+use stab_train::{Capabilities, Method, MethodPlugin, SeedBatching, StepView};
 
 stab_core::method_params! {
     /// CE + α·R.
@@ -58,6 +58,13 @@ pub fn max_margin_regulariser(
 }
 
 impl Method for MaxMarginRegulariser {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            seed_batch: SeedBatching::StackedWithTerms,
+            ..Capabilities::default()
+        }
+    }
+
     fn loss_terms(&self, step: &StepView) -> Vec<(&'static str, Tensor<1>)> {
         max_margin_regulariser(
             step.forward.head.features.clone(),

@@ -16,7 +16,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::log_softmax;
 use stab_core::Refusal;
 
-use stab_train::{Method, MethodPlugin, StepView, cross_entropy};
+use stab_train::{Capabilities, Method, MethodPlugin, SeedBatching, StepView, cross_entropy};
 
 stab_core::method_params! {
     /// CE of both dropout passes + α·½·KL_sym.
@@ -40,6 +40,13 @@ pub fn symmetric_kl(a: Tensor<3>, b: Tensor<3>) -> Tensor<1> {
 }
 
 impl Method for RDrop {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            seed_batch: SeedBatching::StackedWithTerms,
+            ..Capabilities::default()
+        }
+    }
+
     fn loss_terms(&self, step: &StepView) -> Vec<(&'static str, Tensor<1>)> {
         let second = step.forward_again();
         let ce = cross_entropy(second.head.logits.clone(), step.labels, step.ctx.device);

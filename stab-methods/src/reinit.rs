@@ -19,7 +19,9 @@ use stab_models::Encoder;
 use burn::tensor::Tensor;
 
 use stab_train::params::{self, ParamTransform};
-use stab_train::{Capabilities, EncoderChange, Method, MethodPlugin, PrepareContext, Prepared};
+use stab_train::{
+    Capabilities, EncoderChange, Method, MethodPlugin, PrepareContext, Prepared, SeedBatching,
+};
 
 /// Re-initialise the top `layers` encoder layers.
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +71,7 @@ pub fn reinit_from(encoder: Encoder, first: usize, seed: u64) -> Encoder {
 impl Method for ReinitTopLayers {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            seed_batch: true,
+            seed_batch: SeedBatching::Stacked,
             ..Capabilities::default()
         }
     }

@@ -41,6 +41,7 @@ use stab_models::{Encoder, TokenBatch};
 use stab_train::optim::{AdamWSettings, adamw_with, clip_global_norm};
 use stab_train::{
     Capabilities, EncoderChange, LinearWarmupDecay, Method, MethodPlugin, PrepareContext, Prepared,
+    SeedBatching,
 };
 
 /// The masked-LM phase's settings.
@@ -407,7 +408,7 @@ pub fn causal_lm_training(
 impl Method for SelfUnsupervisedRetraining {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            seed_batch: true,
+            seed_batch: SeedBatching::Stacked,
             ..Capabilities::default()
         }
     }

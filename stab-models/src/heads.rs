@@ -16,7 +16,7 @@
 //! for weight and bias, drawn on the host from the run's head-init stream so that a run's
 //! initialisation never depends on another run or on the backend's global RNG.
 
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, ParamId};
 use burn::tensor::activation::{softmax, tanh};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
@@ -148,6 +148,16 @@ impl OutputLayers {
     /// Layers `[first, first + count)` as a stack of their own (new parameters).
     pub fn layers(&self, first: usize, count: usize) -> OutputLayers {
         let part = |t: Tensor<3>| Param::from_tensor(t.narrow(0, first, count).detach());
+        OutputLayers {
+            weight: part(self.weight.val()),
+            bias: self.bias.as_ref().map(|b| part(b.val())),
+        }
+    }
+
+    /// Layers `[first, first + count)` as views into this stack: a loss computed with
+    /// them sends its gradient to this stack's parameters.
+    pub fn layer_view(&self, first: usize, count: usize) -> OutputLayers {
+        let part = |t: Tensor<3>| Param::initialized(ParamId::new(), t.narrow(0, first, count));
         OutputLayers {
             weight: part(self.weight.val()),
             bias: self.bias.as_ref().map(|b| part(b.val())),
@@ -334,9 +344,24 @@ impl TaskHead {
     /// Run `k`'s head out of a stack of `of` runs' heads ([`TaskHead::stack`]), as new
     /// parameters with a fresh dropout stream.
     pub fn member(&self, k: usize, of: usize) -> TaskHead {
+        self.member_with(k, of, OutputLayers::layers)
+    }
+
+    /// Run `k`'s head as views into the stack's parameters (a loss term computed with it
+    /// sends its gradient to the stack), with a fresh dropout stream.
+    pub fn member_view(&self, k: usize, of: usize) -> TaskHead {
+        self.member_with(k, of, OutputLayers::layer_view)
+    }
+
+    fn member_with(
+        &self,
+        k: usize,
+        of: usize,
+        take: fn(&OutputLayers, usize, usize) -> OutputLayers,
+    ) -> TaskHead {
         let part = |l: &OutputLayers| {
             let per = l.heads() / of;
-            l.layers(k * per, per)
+            take(l, k * per, per)
         };
         match self {
             TaskHead::Classification(h) => TaskHead::Classification(ClassificationHead {

@@ -66,7 +66,7 @@ pub(super) struct Training<'a> {
     pub(super) s: &'a RunSetup<'a>,
     source: Source<'a>,
     /// The start-of-training weights the methods compare against.
-    start: TaskModel,
+    pub(super) start: TaskModel,
     pub(super) model: TaskModel,
     optim: burn::optim::ModuleOptimizer,
     best: Option<TaskModel>,

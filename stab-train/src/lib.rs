@@ -48,7 +48,7 @@ pub use checkpoint::Checkpoint;
 pub use frozen::TrainFeatures;
 pub use method::{
     AdaptContext, Capabilities, CheckpointFile, EncoderChange, ExportContext, Method,
-    PrepareContext, Prepared, StepContext, StepRunner, StepView, TrainingData,
+    PrepareContext, Prepared, SeedBatching, StepContext, StepRunner, StepView, TrainingData,
 };
 pub use model::{Forward, TaskModel, TokenInput};
 pub use params::{ParamMap, ParamTransform};

@@ -71,12 +71,25 @@ pub struct Capabilities {
     /// method lets train, so two such methods would leave only the head: at most one
     /// method of a stack may.
     pub chooses_trainable: bool,
-    /// Head tuning on cached features may train this method's runs of one configuration
-    /// K seeds at once (docs/methods.md §4.5). True only for a method that adds no hook
-    /// a batch cannot split by run: no loss term, training model, step, gradient, update
-    /// or evaluation hook, and no `before_training` — a head shape, an encoder change
-    /// prepared per task and learning-rate factors batch; the engine checks the rest.
-    pub seed_batch: bool,
+    /// Whether head tuning on cached features may train this method's runs of one
+    /// configuration K seeds at once (docs/methods.md §4.5), and how.
+    pub seed_batch: SeedBatching,
+}
+
+/// How a method's runs take part in a seed batch (docs/methods.md §4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SeedBatching {
+    /// Each run trains alone (the default: the engine cannot split the method's hooks by
+    /// run).
+    #[default]
+    Alone,
+    /// The runs train as one stacked model: the method has no per-step hook (a head
+    /// shape, an encoder change prepared per task, learning-rate factors).
+    Stacked,
+    /// As `Stacked`, and [`Method::loss_terms`] is called once per run on that run's own
+    /// view of the step (its rows, its slice of the forward, its head); the method has
+    /// no other per-step hook.
+    StackedWithTerms,
 }
 
 impl Default for Capabilities {
@@ -89,7 +102,7 @@ impl Default for Capabilities {
             overrides_step: false,
             selects_evaluated: false,
             chooses_trainable: false,
-            seed_batch: false,
+            seed_batch: SeedBatching::Alone,
         }
     }
 }

@@ -16,11 +16,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use stab_core::RunSpec;
 use stab_core::recipe::TrainMode;
-use stab_models::{HostReads, TaskHead, resolve_model};
+use stab_models::{HeadInput, HeadOutput, HostReads, TaskHead, resolve_model};
 
-use crate::fit::{Next, Training, epoch_batches, fit};
-use crate::method::{EncoderChange, Method};
-use crate::model::TaskModel;
+use crate::fit::{Next, Training, context, epoch_batches, fit};
+use crate::method::{EncoderChange, Method, SeedBatching, StepView};
+use crate::model::{Forward, TaskModel};
 use crate::optim::{BertAdamW, adamw_config, is_no_decay};
 use crate::params::{self, ParamRewrite};
 use crate::run::TrainedRun;
@@ -48,7 +48,10 @@ impl Engine {
         }
         let method = MethodStack::build(&spec.stack()).ok()?;
         let caps = method.capabilities();
-        if !caps.seed_batch
+        // A method that changes nothing in head tuning runs as FineTune does.
+        let batches =
+            caps.seed_batch != SeedBatching::Alone || method.no_op(TrainMode::Head).is_some();
+        if !batches
             || !caps.cached_features
             || method.encoder_change(TrainMode::Head) == EncoderChange::PerRun
         {
@@ -172,6 +175,8 @@ struct SeedBatch<'a> {
     active: Vec<usize>,
     model: TaskModel,
     optim: MemberAdamW,
+    /// Whether the methods add loss terms, computed per member on its own view.
+    with_terms: bool,
 }
 
 impl<'a> SeedBatch<'a> {
@@ -191,7 +196,10 @@ impl<'a> SeedBatch<'a> {
             pooling: setups[0].model.pooling,
         };
         let optim = MemberAdamW::new(&model, setups[0]);
+        let with_terms =
+            setups[0].method.capabilities().seed_batch == SeedBatching::StackedWithTerms;
         Ok(Self {
+            with_terms,
             setups,
             progress,
             runs,
@@ -284,15 +292,25 @@ impl<'a> SeedBatch<'a> {
         }
         let sets = s0.feature_sets.as_ref().expect("cached features");
         let device = &s0.train_device;
-        let out = self
-            .model
-            .head
-            .forward_members(sets[0].batch(&rows, device), &streams);
-        let ce = cross_entropy_members(out.logits, &labels, k, device);
-        let losses = HostReads::values(ce.clone());
-        let mut grads = GradientsParams::from_grads(ce.sum().backward(), &self.model);
+        let input = sets[0].batch(&rows, device);
+        let out = self.model.head.forward_members(input.clone(), &streams);
+        let ce = cross_entropy_members(out.logits.clone(), &labels, k, device);
+        let (root, mut losses) = if self.with_terms {
+            self.with_member_terms(ce, &out, &input, &labels, step)
+        } else {
+            let values = HostReads::values(ce.clone());
+            let losses = values
+                .into_iter()
+                .map(|v| StepLoss {
+                    total: f64::from(v),
+                    terms: Vec::new(),
+                })
+                .collect();
+            (ce.sum(), losses)
+        };
+        let mut grads = GradientsParams::from_grads(root.backward(), &self.model);
         clip_members(&self.model, &mut grads, s0.job.train.grad_clip, k);
-        let diverged: Vec<usize> = (0..k).filter(|&p| !losses[p].is_finite()).collect();
+        let diverged: Vec<usize> = (0..k).filter(|&p| !losses[p].total.is_finite()).collect();
         let before: Vec<(usize, TaskModel)> =
             diverged.iter().map(|&p| (p, self.member(p))).collect();
         let model = std::mem::replace(&mut self.model, s0.model.clone());
@@ -303,10 +321,13 @@ impl<'a> SeedBatch<'a> {
             if let Some((_, pre)) = before.iter().find(|(p, _)| *p == pos) {
                 self.runs[m].model = pre.clone();
             }
-            let loss = StepLoss {
-                total: f64::from(losses[pos]),
-                terms: Vec::new(),
-            };
+            let loss = std::mem::replace(
+                &mut losses[pos],
+                StepLoss {
+                    total: 0.0,
+                    terms: Vec::new(),
+                },
+            );
             if let Next::Stop = self.runs[m].stepped(loss, reads, &mut stats[m], self.progress[m]) {
                 stopped.push(m);
             }
@@ -327,6 +348,86 @@ impl<'a> SeedBatch<'a> {
             }
         }
         stopped
+    }
+
+    /// Each member's loss with its methods' terms, computed on the member's own view of
+    /// the step (its rows, its slice of the forward, its head as views into the stack):
+    /// the sum to differentiate and each member's loss as its solo step reports it.
+    fn with_member_terms(
+        &self,
+        ce: Tensor<1>,
+        out: &HeadOutput,
+        input: &HeadInput,
+        labels: &[usize],
+        step: u64,
+    ) -> (Tensor<1>, Vec<StepLoss>) {
+        let k = self.active.len();
+        let b = labels.len() / k;
+        let (h, hd) = (out.logits.dims()[0] / k, out.features.dims()[0] / k);
+        let (mut read, mut names, mut losses) = (Vec::new(), Vec::new(), Vec::new());
+        for pos in 0..k {
+            let m = self.active[pos];
+            let s = self.setups[m];
+            let mut head = self.model.head.member_view(pos, k);
+            head.set_noise(&s.noise);
+            let model = TaskModel {
+                encoder: None,
+                head,
+                pooling: self.model.pooling,
+            };
+            let forward = Forward {
+                head: HeadOutput {
+                    features: out.features.clone().narrow(0, pos * hd, hd),
+                    logits: out.logits.clone().narrow(0, pos * h, h),
+                },
+                hidden: None,
+            };
+            let rows = member_rows(input, pos, b);
+            let ctx = context(s, &self.runs[m].start, step);
+            let view = StepView {
+                model: &model,
+                forward: &forward,
+                input: None,
+                features: Some(&rows),
+                labels: &labels[pos * b..(pos + 1) * b],
+                classes: s.task.def.classes(),
+                ctx: &ctx,
+            };
+            let terms = s.method.loss_terms(&view);
+            let ce_k = ce.clone().narrow(0, pos, 1);
+            let mut loss = ce_k.clone();
+            for (_, t) in &terms {
+                loss = loss + t.clone();
+            }
+            losses.push(loss.clone());
+            read.push(loss);
+            if !terms.is_empty() {
+                read.push(ce_k);
+                read.extend(terms.iter().map(|(_, t)| t.clone()));
+            }
+            names.push(terms.into_iter().map(|(n, _)| n).collect::<Vec<_>>());
+        }
+        // One read for every member's loss and terms, as a solo step reads its own.
+        let values = HostReads::values(Tensor::cat(read, 0));
+        let mut at = 0;
+        let mut steps = Vec::with_capacity(k);
+        for names in names {
+            let total = f64::from(values[at]);
+            let mut terms = Vec::new();
+            if !names.is_empty() {
+                terms.push(("ce", f64::from(values[at + 1])));
+                terms.extend(
+                    names
+                        .iter()
+                        .zip(&values[at + 2..])
+                        .map(|(n, &v)| (*n, f64::from(v))),
+                );
+                at += 1 + names.len();
+            }
+            at += 1;
+            steps.push(StepLoss { total, terms });
+        }
+        (Tensor::cat(losses, 0).sum(), steps)
     }
 
     /// Take the stopped members out of the stack (their runs keep their weights).
@@ -350,6 +451,17 @@ impl<'a> SeedBatch<'a> {
             self.optim.keep(&keep, k);
         }
         self.active = keep.iter().map(|&p| self.active[p]).collect();
+    }
+}
+
+/// Member `pos`'s `b` rows of a batch's head input.
+fn member_rows(input: &HeadInput, pos: usize, b: usize) -> HeadInput {
+    match input {
+        HeadInput::Pooled(p) => HeadInput::Pooled(p.clone().narrow(0, pos * b, b)),
+        HeadInput::Spans { tokens, mask } => HeadInput::Spans {
+            tokens: tokens.clone().narrow(0, pos * b, b),
+            mask: mask.clone().narrow(0, pos * b, b),
+        },
     }
 }
 

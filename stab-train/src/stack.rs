@@ -31,7 +31,7 @@ use stab_models::{Encoder, EncoderConfig, HeadShape, NoiseStream};
 
 use crate::method::{
     AdaptContext, Capabilities, CheckpointFile, EncoderChange, ExportContext, Method,
-    PrepareContext, Prepared, StepContext, StepRunner, StepView, TrainingData,
+    PrepareContext, Prepared, SeedBatching, StepContext, StepRunner, StepView, TrainingData,
 };
 use crate::model::TaskModel;
 use crate::plugin::build;
@@ -186,12 +186,18 @@ impl Method for MethodStack {
 
     fn capabilities(&self) -> Capabilities {
         let mut c = Capabilities {
-            seed_batch: true,
+            seed_batch: SeedBatching::Stacked,
             ..Capabilities::default()
         };
         for m in self.methods() {
             let mc = m.capabilities();
-            c.seed_batch &= mc.seed_batch;
+            c.seed_batch = match (c.seed_batch, mc.seed_batch) {
+                (SeedBatching::Alone, _) | (_, SeedBatching::Alone) => SeedBatching::Alone,
+                (SeedBatching::StackedWithTerms, _) | (_, SeedBatching::StackedWithTerms) => {
+                    SeedBatching::StackedWithTerms
+                }
+                _ => SeedBatching::Stacked,
+            };
             c.cached_features &= mc.cached_features;
             c.dropout &= mc.dropout;
             if mc.head != HeadShape::default() {

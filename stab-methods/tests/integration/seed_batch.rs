@@ -88,6 +88,14 @@ fn every_batchable_method_gives_the_solo_records_with_seven_seeds() {
         "name = \"reinit\"\nk = 1",
         "name = \"llrd\"\nxi = 0.7",
         "name = \"surt\"\nmlm_max_steps = 3",
+        // Loss terms, each computed on its member's own view of the step.
+        "name = \"mmr\"\nalpha = 0.5",
+        "name = \"rdrop\"",
+        "name = \"mhloss\"\nheads = 2\nstack = [{ name = \"rdrop\" }, { name = \"mmr\" }]",
+        // No-ops in head tuning: they batch as FineTune.
+        "name = \"mixout\"\np = 0.5\nvariant = \"author\"",
+        "name = \"lnsr\"",
+        "name = \"child_tuning\"\nvariant = \"d\"",
     ] {
         check("cb", SHORT, method, 7);
     }
@@ -137,6 +145,12 @@ fn members_that_stop_early_clip_or_use_berts_adam_keep_their_solo_records() {
 #[test]
 fn a_span_task_batches_like_a_classification_task() {
     check("wsc", SHORT, "name = \"finetune\"", 5);
+    check(
+        "wsc",
+        SHORT,
+        "name = \"rdrop\"\nstack = [{ name = \"mmr\" }]",
+        5,
+    );
 }
 
 #[test]
@@ -150,10 +164,15 @@ fn sixty_four_members_give_the_solo_records() {
 }
 
 #[test]
-fn methods_with_step_hooks_do_not_batch() {
+fn methods_with_other_step_hooks_or_a_per_run_encoder_do_not_batch() {
     let dir = tempfile::tempdir().unwrap();
     let eng = Engine::new(Device::flex(), dir.path());
-    for method in ["name = \"mmr\"", "name = \"rdrop\"", "name = \"lora\""] {
+    for method in [
+        "name = \"mixout\"\np = 0.5",
+        "name = \"ema\"",
+        "name = \"sam\"",
+        "name = \"noisytune\"",
+    ] {
         let s = &specs("cb", SHORT, method, 1)[0];
         assert_eq!(eng.seed_batch_key(s), None, "{method}");
     }
