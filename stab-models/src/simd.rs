@@ -38,6 +38,8 @@ pub fn level() -> Level {
 }
 
 /// Defines `fn $name(args)` that runs `$body` compiled for the CPU's [`level`].
+#[macro_export]
+#[doc(hidden)]
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
@@ -61,4 +63,4 @@ macro_rules! multiversion {
         }
     };
 }
-pub(crate) use multiversion;
+pub use crate::multiversion;

@@ -28,6 +28,7 @@ pub mod executor;
 pub mod features;
 mod fit;
 mod frozen;
+mod member_optim;
 pub mod method;
 pub mod model;
 pub mod optim;

@@ -9,8 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamWState, AdaptiveMomentumState, GradientsParams, Optimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -19,10 +18,9 @@ use stab_core::recipe::TrainMode;
 use stab_models::{HeadInput, HeadOutput, HostReads, TaskHead, resolve_model};
 
 use crate::fit::{Next, Training, context, epoch_batches, fit};
+use crate::member_optim::{MemberAdamW, clip_factors};
 use crate::method::{EncoderChange, Method, SeedBatching, StepView};
 use crate::model::{Forward, TaskModel};
-use crate::optim::{BertAdamW, adamw_config, is_no_decay};
-use crate::params::{self, ParamRewrite};
 use crate::run::TrainedRun;
 use crate::session::{Engine, finetune_job};
 use crate::setup::RunSetup;
@@ -308,13 +306,15 @@ impl<'a> SeedBatch<'a> {
                 .collect();
             (ce.sum(), losses)
         };
-        let mut grads = GradientsParams::from_grads(root.backward(), &self.model);
-        clip_members(&self.model, &mut grads, s0.job.train.grad_clip, k);
+        let grads = GradientsParams::from_grads(root.backward(), &self.model);
+        let factors = clip_factors(&self.model, &grads, s0.job.train.grad_clip, k);
         let diverged: Vec<usize> = (0..k).filter(|&p| !losses[p].total.is_finite()).collect();
         let before: Vec<(usize, TaskModel)> =
             diverged.iter().map(|&p| (p, self.member(p))).collect();
         let model = std::mem::replace(&mut self.model, s0.model.clone());
-        self.model = self.optim.step(s0.plan.schedule.lr(step), model, grads);
+        self.model = self
+            .optim
+            .step(s0.plan.schedule.lr(step), model, grads, &factors);
         let reads = HostReads::count() - reads_before;
         let mut stopped = Vec::new();
         for (pos, &m) in self.active.iter().enumerate() {
@@ -462,179 +462,5 @@ fn member_rows(input: &HeadInput, pos: usize, b: usize) -> HeadInput {
             tokens: tokens.clone().narrow(0, pos * b, b),
             mask: mask.clone().narrow(0, pos * b, b),
         },
-    }
-}
-
-/// Each member's global gradient-norm clip (`clip_global_norm` per member): the sum of
-/// squares of its rows of every gradient, in the module's order; its gradients scaled by
-/// `max_norm / (‖g‖ + 1e-6)` when ‖g‖ > `max_norm`.
-fn clip_members<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64, k: usize) {
-    struct SumSq<'a> {
-        grads: &'a GradientsParams,
-        k: usize,
-        acc: Option<Tensor<2>>,
-    }
-    impl ModuleVisitor for SumSq<'_> {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            if let Some(g) = self.grads.get::<D>(p.id) {
-                let n = g.shape().num_elements();
-                let s = g.reshape([self.k, n / self.k]).square().sum_dim(1);
-                self.acc = Some(match self.acc.take() {
-                    Some(a) => a + s,
-                    None => s,
-                });
-            }
-        }
-    }
-    struct Scale<'a> {
-        grads: &'a mut GradientsParams,
-        factors: Tensor<2>,
-    }
-    impl ModuleVisitor for Scale<'_> {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            if let Some(g) = self.grads.remove::<D>(p.id) {
-                let dims = g.dims();
-                let [k, _] = self.factors.dims();
-                let n = g.shape().num_elements();
-                let scaled = (g.reshape([k, n / k]) * self.factors.clone()).reshape(dims);
-                self.grads.register::<D>(p.id, scaled);
-            }
-        }
-    }
-    if !(max_norm > 0.0 && max_norm.is_finite()) {
-        return;
-    }
-    let mut sq = SumSq {
-        grads,
-        k,
-        acc: None,
-    };
-    module.visit(&mut sq);
-    let Some(acc) = sq.acc else {
-        return;
-    };
-    let device = acc.device();
-    let norms = HostReads::values(acc.sqrt());
-    let factors: Vec<f32> = norms
-        .iter()
-        .map(|&v| {
-            let v = f64::from(v);
-            if v <= max_norm {
-                1.0
-            } else {
-                (max_norm / (v + 1e-6)) as f32
-            }
-        })
-        .collect();
-    if factors.iter().all(|&f| f == 1.0) {
-        return;
-    }
-    let factors = Tensor::<2>::from_data(burn::tensor::TensorData::new(factors, [k, 1]), &device);
-    module.visit(&mut Scale { grads, factors });
-}
-
-/// AdamW (or BERT's Adam) over the stacked head, each parameter's state kept flat so
-/// that a member's rows can be taken out. Each step is the optimiser of the solo run
-/// (`crate::optim::adamw_with`) applied to the stacked tensors: every op is elementwise.
-struct MemberAdamW {
-    /// Per parameter, in the module's order: lr factor, weight decay.
-    rules: Vec<(f64, f64)>,
-    states: Vec<Option<AdaptiveMomentumState<1>>>,
-    bias_correction: bool,
-}
-
-impl MemberAdamW {
-    fn new(model: &TaskModel, s: &RunSetup) -> Self {
-        let train = &s.job.train;
-        let layers = s.config.num_hidden_layers;
-        let rules: Vec<(f64, f64)> = crate::optim::param_paths(model)
-            .into_iter()
-            .map(|(path, _)| {
-                let wd = if is_no_decay(&path) {
-                    0.0
-                } else {
-                    train.weight_decay
-                };
-                (s.method.lr_scale(&path, layers), wd)
-            })
-            .collect();
-        Self {
-            states: rules.iter().map(|_| None).collect(),
-            rules,
-            bias_correction: train.adam_bias_correction,
-        }
-    }
-
-    fn step(&mut self, lr: f64, model: TaskModel, mut grads: GradientsParams) -> TaskModel {
-        struct Update<'a> {
-            optim: &'a mut MemberAdamW,
-            grads: &'a mut GradientsParams,
-            lr: f64,
-            index: usize,
-        }
-        impl ParamRewrite for Update<'_> {
-            fn rewrite<const D: usize>(
-                &mut self,
-                _path: &str,
-                param: Param<Tensor<D>>,
-            ) -> Param<Tensor<D>> {
-                let i = self.index;
-                self.index += 1;
-                let Some(grad) = self.grads.remove::<D>(param.id) else {
-                    return param;
-                };
-                let (id, tensor, _) = param.consume();
-                let dims = tensor.dims();
-                let n = tensor.shape().num_elements();
-                let flat = tensor.inner().reshape([n]);
-                let grad = grad.reshape([n]);
-                let (scale, wd) = self.optim.rules[i];
-                let lr = if scale == 1.0 {
-                    self.lr
-                } else {
-                    self.lr * scale
-                };
-                let state = self.optim.states[i].take();
-                let (next, state) = if self.optim.bias_correction {
-                    let (t, s) = adamw_config(wd).build().step(
-                        lr,
-                        flat,
-                        grad,
-                        state.map(|momentum| AdamWState { momentum }),
-                    );
-                    (t, s.map(|s| s.momentum))
-                } else {
-                    BertAdamW::new(wd).step(lr, flat, grad, state)
-                };
-                self.optim.states[i] = state;
-                Param::initialized(id, Tensor::from_inner(next.reshape(dims)).require_grad())
-            }
-        }
-        params::rewrite(
-            model,
-            &mut Update {
-                optim: self,
-                grads: &mut grads,
-                lr,
-                index: 0,
-            },
-        )
-    }
-
-    /// Keep the state rows of the members at positions `keep` of `k`.
-    fn keep(&mut self, keep: &[usize], k: usize) {
-        let rows = |t: Tensor<1>| {
-            let per = t.dims()[0] / k;
-            Tensor::cat(
-                keep.iter()
-                    .map(|&p| t.clone().narrow(0, p * per, per))
-                    .collect(),
-                0,
-            )
-        };
-        for state in self.states.iter_mut().flatten() {
-            state.moment_1 = rows(state.moment_1.clone());
-            state.moment_2 = rows(state.moment_2.clone());
-        }
     }
 }
