@@ -398,8 +398,12 @@ impl TaskHead {
 
     pub fn forward(&self, input: HeadInput) -> HeadOutput {
         match self {
-            TaskHead::Classification(h) => self.forward_members(input, &[h.dropout.stream.clone()]),
-            TaskHead::Span(h) => self.forward_members(input, &[h.dropout.stream.clone()]),
+            TaskHead::Classification(h) => {
+                self.forward_members(input, std::slice::from_ref(&h.dropout.stream))
+            }
+            TaskHead::Span(h) => {
+                self.forward_members(input, std::slice::from_ref(&h.dropout.stream))
+            }
             TaskHead::Score(_) => self.forward_members(input, &[NoiseStream::default()]),
         }
     }
