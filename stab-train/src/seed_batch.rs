@@ -84,9 +84,9 @@ impl Engine {
     }
 
     /// Train runs that share a [`Engine::seed_batch_key`] together; one result per spec,
-    /// in order, each what [`Engine::train`] gives for it alone (timings aside). Runs
-    /// with other training-row counts (a `train_fraction`) form batches of their own; a
-    /// run that cannot batch trains alone.
+    /// in order, each what [`Engine::train`] gives for it alone (timings aside). Runs of
+    /// other keys or other training-row counts (a `train_fraction`) form batches of their
+    /// own; a run that cannot batch trains alone.
     pub fn train_seed_batch(
         &self,
         specs: &[&RunSpec],
@@ -102,15 +102,18 @@ impl Engine {
                 Err(e) => results[i] = Some(Err(e)),
             }
         }
-        let mut groups: BTreeMap<(bool, usize, u64), Vec<usize>> = BTreeMap::new();
-        for (j, (_, s)) in setups.iter().enumerate() {
-            let key = (s.cached, s.train_rows.len(), s.plan.total);
-            groups.entry(key).or_default().push(j);
+        let mut groups: BTreeMap<(Option<String>, usize, u64), Vec<usize>> = BTreeMap::new();
+        for (j, (i, s)) in setups.iter().enumerate() {
+            let key = self.seed_batch_key(specs[*i]).filter(|_| s.cached);
+            groups
+                .entry((key, s.train_rows.len(), s.plan.total))
+                .or_default()
+                .push(j);
         }
-        for ((cached, _, _), members) in groups {
+        for ((key, _, _), members) in groups {
             let runs: Vec<&RunSetup> = members.iter().map(|&j| &setups[j].1).collect();
             let calls: Vec<ProgressFn> = members.iter().map(|&j| progress[setups[j].0]).collect();
-            let outcome = if cached && runs.len() > 1 {
+            let outcome = if key.is_some() && runs.len() > 1 {
                 self.fit_batch(&runs, &calls, start)
             } else {
                 runs.iter()

@@ -177,3 +177,29 @@ fn methods_with_other_step_hooks_or_a_per_run_encoder_do_not_batch() {
         assert_eq!(eng.seed_batch_key(s), None, "{method}");
     }
 }
+
+#[test]
+fn runs_of_several_configurations_in_one_call_batch_by_configuration() {
+    let mut all = specs("cb", SHORT, "name = \"finetune\"", 3);
+    all.extend(specs("cb", SHORT, "name = \"mhloss\"\nheads = 2", 3));
+    all.extend(specs(
+        "cb",
+        "max_steps = 12\neval_every = 2\nlr = 5e-3",
+        "name = \"finetune\"",
+        2,
+    ));
+    let refs: Vec<&RunSpec> = all.iter().collect();
+    let (solo_dir, batch_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let solo = Engine::new(Device::flex(), solo_dir.path());
+    let batch = Engine::new(Device::flex(), batch_dir.path());
+    let progress: Vec<&(dyn Fn(Progress) + Sync)> = refs.iter().map(|_| &quiet as _).collect();
+    for (spec, got) in refs.iter().zip(batch.train_seed_batch(&refs, &progress)) {
+        let want = solo.train(spec, &quiet).unwrap();
+        assert_eq!(
+            comparable(batch_dir.path(), &got.unwrap().record),
+            comparable(solo_dir.path(), &want.record),
+            "{}",
+            spec.run_id
+        );
+    }
+}
