@@ -71,16 +71,7 @@ pub fn shard_of(runs: &[RunSpec], index: usize, count: usize) -> Vec<&RunSpec> {
 /// shard trains as one seed batch (docs/methods.md §4.5); any other run is its own unit.
 fn shard_unit(spec: &RunSpec) -> String {
     match &spec.job {
-        RunJob::Finetune(j) if j.train.mode == TrainMode::Head => {
-            let mut key = spec.canonical();
-            if let Some(o) = key.as_object_mut() {
-                o.remove("seed");
-                if let Some(t) = o.get_mut("train").and_then(|t| t.as_object_mut()) {
-                    t.remove("seeds");
-                }
-            }
-            key.to_string()
-        }
+        RunJob::Finetune(j) if j.train.mode == TrainMode::Head => spec.configuration(),
         _ => spec.run_id.clone(),
     }
 }

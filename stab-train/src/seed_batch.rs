@@ -55,11 +55,7 @@ impl Engine {
         {
             return None;
         }
-        let mut key = spec.canonical();
-        let o = key.as_object_mut()?;
-        o.remove("seed");
-        o.get_mut("train")?.as_object_mut()?.remove("seeds");
-        Some(key.to_string())
+        Some(spec.configuration())
     }
 
     /// What one more member adds to a seed batch of `spec`'s key, in bytes: its head's

@@ -122,6 +122,19 @@ impl RunSpec {
         canonical
     }
 
+    /// The run's settings without its seed (`canonical` less `seed` and `train.seeds`):
+    /// what the seeds of one configuration share (seed batches, shards).
+    pub fn configuration(&self) -> String {
+        let mut key = self.canonical();
+        if let Some(o) = key.as_object_mut() {
+            o.remove("seed");
+            if let Some(t) = o.get_mut("train").and_then(|t| t.as_object_mut()) {
+                t.remove("seeds");
+            }
+        }
+        key.to_string()
+    }
+
     /// The recipe kind of the run.
     pub fn kind(&self) -> RecipeKind {
         match self.job {
