@@ -95,11 +95,55 @@ pub fn host_keep_mask(n: usize, prob: f64, seed: u64) -> Vec<f32> {
     mask
 }
 
+/// Elements `first .. first + out.len()` of [`host_keep_mask`]`(n, prob, seed)` (for any n
+/// that covers them), drawn directly: element e is word (e mod CHUNK) / 2 of chunk
+/// e / CHUNK's SplitMix64 sequence, so a kernel can draw the mask of the rows it works on
+/// without the whole tensor's.
+pub fn keep_mask_range(first: usize, out: &mut [f32], prob: f64, seed: u64) {
+    let keep = 1.0 - prob;
+    let scale = (1.0 / keep) as f32;
+    let threshold = (keep * (1u64 << 24) as f64) as u32;
+    let mut e = first;
+    let mut done = 0;
+    while done < out.len() {
+        let (chunk, within) = (e / CHUNK, e % CHUNK);
+        let take = (CHUNK - within).min(out.len() - done);
+        let base = splitmix64(seed.wrapping_add(chunk as u64));
+        let word =
+            |pair: usize| splitmix64(base.wrapping_add(GOLDEN.wrapping_mul(pair as u64 + 1)));
+        let keep = |r: u64, half: usize| {
+            if (((r >> (32 * half)) as u32) >> 8) < threshold {
+                scale
+            } else {
+                0.0
+            }
+        };
+        let part = &mut out[done..done + take];
+        // An odd first element is the second half of its pair's word.
+        let skip = within % 2;
+        if skip == 1 {
+            part[0] = keep(word(within / 2), 1);
+        }
+        let first_pair = within.div_ceil(2);
+        for (k, pair) in part[skip..].chunks_mut(2).enumerate() {
+            let r = word(first_pair + k);
+            for (half, o) in pair.iter_mut().enumerate() {
+                *o = keep(r, half);
+            }
+        }
+        done += take;
+        e += take;
+    }
+}
+
+/// The Weyl increment of the mask generator's SplitMix64 state.
+const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+
 crate::simd::multiversion! {
     fn keep_mask_chunk(chunk: &mut [f32], chunk_seed: u64, threshold: u32, scale: f32) {
         let mut state = splitmix64(chunk_seed);
         for pair in chunk.chunks_mut(2) {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            state = state.wrapping_add(GOLDEN);
             let r = splitmix64(state);
             for (k, m) in pair.iter_mut().enumerate() {
                 let bits = ((r >> (32 * k)) as u32) >> 8;
@@ -120,6 +164,14 @@ impl FastDropout {
             training: Param::from_bool(true),
             stream: NoiseStream::default(),
         }
+    }
+
+    /// The (p, draw seed) of this call's mask when dropout is active on `device` — one
+    /// draw from the stream, as [`FastDropout::forward`] makes — for a kernel that applies
+    /// the mask itself ([`crate::fused_attention`]); `None` when it is the identity.
+    pub fn draw(&self, device: &burn::tensor::Device) -> Option<(f64, u64)> {
+        (self.training.is_enabled() && device.is_autodiff() && self.prob != 0.0)
+            .then(|| (self.prob, self.stream.next_seed()))
     }
 
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {

@@ -20,7 +20,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::{gelu_approximate, relu, tanh};
 
-use crate::fused;
+use crate::{fused, fused_attention};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::{Activation, EncoderConfig};
@@ -840,7 +840,6 @@ impl SelfAttention {
             return self.grouped(q, k, v, ctx);
         }
         let (scores, scale_dim) = match &ctx.positions {
-            Positions::InEmbeddings => (q.matmul(k.swap_dims(2, 3)), d),
             Positions::Relative(rel) => {
                 let table = match &self.position_dropout {
                     Some(drop) => drop.forward(rel.table.clone().unsqueeze_dim::<3>(0)),
@@ -850,13 +849,47 @@ impl SelfAttention {
                 let pk = rel.split_heads(project(&self.key, &self.lora_key, table), n);
                 (rel.scores(q, k, pq, pk), rel.attention.terms() * d)
             }
-            Positions::Rotary(rot) => {
-                let (q, k) = (rot.rotate(q, self.local), rot.rotate(k, self.local));
-                let s = q.matmul(k.swap_dims(2, 3));
-                (rot.window(s, self.local), d)
+            Positions::Rotary(rot) if self.local => {
+                let (q, k) = (rot.rotate(q, true), rot.rotate(k, true));
+                (rot.window(q.matmul(k.swap_dims(2, 3)), true), d)
             }
-            Positions::RotaryRows(rot) => (rot.rotate(q).matmul(rot.rotate(k).swap_dims(2, 3)), d),
+            Positions::Rotary(rot) => {
+                return self.attend(rot.rotate(q, false), rot.rotate(k, false), v, ctx);
+            }
+            Positions::RotaryRows(rot) => return self.attend(rot.rotate(q), rot.rotate(k), v, ctx),
+            Positions::InEmbeddings => return self.attend(q, k, v, ctx),
         };
+        self.weigh(scores, v, scale_dim, ctx)
+    }
+
+    /// softmax(QKᵀ/√d + mask) → dropout → ·V, heads merged: the fused kernel where it
+    /// applies ([`fused_attention`]: one pass per query row, the scores never stored),
+    /// else the products around [`fused::masked_softmax`].
+    fn attend(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        ctx: &AttentionContext,
+    ) -> Tensor<3> {
+        let d = self.head_dim;
+        if fused_attention::applies(&q, &k, &ctx.mask) {
+            let dropout = self.dropout.draw(&q.device());
+            return fused_attention::attention(q, k, v, &ctx.mask, d, dropout);
+        }
+        self.weigh(q.matmul(k.swap_dims(2, 3)), v, d, ctx)
+    }
+
+    /// The probabilities of raw `scores` [B, heads, T, T] (scaled by 1/√`scale_dim`),
+    /// dropped out, times V, heads merged to [B, T, heads·d].
+    fn weigh(
+        &self,
+        scores: Tensor<4>,
+        v: Tensor<4>,
+        scale_dim: usize,
+        ctx: &AttentionContext,
+    ) -> Tensor<3> {
+        let [b, n, t, d] = v.dims();
         let probs = fused::masked_softmax(scores, ctx.mask.clone(), scale_dim);
         let probs = self.dropout.forward(probs);
         probs.matmul(v).swap_dims(1, 2).reshape([b, t, n * d])
@@ -882,6 +915,10 @@ impl SelfAttention {
             Positions::RotaryRows(rot) => (rot.rotate(q), rot.rotate(k)),
             _ => (q, k),
         };
+        if fused_attention::applies(&q, &k, &ctx.mask) {
+            let dropout = self.dropout.draw(&q.device());
+            return fused_attention::attention(q, k, v, &ctx.mask, d, dropout);
+        }
         let g = n / kv;
         let scores = q
             .reshape([b, kv, g * t, d])

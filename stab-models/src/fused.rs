@@ -67,7 +67,7 @@ pub trait FusedOps: Backend {
     ) -> FloatTensor<Self>;
 }
 
-fn contiguous(t: FlexTensor) -> FlexTensor {
+pub(crate) fn contiguous(t: FlexTensor) -> FlexTensor {
     if t.is_contiguous() && t.as_slice::<f32>().is_some() {
         t
     } else {
@@ -75,11 +75,11 @@ fn contiguous(t: FlexTensor) -> FlexTensor {
     }
 }
 
-fn values(t: &FlexTensor) -> &[f32] {
+pub(crate) fn values(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("a contiguous f32 tensor")
 }
 
-fn tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
+pub(crate) fn tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(burn::tensor::TensorData::new(data, shape))
 }
 
@@ -345,10 +345,30 @@ multiversion! {
     /// row ← softmax(scale·row + m). The maximum and the sum are taken in 16 lanes (the
     /// maximum is exact in any order; the sum adds in [`sum16`]'s order, lanes over whole
     /// blocks then the tail, during the exponential pass).
-    fn softmax_row(row: &mut [f32], mr: &[f32], scale: f32) {
+    pub(crate) fn softmax_row(row: &mut [f32], mr: &[f32], scale: f32) {
         for (v, &m) in row.iter_mut().zip(mr) {
             *v = *v * scale + m;
         }
+        softmax_in_place(row);
+    }
+}
+
+multiversion! {
+    /// row ← softmax(row), the second half of [`softmax_row`] (for a kernel that has
+    /// scaled and masked the row already, with the same operations).
+    pub(crate) fn softmax_in_place(row: &mut [f32]) {
+        let inv = 1.0 / exp_in_place(row);
+        for v in row.iter_mut() {
+            *v *= inv;
+        }
+    }
+}
+
+multiversion! {
+    /// row ← e^(row − max(row)) (0 at masked keys, see [`shifted_exp16`]); returns the
+    /// sum, over whole 16-lane blocks and then the tail: [`softmax_in_place`] before its
+    /// division.
+    pub(crate) fn exp_in_place(row: &mut [f32]) -> f32 {
         let max = max16(row);
         let (mut acc, mut tail) = ([0f32; LANES], 0f32);
         let mut blocks = row.chunks_exact_mut(LANES);
@@ -367,10 +387,7 @@ multiversion! {
                 tail += x;
             }
         }
-        let inv = 1.0 / reduce16(acc, tail);
-        for v in row.iter_mut() {
-            *v *= inv;
-        }
+        reduce16(acc, tail)
     }
 }
 
@@ -397,10 +414,11 @@ fn shifted_exp16(block: &[f32], max: f32) -> [f32; LANES] {
         lane[l] = v - max;
     }
     let mut e = exp16(lane);
+    // Branch-free (a select per lane, which LLVM keeps in vector registers): the bits of
+    // e where v − max ≥ −87, else +0.
     for l in 0..LANES {
-        if lane[l] < -87.0 {
-            e[l] = 0.0;
-        }
+        let keep = if lane[l] < -87.0 { 0 } else { u32::MAX };
+        e[l] = f32::from_bits(e[l].to_bits() & keep);
     }
     e
 }
@@ -414,7 +432,7 @@ fn masked_softmax_backward(p: &[f32], g: &mut [f32], t: usize, scale: f32) {
 }
 
 multiversion! {
-    fn softmax_backward_row(pr: &[f32], gr: &mut [f32], scale: f32) {
+    pub(crate) fn softmax_backward_row(pr: &[f32], gr: &mut [f32], scale: f32) {
         let dot = dot16(gr, pr);
         for (g, &p) in gr.iter_mut().zip(pr) {
             *g = scale * p * (*g - dot);

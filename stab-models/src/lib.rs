@@ -11,6 +11,7 @@
 //! * [`activation`] — the exact GELU with a vectorised erf.
 //! * [`dropout`] — inverted dropout drawing from a run's [`NoiseStream`] ([`FastDropout`]).
 //! * [`fused`] — LayerNorm, GELU and masked softmax as single host kernels with their backward.
+//! * [`fused_attention`] — attention (scores, mask, softmax, dropout, ·V) as one host kernel with its backward.
 //! * [`placement`] — host kernels or their twins per device ([`KernelPath`]); counted reads ([`HostReads`]).
 //! * [`heads`] — the jiant task heads with H output layers ([`TaskHead`], [`OutputLayers`]).
 //! * [`peft`] — modules parameter-efficient methods add: LoRA's [`LowRank`], adapters' [`Bottleneck`].
@@ -28,6 +29,7 @@ pub mod dropout;
 pub mod encoder;
 pub mod families;
 pub mod fused;
+pub mod fused_attention;
 pub mod heads;
 pub mod loader;
 pub mod names;
