@@ -48,7 +48,7 @@ fn fused(
 ) -> Tensor<3> {
     let d = q.dims()[3];
     let dropout = drop.draw(&q.device());
-    fused_attention::attention(q, k, v, mask, d, dropout)
+    fused_attention::attention((q, k, v), (mask, None), d, dropout)
 }
 
 type Kernel = fn(Tensor<4>, Tensor<4>, Tensor<4>, &Tensor<4>, &FastDropout) -> Tensor<3>;

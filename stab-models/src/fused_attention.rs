@@ -46,13 +46,16 @@ use crate::placement::is_host;
 pub trait AttentionOps: Backend {
     /// O `[B, Tq, heads·d]` from Q `[B, heads, Tq, d]`, K and V `[B, kv_heads, T, d]` (any
     /// non-negative strides) and the additive mask `[B, Tm, T]` (Tm = 1: one key mask per
-    /// sequence; Tm = Tq: one row per query), with scale `scale` and dropout on the
-    /// probabilities with probability `prob` from draw seed `seed` (`prob` = 0: none).
+    /// sequence; Tm = Tq: one row per query), the bias `[Tq, T]` added to every head's raw
+    /// scores before the scale (`[0, T]`: none; ModernBERT's window), with scale `scale`
+    /// and dropout on the probabilities with probability `prob` from draw seed `seed`
+    /// (`prob` = 0: none).
     fn fused_attention(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
         mask: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
         scale: f64,
         prob: f64,
         seed: u64,
@@ -228,6 +231,8 @@ struct Inputs<'a> {
     k: Heads,
     v: Heads,
     mask: &'a [f32],
+    /// `[Tq, T]` added to the raw scores, or empty.
+    bias: &'a [f32],
     dims: Dims,
     set: Setting,
 }
@@ -257,6 +262,11 @@ impl Inputs<'_> {
             );
         }
         for (i, row) in p.chunks_exact_mut(t).enumerate() {
+            if !self.bias.is_empty() {
+                for (x, &w) in row.iter_mut().zip(&self.bias[i * t..(i + 1) * t]) {
+                    *x = *x + w;
+                }
+            }
             let m = (b * self.dims.mask_rows + i % self.dims.mask_rows) * t;
             softmax_row(row, &self.mask[m..m + t], self.set.scale);
         }
@@ -411,7 +421,13 @@ struct Saved {
 /// O `[B, Tq, heads·d]` (see [`AttentionOps::fused_attention`]), and what the backward
 /// needs when `save`.
 fn attention_forward(
-    (q, k, v, mask): (&FlexTensor, &FlexTensor, &FlexTensor, &FlexTensor),
+    (q, k, v, mask, bias): (
+        &FlexTensor,
+        &FlexTensor,
+        &FlexTensor,
+        &FlexTensor,
+        &FlexTensor,
+    ),
     set: Setting,
     save: bool,
 ) -> (FlexTensor, Option<Saved>) {
@@ -422,6 +438,7 @@ fn attention_forward(
         k: kh,
         v: vh,
         mask: values(mask),
+        bias: values(bias),
         dims,
         set,
     };
@@ -448,7 +465,13 @@ fn attention_forward(
 
 /// dQ `[B, heads, Tq, d]`, dK and dV `[B, kv_heads, T, d]` from dO `[B, Tq, heads·d]`.
 fn attention_backward(
-    (q, k, v, mask): (&FlexTensor, &FlexTensor, &FlexTensor, &FlexTensor),
+    (q, k, v, mask, bias): (
+        &FlexTensor,
+        &FlexTensor,
+        &FlexTensor,
+        &FlexTensor,
+        &FlexTensor,
+    ),
     grad: &FlexTensor,
     set: Setting,
     saved: &Saved,
@@ -460,6 +483,7 @@ fn attention_backward(
         k: kh,
         v: vh,
         mask: values(mask),
+        bias: values(bias),
         dims,
         set,
     };
@@ -488,6 +512,7 @@ impl AttentionOps for Flex {
         k: FlexTensor,
         v: FlexTensor,
         mask: FlexTensor,
+        bias: FlexTensor,
         scale: f64,
         prob: f64,
         seed: u64,
@@ -497,7 +522,8 @@ impl AttentionOps for Flex {
             prob,
             seed,
         };
-        let inputs = (&readable(q), &readable(k), &readable(v), &contiguous(mask));
+        let (mask, bias) = (contiguous(mask), contiguous(bias));
+        let inputs = (&readable(q), &readable(k), &readable(v), &mask, &bias);
         attention_forward(inputs, set, false).0
     }
 }
@@ -506,7 +532,7 @@ impl AttentionOps for Flex {
 struct AttentionBackward;
 
 impl Backward<Flex, 3> for AttentionBackward {
-    /// Q, K, V (checkpointed), the mask, the settings, and P and keep.
+    /// Q, K, V (checkpointed), the mask (for its shape), the settings, and P and keep.
     type State = (NodeId, NodeId, NodeId, FlexTensor, Setting, Arc<Saved>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, cp: &mut Checkpointer) {
@@ -516,7 +542,10 @@ impl Backward<Flex, 3> for AttentionBackward {
         let q = readable(cp.retrieve_node_output::<FlexTensor>(q_id));
         let k = readable(cp.retrieve_node_output::<FlexTensor>(k_id));
         let v = readable(cp.retrieve_node_output::<FlexTensor>(v_id));
-        let (dq, dk, dv, dims) = attention_backward((&q, &k, &v, &mask), &grad, set, &saved);
+        // The backward reads the kept P and keep, not the mask or the bias.
+        let no_bias = tensor(Vec::new(), Shape::new([0, 0]));
+        let inputs = (&q, &k, &v, &mask, &no_bias);
+        let (dq, dk, dv, dims) = attention_backward(inputs, &grad, set, &saved);
         let kv_shape = || Shape::new([dims.batch, dims.kv_heads, dims.t, dims.d]);
         if let Some(node) = node_q {
             let shape = Shape::new([dims.batch, dims.heads, dims.tq, dims.d]);
@@ -537,12 +566,14 @@ impl<C: CheckpointStrategy> AttentionOps for Autodiff<Flex, C> {
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
         mask: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
         scale: f64,
         prob: f64,
         seed: u64,
     ) -> FloatTensor<Self> {
-        // The mask is a constant: its gradient is never needed.
+        // The mask and the bias are constants: their gradients are never needed.
         let mask = contiguous(mask.into_primitive());
+        let bias = contiguous(bias.into_primitive());
         let set = Setting {
             scale: scale as f32,
             prob,
@@ -564,7 +595,7 @@ impl<C: CheckpointStrategy> AttentionOps for Autodiff<Flex, C> {
                     readable(k.primitive().clone()),
                     readable(v.primitive().clone()),
                 );
-                let (out, saved) = attention_forward((&q, &k, &v, &mask), set, true);
+                let (out, saved) = attention_forward((&q, &k, &v, &mask, &bias), set, true);
                 let saved = Arc::new(saved.expect("saved when asked"));
                 prep.finish((ids.0, ids.1, ids.2, mask, set, saved), out)
             }
@@ -574,7 +605,7 @@ impl<C: CheckpointStrategy> AttentionOps for Autodiff<Flex, C> {
                     readable(k.into_primitive()),
                     readable(v.into_primitive()),
                 );
-                prep.finish(attention_forward((&q, &k, &v, &mask), set, false).0)
+                prep.finish(attention_forward((&q, &k, &v, &mask, &bias), set, false).0)
             }
         }
     }
@@ -594,24 +625,25 @@ pub fn applies(q: &Tensor<4>, k: &Tensor<4>, mask: &Tensor<4>) -> bool {
 
 /// softmax(QKᵀ/√`scale_dim` + mask) → dropout → ·V with the heads merged, `[B, Tq, heads·d]`,
 /// from Q `[B, heads, Tq, d]`, K and V `[B, kv_heads, T, d]` and the additive mask
-/// `[B, 1, Tm, T]`, where [`applies`] says so. `dropout` is (p, draw seed) when the
-/// probabilities are dropped out ([`crate::FastDropout::draw`]).
+/// `[B, 1, Tm, T]`, where [`applies`] says so; `bias` `[Tq, T]` is added to every head's
+/// raw scores QKᵀ before the scale (ModernBERT's window). `dropout` is (p, draw seed) when
+/// the probabilities are dropped out ([`crate::FastDropout::draw`]).
 pub fn attention(
-    q: Tensor<4>,
-    k: Tensor<4>,
-    v: Tensor<4>,
-    mask: &Tensor<4>,
+    (q, k, v): (Tensor<4>, Tensor<4>, Tensor<4>),
+    (mask, bias): (&Tensor<4>, Option<Tensor<2>>),
     scale_dim: usize,
     dropout: Option<(f64, u64)>,
 ) -> Tensor<3> {
     debug_assert!(applies(&q, &k, mask));
     let [b, _, tm, t] = mask.dims();
     let (prob, seed) = dropout.unwrap_or((0.0, 0));
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([0, t], &q.device()));
     Tensor::from_dispatch(<Dispatch as AttentionOps>::fused_attention(
         q.into_dispatch(),
         k.into_dispatch(),
         v.into_dispatch(),
         mask.clone().reshape([b, tm, t]).into_dispatch(),
+        bias.into_dispatch(),
         1.0 / (scale_dim as f64).sqrt(),
         prob,
         seed,
@@ -692,7 +724,7 @@ mod tests {
         let (xb, kb, vb) = (leaf(&x), leaf(&k), leaf(&v));
         let qa = split(xa.clone());
         assert!(applies(&qa, &ka, &mask));
-        let oa = attention(qa, ka.clone(), va.clone(), &mask, d, dropout);
+        let oa = attention((qa, ka.clone(), va.clone()), (&mask, None), d, dropout);
         let ob = reference(split(xb.clone()), kb.clone(), vb.clone(), mask, d, dropout);
         assert_close(&vals(oa.clone()), &vals(ob.clone()), 2e-5, "O");
         let ga = (oa * w.clone()).sum().backward();
@@ -757,14 +789,17 @@ mod tests {
     /// The encoder's operations before this kernel: burn's matmuls around the fused
     /// softmax, dropout as a multiplication by the drawn mask.
     fn unfused(
-        q: Tensor<4>,
-        k: Tensor<4>,
-        v: Tensor<4>,
+        (q, k, v): (Tensor<4>, Tensor<4>, Tensor<4>),
         mask: Tensor<4>,
+        bias: Option<Tensor<2>>,
         dropout: Option<(f64, u64)>,
     ) -> Tensor<3> {
         let [b, n, t, d] = q.dims();
-        let mut p = crate::fused::masked_softmax(q.matmul(k.swap_dims(2, 3)), mask, d);
+        let mut scores = q.matmul(k.swap_dims(2, 3));
+        if let Some(bias) = bias {
+            scores = scores + bias.unsqueeze_dim::<3>(0).unsqueeze_dim(0);
+        }
+        let mut p = crate::fused::masked_softmax(scores, mask, d);
         if let Some((prob, seed)) = dropout {
             let keep = host_keep_mask(b * n * t * t, prob, seed);
             p = p * Tensor::from_data(TensorData::new(keep, [b, n, t, t]), &v.device());
@@ -773,14 +808,29 @@ mod tests {
     }
 
     #[test]
-    fn gives_the_unfused_operations_bits_in_value_and_gradients() {
+    fn gives_the_unfused_operations_bits_in_value_and_gradients_window_included() {
         let dev = Device::flex().autodiff();
         for (b, n, t, d, dropout) in [
             (2, 3, 37, 32, None),
             (3, 2, 128, 32, Some((0.1, 9))),
             (1, 2, 70, 64, Some((0.2, 4))),
+            (2, 2, 40, 32, Some((0.1, 3))),
         ] {
             let mask = key_mask(&(0..b).map(|i| i * 5).collect::<Vec<_>>(), t, &dev);
+            // The last case adds a sliding window of half-width 6 (ModernBERT's local
+            // layers: −1e30 outside, as its window tensor holds).
+            let bias = (t == 40).then(|| {
+                let w: Vec<f32> = (0..t * t)
+                    .map(|e| {
+                        if (e / t).abs_diff(e % t) <= 6 {
+                            0.0
+                        } else {
+                            -1e30
+                        }
+                    })
+                    .collect();
+                Tensor::<2>::from_data(TensorData::new(w, [t, t]), &dev)
+            });
             let x = Tensor::<3>::random([b, t, 3 * n * d], Distribution::Normal(0.0, 1.0), &dev);
             let w = Tensor::<3>::random([b, t, n * d], Distribution::Default, &dev);
             // Q, K and V split from one projection, as the encoder's heads are views.
@@ -791,21 +841,9 @@ mod tests {
                     .swap_dims(1, 2)
             };
             let (xa, xb) = (leaf(&x), leaf(&x));
-            let oa = attention(
-                heads(&xa, 0),
-                heads(&xa, 1),
-                heads(&xa, 2),
-                &mask,
-                d,
-                dropout,
-            );
-            let ob = unfused(
-                heads(&xb, 0),
-                heads(&xb, 1),
-                heads(&xb, 2),
-                mask.clone(),
-                dropout,
-            );
+            let qkv = |x: &Tensor<3>| (heads(x, 0), heads(x, 1), heads(x, 2));
+            let oa = attention(qkv(&xa), (&mask, bias.clone()), d, dropout);
+            let ob = unfused(qkv(&xb), mask.clone(), bias.clone(), dropout);
             assert_eq!(vals(oa.clone()), vals(ob.clone()), "O, T = {t}");
             let ga = (oa * w.clone()).sum().backward();
             let gb = (ob * w).sum().backward();
@@ -834,10 +872,16 @@ mod tests {
         let k = Tensor::<4>::random([2, 2, 9, 32], Distribution::Normal(0.0, 1.0), &dev);
         let v = Tensor::<4>::random([2, 2, 9, 32], Distribution::Normal(0.0, 1.0), &dev);
         let mask = key_mask(&[0, 4], 9, &dev);
-        let plain = vals(attention(q.clone(), k.clone(), v.clone(), &mask, 32, None));
+        let plain = vals(attention(
+            (q.clone(), k.clone(), v.clone()),
+            (&mask, None),
+            32,
+            None,
+        ));
         let ad = Device::flex().autodiff();
         let on = |x: &Tensor<4>| Tensor::<4>::from_data(x.to_data(), &ad).require_grad();
-        let tracked = attention(on(&q), on(&k), on(&v), &key_mask(&[0, 4], 9, &ad), 32, None);
+        let ad_mask = key_mask(&[0, 4], 9, &ad);
+        let tracked = attention((on(&q), on(&k), on(&v)), (&ad_mask, None), 32, None);
         assert_eq!(plain, vals(tracked), "bit for bit");
     }
 }

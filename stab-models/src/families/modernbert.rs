@@ -383,6 +383,12 @@ impl Rotary {
         x * cos.clone() + rotated * sin.clone()
     }
 
+    /// The window as a bias `[T, T]` on raw scores: 0 inside, −1e30 outside.
+    pub fn window_bias(&self) -> Tensor<2> {
+        let t = self.window.dims()[3];
+        self.window.clone().reshape([t, t])
+    }
+
     /// Raw scores [B, n, T, T] with keys outside a local layer's window closed.
     pub fn window(&self, scores: Tensor<4>, local: bool) -> Tensor<4> {
         if local {
