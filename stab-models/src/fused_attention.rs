@@ -50,6 +50,7 @@ pub trait AttentionOps: Backend {
     /// scores before the scale (`[0, T]`: none; ModernBERT's window), with scale `scale`
     /// and dropout on the probabilities with probability `prob` from draw seed `seed`
     /// (`prob` = 0: none).
+    #[allow(clippy::too_many_arguments)]
     fn fused_attention(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
@@ -264,7 +265,7 @@ impl Inputs<'_> {
         for (i, row) in p.chunks_exact_mut(t).enumerate() {
             if !self.bias.is_empty() {
                 for (x, &w) in row.iter_mut().zip(&self.bias[i * t..(i + 1) * t]) {
-                    *x = *x + w;
+                    *x += w;
                 }
             }
             let m = (b * self.dims.mask_rows + i % self.dims.mask_rows) * t;
