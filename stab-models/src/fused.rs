@@ -709,17 +709,18 @@ pub fn masked_softmax(scores: Tensor<4>, mask: Tensor<4>, head_dim: usize) -> Te
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use burn::module::Param;
     use burn::nn::LayerNormConfig;
     use burn::tensor::{Device, Distribution, TensorData};
 
-    fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    pub(crate) fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
     }
 
-    fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    /// Each of `got` within `tol` (relative, floor 1) of `want`.
+    pub(crate) fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
         assert_eq!(got.len(), want.len(), "{what}: lengths");
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
             assert!(
@@ -730,7 +731,7 @@ mod tests {
     }
 
     /// A leaf copy of `x` (its own gradient) on the same device.
-    fn leaf<const D: usize>(x: &Tensor<D>) -> Tensor<D> {
+    pub(crate) fn leaf<const D: usize>(x: &Tensor<D>) -> Tensor<D> {
         Tensor::from_data(x.to_data(), &x.device()).require_grad()
     }
 

@@ -238,6 +238,30 @@ struct Inputs<'a> {
     set: Setting,
 }
 
+/// Q, K, V, the mask and the bias of one call.
+type Tensors<'a> = (
+    &'a FlexTensor,
+    &'a FlexTensor,
+    &'a FlexTensor,
+    &'a FlexTensor,
+    &'a FlexTensor,
+);
+
+impl<'a> Inputs<'a> {
+    fn of((q, k, v, mask, bias): Tensors<'a>, set: Setting) -> Self {
+        let (q, k, v) = (Heads::of(q), Heads::of(k), Heads::of(v));
+        Self {
+            dims: Dims::of(&q, &k, mask.layout().shape()),
+            q,
+            k,
+            v,
+            mask: values(mask),
+            bias: values(bias),
+            set,
+        }
+    }
+}
+
 impl Inputs<'_> {
     /// P (in `p`) and P̃ = P ⊙ keep (in `dropped`, with keep in `keep`; untouched without
     /// dropout) of head `h` of sequence `b`: S = Q·Kᵀ, then per row
@@ -422,27 +446,12 @@ struct Saved {
 /// O `[B, Tq, heads·d]` (see [`AttentionOps::fused_attention`]), and what the backward
 /// needs when `save`.
 fn attention_forward(
-    (q, k, v, mask, bias): (
-        &FlexTensor,
-        &FlexTensor,
-        &FlexTensor,
-        &FlexTensor,
-        &FlexTensor,
-    ),
+    tensors: Tensors<'_>,
     set: Setting,
     save: bool,
 ) -> (FlexTensor, Option<Saved>) {
-    let (qh, kh, vh) = (Heads::of(q), Heads::of(k), Heads::of(v));
-    let dims = Dims::of(&qh, &kh, mask.layout().shape());
-    let inputs = Inputs {
-        q: qh,
-        k: kh,
-        v: vh,
-        mask: values(mask),
-        bias: values(bias),
-        dims,
-        set,
-    };
+    let inputs = Inputs::of(tensors, set);
+    let dims = inputs.dims;
     let mut out = vec![0f32; dims.batch * dims.tq * dims.heads * dims.d];
     let dst = Out(out.as_mut_ptr());
     let probabilities = dims.batch * dims.heads * dims.tq * dims.t;
@@ -466,28 +475,13 @@ fn attention_forward(
 
 /// dQ `[B, heads, Tq, d]`, dK and dV `[B, kv_heads, T, d]` from dO `[B, Tq, heads·d]`.
 fn attention_backward(
-    (q, k, v, mask, bias): (
-        &FlexTensor,
-        &FlexTensor,
-        &FlexTensor,
-        &FlexTensor,
-        &FlexTensor,
-    ),
+    tensors: Tensors<'_>,
     grad: &FlexTensor,
     set: Setting,
     saved: &Saved,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Dims) {
-    let (qh, kh, vh) = (Heads::of(q), Heads::of(k), Heads::of(v));
-    let dims = Dims::of(&qh, &kh, mask.layout().shape());
-    let inputs = Inputs {
-        q: qh,
-        k: kh,
-        v: vh,
-        mask: values(mask),
-        bias: values(bias),
-        dims,
-        set,
-    };
+    let inputs = Inputs::of(tensors, set);
+    let dims = inputs.dims;
     let grad = values(grad);
     let parts: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..dims.batch * dims.kv_heads)
         .into_par_iter()
@@ -657,23 +651,7 @@ mod tests {
     use crate::dropout::host_keep_mask;
     use burn::tensor::{Device, Distribution, TensorData};
 
-    fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-    }
-
-    fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
-        assert_eq!(got.len(), want.len(), "{what}: lengths");
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (g - w).abs() <= tol * (1.0 + w.abs()),
-                "{what}[{i}]: fused {g} vs burn {w}"
-            );
-        }
-    }
-
-    fn leaf<const D: usize>(x: &Tensor<D>) -> Tensor<D> {
-        Tensor::from_data(x.to_data(), &x.device()).require_grad()
-    }
+    use crate::fused::tests::{assert_close, leaf, vals};
 
     /// The same attention in burn's operations: key/value heads repeated for their query
     /// heads, softmax(s·QKᵀ + M), the dropout mask as `host_keep_mask` draws it, ·V, heads
