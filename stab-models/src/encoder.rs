@@ -812,11 +812,11 @@ impl SelfAttention {
     /// softmax(scores + mask) → dropout → ·V, heads merged back to [B, T, H], where the
     /// scores are QKᵀ/√d (BERT), DeBERTa's disentangled sum over √(3d)
     /// ([`deberta::Relative::scores`]), or RoPE-rotated QKᵀ/√d with ModernBERT's window on
-    /// local layers. On the host (f32), attention over QKᵀ (BERT, RoBERTa, ELECTRA,
-    /// ModernBERT with its window as a bias, the decoders) is one kernel per (sequence,
-    /// head) ([`fused_attention`], bit for bit the operations it replaces, 20–30% faster at
-    /// MiniLM's shapes); DeBERTa's relative terms take the products around the fused
-    /// softmax ([`fused::masked_softmax`]), as every other device does.
+    /// local layers. On the host (f32) every family's attention is one kernel per
+    /// (sequence, head) ([`fused_attention`], bit for bit the operations it replaces,
+    /// 20–30% faster at MiniLM's shapes), DeBERTa's relative terms and ModernBERT's window
+    /// entering as a bias on the raw scores; other devices take the products around the
+    /// fused softmax ([`fused::masked_softmax`]'s burn twin).
     /// burn's own fused attention (`module::attention`) measured slower for these shapes.
     pub fn forward(&self, x: Tensor<3>, ctx: &AttentionContext) -> Tensor<3> {
         let [b, t, _] = x.dims();
@@ -849,12 +849,17 @@ impl SelfAttention {
                 };
                 let pq = rel.split_heads(project(&self.query, &self.lora_query, table.clone()), n);
                 let pk = rel.split_heads(project(&self.key, &self.lora_key, table), n);
-                (rel.scores(q, k, pq, pk), rel.attention.terms() * d)
+                let scale_dim = rel.attention.terms() * d;
+                if fused_attention::applies(&q, &k, &ctx.mask) {
+                    let bias = rel.bias(q.clone(), k.clone(), pq, pk);
+                    return self.fused(q, k, v, ctx, (bias, scale_dim));
+                }
+                (rel.scores(q, k, pq, pk), scale_dim)
             }
             Positions::Rotary(rot) if self.local => {
                 let (q, k) = (rot.rotate(q, true), rot.rotate(k, true));
                 if fused_attention::applies(&q, &k, &ctx.mask) {
-                    return self.fused(q, k, v, ctx, Some(rot.window_bias()));
+                    return self.fused(q, k, v, ctx, (Some(rot.window_bias()), d));
                 }
                 (rot.window(q.matmul(k.swap_dims(2, 3)), true), d)
             }
@@ -879,23 +884,23 @@ impl SelfAttention {
     ) -> Tensor<3> {
         let d = self.head_dim;
         if fused_attention::applies(&q, &k, &ctx.mask) {
-            return self.fused(q, k, v, ctx, None);
+            return self.fused(q, k, v, ctx, (None, self.head_dim));
         }
         self.weigh(q.matmul(k.swap_dims(2, 3)), v, d, ctx)
     }
 
-    /// The fused kernel, with `bias` `[T, T]` added to the raw scores (ModernBERT's
-    /// window) and this layer's dropout draw.
+    /// The fused kernel, with `bias` added to the raw scores (ModernBERT's window,
+    /// DeBERTa's relative terms), the scale 1/√`scale_dim`, and this layer's dropout draw.
     fn fused(
         &self,
         q: Tensor<4>,
         k: Tensor<4>,
         v: Tensor<4>,
         ctx: &AttentionContext,
-        bias: Option<Tensor<2>>,
+        (bias, scale_dim): (Option<Tensor<4>>, usize),
     ) -> Tensor<3> {
         let dropout = self.dropout.draw(&q.device());
-        fused_attention::attention((q, k, v), (&ctx.mask, bias), self.head_dim, dropout)
+        fused_attention::attention((q, k, v), (&ctx.mask, bias), scale_dim, dropout)
     }
 
     /// The probabilities of raw `scores` [B, heads, T, T] (scaled by 1/√`scale_dim`),
@@ -934,7 +939,7 @@ impl SelfAttention {
             _ => (q, k),
         };
         if fused_attention::applies(&q, &k, &ctx.mask) {
-            return self.fused(q, k, v, ctx, None);
+            return self.fused(q, k, v, ctx, (None, self.head_dim));
         }
         let g = n / kv;
         let scores = q

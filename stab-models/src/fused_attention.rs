@@ -46,8 +46,9 @@ use crate::placement::is_host;
 pub trait AttentionOps: Backend {
     /// O `[B, Tq, heads·d]` from Q `[B, heads, Tq, d]`, K and V `[B, kv_heads, T, d]` (any
     /// non-negative strides) and the additive mask `[B, Tm, T]` (Tm = 1: one key mask per
-    /// sequence; Tm = Tq: one row per query), the bias `[Tq, T]` added to every head's raw
-    /// scores before the scale (`[0, T]`: none; ModernBERT's window), with scale `scale`
+    /// sequence; Tm = Tq: one row per query), the bias `[Bb, Hb, Tq, T]` (Bb 1 or B, Hb 1
+    /// or heads) added to the raw scores before the scale (`[1, 1, 0, T]`: none;
+    /// ModernBERT's window, DeBERTa's relative terms, which get its gradient), with scale `scale`
     /// and dropout on the probabilities with probability `prob` from draw seed `seed`
     /// (`prob` = 0: none).
     #[allow(clippy::too_many_arguments)]
@@ -69,6 +70,8 @@ struct Setting {
     scale: f32,
     prob: f64,
     seed: u64,
+    /// Whether the backward gives the bias its gradient.
+    bias_grad: bool,
 }
 
 /// A matrix operand of a product: its first element and its (row, column) strides.
@@ -232,8 +235,7 @@ struct Inputs<'a> {
     k: Heads,
     v: Heads,
     mask: &'a [f32],
-    /// `[Tq, T]` added to the raw scores, or empty.
-    bias: &'a [f32],
+    bias: Option<Bias<'a>>,
     dims: Dims,
     set: Setting,
 }
@@ -247,6 +249,33 @@ type Tensors<'a> = (
     &'a FlexTensor,
 );
 
+/// A bias on the raw scores, contiguous `[Bb, Hb, Tq, T]`, broadcast over sequences
+/// (Bb = 1) or heads (Hb = 1).
+struct Bias<'a> {
+    values: &'a [f32],
+    per_sequence: bool,
+    heads: usize,
+}
+
+impl<'a> Bias<'a> {
+    /// `bias` (contiguous), or `None` when it has no element.
+    fn of(bias: &'a FlexTensor) -> Option<Self> {
+        let shape = bias.layout().shape();
+        (shape.num_elements() > 0).then(|| Self {
+            values: values(bias),
+            per_sequence: shape[0] > 1,
+            heads: shape[1],
+        })
+    }
+
+    /// Row i of head h of sequence b (`t` values).
+    fn row(&self, (b, h, i): (usize, usize, usize), (tq, t): (usize, usize)) -> &[f32] {
+        let b = if self.per_sequence { b } else { 0 };
+        let h = if self.heads > 1 { h } else { 0 };
+        &self.values[((b * self.heads + h) * tq + i) * t..][..t]
+    }
+}
+
 impl<'a> Inputs<'a> {
     fn of((q, k, v, mask, bias): Tensors<'a>, set: Setting) -> Self {
         let (q, k, v) = (Heads::of(q), Heads::of(k), Heads::of(v));
@@ -256,7 +285,7 @@ impl<'a> Inputs<'a> {
             k,
             v,
             mask: values(mask),
-            bias: values(bias),
+            bias: Bias::of(bias),
             set,
         }
     }
@@ -287,8 +316,8 @@ impl Inputs<'_> {
             );
         }
         for (i, row) in p.chunks_exact_mut(t).enumerate() {
-            if !self.bias.is_empty() {
-                for (x, &w) in row.iter_mut().zip(&self.bias[i * t..(i + 1) * t]) {
+            if let Some(bias) = &self.bias {
+                for (x, &w) in row.iter_mut().zip(bias.row((b, h, i), (tq, t))) {
                     *x += w;
                 }
             }
@@ -354,12 +383,7 @@ impl Inputs<'_> {
     /// dQ of the group's heads (`[g, Tq, d]`) and the group's dK and dV (`[T, d]`) for
     /// key/value head `kvh` of sequence `b`, from dO `[B, Tq, heads·d]` and the forward's
     /// P and keep.
-    fn backward_group(
-        &self,
-        (b, kvh): (usize, usize),
-        grad: &[f32],
-        saved: &Saved,
-    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    fn backward_group(&self, (b, kvh): (usize, usize), grad: &[f32], saved: &Saved) -> GroupGrads {
         let Dims {
             tq, t, d, heads, ..
         } = self.dims;
@@ -371,6 +395,11 @@ impl Inputs<'_> {
         let mut dropped = if dropout { vec![0f32; n] } else { Vec::new() };
         let mut ds = vec![0f32; n];
         let mut dkt = vec![0f32; d * t];
+        let mut dbias = if self.set.bias_grad {
+            vec![0f32; g * n]
+        } else {
+            Vec::new()
+        };
         for (hg, h) in (kvh * g..(kvh + 1) * g).enumerate() {
             let at = (b * heads + h) * n;
             let p = &saved.p[at..at + n];
@@ -410,6 +439,10 @@ impl Inputs<'_> {
             for (gr, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
                 softmax_backward_row(pr, gr, self.set.scale);
             }
+            // The raw scores' gradient is the bias's too (an addition passes it on).
+            if self.set.bias_grad {
+                dbias[hg * n..(hg + 1) * n].copy_from_slice(&ds);
+            }
             let dsv = Operand::rows(ds.as_ptr(), t);
             // SAFETY: as above.
             unsafe {
@@ -430,8 +463,17 @@ impl Inputs<'_> {
                 dk[j * d + c] = dkt[c * t + j];
             }
         }
-        (dq, dk, dv)
+        GroupGrads { dq, dk, dv, dbias }
     }
+}
+
+/// One task's gradients: dQ of the group's heads `[g, Tq, d]`, dK and dV `[T, d]`, and
+/// the bias's `[g, Tq, T]` when it takes one.
+struct GroupGrads {
+    dq: Vec<f32>,
+    dk: Vec<f32>,
+    dv: Vec<f32>,
+    dbias: Vec<f32>,
 }
 
 /// What the forward keeps for the backward: P and, with dropout, keep, each
@@ -479,26 +521,30 @@ fn attention_backward(
     grad: &FlexTensor,
     set: Setting,
     saved: &Saved,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>, Dims) {
+) -> (GroupGrads, Dims) {
     let inputs = Inputs::of(tensors, set);
     let dims = inputs.dims;
     let grad = values(grad);
-    let parts: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..dims.batch * dims.kv_heads)
+    let parts: Vec<GroupGrads> = (0..dims.batch * dims.kv_heads)
         .into_par_iter()
         .map(|task| {
             inputs.backward_group((task / dims.kv_heads, task % dims.kv_heads), grad, saved)
         })
         .collect();
-    let mut dq = Vec::with_capacity(dims.batch * dims.heads * dims.tq * dims.d);
-    let mut dk = Vec::with_capacity(dims.batch * dims.kv_heads * dims.t * dims.d);
-    let mut dv = Vec::with_capacity(dk.capacity());
     // Tasks in (b, kvh) order: the group's query heads are consecutive heads of b.
-    for (q_part, k_part, v_part) in parts {
-        dq.extend(q_part);
-        dk.extend(k_part);
-        dv.extend(v_part);
+    let mut all = GroupGrads {
+        dq: Vec::with_capacity(dims.batch * dims.heads * dims.tq * dims.d),
+        dk: Vec::with_capacity(dims.batch * dims.kv_heads * dims.t * dims.d),
+        dv: Vec::with_capacity(dims.batch * dims.kv_heads * dims.t * dims.d),
+        dbias: Vec::new(),
+    };
+    for part in parts {
+        all.dq.extend(part.dq);
+        all.dk.extend(part.dk);
+        all.dv.extend(part.dv);
+        all.dbias.extend(part.dbias);
     }
-    (dq, dk, dv, dims)
+    (all, dims)
 }
 
 impl AttentionOps for Flex {
@@ -516,6 +562,7 @@ impl AttentionOps for Flex {
             scale: scale as f32,
             prob,
             seed,
+            bias_grad: false,
         };
         let (mask, bias) = (contiguous(mask), contiguous(bias));
         let inputs = (&readable(q), &readable(k), &readable(v), &mask, &bias);
@@ -526,31 +573,39 @@ impl AttentionOps for Flex {
 #[derive(Debug)]
 struct AttentionBackward;
 
-impl Backward<Flex, 3> for AttentionBackward {
+impl Backward<Flex, 4> for AttentionBackward {
     /// Q, K, V (checkpointed), the mask (for its shape), the settings, and P and keep.
     type State = (NodeId, NodeId, NodeId, FlexTensor, Setting, Arc<Saved>);
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, cp: &mut Checkpointer) {
-        let [node_q, node_k, node_v] = ops.parents;
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, cp: &mut Checkpointer) {
+        let [node_q, node_k, node_v, node_bias] = ops.parents;
         let grad = contiguous(grads.consume::<Flex>(&ops.node));
         let (q_id, k_id, v_id, mask, set, saved) = ops.state;
         let q = readable(cp.retrieve_node_output::<FlexTensor>(q_id));
         let k = readable(cp.retrieve_node_output::<FlexTensor>(k_id));
         let v = readable(cp.retrieve_node_output::<FlexTensor>(v_id));
         // The backward reads the kept P and keep, not the mask or the bias.
-        let no_bias = tensor(Vec::new(), Shape::new([0, 0]));
+        let no_bias = tensor(Vec::new(), Shape::new([1, 1, 0, 0]));
+        let set = Setting {
+            bias_grad: node_bias.is_some(),
+            ..set
+        };
         let inputs = (&q, &k, &v, &mask, &no_bias);
-        let (dq, dk, dv, dims) = attention_backward(inputs, &grad, set, &saved);
+        let (all, dims) = attention_backward(inputs, &grad, set, &saved);
         let kv_shape = || Shape::new([dims.batch, dims.kv_heads, dims.t, dims.d]);
         if let Some(node) = node_q {
             let shape = Shape::new([dims.batch, dims.heads, dims.tq, dims.d]);
-            grads.register::<Flex>(node.id, tensor(dq, shape));
+            grads.register::<Flex>(node.id, tensor(all.dq, shape));
         }
         if let Some(node) = node_k {
-            grads.register::<Flex>(node.id, tensor(dk, kv_shape()));
+            grads.register::<Flex>(node.id, tensor(all.dk, kv_shape()));
         }
         if let Some(node) = node_v {
-            grads.register::<Flex>(node.id, tensor(dv, kv_shape()));
+            grads.register::<Flex>(node.id, tensor(all.dv, kv_shape()));
+        }
+        if let Some(node) = node_bias {
+            let shape = Shape::new([dims.batch, dims.heads, dims.tq, dims.t]);
+            grads.register::<Flex>(node.id, tensor(all.dbias, shape));
         }
     }
 }
@@ -566,16 +621,17 @@ impl<C: CheckpointStrategy> AttentionOps for Autodiff<Flex, C> {
         prob: f64,
         seed: u64,
     ) -> FloatTensor<Self> {
-        // The mask and the bias are constants: their gradients are never needed.
+        // The mask is a constant: its gradient is never needed. The bias gets one when it
+        // is tracked (then it must be [B, heads, Tq, T]: see `attention`).
         let mask = contiguous(mask.into_primitive());
-        let bias = contiguous(bias.into_primitive());
         let set = Setting {
             scale: scale as f32,
             prob,
             seed,
+            bias_grad: false,
         };
         match AttentionBackward
-            .prepare::<C>([q.node(), k.node(), v.node()])
+            .prepare::<C>([q.node(), k.node(), v.node(), bias.node()])
             .compute_bound()
             .stateful()
         {
@@ -590,6 +646,7 @@ impl<C: CheckpointStrategy> AttentionOps for Autodiff<Flex, C> {
                     readable(k.primitive().clone()),
                     readable(v.primitive().clone()),
                 );
+                let bias = contiguous(bias.primitive().clone());
                 let (out, saved) = attention_forward((&q, &k, &v, &mask, &bias), set, true);
                 let saved = Arc::new(saved.expect("saved when asked"));
                 prep.finish((ids.0, ids.1, ids.2, mask, set, saved), out)
@@ -600,6 +657,7 @@ impl<C: CheckpointStrategy> AttentionOps for Autodiff<Flex, C> {
                     readable(k.into_primitive()),
                     readable(v.into_primitive()),
                 );
+                let bias = contiguous(bias.into_primitive());
                 prep.finish(attention_forward((&q, &k, &v, &mask, &bias), set, false).0)
             }
         }
@@ -620,19 +678,27 @@ pub fn applies(q: &Tensor<4>, k: &Tensor<4>, mask: &Tensor<4>) -> bool {
 
 /// softmax(QKᵀ/√`scale_dim` + mask) → dropout → ·V with the heads merged, `[B, Tq, heads·d]`,
 /// from Q `[B, heads, Tq, d]`, K and V `[B, kv_heads, T, d]` and the additive mask
-/// `[B, 1, Tm, T]`, where [`applies`] says so; `bias` `[Tq, T]` is added to every head's
-/// raw scores QKᵀ before the scale (ModernBERT's window). `dropout` is (p, draw seed) when
-/// the probabilities are dropped out ([`crate::FastDropout::draw`]).
+/// `[B, 1, Tm, T]`, where [`applies`] says so; `bias` `[Bb, Hb, Tq, T]` (Bb 1 or B, Hb 1
+/// or heads) is added to the raw scores QKᵀ before the scale: ModernBERT's window, or
+/// DeBERTa's relative terms, which get their gradient (a bias that needs one must be
+/// `[B, heads, Tq, T]`). `dropout` is (p, draw seed) when the probabilities are dropped
+/// out ([`crate::FastDropout::draw`]).
 pub fn attention(
     (q, k, v): (Tensor<4>, Tensor<4>, Tensor<4>),
-    (mask, bias): (&Tensor<4>, Option<Tensor<2>>),
+    (mask, bias): (&Tensor<4>, Option<Tensor<4>>),
     scale_dim: usize,
     dropout: Option<(f64, u64)>,
 ) -> Tensor<3> {
     debug_assert!(applies(&q, &k, mask));
     let [b, _, tm, t] = mask.dims();
+    let [_, heads, tq, _] = q.dims();
     let (prob, seed) = dropout.unwrap_or((0.0, 0));
-    let bias = bias.unwrap_or_else(|| Tensor::zeros([0, t], &q.device()));
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([1, 1, 0, t], &q.device()));
+    let [bb, hb, bq, bt] = bias.dims();
+    assert!(
+        bq * bt == 0 || ([1, b].contains(&bb) && [1, heads].contains(&hb) && (bq, bt) == (tq, t)),
+        "a bias [{bb}, {hb}, {bq}, {bt}] on scores [{b}, {heads}, {tq}, {t}]"
+    );
     Tensor::from_dispatch(<Dispatch as AttentionOps>::fused_attention(
         q.into_dispatch(),
         k.into_dispatch(),
@@ -770,13 +836,13 @@ mod tests {
     fn unfused(
         (q, k, v): (Tensor<4>, Tensor<4>, Tensor<4>),
         mask: Tensor<4>,
-        bias: Option<Tensor<2>>,
+        bias: Option<Tensor<4>>,
         dropout: Option<(f64, u64)>,
     ) -> Tensor<3> {
         let [b, n, t, d] = q.dims();
         let mut scores = q.matmul(k.swap_dims(2, 3));
         if let Some(bias) = bias {
-            scores = scores + bias.unsqueeze_dim::<3>(0).unsqueeze_dim(0);
+            scores = scores + bias;
         }
         let mut p = crate::fused::masked_softmax(scores, mask, d);
         if let Some((prob, seed)) = dropout {
@@ -808,7 +874,7 @@ mod tests {
                         }
                     })
                     .collect();
-                Tensor::<2>::from_data(TensorData::new(w, [t, t]), &dev)
+                Tensor::<4>::from_data(TensorData::new(w, [1, 1, t, t]), &dev)
             });
             let x = Tensor::<3>::random([b, t, 3 * n * d], Distribution::Normal(0.0, 1.0), &dev);
             let w = Tensor::<3>::random([b, t, n * d], Distribution::Default, &dev);
@@ -832,6 +898,54 @@ mod tests {
                 "dQKV, T = {t}"
             );
         }
+    }
+
+    /// DeBERTa's case: a bias [B, heads, T, T] computed from trainable inputs, which gets
+    /// the raw scores' gradient, bit for bit as burn's addition passes it on.
+    #[test]
+    fn a_tracked_bias_gets_its_gradient_bit_for_bit() {
+        let dev = Device::flex().autodiff();
+        let (b, n, t, d) = (2, 3, 33, 32);
+        let mask = key_mask(&[0, 7], t, &dev);
+        let x = Tensor::<3>::random([b, t, 3 * n * d], Distribution::Normal(0.0, 1.0), &dev);
+        let r = Tensor::<4>::random([b, n, t, t], Distribution::Normal(0.0, 2.0), &dev);
+        let w = Tensor::<3>::random([b, t, n * d], Distribution::Default, &dev);
+        let heads = |x: &Tensor<3>, i: usize| {
+            x.clone()
+                .narrow(2, i * n * d, n * d)
+                .reshape([b, t, n, d])
+                .swap_dims(1, 2)
+        };
+        let qkv = |x: &Tensor<3>| (heads(x, 0), heads(x, 1), heads(x, 2));
+        let (xa, xb, ra, rb) = (leaf(&x), leaf(&x), leaf(&r), leaf(&r));
+        // The bias is a function of a leaf, as DeBERTa's gathered terms are.
+        let oa = attention(
+            qkv(&xa),
+            (&mask, Some(ra.clone() * 0.5)),
+            3 * d,
+            Some((0.1, 2)),
+        );
+        let ob = {
+            let (q, k, v) = qkv(&xb);
+            let scores = q.matmul(k.swap_dims(2, 3)) + rb.clone() * 0.5;
+            let p = crate::fused::masked_softmax(scores, mask.clone(), 3 * d);
+            let keep = host_keep_mask(b * n * t * t, 0.1, 2);
+            let p = p * Tensor::from_data(TensorData::new(keep, [b, n, t, t]), &dev);
+            p.matmul(v).swap_dims(1, 2).reshape([b, t, n * d])
+        };
+        assert_eq!(vals(oa.clone()), vals(ob.clone()), "O");
+        let ga = (oa * w.clone()).sum().backward();
+        let gb = (ob * w).sum().backward();
+        assert_eq!(
+            vals(ra.grad(&ga).unwrap()),
+            vals(rb.grad(&gb).unwrap()),
+            "d bias"
+        );
+        assert_eq!(
+            vals(xa.grad(&ga).unwrap()),
+            vals(xb.grad(&gb).unwrap()),
+            "dQKV"
+        );
     }
 
     #[test]

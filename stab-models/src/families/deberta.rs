@@ -294,18 +294,36 @@ impl Relative {
     /// The unscaled disentangled scores [B, n, T, T]: q·kᵀ plus c2p and p2c, from q, k
     /// [B, n, T, d] and the projected tables pq, pk [1, n, 2S, d].
     pub fn scores(&self, q: Tensor<4>, k: Tensor<4>, pq: Tensor<4>, pk: Tensor<4>) -> Tensor<4> {
-        let [b, n, t, _] = q.dims();
-        let mut s = q.clone().matmul(k.clone().swap_dims(2, 3));
-        if self.attention.c2p {
-            let c2p = q.matmul(pk.swap_dims(2, 3)); // [B, n, T, 2S]
-            s = s + c2p.gather(3, self.index.clone().expand([b, n, t, t]));
+        let s = q.clone().matmul(k.clone().swap_dims(2, 3));
+        match self.bias(q, k, pq, pk) {
+            Some(bias) => s + bias,
+            None => s,
         }
-        if self.attention.p2c {
+    }
+
+    /// The relative terms of the raw scores, c2p + p2c (those `pos_att_type` names),
+    /// `[B, n, T, T]`; `None` when it names neither. The scores are QKᵀ plus this.
+    pub fn bias(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        pq: Tensor<4>,
+        pk: Tensor<4>,
+    ) -> Option<Tensor<4>> {
+        let [b, n, t, _] = q.dims();
+        let c2p = self.attention.c2p.then(|| {
+            let c2p = q.matmul(pk.swap_dims(2, 3)); // [B, n, T, 2S]
+            c2p.gather(3, self.index.clone().expand([b, n, t, t]))
+        });
+        let p2c = self.attention.p2c.then(|| {
             let p2c = k.matmul(pq.swap_dims(2, 3)); // [B, n, T(keys), 2S]
             let g = p2c.gather(3, self.index_t.clone().expand([b, n, t, t])); // [j, i]
-            s = s + g.swap_dims(2, 3);
+            g.swap_dims(2, 3)
+        });
+        match (c2p, p2c) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
         }
-        s
     }
 }
 

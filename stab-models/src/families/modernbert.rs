@@ -383,10 +383,9 @@ impl Rotary {
         x * cos.clone() + rotated * sin.clone()
     }
 
-    /// The window as a bias `[T, T]` on raw scores: 0 inside, −1e30 outside.
-    pub fn window_bias(&self) -> Tensor<2> {
-        let t = self.window.dims()[3];
-        self.window.clone().reshape([t, t])
+    /// The window as a bias `[1, 1, T, T]` on raw scores: 0 inside, −1e30 outside.
+    pub fn window_bias(&self) -> Tensor<4> {
+        self.window.clone()
     }
 
     /// Raw scores [B, n, T, T] with keys outside a local layer's window closed.
