@@ -1,6 +1,6 @@
 //! Throughput of the synthetic-study solvers (release build):
 //!
-//!     cargo bench -p stab-methods --bench synthetic
+//!     cargo bench -p stab-synthetic --bench synthetic
 //!
 //! Reports GD point-steps per second per core (one σ-weighted gradient term of one
 //! weight vector at one point is one point-step), on one thread and on all threads, and

@@ -1,6 +1,6 @@
 //! Feature encoding for head tuning (release build):
 //!
-//!     STAB_MINILM_DIR=…/model STAB_DATA_DIR=../shared/data cargo bench -p stab-methods --bench encode
+//!     STAB_MINILM_DIR=…/model STAB_DATA_DIR=../shared/data cargo bench -p stab-train --bench encode
 //!
 //! Encodes the real RTE train file (premise/hypothesis pairs, max_len 128) with MiniLM in
 //! eval mode exactly as head tuning does ([`encode_features`]: rows sorted by length,
