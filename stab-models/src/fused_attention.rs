@@ -1,28 +1,31 @@
 //! Fused attention on the host CPU: scores, mask, softmax, dropout and the product with V
-//! in one task per (sequence, head), never materialising the [B, heads, T, T] scores of a
-//! layer, with a backward that recomputes them (as flash attention does).
+//! in one task per (sequence, head), the heads written straight into the merged output.
 //!
 //! For query head h of sequence b, with Q `[Tq, d]`, K and V `[T, d]` (the key/value head
-//! h / g under grouped-query attention, g = heads / kv_heads), the additive mask M and the
+//! h / g under grouped-query attention, g = heads / kv_heads), an optional bias B on the
+//! raw scores (ModernBERT's window, DeBERTa's relative terms), the additive mask M and the
 //! scale s:
 //!
-//!   S = s·Q·Kᵀ + M,  P = softmax_rows(S),  P̃ = P ⊙ keep,  O = P̃·V,
+//!   S = s·(Q·Kᵀ + B) + M,  P = softmax_rows(S),  P̃ = P ⊙ keep,  O = P̃·V,
 //!
 //! where keep is inverted dropout's mask (0 or 1/(1 − p)), drawn element for element as
 //! [`crate::dropout::host_keep_mask`] draws it over the [B, heads, Tq, T] probabilities.
 //! Backward, with dO = ∂L/∂O:
 //!
 //!   dV = P̃ᵀ·dO,  dP̃ = dO·Vᵀ,  dS = s·P ⊙ (dP − rowsum(P ⊙ dP)) with dP = dP̃ ⊙ keep,
-//!   dQ = dS·K,  d(Kᵀ) = Qᵀ·dS.
+//!   dQ = dS·K,  d(Kᵀ) = Qᵀ·dS,  dB = dS.
 //!
 //! A task's scores `[Tq, T]` stay in its core's cache between the product, the softmax
 //! and the product with V, where burn's operations write and read the whole layer's
 //! scores (12.6 MB for MiniLM at 16 × 128) three times and copy the heads back together.
+//! In evaluation nothing of size [B, heads, T, T] is kept; in training the forward keeps P
+//! and keep for the backward, as burn's operations did (recomputing them from Q and K,
+//! flash-attention style, measured slower on the CPU: docs/speed.md §7).
 //! Each product is the `gemm` crate's single-threaded kernel on the operands, shapes and
 //! strides burn's batched matmul and its backward give it, the softmax is
 //! [`crate::fused`]'s row kernel and dropout the same multiplication, so without
-//! grouped-query heads the results are bit for bit those of the unfused operations (a
-//! test holds that); with grouped heads dK and dV add the group's heads in place.
+//! grouped-query heads the results are bit for bit those of the unfused operations (tests
+//! hold that); with grouped heads dK and dV add the group's heads in place.
 
 use std::sync::Arc;
 
