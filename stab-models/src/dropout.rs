@@ -82,16 +82,11 @@ const CHUNK: usize = 1 << 15;
 /// SplitMix64 in parallel chunks, each seeded from (seed, chunk), so the mask does not
 /// depend on the thread count.
 pub fn host_keep_mask(n: usize, prob: f64, seed: u64) -> Vec<f32> {
-    let keep = 1.0 - prob;
-    let scale = (1.0 / keep) as f32;
-    // Keep when the top 24 bits, as a fraction, fall below 1 − p.
-    let threshold = (keep * (1u64 << 24) as f64) as u32;
+    let rule = keep_rule(prob);
     let mut mask = vec![0f32; n];
     mask.par_chunks_mut(CHUNK)
         .enumerate()
-        .for_each(|(c, chunk)| {
-            keep_mask_chunk(chunk, seed.wrapping_add(c as u64), threshold, scale)
-        });
+        .for_each(|(c, chunk)| keep_mask_chunk(chunk, seed.wrapping_add(c as u64), 0, rule));
     mask
 }
 
@@ -100,48 +95,41 @@ pub fn host_keep_mask(n: usize, prob: f64, seed: u64) -> Vec<f32> {
 /// e / CHUNK's SplitMix64 sequence, so a kernel can draw the mask of the rows it works on
 /// without the whole tensor's.
 pub fn keep_mask_range(first: usize, out: &mut [f32], prob: f64, seed: u64) {
-    let keep = 1.0 - prob;
-    let scale = (1.0 / keep) as f32;
-    let threshold = (keep * (1u64 << 24) as f64) as u32;
-    let mut e = first;
+    let rule = keep_rule(prob);
     let mut done = 0;
     while done < out.len() {
-        let (chunk, within) = (e / CHUNK, e % CHUNK);
+        let (chunk, within) = ((first + done) / CHUNK, (first + done) % CHUNK);
         let take = (CHUNK - within).min(out.len() - done);
-        let base = splitmix64(seed.wrapping_add(chunk as u64));
-        let word =
-            |pair: usize| splitmix64(base.wrapping_add(GOLDEN.wrapping_mul(pair as u64 + 1)));
-        let keep = |r: u64, half: usize| {
-            if (((r >> (32 * half)) as u32) >> 8) < threshold {
-                scale
-            } else {
-                0.0
-            }
-        };
+        let chunk_seed = seed.wrapping_add(chunk as u64);
         let part = &mut out[done..done + take];
         // An odd first element is the second half of its pair's word.
         let skip = within % 2;
         if skip == 1 {
-            part[0] = keep(word(within / 2), 1);
+            let mut pair = [0f32; 2];
+            keep_mask_chunk(&mut pair, chunk_seed, within / 2, rule);
+            part[0] = pair[1];
         }
-        let first_pair = within.div_ceil(2);
-        for (k, pair) in part[skip..].chunks_mut(2).enumerate() {
-            let r = word(first_pair + k);
-            for (half, o) in pair.iter_mut().enumerate() {
-                *o = keep(r, half);
-            }
-        }
+        keep_mask_chunk(&mut part[skip..], chunk_seed, within.div_ceil(2), rule);
         done += take;
-        e += take;
     }
+}
+
+/// The threshold on a word's top 24 bits below which an element is kept (as a fraction,
+/// below 1 − p) and the kept value 1/(1 − p).
+fn keep_rule(prob: f64) -> (u32, f32) {
+    let keep = 1.0 - prob;
+    ((keep * (1u64 << 24) as f64) as u32, (1.0 / keep) as f32)
 }
 
 /// The Weyl increment of the mask generator's SplitMix64 state.
 const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 
 crate::simd::multiversion! {
-    fn keep_mask_chunk(chunk: &mut [f32], chunk_seed: u64, threshold: u32, scale: f32) {
-        let mut state = splitmix64(chunk_seed);
+    /// Mask elements from pair `first_pair` of a chunk on: pair p takes the two halves of
+    /// the word splitmix64(splitmix64(chunk seed) + (p + 1)·GOLDEN).
+    fn keep_mask_chunk(chunk: &mut [f32], chunk_seed: u64, first_pair: usize, rule: (u32, f32)) {
+        let (threshold, scale) = rule;
+        let mut state = splitmix64(chunk_seed).wrapping_add(GOLDEN.wrapping_mul(first_pair as u64));
         for pair in chunk.chunks_mut(2) {
             state = state.wrapping_add(GOLDEN);
             let r = splitmix64(state);

@@ -873,8 +873,8 @@ impl SelfAttention {
     }
 
     /// softmax(QKᵀ/√d + mask) → dropout → ·V, heads merged: the fused kernel where it
-    /// applies ([`fused_attention`]: one pass per query row, the scores never stored),
-    /// else the products around [`fused::masked_softmax`].
+    /// applies ([`fused_attention`]: one task per (sequence, head)), else the products
+    /// around [`fused::masked_softmax`].
     fn attend(
         &self,
         q: Tensor<4>,
@@ -884,7 +884,7 @@ impl SelfAttention {
     ) -> Tensor<3> {
         let d = self.head_dim;
         if fused_attention::applies(&q, &k, &ctx.mask) {
-            return self.fused(q, k, v, ctx, (None, self.head_dim));
+            return self.fused(q, k, v, ctx, (None, d));
         }
         self.weigh(q.matmul(k.swap_dims(2, 3)), v, d, ctx)
     }

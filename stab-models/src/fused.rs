@@ -349,26 +349,6 @@ multiversion! {
         for (v, &m) in row.iter_mut().zip(mr) {
             *v = *v * scale + m;
         }
-        softmax_in_place(row);
-    }
-}
-
-multiversion! {
-    /// row ← softmax(row), the second half of [`softmax_row`] (for a kernel that has
-    /// scaled and masked the row already, with the same operations).
-    pub(crate) fn softmax_in_place(row: &mut [f32]) {
-        let inv = 1.0 / exp_in_place(row);
-        for v in row.iter_mut() {
-            *v *= inv;
-        }
-    }
-}
-
-multiversion! {
-    /// row ← e^(row − max(row)) (0 at masked keys, see [`shifted_exp16`]); returns the
-    /// sum, over whole 16-lane blocks and then the tail: [`softmax_in_place`] before its
-    /// division.
-    pub(crate) fn exp_in_place(row: &mut [f32]) -> f32 {
         let max = max16(row);
         let (mut acc, mut tail) = ([0f32; LANES], 0f32);
         let mut blocks = row.chunks_exact_mut(LANES);
@@ -387,7 +367,10 @@ multiversion! {
                 tail += x;
             }
         }
-        reduce16(acc, tail)
+        let inv = 1.0 / reduce16(acc, tail);
+        for v in row.iter_mut() {
+            *v *= inv;
+        }
     }
 }
 

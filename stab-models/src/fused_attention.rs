@@ -73,8 +73,6 @@ struct Setting {
     scale: f32,
     prob: f64,
     seed: u64,
-    /// Whether the backward gives the bias its gradient.
-    bias_grad: bool,
 }
 
 /// A matrix operand of a product: its first element and its (row, column) strides.
@@ -386,7 +384,12 @@ impl Inputs<'_> {
     /// dQ of the group's heads (`[g, Tq, d]`) and the group's dK and dV (`[T, d]`) for
     /// key/value head `kvh` of sequence `b`, from dO `[B, Tq, heads·d]` and the forward's
     /// P and keep.
-    fn backward_group(&self, (b, kvh): (usize, usize), grad: &[f32], saved: &Saved) -> GroupGrads {
+    fn backward_group(
+        &self,
+        (b, kvh): (usize, usize),
+        grad: &[f32],
+        (saved, bias_grad): (&Saved, bool),
+    ) -> GroupGrads {
         let Dims {
             tq, t, d, heads, ..
         } = self.dims;
@@ -398,7 +401,7 @@ impl Inputs<'_> {
         let mut dropped = if dropout { vec![0f32; n] } else { Vec::new() };
         let mut ds = vec![0f32; n];
         let mut dkt = vec![0f32; d * t];
-        let mut dbias = if self.set.bias_grad {
+        let mut dbias = if bias_grad {
             vec![0f32; g * n]
         } else {
             Vec::new()
@@ -443,7 +446,7 @@ impl Inputs<'_> {
                 softmax_backward_row(pr, gr, self.set.scale);
             }
             // The raw scores' gradient is the bias's too (an addition passes it on).
-            if self.set.bias_grad {
+            if bias_grad {
                 dbias[hg * n..(hg + 1) * n].copy_from_slice(&ds);
             }
             let dsv = Operand::rows(ds.as_ptr(), t);
@@ -481,11 +484,12 @@ struct GroupGrads {
 
 /// What the forward keeps for the backward: P and, with dropout, keep, each
 /// `[B, heads, Tq, T]` (what burn's operations keep too; recomputing them instead measured
-/// 12–35% slower per training step at one thread).
+/// 12–35% slower per training step at one thread), and the call's shapes.
 #[derive(Debug)]
 struct Saved {
     p: Vec<f32>,
     keep: Vec<f32>,
+    dims: Dims,
 }
 
 /// O `[B, Tq, heads·d]` (see [`AttentionOps::fused_attention`]), and what the backward
@@ -501,6 +505,7 @@ fn attention_forward(
     let dst = Out(out.as_mut_ptr());
     let probabilities = dims.batch * dims.heads * dims.tq * dims.t;
     let mut saved = save.then(|| Saved {
+        dims,
         p: vec![0f32; probabilities],
         keep: if set.prob > 0.0 {
             vec![0f32; probabilities]
@@ -518,20 +523,31 @@ fn attention_forward(
     (out, saved)
 }
 
-/// dQ `[B, heads, Tq, d]`, dK and dV `[B, kv_heads, T, d]` from dO `[B, Tq, heads·d]`.
+/// dQ `[B, heads, Tq, d]`, dK and dV `[B, kv_heads, T, d]`, and the bias's gradient
+/// `[B, heads, Tq, T]` when `bias_grad`, from dO `[B, Tq, heads·d]` and what the forward
+/// kept (the mask and the bias are not read again).
 fn attention_backward(
-    tensors: Tensors<'_>,
+    (q, k, v): (&FlexTensor, &FlexTensor, &FlexTensor),
     grad: &FlexTensor,
     set: Setting,
-    saved: &Saved,
-) -> (GroupGrads, Dims) {
-    let inputs = Inputs::of(tensors, set);
-    let dims = inputs.dims;
+    (saved, bias_grad): (&Saved, bool),
+) -> GroupGrads {
+    let dims = saved.dims;
+    let inputs = Inputs {
+        q: Heads::of(q),
+        k: Heads::of(k),
+        v: Heads::of(v),
+        mask: &[],
+        bias: None,
+        dims,
+        set,
+    };
     let grad = values(grad);
     let parts: Vec<GroupGrads> = (0..dims.batch * dims.kv_heads)
         .into_par_iter()
         .map(|task| {
-            inputs.backward_group((task / dims.kv_heads, task % dims.kv_heads), grad, saved)
+            let task = (task / dims.kv_heads, task % dims.kv_heads);
+            inputs.backward_group(task, grad, (saved, bias_grad))
         })
         .collect();
     // Tasks in (b, kvh) order: the group's query heads are consecutive heads of b.
@@ -547,7 +563,7 @@ fn attention_backward(
         all.dv.extend(part.dv);
         all.dbias.extend(part.dbias);
     }
-    (all, dims)
+    all
 }
 
 impl AttentionOps for Flex {
@@ -565,7 +581,6 @@ impl AttentionOps for Flex {
             scale: scale as f32,
             prob,
             seed,
-            bias_grad: false,
         };
         let (mask, bias) = (contiguous(mask), contiguous(bias));
         let inputs = (&readable(q), &readable(k), &readable(v), &mask, &bias);
@@ -577,24 +592,19 @@ impl AttentionOps for Flex {
 struct AttentionBackward;
 
 impl Backward<Flex, 4> for AttentionBackward {
-    /// Q, K, V (checkpointed), the mask (for its shape), the settings, and P and keep.
-    type State = (NodeId, NodeId, NodeId, FlexTensor, Setting, Arc<Saved>);
+    /// Q, K, V (checkpointed), the settings, and what the forward kept.
+    type State = (NodeId, NodeId, NodeId, Setting, Arc<Saved>);
 
     fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, cp: &mut Checkpointer) {
         let [node_q, node_k, node_v, node_bias] = ops.parents;
         let grad = contiguous(grads.consume::<Flex>(&ops.node));
-        let (q_id, k_id, v_id, mask, set, saved) = ops.state;
+        let (q_id, k_id, v_id, set, saved) = ops.state;
         let q = readable(cp.retrieve_node_output::<FlexTensor>(q_id));
         let k = readable(cp.retrieve_node_output::<FlexTensor>(k_id));
         let v = readable(cp.retrieve_node_output::<FlexTensor>(v_id));
-        // The backward reads the kept P and keep, not the mask or the bias.
-        let no_bias = tensor(Vec::new(), Shape::new([1, 1, 0, 0]));
-        let set = Setting {
-            bias_grad: node_bias.is_some(),
-            ..set
-        };
-        let inputs = (&q, &k, &v, &mask, &no_bias);
-        let (all, dims) = attention_backward(inputs, &grad, set, &saved);
+        let bias_grad = node_bias.is_some();
+        let all = attention_backward((&q, &k, &v), &grad, set, (&saved, bias_grad));
+        let dims = saved.dims;
         let kv_shape = || Shape::new([dims.batch, dims.kv_heads, dims.t, dims.d]);
         if let Some(node) = node_q {
             let shape = Shape::new([dims.batch, dims.heads, dims.tq, dims.d]);
@@ -631,7 +641,6 @@ impl<C: CheckpointStrategy> AttentionOps for Autodiff<Flex, C> {
             scale: scale as f32,
             prob,
             seed,
-            bias_grad: false,
         };
         match AttentionBackward
             .prepare::<C>([q.node(), k.node(), v.node(), bias.node()])
@@ -652,7 +661,7 @@ impl<C: CheckpointStrategy> AttentionOps for Autodiff<Flex, C> {
                 let bias = contiguous(bias.primitive().clone());
                 let (out, saved) = attention_forward((&q, &k, &v, &mask, &bias), set, true);
                 let saved = Arc::new(saved.expect("saved when asked"));
-                prep.finish((ids.0, ids.1, ids.2, mask, set, saved), out)
+                prep.finish((ids.0, ids.1, ids.2, set, saved), out)
             }
             OpsKind::UnTracked(prep) => {
                 let (q, k, v) = (
@@ -834,12 +843,25 @@ mod tests {
         against_burn((1, 4, 1, 23, 128), key_mask(&[0], 23, &dev), Some((0.3, 5)));
     }
 
+    /// Q, K and V `[B, n, T, d]` split from one projection `[B, T, 3·n·d]`: views, as the
+    /// encoder's heads are.
+    fn split_qkv(x: &Tensor<3>, n: usize, d: usize) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let [b, t, _] = x.dims();
+        let heads = |i: usize| {
+            x.clone()
+                .narrow(2, i * n * d, n * d)
+                .reshape([b, t, n, d])
+                .swap_dims(1, 2)
+        };
+        (heads(0), heads(1), heads(2))
+    }
+
     /// The encoder's operations before this kernel: burn's matmuls around the fused
-    /// softmax, dropout as a multiplication by the drawn mask.
+    /// softmax (scale 1/√`scale_dim`), dropout as a multiplication by the drawn mask.
     fn unfused(
         (q, k, v): (Tensor<4>, Tensor<4>, Tensor<4>),
-        mask: Tensor<4>,
-        bias: Option<Tensor<4>>,
+        (mask, bias): (Tensor<4>, Option<Tensor<4>>),
+        scale_dim: usize,
         dropout: Option<(f64, u64)>,
     ) -> Tensor<3> {
         let [b, n, t, d] = q.dims();
@@ -847,7 +869,7 @@ mod tests {
         if let Some(bias) = bias {
             scores = scores + bias;
         }
-        let mut p = crate::fused::masked_softmax(scores, mask, d);
+        let mut p = crate::fused::masked_softmax(scores, mask, scale_dim);
         if let Some((prob, seed)) = dropout {
             let keep = host_keep_mask(b * n * t * t, prob, seed);
             p = p * Tensor::from_data(TensorData::new(keep, [b, n, t, t]), &v.device());
@@ -881,17 +903,9 @@ mod tests {
             });
             let x = Tensor::<3>::random([b, t, 3 * n * d], Distribution::Normal(0.0, 1.0), &dev);
             let w = Tensor::<3>::random([b, t, n * d], Distribution::Default, &dev);
-            // Q, K and V split from one projection, as the encoder's heads are views.
-            let heads = |x: &Tensor<3>, i: usize| {
-                x.clone()
-                    .narrow(2, i * n * d, n * d)
-                    .reshape([b, t, n, d])
-                    .swap_dims(1, 2)
-            };
             let (xa, xb) = (leaf(&x), leaf(&x));
-            let qkv = |x: &Tensor<3>| (heads(x, 0), heads(x, 1), heads(x, 2));
-            let oa = attention(qkv(&xa), (&mask, bias.clone()), d, dropout);
-            let ob = unfused(qkv(&xb), mask.clone(), bias.clone(), dropout);
+            let oa = attention(split_qkv(&xa, n, d), (&mask, bias.clone()), d, dropout);
+            let ob = unfused(split_qkv(&xb, n, d), (mask.clone(), bias), d, dropout);
             assert_eq!(vals(oa.clone()), vals(ob.clone()), "O, T = {t}");
             let ga = (oa * w.clone()).sum().backward();
             let gb = (ob * w).sum().backward();
@@ -913,29 +927,17 @@ mod tests {
         let x = Tensor::<3>::random([b, t, 3 * n * d], Distribution::Normal(0.0, 1.0), &dev);
         let r = Tensor::<4>::random([b, n, t, t], Distribution::Normal(0.0, 2.0), &dev);
         let w = Tensor::<3>::random([b, t, n * d], Distribution::Default, &dev);
-        let heads = |x: &Tensor<3>, i: usize| {
-            x.clone()
-                .narrow(2, i * n * d, n * d)
-                .reshape([b, t, n, d])
-                .swap_dims(1, 2)
-        };
-        let qkv = |x: &Tensor<3>| (heads(x, 0), heads(x, 1), heads(x, 2));
         let (xa, xb, ra, rb) = (leaf(&x), leaf(&x), leaf(&r), leaf(&r));
         // The bias is a function of a leaf, as DeBERTa's gathered terms are.
-        let oa = attention(
-            qkv(&xa),
-            (&mask, Some(ra.clone() * 0.5)),
+        let dropout = Some((0.1, 2));
+        let bias = |r: &Tensor<4>| Some(r.clone() * 0.5);
+        let oa = attention(split_qkv(&xa, n, d), (&mask, bias(&ra)), 3 * d, dropout);
+        let ob = unfused(
+            split_qkv(&xb, n, d),
+            (mask.clone(), bias(&rb)),
             3 * d,
-            Some((0.1, 2)),
+            dropout,
         );
-        let ob = {
-            let (q, k, v) = qkv(&xb);
-            let scores = q.matmul(k.swap_dims(2, 3)) + rb.clone() * 0.5;
-            let p = crate::fused::masked_softmax(scores, mask.clone(), 3 * d);
-            let keep = host_keep_mask(b * n * t * t, 0.1, 2);
-            let p = p * Tensor::from_data(TensorData::new(keep, [b, n, t, t]), &dev);
-            p.matmul(v).swap_dims(1, 2).reshape([b, t, n * d])
-        };
         assert_eq!(vals(oa.clone()), vals(ob.clone()), "O");
         let ga = (oa * w.clone()).sum().backward();
         let gb = (ob * w).sum().backward();
